@@ -1,0 +1,26 @@
+import type { Policy } from "./policy.ts";
+
+/** What is loaded now, as `status` shows it. */
+export type Status =
+  | { readonly loaded: false }
+  | {
+      readonly loaded: true;
+      readonly sets: readonly { readonly name: string; readonly elements: number }[];
+      readonly counters: readonly { readonly name: string; readonly packets: number; readonly bytes: number }[];
+    };
+
+/**
+ * A way to enforce a `Policy` in the kernel. `render` is the exact text `apply` loads, so a dry
+ * run shows what would happen; `apply` replaces domainwall's previous rules atomically or fails
+ * leaving them as they were.
+ */
+export interface Backend {
+  readonly name: string;
+  render(policy: Policy): string;
+  /** Have the kernel validate the rendered text without changing anything. */
+  check(policy: Policy): Promise<void>;
+  apply(policy: Policy): Promise<void>;
+  /** Delete everything domainwall loaded; succeeds when nothing is loaded. */
+  remove(): Promise<void>;
+  status(): Promise<Status>;
+}

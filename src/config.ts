@@ -1,0 +1,196 @@
+import * as v from "valibot";
+import { configError } from "./errors.ts";
+import { parseHost } from "./hostname.ts";
+import { compareCidr, parseCidr, type Cidr } from "./ip.ts";
+
+/** An allowed network and where it came from (shown as a `#` comment in the ruleset). */
+export interface AllowEntry {
+  readonly cidr: Cidr;
+  readonly source: string;
+}
+
+export type DnsServers = { readonly kind: "resolv.conf" } | { readonly kind: "any" } | { readonly kind: "list"; readonly servers: readonly Cidr[] };
+
+export type LogFormat = "text" | "json";
+
+/** Validated configuration: everything downstream trusts it. */
+export interface Config {
+  /** DNS names to resolve: ASCII, lower case, no trailing dot, unique, in input order. */
+  readonly hosts: readonly string[];
+  /** `--allow` networks and IP literals from the host list. */
+  readonly allow: readonly AllowEntry[];
+  /** Inbound TCP ports, sorted; empty leaves inbound traffic untouched. */
+  readonly ports: readonly number[];
+  readonly dnsServers: DnsServers;
+  readonly strict: boolean;
+  readonly onResolveError: "fail" | "warn";
+  readonly reject: boolean;
+  readonly resolveTimeoutMs: number;
+}
+
+/** One raw setting and the variable or flag it came from, so every message can name it. */
+export interface Setting {
+  readonly from: string;
+  readonly value: string;
+}
+
+/** What the command line and environment provide, before validation. */
+export interface RawConfig {
+  readonly hosts?: Setting;
+  readonly ports?: Setting;
+  readonly allow?: Setting;
+  readonly dnsServers?: Setting;
+  readonly resolveTimeout?: Setting;
+  readonly strict: boolean;
+  readonly onResolveError?: Setting;
+  readonly reject: boolean;
+  /** Whether this command needs hosts (apply, render, check). */
+  readonly requireHosts: boolean;
+}
+
+export interface ParsedConfig {
+  readonly config: Config;
+  /** Accepted but worth telling: normalised CIDRs, duplicates. */
+  readonly warnings: readonly string[];
+}
+
+const show = (value: string): string => JSON.stringify(value);
+
+/** Split a comma-separated list; whitespace around items and empty items are tolerated. */
+export const splitList = (value: string): string[] =>
+  value
+    .split(",")
+    .map((item) => item.trim())
+    .filter((item) => item !== "");
+
+type Item<T> = v.GenericSchema<string, T>;
+
+function item<T>(from: string, parse: (raw: string) => { ok: true; value: T } | { ok: false; reason: string }): Item<T> {
+  return v.pipe(
+    v.string(),
+    v.rawTransform(({ dataset, addIssue, NEVER }) => {
+      const result = parse(dataset.value);
+      if (result.ok) return result.value;
+      addIssue({ message: `${from}: ${show(dataset.value)} ${result.reason}` });
+      return NEVER;
+    }),
+  );
+}
+
+const hostItem = (from: string) =>
+  item(from, (raw) => {
+    const parsed = parseHost(raw);
+    return parsed.ok ? { ok: true, value: parsed.host } : { ok: false, reason: `is not a valid host name: ${parsed.reason}` };
+  });
+
+const portItem = (from: string) =>
+  item(from, (raw) =>
+    /^[0-9]{1,5}$/.test(raw) && Number(raw) >= 1 && Number(raw) <= 65535
+      ? { ok: true, value: Number(raw) }
+      : { ok: false, reason: "is not a port number (1-65535)" },
+  );
+
+const cidrItem = (from: string) =>
+  item(from, (raw) => {
+    const parsed = parseCidr(raw);
+    return parsed.ok ? { ok: true, value: { raw, ...parsed } } : { ok: false, reason: `is not an IP address or CIDR: ${parsed.reason}` };
+  });
+
+const listOf = <T>(from: string, schema: (from: string) => Item<T>) =>
+  v.pipe(v.string(), v.transform(splitList), v.array(schema(from)));
+
+const dnsServersSchema = (from: string) =>
+  v.pipe(
+    v.union([v.string(), v.undefined()]),
+    v.rawTransform(({ dataset, addIssue, NEVER }): DnsServers => {
+      if (dataset.value === undefined) return { kind: "resolv.conf" };
+      if (dataset.value.trim() === "any") return { kind: "any" };
+      const servers: Cidr[] = [];
+      for (const raw of splitList(dataset.value)) {
+        const parsed = parseCidr(raw);
+        if (parsed.ok && !parsed.hostBitsSet) servers.push(parsed.cidr);
+        else addIssue({ message: `${from}: ${show(raw)} is not a resolver address` });
+      }
+      if (servers.length === 0 && splitList(dataset.value).length === 0) {
+        addIssue({ message: `${from}: expected "any" or a list of resolver addresses` });
+      }
+      return servers.length > 0 ? { kind: "list", servers } : NEVER;
+    }),
+  );
+
+const DEFAULT_RESOLVE_TIMEOUT_S = "10";
+
+const timeoutSchema = (from: string) =>
+  v.pipe(
+    v.optional(v.string(), DEFAULT_RESOLVE_TIMEOUT_S),
+    v.check(
+      (raw) => /^[0-9]+(\.[0-9]+)?$/.test(raw) && Number(raw) >= 0.1 && Number(raw) <= 300,
+      (issue) => `${from}: ${show(String(issue.input))} is not a number of seconds between 0.1 and 300`,
+    ),
+    v.transform((raw) => Math.round(Number(raw) * 1000)),
+  );
+
+const onErrorSchema = (from: string) =>
+  v.optional(
+    v.picklist(["fail", "warn"], (issue) => `${from}: ${show(String(issue.input))} must be "fail" or "warn"`),
+    "fail",
+  );
+
+/**
+ * Validate everything before anything touches DNS or the kernel. All problems are reported at
+ * once, each naming the variable or flag and the bad value; the error maps to exit code 2.
+ */
+export function parseConfig(raw: RawConfig): ParsedConfig {
+  const from = (setting: Setting | undefined) => setting?.from ?? "";
+  const schema = v.object({
+    hosts: listOf(from(raw.hosts), hostItem),
+    ports: listOf(from(raw.ports), portItem),
+    allow: listOf(from(raw.allow), cidrItem),
+    dnsServers: dnsServersSchema(from(raw.dnsServers)),
+    resolveTimeoutMs: timeoutSchema(from(raw.resolveTimeout)),
+    onResolveError: onErrorSchema(from(raw.onResolveError)),
+  });
+  const result = v.safeParse(schema, {
+    hosts: raw.hosts?.value ?? "",
+    ports: raw.ports?.value ?? "",
+    allow: raw.allow?.value ?? "",
+    dnsServers: raw.dnsServers?.value,
+    resolveTimeoutMs: raw.resolveTimeout?.value,
+    onResolveError: raw.onResolveError?.value,
+  });
+  const problems = result.success ? [] : result.issues.map((issue) => issue.message);
+  if (result.success && raw.requireHosts && result.output.hosts.length === 0) {
+    problems.push(
+      raw.hosts === undefined
+        ? "hosts_csv (or --hosts) is required: the names to allow outbound"
+        : `${raw.hosts.from}: ${show(raw.hosts.value)} lists no host names`,
+    );
+  }
+  if (!result.success || problems.length > 0) {
+    throw configError(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+  }
+  const { hosts, ports, allow, dnsServers, resolveTimeoutMs, onResolveError } = result.output;
+  const warnings: string[] = [];
+  for (const entry of allow) {
+    if (entry.hostBitsSet) warnings.push(`${raw.allow?.from}: ${show(entry.raw)} has host bits set; using ${entry.cidr.text}`);
+  }
+  const names = [...new Set(hosts.flatMap((h) => (h.kind === "name" ? [h.name] : [])))];
+  const literals = hosts.flatMap((h) => (h.kind === "address" ? [h.cidr] : []));
+  const allowEntries: AllowEntry[] = [
+    ...allow.map((entry) => ({ cidr: entry.cidr, source: from(raw.allow) })),
+    ...literals.map((cidr) => ({ cidr, source: from(raw.hosts) })),
+  ];
+  return {
+    config: {
+      hosts: names,
+      allow: allowEntries.sort((a, b) => compareCidr(a.cidr, b.cidr)),
+      ports: [...new Set(ports)].sort((a, b) => a - b),
+      dnsServers,
+      strict: raw.strict,
+      onResolveError,
+      reject: raw.reject,
+      resolveTimeoutMs,
+    },
+    warnings,
+  };
+}

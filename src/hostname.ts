@@ -1,0 +1,35 @@
+import { domainToASCII } from "node:url";
+import { parseCidr, type Cidr } from "./ip.ts";
+
+export type HostEntry =
+  | { readonly kind: "name"; readonly name: string }
+  | { readonly kind: "address"; readonly cidr: Cidr };
+
+export type ParsedHost = { readonly ok: true; readonly host: HostEntry } | { readonly ok: false; readonly reason: string };
+
+const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+/** Before IDNA: letters (any script), digits, dots and hyphens only, so no nft or shell syntax survives. */
+const PLAIN = /^[\p{L}\p{M}\p{N}.-]+$/u;
+
+/**
+ * A host from `hosts_csv`/`--hosts`: an IP literal (IPv6 may be bracketed), or a DNS name checked
+ * against RFC 1123 after IDNA conversion to its ASCII form, lower case, without the trailing dot.
+ */
+export function parseHost(input: string): ParsedHost {
+  const literal = input.startsWith("[") && input.endsWith("]") ? input.slice(1, -1) : input;
+  const address = literal.includes("/") ? undefined : parseCidr(literal);
+  if (address?.ok) return { ok: true, host: { kind: "address", cidr: address.cidr } };
+  if (input.startsWith("*")) return { ok: false, reason: "wildcards cannot be resolved; list each name" };
+  const name = input.endsWith(".") ? input.slice(0, -1) : input;
+  if (!PLAIN.test(name)) return { ok: false, reason: "only letters, digits, '-' and '.' are allowed" };
+  const ascii = domainToASCII(name);
+  if (ascii === "") return { ok: false, reason: "not a valid internationalised domain name" };
+  if (ascii.length > 253) return { ok: false, reason: "longer than 253 characters" };
+  const labels = ascii.split(".");
+  const bad = labels.find((label) => !LABEL.test(label));
+  if (bad !== undefined) {
+    return { ok: false, reason: `label "${bad}" must be 1-63 letters, digits or '-', not starting or ending with '-'` };
+  }
+  if (/^[0-9]+$/.test(labels.at(-1) ?? "")) return { ok: false, reason: "all-numeric top-level label (not a valid IP address either)" };
+  return { ok: true, host: { kind: "name", name: ascii } };
+}

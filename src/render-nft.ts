@@ -1,0 +1,107 @@
+import type { Cidr } from "./ip.ts";
+import type { Policy, SetElement } from "./policy.ts";
+
+/** domainwall owns exactly this table and never touches any other. */
+export const NFT_TABLE = "domainwall";
+export const NFT_FAMILY = "inet";
+const TABLE = `${NFT_FAMILY} ${NFT_TABLE}`;
+
+/**
+ * ICMPv6 neighbour discovery is not tracked by conntrack, so `ct state established,related` never
+ * matches it; without these IPv6 stops working. Hop limit 255 proves the packet is on-link (RFC 4861).
+ */
+const ND_TYPES = "{ nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert }";
+
+const renderElements = (elements: readonly SetElement[]): string[] => {
+  if (elements.length === 0) return [];
+  const width = Math.max(...elements.map((e) => e.cidr.text.length)) + 1;
+  return [
+    "\t\telements = {",
+    ...elements.map((e) => `\t\t\t${`${e.cidr.text},`.padEnd(width)} # ${e.sources.join(", ")}`),
+    "\t\t}",
+  ];
+};
+
+/** Interval sets hold CIDRs; auto-merge folds overlapping entries that the kernel would otherwise refuse. */
+const renderSet = (name: string, type: string, elements: readonly SetElement[]): string[] => [
+  `\tset ${name} {`,
+  `\t\ttype ${type}`,
+  "\t\tflags interval",
+  "\t\tauto-merge",
+  ...renderElements(elements),
+  "\t}",
+];
+
+const anonymousSet = (cidrs: readonly Cidr[]) => `{ ${cidrs.map((c) => c.text).join(", ")} }`;
+
+function dnsRules(policy: Policy): string[] {
+  const dns = "meta l4proto { tcp, udp } th dport 53";
+  if (policy.dns.kind === "any") return [`${dns} accept`];
+  return [
+    ...(policy.dns.v4.length > 0 ? [`${dns} ip daddr ${anonymousSet(policy.dns.v4)} accept`] : []),
+    ...(policy.dns.v6.length > 0 ? [`${dns} ip6 daddr ${anonymousSet(policy.dns.v6)} accept`] : []),
+  ];
+}
+
+function finalRules(counter: string, verdict: Policy["verdict"]): string[] {
+  if (verdict === "drop") return [`counter name "${counter}" drop`];
+  return [
+    `meta l4proto tcp counter name "${counter}" reject with tcp reset`,
+    `counter name "${counter}" reject with icmpx type admin-prohibited`,
+  ];
+}
+
+const chain = (name: string, hook: string, rules: readonly string[]): string[] => [
+  `\tchain ${name} {`,
+  `\t\ttype filter hook ${hook} priority filter; policy drop;`,
+  ...rules.map((rule) => `\t\t${rule}`),
+  "\t}",
+];
+
+/**
+ * The whole ruleset as one `nft -f` file: create-if-missing, delete, re-create. The kernel applies
+ * the file as a single transaction, so the old table is replaced atomically or not at all.
+ * Deterministic: same policy, same bytes.
+ */
+export function renderNft(policy: Policy): string {
+  const trafficIn = policy.inboundPorts.length > 0;
+  const lines = [
+    "#!/usr/sbin/nft -f",
+    "# domainwall: generated ruleset, loaded as one transaction. Do not edit.",
+    `table ${TABLE}`,
+    `delete table ${TABLE}`,
+    `table ${TABLE} {`,
+    "\tcounter output_dropped {",
+    "\t}",
+    ...(trafficIn ? ["\tcounter input_dropped {", "\t}"] : []),
+    ...renderSet("allow_v4", "ipv4_addr", policy.allowV4),
+    ...renderSet("allow_v6", "ipv6_addr", policy.allowV6),
+    ...chain("output", "output", [
+      "ct state established,related accept",
+      "ct state invalid drop",
+      'oifname "lo" accept',
+      `icmpv6 type ${ND_TYPES} ip6 hoplimit 255 accept`,
+      ...dnsRules(policy),
+      "ip daddr @allow_v4 accept",
+      "ip6 daddr @allow_v6 accept",
+      ...finalRules("output_dropped", policy.verdict),
+    ]),
+    ...(trafficIn
+      ? chain("input", "input", [
+          "ct state established,related accept",
+          "ct state invalid drop",
+          'iifname "lo" accept',
+          `icmpv6 type ${ND_TYPES} ip6 hoplimit 255 accept`,
+          `tcp dport { ${policy.inboundPorts.join(", ")} } accept`,
+          'counter name "input_dropped" drop',
+        ])
+      : []),
+    "}",
+  ];
+  return `${lines.join("\n")}\n`;
+}
+
+/** Deletes the table in one transaction; succeeds whether or not it exists. */
+export function renderNftRemove(): string {
+  return `table ${TABLE}\ndelete table ${TABLE}\n`;
+}
