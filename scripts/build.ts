@@ -1,0 +1,35 @@
+// Compile the single-file executable: `bun run build` → dist/domainwall.
+// Usage: bun scripts/build.ts [--target bun-linux-x64] [--outfile dist/domainwall]
+import { parseArgs } from "node:util";
+import pkg from "../package.json" with { type: "json" };
+
+const { values } = parseArgs({
+  options: { target: { type: "string" }, outfile: { type: "string", default: "dist/domainwall" } },
+});
+
+const commit = Bun.spawnSync(["git", "rev-parse", "--short", "HEAD"], { stderr: "ignore" });
+const version = process.env.DOMAINWALL_VERSION ?? (commit.success ? `${pkg.version}+${commit.stdout.toString().trim()}` : pkg.version);
+
+export function buildArgs(outfile: string, target?: string): string[] {
+  return [
+    "build",
+    "--compile",
+    "--minify",
+    "--bytecode",
+    // A compiled binary would otherwise read .env and bunfig.toml (and run its preload) from the
+    // working directory it is started in.
+    "--no-compile-autoload-dotenv",
+    "--no-compile-autoload-bunfig",
+    `--define=DOMAINWALL_VERSION=${JSON.stringify(version)}`,
+    `--define=process.env.NODE_ENV="production"`,
+    ...(target ? [`--target=${target}`] : []),
+    `--outfile=${outfile}`,
+    "src/main.ts",
+  ];
+}
+
+if (import.meta.main) {
+  const result = Bun.spawnSync([process.execPath, ...buildArgs(values.outfile, values.target)], { stdout: "inherit", stderr: "inherit" });
+  if (!result.success) process.exit(result.exitCode ?? 1);
+  console.error(`built ${values.outfile} (domainwall ${version})`);
+}

@@ -1,0 +1,23 @@
+import { createConsola, type ConsolaInstance, type LogObject } from "consola";
+import type { LogFormat } from "./config.ts";
+
+export type Logger = ConsolaInstance;
+
+/** One JSON object per line, for cluster log collectors: time, level, msg and any structured fields. */
+const jsonReporter = (write: (line: string) => void) => ({
+  log(entry: LogObject) {
+    const { args, date, type, level: _level, tag: _tag, ...fields } = entry;
+    write(`${JSON.stringify({ time: date.toISOString(), level: type, msg: args.map(String).join(" "), ...fields })}\n`);
+  },
+});
+
+/**
+ * Logs go to stderr (stdout carries only `render` output and `status`). The level is fixed at info:
+ * consola would otherwise drop to warnings whenever NODE_ENV=test.
+ */
+export function createLogger(format: LogFormat, stderr: NodeJS.WriteStream = process.stderr): Logger {
+  const write = (line: string) => void stderr.write(line);
+  return format === "json"
+    ? createConsola({ level: 3, reporters: [jsonReporter(write)] })
+    : createConsola({ level: 3, stdout: stderr, stderr, formatOptions: { date: false } });
+}
