@@ -21,7 +21,11 @@ export function parseHost(input: string): ParsedHost {
   if (address?.ok) return { ok: true, host: { kind: "address", cidr: address.cidr } };
   if (input.startsWith("*")) return { ok: false, reason: "wildcards cannot be resolved; list each name" };
   const name = input.endsWith(".") ? input.slice(0, -1) : input;
+  if (name === "") return { ok: false, reason: "empty name" };
   if (!PLAIN.test(name)) return { ok: false, reason: "only letters, digits, '-' and '.' are allowed" };
+  if (/^[0-9]+$/.test(name.split(".").at(-1) ?? "")) {
+    return { ok: false, reason: "all-numeric top-level label (and not a valid IP address)" };
+  }
   const ascii = domainToASCII(name);
   if (ascii === "") return { ok: false, reason: "not a valid internationalised domain name" };
   if (ascii.length > 253) return { ok: false, reason: "longer than 253 characters" };
@@ -30,6 +34,5 @@ export function parseHost(input: string): ParsedHost {
   if (bad !== undefined) {
     return { ok: false, reason: `label "${bad}" must be 1-63 letters, digits or '-', not starting or ending with '-'` };
   }
-  if (/^[0-9]+$/.test(labels.at(-1) ?? "")) return { ok: false, reason: "all-numeric top-level label (not a valid IP address either)" };
   return { ok: true, host: { kind: "name", name: ascii } };
 }

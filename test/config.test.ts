@@ -1,0 +1,107 @@
+import { describe, expect, test } from "bun:test";
+import { parseConfig, type RawConfig } from "../src/config.ts";
+import { DomainwallError } from "../src/errors.ts";
+
+const base: RawConfig = { strict: false, reject: false, requireHosts: true, hosts: { from: "hosts_csv", value: "a.example" } };
+
+function problemsOf(raw: Partial<RawConfig>): string {
+  try {
+    parseConfig({ ...base, ...raw });
+  } catch (error) {
+    expect(error).toBeInstanceOf(DomainwallError);
+    expect((error as DomainwallError).kind).toBe("config");
+    return (error as Error).message;
+  }
+  throw new Error("expected a configuration error");
+}
+
+describe("parseConfig accepts", () => {
+  test("the original's variables, tolerating whitespace, empty items, case and trailing dots", () => {
+    const { config, warnings } = parseConfig({
+      ...base,
+      hosts: { from: "hosts_csv", value: " svc.cluster.local, ,API.example.,api.example,,192.0.2.1, [2001:db8::1] " },
+      ports: { from: "listening_ports_csv", value: "3000, 80,3000," },
+      allow: { from: "extra_whitelist_ips_csv", value: "192.168.0.0/24, 2001:db8:ff::/64" },
+    });
+    expect(config.hosts).toEqual(["svc.cluster.local", "api.example"]);
+    expect(config.ports).toEqual([80, 3000]);
+    expect(config.allow.map((a) => `${a.cidr.text} ${a.source}`)).toEqual([
+      "192.0.2.1 hosts_csv",
+      "192.168.0.0/24 extra_whitelist_ips_csv",
+      "2001:db8::1 hosts_csv",
+      "2001:db8:ff::/64 extra_whitelist_ips_csv",
+    ]);
+    expect(config.dnsServers).toEqual({ kind: "resolv.conf" });
+    expect(config.onResolveError).toBe("fail");
+    expect(config.resolveTimeoutMs).toBe(10_000);
+    expect(warnings).toEqual([]);
+  });
+
+  test("a CIDR with host bits set is normalised with a warning naming it", () => {
+    const { config, warnings } = parseConfig({ ...base, allow: { from: "--allow", value: "192.0.2.77/24" } });
+    expect(config.allow.map((a) => a.cidr.text)).toEqual(["192.0.2.0/24"]);
+    expect(warnings).toEqual(['--allow: "192.0.2.77/24" has host bits set; using 192.0.2.0/24']);
+  });
+
+  test.each([
+    { value: "any", expected: { kind: "any" } },
+    { value: " any ", expected: { kind: "any" } },
+  ])("--dns-servers $value", ({ value, expected }) => {
+    expect(parseConfig({ ...base, dnsServers: { from: "--dns-servers", value } }).config.dnsServers).toEqual(expected as never);
+  });
+
+  test("--dns-servers LIST keeps both families", () => {
+    const { dnsServers } = parseConfig({ ...base, dnsServers: { from: "--dns-servers", value: "198.51.100.2, 2001:db8::53" } }).config;
+    expect(dnsServers.kind === "list" ? dnsServers.servers.map((s) => s.text) : []).toEqual(["198.51.100.2", "2001:db8::53"]);
+  });
+
+  test("remove and status need no hosts", () => {
+    expect(parseConfig({ ...base, hosts: undefined, requireHosts: false }).config.hosts).toEqual([]);
+  });
+
+  test("flags for timeout and resolve errors", () => {
+    const { config } = parseConfig({
+      ...base,
+      resolveTimeout: { from: "--resolve-timeout", value: "2.5" },
+      onResolveError: { from: "--on-resolve-error", value: "warn" },
+    });
+    expect(config.resolveTimeoutMs).toBe(2500);
+    expect(config.onResolveError).toBe("warn");
+  });
+});
+
+describe("parseConfig rejects, naming the variable or flag and the value", () => {
+  test.each([
+    { name: "missing hosts", raw: { hosts: undefined }, message: "hosts_csv (or --hosts) is required" },
+    { name: "hosts with only commas", raw: { hosts: { from: "--hosts", value: " , ," } }, message: '--hosts: " , ," lists no host names' },
+    { name: "nft syntax in a name", raw: { hosts: { from: "hosts_csv", value: "a.example; flush ruleset" } }, message: 'hosts_csv: "a.example; flush ruleset" is not a valid host name' },
+    { name: "braces", raw: { hosts: { from: "hosts_csv", value: "a}.example" } }, message: 'hosts_csv: "a}.example"' },
+    { name: "quotes", raw: { hosts: { from: "hosts_csv", value: 'a".example' } }, message: 'hosts_csv: "a\\".example"' },
+    { name: "newline", raw: { hosts: { from: "hosts_csv", value: "a.example\ndrop" } }, message: 'hosts_csv: "a.example\\ndrop"' },
+    { name: "port 0", raw: { ports: { from: "listening_ports_csv", value: "0" } }, message: 'listening_ports_csv: "0" is not a port number (1-65535)' },
+    { name: "port 65536", raw: { ports: { from: "--ports", value: "65536" } }, message: '--ports: "65536" is not a port number' },
+    { name: "port range", raw: { ports: { from: "--ports", value: "80-90" } }, message: '--ports: "80-90"' },
+    { name: "negative port", raw: { ports: { from: "--ports", value: "-1" } }, message: '--ports: "-1"' },
+    { name: "bad prefix", raw: { allow: { from: "extra_whitelist_ips_csv", value: "192.0.2.0/33" } }, message: 'extra_whitelist_ips_csv: "192.0.2.0/33" is not an IP address or CIDR: prefix must be 0-32' },
+    { name: "name in allow", raw: { allow: { from: "--allow", value: "example.com" } }, message: '--allow: "example.com" is not an IP address or CIDR' },
+    { name: "smuggled set syntax", raw: { allow: { from: "--allow", value: "192.0.2.0/24 } accept" } }, message: '--allow: "192.0.2.0/24 } accept"' },
+    { name: "dns server name", raw: { dnsServers: { from: "--dns-servers", value: "dns.example" } }, message: '--dns-servers: "dns.example" is not a resolver address' },
+    { name: "empty dns servers", raw: { dnsServers: { from: "--dns-servers", value: "" } }, message: '--dns-servers: expected "any"' },
+    { name: "timeout", raw: { resolveTimeout: { from: "--resolve-timeout", value: "soon" } }, message: '--resolve-timeout: "soon" is not a number of seconds' },
+    { name: "on-resolve-error", raw: { onResolveError: { from: "--on-resolve-error", value: "ignore" } }, message: '--on-resolve-error: "ignore" must be "fail" or "warn"' },
+  ])("$name", ({ raw, message }) => {
+    expect(problemsOf(raw as Partial<RawConfig>)).toContain(message);
+  });
+
+  test("every problem at once, in one message", () => {
+    const message = problemsOf({
+      hosts: { from: "hosts_csv", value: "ok.example,bad_name" },
+      ports: { from: "listening_ports_csv", value: "70000" },
+      allow: { from: "extra_whitelist_ips_csv", value: "300.1.1.1" },
+    });
+    expect(message.split("\n").filter((line) => line.startsWith("  - "))).toHaveLength(3);
+    expect(message).toContain('"bad_name"');
+    expect(message).toContain('"70000"');
+    expect(message).toContain('"300.1.1.1"');
+  });
+});
