@@ -24,7 +24,7 @@ describe("parseHost", () => {
     expect(parsed.ok && parsed.host.kind === "address" ? parsed.host.cidr.text : undefined).toBe(text);
   });
 
-  test.each([
+  const rejected: { input: string; reason: string }[] = [
     { input: "a.example;drop", reason: "only letters" },
     { input: 'a"b.example', reason: "only letters" },
     { input: "a{b}.example", reason: "only letters" },
@@ -41,7 +41,8 @@ describe("parseHost", () => {
     { input: "192.0.2.256", reason: "all-numeric" },
     { input: "192.0.2.0/24", reason: "only letters" },
     { input: ".", reason: "empty name" },
-  ])("rejects $input ($reason)", ({ input, reason }) => {
+  ];
+  test.each(rejected)("rejects $input ($reason)", ({ input, reason }) => {
     const parsed = parseHost(input);
     expect(parsed.ok).toBe(false);
     if (!parsed.ok) expect(parsed.reason).toContain(reason);

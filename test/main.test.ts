@@ -82,7 +82,7 @@ describe("main", () => {
     { argv: ["remove", "--dry-run"], message: "--dry-run is the same as 'render'" },
     { argv: ["apply", "--log-format", "xml"], message: '--log-format: "xml" must be "text" or "json"' },
   ])("usage error $argv exits 2", async ({ argv, message }) => {
-    const { code, stderr, calls } = await runMain(argv, { hosts_csv: "api.example" });
+    const { code, stderr, calls } = await runMain([...argv], { hosts_csv: "api.example" });
     expect(code).toBe(2);
     expect(stderr).toContain(message);
     expect(calls).toEqual([]);
