@@ -9,6 +9,6 @@ test.each([
   { name: "empty", text: "", servers: [], ignored: [] },
 ])("$name", ({ text, servers, ignored }) => {
   const parsed = parseResolvConf(text);
-  expect(parsed.servers.map((s) => s.text)).toEqual(servers);
-  expect(parsed.ignored).toEqual(ignored);
+  expect(parsed.servers.map((s) => s.text)).toEqual([...servers]);
+  expect(parsed.ignored).toEqual([...ignored]);
 });
