@@ -16,6 +16,7 @@ export function buildArgs(outfile: string, target?: string): string[] {
     "--compile",
     "--minify",
     "--bytecode",
+    "--format=esm",
     // A compiled binary would otherwise read .env and bunfig.toml (and run its preload) from the
     // working directory it is started in.
     "--no-compile-autoload-dotenv",
