@@ -8,7 +8,7 @@ import type { Cidr } from "./ip.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { createNftBackend } from "./nft-backend.ts";
 import { buildPolicy, type PolicySummary } from "./policy.ts";
-import { parseResolvConf } from "./resolv-conf.ts";
+import { onlyLocalStub, parseResolvConf, RESOLVED_UPSTREAM_CONF } from "./resolv-conf.ts";
 import { resolveHosts, type Lookup } from "./resolve.ts";
 import { runProcess, type Run } from "./run.ts";
 import { VERSION } from "./version.ts";
@@ -37,11 +37,19 @@ function logFormatOf(setting: Setting | undefined): LogFormat {
 async function resolversFor(config: Config, world: World, log: Logger): Promise<Cidr[]> {
   if (config.dnsServers.kind === "any") return [];
   if (config.dnsServers.kind === "list") return [...config.dnsServers.servers];
-  const text = await world.readFile(RESOLV_CONF);
-  const { servers, ignored } = parseResolvConf(text ?? "");
-  for (const entry of ignored) log.warn(`${RESOLV_CONF}: ignoring nameserver ${JSON.stringify(entry)}: not an IP address`);
+  const read = async (path: string) => {
+    const { servers, ignored } = parseResolvConf((await world.readFile(path)) ?? "");
+    for (const entry of ignored) log.warn(`${path}: ignoring nameserver ${JSON.stringify(entry)}: not an IP address`);
+    return servers;
+  };
+  const servers = await read(RESOLV_CONF);
   if (servers.length === 0) log.warn(`${RESOLV_CONF} lists no nameserver: DNS is allowed only over loopback; use --dns-servers`);
-  return servers;
+  if (!onlyLocalStub(servers)) return servers;
+  const upstream = (await read(RESOLVED_UPSTREAM_CONF)).filter((server) => !onlyLocalStub([server]));
+  if (upstream.length > 0) {
+    log.info(`${RESOLV_CONF} points at a local stub resolver; allowing DNS to its upstream servers ${upstream.map((s) => s.text).join(", ")} (from ${RESOLVED_UPSTREAM_CONF})`);
+  }
+  return [...servers, ...upstream];
 }
 
 const describeSummary = (s: PolicySummary, resolveMs: number, loadMs?: number): string =>

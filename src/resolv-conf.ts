@@ -1,4 +1,7 @@
-import { parseCidr, type Cidr } from "./ip.ts";
+import { cidr, contains, parseCidr, type Cidr } from "./ip.ts";
+
+/** Where systemd-resolved writes the upstream servers its stub (127.0.0.53) forwards to. */
+export const RESOLVED_UPSTREAM_CONF = "/run/systemd/resolve/resolv.conf";
 
 /**
  * The `nameserver` lines of a resolv.conf. Link-local IPv6 servers carry a zone (`fe80::1%eth0`)
@@ -18,3 +21,13 @@ export function parseResolvConf(text: string): { servers: Cidr[]; ignored: strin
   }
   return { servers, ignored };
 }
+
+const LOOPBACK = [cidr("127.0.0.0/8"), cidr("::1")];
+
+/**
+ * A resolv.conf that names only loopback servers points at a local stub (systemd-resolved on
+ * 127.0.0.53, or a local dnsmasq). The stub's own upstream queries leave the machine too, so they
+ * must be allowed: true when the upstream list should be read.
+ */
+export const onlyLocalStub = (servers: readonly Cidr[]): boolean =>
+  servers.length > 0 && servers.every((server) => LOOPBACK.some((range) => contains(range, server)));

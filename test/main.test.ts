@@ -17,7 +17,9 @@ const lookup: Lookup = async (host, family) => {
 };
 
 /** Run main() against a fake world; returns the exit code, both outputs and the processes it ran. */
-async function runMain(argv: string[], env: Record<string, string> = {}, nft: Partial<RunResult> = {}) {
+const POD_RESOLV_CONF = "search cluster.local\nnameserver 198.51.100.2\nnameserver 2001:db8:1::2\noptions ndots:5\n";
+
+async function runMain(argv: string[], env: Record<string, string> = {}, nft: Partial<RunResult> = {}, files: Record<string, string> = { "/etc/resolv.conf": POD_RESOLV_CONF }) {
   let stdout = "";
   let stderr = "";
   const sink = new Writable({ write: (chunk, _enc, done) => ((stderr += chunk.toString()), done()) }) as unknown as NodeJS.WriteStream;
@@ -29,7 +31,7 @@ async function runMain(argv: string[], env: Record<string, string> = {}, nft: Pa
     stderr: sink,
     run,
     lookup,
-    readFile: async (path) => (path === "/etc/resolv.conf" ? "search cluster.local\nnameserver 198.51.100.2\nnameserver 2001:db8:1::2\noptions ndots:5\n" : undefined),
+    readFile: async (path) => files[path],
     now: () => 0,
   };
   const code = await main(world);
@@ -130,5 +132,25 @@ describe("main", () => {
     const removed = await runMain(["remove"], { hosts_csv: "not a valid; name" });
     expect(removed.code).toBe(0);
     expect(removed.calls[0]?.stdin).toBe("table inet domainwall\ndelete table inet domainwall\n");
+  });
+
+  test("behind the systemd-resolved stub, DNS is allowed to the stub's upstream servers too", async () => {
+    const { code, stderr, calls } = await runMain(["apply"], { hosts_csv: "api.example" }, {}, {
+      "/etc/resolv.conf": "nameserver 127.0.0.53\noptions edns0 trust-ad\n",
+      "/run/systemd/resolve/resolv.conf": "nameserver 198.51.100.53\nnameserver 2001:db8::53\n",
+    });
+    expect(code).toBe(0);
+    expect(calls[0]?.stdin).toContain("th dport 53 ip daddr { 127.0.0.53, 198.51.100.53 } accept");
+    expect(calls[0]?.stdin).toContain("th dport 53 ip6 daddr { 2001:db8::53 } accept");
+    expect(stderr).toContain("allowing DNS to its upstream servers 198.51.100.53, 2001:db8::53");
+  });
+
+  test("--dns-servers overrides resolv.conf and the stub's upstreams", async () => {
+    const { calls } = await runMain(["apply", "--dns-servers", "192.0.2.53"], { hosts_csv: "api.example" }, {}, {
+      "/etc/resolv.conf": "nameserver 127.0.0.53\n",
+      "/run/systemd/resolve/resolv.conf": "nameserver 198.51.100.53\n",
+    });
+    expect(calls[0]?.stdin).toContain("th dport 53 ip daddr { 192.0.2.53 } accept");
+    expect(calls[0]?.stdin).not.toContain("198.51.100.53");
   });
 });

@@ -1,5 +1,6 @@
 import { expect, test } from "bun:test";
-import { parseResolvConf } from "../src/resolv-conf.ts";
+import { cidr } from "../src/ip.ts";
+import { onlyLocalStub, parseResolvConf } from "../src/resolv-conf.ts";
 
 test.each([
   { name: "kubernetes pod", text: "search ns.svc.cluster.local svc.cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n", servers: ["10.96.0.10"], ignored: [] },
@@ -11,4 +12,14 @@ test.each([
   const parsed = parseResolvConf(text);
   expect(parsed.servers.map((s) => s.text)).toEqual([...servers]);
   expect(parsed.ignored).toEqual([...ignored]);
+});
+
+test.each([
+  { servers: ["127.0.0.53"], expected: true },
+  { servers: ["127.0.0.1", "::1"], expected: true },
+  { servers: ["127.0.0.53", "198.51.100.2"], expected: false },
+  { servers: ["10.96.0.10"], expected: false },
+  { servers: [], expected: false },
+])("onlyLocalStub($servers) is $expected", ({ servers, expected }) => {
+  expect(onlyLocalStub(servers.map(cidr))).toBe(expected);
 });
