@@ -23,4 +23,8 @@ export interface Backend {
   /** Delete everything domainwall loaded; succeeds when nothing is loaded. */
   remove(): Promise<void>;
   status(): Promise<Status>;
+  /** What is loaded now, in a form `restore` takes back; undefined when nothing is loaded. */
+  snapshot(): Promise<string | undefined>;
+  /** Put a snapshot back exactly, in one transaction (undefined: remove everything). */
+  restore(snapshot: string | undefined): Promise<void>;
 }

@@ -2,7 +2,7 @@ import { parseArgs } from "node:util";
 import type { RawConfig, Setting } from "./config.ts";
 import { configError } from "./errors.ts";
 
-export const COMMANDS = ["apply", "render", "check", "remove", "status"] as const;
+export const COMMANDS = ["apply", "render", "check", "remove", "status", "confirm"] as const;
 export type Command = (typeof COMMANDS)[number];
 
 const OPTIONS = {
@@ -14,23 +14,52 @@ const OPTIONS = {
   "on-resolve-error": { type: "string" },
   strict: { type: "boolean" },
   reject: { type: "boolean" },
+  config: { type: "string" },
+  "confirm-within": { type: "string" },
   "log-format": { type: "string" },
   "dry-run": { type: "boolean" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
 } as const;
 
-/** Options that shape the ruleset; meaningless for `remove` and `status`. */
+export type OptionName = keyof typeof OPTIONS;
+
+/** Options that shape the ruleset: for the commands that build one, and the keys of a config file. */
 const POLICY_OPTIONS = ["hosts", "ports", "allow", "dns-servers", "resolve-timeout", "on-resolve-error", "strict", "reject"] as const;
+
+/** Which options each command takes (besides --help, --version and --log-format). */
+const COMMAND_OPTIONS: Record<Command, readonly OptionName[]> = {
+  apply: [...POLICY_OPTIONS, "config", "confirm-within"],
+  render: [...POLICY_OPTIONS, "config", "dry-run"],
+  check: [...POLICY_OPTIONS, "config"],
+  remove: [],
+  status: [],
+  confirm: [],
+};
+
+/** Keys a `--config` file may hold: the long flag names of the policy options. */
+export const FILE_KEYS: readonly OptionName[] = [...POLICY_OPTIONS, "log-format"];
+
+/** The original image's variables, and ours. */
+const ENVIRONMENT: Partial<Record<OptionName, string>> = {
+  hosts: "hosts_csv",
+  ports: "listening_ports_csv",
+  allow: "extra_whitelist_ips_csv",
+  "log-format": "DOMAINWALL_LOG_FORMAT",
+};
+
+/** Every option's value and where it came from; boolean options hold "true" or "false". */
+export type Settings = ReadonlyMap<OptionName, Setting>;
 
 export type Invocation =
   | { readonly kind: "help"; readonly command?: Command }
   | { readonly kind: "version" }
-  | { readonly kind: "run"; readonly command: Command; readonly raw: RawConfig; readonly logFormat?: Setting };
+  | { readonly kind: "run"; readonly command: Command; readonly flags: Settings; readonly configFile?: string };
 
 const EXIT_CODES = `Exit codes:
   0  success
-  1  runtime failure: DNS lookups kept failing, nft failed or is missing (nothing was changed)
+  1  runtime failure: DNS lookups kept failing, nft failed or is missing, an apply was not
+     confirmed in time (the previous rules are back in every case)
   2  bad configuration or usage (nothing was changed)`;
 
 const POLICY_HELP = `Options:
@@ -39,12 +68,15 @@ const POLICY_HELP = `Options:
                            traffic is dropped; when absent, inbound is left untouched    [env listening_ports_csv]
   --allow LIST             extra IPv4/IPv6 addresses and CIDRs to allow outbound       [env extra_whitelist_ips_csv]
   --dns-servers any|LIST   where DNS (port 53) may go; default: the nameservers in /etc/resolv.conf
+                           (behind a local stub such as systemd-resolved, also its upstream servers)
   --reject                 reject refused traffic (TCP reset, ICMP admin-prohibited) instead of dropping it
   --strict                 fail when a name does not exist or has no addresses (default: skip it, warn)
   --on-resolve-error fail|warn
                            a name whose lookups keep failing: fail the run (default) or skip it
-  --resolve-timeout SECONDS
-                           deadline for all DNS resolution (default 10)
+  --resolve-timeout DURATION
+                           deadline for all DNS resolution (default 10s)
+  --config FILE            read settings from a TOML file whose keys are these long option names;
+                           flags override the file, which overrides the environment
   --log-format text|json   log format on stderr (default text)                         [env DOMAINWALL_LOG_FORMAT]
   -h, --help               show help`;
 
@@ -59,6 +91,7 @@ Commands:
   check    render, then have the kernel validate it (nft --check); changes nothing
   remove   delete everything domainwall loaded; succeeds when nothing is loaded
   status   show what is loaded now (sets and drop counters)
+  confirm  keep the rules of an 'apply --confirm-within' that is waiting
 
 Run 'domainwall <command> --help' for a command's options. 'domainwall --version' prints the version.
 
@@ -69,6 +102,10 @@ Resolve every name (A and AAAA), build the policy and replace table inet domainw
 transaction. Prints a one-line summary.
 
 ${POLICY_HELP}
+  --confirm-within DURATION
+                           safe apply: keep the new rules only if 'domainwall confirm' runs (or a key
+                           is pressed on this terminal) within DURATION (e.g. 60s); otherwise put the
+                           previous rules back, in one transaction, and exit 1
 
 ${EXIT_CODES}`,
   render: `Usage: domainwall render [options]     (or: domainwall --dry-run [options])
@@ -97,18 +134,20 @@ ${EXIT_CODES}`,
 Show whether table inet domainwall is loaded, its sets and its drop counters.
 
 ${EXIT_CODES}`,
+  confirm: `Usage: domainwall confirm [--log-format text|json]
+
+Confirm the waiting 'domainwall apply --confirm-within': its new rules stay. Exits 1 when no
+apply is waiting.
+
+${EXIT_CODES}`,
 };
 
 export const helpText = (command?: Command): string => HELP[command ?? "main"];
 
 const isCommand = (word: string): word is Command => (COMMANDS as readonly string[]).includes(word);
 
-/** Environment variables, named as the original image named them. */
-const fromEnv = (env: Record<string, string | undefined>, name: string): Setting | undefined =>
-  env[name] === undefined ? undefined : { from: name, value: env[name] };
-
-/** Parse argv (without the executable) and the environment; a flag overrides its variable. */
-export function parseCli(argv: readonly string[], env: Record<string, string | undefined>): Invocation {
+/** Parse argv (without the executable). Only flags here: the file and environment come in `settingsFor`. */
+export function parseCli(argv: readonly string[]): Invocation {
   let parsed;
   try {
     parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
@@ -127,25 +166,40 @@ export function parseCli(argv: readonly string[], env: Record<string, string | u
   const command: Command = values["dry-run"] ? "render" : (word ?? "apply");
   if (values.version) return { kind: "version" };
   if (values.help) return { kind: "help", command: word === undefined && !values["dry-run"] ? undefined : command };
-  const usesPolicy = command === "apply" || command === "render" || command === "check";
-  const misplaced = usesPolicy ? [] : POLICY_OPTIONS.filter((name) => values[name] !== undefined);
-  if (misplaced.length > 0) throw configError(`--${misplaced.join(", --")} does not apply to '${command}'`);
-  const flag = (name: "hosts" | "ports" | "allow" | "dns-servers" | "resolve-timeout" | "on-resolve-error" | "log-format"): Setting | undefined =>
-    values[name] === undefined ? undefined : { from: `--${name}`, value: values[name] };
+  const accepted = new Set<OptionName>([...COMMAND_OPTIONS[command], "log-format", "help", "version"]);
+  const flags = new Map<OptionName, Setting>();
+  for (const [name, value] of Object.entries(values) as [OptionName, string | boolean | undefined][]) {
+    if (value === undefined) continue;
+    if (!accepted.has(name)) throw configError(`--${name} does not apply to '${command}'`);
+    flags.set(name, { from: `--${name}`, value: String(value) });
+  }
+  return { kind: "run", command, flags, configFile: flags.get("config")?.value };
+}
+
+/** Merge the layers: a flag overrides the config file, which overrides the environment. */
+export function settingsFor(flags: Settings, file: ReadonlyMap<string, string | boolean>, fileName: string, env: Record<string, string | undefined>): Settings {
+  const merged = new Map<OptionName, Setting>();
+  for (const [name, variable] of Object.entries(ENVIRONMENT) as [OptionName, string][]) {
+    const value = env[variable];
+    if (value !== undefined) merged.set(name, { from: variable, value });
+  }
+  for (const [key, value] of file) merged.set(key as OptionName, { from: `${fileName}: ${key}`, value: String(value) });
+  for (const [name, setting] of flags) merged.set(name, setting);
+  return merged;
+}
+
+/** The policy part of the settings, ready for `parseConfig`. */
+export function rawConfigFor(command: Command, settings: Settings): RawConfig {
+  const bool = (name: OptionName) => settings.get(name)?.value === "true";
   return {
-    kind: "run",
-    command,
-    logFormat: flag("log-format") ?? fromEnv(env, "DOMAINWALL_LOG_FORMAT"),
-    raw: {
-      hosts: flag("hosts") ?? fromEnv(env, "hosts_csv"),
-      ports: flag("ports") ?? fromEnv(env, "listening_ports_csv"),
-      allow: flag("allow") ?? fromEnv(env, "extra_whitelist_ips_csv"),
-      dnsServers: flag("dns-servers"),
-      resolveTimeout: flag("resolve-timeout"),
-      onResolveError: flag("on-resolve-error"),
-      strict: values.strict ?? false,
-      reject: values.reject ?? false,
-      requireHosts: usesPolicy,
-    },
+    hosts: settings.get("hosts"),
+    ports: settings.get("ports"),
+    allow: settings.get("allow"),
+    dnsServers: settings.get("dns-servers"),
+    resolveTimeout: settings.get("resolve-timeout"),
+    onResolveError: settings.get("on-resolve-error"),
+    strict: bool("strict"),
+    reject: bool("reject"),
+    requireHosts: COMMAND_OPTIONS[command].includes("hosts"),
   };
 }

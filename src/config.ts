@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { parseDuration } from "./duration.ts";
 import { configError } from "./errors.ts";
 import { parseHost } from "./hostname.ts";
 import { compareCidr, parseCidr, type Cidr } from "./ip.ts";
@@ -118,16 +119,18 @@ const dnsServersSchema = (from: string) =>
     }),
   );
 
-const DEFAULT_RESOLVE_TIMEOUT_S = "10";
+const DEFAULT_RESOLVE_TIMEOUT = "10s";
+
+const inRange = (ms: number | undefined): ms is number => ms !== undefined && ms >= 100 && ms <= 300_000;
 
 const timeoutSchema = (from: string) =>
   v.pipe(
-    v.optional(v.string(), DEFAULT_RESOLVE_TIMEOUT_S),
+    v.optional(v.string(), DEFAULT_RESOLVE_TIMEOUT),
     v.check(
-      (raw) => /^[0-9]+(\.[0-9]+)?$/.test(raw) && Number(raw) >= 0.1 && Number(raw) <= 300,
-      (issue) => `${from}: ${show(String(issue.input))} is not a number of seconds between 0.1 and 300`,
+      (raw) => inRange(parseDuration(raw)),
+      (issue) => `${from}: ${show(String(issue.input))} is not a duration between 0.1s and 300s (e.g. 10s)`,
     ),
-    v.transform((raw) => Math.round(Number(raw) * 1000)),
+    v.transform((raw) => parseDuration(raw) ?? 0),
   );
 
 const onErrorSchema = (from: string) =>

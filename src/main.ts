@@ -1,16 +1,18 @@
 #!/usr/bin/env bun
 import type { Backend, Status } from "./backend.ts";
-import { helpText, parseCli, type Command } from "./cli.ts";
-import { parseConfig, type Config, type LogFormat, type RawConfig, type Setting } from "./config.ts";
-import { bunLookup } from "./dns-lookup.ts";
-import { configError, DomainwallError, EXIT, exitCode } from "./errors.ts";
+import { FILE_KEYS, helpText, parseCli, rawConfigFor, settingsFor, type Command, type Settings } from "./cli.ts";
+import { parseConfig, type Config, type LogFormat } from "./config.ts";
+import { parseConfigFile } from "./config-file.ts";
+import { sshServerPort, waitForConfirmation } from "./confirm.ts";
+import { parseDuration } from "./duration.ts";
+import { applyError, configError, DomainwallError, EXIT, exitCode } from "./errors.ts";
 import type { Cidr } from "./ip.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { createNftBackend } from "./nft-backend.ts";
-import { buildPolicy, type PolicySummary } from "./policy.ts";
+import { buildPolicy, type BuiltPolicy, type PolicySummary } from "./policy.ts";
 import { onlyLocalStub, parseResolvConf, RESOLVED_UPSTREAM_CONF } from "./resolv-conf.ts";
 import { resolveHosts, type Lookup } from "./resolve.ts";
-import { runProcess, type Run } from "./run.ts";
+import type { Run } from "./run.ts";
 import { VERSION } from "./version.ts";
 
 /** Everything the program touches in the world, injected so tests can replace any of it. */
@@ -23,12 +25,25 @@ export interface World {
   readonly run: Run;
   readonly lookup: Lookup;
   readonly readFile: (path: string) => Promise<string | undefined>;
+  readonly writeFile: (path: string, text: string) => Promise<void>;
+  /** Removes a file; false when it did not exist. */
+  readonly removeFile: (path: string) => Promise<boolean>;
   readonly now: () => number;
+  readonly sleep: (ms: number) => Promise<void>;
+  /**
+   * While an unconfirmed apply waits: settles with the operator's decision on the terminal, or
+   * "revert" on SIGINT/SIGTERM; SIGHUP (the SSH session dropping) is ignored so the rollback still
+   * happens. Call the returned `done` when the wait is over.
+   */
+  readonly awaitOperator: () => { decision: Promise<"keep" | "revert">; done: () => void };
 }
 
 export const RESOLV_CONF = "/etc/resolv.conf";
+const DEFAULT_RUN_DIR = "/run/domainwall";
+const pendingFile = (env: World["env"]) => `${env.DOMAINWALL_RUN_DIR ?? DEFAULT_RUN_DIR}/confirm.pending`;
 
-function logFormatOf(setting: Setting | undefined): LogFormat {
+function logFormatOf(settings: Settings): LogFormat {
+  const setting = settings.get("log-format");
   const value = setting?.value ?? "text";
   if (value === "text" || value === "json") return value;
   throw configError(`${setting?.from}: ${JSON.stringify(value)} must be "text" or "json"`);
@@ -70,17 +85,9 @@ function renderStatus(status: Status, backend: string): string {
   return `${lines.join("\n")}\n`;
 }
 
-async function execute(world: World, log: Logger, command: Command, backend: Backend, raw: RawConfig): Promise<void> {
-  if (command === "remove") {
-    await backend.remove();
-    log.success("removed domainwall's rules (if any were loaded)");
-    return;
-  }
-  if (command === "status") {
-    await world.stdout(renderStatus(await backend.status(), backend.name));
-    return;
-  }
-  const { config, warnings } = parseConfig(raw);
+/** config → resolution → policy: everything before the kernel, shared by apply, render and check. */
+async function preparePolicy(world: World, log: Logger, command: Command, settings: Settings): Promise<BuiltPolicy & { config: Config; resolveMs: number }> {
+  const { config, warnings } = parseConfig(rawConfigFor(command, settings));
   for (const warning of warnings) log.warn(warning);
   const resolvers = await resolversFor(config, world, log);
   const started = world.now();
@@ -88,30 +95,75 @@ async function execute(world: World, log: Logger, command: Command, backend: Bac
   const resolveMs = Math.round(world.now() - started);
   const built = buildPolicy(config, resolutions, resolvers);
   for (const warning of built.warnings) log.warn(warning);
-  if (config.ports.length === 0 && command === "apply") log.info("no listening ports given: inbound traffic is left untouched");
-  if (command === "render") {
-    await world.stdout(backend.render(built.policy));
-    return;
+  return { ...built, config, resolveMs };
+}
+
+/** `apply --confirm-within`: load, wait for a confirmation, otherwise restore the previous rules. */
+async function applyWithConfirmation(world: World, log: Logger, backend: Backend, built: BuiltPolicy, withinMs: number): Promise<void> {
+  const previous = await backend.snapshot();
+  const pending = pendingFile(world.env);
+  await backend.apply(built.policy);
+  const operator = world.awaitOperator();
+  try {
+    await world.writeFile(pending, "an apply is waiting for confirmation\n");
+    log.warn(`new rules loaded: run 'domainwall confirm' (or press y here) within ${withinMs / 1000}s to keep them; otherwise the previous rules come back`);
+    const outcome = await waitForConfirmation(withinMs, { pendingExists: async () => (await world.readFile(pending)) !== undefined, sleep: world.sleep, now: world.now, decision: operator.decision });
+    if (outcome === "confirmed") return log.success("confirmed: the new rules stay");
+  } finally {
+    operator.done();
+    await world.removeFile(pending);
   }
-  const loadStarted = world.now();
+  await backend.restore(previous);
+  throw applyError(`not confirmed: the previous rules are back (${previous === undefined ? "none were loaded" : "restored in one transaction"})`);
+}
+
+async function execute(world: World, log: Logger, command: Command, backend: Backend, settings: Settings): Promise<void> {
+  switch (command) {
+    case "remove":
+      await backend.remove();
+      return log.success("removed domainwall's rules (if any were loaded)");
+    case "status":
+      return void (await world.stdout(renderStatus(await backend.status(), backend.name)));
+    case "confirm":
+      if (!(await world.removeFile(pendingFile(world.env)))) throw applyError("no apply is waiting for confirmation");
+      return log.success("confirmed");
+  }
+  const confirmSetting = settings.get("confirm-within");
+  const confirmWithinMs = confirmSetting && parseDuration(confirmSetting.value);
+  if (confirmSetting && !confirmWithinMs) throw configError(`${confirmSetting.from}: ${JSON.stringify(confirmSetting.value)} is not a duration (e.g. 60s)`);
+  const built = await preparePolicy(world, log, command, settings);
+  if (command === "render") return void (await world.stdout(backend.render(built.policy)));
   if (command === "check") {
     await backend.check(built.policy);
-    log.success({ message: `the kernel accepts the ruleset: ${describeSummary(built.summary, resolveMs)}`, summary: built.summary });
-    return;
+    return log.success({ message: `the kernel accepts the ruleset: ${describeSummary(built.summary, built.resolveMs)}`, summary: built.summary });
   }
-  await backend.apply(built.policy);
+  if (built.config.ports.length === 0) log.info("no listening ports given: inbound traffic is left untouched");
+  const sshPort = sshServerPort(world.env.SSH_CONNECTION);
+  if (sshPort !== undefined && built.config.ports.length > 0 && !built.config.ports.includes(sshPort)) {
+    log.warn(`this SSH session came in on port ${sshPort}, which --ports does not allow: new SSH connections will be dropped${confirmWithinMs ? "" : " (consider --confirm-within)"}`);
+  }
+  const loadStarted = world.now();
+  if (confirmWithinMs) await applyWithConfirmation(world, log, backend, built, confirmWithinMs);
+  else await backend.apply(built.policy);
   const loadMs = Math.round(world.now() - loadStarted);
   log.success({
-    message: `applied: ${describeSummary(built.summary, resolveMs, loadMs)}`,
-    summary: { ...built.summary, resolveMs, loadMs, backend: backend.name },
+    message: `applied: ${describeSummary(built.summary, built.resolveMs, confirmWithinMs ? undefined : loadMs)}`,
+    summary: { ...built.summary, resolveMs: built.resolveMs, loadMs, backend: backend.name },
   });
+}
+
+async function readSettings(world: World, flags: Settings, configFile: string | undefined): Promise<Settings> {
+  if (configFile === undefined) return settingsFor(flags, new Map(), "", world.env);
+  const text = await world.readFile(configFile);
+  if (text === undefined) throw configError(`--config: ${JSON.stringify(configFile)} does not exist`);
+  return settingsFor(flags, parseConfigFile(text, configFile, FILE_KEYS), configFile, world.env);
 }
 
 /** The whole program: parse, run one command, map the outcome to an exit code. */
 export async function main(world: World): Promise<number> {
   let log = createLogger("text", world.stderr);
   try {
-    const invocation = parseCli(world.argv, world.env);
+    const invocation = parseCli(world.argv);
     if (invocation.kind === "version") {
       await world.stdout(`domainwall ${VERSION}\n`);
       return EXIT.ok;
@@ -120,9 +172,10 @@ export async function main(world: World): Promise<number> {
       await world.stdout(`${helpText(invocation.command)}\n`);
       return EXIT.ok;
     }
-    log = createLogger(logFormatOf(invocation.logFormat), world.stderr);
+    const settings = await readSettings(world, invocation.flags, invocation.configFile);
+    log = createLogger(logFormatOf(settings), world.stderr);
     const backend = createNftBackend(world.run);
-    await execute(world, log, invocation.command, backend, invocation.raw);
+    await execute(world, log, invocation.command, backend, settings);
     return EXIT.ok;
   } catch (error) {
     if (error instanceof DomainwallError) log.error(error.message);
@@ -132,18 +185,6 @@ export async function main(world: World): Promise<number> {
 }
 
 if (import.meta.main) {
-  const code = await main({
-    argv: process.argv.slice(2),
-    env: process.env,
-    stdout: (text) => Bun.write(Bun.stdout, text),
-    stderr: process.stderr,
-    run: runProcess,
-    lookup: bunLookup,
-    readFile: async (path) => {
-      const file = Bun.file(path);
-      return (await file.exists()) ? file.text() : undefined;
-    },
-    now: () => performance.now(),
-  });
-  process.exit(code);
+  const { realWorld } = await import("./world.ts");
+  process.exit(await main(realWorld()));
 }

@@ -27,6 +27,13 @@ export function createNftBackend(run: Run): Backend {
     const result = await run("nft", args, text);
     if (result.code !== 0) throw failed(what, result.stderr);
   };
+  /** `nft list table` of our table only; undefined when it does not exist. */
+  const list = async (flags: string[]): Promise<string | undefined> => {
+    const result = await run("nft", [...flags, "list", "table", NFT_FAMILY, NFT_TABLE]);
+    if (result.code === 0) return result.stdout;
+    if (/No such file or directory/.test(result.stderr)) return undefined;
+    throw failed("list table", result.stderr);
+  };
   return {
     name: "nft",
     render: renderNft,
@@ -34,10 +41,10 @@ export function createNftBackend(run: Run): Backend {
     apply: (policy) => load("-f", ["-f", "-"], renderNft(policy)),
     remove: () => load("delete table", ["-f", "-"], renderNftRemove()),
     async status() {
-      const result = await run("nft", ["-j", "list", "table", NFT_FAMILY, NFT_TABLE]);
-      if (result.code === 0) return parseNftStatus(result.stdout);
-      if (/No such file or directory/.test(result.stderr)) return { loaded: false };
-      throw failed("list table", result.stderr);
+      const listed = await list(["-j"]);
+      return listed === undefined ? { loaded: false } : parseNftStatus(listed);
     },
+    snapshot: () => list([]),
+    restore: (snapshot) => load("-f (restore)", ["-f", "-"], snapshot === undefined ? renderNftRemove() : `${renderNftRemove()}${snapshot}`),
   };
 }

@@ -87,7 +87,7 @@ describe("parseConfig rejects, naming the variable or flag and the value", () =>
     { name: "smuggled set syntax", raw: { allow: { from: "--allow", value: "192.0.2.0/24 } accept" } }, message: '--allow: "192.0.2.0/24 } accept"' },
     { name: "dns server name", raw: { dnsServers: { from: "--dns-servers", value: "dns.example" } }, message: '--dns-servers: "dns.example" is not a resolver address' },
     { name: "empty dns servers", raw: { dnsServers: { from: "--dns-servers", value: "" } }, message: '--dns-servers: expected "any"' },
-    { name: "timeout", raw: { resolveTimeout: { from: "--resolve-timeout", value: "soon" } }, message: '--resolve-timeout: "soon" is not a number of seconds' },
+    { name: "timeout", raw: { resolveTimeout: { from: "--resolve-timeout", value: "soon" } }, message: '--resolve-timeout: "soon" is not a duration' },
     { name: "on-resolve-error", raw: { onResolveError: { from: "--on-resolve-error", value: "ignore" } }, message: '--on-resolve-error: "ignore" must be "fail" or "warn"' },
   ])("$name", ({ raw, message }) => {
     expect(problemsOf(raw as Partial<RawConfig>)).toContain(message);

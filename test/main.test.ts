@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { Writable } from "node:stream";
 import { main, type World } from "../src/main.ts";
 import type { Lookup } from "../src/resolve.ts";
-import { fakeRun } from "./support/fake-run.ts";
+import { fakeRun, type RunCall } from "./support/fake-run.ts";
 import type { RunResult } from "../src/run.ts";
 
 const records: Record<string, { 4: string[]; 6: string[] }> = {
@@ -19,11 +19,18 @@ const lookup: Lookup = async (host, family) => {
 /** Run main() against a fake world; returns the exit code, both outputs and the processes it ran. */
 const POD_RESOLV_CONF = "search cluster.local\nnameserver 198.51.100.2\nnameserver 2001:db8:1::2\noptions ndots:5\n";
 
-async function runMain(argv: string[], env: Record<string, string> = {}, nft: Partial<RunResult> = {}, files: Record<string, string> = { "/etc/resolv.conf": POD_RESOLV_CONF }) {
+async function runMain(
+  argv: string[],
+  env: Record<string, string> = {},
+  nft: Partial<RunResult> | ((call: RunCall) => Partial<RunResult>) = {},
+  files: Record<string, string> = { "/etc/resolv.conf": POD_RESOLV_CONF },
+  operator: Promise<"keep" | "revert"> = new Promise(() => {}),
+) {
+  let clock = 0;
   let stdout = "";
   let stderr = "";
   const sink = new Writable({ write: (chunk, _enc, done) => ((stderr += chunk.toString()), done()) }) as unknown as NodeJS.WriteStream;
-  const { run, calls } = fakeRun(() => nft);
+  const { run, calls } = fakeRun(typeof nft === "function" ? nft : () => nft);
   const world: World = {
     argv,
     env,
@@ -32,10 +39,18 @@ async function runMain(argv: string[], env: Record<string, string> = {}, nft: Pa
     run,
     lookup,
     readFile: async (path) => files[path],
-    now: () => 0,
+    writeFile: async (path, text) => void (files[path] = text),
+    removeFile: async (path) => {
+      const existed = path in files;
+      delete files[path];
+      return existed;
+    },
+    now: () => clock,
+    sleep: async (ms) => void (clock += ms),
+    awaitOperator: () => ({ decision: operator, done: () => {} }),
   };
   const code = await main(world);
-  return { code, stdout, stderr, calls };
+  return { code, stdout, stderr, calls, files };
 }
 
 describe("main", () => {
@@ -152,5 +167,103 @@ describe("main", () => {
     });
     expect(calls[0]?.stdin).toContain("th dport 53 ip daddr { 192.0.2.53 } accept");
     expect(calls[0]?.stdin).not.toContain("198.51.100.53");
+  });
+
+  describe("--config FILE", () => {
+    const file = `# allowed egress\nhosts = ["api.example"]   # the API\nports = [3000]\nreject = true\n`;
+    const withFile = (argv: string[], env: Record<string, string> = {}, text = file) =>
+      runMain(argv, env, {}, { "/etc/resolv.conf": POD_RESOLV_CONF, "/etc/domainwall.toml": text });
+
+    test("supplies the settings", async () => {
+      const { code, calls } = await withFile(["apply", "--config", "/etc/domainwall.toml"]);
+      expect(code).toBe(0);
+      expect(calls[0]?.stdin).toContain("203.0.113.10, # api.example");
+      expect(calls[0]?.stdin).toContain("tcp dport { 3000 } accept");
+      expect(calls[0]?.stdin).toContain("reject with tcp reset");
+    });
+
+    test("flags override the file, which overrides the environment", async () => {
+      const { calls } = await withFile(["apply", "--config", "/etc/domainwall.toml", "--ports", "8080"], { hosts_csv: "mirror.example", listening_ports_csv: "9" });
+      expect(calls[0]?.stdin).toContain("203.0.113.10, # api.example"); // file beats hosts_csv
+      expect(calls[0]?.stdin).not.toContain("203.0.113.20");
+      expect(calls[0]?.stdin).toContain("tcp dport { 8080 } accept"); // flag beats file
+    });
+
+    test.each([
+      { name: "a bad value names the file and the field", text: 'hosts = ["ok.example", "bad;name"]\n', message: '/etc/domainwall.toml: hosts: "bad;name" is not a valid host name' },
+      { name: "an unknown field", text: 'hosts = ["a.example"]\nhostz = ["b.example"]\n', message: '/etc/domainwall.toml: unknown setting "hostz"' },
+      { name: "a wrong type", text: "hosts = { a = 1 }\n", message: '/etc/domainwall.toml: "hosts" must be a string, number, boolean or a list' },
+      { name: "not TOML", text: "hosts = [\n", message: "/etc/domainwall.toml: not valid TOML" },
+      { name: "a bad port", text: "hosts = [\"a.example\"]\nports = [70000]\n", message: '/etc/domainwall.toml: ports: "70000" is not a port number' },
+    ])("$name exits 2", async ({ text, message }) => {
+      const { code, stderr, calls } = await withFile(["apply", "--config", "/etc/domainwall.toml"], {}, text);
+      expect(code).toBe(2);
+      expect(stderr).toContain(message);
+      expect(calls).toEqual([]);
+    });
+
+    test("a missing file exits 2", async () => {
+      const { code, stderr } = await runMain(["apply", "--config", "/nope.toml"]);
+      expect(code).toBe(2);
+      expect(stderr).toContain('--config: "/nope.toml" does not exist');
+    });
+  });
+
+  describe("apply --confirm-within", () => {
+    const previous = "table inet domainwall {\n\tchain output {\n\t}\n}\n";
+    const nft = (call: RunCall) => (call.args.includes("list") ? { stdout: previous } : {});
+    const pending = "/run/domainwall/confirm.pending";
+
+    test("without a confirmation, the previous rules come back in one transaction and the exit code is 1", async () => {
+      const { code, stderr, calls, files } = await runMain(["apply", "--confirm-within", "2s"], { hosts_csv: "api.example" }, nft);
+      expect(code).toBe(1);
+      expect(calls.map((c) => c.args.join(" "))).toEqual(["list table inet domainwall", "-f -", "-f -"]);
+      expect(calls[2]?.stdin).toBe(`table inet domainwall\ndelete table inet domainwall\n${previous}`);
+      expect(stderr).toContain("not confirmed: the previous rules are back");
+      expect(files[pending]).toBeUndefined();
+    });
+
+    test("with nothing loaded before, an unconfirmed apply removes everything", async () => {
+      const { code, calls } = await runMain(["apply", "--confirm-within", "1s"], { hosts_csv: "api.example" }, (call) =>
+        call.args.includes("list") ? { code: 1, stderr: "Error: No such file or directory" } : {},
+      );
+      expect(code).toBe(1);
+      expect(calls.at(-1)?.stdin).toBe("table inet domainwall\ndelete table inet domainwall\n");
+    });
+
+    test("a keypress keeps the new rules", async () => {
+      const { code, calls, stderr } = await runMain(["apply", "--confirm-within", "60s"], { hosts_csv: "api.example" }, nft, undefined, Promise.resolve("keep"));
+      expect(code).toBe(0);
+      expect(calls).toHaveLength(2);
+      expect(stderr).toContain("confirmed: the new rules stay");
+    });
+
+    test("a revert (n, Ctrl-C, SIGTERM) restores at once", async () => {
+      const { code, calls } = await runMain(["apply", "--confirm-within", "60s"], { hosts_csv: "api.example" }, nft, undefined, Promise.resolve("revert"));
+      expect(code).toBe(1);
+      expect(calls.at(-1)?.stdin).toContain(previous);
+    });
+
+    test("'domainwall confirm' removes the pending file; without one it exits 1", async () => {
+      const waiting = await runMain(["confirm"], {}, {}, { [pending]: "x" });
+      expect(waiting.code).toBe(0);
+      expect(waiting.files[pending]).toBeUndefined();
+      const none = await runMain(["confirm"]);
+      expect(none.code).toBe(1);
+      expect(none.stderr).toContain("no apply is waiting for confirmation");
+    });
+
+    test("a bad duration exits 2 before anything is touched", async () => {
+      const { code, stderr, calls } = await runMain(["apply", "--confirm-within", "soon"], { hosts_csv: "api.example" });
+      expect(code).toBe(2);
+      expect(stderr).toContain('--confirm-within: "soon" is not a duration');
+      expect(calls).toEqual([]);
+    });
+  });
+
+  test("warns before an inbound policy that leaves out the SSH session's port", async () => {
+    const ssh = { hosts_csv: "api.example", listening_ports_csv: "3000", SSH_CONNECTION: "192.0.2.9 50122 198.51.100.1 2222" };
+    expect((await runMain(["apply"], ssh)).stderr).toContain("this SSH session came in on port 2222, which --ports does not allow");
+    expect((await runMain(["apply"], { ...ssh, listening_ports_csv: "2222" })).stderr).not.toContain("SSH session");
   });
 });
