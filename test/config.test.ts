@@ -86,6 +86,7 @@ describe("parseConfig rejects, naming the variable or flag and the value", () =>
     { name: "name in allow", raw: { allow: { from: "--allow", value: "example.com" } }, message: '--allow: "example.com" is not an IP address or CIDR' },
     { name: "smuggled set syntax", raw: { allow: { from: "--allow", value: "192.0.2.0/24 } accept" } }, message: '--allow: "192.0.2.0/24 } accept"' },
     { name: "dns server name", raw: { dnsServers: { from: "--dns-servers", value: "dns.example" } }, message: '--dns-servers: "dns.example" is not a resolver address' },
+    { name: "one bad dns server among good ones", raw: { dnsServers: { from: "--dns-servers", value: "198.51.100.2,bogus" } }, message: '--dns-servers: "bogus" is not a resolver address' },
     { name: "empty dns servers", raw: { dnsServers: { from: "--dns-servers", value: "" } }, message: '--dns-servers: expected "any"' },
     { name: "timeout", raw: { resolveTimeout: { from: "--resolve-timeout", value: "soon" } }, message: '--resolve-timeout: "soon" is not a duration' },
     { name: "on-resolve-error", raw: { onResolveError: { from: "--on-resolve-error", value: "ignore" } }, message: '--on-resolve-error: "ignore" must be "fail" or "warn"' },
