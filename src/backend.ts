@@ -20,6 +20,12 @@ export interface Backend {
   /** Have the kernel validate the rendered text without changing anything. */
   check(policy: Policy): Promise<void>;
   apply(policy: Policy): Promise<void>;
+  /**
+   * `watch`: replace only the allow sets of the loaded rules, atomically, leaving everything else
+   * (and established connections) as it is; fails when nothing is loaded. A backend without it
+   * gets a full `apply` instead.
+   */
+  updateSets?(policy: Policy): Promise<void>;
   /** Delete everything domainwall loaded; succeeds when nothing is loaded. */
   remove(): Promise<void>;
   status(): Promise<Status>;

@@ -1,6 +1,6 @@
 import type { Backend, Status } from "./backend.ts";
 import { applyError } from "./errors.ts";
-import { NFT_FAMILY, NFT_TABLE, renderNft, renderNftRemove } from "./render-nft.ts";
+import { NFT_FAMILY, NFT_TABLE, renderNft, renderNftRemove, renderNftSetUpdate } from "./render-nft.ts";
 import type { Run } from "./run.ts";
 
 const failed = (what: string, stderr: string) => applyError(`nft ${what} failed: ${stderr.trim() || "no error output"}`);
@@ -39,6 +39,7 @@ export function createNftBackend(run: Run): Backend {
     render: renderNft,
     check: (policy) => load("--check", ["--check", "-f", "-"], renderNft(policy)),
     apply: (policy) => load("-f", ["-f", "-"], renderNft(policy)),
+    updateSets: (policy) => load("-f (allow sets)", ["-f", "-"], renderNftSetUpdate(policy)),
     remove: () => load("delete table", ["-f", "-"], renderNftRemove()),
     async status() {
       const listed = await list(["-j"]);

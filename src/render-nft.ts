@@ -12,15 +12,14 @@ const TABLE = `${NFT_FAMILY} ${NFT_TABLE}`;
  */
 const ND_TYPES = "{ nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert }";
 
-const renderElements = (elements: readonly SetElement[]): string[] => {
-  if (elements.length === 0) return [];
+/** One line per element, aligned, with a `#` comment naming the hosts or settings it came from. */
+const elementLines = (elements: readonly SetElement[], indent: string): string[] => {
   const width = Math.max(...elements.map((e) => e.cidr.text.length)) + 1;
-  return [
-    "\t\telements = {",
-    ...elements.map((e) => `\t\t\t${`${e.cidr.text},`.padEnd(width)} # ${e.sources.join(", ")}`),
-    "\t\t}",
-  ];
+  return elements.map((e) => `${indent}${`${e.cidr.text},`.padEnd(width)} # ${e.sources.join(", ")}`);
 };
+
+const renderElements = (elements: readonly SetElement[]): string[] =>
+  elements.length === 0 ? [] : ["\t\telements = {", ...elementLines(elements, "\t\t\t"), "\t\t}"];
 
 /** Interval sets hold CIDRs; auto-merge folds overlapping entries that the kernel would otherwise refuse. */
 const renderSet = (name: string, type: string, elements: readonly SetElement[]): string[] => [
@@ -97,6 +96,28 @@ export function renderNft(policy: Policy): string {
         ])
       : []),
     "}",
+  ];
+  return `${lines.join("\n")}\n`;
+}
+
+/**
+ * Only the allow sets, for `watch`: flush both and add the new elements, in one file and so one
+ * transaction. Chains, counters and conntrack are untouched: established connections and the drop
+ * counts carry on. `auto-merge` folds overlapping elements here as it does in `renderNft`. Fails
+ * (and changes nothing) when the table is not loaded.
+ */
+export function renderNftSetUpdate(policy: Policy): string {
+  const sets = [
+    { name: "allow_v4", elements: policy.allowV4 },
+    { name: "allow_v6", elements: policy.allowV6 },
+  ];
+  const lines = [
+    "#!/usr/sbin/nft -f",
+    "# domainwall: new allow sets, loaded as one transaction. Do not edit.",
+    ...sets.map((set) => `flush set ${TABLE} ${set.name}`),
+    ...sets.flatMap((set) =>
+      set.elements.length === 0 ? [] : [`add element ${TABLE} ${set.name} {`, ...elementLines(set.elements, "\t"), "}"],
+    ),
   ];
   return `${lines.join("\n")}\n`;
 }

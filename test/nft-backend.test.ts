@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { DomainwallError } from "../src/errors.ts";
 import { createNftBackend } from "../src/nft-backend.ts";
-import { renderNft, renderNftRemove } from "../src/render-nft.ts";
+import { renderNft, renderNftRemove, renderNftSetUpdate } from "../src/render-nft.ts";
 import { POLICIES } from "./fixtures/policies.ts";
 import { fakeRun } from "./support/fake-run.ts";
 
@@ -12,6 +12,12 @@ describe("nft backend", () => {
     const { run, calls } = fakeRun();
     await createNftBackend(run).apply(policy);
     expect(calls).toEqual([{ command: "nft", args: ["-f", "-"], stdin: renderNft(policy) }]);
+  });
+
+  test("updateSets pipes only the set update to one `nft -f -`", async () => {
+    const { run, calls } = fakeRun();
+    await createNftBackend(run).updateSets?.(policy);
+    expect(calls).toEqual([{ command: "nft", args: ["-f", "-"], stdin: renderNftSetUpdate(policy) }]);
   });
 
   test("check uses --check with the same text", async () => {

@@ -1,5 +1,9 @@
 import { describe, expect, test } from "bun:test";
-import { renderNft, renderNftRemove } from "../src/render-nft.ts";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { cidr } from "../src/ip.ts";
+import type { Policy } from "../src/policy.ts";
+import { renderNft, renderNftRemove, renderNftSetUpdate } from "../src/render-nft.ts";
 import { POLICIES } from "./fixtures/policies.ts";
 import { expectGolden } from "./support/golden.ts";
 
@@ -31,11 +35,74 @@ describe("renderNft", () => {
   });
 });
 
+const el = (text: string, ...sources: string[]) => ({ cidr: cidr(text), sources });
+
+describe("renderNftSetUpdate (watch)", () => {
+  test("flushes and refills only the two allow sets, with the same element lines as renderNft", () => {
+    expect(renderNftSetUpdate(POLICIES["ingress-reject"]!)).toBe(
+      [
+        "#!/usr/sbin/nft -f",
+        "# domainwall: new allow sets, loaded as one transaction. Do not edit.",
+        "flush set inet domainwall allow_v4",
+        "flush set inet domainwall allow_v6",
+        "add element inet domainwall allow_v4 {",
+        "\t192.0.2.0/24, # --allow",
+        "\t203.0.113.10, # api.example",
+        "}",
+        "add element inet domainwall allow_v6 {",
+        "\t2001:db8::/48,   # extra_whitelist_ips_csv",
+        "\t2001:db8:ff::10, # api.example",
+        "}",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  test("an empty set is only flushed", () => {
+    expect(renderNftSetUpdate(POLICIES.empty!)).toBe(
+      "#!/usr/sbin/nft -f\n# domainwall: new allow sets, loaded as one transaction. Do not edit.\nflush set inet domainwall allow_v4\nflush set inet domainwall allow_v6\n",
+    );
+  });
+});
+
 /** The goldens are real nft: the kernel validates each one (`nft --check`) in a throwaway network namespace. */
 describe.skipIf(process.getuid?.() !== 0)("the kernel accepts the rendered rulesets (root)", () => {
   test.each(Object.keys(POLICIES))("%s", (name) => {
     const result = Bun.spawnSync(["unshare", "--net", "nft", "--check", "-f", "-"], { stdin: Buffer.from(renderNft(POLICIES[name]!)), stderr: "pipe" });
     expect(result.stderr.toString()).toBe("");
     expect(result.exitCode).toBe(0);
+  });
+});
+
+/**
+ * The kernel takes a set update on top of a loaded ruleset: the sets end up holding exactly the new
+ * elements (auto-merge folding an answer inside an --allow CIDR, nothing left from before), each
+ * update in one transaction (one `# new generation` line in `nft monitor`).
+ */
+describe.skipIf(process.getuid?.() !== 0)("the kernel applies a set update (root)", () => {
+  test("egress-only, then overlapping sets, then empty sets", async () => {
+    const overlapping: Policy = {
+      ...POLICIES["egress-only"]!,
+      allowV4: [el("192.0.2.0/24", "--allow"), el("192.0.2.7", "api.example"), el("203.0.113.12", "api.example")],
+      allowV6: [el("2001:db8::/48", "--allow"), el("2001:db8::5", "api.example")],
+    };
+    const dir = await mkdtemp(`${tmpdir()}/domainwall-sets-`);
+    await Bun.write(`${dir}/full.nft`, renderNft(POLICIES["egress-only"]!));
+    await Bun.write(`${dir}/overlapping.nft`, renderNftSetUpdate(overlapping));
+    await Bun.write(`${dir}/empty.nft`, renderNftSetUpdate(POLICIES.empty!));
+    const list = "nft list set inet domainwall allow_v4; nft list set inet domainwall allow_v6";
+    const script = `nft -f ${dir}/full.nft
+      nft monitor > ${dir}/monitor.txt & sleep 0.3
+      nft -f ${dir}/overlapping.nft; echo '--- overlapping'; ${list}
+      nft -f ${dir}/empty.nft; echo '--- empty'; ${list}
+      sleep 0.3; kill $!; echo '--- monitor'; cat ${dir}/monitor.txt`;
+    const result = Bun.spawnSync(["unshare", "--net", "sh", "-ec", script], { stderr: "pipe" });
+    await rm(dir, { recursive: true });
+    expect(result.stderr.toString()).toBe("");
+    const [, overlapped = "", emptied = "", monitor = ""] = result.stdout.toString().split(/--- \w+\n/);
+    expect(overlapped).toContain("elements = { 192.0.2.0/24, 203.0.113.12 }");
+    expect(overlapped).toContain("elements = { 2001:db8::/48 }");
+    expect(emptied).not.toContain("elements");
+    expect(monitor.match(/# new generation/g)).toHaveLength(2);
   });
 });
