@@ -1,0 +1,163 @@
+import type { Family } from "./ip.ts";
+import type { HostResolution } from "./resolve.ts";
+
+/** When names are looked up again, and how long an address stays after DNS stopped returning it. */
+export interface Schedule {
+  /** Shortest wait before a name is looked up again, whatever its TTL (also the first retry after a failure). */
+  readonly minTtlMs: number;
+  /** Longest wait: a name is looked up again at least this often. */
+  readonly maxTtlMs: number;
+  /** An address stays allowed this long after its name last returned it, so rotating answers do not flap. */
+  readonly graceMs: number;
+}
+
+/** An address a name resolved to and when DNS last returned it. */
+export interface KnownAddress {
+  readonly address: string;
+  readonly family: Family;
+  readonly lastSeen: number;
+}
+
+/** One name over time. Times are in milliseconds of the injected clock. */
+export interface NameState {
+  /** Keyed by the address text. */
+  readonly addresses: ReadonlyMap<string, KnownAddress>;
+  readonly nextRefresh: number;
+  /** When a lookup of this name last got an answer (addresses or a definite "no such name"). */
+  readonly lastAnswer: number | undefined;
+  /** Consecutive failed lookups; while above 0 none of the name's addresses expires. */
+  readonly failures: number;
+  /** Failed lookups since start (a Prometheus counter). */
+  readonly failuresTotal: number;
+  readonly lastError: string | undefined;
+}
+
+/** Every name of the allowlist, in configuration order. */
+export type RefreshState = ReadonlyMap<string, NameState>;
+
+/** Jitter added to each wait: up to this fraction of it... */
+const JITTER_FRACTION = 0.1;
+/** ...and never more than this, so a changed answer reaches the ruleset soon after the TTL runs out. */
+const JITTER_MAX_MS = 1000;
+/** Retries after failures back off from --min-ttl, doubling, up to this (and never past --max-ttl). */
+const RETRY_CAP_MS = 60_000;
+
+/**
+ * Jitter only lengthens a wait: looking a name up before its TTL runs out would return the cached
+ * answer again (c-ares in this process, the cluster's resolver) and miss the change we wait for.
+ */
+const withJitter = (ms: number, random: () => number): number => ms + random() * Math.min(ms * JITTER_FRACTION, JITTER_MAX_MS);
+
+/** How long to wait before looking a name up again after an answer with this TTL (seconds). */
+export function refreshDelay(ttlSeconds: number, schedule: Pick<Schedule, "minTtlMs" | "maxTtlMs">, random: () => number): number {
+  const clamped = Math.min(Math.max(ttlSeconds * 1000, schedule.minTtlMs), schedule.maxTtlMs);
+  return withJitter(clamped, random);
+}
+
+/** How long to wait before retrying a name after its `failures`-th consecutive failure. */
+export function retryDelay(failures: number, schedule: Pick<Schedule, "minTtlMs" | "maxTtlMs">, random: () => number): number {
+  const cap = Math.max(schedule.minTtlMs, Math.min(schedule.maxTtlMs, RETRY_CAP_MS));
+  return withJitter(Math.min(schedule.minTtlMs * 2 ** Math.max(0, failures - 1), cap), random);
+}
+
+/** Every name known, none resolved yet, all due now. */
+export function initialState(hosts: readonly string[], now: number): RefreshState {
+  const empty: NameState = { addresses: new Map(), nextRefresh: now, lastAnswer: undefined, failures: 0, failuresTotal: 0, lastError: undefined };
+  return new Map(hosts.map((host) => [host, empty]));
+}
+
+const seen = (name: NameState, addresses: readonly { address: string; family: Family }[], now: number) => {
+  const known = new Map(name.addresses);
+  for (const { address, family } of addresses) known.set(address, { address, family, lastSeen: now });
+  return known;
+};
+
+/** A lookup answered: these addresses are current (the others age out after the grace period). */
+export const recordAnswers = (name: NameState, addresses: readonly { address: string; family: Family }[], now: number, nextRefresh: number): NameState => ({
+  ...name,
+  addresses: seen(name, addresses, now),
+  nextRefresh,
+  lastAnswer: now,
+  failures: 0,
+  lastError: undefined,
+});
+
+/** A lookup failed: every known address stays; `partial` holds what the other family did return. */
+export const recordFailure = (name: NameState, error: string, partial: readonly { address: string; family: Family }[], now: number, nextRefresh: number): NameState => ({
+  ...name,
+  addresses: seen(name, partial, now),
+  nextRefresh,
+  failures: name.failures + 1,
+  failuresTotal: name.failuresTotal + 1,
+  lastError: error,
+});
+
+/** Fold lookup results into the state and schedule each name's next lookup (by TTL, or backing off after failures). */
+export function recordResolutions(state: RefreshState, resolutions: readonly HostResolution[], now: number, schedule: Schedule, random: () => number): RefreshState {
+  const next = new Map(state);
+  for (const r of resolutions) {
+    const name = next.get(r.host);
+    if (name === undefined) continue;
+    if (r.status === "failed") {
+      next.set(r.host, recordFailure(name, r.error, r.addresses, now, now + retryDelay(name.failures + 1, schedule, random)));
+    } else {
+      const addresses = r.status === "resolved" ? r.addresses : [];
+      // No such name (yet): ask again after --min-ttl, so a name created later is picked up soon.
+      const ttl = addresses.length > 0 ? Math.min(...addresses.map((a) => a.ttl)) : 0;
+      next.set(r.host, recordAnswers(name, addresses, now, now + refreshDelay(ttl, schedule, random)));
+    }
+  }
+  return next;
+}
+
+export interface Expired {
+  readonly host: string;
+  readonly address: string;
+  readonly lastSeen: number;
+}
+
+/**
+ * Drop addresses whose name has not returned them for `graceMs`. A name whose lookups are failing
+ * keeps all of its addresses: DNS trouble never shrinks the allowlist.
+ */
+export function expire(state: RefreshState, now: number, graceMs: number): { state: RefreshState; expired: Expired[] } {
+  const expired: Expired[] = [];
+  const next = new Map(state);
+  for (const [host, name] of state) {
+    if (name.failures > 0) continue;
+    const stale = [...name.addresses.values()].filter((a) => a.lastSeen + graceMs <= now);
+    if (stale.length === 0) continue;
+    const addresses = new Map(name.addresses);
+    for (const a of stale) {
+      addresses.delete(a.address);
+      expired.push({ host, address: a.address, lastSeen: a.lastSeen });
+    }
+    next.set(host, { ...name, addresses });
+  }
+  return { state: next, expired };
+}
+
+/** Names whose next lookup is due. */
+export const dueHosts = (state: RefreshState, now: number): string[] => [...state].filter(([, name]) => name.nextRefresh <= now).map(([host]) => host);
+
+/** When something next happens: a lookup falls due or an address reaches the end of its grace. */
+export function nextEvent(state: RefreshState, graceMs: number): number {
+  let next = Infinity;
+  for (const name of state.values()) {
+    next = Math.min(next, name.nextRefresh);
+    if (name.failures > 0) continue;
+    for (const a of name.addresses.values()) next = Math.min(next, a.lastSeen + graceMs);
+  }
+  return next;
+}
+
+/**
+ * The allowlist as `buildPolicy` takes it: each name with its current addresses (answered or kept),
+ * or `empty` when it has none. The policy rules (refused answers, --allow, sorting) stay in one place.
+ */
+export function toResolutions(state: RefreshState): HostResolution[] {
+  return [...state].map(([host, name]): HostResolution => {
+    const addresses = [...name.addresses.values()].map((a) => ({ address: a.address, family: a.family, ttl: 0 }));
+    return addresses.length > 0 ? { host, status: "resolved", addresses } : { host, status: "empty" };
+  });
+}

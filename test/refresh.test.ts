@@ -1,0 +1,133 @@
+import { describe, expect, test } from "bun:test";
+import { dueHosts, expire, initialState, nextEvent, recordResolutions, refreshDelay, retryDelay, toResolutions, type RefreshState } from "../src/refresh.ts";
+import type { HostResolution } from "../src/resolve.ts";
+
+const schedule = { minTtlMs: 5_000, maxTtlMs: 3_600_000, graceMs: 300_000 };
+const never = () => 0;
+/** The largest value Math.random() can return. */
+const almostOne = () => 1 - Number.EPSILON;
+
+const resolved = (host: string, ttl: number, ...addresses: string[]): HostResolution => ({
+  host,
+  status: "resolved",
+  addresses: addresses.map((address) => ({ address, family: address.includes(":") ? 6 : 4, ttl })),
+});
+const failed = (host: string, error = "DNS_ETIMEOUT", ...addresses: string[]): HostResolution => ({
+  host,
+  status: "failed",
+  error,
+  addresses: addresses.map((address) => ({ address, family: 4, ttl: 30 })),
+});
+const addressesOf = (state: RefreshState, host: string) => [...(state.get(host)?.addresses.keys() ?? [])].sort();
+
+describe("refreshDelay", () => {
+  test.each([
+    { name: "a TTL between the bounds is kept", ttl: 30, ms: 30_000 },
+    { name: "a short TTL is raised to --min-ttl", ttl: 2, ms: 5_000 },
+    { name: "TTL 0 (/etc/hosts, or the last second of a cached answer) is raised to --min-ttl", ttl: 0, ms: 5_000 },
+    { name: "a long TTL is cut to --max-ttl", ttl: 86_400, ms: 3_600_000 },
+  ])("$name", ({ ttl, ms }) => {
+    expect(refreshDelay(ttl, schedule, never)).toBe(ms);
+  });
+
+  test.each([
+    { ttl: 2, base: 5_000, maxJitter: 500 },
+    { ttl: 30, base: 30_000, maxJitter: 1_000 },
+    { ttl: 86_400, base: 3_600_000, maxJitter: 1_000 },
+  ])("jitter only lengthens the wait, by at most a tenth and at most 1 s (TTL $ttl)", ({ ttl, base, maxJitter }) => {
+    for (const random of [never, () => 0.5, almostOne, Math.random]) {
+      const delay = refreshDelay(ttl, schedule, random);
+      expect(delay).toBeGreaterThanOrEqual(base);
+      expect(delay).toBeLessThanOrEqual(base + maxJitter);
+    }
+    expect(refreshDelay(ttl, schedule, () => 0.5)).toBe(base + maxJitter / 2);
+  });
+});
+
+describe("retryDelay", () => {
+  test.each([
+    { name: "doubles from --min-ttl up to a minute", min: 5_000, max: 3_600_000, delays: [5_000, 10_000, 20_000, 40_000, 60_000, 60_000] },
+    { name: "never past --max-ttl", min: 1_000, max: 3_000, delays: [1_000, 2_000, 3_000, 3_000] },
+    { name: "never below --min-ttl", min: 120_000, max: 3_600_000, delays: [120_000, 120_000] },
+  ])("$name", ({ min, max, delays }) => {
+    expect(delays.map((_, i) => retryDelay(i + 1, { minTtlMs: min, maxTtlMs: max }, never))).toEqual([...delays]);
+  });
+});
+
+describe("the allowlist over time", () => {
+  const start = initialState(["api.example", "cdn.example"], 0);
+
+  test("every name is due at first; answers schedule the next lookup by TTL", () => {
+    expect(dueHosts(start, 0)).toEqual(["api.example", "cdn.example"]);
+    const state = recordResolutions(start, [resolved("api.example", 30, "203.0.113.10"), resolved("cdn.example", 60, "203.0.113.20", "2001:db8::20")], 0, schedule, never);
+    expect(dueHosts(state, 29_999)).toEqual([]);
+    expect(dueHosts(state, 30_000)).toEqual(["api.example"]);
+    expect(nextEvent(state, schedule.graceMs)).toBe(30_000);
+  });
+
+  test("the shortest TTL of a name's answers wins", () => {
+    const state = recordResolutions(start, [{ host: "api.example", status: "resolved", addresses: [{ address: "203.0.113.10", family: 4, ttl: 300 }, { address: "2001:db8::10", family: 6, ttl: 20 }] }], 0, schedule, never);
+    expect(state.get("api.example")?.nextRefresh).toBe(20_000);
+  });
+
+  test("an address that stops appearing stays for the grace period, then goes", () => {
+    let state = recordResolutions(initialState(["api.example"], 0), [resolved("api.example", 30, "203.0.113.10")], 0, schedule, never);
+    state = recordResolutions(state, [resolved("api.example", 30, "203.0.113.11")], 30_000, schedule, never);
+    expect(addressesOf(state, "api.example")).toEqual(["203.0.113.10", "203.0.113.11"]);
+    expect(expire(state, 299_999, schedule.graceMs).expired).toEqual([]);
+    expect(nextEvent(state, schedule.graceMs)).toBe(60_000);
+    state = recordResolutions(state, [resolved("api.example", 30, "203.0.113.11")], 60_000, schedule, never);
+    expect(nextEvent(recordResolutions(state, [resolved("api.example", 3600, "203.0.113.11")], 90_000, schedule, never), schedule.graceMs)).toBe(300_000);
+    const after = expire(state, 300_000, schedule.graceMs);
+    expect(after.expired).toEqual([{ host: "api.example", address: "203.0.113.10", lastSeen: 0 }]);
+    expect(addressesOf(after.state, "api.example")).toEqual(["203.0.113.11"]);
+  });
+
+  test("while a name fails, all its addresses stay, however old; lookups back off", () => {
+    let state = recordResolutions(start, [resolved("api.example", 30, "203.0.113.10")], 0, schedule, never);
+    for (const [i, now] of [30_000, 35_000, 45_000, 65_000, 400_000].entries()) {
+      state = recordResolutions(state, [failed("api.example")], now, schedule, never);
+      expect(state.get("api.example")?.failures).toBe(i + 1);
+      state = expire(state, now, schedule.graceMs).state;
+      expect(addressesOf(state, "api.example")).toEqual(["203.0.113.10"]);
+    }
+    expect(state.get("api.example")).toMatchObject({ failuresTotal: 5, lastAnswer: 0, lastError: "DNS_ETIMEOUT", nextRefresh: 460_000 });
+    // Answering again ends the failure; what it no longer returns has long passed its grace.
+    state = recordResolutions(state, [resolved("api.example", 30, "203.0.113.11")], 460_000, schedule, never);
+    expect(state.get("api.example")).toMatchObject({ failures: 0, failuresTotal: 5, lastAnswer: 460_000, lastError: undefined });
+    expect(expire(state, 460_000, schedule.graceMs).expired.map((e) => e.address)).toEqual(["203.0.113.10"]);
+  });
+
+  test("a failure keeps what the other family did return", () => {
+    const state = recordResolutions(start, [failed("api.example", "DNS_ESERVFAIL", "203.0.113.10")], 0, schedule, never);
+    expect(addressesOf(state, "api.example")).toEqual(["203.0.113.10"]);
+    expect(state.get("api.example")?.nextRefresh).toBe(5_000);
+  });
+
+  test("a name that no longer exists loses its addresses after the grace period and is asked again after --min-ttl", () => {
+    let state = recordResolutions(start, [resolved("api.example", 30, "203.0.113.10")], 0, schedule, never);
+    state = recordResolutions(state, [{ host: "api.example", status: "empty" }], 30_000, schedule, never);
+    expect(state.get("api.example")?.nextRefresh).toBe(35_000);
+    expect(addressesOf(expire(state, 299_999, schedule.graceMs).state, "api.example")).toEqual(["203.0.113.10"]);
+    expect(addressesOf(expire(state, 300_000, schedule.graceMs).state, "api.example")).toEqual([]);
+  });
+
+  test("toResolutions gives buildPolicy each name's current addresses, in configuration order", () => {
+    const state = recordResolutions(start, [resolved("cdn.example", 60, "2001:db8::20", "203.0.113.20"), failed("api.example")], 0, schedule, never);
+    expect(toResolutions(state)).toEqual([
+      { host: "api.example", status: "empty" },
+      {
+        host: "cdn.example",
+        status: "resolved",
+        addresses: [
+          { address: "2001:db8::20", family: 6, ttl: 0 },
+          { address: "203.0.113.20", family: 4, ttl: 0 },
+        ],
+      },
+    ]);
+  });
+
+  test("results for names not in the allowlist are ignored", () => {
+    expect(recordResolutions(start, [resolved("other.example", 30, "203.0.113.99")], 0, schedule, never)).toEqual(start);
+  });
+});
