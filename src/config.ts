@@ -2,7 +2,7 @@ import * as v from "valibot";
 import { parseDuration } from "./duration.ts";
 import { configError } from "./errors.ts";
 import { parseHost } from "./hostname.ts";
-import { compareCidr, parseCidr, type Cidr } from "./ip.ts";
+import { compareCidr, parseAddress, parseCidr, type Cidr } from "./ip.ts";
 
 /** An allowed network and where it came from (shown as a `#` comment in the ruleset). */
 export interface AllowEntry {
@@ -27,6 +27,30 @@ export interface Config {
   readonly onResolveError: "fail" | "warn";
   readonly reject: boolean;
   readonly resolveTimeoutMs: number;
+  /** Only for `watch`. */
+  readonly watch?: WatchConfig;
+}
+
+/** `watch`: when to look names up again, how long unseen addresses stay, what to expose. */
+export interface WatchConfig {
+  /** A name is looked up again when its TTL runs out, but never sooner than this... */
+  readonly minTtlMs: number;
+  /** ...and never later than this. */
+  readonly maxTtlMs: number;
+  /** An address stays allowed this long after DNS last returned it. */
+  readonly graceMs: number;
+  /** Written once the first ruleset is loaded (for a startupProbe). */
+  readonly readyFile?: string;
+  /** Where to serve /healthz and /metrics. */
+  readonly metricsAddr?: ListenAddress;
+  /** On SIGTERM/SIGINT remove the rules (default: leave them, so the pod stays protected). */
+  readonly removeOnExit: boolean;
+}
+
+export interface ListenAddress {
+  /** An IP address (IPv6 without brackets) or "localhost". */
+  readonly hostname: string;
+  readonly port: number;
 }
 
 /** One raw setting and the variable or flag it came from, so every message can name it. */
@@ -47,6 +71,17 @@ export interface RawConfig {
   readonly reject: boolean;
   /** Whether this command needs hosts (apply, render, check). */
   readonly requireHosts: boolean;
+  /** Present for `watch` only. */
+  readonly watch?: RawWatchConfig;
+}
+
+export interface RawWatchConfig {
+  readonly minTtl?: Setting;
+  readonly maxTtl?: Setting;
+  readonly grace?: Setting;
+  readonly readyFile?: Setting;
+  readonly metricsAddr?: Setting;
+  readonly removeOnExit: boolean;
 }
 
 export interface ParsedConfig {
@@ -121,23 +156,71 @@ const dnsServersSchema = (from: string) =>
 
 const DEFAULT_RESOLVE_TIMEOUT = "10s";
 
-const inRange = (ms: number | undefined): ms is number => ms !== undefined && ms >= 100 && ms <= 300_000;
-
-const timeoutSchema = (from: string) =>
+/** A duration setting in milliseconds, between `minMs` and `maxMs`; absent means `fallback`. */
+const durationSchema = (from: string, fallback: string, minMs: number, maxMs: number) =>
   v.pipe(
-    v.optional(v.string(), DEFAULT_RESOLVE_TIMEOUT),
+    v.optional(v.string(), fallback),
     v.check(
-      (raw) => inRange(parseDuration(raw)),
-      (issue) => `${from}: ${show(String(issue.input))} is not a duration between 0.1s and 300s (e.g. 10s)`,
+      (raw) => {
+        const ms = parseDuration(raw);
+        return ms !== undefined && ms >= minMs && ms <= maxMs;
+      },
+      (issue) => `${from}: ${show(String(issue.input))} is not a duration between ${minMs / 1000}s and ${maxMs / 1000}s (e.g. ${fallback})`,
     ),
     v.transform((raw) => parseDuration(raw) ?? 0),
   );
+
+const timeoutSchema = (from: string) => durationSchema(from, DEFAULT_RESOLVE_TIMEOUT, 100, 300_000);
 
 const onErrorSchema = (from: string) =>
   v.optional(
     v.picklist(["fail", "warn"], (issue) => `${from}: ${show(String(issue.input))} must be "fail" or "warn"`),
     "fail",
   );
+
+/** Defaults of `watch`: see WatchConfig. */
+export const WATCH_DEFAULTS = { minTtl: "5s", maxTtl: "1h", grace: "5m" } as const;
+
+/** `HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all IPv4 interfaces); HOST is an IP address or localhost. */
+export function parseListenAddress(text: string): ListenAddress | undefined {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]*)):([0-9]{1,5})$/.exec(text.trim());
+  const port = Number(match?.[3]);
+  if (!match || port < 1 || port > 65535) return undefined;
+  const hostname = match[1] ?? (match[2] || "0.0.0.0");
+  const ip = parseAddress(hostname);
+  if (hostname !== "localhost" && (ip === undefined || (ip.family === 6) !== (match[1] !== undefined))) return undefined;
+  return { hostname, port };
+}
+
+const watchSchema = (raw: RawWatchConfig | undefined) => {
+  const from = (setting: Setting | undefined, flag: string) => setting?.from ?? flag;
+  return v.optional(
+    v.pipe(
+      v.object({
+        minTtlMs: durationSchema(from(raw?.minTtl, "--min-ttl"), WATCH_DEFAULTS.minTtl, 1000, 3_600_000),
+        maxTtlMs: durationSchema(from(raw?.maxTtl, "--max-ttl"), WATCH_DEFAULTS.maxTtl, 1000, 86_400_000),
+        graceMs: durationSchema(from(raw?.grace, "--grace"), WATCH_DEFAULTS.grace, 0, 86_400_000),
+        readyFile: v.optional(v.pipe(v.string(), v.trim(), v.nonEmpty(`${from(raw?.readyFile, "--ready-file")}: expected a file path`))),
+        metricsAddr: v.optional(
+          v.pipe(
+            v.string(),
+            v.rawTransform(({ dataset, addIssue, NEVER }) => {
+              const address = parseListenAddress(dataset.value);
+              if (address) return address;
+              addIssue({ message: `${from(raw?.metricsAddr, "--metrics-addr")}: ${show(dataset.value)} is not HOST:PORT (e.g. 0.0.0.0:9464, [::]:9464, 127.0.0.1:9464)` });
+              return NEVER;
+            }),
+          ),
+        ),
+        removeOnExit: v.boolean(),
+      }),
+      v.check(
+        (w) => w.minTtlMs <= w.maxTtlMs,
+        (issue) => `--min-ttl (${(issue.input as { minTtlMs: number }).minTtlMs / 1000}s) must not be longer than --max-ttl (${(issue.input as { maxTtlMs: number }).maxTtlMs / 1000}s)`,
+      ),
+    ),
+  );
+};
 
 /**
  * Validate everything before anything touches DNS or the kernel. All problems are reported at
@@ -152,6 +235,7 @@ export function parseConfig(raw: RawConfig): ParsedConfig {
     dnsServers: dnsServersSchema(from(raw.dnsServers)),
     resolveTimeoutMs: timeoutSchema(from(raw.resolveTimeout)),
     onResolveError: onErrorSchema(from(raw.onResolveError)),
+    watch: watchSchema(raw.watch),
   });
   const result = v.safeParse(schema, {
     hosts: raw.hosts?.value ?? "",
@@ -160,6 +244,14 @@ export function parseConfig(raw: RawConfig): ParsedConfig {
     dnsServers: raw.dnsServers?.value,
     resolveTimeoutMs: raw.resolveTimeout?.value,
     onResolveError: raw.onResolveError?.value,
+    watch: raw.watch && {
+      minTtlMs: raw.watch.minTtl?.value,
+      maxTtlMs: raw.watch.maxTtl?.value,
+      graceMs: raw.watch.grace?.value,
+      readyFile: raw.watch.readyFile?.value,
+      metricsAddr: raw.watch.metricsAddr?.value,
+      removeOnExit: raw.watch.removeOnExit,
+    },
   });
   const problems = result.success ? [] : result.issues.map((issue) => issue.message);
   if (result.success && raw.requireHosts && result.output.hosts.length === 0) {
@@ -172,7 +264,7 @@ export function parseConfig(raw: RawConfig): ParsedConfig {
   if (!result.success || problems.length > 0) {
     throw configError(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
   }
-  const { hosts, ports, allow, dnsServers, resolveTimeoutMs, onResolveError } = result.output;
+  const { hosts, ports, allow, dnsServers, resolveTimeoutMs, onResolveError, watch } = result.output;
   const warnings: string[] = [];
   for (const entry of allow) {
     if (entry.hostBitsSet) warnings.push(`${raw.allow?.from}: ${show(entry.raw)} has host bits set; using ${entry.cidr.text}`);
@@ -193,6 +285,7 @@ export function parseConfig(raw: RawConfig): ParsedConfig {
       onResolveError,
       reject: raw.reject,
       resolveTimeoutMs,
+      ...(watch && { watch }),
     },
     warnings,
   };

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { parseConfig, type RawConfig } from "../src/config.ts";
+import { parseConfig, type RawConfig, type RawWatchConfig } from "../src/config.ts";
 import { DomainwallError } from "../src/errors.ts";
 
 const base: RawConfig = { strict: false, reject: false, requireHosts: true, hosts: { from: "hosts_csv", value: "a.example" } };
@@ -104,5 +104,67 @@ describe("parseConfig rejects, naming the variable or flag and the value", () =>
     expect(message).toContain('"bad_name"');
     expect(message).toContain('"70000"');
     expect(message).toContain('"300.1.1.1"');
+  });
+});
+
+describe("parseConfig: watch options", () => {
+  const watch = (raw: Partial<RawWatchConfig>): RawConfig => ({ ...base, watch: { removeOnExit: false, ...raw } });
+  const flag = (name: string, value: string) => ({ from: `--${name}`, value });
+
+  test("defaults: --min-ttl 5s, --max-ttl 1h, --grace 5m, nothing served, rules stay on exit", () => {
+    expect(parseConfig(watch({})).config.watch).toEqual({ minTtlMs: 5_000, maxTtlMs: 3_600_000, graceMs: 300_000, removeOnExit: false });
+    expect(parseConfig(base).config.watch).toBeUndefined();
+  });
+
+  test("every flag", () => {
+    const { config } = parseConfig(
+      watch({
+        minTtl: flag("min-ttl", "1"),
+        maxTtl: flag("max-ttl", "10m"),
+        grace: flag("grace", "0"),
+        readyFile: flag("ready-file", "/run/domainwall/ready"),
+        metricsAddr: flag("metrics-addr", "0.0.0.0:9464"),
+        removeOnExit: true,
+      }),
+    );
+    expect(config.watch).toEqual({
+      minTtlMs: 1_000,
+      maxTtlMs: 600_000,
+      graceMs: 0,
+      readyFile: "/run/domainwall/ready",
+      metricsAddr: { hostname: "0.0.0.0", port: 9464 },
+      removeOnExit: true,
+    });
+  });
+
+  test.each([
+    { value: "127.0.0.1:9464", expected: { hostname: "127.0.0.1", port: 9464 } },
+    { value: ":9464", expected: { hostname: "0.0.0.0", port: 9464 } },
+    { value: "[::]:9464", expected: { hostname: "::", port: 9464 } },
+    { value: "[2001:db8::1]:80", expected: { hostname: "2001:db8::1", port: 80 } },
+    { value: "localhost:9464", expected: { hostname: "localhost", port: 9464 } },
+  ])("--metrics-addr $value", ({ value, expected }) => {
+    expect(parseConfig(watch({ metricsAddr: flag("metrics-addr", value) })).config.watch?.metricsAddr).toEqual(expected);
+  });
+
+  test.each([
+    { name: "min-ttl not a duration", raw: { minTtl: flag("min-ttl", "often") }, message: '--min-ttl: "often" is not a duration between 1s and 3600s (e.g. 5s)' },
+    { name: "min-ttl below a second", raw: { minTtl: flag("min-ttl", "500ms") }, message: '--min-ttl: "500ms"' },
+    { name: "max-ttl above a day", raw: { maxTtl: flag("max-ttl", "25h") }, message: '--max-ttl: "25h" is not a duration between 1s and 86400s' },
+    { name: "negative grace", raw: { grace: flag("grace", "-1s") }, message: '--grace: "-1s" is not a duration' },
+    { name: "min above max", raw: { minTtl: flag("min-ttl", "2m"), maxTtl: flag("max-ttl", "1m") }, message: "--min-ttl (120s) must not be longer than --max-ttl (60s)" },
+    { name: "empty ready file", raw: { readyFile: flag("ready-file", " ") }, message: "--ready-file: expected a file path" },
+    { name: "metrics port missing", raw: { metricsAddr: flag("metrics-addr", "0.0.0.0") }, message: '--metrics-addr: "0.0.0.0" is not HOST:PORT' },
+    { name: "metrics port 0", raw: { metricsAddr: flag("metrics-addr", ":0") }, message: '--metrics-addr: ":0"' },
+    { name: "metrics host a name", raw: { metricsAddr: flag("metrics-addr", "metrics.example:9464") }, message: '--metrics-addr: "metrics.example:9464"' },
+    { name: "metrics IPv6 without brackets", raw: { metricsAddr: flag("metrics-addr", "::1:9464") }, message: '--metrics-addr: "::1:9464"' },
+  ])("rejects $name", ({ raw, message }) => {
+    expect(problemsOf(watch(raw))).toContain(message);
+  });
+
+  test("watch problems come with the others, all at once", () => {
+    const message = problemsOf({ ...watch({ grace: flag("grace", "soon") }), ports: { from: "--ports", value: "0" } });
+    expect(message).toContain('--grace: "soon"');
+    expect(message).toContain('--ports: "0"');
   });
 });
