@@ -1,8 +1,8 @@
 import { parseArgs } from "node:util";
-import type { RawConfig, Setting } from "./config.ts";
+import { WATCH_DEFAULTS, type RawConfig, type Setting } from "./config.ts";
 import { configError } from "./errors.ts";
 
-export const COMMANDS = ["apply", "render", "check", "remove", "status", "confirm"] as const;
+export const COMMANDS = ["apply", "render", "check", "remove", "status", "confirm", "watch"] as const;
 export type Command = (typeof COMMANDS)[number];
 
 const OPTIONS = {
@@ -17,6 +17,12 @@ const OPTIONS = {
   config: { type: "string" },
   "confirm-within": { type: "string" },
   "log-format": { type: "string" },
+  "min-ttl": { type: "string" },
+  "max-ttl": { type: "string" },
+  grace: { type: "string" },
+  "ready-file": { type: "string" },
+  "metrics-addr": { type: "string" },
+  "remove-on-exit": { type: "boolean" },
   "dry-run": { type: "boolean" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
@@ -35,6 +41,7 @@ const COMMAND_OPTIONS: Record<Command, readonly OptionName[]> = {
   remove: [],
   status: [],
   confirm: [],
+  watch: [...POLICY_OPTIONS, "config", "min-ttl", "max-ttl", "grace", "ready-file", "metrics-addr", "remove-on-exit"],
 };
 
 /** Keys a `--config` file may hold: the long flag names of the policy options. */
@@ -92,6 +99,8 @@ Commands:
   remove   delete everything domainwall loaded; succeeds when nothing is loaded
   status   show what is loaded now (sets and drop counters)
   confirm  keep the rules of an 'apply --confirm-within' that is waiting
+  watch    apply, then keep running: look names up again as their TTLs run out and update the
+           allowed addresses in place
 
 Run 'domainwall <command> --help' for a command's options. 'domainwall --version' prints the version.
 
@@ -132,6 +141,27 @@ ${EXIT_CODES}`,
   status: `Usage: domainwall status [--log-format text|json]
 
 Show whether table inet domainwall is loaded, its sets and its drop counters.
+
+${EXIT_CODES}`,
+  watch: `Usage: domainwall watch [options]
+
+Apply (as 'apply' does), then keep running. Each name is looked up again when its DNS TTL runs out
+(kept between --min-ttl and --max-ttl, plus up to a tenth (at most 1 s) of random delay so pods do
+not query in step); when the answers change, only the allowed addresses are replaced, in one
+transaction: established connections are never cut. An address stays allowed for --grace after
+DNS last returned it. A name whose lookups fail keeps its last known addresses until it resolves
+again (a warning each time); it is retried after --min-ttl, doubling up to a minute. A failed
+update is logged and retried; the rules loaded last stay. SIGTERM or SIGINT: exit 0 and leave the
+rules loaded (the pod stays protected), unless --remove-on-exit.
+
+${POLICY_HELP}
+  --min-ttl DURATION       look a name up again no sooner than this (default ${WATCH_DEFAULTS.minTtl})
+  --max-ttl DURATION       and no later than this, whatever its TTL (default ${WATCH_DEFAULTS.maxTtl})
+  --grace DURATION         keep an address this long after DNS last returned it (default ${WATCH_DEFAULTS.grace})
+  --ready-file PATH        write this file once the first ruleset is loaded
+  --metrics-addr HOST:PORT serve /healthz (200 once loaded and keeping up) and /metrics (Prometheus)
+                           on this address, e.g. 0.0.0.0:9464 or [::]:9464
+  --remove-on-exit         remove the rules on SIGTERM/SIGINT (default: leave them loaded)
 
 ${EXIT_CODES}`,
   confirm: `Usage: domainwall confirm [--log-format text|json]
@@ -201,5 +231,16 @@ export function rawConfigFor(command: Command, settings: Settings): RawConfig {
     strict: bool("strict"),
     reject: bool("reject"),
     requireHosts: COMMAND_OPTIONS[command].includes("hosts"),
+    watch:
+      command === "watch"
+        ? {
+            minTtl: settings.get("min-ttl"),
+            maxTtl: settings.get("max-ttl"),
+            grace: settings.get("grace"),
+            readyFile: settings.get("ready-file"),
+            metricsAddr: settings.get("metrics-addr"),
+            removeOnExit: bool("remove-on-exit"),
+          }
+        : undefined,
   };
 }

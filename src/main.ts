@@ -1,19 +1,21 @@
 #!/usr/bin/env bun
 import type { Backend, Status } from "./backend.ts";
 import { FILE_KEYS, helpText, parseCli, rawConfigFor, settingsFor, type Command, type Settings } from "./cli.ts";
-import { parseConfig, type Config, type LogFormat } from "./config.ts";
+import { parseConfig, type Config, type ListenAddress, type LogFormat } from "./config.ts";
 import { parseConfigFile } from "./config-file.ts";
 import { sshServerPort, waitForConfirmation } from "./confirm.ts";
 import { parseDuration } from "./duration.ts";
 import { applyError, configError, DomainwallError, EXIT, exitCode } from "./errors.ts";
 import type { Cidr } from "./ip.ts";
 import { createLogger, type Logger } from "./log.ts";
+import { metricsHandler, type ProcessStats } from "./metrics.ts";
 import { createNftBackend } from "./nft-backend.ts";
 import { buildPolicy, type BuiltPolicy, type PolicySummary } from "./policy.ts";
 import { onlyLocalStub, parseResolvConf, RESOLVED_UPSTREAM_CONF } from "./resolv-conf.ts";
-import { resolveHosts, type Lookup } from "./resolve.ts";
+import { resolveHosts, type HostResolution, type Lookup } from "./resolve.ts";
 import type { Run } from "./run.ts";
 import { VERSION } from "./version.ts";
+import { createWatcher, type Watcher } from "./watch.ts";
 
 /** Everything the program touches in the world, injected so tests can replace any of it. */
 export interface World {
@@ -36,6 +38,11 @@ export interface World {
    * happens. Call the returned `done` when the wait is over.
    */
   readonly awaitOperator: () => { decision: Promise<"keep" | "revert">; done: () => void };
+  /** `watch`: settles with the signal's name on SIGTERM or SIGINT (which then no longer end the process); call `done` when stopped. */
+  readonly untilStopped: () => { stopped: Promise<string>; done: () => void };
+  /** `watch --metrics-addr`: serve HTTP until `stop`; throws when the address cannot be bound. */
+  readonly serve: (address: ListenAddress, handle: (request: Request) => Promise<Response>) => { stop: () => void };
+  readonly processStats: () => ProcessStats;
 }
 
 export const RESOLV_CONF = "/etc/resolv.conf";
@@ -85,8 +92,10 @@ function renderStatus(status: Status, backend: string): string {
   return `${lines.join("\n")}\n`;
 }
 
-/** config → resolution → policy: everything before the kernel, shared by apply, render and check. */
-async function preparePolicy(world: World, log: Logger, command: Command, settings: Settings): Promise<BuiltPolicy & { config: Config; resolveMs: number }> {
+/** config → resolution → policy: everything before the kernel, shared by apply, render, check and watch. */
+type PreparedPolicy = BuiltPolicy & { config: Config; resolveMs: number; resolutions: HostResolution[]; resolvers: Cidr[] };
+
+async function preparePolicy(world: World, log: Logger, command: Command, settings: Settings): Promise<PreparedPolicy> {
   const { config, warnings } = parseConfig(rawConfigFor(command, settings));
   for (const warning of warnings) log.warn(warning);
   const resolvers = await resolversFor(config, world, log);
@@ -95,7 +104,7 @@ async function preparePolicy(world: World, log: Logger, command: Command, settin
   const resolveMs = Math.round(world.now() - started);
   const built = buildPolicy(config, resolutions, resolvers);
   for (const warning of built.warnings) log.warn(warning);
-  return { ...built, config, resolveMs };
+  return { ...built, config, resolveMs, resolutions, resolvers };
 }
 
 /** `apply --confirm-within`: load, wait for a confirmation, otherwise restore the previous rules. */
@@ -127,6 +136,8 @@ async function execute(world: World, log: Logger, command: Command, backend: Bac
     case "confirm":
       if (!(await world.removeFile(pendingFile(world.env)))) throw applyError("no apply is waiting for confirmation");
       return log.success("confirmed");
+    case "watch":
+      return watchCommand(world, log, backend, settings);
   }
   const confirmSetting = settings.get("confirm-within");
   const confirmWithinMs = confirmSetting && parseDuration(confirmSetting.value);
@@ -137,6 +148,11 @@ async function execute(world: World, log: Logger, command: Command, backend: Bac
     await backend.check(built.policy);
     return log.success({ message: `the kernel accepts the ruleset: ${describeSummary(built.summary, built.resolveMs)}`, summary: built.summary });
   }
+  await loadPolicy(world, log, backend, built, confirmWithinMs);
+}
+
+/** Load a prepared policy the way `apply` does: warnings, the optional confirmation, the summary. Shared with `watch`. */
+async function loadPolicy(world: World, log: Logger, backend: Backend, built: PreparedPolicy, confirmWithinMs: number | undefined): Promise<void> {
   if (built.config.ports.length === 0) log.info("no listening ports given: inbound traffic is left untouched");
   const sshPort = sshServerPort(world.env.SSH_CONNECTION);
   if (sshPort !== undefined && built.config.ports.length > 0 && !built.config.ports.includes(sshPort)) {
@@ -150,6 +166,48 @@ async function execute(world: World, log: Logger, command: Command, backend: Bac
     message: `applied: ${describeSummary(built.summary, built.resolveMs, confirmWithinMs ? undefined : loadMs)}`,
     summary: { ...built.summary, resolveMs: built.resolveMs, loadMs, backend: backend.name },
   });
+}
+
+/** `watch`: apply as `apply` does, then keep the allow sets true to DNS until SIGTERM or SIGINT. */
+async function watchCommand(world: World, log: Logger, backend: Backend, settings: Settings): Promise<void> {
+  const stop = world.untilStopped();
+  let server: { stop: () => void } | undefined;
+  try {
+    const built = await preparePolicy(world, log, "watch", settings);
+    const options = built.config.watch;
+    if (options === undefined) throw new Error("watch options were not parsed");
+    let watcher: Watcher | undefined;
+    if (options.readyFile !== undefined) await world.removeFile(options.readyFile);
+    if (options.metricsAddr !== undefined) {
+      const { hostname, port } = options.metricsAddr;
+      const lateMs = built.config.resolveTimeoutMs + 30_000;
+      const handle = metricsHandler({ snapshot: () => watcher?.snapshot(), status: () => backend.status(), process: world.processStats, now: world.now, lateMs });
+      try {
+        server = world.serve(options.metricsAddr, handle);
+      } catch (error) {
+        throw applyError(`--metrics-addr: cannot listen on ${hostname}:${port}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      if (built.config.ports.length > 0 && !built.config.ports.includes(port) && hostname !== "localhost" && !hostname.startsWith("127.") && hostname !== "::1") {
+        log.warn(`--ports does not include the --metrics-addr port ${port}: probes and scrapes from outside the pod will be dropped`);
+      }
+    }
+    await loadPolicy(world, log, backend, built, undefined);
+    watcher = createWatcher(
+      { config: built.config, schedule: options, resolvers: built.resolvers, resolutions: built.resolutions, policy: built.policy, loadedAt: world.now() },
+      { backend, lookup: world.lookup, log, now: world.now, sleep: world.sleep, random: Math.random },
+    );
+    if (options.readyFile !== undefined) await world.writeFile(options.readyFile, "loaded\n");
+    log.info(`watching ${built.config.hosts.length} names: looked up again as their TTLs run out (between ${options.minTtlMs / 1000}s and ${options.maxTtlMs / 1000}s); unseen addresses stay ${options.graceMs / 1000}s`);
+    await watcher.run(stop.stopped);
+    const signal = await stop.stopped;
+    if (!options.removeOnExit) return log.success(`${signal}: stopped; the rules stay loaded`);
+    await backend.remove();
+    if (options.readyFile !== undefined) await world.removeFile(options.readyFile);
+    log.success(`${signal}: stopped and removed domainwall's rules (--remove-on-exit)`);
+  } finally {
+    server?.stop();
+    stop.done();
+  }
 }
 
 async function readSettings(world: World, flags: Settings, configFile: string | undefined): Promise<Settings> {

@@ -117,15 +117,22 @@ export interface Expired {
 }
 
 /**
- * Drop addresses whose name has not returned them for `graceMs`. A name whose lookups are failing
- * keeps all of its addresses: DNS trouble never shrinks the allowlist.
+ * Addresses on their way out: the name's latest answer no longer held them. Those of the latest
+ * answer stay however long its TTL is; a failing name's all stay.
+ */
+const fading = (name: NameState): KnownAddress[] =>
+  name.failures > 0 || name.lastAnswer === undefined ? [] : [...name.addresses.values()].filter((a) => a.lastSeen < (name.lastAnswer ?? 0));
+
+/**
+ * Drop addresses that the name's answers have left out for `graceMs` since they last held them.
+ * A name whose lookups are failing keeps all of its addresses: DNS trouble never shrinks the
+ * allowlist.
  */
 export function expire(state: RefreshState, now: number, graceMs: number): { state: RefreshState; expired: Expired[] } {
   const expired: Expired[] = [];
   const next = new Map(state);
   for (const [host, name] of state) {
-    if (name.failures > 0) continue;
-    const stale = [...name.addresses.values()].filter((a) => a.lastSeen + graceMs <= now);
+    const stale = fading(name).filter((a) => a.lastSeen + graceMs <= now);
     if (stale.length === 0) continue;
     const addresses = new Map(name.addresses);
     for (const a of stale) {
@@ -145,19 +152,19 @@ export function nextEvent(state: RefreshState, graceMs: number): number {
   let next = Infinity;
   for (const name of state.values()) {
     next = Math.min(next, name.nextRefresh);
-    if (name.failures > 0) continue;
-    for (const a of name.addresses.values()) next = Math.min(next, a.lastSeen + graceMs);
+    for (const a of fading(name)) next = Math.min(next, a.lastSeen + graceMs);
   }
   return next;
 }
 
 /**
- * The allowlist as `buildPolicy` takes it: each name with its current addresses (answered or kept),
- * or `empty` when it has none. The policy rules (refused answers, --allow, sorting) stay in one place.
+ * The allowlist as `buildPolicy` takes it: each name that has addresses (answered or kept), in
+ * configuration order, so the policy rules (refused answers, --allow, sorting) stay in one place.
+ * Names without addresses are left out: the watch loop reports them itself.
  */
 export function toResolutions(state: RefreshState): HostResolution[] {
-  return [...state].map(([host, name]): HostResolution => {
+  return [...state].flatMap(([host, name]): HostResolution[] => {
     const addresses = [...name.addresses.values()].map((a) => ({ address: a.address, family: a.family, ttl: 0 }));
-    return addresses.length > 0 ? { host, status: "resolved", addresses } : { host, status: "empty" };
+    return addresses.length > 0 ? [{ host, status: "resolved", addresses }] : [];
   });
 }

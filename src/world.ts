@@ -42,6 +42,37 @@ function awaitOperator(): ReturnType<World["awaitOperator"]> {
   };
 }
 
+/** `watch`: SIGTERM (Kubernetes stopping the container) or SIGINT ends the loop instead of the process. */
+function untilStopped(): ReturnType<World["untilStopped"]> {
+  let settle: (signal: string) => void = () => {};
+  const stopped = new Promise<string>((resolve) => (settle = resolve));
+  const onTerm = () => settle("SIGTERM");
+  const onInt = () => settle("SIGINT");
+  process.on("SIGTERM", onTerm);
+  process.on("SIGINT", onInt);
+  return {
+    stopped,
+    done() {
+      process.off("SIGTERM", onTerm);
+      process.off("SIGINT", onInt);
+    },
+  };
+}
+
+const serve: World["serve"] = ({ hostname, port }, handle) => {
+  const server = Bun.serve({ hostname, port, fetch: handle, idleTimeout: 30 });
+  return { stop: () => void server.stop(true) };
+};
+
+const processStats: World["processStats"] = () => {
+  const cpu = process.cpuUsage();
+  return {
+    residentBytes: process.memoryUsage.rss(),
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    startTimeSeconds: Math.round(Date.now() / 1000 - process.uptime()),
+  };
+};
+
 /** The real world: process, files, DNS, child processes. The only module besides main's entry that touches them. */
 export function realWorld(): World {
   return {
@@ -67,5 +98,8 @@ export function realWorld(): World {
     now: () => performance.now(),
     sleep: (ms) => Bun.sleep(ms),
     awaitOperator,
+    untilStopped,
+    serve,
+    processStats,
   };
 }

@@ -48,6 +48,9 @@ async function runMain(
     now: () => clock,
     sleep: async (ms) => void (clock += ms),
     awaitOperator: () => ({ decision: operator, done: () => {} }),
+    untilStopped: () => ({ stopped: new Promise(() => {}), done: () => {} }),
+    serve: () => ({ stop: () => {} }),
+    processStats: () => ({ residentBytes: 0, cpuSeconds: 0, startTimeSeconds: 0 }),
   };
   const code = await main(world);
   return { code, stdout, stderr, calls, files };

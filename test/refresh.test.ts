@@ -83,6 +83,14 @@ describe("the allowlist over time", () => {
     expect(addressesOf(after.state, "api.example")).toEqual(["203.0.113.11"]);
   });
 
+  test("an answer's addresses stay until an answer leaves them out, even when its TTL is longer than the grace", () => {
+    let state = recordResolutions(initialState(["api.example"], 0), [resolved("api.example", 3600, "203.0.113.10")], 0, schedule, never);
+    expect(expire(state, 3_000_000, schedule.graceMs).expired).toEqual([]);
+    expect(nextEvent(state, schedule.graceMs)).toBe(3_600_000);
+    state = recordResolutions(state, [resolved("api.example", 3600, "203.0.113.11")], 3_600_000, schedule, never);
+    expect(expire(state, 3_600_000, schedule.graceMs).expired.map((e) => e.address)).toEqual(["203.0.113.10"]);
+  });
+
   test("while a name fails, all its addresses stay, however old; lookups back off", () => {
     let state = recordResolutions(start, [resolved("api.example", 30, "203.0.113.10")], 0, schedule, never);
     for (const [i, now] of [30_000, 35_000, 45_000, 65_000, 400_000].entries()) {
@@ -112,10 +120,10 @@ describe("the allowlist over time", () => {
     expect(addressesOf(expire(state, 300_000, schedule.graceMs).state, "api.example")).toEqual([]);
   });
 
-  test("toResolutions gives buildPolicy each name's current addresses, in configuration order", () => {
-    const state = recordResolutions(start, [resolved("cdn.example", 60, "2001:db8::20", "203.0.113.20"), failed("api.example")], 0, schedule, never);
+  test("toResolutions gives buildPolicy the names that have addresses, in configuration order", () => {
+    const three = initialState(["api.example", "cdn.example", "new.example"], 0);
+    const state = recordResolutions(three, [resolved("new.example", 60, "203.0.113.30"), resolved("cdn.example", 60, "2001:db8::20", "203.0.113.20"), failed("api.example")], 0, schedule, never);
     expect(toResolutions(state)).toEqual([
-      { host: "api.example", status: "empty" },
       {
         host: "cdn.example",
         status: "resolved",
@@ -124,6 +132,7 @@ describe("the allowlist over time", () => {
           { address: "203.0.113.20", family: 4, ttl: 0 },
         ],
       },
+      { host: "new.example", status: "resolved", addresses: [{ address: "203.0.113.30", family: 4, ttl: 0 }] },
     ]);
   });
 

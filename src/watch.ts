@@ -1,0 +1,191 @@
+import type { Backend } from "./backend.ts";
+import type { Config } from "./config.ts";
+import type { Cidr } from "./ip.ts";
+import type { Logger } from "./log.ts";
+import { buildPolicy, type Policy, type SetElement } from "./policy.ts";
+import { dueHosts, expire, initialState, nextEvent, recordResolutions, toResolutions, type Expired, type RefreshState, type Schedule } from "./refresh.ts";
+import { resolveHosts, type HostResolution, type Lookup } from "./resolve.ts";
+
+/** The loop's side of the world; tests pass a fake clock, lookup and backend. */
+export interface WatchIo {
+  readonly backend: Backend;
+  readonly lookup: Lookup;
+  readonly log: Logger;
+  readonly now: () => number;
+  readonly sleep: (ms: number) => Promise<void>;
+  readonly random: () => number;
+}
+
+/** What the loop knows, for /healthz and /metrics. Times are in milliseconds of the injected clock. */
+export interface WatchSnapshot {
+  readonly state: RefreshState;
+  /** The policy whose sets are loaded now. */
+  readonly loaded: Policy;
+  /** When no name was failing and the loaded sets matched the answers, last. */
+  readonly lastGoodRefresh: number;
+  /** When the loop means to run next (a lookup due, an address's grace ending, a retry). */
+  readonly nextWake: number;
+  /** Updates after the initial load: how many succeeded and failed, and the seconds they took. */
+  readonly updates: { readonly ok: number; readonly failed: number; readonly seconds: number };
+  /** Why the last update failed; undefined once one succeeds. */
+  readonly updateError: string | undefined;
+}
+
+export interface Watcher {
+  /** Run cycles as they fall due until `stopped` settles; a cycle under way finishes its kernel update first. */
+  run(stopped: Promise<unknown>): Promise<void>;
+  /** One cycle now: look up the due names, expire, update the kernel if the sets changed. */
+  cycle(): Promise<void>;
+  snapshot(): WatchSnapshot;
+}
+
+export interface WatchStart {
+  readonly config: Config;
+  readonly schedule: Schedule;
+  /** The resolvers the loaded policy allows DNS to (they do not change while watching). */
+  readonly resolvers: readonly Cidr[];
+  /** The initial resolution and the policy loaded from it, and when. */
+  readonly resolutions: readonly HostResolution[];
+  readonly policy: Policy;
+  readonly loadedAt: number;
+}
+
+/** Cycles are at least this far apart, so names falling due close together share a lookup round and an update. */
+const MIN_CYCLE_GAP_MS = 200;
+/** Added and removed addresses named in one log line; the rest are counted. */
+const LOG_ADDRESSES = 20;
+
+const setKey = (policy: Policy): string => [policy.allowV4, policy.allowV6].map((set) => set.map((e) => e.cidr.text).join(",")).join("|");
+const seconds = (ms: number): string => `${Math.round(ms / 100) / 10}s`;
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "es"}`;
+const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+
+function listed(items: readonly string[]): string {
+  const shown = items.slice(0, LOG_ADDRESSES).join(", ");
+  return items.length > LOG_ADDRESSES ? `${shown} and ${items.length - LOG_ADDRESSES} more` : shown;
+}
+
+/** `+203.0.113.20 (api.example)` and `-203.0.113.10 (api.example, last seen 5m ago)`. */
+function describeChange(before: Policy, after: Policy, expired: readonly Expired[], now: number) {
+  const elements = (p: Policy) => new Map<string, SetElement>([...p.allowV4, ...p.allowV6].map((e) => [e.cidr.text, e]));
+  const [old, next] = [elements(before), elements(after)];
+  const lastSeen = new Map(expired.map((e) => [e.address, e.lastSeen]));
+  const added = [...next.values()].filter((e) => !old.has(e.cidr.text)).map((e) => `+${e.cidr.text} (${e.sources.join(", ")})`);
+  const removed = [...old.values()]
+    .filter((e) => !next.has(e.cidr.text))
+    .map((e) => {
+      const seen = lastSeen.get(e.cidr.text);
+      return `-${e.cidr.text} (${e.sources.join(", ")}${seen === undefined ? "" : `, last seen ${seconds(now - seen)} ago`})`;
+    });
+  return { added, removed };
+}
+
+/**
+ * The refresh loop of `watch`. It starts from what the initial apply resolved and loaded; each
+ * cycle looks up the names that are due, folds the answers into the state, expires addresses past
+ * their grace, builds the policy the way `apply` does and, only when the allow sets differ from
+ * the loaded ones, replaces them (`Backend.updateSets`, or a full `apply` for a backend without
+ * it, and after a failed update). A failed update leaves the loaded rules as they were and is
+ * retried after --min-ttl.
+ */
+export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
+  const { config, schedule, resolvers } = start;
+  let state = recordResolutions(initialState(config.hosts, start.loadedAt), start.resolutions, start.loadedAt, schedule, io.random);
+  let loaded = start.policy;
+  let lastGoodRefresh = start.loadedAt;
+  let updates = { ok: 0, failed: 0, seconds: 0 };
+  let updateError: string | undefined;
+  let retryAt = Infinity;
+  let lastCycle = -Infinity;
+  let stopping = false;
+  /** Settles when `run` is told to stop: abandons lookups under way (nothing is changed after it). */
+  let stopped: Promise<undefined> = new Promise(() => {});
+  /** Warnings of the last policy build, so each is logged once rather than every cycle. */
+  let warned = new Set<string>();
+  /** Names whose last answer was "no such name / no addresses". */
+  const vanished = new Set(start.resolutions.filter((r) => r.status === "empty").map((r) => r.host));
+
+  const wakeAt = () => Math.max(Math.min(nextEvent(state, schedule.graceMs), retryAt), lastCycle + MIN_CYCLE_GAP_MS);
+
+  function report(resolutions: readonly HostResolution[], now: number): void {
+    for (const r of resolutions) {
+      const name = state.get(r.host);
+      if (name === undefined) continue;
+      if (r.status === "failed") {
+        const newest = Math.max(...[...name.addresses.values()].map((a) => a.lastSeen));
+        const kept = name.addresses.size > 0 ? `keeping its ${plural(name.addresses.size, "known address")}, last seen ${seconds(now - newest)} ago` : "it has no known addresses";
+        io.log.warn(`${r.host}: lookup failed (${r.error}); ${kept}; next try in ${seconds(name.nextRefresh - now)}`);
+      } else if (r.status === "empty" && !vanished.has(r.host)) {
+        vanished.add(r.host);
+        const held = name.addresses.size > 0 ? `${name.addresses.size === 1 ? "its address stays" : `its ${plural(name.addresses.size, "address")} stay`} for the grace period (${seconds(schedule.graceMs)})` : "nothing to allow";
+        io.log.warn(`${r.host}: no such name or no addresses now; ${held}`);
+      } else if (r.status === "resolved") {
+        vanished.delete(r.host);
+      }
+    }
+  }
+
+  async function update(policy: Policy, expired: readonly Expired[]): Promise<void> {
+    const full = updateError !== undefined || io.backend.updateSets === undefined;
+    const started = io.now();
+    try {
+      await (full ? io.backend.apply(policy) : io.backend.updateSets?.(policy));
+    } catch (error) {
+      const took = io.now() - started;
+      updates = { ...updates, failed: updates.failed + 1, seconds: updates.seconds + took / 1000 };
+      updateError = messageOf(error);
+      retryAt = io.now() + schedule.minTtlMs;
+      io.log.error(`updating the allowed addresses failed; the rules loaded before stay, retrying in ${seconds(schedule.minTtlMs)}: ${updateError}`);
+      return;
+    }
+    const now = io.now();
+    const { added, removed } = describeChange(loaded, policy, expired, now);
+    updates = { ok: updates.ok + 1, failed: updates.failed, seconds: updates.seconds + (now - started) / 1000 };
+    updateError = undefined;
+    retryAt = Infinity;
+    loaded = policy;
+    io.log.info({
+      message: `allowlist updated${full ? " (full reload)" : ""} in ${Math.round(now - started)} ms: ${listed([...added, ...removed])}; ${policy.allowV4.length} IPv4 and ${policy.allowV6.length} IPv6 allowed`,
+      added: added.length,
+      removed: removed.length,
+    });
+  }
+
+  async function cycle(): Promise<void> {
+    lastCycle = io.now();
+    const due = dueHosts(state, lastCycle);
+    if (due.length > 0) {
+      const resolutions = await Promise.race([resolveHosts(due, { lookup: io.lookup, deadlineMs: config.resolveTimeoutMs, now: io.now, sleep: io.sleep }), stopped]);
+      if (resolutions === undefined || stopping) return;
+      state = recordResolutions(state, resolutions, io.now(), schedule, io.random);
+      report(resolutions, io.now());
+    }
+    const expiry = expire(state, io.now(), schedule.graceMs);
+    state = expiry.state;
+    const built = buildPolicy(config, toResolutions(state), resolvers);
+    for (const warning of built.warnings) if (!warned.has(warning)) io.log.warn(warning);
+    warned = new Set(built.warnings);
+    if (updateError !== undefined || setKey(built.policy) !== setKey(loaded)) await update(built.policy, expiry.expired);
+    if (updateError === undefined && [...state.values()].every((name) => name.failures === 0)) lastGoodRefresh = io.now();
+  }
+
+  async function run(stop: Promise<unknown>): Promise<void> {
+    stopped = stop.then(() => {
+      stopping = true;
+      return undefined;
+    });
+    const forever = new Promise<never>(() => {});
+    while (!stopping) {
+      const wait = wakeAt() - io.now();
+      if (wait > 0) await Promise.race([Number.isFinite(wait) ? io.sleep(wait) : forever, stopped]);
+      if (stopping) break;
+      await cycle();
+    }
+  }
+
+  return {
+    run,
+    cycle,
+    snapshot: () => ({ state, loaded, lastGoodRefresh, nextWake: wakeAt(), updates, updateError }),
+  };
+}
