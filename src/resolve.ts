@@ -69,6 +69,9 @@ type FamilyOutcome =
 const codeOf = (error: unknown): string =>
   typeof error === "object" && error !== null && "code" in error ? String(error.code) : "";
 
+/** A timeout, SERVFAIL, refusal or unreachable server: worth another try. */
+export const isTransient = (error: unknown): boolean => TRANSIENT.has(codeOf(error));
+
 const describe = (error: unknown): string => {
   const code = codeOf(error);
   const message = error instanceof Error ? error.message : String(error);

@@ -1,6 +1,6 @@
 import { mkdir, rm } from "node:fs/promises";
 import { dirname } from "node:path";
-import { bunLookup } from "./dns-lookup.ts";
+import { guardedLookup } from "./dns-lookup.ts";
 import type { World } from "./main.ts";
 import { runProcess } from "./run.ts";
 
@@ -81,7 +81,7 @@ export function realWorld(): World {
     stdout: (text) => Bun.write(Bun.stdout, text),
     stderr: process.stderr,
     run: runProcess,
-    lookup: bunLookup,
+    lookup: guardedLookup(),
     readFile: async (path) => {
       const file = Bun.file(path);
       return (await file.exists()) ? file.text() : undefined;
