@@ -1,0 +1,47 @@
+import { expect, test } from "bun:test";
+import { parseCli, rawConfigFor, settingsFor } from "../src/cli.ts";
+import { parseConfig } from "../src/config.ts";
+
+interface Probe {
+  httpGet?: { path: string; port: string | number };
+}
+interface Container {
+  name: string;
+  restartPolicy?: string;
+  args?: string[];
+  env?: { name: string; value: string }[];
+  ports?: { name?: string; containerPort: number }[];
+  startupProbe?: Probe;
+  livenessProbe?: Probe;
+  securityContext?: { capabilities?: { add?: string[] }; readOnlyRootFilesystem?: boolean };
+  volumeMounts?: { mountPath: string }[];
+}
+
+const manifest = Bun.YAML.parse(await Bun.file(`${import.meta.dir}/../examples/sidecar-watch.yaml`).text()) as {
+  spec: { template: { spec: { initContainers: Container[]; containers: Container[] } } };
+};
+const pod = manifest.spec.template.spec;
+const sidecar = pod.initContainers.find((c) => c.name === "domainwall")!;
+
+test("examples/sidecar-watch.yaml: a native sidecar whose args and variables are a valid watch configuration", () => {
+  expect(sidecar.restartPolicy).toBe("Always");
+  const invocation = parseCli(sidecar.args ?? []);
+  expect(invocation.kind === "run" && invocation.command).toBe("watch");
+  if (invocation.kind !== "run") return;
+  const env = Object.fromEntries((sidecar.env ?? []).map((e) => [e.name, e.value]));
+  const { config } = parseConfig(rawConfigFor("watch", settingsFor(invocation.flags, new Map(), "", env)));
+  expect(config.watch?.metricsAddr).toEqual({ hostname: "0.0.0.0", port: 9464 });
+  // The kubelet probes the pod IP from the node: with inbound filtered, the metrics port must be open.
+  expect(config.ports).toContain(9464);
+  expect(sidecar.volumeMounts?.map((m) => m.mountPath)).toContain("/run/domainwall");
+  expect(config.watch?.readyFile?.startsWith("/run/domainwall/")).toBe(true);
+});
+
+test("examples/sidecar-watch.yaml: the app starts once /healthz answers (no shell needed in the image)", () => {
+  const port = sidecar.ports?.find((p) => p.name === sidecar.startupProbe?.httpGet?.port)?.containerPort;
+  expect(sidecar.startupProbe?.httpGet?.path).toBe("/healthz");
+  expect(port).toBe(9464);
+  expect(sidecar.livenessProbe?.httpGet?.path).toBe("/healthz");
+  expect(sidecar.securityContext?.capabilities?.add).toEqual(["NET_ADMIN"]);
+  expect(pod.containers.every((c) => !c.securityContext?.capabilities?.add?.includes("NET_ADMIN"))).toBe(true);
+});
