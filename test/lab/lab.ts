@@ -1,0 +1,265 @@
+// A network-namespace lab for end-to-end tests (root only):
+//
+//   [app]  198.51.100.1, 2001:db8:1::1  — where domainwall runs, like a pod; listeners on 3000, 3001
+//     | veth
+//   [net]  198.51.100.2/.3, 2001:db8:1::2/::3 — dnsmasq (resolver on .2/::2, a "rogue" one on .3/::3)
+//          203.0.113.0/24 and 2001:db8:ff::/64 routed to lo: one listener answers on 80/443 for all
+//
+// Documentation addresses only; namespaces are unique per lab and deleted by close(); processes are
+// stopped by the PID the lab started.
+import { describe, test } from "bun:test";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { resolve } from "node:path";
+
+export const isRoot = process.getuid?.() === 0;
+const REPO = resolve(import.meta.dir, "../..");
+
+/** `describe` as root; otherwise skipped with a message, or failing when DOMAINWALL_REQUIRE_NETNS=1 (CI). */
+export function describeNetns(name: string, fn: () => void): void {
+  if (isRoot) return describe(name, fn);
+  if (process.env.DOMAINWALL_REQUIRE_NETNS === "1") {
+    return describe(name, () => test("needs root for network namespaces", () => {
+      throw new Error("DOMAINWALL_REQUIRE_NETNS=1 but not running as root: the namespace tests cannot run");
+    }));
+  }
+  console.warn(`skipping "${name}": network-namespace tests need root`);
+  describe.skip(name, fn);
+}
+
+export const ADDR = {
+  appV4: "198.51.100.1",
+  appV6: "2001:db8:1::1",
+  dnsV4: "198.51.100.2",
+  dnsV6: "2001:db8:1::2",
+  rogueDnsV4: "198.51.100.3",
+  rogueDnsV6: "2001:db8:1::3",
+} as const;
+
+export interface Result {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export type Probe = "connected" | "refused" | "timeout" | string;
+
+export interface Target {
+  readonly host: string;
+  readonly port: number;
+}
+
+let counter = 0;
+
+function sh(argv: string[]): string {
+  const result = Bun.spawnSync(argv, { stdout: "pipe", stderr: "pipe" });
+  if (result.exitCode !== 0) throw new Error(`${argv.join(" ")} failed (${result.exitCode}): ${result.stderr.toString()}`);
+  return result.stdout.toString();
+}
+
+async function run(argv: string[], opts: { env?: Record<string, string>; stdin?: string; timeoutMs?: number } = {}): Promise<Result> {
+  const child = Bun.spawn(argv, {
+    env: opts.env,
+    stdin: opts.stdin === undefined ? "ignore" : new Blob([opts.stdin]),
+    stdout: "pipe",
+    stderr: "pipe",
+    timeout: opts.timeoutMs ?? 60_000,
+  });
+  const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+  return { code, stdout, stderr };
+}
+
+/** The command that runs domainwall: the compiled binary in DOMAINWALL_BIN, else the source. */
+export function domainwallCommand(): string[] {
+  return process.env.DOMAINWALL_BIN ? [process.env.DOMAINWALL_BIN] : [process.execPath, `${REPO}/src/main.ts`];
+}
+
+export interface Lab {
+  readonly app: string;
+  readonly net: string;
+  readonly dir: string;
+  readonly resolvConf: string;
+  setRecords(records: Record<string, readonly string[]>, opts?: { cnames?: Record<string, string> }): Promise<void>;
+  startDns(): Promise<void>;
+  stopDns(): Promise<void>;
+  exec(ns: "app" | "net", argv: string[], opts?: { env?: Record<string, string>; stdin?: string; timeoutMs?: number }): Promise<Result>;
+  domainwall(args: string[], opts?: { env?: Record<string, string>; path?: string; timeoutMs?: number }): Promise<Result>;
+  /** Start domainwall in app without waiting (watch, confirm); the caller stops it. */
+  spawnDomainwall(args: string[], opts?: { env?: Record<string, string> }): Bun.Subprocess<"ignore", "pipe", "pipe">;
+  probe(targets: readonly Target[], timeoutMs?: number): Promise<Probe[]>;
+  canConnect(targets: readonly Target[], timeoutMs?: number): Promise<boolean[]>;
+  canConnectInbound(targets: readonly Target[], timeoutMs?: number): Promise<boolean[]>;
+  dnsAnswers(server: string, name: string, timeoutMs?: number): Promise<boolean>;
+  nft(args: string[], stdin?: string): Promise<Result>;
+  /** `nft list table inet domainwall` in app, or "" when there is none. */
+  table(): Promise<string>;
+  /** Count committed nft transactions in app until the returned function is called. */
+  countTransactions(): Promise<() => Promise<number>>;
+  close(): Promise<void>;
+}
+
+export async function createLab(opts: { ttl?: number } = {}): Promise<Lab> {
+  const id = `dw${process.pid % 100000}x${counter++}`;
+  const app = `${id}a`;
+  const net = `${id}n`;
+  const dir = mkdtempSync(`${tmpdir()}/${id}-`);
+  chmodSync(dir, 0o755); // dnsmasq re-reads the hosts file as nobody
+  const hostsFile = `${dir}/hosts`;
+  const etc = `/etc/netns/${app}`;
+  const children: Bun.Subprocess[] = [];
+  let dns: Bun.Subprocess | undefined;
+  let cnames: Record<string, string> = {};
+  let closed = false;
+
+  const inNs = (ns: "app" | "net") => ["ip", "netns", "exec", ns === "app" ? app : net];
+
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    for (const child of [...children, dns]) child?.kill("SIGKILL");
+    await Promise.all([...children, dns].map((c) => c?.exited));
+    for (const ns of [app, net]) Bun.spawnSync(["ip", "netns", "delete", ns], { stderr: "ignore" });
+    rmSync(etc, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once("exit", () => {
+    if (!closed) for (const ns of [app, net]) Bun.spawnSync(["ip", "netns", "delete", ns], { stderr: "ignore" });
+  });
+
+  const startDns = async () => {
+    const listen = [ADDR.dnsV4, ADDR.rogueDnsV4, ADDR.dnsV6, ADDR.rogueDnsV6].join(",");
+    dns = Bun.spawn(
+      [
+        ...inNs("net"),
+        "dnsmasq",
+        "--keep-in-foreground",
+        "--conf-file=/dev/null",
+        "--no-resolv",
+        "--no-hosts",
+        "--pid-file=",
+        `--addn-hosts=${hostsFile}`,
+        `--local-ttl=${opts.ttl ?? 30}`,
+        "--bind-interfaces",
+        `--listen-address=${listen}`,
+        "--local=/#/", // no upstream: unknown names get NXDOMAIN, not REFUSED
+        ...Object.entries(cnames).map(([alias, target]) => `--cname=${alias},${target}`),
+      ],
+      { stdout: "ignore", stderr: "pipe" },
+    );
+    // Ready when it answers.
+    for (let i = 0; i < 50; i++) {
+      const probe = await run([...inNs("net"), process.execPath, `${import.meta.dir}/probe.ts`, "dns", "200", ADDR.dnsV4, "ready.invalid"]);
+      if (probe.stdout.trim() === "true") return;
+      if (dns.exitCode !== null) throw new Error(`dnsmasq exited: ${await new Response(dns.stderr).text()}`);
+    }
+    throw new Error("dnsmasq did not start answering");
+  };
+
+  const stopDns = async () => {
+    dns?.kill("SIGTERM");
+    await dns?.exited;
+    dns = undefined;
+  };
+
+  try {
+    for (const ns of [app, net]) sh(["ip", "netns", "add", ns]);
+    sh(["ip", "link", "add", `${id}va`, "netns", app, "type", "veth", "peer", "name", `${id}vn`, "netns", net]);
+    const ipIn = (ns: string, ...args: string[]) => sh(["ip", "-n", ns, ...args]);
+    ipIn(app, "link", "set", "lo", "up");
+    ipIn(net, "link", "set", "lo", "up");
+    ipIn(app, "link", "set", `${id}va`, "up");
+    ipIn(net, "link", "set", `${id}vn`, "up");
+    ipIn(app, "addr", "add", `${ADDR.appV4}/24`, "dev", `${id}va`);
+    ipIn(app, "-6", "addr", "add", `${ADDR.appV6}/64`, "dev", `${id}va`, "nodad");
+    for (const a of [ADDR.dnsV4, ADDR.rogueDnsV4]) ipIn(net, "addr", "add", `${a}/24`, "dev", `${id}vn`);
+    for (const a of [ADDR.dnsV6, ADDR.rogueDnsV6]) ipIn(net, "-6", "addr", "add", `${a}/64`, "dev", `${id}vn`, "nodad");
+    ipIn(app, "route", "add", "default", "via", ADDR.dnsV4);
+    ipIn(app, "-6", "route", "add", "default", "via", ADDR.dnsV6);
+    ipIn(net, "route", "add", "local", "203.0.113.0/24", "dev", "lo");
+    ipIn(net, "-6", "route", "add", "local", "2001:db8:ff::/64", "dev", "lo");
+    mkdirSync(etc, { recursive: true });
+    writeFileSync(`${etc}/resolv.conf`, `nameserver ${ADDR.dnsV4}\nnameserver ${ADDR.dnsV6}\n`);
+    writeFileSync(hostsFile, "");
+    for (const [ns, ports] of [["net", ["80", "443"]], ["app", ["3000", "3001"]]] as const) {
+      const listener = Bun.spawn([...inNs(ns), process.execPath, `${import.meta.dir}/listener.ts`, ...ports], { stdout: "pipe", stderr: "inherit" });
+      children.push(listener);
+      const reader = listener.stdout.getReader();
+      await reader.read(); // "listening"
+      reader.releaseLock();
+    }
+    await startDns();
+  } catch (error) {
+    await close();
+    throw error;
+  }
+
+  const probeFrom = async (ns: "app" | "net", targets: readonly Target[], timeoutMs = 1000): Promise<Probe[]> => {
+    const args = targets.map((t) => (t.host.includes(":") ? `[${t.host}]:${t.port}` : `${t.host}:${t.port}`));
+    const result = await run([...inNs(ns), process.execPath, `${import.meta.dir}/probe.ts`, "tcp", String(timeoutMs), ...args]);
+    if (result.code !== 0) throw new Error(`probe failed: ${result.stderr}`);
+    return JSON.parse(result.stdout) as Probe[];
+  };
+
+  const lab: Lab = {
+    app,
+    net,
+    dir,
+    resolvConf: `${etc}/resolv.conf`,
+    async setRecords(records, options = {}) {
+      const lines = Object.entries(records).flatMap(([name, addresses]) => addresses.map((a) => `${a} ${name}`));
+      writeFileSync(hostsFile, `${lines.join("\n")}\n`);
+      const cnamesChanged = JSON.stringify(options.cnames ?? {}) !== JSON.stringify(cnames);
+      if (cnamesChanged || dns === undefined) {
+        cnames = options.cnames ?? {};
+        if (dns !== undefined) await stopDns();
+        await startDns();
+      } else {
+        dns.kill("SIGHUP"); // re-reads --addn-hosts and clears its cache
+        await Bun.sleep(100);
+      }
+    },
+    startDns,
+    stopDns,
+    exec: (ns, argv, options) => run([...inNs(ns), ...argv], options),
+    domainwall: (args, options = {}) =>
+      run([...inNs("app"), ...domainwallCommand(), ...args], {
+        env: { PATH: options.path ?? process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", ...options.env },
+        timeoutMs: options.timeoutMs,
+      }),
+    spawnDomainwall(args, options = {}) {
+      const child = Bun.spawn([...inNs("app"), ...domainwallCommand(), ...args], {
+        env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", ...options.env },
+        stdin: "ignore",
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      children.push(child);
+      return child;
+    },
+    probe: (targets, timeoutMs) => probeFrom("app", targets, timeoutMs),
+    canConnect: async (targets, timeoutMs) => (await probeFrom("app", targets, timeoutMs)).map((r) => r === "connected"),
+    canConnectInbound: async (targets, timeoutMs) => (await probeFrom("net", targets, timeoutMs)).map((r) => r === "connected"),
+    async dnsAnswers(server, name, timeoutMs = 1000) {
+      const result = await run([...inNs("app"), process.execPath, `${import.meta.dir}/probe.ts`, "dns", String(timeoutMs), server, name]);
+      return result.stdout.trim() === "true";
+    },
+    nft: (args, stdin) => run([...inNs("app"), "nft", ...args], { stdin }),
+    async table() {
+      const result = await run([...inNs("app"), "nft", "list", "table", "inet", "domainwall"]);
+      return result.code === 0 ? result.stdout : "";
+    },
+    async countTransactions() {
+      const monitor = Bun.spawn([...inNs("app"), "nft", "monitor"], { stdout: "pipe", stderr: "ignore" });
+      children.push(monitor);
+      await Bun.sleep(300); // let it subscribe before anything is committed
+      return async () => {
+        await Bun.sleep(300);
+        monitor.kill("SIGTERM");
+        const output = await new Response(monitor.stdout).text();
+        return output.split("\n").filter((line) => line.startsWith("# new generation")).length;
+      };
+    },
+    close,
+  };
+  return lab;
+}

@@ -1,0 +1,46 @@
+// Probes for the lab, run inside a namespace. Prints one JSON value on stdout.
+//   bun probe.ts tcp TIMEOUT_MS HOST:PORT...   → ["connected" | "refused" | "timeout" | "error:CODE", ...]
+//   bun probe.ts dns TIMEOUT_MS SERVER NAME    → true when the server answered (any rcode), false on no answer
+import { Resolver } from "node:dns/promises";
+import { connect } from "node:net";
+
+const [mode, timeoutText, ...rest] = process.argv.slice(2);
+const timeoutMs = Number(timeoutText);
+
+function tcp(target: string): Promise<string> {
+  const colon = target.lastIndexOf(":");
+  const host = target.slice(0, colon).replace(/^\[|\]$/g, "");
+  const port = Number(target.slice(colon + 1));
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve("timeout");
+    }, timeoutMs);
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve("connected");
+    });
+    socket.once("error", (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      resolve(error.code === "ECONNREFUSED" ? "refused" : `error:${error.code}`);
+    });
+  });
+}
+
+async function dns(server: string, name: string): Promise<boolean> {
+  const resolver = new Resolver({ timeout: timeoutMs, tries: 1 });
+  resolver.setServers([server]);
+  try {
+    await resolver.resolve4(name);
+    return true;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code === "ENOTFOUND" || code === "ENODATA" || code === "EREFUSED" || code === "ESERVFAIL";
+  }
+}
+
+const result = mode === "tcp" ? await Promise.all(rest.map(tcp)) : await dns(rest[0] ?? "", rest[1] ?? "");
+console.log(JSON.stringify(result));
+process.exit(0);
