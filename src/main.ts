@@ -86,7 +86,7 @@ function renderStatus(status: Status, backend: string): string {
   if (!status.loaded) return `nothing loaded: domainwall has no rules here (${backend})\n`;
   const lines = [
     `domainwall is loaded (${backend})`,
-    ...status.sets.map((s) => `  set ${s.name}: ${s.elements} elements`),
+    ...status.sets.map((s) => `  set ${s.name}: ${s.elements} ${s.elements === 1 ? "entry" : "entries"} (adjacent addresses merge into ranges)`),
     ...status.counters.map((c) => `  counter ${c.name}: ${c.packets} packets, ${c.bytes} bytes`),
   ];
   return `${lines.join("\n")}\n`;

@@ -14,6 +14,8 @@ import { resolve } from "node:path";
 
 export const isRoot = process.getuid?.() === 0;
 const REPO = resolve(import.meta.dir, "../..");
+/** Absolute, so a test can give domainwall a PATH without nft and still enter the namespace. */
+const IP = Bun.which("ip") ?? "/usr/sbin/ip";
 
 /** `describe` as root; otherwise skipped with a message, or failing when DOMAINWALL_REQUIRE_NETNS=1 (CI). */
 export function describeNetns(name: string, fn: () => void): void {
@@ -107,11 +109,11 @@ export async function createLab(opts: { ttl?: number } = {}): Promise<Lab> {
   const hostsFile = `${dir}/hosts`;
   const etc = `/etc/netns/${app}`;
   const children: Bun.Subprocess[] = [];
-  let dns: Bun.Subprocess | undefined;
+  let dns: Bun.Subprocess<"ignore", "ignore", "pipe"> | undefined;
   let cnames: Record<string, string> = {};
   let closed = false;
 
-  const inNs = (ns: "app" | "net") => ["ip", "netns", "exec", ns === "app" ? app : net];
+  const inNs = (ns: "app" | "net") => [IP, "netns", "exec", ns === "app" ? app : net];
 
   const close = async () => {
     if (closed) return;
@@ -144,7 +146,7 @@ export async function createLab(opts: { ttl?: number } = {}): Promise<Lab> {
         "--local=/#/", // no upstream: unknown names get NXDOMAIN, not REFUSED
         ...Object.entries(cnames).map(([alias, target]) => `--cname=${alias},${target}`),
       ],
-      { stdout: "ignore", stderr: "pipe" },
+      { stdin: "ignore", stdout: "ignore", stderr: "pipe" },
     );
     // Ready when it answers.
     for (let i = 0; i < 50; i++) {

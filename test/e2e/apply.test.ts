@@ -1,0 +1,159 @@
+// End-to-end: the binary (DOMAINWALL_BIN, else the source) against the kernel's netfilter and a real
+// dnsmasq, in namespaces the lab creates and removes.
+import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
+import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { ADDR, createLab, describeNetns, type Lab } from "../lab/lab.ts";
+
+const API = { v4: ["203.0.113.10", "203.0.113.11"], v6: ["2001:db8:ff::10", "2001:db8:ff::11"] };
+const at = (host: string, port = 80) => ({ host, port });
+
+describeNetns("apply with nft, end to end", () => {
+  let lab: Lab;
+  beforeAll(async () => {
+    lab = await createLab();
+    await lab.setRecords({ "api.example": [...API.v4, ...API.v6], "mirror.example": ["203.0.113.20"] });
+  });
+  afterEach(async () => {
+    await lab.nft(["delete", "table", "inet", "domainwall"]);
+  });
+  afterAll(() => lab.close());
+
+  const apply = (args: string[], env?: Record<string, string>) => lab.domainwall(["apply", ...args], { env });
+
+  test("an allowed name's IPv4 and IPv6 addresses are reachable; unlisted ones are not", async () => {
+    const result = await apply([], { hosts_csv: "api.example" });
+    expect(result.stderr).toContain("applied: 1 names resolved, 0 skipped; 2 IPv4 and 2 IPv6 allowed");
+    expect(result.code).toBe(0);
+    const allowed = [...API.v4, ...API.v6].map((h) => at(h));
+    expect(await lab.canConnect([...allowed, at("203.0.113.99"), at("2001:db8:ff::99"), at("203.0.113.20")])).toEqual([
+      true, true, true, true, false, false, false,
+    ]);
+  });
+
+  test("DNS reaches the resolvers and nothing else; --dns-servers any reopens it", async () => {
+    expect((await apply(["--hosts", "api.example"])).code).toBe(0);
+    expect(await lab.dnsAnswers(ADDR.dnsV4, "api.example")).toBe(true);
+    expect(await lab.dnsAnswers(ADDR.dnsV6, "api.example")).toBe(true);
+    expect(await lab.dnsAnswers(ADDR.rogueDnsV4, "api.example")).toBe(false);
+    expect(await lab.dnsAnswers(ADDR.rogueDnsV6, "api.example")).toBe(false);
+    expect((await apply(["--hosts", "api.example", "--dns-servers", "any"])).code).toBe(0);
+    expect(await lab.dnsAnswers(ADDR.rogueDnsV4, "api.example")).toBe(true);
+  });
+
+  test("with ports, only those are reachable inbound (v4 and v6); without, inbound is untouched", async () => {
+    const withPorts = await apply(["--hosts", "api.example"], { listening_ports_csv: "3000" });
+    expect(withPorts.code).toBe(0);
+    const inbound = [at(ADDR.appV4, 3000), at(ADDR.appV6, 3000), at(ADDR.appV4, 3001), at(ADDR.appV6, 3001)];
+    expect(await lab.canConnectInbound(inbound)).toEqual([true, true, false, false]);
+    const without = await apply(["--hosts", "api.example"]);
+    expect(without.stderr).toContain("inbound traffic is left untouched");
+    expect(await lab.canConnectInbound(inbound)).toEqual([true, true, true, true]);
+  });
+
+  test("re-applying loads an identical ruleset, one transaction per apply", async () => {
+    const stop = await lab.countTransactions();
+    expect((await apply(["--hosts", "api.example,mirror.example", "--ports", "3000"])).code).toBe(0);
+    const first = await lab.table();
+    expect((await apply(["--hosts", "api.example,mirror.example", "--ports", "3000"])).code).toBe(0);
+    expect(await stop()).toBe(2);
+    expect(first).toContain("table inet domainwall");
+    expect(await lab.table()).toBe(first);
+  });
+
+  test("an unrelated table survives apply and remove byte for byte", async () => {
+    const other = "table ip other {\n\tset keep {\n\t\ttype ipv4_addr\n\t\telements = { 192.0.2.1 }\n\t}\n\tchain c {\n\t\ttype filter hook output priority 10; policy accept;\n\t\tip daddr @keep counter accept\n\t}\n}\n";
+    expect((await lab.nft(["-f", "-"], other)).code).toBe(0);
+    const before = (await lab.nft(["list", "table", "ip", "other"])).stdout;
+    expect((await apply(["--hosts", "api.example"])).code).toBe(0);
+    expect((await lab.domainwall(["remove"])).code).toBe(0);
+    expect(await lab.table()).toBe("");
+    expect((await lab.nft(["list", "table", "ip", "other"])).stdout).toBe(before);
+    await lab.nft(["delete", "table", "ip", "other"]);
+  });
+
+  test.each([
+    { name: "a bad port", args: ["--ports", "70000"], message: '--ports: "70000" is not a port number' },
+    { name: "nft syntax in a name", args: [], env: { hosts_csv: "api.example;drop" }, message: 'hosts_csv: "api.example;drop" is not a valid host name' },
+    { name: "a bad CIDR", args: ["--allow", "192.0.2.0/33"], message: '--allow: "192.0.2.0/33"' },
+    { name: "an unknown flag", args: ["--hostz", "x"], message: "--hostz" },
+  ])("bad configuration ($name) exits 2 and leaves the previous ruleset exactly as it was", async ({ args, env, message }) => {
+    expect((await apply(["--hosts", "api.example", "--ports", "3000"])).code).toBe(0);
+    const before = await lab.table();
+    const result = await apply(env ? [...args] : ["--hosts", "api.example", ...args], env);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(message);
+    expect(await lab.table()).toBe(before);
+  });
+
+  test("a failing load exits 1 and leaves the previous ruleset; so does a missing nft", async () => {
+    expect((await apply(["--hosts", "api.example"])).code).toBe(0);
+    const before = await lab.table();
+    const fakeBin = mkdtempSync(`${tmpdir()}/dw-fake-nft-`);
+    writeFileSync(`${fakeBin}/nft`, "#!/bin/sh\necho 'Error: simulated failure' >&2\nexit 1\n");
+    chmodSync(fakeBin, 0o755);
+    chmodSync(`${fakeBin}/nft`, 0o755);
+    const failing = await lab.domainwall(["apply", "--hosts", "mirror.example"], { path: fakeBin });
+    expect(failing.code).toBe(1);
+    expect(failing.stderr).toContain("Error: simulated failure");
+    expect(await lab.table()).toBe(before);
+    const emptyBin = mkdtempSync(`${tmpdir()}/dw-no-nft-`);
+    const missing = await lab.domainwall(["apply", "--hosts", "mirror.example"], { path: emptyBin });
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain("cannot run nft");
+    expect(await lab.table()).toBe(before);
+  });
+
+  test("--reject makes refused connections fail at once (reset), not time out", async () => {
+    expect((await apply(["--hosts", "api.example"])).code).toBe(0);
+    expect(await lab.probe([at("203.0.113.99")], 3000)).toEqual(["timeout"]);
+    expect((await apply(["--hosts", "api.example", "--reject"])).code).toBe(0);
+    expect(await lab.probe([at("203.0.113.99"), at("2001:db8:ff::99")], 3000)).toEqual(["refused", "refused"]);
+  });
+
+  test("a name that does not exist is skipped with a warning; --strict fails and loads nothing", async () => {
+    const skipped = await apply(["--hosts", "api.example,nx.example"]);
+    expect(skipped.code).toBe(0);
+    expect(skipped.stderr).toContain("nx.example: no such name or no addresses; skipped");
+    await lab.nft(["delete", "table", "inet", "domainwall"]);
+    const strict = await apply(["--hosts", "api.example,nx.example", "--strict"]);
+    expect(strict.code).toBe(1);
+    expect(strict.stderr).toContain("--strict: nx.example has no addresses");
+    expect(await lab.table()).toBe("");
+  });
+
+  test("CNAME chains are followed", async () => {
+    await lab.setRecords({ "api.example": [...API.v4, ...API.v6], "mirror.example": ["203.0.113.20"] }, { cnames: { "cdn.example": "mirror.example" } });
+    expect((await apply(["--hosts", "cdn.example"])).code).toBe(0);
+    expect(await lab.canConnect([at("203.0.113.20"), at("203.0.113.10")])).toEqual([true, false]);
+  });
+
+  test("status shows the sets and counters, remove takes them away and is idempotent", async () => {
+    expect((await lab.domainwall(["status"])).stdout).toContain("nothing loaded");
+    expect((await apply(["--hosts", "api.example"])).code).toBe(0);
+    await lab.canConnect([at("203.0.113.99")], 300); // one dropped connection attempt
+    const status = await lab.domainwall(["status"]);
+    // 203.0.113.10 and .11 are adjacent: auto-merge keeps them as one range in the kernel.
+    expect(status.stdout).toContain("set allow_v4: 1 entry");
+    expect(status.stdout).toContain("set allow_v6: 1 entry");
+    expect(status.stdout).toMatch(/counter output_dropped: [1-9]\d* packets/);
+    expect((await lab.domainwall(["remove"])).code).toBe(0);
+    expect((await lab.domainwall(["remove"])).code).toBe(0);
+    expect((await lab.domainwall(["status"])).stdout).toContain("nothing loaded");
+  });
+
+  test("check validates with the kernel and changes nothing", async () => {
+    const result = await lab.domainwall(["check", "--hosts", "api.example"]);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain("the kernel accepts the ruleset");
+    expect(await lab.table()).toBe("");
+  });
+});
+
+test("render works without root, nft or a namespace", async () => {
+  const { domainwallCommand } = await import("../lab/lab.ts");
+  const child = Bun.spawnSync([...domainwallCommand(), "render", "--dns-servers", "192.0.2.53", "--hosts", "192.0.2.10"], { env: { PATH: "/nonexistent" }, stderr: "pipe" });
+  expect(child.exitCode).toBe(0);
+  expect(child.stdout.toString()).toContain("table inet domainwall {");
+  expect(child.stdout.toString()).toContain("192.0.2.10, # --hosts");
+});
