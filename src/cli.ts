@@ -16,6 +16,7 @@ const OPTIONS = {
   reject: { type: "boolean" },
   config: { type: "string" },
   "confirm-within": { type: "string" },
+  backend: { type: "string" },
   "log-format": { type: "string" },
   "min-ttl": { type: "string" },
   "max-ttl": { type: "string" },
@@ -45,7 +46,7 @@ const COMMAND_OPTIONS: Record<Command, readonly OptionName[]> = {
 };
 
 /** Keys a `--config` file may hold: the long flag names of the policy options. */
-export const FILE_KEYS: readonly OptionName[] = [...POLICY_OPTIONS, "log-format"];
+export const FILE_KEYS: readonly OptionName[] = [...POLICY_OPTIONS, "backend", "log-format", "min-ttl", "max-ttl", "grace", "ready-file", "metrics-addr", "remove-on-exit"];
 
 /** The original image's variables, and ours. */
 const ENVIRONMENT: Partial<Record<OptionName, string>> = {
@@ -53,6 +54,7 @@ const ENVIRONMENT: Partial<Record<OptionName, string>> = {
   ports: "listening_ports_csv",
   allow: "extra_whitelist_ips_csv",
   "log-format": "DOMAINWALL_LOG_FORMAT",
+  backend: "DOMAINWALL_BACKEND",
 };
 
 /** Every option's value and where it came from; boolean options hold "true" or "false". */
@@ -196,7 +198,7 @@ export function parseCli(argv: readonly string[]): Invocation {
   const command: Command = values["dry-run"] ? "render" : (word ?? "apply");
   if (values.version) return { kind: "version" };
   if (values.help) return { kind: "help", command: word === undefined && !values["dry-run"] ? undefined : command };
-  const accepted = new Set<OptionName>([...COMMAND_OPTIONS[command], "log-format", "help", "version"]);
+  const accepted = new Set<OptionName>([...COMMAND_OPTIONS[command], ...(command === "confirm" ? [] : ["backend" as const]), "log-format", "help", "version"]);
   const flags = new Map<OptionName, Setting>();
   for (const [name, value] of Object.entries(values) as [OptionName, string | boolean | undefined][]) {
     if (value === undefined) continue;

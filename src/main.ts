@@ -9,7 +9,7 @@ import { applyError, configError, DomainwallError, EXIT, exitCode } from "./erro
 import type { Cidr } from "./ip.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { metricsHandler, type ProcessStats } from "./metrics.ts";
-import { createNftBackend } from "./nft-backend.ts";
+import { parseBackendChoice, selectBackend } from "./select-backend.ts";
 import { buildPolicy, type BuiltPolicy, type PolicySummary } from "./policy.ts";
 import { onlyLocalStub, parseResolvConf, RESOLVED_UPSTREAM_CONF } from "./resolv-conf.ts";
 import { resolveHosts, type HostResolution, type Lookup } from "./resolve.ts";
@@ -126,23 +126,29 @@ async function applyWithConfirmation(world: World, log: Logger, backend: Backend
   throw applyError(`not confirmed: the previous rules are back (${previous === undefined ? "none were loaded" : "restored in one transaction"})`);
 }
 
-async function execute(world: World, log: Logger, command: Command, backend: Backend, settings: Settings): Promise<void> {
+/** Picks the backend; called only once the configuration is known to be valid. */
+type BackendFor = () => Promise<Backend>;
+
+async function execute(world: World, log: Logger, command: Command, backendFor: BackendFor, settings: Settings): Promise<void> {
   switch (command) {
     case "remove":
-      await backend.remove();
+      await (await backendFor()).remove();
       return log.success("removed domainwall's rules (if any were loaded)");
-    case "status":
+    case "status": {
+      const backend = await backendFor();
       return void (await world.stdout(renderStatus(await backend.status(), backend.name)));
+    }
     case "confirm":
       if (!(await world.removeFile(pendingFile(world.env)))) throw applyError("no apply is waiting for confirmation");
       return log.success("confirmed");
     case "watch":
-      return watchCommand(world, log, backend, settings);
+      return watchCommand(world, log, backendFor, settings);
   }
   const confirmSetting = settings.get("confirm-within");
   const confirmWithinMs = confirmSetting && parseDuration(confirmSetting.value);
   if (confirmSetting && !confirmWithinMs) throw configError(`${confirmSetting.from}: ${JSON.stringify(confirmSetting.value)} is not a duration (e.g. 60s)`);
   const built = await preparePolicy(world, log, command, settings);
+  const backend = await backendFor();
   if (command === "render") return void (await world.stdout(backend.render(built.policy)));
   if (command === "check") {
     await backend.check(built.policy);
@@ -169,7 +175,7 @@ async function loadPolicy(world: World, log: Logger, backend: Backend, built: Pr
 }
 
 /** `watch`: apply as `apply` does, then keep the allow sets true to DNS until SIGTERM or SIGINT. */
-async function watchCommand(world: World, log: Logger, backend: Backend, settings: Settings): Promise<void> {
+async function watchCommand(world: World, log: Logger, backendFor: BackendFor, settings: Settings): Promise<void> {
   const stop = world.untilStopped();
   let server: { stop: () => void } | undefined;
   try {
@@ -191,6 +197,7 @@ async function watchCommand(world: World, log: Logger, backend: Backend, setting
         log.warn(`--ports does not include the --metrics-addr port ${port}: probes and scrapes from outside the pod will be dropped`);
       }
     }
+    const backend = await backendFor();
     await loadPolicy(world, log, backend, built, undefined);
     watcher = createWatcher(
       { config: built.config, schedule: options, resolvers: built.resolvers, resolutions: built.resolutions, policy: built.policy, loadedAt: world.now() },
@@ -232,8 +239,14 @@ export async function main(world: World): Promise<number> {
     }
     const settings = await readSettings(world, invocation.flags, invocation.configFile);
     log = createLogger(logFormatOf(settings), world.stderr);
-    const backend = createNftBackend(world.run);
-    await execute(world, log, invocation.command, backend, settings);
+    const choice = parseBackendChoice(settings.get("backend"));
+    const probe = invocation.command !== "render";
+    const backendFor = async () => {
+      const { backend, reason } = await selectBackend(choice, world.run, { probe });
+      if (probe) log.info(`backend ${backend.name} (${reason})`);
+      return backend;
+    };
+    await execute(world, log, invocation.command, backendFor, settings);
     return EXIT.ok;
   } catch (error) {
     if (error instanceof DomainwallError) log.error(error.message);

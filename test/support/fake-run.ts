@@ -19,3 +19,6 @@ export function fakeRun(respond: (call: RunCall) => Partial<RunResult> | Promise
   };
   return { run, calls };
 }
+
+/** `--backend auto` asks the kernel to check this probe transaction before anything else. */
+export const isBackendProbe = (call: RunCall): boolean => call.args.includes("--check") && call.stdin === "table inet domainwall_probe\n";

@@ -1,0 +1,109 @@
+import type { Backend, Status } from "./backend.ts";
+import { applyError } from "./errors.ts";
+import type { Family } from "./ip.ts";
+import type { Policy } from "./policy.ts";
+import { INPUT_CHAIN, OUTPUT_CHAIN, parseIptablesState, renderIptables, renderIptablesRemove } from "./render-iptables.ts";
+import type { Run } from "./run.ts";
+
+const TOOLS = {
+  4: { save: "iptables-legacy-save", restore: "iptables-legacy-restore", label: "IPv4" },
+  6: { save: "ip6tables-legacy-save", restore: "ip6tables-legacy-restore", label: "IPv6" },
+} as const;
+const FAMILIES: readonly Family[] = [4, 6];
+
+/** Both families' restore inputs, as `render` prints them (for a namespace where nothing is loaded yet). */
+export function renderIptablesBoth(policy: Policy): string {
+  return FAMILIES.map((family) => `# ---- ${TOOLS[family].restore} --noflush (${TOOLS[family].label}) ----\n${renderIptables(policy, family)}`).join("\n");
+}
+
+/** Snapshot of both families' whole filter tables, as `*-save` printed them (with counters). */
+type Saved = Record<Family, string>;
+
+/**
+ * The iptables-legacy backend: the same policy through two restore calls (IPv4, then IPv6), each one
+ * atomic commit that rewrites only domainwall's chains. When the IPv6 commit fails, IPv4 is put back
+ * to what it was, so a failure leaves both families as they were.
+ */
+export function createIptablesBackend(run: Run): Backend {
+  const save = async (family: Family): Promise<string> => {
+    const result = await run(TOOLS[family].save, ["-c", "-t", "filter"]);
+    if (result.code !== 0) throw applyError(`${TOOLS[family].save} failed: ${result.stderr.trim()}`);
+    return result.stdout;
+  };
+  const restore = async (family: Family, input: string, args: string[] = ["--noflush"]) => {
+    const result = await run(TOOLS[family].restore, args, input);
+    if (result.code !== 0) throw applyError(`${TOOLS[family].restore} ${args.join(" ")} failed: ${result.stderr.trim() || "no error output"}`);
+  };
+  const saveBoth = async (): Promise<Saved> => ({ 4: await save(4), 6: await save(6) });
+  /** Put whole filter tables back exactly (counters included), one atomic commit per family. */
+  const restoreSaved = async (saved: Saved) => {
+    for (const family of FAMILIES) await restore(family, saved[family], ["--counters"]);
+  };
+
+  const apply = async (policy: Policy) => {
+    const before = await saveBoth();
+    await restore(4, renderIptables(policy, 4, parseIptablesState(before[4])));
+    try {
+      await restore(6, renderIptables(policy, 6, parseIptablesState(before[6])));
+    } catch (error) {
+      await restore(4, before[4], ["--counters"]).catch((rollback: Error) => {
+        throw applyError(`${(error as Error).message}; and rolling IPv4 back failed too: ${rollback.message}`);
+      });
+      throw applyError(`${(error as Error).message}; IPv4 was rolled back to what it was`);
+    }
+  };
+
+  const remove = async () => {
+    for (const family of FAMILIES) {
+      const state = parseIptablesState(await save(family));
+      if (state.outputChain || state.inputChain || state.outputJumps + state.inputJumps > 0) await restore(family, renderIptablesRemove(state));
+    }
+  };
+
+  return {
+    name: "iptables-legacy",
+    render: renderIptablesBoth,
+    async check(policy) {
+      for (const family of FAMILIES) await restore(family, renderIptables(policy, family), ["--noflush", "--test"]);
+    },
+    apply,
+    // One rule per address: the chain rewrite is already the smallest atomic update.
+    updateSets: apply,
+    remove,
+    async status(): Promise<Status> {
+      const saved = await saveBoth();
+      if (!FAMILIES.some((family) => parseIptablesState(saved[family]).outputChain)) return { loaded: false };
+      return {
+        loaded: true,
+        sets: FAMILIES.map((family) => ({ name: `allow_v${family} (rules)`, elements: allowRules(saved[family]).length })),
+        counters: FAMILIES.flatMap((family) => [
+          { name: `output_dropped_v${family}`, ...dropCounters(saved[family], OUTPUT_CHAIN) },
+          ...(parseIptablesState(saved[family]).inputChain ? [{ name: `input_dropped_v${family}`, ...dropCounters(saved[family], INPUT_CHAIN) }] : []),
+        ]),
+      };
+    },
+    async snapshot() {
+      const saved = await saveBoth();
+      return FAMILIES.some((family) => parseIptablesState(saved[family]).outputChain) ? JSON.stringify(saved) : undefined;
+    },
+    async restore(snapshot) {
+      if (snapshot === undefined) return remove();
+      await restoreSaved(JSON.parse(snapshot) as Saved);
+    },
+  };
+}
+
+const COUNTED = /^\[(\d+):(\d+)\] (-A \S+ .*)$/;
+
+const rulesOf = (saved: string, chain: string) =>
+  saved.split("\n").flatMap((line) => {
+    const match = COUNTED.exec(line);
+    return match?.[3]?.startsWith(`-A ${chain} `) ? [{ packets: Number(match[1]), bytes: Number(match[2]), rule: match[3] }] : [];
+  });
+
+const allowRules = (saved: string) => rulesOf(saved, OUTPUT_CHAIN).filter((r) => / -d \S+ -j ACCEPT$/.test(r.rule) && !r.rule.includes("--dport 53"));
+
+function dropCounters(saved: string, chain: string) {
+  const final = rulesOf(saved, chain).filter((r) => / -j (DROP|REJECT)/.test(r.rule) && !r.rule.includes("INVALID"));
+  return { packets: final.reduce((n, r) => n + r.packets, 0), bytes: final.reduce((n, r) => n + r.bytes, 0) };
+}

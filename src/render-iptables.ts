@@ -1,0 +1,112 @@
+import type { Family } from "./ip.ts";
+import type { Policy } from "./policy.ts";
+
+/** domainwall's own chains; the built-in chains only get one jump each, and keep their policies. */
+export const OUTPUT_CHAIN = "DOMAINWALL-OUTPUT";
+export const INPUT_CHAIN = "DOMAINWALL-INPUT";
+
+/** What of ours is in a family's filter table now, read from `*-save` before writing. */
+export interface IptablesState {
+  /** How many `-j DOMAINWALL-OUTPUT` / `-j DOMAINWALL-INPUT` jumps the built-in chains hold. */
+  readonly outputJumps: number;
+  readonly inputJumps: number;
+  readonly outputChain: boolean;
+  readonly inputChain: boolean;
+}
+
+/** A namespace where domainwall never ran: what `render` assumes. */
+export const FRESH: IptablesState = { outputJumps: 0, inputJumps: 0, outputChain: false, inputChain: false };
+
+const ND = ["router-solicitation", "router-advertisement", "neighbour-solicitation", "neighbour-advertisement"];
+
+/**
+ * ICMPv6 neighbour discovery is untracked by conntrack; hop limit 255 proves it is on-link.
+ * (IPv4's ARP is not IP and never reaches these chains.)
+ */
+const ndRules = (chain: string, family: Family) =>
+  family === 6 ? ND.map((type) => `-A ${chain} -p ipv6-icmp -m icmp6 --icmpv6-type ${type} -m hl --hl-eq 255 -j ACCEPT`) : [];
+
+const common = (chain: string, family: Family, loopback: string) => [
+  `-A ${chain} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
+  `-A ${chain} -m conntrack --ctstate INVALID -j DROP`,
+  `-A ${chain} ${loopback} lo -j ACCEPT`,
+  ...ndRules(chain, family),
+];
+
+const dnsRules = (policy: Policy, family: Family): string[] => {
+  const dns = (proto: string, dest: string) => `-A ${OUTPUT_CHAIN}${dest} -p ${proto} -m ${proto} --dport 53 -j ACCEPT`;
+  if (policy.dns.kind === "any") return [dns("udp", ""), dns("tcp", "")];
+  const servers = family === 4 ? policy.dns.v4 : policy.dns.v6;
+  return servers.flatMap((server) => [dns("udp", ` -d ${server.text}`), dns("tcp", ` -d ${server.text}`)]);
+};
+
+const finalRules = (chain: string, family: Family, verdict: Policy["verdict"]): string[] =>
+  verdict === "drop"
+    ? [`-A ${chain} -j DROP`]
+    : [
+        `-A ${chain} -p tcp -j REJECT --reject-with tcp-reset`,
+        `-A ${chain} -j REJECT --reject-with ${family === 4 ? "icmp-admin-prohibited" : "icmp6-adm-prohibited"}`,
+      ];
+
+/** Make exactly one jump from `builtin` to `chain`: add a missing one, drop extras. */
+function jump(builtin: string, chain: string, present: number, wanted: boolean): string[] {
+  const target = wanted ? 1 : 0;
+  if (present < target) return [`-I ${builtin} 1 -j ${chain}`];
+  return Array.from({ length: present - target }, () => `-D ${builtin} -j ${chain}`);
+}
+
+/**
+ * The `iptables-legacy-restore --noflush` (or ip6tables) input for one family: the same policy as
+ * the nft ruleset, rule for rule. `:CHAIN - [0:0]` creates or flushes only our chain; everything is
+ * one commit, so each family changes atomically. One rule per allowed address (see README: limits).
+ */
+export function renderIptables(policy: Policy, family: Family, state: IptablesState = FRESH): string {
+  const allowed = family === 4 ? policy.allowV4 : policy.allowV6;
+  const inbound = policy.inboundPorts.length > 0;
+  const lines = [
+    `# domainwall: generated ${family === 4 ? "iptables" : "ip6tables"}-legacy-restore --noflush input (IPv${family}). Do not edit.`,
+    "*filter",
+    `:${OUTPUT_CHAIN} - [0:0]`,
+    ...(inbound || state.inputChain ? [`:${INPUT_CHAIN} - [0:0]`] : []),
+    ...common(OUTPUT_CHAIN, family, "-o"),
+    ...dnsRules(policy, family),
+    ...allowed.flatMap((e) => [`# ${e.sources.join(", ")}`, `-A ${OUTPUT_CHAIN} -d ${e.cidr.text} -j ACCEPT`]),
+    ...finalRules(OUTPUT_CHAIN, family, policy.verdict),
+    ...(inbound
+      ? [
+          ...common(INPUT_CHAIN, family, "-i"),
+          ...policy.inboundPorts.map((port) => `-A ${INPUT_CHAIN} -p tcp -m tcp --dport ${port} -j ACCEPT`),
+          `-A ${INPUT_CHAIN} -j DROP`,
+        ]
+      : []),
+    ...jump("OUTPUT", OUTPUT_CHAIN, state.outputJumps, true),
+    ...jump("INPUT", INPUT_CHAIN, state.inputJumps, inbound),
+    ...(!inbound && state.inputChain ? [`-X ${INPUT_CHAIN}`] : []),
+    "COMMIT",
+  ];
+  return `${lines.join("\n")}\n`;
+}
+
+/** Remove our jumps and chains, leaving everything else in the table as it was. */
+export function renderIptablesRemove(state: IptablesState): string {
+  const chains = [...(state.outputChain ? [OUTPUT_CHAIN] : []), ...(state.inputChain ? [INPUT_CHAIN] : [])];
+  return [
+    "*filter",
+    ...jump("OUTPUT", OUTPUT_CHAIN, state.outputJumps, false),
+    ...jump("INPUT", INPUT_CHAIN, state.inputJumps, false),
+    ...chains.flatMap((chain) => [`-F ${chain}`, `-X ${chain}`]),
+    "COMMIT",
+    "",
+  ].join("\n");
+}
+
+/** Read our chains and jumps from `iptables-legacy-save -t filter` output. */
+export function parseIptablesState(save: string): IptablesState {
+  const lines = save.split("\n").map((line) => line.replace(/^\[\d+:\d+\] /, ""));
+  return {
+    outputJumps: lines.filter((l) => l === `-A OUTPUT -j ${OUTPUT_CHAIN}`).length,
+    inputJumps: lines.filter((l) => l === `-A INPUT -j ${INPUT_CHAIN}`).length,
+    outputChain: lines.some((l) => l.startsWith(`:${OUTPUT_CHAIN} `)),
+    inputChain: lines.some((l) => l.startsWith(`:${INPUT_CHAIN} `)),
+  };
+}
