@@ -86,6 +86,8 @@ const POLICY_HELP = `Options:
                            deadline for all DNS resolution (default 10s)
   --config FILE            read settings from a TOML file whose keys are these long option names;
                            flags override the file, which overrides the environment
+  --backend auto|nft|iptables-legacy
+                           auto (default): nft where the kernel accepts it, else iptables-legacy [env DOMAINWALL_BACKEND]
   --log-format text|json   log format on stderr (default text)                         [env DOMAINWALL_LOG_FORMAT]
   -h, --help               show help`;
 
@@ -134,13 +136,13 @@ Like render, then have the kernel validate the ruleset with 'nft --check -f -'. 
 ${POLICY_HELP}
 
 ${EXIT_CODES}`,
-  remove: `Usage: domainwall remove [--log-format text|json]
+  remove: `Usage: domainwall remove [--backend auto|nft|iptables-legacy] [--log-format text|json]
 
 Delete table inet domainwall in one transaction. Succeeds when nothing is loaded. Other tables are
 never touched.
 
 ${EXIT_CODES}`,
-  status: `Usage: domainwall status [--log-format text|json]
+  status: `Usage: domainwall status [--backend auto|nft|iptables-legacy] [--log-format text|json]
 
 Show whether table inet domainwall is loaded, its sets and its drop counters.
 

@@ -144,6 +144,12 @@ export function expire(state: RefreshState, now: number, graceMs: number): { sta
   return { state: next, expired };
 }
 
+/** Whether two states of a name hold the same addresses (when they were seen aside). */
+export function sameAddresses(a: NameState | undefined, b: NameState | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.addresses.size === b.addresses.size && [...b.addresses.keys()].every((address) => a.addresses.has(address));
+}
+
 /** Names whose next lookup is due. */
 export const dueHosts = (state: RefreshState, now: number): string[] => [...state].filter(([, name]) => name.nextRefresh <= now).map(([host]) => host);
 

@@ -3,7 +3,7 @@ import type { Config } from "./config.ts";
 import type { Cidr } from "./ip.ts";
 import type { Logger } from "./log.ts";
 import { buildPolicy, type Policy, type SetElement } from "./policy.ts";
-import { dueHosts, expire, initialState, nextEvent, recordResolutions, toResolutions, type Expired, type RefreshState, type Schedule } from "./refresh.ts";
+import { dueHosts, expire, initialState, nextEvent, recordResolutions, sameAddresses, toResolutions, type Expired, type RefreshState, type Schedule } from "./refresh.ts";
 import { resolveHosts, type HostResolution, type Lookup } from "./resolve.ts";
 
 /** The loop's side of the world; tests pass a fake clock, lookup and backend. */
@@ -151,21 +151,30 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
     });
   }
 
+  /** Build the policy from the state as `apply` does; load its sets when they differ from the loaded ones. */
+  async function rebuild(expired: readonly Expired[]): Promise<void> {
+    const built = buildPolicy(config, toResolutions(state), resolvers);
+    for (const warning of built.warnings) if (!warned.has(warning)) io.log.warn(warning);
+    warned = new Set(built.warnings);
+    if (updateError !== undefined || setKey(built.policy) !== setKey(loaded)) await update(built.policy, expired);
+  }
+
   async function cycle(): Promise<void> {
     lastCycle = io.now();
+    let changed = updateError !== undefined;
     const due = dueHosts(state, lastCycle);
     if (due.length > 0) {
       const resolutions = await Promise.race([resolveHosts(due, { lookup: io.lookup, deadlineMs: config.resolveTimeoutMs, now: io.now, sleep: io.sleep }), stopped]);
       if (resolutions === undefined || stopping) return;
+      const before = state;
       state = recordResolutions(state, resolutions, io.now(), schedule, io.random);
+      changed ||= resolutions.some((r) => !sameAddresses(before.get(r.host), state.get(r.host)));
       report(resolutions, io.now());
     }
     const expiry = expire(state, io.now(), schedule.graceMs);
     state = expiry.state;
-    const built = buildPolicy(config, toResolutions(state), resolvers);
-    for (const warning of built.warnings) if (!warned.has(warning)) io.log.warn(warning);
-    warned = new Set(built.warnings);
-    if (updateError !== undefined || setKey(built.policy) !== setKey(loaded)) await update(built.policy, expiry.expired);
+    // Same addresses for every name: the policy is the one built last time (most cycles end here).
+    if (changed || expiry.expired.length > 0) await rebuild(expiry.expired);
     if (updateError === undefined && [...state.values()].every((name) => name.failures === 0)) lastGoodRefresh = io.now();
   }
 

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { dueHosts, expire, initialState, nextEvent, recordResolutions, refreshDelay, retryDelay, toResolutions, type RefreshState } from "../src/refresh.ts";
+import { dueHosts, expire, initialState, nextEvent, recordResolutions, refreshDelay, retryDelay, sameAddresses, toResolutions, type RefreshState } from "../src/refresh.ts";
 import type { HostResolution } from "../src/resolve.ts";
 
 const schedule = { minTtlMs: 5_000, maxTtlMs: 3_600_000, graceMs: 300_000 };
@@ -134,6 +134,16 @@ describe("the allowlist over time", () => {
       },
       { host: "new.example", status: "resolved", addresses: [{ address: "203.0.113.30", family: 4, ttl: 0 }] },
     ]);
+  });
+
+  test("sameAddresses compares the addresses, not when they were seen", () => {
+    const one = recordResolutions(start, [resolved("api.example", 30, "203.0.113.10")], 0, schedule, never);
+    const again = recordResolutions(one, [resolved("api.example", 30, "203.0.113.10")], 30_000, schedule, never);
+    const more = recordResolutions(one, [resolved("api.example", 30, "203.0.113.11")], 30_000, schedule, never);
+    expect(sameAddresses(one.get("api.example"), again.get("api.example"))).toBe(true);
+    expect(sameAddresses(one.get("api.example"), more.get("api.example"))).toBe(false);
+    expect(sameAddresses(start.get("api.example"), one.get("api.example"))).toBe(false);
+    expect(sameAddresses(undefined, undefined)).toBe(true);
   });
 
   test("results for names not in the allowlist are ignored", () => {

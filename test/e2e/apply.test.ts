@@ -7,19 +7,36 @@ import { ADDR, createLab, describeNetns, type Lab } from "../lab/lab.ts";
 
 const API = { v4: ["203.0.113.10", "203.0.113.11"], v6: ["2001:db8:ff::10", "2001:db8:ff::11"] };
 const at = (host: string, port = 80) => ({ host, port });
+/** A scenario about one backend's mechanics is registered for that backend only, not skipped for the other. */
+const onlyFor = (applies: boolean): typeof test => (applies ? test : ((() => {}) as unknown as typeof test));
 
-describeNetns("apply with nft, end to end", () => {
+/** Both backends pass the same scenarios; the few that are about one backend's mechanics say so. */
+for (const backend of ["nft", "iptables-legacy"] as const) {
+describeNetns(`apply with ${backend}, end to end`, () => {
   let lab: Lab;
+  const isNft = backend === "nft";
+  /** Everything domainwall owns in the kernel, as text: nft's table, or both families' filter tables. */
+  const loaded = async (): Promise<string> => {
+    if (isNft) return lab.table();
+    const v4 = await lab.exec("app", ["iptables-legacy-save", "-t", "filter"]);
+    const v6 = await lab.exec("app", ["ip6tables-legacy-save", "-t", "filter"]);
+    // Comments carry timestamps and built-in chains carry live packet counters: neither is state we own.
+    const strip = (text: string) => text.split("\n").filter((l) => !l.startsWith("#")).join("\n").replace(/\[\d+:\d+\]/g, "[0:0]");
+    const ours = strip(v4.stdout) + strip(v6.stdout);
+    return ours.includes("DOMAINWALL-OUTPUT") ? ours : "";
+  };
+  const dw = (args: string[], options: { env?: Record<string, string>; path?: string } = {}) =>
+    lab.domainwall(args, { ...options, env: { DOMAINWALL_BACKEND: backend, ...options.env } });
   beforeAll(async () => {
     lab = await createLab();
     await lab.setRecords({ "api.example": [...API.v4, ...API.v6], "mirror.example": ["203.0.113.20"] });
   });
   afterEach(async () => {
-    await lab.nft(["delete", "table", "inet", "domainwall"]);
+    await lab.domainwall(["remove", "--backend", backend]);
   });
   afterAll(() => lab.close());
 
-  const apply = (args: string[], env?: Record<string, string>) => lab.domainwall(["apply", ...args], { env });
+  const apply = (args: string[], env?: Record<string, string>) => dw(["apply", ...args], { env });
 
   test("an allowed name's IPv4 and IPv6 addresses are reachable; unlisted ones are not", async () => {
     const result = await apply([], { hosts_csv: "api.example" });
@@ -51,22 +68,56 @@ describeNetns("apply with nft, end to end", () => {
     expect(await lab.canConnectInbound(inbound)).toEqual([true, true, true, true]);
   });
 
-  test("re-applying loads an identical ruleset, one transaction per apply", async () => {
-    const stop = await lab.countTransactions();
+  test("re-applying loads an identical ruleset", async () => {
     expect((await apply(["--hosts", "api.example,mirror.example", "--ports", "3000"])).code).toBe(0);
-    const first = await lab.table();
+    const first = await loaded();
     expect((await apply(["--hosts", "api.example,mirror.example", "--ports", "3000"])).code).toBe(0);
-    expect(await stop()).toBe(2);
-    expect(first).toContain("table inet domainwall");
-    expect(await lab.table()).toBe(first);
+    expect(first).toContain(isNft ? "table inet domainwall" : "-A OUTPUT -j DOMAINWALL-OUTPUT");
+    expect(await loaded()).toBe(first);
   });
 
-  test("an unrelated table survives apply and remove byte for byte", async () => {
+  onlyFor(isNft)("each apply is exactly one kernel transaction", async () => {
+    const stop = await lab.countTransactions();
+    expect((await apply(["--hosts", "api.example"])).code).toBe(0);
+    expect((await apply(["--hosts", "api.example"])).code).toBe(0);
+    expect(await stop()).toBe(2);
+  });
+
+  onlyFor(!isNft)("an unrelated rule in the same table and chain survives apply and remove", async () => {
+    const rule = ["-A", "OUTPUT", "-d", "192.0.2.77", "-p", "tcp", "--dport", "9", "-j", "ACCEPT"];
+    expect((await lab.exec("app", ["iptables-legacy", ...rule])).code).toBe(0);
+    const save = async () => (await lab.exec("app", ["iptables-legacy-save", "-t", "filter"])).stdout.split("\n").filter((l) => !l.startsWith("#")).join("\n");
+    const before = await save();
+    expect((await apply(["--hosts", "api.example"])).code).toBe(0);
+    expect(await save()).toContain("-A OUTPUT -d 192.0.2.77/32 -p tcp -m tcp --dport 9 -j ACCEPT");
+    expect((await dw(["remove"])).code).toBe(0);
+    expect(await save()).toBe(before);
+    await lab.exec("app", ["iptables-legacy", "-D", ...rule.slice(1)]);
+  });
+
+  onlyFor(!isNft)("a failing IPv6 restore leaves IPv4 as it was and exits 1", async () => {
+    expect((await apply(["--hosts", "api.example"])).code).toBe(0);
+    const before = await loaded();
+    const fakeBin = mkdtempSync(`${tmpdir()}/dw-fake-ip6-`);
+    chmodSync(fakeBin, 0o755);
+    for (const tool of ["iptables-legacy-save", "ip6tables-legacy-save", "iptables-legacy-restore", "iptables-legacy"]) {
+      writeFileSync(`${fakeBin}/${tool}`, `#!/bin/sh\nexec ${Bun.which(tool)} "$@"\n`);
+      chmodSync(`${fakeBin}/${tool}`, 0o755);
+    }
+    writeFileSync(`${fakeBin}/ip6tables-legacy-restore`, "#!/bin/sh\necho 'ip6tables-restore: simulated failure' >&2\nexit 1\n");
+    chmodSync(`${fakeBin}/ip6tables-legacy-restore`, 0o755);
+    const failing = await dw(["apply", "--hosts", "mirror.example"], { path: fakeBin });
+    expect(failing.stderr).toContain("simulated failure; IPv4 was rolled back to what it was");
+    expect(failing.code).toBe(1);
+    expect(await loaded()).toBe(before);
+  });
+
+  onlyFor(isNft)("an unrelated table survives apply and remove byte for byte", async () => {
     const other = "table ip other {\n\tset keep {\n\t\ttype ipv4_addr\n\t\telements = { 192.0.2.1 }\n\t}\n\tchain c {\n\t\ttype filter hook output priority 10; policy accept;\n\t\tip daddr @keep counter accept\n\t}\n}\n";
     expect((await lab.nft(["-f", "-"], other)).code).toBe(0);
     const before = (await lab.nft(["list", "table", "ip", "other"])).stdout;
     expect((await apply(["--hosts", "api.example"])).code).toBe(0);
-    expect((await lab.domainwall(["remove"])).code).toBe(0);
+    expect((await dw(["remove"])).code).toBe(0);
     expect(await lab.table()).toBe("");
     expect((await lab.nft(["list", "table", "ip", "other"])).stdout).toBe(before);
     await lab.nft(["delete", "table", "ip", "other"]);
@@ -79,28 +130,30 @@ describeNetns("apply with nft, end to end", () => {
     { name: "an unknown flag", args: ["--hostz", "x"], message: "--hostz" },
   ])("bad configuration ($name) exits 2 and leaves the previous ruleset exactly as it was", async ({ args, env, message }) => {
     expect((await apply(["--hosts", "api.example", "--ports", "3000"])).code).toBe(0);
-    const before = await lab.table();
+    const before = await loaded();
     const result = await apply(env ? [...args] : ["--hosts", "api.example", ...args], env);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(message);
-    expect(await lab.table()).toBe(before);
+    expect(await loaded()).toBe(before);
   });
 
-  test("a failing load exits 1 and leaves the previous ruleset; so does a missing nft", async () => {
+  onlyFor(isNft)("a failing load exits 1 and leaves the previous ruleset; so does a missing nft", async () => {
     expect((await apply(["--hosts", "api.example"])).code).toBe(0);
     const before = await lab.table();
     const fakeBin = mkdtempSync(`${tmpdir()}/dw-fake-nft-`);
     writeFileSync(`${fakeBin}/nft`, "#!/bin/sh\necho 'Error: simulated failure' >&2\nexit 1\n");
     chmodSync(fakeBin, 0o755);
     chmodSync(`${fakeBin}/nft`, 0o755);
-    const failing = await lab.domainwall(["apply", "--hosts", "mirror.example"], { path: fakeBin });
+    // The fake nft passes the probe (--check) and fails the load.
+    writeFileSync(`${fakeBin}/nft`, `#!/bin/sh\ncase "$1" in --check) exec ${Bun.which("nft")} "$@";; esac\necho 'Error: simulated failure' >&2\nexit 1\n`);
+    const failing = await dw(["apply", "--hosts", "mirror.example"], { path: fakeBin });
     expect(failing.code).toBe(1);
     expect(failing.stderr).toContain("Error: simulated failure");
     expect(await lab.table()).toBe(before);
     const emptyBin = mkdtempSync(`${tmpdir()}/dw-no-nft-`);
-    const missing = await lab.domainwall(["apply", "--hosts", "mirror.example"], { path: emptyBin });
+    const missing = await dw(["apply", "--hosts", "mirror.example"], { path: emptyBin });
     expect(missing.code).toBe(1);
-    expect(missing.stderr).toContain("cannot run nft");
+    expect(missing.stderr).toContain("--backend nft does not work here: cannot run nft");
     expect(await lab.table()).toBe(before);
   });
 
@@ -115,11 +168,11 @@ describeNetns("apply with nft, end to end", () => {
     const skipped = await apply(["--hosts", "api.example,nx.example"]);
     expect(skipped.code).toBe(0);
     expect(skipped.stderr).toContain("nx.example: no such name or no addresses; skipped");
-    await lab.nft(["delete", "table", "inet", "domainwall"]);
+    await dw(["remove"]);
     const strict = await apply(["--hosts", "api.example,nx.example", "--strict"]);
     expect(strict.code).toBe(1);
     expect(strict.stderr).toContain("--strict: nx.example has no addresses");
-    expect(await lab.table()).toBe("");
+    expect(await loaded()).toBe("");
   });
 
   test("CNAME chains are followed", async () => {
@@ -129,24 +182,60 @@ describeNetns("apply with nft, end to end", () => {
   });
 
   test("status shows the sets and counters, remove takes them away and is idempotent", async () => {
-    expect((await lab.domainwall(["status"])).stdout).toContain("nothing loaded");
+    expect((await dw(["status"])).stdout).toContain("nothing loaded");
     expect((await apply(["--hosts", "api.example"])).code).toBe(0);
     await lab.canConnect([at("203.0.113.99")], 300); // one dropped connection attempt
-    const status = await lab.domainwall(["status"]);
-    // 203.0.113.10 and .11 are adjacent: auto-merge keeps them as one range in the kernel.
-    expect(status.stdout).toContain("set allow_v4: 1 entry");
-    expect(status.stdout).toContain("set allow_v6: 1 entry");
-    expect(status.stdout).toMatch(/counter output_dropped: [1-9]\d* packets/);
-    expect((await lab.domainwall(["remove"])).code).toBe(0);
-    expect((await lab.domainwall(["remove"])).code).toBe(0);
-    expect((await lab.domainwall(["status"])).stdout).toContain("nothing loaded");
+    const status = await dw(["status"]);
+    // nft: 203.0.113.10 and .11 are adjacent, so auto-merge keeps them as one range in the kernel.
+    expect(status.stdout).toContain(isNft ? "set allow_v4: 1 entry" : "set allow_v4 (rules): 2 entries");
+    expect(status.stdout).toContain(isNft ? "set allow_v6: 1 entry" : "set allow_v6 (rules): 2 entries");
+    expect(status.stdout).toMatch(isNft ? /counter output_dropped: [1-9]\d* packets/ : /counter output_dropped_v4: [1-9]\d* packets/);
+    expect((await dw(["remove"])).code).toBe(0);
+    expect((await dw(["remove"])).code).toBe(0);
+    expect((await dw(["status"])).stdout).toContain("nothing loaded");
   });
 
   test("check validates with the kernel and changes nothing", async () => {
-    const result = await lab.domainwall(["check", "--hosts", "api.example"]);
-    expect(result.code).toBe(0);
+    const result = await dw(["check", "--hosts", "api.example"]);
     expect(result.stderr).toContain("the kernel accepts the ruleset");
+    expect(result.code).toBe(0);
+    expect(await loaded()).toBe("");
+  });
+});
+}
+
+describeNetns("backend selection, end to end", () => {
+  let lab: Lab;
+  beforeAll(async () => {
+    lab = await createLab();
+    await lab.setRecords({ "api.example": ["203.0.113.10"] });
+  });
+  afterAll(() => lab.close());
+
+  test("auto picks nft where it works, and iptables-legacy (enforcing) where nft is absent", async () => {
+    const withNft = await lab.domainwall(["apply", "--hosts", "api.example"]);
+    expect(withNft.stderr).toContain("backend nft (auto: nft works in this network namespace)");
+    expect((await lab.domainwall(["remove"])).code).toBe(0);
+    const noNft = mkdtempSync(`${tmpdir()}/dw-no-nft-`);
+    chmodSync(noNft, 0o755);
+    for (const tool of ["iptables-legacy-save", "ip6tables-legacy-save", "iptables-legacy-restore", "ip6tables-legacy-restore"]) {
+      writeFileSync(`${noNft}/${tool}`, `#!/bin/sh\nexec ${Bun.which(tool)} "$@"\n`);
+      chmodSync(`${noNft}/${tool}`, 0o755);
+    }
+    const withoutNft = await lab.domainwall(["apply", "--hosts", "api.example"], { path: noNft });
+    expect(withoutNft.stderr).toContain("backend iptables-legacy (auto: nft is not usable");
+    expect(withoutNft.code).toBe(0);
     expect(await lab.table()).toBe("");
+    expect(await lab.canConnect([at("203.0.113.10"), at("203.0.113.99")])).toEqual([true, false]);
+    expect((await lab.domainwall(["remove"], { path: noNft })).code).toBe(0);
+    expect(await lab.canConnect([at("203.0.113.99")])).toEqual([true]);
+  });
+
+  test("an explicit backend that does not work is an error, not a switch", async () => {
+    const empty = mkdtempSync(`${tmpdir()}/dw-empty-`);
+    const result = await lab.domainwall(["apply", "--hosts", "api.example", "--backend", "nft"], { path: empty });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("--backend nft does not work here");
   });
 });
 

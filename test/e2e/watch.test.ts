@@ -1,0 +1,164 @@
+// End-to-end: `domainwall watch` (DOMAINWALL_BIN, else the source) in the lab's namespaces, against
+// the kernel's netfilter and a real dnsmasq whose answers change while it runs.
+import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
+import { createLab, describeNetns, type Lab } from "../lab/lab.ts";
+
+const TTL_S = 2;
+const GRACE_S = 3;
+const OLD = "203.0.113.10";
+const NEW = "203.0.113.20";
+const V6 = "2001:db8:ff::10";
+const METRICS = "127.0.0.1:9464";
+const at = (host: string, port = 80) => ({ host, port });
+
+/** Wait (briefly: the pipe may lag) until watch's log matches. */
+async function logged(watch: { stderr: () => string }, pattern: RegExp): Promise<void> {
+  await until(`log ${pattern}`, 3, async () => pattern.test(watch.stderr())).catch(() => expect(watch.stderr()).toMatch(pattern));
+}
+
+/** Poll `check` until it holds; returns the seconds it took, or throws after `deadlineS`. */
+async function until(what: string, deadlineS: number, check: () => Promise<boolean>): Promise<number> {
+  const started = performance.now();
+  while (!(await check())) {
+    if (performance.now() - started > deadlineS * 1000) throw new Error(`${what}: not within ${deadlineS}s`);
+    await Bun.sleep(50);
+  }
+  return (performance.now() - started) / 1000;
+}
+
+/**
+ * A TCP client (run in app) that keeps one connection to `host`:80 open: it sends a line and prints
+ * the answer at once and then each time it reads a line on stdin.
+ */
+const hold = (host: string) => `
+import { connect } from "node:net";
+const socket = connect({ host: ${JSON.stringify(host)}, port: 80 });
+socket.setEncoding("utf8");
+socket.on("data", (data) => process.stdout.write("got " + data));
+socket.on("error", (error) => { console.log("error " + error.code); process.exit(1); });
+socket.on("connect", () => socket.write("ping\\n"));
+process.stdin.setEncoding("utf8");
+process.stdin.on("data", () => socket.write("ping\\n"));
+`;
+
+describeNetns("watch with nft, end to end", () => {
+  let lab: Lab;
+  /** Processes a test started; killed after it whatever happened. */
+  const running: Bun.Subprocess[] = [];
+  let dnsDown = false;
+  beforeAll(async () => {
+    lab = await createLab({ ttl: TTL_S });
+  });
+  afterEach(async () => {
+    for (const child of running.splice(0)) {
+      child.kill("SIGKILL");
+      await child.exited;
+    }
+    await lab.nft(["delete", "table", "inet", "domainwall"]);
+    if (dnsDown) await lab.startDns(); // only when stopped: a second dnsmasq would not bind
+    dnsDown = false;
+  });
+  afterAll(() => lab.close());
+
+  const start = async (extra: string[] = []) => {
+    const ready = `${lab.dir}/ready-${Math.random().toString(36).slice(2)}`;
+    const args = ["watch", "--hosts", "api.example", "--min-ttl", "1s", "--grace", `${GRACE_S}s`, "--metrics-addr", METRICS, "--ready-file", ready, ...extra];
+    const child = lab.spawnDomainwall(args);
+    running.push(child);
+    let stderr = "";
+    const decoder = new TextDecoder();
+    void (async () => {
+      for await (const chunk of child.stderr) stderr += decoder.decode(chunk);
+    })();
+    await until("the ready file", 20, async () => (await Bun.file(ready).exists()) || child.exitCode !== null);
+    if (child.exitCode !== null) throw new Error(`watch exited ${child.exitCode}: ${stderr}`);
+    return { child, stderr: () => stderr, ready };
+  };
+  const fetchIn = async (path: string) => {
+    const script = `const r = await fetch("http://${METRICS}${path}"); console.log(r.status); console.log(await r.text());`;
+    const result = await lab.exec("app", [process.execPath, "-e", script]);
+    const [status = "", ...body] = result.stdout.split("\n");
+    return { status: Number(status), body: body.join("\n") };
+  };
+  const allowV4 = async () => (await lab.nft(["list", "set", "inet", "domainwall", "allow_v4"])).stdout;
+
+  test("a changed answer connects within TTL + 1 s, the old address goes after the grace period, and an open connection survives", async () => {
+    await lab.setRecords({ "api.example": [OLD, V6] });
+    const watch = await start();
+    expect(await lab.canConnect([at(OLD), at(V6), at(NEW)], 500)).toEqual([true, true, false]);
+    expect((await fetchIn("/healthz")).status).toBe(200);
+
+    // A connection opened before any update, kept open across them.
+    const client = Bun.spawn(["ip", "netns", "exec", lab.app, process.execPath, "-e", hold(OLD)], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+    running.push(client);
+    const lines = client.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    expect((await lines.read()).value).toBe("got ok\n");
+
+    const transactions = await lab.countTransactions();
+    await lab.setRecords({ "api.example": [NEW, V6] });
+    const tookS = await until(`${NEW} connects`, TTL_S + 1, async () => (await lab.canConnect([at(NEW)], 200))[0] === true);
+    console.log(`watch e2e: the new address connected ${tookS.toFixed(2)}s after the DNS change (TTL ${TTL_S}s)`);
+    // The update that added NEW kept OLD (two IPv4 allowed), for the grace period.
+    await logged(watch, new RegExp(`allowlist updated in \\d+ ms: \\+${NEW.replaceAll(".", "\\.")} \\(api\\.example\\); 2 IPv4 and 1 IPv6 allowed`));
+
+    await until(`${OLD} stops connecting`, TTL_S + GRACE_S + 2, async () => (await lab.canConnect([at(OLD)], 200))[0] === false);
+    await logged(watch, new RegExp(`-${OLD.replaceAll(".", "\\.")} \\(api\\.example, last seen [3-5](\\.\\d)?s ago\\)`));
+    expect(await allowV4()).toContain(`elements = { ${NEW} }`);
+    expect(await transactions()).toBe(2); // one transaction per update: +NEW, then -OLD
+
+    // The connection to OLD, opened before both updates, still exchanges data.
+    client.stdin.write("again\n");
+    client.stdin.flush();
+    expect((await lines.read()).value).toBe("got ok\n");
+
+    const metrics = (await fetchIn("/metrics")).body;
+    expect(metrics).toContain('domainwall_ruleset_updates_total{result="ok"} 2\n');
+    expect(metrics).toContain('domainwall_allowed_addresses{family="ipv4"} 1\n');
+
+    watch.child.kill("SIGTERM");
+    expect(await watch.child.exited).toBe(0);
+  });
+
+  test("with DNS down the allowlist stays as it was across refresh cycles, and the failures show in /metrics", async () => {
+    await lab.setRecords({ "api.example": [OLD, V6] });
+    const watch = await start();
+    const before = await allowV4();
+    await lab.stopDns();
+    dnsDown = true;
+    const failures = async () => Number(/domainwall_resolution_failures_total\{name="api\.example"\} (\d+)/.exec((await fetchIn("/metrics")).body)?.[1] ?? 0);
+    // Lookups fail, then back off from --min-ttl (1 s, 2 s, 4 s, ...): wait for several failed cycles.
+    await until("three failed refreshes", 60, async () => (await failures()) >= 3);
+    const metrics = (await fetchIn("/metrics")).body;
+    expect(metrics).toContain("domainwall_names_failing 1\n");
+    expect(Number(/^domainwall_seconds_since_last_successful_refresh (\S+)$/m.exec(metrics)?.[1])).toBeGreaterThan(TTL_S);
+    expect(await allowV4()).toBe(before);
+    expect(await lab.canConnect([at(OLD), at(V6)], 500)).toEqual([true, true]);
+    expect((await fetchIn("/healthz")).status).toBe(200); // DNS trouble alone is not unhealthy
+    await logged(watch, /api\.example: lookup failed \(.*\); keeping its 2 known addresses, last seen \d+(\.\d)?s ago/);
+
+    await lab.startDns();
+    dnsDown = false;
+    await until("the name resolves again", 90, async () => (await fetchIn("/metrics")).body.includes("domainwall_names_failing 0\n"));
+    expect(await allowV4()).toBe(before);
+    watch.child.kill("SIGTERM");
+    expect(await watch.child.exited).toBe(0);
+  });
+
+  test("SIGTERM: exit 0 with the rules still loaded; --remove-on-exit with SIGINT removes them", async () => {
+    await lab.setRecords({ "api.example": [OLD] });
+    const kept = await start();
+    kept.child.kill("SIGTERM");
+    expect(await kept.child.exited).toBe(0);
+    await logged(kept, /SIGTERM: stopped; the rules stay loaded/);
+    expect(await lab.table()).toContain(OLD);
+    expect(await lab.canConnect([at(OLD), at(NEW)], 500)).toEqual([true, false]);
+    expect(await Bun.file(kept.ready).exists()).toBe(true);
+
+    const removed = await start(["--remove-on-exit"]);
+    removed.child.kill("SIGINT");
+    expect(await removed.child.exited).toBe(0);
+    await logged(removed, /SIGINT: stopped and removed domainwall's rules \(--remove-on-exit\)/);
+    expect(await lab.table()).toBe("");
+    expect(await Bun.file(removed.ready).exists()).toBe(false);
+  });
+});
