@@ -7,8 +7,16 @@ const { values } = parseArgs({
   options: { target: { type: "string" }, outfile: { type: "string", default: "dist/domainwall" } },
 });
 
-const commit = Bun.spawnSync(["git", "rev-parse", "--short", "HEAD"], { stderr: "ignore" });
-const version = process.env.DOMAINWALL_VERSION ?? (commit.success ? `${pkg.version}+${commit.stdout.toString().trim()}` : pkg.version);
+/** package.json's version plus the commit; just the version without git (the Dockerfile's build stage has none). */
+function gitVersion(): string {
+  try {
+    const commit = Bun.spawnSync(["git", "rev-parse", "--short", "HEAD"], { stderr: "ignore" });
+    return commit.success ? `${pkg.version}+${commit.stdout.toString().trim()}` : pkg.version;
+  } catch {
+    return pkg.version; // no git executable: Bun.spawnSync throws ENOENT
+  }
+}
+const version = process.env.DOMAINWALL_VERSION ?? gitVersion();
 
 export function buildArgs(outfile: string, target?: string): string[] {
   return [
