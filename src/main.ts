@@ -15,7 +15,8 @@ import { onlyLocalStub, parseResolvConf, RESOLVED_UPSTREAM_CONF } from "./resolv
 import { resolveHosts, type HostResolution, type Lookup } from "./resolve.ts";
 import type { Run } from "./run.ts";
 import { VERSION } from "./version.ts";
-import { createWatcher, type Watcher } from "./watch.ts";
+import { createWatcher, type Watcher, type WatchSnapshot } from "./watch.ts";
+import { describeWatchState, parseWatchState, WATCH_STATE_FILE, watchStateOf, type WatchState } from "./watch-state.ts";
 
 /** Everything the program touches in the world, injected so tests can replace any of it. */
 export interface World {
@@ -30,7 +31,13 @@ export interface World {
   readonly writeFile: (path: string, text: string) => Promise<void>;
   /** Removes a file; false when it did not exist. */
   readonly removeFile: (path: string) => Promise<boolean>;
+  /** A monotonic clock (ms) for durations and schedules. */
   readonly now: () => number;
+  /** The wall clock (ms since the epoch), for times shown to people. */
+  readonly epochNow: () => number;
+  readonly pid: number;
+  /** Whether a process with this PID exists (signal 0). */
+  readonly processAlive: (pid: number) => boolean;
   readonly sleep: (ms: number) => Promise<void>;
   /**
    * While an unconfirmed apply waits: settles with the operator's decision on the terminal, or
@@ -47,7 +54,9 @@ export interface World {
 
 export const RESOLV_CONF = "/etc/resolv.conf";
 const DEFAULT_RUN_DIR = "/run/domainwall";
-const pendingFile = (env: World["env"]) => `${env.DOMAINWALL_RUN_DIR ?? DEFAULT_RUN_DIR}/confirm.pending`;
+const runDir = (env: World["env"]) => env.DOMAINWALL_RUN_DIR ?? DEFAULT_RUN_DIR;
+const pendingFile = (env: World["env"]) => `${runDir(env)}/confirm.pending`;
+const watchStateFile = (env: World["env"]) => `${runDir(env)}/${WATCH_STATE_FILE}`;
 
 function logFormatOf(settings: Settings): LogFormat {
   const setting = settings.get("log-format");
@@ -74,37 +83,48 @@ async function resolversFor(config: Config, world: World, log: Logger): Promise<
   return [...servers, ...upstream];
 }
 
-const describeSummary = (s: PolicySummary, resolveMs: number, loadMs?: number): string =>
+const describeSummary = (s: PolicySummary, resolveMs: number, times?: { renderMs: number; loadMs: number }): string =>
   [
     `${s.namesResolved} names resolved, ${s.namesSkipped} skipped${s.namesFailed > 0 ? `, ${s.namesFailed} failed` : ""}`,
     `${s.ipv4} IPv4 and ${s.ipv6} IPv6 allowed`,
     s.ports.length > 0 ? `inbound TCP ${s.ports.join(",")}` : "inbound untouched",
-    `resolve ${resolveMs} ms${loadMs === undefined ? "" : `, load ${loadMs} ms`}`,
+    `resolve ${resolveMs} ms${times === undefined ? "" : `, render ${times.renderMs} ms, load ${times.loadMs} ms`}`,
   ].join("; ");
 
-function renderStatus(status: Status, backend: string): string {
+/** `status`: the kernel's view, then each name's addresses when a watch is running here. */
+function renderStatus(status: Status, backend: string, watch: WatchState | undefined, epochNow: number): string {
   if (!status.loaded) return `nothing loaded: domainwall has no rules here (${backend})\n`;
   const lines = [
     `domainwall is loaded (${backend})`,
     ...status.sets.map((s) => `  set ${s.name}: ${s.elements} ${s.elements === 1 ? "entry" : "entries"} (adjacent addresses merge into ranges)`),
     ...status.counters.map((c) => `  counter ${c.name}: ${c.packets} packets, ${c.bytes} bytes`),
+    ...(watch === undefined ? ["no domainwall watch is running here: the sets hold what the last apply resolved"] : describeWatchState(watch, epochNow)),
   ];
   return `${lines.join("\n")}\n`;
 }
 
+/** The state a live `watch` keeps in the run directory; undefined when none is running. */
+async function runningWatch(world: World): Promise<WatchState | undefined> {
+  const text = await world.readFile(watchStateFile(world.env));
+  const state = text === undefined ? undefined : parseWatchState(text);
+  return state !== undefined && world.processAlive(state.pid) ? state : undefined;
+}
+
 /** config → resolution → policy: everything before the kernel, shared by apply, render, check and watch. */
-type PreparedPolicy = BuiltPolicy & { config: Config; resolveMs: number; resolutions: HostResolution[]; resolvers: Cidr[] };
+type PreparedPolicy = BuiltPolicy & { config: Config; resolveMs: number; buildMs: number; resolutions: HostResolution[]; resolvers: Cidr[] };
 
 async function preparePolicy(world: World, log: Logger, command: Command, settings: Settings): Promise<PreparedPolicy> {
-  const { config, warnings } = parseConfig(rawConfigFor(command, settings));
+  const raw = rawConfigFor(command, settings);
+  const { config, warnings } = parseConfig({ ...raw, allowFileText: raw.allowFile?.value.trim() ? await world.readFile(raw.allowFile.value) : undefined });
   for (const warning of warnings) log.warn(warning);
   const resolvers = await resolversFor(config, world, log);
   const started = world.now();
   const resolutions = await resolveHosts(config.hosts, { lookup: world.lookup, deadlineMs: config.resolveTimeoutMs });
   const resolveMs = Math.round(world.now() - started);
   const built = buildPolicy(config, resolutions, resolvers);
+  const buildMs = world.now() - started - resolveMs;
   for (const warning of built.warnings) log.warn(warning);
-  return { ...built, config, resolveMs, resolutions, resolvers };
+  return { ...built, config, resolveMs, buildMs, resolutions, resolvers };
 }
 
 /** `apply --confirm-within`: load, wait for a confirmation, otherwise restore the previous rules. */
@@ -129,20 +149,37 @@ async function applyWithConfirmation(world: World, log: Logger, backend: Backend
 /** Picks the backend; called only once the configuration is known to be valid. */
 type BackendFor = () => Promise<Backend>;
 
-async function execute(world: World, log: Logger, command: Command, backendFor: BackendFor, settings: Settings): Promise<void> {
+/** Milliseconds spent so far waiting for nft/iptables processes: `load` in the apply summary. */
+type ProcessMs = () => number;
+
+/** The process seam, adding up the time its processes take. */
+function timedRun(run: Run, now: () => number): { run: Run; processMs: ProcessMs } {
+  let spent = 0;
+  const timed: Run = async (command, args, stdin) => {
+    const started = now();
+    try {
+      return await run(command, args, stdin);
+    } finally {
+      spent += now() - started;
+    }
+  };
+  return { run: timed, processMs: () => spent };
+}
+
+async function execute(world: World, log: Logger, command: Command, backendFor: BackendFor, settings: Settings, processMs: ProcessMs): Promise<void> {
   switch (command) {
     case "remove":
       await (await backendFor()).remove();
       return log.success("removed domainwall's rules (if any were loaded)");
     case "status": {
       const backend = await backendFor();
-      return void (await world.stdout(renderStatus(await backend.status(), backend.name)));
+      return void (await world.stdout(renderStatus(await backend.status(), backend.name, await runningWatch(world), world.epochNow())));
     }
     case "confirm":
       if (!(await world.removeFile(pendingFile(world.env)))) throw applyError("no apply is waiting for confirmation");
       return log.success("confirmed");
     case "watch":
-      return watchCommand(world, log, backendFor, settings);
+      return watchCommand(world, log, backendFor, settings, processMs);
   }
   const confirmSetting = settings.get("confirm-within");
   const confirmWithinMs = confirmSetting && parseDuration(confirmSetting.value);
@@ -154,28 +191,31 @@ async function execute(world: World, log: Logger, command: Command, backendFor: 
     await backend.check(built.policy);
     return log.success({ message: `the kernel accepts the ruleset: ${describeSummary(built.summary, built.resolveMs)}`, summary: built.summary });
   }
-  await loadPolicy(world, log, backend, built, confirmWithinMs);
+  await loadPolicy(world, log, backend, built, confirmWithinMs, processMs);
 }
 
 /** Load a prepared policy the way `apply` does: warnings, the optional confirmation, the summary. Shared with `watch`. */
-async function loadPolicy(world: World, log: Logger, backend: Backend, built: PreparedPolicy, confirmWithinMs: number | undefined): Promise<void> {
+async function loadPolicy(world: World, log: Logger, backend: Backend, built: PreparedPolicy, confirmWithinMs: number | undefined, processMs: ProcessMs): Promise<void> {
   if (built.config.ports.length === 0) log.info("no listening ports given: inbound traffic is left untouched");
   const sshPort = sshServerPort(world.env.SSH_CONNECTION);
   if (sshPort !== undefined && built.config.ports.length > 0 && !built.config.ports.includes(sshPort)) {
     log.warn(`this SSH session came in on port ${sshPort}, which --ports does not allow: new SSH connections will be dropped${confirmWithinMs ? "" : " (consider --confirm-within)"}`);
   }
   const loadStarted = world.now();
+  const processesBefore = processMs();
   if (confirmWithinMs) await applyWithConfirmation(world, log, backend, built, confirmWithinMs);
   else await backend.apply(built.policy);
-  const loadMs = Math.round(world.now() - loadStarted);
+  // render: building the policy and its text (everything but the processes); load: nft or iptables-restore.
+  const inProcesses = processMs() - processesBefore;
+  const times = { renderMs: Math.round(built.buildMs + world.now() - loadStarted - inProcesses), loadMs: Math.round(inProcesses) };
   log.success({
-    message: `applied: ${describeSummary(built.summary, built.resolveMs, confirmWithinMs ? undefined : loadMs)}`,
-    summary: { ...built.summary, resolveMs: built.resolveMs, loadMs, backend: backend.name },
+    message: `applied: ${describeSummary(built.summary, built.resolveMs, confirmWithinMs ? undefined : times)}`,
+    summary: { ...built.summary, resolveMs: built.resolveMs, ...(confirmWithinMs ? { loadMs: Math.round(world.now() - loadStarted) } : times), backend: backend.name },
   });
 }
 
 /** `watch`: apply as `apply` does, then keep the allow sets true to DNS until SIGTERM or SIGINT. */
-async function watchCommand(world: World, log: Logger, backendFor: BackendFor, settings: Settings): Promise<void> {
+async function watchCommand(world: World, log: Logger, backendFor: BackendFor, settings: Settings, processMs: ProcessMs): Promise<void> {
   const stop = world.untilStopped();
   let server: { stop: () => void } | undefined;
   try {
@@ -198,15 +238,18 @@ async function watchCommand(world: World, log: Logger, backendFor: BackendFor, s
       }
     }
     const backend = await backendFor();
-    await loadPolicy(world, log, backend, built, undefined);
+    await loadPolicy(world, log, backend, built, undefined, processMs);
+    const saveState = stateSaver(world, log, backend.name);
     watcher = createWatcher(
       { config: built.config, schedule: options, resolvers: built.resolvers, resolutions: built.resolutions, policy: built.policy, loadedAt: world.now() },
-      { backend, lookup: world.lookup, log, now: world.now, sleep: world.sleep, random: Math.random },
+      { backend, lookup: world.lookup, log, now: world.now, sleep: world.sleep, random: Math.random, cycled: saveState },
     );
+    await saveState(watcher.snapshot());
     if (options.readyFile !== undefined) await world.writeFile(options.readyFile, "loaded\n");
     log.info(`watching ${built.config.hosts.length} names: looked up again as their TTLs run out (between ${options.minTtlMs / 1000}s and ${options.maxTtlMs / 1000}s); unseen addresses stay ${options.graceMs / 1000}s`);
     await watcher.run(stop.stopped);
     const signal = await stop.stopped;
+    await world.removeFile(watchStateFile(world.env));
     if (!options.removeOnExit) return log.success(`${signal}: stopped; the rules stay loaded`);
     await backend.remove();
     if (options.readyFile !== undefined) await world.removeFile(options.readyFile);
@@ -215,6 +258,20 @@ async function watchCommand(world: World, log: Logger, backendFor: BackendFor, s
     server?.stop();
     stop.done();
   }
+}
+
+/** Writes the watch state for `status`; a run directory that cannot be written is warned about once, never fatal. */
+function stateSaver(world: World, log: Logger, backend: string): (snapshot: WatchSnapshot) => Promise<void> {
+  const path = watchStateFile(world.env);
+  let warned = false;
+  return async (snapshot) => {
+    try {
+      await world.writeFile(path, JSON.stringify(watchStateOf(snapshot, { monotonicMs: world.now(), epochMs: world.epochNow() }, world.pid, backend)));
+    } catch (error) {
+      if (!warned) log.warn(`cannot write ${path} (status will not show per-name addresses): ${error instanceof Error ? error.message : String(error)}`);
+      warned = true;
+    }
+  };
 }
 
 async function readSettings(world: World, flags: Settings, configFile: string | undefined): Promise<Settings> {
@@ -241,12 +298,13 @@ export async function main(world: World): Promise<number> {
     log = createLogger(logFormatOf(settings), world.stderr);
     const choice = parseBackendChoice(settings.get("backend"));
     const probe = invocation.command !== "render";
+    const processes = timedRun(world.run, world.now);
     const backendFor = async () => {
-      const { backend, reason } = await selectBackend(choice, world.run, { probe });
+      const { backend, reason } = await selectBackend(choice, processes.run, { probe });
       if (probe) log.info(`backend ${backend.name} (${reason})`);
       return backend;
     };
-    await execute(world, log, invocation.command, backendFor, settings);
+    await execute(world, log, invocation.command, backendFor, settings, processes.processMs);
     return EXIT.ok;
   } catch (error) {
     if (error instanceof DomainwallError) log.error(error.message);

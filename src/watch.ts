@@ -14,6 +14,8 @@ export interface WatchIo {
   readonly now: () => number;
   readonly sleep: (ms: number) => Promise<void>;
   readonly random: () => number;
+  /** Called after each cycle that looked names up or changed the sets (for `status`); its errors are the caller's. */
+  readonly cycled?: (snapshot: WatchSnapshot) => Promise<void>;
 }
 
 /** What the loop knows, for /healthz and /metrics. Times are in milliseconds of the injected clock. */
@@ -176,7 +178,10 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
     // Same addresses for every name: the policy is the one built last time (most cycles end here).
     if (changed || expiry.expired.length > 0) await rebuild(expiry.expired);
     if (updateError === undefined && [...state.values()].every((name) => name.failures === 0)) lastGoodRefresh = io.now();
+    if (due.length > 0 || changed || expiry.expired.length > 0) await io.cycled?.(snapshot());
   }
+
+  const snapshot = (): WatchSnapshot => ({ state, loaded, lastGoodRefresh, nextWake: wakeAt(), updates, updateError });
 
   async function run(stop: Promise<unknown>): Promise<void> {
     stopped = stop.then(() => {
@@ -195,6 +200,6 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
   return {
     run,
     cycle,
-    snapshot: () => ({ state, loaded, lastGoodRefresh, nextWake: wakeAt(), updates, updateError }),
+    snapshot,
   };
 }

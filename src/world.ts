@@ -96,6 +96,17 @@ export function realWorld(): World {
       return existed;
     },
     now: () => performance.now(),
+    epochNow: () => Date.now(),
+    pid: process.pid,
+    processAlive: (pid) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch (error) {
+        // EPERM: it exists but belongs to someone else.
+        return (error as NodeJS.ErrnoException).code === "EPERM";
+      }
+    },
     sleep: (ms) => Bun.sleep(ms),
     awaitOperator,
     untilStopped,

@@ -5,6 +5,9 @@ import type { Lookup } from "../src/resolve.ts";
 import { fakeRun, isBackendProbe, type RunCall } from "./support/fake-run.ts";
 import type { RunResult } from "../src/run.ts";
 
+/** The fake wall clock starts here (2025-11-24T16:00:00Z); the fake monotonic clock at 0. */
+const EPOCH = 1_764_000_000_000;
+
 const records: Record<string, { 4: string[]; 6: string[] }> = {
   "api.example": { 4: ["203.0.113.10", "203.0.113.11"], 6: ["2001:db8:ff::10"] },
   "mirror.example": { 4: ["203.0.113.20"], 6: [] },
@@ -54,6 +57,9 @@ async function runMain(
     untilStopped: () => ({ stopped: new Promise(() => {}), done: () => {} }),
     serve: () => ({ stop: () => {} }),
     processStats: () => ({ residentBytes: 0, cpuSeconds: 0, startTimeSeconds: 0 }),
+    epochNow: () => EPOCH + clock,
+    pid: 4242,
+    processAlive: (pid) => pid === 4242, // this process; any other PID has gone
   };
   const code = await main(world);
   const calls = allCalls.filter((call) => !isBackendProbe(call));
@@ -145,6 +151,49 @@ describe("main", () => {
     expect(help.code).toBe(0);
     expect(help.stdout).toContain("--hosts LIST");
     expect(help.stdout).toContain("2  bad configuration or usage");
+  });
+
+  describe("status", () => {
+    const STATE = "/run/domainwall/watch.json";
+    const listed = JSON.stringify({
+      nftables: [
+        { table: { family: "inet", name: "domainwall" } },
+        { counter: { name: "output_dropped", packets: 7, bytes: 420 } },
+        { set: { name: "allow_v4", elem: ["203.0.113.10"] } },
+      ],
+    });
+    const state = (pid: number) =>
+      JSON.stringify({ version: 1, pid, backend: "nft", writtenAt: EPOCH - 1_000, names: [{ name: "api.example", addresses: ["203.0.113.10"], lastResolved: EPOCH - 4_000, failing: 0, lastError: null }] });
+
+    test("shows the sets, the drop counters and, while a watch runs, each name's addresses and when they were resolved", async () => {
+      const { code, stdout } = await runMain(["status"], {}, { stdout: listed }, { [STATE]: state(4242) });
+      expect(code).toBe(0);
+      expect(stdout).toBe(
+        [
+          "domainwall is loaded (nft)",
+          "  set allow_v4: 1 entry (adjacent addresses merge into ranges)",
+          "  counter output_dropped: 7 packets, 420 bytes",
+          "watch (pid 4242), as of 1s ago:",
+          "  api.example: 203.0.113.10; resolved 4s ago at 2025-11-24T15:59:56Z",
+          "",
+        ].join("\n"),
+      );
+    });
+
+    test("a state file left by a watch that is gone, or one that does not parse, is not shown", async () => {
+      for (const text of [state(999), "{ not json", JSON.stringify({ version: 1 })]) {
+        const { code, stdout } = await runMain(["status"], {}, { stdout: listed }, { [STATE]: text });
+        expect(code).toBe(0);
+        expect(stdout).toContain("counter output_dropped: 7 packets");
+        expect(stdout).toContain("no domainwall watch is running here: the sets hold what the last apply resolved");
+        expect(stdout).not.toContain("api.example");
+      }
+    });
+
+    test("DOMAINWALL_RUN_DIR moves the state file", async () => {
+      const { stdout } = await runMain(["status"], { DOMAINWALL_RUN_DIR: "/var/run/dw" }, { stdout: listed }, { "/var/run/dw/watch.json": state(4242) });
+      expect(stdout).toContain("  api.example: 203.0.113.10; resolved 4s ago");
+    });
   });
 
   test("status and remove need no configuration", async () => {

@@ -13,6 +13,9 @@ import type { RunResult } from "../src/run.ts";
 import { createWatcher } from "../src/watch.ts";
 import { fakeRun, isBackendProbe, type RunCall } from "./support/fake-run.ts";
 
+/** The fake wall clock starts here (2025-11-24T16:00:00Z); the fake monotonic clock at 0. */
+const EPOCH = 1_764_000_000_000;
+
 /** What the fake DNS answers now: addresses per family and one TTL, or an error code. */
 type Records = Record<string, { 4?: string[]; 6?: string[]; ttl?: number } | { error: string }>;
 
@@ -213,12 +216,13 @@ describe("the watch loop", () => {
 });
 
 /** main() with a fake world; SIGTERM arrives once the fake clock passes `stopAt`. */
-async function runWatch(argv: string[], options: { records?: Records; nft?: (call: RunCall) => Partial<RunResult>; stopAt?: number; bindFails?: boolean } = {}) {
+async function runWatch(argv: string[], options: { records?: Records; nft?: (call: RunCall) => Partial<RunResult>; stopAt?: number; bindFails?: boolean; readOnly?: string } = {}) {
   let clock = 0;
   let signal: (name: string) => void = () => {};
   const stopped = new Promise<string>((resolve) => (signal = resolve));
   const files: Record<string, string> = { "/etc/resolv.conf": "nameserver 198.51.100.2\n" };
   const events: string[] = [];
+  const writes: { path: string; text: string; at: number }[] = [];
   const { run, calls: allCalls } = fakeRun((call) => {
     if (isBackendProbe(call)) return {}; // nft works here; selection has its own tests
     events.push(`nft ${call.args.join(" ")}`);
@@ -235,7 +239,9 @@ async function runWatch(argv: string[], options: { records?: Records; nft?: (cal
     lookup: fakeDns(options.records ?? { "api.example": { 4: ["203.0.113.10"], ttl: 30 } }).lookup,
     readFile: async (path) => files[path],
     writeFile: async (path, text) => {
+      if (options.readOnly !== undefined && path.startsWith(options.readOnly)) throw new Error(`EROFS: read-only file system, open '${path}'`);
       events.push(`write ${path}`);
+      writes.push({ path, text, at: clock });
       files[path] = text;
     },
     removeFile: async (path) => {
@@ -257,13 +263,17 @@ async function runWatch(argv: string[], options: { records?: Records; nft?: (cal
       return { stop: () => void (served.stopped = true) };
     },
     processStats: () => ({ residentBytes: 50_000_000, cpuSeconds: 1.5, startTimeSeconds: 1_700_000_000 }),
+    epochNow: () => EPOCH + clock,
+    pid: 4242,
+    processAlive: (pid) => pid === 4242,
   };
   const code = await main(world);
-  return { code, calls: allCalls.filter((call) => !isBackendProbe(call)), files, events, served, log: log.out.text, now: () => clock };
+  return { code, calls: allCalls.filter((call) => !isBackendProbe(call)), files, events, writes, served, log: log.out.text, now: () => clock };
 }
 
 describe("domainwall watch", () => {
   const READY = "/run/domainwall/ready";
+  const STATE = "/run/domainwall/watch.json";
 
   test("applies as apply does, writes the ready file after, then keeps watching until SIGTERM: exit 0, rules stay", async () => {
     const { code, calls, files, events, log } = await runWatch(["watch", "--hosts", "api.example", "--ready-file", READY, "--min-ttl", "1"]);
@@ -271,7 +281,8 @@ describe("domainwall watch", () => {
     expect(calls).toHaveLength(1);
     expect(calls[0]?.stdin).toContain("203.0.113.10, # api.example");
     expect(calls[0]?.stdin).toStartWith("#!/usr/sbin/nft -f\n# domainwall: generated ruleset");
-    expect(events.slice(0, 3)).toEqual([`remove ${READY}`, "nft -f -", `write ${READY}`]);
+    expect(events.slice(0, 4)).toEqual([`remove ${READY}`, "nft -f -", `write ${STATE}`, `write ${READY}`]);
+    expect(events.slice(-2)).toEqual([`remove ${STATE}`, "signals restored"]);
     expect(events.at(-1)).toBe("signals restored");
     expect(files[READY]).toBe("loaded\n");
     expect(log).toContain("applied: 1 names resolved, 0 skipped; 1 IPv4 and 0 IPv6 allowed");
@@ -301,6 +312,26 @@ describe("domainwall watch", () => {
     expect(metrics).toContain('domainwall_resolution_failures_total{name="api.example"} 0\n');
     expect(metrics).toContain('domainwall_dropped_packets_total{counter="output_dropped"} 3\n');
     expect(metrics).toContain("process_resident_memory_bytes 50000000\n");
+  });
+
+  test("keeps its per-name state in the run directory for `status` while it runs, and removes it on exit", async () => {
+    const records: Records = { "api.example": { 4: ["203.0.113.10"], ttl: 30 } };
+    const { code, writes, files } = await runWatch(["watch", "--hosts", "api.example"], { records, stopAt: 65_000 });
+    expect(code).toBe(0);
+    const states = writes.filter((w) => w.path === STATE);
+    // After the initial apply, then after each lookup round (TTL 30 s: at 30 s and 60 s, plus jitter).
+    expect(states.length).toBe(3);
+    const last = JSON.parse(states.at(-1)?.text ?? "");
+    expect(last).toMatchObject({ version: 1, pid: 4242, backend: "nft", names: [{ name: "api.example", addresses: ["203.0.113.10"], failing: 0, lastError: null }] });
+    expect(last.names[0].lastResolved).toBe(Math.round(EPOCH + (states.at(-1)?.at ?? 0)));
+    expect(files[STATE]).toBeUndefined();
+  });
+
+  test("a read-only run directory costs only the per-name status: one warning, and watch goes on", async () => {
+    const { code, log } = await runWatch(["watch", "--hosts", "api.example"], { readOnly: "/run/domainwall/", stopAt: 65_000 });
+    expect(code).toBe(0);
+    expect(log.match(/cannot write \/run\/domainwall\/watch\.json \(status will not show per-name addresses\): EROFS/g)).toHaveLength(1);
+    expect(log).toContain("SIGTERM: stopped; the rules stay loaded");
   });
 
   test("a metrics address that cannot be bound exits 1 before anything is loaded", async () => {

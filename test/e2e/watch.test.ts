@@ -41,8 +41,10 @@ process.stdin.setEncoding("utf8");
 process.stdin.on("data", () => socket.write("ping\\n"));
 `;
 
-describeNetns("watch with nft, end to end", () => {
+for (const backend of ["nft", "iptables-legacy"] as const) {
+describeNetns(`watch with ${backend}, end to end`, () => {
   let lab: Lab;
+  const env = () => ({ DOMAINWALL_BACKEND: backend, DOMAINWALL_RUN_DIR: `${lab.dir}/run` });
   /** Processes a test started; killed after it whatever happened. */
   const running: Bun.Subprocess[] = [];
   let dnsDown = false;
@@ -54,7 +56,7 @@ describeNetns("watch with nft, end to end", () => {
       child.kill("SIGKILL");
       await child.exited;
     }
-    await lab.nft(["delete", "table", "inet", "domainwall"]);
+    await lab.domainwall(["remove"], { env: env() });
     if (dnsDown) await lab.startDns(); // only when stopped: a second dnsmasq would not bind
     dnsDown = false;
   });
@@ -63,7 +65,7 @@ describeNetns("watch with nft, end to end", () => {
   const start = async (extra: string[] = []) => {
     const ready = `${lab.dir}/ready-${Math.random().toString(36).slice(2)}`;
     const args = ["watch", "--hosts", "api.example", "--min-ttl", "1s", "--grace", `${GRACE_S}s`, "--metrics-addr", METRICS, "--ready-file", ready, ...extra];
-    const child = lab.spawnDomainwall(args);
+    const child = lab.spawnDomainwall(args, { env: env() });
     running.push(child);
     let stderr = "";
     const decoder = new TextDecoder();
@@ -80,7 +82,21 @@ describeNetns("watch with nft, end to end", () => {
     const [status = "", ...body] = result.stdout.split("\n");
     return { status: Number(status), body: body.join("\n") };
   };
-  const allowV4 = async () => (await lab.nft(["list", "set", "inet", "domainwall", "allow_v4"])).stdout;
+  /** The IPv4 addresses the loaded rules allow, sorted: nft's allow_v4 set, or the ACCEPT rules of DOMAINWALL-OUTPUT. */
+  const allowV4 = async (): Promise<string[]> => {
+    if (backend === "nft") {
+      const listed = JSON.parse((await lab.nft(["-j", "list", "set", "inet", "domainwall", "allow_v4"])).stdout);
+      return (listed.nftables.find((o: { set?: unknown }) => o.set).set.elem ?? []).map(String).sort();
+    }
+    const saved = (await lab.exec("app", ["iptables-legacy-save", "-t", "filter"])).stdout;
+    return [...saved.matchAll(/^-A DOMAINWALL-OUTPUT -d (\S+?)(?:\/32)? (?:-m comment --comment \S+ )?-j ACCEPT$/gm)].map((m) => m[1] ?? "").sort();
+  };
+  /** The whole of what is loaded, as text (nft's table, or both families' domainwall chains). */
+  const loaded = async (): Promise<string> => {
+    if (backend === "nft") return lab.table();
+    const chains = async (tool: string) => (await lab.exec("app", [tool, "-t", "filter"])).stdout.split("\n").filter((l) => l.includes("DOMAINWALL")).join("\n");
+    return (await chains("iptables-legacy-save")) + (await chains("ip6tables-legacy-save"));
+  };
 
   test("a changed answer connects within TTL + 1 s, the old address goes after the grace period, and an open connection survives", async () => {
     await lab.setRecords({ "api.example": [OLD, V6] });
@@ -94,7 +110,7 @@ describeNetns("watch with nft, end to end", () => {
     const lines = client.stdout.pipeThrough(new TextDecoderStream()).getReader();
     expect((await lines.read()).value).toBe("got ok\n");
 
-    const transactions = await lab.countTransactions();
+    const transactions = backend === "nft" ? await lab.countTransactions() : undefined;
     await lab.setRecords({ "api.example": [NEW, V6] });
     const tookS = await until(`${NEW} connects`, TTL_S + 1, async () => (await lab.canConnect([at(NEW)], 200))[0] === true);
     console.log(`watch e2e: the new address connected ${tookS.toFixed(2)}s after the DNS change (TTL ${TTL_S}s)`);
@@ -103,8 +119,12 @@ describeNetns("watch with nft, end to end", () => {
 
     await until(`${OLD} stops connecting`, TTL_S + GRACE_S + 2, async () => (await lab.canConnect([at(OLD)], 200))[0] === false);
     await logged(watch, new RegExp(`-${OLD.replaceAll(".", "\\.")} \\(api\\.example, last seen [3-5](\\.\\d)?s ago\\)`));
-    expect(await allowV4()).toContain(`elements = { ${NEW} }`);
-    expect(await transactions()).toBe(2); // one transaction per update: +NEW, then -OLD
+    expect(await allowV4()).toEqual([NEW]);
+    if (transactions !== undefined) expect(await transactions()).toBe(2); // one transaction per update: +NEW, then -OLD
+
+    // `status` from another process shows each name's addresses while the watch runs.
+    const status = await lab.domainwall(["status"], { env: env() });
+    expect(status.stdout).toMatch(new RegExp(`^  api\\.example: ${NEW.replaceAll(".", "\\.")}, ${V6}; resolved \\d+(\\.\\d)?s ago at \\d{4}-`, "m"));
 
     // The connection to OLD, opened before both updates, still exchanges data.
     client.stdin.write("again\n");
@@ -131,7 +151,7 @@ describeNetns("watch with nft, end to end", () => {
     const metrics = (await fetchIn("/metrics")).body;
     expect(metrics).toContain("domainwall_names_failing 1\n");
     expect(Number(/^domainwall_seconds_since_last_successful_refresh (\S+)$/m.exec(metrics)?.[1])).toBeGreaterThan(TTL_S);
-    expect(await allowV4()).toBe(before);
+    expect(await allowV4()).toEqual(before);
     expect(await lab.canConnect([at(OLD), at(V6)], 500)).toEqual([true, true]);
     expect((await fetchIn("/healthz")).status).toBe(200); // DNS trouble alone is not unhealthy
     await logged(watch, /api\.example: lookup failed \(.*\); keeping its 2 known addresses, last seen \d+(\.\d)?s ago/);
@@ -139,7 +159,7 @@ describeNetns("watch with nft, end to end", () => {
     await lab.startDns();
     dnsDown = false;
     await until("the name resolves again", 90, async () => (await fetchIn("/metrics")).body.includes("domainwall_names_failing 0\n"));
-    expect(await allowV4()).toBe(before);
+    expect(await allowV4()).toEqual(before);
     watch.child.kill("SIGTERM");
     expect(await watch.child.exited).toBe(0);
   });
@@ -150,7 +170,8 @@ describeNetns("watch with nft, end to end", () => {
     kept.child.kill("SIGTERM");
     expect(await kept.child.exited).toBe(0);
     await logged(kept, /SIGTERM: stopped; the rules stay loaded/);
-    expect(await lab.table()).toContain(OLD);
+    expect(await loaded()).toContain(OLD);
+    expect((await lab.domainwall(["status"], { env: env() })).stdout).toContain("no domainwall watch is running here");
     expect(await lab.canConnect([at(OLD), at(NEW)], 500)).toEqual([true, false]);
     expect(await Bun.file(kept.ready).exists()).toBe(true);
 
@@ -158,7 +179,8 @@ describeNetns("watch with nft, end to end", () => {
     removed.child.kill("SIGINT");
     expect(await removed.child.exited).toBe(0);
     await logged(removed, /SIGINT: stopped and removed domainwall's rules \(--remove-on-exit\)/);
-    expect(await lab.table()).toBe("");
+    expect(await loaded()).toBe("");
     expect(await Bun.file(removed.ready).exists()).toBe(false);
   });
 });
+}
