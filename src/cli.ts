@@ -9,6 +9,7 @@ const OPTIONS = {
   hosts: { type: "string" },
   ports: { type: "string" },
   allow: { type: "string" },
+  "allow-file": { type: "string" },
   "dns-servers": { type: "string" },
   "resolve-timeout": { type: "string" },
   "on-resolve-error": { type: "string" },
@@ -32,7 +33,7 @@ const OPTIONS = {
 export type OptionName = keyof typeof OPTIONS;
 
 /** Options that shape the ruleset: for the commands that build one, and the keys of a config file. */
-const POLICY_OPTIONS = ["hosts", "ports", "allow", "dns-servers", "resolve-timeout", "on-resolve-error", "strict", "reject"] as const;
+const POLICY_OPTIONS = ["hosts", "ports", "allow", "allow-file", "dns-servers", "resolve-timeout", "on-resolve-error", "strict", "reject"] as const;
 
 /** Which options each command takes (besides --help, --version and --log-format). */
 const COMMAND_OPTIONS: Record<Command, readonly OptionName[]> = {
@@ -76,6 +77,7 @@ const POLICY_HELP = `Options:
   --ports LIST             inbound TCP ports to allow; when given, all other inbound
                            traffic is dropped; when absent, inbound is left untouched    [env listening_ports_csv]
   --allow LIST             extra IPv4/IPv6 addresses and CIDRs to allow outbound       [env extra_whitelist_ips_csv]
+  --allow-file PATH        more of them from a file: one address or CIDR per line, # comments
   --dns-servers any|LIST   where DNS (port 53) may go; default: the nameservers in /etc/resolv.conf
                            (behind a local stub such as systemd-resolved, also its upstream servers)
   --reject                 reject refused traffic (TCP reset, ICMP admin-prohibited) instead of dropping it
@@ -229,6 +231,7 @@ export function rawConfigFor(command: Command, settings: Settings): RawConfig {
     hosts: settings.get("hosts"),
     ports: settings.get("ports"),
     allow: settings.get("allow"),
+    allowFile: settings.get("allow-file"),
     dnsServers: settings.get("dns-servers"),
     resolveTimeout: settings.get("resolve-timeout"),
     onResolveError: settings.get("on-resolve-error"),

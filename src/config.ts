@@ -18,7 +18,7 @@ export type LogFormat = "text" | "json";
 export interface Config {
   /** DNS names to resolve: ASCII, lower case, no trailing dot, unique, in input order. */
   readonly hosts: readonly string[];
-  /** `--allow` networks and IP literals from the host list. */
+  /** `--allow` and `--allow-file` networks, and IP literals from the host list. */
   readonly allow: readonly AllowEntry[];
   /** Inbound TCP ports, sorted; empty leaves inbound traffic untouched. */
   readonly ports: readonly number[];
@@ -64,6 +64,10 @@ export interface RawConfig {
   readonly hosts?: Setting;
   readonly ports?: Setting;
   readonly allow?: Setting;
+  /** `--allow-file`: the setting holds the path. */
+  readonly allowFile?: Setting;
+  /** The allow file's text, read by the caller (config stays pure); undefined when it does not exist. */
+  readonly allowFileText?: string;
   readonly dnsServers?: Setting;
   readonly resolveTimeout?: Setting;
   readonly strict: boolean;
@@ -222,6 +226,45 @@ const watchSchema = (raw: RawWatchConfig | undefined) => {
   );
 };
 
+/** At most this many problems (or host-bits warnings) of an allow file are listed one by one. */
+const FILE_PROBLEMS_SHOWN = 10;
+
+/**
+ * `--allow-file`: one address or CIDR per line, as in `--allow`; `#` starts a comment, blank lines
+ * are skipped. Each entry's source is `PATH:LINE`, so the ruleset's comments point back at it.
+ */
+export function parseAllowFile(from: string, path: string, text: string): { entries: AllowEntry[]; problems: string[]; warnings: string[] } {
+  const entries: AllowEntry[] = [];
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i] ?? "";
+    const hash = line.indexOf("#");
+    const value = (hash < 0 ? line : line.slice(0, hash)).trim();
+    if (value === "") continue;
+    const where = `${from}: ${path}:${i + 1}`;
+    const parsed = parseCidr(value);
+    if (!parsed.ok) problems.push(`${where}: ${show(value)} is not an IP address or CIDR: ${parsed.reason}`);
+    else {
+      if (parsed.hostBitsSet) warnings.push(`${where}: ${show(value)} has host bits set; using ${parsed.cidr.text}`);
+      entries.push({ cidr: parsed.cidr, source: `${path}:${i + 1}` });
+    }
+  }
+  const capped = (messages: string[], what: string) =>
+    messages.length <= FILE_PROBLEMS_SHOWN ? messages : [...messages.slice(0, FILE_PROBLEMS_SHOWN), `${from}: ${path}: and ${messages.length - FILE_PROBLEMS_SHOWN} more ${what}`];
+  return { entries, problems: capped(problems, "invalid lines"), warnings: capped(warnings, "lines with host bits set") };
+}
+
+/** The allow file's entries, or the problems that stop it (missing file, bad lines). */
+function allowFileEntries(raw: RawConfig): ReturnType<typeof parseAllowFile> {
+  const setting = raw.allowFile;
+  if (setting === undefined) return { entries: [], problems: [], warnings: [] };
+  if (setting.value.trim() === "") return { entries: [], problems: [`${setting.from}: expected a file path`], warnings: [] };
+  if (raw.allowFileText === undefined) return { entries: [], problems: [`${setting.from}: ${show(setting.value)} does not exist`], warnings: [] };
+  return parseAllowFile(setting.from, setting.value, raw.allowFileText);
+}
+
 /**
  * Validate everything before anything touches DNS or the kernel. All problems are reported at
  * once, each naming the variable or flag and the bad value; the error maps to exit code 2.
@@ -253,7 +296,8 @@ export function parseConfig(raw: RawConfig): ParsedConfig {
       removeOnExit: raw.watch.removeOnExit,
     },
   });
-  const problems = result.success ? [] : result.issues.map((issue) => issue.message);
+  const allowFile = allowFileEntries(raw);
+  const problems = [...(result.success ? [] : result.issues.map((issue) => issue.message)), ...allowFile.problems];
   if (result.success && raw.requireHosts && result.output.hosts.length === 0) {
     problems.push(
       raw.hosts === undefined
@@ -269,10 +313,12 @@ export function parseConfig(raw: RawConfig): ParsedConfig {
   for (const entry of allow) {
     if (entry.hostBitsSet) warnings.push(`${raw.allow?.from}: ${show(entry.raw)} has host bits set; using ${entry.cidr.text}`);
   }
+  warnings.push(...allowFile.warnings);
   const names = [...new Set(hosts.flatMap((h) => (h.kind === "name" ? [h.name] : [])))];
   const literals = hosts.flatMap((h) => (h.kind === "address" ? [h.cidr] : []));
   const allowEntries: AllowEntry[] = [
     ...allow.map((entry) => ({ cidr: entry.cidr, source: from(raw.allow) })),
+    ...allowFile.entries,
     ...literals.map((cidr) => ({ cidr, source: from(raw.hosts) })),
   ];
   return {

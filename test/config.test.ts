@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { parseConfig, type RawConfig, type RawWatchConfig } from "../src/config.ts";
+import { parseAllowFile, parseConfig, type RawConfig, type RawWatchConfig } from "../src/config.ts";
 import { DomainwallError } from "../src/errors.ts";
 
 const base: RawConfig = { strict: false, reject: false, requireHosts: true, hosts: { from: "hosts_csv", value: "a.example" } };
@@ -166,5 +166,56 @@ describe("parseConfig: watch options", () => {
     const message = problemsOf({ ...watch({ grace: flag("grace", "soon") }), ports: { from: "--ports", value: "0" } });
     expect(message).toContain('--grace: "soon"');
     expect(message).toContain('--ports: "0"');
+  });
+});
+
+describe("parseConfig: --allow-file", () => {
+  const file = (text: string | undefined, from = "--allow-file"): Partial<RawConfig> => ({ allowFile: { from, value: "/etc/allow.txt" }, allowFileText: text });
+
+  test("one address or CIDR per line, # comments and blank lines skipped; each entry names its line", () => {
+    const text = "# partner ranges\n192.0.2.0/24\n\n  2001:db8:1::/48   # office\n198.51.100.7\n";
+    const { config, warnings } = parseConfig({ ...base, ...file(text), allow: { from: "--allow", value: "203.0.113.0/24" } });
+    expect(config.allow.map((a) => `${a.cidr.text} ${a.source}`)).toEqual([
+      "192.0.2.0/24 /etc/allow.txt:2",
+      "198.51.100.7 /etc/allow.txt:5",
+      "203.0.113.0/24 --allow",
+      "2001:db8:1::/48 /etc/allow.txt:4",
+    ]);
+    expect(warnings).toEqual([]);
+  });
+
+  test("host bits set: normalised with a warning naming the file, the line and the value", () => {
+    const { config, warnings } = parseConfig({ ...base, ...file("192.0.2.77/24\r\n", "cfg.toml: allow-file") });
+    expect(config.allow.map((a) => a.cidr.text)).toEqual(["192.0.2.0/24"]);
+    expect(warnings).toEqual(['cfg.toml: allow-file: /etc/allow.txt:1: "192.0.2.77/24" has host bits set; using 192.0.2.0/24']);
+  });
+
+  test.each([
+    { name: "a bad line", text: "192.0.2.0/24\n300.1.1.1\n", message: '--allow-file: /etc/allow.txt:2: "300.1.1.1" is not an IP address or CIDR: not an IPv4 or IPv6 address' },
+    { name: "a bad prefix", text: "\n\n2001:db8::/129 # too long\n", message: '--allow-file: /etc/allow.txt:3: "2001:db8::/129" is not an IP address or CIDR: prefix must be 0-128' },
+    { name: "two values on a line", text: "192.0.2.1 192.0.2.2\n", message: '--allow-file: /etc/allow.txt:1: "192.0.2.1 192.0.2.2"' },
+    { name: "nft syntax", text: "192.0.2.0/24 } accept\n", message: '--allow-file: /etc/allow.txt:1: "192.0.2.0/24 } accept"' },
+    { name: "a missing file", text: undefined, message: '--allow-file: "/etc/allow.txt" does not exist' },
+  ])("rejects $name, naming the file and line", ({ text, message }) => {
+    expect(problemsOf(file(text))).toContain(message);
+  });
+
+  test("an empty path", () => {
+    expect(problemsOf({ allowFile: { from: "--allow-file", value: " " } })).toContain("--allow-file: expected a file path");
+  });
+
+  test("reported with the other problems; many bad lines are counted, not all listed", () => {
+    const text = Array.from({ length: 25 }, (_, i) => `bad${i}`).join("\n");
+    const message = problemsOf({ ...file(text), ports: { from: "--ports", value: "0" } });
+    const listed = message.split("\n").filter((line) => line.startsWith("  - "));
+    expect(listed).toHaveLength(12);
+    expect(message).toContain('--ports: "0"');
+    expect(message).toContain('--allow-file: /etc/allow.txt:10: "bad9"');
+    expect(message).not.toContain('"bad10"');
+    expect(message).toContain("--allow-file: /etc/allow.txt: and 15 more invalid lines");
+  });
+
+  test("an empty file allows nothing more", () => {
+    expect(parseAllowFile("--allow-file", "/etc/allow.txt", "# nothing yet\n\n")).toEqual({ entries: [], problems: [], warnings: [] });
   });
 });
