@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { DomainwallError } from "../src/errors.ts";
-import { createIptablesBackend } from "../src/iptables-backend.ts";
+import { createIptablesBackend, IPTABLES_MAX_ENTRIES } from "../src/iptables-backend.ts";
+import { makeCidr } from "../src/ip.ts";
 import { renderIptables } from "../src/render-iptables.ts";
 import { POLICIES } from "./fixtures/policies.ts";
 import { fakeRun, type RunCall } from "./support/fake-run.ts";
@@ -76,5 +77,23 @@ describe("iptables-legacy backend", () => {
       ["iptables-legacy-restore", "--counters", LOADED_SAVE],
       ["ip6tables-legacy-restore", "--counters", EMPTY_SAVE],
     ]);
+  });
+
+  test(`more than ${IPTABLES_MAX_ENTRIES} entries in a family is refused before anything runs (exit 2), naming the count`, async () => {
+    const many = (n: number) => Array.from({ length: n }, (_, i) => ({ cidr: makeCidr(6, (0x20010db8n << 96n) + BigInt(i), 128), sources: ["--allow"] }));
+    const { run, calls } = fakeRun(saves(EMPTY_SAVE, EMPTY_SAVE));
+    const backend = createIptablesBackend(run);
+    const tooBig = { ...policy, allowV6: many(IPTABLES_MAX_ENTRIES + 1) };
+    const message = `the iptables-legacy backend allows at most ${IPTABLES_MAX_ENTRIES} IPv6 entries (one rule each); this policy has ${IPTABLES_MAX_ENTRIES + 1}: use --backend nft`;
+    for (const attempt of [() => backend.apply(tooBig), () => backend.check(tooBig), async () => backend.render(tooBig)]) {
+      const error = await attempt().then(() => undefined, (e: unknown) => e);
+      expect(error).toBeInstanceOf(DomainwallError);
+      expect((error as DomainwallError).kind).toBe("config");
+      expect((error as Error).message).toStartWith(message);
+    }
+    expect(calls).toEqual([]);
+    // At the limit it loads.
+    await backend.apply({ ...policy, allowV6: many(IPTABLES_MAX_ENTRIES) });
+    expect(calls.filter((c) => c.command === "ip6tables-legacy-restore")[0]?.stdin?.match(/-j ACCEPT/g)?.length).toBeGreaterThanOrEqual(IPTABLES_MAX_ENTRIES);
   });
 });
