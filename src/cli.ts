@@ -68,8 +68,8 @@ export type Invocation =
 
 const EXIT_CODES = `Exit codes:
   0  success
-  1  runtime failure: DNS lookups kept failing, nft failed or is missing, an apply was not
-     confirmed in time (the previous rules are back in every case)
+  1  runtime failure: DNS lookups kept failing, no backend works (nft, iptables-legacy), loading
+     failed, or an apply was not confirmed in time (the previous rules are back in every case)
   2  bad configuration or usage (nothing was changed)`;
 
 const POLICY_HELP = `Options:
@@ -91,7 +91,8 @@ const POLICY_HELP = `Options:
   --backend auto|nft|iptables-legacy
                            auto (default): nft where the kernel accepts it, else iptables-legacy [env DOMAINWALL_BACKEND]
   --log-format text|json   log format on stderr (default text)                         [env DOMAINWALL_LOG_FORMAT]
-  -h, --help               show help`;
+  -h, --help               show help
+  The run directory (DOMAINWALL_RUN_DIR, default /run/domainwall) holds the confirm handshake and watch's state.`;
 
 const HELP: Record<Command | "main", string> = {
   main: `domainwall — a firewall by domain name for Kubernetes pods and Linux machines
@@ -103,7 +104,7 @@ Commands:
   render   print the exact ruleset apply would load; changes nothing (also: --dry-run)
   check    render, then have the kernel validate it (nft --check); changes nothing
   remove   delete everything domainwall loaded; succeeds when nothing is loaded
-  status   show what is loaded now (sets and drop counters)
+  status   show what is loaded now: allowed entries, drop counters and, while watch runs, each name's addresses
   confirm  keep the rules of an 'apply --confirm-within' that is waiting
   watch    apply, then keep running: look names up again as their TTLs run out and update the
            allowed addresses in place
@@ -113,8 +114,9 @@ Run 'domainwall <command> --help' for a command's options. 'domainwall --version
 ${EXIT_CODES}`,
   apply: `Usage: domainwall apply [options]
 
-Resolve every name (A and AAAA), build the policy and replace table inet domainwall in one nft
-transaction. Prints a one-line summary.
+Resolve every name (A and AAAA), build the policy and load it atomically: table inet domainwall in
+one nft transaction, or (iptables-legacy) the DOMAINWALL-OUTPUT/-INPUT chains in one restore per
+family. Prints a one-line summary.
 
 ${POLICY_HELP}
   --confirm-within DURATION
@@ -125,28 +127,31 @@ ${POLICY_HELP}
 ${EXIT_CODES}`,
   render: `Usage: domainwall render [options]     (or: domainwall --dry-run [options])
 
-Resolve every name and print to stdout exactly the nft text apply would load. Needs neither root
-nor nft.
+Resolve every name and print to stdout exactly the text apply would load (nft, or with --backend
+iptables-legacy both restore inputs). Needs neither root nor nft; --backend auto renders nft.
 
 ${POLICY_HELP}
 
 ${EXIT_CODES}`,
   check: `Usage: domainwall check [options]
 
-Like render, then have the kernel validate the ruleset with 'nft --check -f -'. Changes nothing.
+Like render, then have the kernel validate the ruleset ('nft --check -f -', or each family's
+'*-restore --noflush --test'). Changes nothing.
 
 ${POLICY_HELP}
 
 ${EXIT_CODES}`,
   remove: `Usage: domainwall remove [--backend auto|nft|iptables-legacy] [--log-format text|json]
 
-Delete table inet domainwall in one transaction. Succeeds when nothing is loaded. Other tables are
-never touched.
+Delete what domainwall loaded: table inet domainwall in one transaction, or the DOMAINWALL chains
+and their jumps. Succeeds when nothing is loaded. Other tables and rules are never touched.
 
 ${EXIT_CODES}`,
   status: `Usage: domainwall status [--backend auto|nft|iptables-legacy] [--log-format text|json]
 
-Show whether table inet domainwall is loaded, its sets and its drop counters.
+Show whether domainwall's rules are loaded, how many entries they allow per family and their drop
+counters; while 'domainwall watch' runs here, also each name's addresses and when it was last
+resolved (from the watch's state in the run directory, DOMAINWALL_RUN_DIR, default /run/domainwall).
 
 ${EXIT_CODES}`,
   watch: `Usage: domainwall watch [options]
