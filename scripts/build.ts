@@ -1,11 +1,8 @@
 // Compile the single-file executable: `bun run build` → dist/domainwall.
 // Usage: bun scripts/build.ts [--target bun-linux-x64] [--outfile dist/domainwall]
+// buildArgs and version are shared with scripts/build-release.ts.
 import { parseArgs } from "node:util";
 import pkg from "../package.json" with { type: "json" };
-
-const { values } = parseArgs({
-  options: { target: { type: "string" }, outfile: { type: "string", default: "dist/domainwall" } },
-});
 
 /** package.json's version plus the commit; just the version without git (the Dockerfile's build stage has none). */
 function gitVersion(): string {
@@ -16,7 +13,7 @@ function gitVersion(): string {
     return pkg.version; // no git executable: Bun.spawnSync throws ENOENT
   }
 }
-const version = process.env.DOMAINWALL_VERSION ?? gitVersion();
+export const version = process.env.DOMAINWALL_VERSION ?? gitVersion();
 
 export function buildArgs(outfile: string, target?: string): string[] {
   return [
@@ -38,6 +35,9 @@ export function buildArgs(outfile: string, target?: string): string[] {
 }
 
 if (import.meta.main) {
+  const { values } = parseArgs({
+    options: { target: { type: "string" }, outfile: { type: "string", default: "dist/domainwall" } },
+  });
   const result = Bun.spawnSync([process.execPath, ...buildArgs(values.outfile, values.target)], { stdout: "inherit", stderr: "inherit" });
   if (!result.success) process.exit(result.exitCode ?? 1);
   console.error(`built ${values.outfile} (domainwall ${version})`);
