@@ -1,0 +1,112 @@
+// Every Kubernetes manifest we show — examples/*.yaml and the yaml blocks of README.md — is checked
+// against the Kubernetes API schema (kubernetes-models: the OpenAPI definitions compiled to
+// validators, offline; it checks types and required fields, not unknown field names). The drop-in
+// initContainer example is then read the way domainwall and the kubelet would read it.
+// (examples/sidecar-watch.yaml's own checks are in sidecar-example.test.ts.)
+import { expect, test } from "bun:test";
+import { readdirSync } from "node:fs";
+import { Deployment } from "kubernetes-models/apps/v1/Deployment";
+import pkg from "../package.json" with { type: "json" };
+import { parseCli, rawConfigFor, settingsFor } from "../src/cli.ts";
+import { parseConfig } from "../src/config.ts";
+
+const EXAMPLES = `${import.meta.dir}/../examples`;
+
+interface Container {
+  name: string;
+  image: string;
+  restartPolicy?: string;
+  args?: string[];
+  env?: { name: string; value: string }[];
+  securityContext?: {
+    runAsUser?: number;
+    runAsNonRoot?: boolean;
+    privileged?: boolean;
+    allowPrivilegeEscalation?: boolean;
+    readOnlyRootFilesystem?: boolean;
+    capabilities?: { add?: string[]; drop?: string[] };
+  };
+}
+interface DeploymentManifest {
+  apiVersion: string;
+  kind: string;
+  spec: { template: { spec: { initContainers?: Container[]; containers: Container[] } } };
+}
+
+/** Validate one manifest against the schema of its kind; a kind without a validator here fails. */
+function validate(where: string, manifest: unknown): void {
+  const { apiVersion, kind } = manifest as { apiVersion?: string; kind?: string };
+  if (apiVersion !== "apps/v1" || kind !== "Deployment") throw new Error(`${where}: no validator for ${apiVersion} ${kind}: add one to test/examples.test.ts`);
+  try {
+    new Deployment(manifest as ConstructorParameters<typeof Deployment>[0]).validate();
+  } catch (error) {
+    throw new Error(`${where}: ${(error as Error).message}`);
+  }
+}
+
+const manifestFiles = readdirSync(EXAMPLES).filter((name) => /\.ya?ml$/.test(name)).sort();
+const readmeBlocks = [...(await Bun.file(`${import.meta.dir}/../README.md`).text()).matchAll(/^```yaml\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
+
+test("the examples and README's yaml blocks are valid Kubernetes objects", async () => {
+  expect(manifestFiles).toEqual(["initcontainer-deployment.yaml", "sidecar-watch.yaml"]);
+  for (const name of manifestFiles) validate(`examples/${name}`, Bun.YAML.parse(await Bun.file(`${EXAMPLES}/${name}`).text()));
+  expect(readmeBlocks.length).toBeGreaterThan(0);
+  readmeBlocks.forEach((block, i) => validate(`README.md yaml block ${i + 1}`, Bun.YAML.parse(block)));
+});
+
+test("the schema check catches the original example's mistakes", () => {
+  // From the original README: initContainers as a map, and a capability list given as a string.
+  const broken = Bun.YAML.parse(`
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: curl-deployment }
+spec:
+  selector: { matchLabels: { app: curl } }
+  template:
+    metadata: { labels: { app: curl } }
+    spec:
+      containers: [{ name: curl, image: alpine/curl }]
+      initContainers:
+        image: nebev/k8s-dynamic-iptables:latest
+        name: iptables-init
+        securityContext: { capabilities: { add: NET_ADMIN } }
+`);
+  expect(() => validate("broken", broken)).toThrow("initContainers must be array");
+});
+
+const manifest = Bun.YAML.parse(await Bun.file(`${EXAMPLES}/initcontainer-deployment.yaml`).text()) as DeploymentManifest;
+const pod = manifest.spec.template.spec;
+const init = pod.initContainers?.find((c) => c.name === "domainwall");
+
+test("initcontainer-deployment.yaml: a plain initContainer whose args and variables are a valid apply configuration", () => {
+  expect(init).toBeDefined();
+  if (!init) return;
+  expect(init.restartPolicy).toBeUndefined(); // runs to completion before the app starts
+  expect(init.image).toBe(`ghcr.io/domainwall/domainwall:${pkg.version}`);
+  const invocation = parseCli(init.args ?? []);
+  expect(invocation.kind === "run" && invocation.command).toBe("apply");
+  if (invocation.kind !== "run") return;
+  const env = Object.fromEntries((init.env ?? []).map((e) => [e.name, e.value]));
+  expect(Object.keys(env).sort()).toEqual(["extra_whitelist_ips_csv", "hosts_csv", "listening_ports_csv"]);
+  const { config } = parseConfig(rawConfigFor("apply", settingsFor(invocation.flags, new Map(), "", env)));
+  expect(config.hosts).toContain("deb.debian.org");
+  expect(config.ports).toEqual([3000]);
+  const appPorts = pod.containers.flatMap((c) => (c as { ports?: { containerPort: number }[] }).ports ?? []).map((p) => p.containerPort);
+  expect(appPorts.every((port) => config.ports.includes(port))).toBe(true); // inbound is filtered: the app's ports must be open
+});
+
+test("initcontainer-deployment.yaml: domainwall gets NET_ADMIN and nothing else; the app gets no way around the rules", () => {
+  const sc = init?.securityContext;
+  expect(sc?.capabilities).toEqual({ add: ["NET_ADMIN"], drop: ["ALL"] });
+  expect(sc?.runAsUser).toBe(0); // added capabilities are effective only for uid 0 (no ambient capabilities)
+  expect(sc?.runAsNonRoot).toBe(false);
+  expect(sc?.allowPrivilegeEscalation).toBe(false);
+  expect(sc?.readOnlyRootFilesystem).toBe(true);
+  expect(sc?.privileged).toBeUndefined();
+  for (const app of pod.containers) {
+    expect(app.securityContext?.capabilities?.add ?? []).toEqual([]);
+    expect(app.securityContext?.capabilities?.drop).toContain("ALL"); // NET_RAW is granted by default otherwise
+    expect(app.securityContext?.privileged).not.toBe(true);
+    expect(app.securityContext?.allowPrivilegeEscalation).toBe(false);
+  }
+});
