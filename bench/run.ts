@@ -1,0 +1,186 @@
+// The benchmark suite: `bun run bench [-- --quick] [--runs N] [--bin PATH --no-build] [--out FILE]`.
+// Root only. Builds dist/domainwall, then in network namespaces with a local dnsmasq (test/lab/lab.ts)
+// measures apply for many names (split into resolve, render and load by the binary's own JSON log),
+// apply with 100,000 CIDRs from --allow-file next to what nft -f / ip6tables-legacy-restore alone take
+// for the same set (the floor), peak memory, start-up, and a naive shell baseline (one dig and one
+// iptables process per name and address). Prints a Markdown table and writes it to bench/RESULTS.md
+// (--quick: small sizes, one run, to bench/results/quick.md; it only proves the suite works).
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { createLab, type Lab } from "../test/lab/lab.ts";
+import { applyTimes, machine, measure, median, mustRun, type Sample } from "./measure.ts";
+import { renderReport, type Row, type Target } from "./report.ts";
+import { allowFile, cidrs, iptablesFloor, IPTABLES_FLOOR_CHAIN, NAIVE_RESET, naiveScript, nameOf, NFT_FLOOR_TABLE, nftFloor, recordsFor } from "./workloads.ts";
+
+const root = resolve(import.meta.dir, "..");
+const { values } = parseArgs({
+  args: process.argv.slice(2),
+  options: {
+    quick: { type: "boolean", default: false },
+    runs: { type: "string" },
+    bin: { type: "string", default: `${root}/dist/domainwall` },
+    "no-build": { type: "boolean", default: false },
+    out: { type: "string" },
+  },
+});
+const quick = values.quick;
+const plan = quick
+  ? { names: [10], naive: [10], cidrs: 1000, runs: 1, naiveRuns: 1, cidrRuns: 1, versionRuns: 3 }
+  : { names: [10, 100, 300, 1000], naive: [10, 100, 300], cidrs: 100_000, runs: 7, naiveRuns: 3, cidrRuns: 5, versionRuns: 21 };
+const runs = values.runs === undefined ? plan.runs : Number(values.runs);
+const bin = resolve(values.bin);
+const out = resolve(values.out ?? (quick ? `${root}/bench/results/quick.md` : `${root}/bench/RESULTS.md`));
+
+if (process.getuid?.() !== 0) throw new Error("the benchmark needs root (network namespaces)");
+if (!values["no-build"]) {
+  const build = Bun.spawnSync([process.execPath, "run", "build"], { cwd: root, stdout: "inherit", stderr: "inherit" });
+  if (!build.success) throw new Error("bun run build failed");
+}
+
+const progress = (text: string) => console.error(`bench: ${text}`);
+const rows: Row[] = [];
+const targets: Target[] = [];
+const judge = (met: boolean) => (quick ? undefined : met);
+const fmt = (value: number) => (value >= 100 ? value.toFixed(0) : value.toFixed(1));
+
+/** Run `once` `n` times (after `before`, untimed), plus one warm-up unless quick. */
+async function repeat(n: number, once: () => Promise<Sample>, before?: () => Promise<unknown>): Promise<Sample[]> {
+  const samples: Sample[] = [];
+  for (let i = quick ? 0 : -1; i < n; i++) {
+    await before?.();
+    const sample = await once();
+    if (i >= 0) samples.push(sample);
+  }
+  return samples;
+}
+
+const summarise = (what: string, samples: readonly Sample[], withTimes: boolean, note?: string): Row => {
+  const times = withTimes ? samples.map((s) => applyTimes(s.stderr)) : [];
+  const peakSelf = Math.max(...samples.map((s) => s.selfPeakMiB));
+  return {
+    what,
+    runs: samples.length,
+    medianMs: median(samples.map((s) => s.wallMs)),
+    ...(withTimes && {
+      resolveMs: median(times.map((t) => t.resolveMs)),
+      renderMs: median(times.map((t) => t.renderMs)),
+      loadMs: median(times.map((t) => t.loadMs)),
+    }),
+    selfPeakMiB: peakSelf,
+    treePeakMiB: Math.max(...samples.map((s) => s.treePeakMiB)),
+    note,
+  };
+};
+
+async function startup(): Promise<void> {
+  progress("start-up (--version)");
+  const samples = await repeat(plan.versionRuns, () => mustRun([bin, "--version"]));
+  const row = summarise("`domainwall --version` (start-up)", samples, false);
+  rows.push(row);
+  targets.push({ target: "`--version` < 20 ms", measured: `${fmt(row.medianMs)} ms`, met: judge(row.medianMs < 20) });
+}
+
+async function names(lab: Lab): Promise<Map<number, number>> {
+  const inApp = (...argv: string[]) => ["ip", "netns", "exec", lab.app, ...argv];
+  const medians = new Map<number, number>();
+  const removeTable = () => measure(inApp("nft", "delete", "table", "inet", "domainwall"));
+  for (const backend of ["nft", "iptables-legacy"] as const) {
+    for (const size of backend === "nft" ? plan.names : [quick ? 10 : 300]) {
+      progress(`apply, ${size} names (${backend})`);
+      await lab.setRecords(recordsFor(size));
+      const hosts = Array.from({ length: size }, (_, i) => nameOf(i)).join(",");
+      const apply = () => mustRun(inApp(bin, "apply", "--backend", backend, "--hosts", hosts, "--log-format", "json"));
+      const remove = backend === "nft" ? removeTable : () => mustRun(inApp(bin, "remove", "--backend", backend));
+      const samples = await repeat(runs, apply, remove);
+      await remove();
+      const row = summarise(`apply, ${size} names × (2 A + 2 AAAA), ${backend}`, samples, true, "wall time includes `ip netns exec` (~5 ms)");
+      rows.push(row);
+      if (backend === "nft") medians.set(size, row.medianMs);
+      if (size === 300 && backend === "nft") targets.push({ target: "300 names `apply` ≤ 150 ms (median)", measured: `${fmt(row.medianMs)} ms`, met: judge(row.medianMs <= 150) });
+    }
+  }
+  return medians;
+}
+
+async function naive(lab: Lab, applyMedians: Map<number, number>): Promise<void> {
+  const inApp = (...argv: string[]) => ["ip", "netns", "exec", lab.app, ...argv];
+  for (const size of plan.naive) {
+    progress(`naive baseline, ${size} names`);
+    await lab.setRecords(recordsFor(size));
+    const hostsFile = `${lab.dir}/naive-hosts-${size}`;
+    const script = `${lab.dir}/naive-${size}.sh`;
+    writeFileSync(hostsFile, `${Array.from({ length: size }, (_, i) => nameOf(i)).join("\n")}\n`);
+    writeFileSync(script, naiveScript(hostsFile));
+    const reset = () => mustRun(inApp("bash", "-c", NAIVE_RESET));
+    const samples = await repeat(plan.naiveRuns, () => mustRun(inApp("bash", script)), reset);
+    await reset();
+    const row = summarise(`naive shell baseline, ${size} names (one dig per name, one iptables-legacy -A per address)`, samples, false);
+    const ours = applyMedians.get(size);
+    const ratio = ours === undefined ? undefined : row.medianMs / ours;
+    rows.push({ ...row, note: ratio === undefined ? undefined : `${ratio.toFixed(0)}× domainwall's median` });
+    if (size === 300 && ratio !== undefined) targets.push({ target: "300 names ≥ 50× faster than the naive baseline", measured: `${ratio.toFixed(0)}×`, met: judge(ratio >= 50) });
+  }
+}
+
+async function manyCidrs(lab: Lab): Promise<void> {
+  const inApp = (...argv: string[]) => ["ip", "netns", "exec", lab.app, ...argv];
+  const count = plan.cidrs;
+  const list = cidrs(count);
+  const file = `${lab.dir}/allow-${count}.txt`;
+  writeFileSync(file, allowFile(list.shuffled));
+  const label = count.toLocaleString("en-US");
+  // A literal host: the allow file is what is measured, not DNS.
+  const apply = (backend: string) => () =>
+    mustRun(inApp(bin, "apply", "--backend", backend, "--hosts", "203.0.113.1", "--allow-file", file, "--log-format", "json"), { sampleEveryMs: 10 });
+
+  progress(`apply, ${label} CIDRs (nft)`);
+  const dropOurs = () => measure(inApp("nft", "delete", "table", "inet", "domainwall"));
+  const ours = summarise(`apply, ${label} IPv6 CIDRs from --allow-file, nft, into an empty namespace`, await repeat(plan.cidrRuns, apply("nft"), dropOurs), true);
+  rows.push(ours);
+  progress(`re-apply over the loaded table, ${label} CIDRs (nft)`);
+  await dropOurs();
+  await apply("nft")();
+  rows.push(summarise(`re-apply, ${label} CIDRs, nft, replacing the loaded table`, await repeat(plan.cidrRuns, apply("nft")), true, "nft reads the old table's elements first: about twice the load time and memory"));
+  await dropOurs();
+
+  progress(`floor: nft -f, ${label} CIDRs`);
+  const floorText = nftFloor(list.sorted);
+  const dropFloor = () => measure(inApp("nft", "delete", "table", "inet", NFT_FLOOR_TABLE));
+  const floor = summarise(`floor: \`nft -f -\` of a minimal table, one interval set, the same ${label} CIDRs sorted`, await repeat(plan.cidrRuns, () => mustRun(inApp("nft", "-f", "-"), { stdin: floorText }), dropFloor), false);
+  await dropFloor();
+  const ratio = ours.medianMs / floor.medianMs;
+  rows.push({ ...floor, note: `domainwall apply = ${ratio.toFixed(2)}× this` });
+  targets.push({ target: `${label} CIDRs ≤ 1.5× the \`nft -f\` floor`, measured: `${ratio.toFixed(2)}× (${fmt(ours.medianMs)} vs ${fmt(floor.medianMs)} ms)`, met: judge(ratio <= 1.5) });
+  const peak = Math.max(ours.selfPeakMiB ?? 0, ours.treePeakMiB ?? 0);
+  targets.push({ target: `peak memory < 200 MB (${label} CIDRs, nft: domainwall and its nft child)`, measured: `${peak.toFixed(0)} MiB (domainwall ${(ours.selfPeakMiB ?? 0).toFixed(0)} MiB)`, met: judge(peak * 1.048576 < 200) });
+
+  progress(`apply, ${label} CIDRs (iptables-legacy)`);
+  const removeIptables = () => measure(inApp(bin, "remove", "--backend", "iptables-legacy"));
+  const oursIpt = summarise(`apply, ${label} IPv6 CIDRs from --allow-file, iptables-legacy (one rule each)`, await repeat(plan.cidrRuns, apply("iptables-legacy"), removeIptables), true);
+  await removeIptables();
+  progress(`floor: ip6tables-legacy-restore, ${label} rules`);
+  const iptFloorText = iptablesFloor(list.sorted);
+  const dropIptFloor = () => measure(inApp("bash", "-c", `ip6tables-legacy -F ${IPTABLES_FLOOR_CHAIN} && ip6tables-legacy -X ${IPTABLES_FLOOR_CHAIN}`));
+  const iptFloor = summarise(`floor: \`ip6tables-legacy-restore --noflush\` of one chain with the same ${label} rules`, await repeat(plan.cidrRuns, () => mustRun(inApp("ip6tables-legacy-restore", "--noflush"), { stdin: iptFloorText }), dropIptFloor), false);
+  await dropIptFloor();
+  rows.push(oursIpt, { ...iptFloor, note: `domainwall apply = ${(oursIpt.medianMs / iptFloor.medianMs).toFixed(2)}× this` });
+}
+
+const lab = await createLab({ ttl: 300 });
+process.once("SIGINT", () => void lab.close().then(() => process.exit(130)));
+const m = machine();
+try {
+  await startup();
+  const applyMedians = await names(lab);
+  await naive(lab, applyMedians);
+  await manyCidrs(lab);
+} finally {
+  await lab.close();
+}
+const command = quick ? "bun run bench -- --quick" : "bun run bench";
+const report = renderReport(m, command, rows, targets);
+mkdirSync(dirname(out), { recursive: true });
+writeFileSync(out, report);
+console.log(report);
+progress(`written to ${out}`);
