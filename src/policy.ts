@@ -10,6 +10,13 @@ export interface SetElement {
 }
 
 /**
+ * The `#` comment of an element: where it came from. Sources are host names (validated), setting
+ * names and file paths with line numbers; a path is the user's text, so anything but plain
+ * characters becomes `?` and a comment can never end its line or carry ruleset syntax.
+ */
+export const sourceComment = (element: SetElement): string => element.sources.join(", ").replace(/[^\w.:/@+=,\- ]/g, "?");
+
+/**
  * What the firewall enforces, independent of the backend that renders it. Outbound: established and
  * related traffic, loopback, ICMPv6 neighbour discovery, DNS to `dns`, and the allow sets; the rest
  * is dropped (or rejected) and counted. Inbound is filtered only when `inboundPorts` is not empty.

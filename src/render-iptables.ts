@@ -1,5 +1,5 @@
 import type { Family } from "./ip.ts";
-import type { Policy } from "./policy.ts";
+import { sourceComment, type Policy } from "./policy.ts";
 
 /** domainwall's own chains; the built-in chains only get one jump each, and keep their policies. */
 export const OUTPUT_CHAIN = "DOMAINWALL-OUTPUT";
@@ -70,7 +70,7 @@ export function renderIptables(policy: Policy, family: Family, state: IptablesSt
     ...(inbound || state.inputChain ? [`:${INPUT_CHAIN} - [0:0]`] : []),
     ...common(OUTPUT_CHAIN, family, "-o"),
     ...dnsRules(policy, family),
-    ...allowed.flatMap((e) => [`# ${e.sources.join(", ")}`, `-A ${OUTPUT_CHAIN} -d ${e.cidr.text} -j ACCEPT`]),
+    ...allowed.flatMap((e) => [`# ${sourceComment(e)}`, `-A ${OUTPUT_CHAIN} -d ${e.cidr.text} -j ACCEPT`]),
     ...finalRules(OUTPUT_CHAIN, family, policy.verdict),
     ...(inbound
       ? [

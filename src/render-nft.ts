@@ -1,5 +1,5 @@
 import type { Cidr } from "./ip.ts";
-import type { Policy, SetElement } from "./policy.ts";
+import { sourceComment, type Policy, type SetElement } from "./policy.ts";
 
 /** domainwall owns exactly this table and never touches any other. */
 export const NFT_TABLE = "domainwall";
@@ -15,7 +15,7 @@ const ND_TYPES = "{ nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd
 /** One line per element, aligned, with a `#` comment naming the hosts or settings it came from. */
 const elementLines = (elements: readonly SetElement[], indent: string): string[] => {
   const width = Math.max(...elements.map((e) => e.cidr.text.length)) + 1;
-  return elements.map((e) => `${indent}${`${e.cidr.text},`.padEnd(width)} # ${e.sources.join(", ")}`);
+  return elements.map((e) => `${indent}${`${e.cidr.text},`.padEnd(width)} # ${sourceComment(e)}`);
 };
 
 const renderElements = (elements: readonly SetElement[]): string[] =>

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { cidr } from "../src/ip.ts";
 import type { Policy } from "../src/policy.ts";
 import { renderNft, renderNftRemove, renderNftSetUpdate } from "../src/render-nft.ts";
+import { renderIptables } from "../src/render-iptables.ts";
 import { POLICIES } from "./fixtures/policies.ts";
 import { expectGolden } from "./support/golden.ts";
 
@@ -36,6 +37,20 @@ describe("renderNft", () => {
 });
 
 const el = (text: string, ...sources: string[]) => ({ cidr: cidr(text), sources });
+
+describe("element comments", () => {
+  // An --allow-file path is the user's text and becomes a source: it must not end the comment's line.
+  const hostile = "/tmp/x\n}\ntable ip evil { chain c { type filter hook output priority 0; policy accept; } }\r#";
+  const policy: Policy = { ...POLICIES["egress-only"]!, allowV4: [{ cidr: cidr("192.0.2.1"), sources: [`${hostile}:1`, "api.example"] }] };
+
+  test("a source with newlines or ruleset syntax stays one comment on the element's line, in both renderers", () => {
+    for (const text of [renderNft(policy), renderNftSetUpdate(policy), renderIptables(policy, 4)]) {
+      const line = text.split("\n").find((l) => l.includes("# /tmp/x"));
+      expect(line).toEndWith("# /tmp/x???table ip evil ? chain c ? type filter hook output priority 0? policy accept? ? ???:1, api.example");
+      expect(text).not.toContain("table ip evil {");
+    }
+  });
+});
 
 describe("renderNftSetUpdate (watch)", () => {
   test("flushes and refills only the two allow sets, with the same element lines as renderNft", () => {
