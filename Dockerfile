@@ -36,7 +36,7 @@ RUN apt-get update \
 COPY scripts/build-rootfs.sh /usr/local/bin/build-rootfs.sh
 COPY --from=build /out/domainwall /tmp/domainwall
 ARG SOURCE_DATE_EPOCH=0
-RUN SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH}" build-rootfs.sh /tmp/domainwall /rootfs
+RUN SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH}" bash /usr/local/bin/build-rootfs.sh /tmp/domainwall /rootfs
 
 # 3. The image.
 FROM scratch
