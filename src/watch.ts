@@ -100,8 +100,19 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
   let retryAt = Infinity;
   let lastCycle = -Infinity;
   let stopping = false;
-  /** Settles when `run` is told to stop: abandons lookups under way (nothing is changed after it). */
-  let stopped: Promise<undefined> = new Promise(() => {});
+  /**
+   * Ends the wait under way (a sleep or a lookup round) when `run` is told to stop; nothing is
+   * changed after it. Each wait gets its own short-lived promise: racing every wait against one
+   * long-lived "stopped" promise would pile a reaction onto it per cycle for the life of the process.
+   */
+  let interrupt: () => void = () => {};
+  const interruptible = <T>(work: Promise<T>): Promise<T | undefined> =>
+    stopping
+      ? Promise.resolve(undefined)
+      : new Promise<T | undefined>((resolve, reject) => {
+          interrupt = () => resolve(undefined);
+          work.then(resolve, reject);
+        });
   /** Warnings of the last policy build, so each is logged once rather than every cycle. */
   let warned = new Set<string>();
   /** Names whose last answer was "no such name / no addresses". */
@@ -166,7 +177,7 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
     let changed = updateError !== undefined;
     const due = dueHosts(state, lastCycle);
     if (due.length > 0) {
-      const resolutions = await Promise.race([resolveHosts(due, { lookup: io.lookup, deadlineMs: config.resolveTimeoutMs, now: io.now, sleep: io.sleep }), stopped]);
+      const resolutions = await interruptible(resolveHosts(due, { lookup: io.lookup, deadlineMs: config.resolveTimeoutMs, now: io.now, sleep: io.sleep }));
       if (resolutions === undefined || stopping) return;
       const before = state;
       state = recordResolutions(state, resolutions, io.now(), schedule, io.random);
@@ -184,14 +195,14 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
   const snapshot = (): WatchSnapshot => ({ state, loaded, lastGoodRefresh, nextWake: wakeAt(), updates, updateError });
 
   async function run(stop: Promise<unknown>): Promise<void> {
-    stopped = stop.then(() => {
+    void stop.then(() => {
       stopping = true;
-      return undefined;
+      interrupt();
     });
-    const forever = new Promise<never>(() => {});
     while (!stopping) {
       const wait = wakeAt() - io.now();
-      if (wait > 0) await Promise.race([Number.isFinite(wait) ? io.sleep(wait) : forever, stopped]);
+      // Nothing scheduled (no names): only a stop ends the wait.
+      if (wait > 0) await interruptible(Number.isFinite(wait) ? io.sleep(wait) : new Promise<void>(() => {}));
       if (stopping) break;
       await cycle();
     }
