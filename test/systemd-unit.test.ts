@@ -1,6 +1,7 @@
 import { expect, test } from "bun:test";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { tempDirs } from "./support/temp-dirs.ts";
+
+const tempDir = tempDirs();
 
 const unitPath = `${import.meta.dir}/../examples/domainwall.service`;
 
@@ -25,7 +26,7 @@ test("systemd accepts examples/domainwall.service (systemd-analyze verify)", asy
   const which = Bun.spawnSync(["which", "systemd-analyze"]);
   expect(which.exitCode, "systemd-analyze is needed: apt-get install systemd").toBe(0);
   // verify checks that ExecStart exists: point it at an executable that does.
-  const dir = mkdtempSync(`${tmpdir()}/dw-unit-`);
+  const dir = tempDir("dw-unit-");
   const unit = (await Bun.file(unitPath).text()).replace("/usr/local/bin/domainwall", process.execPath);
   await Bun.write(`${dir}/domainwall.service`, unit);
   const result = Bun.spawnSync(["systemd-analyze", "verify", `${dir}/domainwall.service`], { stderr: "pipe" });

@@ -1,9 +1,11 @@
 // End-to-end: the binary (DOMAINWALL_BIN, else the source) against the kernel's netfilter and a real
 // dnsmasq, in namespaces the lab creates and removes.
 import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
-import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, writeFileSync } from "node:fs";
 import { ADDR, createLab, describeNetns, type Lab } from "../lab/lab.ts";
+import { tempDirs } from "../support/temp-dirs.ts";
+
+const tempDir = tempDirs();
 
 const API = { v4: ["203.0.113.10", "203.0.113.11"], v6: ["2001:db8:ff::10", "2001:db8:ff::11"] };
 const at = (host: string, port = 80) => ({ host, port });
@@ -98,7 +100,7 @@ describeNetns(`apply with ${backend}, end to end`, () => {
   onlyFor(!isNft)("a failing IPv6 restore leaves IPv4 as it was and exits 1", async () => {
     expect((await apply(["--hosts", "api.example"])).code).toBe(0);
     const before = await loaded();
-    const fakeBin = mkdtempSync(`${tmpdir()}/dw-fake-ip6-`);
+    const fakeBin = tempDir("dw-fake-ip6-");
     chmodSync(fakeBin, 0o755);
     for (const tool of ["iptables-legacy-save", "ip6tables-legacy-save", "iptables-legacy-restore", "iptables-legacy"]) {
       writeFileSync(`${fakeBin}/${tool}`, `#!/bin/sh\nexec ${Bun.which(tool)} "$@"\n`);
@@ -140,7 +142,7 @@ describeNetns(`apply with ${backend}, end to end`, () => {
   onlyFor(isNft)("a failing load exits 1 and leaves the previous ruleset; so does a missing nft", async () => {
     expect((await apply(["--hosts", "api.example"])).code).toBe(0);
     const before = await lab.table();
-    const fakeBin = mkdtempSync(`${tmpdir()}/dw-fake-nft-`);
+    const fakeBin = tempDir("dw-fake-nft-");
     writeFileSync(`${fakeBin}/nft`, "#!/bin/sh\necho 'Error: simulated failure' >&2\nexit 1\n");
     chmodSync(fakeBin, 0o755);
     chmodSync(`${fakeBin}/nft`, 0o755);
@@ -150,7 +152,7 @@ describeNetns(`apply with ${backend}, end to end`, () => {
     expect(failing.code).toBe(1);
     expect(failing.stderr).toContain("Error: simulated failure");
     expect(await lab.table()).toBe(before);
-    const emptyBin = mkdtempSync(`${tmpdir()}/dw-no-nft-`);
+    const emptyBin = tempDir("dw-no-nft-");
     const missing = await dw(["apply", "--hosts", "mirror.example"], { path: emptyBin });
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain("--backend nft does not work here: cannot run nft");
@@ -216,7 +218,7 @@ describeNetns("backend selection, end to end", () => {
     const withNft = await lab.domainwall(["apply", "--hosts", "api.example"]);
     expect(withNft.stderr).toContain("backend nft (auto: nft works in this network namespace)");
     expect((await lab.domainwall(["remove"])).code).toBe(0);
-    const noNft = mkdtempSync(`${tmpdir()}/dw-no-nft-`);
+    const noNft = tempDir("dw-no-nft-");
     chmodSync(noNft, 0o755);
     for (const tool of ["iptables-legacy-save", "ip6tables-legacy-save", "iptables-legacy-restore", "ip6tables-legacy-restore"]) {
       writeFileSync(`${noNft}/${tool}`, `#!/bin/sh\nexec ${Bun.which(tool)} "$@"\n`);
@@ -232,7 +234,7 @@ describeNetns("backend selection, end to end", () => {
   });
 
   test("an explicit backend that does not work is an error, not a switch", async () => {
-    const empty = mkdtempSync(`${tmpdir()}/dw-empty-`);
+    const empty = tempDir("dw-empty-");
     const result = await lab.domainwall(["apply", "--hosts", "api.example", "--backend", "nft"], { path: empty });
     expect(result.code).toBe(1);
     expect(result.stderr).toContain("--backend nft does not work here");

@@ -1,9 +1,11 @@
 // End-to-end for standalone use on a VM: safe apply with rollback, the systemd-resolved stub,
 // the configuration file.
 import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { ADDR, createLab, describeNetns, domainwallCommand, type Lab } from "../lab/lab.ts";
+import { tempDirs } from "../support/temp-dirs.ts";
+
+const tempDir = tempDirs();
 
 const at = (host: string, port = 80) => ({ host, port });
 
@@ -18,7 +20,7 @@ async function until(predicate: () => Promise<boolean>, timeoutMs: number): Prom
 
 describeNetns("on a VM, end to end", () => {
   let lab: Lab;
-  const runDir = mkdtempSync(`${tmpdir()}/dw-run-`);
+  const runDir = tempDir("dw-run-");
   const env = { DOMAINWALL_RUN_DIR: runDir };
   beforeAll(async () => {
     lab = await createLab();
@@ -91,7 +93,7 @@ describeNetns("on a VM, end to end", () => {
   });
 
   test("the config file and flags combine as documented; a bad file exits 2 naming the field", async () => {
-    const dir = mkdtempSync(`${tmpdir()}/dw-config-`);
+    const dir = tempDir("dw-config-");
     const file = `${dir}/domainwall.toml`;
     writeFileSync(file, `# egress for this VM\nhosts = ["api.example"]\nports = [3000]\n`);
     // The file beats hosts_csv; --ports beats the file.
