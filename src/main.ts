@@ -3,7 +3,7 @@ import type { Backend, Status } from "./backend.ts";
 import { FILE_KEYS, helpText, parseCli, rawConfigFor, settingsFor, type Command, type Settings } from "./cli.ts";
 import { parseConfig, type Config, type ListenAddress, type LogFormat } from "./config.ts";
 import { parseConfigFile } from "./config-file.ts";
-import { sshServerPort, waitForConfirmation } from "./confirm.ts";
+import { sshServerPort, waitForConfirmation, type Outcome } from "./confirm.ts";
 import { parseDuration } from "./duration.ts";
 import { applyError, configError, DomainwallError, EXIT, exitCode } from "./errors.ts";
 import type { Cidr } from "./ip.ts";
@@ -127,23 +127,41 @@ async function preparePolicy(world: World, log: Logger, command: Command, settin
   return { ...built, config, resolveMs, buildMs, resolutions, resolvers };
 }
 
-/** `apply --confirm-within`: load, wait for a confirmation, otherwise restore the previous rules. */
+/**
+ * `apply --confirm-within`: load, wait for a confirmation, otherwise restore the previous rules.
+ * From before the snapshot until the rollback is done, SIGHUP is ignored and SIGINT/SIGTERM mean
+ * "revert", so a dropped SSH session or a Ctrl-C at any point cannot leave unconfirmed rules behind.
+ * Only a confirmation keeps them: a timeout, a revert or any failure after the load restores the
+ * previous rules.
+ */
 async function applyWithConfirmation(world: World, log: Logger, backend: Backend, built: BuiltPolicy, withinMs: number): Promise<void> {
-  const previous = await backend.snapshot();
   const pending = pendingFile(world.env);
-  await backend.apply(built.policy);
+  if ((await world.readFile(pending)) !== undefined) {
+    throw applyError(`another apply is waiting for confirmation (${pending}): confirm it, or let it roll back, first; nothing was changed`);
+  }
   const operator = world.awaitOperator();
   try {
-    await world.writeFile(pending, "an apply is waiting for confirmation\n");
-    log.warn(`new rules loaded: run 'domainwall confirm' (or press y here) within ${withinMs / 1000}s to keep them; otherwise the previous rules come back`);
-    const outcome = await waitForConfirmation(withinMs, { pendingExists: async () => (await world.readFile(pending)) !== undefined, sleep: world.sleep, now: world.now, decision: operator.decision });
+    await world.writeFile(pending, `an apply is waiting for confirmation (pid ${world.pid})\n`).catch((error: unknown) => {
+      throw applyError(`cannot write ${pending}: ${error instanceof Error ? error.message : String(error)}; nothing was changed`);
+    });
+    const previous = await backend.snapshot();
+    await backend.apply(built.policy); // a failed load leaves the previous rules: nothing to undo
+    let outcome: Outcome | undefined;
+    try {
+      log.warn(`new rules loaded: run 'domainwall confirm' (or press y here) within ${withinMs / 1000}s to keep them; otherwise the previous rules come back`);
+      outcome = await waitForConfirmation(withinMs, { pendingExists: async () => (await world.readFile(pending)) !== undefined, sleep: world.sleep, now: world.now, decision: operator.decision });
+    } finally {
+      if (outcome !== "confirmed") {
+        await world.removeFile(pending).catch(() => false); // a late 'confirm' now says nothing is waiting
+        await backend.restore(previous);
+      }
+    }
     if (outcome === "confirmed") return log.success("confirmed: the new rules stay");
+    throw applyError(`not confirmed: the previous rules are back (${previous === undefined ? "none were loaded" : "restored in one transaction"})`);
   } finally {
     operator.done();
-    await world.removeFile(pending);
+    await world.removeFile(pending).catch(() => false);
   }
-  await backend.restore(previous);
-  throw applyError(`not confirmed: the previous rules are back (${previous === undefined ? "none were loaded" : "restored in one transaction"})`);
 }
 
 /** Picks the backend; called only once the configuration is known to be valid. */

@@ -28,6 +28,7 @@ async function runMain(
   nft: Partial<RunResult> | ((call: RunCall) => Partial<RunResult>) = {},
   files: Record<string, string> = { "/etc/resolv.conf": POD_RESOLV_CONF },
   operator: Promise<"keep" | "revert"> = new Promise(() => {}),
+  overrides: (world: World) => Partial<World> = () => ({}),
 ) {
   let clock = 0;
   let stdout = "";
@@ -61,7 +62,7 @@ async function runMain(
     pid: 4242,
     processAlive: (pid) => pid === 4242, // this process; any other PID has gone
   };
-  const code = await main(world);
+  const code = await main({ ...world, ...overrides(world) });
   const calls = allCalls.filter((call) => !isBackendProbe(call));
   return { code, stdout, stderr, calls, files, probes: allCalls.length - calls.length };
 }
@@ -307,6 +308,55 @@ describe("main", () => {
       const none = await runMain(["confirm"]);
       expect(none.code).toBe(1);
       expect(none.stderr).toContain("no apply is waiting for confirmation");
+    });
+
+    test("signals are handled from before the snapshot until after the rollback", async () => {
+      const events: string[] = [];
+      const { code, calls } = await runMain(["apply", "--confirm-within", "1s"], { hosts_csv: "api.example" }, (call) => {
+        events.push(`nft ${call.args.join(" ")}`);
+        return nft(call);
+      }, undefined, undefined, () => ({
+        awaitOperator: () => {
+          events.push("signals handled");
+          return { decision: new Promise(() => {}), done: () => void events.push("signals restored") };
+        },
+      }));
+      expect(code).toBe(1);
+      expect(calls).toHaveLength(3);
+      expect(events.filter((e) => !e.includes("domainwall_probe"))).toEqual(["signals handled", "nft list table inet domainwall", "nft -f -", "nft -f -", "signals restored"]);
+    });
+
+    test("a failure while waiting still restores the previous rules", async () => {
+      let reads = 0;
+      const { code, calls, stderr } = await runMain(["apply", "--confirm-within", "60s"], { hosts_csv: "api.example" }, nft, undefined, undefined, (world) => ({
+        readFile: async (path) => {
+          if (path === pending && ++reads > 2) throw new Error("EIO: i/o error");
+          return world.readFile(path);
+        },
+      }));
+      expect(code).toBe(1);
+      expect(calls.map((c) => c.args.join(" "))).toEqual(["list table inet domainwall", "-f -", "-f -"]);
+      expect(calls[2]?.stdin).toBe(`table inet domainwall\ndelete table inet domainwall\n${previous}`);
+      expect(stderr).toContain("EIO: i/o error");
+    });
+
+    test("a run directory that cannot be written exits 1 before anything is loaded", async () => {
+      const { code, calls, stderr } = await runMain(["apply", "--confirm-within", "60s"], { hosts_csv: "api.example" }, nft, undefined, undefined, () => ({
+        writeFile: async () => {
+          throw new Error("EROFS: read-only file system");
+        },
+      }));
+      expect(code).toBe(1);
+      expect(calls).toEqual([]);
+      expect(stderr).toContain(`cannot write ${pending}: EROFS: read-only file system; nothing was changed`);
+    });
+
+    test("a second apply while one waits is refused before anything is loaded", async () => {
+      const { code, calls, stderr, files } = await runMain(["apply", "--confirm-within", "60s"], { hosts_csv: "api.example" }, nft, { [pending]: "an apply is waiting for confirmation (pid 7)\n" });
+      expect(code).toBe(1);
+      expect(calls).toEqual([]);
+      expect(stderr).toContain("another apply is waiting for confirmation");
+      expect(files[pending]).toBe("an apply is waiting for confirmation (pid 7)\n");
     });
 
     test("a bad duration exits 2 before anything is touched", async () => {
