@@ -241,11 +241,12 @@ async function watchCommand(world: World, log: Logger, backendFor: BackendFor, s
     const options = built.config.watch;
     if (options === undefined) throw new Error("watch options were not parsed");
     let watcher: Watcher | undefined;
-    if (options.readyFile !== undefined) await world.removeFile(options.readyFile);
+    let chosen: Backend | undefined;
+    if (options.readyFile !== undefined) await checkWritable(world, options.readyFile, "--ready-file");
     if (options.metricsAddr !== undefined) {
       const { hostname, port } = options.metricsAddr;
       const lateMs = built.config.resolveTimeoutMs + 30_000;
-      const handle = metricsHandler({ snapshot: () => watcher?.snapshot(), status: () => backend.status(), process: world.processStats, now: world.now, lateMs });
+      const handle = metricsHandler({ snapshot: () => watcher?.snapshot(), status: async () => chosen?.status(), process: world.processStats, now: world.now, lateMs });
       try {
         server = world.serve(options.metricsAddr, handle);
       } catch (error) {
@@ -256,6 +257,7 @@ async function watchCommand(world: World, log: Logger, backendFor: BackendFor, s
       }
     }
     const backend = await backendFor();
+    chosen = backend;
     await loadPolicy(world, log, backend, built, undefined, processMs);
     const saveState = stateSaver(world, log, backend.name);
     watcher = createWatcher(
@@ -275,6 +277,21 @@ async function watchCommand(world: World, log: Logger, backendFor: BackendFor, s
   } finally {
     server?.stop();
     stop.done();
+  }
+}
+
+/**
+ * A file domainwall must write later (after the rules are loaded): remove what is there and prove
+ * its directory takes a file now, so a bad path exits 2 before the kernel is touched.
+ */
+async function checkWritable(world: World, path: string, flag: string): Promise<void> {
+  const probe = `${path}.domainwall-check`;
+  try {
+    await world.removeFile(path);
+    await world.writeFile(probe, "");
+    await world.removeFile(probe);
+  } catch (error) {
+    throw configError(`${flag}: cannot write ${JSON.stringify(path)}: ${error instanceof Error ? error.message : String(error)}`);
   }
 }
 

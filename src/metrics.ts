@@ -109,7 +109,8 @@ export function healthOf(snapshot: WatchSnapshot | undefined, now: number, lateM
 
 export interface MetricsSource {
   readonly snapshot: () => WatchSnapshot | undefined;
-  readonly status: () => Promise<Status>;
+  /** The backend's counters; undefined before a backend is chosen. */
+  readonly status: () => Promise<Status | undefined>;
   readonly process: () => ProcessStats;
   readonly now: () => number;
   /** How far behind schedule the loop may be before /healthz fails. */
@@ -129,7 +130,9 @@ export function metricsHandler(source: MetricsSource): (request: Request) => Pro
       return reply(`${health.reason}\n`, health.ok ? 200 : 503);
     }
     if (path === "/metrics") {
-      const status = await source.status().catch(() => undefined);
+      const status = await Promise.resolve()
+        .then(source.status)
+        .catch(() => undefined);
       return reply(renderMetrics({ snapshot: source.snapshot(), status, process: source.process(), now: source.now() }), 200, "text/plain; version=0.0.4; charset=utf-8");
     }
     return reply("not found: try /healthz or /metrics\n", 404);

@@ -216,7 +216,7 @@ describe("the watch loop", () => {
 });
 
 /** main() with a fake world; SIGTERM arrives once the fake clock passes `stopAt`. */
-async function runWatch(argv: string[], options: { records?: Records; nft?: (call: RunCall) => Partial<RunResult>; stopAt?: number; bindFails?: boolean; readOnly?: string } = {}) {
+async function runWatch(argv: string[], options: { records?: Records; nft?: (call: RunCall) => Partial<RunResult>; stopAt?: number; bindFails?: boolean; readOnly?: string; beforeProbe?: (handle: (request: Request) => Promise<Response>) => Promise<void> } = {}) {
   let clock = 0;
   let signal: (name: string) => void = () => {};
   const stopped = new Promise<string>((resolve) => (signal = resolve));
@@ -224,7 +224,10 @@ async function runWatch(argv: string[], options: { records?: Records; nft?: (cal
   const events: string[] = [];
   const writes: { path: string; text: string; at: number }[] = [];
   const { run, calls: allCalls } = fakeRun((call) => {
-    if (isBackendProbe(call)) return {}; // nft works here; selection has its own tests
+    if (isBackendProbe(call)) {
+      // nft works here; selection has its own tests
+      return options.beforeProbe && served.handle ? options.beforeProbe(served.handle).then(() => ({})) : {};
+    }
     events.push(`nft ${call.args.join(" ")}`);
     return options.nft?.(call) ?? {};
   });
@@ -281,7 +284,8 @@ describe("domainwall watch", () => {
     expect(calls).toHaveLength(1);
     expect(calls[0]?.stdin).toContain("203.0.113.10, # api.example");
     expect(calls[0]?.stdin).toStartWith("#!/usr/sbin/nft -f\n# domainwall: generated ruleset");
-    expect(events.slice(0, 4)).toEqual([`remove ${READY}`, "nft -f -", `write ${STATE}`, `write ${READY}`]);
+    // The ready file's directory is proven writable before the rules are loaded.
+    expect(events.slice(0, 6)).toEqual([`remove ${READY}`, `write ${READY}.domainwall-check`, `remove ${READY}.domainwall-check`, "nft -f -", `write ${STATE}`, `write ${READY}`]);
     expect(events.slice(-2)).toEqual([`remove ${STATE}`, "signals restored"]);
     expect(events.at(-1)).toBe("signals restored");
     expect(files[READY]).toBe("loaded\n");
@@ -332,6 +336,25 @@ describe("domainwall watch", () => {
     expect(code).toBe(0);
     expect(log.match(/cannot write \/run\/domainwall\/watch\.json \(status will not show per-name addresses\): EROFS/g)).toHaveLength(1);
     expect(log).toContain("SIGTERM: stopped; the rules stay loaded");
+  });
+
+  test("a --ready-file that cannot be written exits 2 before anything is loaded", async () => {
+    const { code, calls, log } = await runWatch(["watch", "--hosts", "api.example", "--ready-file", "/ro/ready"], { readOnly: "/ro/" });
+    expect(code).toBe(2);
+    expect(calls).toEqual([]);
+    expect(log).toContain('--ready-file: cannot write "/ro/ready": EROFS');
+  });
+
+  test("/metrics answers (without counters) while the backend is still being chosen", async () => {
+    let scraped: Response | undefined;
+    const { code } = await runWatch(["watch", "--hosts", "api.example", "--metrics-addr", "127.0.0.1:9464"], {
+      beforeProbe: async (handle) => {
+        scraped = await handle(new Request("http://127.0.0.1:9464/metrics"));
+      },
+    });
+    expect(code).toBe(0);
+    expect(scraped?.status).toBe(200);
+    expect(await scraped?.text()).toContain("domainwall_rules_loaded 0\n");
   });
 
   test("a metrics address that cannot be bound exits 1 before anything is loaded", async () => {
