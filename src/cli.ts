@@ -48,6 +48,8 @@ const COMMAND_OPTIONS: Record<Command, readonly OptionName[]> = {
 
 /** Keys a `--config` file may hold: the long flag names of the policy options. */
 export const FILE_KEYS: readonly OptionName[] = [...POLICY_OPTIONS, "backend", "log-format", "min-ttl", "max-ttl", "grace", "ready-file", "metrics-addr", "remove-on-exit"];
+/** The file's keys that are switches: `true` or `false` only. */
+export const FILE_BOOLEAN_KEYS: readonly OptionName[] = FILE_KEYS.filter((key) => OPTIONS[key].type === "boolean");
 
 /** The original image's variables, and ours. */
 const ENVIRONMENT: Partial<Record<OptionName, string>> = {

@@ -18,7 +18,8 @@ export type FileValue = string | boolean;
 const scalar = v.union([v.string(), v.number()]);
 const value = v.union([v.boolean(), scalar, v.array(scalar)]);
 
-export function parseConfigFile(text: string, path: string, allowedKeys: readonly string[]): Map<string, FileValue> {
+/** `booleanKeys` take only `true` or `false`; the other keys take anything but a boolean. */
+export function parseConfigFile(text: string, path: string, allowedKeys: readonly string[], booleanKeys: readonly string[] = []): Map<string, FileValue> {
   let data: unknown;
   try {
     data = Bun.TOML.parse(text);
@@ -34,7 +35,9 @@ export function parseConfigFile(text: string, path: string, allowedKeys: readonl
   const values = new Map<string, FileValue>();
   for (const [key, raw] of Object.entries(result.output)) {
     if (!allowedKeys.includes(key)) problems.push(`${path}: unknown setting "${key}"; known: ${allowedKeys.join(", ")}`);
-    else values.set(key, typeof raw === "boolean" ? raw : Array.isArray(raw) ? raw.map(String).join(",") : String(raw));
+    else if (booleanKeys.includes(key) !== (typeof raw === "boolean")) {
+      problems.push(`${path}: "${key}" must be ${booleanKeys.includes(key) ? "true or false" : "a string, a number or a list"}, not ${JSON.stringify(raw)}`);
+    } else values.set(key, typeof raw === "boolean" ? raw : Array.isArray(raw) ? raw.map(String).join(",") : String(raw));
   }
   if (problems.length > 0) throw configError(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
   return values;

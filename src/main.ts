@@ -1,6 +1,6 @@
 #!/usr/bin/env bun
 import type { Backend, Status } from "./backend.ts";
-import { FILE_KEYS, helpText, parseCli, rawConfigFor, settingsFor, type Command, type Settings } from "./cli.ts";
+import { FILE_BOOLEAN_KEYS, FILE_KEYS, helpText, parseCli, rawConfigFor, settingsFor, type Command, type Settings } from "./cli.ts";
 import { parseConfig, type Config, type ListenAddress, type LogFormat } from "./config.ts";
 import { parseConfigFile } from "./config-file.ts";
 import { sshServerPort, waitForConfirmation, type Outcome } from "./confirm.ts";
@@ -313,7 +313,7 @@ async function readSettings(world: World, flags: Settings, configFile: string | 
   if (configFile === undefined) return settingsFor(flags, new Map(), "", world.env);
   const text = await world.readFile(configFile);
   if (text === undefined) throw configError(`--config: ${JSON.stringify(configFile)} does not exist`);
-  return settingsFor(flags, parseConfigFile(text, configFile, FILE_KEYS), configFile, world.env);
+  return settingsFor(flags, parseConfigFile(text, configFile, FILE_KEYS, FILE_BOOLEAN_KEYS), configFile, world.env);
 }
 
 /** The whole program: parse, run one command, map the outcome to an exit code. */

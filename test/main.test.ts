@@ -251,6 +251,9 @@ describe("main", () => {
       { name: "an unknown field", text: 'hosts = ["a.example"]\nhostz = ["b.example"]\n', message: '/etc/domainwall.toml: unknown setting "hostz"' },
       { name: "a wrong type", text: "hosts = { a = 1 }\n", message: '/etc/domainwall.toml: "hosts" must be a string, number, boolean or a list' },
       { name: "not TOML", text: "hosts = [\n", message: "/etc/domainwall.toml: not valid TOML" },
+      { name: "a switch given a number", text: 'hosts = ["a.example"]\nstrict = 1\n', message: '/etc/domainwall.toml: "strict" must be true or false, not 1' },
+      { name: "a switch given a string", text: 'hosts = ["a.example"]\nreject = "yes"\n', message: '/etc/domainwall.toml: "reject" must be true or false, not "yes"' },
+      { name: "a list given a boolean", text: "hosts = true\n", message: '/etc/domainwall.toml: "hosts" must be a string, a number or a list, not true' },
       { name: "a bad port", text: "hosts = [\"a.example\"]\nports = [70000]\n", message: '/etc/domainwall.toml: ports: "70000" is not a port number' },
     ])("$name exits 2", async ({ text, message }) => {
       const { code, stderr, calls } = await withFile(["apply", "--config", "/etc/domainwall.toml"], {}, text);
