@@ -28,6 +28,8 @@ export function parseHost(input: string): ParsedHost {
   }
   const ascii = domainToASCII(name);
   if (ascii === "") return { ok: false, reason: "not a valid internationalised domain name" };
+  // domainToASCII follows the URL standard, which reads hex and octal IPv4 forms (1.2.3.0x4): not a name.
+  if (parseCidr(ascii).ok) return { ok: false, reason: "an IPv4 address in hex or octal form; write it in dotted decimal" };
   if (ascii.length > 253) return { ok: false, reason: "longer than 253 characters" };
   const labels = ascii.split(".");
   const bad = labels.find((label) => !LABEL.test(label));

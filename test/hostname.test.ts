@@ -41,6 +41,9 @@ describe("parseHost", () => {
     { input: "192.0.2.256", reason: "all-numeric" },
     { input: "192.0.2.0/24", reason: "only letters" },
     { input: ".", reason: "empty name" },
+    { input: "1.2.3.0x4", reason: "hex or octal" },
+    { input: "0x7f.0.0.0x1", reason: "hex or octal" },
+    { input: "0300.0000.0002.0001", reason: "all-numeric" },
   ];
   test.each(rejected)("rejects $input ($reason)", ({ input, reason }) => {
     const parsed = parseHost(input);
