@@ -7,6 +7,7 @@ import { renderNft, renderNftRemove, renderNftSetUpdate } from "../src/render-nf
 import { renderIptables } from "../src/render-iptables.ts";
 import { POLICIES } from "./fixtures/policies.ts";
 import { expectGolden } from "./support/golden.ts";
+import { describeNetns } from "./lab/lab.ts";
 
 describe("renderNft", () => {
   test.each(Object.keys(POLICIES))("%s matches its golden file", async (name) => {
@@ -81,7 +82,7 @@ describe("renderNftSetUpdate (watch)", () => {
 });
 
 /** The goldens are real nft: the kernel validates each one (`nft --check`) in a throwaway network namespace. */
-describe.skipIf(process.getuid?.() !== 0)("the kernel accepts the rendered rulesets (root)", () => {
+describeNetns("the kernel accepts the rendered rulesets (root)", () => {
   test.each(Object.keys(POLICIES))("%s", (name) => {
     const result = Bun.spawnSync(["unshare", "--net", "nft", "--check", "-f", "-"], { stdin: Buffer.from(renderNft(POLICIES[name]!)), stderr: "pipe" });
     expect(result.stderr.toString()).toBe("");
@@ -94,7 +95,7 @@ describe.skipIf(process.getuid?.() !== 0)("the kernel accepts the rendered rules
  * elements (auto-merge folding an answer inside an --allow CIDR, nothing left from before), each
  * update in one transaction (one `# new generation` line in `nft monitor`).
  */
-describe.skipIf(process.getuid?.() !== 0)("the kernel applies a set update (root)", () => {
+describeNetns("the kernel applies a set update (root)", () => {
   test("egress-only, then overlapping sets, then empty sets", async () => {
     const overlapping: Policy = {
       ...POLICIES["egress-only"]!,
