@@ -2,7 +2,7 @@ import * as v from "valibot";
 import { parseDuration } from "./duration.ts";
 import { configError } from "./errors.ts";
 import { parseHost } from "./hostname.ts";
-import { compareCidr, parseAddress, parseCidr, type Cidr } from "./ip.ts";
+import { parseAddress, parseCidr, sortByCidr, type Cidr } from "./ip.ts";
 
 /** An allowed network and where it came from (shown as a `#` comment in the ruleset). */
 export interface AllowEntry {
@@ -18,7 +18,7 @@ export type LogFormat = "text" | "json";
 export interface Config {
   /** DNS names to resolve: ASCII, lower case, no trailing dot, unique, in input order. */
   readonly hosts: readonly string[];
-  /** `--allow` and `--allow-file` networks, and IP literals from the host list. */
+  /** `--allow` and `--allow-file` networks, and IP literals from the host list; sorted by `compareCidr`. */
   readonly allow: readonly AllowEntry[];
   /** Inbound TCP ports, sorted; empty leaves inbound traffic untouched. */
   readonly ports: readonly number[];
@@ -243,12 +243,11 @@ export function parseAllowFile(from: string, path: string, text: string): { entr
     const hash = line.indexOf("#");
     const value = (hash < 0 ? line : line.slice(0, hash)).trim();
     if (value === "") continue;
-    const where = `${from}: ${path}:${i + 1}`;
     const parsed = parseCidr(value);
-    if (!parsed.ok) problems.push(`${where}: ${show(value)} is not an IP address or CIDR: ${parsed.reason}`);
+    if (!parsed.ok) problems.push(`${from}: ${path}:${i + 1}: ${show(value)} is not an IP address or CIDR: ${parsed.reason}`);
     else {
-      if (parsed.hostBitsSet) warnings.push(`${where}: ${show(value)} has host bits set; using ${parsed.cidr.text}`);
-      entries.push({ cidr: parsed.cidr, source: `${path}:${i + 1}` });
+      if (parsed.hostBitsSet) warnings.push(`${from}: ${path}:${i + 1}: ${show(value)} has host bits set; using ${parsed.cidr.text}`);
+      entries.push({ cidr: parsed.cidr, source: [path, i + 1].join(":") }); // join: a flat string, not a rope to flatten later
     }
   }
   const capped = (messages: string[], what: string) =>
@@ -324,7 +323,7 @@ export function parseConfig(raw: RawConfig): ParsedConfig {
   return {
     config: {
       hosts: names,
-      allow: allowEntries.sort((a, b) => compareCidr(a.cidr, b.cidr)),
+      allow: sortByCidr(allowEntries, (entry) => entry.cidr),
       ports: [...new Set(ports)].sort((a, b) => a - b),
       dnsServers,
       strict: raw.strict,

@@ -1,6 +1,6 @@
 import type { Config } from "./config.ts";
 import { resolveError } from "./errors.ts";
-import { cidr, compareCidr, contains, makeCidr, parseAddress, type Cidr } from "./ip.ts";
+import { cidr, contains, makeCidr, parseAddress, sortByCidr, type Cidr } from "./ip.ts";
 import type { HostResolution } from "./resolve.ts";
 
 /** One element of an allow set, with the names or settings it came from (rendered as a comment). */
@@ -9,12 +9,20 @@ export interface SetElement {
   readonly sources: readonly string[];
 }
 
+/** Which ASCII characters a comment may hold as they are: `\w` and `.:/@+=,- `. */
+const PLAIN: readonly boolean[] = Array.from({ length: 128 }, (_, c) => /[\w.:/@+=,\- ]/.test(String.fromCharCode(c)));
+
 /**
  * The `#` comment of an element: where it came from. Sources are host names (validated), setting
  * names and file paths with line numbers; a path is the user's text, so anything but plain
  * characters becomes `?` and a comment can never end its line or carry ruleset syntax.
  */
-export const sourceComment = (element: SetElement): string => element.sources.join(", ").replace(/[^\w.:/@+=,\- ]/g, "?");
+export const sourceComment = (element: SetElement): string => {
+  const text = element.sources.length === 1 ? (element.sources[0] ?? "") : element.sources.join(", ");
+  // The same as the replace below, without running a regular expression for each of 100,000 elements.
+  for (let i = 0; i < text.length; i++) if (!PLAIN[text.charCodeAt(i)]) return text.replace(/[^\w.:/@+=,\- ]/g, "?");
+  return text;
+};
 
 /**
  * What the firewall enforces, independent of the backend that renders it. Outbound: established and
@@ -68,20 +76,29 @@ const EMBEDDING_V4 = [cidr("::ffff:0:0/96"), cidr("64:ff9b::/96")];
 
 function forbiddenReason(address: Cidr): string | undefined {
   const embedding = EMBEDDING_V4.find((range) => contains(range, address));
-  const checked = embedding ? makeCidr(4, address.bits & 0xffffffffn, 32) : address;
+  const checked = embedding ? makeCidr(4, address.words.slice(3), 32) : address;
   return FORBIDDEN_FROM_DNS.find((range) => contains(range.cidr, checked))?.what;
 }
 
-function collect(entries: readonly { cidr: Cidr; source: string }[]): SetElement[] {
-  const byText = new Map<string, { cidr: Cidr; sources: Set<string> }>();
-  for (const { cidr, source } of entries) {
-    const found = byText.get(cidr.text) ?? { cidr, sources: new Set<string>() };
-    found.sources.add(source);
-    byText.set(cidr.text, found);
+interface Entry {
+  readonly cidr: Cidr;
+  readonly source: string;
+}
+
+/** Sorted by network, one element per network, its sources sorted and unique. */
+function collect(entries: readonly Entry[]): SetElement[] {
+  const sorted = sortByCidr(entries, (e) => e.cidr);
+  const elements: SetElement[] = [];
+  for (let start = 0; start < sorted.length; ) {
+    const first = sorted[start] as Entry;
+    let end = start + 1;
+    // Canonical text: equal text, equal network.
+    while (end < sorted.length && (sorted[end] as Entry).cidr.text === first.cidr.text) end++;
+    const sources = end - start === 1 ? [first.source] : [...new Set(sorted.slice(start, end).map((e) => e.source))].sort();
+    elements.push({ cidr: first.cidr, sources });
+    start = end;
   }
-  return [...byText.values()]
-    .map(({ cidr, sources }) => ({ cidr, sources: [...sources].sort() }))
-    .sort((a, b) => compareCidr(a.cidr, b.cidr));
+  return elements;
 }
 
 /**
@@ -102,7 +119,7 @@ export function buildPolicy(config: Config, resolutions: readonly HostResolution
   for (const r of failed) warnings.push(`${r.host}: lookup failed (${r.error}); continuing without it (--on-resolve-error=warn)`);
   for (const r of empty) warnings.push(`${r.host}: no such name or no addresses; skipped`);
 
-  const entries: { cidr: Cidr; source: string }[] = config.allow.map(({ cidr, source }) => ({ cidr, source }));
+  const fromDns: Entry[] = [];
   for (const resolution of resolutions) {
     if (resolution.status === "empty") continue;
     for (const answer of resolution.addresses) {
@@ -111,16 +128,16 @@ export function buildPolicy(config: Config, resolutions: readonly HostResolution
         warnings.push(`${resolution.host}: ignoring malformed DNS answer ${JSON.stringify(answer.address)}`);
         continue;
       }
-      const address = makeCidr(parsed.family, parsed.bits, parsed.family === 4 ? 32 : 128);
+      const address = makeCidr(parsed.family, parsed.words, parsed.family === 4 ? 32 : 128);
       const reason = forbiddenReason(address);
       if (reason !== undefined && !config.allow.some((allowed) => contains(allowed.cidr, address))) {
         warnings.push(`${resolution.host}: not allowing ${address.text} (${reason}) from DNS; list it in --allow to permit it`);
         continue;
       }
-      entries.push({ cidr: address, source: resolution.host });
+      fromDns.push({ cidr: address, source: resolution.host });
     }
   }
-  const elements = collect(entries);
+  const elements = collect([...config.allow, ...fromDns]);
   const allowV4 = elements.filter((e) => e.cidr.family === 4);
   const allowV6 = elements.filter((e) => e.cidr.family === 6);
   const servers = collect(resolvers.map((cidr) => ({ cidr, source: "" }))).map((e) => e.cidr);

@@ -12,14 +12,21 @@ const TABLE = `${NFT_FAMILY} ${NFT_TABLE}`;
  */
 const ND_TYPES = "{ nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert }";
 
-/** One line per element, aligned, with a `#` comment naming the hosts or settings it came from. */
-const elementLines = (elements: readonly SetElement[], indent: string): string[] => {
-  const width = Math.max(...elements.map((e) => e.cidr.text.length)) + 1;
-  return elements.map((e) => `${indent}${`${e.cidr.text},`.padEnd(width)} # ${sourceComment(e)}`);
+/**
+ * One line per element, aligned, with a `#` comment naming the hosts or settings it came from; as
+ * one string (no newline at the end), so a set of 100,000 elements is not copied from array to array.
+ */
+const elementLines = (elements: readonly SetElement[], indent: string): string => {
+  let width = 0;
+  for (const e of elements) width = Math.max(width, e.cidr.text.length);
+  const pad = Array.from({ length: width + 1 }, (_, n) => " ".repeat(n));
+  const lines: string[] = [];
+  for (const e of elements) lines.push(`${indent}${e.cidr.text},${pad[width - e.cidr.text.length]} # ${sourceComment(e)}`);
+  return lines.join("\n");
 };
 
 const renderElements = (elements: readonly SetElement[]): string[] =>
-  elements.length === 0 ? [] : ["\t\telements = {", ...elementLines(elements, "\t\t\t"), "\t\t}"];
+  elements.length === 0 ? [] : ["\t\telements = {", elementLines(elements, "\t\t\t"), "\t\t}"];
 
 /** Interval sets hold CIDRs; auto-merge folds overlapping entries that the kernel would otherwise refuse. */
 const renderSet = (name: string, type: string, elements: readonly SetElement[]): string[] => [
@@ -116,7 +123,7 @@ export function renderNftSetUpdate(policy: Policy): string {
     "# domainwall: new allow sets, loaded as one transaction. Do not edit.",
     ...sets.map((set) => `flush set ${TABLE} ${set.name}`),
     ...sets.flatMap((set) =>
-      set.elements.length === 0 ? [] : [`add element ${TABLE} ${set.name} {`, ...elementLines(set.elements, "\t"), "}"],
+      set.elements.length === 0 ? [] : [`add element ${TABLE} ${set.name} {`, elementLines(set.elements, "\t"), "}"],
     ),
   ];
   return `${lines.join("\n")}\n`;

@@ -80,7 +80,7 @@ describe("iptables-legacy backend", () => {
   });
 
   test(`more than ${IPTABLES_MAX_ENTRIES} entries in a family is refused before anything runs (exit 2), naming the count`, async () => {
-    const many = (n: number) => Array.from({ length: n }, (_, i) => ({ cidr: makeCidr(6, (0x20010db8n << 96n) + BigInt(i), 128), sources: ["--allow"] }));
+    const many = (n: number) => Array.from({ length: n }, (_, i) => ({ cidr: makeCidr(6, [0x20010db8, 0, 0, i], 128), sources: ["--allow"] }));
     const { run, calls } = fakeRun(saves(EMPTY_SAVE, EMPTY_SAVE));
     const backend = createIptablesBackend(run);
     const tooBig = { ...policy, allowV6: many(IPTABLES_MAX_ENTRIES + 1) };
