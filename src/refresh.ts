@@ -18,14 +18,28 @@ export interface KnownAddress {
   readonly lastSeen: number;
 }
 
+/** One address family of a name: A (4) or AAAA (6) lookups. */
+export interface FamilyState {
+  /** When this family's lookup last answered (addresses, or a definite "no such name / no data"). */
+  readonly lastAnswer: number | undefined;
+  /** Whether its latest lookup failed; while it does, none of the name's addresses of this family expires. */
+  readonly failing: boolean;
+}
+
 /** One name over time. Times are in milliseconds of the injected clock. */
 export interface NameState {
   /** Keyed by the address text. */
   readonly addresses: ReadonlyMap<string, KnownAddress>;
   readonly nextRefresh: number;
-  /** When a lookup of this name last got an answer (addresses or a definite "no such name"). */
+  /** When a lookup of this name last got an answer in any family (addresses or a definite "no such name"). */
   readonly lastAnswer: number | undefined;
-  /** Consecutive failed lookups; while above 0 none of the name's addresses expires. */
+  /**
+   * Per family: an address expires only against the latest answer of its own family, so a family
+   * whose lookups keep failing (AAAA timing out) neither loses its addresses nor holds back the
+   * expiry of the other family's.
+   */
+  readonly families: Readonly<Record<Family, FamilyState>>;
+  /** Consecutive failed lookups of either family (they back off the name's next lookup). */
   readonly failures: number;
   /** Failed lookups since start (a Prometheus counter). */
   readonly failuresTotal: number;
@@ -60,9 +74,20 @@ export function retryDelay(failures: number, schedule: Pick<Schedule, "minTtlMs"
   return withJitter(Math.min(schedule.minTtlMs * 2 ** Math.max(0, failures - 1), cap), random);
 }
 
+const FAMILIES: readonly Family[] = [4, 6];
+const NEVER_ANSWERED: FamilyState = { lastAnswer: undefined, failing: false };
+
 /** Every name known, none resolved yet, all due now. */
 export function initialState(hosts: readonly string[], now: number): RefreshState {
-  const empty: NameState = { addresses: new Map(), nextRefresh: now, lastAnswer: undefined, failures: 0, failuresTotal: 0, lastError: undefined };
+  const empty: NameState = {
+    addresses: new Map(),
+    nextRefresh: now,
+    lastAnswer: undefined,
+    families: { 4: NEVER_ANSWERED, 6: NEVER_ANSWERED },
+    failures: 0,
+    failuresTotal: 0,
+    lastError: undefined,
+  };
   return new Map(hosts.map((host) => [host, empty]));
 }
 
@@ -72,21 +97,41 @@ const seen = (name: NameState, addresses: readonly { address: string; family: Fa
   return known;
 };
 
-/** A lookup answered: these addresses are current (the others age out after the grace period). */
+/** Each family answered now unless it is among `failed`; the failed ones keep their last answer time. */
+const families = (name: NameState, failed: readonly Family[], now: number): Record<Family, FamilyState> => {
+  const state = (family: Family): FamilyState =>
+    failed.includes(family) ? { lastAnswer: name.families[family].lastAnswer, failing: true } : { lastAnswer: now, failing: false };
+  return { 4: state(4), 6: state(6) };
+};
+
+/** A lookup answered in both families: these addresses are current (the others age out after the grace period). */
 export const recordAnswers = (name: NameState, addresses: readonly { address: string; family: Family }[], now: number, nextRefresh: number): NameState => ({
   ...name,
   addresses: seen(name, addresses, now),
   nextRefresh,
   lastAnswer: now,
+  families: families(name, [], now),
   failures: 0,
   lastError: undefined,
 });
 
-/** A lookup failed: every known address stays; `partial` holds what the other family did return. */
-export const recordFailure = (name: NameState, error: string, partial: readonly { address: string; family: Family }[], now: number, nextRefresh: number): NameState => ({
+/**
+ * A lookup failed in the `failed` families: their known addresses all stay. `partial` holds what
+ * the other family returned; that family answered, so its addresses it left out age out as usual.
+ */
+export const recordFailure = (
+  name: NameState,
+  error: string,
+  partial: readonly { address: string; family: Family }[],
+  failed: readonly Family[],
+  now: number,
+  nextRefresh: number,
+): NameState => ({
   ...name,
   addresses: seen(name, partial, now),
   nextRefresh,
+  lastAnswer: FAMILIES.some((family) => !failed.includes(family)) ? now : name.lastAnswer,
+  families: families(name, failed, now),
   failures: name.failures + 1,
   failuresTotal: name.failuresTotal + 1,
   lastError: error,
@@ -99,7 +144,9 @@ export function recordResolutions(state: RefreshState, resolutions: readonly Hos
     const name = next.get(r.host);
     if (name === undefined) continue;
     if (r.status === "failed") {
-      next.set(r.host, recordFailure(name, r.error, r.addresses, now, now + retryDelay(name.failures + 1, schedule, random)));
+      // A resolution that does not say which family failed is taken as both failing: nothing fades.
+      const failed = r.failedFamilies ?? FAMILIES;
+      next.set(r.host, recordFailure(name, r.error, r.addresses, failed, now, now + retryDelay(name.failures + 1, schedule, random)));
     } else {
       const addresses = r.status === "resolved" ? r.addresses : [];
       // No such name (yet): ask again after --min-ttl, so a name created later is picked up soon.
@@ -117,16 +164,19 @@ export interface Expired {
 }
 
 /**
- * Addresses on their way out: the name's latest answer no longer held them. Those of the latest
- * answer stay however long its TTL is; a failing name's all stay.
+ * Addresses on their way out: the latest answer of their family no longer held them. Those of the
+ * latest answer stay however long its TTL is; a failing family's all stay.
  */
 const fading = (name: NameState): KnownAddress[] =>
-  name.failures > 0 || name.lastAnswer === undefined ? [] : [...name.addresses.values()].filter((a) => a.lastSeen < (name.lastAnswer ?? 0));
+  [...name.addresses.values()].filter((a) => {
+    const family = name.families[a.family];
+    return !family.failing && family.lastAnswer !== undefined && a.lastSeen < family.lastAnswer;
+  });
 
 /**
- * Drop addresses that the name's answers have left out for `graceMs` since they last held them.
- * A name whose lookups are failing keeps all of its addresses: DNS trouble never shrinks the
- * allowlist.
+ * Drop addresses that their family's answers have left out for `graceMs` since they last held
+ * them. While a family's lookups are failing, the name keeps all of its addresses of that family:
+ * DNS trouble never shrinks the allowlist. The other family, answering, follows its answers.
  */
 export function expire(state: RefreshState, now: number, graceMs: number): { state: RefreshState; expired: Expired[] } {
   const expired: Expired[] = [];

@@ -37,13 +37,20 @@ export interface ResolvedAddress {
 /**
  * - `resolved`: at least one address;
  * - `empty`: the name does not exist or has no A/AAAA records (NXDOMAIN, NODATA);
- * - `failed`: lookups kept failing after retries, or the deadline passed; `addresses` holds what
- *   the other family did return, if anything.
+ * - `failed`: lookups kept failing after retries, or the deadline passed; `failedFamilies` says
+ *   which (the other family answered: `addresses` holds what it returned, if anything). Without
+ *   `failedFamilies`, every family is taken as failed.
  */
 export type HostResolution =
   | { readonly host: string; readonly status: "resolved"; readonly addresses: readonly ResolvedAddress[] }
   | { readonly host: string; readonly status: "empty" }
-  | { readonly host: string; readonly status: "failed"; readonly error: string; readonly addresses: readonly ResolvedAddress[] };
+  | {
+      readonly host: string;
+      readonly status: "failed";
+      readonly error: string;
+      readonly addresses: readonly ResolvedAddress[];
+      readonly failedFamilies?: readonly Family[];
+    };
 
 /** Answers that mean "no such name or no records of this type": not worth retrying. */
 const NOT_FOUND = new Set(["DNS_ENOTFOUND", "DNS_ENODATA", "ENOTFOUND", "ENODATA", "DNS_ENONAME"]);
@@ -146,8 +153,11 @@ export async function resolveHosts(hosts: readonly string[], options: ResolveOpt
         ...(v4.kind === "answers" ? v4.answers.map((a) => ({ ...a, family: 4 as const })) : []),
         ...(v6.kind === "answers" ? v6.answers.map((a) => ({ ...a, family: 6 as const })) : []),
       ];
-      const failure = [v4, v6].find((o) => o.kind === "failed");
-      if (failure?.kind === "failed") return { host, status: "failed", error: failure.error, addresses };
+      const failures = [{ family: 4 as const, outcome: v4 }, { family: 6 as const, outcome: v6 }].flatMap(({ family, outcome }) =>
+        outcome.kind === "failed" ? [{ family, error: outcome.error }] : [],
+      );
+      const [failure] = failures;
+      if (failure !== undefined) return { host, status: "failed", error: failure.error, addresses, failedFamilies: failures.map((f) => f.family) };
       return addresses.length > 0 ? { host, status: "resolved", addresses } : { host, status: "empty" };
     }),
   );

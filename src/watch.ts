@@ -125,9 +125,14 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
       const name = state.get(r.host);
       if (name === undefined) continue;
       if (r.status === "failed") {
-        const newest = Math.max(...[...name.addresses.values()].map((a) => a.lastSeen));
-        const kept = name.addresses.size > 0 ? `keeping its ${plural(name.addresses.size, "known address")}, last seen ${seconds(now - newest)} ago` : "it has no known addresses";
-        io.log.warn(`${r.host}: lookup failed (${r.error}); ${kept}; next try in ${seconds(name.nextRefresh - now)}`);
+        // One family failing (AAAA timing out while A answers): only its addresses are held; the other follows its answers.
+        const only = r.failedFamilies?.length === 1 ? r.failedFamilies[0] : undefined;
+        const held = [...name.addresses.values()].filter((a) => only === undefined || a.family === only);
+        const newest = Math.max(...held.map((a) => a.lastSeen));
+        const known = only === undefined ? "known address" : `known IPv${only} address`;
+        const kept = held.length > 0 ? `keeping its ${plural(held.length, known)}, last seen ${seconds(now - newest)} ago` : `it has no ${known}es`;
+        const lookup = only === undefined ? "lookup" : `${only === 4 ? "A" : "AAAA"} lookup`;
+        io.log.warn(`${r.host}: ${lookup} failed (${r.error}); ${kept}; next try in ${seconds(name.nextRefresh - now)}`);
       } else if (r.status === "empty" && !vanished.has(r.host)) {
         vanished.add(r.host);
         const held = name.addresses.size > 0 ? `${name.addresses.size === 1 ? "its address stays" : `its ${plural(name.addresses.size, "address")} stay`} for the grace period (${seconds(schedule.graceMs)})` : "nothing to allow";

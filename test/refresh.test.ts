@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { dueHosts, expire, initialState, nextEvent, recordResolutions, refreshDelay, retryDelay, sameAddresses, toResolutions, type RefreshState } from "../src/refresh.ts";
+import type { Family } from "../src/ip.ts";
 import type { HostResolution } from "../src/resolve.ts";
 
 const schedule = { minTtlMs: 5_000, maxTtlMs: 3_600_000, graceMs: 300_000 };
@@ -17,6 +18,14 @@ const failed = (host: string, error = "DNS_ETIMEOUT", ...addresses: string[]): H
   status: "failed",
   error,
   addresses: addresses.map((address) => ({ address, family: 4, ttl: 30 })),
+});
+/** One family's lookup failed; the other answered with `addresses` (none: it answered "no data"). */
+const failedIn = (host: string, family: Family, ...addresses: string[]): HostResolution => ({
+  host,
+  status: "failed",
+  error: "DNS_ETIMEOUT",
+  failedFamilies: [family],
+  addresses: addresses.map((address) => ({ address, family: family === 6 ? 4 : 6, ttl: 30 })),
 });
 const addressesOf = (state: RefreshState, host: string) => [...(state.get(host)?.addresses.keys() ?? [])].sort();
 
@@ -110,6 +119,71 @@ describe("the allowlist over time", () => {
     const state = recordResolutions(start, [failed("api.example", "DNS_ESERVFAIL", "203.0.113.10")], 0, schedule, never);
     expect(addressesOf(state, "api.example")).toEqual(["203.0.113.10"]);
     expect(state.get("api.example")?.nextRefresh).toBe(5_000);
+  });
+
+  test("while only AAAA fails, IPv4 addresses the A answers left out expire after the grace; the IPv6 ones stay", () => {
+    const grace = 60_000;
+    let state = recordResolutions(initialState(["api.example"], 0), [resolved("api.example", 30, "203.0.113.10", "2001:db8::10")], 0, schedule, never);
+    for (const now of [30_000, 35_000, 45_000]) state = recordResolutions(state, [failedIn("api.example", 6, "203.0.113.11")], now, schedule, never);
+    expect(state.get("api.example")).toMatchObject({ failures: 3, failuresTotal: 3, lastAnswer: 45_000, nextRefresh: 65_000, lastError: "DNS_ETIMEOUT" });
+    expect(state.get("api.example")?.families).toEqual({ 4: { lastAnswer: 45_000, failing: false }, 6: { lastAnswer: 0, failing: true } });
+    // The next event is the end of 203.0.113.10's grace (from when A last returned it), not the retry.
+    expect(nextEvent(state, grace)).toBe(60_000);
+    expect(expire(state, 59_999, grace).expired).toEqual([]);
+    const after = expire(state, 60_000, grace);
+    expect(after.expired).toEqual([{ host: "api.example", address: "203.0.113.10", lastSeen: 0 }]);
+    expect(addressesOf(after.state, "api.example")).toEqual(["2001:db8::10", "203.0.113.11"]);
+    // The IPv6 address, unseen since 0, stays while AAAA fails, however long; nothing else is scheduled.
+    expect(nextEvent(after.state, grace)).toBe(65_000);
+    expect(expire(after.state, 36_000_000, grace).expired).toEqual([]);
+  });
+
+  test("a CDN rotating its A records every 10 minutes while AAAA keeps failing: 8 hours keep only the current IPv4 address", () => {
+    const grace = 60_000;
+    const v4 = (now: number) => `203.0.113.${Math.floor(now / 600_000)}`;
+    let state = recordResolutions(initialState(["cdn.example"], 0), [resolved("cdn.example", 30, v4(0), "2001:db8::20")], 0, { ...schedule, graceMs: grace }, never);
+    const expired: string[] = [];
+    let now = 0;
+    while (now < 8 * 3_600_000) {
+      now = nextEvent(state, grace);
+      if (dueHosts(state, now).length > 0) state = recordResolutions(state, [failedIn("cdn.example", 6, v4(now))], now, { ...schedule, graceMs: grace }, never);
+      const after = expire(state, now, grace);
+      state = after.state;
+      expired.push(...after.expired.map((e) => e.address));
+      // Never more than the current address and the one in its grace period.
+      expect(addressesOf(state, "cdn.example").filter((a) => !a.includes(":")).length).toBeLessThanOrEqual(2);
+    }
+    expect(expired).toEqual(Array.from({ length: 48 }, (_, i) => `203.0.113.${i}`));
+    expect(addressesOf(expire(state, now + grace, grace).state, "cdn.example")).toEqual(["2001:db8::20", v4(now)]);
+    expect(state.get("cdn.example")?.failuresTotal).toBeGreaterThan(400);
+  });
+
+  test("a family that answers no data lets its addresses go after the grace; the failing family's stay", () => {
+    let state = recordResolutions(initialState(["api.example"], 0), [resolved("api.example", 30, "203.0.113.10", "2001:db8::10")], 0, schedule, never);
+    state = recordResolutions(state, [failedIn("api.example", 6)], 30_000, schedule, never);
+    expect(nextEvent(state, schedule.graceMs)).toBe(35_000);
+    expect(expire(state, 299_999, schedule.graceMs).expired).toEqual([]);
+    expect(expire(state, 300_000, schedule.graceMs).expired.map((e) => e.address)).toEqual(["203.0.113.10"]);
+    expect(addressesOf(expire(state, 300_000, schedule.graceMs).state, "api.example")).toEqual(["2001:db8::10"]);
+  });
+
+  test("a failing family keeps even the addresses its last answer had already left out; both failing keeps everything", () => {
+    let state = recordResolutions(initialState(["api.example"], 0), [resolved("api.example", 30, "203.0.113.10", "2001:db8::10")], 0, schedule, never);
+    state = recordResolutions(state, [resolved("api.example", 30, "203.0.113.11", "2001:db8::11")], 30_000, schedule, never);
+    expect(nextEvent(state, schedule.graceMs)).toBe(60_000);
+    // A answers, AAAA fails: 2001:db8::10 is held while AAAA fails; 203.0.113.10 keeps fading.
+    state = recordResolutions(state, [failedIn("api.example", 6, "203.0.113.11")], 60_000, schedule, never);
+    const partial = expire(state, 400_000, schedule.graceMs);
+    expect(partial.expired.map((e) => e.address)).toEqual(["203.0.113.10"]);
+    expect(addressesOf(partial.state, "api.example")).toEqual(["2001:db8::10", "2001:db8::11", "203.0.113.11"]);
+    // Both families fail (the resolver is down): nothing of the name fades, nothing's expiry is scheduled.
+    state = recordResolutions(state, [{ host: "api.example", status: "failed", error: "DNS_ECONNREFUSED", addresses: [], failedFamilies: [4, 6] }], 65_000, schedule, never);
+    expect(state.get("api.example")).toMatchObject({ failures: 2, lastAnswer: 60_000 });
+    expect(nextEvent(state, schedule.graceMs)).toBe(state.get("api.example")?.nextRefresh ?? NaN);
+    expect(expire(state, 36_000_000, schedule.graceMs).expired).toEqual([]);
+    // AAAA answers again: what it left out goes (its grace passed long ago), IPv4 still held while A fails.
+    state = recordResolutions(state, [failedIn("api.example", 4, "2001:db8::11")], 36_000_000, schedule, never);
+    expect(expire(state, 36_000_000, schedule.graceMs).expired.map((e) => e.address)).toEqual(["2001:db8::10"]);
   });
 
   test("a name that no longer exists loses its addresses after the grace period and is asked again after --min-ttl", () => {

@@ -73,8 +73,21 @@ describe("resolveHosts", () => {
       status: "failed",
       error: "getaddrinfo DNS_ESERVFAIL (after 4 attempts)",
       addresses: [{ address: "203.0.113.30", ttl: 30, family: 4 }],
+      failedFamilies: [6],
     });
     expect(calls.filter((c) => c === "flaky.example/6")).toHaveLength(4);
+  });
+
+  test("a failure says which families failed; a family answering no data is not one of them", async () => {
+    const { lookup } = fakeLookup({
+      "v6down.example": { 4: ["DNS_ENODATA"], 6: ["DNS_ETIMEOUT"] },
+      "down.example": { 4: ["DNS_ESERVFAIL"], 6: ["DNS_ETIMEOUT"] },
+    });
+    const results = await resolveHosts(["v6down.example", "down.example"], { lookup, deadlineMs: 10_000, sleep: noSleep });
+    expect(results).toEqual([
+      { host: "v6down.example", status: "failed", error: "getaddrinfo DNS_ETIMEOUT (after 3 attempts)", addresses: [], failedFamilies: [6] },
+      { host: "down.example", status: "failed", error: "getaddrinfo DNS_ESERVFAIL (after 3 attempts)", addresses: [], failedFamilies: [4, 6] },
+    ]);
   });
 
   test("an unexpected error is not retried", async () => {

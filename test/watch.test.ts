@@ -16,8 +16,8 @@ import { fakeRun, isBackendProbe, type RunCall } from "./support/fake-run.ts";
 /** The fake wall clock starts here (2025-11-24T16:00:00Z); the fake monotonic clock at 0. */
 const EPOCH = 1_764_000_000_000;
 
-/** What the fake DNS answers now: addresses per family and one TTL, or an error code. */
-type Records = Record<string, { 4?: string[]; 6?: string[]; ttl?: number } | { error: string }>;
+/** What the fake DNS answers now: addresses (or an error code) per family and one TTL, or an error code for both. */
+type Records = Record<string, { 4?: string[] | string; 6?: string[] | string; ttl?: number } | { error: string }>;
 
 function fakeDns(records: Records) {
   const asked: string[] = [];
@@ -26,6 +26,7 @@ function fakeDns(records: Records) {
     const record = records[host];
     if (record !== undefined && "error" in record) throw Object.assign(new Error(record.error), { code: record.error });
     const found = record?.[family] ?? [];
+    if (typeof found === "string") throw Object.assign(new Error(found), { code: found });
     if (found.length === 0) throw Object.assign(new Error("not found"), { code: "DNS_ENOTFOUND" });
     return found.map((address) => ({ address, ttl: record?.ttl ?? 30 }));
   };
@@ -151,6 +152,30 @@ describe("the watch loop", () => {
     await w.cycleAt(700_000);
     expect(w.calls.map(elementsOf)).toEqual([["203.0.113.11", "203.0.113.20"]]);
     expect(w.watcher.snapshot().lastGoodRefresh).toBe(700_000);
+  });
+
+  test("while only AAAA keeps failing, the A answers are followed: the old IPv4 address goes after the grace, the IPv6 one stays", async () => {
+    const w = await startWatcher({ "api.example": { 4: ["203.0.113.10"], 6: ["2001:db8::10"], ttl: 30 } }, { hosts: "api.example" });
+    w.records["api.example"] = { 4: ["203.0.113.11"], 6: "DNS_ETIMEOUT", ttl: 30 };
+    let at = 30_000;
+    while (w.calls.length < 2 && at <= 600_000) {
+      await w.cycleAt(at);
+      if (w.calls.length < 2) at = w.watcher.snapshot().nextWake;
+    }
+    // The update that removes 203.0.113.10 comes at the end of its grace (60 s after A last returned it), AAAA failing all along.
+    expect(at).toBe(60_000);
+    expect(w.calls.map(elementsOf)).toEqual([
+      ["203.0.113.10", "203.0.113.11", "2001:db8::10"],
+      ["203.0.113.11", "2001:db8::10"],
+    ]);
+    expect(w.watcher.snapshot().state.get("api.example")).toMatchObject({ failures: 3, families: { 4: { failing: false }, 6: { lastAnswer: 0, failing: true } } });
+    expect(w.log.text).toContain("-203.0.113.10 (api.example, last seen 60s ago)");
+    expect(w.log.text).toMatch(/api\.example: AAAA lookup failed \(DNS_ETIMEOUT \(after 3 attempts\)\); keeping its 1 known IPv6 address, last seen 3\d(\.\d)?s ago; next try in 5s/);
+    // The IPv6 address stays while AAAA fails, however long.
+    for (at = w.watcher.snapshot().nextWake; at <= 600_000; at = w.watcher.snapshot().nextWake) await w.cycleAt(at);
+    expect(w.calls).toHaveLength(2);
+    expect(w.watcher.snapshot().state.get("api.example")).toMatchObject({ failures: 13, families: { 6: { failing: true } } });
+    expect(w.watcher.snapshot().lastGoodRefresh).toBe(0);
   });
 
   test("a name that never resolved (--on-resolve-error warn) joins once it does", async () => {
