@@ -2,7 +2,7 @@ import type { Backend, Status } from "./backend.ts";
 import { applyError, configError } from "./errors.ts";
 import type { Family } from "./ip.ts";
 import type { Policy } from "./policy.ts";
-import { INPUT_CHAIN, OUTPUT_CHAIN, parseIptablesState, renderIptables, renderIptablesRemove } from "./render-iptables.ts";
+import { INPUT_CHAIN, OUTPUT_CHAIN, ourPart, parseIptablesState, renderIptables, renderIptablesRemove, renderIptablesRestore } from "./render-iptables.ts";
 import type { Run } from "./run.ts";
 
 const TOOLS = {
@@ -37,13 +37,17 @@ function checkSize(policy: Policy): Policy {
   return policy;
 }
 
-/** Snapshot of both families' whole filter tables, as `*-save` printed them (with counters). */
+/** Both families' filter tables, as `*-save -c` printed them. */
 type Saved = Record<Family, string>;
+/** A snapshot: domainwall's part of each family's filter table (`ourPart`), nobody else's rules. */
+type Parts = Record<Family, string>;
 
 /**
  * The iptables-legacy backend: the same policy through two restore calls (IPv4, then IPv6), each one
- * atomic commit that rewrites only domainwall's chains. When the IPv6 commit fails, IPv4 is put back
- * to what it was, so a failure leaves both families as they were.
+ * atomic commit that rewrites only domainwall's chains. When the IPv6 commit fails, IPv4's chains
+ * are put back to what they were, so a failure leaves both families as they were. Rollbacks (this
+ * one and `restore`) also write only our chains and jumps: whatever other tools changed in the
+ * table meanwhile stays.
  */
 export function createIptablesBackend(run: Run): Backend {
   const save = async (family: Family): Promise<string> => {
@@ -56,9 +60,15 @@ export function createIptablesBackend(run: Run): Backend {
     if (result.code !== 0) throw applyError(`${TOOLS[family].restore} ${args.join(" ")} failed: ${result.stderr.trim() || "no error output"}`);
   };
   const saveBoth = async (): Promise<Saved> => ({ 4: await save(4), 6: await save(6) });
-  /** Put whole filter tables back exactly (counters included), one atomic commit per family. */
-  const restoreSaved = async (saved: Saved) => {
-    for (const family of FAMILIES) await restore(family, saved[family], ["--counters"]);
+  /**
+   * Put one family's part (our chains, rules with counters, jumps) back over what is loaded now:
+   * one `--noflush --counters` commit that leaves everyone else's rules as they are now.
+   */
+  const restorePart = async (family: Family, part: string) => {
+    const current = parseIptablesState(await save(family));
+    const nothing = !current.outputChain && !current.inputChain && current.outputJumps + current.inputJumps === 0;
+    if (part === "" && nothing) return;
+    await restore(family, renderIptablesRestore(part, current), ["--noflush", "--counters"]);
   };
 
   const apply = async (policy: Policy) => {
@@ -68,7 +78,7 @@ export function createIptablesBackend(run: Run): Backend {
     try {
       await restore(6, renderIptables(policy, 6, parseIptablesState(before[6])));
     } catch (error) {
-      await restore(4, before[4], ["--counters"]).catch((rollback: Error) => {
+      await restorePart(4, ourPart(before[4])).catch((rollback: Error) => {
         throw applyError(`${(error as Error).message}; and rolling IPv4 back failed too: ${rollback.message}`);
       });
       throw applyError(`${(error as Error).message}; IPv4 was rolled back to what it was`);
@@ -107,11 +117,14 @@ export function createIptablesBackend(run: Run): Backend {
     },
     async snapshot() {
       const saved = await saveBoth();
-      return FAMILIES.some((family) => parseIptablesState(saved[family]).outputChain) ? JSON.stringify(saved) : undefined;
+      if (!FAMILIES.some((family) => parseIptablesState(saved[family]).outputChain)) return undefined;
+      const parts: Parts = { 4: ourPart(saved[4]), 6: ourPart(saved[6]) };
+      return JSON.stringify(parts);
     },
     async restore(snapshot) {
       if (snapshot === undefined) return remove();
-      await restoreSaved(JSON.parse(snapshot) as Saved);
+      const parts = JSON.parse(snapshot) as Parts;
+      for (const family of FAMILIES) await restorePart(family, parts[family]);
     },
   };
 }

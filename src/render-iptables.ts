@@ -89,12 +89,62 @@ export function renderIptables(policy: Policy, family: Family, state: IptablesSt
 
 /** Remove our jumps and chains, leaving everything else in the table as it was. */
 export function renderIptablesRemove(state: IptablesState): string {
-  const chains = [...(state.outputChain ? [OUTPUT_CHAIN] : []), ...(state.inputChain ? [INPUT_CHAIN] : [])];
+  return renderIptablesRestore("", state);
+}
+
+const OUR_CHAINS = [OUTPUT_CHAIN, INPUT_CHAIN] as const;
+/** The built-in chain that enters each of ours by one plain jump. */
+const ENTRY = { [OUTPUT_CHAIN]: "OUTPUT", [INPUT_CHAIN]: "INPUT" } as const;
+const COUNTERS = /^(\[\d+:\d+\] )?(.*)$/;
+const split = (line: string) => {
+  const match = COUNTERS.exec(line)!;
+  return { counters: match[1] ?? "", rule: match[2]! };
+};
+const isJump = (rule: string) => OUR_CHAINS.some((chain) => rule === `-A ${ENTRY[chain]} -j ${chain}`);
+const isOurs = (line: string) => {
+  const { rule } = split(line);
+  return OUR_CHAINS.some((chain) => line.startsWith(`:${chain} `) || rule.startsWith(`-A ${chain} `)) || isJump(rule);
+};
+
+/**
+ * domainwall's part of a family's `*-save -c -t filter` output, as restore lines: our chain
+ * declarations, their rules (with `[packets:bytes]` counters, as saved) and the plain jumps into
+ * them from OUTPUT/INPUT. Nothing of anyone else's; "" when nothing of ours is loaded.
+ */
+export function ourPart(saved: string): string {
+  let table = "";
+  const lines = saved.split("\n").filter((line) => {
+    if (line.startsWith("*")) table = line.slice(1).trim();
+    return table === "filter" && isOurs(line);
+  });
+  return lines.map((line) => (line.startsWith(":") ? `${line.split(" ")[0]} - [0:0]` : line)).map((line) => `${line}\n`).join("");
+}
+
+/**
+ * The `*-restore --noflush --counters` input that puts a family's part (from `ourPart`) back over
+ * what is loaded now, touching nothing else: the current jumps into our chains go, the part's chains
+ * are declared (which creates or flushes each) and refilled, its jumps are inserted first in
+ * OUTPUT/INPUT (as apply does), and our chains it does not have are flushed and deleted. One commit.
+ * With an empty part this is `remove`.
+ */
+export function renderIptablesRestore(part: string, current: IptablesState): string {
+  const lines = part.split("\n").filter((line) => line !== "");
+  const declared = OUR_CHAINS.filter((chain) => lines.some((line) => line.startsWith(`:${chain} `)));
+  const exists = { [OUTPUT_CHAIN]: current.outputChain, [INPUT_CHAIN]: current.inputChain };
+  const stale = OUR_CHAINS.filter((chain) => exists[chain] && !declared.includes(chain));
+  const rules = lines.filter((line) => !line.startsWith(":") && !isJump(split(line).rule));
+  const jumps = lines.flatMap((line) => {
+    const { counters, rule } = split(line);
+    return isJump(rule) ? [`${counters}${rule.replace(/^-A (\S+) /, "-I $1 1 ")}`] : [];
+  });
   return [
     "*filter",
-    ...jump("OUTPUT", OUTPUT_CHAIN, state.outputJumps, false),
-    ...jump("INPUT", INPUT_CHAIN, state.inputJumps, false),
-    ...chains.flatMap((chain) => [`-F ${chain}`, `-X ${chain}`]),
+    ...declared.map((chain) => `:${chain} - [0:0]`),
+    ...jump("OUTPUT", OUTPUT_CHAIN, current.outputJumps, false),
+    ...jump("INPUT", INPUT_CHAIN, current.inputJumps, false),
+    ...rules,
+    ...jumps,
+    ...stale.flatMap((chain) => [`-F ${chain}`, `-X ${chain}`]),
     "COMMIT",
     "",
   ].join("\n");

@@ -114,6 +114,59 @@ describeNetns(`apply with ${backend}, end to end`, () => {
     expect(await loaded()).toBe(before);
   });
 
+  onlyFor(!isNft)("an unconfirmed apply puts back only our chains: what others changed while it waited stays", async () => {
+    /** Both families' filter tables, split into our lines (counters kept) and everyone else's (counters normalised). */
+    const tables = async () => {
+      const lines: string[] = [];
+      for (const tool of ["iptables-legacy-save", "ip6tables-legacy-save"]) lines.push(...(await lab.exec("app", [tool, "-c", "-t", "filter"])).stdout.split("\n"));
+      const kept = lines.filter((l) => l !== "" && !l.startsWith("#"));
+      return { ours: kept.filter((l) => l.includes("DOMAINWALL")), others: kept.filter((l) => !l.includes("DOMAINWALL")).map((l) => l.replace(/\[\d+:\d+\]/g, "[0:0]")) };
+    };
+    const uncounted = (lines: string[]) => lines.map((l) => l.replace(/\[\d+:\d+\]/g, "[0:0]"));
+    expect((await apply(["--hosts", "api.example", "--ports", "3000"])).code).toBe(0);
+    await lab.canConnect([at("203.0.113.99")], 200); // non-zero counters: they come back too
+    const previous = await tables();
+    expect(previous.ours.find((l) => l.endsWith("-A DOMAINWALL-OUTPUT -j DROP"))).not.toStartWith("[0:0]");
+    const foreign = [
+      ["iptables-legacy", "-A", "OUTPUT", "-d", "192.0.2.99", "-j", "ACCEPT", "-m", "comment", "--comment", "fail2ban"],
+      ["iptables-legacy", "-N", "f2b-dwtest"],
+      ["iptables-legacy", "-A", "f2b-dwtest", "-s", "192.0.2.5", "-j", "REJECT"],
+      ["iptables-legacy", "-I", "INPUT", "1", "-j", "f2b-dwtest"],
+      ["ip6tables-legacy", "-A", "OUTPUT", "-d", "2001:db8::99", "-j", "ACCEPT"],
+    ];
+    const runDir = tempDir("dw-run-");
+    const child = lab.spawnDomainwall(["apply", "--hosts", "mirror.example", "--confirm-within", "3s"], { env: { DOMAINWALL_BACKEND: backend, DOMAINWALL_RUN_DIR: runDir } });
+    try {
+      const deadline = Date.now() + 10_000;
+      while (!(await tables()).ours.some((l) => l.includes("203.0.113.20")) && Date.now() < deadline) await Bun.sleep(50);
+      // While it waits for a confirmation (after its snapshot), other tools change the table.
+      for (const argv of foreign) expect((await lab.exec("app", argv)).code).toBe(0);
+      const changed = await tables();
+      expect(changed.ours.some((l) => l.includes("203.0.113.20"))).toBe(true);
+      expect(await child.exited).toBe(1);
+      expect(await new Response(child.stderr).text()).toContain("not confirmed: the previous rules are back");
+      const after = await tables();
+      expect(uncounted(after.ours)).toEqual(uncounted(previous.ours));
+      expect(after.ours.find((l) => l.endsWith("-A DOMAINWALL-OUTPUT -j DROP"))).toBe(previous.ours.find((l) => l.endsWith("-A DOMAINWALL-OUTPUT -j DROP")));
+      expect(after.others).toEqual(changed.others);
+      expect(after.others).toContain("[0:0] -A OUTPUT -d 192.0.2.99/32 -m comment --comment fail2ban -j ACCEPT");
+      expect(after.others).toContain("[0:0] -A INPUT -j f2b-dwtest");
+      expect(after.others).toContain("[0:0] -A OUTPUT -d 2001:db8::99/128 -j ACCEPT");
+      expect(await lab.canConnect([at("203.0.113.10"), at("203.0.113.20")])).toEqual([true, false]);
+    } finally {
+      child.kill();
+      await child.exited;
+      const cleanup = [
+        ["ip6tables-legacy", "-D", "OUTPUT", "-d", "2001:db8::99", "-j", "ACCEPT"],
+        ["iptables-legacy", "-D", "INPUT", "-j", "f2b-dwtest"],
+        ["iptables-legacy", "-F", "f2b-dwtest"],
+        ["iptables-legacy", "-X", "f2b-dwtest"],
+        ["iptables-legacy", "-D", "OUTPUT", "-d", "192.0.2.99", "-j", "ACCEPT", "-m", "comment", "--comment", "fail2ban"],
+      ];
+      for (const argv of cleanup) await lab.exec("app", argv);
+    }
+  });
+
   onlyFor(isNft)("an unrelated table survives apply and remove byte for byte", async () => {
     const other = "table ip other {\n\tset keep {\n\t\ttype ipv4_addr\n\t\telements = { 192.0.2.1 }\n\t}\n\tchain c {\n\t\ttype filter hook output priority 10; policy accept;\n\t\tip daddr @keep counter accept\n\t}\n}\n";
     expect((await lab.nft(["-f", "-"], other)).code).toBe(0);
