@@ -222,11 +222,11 @@ export function compareCidr(a: Cidr, b: Cidr): number {
   return a.prefix - b.prefix;
 }
 
-/** The 16-bit digits `sortByCidr` sorts on, least significant first: prefix, the words, family. */
-const DIGITS = 10;
+/** The bytes `sortByCidr` sorts on, least significant first: prefix, the words' bytes, family. */
+const DIGITS = 18;
 
 /** Whether items already are in order (a sorted list sorted again, as config's is by the policy). */
-function isSortedBy(digits: Uint16Array, n: number): boolean {
+function isSortedBy(digits: Uint8Array, n: number): boolean {
   for (let i = 1; i < n; i++) {
     for (let d = DIGITS - 1; d >= 0; d--) {
       const previous = digits[(i - 1) * DIGITS + d] ?? 0;
@@ -241,27 +241,26 @@ function isSortedBy(digits: Uint16Array, n: number): boolean {
 /**
  * `items` sorted by `compareCidr` of their networks, stable. A comparator function costs hundreds
  * of ms for 100,000 entries and string keys cost tens of MB, so this is a radix sort of indices on
- * 16-bit digits, skipping the digits that are the same for every item.
+ * bytes, skipping the bytes that are the same for every item.
  */
 export function sortByCidr<T>(items: readonly T[], cidrOf: (item: T) => Cidr): T[] {
   const n = items.length;
   if (n < 256) return [...items].sort((a, b) => compareCidr(cidrOf(a), cidrOf(b)));
-  const digits = new Uint16Array(n * DIGITS);
+  const digits = new Uint8Array(n * DIGITS);
   items.forEach((item, i) => {
     const { family, words, prefix } = cidrOf(item);
     const at = i * DIGITS;
     digits[at] = prefix;
     for (let w = 0; w < words.length; w++) {
       const word = words[w] ?? 0;
-      digits[at + 7 - 2 * w] = word & 0xffff;
-      digits[at + 8 - 2 * w] = word >>> 16;
+      for (let b = 0; b < 4; b++) digits[at + 16 - 4 * w - 3 + b] = (word >>> (8 * b)) & 0xff;
     }
-    digits[at + 9] = family;
+    digits[at + 17] = family;
   });
   if (isSortedBy(digits, n)) return [...items];
   let order = Uint32Array.from({ length: n }, (_, i) => i);
   let next = new Uint32Array(n);
-  const starts = new Uint32Array(65537);
+  const starts = new Uint32Array(257);
   for (let d = 0; d < DIGITS; d++) {
     starts.fill(0);
     for (let i = 0; i < n; i++) {
