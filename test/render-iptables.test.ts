@@ -3,6 +3,7 @@ import { renderIptablesBoth } from "../src/iptables-backend.ts";
 import { FRESH, ourPart, parseIptablesState, renderIptables, renderIptablesRemove, renderIptablesRestore } from "../src/render-iptables.ts";
 import { POLICIES } from "./fixtures/policies.ts";
 import { expectGolden } from "./support/golden.ts";
+import { describeNetns } from "./lab/lab.ts";
 
 describe("renderIptables", () => {
   // Same fixtures as the nft goldens: compare test/golden/<name>.nft with <name>.iptables side by side.
@@ -141,7 +142,7 @@ describe("renderIptablesRestore", () => {
 });
 
 /** The goldens are real restore input: iptables-legacy-restore --test accepts them in a throwaway namespace. */
-describe.skipIf(process.getuid?.() !== 0)("iptables-legacy accepts the rendered input (root)", () => {
+describeNetns("iptables-legacy accepts the rendered input (root)", () => {
   test.each(Object.keys(POLICIES).flatMap((name) => [{ name, family: 4 as const }, { name, family: 6 as const }]))("$name IPv$family", ({ name, family }) => {
     const tool = family === 4 ? "iptables-legacy-restore" : "ip6tables-legacy-restore";
     const result = Bun.spawnSync(["unshare", "--net", tool, "--noflush", "--test"], { stdin: Buffer.from(renderIptables(POLICIES[name]!, family)), stderr: "pipe" });
@@ -155,7 +156,7 @@ describe.skipIf(process.getuid?.() !== 0)("iptables-legacy accepts the rendered 
  * with --test, commit it; then our part is exactly the snapshot's (counters included), our jumps come
  * first, and every other line (foreign rules, chains, their counters) is as it was.
  */
-describe.skipIf(process.getuid?.() !== 0)("iptables-legacy takes the restore input back (root)", () => {
+describeNetns("iptables-legacy takes the restore input back (root)", () => {
   const script = [
     'printf %s "$CURRENT" | iptables-legacy-restore --counters',
     "iptables-legacy-save -c -t filter",
