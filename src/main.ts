@@ -318,7 +318,7 @@ async function readSettings(world: World, flags: Settings, configFile: string | 
 
 /** The whole program: parse, run one command, map the outcome to an exit code. */
 export async function main(world: World): Promise<number> {
-  let log = createLogger("text", world.stderr);
+  let log: Logger | undefined;
   try {
     const invocation = parseCli(world.argv);
     if (invocation.kind === "version") {
@@ -330,18 +330,20 @@ export async function main(world: World): Promise<number> {
       return EXIT.ok;
     }
     const settings = await readSettings(world, invocation.flags, invocation.configFile);
-    log = createLogger(logFormatOf(settings), world.stderr);
+    const logger = createLogger(logFormatOf(settings), world.stderr);
+    log = logger;
     const choice = parseBackendChoice(settings.get("backend"));
     const probe = invocation.command !== "render";
     const processes = timedRun(world.run, world.now);
     const backendFor = async () => {
       const { backend, reason } = await selectBackend(choice, processes.run, { probe });
-      if (probe) log.info(`backend ${backend.name} (${reason})`);
+      if (probe) logger.info(`backend ${backend.name} (${reason})`);
       return backend;
     };
-    await execute(world, log, invocation.command, backendFor, settings, processes.processMs);
+    await execute(world, logger, invocation.command, backendFor, settings, processes.processMs);
     return EXIT.ok;
   } catch (error) {
+    log ??= createLogger("text", world.stderr);
     if (error instanceof DomainwallError) log.error(error.message);
     else log.error(`unexpected failure: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
     return exitCode(error);
