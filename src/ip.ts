@@ -59,12 +59,38 @@ const hexDigit = (c: number): number => (c >= 48 && c <= 57 ? c - 48 : c >= 97 &
 /** Scratch space for the eight 16-bit groups of the address being parsed or printed. */
 const groups = new Uint16Array(8);
 
+/** The longest run (≥2) of zero groups in `groups`, leftmost on ties: what RFC 5952 compresses to `::`. */
+function longestZeros(): { start: number; length: number } {
+  let start = -1;
+  let length = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > length) [start, length] = [i, j - i];
+    i = j;
+  }
+  return { start, length };
+}
+
+/** An address scanned from text; `canonical` when the text is exactly what `formatAddress` prints. */
+interface Scanned {
+  readonly family: Family;
+  readonly words: Words;
+  readonly canonical: boolean;
+}
+
 /** RFC 4291 text form in `text[start, end)`, including `::` and a trailing dotted quad; zone ids are refused. */
-function scanIpv6(text: string, start: number, end: number): number[] | undefined {
+function scanIpv6(text: string, start: number, end: number): Scanned | undefined {
   if (end === start || end - start > 45) return undefined;
   let count = 0;
   let gap = -1;
   let i = start;
+  // RFC 5952 form so far: lower case, no leading zeros, no dotted quad
+  let plain = true;
   if (text.charCodeAt(i) === COLON) {
     if (text.charCodeAt(i + 1) !== COLON) return undefined;
     gap = 0;
@@ -73,15 +99,20 @@ function scanIpv6(text: string, start: number, end: number): number[] | undefine
   while (i < end) {
     let value = 0;
     let j = i;
-    for (let h = hexDigit(text.charCodeAt(j)); h >= 0 && j < end; h = hexDigit(text.charCodeAt(++j))) value = value * 16 + h;
+    for (let c = text.charCodeAt(j), h = hexDigit(c); h >= 0 && j < end; c = text.charCodeAt(++j), h = hexDigit(c)) {
+      value = value * 16 + h;
+      if (c >= 65 && c <= 70) plain = false;
+    }
     if (j < end && text.charCodeAt(j) === DOT) {
       const v4 = scanIpv4(text, i, end);
       if (v4 < 0 || count > 6) return undefined;
       groups[count++] = v4 >>> 16;
       groups[count++] = v4 & 0xffff;
+      plain = false;
       break;
     }
     if (j === i || j - i > 4 || count === 8) return undefined;
+    if (j - i > 1 && text.charCodeAt(i) === 48) plain = false;
     groups[count++] = value;
     if (j === end) break;
     if (text.charCodeAt(j) !== COLON) return undefined;
@@ -95,24 +126,31 @@ function scanIpv6(text: string, start: number, end: number): number[] | undefine
     }
   }
   if (gap < 0 ? count !== 8 : count > 7) return undefined;
+  const zeros = 8 - count;
   if (gap >= 0) {
-    const zeros = 8 - count;
     for (let k = count - 1; k >= gap; k--) groups[k + zeros] = groups[k] ?? 0;
     groups.fill(0, gap, gap + zeros);
   }
+  // Canonical when `::` stands for exactly the run formatIpv6 would compress (or for none).
+  const run = plain ? longestZeros() : undefined;
+  const canonical = run !== undefined && (gap < 0 ? run.start < 0 : run.start === gap && run.length === zeros);
   const g = groups;
-  return [(g[0] ?? 0) * 65536 + (g[1] ?? 0), (g[2] ?? 0) * 65536 + (g[3] ?? 0), (g[4] ?? 0) * 65536 + (g[5] ?? 0), (g[6] ?? 0) * 65536 + (g[7] ?? 0)];
+  const words = [(g[0] ?? 0) * 65536 + (g[1] ?? 0), (g[2] ?? 0) * 65536 + (g[3] ?? 0), (g[4] ?? 0) * 65536 + (g[5] ?? 0), (g[6] ?? 0) * 65536 + (g[7] ?? 0)];
+  return { family: 6, words, canonical };
 }
 
-function scanAddress(text: string, start: number, end: number): { family: Family; words: Words } | undefined {
+/** IPv4 text that parses is canonical: decimal octets without leading zeros. */
+function scanAddress(text: string, start: number, end: number): Scanned | undefined {
   const v4 = scanIpv4(text, start, end);
-  if (v4 >= 0) return { family: 4, words: [v4] };
+  if (v4 >= 0) return { family: 4, words: [v4], canonical: true };
   const colon = text.indexOf(":", start);
-  const v6 = colon >= 0 && colon < end ? scanIpv6(text, start, end) : undefined;
-  return v6 === undefined ? undefined : { family: 6, words: v6 };
+  return colon >= 0 && colon < end ? scanIpv6(text, start, end) : undefined;
 }
 
-export const parseAddress = (text: string): { family: Family; words: Words } | undefined => scanAddress(text, 0, text.length);
+export function parseAddress(text: string): { family: Family; words: Words } | undefined {
+  const scanned = scanAddress(text, 0, text.length);
+  return scanned && { family: scanned.family, words: scanned.words };
+}
 
 // Texts are built with `join`, which makes flat strings: concatenation makes ropes, and flattening
 // 100,000 of them later (to compare or print them) costs more than building them.
@@ -124,18 +162,7 @@ function formatIpv6(words: Words): string {
     groups[2 * w] = (words[w] ?? 0) >>> 16;
     groups[2 * w + 1] = (words[w] ?? 0) & 0xffff;
   }
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) [bestStart, bestLen] = [i, j - i];
-    i = j;
-  }
+  const { start: bestStart, length: bestLen } = longestZeros();
   const parts: string[] = [];
   for (let i = 0; i < 8; i++) {
     if (i === bestStart) {
@@ -192,8 +219,11 @@ export function parseCidr(text: string): ParsedCidr {
       return { ok: false, reason: `prefix must be 0-${max}` };
     }
   }
-  const cidr = makeCidr(addr.family, addr.words, prefix);
-  return { ok: true, cidr, hostBitsSet: cidr.words !== addr.words };
+  const network = networkOf(addr.words, prefix);
+  const hostBitsSet = network !== addr.words;
+  if (!addr.canonical || hostBitsSet || (slash >= 0 && prefix === max)) return { ok: true, cidr: makeCidr(addr.family, network, prefix), hostBitsSet };
+  // Already in canonical form (as most of a long allow file is): keep the text instead of printing it again.
+  return { ok: true, cidr: { family: addr.family, words: network, prefix, text }, hostBitsSet };
 }
 
 /** Parse text already known to be valid (constants, canonical output); throws otherwise. */

@@ -1,6 +1,6 @@
 import type { Config } from "./config.ts";
 import { resolveError } from "./errors.ts";
-import { cidr, contains, makeCidr, parseAddress, sortByCidr, type Cidr } from "./ip.ts";
+import { cidr, compareCidr, contains, makeCidr, parseAddress, sortByCidr, type Cidr } from "./ip.ts";
 import type { HostResolution } from "./resolve.ts";
 
 /** One element of an allow set, with the names or settings it came from (rendered as a comment). */
@@ -86,18 +86,26 @@ interface Entry {
 }
 
 /** Sorted by network, one element per network, its sources sorted and unique. */
-function collect(entries: readonly Entry[]): SetElement[] {
-  const sorted = sortByCidr(entries, (e) => e.cidr);
-  const elements: SetElement[] = [];
-  for (let start = 0; start < sorted.length; ) {
-    const first = sorted[start] as Entry;
-    let end = start + 1;
-    // Canonical text: equal text, equal network.
-    while (end < sorted.length && (sorted[end] as Entry).cidr.text === first.cidr.text) end++;
-    const sources = end - start === 1 ? [first.source] : [...new Set(sorted.slice(start, end).map((e) => e.source))].sort();
-    elements.push({ cidr: first.cidr, sources });
-    start = end;
+/**
+ * One element per network, sorted, its sources sorted and unique, from `sorted` (in `compareCidr`
+ * order, as config's allow list is) and `more` (any order). One pass over `sorted`, which can hold
+ * 100,000 entries: each visit of an entry in sorted order is a cache miss, as they were allocated
+ * in the order of the file.
+ */
+function collect(sorted: readonly Entry[], more: readonly Entry[]): SetElement[] {
+  const others = sortByCidr(more, (e) => e.cidr);
+  const elements: { cidr: Cidr; sources: string[] }[] = [];
+  let last: { cidr: Cidr; sources: string[] } | undefined;
+  for (let i = 0, j = 0; i < sorted.length || j < others.length; ) {
+    const a = sorted[i];
+    const b = others[j];
+    const next = (b === undefined || (a !== undefined && compareCidr(a.cidr, b.cidr) <= 0) ? sorted[i++] : others[j++]) as Entry;
+    const order = last === undefined ? 1 : compareCidr(next.cidr, last.cidr);
+    if (order < 0) return collect(sortByCidr(sorted, (e) => e.cidr), more);
+    if (order > 0 || last === undefined) elements.push((last = { cidr: next.cidr, sources: [next.source] }));
+    else if (!last.sources.includes(next.source)) last.sources.push(next.source);
   }
+  for (const element of elements) if (element.sources.length > 1) element.sources.sort();
   return elements;
 }
 
@@ -137,10 +145,11 @@ export function buildPolicy(config: Config, resolutions: readonly HostResolution
       fromDns.push({ cidr: address, source: resolution.host });
     }
   }
-  const elements = collect([...config.allow, ...fromDns]);
-  const allowV4 = elements.filter((e) => e.cidr.family === 4);
-  const allowV6 = elements.filter((e) => e.cidr.family === 6);
-  const servers = collect(resolvers.map((cidr) => ({ cidr, source: "" }))).map((e) => e.cidr);
+  const elements = collect(config.allow, fromDns);
+  const firstV6 = elements.findIndex((e) => e.cidr.family === 6);
+  const allowV4 = firstV6 < 0 ? elements : elements.slice(0, firstV6);
+  const allowV6 = firstV6 < 0 ? [] : elements.slice(firstV6);
+  const servers = collect([], resolvers.map((cidr) => ({ cidr, source: "" }))).map((e) => e.cidr);
   const policy: Policy = {
     allowV4,
     allowV6,

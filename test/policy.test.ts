@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { parseConfig, type RawConfig } from "../src/config.ts";
 import { DomainwallError } from "../src/errors.ts";
-import { cidr } from "../src/ip.ts";
+import { cidr, compareCidr } from "../src/ip.ts";
 import { buildPolicy } from "../src/policy.ts";
 import type { HostResolution } from "../src/resolve.ts";
 
@@ -31,6 +31,22 @@ describe("buildPolicy", () => {
     expect(policy.verdict).toBe("drop");
     expect(summary).toEqual({ namesResolved: 2, namesSkipped: 1, namesFailed: 0, ipv4: 3, ipv6: 2, ports: [3000] });
     expect(warnings).toEqual(["svc.cluster.local: no such name or no addresses; skipped"]);
+  });
+
+  test("an allow list that is not sorted (a Config not made by parseConfig) still gives sorted, merged sets", () => {
+    const config = { ...configWith(), allow: ["2001:db8:ff::/64", "203.0.113.0/24", "192.0.2.1", "203.0.113.0/24"].map((text, i) => ({ cidr: cidr(text), source: `allow.txt:${4 - i}` })) };
+    const { policy } = buildPolicy(config, [resolved("api.example", "192.0.2.1", "2001:db8::1")], []);
+    expect(texts(policy.allowV4)).toEqual(["192.0.2.1 # allow.txt:2, api.example", "203.0.113.0/24 # allow.txt:1, allow.txt:3"]);
+    expect(texts(policy.allowV6)).toEqual(["2001:db8::1 # api.example", "2001:db8:ff::/64 # allow.txt:4"]);
+  });
+
+  test("a long allow file: parsed, sorted and merged with the names in order", () => {
+    const lines = Array.from({ length: 3000 }, (_, i) => `2001:db8:${(i % 7).toString(16)}:${i.toString(16)}::/64`).reverse();
+    const config = configWith({ allowFile: { from: "--allow-file", value: "big.txt" }, allowFileText: `${lines.join("\n")}\n${lines[0]}\n` });
+    const { policy } = buildPolicy(config, [resolved("api.example", "2001:db8:3::1")], []);
+    const expected = [...lines, "2001:db8:3::1"].map((text) => cidr(text)).sort(compareCidr).map((c) => c.text);
+    expect(policy.allowV6.map((e) => e.cidr.text)).toEqual(expected);
+    expect(policy.allowV6.find((e) => e.cidr.text === cidr(lines[0] ?? "").text)?.sources).toEqual(["big.txt:1", "big.txt:3001"]);
   });
 
   test("--dns-servers any and --reject", () => {
