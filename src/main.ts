@@ -113,10 +113,11 @@ async function runningWatch(world: World): Promise<WatchState | undefined> {
 /** config → resolution → policy: everything before the kernel, shared by apply, render, check and watch. */
 type PreparedPolicy = BuiltPolicy & { config: Config; resolveMs: number; buildMs: number; resolutions: HostResolution[]; resolvers: Cidr[] };
 
-async function preparePolicy(world: World, log: Logger, command: Command, settings: Settings): Promise<PreparedPolicy> {
+async function preparePolicy(world: World, log: Logger, command: Command, settings: Settings, configValid?: () => void): Promise<PreparedPolicy> {
   const raw = rawConfigFor(command, settings);
   const { config, warnings } = parseConfig({ ...raw, allowFileText: raw.allowFile?.value.trim() ? await world.readFile(raw.allowFile.value) : undefined });
   for (const warning of warnings) log.warn(warning);
+  configValid?.();
   const resolvers = await resolversFor(config, world, log);
   const started = world.now();
   const resolutions = await resolveHosts(config.hosts, { lookup: world.lookup, deadlineMs: config.resolveTimeoutMs });
@@ -202,8 +203,13 @@ async function execute(world: World, log: Logger, command: Command, backendFor: 
   const confirmSetting = settings.get("confirm-within");
   const confirmWithinMs = confirmSetting && parseDuration(confirmSetting.value);
   if (confirmSetting && !confirmWithinMs) throw configError(`${confirmSetting.from}: ${JSON.stringify(confirmSetting.value)} is not a duration (e.g. 60s)`);
-  const built = await preparePolicy(world, log, command, settings);
-  const backend = await backendFor();
+  // The backend's probe (an nft process) runs while the names resolve, once the configuration is valid.
+  let selecting: Promise<Backend> | undefined;
+  const built = await preparePolicy(world, log, command, settings, () => {
+    selecting = backendFor();
+    selecting.catch(() => {}); // awaited below; a failure must not count as unhandled while names resolve
+  });
+  const backend = await (selecting ?? backendFor());
   if (command === "render") return void (await world.stdout(backend.render(built.policy)));
   if (command === "check") {
     await backend.check(built.policy);
