@@ -59,8 +59,11 @@ const hexDigit = (c: number): number => (c >= 48 && c <= 57 ? c - 48 : c >= 97 &
 /** Scratch space for the eight 16-bit groups of the address being parsed or printed. */
 const groups = new Uint16Array(8);
 
-/** The longest run (≥2) of zero groups in `groups`, leftmost on ties: what RFC 5952 compresses to `::`. */
-function longestZeros(): { start: number; length: number } {
+/**
+ * The longest run (≥2) of zero groups in `groups`, leftmost on ties: what RFC 5952 compresses to
+ * `::`; its start (-1: none) and length as `start * 16 + length` (no object for each of 100,000 addresses).
+ */
+function longestZeros(): number {
   let start = -1;
   let length = 1;
   for (let i = 0; i < 8; ) {
@@ -73,7 +76,7 @@ function longestZeros(): { start: number; length: number } {
     if (j - i > length) [start, length] = [i, j - i];
     i = j;
   }
-  return { start, length };
+  return start * 16 + length;
 }
 
 /** An address scanned from text; `canonical` when the text is exactly what `formatAddress` prints. */
@@ -132,8 +135,8 @@ function scanIpv6(text: string, start: number, end: number): Scanned | undefined
     groups.fill(0, gap, gap + zeros);
   }
   // Canonical when `::` stands for exactly the run formatIpv6 would compress (or for none).
-  const run = plain ? longestZeros() : undefined;
-  const canonical = run !== undefined && (gap < 0 ? run.start < 0 : run.start === gap && run.length === zeros);
+  const run = plain ? longestZeros() : 0;
+  const canonical = plain && (gap < 0 ? run < 0 : run === gap * 16 + zeros);
   const g = groups;
   const words = [(g[0] ?? 0) * 65536 + (g[1] ?? 0), (g[2] ?? 0) * 65536 + (g[3] ?? 0), (g[4] ?? 0) * 65536 + (g[5] ?? 0), (g[6] ?? 0) * 65536 + (g[7] ?? 0)];
   return { family: 6, words, canonical };
@@ -162,7 +165,9 @@ function formatIpv6(words: Words): string {
     groups[2 * w] = (words[w] ?? 0) >>> 16;
     groups[2 * w + 1] = (words[w] ?? 0) & 0xffff;
   }
-  const { start: bestStart, length: bestLen } = longestZeros();
+  const run = longestZeros();
+  const bestStart = run < 0 ? -1 : Math.floor(run / 16);
+  const bestLen = run < 0 ? 1 : run % 16;
   const parts: string[] = [];
   for (let i = 0; i < 8; i++) {
     if (i === bestStart) {

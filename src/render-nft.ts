@@ -21,7 +21,8 @@ const elementLines = (elements: readonly SetElement[], indent: string): string =
   for (const e of elements) width = Math.max(width, e.cidr.text.length);
   const pad = Array.from({ length: width + 1 }, (_, n) => " ".repeat(n));
   const lines: string[] = [];
-  for (const e of elements) lines.push(`${indent}${e.cidr.text},${pad[width - e.cidr.text.length]} # ${sourceComment(e)}`);
+  // join: each line a flat string (a template literal would make a rope for the final join to take apart)
+  for (const e of elements) lines.push([indent, e.cidr.text, ",", pad[width - e.cidr.text.length], " # ", sourceComment(e)].join(""));
   return lines.join("\n");
 };
 
