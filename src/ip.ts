@@ -264,8 +264,8 @@ const DIGITS = 18;
 function isSortedBy(digits: Uint8Array, n: number): boolean {
   for (let i = 1; i < n; i++) {
     for (let d = DIGITS - 1; d >= 0; d--) {
-      const previous = digits[(i - 1) * DIGITS + d] ?? 0;
-      const current = digits[i * DIGITS + d] ?? 0;
+      const previous = digits[d * n + i - 1] ?? 0;
+      const current = digits[d * n + i] ?? 0;
       if (previous < current) break;
       if (previous > current) return false;
     }
@@ -276,41 +276,49 @@ function isSortedBy(digits: Uint8Array, n: number): boolean {
 /**
  * `items` sorted by `compareCidr` of their networks, stable. A comparator function costs hundreds
  * of ms for 100,000 entries and string keys cost tens of MB, so this is a radix sort of indices on
- * bytes, skipping the bytes that are the same for every item.
+ * bytes, skipping the bytes that are the same for every item. `digits` holds byte `d` of item `i`
+ * at `d * n + i`, so that each pass reads one row.
  */
 export function sortByCidr<T>(items: readonly T[], cidrOf: (item: T) => Cidr): T[] {
   const n = items.length;
   if (n < 256) return [...items].sort((a, b) => compareCidr(cidrOf(a), cidrOf(b)));
   const digits = new Uint8Array(n * DIGITS);
-  items.forEach((item, i) => {
-    const { family, words, prefix } = cidrOf(item);
-    const at = i * DIGITS;
-    digits[at] = prefix;
+  for (let i = 0; i < n; i++) {
+    const { family, words, prefix } = cidrOf(items[i] as T);
+    digits[i] = prefix;
     for (let w = 0; w < words.length; w++) {
       const word = words[w] ?? 0;
-      for (let b = 0; b < 4; b++) digits[at + 16 - 4 * w - 3 + b] = (word >>> (8 * b)) & 0xff;
+      const row = 13 - 4 * w; // the most significant word gets the highest rows
+      digits[row * n + i] = word & 0xff;
+      digits[(row + 1) * n + i] = (word >>> 8) & 0xff;
+      digits[(row + 2) * n + i] = (word >>> 16) & 0xff;
+      digits[(row + 3) * n + i] = word >>> 24;
     }
-    digits[at + 17] = family;
-  });
+    digits[17 * n + i] = family;
+  }
   if (isSortedBy(digits, n)) return [...items];
-  let order = Uint32Array.from({ length: n }, (_, i) => i);
+  let order = new Uint32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
   let next = new Uint32Array(n);
   const starts = new Uint32Array(257);
   for (let d = 0; d < DIGITS; d++) {
+    const row = digits.subarray(d * n, (d + 1) * n);
     starts.fill(0);
     for (let i = 0; i < n; i++) {
-      const slot = (digits[i * DIGITS + d] ?? 0) + 1;
+      const slot = (row[i] ?? 0) + 1;
       starts[slot] = (starts[slot] ?? 0) + 1;
     }
     if (starts.includes(n)) continue;
     for (let v = 1; v < starts.length; v++) starts[v] = (starts[v] ?? 0) + (starts[v - 1] ?? 0);
     for (let i = 0; i < n; i++) {
       const index = order[i] ?? 0;
-      const digit = digits[index * DIGITS + d] ?? 0;
+      const digit = row[index] ?? 0;
       next[starts[digit] ?? 0] = index;
       starts[digit] = (starts[digit] ?? 0) + 1;
     }
     [order, next] = [next, order];
   }
-  return Array.from(order, (index) => items[index] as T);
+  const sorted: T[] = [];
+  for (let i = 0; i < n; i++) sorted.push(items[order[i] ?? 0] as T);
+  return sorted;
 }
