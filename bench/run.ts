@@ -56,6 +56,25 @@ async function repeat(n: number, once: () => Promise<Sample>, before?: () => Pro
   return samples;
 }
 
+/**
+ * `a` and `b` alternately (each after its `before`, untimed), so that both see the same machine: on
+ * a shared machine, minutes apart can mean a different load.
+ */
+async function alternate(n: number, a: () => Promise<Sample>, beforeA: () => Promise<unknown>, b: () => Promise<Sample>, beforeB: () => Promise<unknown>): Promise<[Sample[], Sample[]]> {
+  const samples: [Sample[], Sample[]] = [[], []];
+  for (let i = quick ? 0 : -1; i < n; i++) {
+    for (const [k, run, before] of [[0, a, beforeA], [1, b, beforeB]] as const) {
+      await before();
+      const sample = await run();
+      if (i >= 0) samples[k].push(sample);
+    }
+  }
+  return samples;
+}
+
+/** After deleting a table of 100,000 elements the kernel frees them in the background: let it finish. */
+const settle = () => Bun.sleep(quick ? 0 : 300);
+
 const summarise = (what: string, samples: readonly Sample[], withTimes: boolean, note?: string): Row => {
   const times = withTimes ? samples.map((s) => applyTimes(s.stderr)) : [];
   const peakSelf = Math.max(...samples.map((s) => s.selfPeakMiB));
@@ -135,23 +154,22 @@ async function manyCidrs(lab: Lab): Promise<void> {
   const apply = (backend: string, path = file) => () =>
     mustRun(inApp(bin, "apply", "--backend", backend, "--hosts", "203.0.113.1", "--allow-file", path, "--log-format", "json"), { sampleEveryMs: 10 });
 
-  progress(`apply, ${label} CIDRs (nft)`);
-  const dropOurs = () => measure(inApp("nft", "delete", "table", "inet", "domainwall"));
-  const ours = summarise(`apply, ${label} IPv6 CIDRs from --allow-file, nft, into an empty namespace`, await repeat(plan.cidrRuns, apply("nft"), dropOurs), true);
-  rows.push(ours);
+  progress(`apply, ${label} CIDRs (nft), alternating with the floor: nft -f of the same set`);
+  const dropOurs = () => measure(inApp("nft", "delete", "table", "inet", "domainwall")).then(settle);
+  const floorText = nftFloor(list.sorted);
+  const dropFloor = () => measure(inApp("nft", "delete", "table", "inet", NFT_FLOOR_TABLE)).then(settle);
+  const floorRun = () => mustRun(inApp("nft", "-f", "-"), { stdin: floorText });
+  const [oursSamples, floorSamples] = await alternate(plan.cidrRuns, apply("nft"), dropOurs, floorRun, dropFloor);
+  await dropFloor();
+  const ours = summarise(`apply, ${label} IPv6 CIDRs from --allow-file, nft, into an empty namespace`, oursSamples, true);
+  const floor = summarise(`floor: \`nft -f -\` of a minimal table, one interval set, the same ${label} CIDRs sorted (runs alternate with the row above)`, floorSamples, false);
+  const ratio = ours.medianMs / floor.medianMs;
+  rows.push(ours, { ...floor, note: `domainwall apply = ${ratio.toFixed(2)}× this` });
   progress(`re-apply over the loaded table, ${label} CIDRs (nft)`);
   await dropOurs();
   await apply("nft")();
   rows.push(summarise(`re-apply, ${label} CIDRs, nft, replacing the loaded table`, await repeat(plan.cidrRuns, apply("nft")), true, "nft reads the old table's elements first: about twice the load time and memory"));
   await dropOurs();
-
-  progress(`floor: nft -f, ${label} CIDRs`);
-  const floorText = nftFloor(list.sorted);
-  const dropFloor = () => measure(inApp("nft", "delete", "table", "inet", NFT_FLOOR_TABLE));
-  const floor = summarise(`floor: \`nft -f -\` of a minimal table, one interval set, the same ${label} CIDRs sorted`, await repeat(plan.cidrRuns, () => mustRun(inApp("nft", "-f", "-"), { stdin: floorText }), dropFloor), false);
-  await dropFloor();
-  const ratio = ours.medianMs / floor.medianMs;
-  rows.push({ ...floor, note: `domainwall apply = ${ratio.toFixed(2)}× this` });
   targets.push({ target: `${label} CIDRs ≤ 1.5× the \`nft -f\` floor`, measured: `${ratio.toFixed(2)}× (${fmt(ours.medianMs)} vs ${fmt(floor.medianMs)} ms)`, met: judge(ratio <= 1.5) });
   const peak = Math.max(ours.selfPeakMiB ?? 0, ours.treePeakMiB ?? 0);
   targets.push({ target: `peak memory < 200 MB (${label} CIDRs, nft: domainwall and its nft child)`, measured: `${peak.toFixed(0)} MiB (domainwall ${(ours.selfPeakMiB ?? 0).toFixed(0)} MiB)`, met: judge(peak * 1.048576 < 200) });
@@ -162,20 +180,21 @@ async function manyCidrs(lab: Lab): Promise<void> {
   const iptFile = `${lab.dir}/allow-${iptCount}.txt`;
   writeFileSync(iptFile, allowFile(iptList.shuffled));
   const iptLabel = iptCount.toLocaleString("en-US");
-  progress(`apply, ${iptLabel} CIDRs (iptables-legacy)`);
+  progress(`apply, ${iptLabel} CIDRs (iptables-legacy), alternating with the floor: ip6tables-legacy-restore of the same rules`);
   const removeIptables = () => measure(inApp(bin, "remove", "--backend", "iptables-legacy"));
+  const iptFloorText = iptablesFloor(iptList.sorted);
+  const dropIptFloor = () => measure(inApp("bash", "-c", `ip6tables-legacy -F ${IPTABLES_FLOOR_CHAIN} && ip6tables-legacy -X ${IPTABLES_FLOOR_CHAIN}`));
+  const iptFloorRun = () => mustRun(inApp("ip6tables-legacy-restore", "--noflush"), { stdin: iptFloorText });
+  const [oursIptSamples, iptFloorSamples] = await alternate(plan.cidrRuns, apply("iptables-legacy", iptFile), removeIptables, iptFloorRun, dropIptFloor);
+  await removeIptables();
+  await dropIptFloor();
   const oursIpt = summarise(
     `apply, ${iptLabel} IPv6 CIDRs from --allow-file, iptables-legacy (one rule each)`,
-    await repeat(plan.cidrRuns, apply("iptables-legacy", iptFile), removeIptables),
+    oursIptSamples,
     true,
     count > iptCount ? `the backend's limit is ${iptLabel} entries per family` : undefined,
   );
-  await removeIptables();
-  progress(`floor: ip6tables-legacy-restore, ${iptLabel} rules`);
-  const iptFloorText = iptablesFloor(iptList.sorted);
-  const dropIptFloor = () => measure(inApp("bash", "-c", `ip6tables-legacy -F ${IPTABLES_FLOOR_CHAIN} && ip6tables-legacy -X ${IPTABLES_FLOOR_CHAIN}`));
-  const iptFloor = summarise(`floor: \`ip6tables-legacy-restore --noflush\` of one chain with the same ${iptLabel} rules`, await repeat(plan.cidrRuns, () => mustRun(inApp("ip6tables-legacy-restore", "--noflush"), { stdin: iptFloorText }), dropIptFloor), false);
-  await dropIptFloor();
+  const iptFloor = summarise(`floor: \`ip6tables-legacy-restore --noflush\` of one chain with the same ${iptLabel} rules (runs alternate with the row above)`, iptFloorSamples, false);
   rows.push(oursIpt, { ...iptFloor, note: `domainwall apply = ${(oursIpt.medianMs / iptFloor.medianMs).toFixed(2)}× this` });
 }
 
