@@ -1,9 +1,12 @@
 // End-to-end: the binary (DOMAINWALL_BIN, else the source) against the kernel's netfilter and a real
 // dnsmasq, in namespaces the lab creates and removes.
-import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { chmodSync, writeFileSync } from "node:fs";
 import { ADDR, createLab, describeNetns, type Lab } from "../lab/lab.ts";
 import { tempDirs } from "../support/temp-dirs.ts";
+
+// Namespaces, dnsmasq, real timeouts: far beyond bun's 5 s default, also when run as plain `bun test`.
+setDefaultTimeout(120_000);
 
 const tempDir = tempDirs();
 

@@ -3,11 +3,14 @@
 // Dockerfile's own final stage (FROM scratch, labels, PATH, entrypoint); podman runs that image in
 // the lab's app namespace the way an initContainer shares its pod's, with only the capabilities the
 // examples grant, and probes from the same namespace show what got through.
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, resolve } from "node:path";
 import { ADDR, createLab, describeNetns, type Lab, type Result } from "../lab/lab.ts";
+
+// Namespaces, dnsmasq, real timeouts: far beyond bun's 5 s default, also when run as plain `bun test`.
+setDefaultTimeout(120_000);
 
 const REPO = resolve(import.meta.dir, "../..");
 const API = { v4: ["203.0.113.10", "203.0.113.11"], v6: ["2001:db8:ff::10", "2001:db8:ff::11"] };

@@ -1,9 +1,12 @@
 // End-to-end for standalone use on a VM: safe apply with rollback, the systemd-resolved stub,
 // the configuration file.
-import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { ADDR, createLab, describeNetns, domainwallCommand, type Lab } from "../lab/lab.ts";
 import { tempDirs } from "../support/temp-dirs.ts";
+
+// Namespaces, dnsmasq, real timeouts: far beyond bun's 5 s default, also when run as plain `bun test`.
+setDefaultTimeout(120_000);
 
 const tempDir = tempDirs();
 

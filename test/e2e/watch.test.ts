@@ -1,7 +1,9 @@
 // End-to-end: `domainwall watch` (DOMAINWALL_BIN, else the source) in the lab's namespaces, against
 // the kernel's netfilter and a real dnsmasq whose answers change while it runs.
-import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { createLab, describeNetns, type Lab } from "../lab/lab.ts";
+// Namespaces, dnsmasq, real timeouts: far beyond bun's 5 s default, also when run as plain `bun test`.
+setDefaultTimeout(120_000);
 
 const TTL_S = 2;
 const GRACE_S = 3;
@@ -32,6 +34,7 @@ async function until(what: string, deadlineS: number, check: () => Promise<boole
  */
 const hold = (host: string) => `
 import { connect } from "node:net";
+
 const socket = connect({ host: ${JSON.stringify(host)}, port: 80 });
 socket.setEncoding("utf8");
 socket.on("data", (data) => process.stdout.write("got " + data));
