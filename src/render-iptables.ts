@@ -26,11 +26,23 @@ const ND = ["router-solicitation", "router-advertisement", "neighbour-solicitati
 const ndRules = (chain: string, family: Family) =>
   family === 6 ? ND.map((type) => `-A ${chain} -p ipv6-icmp -m icmp6 --icmpv6-type ${type} -m hl --hl-eq 255 -j ACCEPT`) : [];
 
-const common = (chain: string, family: Family, loopback: string) => [
+/**
+ * Multicast listener discovery (RFC 4890 4.4.1), as the nft renderer does: reports (131, 143) and
+ * dones (132) out to link-scope groups with hop limit 1; queries (130) in from link-local sources.
+ */
+const mldRules = (chain: string, family: Family, direction: "-o" | "-i") =>
+  family !== 6
+    ? []
+    : direction === "-o"
+      ? [131, 132, 143].map((type) => `-A ${chain} -d ff02::/16 -p ipv6-icmp -m icmp6 --icmpv6-type ${type} -m hl --hl-eq 1 -j ACCEPT`)
+      : [`-A ${chain} -s fe80::/10 -p ipv6-icmp -m icmp6 --icmpv6-type 130 -m hl --hl-eq 1 -j ACCEPT`];
+
+const common = (chain: string, family: Family, loopback: "-o" | "-i") => [
   `-A ${chain} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
   `-A ${chain} -m conntrack --ctstate INVALID -j DROP`,
   `-A ${chain} ${loopback} lo -j ACCEPT`,
   ...ndRules(chain, family),
+  ...mldRules(chain, family, loopback),
 ];
 
 const dnsRules = (policy: Policy, family: Family): string[] => {

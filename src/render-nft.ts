@@ -11,6 +11,13 @@ const TABLE = `${NFT_FAMILY} ${NFT_TABLE}`;
  * matches it; without these IPv6 stops working. Hop limit 255 proves the packet is on-link (RFC 4861).
  */
 const ND_TYPES = "{ nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert }";
+/**
+ * Multicast listener discovery (RFC 4890 4.4.1: not to be dropped), untracked like ND: the host's
+ * own reports and dones go out to link-scope groups with hop limit 1, so they cannot leave the
+ * link; a router's queries come in from a link-local address with hop limit 1.
+ */
+const MLD_OUT = "icmpv6 type { mld-listener-report, mld-listener-done, mld2-listener-report } ip6 daddr ff02::/16 ip6 hoplimit 1 accept";
+const MLD_IN = "icmpv6 type mld-listener-query ip6 saddr fe80::/10 ip6 hoplimit 1 accept";
 
 /**
  * One line per element, aligned, with a `#` comment naming the hosts or settings it came from; as
@@ -88,6 +95,7 @@ export function renderNft(policy: Policy): string {
       "ct state invalid drop",
       'oifname "lo" accept',
       `icmpv6 type ${ND_TYPES} ip6 hoplimit 255 accept`,
+      MLD_OUT,
       ...dnsRules(policy),
       "ip daddr @allow_v4 accept",
       "ip6 daddr @allow_v6 accept",
@@ -99,6 +107,7 @@ export function renderNft(policy: Policy): string {
           "ct state invalid drop",
           'iifname "lo" accept',
           `icmpv6 type ${ND_TYPES} ip6 hoplimit 255 accept`,
+          MLD_IN,
           `tcp dport { ${policy.inboundPorts.join(", ")} } accept`,
           'counter name "input_dropped" drop',
         ])

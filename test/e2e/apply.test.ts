@@ -239,6 +239,25 @@ describeNetns(`apply with ${backend}, end to end`, () => {
     expect(await lab.canConnect([at("203.0.113.20"), at("203.0.113.10")])).toEqual([true, false]);
   });
 
+  test("IPv6 multicast listener reports leave (RFC 4890): sent, not dropped, not counted", async () => {
+    expect((await apply(["--ports", "3000"], { hosts_csv: "api.example" })).code).toBe(0);
+    const snmp6 = async (key: string) => Number(new RegExp(`^${key}\\s+(\\d+)$`, "m").exec((await lab.exec("app", ["cat", "/proc/net/snmp6"])).stdout)?.[1]);
+    const dropped = async () => [...(await dw(["status"])).stdout.matchAll(/counter output_dropped\S*: (\d+) packets/g)].reduce((n, m) => n + Number(m[1]), 0);
+    const iface = /^\d+: (\S+?)@/m.exec((await lab.exec("app", ["ip", "-o", "link", "show", "type", "veth"])).stdout)?.[1] ?? "";
+    const [reports, discards, drops] = [await snmp6("Icmp6OutType143"), await snmp6("Ip6OutDiscards"), await dropped()];
+    // A new address joins its solicited-node group: the kernel sends MLDv2 reports for it. It counts
+    // one as sent only when the output hook let it through, else as an output discard.
+    await lab.exec("app", ["ip", "-6", "addr", "add", "2001:db8:1::77/64", "dev", iface, "nodad"]);
+    try {
+      await Bun.sleep(1500);
+      expect(await snmp6("Icmp6OutType143")).toBeGreaterThan(reports);
+      expect(await snmp6("Ip6OutDiscards")).toBe(discards);
+      expect(await dropped()).toBe(drops);
+    } finally {
+      await lab.exec("app", ["ip", "-6", "addr", "del", "2001:db8:1::77/64", "dev", iface]);
+    }
+  });
+
   test("status shows the sets and counters, remove takes them away and is idempotent", async () => {
     expect((await dw(["status"])).stdout).toContain("nothing loaded");
     expect((await apply(["--hosts", "api.example"])).code).toBe(0);
