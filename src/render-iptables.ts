@@ -12,6 +12,13 @@ export interface IptablesState {
   readonly inputJumps: number;
   readonly outputChain: boolean;
   readonly inputChain: boolean;
+  /**
+   * Our chains that someone else's rule jumps to (anything but the plain jump from OUTPUT/INPUT,
+   * e.g. `-A FORWARD -i eth0 -j DOMAINWALL-INPUT`). The kernel refuses to delete a referenced chain,
+   * and we never touch another's rule: such a chain is emptied instead of deleted (an empty chain
+   * returns to its caller).
+   */
+  readonly referenced?: readonly string[];
 }
 
 /** A namespace where domainwall never ran: what `render` assumes. */
@@ -93,7 +100,7 @@ export function renderIptables(policy: Policy, family: Family, state: IptablesSt
       : []),
     ...jump("OUTPUT", OUTPUT_CHAIN, state.outputJumps, true),
     ...jump("INPUT", INPUT_CHAIN, state.inputJumps, inbound),
-    ...(!inbound && state.inputChain ? [`-X ${INPUT_CHAIN}`] : []),
+    ...(!inbound && state.inputChain && !state.referenced?.includes(INPUT_CHAIN) ? [`-X ${INPUT_CHAIN}`] : []),
     "COMMIT",
   ];
   return `${lines.join("\n")}\n`;
@@ -156,7 +163,7 @@ export function renderIptablesRestore(part: string, current: IptablesState): str
     ...jump("INPUT", INPUT_CHAIN, current.inputJumps, false),
     ...rules,
     ...jumps,
-    ...stale.flatMap((chain) => [`-F ${chain}`, `-X ${chain}`]),
+    ...stale.flatMap((chain) => (current.referenced?.includes(chain) ? [`-F ${chain}`] : [`-F ${chain}`, `-X ${chain}`])),
     "COMMIT",
     "",
   ].join("\n");
@@ -165,10 +172,14 @@ export function renderIptablesRestore(part: string, current: IptablesState): str
 /** Read our chains and jumps from `iptables-legacy-save -t filter` output. */
 export function parseIptablesState(save: string): IptablesState {
   const lines = save.split("\n").map((line) => line.replace(/^\[\d+:\d+\] /, ""));
+  const referenced = OUR_CHAINS.filter((chain) =>
+    lines.some((l) => l.startsWith("-A ") && !isJump(l) && new RegExp(` -[jg] ${chain}( |$)`).test(l)),
+  );
   return {
     outputJumps: lines.filter((l) => l === `-A OUTPUT -j ${OUTPUT_CHAIN}`).length,
     inputJumps: lines.filter((l) => l === `-A INPUT -j ${INPUT_CHAIN}`).length,
     outputChain: lines.some((l) => l.startsWith(`:${OUTPUT_CHAIN} `)),
     inputChain: lines.some((l) => l.startsWith(`:${INPUT_CHAIN} `)),
+    ...(referenced.length > 0 ? { referenced } : {}),
   };
 }

@@ -27,6 +27,17 @@ describe("renderIptables", () => {
     );
   });
 
+  test("a chain of ours that someone else's rule jumps to is emptied, not deleted", () => {
+    const policy = POLICIES["egress-only"]!;
+    const save = "*filter\n:INPUT ACCEPT [0:0]\n:DOMAINWALL-INPUT - [0:0]\n:DOMAINWALL-OUTPUT - [0:0]\n-A INPUT -j DOMAINWALL-INPUT\n[0:0] -A FORWARD -i eth0 -g DOMAINWALL-INPUT\n-A OUTPUT -j DOMAINWALL-OUTPUT\nCOMMIT\n";
+    const state = parseIptablesState(save);
+    expect(state).toEqual({ outputJumps: 1, inputJumps: 1, outputChain: true, inputChain: true, referenced: ["DOMAINWALL-INPUT"] });
+    expect(renderIptables(policy, 4, state)).toContain("-D INPUT -j DOMAINWALL-INPUT\nCOMMIT");
+    expect(renderIptablesRemove(state)).toBe("*filter\n-D OUTPUT -j DOMAINWALL-OUTPUT\n-D INPUT -j DOMAINWALL-INPUT\n-F DOMAINWALL-OUTPUT\n-X DOMAINWALL-OUTPUT\n-F DOMAINWALL-INPUT\nCOMMIT\n");
+    // Only an exact chain name counts.
+    expect(parseIptablesState(save.replace("-g DOMAINWALL-INPUT", "-j DOMAINWALL-INPUTS")).referenced).toBeUndefined();
+  });
+
   test("reads our state from *-save output, with or without counters", () => {
     const save = "*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [5:300]\n:DOMAINWALL-OUTPUT - [0:0]\n[3:180] -A OUTPUT -j DOMAINWALL-OUTPUT\n-A OUTPUT -d 192.0.2.1/32 -j ACCEPT\nCOMMIT\n";
     expect(parseIptablesState(save)).toEqual({ outputJumps: 1, inputJumps: 0, outputChain: true, inputChain: false });
@@ -58,6 +69,11 @@ const TABLES = {
   laterWithInput: saved(
     ["DOCKER-USER", "DOMAINWALL-INPUT", "DOMAINWALL-OUTPUT", F2B.chain],
     ["[0:0] -A INPUT -j DOMAINWALL-INPUT", F2B.jump, F2B.output, "[1:60] -A OUTPUT -j DOMAINWALL-OUTPUT", LATER.output, LATER.rule, ...IN_RULES, ...OUT_RULES("203.0.113.20"), F2B.rule],
+  ),
+  // The same, and someone's rule jumping into our input chain (which the kernel then will not delete).
+  laterWithInputReferenced: saved(
+    ["DOCKER-USER", "DOMAINWALL-INPUT", "DOMAINWALL-OUTPUT", F2B.chain],
+    ["[0:0] -A INPUT -j DOMAINWALL-INPUT", F2B.jump, "[0:0] -A FORWARD -i eth0 -j DOMAINWALL-INPUT", F2B.output, "[1:60] -A OUTPUT -j DOMAINWALL-OUTPUT", LATER.output, LATER.rule, ...IN_RULES, ...OUT_RULES("203.0.113.20"), F2B.rule],
   ),
   laterOutputOnly: saved(["DOCKER-USER", "DOMAINWALL-OUTPUT", F2B.chain], [F2B.jump, F2B.output, "[1:60] -A OUTPUT -j DOMAINWALL-OUTPUT", LATER.output, LATER.rule, ...OUT_RULES("203.0.113.20"), F2B.rule]),
   doubleJump: saved(["DOMAINWALL-OUTPUT"], ["[0:0] -A OUTPUT -j DOMAINWALL-OUTPUT", "[0:0] -A OUTPUT -j DOMAINWALL-OUTPUT", ...OUT_RULES("203.0.113.20")]),
@@ -129,6 +145,23 @@ const RESTORES = [
     input: ["*filter", ":DOMAINWALL-OUTPUT - [0:0]", "-D OUTPUT -j DOMAINWALL-OUTPUT", "-D OUTPUT -j DOMAINWALL-OUTPUT", ...OUT_RULES("203.0.113.10"), "[9:540] -I OUTPUT 1 -j DOMAINWALL-OUTPUT", "COMMIT", ""].join("\n"),
   },
   { name: "nothing anywhere: an empty commit", snapshot: TABLES.foreignOnly, current: TABLES.foreignOnly, input: "*filter\nCOMMIT\n" },
+  {
+    name: "a chain of ours that someone else's rule jumps to is emptied, not deleted (the kernel would refuse the commit)",
+    snapshot: TABLES.outputOnly,
+    current: TABLES.laterWithInputReferenced,
+    kept: ":DOMAINWALL-INPUT - [0:0]\n",
+    input: [
+      "*filter",
+      ":DOMAINWALL-OUTPUT - [0:0]",
+      "-D OUTPUT -j DOMAINWALL-OUTPUT",
+      "-D INPUT -j DOMAINWALL-INPUT",
+      ...OUT_RULES("203.0.113.10"),
+      "[9:540] -I OUTPUT 1 -j DOMAINWALL-OUTPUT",
+      "-F DOMAINWALL-INPUT",
+      "COMMIT",
+      "",
+    ].join("\n"),
+  },
 ];
 
 describe("renderIptablesRestore", () => {
@@ -170,12 +203,16 @@ describeNetns("iptables-legacy takes the restore input back (root)", () => {
   const foreign = (save: string) =>
     save.split("\n").filter((line) => !line.startsWith("#") && !ourPart(`*filter\n${line}\n`)).map((line) => line.replace(/^(:(INPUT|FORWARD|OUTPUT) \S+) \[\d+:\d+\]$/, "$1 [0:0]"));
 
-  test.each(RESTORES)("$name", ({ snapshot, current, input }) => {
+  test.each(RESTORES)("$name", ({ snapshot, current, input, kept }) => {
     const result = Bun.spawnSync(["unshare", "--net", "sh", "-c", script], { env: { ...process.env, CURRENT: current, INPUT: input }, stderr: "pipe" });
     expect(result.stderr.toString()).toBe("");
     expect(result.exitCode).toBe(0);
     const [before = "", after = ""] = result.stdout.toString().split("#----\n");
-    expect(ourPart(after)).toBe(ourPart(snapshot));
+    // An emptied chain that someone else still jumps to stays (declared, without rules).
+    const keptLines = (kept ?? "").split("\n").filter(Boolean);
+    const lines = (part: string) => part.split("\n").filter((line) => line !== "" && !keptLines.includes(line));
+    expect(lines(ourPart(after))).toEqual(lines(ourPart(snapshot)));
+    for (const line of keptLines) expect(ourPart(after)).toContain(`${line}\n`);
     expect(foreign(after)).toEqual(foreign(before));
     const firstOutput = after.split("\n").find((line) => / -A OUTPUT /.test(line));
     if (ourPart(snapshot) !== "") expect(firstOutput).toEndWith("-A OUTPUT -j DOMAINWALL-OUTPUT");
