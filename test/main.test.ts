@@ -69,8 +69,9 @@ async function runMain(
 
 describe("main", () => {
   test("apply resolves, loads one nft transaction and prints a summary", async () => {
-    const { code, stderr, calls } = await runMain(["apply"], { hosts_csv: "api.example,mirror.example,svc.cluster.local", listening_ports_csv: "3000" });
+    const { code, stderr, calls, probes } = await runMain(["apply"], { hosts_csv: "api.example,mirror.example,svc.cluster.local", listening_ports_csv: "3000" });
     expect(code).toBe(0);
+    expect(probes).toBe(1); // --backend auto asked the kernel first
     expect(calls).toHaveLength(1);
     expect(calls[0]?.args).toEqual(["-f", "-"]);
     expect(calls[0]?.stdin).toContain("203.0.113.10, # api.example");
@@ -99,9 +100,10 @@ describe("main", () => {
   });
 
   test("bad configuration exits 2, names the value and never runs nft", async () => {
-    const { code, stderr, calls } = await runMain(["apply"], { hosts_csv: "api.example", listening_ports_csv: "3000,99999", extra_whitelist_ips_csv: "10.0.0.0/40" });
+    const { code, stderr, calls, probes } = await runMain(["apply"], { hosts_csv: "api.example", listening_ports_csv: "3000,99999", extra_whitelist_ips_csv: "10.0.0.0/40" });
     expect(code).toBe(2);
     expect(calls).toEqual([]);
+    expect(probes).toBe(0); // not even the backend probe runs
     expect(stderr).toContain('listening_ports_csv: "99999"');
     expect(stderr).toContain('extra_whitelist_ips_csv: "10.0.0.0/40"');
   });
@@ -113,10 +115,10 @@ describe("main", () => {
     { argv: ["remove", "--dry-run"], message: "--dry-run is the same as 'render'" },
     { argv: ["apply", "--log-format", "xml"], message: '--log-format: "xml" must be "text" or "json"' },
   ])("usage error $argv exits 2", async ({ argv, message }) => {
-    const { code, stderr, calls } = await runMain([...argv], { hosts_csv: "api.example" });
+    const { code, stderr, calls, probes } = await runMain([...argv], { hosts_csv: "api.example" });
     expect(code).toBe(2);
     expect(stderr).toContain(message);
-    expect(calls).toEqual([]);
+    expect([calls, probes]).toEqual([[], 0]);
   });
 
   test("a failing nft exits 1 with nft's error", async () => {
@@ -256,10 +258,10 @@ describe("main", () => {
       { name: "a list given a boolean", text: "hosts = true\n", message: '/etc/domainwall.toml: "hosts" must be a string, a number or a list, not true' },
       { name: "a bad port", text: "hosts = [\"a.example\"]\nports = [70000]\n", message: '/etc/domainwall.toml: ports: "70000" is not a port number' },
     ])("$name exits 2", async ({ text, message }) => {
-      const { code, stderr, calls } = await withFile(["apply", "--config", "/etc/domainwall.toml"], {}, text);
+      const { code, stderr, calls, probes } = await withFile(["apply", "--config", "/etc/domainwall.toml"], {}, text);
       expect(code).toBe(2);
       expect(stderr).toContain(message);
-      expect(calls).toEqual([]);
+      expect([calls, probes]).toEqual([[], 0]);
     });
 
     test("a missing file exits 2", async () => {
@@ -363,10 +365,10 @@ describe("main", () => {
     });
 
     test("a bad duration exits 2 before anything is touched", async () => {
-      const { code, stderr, calls } = await runMain(["apply", "--confirm-within", "soon"], { hosts_csv: "api.example" });
+      const { code, stderr, calls, probes } = await runMain(["apply", "--confirm-within", "soon"], { hosts_csv: "api.example" });
       expect(code).toBe(2);
       expect(stderr).toContain('--confirm-within: "soon" is not a duration');
-      expect(calls).toEqual([]);
+      expect([calls, probes]).toEqual([[], 0]);
     });
   });
 
