@@ -146,7 +146,11 @@ export function recordResolutions(state: RefreshState, resolutions: readonly Hos
     if (r.status === "failed") {
       // A resolution that does not say which family failed is taken as both failing: nothing fades.
       const failed = r.failedFamilies ?? FAMILIES;
-      next.set(r.host, recordFailure(name, r.error, r.addresses, failed, now, now + retryDelay(name.failures + 1, schedule, random)));
+      // While one family fails, the one that answered is still followed at its TTL when that is sooner.
+      const answered = r.addresses.filter((a) => !failed.includes(a.family));
+      const retry = retryDelay(name.failures + 1, schedule, random);
+      const wait = answered.length > 0 ? Math.min(retry, refreshDelay(Math.min(...answered.map((a) => a.ttl)), schedule, random)) : retry;
+      next.set(r.host, recordFailure(name, r.error, r.addresses, failed, now, now + wait));
     } else {
       const addresses = r.status === "resolved" ? r.addresses : [];
       // No such name (yet): ask again after --min-ttl, so a name created later is picked up soon.

@@ -174,7 +174,8 @@ describe("the watch loop", () => {
     // The IPv6 address stays while AAAA fails, however long.
     for (at = w.watcher.snapshot().nextWake; at <= 600_000; at = w.watcher.snapshot().nextWake) await w.cycleAt(at);
     expect(w.calls).toHaveLength(2);
-    expect(w.watcher.snapshot().state.get("api.example")).toMatchObject({ failures: 13, families: { 6: { failing: true } } });
+    // Looked up at the A records' TTL (30 s) once the failure backoff is longer: 3 tries by 60 s, then every 30 s.
+    expect(w.watcher.snapshot().state.get("api.example")).toMatchObject({ failures: 21, families: { 6: { failing: true } } });
     expect(w.watcher.snapshot().lastGoodRefresh).toBe(0);
   });
 
