@@ -150,17 +150,8 @@ const RESTORES = [
     snapshot: TABLES.outputOnly,
     current: TABLES.laterWithInputReferenced,
     kept: ":DOMAINWALL-INPUT - [0:0]\n",
-    input: [
-      "*filter",
-      ":DOMAINWALL-OUTPUT - [0:0]",
-      "-D OUTPUT -j DOMAINWALL-OUTPUT",
-      "-D INPUT -j DOMAINWALL-INPUT",
-      ...OUT_RULES("203.0.113.10"),
-      "[9:540] -I OUTPUT 1 -j DOMAINWALL-OUTPUT",
-      "-F DOMAINWALL-INPUT",
-      "COMMIT",
-      "",
-    ].join("\n"),
+    // The first case's input without its "-X DOMAINWALL-INPUT".
+    input: renderIptablesRestore(ourPart(TABLES.outputOnly), parseIptablesState(TABLES.laterWithInput)).replace("-X DOMAINWALL-INPUT\n", ""),
   },
 ];
 
