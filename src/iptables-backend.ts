@@ -2,7 +2,7 @@ import type { Backend, Status } from "./backend.ts";
 import { applyError, configError } from "./errors.ts";
 import type { Family } from "./ip.ts";
 import type { Policy } from "./policy.ts";
-import { INPUT_CHAIN, OUTPUT_CHAIN, ourPart, parseIptablesState, renderIptables, renderIptablesRemove, renderIptablesRestore } from "./render-iptables.ts";
+import { INPUT_CHAIN, OUTPUT_CHAIN, ourPart, parseIptablesState, renderIptables, renderIptablesRestore } from "./render-iptables.ts";
 import type { Run } from "./run.ts";
 
 const TOOLS = {
@@ -68,7 +68,7 @@ export function createIptablesBackend(run: Run): Backend {
     const current = parseIptablesState(await save(family));
     const nothing = !current.outputChain && !current.inputChain && current.outputJumps + current.inputJumps === 0;
     if (part === "" && nothing) return;
-    await restore(family, renderIptablesRestore(part, current), ["--noflush", "--counters"]);
+    await restore(family, renderIptablesRestore(part, current), part === "" ? ["--noflush"] : ["--noflush", "--counters"]);
   };
 
   const apply = async (policy: Policy) => {
@@ -85,11 +85,9 @@ export function createIptablesBackend(run: Run): Backend {
     }
   };
 
+  /** Removing is restoring an empty part: our jumps and chains go, one commit per family that has any. */
   const remove = async () => {
-    for (const family of FAMILIES) {
-      const state = parseIptablesState(await save(family));
-      if (state.outputChain || state.inputChain || state.outputJumps + state.inputJumps > 0) await restore(family, renderIptablesRemove(state));
-    }
+    for (const family of FAMILIES) await restorePart(family, "");
   };
 
   return {

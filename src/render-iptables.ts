@@ -171,7 +171,7 @@ export function renderIptablesRestore(part: string, current: IptablesState): str
 
 /** Read our chains and jumps from `iptables-legacy-save -t filter` output. */
 export function parseIptablesState(save: string): IptablesState {
-  const lines = save.split("\n").map((line) => line.replace(/^\[\d+:\d+\] /, ""));
+  const lines = save.split("\n").map((line) => split(line).rule);
   const referenced = OUR_CHAINS.filter((chain) =>
     lines.some((l) => l.startsWith("-A ") && !isJump(l) && new RegExp(` -[jg] ${chain}( |$)`).test(l)),
   );
