@@ -31,8 +31,6 @@ export interface NameState {
   /** Keyed by the address text. */
   readonly addresses: ReadonlyMap<string, KnownAddress>;
   readonly nextRefresh: number;
-  /** When a lookup of this name last got an answer in any family (addresses or a definite "no such name"). */
-  readonly lastAnswer: number | undefined;
   /**
    * Per family: an address expires only against the latest answer of its own family, so a family
    * whose lookups keep failing (AAAA timing out) neither loses its addresses nor holds back the
@@ -75,6 +73,12 @@ export function retryDelay(failures: number, schedule: Pick<Schedule, "minTtlMs"
 }
 
 const FAMILIES: readonly Family[] = [4, 6];
+
+/** When a lookup of this name last got an answer in either family (addresses or a definite "no such name"). */
+export function lastAnswerOf(name: NameState): number | undefined {
+  const times = FAMILIES.flatMap((family) => name.families[family].lastAnswer ?? []);
+  return times.length > 0 ? Math.max(...times) : undefined;
+}
 const NEVER_ANSWERED: FamilyState = { lastAnswer: undefined, failing: false };
 
 /** Every name known, none resolved yet, all due now. */
@@ -82,7 +86,6 @@ export function initialState(hosts: readonly string[], now: number): RefreshStat
   const empty: NameState = {
     addresses: new Map(),
     nextRefresh: now,
-    lastAnswer: undefined,
     families: { 4: NEVER_ANSWERED, 6: NEVER_ANSWERED },
     failures: 0,
     failuresTotal: 0,
@@ -109,7 +112,6 @@ export const recordAnswers = (name: NameState, addresses: readonly { address: st
   ...name,
   addresses: seen(name, addresses, now),
   nextRefresh,
-  lastAnswer: now,
   families: families(name, [], now),
   failures: 0,
   lastError: undefined,
@@ -130,7 +132,6 @@ export const recordFailure = (
   ...name,
   addresses: seen(name, partial, now),
   nextRefresh,
-  lastAnswer: FAMILIES.some((family) => !failed.includes(family)) ? now : name.lastAnswer,
   families: families(name, failed, now),
   failures: name.failures + 1,
   failuresTotal: name.failuresTotal + 1,

@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import { cidr, compareCidr } from "./ip.ts";
+import { lastAnswerOf, type NameState } from "./refresh.ts";
 import type { WatchSnapshot } from "./watch.ts";
 
 /**
@@ -39,6 +40,10 @@ export interface Clocks {
 /** The file's content for a snapshot of the loop. Pure. */
 export function watchStateOf(snapshot: WatchSnapshot, clocks: Clocks, pid: number, backend: string): WatchState {
   const wall = (monotonic: number) => Math.round(clocks.epochMs - (clocks.monotonicMs - monotonic));
+  const lastResolvedOf = (state: NameState) => {
+    const answered = lastAnswerOf(state);
+    return answered === undefined ? null : wall(answered);
+  };
   return {
     version: 1,
     pid,
@@ -47,7 +52,7 @@ export function watchStateOf(snapshot: WatchSnapshot, clocks: Clocks, pid: numbe
     names: [...snapshot.state].map(([name, state]) => ({
       name,
       addresses: [...state.addresses.keys()].map(cidr).sort(compareCidr).map((c) => c.text),
-      lastResolved: state.lastAnswer === undefined ? null : wall(state.lastAnswer),
+      lastResolved: lastResolvedOf(state),
       failing: state.failures,
       lastError: state.failures > 0 ? (state.lastError ?? null) : null,
     })),

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { dueHosts, expire, initialState, nextEvent, recordResolutions, refreshDelay, retryDelay, sameAddresses, toResolutions, type RefreshState } from "../src/refresh.ts";
+import { dueHosts, expire, initialState, lastAnswerOf, nextEvent, recordResolutions, refreshDelay, type RefreshState, retryDelay, sameAddresses, toResolutions } from "../src/refresh.ts";
 import type { Family } from "../src/ip.ts";
 import type { HostResolution } from "../src/resolve.ts";
 
@@ -108,10 +108,12 @@ describe("the allowlist over time", () => {
       state = expire(state, now, schedule.graceMs).state;
       expect(addressesOf(state, "api.example")).toEqual(["203.0.113.10"]);
     }
-    expect(state.get("api.example")).toMatchObject({ failuresTotal: 5, lastAnswer: 0, lastError: "DNS_ETIMEOUT", nextRefresh: 460_000 });
+    expect(state.get("api.example")).toMatchObject({ failuresTotal: 5, lastError: "DNS_ETIMEOUT", nextRefresh: 460_000 });
+    expect(lastAnswerOf(state.get("api.example")!)).toBe(0);
     // Answering again ends the failure; what it no longer returns has long passed its grace.
     state = recordResolutions(state, [resolved("api.example", 30, "203.0.113.11")], 460_000, schedule, never);
-    expect(state.get("api.example")).toMatchObject({ failures: 0, failuresTotal: 5, lastAnswer: 460_000, lastError: undefined });
+    expect(state.get("api.example")).toMatchObject({ failures: 0, failuresTotal: 5, lastError: undefined });
+    expect(lastAnswerOf(state.get("api.example")!)).toBe(460_000);
     expect(expire(state, 460_000, schedule.graceMs).expired.map((e) => e.address)).toEqual(["203.0.113.10"]);
   });
 
@@ -125,7 +127,8 @@ describe("the allowlist over time", () => {
     const grace = 60_000;
     let state = recordResolutions(initialState(["api.example"], 0), [resolved("api.example", 30, "203.0.113.10", "2001:db8::10")], 0, schedule, never);
     for (const now of [30_000, 35_000, 45_000]) state = recordResolutions(state, [failedIn("api.example", 6, "203.0.113.11")], now, schedule, never);
-    expect(state.get("api.example")).toMatchObject({ failures: 3, failuresTotal: 3, lastAnswer: 45_000, nextRefresh: 65_000, lastError: "DNS_ETIMEOUT" });
+    expect(state.get("api.example")).toMatchObject({ failures: 3, failuresTotal: 3, nextRefresh: 65_000, lastError: "DNS_ETIMEOUT" });
+    expect(lastAnswerOf(state.get("api.example")!)).toBe(45_000);
     expect(state.get("api.example")?.families).toEqual({ 4: { lastAnswer: 45_000, failing: false }, 6: { lastAnswer: 0, failing: true } });
     // The next event is the end of 203.0.113.10's grace (from when A last returned it), not the retry.
     expect(nextEvent(state, grace)).toBe(60_000);
@@ -184,7 +187,8 @@ describe("the allowlist over time", () => {
     expect(addressesOf(partial.state, "api.example")).toEqual(["2001:db8::10", "2001:db8::11", "203.0.113.11"]);
     // Both families fail (the resolver is down): nothing of the name fades, nothing's expiry is scheduled.
     state = recordResolutions(state, [{ host: "api.example", status: "failed", error: "DNS_ECONNREFUSED", addresses: [], failedFamilies: [4, 6] }], 65_000, schedule, never);
-    expect(state.get("api.example")).toMatchObject({ failures: 2, lastAnswer: 60_000 });
+    expect(state.get("api.example")).toMatchObject({ failures: 2 });
+    expect(lastAnswerOf(state.get("api.example")!)).toBe(60_000);
     expect(nextEvent(state, schedule.graceMs)).toBe(state.get("api.example")?.nextRefresh ?? NaN);
     expect(expire(state, 36_000_000, schedule.graceMs).expired).toEqual([]);
     // AAAA answers again: what it left out goes (its grace passed long ago), IPv4 still held while A fails.
