@@ -85,7 +85,6 @@ interface Entry {
   readonly source: string;
 }
 
-/** Sorted by network, one element per network, its sources sorted and unique. */
 /**
  * One element per network, sorted, its sources sorted and unique, from `sorted` (in `compareCidr`
  * order, as config's allow list is) and `more` (any order). One pass over `sorted`, which can hold
