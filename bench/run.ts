@@ -8,7 +8,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { IPTABLES_MAX_ENTRIES } from "../src/iptables-backend.ts";
+import { IPTABLES_MAX_ENTRIES } from "../src/backends/iptables/backend.ts";
 import { createLab, type Lab } from "../test/lab/lab.ts";
 import { applyTimes, machine, measure, median, mustRun, type Sample } from "./measure.ts";
 import { renderReport, type Row, type Target } from "./report.ts";

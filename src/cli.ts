@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { WATCH_DEFAULTS, type RawConfig, type Setting } from "./config.ts";
+import { WATCH_DEFAULTS, type RawConfig, type Setting } from "./config/config.ts";
 import { configError } from "./errors.ts";
 
 export const COMMANDS = ["apply", "render", "check", "remove", "status", "confirm", "watch"] as const;

@@ -1,5 +1,5 @@
 import type { ConsolaInstance, LogObject } from "consola";
-import type { LogFormat } from "./config.ts";
+import type { LogFormat } from "./config/config.ts";
 
 export type Logger = ConsolaInstance;
 

@@ -1,22 +1,22 @@
 #!/usr/bin/env bun
-import type { Backend, Status } from "./backend.ts";
+import type { Backend, Status } from "./backends/backend.ts";
 import { FILE_BOOLEAN_KEYS, FILE_KEYS, helpText, parseCli, rawConfigFor, settingsFor, type Command, type Settings } from "./cli.ts";
-import { parseConfig, type Config, type ListenAddress, type LogFormat } from "./config.ts";
-import { parseConfigFile } from "./config-file.ts";
-import { sshServerPort, waitForConfirmation, type Outcome } from "./confirm.ts";
-import { parseDuration } from "./duration.ts";
+import { parseConfig, type Config, type ListenAddress, type LogFormat } from "./config/config.ts";
+import { parseConfigFile } from "./cli/config-file.ts";
+import { sshServerPort, waitForConfirmation, type Outcome } from "./commands/confirm.ts";
+import { parseDuration } from "./config/duration.ts";
 import { applyError, configError, DomainwallError, EXIT, exitCode } from "./errors.ts";
-import type { Cidr } from "./ip.ts";
+import type { Cidr } from "./net/ip.ts";
 import { createLogger, type Logger } from "./log.ts";
-import { metricsHandler, type ProcessStats } from "./metrics.ts";
-import { parseBackendChoice, selectBackend } from "./select-backend.ts";
-import { buildPolicy, type BuiltPolicy, type PolicySummary } from "./policy.ts";
-import { onlyLocalStub, parseResolvConf, RESOLVED_UPSTREAM_CONF } from "./resolv-conf.ts";
-import { resolveHosts, type HostResolution, type Lookup } from "./resolve.ts";
+import { metricsHandler, type ProcessStats } from "./watch/metrics.ts";
+import { parseBackendChoice, selectBackend } from "./backends/select.ts";
+import { buildPolicy, type BuiltPolicy, type PolicySummary } from "./policy/policy.ts";
+import { onlyLocalStub, parseResolvConf, RESOLVED_UPSTREAM_CONF } from "./dns/resolv-conf.ts";
+import { resolveHosts, type HostResolution, type Lookup } from "./dns/resolve.ts";
 import type { Run } from "./run.ts";
 import { VERSION } from "./version.ts";
-import { createWatcher, type Watcher, type WatchSnapshot } from "./watch.ts";
-import { describeWatchState, parseWatchState, WATCH_STATE_FILE, watchStateOf, type WatchState } from "./watch-state.ts";
+import { createWatcher, type Watcher, type WatchSnapshot } from "./watch/watcher.ts";
+import { describeWatchState, parseWatchState, WATCH_STATE_FILE, watchStateOf, type WatchState } from "./watch/state.ts";
 
 /** Everything the program touches in the world, injected so tests can replace any of it. */
 export interface World {

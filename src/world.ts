@@ -1,6 +1,6 @@
 import { mkdir, rm } from "node:fs/promises";
 import { dirname } from "node:path";
-import { guardedLookup } from "./dns-lookup.ts";
+import { guardedLookup } from "./dns/lookup.ts";
 import type { World } from "./main.ts";
 import { runProcess } from "./run.ts";
 

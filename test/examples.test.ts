@@ -8,7 +8,7 @@ import { readdirSync } from "node:fs";
 import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import pkg from "../package.json" with { type: "json" };
 import { parseCli, rawConfigFor, settingsFor } from "../src/cli.ts";
-import { parseConfig } from "../src/config.ts";
+import { parseConfig } from "../src/config/config.ts";
 
 const EXAMPLES = `${import.meta.dir}/../examples`;
 

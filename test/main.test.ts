@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { Writable } from "node:stream";
 import { main, type World } from "../src/main.ts";
-import type { Lookup } from "../src/resolve.ts";
+import type { Lookup } from "../src/dns/resolve.ts";
 import { fakeRun, isBackendProbe, type RunCall } from "./support/fake-run.ts";
 import type { RunResult } from "../src/run.ts";
 

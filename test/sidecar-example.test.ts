@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import { parseCli, rawConfigFor, settingsFor } from "../src/cli.ts";
-import { parseConfig } from "../src/config.ts";
+import { parseConfig } from "../src/config/config.ts";
 
 interface Probe {
   httpGet?: { path: string; port: string | number };

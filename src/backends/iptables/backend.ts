@@ -1,0 +1,143 @@
+import type { Backend, Status } from "../backend.ts";
+import { applyError, configError } from "../../errors.ts";
+import type { Family } from "../../net/ip.ts";
+import type { Policy } from "../../policy/policy.ts";
+import { INPUT_CHAIN, OUTPUT_CHAIN, ourPart, parseIptablesState, renderIptables, renderIptablesRestore } from "./render.ts";
+import type { Run } from "../../run.ts";
+
+const TOOLS = {
+  4: { save: "iptables-legacy-save", restore: "iptables-legacy-restore", label: "IPv4" },
+  6: { save: "ip6tables-legacy-save", restore: "ip6tables-legacy-restore", label: "IPv6" },
+} as const;
+const FAMILIES: readonly Family[] = [4, 6];
+
+/** Both families' restore inputs, as `render` prints them (for a namespace where nothing is loaded yet). */
+export function renderIptablesBoth(policy: Policy): string {
+  return FAMILIES.map((family) => `# ---- ${TOOLS[family].restore} --noflush (${TOOLS[family].label}) ----\n${renderIptables(policy, family)}`).join("\n");
+}
+
+/**
+ * At most this many allowed entries (addresses and CIDRs) per family: each is one rule, matched in
+ * order by the first packet of every new connection. Measured with 5,000 IPv6 rules
+ * (bench/iptables-vs-ipset.ts): a 14 ms load and ~33 µs per new connection for the last rule; at
+ * 20,000, 120 µs. Beyond this the nft backend (sets matched by lookup) is the answer.
+ */
+export const IPTABLES_MAX_ENTRIES = 10_000;
+
+/** Refuse a policy too big for one-rule-per-entry before anything is rendered or loaded. */
+function checkSize(policy: Policy): Policy {
+  for (const family of FAMILIES) {
+    const entries = (family === 4 ? policy.allowV4 : policy.allowV6).length;
+    if (entries > IPTABLES_MAX_ENTRIES) {
+      throw configError(
+        `the iptables-legacy backend allows at most ${IPTABLES_MAX_ENTRIES} ${TOOLS[family].label} entries (one rule each); this policy has ${entries}: use --backend nft, or fewer or wider CIDRs`,
+      );
+    }
+  }
+  return policy;
+}
+
+/** Both families' filter tables, as `*-save -c` printed them. */
+type Saved = Record<Family, string>;
+/** A snapshot: domainwall's part of each family's filter table (`ourPart`), nobody else's rules. */
+type Parts = Record<Family, string>;
+
+/**
+ * The iptables-legacy backend: the same policy through two restore calls (IPv4, then IPv6), each one
+ * atomic commit that rewrites only domainwall's chains. When the IPv6 commit fails, IPv4's chains
+ * are put back to what they were, so a failure leaves both families as they were. Rollbacks (this
+ * one and `restore`) also write only our chains and jumps: whatever other tools changed in the
+ * table meanwhile stays.
+ */
+export function createIptablesBackend(run: Run): Backend {
+  const save = async (family: Family): Promise<string> => {
+    const result = await run(TOOLS[family].save, ["-c", "-t", "filter"]);
+    if (result.code !== 0) throw applyError(`${TOOLS[family].save} failed: ${result.stderr.trim()}`);
+    return result.stdout;
+  };
+  const restore = async (family: Family, input: string, args: string[] = ["--noflush"]) => {
+    const result = await run(TOOLS[family].restore, args, input);
+    if (result.code !== 0) throw applyError(`${TOOLS[family].restore} ${args.join(" ")} failed: ${result.stderr.trim() || "no error output"}`);
+  };
+  const saveBoth = async (): Promise<Saved> => ({ 4: await save(4), 6: await save(6) });
+  /**
+   * Put one family's part (our chains, rules with counters, jumps) back over what is loaded now:
+   * one `--noflush --counters` commit that leaves everyone else's rules as they are now.
+   */
+  const restorePart = async (family: Family, part: string) => {
+    const current = parseIptablesState(await save(family));
+    const nothing = !current.outputChain && !current.inputChain && current.outputJumps + current.inputJumps === 0;
+    if (part === "" && nothing) return;
+    await restore(family, renderIptablesRestore(part, current), part === "" ? ["--noflush"] : ["--noflush", "--counters"]);
+  };
+
+  const apply = async (policy: Policy) => {
+    checkSize(policy);
+    const before = await saveBoth();
+    await restore(4, renderIptables(policy, 4, parseIptablesState(before[4])));
+    try {
+      await restore(6, renderIptables(policy, 6, parseIptablesState(before[6])));
+    } catch (error) {
+      await restorePart(4, ourPart(before[4])).catch((rollback: Error) => {
+        throw applyError(`${(error as Error).message}; and rolling IPv4 back failed too: ${rollback.message}`);
+      });
+      throw applyError(`${(error as Error).message}; IPv4 was rolled back to what it was`);
+    }
+  };
+
+  /** Removing is restoring an empty part: our jumps and chains go, one commit per family that has any. */
+  const remove = async () => {
+    for (const family of FAMILIES) await restorePart(family, "");
+  };
+
+  return {
+    name: "iptables-legacy",
+    render: (policy) => renderIptablesBoth(checkSize(policy)),
+    async check(policy) {
+      checkSize(policy);
+      for (const family of FAMILIES) await restore(family, renderIptables(policy, family), ["--noflush", "--test"]);
+    },
+    apply,
+    // One rule per address: the chain rewrite is already the smallest atomic update.
+    updateSets: apply,
+    remove,
+    async status(): Promise<Status> {
+      const saved = await saveBoth();
+      if (!FAMILIES.some((family) => parseIptablesState(saved[family]).outputChain)) return { loaded: false };
+      return {
+        loaded: true,
+        sets: FAMILIES.map((family) => ({ name: `allow_v${family} (rules)`, elements: allowRules(saved[family]).length })),
+        counters: FAMILIES.flatMap((family) => [
+          { name: `output_dropped_v${family}`, ...dropCounters(saved[family], OUTPUT_CHAIN) },
+          ...(parseIptablesState(saved[family]).inputChain ? [{ name: `input_dropped_v${family}`, ...dropCounters(saved[family], INPUT_CHAIN) }] : []),
+        ]),
+      };
+    },
+    async snapshot() {
+      const saved = await saveBoth();
+      if (!FAMILIES.some((family) => parseIptablesState(saved[family]).outputChain)) return undefined;
+      const parts: Parts = { 4: ourPart(saved[4]), 6: ourPart(saved[6]) };
+      return JSON.stringify(parts);
+    },
+    async restore(snapshot) {
+      if (snapshot === undefined) return remove();
+      const parts = JSON.parse(snapshot) as Parts;
+      for (const family of FAMILIES) await restorePart(family, parts[family]);
+    },
+  };
+}
+
+const COUNTED = /^\[(\d+):(\d+)\] (-A \S+ .*)$/;
+
+const rulesOf = (saved: string, chain: string) =>
+  saved.split("\n").flatMap((line) => {
+    const match = COUNTED.exec(line);
+    return match?.[3]?.startsWith(`-A ${chain} `) ? [{ packets: Number(match[1]), bytes: Number(match[2]), rule: match[3] }] : [];
+  });
+
+const allowRules = (saved: string) => rulesOf(saved, OUTPUT_CHAIN).filter((r) => / -d \S+ -j ACCEPT$/.test(r.rule) && !r.rule.includes("--dport 53"));
+
+function dropCounters(saved: string, chain: string) {
+  const final = rulesOf(saved, chain).filter((r) => / -j (DROP|REJECT)/.test(r.rule) && !r.rule.includes("INVALID"));
+  return { packets: final.reduce((n, r) => n + r.packets, 0), bytes: final.reduce((n, r) => n + r.bytes, 0) };
+}

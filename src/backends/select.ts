@@ -1,0 +1,63 @@
+import type { Backend } from "./backend.ts";
+import { applyError, configError } from "../errors.ts";
+import { createIptablesBackend } from "./iptables/backend.ts";
+import { createNftBackend } from "./nft/backend.ts";
+import type { Run } from "../run.ts";
+
+export const BACKENDS = ["auto", "nft", "iptables-legacy"] as const;
+export type BackendChoice = (typeof BACKENDS)[number];
+
+export function parseBackendChoice(setting: { from: string; value: string } | undefined): BackendChoice {
+  const value = setting?.value ?? "auto";
+  if ((BACKENDS as readonly string[]).includes(value)) return value as BackendChoice;
+  throw configError(`${setting?.from}: ${JSON.stringify(value)} must be one of ${BACKENDS.join(", ")}`);
+}
+
+/** A transaction the kernel checks and never commits: does nf_tables work in this namespace? */
+const NFT_PROBE = "table inet domainwall_probe\n";
+
+type Probe = { ok: true } | { ok: false; why: string };
+
+async function probe(run: Run, command: string, args: string[], stdin?: string): Promise<Probe> {
+  try {
+    const result = await run(command, args, stdin);
+    return result.code === 0 ? { ok: true } : { ok: false, why: `${command} ${args.join(" ")}: ${result.stderr.trim() || `exit ${result.code}`}` };
+  } catch (error) {
+    return { ok: false, why: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+const probeNft = (run: Run) => probe(run, "nft", ["--check", "-f", "-"], NFT_PROBE);
+async function probeIptables(run: Run): Promise<Probe> {
+  const v4 = await probe(run, "iptables-legacy-save", ["-t", "filter"]);
+  return v4.ok ? probe(run, "ip6tables-legacy-save", ["-t", "filter"]) : v4;
+}
+
+/**
+ * Pick the backend. `auto`: nft when it runs and the kernel accepts a probe transaction here,
+ * else iptables-legacy when its tools work, else an error naming what was tried. An explicit
+ * choice that does not work is an error, never a silent switch. Without `probe` (render, which
+ * needs neither root nor the tools) `auto` means nft.
+ */
+export async function selectBackend(choice: BackendChoice, run: Run, options: { probe: boolean }): Promise<{ backend: Backend; reason: string }> {
+  const nft = { backend: createNftBackend(run) };
+  const iptables = { backend: createIptablesBackend(run) };
+  if (!options.probe) {
+    return choice === "iptables-legacy" ? { ...iptables, reason: "requested" } : { ...nft, reason: choice === "nft" ? "requested" : "render shows nft unless --backend says otherwise" };
+  }
+  if (choice === "nft") {
+    const result = await probeNft(run);
+    if (!result.ok) throw applyError(`--backend nft does not work here: ${result.why}`);
+    return { ...nft, reason: "requested" };
+  }
+  if (choice === "iptables-legacy") {
+    const result = await probeIptables(run);
+    if (!result.ok) throw applyError(`--backend iptables-legacy does not work here: ${result.why}`);
+    return { ...iptables, reason: "requested" };
+  }
+  const nftProbe = await probeNft(run);
+  if (nftProbe.ok) return { ...nft, reason: "auto: nft works in this network namespace" };
+  const iptablesProbe = await probeIptables(run);
+  if (iptablesProbe.ok) return { ...iptables, reason: `auto: nft is not usable (${nftProbe.why}); iptables-legacy works` };
+  throw applyError(`no backend works here: tried nft (${nftProbe.why}) and iptables-legacy (${iptablesProbe.why})`);
+}

@@ -1,0 +1,40 @@
+import { domainToASCII } from "node:url";
+import { parseCidr, type Cidr } from "../net/ip.ts";
+
+export type HostEntry =
+  | { readonly kind: "name"; readonly name: string }
+  | { readonly kind: "address"; readonly cidr: Cidr };
+
+export type ParsedHost = { readonly ok: true; readonly host: HostEntry } | { readonly ok: false; readonly reason: string };
+
+const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+/** Before IDNA: letters (any script), digits, dots and hyphens only, so no nft or shell syntax survives. */
+const PLAIN = /^[\p{L}\p{M}\p{N}.-]+$/u;
+
+/**
+ * A host from `hosts_csv`/`--hosts`: an IP literal (IPv6 may be bracketed), or a DNS name checked
+ * against RFC 1123 after IDNA conversion to its ASCII form, lower case, without the trailing dot.
+ */
+export function parseHost(input: string): ParsedHost {
+  const literal = input.startsWith("[") && input.endsWith("]") ? input.slice(1, -1) : input;
+  const address = literal.includes("/") ? undefined : parseCidr(literal);
+  if (address?.ok) return { ok: true, host: { kind: "address", cidr: address.cidr } };
+  if (input.startsWith("*")) return { ok: false, reason: "wildcards cannot be resolved; list each name" };
+  const name = input.endsWith(".") ? input.slice(0, -1) : input;
+  if (name === "") return { ok: false, reason: "empty name" };
+  if (!PLAIN.test(name)) return { ok: false, reason: "only letters, digits, '-' and '.' are allowed" };
+  if (/^[0-9]+$/.test(name.split(".").at(-1) ?? "")) {
+    return { ok: false, reason: "all-numeric top-level label (and not a valid IP address)" };
+  }
+  const ascii = domainToASCII(name);
+  if (ascii === "") return { ok: false, reason: "not a valid internationalised domain name" };
+  // domainToASCII follows the URL standard, which reads hex and octal IPv4 forms (1.2.3.0x4): not a name.
+  if (parseCidr(ascii).ok) return { ok: false, reason: "an IPv4 address in hex or octal form; write it in dotted decimal" };
+  if (ascii.length > 253) return { ok: false, reason: "longer than 253 characters" };
+  const labels = ascii.split(".");
+  const bad = labels.find((label) => !LABEL.test(label));
+  if (bad !== undefined) {
+    return { ok: false, reason: `label "${bad}" must be 1-63 letters, digits or '-', not starting or ending with '-'` };
+  }
+  return { ok: true, host: { kind: "name", name: ascii } };
+}

@@ -1,0 +1,140 @@
+import type { Status } from "../backends/backend.ts";
+import type { WatchSnapshot } from "./watcher.ts";
+
+/** The process's own numbers, as Prometheus client libraries export them. */
+export interface ProcessStats {
+  readonly residentBytes: number;
+  readonly cpuSeconds: number;
+  readonly startTimeSeconds: number;
+}
+
+export interface MetricsInput {
+  /** Undefined until the first ruleset is loaded. */
+  readonly snapshot: WatchSnapshot | undefined;
+  /** The backend's counters; undefined when they could not be read. */
+  readonly status: Status | undefined;
+  readonly process: ProcessStats;
+  readonly now: number;
+}
+
+interface Sample {
+  readonly value: number;
+  readonly labels?: Readonly<Record<string, string>>;
+  /** `_sum`, `_count` of a summary. */
+  readonly suffix?: string;
+}
+
+const escapeLabel = (value: string): string => value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+const formatValue = (value: number): string => (Number.isInteger(value) ? String(value) : String(Math.round(value * 1000) / 1000));
+const labelText = (labels: Sample["labels"] = {}): string => {
+  const pairs = Object.entries(labels).map(([key, value]) => `${key}="${escapeLabel(value)}"`);
+  return pairs.length === 0 ? "" : `{${pairs.join(",")}}`;
+};
+
+const family = (name: string, type: "gauge" | "counter" | "summary", help: string, samples: readonly Sample[]): string[] => [
+  `# HELP ${name} ${help}`,
+  `# TYPE ${name} ${type}`,
+  ...samples.map((s) => `${name}${s.suffix ?? ""}${labelText(s.labels)} ${formatValue(s.value)}`),
+];
+
+/** The Prometheus text exposition format (version 0.0.4). Pure: same input, same text. */
+export function renderMetrics({ snapshot, status, process, now }: MetricsInput): string {
+  const lines = [...family("domainwall_rules_loaded", "gauge", "1 once domainwall's rules are loaded.", [{ value: snapshot === undefined ? 0 : 1 }])];
+  if (snapshot !== undefined) {
+    const names = [...snapshot.state];
+    lines.push(
+      ...family("domainwall_allowed_addresses", "gauge", "Entries (addresses and CIDRs) in the loaded allow sets, by family.", [
+        { labels: { family: "ipv4" }, value: snapshot.loaded.allowV4.length },
+        { labels: { family: "ipv6" }, value: snapshot.loaded.allowV6.length },
+      ]),
+      ...family("domainwall_names", "gauge", "Names in the allowlist.", [{ value: names.length }]),
+      ...family("domainwall_names_failing", "gauge", "Names whose last lookup failed; they keep their last known addresses.", [
+        { value: names.filter(([, n]) => n.failures > 0).length },
+      ]),
+      ...family(
+        "domainwall_resolution_failures_total",
+        "counter",
+        "Failed lookups (after retries) per name.",
+        names.map(([name, n]) => ({ labels: { name }, value: n.failuresTotal })),
+      ),
+      ...family(
+        "domainwall_seconds_since_last_successful_refresh",
+        "gauge",
+        "Seconds since every name last resolved and the loaded sets matched the answers.",
+        [{ value: Math.max(0, (now - snapshot.lastGoodRefresh) / 1000) }],
+      ),
+      ...family("domainwall_ruleset_updates_total", "counter", "Updates of the allowed addresses in the kernel since the first load, by result.", [
+        { labels: { result: "ok" }, value: snapshot.updates.ok },
+        { labels: { result: "error" }, value: snapshot.updates.failed },
+      ]),
+      ...family(
+        "domainwall_ruleset_update_duration_seconds",
+        "summary",
+        "Time spent loading updates of the allowed addresses.",
+        [
+          { suffix: "_sum", value: snapshot.updates.seconds },
+          { suffix: "_count", value: snapshot.updates.ok + snapshot.updates.failed },
+        ],
+      ),
+    );
+  }
+  if (status?.loaded) {
+    const { counters } = status;
+    lines.push(
+      ...family("domainwall_dropped_packets_total", "counter", "Packets dropped (or rejected) by domainwall's rules, by counter.", counters.map((c) => ({ labels: { counter: c.name }, value: c.packets }))),
+      ...family("domainwall_dropped_bytes_total", "counter", "Bytes dropped (or rejected) by domainwall's rules, by counter.", counters.map((c) => ({ labels: { counter: c.name }, value: c.bytes }))),
+    );
+  }
+  lines.push(
+    ...family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", [{ value: process.residentBytes }]),
+    ...family("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.", [{ value: process.cpuSeconds }]),
+    ...family("process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch in seconds.", [{ value: process.startTimeSeconds }]),
+  );
+  return `${lines.join("\n")}\n`;
+}
+
+/**
+ * Healthy once the rules are loaded, while the loop keeps to its schedule (it is not stuck past
+ * `lateMs`) and the last kernel update succeeded. DNS failures alone do not make it unhealthy: the
+ * last known addresses stay loaded and a restart would not bring DNS back; alert on the metrics.
+ */
+export function healthOf(snapshot: WatchSnapshot | undefined, now: number, lateMs: number): { ok: boolean; reason: string } {
+  if (snapshot === undefined) return { ok: false, reason: "the rules are not loaded yet" };
+  if (snapshot.updateError !== undefined) return { ok: false, reason: `the last update of the allowed addresses failed: ${snapshot.updateError}` };
+  const late = now - snapshot.nextWake;
+  if (late > lateMs) return { ok: false, reason: `the refresh loop is ${Math.round(late / 1000)}s behind` };
+  const failing = [...snapshot.state.values()].filter((n) => n.failures > 0).length;
+  return { ok: true, reason: `ok: rules loaded; ${snapshot.state.size} names, ${failing} failing` };
+}
+
+export interface MetricsSource {
+  readonly snapshot: () => WatchSnapshot | undefined;
+  /** The backend's counters; undefined before a backend is chosen. */
+  readonly status: () => Promise<Status | undefined>;
+  readonly process: () => ProcessStats;
+  readonly now: () => number;
+  /** How far behind schedule the loop may be before /healthz fails. */
+  readonly lateMs: number;
+}
+
+const PLAIN = "text/plain; charset=utf-8";
+const reply = (body: string, status = 200, type = PLAIN) => new Response(body, { status, headers: { "content-type": type } });
+
+/** `GET /healthz` and `GET /metrics`; anything else is 404. */
+export function metricsHandler(source: MetricsSource): (request: Request) => Promise<Response> {
+  return async (request) => {
+    const path = new URL(request.url).pathname;
+    if (request.method !== "GET" && request.method !== "HEAD") return reply("method not allowed\n", 405);
+    if (path === "/healthz") {
+      const health = healthOf(source.snapshot(), source.now(), source.lateMs);
+      return reply(`${health.reason}\n`, health.ok ? 200 : 503);
+    }
+    if (path === "/metrics") {
+      const status = await Promise.resolve()
+        .then(source.status)
+        .catch(() => undefined);
+      return reply(renderMetrics({ snapshot: source.snapshot(), status, process: source.process(), now: source.now() }), 200, "text/plain; version=0.0.4; charset=utf-8");
+    }
+    return reply("not found: try /healthz or /metrics\n", 404);
+  };
+}

@@ -1,0 +1,91 @@
+import * as v from "valibot";
+import { cidr, compareCidr } from "../net/ip.ts";
+import { lastAnswerOf, type NameState } from "./refresh.ts";
+import type { WatchSnapshot } from "./watcher.ts";
+
+/**
+ * What a running `watch` leaves in the run directory for `domainwall status`: each name, the
+ * addresses it holds in the allowlist and when it was last resolved. Written after every cycle
+ * that looked something up; removed when the watch stops.
+ */
+export const WATCH_STATE_FILE = "watch.json";
+
+const NameReportSchema = v.strictObject({
+  name: v.pipe(v.string(), v.maxLength(253)),
+  addresses: v.array(v.pipe(v.string(), v.maxLength(43))),
+  /** Milliseconds since the epoch of the last answer (addresses or "no such name"); null before the first. */
+  lastResolved: v.nullable(v.number()),
+  /** Consecutive failed lookups; the name keeps its addresses meanwhile. */
+  failing: v.pipe(v.number(), v.integer(), v.minValue(0)),
+  lastError: v.nullable(v.pipe(v.string(), v.maxLength(500))),
+});
+
+const WatchStateSchema = v.strictObject({
+  version: v.literal(1),
+  pid: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  backend: v.pipe(v.string(), v.maxLength(32)),
+  /** Milliseconds since the epoch. */
+  writtenAt: v.number(),
+  names: v.array(NameReportSchema),
+});
+
+export type WatchState = v.InferOutput<typeof WatchStateSchema>;
+
+/** The two clocks: the watch loop's monotonic one and the wall clock, read at the same moment. */
+export interface Clocks {
+  readonly monotonicMs: number;
+  readonly epochMs: number;
+}
+
+/** The file's content for a snapshot of the loop. Pure. */
+export function watchStateOf(snapshot: WatchSnapshot, clocks: Clocks, pid: number, backend: string): WatchState {
+  const wall = (monotonic: number) => Math.round(clocks.epochMs - (clocks.monotonicMs - monotonic));
+  const lastResolvedOf = (state: NameState) => {
+    const answered = lastAnswerOf(state);
+    return answered === undefined ? null : wall(answered);
+  };
+  return {
+    version: 1,
+    pid,
+    backend,
+    writtenAt: Math.round(clocks.epochMs),
+    names: [...snapshot.state].map(([name, state]) => ({
+      name,
+      addresses: [...state.addresses.keys()].map(cidr).sort(compareCidr).map((c) => c.text),
+      lastResolved: lastResolvedOf(state),
+      failing: state.failures,
+      lastError: state.failures > 0 ? (state.lastError ?? null) : null,
+    })),
+  };
+}
+
+/** The file as `status` reads it: anything that does not match the schema is ignored (undefined). */
+export function parseWatchState(text: string): WatchState | undefined {
+  try {
+    const parsed = v.safeParse(WatchStateSchema, JSON.parse(text));
+    return parsed.success ? parsed.output : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const ago = (ms: number): string => {
+  const s = Math.max(0, ms) / 1000;
+  if (s < 60) return `${Math.round(s * 10) / 10}s ago`;
+  if (s < 3600) return `${Math.round(s / 60)}m ago`;
+  return `${Math.round(s / 360) / 10}h ago`;
+};
+const printable = (text: string): string => text.replace(/[\u0000-\u001f\u007f]/g, "?");
+const iso = (epochMs: number): string => new Date(epochMs).toISOString().replace(/\.\d+Z$/, "Z");
+
+/** `status` lines for a running watch: one per name, in configuration order. */
+export function describeWatchState(state: WatchState, epochNow: number): string[] {
+  const lines = [`watch (pid ${state.pid}), as of ${ago(epochNow - state.writtenAt)}:`];
+  for (const n of state.names) {
+    const addresses = n.addresses.length > 0 ? n.addresses.map(printable).join(", ") : "no addresses";
+    const resolved = n.lastResolved === null ? "never resolved" : `resolved ${ago(epochNow - n.lastResolved)} at ${iso(n.lastResolved)}`;
+    const failing = n.failing > 0 ? `; last ${n.failing === 1 ? "lookup" : `${n.failing} lookups`} failed: ${printable(n.lastError ?? "unknown error")}` : "";
+    lines.push(`  ${printable(n.name)}: ${addresses}; ${resolved}${failing}`);
+  }
+  return lines;
+}

@@ -1,0 +1,221 @@
+import type { Backend } from "../backends/backend.ts";
+import type { Config } from "../config/config.ts";
+import type { Cidr } from "../net/ip.ts";
+import type { Logger } from "../log.ts";
+import { buildPolicy, type Policy, type SetElement } from "../policy/policy.ts";
+import { dueHosts, expire, initialState, nextEvent, recordResolutions, sameAddresses, toResolutions, type Expired, type RefreshState, type Schedule } from "./refresh.ts";
+import { resolveHosts, type HostResolution, type Lookup } from "../dns/resolve.ts";
+
+/** The loop's side of the world; tests pass a fake clock, lookup and backend. */
+export interface WatchIo {
+  readonly backend: Backend;
+  readonly lookup: Lookup;
+  readonly log: Logger;
+  readonly now: () => number;
+  readonly sleep: (ms: number) => Promise<void>;
+  readonly random: () => number;
+  /** Called after each cycle that looked names up or changed the sets (for `status`); its errors are the caller's. */
+  readonly cycled?: (snapshot: WatchSnapshot) => Promise<void>;
+}
+
+/** What the loop knows, for /healthz and /metrics. Times are in milliseconds of the injected clock. */
+export interface WatchSnapshot {
+  readonly state: RefreshState;
+  /** The policy whose sets are loaded now. */
+  readonly loaded: Policy;
+  /** When no name was failing and the loaded sets matched the answers, last. */
+  readonly lastGoodRefresh: number;
+  /** When the loop means to run next (a lookup due, an address's grace ending, a retry). */
+  readonly nextWake: number;
+  /** Updates after the initial load: how many succeeded and failed, and the seconds they took. */
+  readonly updates: { readonly ok: number; readonly failed: number; readonly seconds: number };
+  /** Why the last update failed; undefined once one succeeds. */
+  readonly updateError: string | undefined;
+}
+
+export interface Watcher {
+  /** Run cycles as they fall due until `stopped` settles; a cycle under way finishes its kernel update first. */
+  run(stopped: Promise<unknown>): Promise<void>;
+  /** One cycle now: look up the due names, expire, update the kernel if the sets changed. */
+  cycle(): Promise<void>;
+  snapshot(): WatchSnapshot;
+}
+
+export interface WatchStart {
+  readonly config: Config;
+  readonly schedule: Schedule;
+  /** The resolvers the loaded policy allows DNS to (they do not change while watching). */
+  readonly resolvers: readonly Cidr[];
+  /** The initial resolution and the policy loaded from it, and when. */
+  readonly resolutions: readonly HostResolution[];
+  readonly policy: Policy;
+  readonly loadedAt: number;
+}
+
+/** Cycles are at least this far apart, so names falling due close together share a lookup round and an update. */
+const MIN_CYCLE_GAP_MS = 200;
+/** Added and removed addresses named in one log line; the rest are counted. */
+const LOG_ADDRESSES = 20;
+
+const setKey = (policy: Policy): string => [policy.allowV4, policy.allowV6].map((set) => set.map((e) => e.cidr.text).join(",")).join("|");
+const seconds = (ms: number): string => `${Math.round(ms / 100) / 10}s`;
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "es"}`;
+const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+
+function listed(items: readonly string[]): string {
+  const shown = items.slice(0, LOG_ADDRESSES).join(", ");
+  return items.length > LOG_ADDRESSES ? `${shown} and ${items.length - LOG_ADDRESSES} more` : shown;
+}
+
+/** `+203.0.113.20 (api.example)` and `-203.0.113.10 (api.example, last seen 5m ago)`. */
+function describeChange(before: Policy, after: Policy, expired: readonly Expired[], now: number) {
+  const elements = (p: Policy) => new Map<string, SetElement>([...p.allowV4, ...p.allowV6].map((e) => [e.cidr.text, e]));
+  const [old, next] = [elements(before), elements(after)];
+  const lastSeen = new Map(expired.map((e) => [e.address, e.lastSeen]));
+  const added = [...next.values()].filter((e) => !old.has(e.cidr.text)).map((e) => `+${e.cidr.text} (${e.sources.join(", ")})`);
+  const removed = [...old.values()]
+    .filter((e) => !next.has(e.cidr.text))
+    .map((e) => {
+      const seen = lastSeen.get(e.cidr.text);
+      return `-${e.cidr.text} (${e.sources.join(", ")}${seen === undefined ? "" : `, last seen ${seconds(now - seen)} ago`})`;
+    });
+  return { added, removed };
+}
+
+/**
+ * The refresh loop of `watch`. It starts from what the initial apply resolved and loaded; each
+ * cycle looks up the names that are due, folds the answers into the state, expires addresses past
+ * their grace, builds the policy the way `apply` does and, only when the allow sets differ from
+ * the loaded ones, replaces them (`Backend.updateSets`, or a full `apply` for a backend without
+ * it, and after a failed update). A failed update leaves the loaded rules as they were and is
+ * retried after --min-ttl.
+ */
+export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
+  const { config, schedule, resolvers } = start;
+  let state = recordResolutions(initialState(config.hosts, start.loadedAt), start.resolutions, start.loadedAt, schedule, io.random);
+  let loaded = start.policy;
+  let lastGoodRefresh = start.loadedAt;
+  let updates = { ok: 0, failed: 0, seconds: 0 };
+  let updateError: string | undefined;
+  let retryAt = Infinity;
+  let lastCycle = -Infinity;
+  let stopping = false;
+  /**
+   * Ends the wait under way (a sleep or a lookup round) when `run` is told to stop; nothing is
+   * changed after it. Each wait gets its own short-lived promise: racing every wait against one
+   * long-lived "stopped" promise would pile a reaction onto it per cycle for the life of the process.
+   */
+  let interrupt: () => void = () => {};
+  const interruptible = <T>(work: Promise<T>): Promise<T | undefined> =>
+    stopping
+      ? Promise.resolve(undefined)
+      : new Promise<T | undefined>((resolve, reject) => {
+          interrupt = () => resolve(undefined);
+          work.then(resolve, reject);
+        });
+  /** Warnings of the last policy build, so each is logged once rather than every cycle. */
+  let warned = new Set<string>();
+  /** Names whose last answer was "no such name / no addresses". */
+  const vanished = new Set(start.resolutions.filter((r) => r.status === "empty").map((r) => r.host));
+
+  const wakeAt = () => Math.max(Math.min(nextEvent(state, schedule.graceMs), retryAt), lastCycle + MIN_CYCLE_GAP_MS);
+
+  function report(resolutions: readonly HostResolution[], now: number): void {
+    for (const r of resolutions) {
+      const name = state.get(r.host);
+      if (name === undefined) continue;
+      if (r.status === "failed") {
+        // One family failing (AAAA timing out while A answers): only its addresses are held; the other follows its answers.
+        const only = r.failedFamilies?.length === 1 ? r.failedFamilies[0] : undefined;
+        const held = [...name.addresses.values()].filter((a) => only === undefined || a.family === only);
+        const newest = Math.max(...held.map((a) => a.lastSeen));
+        const known = only === undefined ? "known address" : `known IPv${only} address`;
+        const kept = held.length > 0 ? `keeping its ${plural(held.length, known)}, last seen ${seconds(now - newest)} ago` : `it has no ${known}es`;
+        const lookup = only === undefined ? "lookup" : `${only === 4 ? "A" : "AAAA"} lookup`;
+        io.log.warn(`${r.host}: ${lookup} failed (${r.error}); ${kept}; next try in ${seconds(name.nextRefresh - now)}`);
+      } else if (r.status === "empty" && !vanished.has(r.host)) {
+        vanished.add(r.host);
+        const held = name.addresses.size > 0 ? `${name.addresses.size === 1 ? "its address stays" : `its ${plural(name.addresses.size, "address")} stay`} for the grace period (${seconds(schedule.graceMs)})` : "nothing to allow";
+        io.log.warn(`${r.host}: no such name or no addresses now; ${held}`);
+      } else if (r.status === "resolved") {
+        vanished.delete(r.host);
+      }
+    }
+  }
+
+  async function update(policy: Policy, expired: readonly Expired[]): Promise<void> {
+    const full = updateError !== undefined || io.backend.updateSets === undefined;
+    const started = io.now();
+    try {
+      await (full ? io.backend.apply(policy) : io.backend.updateSets?.(policy));
+    } catch (error) {
+      const took = io.now() - started;
+      updates = { ...updates, failed: updates.failed + 1, seconds: updates.seconds + took / 1000 };
+      updateError = messageOf(error);
+      retryAt = io.now() + schedule.minTtlMs;
+      io.log.error(`updating the allowed addresses failed; the rules loaded before stay, retrying in ${seconds(schedule.minTtlMs)}: ${updateError}`);
+      return;
+    }
+    const now = io.now();
+    const { added, removed } = describeChange(loaded, policy, expired, now);
+    updates = { ok: updates.ok + 1, failed: updates.failed, seconds: updates.seconds + (now - started) / 1000 };
+    updateError = undefined;
+    retryAt = Infinity;
+    loaded = policy;
+    io.log.info({
+      message: `allowlist updated${full ? " (full reload)" : ""} in ${Math.round(now - started)} ms: ${listed([...added, ...removed])}; ${policy.allowV4.length} IPv4 and ${policy.allowV6.length} IPv6 allowed`,
+      added: added.length,
+      removed: removed.length,
+    });
+  }
+
+  /** Build the policy from the state as `apply` does; load its sets when they differ from the loaded ones. */
+  async function rebuild(expired: readonly Expired[]): Promise<void> {
+    const built = buildPolicy(config, toResolutions(state), resolvers);
+    for (const warning of built.warnings) if (!warned.has(warning)) io.log.warn(warning);
+    warned = new Set(built.warnings);
+    if (updateError !== undefined || setKey(built.policy) !== setKey(loaded)) await update(built.policy, expired);
+  }
+
+  async function cycle(): Promise<void> {
+    lastCycle = io.now();
+    let changed = updateError !== undefined;
+    const due = dueHosts(state, lastCycle);
+    if (due.length > 0) {
+      const resolutions = await interruptible(resolveHosts(due, { lookup: io.lookup, deadlineMs: config.resolveTimeoutMs, now: io.now, sleep: io.sleep }));
+      if (resolutions === undefined || stopping) return;
+      const before = state;
+      state = recordResolutions(state, resolutions, io.now(), schedule, io.random);
+      changed ||= resolutions.some((r) => !sameAddresses(before.get(r.host), state.get(r.host)));
+      report(resolutions, io.now());
+    }
+    const expiry = expire(state, io.now(), schedule.graceMs);
+    state = expiry.state;
+    // Same addresses for every name: the policy is the one built last time (most cycles end here).
+    if (changed || expiry.expired.length > 0) await rebuild(expiry.expired);
+    if (updateError === undefined && [...state.values()].every((name) => name.failures === 0)) lastGoodRefresh = io.now();
+    if (due.length > 0 || changed || expiry.expired.length > 0) await io.cycled?.(snapshot());
+  }
+
+  const snapshot = (): WatchSnapshot => ({ state, loaded, lastGoodRefresh, nextWake: wakeAt(), updates, updateError });
+
+  async function run(stop: Promise<unknown>): Promise<void> {
+    void stop.then(() => {
+      stopping = true;
+      interrupt();
+    });
+    while (!stopping) {
+      const wait = wakeAt() - io.now();
+      // Nothing scheduled (no names): only a stop ends the wait.
+      if (wait > 0) await interruptible(Number.isFinite(wait) ? io.sleep(wait) : new Promise<void>(() => {}));
+      if (stopping) break;
+      await cycle();
+    }
+  }
+
+  return {
+    run,
+    cycle,
+    snapshot,
+  };
+}

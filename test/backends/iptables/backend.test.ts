@@ -1,0 +1,154 @@
+import { describe, expect, test } from "bun:test";
+import { DomainwallError } from "../../../src/errors.ts";
+import { createIptablesBackend, IPTABLES_MAX_ENTRIES } from "../../../src/backends/iptables/backend.ts";
+import { makeCidr } from "../../../src/net/ip.ts";
+import { ourPart, renderIptables } from "../../../src/backends/iptables/render.ts";
+import { POLICIES } from "../../fixtures/policies.ts";
+import { fakeRun, type RunCall } from "../../support/fake-run.ts";
+
+const policy = POLICIES["egress-only"]!;
+const EMPTY_SAVE = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n";
+const LOADED_SAVE = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:DOMAINWALL-OUTPUT - [0:0]\n[9:540] -A OUTPUT -j DOMAINWALL-OUTPUT\n[0:0] -A DOMAINWALL-OUTPUT -m conntrack --ctstate INVALID -j DROP\n[0:0] -A DOMAINWALL-OUTPUT -d 203.0.113.10/32 -j ACCEPT\n[0:0] -A DOMAINWALL-OUTPUT -d 198.51.100.2/32 -p udp -m udp --dport 53 -j ACCEPT\n[4:240] -A DOMAINWALL-OUTPUT -j DROP\nCOMMIT\n";
+
+const saves = (v4: string, v6: string) => (call: RunCall) =>
+  call.command === "iptables-legacy-save" ? { stdout: v4 } : call.command === "ip6tables-legacy-save" ? { stdout: v6 } : {};
+
+const summary = (calls: RunCall[]) => calls.map((c) => `${c.command} ${c.args.join(" ")}`);
+
+describe("iptables-legacy backend", () => {
+  test("apply: one --noflush restore per family, rendered against the current state", async () => {
+    const { run, calls } = fakeRun(saves(EMPTY_SAVE, LOADED_SAVE));
+    await createIptablesBackend(run).apply(policy);
+    expect(summary(calls)).toEqual([
+      "iptables-legacy-save -c -t filter",
+      "ip6tables-legacy-save -c -t filter",
+      "iptables-legacy-restore --noflush",
+      "ip6tables-legacy-restore --noflush",
+    ]);
+    expect(calls[2]?.stdin).toBe(renderIptables(policy, 4));
+    expect(calls[3]?.stdin).not.toContain("-I OUTPUT"); // IPv6 already has its jump
+  });
+
+  // LOADED_SAVE's part, put back over a table where our chain (and its one jump) is loaded.
+  const LOADED_BACK = [
+    "*filter",
+    ":DOMAINWALL-OUTPUT - [0:0]",
+    "-D OUTPUT -j DOMAINWALL-OUTPUT",
+    "[0:0] -A DOMAINWALL-OUTPUT -m conntrack --ctstate INVALID -j DROP",
+    "[0:0] -A DOMAINWALL-OUTPUT -d 203.0.113.10/32 -j ACCEPT",
+    "[0:0] -A DOMAINWALL-OUTPUT -d 198.51.100.2/32 -p udp -m udp --dport 53 -j ACCEPT",
+    "[4:240] -A DOMAINWALL-OUTPUT -j DROP",
+    "[9:540] -I OUTPUT 1 -j DOMAINWALL-OUTPUT",
+    "COMMIT",
+    "",
+  ].join("\n");
+  const ip6Fails = (call: RunCall) => (call.command === "ip6tables-legacy-restore" ? { code: 1, stderr: "ip6tables-restore: line 3 failed" } : undefined);
+
+  test("a failing IPv6 commit puts IPv4's chains back as they were (only ours, over a fresh save), and the error says so", async () => {
+    const { run, calls } = fakeRun((call) => ip6Fails(call) ?? saves(LOADED_SAVE, EMPTY_SAVE)(call));
+    const error = await createIptablesBackend(run).apply(policy).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DomainwallError);
+    expect((error as Error).message).toBe("ip6tables-legacy-restore --noflush failed: ip6tables-restore: line 3 failed; IPv4 was rolled back to what it was");
+    expect(summary(calls).slice(3)).toEqual(["ip6tables-legacy-restore --noflush", "iptables-legacy-save -c -t filter", "iptables-legacy-restore --noflush --counters"]);
+    expect(calls.at(-1)?.stdin).toBe(LOADED_BACK);
+  });
+
+  test("with nothing of ours in IPv4 before, the IPv6 rollback removes what IPv4 just got, and nothing else", async () => {
+    let v4 = EMPTY_SAVE;
+    const { run, calls } = fakeRun((call) => {
+      if (call.command === "iptables-legacy-restore" && call.args.length === 1) v4 = LOADED_SAVE.replace("COMMIT", "[0:0] -A OUTPUT -d 192.0.2.99/32 -j ACCEPT\nCOMMIT");
+      return ip6Fails(call) ?? saves(v4, EMPTY_SAVE)(call);
+    });
+    expect(await createIptablesBackend(run).apply(policy).catch((e: unknown) => (e as Error).message)).toEndWith("; IPv4 was rolled back to what it was");
+    expect(calls.at(-1)?.stdin).toBe("*filter\n-D OUTPUT -j DOMAINWALL-OUTPUT\n-F DOMAINWALL-OUTPUT\n-X DOMAINWALL-OUTPUT\nCOMMIT\n");
+  });
+
+  test("when the IPv4 rollback fails too, the error says so", async () => {
+    const { run } = fakeRun((call) =>
+      ip6Fails(call) ?? (call.command === "iptables-legacy-restore" && call.args.includes("--counters") ? { code: 4, stderr: "iptables-restore: line 2 failed" } : saves(LOADED_SAVE, EMPTY_SAVE)(call)),
+    );
+    const error = await createIptablesBackend(run).apply(policy).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DomainwallError);
+    expect((error as Error).message).toBe(
+      "ip6tables-legacy-restore --noflush failed: ip6tables-restore: line 3 failed; and rolling IPv4 back failed too: iptables-legacy-restore --noflush --counters failed: iptables-restore: line 2 failed",
+    );
+  });
+
+  test("remove writes nothing where nothing is loaded, and only our chains where it is", async () => {
+    const { run, calls } = fakeRun(saves(LOADED_SAVE, EMPTY_SAVE));
+    await createIptablesBackend(run).remove();
+    expect(summary(calls)).toEqual(["iptables-legacy-save -c -t filter", "iptables-legacy-restore --noflush", "ip6tables-legacy-save -c -t filter"]);
+    expect(calls[1]?.stdin).toBe("*filter\n-D OUTPUT -j DOMAINWALL-OUTPUT\n-F DOMAINWALL-OUTPUT\n-X DOMAINWALL-OUTPUT\nCOMMIT\n");
+  });
+
+  test("status counts allow rules and drops per family", async () => {
+    const { run } = fakeRun(saves(LOADED_SAVE, EMPTY_SAVE));
+    expect(await createIptablesBackend(run).status()).toEqual({
+      loaded: true,
+      sets: [
+        { name: "allow_v4 (rules)", elements: 1 },
+        { name: "allow_v6 (rules)", elements: 0 },
+      ],
+      counters: [
+        { name: "output_dropped_v4", packets: 4, bytes: 240 },
+        { name: "output_dropped_v6", packets: 0, bytes: 0 },
+      ],
+    });
+    const nothing = fakeRun(saves(EMPTY_SAVE, EMPTY_SAVE));
+    expect(await createIptablesBackend(nothing.run).status()).toEqual({ loaded: false });
+  });
+
+  test("check uses --test and changes nothing", async () => {
+    const { run, calls } = fakeRun();
+    await createIptablesBackend(run).check(policy);
+    expect(summary(calls)).toEqual(["iptables-legacy-restore --noflush --test", "ip6tables-legacy-restore --noflush --test"]);
+  });
+
+  test("snapshot holds only our chains, rules (with counters) and jumps; nothing loaded is undefined", async () => {
+    const foreign = LOADED_SAVE.replace(":DOMAINWALL-OUTPUT", ":f2b-sshd - [0:0]\n:DOMAINWALL-OUTPUT").replace("COMMIT", "[1:60] -A f2b-sshd -j RETURN\n[0:0] -A OUTPUT -d 192.0.2.99/32 -j ACCEPT\nCOMMIT");
+    const snapshot = await createIptablesBackend(fakeRun(saves(foreign, EMPTY_SAVE)).run).snapshot();
+    expect(JSON.parse(snapshot!)).toEqual({ 4: ourPart(LOADED_SAVE), 6: "" });
+    expect(snapshot).not.toContain("192.0.2.99");
+    expect(snapshot).not.toContain("f2b-sshd");
+    expect(await createIptablesBackend(fakeRun(saves(EMPTY_SAVE, EMPTY_SAVE)).run).snapshot()).toBeUndefined();
+  });
+
+  test("restore puts our part back over the current table with --noflush --counters, leaving rules added since alone", async () => {
+    let v4 = LOADED_SAVE;
+    const { run, calls } = fakeRun((call) => saves(v4, EMPTY_SAVE)(call));
+    const backend = createIptablesBackend(run);
+    const snapshot = await backend.snapshot();
+    // Since the snapshot: a later apply with ports, and someone else's rule in OUTPUT.
+    v4 = "*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:DOMAINWALL-INPUT - [0:0]\n:DOMAINWALL-OUTPUT - [0:0]\n-A INPUT -j DOMAINWALL-INPUT\n-A OUTPUT -d 192.0.2.99/32 -j ACCEPT\n-A OUTPUT -j DOMAINWALL-OUTPUT\n-A DOMAINWALL-INPUT -j DROP\n-A DOMAINWALL-OUTPUT -d 203.0.113.20/32 -j ACCEPT\nCOMMIT\n";
+    calls.length = 0;
+    await backend.restore(snapshot);
+    // IPv6 had nothing of ours then and has nothing now: no commit at all.
+    expect(summary(calls)).toEqual(["iptables-legacy-save -c -t filter", "iptables-legacy-restore --noflush --counters", "ip6tables-legacy-save -c -t filter"]);
+    expect(calls[1]?.stdin).toBe(LOADED_BACK.replace("-D OUTPUT -j DOMAINWALL-OUTPUT\n", "-D OUTPUT -j DOMAINWALL-OUTPUT\n-D INPUT -j DOMAINWALL-INPUT\n").replace("COMMIT", "-F DOMAINWALL-INPUT\n-X DOMAINWALL-INPUT\nCOMMIT"));
+    expect(calls[1]?.stdin).not.toContain("192.0.2.99");
+  });
+
+  test("restore of a snapshot with nothing of ours is remove", async () => {
+    const { run, calls } = fakeRun(saves(LOADED_SAVE, EMPTY_SAVE));
+    await createIptablesBackend(run).restore(JSON.stringify({ 4: "", 6: "" }));
+    expect(calls[1]?.stdin).toBe("*filter\n-D OUTPUT -j DOMAINWALL-OUTPUT\n-F DOMAINWALL-OUTPUT\n-X DOMAINWALL-OUTPUT\nCOMMIT\n");
+  });
+
+  test(`more than ${IPTABLES_MAX_ENTRIES} entries in a family is refused before anything runs (exit 2), naming the count`, async () => {
+    const many = (n: number) => Array.from({ length: n }, (_, i) => ({ cidr: makeCidr(6, [0x20010db8, 0, 0, i], 128), sources: ["--allow"] }));
+    const { run, calls } = fakeRun(saves(EMPTY_SAVE, EMPTY_SAVE));
+    const backend = createIptablesBackend(run);
+    const tooBig = { ...policy, allowV6: many(IPTABLES_MAX_ENTRIES + 1) };
+    const message = `the iptables-legacy backend allows at most ${IPTABLES_MAX_ENTRIES} IPv6 entries (one rule each); this policy has ${IPTABLES_MAX_ENTRIES + 1}: use --backend nft`;
+    for (const attempt of [() => backend.apply(tooBig), () => backend.check(tooBig), async () => backend.render(tooBig)]) {
+      const error = await attempt().then(() => undefined, (e: unknown) => e);
+      expect(error).toBeInstanceOf(DomainwallError);
+      expect((error as DomainwallError).kind).toBe("config");
+      expect((error as Error).message).toStartWith(message);
+    }
+    expect(calls).toEqual([]);
+    // At the limit it loads.
+    await backend.apply({ ...policy, allowV6: many(IPTABLES_MAX_ENTRIES) });
+    expect(calls.filter((c) => c.command === "ip6tables-legacy-restore")[0]?.stdin?.match(/-j ACCEPT/g)?.length).toBeGreaterThanOrEqual(IPTABLES_MAX_ENTRIES);
+  });
+});

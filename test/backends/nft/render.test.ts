@@ -1,0 +1,124 @@
+import { describe, expect, test } from "bun:test";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { cidr } from "../../../src/net/ip.ts";
+import type { Policy } from "../../../src/policy/policy.ts";
+import { renderNft, renderNftRemove, renderNftSetUpdate } from "../../../src/backends/nft/render.ts";
+import { renderIptables } from "../../../src/backends/iptables/render.ts";
+import { POLICIES } from "../../fixtures/policies.ts";
+import { expectGolden } from "../../support/golden.ts";
+import { describeNetns } from "../../lab/lab.ts";
+
+describe("renderNft", () => {
+  test.each(Object.keys(POLICIES))("%s matches its golden file", async (name) => {
+    await expectGolden(`${name}.nft`, renderNft(POLICIES[name]!));
+  });
+
+  test("is deterministic and ends with a newline", () => {
+    const policy = POLICIES["egress-only"]!;
+    expect(renderNft(policy)).toBe(renderNft(structuredClone(policy)));
+    expect(renderNft(policy).endsWith("}\n")).toBe(true);
+  });
+
+  test("replaces the table atomically: create-if-missing, delete, define, in one file", () => {
+    const lines = renderNft(POLICIES.empty!).split("\n");
+    const tableLines = lines.filter((l) => l.startsWith("table") || l.startsWith("delete"));
+    expect(tableLines).toEqual(["table inet domainwall", "delete table inet domainwall", "table inet domainwall {"]);
+    expect(renderNft(POLICIES.empty!)).not.toContain("flush ruleset");
+  });
+
+  test("no input chain without ports; input chain with ports", () => {
+    expect(renderNft(POLICIES["egress-only"]!)).not.toContain("hook input");
+    expect(renderNft(POLICIES["ingress-reject"]!)).toContain("tcp dport { 80, 3000 } accept");
+  });
+
+  test("remove deletes only our table and tolerates its absence", () => {
+    expect(renderNftRemove()).toBe("table inet domainwall\ndelete table inet domainwall\n");
+  });
+});
+
+const el = (text: string, ...sources: string[]) => ({ cidr: cidr(text), sources });
+
+describe("element comments", () => {
+  // An --allow-file path is the user's text and becomes a source: it must not end the comment's line.
+  const hostile = "/tmp/x\n}\ntable ip evil { chain c { type filter hook output priority 0; policy accept; } }\r#";
+  const policy: Policy = { ...POLICIES["egress-only"]!, allowV4: [{ cidr: cidr("192.0.2.1"), sources: [`${hostile}:1`, "api.example"] }] };
+
+  test("a source with newlines or ruleset syntax stays one comment on the element's line, in both renderers", () => {
+    for (const text of [renderNft(policy), renderNftSetUpdate(policy), renderIptables(policy, 4)]) {
+      const line = text.split("\n").find((l) => l.includes("# /tmp/x"));
+      expect(line).toEndWith("# /tmp/x???table ip evil ? chain c ? type filter hook output priority 0? policy accept? ? ???:1, api.example");
+      expect(text).not.toContain("table ip evil {");
+    }
+  });
+});
+
+describe("renderNftSetUpdate (watch)", () => {
+  test("flushes and refills only the two allow sets, with the same element lines as renderNft", () => {
+    expect(renderNftSetUpdate(POLICIES["ingress-reject"]!)).toBe(
+      [
+        "#!/usr/sbin/nft -f",
+        "# domainwall: new allow sets, loaded as one transaction. Do not edit.",
+        "flush set inet domainwall allow_v4",
+        "flush set inet domainwall allow_v6",
+        "add element inet domainwall allow_v4 {",
+        "\t192.0.2.0/24, # --allow",
+        "\t203.0.113.10, # api.example",
+        "}",
+        "add element inet domainwall allow_v6 {",
+        "\t2001:db8::/48,   # extra_whitelist_ips_csv",
+        "\t2001:db8:ff::10, # api.example",
+        "}",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  test("an empty set is only flushed", () => {
+    expect(renderNftSetUpdate(POLICIES.empty!)).toBe(
+      "#!/usr/sbin/nft -f\n# domainwall: new allow sets, loaded as one transaction. Do not edit.\nflush set inet domainwall allow_v4\nflush set inet domainwall allow_v6\n",
+    );
+  });
+});
+
+/** The goldens are real nft: the kernel validates each one (`nft --check`) in a throwaway network namespace. */
+describeNetns("the kernel accepts the rendered rulesets (root)", () => {
+  test.each(Object.keys(POLICIES))("%s", (name) => {
+    const result = Bun.spawnSync(["unshare", "--net", "nft", "--check", "-f", "-"], { stdin: Buffer.from(renderNft(POLICIES[name]!)), stderr: "pipe" });
+    expect(result.stderr.toString()).toBe("");
+    expect(result.exitCode).toBe(0);
+  });
+});
+
+/**
+ * The kernel takes a set update on top of a loaded ruleset: the sets end up holding exactly the new
+ * elements (auto-merge folding an answer inside an --allow CIDR, nothing left from before), each
+ * update in one transaction (one `# new generation` line in `nft monitor`).
+ */
+describeNetns("the kernel applies a set update (root)", () => {
+  test("egress-only, then overlapping sets, then empty sets", async () => {
+    const overlapping: Policy = {
+      ...POLICIES["egress-only"]!,
+      allowV4: [el("192.0.2.0/24", "--allow"), el("192.0.2.7", "api.example"), el("203.0.113.12", "api.example")],
+      allowV6: [el("2001:db8::/48", "--allow"), el("2001:db8::5", "api.example")],
+    };
+    const dir = await mkdtemp(`${tmpdir()}/domainwall-sets-`);
+    await Bun.write(`${dir}/full.nft`, renderNft(POLICIES["egress-only"]!));
+    await Bun.write(`${dir}/overlapping.nft`, renderNftSetUpdate(overlapping));
+    await Bun.write(`${dir}/empty.nft`, renderNftSetUpdate(POLICIES.empty!));
+    const list = "nft list set inet domainwall allow_v4; nft list set inet domainwall allow_v6";
+    const script = `nft -f ${dir}/full.nft
+      nft monitor > ${dir}/monitor.txt & sleep 0.3
+      nft -f ${dir}/overlapping.nft; echo '--- overlapping'; ${list}
+      nft -f ${dir}/empty.nft; echo '--- empty'; ${list}
+      sleep 0.3; kill $!; echo '--- monitor'; cat ${dir}/monitor.txt`;
+    const result = Bun.spawnSync(["unshare", "--net", "sh", "-ec", script], { stderr: "pipe" });
+    await rm(dir, { recursive: true });
+    expect(result.stderr.toString()).toBe("");
+    const [, overlapped = "", emptied = "", monitor = ""] = result.stdout.toString().split(/--- \w+\n/);
+    expect(overlapped).toContain("elements = { 192.0.2.0/24, 203.0.113.12 }");
+    expect(overlapped).toContain("elements = { 2001:db8::/48 }");
+    expect(emptied).not.toContain("elements");
+    expect(monitor.match(/# new generation/g)).toHaveLength(2);
+  });
+});

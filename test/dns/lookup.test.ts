@@ -1,0 +1,68 @@
+import { describe, expect, test } from "bun:test";
+import { guardedLookup } from "../../src/dns/lookup.ts";
+import type { Lookup } from "../../src/dns/resolve.ts";
+
+const dnsError = (code: string) => Object.assign(new Error(`getaddrinfo ${code}`), { code });
+
+/** A scripted lookup: each call takes the next outcome (an error code, or answers after `delayMs`). */
+function scripted(name: string, calls: string[], outcomes: (string | { delayMs: number })[]): Lookup {
+  return async (host) => {
+    calls.push(`${name} ${host}`);
+    const next = outcomes.shift() ?? { delayMs: 0 };
+    if (typeof next === "string") throw dnsError(next);
+    await Bun.sleep(next.delayMs);
+    return [{ address: "203.0.113.10", ttl: 30 }];
+  };
+}
+
+describe("guardedLookup (the c-ares spin on a refusing resolver)", () => {
+  test.each([
+    {
+      name: "while DNS works only c-ares is asked",
+      primary: [{ delayMs: 0 }, "DNS_ENOTFOUND", { delayMs: 0 }],
+      probe: [],
+      calls: ["c-ares a", "c-ares b", "c-ares c"],
+      results: ["ok", "DNS_ENOTFOUND", "ok"],
+    },
+    {
+      name: "after a transient failure the probe fails fast and c-ares is not asked",
+      primary: ["DNS_ETIMEOUT"],
+      probe: ["DNS_EAI_AGAIN", "DNS_EAI_AGAIN"],
+      calls: ["c-ares a", "libc b", "libc c"],
+      results: ["DNS_ETIMEOUT", "DNS_EAI_AGAIN", "DNS_EAI_AGAIN"],
+    },
+    {
+      name: "once the probe answers, c-ares is asked and an answer ends the trouble",
+      primary: ["DNS_ECONNREFUSED", { delayMs: 0 }, { delayMs: 0 }],
+      probe: [{ delayMs: 0 }],
+      calls: ["c-ares a", "libc b", "c-ares b", "c-ares c"],
+      results: ["DNS_ECONNREFUSED", "ok", "ok"],
+    },
+    {
+      name: "a name the probe does not find still goes to c-ares",
+      primary: ["DNS_ESERVFAIL", "DNS_ENOTFOUND"],
+      probe: ["DNS_ENOTFOUND"],
+      calls: ["c-ares a", "libc b", "c-ares b"],
+      results: ["DNS_ESERVFAIL", "DNS_ENOTFOUND"],
+    },
+  ])("$name", async ({ primary, probe, calls, results }) => {
+    const seen: string[] = [];
+    const lookup = guardedLookup(scripted("c-ares", seen, [...primary]), scripted("libc", seen, [...probe]));
+    const outcomes: string[] = [];
+    for (const host of ["a", "b", "c"].slice(0, results.length)) {
+      outcomes.push(await lookup(host, 4).then(() => "ok", (error: { code: string }) => error.code));
+    }
+    expect(seen).toEqual([...calls]);
+    expect(outcomes).toEqual([...results]);
+  });
+
+  test("a lookup slower than slowMs sends the next ones through the probe", async () => {
+    const seen: string[] = [];
+    const lookup = guardedLookup(scripted("c-ares", seen, [{ delayMs: 50 }]), scripted("libc", seen, ["DNS_EAI_AGAIN"]), 10);
+    const slow = lookup("a", 4);
+    await Bun.sleep(20);
+    expect(await lookup("b", 4).catch((error: { code: string }) => error.code)).toBe("DNS_EAI_AGAIN");
+    expect(await slow).toHaveLength(1);
+    expect(seen).toEqual(["c-ares a", "libc b"]);
+  });
+});

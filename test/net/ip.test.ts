@@ -1,0 +1,75 @@
+import { describe, expect, test } from "bun:test";
+import { compareCidr, contains, cidr, parseCidr } from "../../src/net/ip.ts";
+
+describe("parseCidr", () => {
+  const accepted: { input: string; text: string; hostBitsSet?: boolean }[] = [
+    { input: "192.0.2.1", text: "192.0.2.1" },
+    { input: "192.0.2.1/32", text: "192.0.2.1" },
+    { input: "192.0.2.7/24", text: "192.0.2.0/24", hostBitsSet: true },
+    { input: "0.0.0.0/0", text: "0.0.0.0/0" },
+    { input: "2001:DB8::1", text: "2001:db8::1" },
+    { input: "2001:db8:0:0:1:0:0:1", text: "2001:db8::1:0:0:1" },
+    { input: "2001:db8::1/32", text: "2001:db8::/32", hostBitsSet: true },
+    { input: "::", text: "::" },
+    { input: "::1", text: "::1" },
+    { input: "::ffff:192.0.2.1", text: "::ffff:c000:201" },
+    { input: "2001:db8:1:2:3:4:5:6", text: "2001:db8:1:2:3:4:5:6" },
+    { input: "fe80::/10", text: "fe80::/10" },
+  ];
+  test.each(accepted)("accepts $input as $text", ({ input, text, hostBitsSet = false }) => {
+    const parsed = parseCidr(input);
+    expect(parsed.ok).toBe(true);
+    if (parsed.ok) {
+      expect(parsed.cidr.text).toBe(text);
+      expect(parsed.hostBitsSet).toBe(hostBitsSet);
+    }
+  });
+
+  const rejected: { input: string; reason: string }[] = [
+    { input: "", reason: "not an IPv4" },
+    { input: "192.0.2", reason: "not an IPv4" },
+    { input: "192.0.2.256", reason: "not an IPv4" },
+    { input: "192.0.2.01", reason: "not an IPv4" },
+    { input: "192.0.2.1/33", reason: "prefix must be 0-32" },
+    { input: "192.0.2.1/", reason: "prefix" },
+    { input: "192.0.2.1/08", reason: "prefix" },
+    { input: "2001:db8::1/129", reason: "prefix must be 0-128" },
+    { input: "2001:db8:::1", reason: "not an IPv4" },
+    { input: "2001:db8::1::2", reason: "not an IPv4" },
+    { input: "1:2:3:4:5:6:7:8:9", reason: "not an IPv4" },
+    { input: "fe80::1%eth0", reason: "not an IPv4" },
+    { input: "12345::", reason: "not an IPv4" },
+    { input: "192.0.2.1; drop", reason: "not an IPv4" },
+    { input: "192.0.2.0/24 }", reason: "prefix" },
+  ];
+  test.each(rejected)("rejects $input", ({ input, reason }) => {
+    const parsed = parseCidr(input);
+    expect(parsed.ok).toBe(false);
+    if (!parsed.ok) expect(parsed.reason).toContain(reason);
+  });
+});
+
+describe("contains and order", () => {
+  test.each([
+    { outer: "192.0.2.0/24", inner: "192.0.2.200", expected: true },
+    { outer: "192.0.2.0/24", inner: "192.0.3.1", expected: false },
+    { outer: "192.0.2.0/24", inner: "192.0.0.0/16", expected: false },
+    { outer: "0.0.0.0/0", inner: "203.0.113.1", expected: true },
+    { outer: "0.0.0.0/0", inner: "2001:db8::1", expected: false },
+    { outer: "2001:db8::/32", inner: "2001:db8:ff::1", expected: true },
+  ])("$outer contains $inner: $expected", ({ outer, inner, expected }) => {
+    expect(contains(cidr(outer), cidr(inner))).toBe(expected);
+  });
+
+  test("sorts IPv4 before IPv6, numerically, shorter prefix first", () => {
+    const input = ["2001:db8::1", "203.0.113.1", "192.0.2.0/24", "192.0.2.0", "10.0.0.1", "::1"];
+    expect(input.map(cidr).sort(compareCidr).map((c) => c.text)).toEqual([
+      "10.0.0.1",
+      "192.0.2.0/24",
+      "192.0.2.0",
+      "203.0.113.1",
+      "::1",
+      "2001:db8::1",
+    ]);
+  });
+});

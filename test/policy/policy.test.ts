@@ -1,0 +1,111 @@
+import { describe, expect, test } from "bun:test";
+import { parseConfig, type RawConfig } from "../../src/config/config.ts";
+import { DomainwallError } from "../../src/errors.ts";
+import { cidr, compareCidr } from "../../src/net/ip.ts";
+import { buildPolicy } from "../../src/policy/policy.ts";
+import type { HostResolution } from "../../src/dns/resolve.ts";
+
+const configWith = (raw: Partial<RawConfig> = {}) =>
+  parseConfig({ strict: false, reject: false, requireHosts: true, hosts: { from: "hosts_csv", value: "api.example" }, ...raw }).config;
+
+const resolved = (host: string, ...addresses: string[]): HostResolution => ({
+  host,
+  status: "resolved",
+  addresses: addresses.map((address) => ({ address, family: address.includes(":") ? 6 : 4, ttl: 30 })),
+});
+
+const texts = (elements: readonly { cidr: { text: string }; sources: readonly string[] }[]) =>
+  elements.map((e) => `${e.cidr.text} # ${e.sources.join(", ")}`);
+
+describe("buildPolicy", () => {
+  test("merges names and --allow into sorted, de-duplicated sets with their sources", () => {
+    const { policy, summary, warnings } = buildPolicy(
+      configWith({ allow: { from: "--allow", value: "192.0.2.0/24,2001:db8:ff::/64" }, ports: { from: "--ports", value: "3000" } }),
+      [resolved("mirror.example", "203.0.113.11", "2001:db8::11"), resolved("api.example", "203.0.113.11", "203.0.113.10"), { host: "svc.cluster.local", status: "empty" }],
+      [cidr("198.51.100.2"), cidr("2001:db8:1::2"), cidr("198.51.100.2")],
+    );
+    expect(texts(policy.allowV4)).toEqual(["192.0.2.0/24 # --allow", "203.0.113.10 # api.example", "203.0.113.11 # api.example, mirror.example"]);
+    expect(texts(policy.allowV6)).toEqual(["2001:db8::11 # mirror.example", "2001:db8:ff::/64 # --allow"]);
+    expect(policy.dns).toEqual({ kind: "servers", v4: [cidr("198.51.100.2")], v6: [cidr("2001:db8:1::2")] });
+    expect(policy.inboundPorts).toEqual([3000]);
+    expect(policy.verdict).toBe("drop");
+    expect(summary).toEqual({ namesResolved: 2, namesSkipped: 1, namesFailed: 0, ipv4: 3, ipv6: 2, ports: [3000] });
+    expect(warnings).toEqual(["svc.cluster.local: no such name or no addresses; skipped"]);
+  });
+
+  test("an allow list that is not sorted (a Config not made by parseConfig) still gives sorted, merged sets", () => {
+    const config = { ...configWith(), allow: ["2001:db8:ff::/64", "203.0.113.0/24", "192.0.2.1", "203.0.113.0/24"].map((text, i) => ({ cidr: cidr(text), source: `allow.txt:${4 - i}` })) };
+    const { policy } = buildPolicy(config, [resolved("api.example", "192.0.2.1", "2001:db8::1")], []);
+    expect(texts(policy.allowV4)).toEqual(["192.0.2.1 # allow.txt:2, api.example", "203.0.113.0/24 # allow.txt:1, allow.txt:3"]);
+    expect(texts(policy.allowV6)).toEqual(["2001:db8::1 # api.example", "2001:db8:ff::/64 # allow.txt:4"]);
+  });
+
+  test("a long allow file: parsed, sorted and merged with the names in order", () => {
+    const lines = Array.from({ length: 3000 }, (_, i) => `2001:db8:${(i % 7).toString(16)}:${i.toString(16)}::/64`).reverse();
+    const config = configWith({ allowFile: { from: "--allow-file", value: "big.txt" }, allowFileText: `${lines.join("\n")}\n${lines[0]}\n` });
+    const { policy } = buildPolicy(config, [resolved("api.example", "2001:db8:3::1")], []);
+    const expected = [...lines, "2001:db8:3::1"].map((text) => cidr(text)).sort(compareCidr).map((c) => c.text);
+    expect(policy.allowV6.map((e) => e.cidr.text)).toEqual(expected);
+    expect(policy.allowV6.find((e) => e.cidr.text === cidr(lines[0] ?? "").text)?.sources).toEqual(["big.txt:1", "big.txt:3001"]);
+  });
+
+  test("--dns-servers any and --reject", () => {
+    const { policy } = buildPolicy(configWith({ dnsServers: { from: "--dns-servers", value: "any" }, reject: true }), [], [cidr("198.51.100.2")]);
+    expect(policy.dns).toEqual({ kind: "any" });
+    expect(policy.verdict).toBe("reject");
+  });
+
+  test.each([
+    { address: "127.0.0.1", reason: "loopback" },
+    { address: "0.0.0.0", reason: "unspecified" },
+    { address: "169.254.169.254", reason: "link-local (cloud metadata)" },
+    { address: "224.0.0.251", reason: "multicast" },
+    { address: "255.255.255.255", reason: "reserved/broadcast" },
+    { address: "::1", reason: "loopback" },
+    { address: "::", reason: "unspecified" },
+    { address: "fe80::1", reason: "link-local" },
+    { address: "ff02::1", reason: "multicast" },
+    { address: "fd00:ec2::254", reason: "cloud metadata" },
+    { address: "::ffff:169.254.169.254", reason: "link-local (cloud metadata)" },
+    { address: "64:ff9b::a9fe:a9fe", reason: "link-local (cloud metadata)" },
+  ])("a DNS answer of $address ($reason) is not allowed", ({ address, reason }) => {
+    const { policy, warnings } = buildPolicy(configWith(), [resolved("evil.example", address, "203.0.113.10")], []);
+    expect(texts([...policy.allowV4, ...policy.allowV6])).toEqual(["203.0.113.10 # evil.example"]);
+    expect(warnings).toEqual([expect.stringContaining(`evil.example: not allowing`)]);
+    expect(warnings[0]).toContain(`(${reason})`);
+  });
+
+  test("an explicit --allow covering a forbidden address permits it", () => {
+    const { policy, warnings } = buildPolicy(configWith({ allow: { from: "--allow", value: "169.254.169.254" } }), [resolved("metadata.example", "169.254.169.254")], []);
+    expect(texts(policy.allowV4)).toEqual(["169.254.169.254 # --allow, metadata.example"]);
+    expect(warnings).toEqual([]);
+  });
+
+  test.each([
+    { answer: { address: "203.0.113.1; drop", family: 4 as const } },
+    { answer: { address: "2001:db8::1", family: 4 as const } },
+    { answer: { address: "203.0.113.1\n}", family: 4 as const } },
+  ])("a malformed DNS answer $answer.address never reaches the policy", ({ answer }) => {
+    const { policy, warnings } = buildPolicy(configWith(), [{ host: "x.example", status: "resolved", addresses: [{ ...answer, ttl: 1 }] }], []);
+    expect(policy.allowV4).toEqual([]);
+    expect(policy.allowV6).toEqual([]);
+    expect(warnings[0]).toContain("malformed DNS answer");
+  });
+
+  const failed: HostResolution = { host: "down.example", status: "failed", error: "DNS_ETIMEOUT", addresses: [{ address: "203.0.113.50", family: 4, ttl: 1 }] };
+
+  test("a failed name fails the run by default", () => {
+    expect(() => buildPolicy(configWith(), [failed], [])).toThrow(new DomainwallError("resolve", "could not resolve down.example (DNS_ETIMEOUT); nothing was loaded"));
+  });
+
+  test("--on-resolve-error=warn keeps going with what was resolved", () => {
+    const { policy, warnings, summary } = buildPolicy(configWith({ onResolveError: { from: "--on-resolve-error", value: "warn" } }), [failed], []);
+    expect(texts(policy.allowV4)).toEqual(["203.0.113.50 # down.example"]);
+    expect(warnings[0]).toContain("down.example: lookup failed");
+    expect(summary.namesFailed).toBe(1);
+  });
+
+  test("--strict makes an empty name an error", () => {
+    expect(() => buildPolicy(configWith({ strict: true }), [{ host: "cluster.local", status: "empty" }], [])).toThrow("--strict: cluster.local has no addresses");
+  });
+});

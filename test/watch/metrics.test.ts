@@ -1,0 +1,123 @@
+import { describe, expect, test } from "bun:test";
+import { healthOf, metricsHandler, renderMetrics } from "../../src/watch/metrics.ts";
+import { initialState, recordResolutions } from "../../src/watch/refresh.ts";
+import type { WatchSnapshot } from "../../src/watch/watcher.ts";
+import { POLICIES } from "../fixtures/policies.ts";
+
+const schedule = { minTtlMs: 5_000, maxTtlMs: 3_600_000, graceMs: 300_000 };
+const state = recordResolutions(
+  initialState(["api.example", "down.example"], 0),
+  [
+    { host: "api.example", status: "resolved", addresses: [{ address: "203.0.113.10", family: 4, ttl: 30 }] },
+    { host: "down.example", status: "failed", error: "DNS_ETIMEOUT", addresses: [] },
+  ],
+  0,
+  schedule,
+  () => 0,
+);
+const snapshot: WatchSnapshot = {
+  state,
+  loaded: POLICIES["egress-only"]!,
+  lastGoodRefresh: 1_000,
+  nextWake: 5_000,
+  updates: { ok: 3, failed: 1, seconds: 0.0425 },
+  updateError: undefined,
+};
+const process = { residentBytes: 52_428_800, cpuSeconds: 1.25, startTimeSeconds: 1_700_000_000 };
+const status = { loaded: true as const, sets: [], counters: [{ name: "output_dropped", packets: 7, bytes: 420 }] };
+
+describe("renderMetrics", () => {
+  test("the Prometheus text format, every family with HELP and TYPE", () => {
+    expect(renderMetrics({ snapshot, status, process, now: 4_500 })).toBe(`# HELP domainwall_rules_loaded 1 once domainwall's rules are loaded.
+# TYPE domainwall_rules_loaded gauge
+domainwall_rules_loaded 1
+# HELP domainwall_allowed_addresses Entries (addresses and CIDRs) in the loaded allow sets, by family.
+# TYPE domainwall_allowed_addresses gauge
+domainwall_allowed_addresses{family="ipv4"} 2
+domainwall_allowed_addresses{family="ipv6"} 1
+# HELP domainwall_names Names in the allowlist.
+# TYPE domainwall_names gauge
+domainwall_names 2
+# HELP domainwall_names_failing Names whose last lookup failed; they keep their last known addresses.
+# TYPE domainwall_names_failing gauge
+domainwall_names_failing 1
+# HELP domainwall_resolution_failures_total Failed lookups (after retries) per name.
+# TYPE domainwall_resolution_failures_total counter
+domainwall_resolution_failures_total{name="api.example"} 0
+domainwall_resolution_failures_total{name="down.example"} 1
+# HELP domainwall_seconds_since_last_successful_refresh Seconds since every name last resolved and the loaded sets matched the answers.
+# TYPE domainwall_seconds_since_last_successful_refresh gauge
+domainwall_seconds_since_last_successful_refresh 3.5
+# HELP domainwall_ruleset_updates_total Updates of the allowed addresses in the kernel since the first load, by result.
+# TYPE domainwall_ruleset_updates_total counter
+domainwall_ruleset_updates_total{result="ok"} 3
+domainwall_ruleset_updates_total{result="error"} 1
+# HELP domainwall_ruleset_update_duration_seconds Time spent loading updates of the allowed addresses.
+# TYPE domainwall_ruleset_update_duration_seconds summary
+domainwall_ruleset_update_duration_seconds_sum 0.043
+domainwall_ruleset_update_duration_seconds_count 4
+# HELP domainwall_dropped_packets_total Packets dropped (or rejected) by domainwall's rules, by counter.
+# TYPE domainwall_dropped_packets_total counter
+domainwall_dropped_packets_total{counter="output_dropped"} 7
+# HELP domainwall_dropped_bytes_total Bytes dropped (or rejected) by domainwall's rules, by counter.
+# TYPE domainwall_dropped_bytes_total counter
+domainwall_dropped_bytes_total{counter="output_dropped"} 420
+# HELP process_resident_memory_bytes Resident memory size in bytes.
+# TYPE process_resident_memory_bytes gauge
+process_resident_memory_bytes 52428800
+# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.
+# TYPE process_cpu_seconds_total counter
+process_cpu_seconds_total 1.25
+# HELP process_start_time_seconds Start time of the process since the Unix epoch in seconds.
+# TYPE process_start_time_seconds gauge
+process_start_time_seconds 1700000000
+`);
+  });
+
+  test("before the first load: only rules_loaded 0 and the process", () => {
+    const text = renderMetrics({ snapshot: undefined, status: { loaded: false }, process, now: 0 });
+    expect(text).toContain("domainwall_rules_loaded 0\n");
+    expect(text).not.toContain("domainwall_names");
+    expect(text).not.toContain("dropped");
+    expect(text).toContain("process_cpu_seconds_total 1.25\n");
+  });
+
+  test("label values are escaped", () => {
+    const odd = { ...snapshot, state: new Map([['a"b\\c\nd', state.get("api.example")!]]) };
+    expect(renderMetrics({ snapshot: odd, status: undefined, process, now: 0 })).toContain('domainwall_resolution_failures_total{name="a\\"b\\\\c\\nd"} 0\n');
+  });
+});
+
+describe("healthOf", () => {
+  test.each([
+    { name: "not loaded yet", snap: undefined, now: 0, ok: false, reason: "the rules are not loaded yet" },
+    { name: "loaded and on time", snap: snapshot, now: 5_000, ok: true, reason: "ok: rules loaded; 2 names, 1 failing" },
+    { name: "DNS failing alone is still healthy", snap: snapshot, now: 40_000, ok: true, reason: "ok: rules loaded; 2 names, 1 failing" },
+    { name: "the loop stuck", snap: snapshot, now: 45_001, ok: false, reason: "the refresh loop is 40s behind" },
+    { name: "the last update failed", snap: { ...snapshot, updateError: "nft -f failed: boom" }, now: 5_000, ok: false, reason: "the last update of the allowed addresses failed: nft -f failed: boom" },
+  ])("$name", ({ snap, now, ok, reason }) => {
+    expect(healthOf(snap, now, 40_000)).toEqual({ ok, reason });
+  });
+});
+
+describe("metricsHandler", () => {
+  const handle = metricsHandler({ snapshot: () => snapshot, status: async () => status, process: () => process, now: () => 5_000, lateMs: 40_000 });
+
+  test.each([
+    { method: "GET", path: "/healthz", code: 200, type: "text/plain; charset=utf-8" },
+    { method: "GET", path: "/metrics", code: 200, type: "text/plain; version=0.0.4; charset=utf-8" },
+    { method: "GET", path: "/", code: 404, type: "text/plain; charset=utf-8" },
+    { method: "POST", path: "/metrics", code: 405, type: "text/plain; charset=utf-8" },
+  ])("$method $path → $code", async ({ method, path, code, type }) => {
+    const response = await handle(new Request(`http://127.0.0.1:9464${path}`, { method }));
+    expect(response.status).toBe(code);
+    expect(response.headers.get("content-type")).toBe(type);
+  });
+
+  test("/healthz is 503 before the rules are loaded; /metrics still answers when the counters cannot be read", async () => {
+    const early = metricsHandler({ snapshot: () => undefined, status: () => Promise.reject(new Error("nft missing")), process: () => process, now: () => 0, lateMs: 40_000 });
+    expect((await early(new Request("http://x/healthz"))).status).toBe(503);
+    const metrics = await early(new Request("http://x/metrics"));
+    expect([metrics.status, (await metrics.text()).includes("domainwall_rules_loaded 0")]).toEqual([200, true]);
+  });
+});

@@ -1,0 +1,68 @@
+import { describe, expect, test } from "bun:test";
+import { initialState, recordResolutions } from "../../src/watch/refresh.ts";
+import type { HostResolution } from "../../src/dns/resolve.ts";
+import type { WatchSnapshot } from "../../src/watch/watcher.ts";
+import { describeWatchState, parseWatchState, watchStateOf, type WatchState } from "../../src/watch/state.ts";
+
+const schedule = { minTtlMs: 5_000, maxTtlMs: 3_600_000, graceMs: 300_000 };
+const never = () => 0;
+const EPOCH = Date.UTC(2026, 10, 25, 12, 0, 0);
+const resolved = (host: string, ...addresses: string[]): HostResolution => ({
+  host,
+  status: "resolved",
+  addresses: addresses.map((address) => ({ address, family: address.includes(":") ? 6 : 4, ttl: 30 })),
+});
+
+/** A watch that resolved api.example at 1 s, and whose lookups of down.example failed at 2 s and 7 s (monotonic ms). */
+function snapshot(): WatchSnapshot {
+  let state = initialState(["api.example", "down.example", "later.example"], 0);
+  state = recordResolutions(state, [resolved("api.example", "203.0.113.10", "2001:db8:ff::10"), resolved("down.example", "203.0.113.20")], 1_000, schedule, never);
+  const failed: HostResolution = { host: "down.example", status: "failed", error: "SERVFAIL", addresses: [] };
+  state = recordResolutions(state, [failed], 2_000, schedule, never);
+  state = recordResolutions(state, [failed], 7_000, schedule, never);
+  const empty = { allowV4: [], allowV6: [] } as unknown as WatchSnapshot["loaded"];
+  return { state, loaded: empty, lastGoodRefresh: 1_000, nextWake: 12_000, updates: { ok: 0, failed: 0, seconds: 0 }, updateError: undefined };
+}
+
+describe("the watch state file", () => {
+  test("carries each name's addresses, and monotonic times turned into wall-clock times", () => {
+    const state = watchStateOf(snapshot(), { monotonicMs: 10_000, epochMs: EPOCH }, 4242, "nft");
+    expect(state).toEqual({
+      version: 1,
+      pid: 4242,
+      backend: "nft",
+      writtenAt: EPOCH,
+      names: [
+        { name: "api.example", addresses: ["203.0.113.10", "2001:db8:ff::10"], lastResolved: EPOCH - 9_000, failing: 0, lastError: null },
+        { name: "down.example", addresses: ["203.0.113.20"], lastResolved: EPOCH - 9_000, failing: 2, lastError: "SERVFAIL" },
+        { name: "later.example", addresses: [], lastResolved: null, failing: 0, lastError: null },
+      ],
+    });
+  });
+
+  test("round-trips through JSON; anything else is ignored rather than trusted", () => {
+    const state = watchStateOf(snapshot(), { monotonicMs: 10_000, epochMs: EPOCH }, 4242, "nft");
+    expect(parseWatchState(JSON.stringify(state))).toEqual(state);
+    expect(parseWatchState("not json")).toBeUndefined();
+    expect(parseWatchState(JSON.stringify({ ...state, version: 2 }))).toBeUndefined();
+    expect(parseWatchState(JSON.stringify({ ...state, pid: -1 }))).toBeUndefined();
+    expect(parseWatchState(JSON.stringify({ ...state, extra: true }))).toBeUndefined();
+    expect(parseWatchState(JSON.stringify({ ...state, names: [{ name: "x" }] }))).toBeUndefined();
+  });
+
+  test("status lines: addresses, when resolved, and failing lookups", () => {
+    const state = watchStateOf(snapshot(), { monotonicMs: 10_000, epochMs: EPOCH }, 4242, "nft");
+    expect(describeWatchState(state, EPOCH + 2_000)).toEqual([
+      "watch (pid 4242), as of 2s ago:",
+      "  api.example: 203.0.113.10, 2001:db8:ff::10; resolved 11s ago at 2026-11-25T11:59:51Z",
+      "  down.example: 203.0.113.20; resolved 11s ago at 2026-11-25T11:59:51Z; last 2 lookups failed: SERVFAIL",
+      "  later.example: no addresses; never resolved",
+    ]);
+    expect(describeWatchState({ ...state, writtenAt: EPOCH - 7_200_000 }, EPOCH)[0]).toBe("watch (pid 4242), as of 2h ago:");
+  });
+
+  test("control characters from the file do not reach the terminal", () => {
+    const state: WatchState = { version: 1, pid: 1, backend: "nft", writtenAt: EPOCH, names: [{ name: "a\u001b[2Jb", addresses: [], lastResolved: null, failing: 1, lastError: "x\ny" }] };
+    expect(describeWatchState(state, EPOCH)[1]).toBe("  a?[2Jb: no addresses; never resolved; last lookup failed: x?y");
+  });
+});
