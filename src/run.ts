@@ -1,4 +1,4 @@
-import { applyError } from "./errors.ts";
+import { runtimeError } from "./errors.ts";
 
 export interface RunResult {
   readonly code: number;
@@ -21,7 +21,7 @@ export const runProcess: Run = async (command, args, stdin) => {
   try {
     child = spawn();
   } catch (error) {
-    throw applyError(`cannot run ${command}: ${error instanceof Error ? error.message : String(error)}`);
+    throw runtimeError(`cannot run ${command}: ${error instanceof Error ? error.message : String(error)}`);
   }
   const [stdout, stderr, code] = await Promise.all([
     new Response(child.stdout).text(),

@@ -1,8 +1,46 @@
-import { mkdir, rm } from "node:fs/promises";
+import { mkdir, readFile, rm } from "node:fs/promises";
 import { dirname } from "node:path";
+import type { ListenAddress } from "./config/values.ts";
 import { guardedLookup } from "./dns/lookup.ts";
-import type { World } from "./main.ts";
-import { runProcess } from "./run.ts";
+import type { Lookup } from "./dns/resolve.ts";
+import { runProcess, type Run } from "./run.ts";
+import type { ProcessStats } from "./watch/metrics.ts";
+
+/** Everything the program touches in the world, injected so tests can replace any of it. */
+export interface World {
+  readonly argv: readonly string[];
+  readonly env: Record<string, string | undefined>;
+  /** Resolves once the text is written (a render can be megabytes and the process exits right after). */
+  readonly stdout: (text: string) => Promise<unknown>;
+  readonly stderr: NodeJS.WriteStream;
+  readonly run: Run;
+  readonly lookup: Lookup;
+  /** A file's text; undefined when it does not exist; throws when it cannot be read (a directory). */
+  readonly readFile: (path: string) => Promise<string | undefined>;
+  readonly writeFile: (path: string, text: string) => Promise<void>;
+  /** Removes a file; false when it did not exist. */
+  readonly removeFile: (path: string) => Promise<boolean>;
+  /** A monotonic clock (ms) for durations and schedules. */
+  readonly now: () => number;
+  /** The wall clock (ms since the epoch), for times shown to people. */
+  readonly epochNow: () => number;
+  readonly pid: number;
+  /** Whether a process with this PID exists (signal 0). */
+  readonly processAlive: (pid: number) => boolean;
+  readonly sleep: (ms: number) => Promise<void>;
+  /**
+   * While an unconfirmed apply waits: settles with the operator's decision on the terminal, or
+   * "revert" on SIGINT/SIGTERM; SIGHUP (the SSH session dropping) is ignored so the rollback still
+   * happens. Call the returned `done` when the wait is over.
+   */
+  readonly awaitOperator: () => { decision: Promise<"keep" | "revert">; done: () => void };
+  /** `watch`: settles with the signal's name on SIGTERM or SIGINT (which then no longer end the process); call `done` when stopped. */
+  readonly untilStopped: () => { stopped: Promise<string>; done: () => void };
+  /** `watch --metrics-addr`: serve HTTP until `stop`; throws when the address cannot be bound. */
+  readonly serve: (address: ListenAddress, handle: (request: Request) => Promise<Response>) => { stop: () => void };
+  readonly processStats: () => ProcessStats;
+}
+
 
 /** Keys on the terminal that keep or revert an unconfirmed apply. */
 const KEEP = new Set(["y", "Y", "\r", "\n"]);
@@ -73,7 +111,7 @@ const processStats: World["processStats"] = () => {
   };
 };
 
-/** The real world: process, files, DNS, child processes. The only module besides main's entry that touches them. */
+/** The real world: process, files, DNS, child processes. The only module that touches them (main's entry passes it in). */
 export function realWorld(): World {
   return {
     argv: process.argv.slice(2),
@@ -83,8 +121,13 @@ export function realWorld(): World {
     run: runProcess,
     lookup: guardedLookup(),
     readFile: async (path) => {
-      const file = Bun.file(path);
-      return (await file.exists()) ? file.text() : undefined;
+      try {
+        return await readFile(path, "utf8");
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+        if ((error as NodeJS.ErrnoException).code === "EISDIR") throw new Error("is a directory, not a file");
+        throw error;
+      }
     },
     writeFile: async (path, text) => {
       await mkdir(dirname(path), { recursive: true });

@@ -7,7 +7,8 @@ import { expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
 import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import pkg from "../package.json" with { type: "json" };
-import { parseCli, rawConfigFor, settingsFor } from "../src/cli.ts";
+import { parseCli } from "../src/cli/parse.ts";
+import { layerSettings } from "../src/cli/settings.ts";
 import { parseConfig } from "../src/config/config.ts";
 
 const EXAMPLES = `${import.meta.dir}/../examples`;
@@ -88,11 +89,11 @@ test("initcontainer-deployment.yaml: a plain initContainer whose args and variab
   if (invocation.kind !== "run") return;
   const env = Object.fromEntries((init.env ?? []).map((e) => [e.name, e.value]));
   expect(Object.keys(env).sort()).toEqual(["extra_whitelist_ips_csv", "hosts_csv", "listening_ports_csv"]);
-  const { config } = parseConfig(rawConfigFor("apply", settingsFor(invocation.flags, new Map(), "", env)));
-  expect(config.hosts).toContain("deb.debian.org");
-  expect(config.ports).toEqual([3000]);
+  const { config } = parseConfig(layerSettings("apply", { env, file: new Map(), flags: invocation.flags }), "apply");
+  expect(config.policy.hosts).toContain("deb.debian.org");
+  expect(config.policy.ports).toEqual([3000]);
   const appPorts = pod.containers.flatMap((c) => (c as { ports?: { containerPort: number }[] }).ports ?? []).map((p) => p.containerPort);
-  expect(appPorts.every((port) => config.ports.includes(port))).toBe(true); // inbound is filtered: the app's ports must be open
+  expect(appPorts.every((port) => config.policy.ports.includes(port))).toBe(true); // inbound is filtered: the app's ports must be open
 });
 
 test("initcontainer-deployment.yaml: domainwall gets NET_ADMIN and nothing else; the app gets no way around the rules", () => {

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { Writable } from "node:stream";
-import { main, type World } from "../src/main.ts";
+import { main } from "../src/main.ts";
+import type { World } from "../src/world.ts";
 import type { Lookup } from "../src/dns/resolve.ts";
 import { fakeRun, isBackendProbe, type RunCall } from "./support/fake-run.ts";
 import type { RunResult } from "../src/run.ts";
@@ -81,8 +82,8 @@ describe("main", () => {
     expect(stderr).toContain("applied: 2 names resolved, 1 skipped; 3 IPv4 and 1 IPv6 allowed; inbound TCP 3000");
   });
 
-  test("apply is the default command, and flags override the variables", async () => {
-    const { code, calls } = await runMain(["--hosts", "mirror.example"], { hosts_csv: "api.example" });
+  test("flags override the variables", async () => {
+    const { code, calls } = await runMain(["apply", "--hosts", "mirror.example"], { hosts_csv: "api.example" });
     expect(code).toBe(0);
     expect(calls[0]?.stdin).toContain("203.0.113.20");
     expect(calls[0]?.stdin).not.toContain("203.0.113.10");
@@ -110,7 +111,9 @@ describe("main", () => {
 
   test.each([
     { argv: ["frobnicate"], message: 'unknown command "frobnicate"' },
-    { argv: ["apply", "--nope"], message: "--nope" },
+    { argv: ["apply", "--nope"], message: "unknown option --nope" },
+    { argv: ["apply", "--hots", "a.example"], message: "unknown option --hots (did you mean --hosts?)" },
+    { argv: ["apply", "--ports", "22", "--backend", "nft", "--backend", "iptables-legacy"], message: '--backend is given 2 times ("nft" and "iptables-legacy"): give it once' },
     { argv: ["status", "--hosts", "a.example"], message: "--hosts does not apply to 'status'" },
     { argv: ["remove", "--dry-run"], message: "--dry-run is the same as 'render'" },
     { argv: ["apply", "--log-format", "xml"], message: '--log-format: "xml" must be "text" or "json"' },
@@ -119,6 +122,48 @@ describe("main", () => {
     expect(code).toBe(2);
     expect(stderr).toContain(message);
     expect([calls, probes]).toEqual([[], 0]);
+  });
+
+  test("no command prints the usage and exits 2; --dry-run alone is render", async () => {
+    for (const argv of [[], ["--hosts", "api.example"]]) {
+      const { code, stderr, stdout, calls, probes } = await runMain(argv, { hosts_csv: "api.example" });
+      expect(code).toBe(2);
+      expect(stderr).toContain("no command given");
+      expect(stderr).toContain("Usage: domainwall <command> [options]");
+      expect([stdout, calls, probes]).toEqual(["", [], 0]);
+    }
+    expect((await runMain(["--dry-run"], { hosts_csv: "api.example" })).stdout).toContain("table inet domainwall {");
+  });
+
+  test("help and help COMMAND print help and exit 0", async () => {
+    const main = await runMain(["help"]);
+    expect([main.code, main.stdout]).toEqual([0, expect.stringContaining("Commands:")]);
+    const apply = await runMain(["help", "apply"]);
+    expect([apply.code, apply.stdout]).toEqual([0, expect.stringContaining("--confirm-within DURATION")]);
+  });
+
+  test("an unknown option is reported with every other problem, at once", async () => {
+    const { code, stderr } = await runMain(["apply", "--hots", "a.example", "--ports", "99999", "--log-format", "xml"], { hosts_csv: "api.example" });
+    expect(code).toBe(2);
+    expect(stderr).toContain("unknown option --hots (did you mean --hosts?)");
+    expect(stderr).toContain('--ports: "99999" is not a port number');
+    expect(stderr).toContain('--log-format: "xml" must be "text" or "json"');
+  });
+
+  test("a network that allows everything is accepted with a warning saying so", async () => {
+    const { code, stderr } = await runMain(["apply", "--allow", "0.0.0.0/0,::/0", "--dns-servers", "0.0.0.0/0"], { hosts_csv: "api.example" });
+    expect(code).toBe(0);
+    expect(stderr).toContain("--allow: 0.0.0.0/0 allows every IPv4 address");
+    expect(stderr).toContain("--allow: ::/0 allows every IPv6 address");
+    expect(stderr).toContain("--dns-servers: 0.0.0.0/0 allows DNS (port 53) to every IPv4 address");
+  });
+
+  test("render --strict failing says nothing was rendered, not that nothing was loaded", async () => {
+    const { code, stderr, stdout } = await runMain(["render", "--strict"], { hosts_csv: "api.example,cluster.local" });
+    expect(code).toBe(1);
+    expect(stderr).toContain("--strict: cluster.local has no addresses; no ruleset was rendered");
+    expect(stderr).not.toContain("nothing was loaded");
+    expect(stdout).toBe("");
   });
 
   test("a failing nft exits 1 with nft's error", async () => {
@@ -242,17 +287,21 @@ describe("main", () => {
     });
 
     test("flags override the file, which overrides the environment", async () => {
-      const { calls } = await withFile(["apply", "--config", "/etc/domainwall.toml", "--ports", "8080"], { hosts_csv: "mirror.example", listening_ports_csv: "9" });
+      const { calls } = await withFile(["apply", "--config", "/etc/domainwall.toml", "--ports", "8080", "--ports", "8443"], { hosts_csv: "mirror.example", listening_ports_csv: "9" });
       expect(calls[0]?.stdin).toContain("203.0.113.10, # api.example"); // file beats hosts_csv
       expect(calls[0]?.stdin).not.toContain("203.0.113.20");
-      expect(calls[0]?.stdin).toContain("tcp dport { 8080 } accept"); // flag beats file
+      expect(calls[0]?.stdin).toContain("tcp dport { 8080, 8443 } accept"); // flags beat the file, and add up
     });
 
     test.each([
       { name: "a bad value names the file and the field", text: 'hosts = ["ok.example", "bad;name"]\n', message: '/etc/domainwall.toml: hosts: "bad;name" is not a valid host name' },
       { name: "an unknown field", text: 'hosts = ["a.example"]\nhostz = ["b.example"]\n', message: '/etc/domainwall.toml: unknown setting "hostz"' },
       { name: "a wrong type", text: "hosts = { a = 1 }\n", message: '/etc/domainwall.toml: "hosts" must be a string, number, boolean or a list' },
-      { name: "not TOML", text: "hosts = [\n", message: "/etc/domainwall.toml: not valid TOML" },
+      { name: "not TOML", text: "hosts = [\n", message: "/etc/domainwall.toml:1: not valid TOML" },
+      { name: "not TOML further down", text: 'hosts = ["a.example"]\n\nports = \n', message: "/etc/domainwall.toml:3: not valid TOML" },
+      { name: "a float for a port", text: 'hosts = ["a.example"]\nports = [8080.0]\n', message: '/etc/domainwall.toml: ports: "8080.0" is not a port number' },
+      { name: "an exponent for a port", text: 'hosts = ["a.example"]\nports = 1e3\n', message: '/etc/domainwall.toml: ports: "1e3" is not a port number' },
+      { name: "a comma inside one element", text: 'hosts = ["a.example,b.example"]\n', message: '/etc/domainwall.toml: hosts: "a.example,b.example" holds a comma' },
       { name: "a switch given a number", text: 'hosts = ["a.example"]\nstrict = 1\n', message: '/etc/domainwall.toml: "strict" must be true or false, not 1' },
       { name: "a switch given a string", text: 'hosts = ["a.example"]\nreject = "yes"\n', message: '/etc/domainwall.toml: "reject" must be true or false, not "yes"' },
       { name: "a list given a boolean", text: "hosts = true\n", message: '/etc/domainwall.toml: "hosts" must be a string, a number or a list, not true' },
@@ -269,17 +318,32 @@ describe("main", () => {
       expect(code).toBe(2);
       expect(stderr).toContain('--config: "/nope.toml" does not exist');
     });
+
+    test("a directory exits 2 saying it is one, with the other problems", async () => {
+      const { code, stderr } = await runMain(["apply", "--config", "/etc", "--ports", "0"], {}, {}, undefined, undefined, (world) => ({
+        readFile: async (path) => {
+          if (path === "/etc") throw new Error("is a directory, not a file");
+          return world.readFile(path);
+        },
+      }));
+      expect(code).toBe(2);
+      expect(stderr).toContain('--config: "/etc" cannot be read: is a directory, not a file');
+      expect(stderr).toContain('--ports: "0" is not a port number');
+    });
   });
 
   describe("apply --confirm-within", () => {
     const previous = "table inet domainwall {\n\tchain output {\n\t}\n}\n";
-    const nft = (call: RunCall) => (call.args.includes("list") ? { stdout: previous } : {});
+    /** Reading our table is a script too: `list table inet domainwall` on nft's stdin. */
+    const isList = (call: RunCall) => call.stdin === "list table inet domainwall";
+    const nft = (call: RunCall) => (isList(call) ? { stdout: previous } : {});
+    const described = (call: RunCall) => (isList(call) ? "list table inet domainwall" : call.args.join(" "));
     const pending = "/run/domainwall/confirm.pending";
 
     test("without a confirmation, the previous rules come back in one transaction and the exit code is 1", async () => {
       const { code, stderr, calls, files } = await runMain(["apply", "--confirm-within", "2s"], { hosts_csv: "api.example" }, nft);
       expect(code).toBe(1);
-      expect(calls.map((c) => c.args.join(" "))).toEqual(["list table inet domainwall", "-f -", "-f -"]);
+      expect(calls.map(described)).toEqual(["list table inet domainwall", "-f -", "-f -"]);
       expect(calls[2]?.stdin).toBe(`table inet domainwall\ndelete table inet domainwall\n${previous}`);
       expect(stderr).toContain("not confirmed: the previous rules are back");
       expect(files[pending]).toBeUndefined();
@@ -287,7 +351,7 @@ describe("main", () => {
 
     test("with nothing loaded before, an unconfirmed apply removes everything", async () => {
       const { code, calls } = await runMain(["apply", "--confirm-within", "1s"], { hosts_csv: "api.example" }, (call) =>
-        call.args.includes("list") ? { code: 1, stderr: "Error: No such file or directory" } : {},
+        isList(call) ? { code: 1, stderr: "Error: No such file or directory" } : {},
       );
       expect(code).toBe(1);
       expect(calls.at(-1)?.stdin).toBe("table inet domainwall\ndelete table inet domainwall\n");
@@ -318,7 +382,7 @@ describe("main", () => {
     test("signals are handled from before the snapshot until after the rollback", async () => {
       const events: string[] = [];
       const { code, calls } = await runMain(["apply", "--confirm-within", "1s"], { hosts_csv: "api.example" }, (call) => {
-        events.push(`nft ${call.args.join(" ")}`);
+        events.push(`nft ${described(call)}`);
         return nft(call);
       }, undefined, undefined, () => ({
         awaitOperator: () => {
@@ -340,7 +404,7 @@ describe("main", () => {
         },
       }));
       expect(code).toBe(1);
-      expect(calls.map((c) => c.args.join(" "))).toEqual(["list table inet domainwall", "-f -", "-f -"]);
+      expect(calls.map(described)).toEqual(["list table inet domainwall", "-f -", "-f -"]);
       expect(calls[2]?.stdin).toBe(`table inet domainwall\ndelete table inet domainwall\n${previous}`);
       expect(stderr).toContain("EIO: i/o error");
     });

@@ -1,5 +1,6 @@
 import { expect, test } from "bun:test";
-import { parseCli, rawConfigFor, settingsFor } from "../src/cli.ts";
+import { parseCli } from "../src/cli/parse.ts";
+import { layerSettings } from "../src/cli/settings.ts";
 import { parseConfig } from "../src/config/config.ts";
 
 interface Probe {
@@ -29,10 +30,10 @@ test("examples/sidecar-watch.yaml: a native sidecar whose args and variables are
   expect(invocation.kind === "run" && invocation.command).toBe("watch");
   if (invocation.kind !== "run") return;
   const env = Object.fromEntries((sidecar.env ?? []).map((e) => [e.name, e.value]));
-  const { config } = parseConfig(rawConfigFor("watch", settingsFor(invocation.flags, new Map(), "", env)));
+  const { config } = parseConfig(layerSettings("watch", { env, file: new Map(), flags: invocation.flags }), "watch");
   expect(config.watch?.metricsAddr).toEqual({ hostname: "0.0.0.0", port: 9464 });
   // The kubelet probes the pod IP from the node: with inbound filtered, the metrics port must be open.
-  expect(config.ports).toContain(9464);
+  expect(config.policy.ports).toContain(9464);
   expect(sidecar.volumeMounts?.map((m) => m.mountPath)).toContain("/run/domainwall");
   expect(config.watch?.readyFile?.startsWith("/run/domainwall/")).toBe(true);
 });

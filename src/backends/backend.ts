@@ -1,3 +1,4 @@
+import type { Family } from "../net/ip.ts";
 import type { Policy } from "../policy/policy.ts";
 
 /** What is loaded now, as `status` shows it. */
@@ -9,28 +10,46 @@ export type Status =
       readonly counters: readonly { readonly name: string; readonly packets: number; readonly bytes: number }[];
     };
 
+/** How long a load took: turning the policy into text, and the kernel (nft, *-restore, *-save) taking it. */
+export interface LoadTimes {
+  readonly renderMs: number;
+  readonly loadMs: number;
+}
+
 /**
- * A way to enforce a `Policy` in the kernel. `render` is the exact text `apply` loads, so a dry
- * run shows what would happen; `apply` replaces domainwall's previous rules atomically or fails
- * leaving them as they were.
+ * What a backend had loaded, to be put back by the same backend's `restore`; callers only hand it
+ * back. nft: our table as `nft list table` prints it; iptables-legacy: each family's part of the
+ * filter table (our chains, rules with counters, jumps).
+ */
+export type Snapshot =
+  | { readonly backend: "nft"; readonly table: string }
+  | { readonly backend: "iptables-legacy"; readonly parts: Readonly<Record<Family, string>> };
+
+/**
+ * A way to enforce a `Policy` in the kernel. `apply` replaces domainwall's previous rules
+ * atomically or fails leaving them as they were.
  */
 export interface Backend {
-  readonly name: string;
+  readonly name: Snapshot["backend"];
+  /**
+   * The text `render` prints. nft: exactly what `apply` loads. iptables-legacy: both families'
+   * restore input for a namespace where nothing of ours is loaded yet (`apply` renders against
+   * what it finds loaded, so its jumps may differ).
+   */
   render(policy: Policy): string;
   /** Have the kernel validate the rendered text without changing anything. */
   check(policy: Policy): Promise<void>;
-  apply(policy: Policy): Promise<void>;
+  apply(policy: Policy): Promise<LoadTimes>;
   /**
    * `watch`: replace only the allow sets of the loaded rules, atomically, leaving everything else
-   * (and established connections) as it is; fails when nothing is loaded. A backend without it
-   * gets a full `apply` instead.
+   * (and established connections) as it is; fails when nothing is loaded.
    */
-  updateSets?(policy: Policy): Promise<void>;
+  updateSets(policy: Policy): Promise<void>;
   /** Delete everything domainwall loaded; succeeds when nothing is loaded. */
   remove(): Promise<void>;
   status(): Promise<Status>;
   /** What is loaded now, in a form `restore` takes back; undefined when nothing is loaded. */
-  snapshot(): Promise<string | undefined>;
+  snapshot(): Promise<Snapshot | undefined>;
   /** Put a snapshot back exactly, in one transaction (undefined: remove everything). */
-  restore(snapshot: string | undefined): Promise<void>;
+  restore(snapshot: Snapshot | undefined): Promise<void>;
 }

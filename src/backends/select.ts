@@ -1,17 +1,11 @@
 import type { Backend } from "./backend.ts";
-import { applyError, configError } from "../errors.ts";
+import type { BackendChoice } from "../cli/options.ts";
+import { runtimeError } from "../errors.ts";
+import { messageOf } from "../messages.ts";
 import { createIptablesBackend } from "./iptables/backend.ts";
 import { createNftBackend } from "./nft/backend.ts";
+import { processExecutor } from "./nft/process-executor.ts";
 import type { Run } from "../run.ts";
-
-export const BACKENDS = ["auto", "nft", "iptables-legacy"] as const;
-export type BackendChoice = (typeof BACKENDS)[number];
-
-export function parseBackendChoice(setting: { from: string; value: string } | undefined): BackendChoice {
-  const value = setting?.value ?? "auto";
-  if ((BACKENDS as readonly string[]).includes(value)) return value as BackendChoice;
-  throw configError(`${setting?.from}: ${JSON.stringify(value)} must be one of ${BACKENDS.join(", ")}`);
-}
 
 /** A transaction the kernel checks and never commits: does nf_tables work in this namespace? */
 const NFT_PROBE = "table inet domainwall_probe\n";
@@ -23,7 +17,7 @@ async function probe(run: Run, command: string, args: string[], stdin?: string):
     const result = await run(command, args, stdin);
     return result.code === 0 ? { ok: true } : { ok: false, why: `${command} ${args.join(" ")}: ${result.stderr.trim() || `exit ${result.code}`}` };
   } catch (error) {
-    return { ok: false, why: error instanceof Error ? error.message : String(error) };
+    return { ok: false, why: messageOf(error) };
   }
 }
 
@@ -39,25 +33,25 @@ async function probeIptables(run: Run): Promise<Probe> {
  * choice that does not work is an error, never a silent switch. Without `probe` (render, which
  * needs neither root nor the tools) `auto` means nft.
  */
-export async function selectBackend(choice: BackendChoice, run: Run, options: { probe: boolean }): Promise<{ backend: Backend; reason: string }> {
-  const nft = { backend: createNftBackend(run) };
-  const iptables = { backend: createIptablesBackend(run) };
+export async function selectBackend(choice: BackendChoice, run: Run, options: { probe: boolean; now?: () => number }): Promise<{ backend: Backend; reason: string }> {
+  const nft = { backend: createNftBackend(processExecutor(run), options.now) };
+  const iptables = { backend: createIptablesBackend(run, options.now) };
   if (!options.probe) {
     return choice === "iptables-legacy" ? { ...iptables, reason: "requested" } : { ...nft, reason: choice === "nft" ? "requested" : "render shows nft unless --backend says otherwise" };
   }
   if (choice === "nft") {
     const result = await probeNft(run);
-    if (!result.ok) throw applyError(`--backend nft does not work here: ${result.why}`);
+    if (!result.ok) throw runtimeError(`--backend nft does not work here: ${result.why}`);
     return { ...nft, reason: "requested" };
   }
   if (choice === "iptables-legacy") {
     const result = await probeIptables(run);
-    if (!result.ok) throw applyError(`--backend iptables-legacy does not work here: ${result.why}`);
+    if (!result.ok) throw runtimeError(`--backend iptables-legacy does not work here: ${result.why}`);
     return { ...iptables, reason: "requested" };
   }
   const nftProbe = await probeNft(run);
   if (nftProbe.ok) return { ...nft, reason: "auto: nft works in this network namespace" };
   const iptablesProbe = await probeIptables(run);
   if (iptablesProbe.ok) return { ...iptables, reason: `auto: nft is not usable (${nftProbe.why}); iptables-legacy works` };
-  throw applyError(`no backend works here: tried nft (${nftProbe.why}) and iptables-legacy (${iptablesProbe.why})`);
+  throw runtimeError(`no backend works here: tried nft (${nftProbe.why}) and iptables-legacy (${iptablesProbe.why})`);
 }

@@ -1,5 +1,6 @@
-import * as v from "valibot";
-import { configError } from "../errors.ts";
+import { messageOf } from "../messages.ts";
+import { FILE_KEYS, OPTIONS, type OptionName } from "./options.ts";
+import { settingOf, type Setting } from "./settings.ts";
 
 /**
  * A configuration file (`--config FILE`) is TOML whose keys are the long flag names:
@@ -10,35 +11,106 @@ import { configError } from "../errors.ts";
  *     strict = true
  *
  * TOML rather than JSON because a list of allowed names wants comments, and Bun parses TOML
- * natively (no dependency). Values are checked here for shape only; the same valibot schema as
- * for flags and variables validates their content.
+ * natively (no dependency). Values are checked here for shape only; the option table's parsers
+ * validate their content, as for flags and variables. A TOML array stays a list of items (an item
+ * holding a comma is refused, never split); a number keeps the text it was written as, so
+ * `ports = 8080.0` is refused as a port rather than read as 8080.
  */
-export type FileValue = string | boolean;
+export interface ConfigFile {
+  readonly settings: ReadonlyMap<OptionName, Setting>;
+  readonly problems: readonly string[];
+}
 
-const scalar = v.union([v.string(), v.number()]);
-const value = v.union([v.boolean(), scalar, v.array(scalar)]);
+type Scalar = string | number;
 
-/** `booleanKeys` take only `true` or `false`; the other keys take anything but a boolean. */
-export function parseConfigFile(text: string, path: string, allowedKeys: readonly string[], booleanKeys: readonly string[] = []): Map<string, FileValue> {
+/** The number literals of each top-level key, in order, as written (`8080.0`, `1e3`, `0x50`). */
+function numberLiterals(text: string): Map<string, string[]> {
+  const literals = new Map<string, string[]>();
+  let key: string | undefined;
+  let depth = 0;
+  // Strings (basic, literal, multi-line), comments, keys at depth 0, and anything number-like.
+  const token = /"""[\s\S]*?"""|'''[\s\S]*?'''|"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|#[^\n]*|[[\]{}]|^[ \t]*([A-Za-z0-9_-]+)[ \t]*=|[+-]?(?:\d[\w.+-]*|inf|nan)/gm;
+  for (const match of text.matchAll(token)) {
+    const [whole, name] = match;
+    if (name !== undefined && depth === 0) key = name;
+    else if (whole === "[" || whole === "{") depth++;
+    else if (whole === "]" || whole === "}") depth--;
+    else if (key !== undefined && /^[+-]?(\d|inf|nan)/.test(whole)) literals.set(key, [...(literals.get(key) ?? []), whole]);
+  }
+  return literals;
+}
+
+/**
+ * The line where a TOML statement that does not parse begins: the one after the longest prefix of
+ * whole lines that parses (Bun's parser does not say).
+ */
+function errorLine(text: string): number {
+  const lines = text.split("\n");
+  let good = 0;
+  for (let n = 1; n <= lines.length; n++) {
+    try {
+      Bun.TOML.parse(lines.slice(0, n).join("\n"));
+      good = n;
+    } catch {
+      // an unfinished statement (a multi-line array) may still parse with more lines
+    }
+  }
+  return Math.min(good + 1, lines.length);
+}
+
+const isScalar = (value: unknown): value is Scalar => typeof value === "string" || typeof value === "number";
+
+export function parseConfigFile(text: string, path: string): ConfigFile {
   let data: unknown;
   try {
     data = Bun.TOML.parse(text);
   } catch (error) {
-    throw configError(`${path}: not valid TOML: ${error instanceof Error ? error.message : String(error)}`);
+    return { settings: new Map(), problems: [`${path}:${errorLine(text)}: not valid TOML: ${messageOf(error).replace(/^TOML Parse error: /, "")}`] };
   }
-  const result = v.safeParse(v.record(v.string(), value), data);
-  if (!result.success) {
-    const key = result.issues[0]?.path?.[0]?.key;
-    throw configError(`${path}: ${key === undefined ? "expected key = value pairs" : `"${String(key)}" must be a string, number, boolean or a list of strings/numbers`}`);
-  }
+  if (typeof data !== "object" || data === null || Array.isArray(data)) return { settings: new Map(), problems: [`${path}: expected key = value pairs`] };
+  const literals = numberLiterals(text);
   const problems: string[] = [];
-  const values = new Map<string, FileValue>();
-  for (const [key, raw] of Object.entries(result.output)) {
-    if (!allowedKeys.includes(key)) problems.push(`${path}: unknown setting "${key}"; known: ${allowedKeys.join(", ")}`);
-    else if (booleanKeys.includes(key) !== (typeof raw === "boolean")) {
-      problems.push(`${path}: "${key}" must be ${booleanKeys.includes(key) ? "true or false" : "a string, a number or a list"}, not ${JSON.stringify(raw)}`);
-    } else values.set(key, typeof raw === "boolean" ? raw : Array.isArray(raw) ? raw.map(String).join(",") : String(raw));
+  const settings = new Map<OptionName, Setting>();
+  for (const [key, raw] of Object.entries(data)) {
+    if (!(FILE_KEYS as readonly string[]).includes(key)) {
+      problems.push(`${path}: unknown setting "${key}"; known: ${FILE_KEYS.join(", ")}`);
+      continue;
+    }
+    const name = key as OptionName;
+    const from = `${path}: ${key}`;
+    const numbers = [...(literals.get(key) ?? [])];
+    const written = (value: Scalar) => (typeof value === "number" ? (numbers.shift() ?? String(value)) : value);
+    const kind = OPTIONS[name].kind;
+    if (!isScalar(raw) && !(Array.isArray(raw) && raw.every(isScalar)) && typeof raw !== "boolean") {
+      problems.push(`${path}: "${key}" must be a string, number, boolean or a list of strings/numbers`);
+    } else if ((kind === "switch") !== (typeof raw === "boolean")) {
+      problems.push(`${path}: "${key}" must be ${kind === "switch" ? "true or false" : "a string, a number or a list"}, not ${JSON.stringify(raw)}`);
+    } else if (typeof raw === "boolean") {
+      settings.set(name, { from, kind: "switch", on: raw });
+    } else if (Array.isArray(raw)) {
+      const items = raw.map(written);
+      if (kind !== "list") {
+        settings.set(name, settingOf(name, from, items.join(",")));
+        continue;
+      }
+      for (const item of items) if (item.includes(",")) problems.push(`${from}: ${JSON.stringify(item)} holds a comma: write each entry as its own string`);
+      settings.set(name, { from, kind: "list", items: items.map((item) => item.trim()), text: JSON.stringify(items) });
+    } else {
+      settings.set(name, settingOf(name, from, written(raw)));
+    }
   }
-  if (problems.length > 0) throw configError(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
-  return values;
+  return { settings, problems };
+}
+
+/** `--config FILE`: read and parse it; a missing file, a directory or an unreadable one is a problem like any other. */
+export async function readConfigFile(readFile: (path: string) => Promise<string | undefined>, setting: { from: string; text: string }): Promise<ConfigFile> {
+  const path = setting.text;
+  let text: string | undefined;
+  try {
+    text = await readFile(path);
+  } catch (error) {
+    return { settings: new Map(), problems: [`${setting.from}: ${JSON.stringify(path)} cannot be read: ${messageOf(error)}`] };
+  }
+  if (text === undefined) return { settings: new Map(), problems: [`${setting.from}: ${JSON.stringify(path)} does not exist`] };
+  return parseConfigFile(text, path);
 }

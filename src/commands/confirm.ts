@@ -1,3 +1,6 @@
+import { runtimeError } from "../errors.ts";
+import { pendingFile, type Context } from "./context.ts";
+
 /**
  * Safe apply on a machine reached over SSH: after loading new rules, wait for a confirmation and
  * otherwise put the previous rules back. `domainwall confirm` (from another shell) removes the
@@ -35,4 +38,10 @@ export async function waitForConfirmation(withinMs: number, io: ConfirmIo): Prom
 export function sshServerPort(sshConnection: string | undefined): number | undefined {
   const port = Number(sshConnection?.trim().split(/\s+/)[3]);
   return Number.isInteger(port) && port > 0 && port <= 65535 ? port : undefined;
+}
+
+/** `confirm`: the waiting apply's rules stay (its pending file goes); exit 1 when none waits. */
+export async function confirmCommand({ world, log }: Context): Promise<void> {
+  if (!(await world.removeFile(pendingFile(world.env)))) throw runtimeError("no apply is waiting for confirmation");
+  log.success("confirmed");
 }

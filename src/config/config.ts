@@ -1,8 +1,11 @@
 import * as v from "valibot";
-import { parseDuration } from "./duration.ts";
-import { configError } from "../errors.ts";
-import { parseHost } from "./hostname.ts";
-import { parseAddress, parseCidr, sortByCidr, type Cidr } from "../net/ip.ts";
+import { OPTIONS, takes, type BackendChoice, type Command, type OptionName, type ValueOf } from "../cli/options.ts";
+import { rawOf, type Settings } from "../cli/settings.ts";
+import { usageError } from "../errors.ts";
+import { parseCidr, sortByCidr, type Cidr } from "../net/ip.ts";
+import { show, type DnsServers, type ListenAddress, type LogFormat } from "./values.ts";
+
+export type { DnsServers, ListenAddress, LogFormat } from "./values.ts";
 
 /** An allowed network and where it came from (shown as a `#` comment in the ruleset). */
 export interface AllowEntry {
@@ -10,11 +13,7 @@ export interface AllowEntry {
   readonly source: string;
 }
 
-export type DnsServers = { readonly kind: "resolv.conf" } | { readonly kind: "any" } | { readonly kind: "list"; readonly servers: readonly Cidr[] };
-
-export type LogFormat = "text" | "json";
-
-/** Validated configuration: everything downstream trusts it. */
+/** Validated policy settings of the commands that build a ruleset: everything downstream trusts them. */
 export interface Config {
   /** DNS names to resolve: ASCII, lower case, no trailing dot, unique, in input order. */
   readonly hosts: readonly string[];
@@ -27,8 +26,6 @@ export interface Config {
   readonly onResolveError: "fail" | "warn";
   readonly reject: boolean;
   readonly resolveTimeoutMs: number;
-  /** Only for `watch`. */
-  readonly watch?: WatchConfig;
 }
 
 /** `watch`: when to look names up again, how long unseen addresses stay, what to expose. */
@@ -47,184 +44,38 @@ export interface WatchConfig {
   readonly removeOnExit: boolean;
 }
 
-export interface ListenAddress {
-  /** An IP address (IPv6 without brackets) or "localhost". */
-  readonly hostname: string;
-  readonly port: number;
+interface Common {
+  readonly logFormat: LogFormat;
+}
+interface WithBackend extends Common {
+  readonly backend: BackendChoice;
 }
 
-/** One raw setting and the variable or flag it came from, so every message can name it. */
-export interface Setting {
-  readonly from: string;
-  readonly value: string;
-}
+/** Each command's configuration: `policy` for the commands that build one, `watch` for watch alone. */
+export type CommandConfig =
+  | (WithBackend & { readonly command: "apply"; readonly policy: Config; readonly confirmWithinMs?: number })
+  | (WithBackend & { readonly command: "render"; readonly policy: Config })
+  | (WithBackend & { readonly command: "check"; readonly policy: Config })
+  | (WithBackend & { readonly command: "watch"; readonly policy: Config; readonly watch: WatchConfig })
+  | (WithBackend & { readonly command: "remove" })
+  | (WithBackend & { readonly command: "status" })
+  | (Common & { readonly command: "confirm" });
 
-/** What the command line and environment provide, before validation. */
-export interface RawConfig {
-  readonly hosts?: Setting;
-  readonly ports?: Setting;
-  readonly allow?: Setting;
-  /** `--allow-file`: the setting holds the path. */
-  readonly allowFile?: Setting;
-  /** The allow file's text, read by the caller (config stays pure); undefined when it does not exist. */
-  readonly allowFileText?: string;
-  readonly dnsServers?: Setting;
-  readonly resolveTimeout?: Setting;
-  readonly strict: boolean;
-  readonly onResolveError?: Setting;
-  readonly reject: boolean;
-  /** Whether this command needs hosts (apply, render, check). */
-  readonly requireHosts: boolean;
-  /** Present for `watch` only. */
-  readonly watch?: RawWatchConfig;
-}
+export type ConfigOf<C extends Command> = Extract<CommandConfig, { command: C }>;
 
-export interface RawWatchConfig {
-  readonly minTtl?: Setting;
-  readonly maxTtl?: Setting;
-  readonly grace?: Setting;
-  readonly readyFile?: Setting;
-  readonly metricsAddr?: Setting;
-  readonly removeOnExit: boolean;
-}
-
-export interface ParsedConfig {
-  readonly config: Config;
-  /** Accepted but worth telling: normalised CIDRs, duplicates. */
+export interface ParsedConfig<C extends Command = Command> {
+  readonly config: ConfigOf<C>;
+  /** Accepted but worth telling: normalised CIDRs, networks that allow everything. */
   readonly warnings: readonly string[];
 }
 
-const show = (value: string): string => JSON.stringify(value);
-
-/** Split a comma-separated list; whitespace around items and empty items are tolerated. */
-export const splitList = (value: string): string[] =>
-  value
-    .split(",")
-    .map((item) => item.trim())
-    .filter((item) => item !== "");
-
-type Item<T> = v.GenericSchema<string, T>;
-
-function item<T>(from: string, parse: (raw: string) => { ok: true; value: T } | { ok: false; reason: string }): Item<T> {
-  return v.pipe(
-    v.string(),
-    v.rawTransform(({ dataset, addIssue, NEVER }) => {
-      const result = parse(dataset.value);
-      if (result.ok) return result.value;
-      addIssue({ message: `${from}: ${show(dataset.value)} ${result.reason}` });
-      return NEVER;
-    }),
-  );
+/** What the caller read for the settings (config stays pure). */
+export interface ConfigInputs {
+  /** Problems already found on the command line or in the config file, reported with the rest. */
+  readonly problems?: readonly string[];
+  /** The `--allow-file` text; undefined when it does not exist. */
+  readonly allowFileText?: string;
 }
-
-const hostItem = (from: string) =>
-  item(from, (raw) => {
-    const parsed = parseHost(raw);
-    return parsed.ok ? { ok: true, value: parsed.host } : { ok: false, reason: `is not a valid host name: ${parsed.reason}` };
-  });
-
-const portItem = (from: string) =>
-  item(from, (raw) =>
-    /^[0-9]{1,5}$/.test(raw) && Number(raw) >= 1 && Number(raw) <= 65535
-      ? { ok: true, value: Number(raw) }
-      : { ok: false, reason: "is not a port number (1-65535)" },
-  );
-
-const cidrItem = (from: string) =>
-  item(from, (raw) => {
-    const parsed = parseCidr(raw);
-    return parsed.ok ? { ok: true, value: { raw, ...parsed } } : { ok: false, reason: `is not an IP address or CIDR: ${parsed.reason}` };
-  });
-
-const listOf = <T>(from: string, schema: (from: string) => Item<T>) =>
-  v.pipe(v.string(), v.transform(splitList), v.array(schema(from)));
-
-const dnsServersSchema = (from: string) =>
-  v.pipe(
-    v.union([v.string(), v.undefined()]),
-    v.rawTransform(({ dataset, addIssue, NEVER }): DnsServers => {
-      if (dataset.value === undefined) return { kind: "resolv.conf" };
-      if (dataset.value.trim() === "any") return { kind: "any" };
-      const servers: Cidr[] = [];
-      for (const raw of splitList(dataset.value)) {
-        const parsed = parseCidr(raw);
-        if (parsed.ok && !parsed.hostBitsSet) servers.push(parsed.cidr);
-        else addIssue({ message: `${from}: ${show(raw)} is not a resolver address` });
-      }
-      if (servers.length === 0 && splitList(dataset.value).length === 0) {
-        addIssue({ message: `${from}: expected "any" or a list of resolver addresses` });
-      }
-      return servers.length > 0 ? { kind: "list", servers } : NEVER;
-    }),
-  );
-
-const DEFAULT_RESOLVE_TIMEOUT = "10s";
-
-/** A duration setting in milliseconds, between `minMs` and `maxMs`; absent means `fallback`. */
-const durationSchema = (from: string, fallback: string, minMs: number, maxMs: number) =>
-  v.pipe(
-    v.optional(v.string(), fallback),
-    v.check(
-      (raw) => {
-        const ms = parseDuration(raw);
-        return ms !== undefined && ms >= minMs && ms <= maxMs;
-      },
-      (issue) => `${from}: ${show(String(issue.input))} is not a duration between ${minMs / 1000}s and ${maxMs / 1000}s (e.g. ${fallback})`,
-    ),
-    v.transform((raw) => parseDuration(raw) ?? 0),
-  );
-
-const timeoutSchema = (from: string) => durationSchema(from, DEFAULT_RESOLVE_TIMEOUT, 100, 300_000);
-
-const onErrorSchema = (from: string) =>
-  v.optional(
-    v.picklist(["fail", "warn"], (issue) => `${from}: ${show(String(issue.input))} must be "fail" or "warn"`),
-    "fail",
-  );
-
-/** Defaults of `watch`: see WatchConfig. */
-export const WATCH_DEFAULTS = { minTtl: "5s", maxTtl: "1h", grace: "5m" } as const;
-
-/** `HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all IPv4 interfaces); HOST is an IP address or localhost. */
-export function parseListenAddress(text: string): ListenAddress | undefined {
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]*)):([0-9]{1,5})$/.exec(text.trim());
-  const port = Number(match?.[3]);
-  if (!match || port < 1 || port > 65535) return undefined;
-  const hostname = match[1] ?? (match[2] || "0.0.0.0");
-  const ip = parseAddress(hostname);
-  if (hostname !== "localhost" && (ip === undefined || (ip.family === 6) !== (match[1] !== undefined))) return undefined;
-  return { hostname, port };
-}
-
-const watchSchema = (raw: RawWatchConfig | undefined) => {
-  const from = (setting: Setting | undefined, flag: string) => setting?.from ?? flag;
-  return v.optional(
-    v.pipe(
-      v.object({
-        minTtlMs: durationSchema(from(raw?.minTtl, "--min-ttl"), WATCH_DEFAULTS.minTtl, 1000, 3_600_000),
-        maxTtlMs: durationSchema(from(raw?.maxTtl, "--max-ttl"), WATCH_DEFAULTS.maxTtl, 1000, 86_400_000),
-        graceMs: durationSchema(from(raw?.grace, "--grace"), WATCH_DEFAULTS.grace, 0, 86_400_000),
-        readyFile: v.optional(v.pipe(v.string(), v.trim(), v.nonEmpty(`${from(raw?.readyFile, "--ready-file")}: expected a file path`))),
-        metricsAddr: v.optional(
-          v.pipe(
-            v.string(),
-            v.rawTransform(({ dataset, addIssue, NEVER }) => {
-              const address = parseListenAddress(dataset.value);
-              if (address) return address;
-              addIssue({ message: `${from(raw?.metricsAddr, "--metrics-addr")}: ${show(dataset.value)} is not HOST:PORT (e.g. 0.0.0.0:9464, [::]:9464, 127.0.0.1:9464)` });
-              return NEVER;
-            }),
-          ),
-        ),
-        removeOnExit: v.boolean(),
-      }),
-      v.check(
-        (w) => w.minTtlMs <= w.maxTtlMs,
-        (issue) => `--min-ttl (${(issue.input as { minTtlMs: number }).minTtlMs / 1000}s) must not be longer than --max-ttl (${(issue.input as { maxTtlMs: number }).maxTtlMs / 1000}s)`,
-      ),
-    ),
-  );
-};
 
 /** At most this many problems (or host-bits warnings) of an allow file are listed one by one. */
 const FILE_PROBLEMS_SHOWN = 10;
@@ -256,82 +107,114 @@ export function parseAllowFile(from: string, path: string, text: string): { entr
 }
 
 /** The allow file's entries, or the problems that stop it (missing file, bad lines). */
-function allowFileEntries(raw: RawConfig): ReturnType<typeof parseAllowFile> {
-  const setting = raw.allowFile;
-  if (setting === undefined) return { entries: [], problems: [], warnings: [] };
-  if (setting.value.trim() === "") return { entries: [], problems: [`${setting.from}: expected a file path`], warnings: [] };
-  if (raw.allowFileText === undefined) return { entries: [], problems: [`${setting.from}: ${show(setting.value)} does not exist`], warnings: [] };
-  return parseAllowFile(setting.from, setting.value, raw.allowFileText);
+function allowFileEntries(settings: Settings, text: string | undefined): ReturnType<typeof parseAllowFile> {
+  const setting = settings.get("allow-file");
+  if (setting === undefined || setting.kind !== "value") return { entries: [], problems: [], warnings: [] };
+  if (setting.text.trim() === "") return { entries: [], problems: [`${setting.from}: expected a file path`], warnings: [] };
+  if (text === undefined) return { entries: [], problems: [`${setting.from}: ${show(setting.text)} does not exist`], warnings: [] };
+  return parseAllowFile(setting.from, setting.text, text);
 }
 
+/** Where an option's value came from, for messages: the setting's source, or the flag. */
+const fromOf = (settings: Settings, name: OptionName): string => settings.get(name)?.from ?? `--${name}`;
+
+/** A network that holds every address of its family: it allows everything, which is rarely meant. */
+const everything = (cidr: Cidr): boolean => cidr.prefix === 0;
+
 /**
- * Validate everything before anything touches DNS or the kernel. All problems are reported at
- * once, each naming the variable or flag and the bad value; the error maps to exit code 2.
+ * Validate everything `command` takes before anything touches DNS or the kernel. All problems are
+ * reported at once (with `inputs.problems`, found earlier), each naming the variable, flag or file
+ * key and the bad value; the error maps to exit code 2.
  */
-export function parseConfig(raw: RawConfig): ParsedConfig {
-  const from = (setting: Setting | undefined) => setting?.from ?? "";
-  const schema = v.object({
-    hosts: listOf(from(raw.hosts), hostItem),
-    ports: listOf(from(raw.ports), portItem),
-    allow: listOf(from(raw.allow), cidrItem),
-    dnsServers: dnsServersSchema(from(raw.dnsServers)),
-    resolveTimeoutMs: timeoutSchema(from(raw.resolveTimeout)),
-    onResolveError: onErrorSchema(from(raw.onResolveError)),
-    watch: watchSchema(raw.watch),
-  });
-  const result = v.safeParse(schema, {
-    hosts: raw.hosts?.value ?? "",
-    ports: raw.ports?.value ?? "",
-    allow: raw.allow?.value ?? "",
-    dnsServers: raw.dnsServers?.value,
-    resolveTimeoutMs: raw.resolveTimeout?.value,
-    onResolveError: raw.onResolveError?.value,
-    watch: raw.watch && {
-      minTtlMs: raw.watch.minTtl?.value,
-      maxTtlMs: raw.watch.maxTtl?.value,
-      graceMs: raw.watch.grace?.value,
-      readyFile: raw.watch.readyFile?.value,
-      metricsAddr: raw.watch.metricsAddr?.value,
-      removeOnExit: raw.watch.removeOnExit,
-    },
-  });
-  const allowFile = allowFileEntries(raw);
-  const problems = [...(result.success ? [] : result.issues.map((issue) => issue.message)), ...allowFile.problems];
-  if (result.success && raw.requireHosts && result.output.hosts.length === 0) {
+export function parseConfig<C extends Command>(settings: Settings, command: C, inputs: ConfigInputs = {}): ParsedConfig<C> {
+  const problems = [...(inputs.problems ?? [])];
+  const warnings: string[] = [];
+  const value = <N extends OptionName>(name: N): ValueOf<N> => {
+    const result = v.safeParse(OPTIONS[name].parse(fromOf(settings, name)), takes(command, name) ? rawOf(settings.get(name)) : undefined);
+    if (result.success) return result.output as ValueOf<N>;
+    problems.push(...result.issues.map((issue) => issue.message));
+    return undefined as ValueOf<N>;
+  };
+  const logFormat = value("log-format");
+  const backend = value("backend");
+  const policy = takes(command, "hosts") ? policyConfig(settings, value, inputs, problems, warnings) : undefined;
+  const watch = command === "watch" ? watchConfig(settings, value, problems) : undefined;
+  const confirmWithinMs = command === "apply" ? value("confirm-within") : undefined;
+  if (problems.length > 0) throw usageError(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+  const config = {
+    command,
+    logFormat,
+    ...(command !== "confirm" && { backend }),
+    ...(policy && { policy }),
+    ...(watch && { watch }),
+    ...(confirmWithinMs !== undefined && { confirmWithinMs }),
+  };
+  return { config: config as unknown as ConfigOf<C>, warnings };
+}
+
+type ValueReader = <N extends OptionName>(name: N) => ValueOf<N>;
+
+function policyConfig(settings: Settings, value: ValueReader, inputs: ConfigInputs, problems: string[], warnings: string[]): Config {
+  const hosts = value("hosts");
+  const allow = value("allow");
+  const ports = value("ports");
+  const dnsServers = value("dns-servers");
+  const allowFile = allowFileEntries(settings, inputs.allowFileText);
+  problems.push(...allowFile.problems);
+  const hostsSetting = settings.get("hosts");
+  if (hosts !== undefined && hosts.length === 0) {
     problems.push(
-      raw.hosts === undefined
-        ? "hosts_csv (or --hosts) is required: the names to allow outbound"
-        : `${raw.hosts.from}: ${show(raw.hosts.value)} lists no host names`,
+      hostsSetting === undefined
+        ? `${OPTIONS.hosts.env} (or --hosts) is required: the names to allow outbound`
+        : `${hostsSetting.from}: ${show(hostsSetting.kind === "list" ? hostsSetting.text : "")} lists no host names`,
     );
   }
-  if (!result.success || problems.length > 0) {
-    throw configError(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
-  }
-  const { hosts, ports, allow, dnsServers, resolveTimeoutMs, onResolveError, watch } = result.output;
-  const warnings: string[] = [];
-  for (const entry of allow) {
-    if (entry.hostBitsSet) warnings.push(`${raw.allow?.from}: ${show(entry.raw)} has host bits set; using ${entry.cidr.text}`);
+  const allowFrom = fromOf(settings, "allow");
+  for (const entry of allow ?? []) {
+    if (entry.hostBitsSet) warnings.push(`${allowFrom}: ${show(entry.raw)} has host bits set; using ${entry.cidr.text}`);
   }
   warnings.push(...allowFile.warnings);
-  const names = [...new Set(hosts.flatMap((h) => (h.kind === "name" ? [h.name] : [])))];
-  const literals = hosts.flatMap((h) => (h.kind === "address" ? [h.cidr] : []));
+  const names = [...new Set((hosts ?? []).flatMap((h) => (h.kind === "name" ? [h.name] : [])))];
+  const literals = (hosts ?? []).flatMap((h) => (h.kind === "address" ? [h.cidr] : []));
   const allowEntries: AllowEntry[] = [
-    ...allow.map((entry) => ({ cidr: entry.cidr, source: from(raw.allow) })),
+    ...(allow ?? []).map((entry) => ({ cidr: entry.cidr, source: allowFrom })),
     ...allowFile.entries,
-    ...literals.map((cidr) => ({ cidr, source: from(raw.hosts) })),
+    ...literals.map((cidr) => ({ cidr, source: fromOf(settings, "hosts") })),
   ];
+  for (const entry of allowEntries.filter((e) => everything(e.cidr))) {
+    warnings.push(`${entry.source}: ${entry.cidr.text} allows every IPv${entry.cidr.family} address: outbound IPv${entry.cidr.family} is not restricted`);
+  }
+  if (dnsServers?.kind === "list") {
+    for (const server of dnsServers.servers.filter(everything)) {
+      warnings.push(`${fromOf(settings, "dns-servers")}: ${server.text} allows DNS (port 53) to every IPv${server.family} address, as "any" does`);
+    }
+  }
   return {
-    config: {
-      hosts: names,
-      allow: sortByCidr(allowEntries, (entry) => entry.cidr),
-      ports: [...new Set(ports)].sort((a, b) => a - b),
-      dnsServers,
-      strict: raw.strict,
-      onResolveError,
-      reject: raw.reject,
-      resolveTimeoutMs,
-      ...(watch && { watch }),
-    },
-    warnings,
+    hosts: names,
+    allow: sortByCidr(allowEntries, (entry) => entry.cidr),
+    ports: [...new Set(ports ?? [])].sort((a, b) => a - b),
+    dnsServers: dnsServers ?? { kind: "resolv.conf" },
+    strict: value("strict"),
+    onResolveError: value("on-resolve-error"),
+    reject: value("reject"),
+    resolveTimeoutMs: value("resolve-timeout"),
+  };
+}
+
+function watchConfig(settings: Settings, value: ValueReader, problems: string[]): WatchConfig | undefined {
+  const minTtlMs = value("min-ttl");
+  const maxTtlMs = value("max-ttl");
+  const readyFile = value("ready-file");
+  const metricsAddr = value("metrics-addr");
+  if (minTtlMs !== undefined && maxTtlMs !== undefined && minTtlMs > maxTtlMs) {
+    problems.push(`${fromOf(settings, "min-ttl")} (${minTtlMs / 1000}s) must not be longer than ${fromOf(settings, "max-ttl")} (${maxTtlMs / 1000}s)`);
+  }
+  return {
+    minTtlMs,
+    maxTtlMs,
+    graceMs: value("grace"),
+    ...(readyFile !== undefined && { readyFile }),
+    ...(metricsAddr !== undefined && { metricsAddr }),
+    removeOnExit: value("remove-on-exit"),
   };
 }

@@ -1,6 +1,6 @@
 import type { Config } from "../config/config.ts";
 import { resolveError } from "../errors.ts";
-import { cidr, compareCidr, contains, makeCidr, parseAddress, sortByCidr, type Cidr } from "../net/ip.ts";
+import { cidr, compareCidr, contains, makeCidr, parseAddress, sortByCidr, type Cidr, type Family } from "../net/ip.ts";
 import type { HostResolution } from "../dns/resolve.ts";
 
 /** One element of an allow set, with the names or settings it came from (rendered as a comment). */
@@ -47,12 +47,6 @@ export interface PolicySummary {
   readonly ipv4: number;
   readonly ipv6: number;
   readonly ports: readonly number[];
-}
-
-export interface BuiltPolicy {
-  readonly policy: Policy;
-  readonly warnings: readonly string[];
-  readonly summary: PolicySummary;
 }
 
 /**
@@ -108,27 +102,45 @@ function collect(sorted: readonly Entry[], more: readonly Entry[]): SetElement[]
   return elements;
 }
 
+/** A name and the addresses it stands for now (answered by DNS, or kept by `watch`). */
+export interface NameAddresses {
+  readonly host: string;
+  readonly addresses: readonly { readonly address: string; readonly family: Family }[];
+}
+
+/** How many names resolved, were skipped (no such name) or failed: for the summary. */
+export type NameCounts = Pick<PolicySummary, "namesResolved" | "namesSkipped" | "namesFailed">;
+
 /**
- * Turn validated configuration and DNS results into the policy. Pure: every decision about what is
- * allowed is made here. Throws a resolution error (exit 1) for names that failed (unless
- * `--on-resolve-error=warn`) or, with `--strict`, names that have no addresses.
+ * The apply-time gates on one resolution: throws a resolution error (exit 1) for names that failed
+ * (unless `--on-resolve-error=warn`) or, with `--strict`, names that have no addresses; `outcome`
+ * says what that means for the command ("nothing was loaded"). Otherwise the names to allow, and
+ * a warning for each one left out.
  */
-export function buildPolicy(config: Config, resolutions: readonly HostResolution[], resolvers: readonly Cidr[]): BuiltPolicy {
+export function admitResolutions(config: Config, resolutions: readonly HostResolution[], outcome = "nothing was loaded"): { names: NameAddresses[]; warnings: string[]; counts: NameCounts } {
   const warnings: string[] = [];
   const failed = resolutions.filter((r) => r.status === "failed");
   const empty = resolutions.filter((r) => r.status === "empty");
   if (failed.length > 0 && config.onResolveError === "fail") {
-    throw resolveError(`could not resolve ${failed.map((r) => `${r.host} (${r.error})`).join(", ")}; nothing was loaded`);
+    throw resolveError(`could not resolve ${failed.map((r) => `${r.host} (${r.error})`).join(", ")}; ${outcome}`);
   }
   if (empty.length > 0 && config.strict) {
-    throw resolveError(`--strict: ${empty.map((r) => r.host).join(", ")} has no addresses; nothing was loaded`);
+    throw resolveError(`--strict: ${empty.map((r) => r.host).join(", ")} has no addresses; ${outcome}`);
   }
   for (const r of failed) warnings.push(`${r.host}: lookup failed (${r.error}); continuing without it (--on-resolve-error=warn)`);
   for (const r of empty) warnings.push(`${r.host}: no such name or no addresses; skipped`);
+  const names = resolutions.flatMap((r) => (r.status === "empty" ? [] : [{ host: r.host, addresses: r.addresses }]));
+  return { names, warnings, counts: { namesResolved: resolutions.filter((r) => r.status === "resolved").length, namesSkipped: empty.length, namesFailed: failed.length } };
+}
 
+/**
+ * Turn validated configuration and each name's addresses into the policy. Pure: every decision
+ * about what is allowed is made here (refused answers, --allow, sorting).
+ */
+export function buildPolicy(config: Config, names: readonly NameAddresses[], resolvers: readonly Cidr[]): { policy: Policy; warnings: string[] } {
+  const warnings: string[] = [];
   const fromDns: Entry[] = [];
-  for (const resolution of resolutions) {
-    if (resolution.status === "empty") continue;
+  for (const resolution of names) {
     for (const answer of resolution.addresses) {
       const parsed = parseAddress(answer.address);
       if (parsed === undefined || parsed.family !== answer.family) {
@@ -159,16 +171,12 @@ export function buildPolicy(config: Config, resolutions: readonly HostResolution
     inboundPorts: config.ports,
     verdict: config.reject ? "reject" : "drop",
   };
-  return {
-    policy,
-    warnings,
-    summary: {
-      namesResolved: resolutions.filter((r) => r.status === "resolved").length,
-      namesSkipped: empty.length,
-      namesFailed: failed.length,
-      ipv4: allowV4.length,
-      ipv6: allowV6.length,
-      ports: config.ports,
-    },
-  };
+  return { policy, warnings };
 }
+
+export const summarize = (counts: NameCounts, policy: Policy): PolicySummary => ({
+  ...counts,
+  ipv4: policy.allowV4.length,
+  ipv6: policy.allowV6.length,
+  ports: policy.inboundPorts,
+});

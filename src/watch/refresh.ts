@@ -1,5 +1,6 @@
 import type { Family } from "../net/ip.ts";
 import type { HostResolution } from "../dns/resolve.ts";
+import type { NameAddresses } from "../policy/policy.ts";
 
 /** When names are looked up again, and how long an address stays after DNS stopped returning it. */
 export interface Schedule {
@@ -223,9 +224,9 @@ export function nextEvent(state: RefreshState, graceMs: number): number {
  * configuration order, so the policy rules (refused answers, --allow, sorting) stay in one place.
  * Names without addresses are left out: the watch loop reports them itself.
  */
-export function toResolutions(state: RefreshState): HostResolution[] {
-  return [...state].flatMap(([host, name]): HostResolution[] => {
-    const addresses = [...name.addresses.values()].map((a) => ({ address: a.address, family: a.family, ttl: 0 }));
-    return addresses.length > 0 ? [{ host, status: "resolved", addresses }] : [];
+export function addressesByName(state: RefreshState): NameAddresses[] {
+  return [...state].flatMap(([host, name]) => {
+    const addresses = [...name.addresses.values()].map((a) => ({ address: a.address, family: a.family }));
+    return addresses.length > 0 ? [{ host, addresses }] : [];
   });
 }

@@ -2,8 +2,9 @@ import type { Backend } from "../backends/backend.ts";
 import type { Config } from "../config/config.ts";
 import type { Cidr } from "../net/ip.ts";
 import type { Logger } from "../log.ts";
+import { messageOf } from "../messages.ts";
 import { buildPolicy, type Policy, type SetElement } from "../policy/policy.ts";
-import { dueHosts, expire, initialState, nextEvent, recordResolutions, sameAddresses, toResolutions, type Expired, type RefreshState, type Schedule } from "./refresh.ts";
+import { addressesByName, dueHosts, expire, initialState, nextEvent, recordResolutions, sameAddresses, type Expired, type RefreshState, type Schedule } from "./refresh.ts";
 import { resolveHosts, type HostResolution, type Lookup } from "../dns/resolve.ts";
 
 /** The loop's side of the world; tests pass a fake clock, lookup and backend. */
@@ -60,7 +61,6 @@ const LOG_ADDRESSES = 20;
 const setKey = (policy: Policy): string => [policy.allowV4, policy.allowV6].map((set) => set.map((e) => e.cidr.text).join(",")).join("|");
 const seconds = (ms: number): string => `${Math.round(ms / 100) / 10}s`;
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "es"}`;
-const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 function listed(items: readonly string[]): string {
   const shown = items.slice(0, LOG_ADDRESSES).join(", ");
@@ -86,8 +86,7 @@ function describeChange(before: Policy, after: Policy, expired: readonly Expired
  * The refresh loop of `watch`. It starts from what the initial apply resolved and loaded; each
  * cycle looks up the names that are due, folds the answers into the state, expires addresses past
  * their grace, builds the policy the way `apply` does and, only when the allow sets differ from
- * the loaded ones, replaces them (`Backend.updateSets`, or a full `apply` for a backend without
- * it, and after a failed update). A failed update leaves the loaded rules as they were and is
+ * the loaded ones, replaces them (`Backend.updateSets`, or a full `apply` after a failed update). A failed update leaves the loaded rules as they were and is
  * retried after --min-ttl.
  */
 export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
@@ -144,10 +143,10 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
   }
 
   async function update(policy: Policy, expired: readonly Expired[]): Promise<void> {
-    const full = updateError !== undefined || io.backend.updateSets === undefined;
+    const full = updateError !== undefined;
     const started = io.now();
     try {
-      await (full ? io.backend.apply(policy) : io.backend.updateSets?.(policy));
+      await (full ? io.backend.apply(policy) : io.backend.updateSets(policy));
     } catch (error) {
       const took = io.now() - started;
       updates = { ...updates, failed: updates.failed + 1, seconds: updates.seconds + took / 1000 };
@@ -171,7 +170,7 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
 
   /** Build the policy from the state as `apply` does; load its sets when they differ from the loaded ones. */
   async function rebuild(expired: readonly Expired[]): Promise<void> {
-    const built = buildPolicy(config, toResolutions(state), resolvers);
+    const built = buildPolicy(config, addressesByName(state), resolvers);
     for (const warning of built.warnings) if (!warned.has(warning)) io.log.warn(warning);
     warned = new Set(built.warnings);
     if (updateError !== undefined || setKey(built.policy) !== setKey(loaded)) await update(built.policy, expired);

@@ -1,16 +1,19 @@
 import { expect, test } from "bun:test";
-import { applyError, DomainwallError } from "../../src/errors.ts";
-import { parseBackendChoice, selectBackend, type BackendChoice } from "../../src/backends/select.ts";
+import { runtimeError, DomainwallError } from "../../src/errors.ts";
+import { selectBackend } from "../../src/backends/select.ts";
+import type { BackendChoice } from "../../src/cli/options.ts";
+import { settingOf } from "../../src/cli/settings.ts";
+import { parseConfig } from "../../src/config/config.ts";
 import { fakeRun, type RunCall } from "../support/fake-run.ts";
 
 type World = { nft: "ok" | "missing" | "kernel says no"; iptables: "ok" | "missing" };
 
 const machine = (world: World) => (call: RunCall) => {
   if (call.command === "nft") {
-    if (world.nft === "missing") throw applyError("cannot run nft: Executable not found in $PATH");
+    if (world.nft === "missing") throw runtimeError("cannot run nft: Executable not found in $PATH");
     return world.nft === "ok" ? {} : { code: 1, stderr: "Error: Could not process rule: Operation not supported" };
   }
-  if (world.iptables === "missing") throw applyError(`cannot run ${call.command}: Executable not found in $PATH`);
+  if (world.iptables === "missing") throw runtimeError(`cannot run ${call.command}: Executable not found in $PATH`);
   return {};
 };
 
@@ -23,7 +26,7 @@ test.each([
 ] as { choice: BackendChoice; world: World; backend: string; reason: string }[])("$choice with nft $world.nft, iptables $world.iptables → $backend", async ({ choice, world, backend, reason }) => {
   const { run, calls } = fakeRun(machine(world));
   const selected = await selectBackend(choice, run, { probe: true });
-  expect(selected.backend.name).toBe(backend);
+  expect(selected.backend.name as string).toBe(backend);
   expect(selected.reason).toContain(reason);
   if (choice !== "iptables-legacy") expect(calls[0]).toEqual({ command: "nft", args: ["--check", "-f", "-"], stdin: "table inet domainwall_probe\n" });
 });
@@ -46,7 +49,9 @@ test("render does not probe: auto means nft, and an explicit choice is honoured"
 });
 
 test("the choice is validated", () => {
-  expect(parseBackendChoice(undefined)).toBe("auto");
-  expect(parseBackendChoice({ from: "DOMAINWALL_BACKEND", value: "iptables-legacy" })).toBe("iptables-legacy");
-  expect(() => parseBackendChoice({ from: "--backend", value: "ipset" })).toThrow('--backend: "ipset" must be one of auto, nft, iptables-legacy');
+  const choice = (from?: string, value?: string) =>
+    parseConfig(new Map(from === undefined ? [] : [["backend", settingOf("backend", from, value ?? "")]]), "remove").config.backend;
+  expect(choice()).toBe("auto");
+  expect(choice("DOMAINWALL_BACKEND", "iptables-legacy")).toBe("iptables-legacy");
+  expect(() => choice("--backend", "ipset")).toThrow('--backend: "ipset" must be one of auto, nft, iptables-legacy');
 });

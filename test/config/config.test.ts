@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { parseAllowFile, parseConfig, type RawConfig, type RawWatchConfig } from "../../src/config/config.ts";
+import { parseAllowFile } from "../../src/config/config.ts";
 import { DomainwallError } from "../../src/errors.ts";
+import { parseConfig, type RawConfig, type RawWatchConfig } from "../support/config.ts";
 
 const base: RawConfig = { strict: false, reject: false, requireHosts: true, hosts: { from: "hosts_csv", value: "a.example" } };
 
@@ -9,7 +10,7 @@ function problemsOf(raw: Partial<RawConfig>): string {
     parseConfig({ ...base, ...raw });
   } catch (error) {
     expect(error).toBeInstanceOf(DomainwallError);
-    expect((error as DomainwallError).kind).toBe("config");
+    expect((error as DomainwallError).kind).toBe("usage");
     return (error as Error).message;
   }
   throw new Error("expected a configuration error");

@@ -1,8 +1,17 @@
 import { describe, expect, test } from "bun:test";
-import { parseConfig, type RawConfig } from "../../src/config/config.ts";
+import { parseConfig, type RawConfig } from "../support/config.ts";
 import { DomainwallError } from "../../src/errors.ts";
 import { cidr, compareCidr } from "../../src/net/ip.ts";
-import { buildPolicy } from "../../src/policy/policy.ts";
+import { admitResolutions, buildPolicy as buildFromNames, summarize } from "../../src/policy/policy.ts";
+import type { Config } from "../../src/config/config.ts";
+import type { Cidr } from "../../src/net/ip.ts";
+
+/** The gates on a resolution, then the pure build from its names' addresses, as apply runs them. */
+function buildPolicy(config: Config, resolutions: readonly HostResolution[], resolvers: readonly Cidr[]) {
+  const admitted = admitResolutions(config, resolutions);
+  const built = buildFromNames(config, admitted.names, resolvers);
+  return { policy: built.policy, warnings: [...admitted.warnings, ...built.warnings], summary: summarize(admitted.counts, built.policy) };
+}
 import type { HostResolution } from "../../src/dns/resolve.ts";
 
 const configWith = (raw: Partial<RawConfig> = {}) =>

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { dueHosts, expire, initialState, lastAnswerOf, nextEvent, recordResolutions, refreshDelay, type RefreshState, retryDelay, sameAddresses, toResolutions } from "../../src/watch/refresh.ts";
+import { dueHosts, expire, initialState, lastAnswerOf, nextEvent, recordResolutions, refreshDelay, type RefreshState, retryDelay, sameAddresses, addressesByName } from "../../src/watch/refresh.ts";
 import type { Family } from "../../src/net/ip.ts";
 import type { HostResolution } from "../../src/dns/resolve.ts";
 
@@ -204,19 +204,18 @@ describe("the allowlist over time", () => {
     expect(addressesOf(expire(state, 300_000, schedule.graceMs).state, "api.example")).toEqual([]);
   });
 
-  test("toResolutions gives buildPolicy the names that have addresses, in configuration order", () => {
+  test("addressesByName gives buildPolicy the names that have addresses, in configuration order", () => {
     const three = initialState(["api.example", "cdn.example", "new.example"], 0);
     const state = recordResolutions(three, [resolved("new.example", 60, "203.0.113.30"), resolved("cdn.example", 60, "2001:db8::20", "203.0.113.20"), failed("api.example")], 0, schedule, never);
-    expect(toResolutions(state)).toEqual([
+    expect(addressesByName(state)).toEqual([
       {
         host: "cdn.example",
-        status: "resolved",
         addresses: [
-          { address: "2001:db8::20", family: 6, ttl: 0 },
-          { address: "203.0.113.20", family: 4, ttl: 0 },
+          { address: "2001:db8::20", family: 6 },
+          { address: "203.0.113.20", family: 4 },
         ],
       },
-      { host: "new.example", status: "resolved", addresses: [{ address: "203.0.113.30", family: 4, ttl: 0 }] },
+      { host: "new.example", addresses: [{ address: "203.0.113.30", family: 4 }] },
     ]);
   });
 

@@ -1,5 +1,6 @@
-import type { Backend, Status } from "../backend.ts";
-import { applyError, configError } from "../../errors.ts";
+import type { Backend, LoadTimes, Status } from "../backend.ts";
+import { runtimeError, usageError } from "../../errors.ts";
+import { messageOf } from "../../messages.ts";
 import type { Family } from "../../net/ip.ts";
 import type { Policy } from "../../policy/policy.ts";
 import { INPUT_CHAIN, OUTPUT_CHAIN, ourPart, parseIptablesState, renderIptables, renderIptablesRestore } from "./render.ts";
@@ -29,7 +30,7 @@ function checkSize(policy: Policy): Policy {
   for (const family of FAMILIES) {
     const entries = (family === 4 ? policy.allowV4 : policy.allowV6).length;
     if (entries > IPTABLES_MAX_ENTRIES) {
-      throw configError(
+      throw usageError(
         `the iptables-legacy backend allows at most ${IPTABLES_MAX_ENTRIES} ${TOOLS[family].label} entries (one rule each); this policy has ${entries}: use --backend nft, or fewer or wider CIDRs`,
       );
     }
@@ -39,8 +40,6 @@ function checkSize(policy: Policy): Policy {
 
 /** Both families' filter tables, as `*-save -c` printed them. */
 type Saved = Record<Family, string>;
-/** A snapshot: domainwall's part of each family's filter table (`ourPart`), nobody else's rules. */
-type Parts = Record<Family, string>;
 
 /**
  * The iptables-legacy backend: the same policy through two restore calls (IPv4, then IPv6), each one
@@ -49,15 +48,15 @@ type Parts = Record<Family, string>;
  * one and `restore`) also write only our chains and jumps: whatever other tools changed in the
  * table meanwhile stays.
  */
-export function createIptablesBackend(run: Run): Backend {
+export function createIptablesBackend(run: Run, now: () => number = () => performance.now()): Backend {
   const save = async (family: Family): Promise<string> => {
     const result = await run(TOOLS[family].save, ["-c", "-t", "filter"]);
-    if (result.code !== 0) throw applyError(`${TOOLS[family].save} failed: ${result.stderr.trim()}`);
+    if (result.code !== 0) throw runtimeError(`${TOOLS[family].save} failed: ${result.stderr.trim()}`);
     return result.stdout;
   };
   const restore = async (family: Family, input: string, args: string[] = ["--noflush"]) => {
     const result = await run(TOOLS[family].restore, args, input);
-    if (result.code !== 0) throw applyError(`${TOOLS[family].restore} ${args.join(" ")} failed: ${result.stderr.trim() || "no error output"}`);
+    if (result.code !== 0) throw runtimeError(`${TOOLS[family].restore} ${args.join(" ")} failed: ${result.stderr.trim() || "no error output"}`);
   };
   const saveBoth = async (): Promise<Saved> => ({ 4: await save(4), 6: await save(6) });
   /**
@@ -71,17 +70,26 @@ export function createIptablesBackend(run: Run): Backend {
     await restore(family, renderIptablesRestore(part, current), part === "" ? ["--noflush"] : ["--noflush", "--counters"]);
   };
 
-  const apply = async (policy: Policy) => {
+  const apply = async (policy: Policy): Promise<LoadTimes> => {
     checkSize(policy);
+    let renderMs = 0;
+    const render = (family: Family, saved: string) => {
+      const started = now();
+      const text = renderIptables(policy, family, parseIptablesState(saved));
+      renderMs += now() - started;
+      return text;
+    };
+    const started = now();
     const before = await saveBoth();
-    await restore(4, renderIptables(policy, 4, parseIptablesState(before[4])));
+    await restore(4, render(4, before[4]));
     try {
-      await restore(6, renderIptables(policy, 6, parseIptablesState(before[6])));
+      await restore(6, render(6, before[6]));
+      return { renderMs, loadMs: now() - started - renderMs };
     } catch (error) {
-      await restorePart(4, ourPart(before[4])).catch((rollback: Error) => {
-        throw applyError(`${(error as Error).message}; and rolling IPv4 back failed too: ${rollback.message}`);
+      await restorePart(4, ourPart(before[4])).catch((rollback: unknown) => {
+        throw runtimeError(`${messageOf(error)}; and rolling IPv4 back failed too: ${messageOf(rollback)}`);
       });
-      throw applyError(`${(error as Error).message}; IPv4 was rolled back to what it was`);
+      throw runtimeError(`${messageOf(error)}; IPv4 was rolled back to what it was`);
     }
   };
 
@@ -99,7 +107,7 @@ export function createIptablesBackend(run: Run): Backend {
     },
     apply,
     // One rule per address: the chain rewrite is already the smallest atomic update.
-    updateSets: apply,
+    updateSets: async (policy) => void (await apply(policy)),
     remove,
     async status(): Promise<Status> {
       const saved = await saveBoth();
@@ -116,13 +124,12 @@ export function createIptablesBackend(run: Run): Backend {
     async snapshot() {
       const saved = await saveBoth();
       if (!FAMILIES.some((family) => parseIptablesState(saved[family]).outputChain)) return undefined;
-      const parts: Parts = { 4: ourPart(saved[4]), 6: ourPart(saved[6]) };
-      return JSON.stringify(parts);
+      return { backend: "iptables-legacy", parts: { 4: ourPart(saved[4]), 6: ourPart(saved[6]) } };
     },
     async restore(snapshot) {
       if (snapshot === undefined) return remove();
-      const parts = JSON.parse(snapshot) as Parts;
-      for (const family of FAMILIES) await restorePart(family, parts[family]);
+      if (snapshot.backend !== "iptables-legacy") throw runtimeError(`cannot restore a ${snapshot.backend} snapshot with iptables-legacy`);
+      for (const family of FAMILIES) await restorePart(family, snapshot.parts[family]);
     },
   };
 }

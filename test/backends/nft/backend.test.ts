@@ -1,11 +1,15 @@
 import { describe, expect, test } from "bun:test";
 import { DomainwallError } from "../../../src/errors.ts";
-import { createNftBackend } from "../../../src/backends/nft/backend.ts";
+import { createNftBackend as createWithExecutor } from "../../../src/backends/nft/backend.ts";
+import { processExecutor } from "../../../src/backends/nft/process-executor.ts";
+import type { Run } from "../../../src/run.ts";
 import { renderNft, renderNftRemove, renderNftSetUpdate } from "../../../src/backends/nft/render.ts";
 import { POLICIES } from "../../fixtures/policies.ts";
 import { fakeRun } from "../../support/fake-run.ts";
 
 const policy = POLICIES["egress-only"]!;
+/** The backend over the nft binary's executor, with a fake process runner. */
+const createNftBackend = (run: Run) => createWithExecutor(processExecutor(run));
 
 describe("nft backend", () => {
   test("apply pipes exactly the rendered text to one `nft -f -`", async () => {
@@ -30,7 +34,7 @@ describe("nft backend", () => {
     const { run } = fakeRun(() => ({ code: 1, stderr: "Error: Could not process rule: Operation not permitted\n" }));
     const error = await createNftBackend(run).apply(policy).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(DomainwallError);
-    expect((error as DomainwallError).kind).toBe("apply");
+    expect((error as DomainwallError).kind).toBe("runtime");
     expect((error as Error).message).toBe("nft -f failed: Error: Could not process rule: Operation not permitted");
   });
 

@@ -1,0 +1,93 @@
+import { OPTION_NAMES, OPTIONS, takes, type Command, type OptionName } from "./options.ts";
+
+const EXIT_CODES = `Exit codes:
+  0  success
+  1  runtime failure: DNS lookups kept failing, no backend works (nft, iptables-legacy), loading
+     failed, or an apply was not confirmed in time (the previous rules are back in every case)
+  2  bad configuration or usage (nothing was changed)`;
+
+const MAIN = `domainwall — a firewall by domain name for Kubernetes pods and Linux machines
+
+Usage: domainwall <command> [options]
+
+Commands:
+  apply    resolve the names and load the ruleset in one atomic transaction
+  render   print the ruleset apply would load (see 'domainwall help render'); changes nothing (also: --dry-run)
+  check    render, then have the kernel validate it (nft --check); changes nothing
+  remove   delete everything domainwall loaded; succeeds when nothing is loaded
+  status   show what is loaded now: allowed entries, drop counters and, while watch runs, each name's addresses
+  confirm  keep the rules of an 'apply --confirm-within' that is waiting
+  watch    apply, then keep running: look names up again as their TTLs run out and update the
+           allowed addresses in place
+  help     this text; 'domainwall help <command>' for a command's options
+
+Run 'domainwall <command> --help' for a command's options. 'domainwall --version' prints the version.
+
+${EXIT_CODES}`;
+
+/** What each command does, above its options. */
+const ABOUT: Record<Command, string> = {
+  apply: `Usage: domainwall apply [options]
+
+Resolve every name (A and AAAA), build the policy and load it atomically: table inet domainwall in
+one nft transaction, or (iptables-legacy) the DOMAINWALL-OUTPUT/-INPUT chains in one restore per
+family. Prints a one-line summary.`,
+  render: `Usage: domainwall render [options]     (or: domainwall --dry-run [options])
+
+Resolve every name and print the ruleset to stdout. For nft it is exactly the text apply would load.
+For --backend iptables-legacy it is both families' restore input as it would load into a namespace
+where domainwall has loaded nothing yet (apply writes the same rules, adjusting the jumps to what
+it finds loaded). Needs neither root nor nft; --backend auto renders nft.`,
+  check: `Usage: domainwall check [options]
+
+Like render, then have the kernel validate the ruleset ('nft --check -f -', or each family's
+'*-restore --noflush --test'). Changes nothing.`,
+  remove: `Usage: domainwall remove [options]
+
+Delete what domainwall loaded: table inet domainwall in one transaction, or the DOMAINWALL chains
+and their jumps. Succeeds when nothing is loaded. Other tables and rules are never touched.`,
+  status: `Usage: domainwall status [options]
+
+Show whether domainwall's rules are loaded, how many entries they allow per family and their drop
+counters; while 'domainwall watch' runs here, also each name's addresses and when it was last
+resolved (from the watch's state in the run directory, DOMAINWALL_RUN_DIR, default /run/domainwall).`,
+  confirm: `Usage: domainwall confirm [options]
+
+Confirm the waiting 'domainwall apply --confirm-within': its new rules stay. Exits 1 when no
+apply is waiting.`,
+  watch: `Usage: domainwall watch [options]
+
+Apply (as 'apply' does), then keep running. Each name is looked up again when its DNS TTL runs out
+(kept between --min-ttl and --max-ttl, plus up to a tenth (at most 1 s) of random delay so pods do
+not query in step); when the answers change, only the allowed addresses are replaced, in one
+transaction: established connections are never cut. An address stays allowed for --grace after
+DNS last returned it. A name whose lookups fail keeps its last known addresses until it resolves
+again (a warning each time); it is retried after --min-ttl, doubling up to a minute. A failed
+update is logged and retried; the rules loaded last stay. SIGTERM or SIGINT: exit 0 and leave the
+rules loaded (the pod stays protected), unless --remove-on-exit.`,
+};
+
+const COLUMN = 25;
+/** Options shown under another's line or not at all in a command's list. */
+const UNLISTED: readonly OptionName[] = ["dry-run", "version"];
+
+/** `  --hosts LIST             text   [env hosts_csv]`, continuation lines aligned under the text. */
+function optionLines(name: OptionName): string[] {
+  const spec = OPTIONS[name];
+  const head = `  ${spec.short ? `-${spec.short}, ` : ""}--${name}${spec.arg ? ` ${spec.arg}` : ""}`;
+  const [first = "", ...rest] = spec.help.split("\n");
+  const env = spec.env ? `   [env ${spec.env}]` : "";
+  const indent = " ".repeat(COLUMN);
+  const lines = head.length < COLUMN ? [`${head.padEnd(COLUMN)}${first}`] : [head, `${indent}${first}`];
+  const body = [...lines, ...rest.map((line) => `${indent}${line}`)];
+  body[body.length - 1] += env;
+  return body;
+}
+
+/** `domainwall --help`, or a command's help with the options it takes. */
+export function helpText(command?: Command): string {
+  if (command === undefined) return MAIN;
+  const options = OPTION_NAMES.filter((name) => takes(command, name) && !UNLISTED.includes(name)).flatMap(optionLines);
+  const runDir = command === "confirm" || command === "remove" ? [] : ["  The run directory (DOMAINWALL_RUN_DIR, default /run/domainwall) holds the confirm handshake and watch's state."];
+  return [ABOUT[command], "", "Options:", ...options, ...runDir, "", EXIT_CODES].join("\n");
+}

@@ -1,0 +1,161 @@
+import type * as v from "valibot";
+import * as value from "../config/values.ts";
+
+export const COMMANDS = ["apply", "render", "check", "remove", "status", "confirm", "watch"] as const;
+export type Command = (typeof COMMANDS)[number];
+
+/** The commands that resolve names and build a ruleset. */
+const POLICY: readonly Command[] = ["apply", "render", "check", "watch"];
+const ALL: readonly Command[] = COMMANDS;
+
+/** Defaults of `watch`: see WatchConfig. */
+export const WATCH_DEFAULTS = { minTtl: "5s", maxTtl: "1h", grace: "5m" } as const;
+export const DEFAULT_RESOLVE_TIMEOUT = "10s";
+export const BACKENDS = ["auto", "nft", "iptables-legacy"] as const;
+export type BackendChoice = (typeof BACKENDS)[number];
+
+/**
+ * One option, declared once; parsing, layering, the config file, the environment and `--help` all
+ * read it from here.
+ * - `list`: comma-separated; given several times, the values add up; in a config file, a TOML array.
+ * - `value`: one value; given twice is an error naming both.
+ * - `switch`: on when present; `true`/`false` in a config file.
+ */
+export interface OptionSpec<T = unknown> {
+  readonly kind: "list" | "value" | "switch";
+  readonly commands: readonly Command[];
+  /** The environment variable that sets it (a flag or the config file overrides it). */
+  readonly env?: string;
+  /** Whether a `--config` file may set it (its key is the option's name). */
+  readonly file?: boolean;
+  readonly short?: string;
+  /** The placeholder in `--help` (`LIST`, `DURATION`). */
+  readonly arg?: string;
+  /** The help text; more lines are indented under the first. */
+  readonly help: string;
+  /** Validates the raw setting (undefined when absent) into its typed value; `from` names the source. */
+  readonly parse: (from: string) => v.GenericSchema<unknown, T>;
+}
+
+const option = <T>(spec: OptionSpec<T>): OptionSpec<T> => spec;
+
+export const OPTIONS = {
+  hosts: option({ kind: "list", commands: POLICY, env: "hosts_csv", file: true, arg: "LIST", help: "names (or IP literals) to allow outbound, comma-separated", parse: value.hostList }),
+  ports: option({
+    kind: "list",
+    commands: POLICY,
+    env: "listening_ports_csv",
+    file: true,
+    arg: "LIST",
+    help: "inbound TCP ports to allow; when given, all other inbound\ntraffic is dropped; when absent, inbound is left untouched",
+    parse: value.portList,
+  }),
+  allow: option({ kind: "list", commands: POLICY, env: "extra_whitelist_ips_csv", file: true, arg: "LIST", help: "extra IPv4/IPv6 addresses and CIDRs to allow outbound", parse: value.cidrList }),
+  "allow-file": option({ kind: "value", commands: POLICY, file: true, arg: "PATH", help: "more of them from a file: one address or CIDR per line, # comments", parse: value.text }),
+  "dns-servers": option({
+    kind: "list",
+    commands: POLICY,
+    file: true,
+    arg: "any|LIST",
+    help: "where DNS (port 53) may go; default: the nameservers in /etc/resolv.conf\n(behind a local stub such as systemd-resolved, also its upstream servers)",
+    parse: value.dnsServers,
+  }),
+  reject: option({ kind: "switch", commands: POLICY, file: true, help: "reject refused traffic (TCP reset, ICMP admin-prohibited) instead of dropping it", parse: value.flag }),
+  strict: option({ kind: "switch", commands: POLICY, file: true, help: "fail when a name does not exist or has no addresses (default: skip it, warn)", parse: value.flag }),
+  "on-resolve-error": option({
+    kind: "value",
+    commands: POLICY,
+    file: true,
+    arg: "fail|warn",
+    help: "a name whose lookups keep failing: fail the run (default) or skip it",
+    parse: (from) => value.oneOf(from, ["fail", "warn"]),
+  }),
+  "resolve-timeout": option({
+    kind: "value",
+    commands: POLICY,
+    file: true,
+    arg: "DURATION",
+    help: `deadline for all DNS resolution (default ${DEFAULT_RESOLVE_TIMEOUT})`,
+    parse: (from) => value.duration(from, DEFAULT_RESOLVE_TIMEOUT, 100, 300_000),
+  }),
+  config: option({
+    kind: "value",
+    commands: POLICY,
+    arg: "FILE",
+    help: "read settings from a TOML file whose keys are these long option names;\nflags override the file, which overrides the environment",
+    parse: value.text,
+  }),
+  "confirm-within": option({
+    kind: "value",
+    commands: ["apply"],
+    arg: "DURATION",
+    help: "safe apply: keep the new rules only if 'domainwall confirm' runs (or a key\nis pressed on this terminal) within DURATION (e.g. 60s); otherwise put the\nprevious rules back, in one transaction, and exit 1",
+    parse: value.optionalDuration,
+  }),
+  "min-ttl": option({
+    kind: "value",
+    commands: ["watch"],
+    file: true,
+    arg: "DURATION",
+    help: `look a name up again no sooner than this (default ${WATCH_DEFAULTS.minTtl})`,
+    parse: (from) => value.duration(from, WATCH_DEFAULTS.minTtl, 1000, 3_600_000),
+  }),
+  "max-ttl": option({
+    kind: "value",
+    commands: ["watch"],
+    file: true,
+    arg: "DURATION",
+    help: `and no later than this, whatever its TTL (default ${WATCH_DEFAULTS.maxTtl})`,
+    parse: (from) => value.duration(from, WATCH_DEFAULTS.maxTtl, 1000, 86_400_000),
+  }),
+  grace: option({
+    kind: "value",
+    commands: ["watch"],
+    file: true,
+    arg: "DURATION",
+    help: `keep an address this long after DNS last returned it (default ${WATCH_DEFAULTS.grace})`,
+    parse: (from) => value.duration(from, WATCH_DEFAULTS.grace, 0, 86_400_000),
+  }),
+  "ready-file": option({ kind: "value", commands: ["watch"], file: true, arg: "PATH", help: "write this file once the first ruleset is loaded", parse: value.filePath }),
+  "metrics-addr": option({
+    kind: "value",
+    commands: ["watch"],
+    file: true,
+    arg: "HOST:PORT",
+    help: "serve /healthz (200 once loaded and keeping up) and /metrics (Prometheus)\non this address, e.g. 0.0.0.0:9464 or [::]:9464",
+    parse: value.listenAddress,
+  }),
+  "remove-on-exit": option({ kind: "switch", commands: ["watch"], file: true, help: "remove the rules on SIGTERM/SIGINT (default: leave them loaded)", parse: value.flag }),
+  backend: option({
+    kind: "value",
+    commands: ["apply", "render", "check", "remove", "status", "watch"],
+    env: "DOMAINWALL_BACKEND",
+    file: true,
+    arg: "auto|nft|iptables-legacy",
+    help: "auto (default): nft where the kernel accepts it, else iptables-legacy",
+    parse: (from) => value.oneOf(from, BACKENDS),
+  }),
+  "log-format": option({
+    kind: "value",
+    commands: ALL,
+    env: "DOMAINWALL_LOG_FORMAT",
+    file: true,
+    arg: "text|json",
+    help: "log format on stderr (default text)",
+    parse: (from) => value.oneOf(from, ["text", "json"]),
+  }),
+  "dry-run": option({ kind: "switch", commands: ["render"], help: "the same as the command 'render'", parse: value.flag }),
+  help: option({ kind: "switch", commands: ALL, short: "h", help: "show help", parse: value.flag }),
+  version: option({ kind: "switch", commands: ALL, short: "V", help: "print the version", parse: value.flag }),
+} as const;
+
+export type OptionName = keyof typeof OPTIONS;
+export const OPTION_NAMES = Object.keys(OPTIONS) as OptionName[];
+
+/** The typed value of an option once parsed. */
+export type ValueOf<N extends OptionName> = (typeof OPTIONS)[N] extends OptionSpec<infer T> ? T : never;
+
+export const takes = (command: Command, name: OptionName): boolean => OPTIONS[name].commands.includes(command);
+
+/** Keys a `--config` file may hold. */
+export const FILE_KEYS: readonly OptionName[] = OPTION_NAMES.filter((name) => OPTIONS[name].file === true);

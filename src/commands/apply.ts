@@ -1,0 +1,74 @@
+import type { Backend } from "../backends/backend.ts";
+import type { ConfigOf } from "../config/config.ts";
+import { runtimeError } from "../errors.ts";
+import { messageOf } from "../messages.ts";
+import { waitForConfirmation, sshServerPort } from "./confirm.ts";
+import { pendingFile, type Context } from "./context.ts";
+import { describeSummary, preparePolicy, type PreparedPolicy } from "./prepare.ts";
+
+/** `apply`: resolve while the backend is probed, then load (with `--confirm-within`, only until confirmed). */
+export async function applyCommand(ctx: Context, config: ConfigOf<"apply">): Promise<void> {
+  const [backend, prepared] = await Promise.all([ctx.backend(), preparePolicy(ctx, config.policy)]);
+  await loadPolicy(ctx, backend, prepared, config.confirmWithinMs);
+}
+
+/** Load a prepared policy the way `apply` does: warnings, the optional confirmation, the summary. Shared with `watch`. */
+export async function loadPolicy({ world, log }: Context, backend: Backend, built: PreparedPolicy, confirmWithinMs: number | undefined): Promise<void> {
+  if (built.config.ports.length === 0) log.info("no listening ports given: inbound traffic is left untouched");
+  const sshPort = sshServerPort(world.env.SSH_CONNECTION);
+  if (sshPort !== undefined && built.config.ports.length > 0 && !built.config.ports.includes(sshPort)) {
+    log.warn(`this SSH session came in on port ${sshPort}, which --ports does not allow: new SSH connections will be dropped${confirmWithinMs ? "" : " (consider --confirm-within)"}`);
+  }
+  const loadStarted = world.now();
+  if (confirmWithinMs) {
+    await applyWithConfirmation({ world, log }, backend, built, confirmWithinMs);
+    return log.success({
+      message: `applied: ${describeSummary(built.summary, built.resolveMs)}`,
+      summary: { ...built.summary, resolveMs: built.resolveMs, loadMs: Math.round(world.now() - loadStarted), backend: backend.name },
+    });
+  }
+  // render: building the policy and its text; load: nft or iptables-restore (the backend's own measure).
+  const loaded = await backend.apply(built.policy);
+  const times = { renderMs: Math.round(built.buildMs + loaded.renderMs), loadMs: Math.round(loaded.loadMs) };
+  log.success({
+    message: `applied: ${describeSummary(built.summary, built.resolveMs, times)}`,
+    summary: { ...built.summary, resolveMs: built.resolveMs, ...times, backend: backend.name },
+  });
+}
+
+/**
+ * `apply --confirm-within`: load, wait for a confirmation, otherwise restore the previous rules.
+ * From before the snapshot until the rollback is done, SIGHUP is ignored and SIGINT/SIGTERM mean
+ * "revert", so a dropped SSH session or a Ctrl-C at any point cannot leave unconfirmed rules behind.
+ * Only a confirmation keeps them: a timeout, a revert or any failure after the load restores the
+ * previous rules.
+ */
+async function applyWithConfirmation({ world, log }: Pick<Context, "world" | "log">, backend: Backend, built: PreparedPolicy, withinMs: number): Promise<void> {
+  const pending = pendingFile(world.env);
+  if ((await world.readFile(pending)) !== undefined) {
+    throw runtimeError(`another apply is waiting for confirmation (${pending}): confirm it, or let it roll back, first; nothing was changed`);
+  }
+  const operator = world.awaitOperator();
+  try {
+    await world.writeFile(pending, `an apply is waiting for confirmation (pid ${world.pid})\n`).catch((error: unknown) => {
+      throw runtimeError(`cannot write ${pending}: ${messageOf(error)}; nothing was changed`);
+    });
+    const previous = await backend.snapshot();
+    await backend.apply(built.policy); // a failed load leaves the previous rules: nothing to undo
+    let outcome: Awaited<ReturnType<typeof waitForConfirmation>> | undefined;
+    try {
+      log.warn(`new rules loaded: run 'domainwall confirm' (or press y here) within ${withinMs / 1000}s to keep them; otherwise the previous rules come back`);
+      outcome = await waitForConfirmation(withinMs, { pendingExists: async () => (await world.readFile(pending)) !== undefined, sleep: world.sleep, now: world.now, decision: operator.decision });
+    } finally {
+      if (outcome !== "confirmed") {
+        await world.removeFile(pending).catch(() => false); // a late 'confirm' now says nothing is waiting
+        await backend.restore(previous);
+      }
+    }
+    if (outcome === "confirmed") return log.success("confirmed: the new rules stay");
+    throw runtimeError(`not confirmed: the previous rules are back (${previous === undefined ? "none were loaded" : "restored in one transaction"})`);
+  } finally {
+    operator.done();
+    await world.removeFile(pending).catch(() => false);
+  }
+}

@@ -1,0 +1,16 @@
+import type { Backend } from "../backends/backend.ts";
+import type { Logger } from "../log.ts";
+import type { World } from "../world.ts";
+
+/** What every command runs with: the world, the logger, and the backend (chosen, and probed, on first call). */
+export interface Context {
+  readonly world: World;
+  readonly log: Logger;
+  readonly backend: () => Promise<Backend>;
+}
+
+const DEFAULT_RUN_DIR = "/run/domainwall";
+/** Where `apply --confirm-within` and `confirm` meet, and where `watch` leaves its state for `status`. */
+const runDir = (env: World["env"]) => env.DOMAINWALL_RUN_DIR ?? DEFAULT_RUN_DIR;
+export const pendingFile = (env: World["env"]) => `${runDir(env)}/confirm.pending`;
+export const watchStateFile = (env: World["env"], name: string) => `${runDir(env)}/${name}`;

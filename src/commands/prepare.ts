@@ -1,0 +1,40 @@
+import type { Config } from "../config/config.ts";
+import { resolversFor } from "../dns/resolvers.ts";
+import { resolveHosts, type HostResolution } from "../dns/resolve.ts";
+import type { Cidr } from "../net/ip.ts";
+import { admitResolutions, buildPolicy, summarize, type Policy, type PolicySummary } from "../policy/policy.ts";
+import type { Context } from "./context.ts";
+
+/** config → resolution → policy: everything before the kernel, shared by apply, render, check and watch. */
+export interface PreparedPolicy {
+  readonly config: Config;
+  readonly policy: Policy;
+  readonly summary: PolicySummary;
+  readonly resolutions: readonly HostResolution[];
+  readonly resolvers: readonly Cidr[];
+  readonly resolveMs: number;
+  readonly buildMs: number;
+}
+
+/** Resolve the names and build the policy; `outcome` is what a failed gate means for the command ("nothing was loaded"). */
+export async function preparePolicy({ world, log }: Context, config: Config, outcome?: string): Promise<PreparedPolicy> {
+  const started = world.now();
+  const [resolvers, resolutions] = await Promise.all([
+    resolversFor(config.dnsServers, { readFile: world.readFile, warn: (m) => log.warn(m), info: (m) => log.info(m) }),
+    resolveHosts(config.hosts, { lookup: world.lookup, deadlineMs: config.resolveTimeoutMs, now: world.now, sleep: world.sleep }),
+  ]);
+  const resolveMs = Math.round(world.now() - started);
+  const admitted = admitResolutions(config, resolutions, outcome);
+  const { policy, warnings } = buildPolicy(config, admitted.names, resolvers);
+  const buildMs = world.now() - started - resolveMs;
+  for (const warning of [...admitted.warnings, ...warnings]) log.warn(warning);
+  return { config, policy, summary: summarize(admitted.counts, policy), resolutions, resolvers, resolveMs, buildMs };
+}
+
+export const describeSummary = (s: PolicySummary, resolveMs: number, times?: { renderMs: number; loadMs: number }): string =>
+  [
+    `${s.namesResolved} names resolved, ${s.namesSkipped} skipped${s.namesFailed > 0 ? `, ${s.namesFailed} failed` : ""}`,
+    `${s.ipv4} IPv4 and ${s.ipv6} IPv6 allowed`,
+    s.ports.length > 0 ? `inbound TCP ${s.ports.join(",")}` : "inbound untouched",
+    `resolve ${resolveMs} ms${times === undefined ? "" : `, render ${times.renderMs} ms, load ${times.loadMs} ms`}`,
+  ].join("; ");

@@ -1,0 +1,28 @@
+import type { Status } from "../backends/backend.ts";
+import { describeWatchState, parseWatchState, WATCH_STATE_FILE, type WatchState } from "../watch/state.ts";
+import type { World } from "../world.ts";
+import { watchStateFile, type Context } from "./context.ts";
+
+/** `status`: the kernel's view, then each name's addresses when a watch is running here. */
+export function renderStatus(status: Status, backend: string, watch: WatchState | undefined, epochNow: number): string {
+  if (!status.loaded) return `nothing loaded: domainwall has no rules here (${backend})\n`;
+  const lines = [
+    `domainwall is loaded (${backend})`,
+    ...status.sets.map((s) => `  set ${s.name}: ${s.elements} ${s.elements === 1 ? "entry" : "entries"} (adjacent addresses merge into ranges)`),
+    ...status.counters.map((c) => `  counter ${c.name}: ${c.packets} packets, ${c.bytes} bytes`),
+    ...(watch === undefined ? ["no domainwall watch is running here: the sets hold what the last apply resolved"] : describeWatchState(watch, epochNow)),
+  ];
+  return `${lines.join("\n")}\n`;
+}
+
+/** The state a live `watch` keeps in the run directory; undefined when none is running. */
+async function runningWatch(world: World): Promise<WatchState | undefined> {
+  const text = await world.readFile(watchStateFile(world.env, WATCH_STATE_FILE));
+  const state = text === undefined ? undefined : parseWatchState(text);
+  return state !== undefined && world.processAlive(state.pid) ? state : undefined;
+}
+
+export async function statusCommand({ world, backend: backendFor }: Context): Promise<void> {
+  const backend = await backendFor();
+  await world.stdout(renderStatus(await backend.status(), backend.name, await runningWatch(world), world.epochNow()));
+}
