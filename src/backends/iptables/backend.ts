@@ -3,7 +3,8 @@ import { runtimeError, usageError } from "../../errors.ts";
 import { messageOf } from "../../messages.ts";
 import type { Family } from "../../net/ip.ts";
 import type { Policy } from "../../policy/policy.ts";
-import { INPUT_CHAIN, OUTPUT_CHAIN, ourPart, parseIptablesState, renderIptables, renderIptablesRestore } from "./render.ts";
+import { renderIptables, renderIptablesRestore } from "./render.ts";
+import { allowedEntries, dropCounters, INPUT_CHAIN, OUTPUT_CHAIN, ourPart, parseIptablesState } from "./save.ts";
 import type { Run } from "../../run.ts";
 
 const TOOLS = {
@@ -114,7 +115,7 @@ export function createIptablesBackend(run: Run, now: () => number = () => perfor
       if (!FAMILIES.some((family) => parseIptablesState(saved[family]).outputChain)) return { loaded: false };
       return {
         loaded: true,
-        sets: FAMILIES.map((family) => ({ name: `allow_v${family} (rules)`, elements: allowRules(saved[family]).length })),
+        sets: FAMILIES.map((family) => ({ name: `allow_v${family} (rules)`, elements: allowedEntries(saved[family]) })),
         counters: FAMILIES.flatMap((family) => [
           { name: `output_dropped_v${family}`, ...dropCounters(saved[family], OUTPUT_CHAIN) },
           ...(parseIptablesState(saved[family]).inputChain ? [{ name: `input_dropped_v${family}`, ...dropCounters(saved[family], INPUT_CHAIN) }] : []),
@@ -132,19 +133,4 @@ export function createIptablesBackend(run: Run, now: () => number = () => perfor
       for (const family of FAMILIES) await restorePart(family, snapshot.parts[family]);
     },
   };
-}
-
-const COUNTED = /^\[(\d+):(\d+)\] (-A \S+ .*)$/;
-
-const rulesOf = (saved: string, chain: string) =>
-  saved.split("\n").flatMap((line) => {
-    const match = COUNTED.exec(line);
-    return match?.[3]?.startsWith(`-A ${chain} `) ? [{ packets: Number(match[1]), bytes: Number(match[2]), rule: match[3] }] : [];
-  });
-
-const allowRules = (saved: string) => rulesOf(saved, OUTPUT_CHAIN).filter((r) => / -d \S+ -j ACCEPT$/.test(r.rule) && !r.rule.includes("--dport 53"));
-
-function dropCounters(saved: string, chain: string) {
-  const final = rulesOf(saved, chain).filter((r) => / -j (DROP|REJECT)/.test(r.rule) && !r.rule.includes("INVALID"));
-  return { packets: final.reduce((n, r) => n + r.packets, 0), bytes: final.reduce((n, r) => n + r.bytes, 0) };
 }

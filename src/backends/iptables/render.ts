@@ -1,71 +1,54 @@
 import type { Family } from "../../net/ip.ts";
 import { sourceComment, type Policy } from "../../policy/policy.ts";
-
-/** domainwall's own chains; the built-in chains only get one jump each, and keep their policies. */
-export const OUTPUT_CHAIN = "DOMAINWALL-OUTPUT";
-export const INPUT_CHAIN = "DOMAINWALL-INPUT";
-
-/** What of ours is in a family's filter table now, read from `*-save` before writing. */
-export interface IptablesState {
-  /** How many `-j DOMAINWALL-OUTPUT` / `-j DOMAINWALL-INPUT` jumps the built-in chains hold. */
-  readonly outputJumps: number;
-  readonly inputJumps: number;
-  readonly outputChain: boolean;
-  readonly inputChain: boolean;
-  /**
-   * Our chains that someone else's rule jumps to (anything but the plain jump from OUTPUT/INPUT,
-   * e.g. `-A FORWARD -i eth0 -j DOMAINWALL-INPUT`). The kernel refuses to delete a referenced chain,
-   * and we never touch another's rule: such a chain is emptied instead of deleted (an empty chain
-   * returns to its caller).
-   */
-  readonly referenced?: readonly string[];
-}
+import { chainsOf, unreachable, type Chain, type Rule } from "../../policy/rules.ts";
+import { INPUT_CHAIN, isJump, OUR_CHAINS, OUTPUT_CHAIN, split, type IptablesState } from "./save.ts";
 
 /** A namespace where domainwall never ran: what `render` assumes. */
 export const FRESH: IptablesState = { outputJumps: 0, inputJumps: 0, outputChain: false, inputChain: false };
 
 const ND = ["router-solicitation", "router-advertisement", "neighbour-solicitation", "neighbour-advertisement"];
 
-/**
- * ICMPv6 neighbour discovery is untracked by conntrack; hop limit 255 proves it is on-link.
- * (IPv4's ARP is not IP and never reaches these chains.)
- */
-const ndRules = (chain: string, family: Family) =>
-  family === 6 ? ND.map((type) => `-A ${chain} -p ipv6-icmp -m icmp6 --icmpv6-type ${type} -m hl --hl-eq 255 -j ACCEPT`) : [];
+/** Each hook's chain of ours. */
+const CHAIN = { output: OUTPUT_CHAIN, input: INPUT_CHAIN } as const;
 
 /**
- * Multicast listener discovery (RFC 4890 4.4.1), as the nft renderer does: reports (131, 143) and
- * dones (132) out to link-scope groups with hop limit 1; queries (130) in from link-local sources.
+ * One rule of the neutral list as `-A` lines of one family (ICMPv6 rules only in IPv6: IPv4's ARP
+ * is not IP and never reaches these chains); a drop or reject is counted by the rule's own counters.
  */
-const mldRules = (chain: string, family: Family, direction: "-o" | "-i") =>
-  family !== 6
-    ? []
-    : direction === "-o"
-      ? [131, 132, 143].map((type) => `-A ${chain} -d ff02::/16 -p ipv6-icmp -m icmp6 --icmpv6-type ${type} -m hl --hl-eq 1 -j ACCEPT`)
-      : [`-A ${chain} -s fe80::/10 -p ipv6-icmp -m icmp6 --icmpv6-type 130 -m hl --hl-eq 1 -j ACCEPT`];
-
-const common = (chain: string, family: Family, loopback: "-o" | "-i") => [
-  `-A ${chain} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
-  `-A ${chain} -m conntrack --ctstate INVALID -j DROP`,
-  `-A ${chain} ${loopback} lo -j ACCEPT`,
-  ...ndRules(chain, family),
-  ...mldRules(chain, family, loopback),
-];
-
-const dnsRules = (policy: Policy, family: Family): string[] => {
-  const dns = (proto: string, dest: string) => `-A ${OUTPUT_CHAIN}${dest} -p ${proto} -m ${proto} --dport 53 -j ACCEPT`;
-  if (policy.dns.kind === "any") return [dns("udp", ""), dns("tcp", "")];
-  const servers = family === 4 ? policy.dns.v4 : policy.dns.v6;
-  return servers.flatMap((server) => [dns("udp", ` -d ${server.text}`), dns("tcp", ` -d ${server.text}`)]);
-};
-
-const finalRules = (chain: string, family: Family, verdict: Policy["verdict"]): string[] =>
-  verdict === "drop"
-    ? [`-A ${chain} -j DROP`]
-    : [
-        `-A ${chain} -p tcp -j REJECT --reject-with tcp-reset`,
-        `-A ${chain} -j REJECT --reject-with ${family === 4 ? "icmp-admin-prohibited" : "icmp6-adm-prohibited"}`,
-      ];
+function ruleLines(rule: Rule, hook: Chain["hook"], family: Family): string[] {
+  const chain = CHAIN[hook];
+  const v6 = family === 6;
+  switch (rule.kind) {
+    case "established":
+      return [`-A ${chain} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`];
+    case "invalid":
+      return [`-A ${chain} -m conntrack --ctstate INVALID -j DROP`];
+    case "loopback":
+      return [`-A ${chain} ${hook === "output" ? "-o" : "-i"} lo -j ACCEPT`];
+    case "neighbour-discovery":
+      return v6 ? ND.map((type) => `-A ${chain} -p ipv6-icmp -m icmp6 --icmpv6-type ${type} -m hl --hl-eq 255 -j ACCEPT`) : [];
+    case "listener-discovery":
+      if (!v6) return [];
+      return hook === "output"
+        ? [131, 132, 143].map((type) => `-A ${chain} -d ff02::/16 -p ipv6-icmp -m icmp6 --icmpv6-type ${type} -m hl --hl-eq 1 -j ACCEPT`)
+        : [`-A ${chain} -s fe80::/10 -p ipv6-icmp -m icmp6 --icmpv6-type 130 -m hl --hl-eq 1 -j ACCEPT`];
+    case "dns": {
+      const port53 = (proto: string, dest: string) => `-A ${chain}${dest} -p ${proto} -m ${proto} --dport 53 -j ACCEPT`;
+      if (rule.dns.kind === "any") return [port53("udp", ""), port53("tcp", "")];
+      return (v6 ? rule.dns.v6 : rule.dns.v4).flatMap((server) => [port53("udp", ` -d ${server.text}`), port53("tcp", ` -d ${server.text}`)]);
+    }
+    case "allowed":
+      return (v6 ? rule.allowV6 : rule.allowV4).flatMap((e) => [`# ${sourceComment(e)}`, `-A ${chain} -d ${e.cidr.text} -j ACCEPT`]);
+    case "inbound-ports":
+      return rule.ports.map((port) => `-A ${chain} -p tcp -m tcp --dport ${port} -j ACCEPT`);
+    case "verdict":
+      return rule.verdict === "drop"
+        ? [`-A ${chain} -j DROP`]
+        : [`-A ${chain} -p tcp -j REJECT --reject-with tcp-reset`, `-A ${chain} -j REJECT --reject-with ${v6 ? "icmp6-adm-prohibited" : "icmp-admin-prohibited"}`];
+    default:
+      return unreachable(rule);
+  }
+}
 
 /** Make exactly one jump from `builtin` to `chain`: add a missing one, drop extras. */
 function jump(builtin: string, chain: string, present: number, wanted: boolean): string[] {
@@ -80,24 +63,14 @@ function jump(builtin: string, chain: string, present: number, wanted: boolean):
  * one commit, so each family changes atomically. One rule per allowed address (see README: limits).
  */
 export function renderIptables(policy: Policy, family: Family, state: IptablesState = FRESH): string {
-  const allowed = family === 4 ? policy.allowV4 : policy.allowV6;
-  const inbound = policy.inboundPorts.length > 0;
+  const chains = chainsOf(policy);
+  const inbound = chains.some((chain) => chain.hook === "input");
   const lines = [
     `# domainwall: generated ${family === 4 ? "iptables" : "ip6tables"}-legacy-restore --noflush input (IPv${family}). Do not edit.`,
     "*filter",
     `:${OUTPUT_CHAIN} - [0:0]`,
     ...(inbound || state.inputChain ? [`:${INPUT_CHAIN} - [0:0]`] : []),
-    ...common(OUTPUT_CHAIN, family, "-o"),
-    ...dnsRules(policy, family),
-    ...allowed.flatMap((e) => [`# ${sourceComment(e)}`, `-A ${OUTPUT_CHAIN} -d ${e.cidr.text} -j ACCEPT`]),
-    ...finalRules(OUTPUT_CHAIN, family, policy.verdict),
-    ...(inbound
-      ? [
-          ...common(INPUT_CHAIN, family, "-i"),
-          ...policy.inboundPorts.map((port) => `-A ${INPUT_CHAIN} -p tcp -m tcp --dport ${port} -j ACCEPT`),
-          `-A ${INPUT_CHAIN} -j DROP`,
-        ]
-      : []),
+    ...chains.flatMap((chain) => chain.rules.flatMap((rule) => ruleLines(rule, chain.hook, family))),
     ...jump("OUTPUT", OUTPUT_CHAIN, state.outputJumps, true),
     ...jump("INPUT", INPUT_CHAIN, state.inputJumps, inbound),
     ...(!inbound && state.inputChain && !state.referenced?.includes(INPUT_CHAIN) ? [`-X ${INPUT_CHAIN}`] : []),
@@ -109,34 +82,6 @@ export function renderIptables(policy: Policy, family: Family, state: IptablesSt
 /** Remove our jumps and chains, leaving everything else in the table as it was. */
 export function renderIptablesRemove(state: IptablesState): string {
   return renderIptablesRestore("", state);
-}
-
-const OUR_CHAINS = [OUTPUT_CHAIN, INPUT_CHAIN] as const;
-/** The built-in chain that enters each of ours by one plain jump. */
-const ENTRY = { [OUTPUT_CHAIN]: "OUTPUT", [INPUT_CHAIN]: "INPUT" } as const;
-const COUNTERS = /^(\[\d+:\d+\] )?(.*)$/;
-const split = (line: string) => {
-  const match = COUNTERS.exec(line)!;
-  return { counters: match[1] ?? "", rule: match[2]! };
-};
-const isJump = (rule: string) => OUR_CHAINS.some((chain) => rule === `-A ${ENTRY[chain]} -j ${chain}`);
-const isOurs = (line: string) => {
-  const { rule } = split(line);
-  return OUR_CHAINS.some((chain) => line.startsWith(`:${chain} `) || rule.startsWith(`-A ${chain} `)) || isJump(rule);
-};
-
-/**
- * domainwall's part of a family's `*-save -c -t filter` output, as restore lines: our chain
- * declarations, their rules (with `[packets:bytes]` counters, as saved) and the plain jumps into
- * them from OUTPUT/INPUT. Nothing of anyone else's; "" when nothing of ours is loaded.
- */
-export function ourPart(saved: string): string {
-  let table = "";
-  const lines = saved.split("\n").filter((line) => {
-    if (line.startsWith("*")) table = line.slice(1).trim();
-    return table === "filter" && isOurs(line);
-  });
-  return lines.map((line) => (line.startsWith(":") ? `${line.split(" ")[0]} - [0:0]` : line)).map((line) => `${line}\n`).join("");
 }
 
 /**
@@ -167,19 +112,4 @@ export function renderIptablesRestore(part: string, current: IptablesState): str
     "COMMIT",
     "",
   ].join("\n");
-}
-
-/** Read our chains and jumps from `iptables-legacy-save -t filter` output. */
-export function parseIptablesState(save: string): IptablesState {
-  const lines = save.split("\n").map((line) => split(line).rule);
-  const referenced = OUR_CHAINS.filter((chain) =>
-    lines.some((l) => l.startsWith("-A ") && !isJump(l) && new RegExp(` -[jg] ${chain}( |$)`).test(l)),
-  );
-  return {
-    outputJumps: lines.filter((l) => l === `-A OUTPUT -j ${OUTPUT_CHAIN}`).length,
-    inputJumps: lines.filter((l) => l === `-A INPUT -j ${INPUT_CHAIN}`).length,
-    outputChain: lines.some((l) => l.startsWith(`:${OUTPUT_CHAIN} `)),
-    inputChain: lines.some((l) => l.startsWith(`:${INPUT_CHAIN} `)),
-    ...(referenced.length > 0 ? { referenced } : {}),
-  };
 }

@@ -1,23 +1,18 @@
 import type { Cidr } from "../../net/ip.ts";
 import { sourceComment, type Policy, type SetElement } from "../../policy/policy.ts";
+import { chainsOf, unreachable, type Chain, type Rule } from "../../policy/rules.ts";
 
 /** domainwall owns exactly this table and never touches any other. */
 export const NFT_TABLE = "domainwall";
 export const NFT_FAMILY = "inet";
 const TABLE = `${NFT_FAMILY} ${NFT_TABLE}`;
 
-/**
- * ICMPv6 neighbour discovery is not tracked by conntrack, so `ct state established,related` never
- * matches it; without these IPv6 stops working. Hop limit 255 proves the packet is on-link (RFC 4861).
- */
+/** Neighbour discovery (see `Rule`): on-link only, by hop limit 255. */
 const ND_TYPES = "{ nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert }";
-/**
- * Multicast listener discovery (RFC 4890 4.4.1: not to be dropped), untracked like ND: the host's
- * own reports and dones go out to link-scope groups with hop limit 1, so they cannot leave the
- * link; a router's queries come in from a link-local address with hop limit 1.
- */
-const MLD_OUT = "icmpv6 type { mld-listener-report, mld-listener-done, mld2-listener-report } ip6 daddr ff02::/16 ip6 hoplimit 1 accept";
-const MLD_IN = "icmpv6 type mld-listener-query ip6 saddr fe80::/10 ip6 hoplimit 1 accept";
+const MLD = {
+  output: "icmpv6 type { mld-listener-report, mld-listener-done, mld2-listener-report } ip6 daddr ff02::/16 ip6 hoplimit 1 accept",
+  input: "icmpv6 type mld-listener-query ip6 saddr fe80::/10 ip6 hoplimit 1 accept",
+} as const;
 
 /**
  * One line per element, aligned, with a `#` comment naming the hosts or settings it came from; as
@@ -48,27 +43,48 @@ const renderSet = (name: string, type: string, elements: readonly SetElement[]):
 
 const anonymousSet = (cidrs: readonly Cidr[]) => `{ ${cidrs.map((c) => c.text).join(", ")} }`;
 
-function dnsRules(policy: Policy): string[] {
-  const dns = "meta l4proto { tcp, udp } th dport 53";
-  if (policy.dns.kind === "any") return [`${dns} accept`];
+function dnsRules(dns: Policy["dns"]): string[] {
+  const port53 = "meta l4proto { tcp, udp } th dport 53";
+  if (dns.kind === "any") return [`${port53} accept`];
   return [
-    ...(policy.dns.v4.length > 0 ? [`${dns} ip daddr ${anonymousSet(policy.dns.v4)} accept`] : []),
-    ...(policy.dns.v6.length > 0 ? [`${dns} ip6 daddr ${anonymousSet(policy.dns.v6)} accept`] : []),
+    ...(dns.v4.length > 0 ? [`${port53} ip daddr ${anonymousSet(dns.v4)} accept`] : []),
+    ...(dns.v6.length > 0 ? [`${port53} ip6 daddr ${anonymousSet(dns.v6)} accept`] : []),
   ];
 }
 
-function finalRules(counter: string, verdict: Policy["verdict"]): string[] {
-  if (verdict === "drop") return [`counter name "${counter}" drop`];
-  return [
-    `meta l4proto tcp counter name "${counter}" reject with tcp reset`,
-    `counter name "${counter}" reject with icmpx type admin-prohibited`,
-  ];
+/** One rule of the neutral list as nft statements (the allowed addresses live in the sets). */
+function ruleLines(rule: Rule, hook: Chain["hook"]): string[] {
+  const direction = hook === "output" ? "oifname" : "iifname";
+  switch (rule.kind) {
+    case "established":
+      return ["ct state established,related accept"];
+    case "invalid":
+      return ["ct state invalid drop"];
+    case "loopback":
+      return [`${direction} "lo" accept`];
+    case "neighbour-discovery":
+      return [`icmpv6 type ${ND_TYPES} ip6 hoplimit 255 accept`];
+    case "listener-discovery":
+      return [MLD[hook]];
+    case "dns":
+      return dnsRules(rule.dns);
+    case "allowed":
+      return ["ip daddr @allow_v4 accept", "ip6 daddr @allow_v6 accept"];
+    case "inbound-ports":
+      return [`tcp dport { ${rule.ports.join(", ")} } accept`];
+    case "verdict":
+      return rule.verdict === "drop"
+        ? [`counter name "${rule.counter}" drop`]
+        : [`meta l4proto tcp counter name "${rule.counter}" reject with tcp reset`, `counter name "${rule.counter}" reject with icmpx type admin-prohibited`];
+    default:
+      return unreachable(rule);
+  }
 }
 
-const chain = (name: string, hook: string, rules: readonly string[]): string[] => [
-  `\tchain ${name} {`,
-  `\t\ttype filter hook ${hook} priority filter; policy drop;`,
-  ...rules.map((rule) => `\t\t${rule}`),
+const renderChain = (chain: Chain): string[] => [
+  `\tchain ${chain.hook} {`,
+  `\t\ttype filter hook ${chain.hook} priority filter; policy drop;`,
+  ...chain.rules.flatMap((rule) => ruleLines(rule, chain.hook)).map((line) => `\t\t${line}`),
   "\t}",
 ];
 
@@ -78,44 +94,24 @@ const chain = (name: string, hook: string, rules: readonly string[]): string[] =
  * Deterministic: same policy, same bytes.
  */
 export function renderNft(policy: Policy): string {
-  const trafficIn = policy.inboundPorts.length > 0;
+  const chains = chainsOf(policy);
   const lines = [
     "#!/usr/sbin/nft -f",
     "# domainwall: generated ruleset, loaded as one transaction. Do not edit.",
     `table ${TABLE}`,
     `delete table ${TABLE}`,
     `table ${TABLE} {`,
-    "\tcounter output_dropped {",
-    "\t}",
-    ...(trafficIn ? ["\tcounter input_dropped {", "\t}"] : []),
+    ...chains.flatMap((chain) => counterOf(chain)).flatMap((name) => [`\tcounter ${name} {`, "\t}"]),
     ...renderSet("allow_v4", "ipv4_addr", policy.allowV4),
     ...renderSet("allow_v6", "ipv6_addr", policy.allowV6),
-    ...chain("output", "output", [
-      "ct state established,related accept",
-      "ct state invalid drop",
-      'oifname "lo" accept',
-      `icmpv6 type ${ND_TYPES} ip6 hoplimit 255 accept`,
-      MLD_OUT,
-      ...dnsRules(policy),
-      "ip daddr @allow_v4 accept",
-      "ip6 daddr @allow_v6 accept",
-      ...finalRules("output_dropped", policy.verdict),
-    ]),
-    ...(trafficIn
-      ? chain("input", "input", [
-          "ct state established,related accept",
-          "ct state invalid drop",
-          'iifname "lo" accept',
-          `icmpv6 type ${ND_TYPES} ip6 hoplimit 255 accept`,
-          MLD_IN,
-          `tcp dport { ${policy.inboundPorts.join(", ")} } accept`,
-          'counter name "input_dropped" drop',
-        ])
-      : []),
+    ...chains.flatMap(renderChain),
     "}",
   ];
   return `${lines.join("\n")}\n`;
 }
+
+/** The named counters a chain's rules count into. */
+const counterOf = (chain: Chain): string[] => chain.rules.flatMap((rule) => (rule.kind === "verdict" ? [rule.counter] : []));
 
 /**
  * Only the allow sets, for `watch`: flush both and add the new elements, in one file and so one

@@ -2,7 +2,8 @@ import { describe, expect, test } from "bun:test";
 import { DomainwallError } from "../../../src/errors.ts";
 import { createIptablesBackend, IPTABLES_MAX_ENTRIES } from "../../../src/backends/iptables/backend.ts";
 import { makeCidr } from "../../../src/net/ip.ts";
-import { ourPart, renderIptables } from "../../../src/backends/iptables/render.ts";
+import { renderIptables } from "../../../src/backends/iptables/render.ts";
+import { ourPart } from "../../../src/backends/iptables/save.ts";
 import { POLICIES } from "../../fixtures/policies.ts";
 import { fakeRun, type RunCall } from "../../support/fake-run.ts";
 
@@ -16,6 +17,24 @@ const saves = (v4: string, v6: string) => (call: RunCall) =>
 const summary = (calls: RunCall[]) => calls.map((c) => `${c.command} ${c.args.join(" ")}`);
 
 describe("iptables-legacy backend", () => {
+  test("render prints what apply loads into a namespace where nothing of ours is loaded, both families", async () => {
+    const { run, calls } = fakeRun(saves(EMPTY_SAVE, EMPTY_SAVE));
+    const backend = createIptablesBackend(run);
+    await backend.apply(policy);
+    const loaded = calls.filter((c) => c.command.endsWith("-restore")).map((c) => c.stdin ?? "");
+    expect(loaded).toHaveLength(2);
+    const rendered = backend.render(policy);
+    expect(rendered).toBe(`# ---- iptables-legacy-restore --noflush (IPv4) ----\n${loaded[0]}\n# ---- ip6tables-legacy-restore --noflush (IPv6) ----\n${loaded[1]}`);
+  });
+
+  test("once rules are loaded, apply's jumps follow what it finds, which render does not claim to show", async () => {
+    const { run, calls } = fakeRun(saves(LOADED_SAVE, LOADED_SAVE));
+    await createIptablesBackend(run).apply(policy);
+    const loaded = calls.filter((c) => c.command.endsWith("-restore")).map((c) => c.stdin ?? "");
+    expect(loaded[0]).not.toContain("-I OUTPUT 1 -j DOMAINWALL-OUTPUT");
+    expect(createIptablesBackend(run).render(policy)).toContain("-I OUTPUT 1 -j DOMAINWALL-OUTPUT");
+  });
+
   test("apply: one --noflush restore per family, rendered against the current state", async () => {
     const { run, calls } = fakeRun(saves(EMPTY_SAVE, LOADED_SAVE));
     await createIptablesBackend(run).apply(policy);

@@ -1,0 +1,85 @@
+/**
+ * Reading a family's filter table as `iptables-legacy-save -c -t filter` (or ip6tables) prints it:
+ * what of ours is loaded, our part of it (for a snapshot), and the numbers `status` shows. Lines
+ * may carry `[packets:bytes]` counters.
+ */
+
+/** domainwall's own chains; the built-in chains only get one jump each, and keep their policies. */
+export const OUTPUT_CHAIN = "DOMAINWALL-OUTPUT";
+export const INPUT_CHAIN = "DOMAINWALL-INPUT";
+
+/** What of ours is in a family's filter table now, read from `*-save` before writing. */
+export interface IptablesState {
+  /** How many `-j DOMAINWALL-OUTPUT` / `-j DOMAINWALL-INPUT` jumps the built-in chains hold. */
+  readonly outputJumps: number;
+  readonly inputJumps: number;
+  readonly outputChain: boolean;
+  readonly inputChain: boolean;
+  /**
+   * Our chains that someone else's rule jumps to (anything but the plain jump from OUTPUT/INPUT,
+   * e.g. `-A FORWARD -i eth0 -j DOMAINWALL-INPUT`). The kernel refuses to delete a referenced chain,
+   * and we never touch another's rule: such a chain is emptied instead of deleted (an empty chain
+   * returns to its caller).
+   */
+  readonly referenced?: readonly string[];
+}
+
+export const OUR_CHAINS = [OUTPUT_CHAIN, INPUT_CHAIN] as const;
+/** The built-in chain that enters each of ours by one plain jump. */
+const ENTRY = { [OUTPUT_CHAIN]: "OUTPUT", [INPUT_CHAIN]: "INPUT" } as const;
+const COUNTERS = /^(\[\d+:\d+\] )?(.*)$/;
+export const split = (line: string) => {
+  const match = COUNTERS.exec(line)!;
+  return { counters: match[1] ?? "", rule: match[2]! };
+};
+export const isJump = (rule: string) => OUR_CHAINS.some((chain) => rule === `-A ${ENTRY[chain]} -j ${chain}`);
+const isOurs = (line: string) => {
+  const { rule } = split(line);
+  return OUR_CHAINS.some((chain) => line.startsWith(`:${chain} `) || rule.startsWith(`-A ${chain} `)) || isJump(rule);
+};
+
+/**
+ * domainwall's part of a family's `*-save -c -t filter` output, as restore lines: our chain
+ * declarations, their rules (with `[packets:bytes]` counters, as saved) and the plain jumps into
+ * them from OUTPUT/INPUT. Nothing of anyone else's; "" when nothing of ours is loaded.
+ */
+export function ourPart(saved: string): string {
+  let table = "";
+  const lines = saved.split("\n").filter((line) => {
+    if (line.startsWith("*")) table = line.slice(1).trim();
+    return table === "filter" && isOurs(line);
+  });
+  return lines.map((line) => (line.startsWith(":") ? `${line.split(" ")[0]} - [0:0]` : line)).map((line) => `${line}\n`).join("");
+}
+
+/** Read our chains and jumps from `iptables-legacy-save -t filter` output. */
+export function parseIptablesState(save: string): IptablesState {
+  const lines = save.split("\n").map((line) => split(line).rule);
+  const referenced = OUR_CHAINS.filter((chain) =>
+    lines.some((l) => l.startsWith("-A ") && !isJump(l) && new RegExp(` -[jg] ${chain}( |$)`).test(l)),
+  );
+  return {
+    outputJumps: lines.filter((l) => l === `-A OUTPUT -j ${OUTPUT_CHAIN}`).length,
+    inputJumps: lines.filter((l) => l === `-A INPUT -j ${INPUT_CHAIN}`).length,
+    outputChain: lines.some((l) => l.startsWith(`:${OUTPUT_CHAIN} `)),
+    inputChain: lines.some((l) => l.startsWith(`:${INPUT_CHAIN} `)),
+    ...(referenced.length > 0 ? { referenced } : {}),
+  };
+}
+
+const COUNTED = /^\[(\d+):(\d+)\] (-A \S+ .*)$/;
+
+const rulesOf = (saved: string, chain: string) =>
+  saved.split("\n").flatMap((line) => {
+    const match = COUNTED.exec(line);
+    return match?.[3]?.startsWith(`-A ${chain} `) ? [{ packets: Number(match[1]), bytes: Number(match[2]), rule: match[3] }] : [];
+  });
+
+/** The allowed entries of our output chain: `-A DOMAINWALL-OUTPUT -d CIDR -j ACCEPT`, nothing more (DNS and ICMPv6 rules match more). */
+export const allowedEntries = (saved: string): number => rulesOf(saved, OUTPUT_CHAIN).filter((r) => /^-A \S+ -d \S+ -j ACCEPT$/.test(r.rule)).length;
+
+/** What the final drop (or reject) rules of `chain` counted; the INVALID drop is not among them. */
+export function dropCounters(saved: string, chain: string): { packets: number; bytes: number } {
+  const final = rulesOf(saved, chain).filter((r) => / -j (DROP|REJECT)/.test(r.rule) && !r.rule.includes("INVALID"));
+  return { packets: final.reduce((n, r) => n + r.packets, 0), bytes: final.reduce((n, r) => n + r.bytes, 0) };
+}

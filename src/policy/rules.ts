@@ -1,0 +1,64 @@
+import type { Policy } from "./policy.ts";
+
+/**
+ * One rule of a chain, backend-neutral: what it matches and does, not how a backend writes it. Both
+ * renderers (nft, iptables-legacy) turn the same ordered list into their text; each switches over
+ * `kind` exhaustively (`unreachable`), so a new kind of rule is a type error in a renderer that
+ * forgets it.
+ */
+export type Rule =
+  /** Replies and related traffic of allowed connections. */
+  | { readonly kind: "established" }
+  /** Packets conntrack cannot place. */
+  | { readonly kind: "invalid" }
+  | { readonly kind: "loopback" }
+  /**
+   * ICMPv6 neighbour discovery is not tracked by conntrack, so `established` never matches it;
+   * without it IPv6 stops working. Hop limit 255 proves the packet is on-link (RFC 4861).
+   */
+  | { readonly kind: "neighbour-discovery" }
+  /**
+   * Multicast listener discovery (RFC 4890 4.4.1: not to be dropped), untracked like ND: out, the
+   * host's own reports and dones to link-scope groups with hop limit 1; in, a router's queries
+   * from a link-local address with hop limit 1.
+   */
+  | { readonly kind: "listener-discovery" }
+  /** DNS (UDP and TCP port 53) to the policy's resolvers, or anywhere. */
+  | { readonly kind: "dns"; readonly dns: Policy["dns"] }
+  /** The allowed addresses and networks (nft: two set lookups; iptables: one rule each). */
+  | { readonly kind: "allowed"; readonly allowV4: Policy["allowV4"]; readonly allowV6: Policy["allowV6"] }
+  /** Inbound TCP to these ports. */
+  | { readonly kind: "inbound-ports"; readonly ports: readonly number[] }
+  /** The end of the chain: everything else is counted and dropped or rejected. */
+  | { readonly kind: "verdict"; readonly verdict: Policy["verdict"]; readonly counter: string };
+
+export type RuleKind = Rule["kind"];
+
+/** A chain of ours, hooked where packets leave (`output`) or arrive (`input`). */
+export interface Chain {
+  readonly hook: "output" | "input";
+  readonly rules: readonly Rule[];
+}
+
+/** For an exhaustive `switch` over rule kinds: a kind left out does not type-check here. */
+export function unreachable(rule: never): never {
+  throw new Error(`unknown rule ${JSON.stringify(rule)}`);
+}
+
+/**
+ * The policy as ordered chains: output always; input only when inbound ports are given (otherwise
+ * inbound traffic is left untouched). The order is the order of evaluation.
+ */
+export function chainsOf(policy: Policy): Chain[] {
+  const common: Rule[] = [{ kind: "established" }, { kind: "invalid" }, { kind: "loopback" }, { kind: "neighbour-discovery" }, { kind: "listener-discovery" }];
+  const output: Chain = {
+    hook: "output",
+    rules: [...common, { kind: "dns", dns: policy.dns }, { kind: "allowed", allowV4: policy.allowV4, allowV6: policy.allowV6 }, { kind: "verdict", verdict: policy.verdict, counter: "output_dropped" }],
+  };
+  if (policy.inboundPorts.length === 0) return [output];
+  const input: Chain = {
+    hook: "input",
+    rules: [...common, { kind: "inbound-ports", ports: policy.inboundPorts }, { kind: "verdict", verdict: "drop", counter: "input_dropped" }],
+  };
+  return [output, input];
+}
