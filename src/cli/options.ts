@@ -9,9 +9,9 @@ const POLICY: readonly Command[] = ["apply", "render", "check", "watch"];
 const ALL: readonly Command[] = COMMANDS;
 
 /** Defaults of `watch`: see WatchConfig. */
-export const WATCH_DEFAULTS = { minTtl: "5s", maxTtl: "1h", grace: "5m" } as const;
-export const DEFAULT_RESOLVE_TIMEOUT = "10s";
-export const BACKENDS = ["auto", "nft", "iptables-legacy"] as const;
+const WATCH_DEFAULTS = { minTtl: "5s", maxTtl: "1h", grace: "5m" } as const;
+const DEFAULT_RESOLVE_TIMEOUT = "10s";
+const BACKENDS = ["auto", "nft", "iptables-legacy"] as const;
 export type BackendChoice = (typeof BACKENDS)[number];
 
 /**

@@ -12,7 +12,7 @@ export type Setting =
 export type Settings = ReadonlyMap<OptionName, Setting>;
 
 /** Split a comma-separated list; whitespace around items and empty items are tolerated. */
-export const splitList = (value: string): string[] =>
+const splitList = (value: string): string[] =>
   value
     .split(",")
     .map((item) => item.trim())

@@ -4,7 +4,7 @@ import type { World } from "../world.ts";
 import { watchStateFile, type Context } from "./context.ts";
 
 /** `status`: the kernel's view, then each name's addresses when a watch is running here. */
-export function renderStatus(status: Status, backend: string, watch: WatchState | undefined, epochNow: number): string {
+function renderStatus(status: Status, backend: string, watch: WatchState | undefined, epochNow: number): string {
   if (!status.loaded) return `nothing loaded: domainwall has no rules here (${backend})\n`;
   const lines = [
     `domainwall is loaded (${backend})`,

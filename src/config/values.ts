@@ -129,7 +129,7 @@ export const text = (): ValueSchema<string | undefined> => v.optional(v.string()
 export const flag = (): ValueSchema<boolean> => v.optional(v.boolean(), false) as ValueSchema<boolean>;
 
 /** `HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all IPv4 interfaces); HOST is an IP address or localhost. */
-export function parseListenAddress(text: string): ListenAddress | undefined {
+function parseListenAddress(text: string): ListenAddress | undefined {
   const match = /^(?:\[([^\]]+)\]|([^:[\]]*)):([0-9]{1,5})$/.exec(text.trim());
   const port = Number(match?.[3]);
   if (!match || port < 1 || port > 65535) return undefined;

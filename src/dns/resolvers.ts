@@ -2,7 +2,7 @@ import type { DnsServers } from "../config/values.ts";
 import type { Cidr } from "../net/ip.ts";
 import { onlyLocalStub, parseResolvConf, RESOLVED_UPSTREAM_CONF } from "./resolv-conf.ts";
 
-export const RESOLV_CONF = "/etc/resolv.conf";
+const RESOLV_CONF = "/etc/resolv.conf";
 
 export interface ResolverIo {
   readonly readFile: (path: string) => Promise<string | undefined>;

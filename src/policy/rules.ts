@@ -32,8 +32,6 @@ export type Rule =
   /** The end of the chain: everything else is counted and dropped or rejected. */
   | { readonly kind: "verdict"; readonly verdict: Policy["verdict"]; readonly counter: string };
 
-export type RuleKind = Rule["kind"];
-
 /** A chain of ours, hooked where packets leave (`output`) or arrive (`input`). */
 export interface Chain {
   readonly hook: "output" | "input";

@@ -109,7 +109,7 @@ const families = (name: NameState, failed: readonly Family[], now: number): Reco
 };
 
 /** A lookup answered in both families: these addresses are current (the others age out after the grace period). */
-export const recordAnswers = (name: NameState, addresses: readonly { address: string; family: Family }[], now: number, nextRefresh: number): NameState => ({
+const recordAnswers = (name: NameState, addresses: readonly { address: string; family: Family }[], now: number, nextRefresh: number): NameState => ({
   ...name,
   addresses: seen(name, addresses, now),
   nextRefresh,
@@ -122,7 +122,7 @@ export const recordAnswers = (name: NameState, addresses: readonly { address: st
  * A lookup failed in the `failed` families: their known addresses all stay. `partial` holds what
  * the other family returned; that family answered, so its addresses it left out age out as usual.
  */
-export const recordFailure = (
+const recordFailure = (
   name: NameState,
   error: string,
   partial: readonly { address: string; family: Family }[],
