@@ -67,7 +67,7 @@ update is logged and retried; the rules loaded last stay. SIGTERM or SIGINT: exi
 rules loaded (the pod stays protected), unless --remove-on-exit.`,
 };
 
-const COLUMN = 25;
+const COLUMN = 27;
 /** Options shown under another's line or not at all in a command's list. */
 const UNLISTED: readonly OptionName[] = ["dry-run", "version"];
 
