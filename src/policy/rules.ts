@@ -27,10 +27,21 @@ export type Rule =
   | { readonly kind: "dns"; readonly dns: Policy["dns"] }
   /** The allowed addresses and networks (nft: two set lookups; iptables: one rule each). */
   | { readonly kind: "allowed"; readonly allowV4: Policy["allowV4"]; readonly allowV6: Policy["allowV6"] }
+  /**
+   * Just before the verdict: each denied destination is recorded in the kernel, with a packet
+   * counter and a timeout, in bounded sets, so `status` can list what was refused even after the
+   * process that loaded the rules has exited. Out: the destination address, protocol and port; in:
+   * the source address, protocol and our local port. Other protocols than TCP and UDP (ICMP) are
+   * recorded with port 0. Only a backend with dynamic sets records (nft); the others count only.
+   */
+  | { readonly kind: "record-denied"; readonly direction: Direction }
   /** Inbound TCP to these ports. */
   | { readonly kind: "inbound-ports"; readonly ports: readonly number[] }
   /** The end of the chain: everything else is counted and dropped or rejected. */
   | { readonly kind: "verdict"; readonly verdict: Policy["verdict"]; readonly counter: string };
+
+/** Which way a packet goes: out (the output hook) or in (the input hook). */
+export type Direction = "out" | "in";
 
 /** A chain of ours, hooked where packets leave (`output`) or arrive (`input`). */
 export interface Chain {
@@ -51,12 +62,14 @@ export function chainsOf(policy: Policy): Chain[] {
   const common: Rule[] = [{ kind: "established" }, { kind: "invalid" }, { kind: "loopback" }, { kind: "neighbour-discovery" }, { kind: "listener-discovery" }];
   const output: Chain = {
     hook: "output",
-    rules: [...common, { kind: "dns", dns: policy.dns }, { kind: "allowed", allowV4: policy.allowV4, allowV6: policy.allowV6 }, { kind: "verdict", verdict: policy.verdict, counter: "output_dropped" }],
+    rules: [...common, { kind: "dns", dns: policy.dns }, { kind: "allowed", allowV4: policy.allowV4, allowV6: policy.allowV6 },
+      { kind: "record-denied", direction: "out" },
+      { kind: "verdict", verdict: policy.verdict, counter: "output_dropped" }],
   };
   if (policy.inboundPorts.length === 0) return [output];
   const input: Chain = {
     hook: "input",
-    rules: [...common, { kind: "inbound-ports", ports: policy.inboundPorts }, { kind: "verdict", verdict: "drop", counter: "input_dropped" }],
+    rules: [...common, { kind: "inbound-ports", ports: policy.inboundPorts }, { kind: "record-denied", direction: "in" }, { kind: "verdict", verdict: "drop", counter: "input_dropped" }],
   };
   return [output, input];
 }

@@ -6,7 +6,15 @@ describe("chainsOf", () => {
   test("output alone, in evaluation order, when no inbound ports are given", () => {
     const chains = chainsOf(POLICIES["egress-only"]!);
     expect(chains.map((c) => `${c.hook}: ${c.rules.map((r) => r.kind).join(", ")}`)).toEqual([
-      "output: established, invalid, loopback, neighbour-discovery, listener-discovery, dns, allowed, verdict",
+      "output: established, invalid, loopback, neighbour-discovery, listener-discovery, dns, allowed, record-denied, verdict",
+    ]);
+  });
+
+  test("denied packets are recorded, in each direction, right before the verdict counts them", () => {
+    const chains = chainsOf(POLICIES["ingress-reject"]!);
+    expect(chains.map((c) => c.rules.at(-2))).toEqual([
+      { kind: "record-denied", direction: "out" },
+      { kind: "record-denied", direction: "in" },
     ]);
   });
 
@@ -14,8 +22,9 @@ describe("chainsOf", () => {
     const chains = chainsOf(POLICIES["ingress-reject"]!);
     expect(chains.map((c) => c.hook)).toEqual(["output", "input"]);
     expect(chains[0]?.rules.at(-1)).toEqual({ kind: "verdict", verdict: "reject", counter: "output_dropped" });
-    expect(chains[1]?.rules.slice(-2)).toEqual([
+    expect(chains[1]?.rules.slice(-3)).toEqual([
       { kind: "inbound-ports", ports: POLICIES["ingress-reject"]!.inboundPorts },
+      { kind: "record-denied", direction: "in" },
       { kind: "verdict", verdict: "drop", counter: "input_dropped" },
     ]);
   });
@@ -32,6 +41,7 @@ describe("a renderer that forgets a kind of rule", () => {
         case "listener-discovery":
         case "dns":
         case "allowed":
+        case "record-denied":
         case "verdict":
           return rule.kind;
         default:

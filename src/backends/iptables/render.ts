@@ -39,6 +39,8 @@ function ruleLines(rule: Rule, hook: Chain["hook"], family: Family): string[] {
     }
     case "allowed":
       return (v6 ? rule.allowV6 : rule.allowV4).flatMap((e) => [`# ${sourceComment(e)}`, `-A ${chain} -d ${e.cidr.text} -j ACCEPT`]);
+    case "record-denied":
+      return []; // no dynamic sets in iptables-legacy (without ipset): the verdict's counters are all it keeps
     case "inbound-ports":
       return rule.ports.map((port) => `-A ${chain} -p tcp -m tcp --dport ${port} -j ACCEPT`);
     case "verdict":

@@ -1,6 +1,6 @@
 import type { Cidr } from "../../net/ip.ts";
 import { sourceComment, type Policy, type SetElement } from "../../policy/policy.ts";
-import { chainsOf, unreachable, type Chain, type Rule } from "../../policy/rules.ts";
+import { chainsOf, unreachable, type Chain, type Direction, type Rule } from "../../policy/rules.ts";
 
 /** domainwall owns exactly this table and never touches any other. */
 export const NFT_TABLE = "domainwall";
@@ -41,6 +41,38 @@ const renderSet = (name: string, type: string, elements: readonly SetElement[]):
   "\t}",
 ];
 
+/**
+ * The sets where the kernel records denied destinations (`record-denied`): one per direction and
+ * family, keyed by (remote address, protocol, port). Each is bounded: once full, new destinations
+ * are not recorded (the packet is still dropped and counted) until old ones time out. `update`
+ * refreshes an element's timeout on each packet, so its age is `timeout - expires` (last seen), and
+ * the `counter` in the statement counts its packets and bytes.
+ */
+export const DENIED = { size: 4096, timeoutSeconds: 3600 } as const;
+export const deniedSetName = (direction: Direction, family: 4 | 6) => `denied_${direction}_v${family}`;
+
+const renderDeniedSet = (direction: Direction, family: 4 | 6): string[] => [
+  `\tset ${deniedSetName(direction, family)} {`,
+  `\t\ttype ${family === 4 ? "ipv4_addr" : "ipv6_addr"} . inet_proto . inet_service`,
+  `\t\tsize ${DENIED.size}`,
+  "\t\tflags dynamic,timeout",
+  `\t\ttimeout ${DENIED.timeoutSeconds / 3600}h`,
+  "\t}",
+];
+
+/** Out: the destination and its port; in: the source and our port. ICMP and other protocols: port 0. */
+function recordLines(direction: Direction): string[] {
+  const remote = direction === "out" ? "daddr" : "saddr";
+  return [4, 6].flatMap((family) => {
+    const address = `${family === 4 ? "ip" : "ip6"} ${remote}`;
+    const set = `@${deniedSetName(direction, family as 4 | 6)}`;
+    return [
+      `meta l4proto { tcp, udp } update ${set} { ${address} . meta l4proto . th dport counter }`,
+      `meta l4proto != { tcp, udp } update ${set} { ${address} . meta l4proto . 0 counter }`,
+    ];
+  });
+}
+
 const anonymousSet = (cidrs: readonly Cidr[]) => `{ ${cidrs.map((c) => c.text).join(", ")} }`;
 
 function dnsRules(dns: Policy["dns"]): string[] {
@@ -70,6 +102,8 @@ function ruleLines(rule: Rule, hook: Chain["hook"]): string[] {
       return dnsRules(rule.dns);
     case "allowed":
       return ["ip daddr @allow_v4 accept", "ip6 daddr @allow_v6 accept"];
+    case "record-denied":
+      return recordLines(rule.direction);
     case "inbound-ports":
       return [`tcp dport { ${rule.ports.join(", ")} } accept`];
     case "verdict":
@@ -104,11 +138,15 @@ export function renderNft(policy: Policy): string {
     ...chains.flatMap((chain) => counterOf(chain)).flatMap((name) => [`\tcounter ${name} {`, "\t}"]),
     ...renderSet("allow_v4", "ipv4_addr", policy.allowV4),
     ...renderSet("allow_v6", "ipv6_addr", policy.allowV6),
+    ...chains.flatMap(recordedDirections).flatMap((direction) => [...renderDeniedSet(direction, 4), ...renderDeniedSet(direction, 6)]),
     ...chains.flatMap(renderChain),
     "}",
   ];
   return `${lines.join("\n")}\n`;
 }
+
+/** The directions whose denied destinations a chain records. */
+const recordedDirections = (chain: Chain): Direction[] => chain.rules.flatMap((rule) => (rule.kind === "record-denied" ? [rule.direction] : []));
 
 /** The named counters a chain's rules count into. */
 const counterOf = (chain: Chain): string[] => chain.rules.flatMap((rule) => (rule.kind === "verdict" ? [rule.counter] : []));
