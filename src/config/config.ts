@@ -25,6 +25,8 @@ export interface Config {
   readonly strict: boolean;
   readonly onResolveError: "fail" | "warn";
   readonly reject: boolean;
+  /** Load the same policy but accept what it would refuse, recording it (`verdict: "audit"`). */
+  readonly audit: boolean;
   readonly resolveTimeoutMs: number;
 }
 
@@ -197,6 +199,7 @@ function policyConfig(settings: Settings, value: ValueReader, inputs: ConfigInpu
     strict: value("strict"),
     onResolveError: value("on-resolve-error"),
     reject: value("reject"),
+    audit: value("audit"),
     resolveTimeoutMs: value("resolve-timeout"),
   };
 }

@@ -36,8 +36,11 @@ export interface Policy {
   readonly dns: { readonly kind: "any" } | { readonly kind: "servers"; readonly v4: readonly Cidr[]; readonly v6: readonly Cidr[] };
   /** Inbound TCP ports; empty means inbound traffic is left untouched. */
   readonly inboundPorts: readonly number[];
-  /** `reject` answers refused traffic (TCP reset, ICMP admin-prohibited) so clients fail at once. */
-  readonly verdict: "drop" | "reject";
+  /**
+   * `reject` answers refused traffic (TCP reset, ICMP admin-prohibited) so clients fail at once.
+   * `audit` (--audit) refuses nothing: what would be dropped is recorded and counted, then accepted.
+   */
+  readonly verdict: "drop" | "reject" | "audit";
 }
 
 export interface PolicySummary {
@@ -169,7 +172,7 @@ export function buildPolicy(config: Config, names: readonly NameAddresses[], res
         ? { kind: "any" }
         : { kind: "servers", v4: servers.filter((c) => c.family === 4), v6: servers.filter((c) => c.family === 6) },
     inboundPorts: config.ports,
-    verdict: config.reject ? "reject" : "drop",
+    verdict: config.audit ? "audit" : config.reject ? "reject" : "drop",
   };
   return { policy, warnings };
 }

@@ -37,11 +37,17 @@ export type Rule =
   | { readonly kind: "record-denied"; readonly direction: Direction }
   /** Inbound TCP to these ports. */
   | { readonly kind: "inbound-ports"; readonly ports: readonly number[] }
-  /** The end of the chain: everything else is counted and dropped or rejected. */
-  | { readonly kind: "verdict"; readonly verdict: Policy["verdict"]; readonly counter: string };
+  /**
+   * The end of the chain: everything else is counted and dropped or rejected; in audit mode counted
+   * (under another name, so nothing reads it as dropped) and accepted.
+   */
+  | { readonly kind: "verdict"; readonly verdict: "drop" | "reject" | "accept"; readonly counter: VerdictCounter };
 
 /** Which way a packet goes: out (the output hook) or in (the input hook). */
 export type Direction = "out" | "in";
+
+/** The named counter of each chain's verdict: `*_dropped` while enforcing, `*_audited` in audit mode. */
+export type VerdictCounter = `${"output" | "input"}_${"dropped" | "audited"}`;
 
 /** A chain of ours, hooked where packets leave (`output`) or arrive (`input`). */
 export interface Chain {
@@ -56,20 +62,22 @@ export function unreachable(rule: never): never {
 
 /**
  * The policy as ordered chains: output always; input only when inbound ports are given (otherwise
- * inbound traffic is left untouched). The order is the order of evaluation.
+ * inbound traffic is left untouched). The order is the order of evaluation. In audit mode the
+ * chains are the same up to the verdict, which accepts.
  */
 export function chainsOf(policy: Policy): Chain[] {
+  const audit = policy.verdict === "audit";
   const common: Rule[] = [{ kind: "established" }, { kind: "invalid" }, { kind: "loopback" }, { kind: "neighbour-discovery" }, { kind: "listener-discovery" }];
   const output: Chain = {
     hook: "output",
     rules: [...common, { kind: "dns", dns: policy.dns }, { kind: "allowed", allowV4: policy.allowV4, allowV6: policy.allowV6 },
       { kind: "record-denied", direction: "out" },
-      { kind: "verdict", verdict: policy.verdict, counter: "output_dropped" }],
+      audit ? { kind: "verdict", verdict: "accept", counter: "output_audited" } : { kind: "verdict", verdict: policy.verdict, counter: "output_dropped" }],
   };
   if (policy.inboundPorts.length === 0) return [output];
   const input: Chain = {
     hook: "input",
-    rules: [...common, { kind: "inbound-ports", ports: policy.inboundPorts }, { kind: "record-denied", direction: "in" }, { kind: "verdict", verdict: "drop", counter: "input_dropped" }],
+    rules: [...common, { kind: "inbound-ports", ports: policy.inboundPorts }, { kind: "record-denied", direction: "in" }, { kind: "verdict", verdict: audit ? "accept" : "drop", counter: audit ? "input_audited" : "input_dropped" }],
   };
   return [output, input];
 }

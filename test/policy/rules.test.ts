@@ -18,6 +18,16 @@ describe("chainsOf", () => {
     ]);
   });
 
+  test("audit mode: the same rules, ending in a counted accept under the audited counters", () => {
+    const audit = chainsOf(POLICIES.audit!);
+    const enforcing = chainsOf({ ...POLICIES.audit!, verdict: "drop" });
+    expect(audit.map((c) => c.rules.slice(0, -1))).toEqual(enforcing.map((c) => c.rules.slice(0, -1)));
+    expect(audit.map((c) => c.rules.at(-1))).toEqual([
+      { kind: "verdict", verdict: "accept", counter: "output_audited" },
+      { kind: "verdict", verdict: "accept", counter: "input_audited" },
+    ]);
+  });
+
   test("an input chain ending in a counted drop when inbound ports are given, whatever the output verdict", () => {
     const chains = chainsOf(POLICIES["ingress-reject"]!);
     expect(chains.map((c) => c.hook)).toEqual(["output", "input"]);

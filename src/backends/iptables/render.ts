@@ -44,6 +44,7 @@ function ruleLines(rule: Rule, hook: Chain["hook"], family: Family): string[] {
     case "inbound-ports":
       return rule.ports.map((port) => `-A ${chain} -p tcp -m tcp --dport ${port} -j ACCEPT`);
     case "verdict":
+      if (rule.verdict === "accept") return [`-A ${chain} -j ACCEPT`];
       return rule.verdict === "drop"
         ? [`-A ${chain} -j DROP`]
         : [`-A ${chain} -p tcp -j REJECT --reject-with tcp-reset`, `-A ${chain} -j REJECT --reject-with ${v6 ? "icmp6-adm-prohibited" : "icmp-admin-prohibited"}`];

@@ -107,6 +107,7 @@ function ruleLines(rule: Rule, hook: Chain["hook"]): string[] {
     case "inbound-ports":
       return [`tcp dport { ${rule.ports.join(", ")} } accept`];
     case "verdict":
+      if (rule.verdict === "accept") return [`counter name "${rule.counter}" accept`];
       return rule.verdict === "drop"
         ? [`counter name "${rule.counter}" drop`]
         : [`meta l4proto tcp counter name "${rule.counter}" reject with tcp reset`, `counter name "${rule.counter}" reject with icmpx type admin-prohibited`];
