@@ -18,8 +18,8 @@ export const usageError = (message: string) => new DomainwallError("usage", mess
 export const resolveError = (message: string) => new DomainwallError("resolve", message);
 export const runtimeError = (message: string) => new DomainwallError("runtime", message);
 
-/** 0 success, 1 runtime failure (DNS, nft), 2 bad configuration or usage. */
-export const EXIT = { ok: 0, runtime: 1, usage: 2 } as const;
+/** 0 success, 1 runtime failure (DNS, nft), 2 bad configuration or usage; `explain`: 1 when denied. */
+export const EXIT = { ok: 0, runtime: 1, usage: 2, denied: 1 } as const;
 
 export function exitCode(error: unknown): number {
   return error instanceof DomainwallError && error.kind === "usage" ? EXIT.usage : EXIT.runtime;

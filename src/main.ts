@@ -10,6 +10,8 @@ import type { Context } from "./commands/context.ts";
 import { removeCommand } from "./commands/remove.ts";
 import { checkCommand, renderCommand } from "./commands/render.ts";
 import { statusCommand } from "./commands/status.ts";
+import { explainCommand } from "./commands/explain.ts";
+import { suggestCommand } from "./commands/suggest.ts";
 import { watchCommand } from "./commands/watch.ts";
 import { parseConfig, type CommandConfig } from "./config/config.ts";
 import { DomainwallError, EXIT, exitCode } from "./errors.ts";
@@ -18,8 +20,8 @@ import { messageOf } from "./messages.ts";
 import { VERSION } from "./version.ts";
 import type { World } from "./world.ts";
 
-/** Run one command with its typed configuration. */
-function dispatch(ctx: Context, config: CommandConfig): Promise<void> {
+/** Run one command with its typed configuration; a command may say its exit code (explain: 1 when denied). */
+function dispatch(ctx: Context, config: CommandConfig): Promise<number | void> {
   switch (config.command) {
     case "apply":
       return applyCommand(ctx, config);
@@ -32,7 +34,11 @@ function dispatch(ctx: Context, config: CommandConfig): Promise<void> {
     case "remove":
       return removeCommand(ctx);
     case "status":
-      return statusCommand(ctx);
+      return statusCommand(ctx, config);
+    case "explain":
+      return explainCommand(ctx, config);
+    case "suggest":
+      return suggestCommand(ctx);
     case "confirm":
       return confirmCommand(ctx);
   }
@@ -61,7 +67,7 @@ export async function main(world: World): Promise<number> {
     log = createLogger(logFormat?.kind === "value" && logFormat.text === "json" ? "json" : "text", world.stderr);
     const logger = log;
     const problems = [...invocation.problems, ...file.problems];
-    const { config, warnings } = parseConfig(settings, command, { problems, allowFileText: await readAllowFile(world, settings) });
+    const { config, warnings } = parseConfig(settings, command, { problems, allowFileText: await readAllowFile(world, settings), args: invocation.args });
     for (const warning of warnings) logger.warn(warning);
     const probe = command !== "render";
     const backend = async () => {
@@ -69,8 +75,7 @@ export async function main(world: World): Promise<number> {
       if (probe) logger.info(`backend ${chosen.backend.name} (${chosen.reason})`);
       return chosen.backend;
     };
-    await dispatch({ world, log: logger, backend }, config);
-    return EXIT.ok;
+    return (await dispatch({ world, log: logger, backend }, config)) ?? EXIT.ok;
   } catch (error) {
     log ??= createLogger("text", world.stderr);
     if (error instanceof DomainwallError) log.error(error.message);

@@ -4,13 +4,19 @@ import { runtimeError } from "../errors.ts";
 import { messageOf } from "../messages.ts";
 import { waitForConfirmation, sshServerPort } from "./confirm.ts";
 import { pendingFile, type Context } from "./context.ts";
+import { saveNames } from "./names.ts";
 import { describeSummary, preparePolicy, type PreparedPolicy } from "./prepare.ts";
 
 /** `apply`: resolve while the backend is probed, then load (with `--confirm-within`, only until confirmed). */
 export async function applyCommand(ctx: Context, config: ConfigOf<"apply">): Promise<void> {
   const [backend, prepared] = await Promise.all([ctx.backend(), preparePolicy(ctx, config.policy)]);
   await loadPolicy(ctx, backend, prepared, config.confirmWithinMs);
+  const names = prepared.resolutions.flatMap((r) => (r.status === "empty" ? [] : [{ host: r.host, addresses: r.addresses }]));
+  await saveNames(ctx.world, ctx.log, names);
 }
+
+/** Said at the start of an audit-mode apply or watch, and by `status` while one is loaded. */
+export const AUDIT_WARNING = "audit mode: the firewall is NOT enforcing; what the policy would refuse is let through and recorded (see 'domainwall status' and 'domainwall suggest')";
 
 /** Load a prepared policy the way `apply` does: warnings, the optional confirmation, the summary. Shared with `watch`. */
 export async function loadPolicy({ world, log }: Context, backend: Backend, built: PreparedPolicy, confirmWithinMs: number | undefined): Promise<void> {
@@ -19,6 +25,7 @@ export async function loadPolicy({ world, log }: Context, backend: Backend, buil
   if (sshPort !== undefined && built.config.ports.length > 0 && !built.config.ports.includes(sshPort)) {
     log.warn(`this SSH session came in on port ${sshPort}, which --ports does not allow: new SSH connections will be dropped${confirmWithinMs ? "" : " (consider --confirm-within)"}`);
   }
+  if (built.policy.verdict === "audit") log.warn(AUDIT_WARNING);
   const loadStarted = world.now();
   if (confirmWithinMs) {
     await applyWithConfirmation({ world, log }, backend, built, confirmWithinMs);

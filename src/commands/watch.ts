@@ -10,6 +10,8 @@ import type { World } from "../world.ts";
 import { loadPolicy } from "./apply.ts";
 import { watchStateFile, type Context } from "./context.ts";
 import { preparePolicy } from "./prepare.ts";
+import { saveNames } from "./names.ts";
+import { addressesByName } from "../watch/refresh.ts";
 
 /** `watch`: apply as `apply` does, then keep the allow sets true to DNS until SIGTERM or SIGINT. */
 export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Promise<void> {
@@ -48,6 +50,8 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     log.info(`watching ${config.policy.hosts.length} names: looked up again as their TTLs run out (between ${options.minTtlMs / 1000}s and ${options.maxTtlMs / 1000}s); unseen addresses stay ${options.graceMs / 1000}s`);
     await watcher.run(stop.stopped);
     const signal = await stop.stopped;
+    // What the rules hold now, named, for status after this process has gone.
+    await saveNames(world, log, addressesByName(watcher.snapshot().state));
     await world.removeFile(watchStateFile(world.env, WATCH_STATE_FILE));
     if (!options.removeOnExit) return log.success(`${signal}: stopped; the rules stay loaded`);
     await backend.remove();

@@ -3,6 +3,7 @@ import { OPTIONS, takes, type BackendChoice, type Command, type OptionName, type
 import { rawOf, type Settings } from "../cli/settings.ts";
 import { usageError } from "../errors.ts";
 import { parseCidr, sortByCidr, type Cidr } from "../net/ip.ts";
+import { parseDestination, type Destination } from "./destination.ts";
 import { show, type DnsServers, type ListenAddress, type LogFormat } from "./values.ts";
 
 export type { DnsServers, ListenAddress, LogFormat } from "./values.ts";
@@ -60,7 +61,9 @@ export type CommandConfig =
   | (WithBackend & { readonly command: "check"; readonly policy: Config })
   | (WithBackend & { readonly command: "watch"; readonly policy: Config; readonly watch: WatchConfig })
   | (WithBackend & { readonly command: "remove" })
-  | (WithBackend & { readonly command: "status" })
+  | (WithBackend & { readonly command: "status"; readonly json: boolean })
+  | (WithBackend & { readonly command: "explain"; readonly json: boolean; readonly destination: Destination })
+  | (WithBackend & { readonly command: "suggest" })
   | (Common & { readonly command: "confirm" });
 
 export type ConfigOf<C extends Command> = Extract<CommandConfig, { command: C }>;
@@ -77,6 +80,8 @@ export interface ConfigInputs {
   readonly problems?: readonly string[];
   /** The `--allow-file` text; undefined when it does not exist. */
   readonly allowFileText?: string;
+  /** The command's words after its name (`explain DESTINATION`). */
+  readonly args?: readonly string[];
 }
 
 /** At most this many problems (or host-bits warnings) of an allow file are listed one by one. */
@@ -142,6 +147,9 @@ export function parseConfig<C extends Command>(settings: Settings, command: C, i
   const policy = takes(command, "hosts") ? policyConfig(settings, value, inputs, problems, warnings) : undefined;
   const watch = command === "watch" ? watchConfig(settings, value, problems) : undefined;
   const confirmWithinMs = command === "apply" ? value("confirm-within") : undefined;
+  const json = takes(command, "json") ? value("json") : undefined;
+  const destination = command === "explain" ? destinationArg(inputs.args ?? [], problems) : undefined;
+  if (command !== "explain" && (inputs.args ?? []).length > 0) problems.push(`unexpected argument ${JSON.stringify(inputs.args?.[0])}; run 'domainwall --help'`);
   if (problems.length > 0) throw usageError(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
   const config = {
     command,
@@ -150,8 +158,21 @@ export function parseConfig<C extends Command>(settings: Settings, command: C, i
     ...(policy && { policy }),
     ...(watch && { watch }),
     ...(confirmWithinMs !== undefined && { confirmWithinMs }),
+    ...(json !== undefined && { json }),
+    ...(destination !== undefined && { destination }),
   };
   return { config: config as unknown as ConfigOf<C>, warnings };
+}
+
+/** `explain`'s one argument: the destination to explain. */
+function destinationArg(args: readonly string[], problems: string[]): Destination | undefined {
+  if (args.length !== 1) {
+    problems.push(args.length === 0 ? "explain needs a DESTINATION: ADDRESS, ADDRESS:PORT, NAME or NAME:PORT" : `explain takes one DESTINATION, not ${args.length}`);
+    return undefined;
+  }
+  const parsed = parseDestination(args[0] ?? "");
+  if (!parsed.ok) problems.push(`DESTINATION ${show(args[0] ?? "")}: ${parsed.reason}`);
+  return parsed.ok ? parsed.destination : undefined;
 }
 
 type ValueReader = <N extends OptionName>(name: N) => ValueOf<N>;

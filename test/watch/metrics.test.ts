@@ -24,7 +24,7 @@ const snapshot: WatchSnapshot = {
   updateError: undefined,
 };
 const process = { residentBytes: 52_428_800, cpuSeconds: 1.25, startTimeSeconds: 1_700_000_000 };
-const status = { loaded: true as const, sets: [], counters: [{ name: "output_dropped", packets: 7, bytes: 420 }] };
+const status = { loaded: true as const, enforcing: true, allowed: [], dns: "any" as const, sets: [], counters: [{ name: "output_dropped", packets: 7, bytes: 420 }] };
 
 describe("renderMetrics", () => {
   test("the Prometheus text format, every family with HELP and TYPE", () => {

@@ -313,7 +313,7 @@ describe("domainwall watch", () => {
     expect(calls[0]?.stdin).toStartWith("#!/usr/sbin/nft -f\n# domainwall: generated ruleset");
     // The ready file's directory is proven writable before the rules are loaded.
     expect(events.slice(0, 6)).toEqual([`remove ${READY}`, `write ${READY}.domainwall-check`, `remove ${READY}.domainwall-check`, "nft -f -", `write ${STATE}`, `write ${READY}`]);
-    expect(events.slice(-2)).toEqual([`remove ${STATE}`, "signals restored"]);
+    expect(events.slice(-3)).toEqual(["write /run/domainwall/names.json", `remove ${STATE}`, "signals restored"]);
     expect(events.at(-1)).toBe("signals restored");
     expect(files[READY]).toBe("loaded\n");
     expect(log).toContain("applied: 1 names resolved, 0 skipped; 1 IPv4 and 0 IPv6 allowed");
