@@ -1,9 +1,8 @@
 #!/usr/bin/env bun
 import { selectBackend } from "./backends/select.ts";
-import { readConfigFile } from "./cli/config-file.ts";
+import { loadConfig, readSettings } from "./cli/load.ts";
 import { helpText } from "./cli/help.ts";
 import { parseCli } from "./cli/parse.ts";
-import { layerSettings, type Settings } from "./cli/settings.ts";
 import { applyCommand } from "./commands/apply.ts";
 import { confirmCommand } from "./commands/confirm.ts";
 import type { Context } from "./commands/context.ts";
@@ -13,7 +12,7 @@ import { statusCommand } from "./commands/status.ts";
 import { explainCommand } from "./commands/explain.ts";
 import { suggestCommand } from "./commands/suggest.ts";
 import { watchCommand } from "./commands/watch.ts";
-import { parseConfig, type CommandConfig } from "./config/config.ts";
+import type { CommandConfig } from "./config/config.ts";
 import { DomainwallError, EXIT, exitCode } from "./errors.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { messageOf } from "./messages.ts";
@@ -44,13 +43,6 @@ function dispatch(ctx: Context, config: CommandConfig): Promise<number | void> {
   }
 }
 
-/** The allow file's text for `parseConfig` (which stays pure); undefined when there is none to read. */
-async function readAllowFile(world: World, settings: Settings): Promise<string | undefined> {
-  const setting = settings.get("allow-file");
-  if (setting?.kind !== "value" || setting.text.trim() === "") return undefined;
-  return world.readFile(setting.text);
-}
-
 /** The whole program: parse, run one command, map the outcome to an exit code. */
 export async function main(world: World): Promise<number> {
   let log: Logger | undefined;
@@ -60,14 +52,10 @@ export async function main(world: World): Promise<number> {
     if (invocation.kind === "help") return void (await world.stdout(`${helpText(invocation.command)}\n`)), EXIT.ok;
     if (invocation.kind === "usage") return void world.stderr.write(`no command given\n\n${helpText()}\n`), EXIT.usage;
     const { command, flags } = invocation;
-    const configSetting = flags.get("config");
-    const file = configSetting?.kind === "value" ? await readConfigFile(world.readFile, configSetting) : { settings: new Map(), problems: [] };
-    const settings = layerSettings(command, { env: world.env, file: file.settings, flags });
-    const logFormat = settings.get("log-format");
+    const logFormat = (await readSettings(world, command, flags)).settings.get("log-format");
     log = createLogger(logFormat?.kind === "value" && logFormat.text === "json" ? "json" : "text", world.stderr);
     const logger = log;
-    const problems = [...invocation.problems, ...file.problems];
-    const { config, warnings } = parseConfig(settings, command, { problems, allowFileText: await readAllowFile(world, settings), args: invocation.args });
+    const { config, warnings } = await loadConfig(world, command, flags, { problems: invocation.problems, args: invocation.args });
     for (const warning of warnings) logger.warn(warning);
     const probe = command !== "render";
     const backend = async () => {

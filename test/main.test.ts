@@ -57,6 +57,7 @@ async function runMain(
     sleep: async (ms) => void (clock += ms),
     awaitOperator: () => ({ decision: operator, done: () => {} }),
     untilStopped: () => ({ stopped: new Promise(() => {}), done: () => {} }),
+    configChanges: () => ({ stop: () => {} }),
     serve: () => ({ stop: () => {} }),
     processStats: () => ({ residentBytes: 0, cpuSeconds: 0, startTimeSeconds: 0 }),
     epochNow: () => EPOCH + clock,

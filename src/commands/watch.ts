@@ -11,6 +11,7 @@ import { loadPolicy } from "./apply.ts";
 import { watchStateFile, type Context } from "./context.ts";
 import { preparePolicy } from "./prepare.ts";
 import { saveNames } from "./names.ts";
+import { reloadOnChange, type Reloader } from "./reload.ts";
 import { addressesByName } from "../watch/refresh.ts";
 
 /** `watch`: apply as `apply` does, then keep the allow sets true to DNS until SIGTERM or SIGINT. */
@@ -19,6 +20,8 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
   const options = config.watch;
   const stop = world.untilStopped();
   let server: { stop: () => void } | undefined;
+  let reloader: Reloader | undefined;
+  let removeOnExit = options.removeOnExit;
   try {
     const built = await preparePolicy(ctx, config.policy);
     let watcher: Watcher | undefined;
@@ -27,7 +30,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     if (options.metricsAddr !== undefined) {
       const { hostname, port } = options.metricsAddr;
       const lateMs = config.policy.resolveTimeoutMs + 30_000;
-      const handle = metricsHandler({ snapshot: () => watcher?.snapshot(), status: async () => chosen?.status(), process: world.processStats, now: world.now, lateMs });
+      const handle = metricsHandler({ snapshot: () => watcher?.snapshot(), status: async () => chosen?.status(), process: world.processStats, now: world.now, lateMs, reloads: () => reloader?.stats() });
       try {
         server = world.serve(options.metricsAddr, handle);
       } catch (error) {
@@ -46,6 +49,10 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
       { backend, lookup: world.lookup, log, now: world.now, sleep: world.sleep, random: Math.random, cycled: saveState },
     );
     await saveState(watcher.snapshot());
+    if (options.configFile !== undefined && ctx.reread !== undefined) {
+      const text = await world.readFile(options.configFile).catch(() => undefined);
+      reloader = reloadOnChange(ctx, options.configFile, config, text, watcher, (next) => void (removeOnExit = next.watch.removeOnExit));
+    }
     if (options.readyFile !== undefined) await world.writeFile(options.readyFile, "loaded\n");
     log.info(`watching ${config.policy.hosts.length} names: looked up again as their TTLs run out (between ${options.minTtlMs / 1000}s and ${options.maxTtlMs / 1000}s); unseen addresses stay ${options.graceMs / 1000}s`);
     await watcher.run(stop.stopped);
@@ -53,11 +60,13 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     // What the rules hold now, named, for status after this process has gone.
     await saveNames(world, log, addressesByName(watcher.snapshot().state));
     await world.removeFile(watchStateFile(world.env, WATCH_STATE_FILE));
-    if (!options.removeOnExit) return log.success(`${signal}: stopped; the rules stay loaded`);
+    await reloader?.stop();
+    if (!removeOnExit) return log.success(`${signal}: stopped; the rules stay loaded`);
     await backend.remove();
     if (options.readyFile !== undefined) await world.removeFile(options.readyFile);
     log.success(`${signal}: stopped and removed domainwall's rules (--remove-on-exit)`);
   } finally {
+    await reloader?.stop();
     server?.stop();
     stop.done();
   }

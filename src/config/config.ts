@@ -45,6 +45,8 @@ export interface WatchConfig {
   readonly metricsAddr?: ListenAddress;
   /** On SIGTERM/SIGINT remove the rules (default: leave them, so the pod stays protected). */
   readonly removeOnExit: boolean;
+  /** `--config FILE`: reloaded on SIGHUP and when it changes. */
+  readonly configFile?: string;
 }
 
 interface Common {
@@ -230,6 +232,7 @@ function watchConfig(settings: Settings, value: ValueReader, problems: string[])
   const maxTtlMs = value("max-ttl");
   const readyFile = value("ready-file");
   const metricsAddr = value("metrics-addr");
+  const configFile = value("config");
   if (minTtlMs !== undefined && maxTtlMs !== undefined && minTtlMs > maxTtlMs) {
     problems.push(`${fromOf(settings, "min-ttl")} (${minTtlMs / 1000}s) must not be longer than ${fromOf(settings, "max-ttl")} (${maxTtlMs / 1000}s)`);
   }
@@ -240,5 +243,6 @@ function watchConfig(settings: Settings, value: ValueReader, problems: string[])
     ...(readyFile !== undefined && { readyFile }),
     ...(metricsAddr !== undefined && { metricsAddr }),
     removeOnExit: value("remove-on-exit"),
+    ...(configFile !== undefined && { configFile }),
   };
 }

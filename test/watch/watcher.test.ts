@@ -315,6 +315,7 @@ async function runWatch(argv: string[], options: { records?: Records; nft?: (cal
     },
     awaitOperator: () => ({ decision: new Promise(() => {}), done: () => {} }),
     untilStopped: () => ({ stopped, done: () => events.push("signals restored") }),
+    configChanges: () => ({ stop: () => {} }),
     serve: (address, handle) => {
       if (options.bindFails) throw new Error("Failed to start server. Is port 9464 in use?");
       Object.assign(served, { address, handle });
@@ -369,7 +370,7 @@ describe("domainwall watch", () => {
     const metrics = await (await served.handle!(new Request("http://127.0.0.1:9464/metrics"))).text();
     expect(metrics).toContain('domainwall_allowed_addresses{family="ipv4"} 1\n');
     expect(metrics).toContain('domainwall_resolution_failures_total{name="api.example"} 0\n');
-    expect(metrics).toContain('domainwall_dropped_packets_total{counter="output_dropped"} 3\n');
+    expect(metrics).toContain('domainwall_dropped_packets_total{counter="output_dropped",direction="out"} 3\n');
     expect(metrics).toContain("process_resident_memory_bytes 50000000\n");
   });
 
