@@ -63,7 +63,7 @@ export async function main(world: World): Promise<number> {
       if (probe) logger.info(`backend ${chosen.backend.name} (${chosen.reason})`);
       return chosen.backend;
     };
-    return (await dispatch({ world, log: logger, backend }, config)) ?? EXIT.ok;
+    return (await dispatch({ world, log: logger, backend, reread: () => loadConfig(world, command, flags) }, config)) ?? EXIT.ok;
   } catch (error) {
     log ??= createLogger("text", world.stderr);
     if (error instanceof DomainwallError) log.error(error.message);

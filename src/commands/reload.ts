@@ -90,7 +90,7 @@ export function reloadOnChange(ctx: Context, path: string, initial: ConfigOf<"wa
     }
     running = settleAndReload(reason);
   });
-  log.info(`${path}: reloaded on SIGHUP and when it changes`);
+  log.info(`${path}: will be reloaded on SIGHUP and when it changes`);
   return {
     stats: () => stats,
     async stop() {
