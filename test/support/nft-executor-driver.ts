@@ -1,0 +1,61 @@
+// Runs nft scripts through one NftExecutor in this process's network namespace, for tests that
+// need root: `unshare --net bun test/support/nft-executor-driver.ts EXECUTOR [--churn N]`.
+//   EXECUTOR: libnftables (must load), nft (the binary) or auto (createNftExecutor, honouring
+//   DOMAINWALL_LIBNFTABLES).
+//   stdin: JSON [{ script, check?, json? }], run in order (all queued at once with --concurrent).
+//   stdout: JSON { name, reason, results: NftResult[], ruleset } where ruleset is `nft list ruleset`
+//   by the binary afterwards.
+//   --churn N: instead, one table with a timeout set, then N `add element ... timeout` transactions
+//   (distinct IPv6 documentation addresses); stdout: JSON { name, rss: [[transactions, bytes], ...] }.
+import { parseArgs } from "node:util";
+import { createNftExecutor } from "../../src/backends/nft/choose-executor.ts";
+import type { NftExecutor, NftResult } from "../../src/backends/nft/executor.ts";
+import { loadLibnftables } from "../../src/backends/nft/libnftables.ts";
+import { processExecutor } from "../../src/backends/nft/process-executor.ts";
+import { runProcess } from "../../src/run.ts";
+
+const { values, positionals } = parseArgs({
+  args: process.argv.slice(2),
+  allowPositionals: true,
+  options: { churn: { type: "string" }, concurrent: { type: "boolean", default: false } },
+});
+
+function choose(which: string | undefined): { executor: NftExecutor; reason: string } {
+  if (which === "nft") return { executor: processExecutor(runProcess), reason: "asked for the nft binary" };
+  if (which === "auto") return createNftExecutor({ run: runProcess, env: process.env });
+  if (which !== "libnftables") throw new Error(`usage: nft-executor-driver.ts libnftables|nft|auto, not ${which}`);
+  const loaded = loadLibnftables();
+  if (!loaded.ok) throw new Error(loaded.reason);
+  return { executor: loaded.executor, reason: "asked for libnftables" };
+}
+
+const { executor, reason } = choose(positionals[0]);
+const must = async (script: string) => {
+  const result = await executor.run(script);
+  if (result.code !== 0) throw new Error(`${script}: ${result.stderr}`);
+};
+
+if (values.churn !== undefined) {
+  const count = Number(values.churn);
+  await must("table inet dwchurn {\n\tset learned {\n\t\ttype ipv6_addr\n\t\tflags timeout\n\t}\n}\n");
+  const rss: [number, number][] = [];
+  for (let i = 1; i <= count; i++) {
+    await must(`add element inet dwchurn learned { 2001:db8:${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}::1 timeout 60s }\n`);
+    if (i % 1000 === 0) {
+      Bun.gc(true);
+      rss.push([i, process.memoryUsage.rss()]);
+    }
+  }
+  console.log(JSON.stringify({ name: executor.name, rss }));
+} else {
+  const requests = JSON.parse(await Bun.stdin.text()) as { script: string; check?: boolean; json?: boolean }[];
+  const runOne = ({ script, ...options }: (typeof requests)[number]) => executor.run(script, options);
+  let results: NftResult[];
+  if (values.concurrent) results = await Promise.all(requests.map(runOne));
+  else {
+    results = [];
+    for (const request of requests) results.push(await runOne(request));
+  }
+  const ruleset = Bun.spawnSync(["nft", "list", "ruleset"], { stderr: "inherit" }).stdout.toString();
+  console.log(JSON.stringify({ name: executor.name, reason, results, ruleset }));
+}
