@@ -5,8 +5,12 @@
 //   stdin: JSON [{ script, check?, json? }], run in order (all queued at once with --concurrent).
 //   stdout: JSON { name, reason, results: NftResult[], ruleset } where ruleset is `nft list ruleset`
 //   by the binary afterwards.
+//   --no-descriptors: the executor is chosen (and, for libnftables, one script run) while this
+//   process may open no file descriptor (RLIMIT_NOFILE 0), so no netlink socket either: what
+//   libnftables 1.0.6 answers by exit(); stdout: JSON { name, reason, error }.
 //   --churn N: instead, one table with a timeout set, then N `add element ... timeout` transactions
 //   (distinct IPv6 documentation addresses); stdout: JSON { name, rss: [[transactions, bytes], ...] }.
+import { dlopen, FFIType, ptr } from "bun:ffi";
 import { parseArgs } from "node:util";
 import { createNftExecutor } from "../../src/backends/nft/choose-executor.ts";
 import type { NftExecutor, NftResult } from "../../src/backends/nft/executor.ts";
@@ -17,7 +21,7 @@ import { runProcess } from "../../src/run.ts";
 const { values, positionals } = parseArgs({
   args: process.argv.slice(2),
   allowPositionals: true,
-  options: { churn: { type: "string" }, concurrent: { type: "boolean", default: false } },
+  options: { churn: { type: "string" }, concurrent: { type: "boolean", default: false }, "no-descriptors": { type: "boolean", default: false } },
 });
 
 function choose(which: string | undefined): { executor: NftExecutor; reason: string } {
@@ -27,6 +31,24 @@ function choose(which: string | undefined): { executor: NftExecutor; reason: str
   const loaded = loadLibnftables();
   if (!loaded.ok) throw new Error(loaded.reason);
   return { executor: loaded.executor, reason: "asked for libnftables" };
+}
+
+if (values["no-descriptors"]) {
+  const RLIMIT_NOFILE = 7;
+  const { symbols: libc } = dlopen("libc.so.6", {
+    getrlimit: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
+    setrlimit: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
+  });
+  // Loaded before the limit (a loaded library opens again without a descriptor): only the socket is denied.
+  dlopen("libnftables.so.1", { nft_ctx_free: { args: [FFIType.ptr], returns: FFIType.void } });
+  const saved = new BigUint64Array(2);
+  if (libc.getrlimit(RLIMIT_NOFILE, ptr(saved)) !== 0) throw new Error("getrlimit failed");
+  if (libc.setrlimit(RLIMIT_NOFILE, ptr(new BigUint64Array([0n, saved[1]!]))) !== 0) throw new Error("setrlimit failed");
+  const { executor, reason } = choose(positionals[0]);
+  const error = executor.name === "libnftables" ? await executor.run("list tables\n").then(() => "", (e: Error) => e.message) : "";
+  libc.setrlimit(RLIMIT_NOFILE, ptr(saved));
+  console.log(JSON.stringify({ name: executor.name, reason, error }));
+  process.exit(0);
 }
 
 const { executor, reason } = choose(positionals[0]);

@@ -1,6 +1,6 @@
 import type { Run } from "../../run.ts";
 import type { NftExecutor } from "./executor.ts";
-import { LIBNFTABLES, loadLibnftables } from "./libnftables.ts";
+import { LIBNFTABLES, loadLibnftables, probeNetlink } from "./libnftables.ts";
 import { processExecutor } from "./process-executor.ts";
 
 /**
@@ -15,11 +15,25 @@ export interface ChosenExecutor {
   readonly reason: string;
 }
 
-/** libnftables in this process when the library loads, else the `nft` binary through `run`. */
-export function createNftExecutor({ run, env }: { readonly run: Run; readonly env: Readonly<Record<string, string | undefined>> }): ChosenExecutor {
+/**
+ * libnftables in this process when the library loads and this process can open a netfilter netlink
+ * socket (`probe`, undefined when it can: libnftables would exit() the process otherwise), else
+ * the `nft` binary through `run`.
+ */
+export function createNftExecutor({
+  run,
+  env,
+  probe = () => probeNetlink(),
+}: {
+  readonly run: Run;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly probe?: () => string | undefined;
+}): ChosenExecutor {
   const path = env[LIBNFTABLES_ENV] || LIBNFTABLES;
   const loaded = loadLibnftables(path);
-  return loaded.ok
+  const probed = loaded.ok ? probe() : undefined;
+  const refused = loaded.ok ? probed && `${path} loads, but ${probed}` : loaded.reason;
+  return loaded.ok && refused === undefined
     ? { executor: loaded.executor, reason: `nft transactions run in process through ${path}` }
-    : { executor: processExecutor(run), reason: `nft transactions run the nft binary: ${loaded.reason}` };
+    : { executor: processExecutor(run), reason: `nft transactions run the nft binary: ${refused}` };
 }

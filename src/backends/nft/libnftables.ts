@@ -1,5 +1,6 @@
-import { CString, dlopen, FFIType, type Pointer } from "bun:ffi";
+import { CString, dlopen, FFIType, type Pointer, read } from "bun:ffi";
 import { closeSync, writeSync } from "node:fs";
+import { constants } from "node:os";
 import type { NftExecutor, NftResult } from "./executor.ts";
 
 /** The library the `nft` binary itself is built on (Debian's `libnftables1`, in the `nftables` package). */
@@ -22,9 +23,26 @@ const symbols = {
   nft_ctx_get_error_buffer: { args: [FFIType.ptr], returns: FFIType.ptr },
 } as const;
 
-/** memfd_create(2): an anonymous file for a script, so nft names errors by line as `nft -f -` does. */
-const libcSymbols = { memfd_create: { args: [FFIType.ptr, FFIType.u32], returns: FFIType.i32 } } as const;
+/**
+ * memfd_create(2): an anonymous file for a script, so nft names errors by line as `nft -f -` does.
+ * malloc_trim(3): gives freed heap back to the system after a large script (libnftables' parse of
+ * 100,000 elements leaves tens of MiB free but mapped). socket(2), close(2) and errno: the netlink
+ * probe (see probeNetlink).
+ */
+const libcSymbols = {
+  memfd_create: { args: [FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+  malloc_trim: { args: [FFIType.u64], returns: FFIType.i32 },
+  socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+  close: { args: [FFIType.i32], returns: FFIType.i32 },
+  __errno_location: { args: [], returns: FFIType.ptr },
+} as const;
 const MFD_CLOEXEC = 1;
+const AF_NETLINK = 16;
+const SOCK_RAW = 3;
+const SOCK_CLOEXEC = 0o2000000;
+const NETLINK_NETFILTER = 12;
+/** A script at least this long is followed by malloc_trim(0). */
+export const TRIM_AFTER_BYTES = 1 << 20;
 
 type Library = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
 type Libc = ReturnType<typeof dlopen<typeof libcSymbols>>["symbols"];
@@ -47,12 +65,33 @@ export type LoadResult = { readonly ok: true; readonly executor: LibnftablesExec
 export function loadLibnftables(path: string = LIBNFTABLES): LoadResult {
   try {
     const { symbols: lib } = dlopen(path, symbols);
-    const { symbols: libc } = dlopen("libc.so.6", libcSymbols);
-    return { ok: true, executor: libnftablesExecutor(lib, libc) };
+    return { ok: true, executor: libnftablesExecutor(lib, openLibc()) };
   } catch (error) {
     return { ok: false, reason: `cannot load ${path}: ${error instanceof Error ? error.message : String(error)}` };
   }
 }
+
+const errnoName = (errno: number): string =>
+  Object.entries(constants.errno).find(([, value]) => value === errno)?.[0] ?? `errno ${errno}`;
+
+/**
+ * Whether this process can open the netlink socket libnftables needs: socket(AF_NETLINK, SOCK_RAW,
+ * NETLINK_NETFILTER), closed at once. libnftables 1.0.6 calls exit() from nft_ctx_new when that
+ * socket cannot be opened (seccomp, an exhausted descriptor table, a kernel without nfnetlink), so
+ * this runs first. Undefined when it opens, else why not.
+ */
+export function probeNetlink(libc: Libc = openLibc()): string | undefined {
+  const fd = libc.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+  if (fd >= 0) {
+    libc.close(fd);
+    return undefined;
+  }
+  const where = libc.__errno_location();
+  const errno = where === null ? -1 : read.i32(where);
+  return `cannot open a netfilter netlink socket: ${errnoName(errno)}`;
+}
+
+const openLibc = (): Libc => dlopen("libc.so.6", libcSymbols).symbols;
 
 /** A JS string from a C string the library owns; the library reuses that memory on its next call. */
 const copyOut = (pointer: CPointer | null): string => (pointer === null ? "" : String(new CString(pointer as Pointer)));
@@ -92,6 +131,9 @@ function libnftablesExecutor(lib: Library, libc: Libc): LibnftablesExecutor {
 
   const open = (): CPointer => {
     if (context !== null) return context;
+    // Refuse here rather than let nft_ctx_new exit the process.
+    const refused = probeNetlink(libc);
+    if (refused !== undefined) throw new Error(`libnftables: ${refused}`);
     const created = lib.nft_ctx_new(NFT_CTX_DEFAULT);
     if (created === null) throw new Error("libnftables: nft_ctx_new failed");
     if (lib.nft_ctx_buffer_output(created) !== 0 || lib.nft_ctx_buffer_error(created) !== 0) {

@@ -28,10 +28,10 @@ interface Driven {
 async function drive(
   executor: "libnftables" | "nft" | "auto",
   requests: readonly Request[],
-  opts: { env?: Record<string, string>; concurrent?: boolean; command?: string[]; churn?: number } = {},
+  opts: { env?: Record<string, string>; concurrent?: boolean; command?: string[]; churn?: number; noDescriptors?: boolean } = {},
 ): Promise<Driven> {
   const command = opts.command ?? [process.execPath, DRIVER];
-  const argv = ["unshare", "--net", ...command, executor, ...(opts.concurrent ? ["--concurrent"] : []), ...(opts.churn ? ["--churn", String(opts.churn)] : [])];
+  const argv = ["unshare", "--net", ...command, executor, ...(opts.concurrent ? ["--concurrent"] : []), ...(opts.churn ? ["--churn", String(opts.churn)] : []), ...(opts.noDescriptors ? ["--no-descriptors"] : [])];
   const child = Bun.spawn(argv, { stdin: new Blob([JSON.stringify(requests)]), stdout: "pipe", stderr: "pipe", env: { ...process.env, ...opts.env } });
   const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
   if (code !== 0) throw new Error(`${argv.join(" ")} exited ${code}: ${stderr}`);
@@ -124,6 +124,14 @@ describeNetns("libnftables executor against the kernel (root)", () => {
       expect(fallback.results).toEqual([{ code: 0, stdout: "", stderr: "" }]);
       expect(fallback.ruleset).toBe(inProcess.ruleset);
     }
+  });
+
+  test("no netlink socket (descriptor table full): the chooser falls back to the binary, and a direct run fails instead of exit()", async () => {
+    const chosen = (await drive("auto", [], { noDescriptors: true })) as unknown as { name: string; reason: string };
+    expect(chosen.name).toBe("nft");
+    expect(chosen.reason).toBe("nft transactions run the nft binary: libnftables.so.1 loads, but cannot open a netfilter netlink socket: EMFILE");
+    const direct = (await drive("libnftables", [], { noDescriptors: true })) as unknown as { name: string; error: string };
+    expect(direct).toEqual({ name: "libnftables", reason: "asked for libnftables", error: "libnftables: cannot open a netfilter netlink socket: EMFILE" } as never);
   });
 
   test("memory: 10,000 add-element transactions with timeouts, RSS flat", async () => {
