@@ -8,6 +8,10 @@
 //   --no-descriptors: the executor is chosen (and, for libnftables, one script run) while this
 //   process may open no file descriptor (RLIMIT_NOFILE 0), so no netlink socket either: what
 //   libnftables 1.0.6 answers by exit(); stdout: JSON { name, reason, error }.
+//   --large N [--no-trim]: one transaction loading a set of N IPv6 documentation addresses (about
+//   20 bytes each), then one `add element`, with the executor's release after large scripts (free
+//   the context, malloc_trim) or without it; stdout: JSON { name, bytes, rss: { before, after,
+//   next } } (RSS in bytes after Bun.gc: before, after the load, after the next add).
 //   --churn N: instead, one table with a timeout set, then N `add element ... timeout` transactions
 //   (distinct IPv6 documentation addresses); stdout: JSON { name, rss: [[transactions, bytes], ...] }.
 import { dlopen, FFIType, ptr } from "bun:ffi";
@@ -21,14 +25,17 @@ import { runProcess } from "../../src/run.ts";
 const { values, positionals } = parseArgs({
   args: process.argv.slice(2),
   allowPositionals: true,
-  options: { churn: { type: "string" }, concurrent: { type: "boolean", default: false }, "no-descriptors": { type: "boolean", default: false } },
+  options: { churn: { type: "string" }, concurrent: { type: "boolean", default: false }, "no-descriptors": { type: "boolean", default: false },
+    large: { type: "string" },
+    "no-trim": { type: "boolean", default: false },
+  },
 });
 
 function choose(which: string | undefined): { executor: NftExecutor; reason: string } {
   if (which === "nft") return { executor: processExecutor(runProcess), reason: "asked for the nft binary" };
   if (which === "auto") return createNftExecutor({ run: runProcess, env: process.env });
   if (which !== "libnftables") throw new Error(`usage: nft-executor-driver.ts libnftables|nft|auto, not ${which}`);
-  const loaded = loadLibnftables();
+  const loaded = loadLibnftables(undefined, values["no-trim"] ? { releaseAfterBytes: Number.POSITIVE_INFINITY } : {});
   if (!loaded.ok) throw new Error(loaded.reason);
   return { executor: loaded.executor, reason: "asked for libnftables" };
 }
@@ -57,7 +64,20 @@ const must = async (script: string) => {
   if (result.code !== 0) throw new Error(`${script}: ${result.stderr}`);
 };
 
-if (values.churn !== undefined) {
+const rssNow = () => (Bun.gc(true), process.memoryUsage.rss());
+
+if (values.large !== undefined) {
+  const count = Number(values.large);
+  const elements = Array.from({ length: count }, (_, i) => `2001:db8:${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}::1`);
+  const script = `table inet dwlarge {\n\tset big {\n\t\ttype ipv6_addr\n\t\telements = { ${elements.join(", ")} }\n\t}\n}\n`;
+  await must("table inet dwlarge\n");
+  const before = rssNow();
+  await must(script);
+  const after = rssNow();
+  await must("add element inet dwlarge big { 2001:db8:ffff::1 }\n");
+  const next = rssNow();
+  console.log(JSON.stringify({ name: executor.name, bytes: script.length, rss: { before, after, next } }));
+} else if (values.churn !== undefined) {
   const count = Number(values.churn);
   await must("table inet dwchurn {\n\tset learned {\n\t\ttype ipv6_addr\n\t\tflags timeout\n\t}\n}\n");
   const rss: [number, number][] = [];

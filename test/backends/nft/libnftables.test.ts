@@ -28,10 +28,10 @@ interface Driven {
 async function drive(
   executor: "libnftables" | "nft" | "auto",
   requests: readonly Request[],
-  opts: { env?: Record<string, string>; concurrent?: boolean; command?: string[]; churn?: number; noDescriptors?: boolean } = {},
+  opts: { env?: Record<string, string>; concurrent?: boolean; command?: string[]; churn?: number; noDescriptors?: boolean; large?: number; noTrim?: boolean } = {},
 ): Promise<Driven> {
   const command = opts.command ?? [process.execPath, DRIVER];
-  const argv = ["unshare", "--net", ...command, executor, ...(opts.concurrent ? ["--concurrent"] : []), ...(opts.churn ? ["--churn", String(opts.churn)] : []), ...(opts.noDescriptors ? ["--no-descriptors"] : [])];
+  const argv = ["unshare", "--net", ...command, executor, ...(opts.concurrent ? ["--concurrent"] : []), ...(opts.churn ? ["--churn", String(opts.churn)] : []), ...(opts.noDescriptors ? ["--no-descriptors"] : []), ...(opts.large ? ["--large", String(opts.large)] : []), ...(opts.noTrim ? ["--no-trim"] : [])];
   const child = Bun.spawn(argv, { stdin: new Blob([JSON.stringify(requests)]), stdout: "pipe", stderr: "pipe", env: { ...process.env, ...opts.env } });
   const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
   if (code !== 0) throw new Error(`${argv.join(" ")} exited ${code}: ${stderr}`);
@@ -144,6 +144,16 @@ describeNetns("libnftables executor against the kernel (root)", () => {
     console.info(`RSS ${(early / 2 ** 20).toFixed(1)} MiB after 2,000 transactions, ${(late / 2 ** 20).toFixed(1)} MiB after 10,000`);
     // A leak of 2 KiB per transaction would add 16 MiB.
     expect(growthMiB).toBeLessThan(16);
+  });
+
+  test("memory: after a 2 MB load the context is freed and the heap trimmed, so RSS comes back (control: without, it stays up)", async () => {
+    type Large = { bytes: number; rss: { before: number; after: number; next: number } };
+    const [released, kept] = (await Promise.all([drive("libnftables", [], { large: 100_000 }), drive("libnftables", [], { large: 100_000, noTrim: true })])) as unknown as [Large, Large];
+    const mib = (bytes: number) => bytes / 2 ** 20;
+    console.info(`RSS before/after/next add, MiB: released ${Object.values(released.rss).map(mib).map((v) => v.toFixed(1))}, kept ${Object.values(kept.rss).map(mib).map((v) => v.toFixed(1))}`);
+    expect(released.bytes).toBeGreaterThan(1 << 20);
+    expect(mib(released.rss.next - released.rss.before)).toBeLessThan(8);
+    expect(mib(kept.rss.after - released.rss.after)).toBeGreaterThan(16);
   });
 
   test("works in a compiled binary (bun build --compile): dlopen of the system library", async () => {
