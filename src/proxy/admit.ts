@@ -1,9 +1,11 @@
 /**
  * Admission: the DNS proxy puts each answer's addresses into the kernel's timeout sets before the
- * answer goes to the client. The kernel replaces an element's timeout on `add element`, also with a
- * shorter one, so the admitter keeps what it knows of each element's expiry and sends an element
- * only when that makes it live noticeably longer; admissions that arrive while a transaction is in
- * flight are coalesced into the next one (one `add element` per set, one transaction).
+ * answer goes to the client. On `add element` of an existing element the kernel (6.18 here) sets a
+ * timeout that differs from the element's, also a shorter one, but leaves an equal timeout's
+ * countdown running unless `expires` is given: so every element is sent as `timeout T expires T`,
+ * and the admitter keeps what it knows of each element's expiry and sends an element only when
+ * that makes it live noticeably longer. Admissions that arrive while a transaction is in flight are
+ * coalesced into the next one (one `add element` per set, one transaction).
  */
 import type { NftExecutor } from "../backends/nft/executor.ts";
 import { parseTimeoutElements, renderTimeoutElements, type TimeoutElement } from "../backends/nft/timeout-elements.ts";
@@ -156,7 +158,7 @@ export function createAdmitter(options: AdmitterOptions): Admitter {
     for (const family of [4, 6] as const) {
       const items = [...batch.elements.values()]
         .filter((w) => w.family === family)
-        .map((w) => `${w.address} timeout ${w.timeoutSeconds}s`)
+        .map((w) => `${w.address} timeout ${w.timeoutSeconds}s expires ${w.timeoutSeconds}s`)
         .sort();
       if (items.length > 0) lines.push(`add element ${table} ${setOf(family)} { ${items.join(", ")} }\n`);
     }

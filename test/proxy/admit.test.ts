@@ -1,6 +1,8 @@
 import { describe, expect, test } from "bun:test";
+import { resolve } from "node:path";
 import type { NftExecutor, NftResult } from "../../src/backends/nft/executor.ts";
 import { type Admission, createAdmitter, MAX_NAMES } from "../../src/proxy/admit.ts";
+import { describeNetns } from "../lab/lab.ts";
 
 /** An executor that records each script and holds it until the test answers it. */
 function heldExecutor() {
@@ -55,7 +57,7 @@ describe("createAdmitter", () => {
     const admitter = createAdmitter({ executor, now: clock().now, ...settings });
     await admitter.admit(answer("cdn.example.com", v4("198.51.100.9", 60), v6("2001:db8::9", 60), v4("198.51.100.10", 120)));
     expect(scripts).toEqual([
-      "add element inet domainwall proxy_v4 { 198.51.100.10 timeout 150s, 198.51.100.9 timeout 90s }\n" + "add element inet domainwall proxy_v6 { 2001:db8::9 timeout 90s }\n",
+      "add element inet domainwall proxy_v4 { 198.51.100.10 timeout 150s expires 150s, 198.51.100.9 timeout 90s expires 90s }\n" + "add element inet domainwall proxy_v6 { 2001:db8::9 timeout 90s expires 90s }\n",
     ]);
   });
 
@@ -67,14 +69,14 @@ describe("createAdmitter", () => {
   ])("TTL clamped: $name", async ({ ttl, timeout }) => {
     const { executor, scripts } = okExecutor();
     await createAdmitter({ executor, now: clock().now, ...settings }).admit(answer("a.example.com", v4("198.51.100.9", ttl)));
-    expect(scripts).toEqual([`add element inet domainwall proxy_v4 { 198.51.100.9 timeout ${timeout} }\n`]);
+    expect(scripts).toEqual([`add element inet domainwall proxy_v4 { 198.51.100.9 timeout ${timeout} expires ${timeout} }\n`]);
   });
 
   test("IPv6 addresses are sent in canonical form to the v6 set", async () => {
     const { executor, scripts } = okExecutor();
     const admitter = createAdmitter({ executor, now: clock().now, ...settings });
     await admitter.admit(answer("a.example.com", v6("2001:DB8:0:0:0:0:0:0A")));
-    expect(scripts).toEqual(["add element inet domainwall proxy_v6 { 2001:db8::a timeout 90s }\n"]);
+    expect(scripts).toEqual(["add element inet domainwall proxy_v6 { 2001:db8::a timeout 90s expires 90s }\n"]);
     expect(admitter.snapshot().elements.map((e) => e.address)).toEqual(["2001:db8::a"]);
   });
 
@@ -113,7 +115,7 @@ describe("createAdmitter", () => {
     await admitter.admit(answer("a.example.com", v4("198.51.100.9", 60)));
     time.advance(10_000); // wanted expiry 10 s later than known: more than 9 s
     await admitter.admit(answer("a.example.com", v4("198.51.100.9", 60)));
-    expect(scripts).toEqual(["add element inet domainwall proxy_v4 { 198.51.100.9 timeout 90s }\n", "add element inet domainwall proxy_v4 { 198.51.100.9 timeout 90s }\n"]);
+    expect(scripts).toEqual(["add element inet domainwall proxy_v4 { 198.51.100.9 timeout 90s expires 90s }\n", "add element inet domainwall proxy_v4 { 198.51.100.9 timeout 90s expires 90s }\n"]);
     expect(admitter.snapshot().elements[0]!.expiresAt).toBe(1_100_000);
   });
 
@@ -122,7 +124,7 @@ describe("createAdmitter", () => {
     const admitter = createAdmitter({ executor, now: clock().now, ...settings });
     await admitter.admit(answer("a.example.com", v4("198.51.100.9", 3_000)));
     await admitter.admit(answer("a.example.com", v4("198.51.100.9", 10)));
-    expect(scripts).toEqual(["add element inet domainwall proxy_v4 { 198.51.100.9 timeout 3030s }\n"]);
+    expect(scripts).toEqual(["add element inet domainwall proxy_v4 { 198.51.100.9 timeout 3030s expires 3030s }\n"]);
     expect(admitter.snapshot().elements[0]!.timeoutSeconds).toBe(3030);
   });
 
@@ -141,7 +143,7 @@ describe("createAdmitter", () => {
     const admitter = createAdmitter({ executor, now: clock().now, ...settings });
     const first = watched(admitter.admit(answer("a.example.com", v4("198.51.100.1"))));
     await tick();
-    expect(scripts()).toEqual(["add element inet domainwall proxy_v4 { 198.51.100.1 timeout 90s }\n"]);
+    expect(scripts()).toEqual(["add element inet domainwall proxy_v4 { 198.51.100.1 timeout 90s expires 90s }\n"]);
     const second = watched(admitter.admit(answer("b.example.com", v4("198.51.100.2"), v6("2001:db8::2"))));
     const third = watched(admitter.admit(answer("c.example.com", v4("198.51.100.3"))));
     const again = watched(admitter.admit(answer("a.example.com", v4("198.51.100.1")))); // already in flight: waits for it
@@ -151,7 +153,7 @@ describe("createAdmitter", () => {
     runs[0]!.answer({});
     expect([await state(first), await state(again), await state(second)]).toEqual(["resolved", "resolved", "pending"]);
     expect(scripts()[1]).toBe(
-      "add element inet domainwall proxy_v4 { 198.51.100.2 timeout 90s, 198.51.100.3 timeout 90s }\n" + "add element inet domainwall proxy_v6 { 2001:db8::2 timeout 90s }\n",
+      "add element inet domainwall proxy_v4 { 198.51.100.2 timeout 90s expires 90s, 198.51.100.3 timeout 90s expires 90s }\n" + "add element inet domainwall proxy_v6 { 2001:db8::2 timeout 90s expires 90s }\n",
     );
     runs[1]!.answer({});
     expect([await state(second), await state(third)]).toEqual(["resolved", "resolved"]);
@@ -162,7 +164,7 @@ describe("createAdmitter", () => {
     const { executor, scripts } = okExecutor();
     const admitter = createAdmitter({ executor, now: clock().now, ...settings });
     await Promise.all([admitter.admit(answer("a.example.com", v4("198.51.100.1"))), admitter.admit(answer("b.example.com", v4("198.51.100.2")))]);
-    expect(scripts).toEqual(["add element inet domainwall proxy_v4 { 198.51.100.1 timeout 90s, 198.51.100.2 timeout 90s }\n"]);
+    expect(scripts).toEqual(["add element inet domainwall proxy_v4 { 198.51.100.1 timeout 90s expires 90s, 198.51.100.2 timeout 90s expires 90s }\n"]);
   });
 
   test("a refused transaction rejects all its waiters with nft's error and admits none of its elements", async () => {
@@ -180,7 +182,7 @@ describe("createAdmitter", () => {
     // Not admitted, so the next answer sends them again.
     const retry = watched(admitter.admit(answer("a.example.com", v4("198.51.100.2"))));
     await tick();
-    expect(scripts()[3]).toBe("add element inet domainwall proxy_v4 { 198.51.100.2 timeout 90s }\n");
+    expect(scripts()[3]).toBe("add element inet domainwall proxy_v4 { 198.51.100.2 timeout 90s expires 90s }\n");
     runs[3]!.answer({});
     expect(await state(retry)).toBe("resolved");
   });
@@ -267,4 +269,62 @@ describe("seedFromKernel and renderCarryOver", () => {
   test("carry-over is empty without elements", () => {
     expect(createAdmitter({ executor: okExecutor().executor, now: clock().now, ...settings }).renderCarryOver()).toEqual({ v4: "", v6: "" });
   });
+});
+
+interface Step {
+  readonly step: string;
+  readonly scripts: number;
+  readonly elements: Record<string, { timeout: number; expires: number }>;
+}
+
+/** test/support/admit-driver.ts in a fresh network namespace of its own, through `executor`. */
+async function driveAdmission(executor: "libnftables" | "nft"): Promise<Step[]> {
+  const argv = ["unshare", "--net", process.execPath, resolve(import.meta.dir, "../support/admit-driver.ts"), executor];
+  const child = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+  if (code !== 0) throw new Error(`${argv.join(" ")} exited ${code}: ${stderr}`);
+  return (JSON.parse(stdout) as { steps: Step[] }).steps;
+}
+
+describeNetns("admission against the kernel (root)", () => {
+  test.each(["libnftables", "nft"] as const)("through %s: timeouts land, a repeated answer refreshes, a shorter one does not shorten, a restart learns, a replace carries over", async (executor) => {
+    const steps = await driveAdmission(executor);
+    const at = (name: string) => {
+      const step = steps.find((s) => s.step.startsWith(name));
+      if (step === undefined) throw new Error(`no step ${name}`);
+      return step;
+    };
+    const timeouts = (step: Step) => Object.fromEntries(Object.entries(step.elements).map(([address, e]) => [address, e.timeout]));
+
+    const first = at("first answer");
+    expect(first.scripts).toBe(1);
+    expect(timeouts(first)).toEqual({ "198.51.100.9": 90, "2001:db8::9": 90 });
+    // 2 s later the repeated answer restarts 198.51.100.9's countdown; 2001:db8::9 was not in it.
+    const repeated = at("same answer");
+    expect(repeated.scripts).toBe(2);
+    expect(repeated.elements["198.51.100.9"]!.expires).toBeGreaterThanOrEqual(88);
+    expect(repeated.elements["2001:db8::9"]!.expires).toBeLessThanOrEqual(87);
+    const shorter = at("shorter answer");
+    expect(shorter.scripts).toBe(2);
+    expect(timeouts(shorter)).toEqual({ "198.51.100.9": 90, "2001:db8::9": 90 });
+    for (const [address, e] of Object.entries(shorter.elements)) expect(e.expires).toBeGreaterThanOrEqual(repeated.elements[address]!.expires - 1);
+    const longer = at("longer answer");
+    expect(longer.scripts).toBe(3);
+    expect(longer.elements["198.51.100.9"]).toMatchObject({ timeout: 630 });
+    expect(longer.elements["198.51.100.9"]!.expires).toBeGreaterThanOrEqual(628);
+    const both = at("two answers at once");
+    expect(both.scripts).toBe(4);
+    expect(timeouts(both)).toEqual({ "198.51.100.9": 630, "198.51.100.10": 90, "198.51.100.11": 90, "2001:db8::9": 90, "2001:db8::10": 90 });
+    // Restarted: two reads, no add (the answers are covered by what it learnt).
+    const restarted = at("restarted");
+    expect(restarted.step).toStartWith("restarted, learnt 5,");
+    expect(restarted.scripts).toBe(6);
+    const carried = at("table replaced with the carry-over");
+    expect(timeouts(carried)).toEqual(timeouts(both));
+    for (const [address, e] of Object.entries(carried.elements)) {
+      expect(e.expires).toBeLessThanOrEqual(restarted.elements[address]!.expires);
+      expect(e.expires).toBeGreaterThanOrEqual(restarted.elements[address]!.expires - 2);
+    }
+    expect(at("table replaced without it").elements).toEqual({});
+  }, 20_000);
 });
