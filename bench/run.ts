@@ -248,12 +248,26 @@ async function executorTransaction(lab: Lab): Promise<void> {
   );
 }
 
+/** The DNS proxy's admission of one answer (createAdmitter) through each executor, in a namespace of its own. */
+async function admissionLatency(): Promise<void> {
+  progress("admission of one answer: createAdmitter through libnftables against nft processes");
+  const admissions = quick ? 100 : 10_000;
+  const sample = await mustRun(["unshare", "--net", process.execPath, `${root}/bench/admission-latency.ts`, "--admissions", String(admissions)]);
+  const result = JSON.parse(sample.stdout) as { admissions: number; libnftables: { p50Us: number; p99Us: number }; nft: { p50Us: number; p99Us: number } };
+  const what = "DNS proxy admission of one answer (createAdmitter, a new or longer element, half IPv4 half IPv6)";
+  rows.push(
+    { what: `${what}, libnftables in process (bench/admission-latency.ts)`, runs: result.admissions, medianMs: result.libnftables.p50Us / 1000, note: `p50 ${result.libnftables.p50Us} µs, p99 ${result.libnftables.p99Us} µs` },
+    { what: `${what}, \`nft -f -\` processes (rounds of 500 alternate with the row above)`, runs: result.admissions, medianMs: result.nft.p50Us / 1000, note: `p50 ${result.nft.p50Us} µs, p99 ${result.nft.p99Us} µs` },
+  );
+}
+
 const lab = await createLab({ ttl: 300 });
 process.once("SIGINT", () => void lab.close().then(() => process.exit(130)));
 const m = machine();
 try {
   await startup();
   await executorTransaction(lab);
+  await admissionLatency();
   const applyMedians = await names(lab);
   await naive(lab, applyMedians);
   await manyCidrs(lab);

@@ -149,7 +149,11 @@ export function createAdmitter(options: AdmitterOptions): Admitter {
    */
   const slackMs = (timeoutSeconds: number) => Math.min(Math.max(timeoutSeconds * 100, 1000), graceMs);
 
-  const forgetExpired = (at: number) => {
+  /** Drops elements past their expiry: a sweep of the whole map, at most once a second (an expired entry met before then counts for nothing). */
+  let sweptAt = Number.NEGATIVE_INFINITY;
+  const forgetExpired = (at: number, force = false) => {
+    if (!force && at - sweptAt < 1000) return;
+    sweptAt = at;
     for (const [k, entry] of known) if (entry.expiresAt <= at) known.delete(k);
   };
 
@@ -239,7 +243,7 @@ export function createAdmitter(options: AdmitterOptions): Admitter {
   };
 
   const snapshot = (): AdmitterSnapshot => {
-    forgetExpired(now());
+    forgetExpired(now(), true);
     const elements = [...known.values()]
       .map((e) => ({ ...e, names: [...e.names], entries: [...e.entries] }))
       .sort((a, b) => a.family - b.family || (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
