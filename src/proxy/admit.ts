@@ -7,7 +7,7 @@
  * that makes it live noticeably longer. Admissions that arrive while a transaction is in flight are
  * coalesced into the next one (one `add element` per set, one transaction).
  */
-import type { NftExecutor } from "../backends/nft/executor.ts";
+import type { NftExecutor, NftResult } from "../backends/nft/executor.ts";
 import { parseTimeoutElements, renderTimeoutElements, type TimeoutElement } from "../backends/nft/timeout-elements.ts";
 import { type Family, formatAddress, parseAddress } from "../ip.ts";
 
@@ -60,7 +60,18 @@ export interface Admitter {
    */
   seedFromKernel(): Promise<number>;
   /** `elements = { ... }` lines for the two set definitions of a full table replace ("" when empty). */
-  renderCarryOver(): { readonly v4: string; readonly v6: string };
+  renderCarryOver(): CarryOver;
+  /**
+   * Runs a full replace of the table, `script(carryOver)`, between admission transactions: the one
+   * in flight finishes first and none starts until it is done, so no admitted element is lost
+   * between rendering the carry-over and the kernel loading it. Resolves to nft's result.
+   */
+  replaceTable(script: (carryOver: CarryOver) => string): Promise<NftResult>;
+}
+
+export interface CarryOver {
+  readonly v4: string;
+  readonly v6: string;
 }
 
 export interface AdmitterOptions {
@@ -140,6 +151,8 @@ export function createAdmitter(options: AdmitterOptions): Admitter {
   let inFlight: Batch | undefined;
   let next: Batch | undefined;
   let flushScheduled = false;
+  /** Replaces waiting or running: no admission transaction starts meanwhile. */
+  let replaces = 0;
 
   /** Timeout for a TTL: clamped, plus grace, whole seconds (rounded up). */
   const timeoutSecondsOf = (ttlSeconds: number) => Math.ceil((Math.min(Math.max(ttlSeconds * 1000, minTtlMs), maxTtlMs) + graceMs) / 1000);
@@ -182,7 +195,7 @@ export function createAdmitter(options: AdmitterOptions): Admitter {
 
   const flush = async () => {
     flushScheduled = false;
-    if (inFlight !== undefined || next === undefined) return;
+    if (inFlight !== undefined || replaces > 0 || next === undefined) return;
     const batch = next;
     inFlight = batch;
     next = undefined;
@@ -200,7 +213,7 @@ export function createAdmitter(options: AdmitterOptions): Admitter {
   };
 
   const schedule = () => {
-    if (flushScheduled || inFlight !== undefined) return;
+    if (flushScheduled || inFlight !== undefined || replaces > 0) return;
     flushScheduled = true;
     // A microtask: admissions made in the same turn share the transaction.
     queueMicrotask(() => void flush());
@@ -273,7 +286,7 @@ export function createAdmitter(options: AdmitterOptions): Admitter {
     return learnt;
   };
 
-  const renderCarryOver = () => {
+  const renderCarryOver = (): CarryOver => {
     const at = now();
     const { elements } = snapshot();
     const of = (family: Family): TimeoutElement[] =>
@@ -281,5 +294,20 @@ export function createAdmitter(options: AdmitterOptions): Admitter {
     return { v4: renderTimeoutElements(of(4)), v6: renderTimeoutElements(of(6)) };
   };
 
-  return { admit, snapshot, seedFromKernel, renderCarryOver };
+  let replaceQueue: Promise<unknown> = Promise.resolve();
+  const replaceTable = (script: (carryOver: CarryOver) => string): Promise<NftResult> => {
+    replaces++;
+    const run = replaceQueue.then(async () => {
+      while (inFlight !== undefined) await inFlight.done.catch(() => undefined);
+      return executor.run(script(renderCarryOver()));
+    });
+    const done = run.finally(() => {
+      replaces--;
+      if (next !== undefined) schedule();
+    });
+    replaceQueue = done.catch(() => undefined);
+    return done;
+  };
+
+  return { admit, snapshot, seedFromKernel, renderCarryOver, replaceTable };
 }

@@ -266,6 +266,28 @@ describe("seedFromKernel and renderCarryOver", () => {
     );
   });
 
+  test("replaceTable waits for the admission in flight, carries it over, and holds later admissions until the replace is loaded", async () => {
+    const { executor, runs, scripts } = heldExecutor();
+    const admitter = createAdmitter({ executor, now: clock().now, ...settings });
+    const flying = watched(admitter.admit(answer("a.example.com", v4("198.51.100.1"))));
+    await tick();
+    const replaced = watched(admitter.replaceTable((carry) => `table inet domainwall\ndelete table inet domainwall\ntable inet domainwall { set proxy_v4 { type ipv4_addr; flags timeout; ${carry.v4} } }\n`));
+    const later = watched(admitter.admit(answer("b.example.com", v4("198.51.100.2"))));
+    await tick();
+    expect(scripts()).toHaveLength(1);
+    runs[0]!.answer({});
+    await tick();
+    expect(await state(flying)).toBe("resolved");
+    expect(scripts()[1]).toBe("table inet domainwall\ndelete table inet domainwall\ntable inet domainwall { set proxy_v4 { type ipv4_addr; flags timeout; elements = { 198.51.100.1 timeout 90s expires 90000ms } } }\n");
+    expect(scripts()).toHaveLength(2);
+    runs[1]!.answer({});
+    expect(await state(replaced)).toBe("resolved");
+    await tick();
+    expect(scripts()[2]).toBe("add element inet domainwall proxy_v4 { 198.51.100.2 timeout 90s expires 90s }\n");
+    runs[2]!.answer({});
+    expect(await state(later)).toBe("resolved");
+  });
+
   test("carry-over is empty without elements", () => {
     expect(createAdmitter({ executor: okExecutor().executor, now: clock().now, ...settings }).renderCarryOver()).toEqual({ v4: "", v6: "" });
   });
