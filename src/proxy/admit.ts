@@ -9,7 +9,7 @@
  */
 import type { NftExecutor, NftResult } from "../backends/nft/executor.ts";
 import { parseTimeoutElements, renderTimeoutElements, type TimeoutElement } from "../backends/nft/timeout-elements.ts";
-import { type Family, formatAddress, parseAddress } from "../ip.ts";
+import { type Family, formatAddress, parseAddress } from "../net/ip.ts";
 
 export interface AdmittedAddress {
   /** Address text, validated again here before it reaches nft text. */

@@ -5,7 +5,7 @@
  * they had left instead of flushing them.
  */
 import * as v from "valibot";
-import { type Family, formatAddress, parseAddress } from "../../ip.ts";
+import { type Family, formatAddress, parseAddress } from "../../net/ip.ts";
 
 /** One element as the kernel holds it. */
 export interface TimeoutElement {
