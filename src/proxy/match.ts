@@ -1,4 +1,4 @@
-import { parseHost } from "../hostname.ts";
+import { parseHost } from "../config/hostname.ts";
 
 /**
  * One entry of the proxy's list of allowed names. `*.example.com` matches exactly one more label

@@ -6,7 +6,7 @@
  * holding a dot would read as two).
  */
 import { decode, type Answer, type OptAnswer } from "dns-packet";
-import { formatAddress, parseAddress, type Family } from "../ip.ts";
+import { formatAddress, parseAddress, type Family } from "../net/ip.ts";
 import { svcbHints } from "./svcb.ts";
 
 export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;

@@ -1,6 +1,6 @@
 // DNS messages for tests and the lab's DNS server, built with dns-packet.
 import { encode, type Answer, type Packet } from "dns-packet";
-import { parseAddress } from "../../src/ip.ts";
+import { parseAddress } from "../../src/net/ip.ts";
 
 /** Address text as bytes (4 or 16), for SVCB hints. */
 function addressBytes(text: string): number[] {
