@@ -38,6 +38,17 @@ export interface Policy {
   readonly inboundPorts: readonly number[];
   /** `reject` answers refused traffic (TCP reset, ICMP admin-prohibited) so clients fail at once. */
   readonly verdict: "drop" | "reject";
+  /**
+   * `watch --dns-proxy`: port-53 traffic goes to the proxy on loopback `port`, except from sockets
+   * of group `gid` (the proxy's own), which alone may reach the resolvers; the proxy's answers
+   * admit addresses into timeout sets.
+   */
+  readonly proxy?: ProxyRules;
+}
+
+export interface ProxyRules {
+  readonly port: number;
+  readonly gid: number;
 }
 
 export interface PolicySummary {
