@@ -181,6 +181,7 @@ export function buildPolicy(config: Config, names: readonly NameAddresses[], res
         : { kind: "servers", v4: servers.filter((c) => c.family === 4), v6: servers.filter((c) => c.family === 6) },
     inboundPorts: config.ports,
     verdict: config.reject ? "reject" : "drop",
+    ...(config.dnsProxy && { proxy: config.dnsProxy }),
   };
   return { policy, warnings };
 }

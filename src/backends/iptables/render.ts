@@ -1,20 +1,13 @@
 import type { Family } from "../../net/ip.ts";
 import { sourceComment, type Policy } from "../../policy/policy.ts";
 import { chainsOf, unreachable, type Chain, type Rule } from "../../policy/rules.ts";
+import { IPTABLES_NO_PROXY } from "../../messages.ts";
 import { INPUT_CHAIN, isJump, OUR_CHAINS, OUTPUT_CHAIN, split, type IptablesState } from "./save.ts";
 
 /** A namespace where domainwall never ran: what `render` assumes. */
 export const FRESH: IptablesState = { outputJumps: 0, inputJumps: 0, outputChain: false, inputChain: false };
 
 const ND = ["router-solicitation", "router-advertisement", "neighbour-solicitation", "neighbour-advertisement"];
-
-/**
- * Why `watch --dns-proxy` needs nft (config and watch refuse it before rendering): iptables-legacy
- * has no sets with per-element timeouts (ipset would be one more tool and kernel module) and no
- * in-process admission fast enough to hold each answer until its addresses are in.
- */
-export const IPTABLES_NO_PROXY =
-  "--dns-proxy needs the nft backend: iptables-legacy has no sets with per-element timeouts and no in-process way to admit an answer's addresses before the answer is sent";
 
 /** Each hook's chain of ours. */
 const CHAIN = { output: OUTPUT_CHAIN, input: INPUT_CHAIN } as const;
