@@ -200,6 +200,9 @@ function policyConfig(settings: Settings, value: ValueReader, inputs: ConfigInpu
       warnings.push(`${fromOf(settings, "dns-servers")}: ${server.text} allows DNS (port 53) to every IPv${server.family} address, as "any" does`);
     }
   }
+  if (proxied && dnsServers?.kind === "any") {
+    problems.push(`${fromOf(settings, "dns-servers")}: "any" cannot go with --dns-proxy (all DNS goes through the proxy, which forwards to the resolvers): name them, or leave it to resolv.conf`);
+  }
   return {
     hosts: names,
     wildcards,

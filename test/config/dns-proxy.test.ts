@@ -42,6 +42,7 @@ describe("watch --dns-proxy configuration", () => {
     { name: "a wildcard with apply", command: "apply" as const, pairs: [["hosts", "**.pypi.org"]] as [OptionName, string][], message: '--hosts: "**.pypi.org": wildcards need --dns-proxy' },
     { name: "a bad wildcard", command: "watch" as const, pairs: [["hosts", "*x.example"], ["dns-proxy", "true"]] as [OptionName, string][], message: '"*x.example" is not a valid host name' },
     { name: "iptables-legacy", command: "watch" as const, pairs: [["hosts", "a.example"], ["dns-proxy", "true"], ["backend", "iptables-legacy"]] as [OptionName, string][], message: "--backend: --dns-proxy needs the nft backend" },
+    { name: "--dns-servers any", command: "watch" as const, pairs: [["hosts", "a.example"], ["dns-proxy", "true"], ["dns-servers", "any"]] as [OptionName, string][], message: '--dns-servers: "any" cannot go with --dns-proxy' },
     { name: "port 0", command: "watch" as const, pairs: [["hosts", "a.example"], ["dns-proxy", "true"], ["dns-proxy-port", "0"]] as [OptionName, string][], message: '--dns-proxy-port: "0" is not a port number' },
     { name: "group 0", command: "watch" as const, pairs: [["hosts", "a.example"], ["dns-proxy", "true"], ["dns-proxy-gid", "0"]] as [OptionName, string][], message: "--dns-proxy-gid: \"0\" is not a group id for the DNS proxy: 0 is root's group" },
   ])("rejects $name (exit 2, naming the value)", ({ command, pairs, message }) => {
