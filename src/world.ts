@@ -5,6 +5,9 @@ import { guardedLookup } from "./dns/lookup.ts";
 import type { Lookup } from "./dns/resolve.ts";
 import { runProcess, type Run } from "./run.ts";
 import type { ProcessStats } from "./watch/metrics.ts";
+import type { NftExecutor } from "./backends/nft/executor.ts";
+import { processExecutor } from "./backends/nft/process-executor.ts";
+import { switchGroup, type GroupSwitch } from "./proxy/identity.ts";
 
 /** Everything the program touches in the world, injected so tests can replace any of it. */
 export interface World {
@@ -39,6 +42,10 @@ export interface World {
   /** `watch --metrics-addr`: serve HTTP until `stop`; throws when the address cannot be bound. */
   readonly serve: (address: ListenAddress, handle: (request: Request) => Promise<Response>) => { stop: () => void };
   readonly processStats: () => ProcessStats;
+  /** `watch --dns-proxy`: switch the whole process to this group (see proxy/identity.ts). */
+  readonly switchGroup: (gid: number) => GroupSwitch;
+  /** The nft executor the DNS proxy admits addresses through. */
+  readonly nftExecutor: () => NftExecutor;
 }
 
 
@@ -155,5 +162,8 @@ export function realWorld(): World {
     untilStopped,
     serve,
     processStats,
+    switchGroup: (gid) => switchGroup(gid),
+    // Until the libnftables executor lands (issue 16, branch ffi): the nft binary, one process per admission.
+    nftExecutor: () => processExecutor(runProcess),
   };
 }

@@ -60,6 +60,8 @@ async function runMain(
     serve: () => ({ stop: () => {} }),
     processStats: () => ({ residentBytes: 0, cpuSeconds: 0, startTimeSeconds: 0 }),
     epochNow: () => EPOCH + clock,
+    switchGroup: () => ({ ok: false, reason: "not in unit tests" }),
+    nftExecutor: () => ({ name: "nft", run: async () => ({ code: 1, stdout: "", stderr: "not in unit tests" }) }),
     pid: 4242,
     processAlive: (pid) => pid === 4242, // this process; any other PID has gone
   };

@@ -1,5 +1,6 @@
 import type { Family } from "../net/ip.ts";
 import type { Policy } from "../policy/policy.ts";
+import type { ProxyCarryOver } from "./nft/render.ts";
 
 /** What is loaded now, as `status` shows it. */
 export type Status =
@@ -39,7 +40,11 @@ export interface Backend {
   render(policy: Policy): string;
   /** Have the kernel validate the rendered text without changing anything. */
   check(policy: Policy): Promise<void>;
-  apply(policy: Policy): Promise<LoadTimes>;
+  /**
+   * `carryOver`: the DNS proxy's admitted elements, put into the new table's timeout sets in the
+   * same transaction (nft only; a policy with a proxy never reaches iptables-legacy).
+   */
+  apply(policy: Policy, carryOver?: ProxyCarryOver): Promise<LoadTimes>;
   /**
    * `watch`: replace only the allow sets of the loaded rules, atomically, leaving everything else
    * (and established connections) as it is; fails when nothing is loaded.

@@ -1,4 +1,5 @@
 import type { Backend } from "../backends/backend.ts";
+import type { ProxyCarryOver } from "../backends/nft/render.ts";
 import type { ConfigOf } from "../config/config.ts";
 import { runtimeError } from "../errors.ts";
 import { messageOf } from "../messages.ts";
@@ -13,7 +14,7 @@ export async function applyCommand(ctx: Context, config: ConfigOf<"apply">): Pro
 }
 
 /** Load a prepared policy the way `apply` does: warnings, the optional confirmation, the summary. Shared with `watch`. */
-export async function loadPolicy({ world, log }: Context, backend: Backend, built: PreparedPolicy, confirmWithinMs: number | undefined): Promise<void> {
+export async function loadPolicy({ world, log }: Context, backend: Backend, built: PreparedPolicy, confirmWithinMs: number | undefined, carryOver?: ProxyCarryOver): Promise<void> {
   if (built.config.ports.length === 0) log.info("no listening ports given: inbound traffic is left untouched");
   const sshPort = sshServerPort(world.env.SSH_CONNECTION);
   if (sshPort !== undefined && built.config.ports.length > 0 && !built.config.ports.includes(sshPort)) {
@@ -28,7 +29,7 @@ export async function loadPolicy({ world, log }: Context, backend: Backend, buil
     });
   }
   // render: building the policy and its text; load: nft or iptables-restore (the backend's own measure).
-  const loaded = await backend.apply(built.policy);
+  const loaded = await backend.apply(built.policy, carryOver);
   const times = { renderMs: Math.round(built.buildMs + loaded.renderMs), loadMs: Math.round(loaded.loadMs) };
   log.success({
     message: `applied: ${describeSummary(built.summary, built.resolveMs, times)}`,

@@ -3,7 +3,12 @@ import { parseCidr, type Cidr } from "../net/ip.ts";
 
 export type HostEntry =
   | { readonly kind: "name"; readonly name: string }
-  | { readonly kind: "address"; readonly cidr: Cidr };
+  | { readonly kind: "address"; readonly cidr: Cidr }
+  /**
+   * `*.NAME` (one more label) or `**.NAME` (one or more), canonical (NAME as `kind: "name"`
+   * normalises it). Only the DNS proxy can allow these: config refuses them without `--dns-proxy`.
+   */
+  | { readonly kind: "wildcard"; readonly entry: string };
 
 export type ParsedHost = { readonly ok: true; readonly host: HostEntry } | { readonly ok: false; readonly reason: string };
 
@@ -19,7 +24,15 @@ export function parseHost(input: string): ParsedHost {
   const literal = input.startsWith("[") && input.endsWith("]") ? input.slice(1, -1) : input;
   const address = literal.includes("/") ? undefined : parseCidr(literal);
   if (address?.ok) return { ok: true, host: { kind: "address", cidr: address.cidr } };
-  if (input.startsWith("*")) return { ok: false, reason: "wildcards cannot be resolved; list each name" };
+  if (input.startsWith("*")) {
+    const star = input.startsWith("**.") ? "**" : input.startsWith("*.") ? "*" : undefined;
+    const rest = star === undefined ? "" : input.slice(star.length + 1);
+    const suffix = rest.includes("*") ? undefined : parseHost(rest);
+    if (star === undefined || suffix === undefined) return { ok: false, reason: "a '*' or '**' is allowed only as the whole leftmost label, followed by a name" };
+    if (!suffix.ok) return suffix;
+    if (suffix.host.kind !== "name") return { ok: false, reason: "a wildcard needs a name after it, not an address" };
+    return { ok: true, host: { kind: "wildcard", entry: `${star}.${suffix.host.name}` } };
+  }
   const name = input.endsWith(".") ? input.slice(0, -1) : input;
   if (name === "") return { ok: false, reason: "empty name" };
   if (!PLAIN.test(name)) return { ok: false, reason: "only letters, digits, '-' and '.' are allowed" };

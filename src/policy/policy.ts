@@ -38,6 +38,17 @@ export interface Policy {
   readonly inboundPorts: readonly number[];
   /** `reject` answers refused traffic (TCP reset, ICMP admin-prohibited) so clients fail at once. */
   readonly verdict: "drop" | "reject";
+  /**
+   * `watch --dns-proxy`: port-53 traffic goes to the proxy on loopback `port`, except from sockets
+   * of group `gid` (the proxy's own), which alone may reach the resolvers; the proxy's answers
+   * admit addresses into timeout sets.
+   */
+  readonly proxy?: ProxyRules;
+}
+
+export interface ProxyRules {
+  readonly port: number;
+  readonly gid: number;
 }
 
 export interface PolicySummary {
@@ -72,6 +83,15 @@ function forbiddenReason(address: Cidr): string | undefined {
   const embedding = EMBEDDING_V4.find((range) => contains(range, address));
   const checked = embedding ? makeCidr(4, address.words.slice(3), 32) : address;
   return FORBIDDEN_FROM_DNS.find((range) => contains(range.cidr, checked))?.what;
+}
+
+/**
+ * Why a DNS answer may not open `address` (loopback, metadata, ...), unless an `--allow` entry
+ * covers it; undefined when it may. The same gate for the static policy and the DNS proxy.
+ */
+export function refusedFromDns(address: Cidr, allow: Config["allow"]): string | undefined {
+  const reason = forbiddenReason(address);
+  return reason !== undefined && !allow.some((allowed) => contains(allowed.cidr, address)) ? reason : undefined;
 }
 
 interface Entry {
@@ -135,7 +155,9 @@ export function admitResolutions(config: Config, resolutions: readonly HostResol
 
 /**
  * Turn validated configuration and each name's addresses into the policy. Pure: every decision
- * about what is allowed is made here (refused answers, --allow, sorting).
+ * about what is allowed is made here (refused answers, --allow, sorting). With the DNS proxy the
+ * names' addresses are admitted into its timeout sets instead (watch does that), so the allow sets
+ * hold only `--allow`, the allow file and IP literals: pass no names.
  */
 export function buildPolicy(config: Config, names: readonly NameAddresses[], resolvers: readonly Cidr[]): { policy: Policy; warnings: string[] } {
   const warnings: string[] = [];
@@ -148,8 +170,8 @@ export function buildPolicy(config: Config, names: readonly NameAddresses[], res
         continue;
       }
       const address = makeCidr(parsed.family, parsed.words, parsed.family === 4 ? 32 : 128);
-      const reason = forbiddenReason(address);
-      if (reason !== undefined && !config.allow.some((allowed) => contains(allowed.cidr, address))) {
+      const reason = refusedFromDns(address, config.allow);
+      if (reason !== undefined) {
         warnings.push(`${resolution.host}: not allowing ${address.text} (${reason}) from DNS; list it in --allow to permit it`);
         continue;
       }
@@ -170,6 +192,7 @@ export function buildPolicy(config: Config, names: readonly NameAddresses[], res
         : { kind: "servers", v4: servers.filter((c) => c.family === 4), v6: servers.filter((c) => c.family === 6) },
     inboundPorts: config.ports,
     verdict: config.reject ? "reject" : "drop",
+    ...(config.dnsProxy && { proxy: config.dnsProxy }),
   };
   return { policy, warnings };
 }

@@ -24,6 +24,14 @@ describe("parseHost", () => {
     expect(parsed.ok && parsed.host.kind === "address" ? parsed.host.cidr.text : undefined).toBe(text);
   });
 
+  test.each([
+    { input: "*.Example.COM.", entry: "*.example.com" },
+    { input: "**.pypi.org", entry: "**.pypi.org" },
+    { input: "*.München.example", entry: "*.xn--mnchen-3ya.example" },
+  ])("wildcard $input → $entry (config allows it only with --dns-proxy)", ({ input, entry }) => {
+    expect(parseHost(input)).toEqual({ ok: true, host: { kind: "wildcard", entry } });
+  });
+
   const rejected: { input: string; reason: string }[] = [
     { input: "a.example;drop", reason: "only letters" },
     { input: 'a"b.example', reason: "only letters" },
@@ -31,7 +39,12 @@ describe("parseHost", () => {
     { input: "a\nb.example", reason: "only letters" },
     { input: "a b.example", reason: "only letters" },
     { input: "a_b.example", reason: "only letters" },
-    { input: "*.example.com", reason: "wildcards" },
+    { input: "*example.com", reason: "whole leftmost label" },
+    { input: "a.*.example.com", reason: "only letters" },
+    { input: "*.*.example.com", reason: "whole leftmost label" },
+    { input: "***.example.com", reason: "whole leftmost label" },
+    { input: "*.192.0.2.1", reason: "not an address" },
+    { input: "**.a_b.example", reason: "only letters" },
     { input: "-a.example", reason: 'label "-a"' },
     { input: "a-.example", reason: 'label "a-"' },
     { input: "a..example", reason: "label" },

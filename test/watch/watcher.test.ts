@@ -294,6 +294,8 @@ async function runWatch(argv: string[], options: { records?: Records; nft?: (cal
     },
     processStats: () => ({ residentBytes: 50_000_000, cpuSeconds: 1.5, startTimeSeconds: 1_700_000_000 }),
     epochNow: () => EPOCH + clock,
+    switchGroup: () => ({ ok: false, reason: "not in unit tests" }),
+    nftExecutor: () => ({ name: "nft", run: async () => ({ code: 1, stdout: "", stderr: "not in unit tests" }) }),
     pid: 4242,
     processAlive: (pid) => pid === 4242,
   };

@@ -1,6 +1,7 @@
 import type { Family } from "../../net/ip.ts";
 import { sourceComment, type Policy } from "../../policy/policy.ts";
 import { chainsOf, unreachable, type Chain, type Rule } from "../../policy/rules.ts";
+import { IPTABLES_NO_PROXY } from "../../messages.ts";
 import { INPUT_CHAIN, isJump, OUR_CHAINS, OUTPUT_CHAIN, split, type IptablesState } from "./save.ts";
 
 /** A namespace where domainwall never ran: what `render` assumes. */
@@ -33,6 +34,7 @@ function ruleLines(rule: Rule, hook: Chain["hook"], family: Family): string[] {
         ? [131, 132, 143].map((type) => `-A ${chain} -d ff02::/16 -p ipv6-icmp -m icmp6 --icmpv6-type ${type} -m hl --hl-eq 1 -j ACCEPT`)
         : [`-A ${chain} -s fe80::/10 -p ipv6-icmp -m icmp6 --icmpv6-type 130 -m hl --hl-eq 1 -j ACCEPT`];
     case "dns": {
+      if (rule.gid !== undefined) throw new Error(IPTABLES_NO_PROXY);
       const port53 = (proto: string, dest: string) => `-A ${chain}${dest} -p ${proto} -m ${proto} --dport 53 -j ACCEPT`;
       if (rule.dns.kind === "any") return [port53("udp", ""), port53("tcp", "")];
       return (v6 ? rule.dns.v6 : rule.dns.v4).flatMap((server) => [port53("udp", ` -d ${server.text}`), port53("tcp", ` -d ${server.text}`)]);
@@ -41,6 +43,12 @@ function ruleLines(rule: Rule, hook: Chain["hook"], family: Family): string[] {
       return (v6 ? rule.allowV6 : rule.allowV4).flatMap((e) => [`# ${sourceComment(e)}`, `-A ${chain} -d ${e.cidr.text} -j ACCEPT`]);
     case "inbound-ports":
       return rule.ports.map((port) => `-A ${chain} -p tcp -m tcp --dport ${port} -j ACCEPT`);
+    case "keep-loopback-destination":
+    case "keep-group":
+    case "redirect-dns":
+    case "proxy-port":
+    case "proxy-admitted":
+      throw new Error(IPTABLES_NO_PROXY);
     case "verdict":
       return rule.verdict === "drop"
         ? [`-A ${chain} -j DROP`]
