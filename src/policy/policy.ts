@@ -1,6 +1,7 @@
 import type { Config } from "../config/config.ts";
 import { resolveError } from "../errors.ts";
-import { cidr, compareCidr, contains, makeCidr, parseAddress, sortByCidr, type Cidr, type Family } from "../net/ip.ts";
+import { compareCidr, contains, makeCidr, parseAddress, sortByCidr, type Cidr, type Family } from "../net/ip.ts";
+import { forbiddenReason } from "./forbidden.ts";
 import type { HostResolution } from "../dns/resolve.ts";
 
 /** One element of an allow set, with the names or settings it came from (rendered as a comment). */
@@ -47,31 +48,6 @@ export interface PolicySummary {
   readonly ipv4: number;
   readonly ipv6: number;
   readonly ports: readonly number[];
-}
-
-/**
- * Addresses a DNS answer may never open on its own: loopback, unspecified, link-local (which holds
- * the cloud metadata service 169.254.169.254), multicast, reserved, and AWS's IPv6 metadata address.
- * IPv4-mapped and NAT64 IPv6 answers are checked by the IPv4 address they embed.
- */
-const FORBIDDEN_FROM_DNS: readonly { readonly cidr: Cidr; readonly what: string }[] = [
-  { cidr: cidr("0.0.0.0/8"), what: "unspecified" },
-  { cidr: cidr("127.0.0.0/8"), what: "loopback" },
-  { cidr: cidr("169.254.0.0/16"), what: "link-local (cloud metadata)" },
-  { cidr: cidr("224.0.0.0/4"), what: "multicast" },
-  { cidr: cidr("240.0.0.0/4"), what: "reserved/broadcast" },
-  { cidr: cidr("::/128"), what: "unspecified" },
-  { cidr: cidr("::1/128"), what: "loopback" },
-  { cidr: cidr("fe80::/10"), what: "link-local" },
-  { cidr: cidr("ff00::/8"), what: "multicast" },
-  { cidr: cidr("fd00:ec2::254/128"), what: "cloud metadata" },
-];
-const EMBEDDING_V4 = [cidr("::ffff:0:0/96"), cidr("64:ff9b::/96")];
-
-function forbiddenReason(address: Cidr): string | undefined {
-  const embedding = EMBEDDING_V4.find((range) => contains(range, address));
-  const checked = embedding ? makeCidr(4, address.words.slice(3), 32) : address;
-  return FORBIDDEN_FROM_DNS.find((range) => contains(range.cidr, checked))?.what;
 }
 
 interface Entry {

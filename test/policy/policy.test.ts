@@ -67,16 +67,19 @@ describe("buildPolicy", () => {
   test.each([
     { address: "127.0.0.1", reason: "loopback" },
     { address: "0.0.0.0", reason: "unspecified" },
-    { address: "169.254.169.254", reason: "link-local (cloud metadata)" },
+    { address: "169.254.169.254", reason: "link-local (AWS, GCP, Azure, OpenStack metadata)" },
     { address: "224.0.0.251", reason: "multicast" },
     { address: "255.255.255.255", reason: "reserved/broadcast" },
     { address: "::1", reason: "loopback" },
     { address: "::", reason: "unspecified" },
     { address: "fe80::1", reason: "link-local" },
     { address: "ff02::1", reason: "multicast" },
-    { address: "fd00:ec2::254", reason: "cloud metadata" },
-    { address: "::ffff:169.254.169.254", reason: "link-local (cloud metadata)" },
-    { address: "64:ff9b::a9fe:a9fe", reason: "link-local (cloud metadata)" },
+    { address: "fd00:ec2::254", reason: "AWS metadata (IPv6)" },
+    { address: "100.100.100.200", reason: "Alibaba Cloud metadata" },
+    { address: "192.0.0.192", reason: "Oracle Cloud metadata" },
+    { address: "168.63.129.16", reason: "Azure platform endpoint (WireServer)" },
+    { address: "::ffff:169.254.169.254", reason: "link-local (AWS, GCP, Azure, OpenStack metadata)" },
+    { address: "64:ff9b::a9fe:a9fe", reason: "link-local (AWS, GCP, Azure, OpenStack metadata)" },
   ])("a DNS answer of $address ($reason) is not allowed", ({ address, reason }) => {
     const { policy, warnings } = buildPolicy(configWith(), [resolved("evil.example", address, "203.0.113.10")], []);
     expect(texts([...policy.allowV4, ...policy.allowV6])).toEqual(["203.0.113.10 # evil.example"]);
