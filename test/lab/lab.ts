@@ -100,7 +100,17 @@ export interface Lab {
   close(): Promise<void>;
 }
 
-export async function createLab(opts: { ttl?: number } = {}): Promise<Lab> {
+export interface LabOptions {
+  /** dnsmasq's --local-ttl (default 30). */
+  readonly ttl?: number;
+  /**
+   * Answer like a bare dnsmasq without upstream: REFUSED for a name or record type it has no data
+   * for (an AAAA query for a name with only A records), where real resolvers say NXDOMAIN or NODATA.
+   */
+  readonly refuseUnknown?: boolean;
+}
+
+export async function createLab(opts: LabOptions = {}): Promise<Lab> {
   const id = `dw${process.pid % 100000}x${counter++}`;
   const app = `${id}a`;
   const net = `${id}n`;
@@ -143,7 +153,7 @@ export async function createLab(opts: { ttl?: number } = {}): Promise<Lab> {
         `--local-ttl=${opts.ttl ?? 30}`,
         "--bind-interfaces",
         `--listen-address=${listen}`,
-        "--local=/#/", // no upstream: unknown names get NXDOMAIN, not REFUSED
+        ...(opts.refuseUnknown ? [] : ["--local=/#/"]), // no upstream: unknown names get NXDOMAIN, not REFUSED
         ...Object.entries(cnames).map(([alias, target]) => `--cname=${alias},${target}`),
       ],
       { stdin: "ignore", stdout: "ignore", stderr: "pipe" },
