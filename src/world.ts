@@ -1,6 +1,7 @@
 import { mkdir, readFile, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { ListenAddress } from "./config/values.ts";
+import { acquireLock, holderOf, type Acquired, type Holder } from "./backends/lock.ts";
 import { guardedLookup } from "./dns/lookup.ts";
 import type { Lookup } from "./dns/resolve.ts";
 import { runProcess, type Run } from "./run.ts";
@@ -39,6 +40,13 @@ export interface World {
   /** `watch --metrics-addr`: serve HTTP until `stop`; throws when the address cannot be bound. */
   readonly serve: (address: ListenAddress, handle: (request: Request) => Promise<Response>) => { stop: () => void };
   readonly processStats: () => ProcessStats;
+  /**
+   * Take a lock scoped to the network namespace (src/backends/lock.ts) as `command`, waiting up to
+   * `waitMs` while another process holds it; released by `release` or by this process ending.
+   */
+  readonly lock: (name: string, command: string, waitMs: number) => Promise<Acquired>;
+  /** Who holds a namespace lock now; undefined when nobody does. */
+  readonly lockHolder: (name: string) => Promise<Holder | "unknown" | undefined>;
 }
 
 
@@ -155,5 +163,7 @@ export function realWorld(): World {
     untilStopped,
     serve,
     processStats,
+    lock: (name, command, waitMs) => acquireLock(name, { pid: process.pid, command }, { waitMs, now: () => performance.now(), sleep: (ms) => Bun.sleep(ms) }),
+    lockHolder: (name) => holderOf(name),
   };
 }

@@ -7,7 +7,9 @@ import { metricsHandler } from "../watch/metrics.ts";
 import { WATCH_STATE_FILE, watchStateOf } from "../watch/state.ts";
 import { createWatcher, type Watcher, type WatchSnapshot } from "../watch/watcher.ts";
 import type { World } from "../world.ts";
+import { describeHolder, WATCH_MARKER } from "../backends/lock.ts";
 import { loadPolicy } from "./apply.ts";
+import { lockedBackend } from "./locking.ts";
 import { watchStateFile, type Context } from "./context.ts";
 import { preparePolicy } from "./prepare.ts";
 
@@ -15,6 +17,8 @@ import { preparePolicy } from "./prepare.ts";
 export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Promise<void> {
   const { world, log } = ctx;
   const options = config.watch;
+  const marker = await world.lock(WATCH_MARKER, "watch", 0);
+  if (!marker.ok) throw runtimeError(`another domainwall watch is running in this network namespace: ${describeHolder(marker.holder)}; nothing was changed`);
   const stop = world.untilStopped();
   let server: { stop: () => void } | undefined;
   try {
@@ -35,9 +39,10 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
         log.warn(`--ports does not include the --metrics-addr port ${port}: probes and scrapes from outside the pod will be dropped`);
       }
     }
-    const backend = await ctx.backend();
-    chosen = backend;
-    await loadPolicy(ctx, backend, built, undefined);
+    const unlocked = await ctx.backend();
+    chosen = unlocked;
+    await loadPolicy(ctx, unlocked, built, undefined, "watch"); // under the kernel lock
+    const backend = lockedBackend(world, unlocked); // each update, and --remove-on-exit, too
     const saveState = stateSaver(world, log, backend.name);
     watcher = createWatcher(
       { config: config.policy, schedule: options, resolvers: built.resolvers, resolutions: built.resolutions, policy: built.policy, loadedAt: world.now() },
@@ -56,6 +61,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
   } finally {
     server?.stop();
     stop.done();
+    marker.release();
   }
 }
 
