@@ -269,6 +269,14 @@ describe("main", () => {
     expect(stderr).toContain("allowing DNS to its upstream servers 198.51.100.53, 2001:db8::53");
   });
 
+  test.each(["127.0.0.53", "127.0.0.1", "::1"])("behind a loopback stub (%s) whose upstreams are unknown, exit 2 asking for --dns-servers; nothing is loaded", async (stub) => {
+    const { code, stderr, calls } = await runMain(["apply"], { hosts_csv: "api.example" }, {}, { "/etc/resolv.conf": `nameserver ${stub}\n` });
+    expect(code).toBe(2);
+    expect(stderr).toContain(`/etc/resolv.conf lists only a local stub resolver (${stub}) and its upstream servers are unknown (no /run/systemd/resolve/resolv.conf)`);
+    expect(stderr).toContain("pass --dns-servers with the stub's upstream servers");
+    expect(calls).toEqual([]);
+  });
+
   test("--dns-servers overrides resolv.conf and the stub's upstreams", async () => {
     const { calls } = await runMain(["apply", "--dns-servers", "192.0.2.53"], { hosts_csv: "api.example" }, {}, {
       "/etc/resolv.conf": "nameserver 127.0.0.53\n",
