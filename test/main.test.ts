@@ -211,9 +211,18 @@ describe("main", () => {
     const listed = JSON.stringify({
       nftables: [
         { table: { family: "inet", name: "domainwall" } },
+        { chain: { family: "inet", table: "domainwall", name: "output", hook: "output" } },
         { counter: { name: "output_dropped", packets: 7, bytes: 420 } },
         { set: { name: "allow_v4", elem: ["203.0.113.10"] } },
       ],
+    });
+
+    test("loaded but not enforcing (our chain lost its hook): says so and exits 3", async () => {
+      const unhooked = listed.replace(',"hook":"output"', "");
+      expect(unhooked).not.toBe(listed);
+      const { code, stdout } = await runMain(["status"], {}, { stdout: unhooked });
+      expect(code).toBe(3);
+      expect(stdout).toStartWith("domainwall is loaded but NOT ENFORCING (nft):\n  nft: the output chain of table inet domainwall has no output hook: nothing filters outgoing traffic\n");
     });
     const state = (pid: number) =>
       JSON.stringify({ version: 1, pid, backend: "nft", writtenAt: EPOCH - 1_000, names: [{ name: "api.example", addresses: ["203.0.113.10"], lastResolved: EPOCH - 4_000, failing: 0, lastError: null }] });
