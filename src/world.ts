@@ -1,6 +1,7 @@
 import { mkdir, readFile, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { ListenAddress } from "./config/values.ts";
+import { acquireLock, holderOf, type Acquired, type Holder } from "./backends/lock.ts";
 import { guardedLookup } from "./dns/lookup.ts";
 import type { Lookup } from "./dns/resolve.ts";
 import { runProcess, type Run } from "./run.ts";
@@ -46,6 +47,13 @@ export interface World {
   readonly switchGroup: (gid: number) => GroupSwitch;
   /** The nft executor the DNS proxy admits addresses through. */
   readonly nftExecutor: () => NftExecutor;
+  /**
+   * Take a lock scoped to the network namespace (src/backends/lock.ts) as `command`, waiting up to
+   * `waitMs` while another process holds it; released by `release` or by this process ending.
+   */
+  readonly lock: (name: string, command: string, waitMs: number) => Promise<Acquired>;
+  /** Who holds a namespace lock now; undefined when nobody does. */
+  readonly lockHolder: (name: string) => Promise<Holder | "unknown" | undefined>;
 }
 
 
@@ -165,5 +173,7 @@ export function realWorld(): World {
     switchGroup: (gid) => switchGroup(gid),
     // Until the libnftables executor lands (issue 16, branch ffi): the nft binary, one process per admission.
     nftExecutor: () => processExecutor(runProcess),
+    lock: (name, command, waitMs) => acquireLock(name, { pid: process.pid, command }, { waitMs, now: () => performance.now(), sleep: (ms) => Bun.sleep(ms) }),
+    lockHolder: (name) => holderOf(name),
   };
 }

@@ -9,7 +9,15 @@ export type Status =
       readonly loaded: true;
       readonly sets: readonly { readonly name: string; readonly elements: number }[];
       readonly counters: readonly { readonly name: string; readonly packets: number; readonly bytes: number }[];
+      /**
+       * Why the loaded rules are not enforced (a hook or jump missing, or a rule decided before
+       * ours); absent when they are. `status` exits 3 then.
+       */
+      readonly problems?: readonly string[];
     };
+
+/** The `problems` field of a loaded Status: present only when there are some. */
+export const notEnforcing = (problems: readonly string[]): { problems?: readonly string[] } => (problems.length > 0 ? { problems } : {});
 
 /** How long a load took: turning the policy into text, and the kernel (nft, *-restore, *-save) taking it. */
 export interface LoadTimes {

@@ -7,7 +7,9 @@ import { metricsHandler } from "../watch/metrics.ts";
 import { WATCH_STATE_FILE, watchStateOf } from "../watch/state.ts";
 import { createWatcher, type Watcher, type WatchSnapshot } from "../watch/watcher.ts";
 import type { World } from "../world.ts";
+import { describeHolder, WATCH_MARKER } from "../backends/lock.ts";
 import { loadPolicy } from "./apply.ts";
+import { lockedBackend } from "./locking.ts";
 import { watchStateFile, type Context } from "./context.ts";
 import { preparePolicy, resolversOf } from "./prepare.ts";
 import type { Cidr } from "../net/ip.ts";
@@ -24,6 +26,8 @@ import { startProxyRuntime, upstreamsOf, type ProxyReport, type ProxyRuntime } f
 export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Promise<void> {
   const { world, log } = ctx;
   const options = config.watch;
+  const marker = await world.lock(WATCH_MARKER, "watch", 0);
+  if (!marker.ok) throw runtimeError(`another domainwall watch is running in this network namespace: ${describeHolder(marker.holder)}; nothing was changed`);
   const proxyConfig = config.policy.dnsProxy;
   if (proxyConfig !== undefined) {
     const switched = world.switchGroup(proxyConfig.gid);
@@ -79,9 +83,10 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
         log.warn(`--ports does not include the --metrics-addr port ${port}: probes and scrapes from outside the pod will be dropped`);
       }
     }
-    const backend = await ctx.backend();
-    chosen = backend;
-    await loadPolicy(ctx, backend, built, undefined, proxy?.carryOver());
+    const unlocked = await ctx.backend();
+    chosen = unlocked;
+    await loadPolicy(ctx, unlocked, built, undefined, "watch", proxy?.carryOver()); // under the kernel lock
+    const backend = lockedBackend(world, unlocked); // each update, and --remove-on-exit, too
     if (proxy !== undefined) {
       const admitted = await proxy.admitResolved(built.resolutions.flatMap((r) => (r.status === "empty" ? [] : [{ host: r.host, addresses: r.addresses }])));
       await proxy.selfCheck().catch((error: unknown) => {
@@ -125,6 +130,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     proxy?.stop();
     server?.stop();
     stop.done();
+    marker.release();
   }
 }
 

@@ -154,10 +154,20 @@ export interface MetricsSource {
 const PLAIN = "text/plain; charset=utf-8";
 const reply = (body: string, status = 200, type = PLAIN) => new Response(body, { status, headers: { "content-type": type } });
 
-/** `GET /healthz` and `GET /metrics`; anything else is 404. */
+/**
+ * The path of a request target: origin form (`/healthz?x`) or absolute form (`http://h/healthz`).
+ * Not `new URL(request.url)`: Bun builds that URL from the Host header, so a request without one
+ * (HTTP/1.0) or with a malformed one makes it throw.
+ */
+export const pathOf = (target: string): string => /^(?:[a-z][a-z0-9+.-]*:\/\/[^/?#]*)?([^?#]*)/i.exec(target)?.[1] || "/";
+
+/**
+ * `GET /healthz` and `GET /metrics`; anything else is 404, other methods 405. Whatever the request,
+ * the answer is a small plain text: a failure inside is a plain 500, never the runtime's error page.
+ */
 export function metricsHandler(source: MetricsSource): (request: Request) => Promise<Response> {
-  return async (request) => {
-    const path = new URL(request.url).pathname;
+  const answer = async (request: Request): Promise<Response> => {
+    const path = pathOf(request.url);
     if (request.method !== "GET" && request.method !== "HEAD") return reply("method not allowed\n", 405);
     if (path === "/healthz") {
       const health = healthOf(source.snapshot(), source.now(), source.lateMs);
@@ -171,4 +181,5 @@ export function metricsHandler(source: MetricsSource): (request: Request) => Pro
     }
     return reply("not found: try /healthz or /metrics\n", 404);
   };
+  return (request) => answer(request).catch(() => reply("internal error\n", 500));
 }

@@ -4,7 +4,11 @@ import { parseHost } from "../../src/config/hostname.ts";
 describe("parseHost", () => {
   test.each([
     { input: "api.example.com", name: "api.example.com" },
-    { input: "API.Example.COM.", name: "api.example.com" },
+    // A trailing dot makes a name absolute (no search list): it is kept, so DNS is asked exactly that name.
+    { input: "API.Example.COM.", name: "api.example.com." },
+    { input: "München.example.", name: "xn--mnchen-3ya.example." },
+    { input: "localhost.", name: "localhost." },
+    { input: `${"a".repeat(61)}.`.repeat(4).concat("a".repeat(5), "."), name: `${"a".repeat(61)}.`.repeat(4).concat("a".repeat(5), ".") },
     { input: "München.example", name: "xn--mnchen-3ya.example" },
     { input: "xn--mnchen-3ya.example", name: "xn--mnchen-3ya.example" },
     { input: "svc.cluster.local", name: "svc.cluster.local" },

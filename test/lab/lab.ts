@@ -103,12 +103,23 @@ export interface Lab {
   close(): Promise<void>;
 }
 
-/**
- * `cdn`: instead of dnsmasq, test/lab/cdn-dns.ts answers on every address of net (port 53, UDP and
- * TCP, IPv4): each A/AAAA query for its names gets 2 random addresses of 100 in 203.0.113.0/24
- * (2001:db8:ff::/64), TTL 30 s; every query is logged. app's resolv.conf names 198.51.100.2 only.
- */
-export async function createLab(opts: { ttl?: number; cdn?: CdnConfig } = {}): Promise<Lab> {
+export interface LabOptions {
+  /** dnsmasq's --local-ttl (default 30). */
+  readonly ttl?: number;
+  /**
+   * Answer like a bare dnsmasq without upstream: REFUSED for a name or record type it has no data
+   * for (an AAAA query for a name with only A records), where real resolvers say NXDOMAIN or NODATA.
+   */
+  readonly refuseUnknown?: boolean;
+  /**
+   * Instead of dnsmasq, test/lab/cdn-dns.ts answers on every address of net (port 53, UDP and
+   * TCP, IPv4): each A/AAAA query for its names gets 2 random addresses of 100 in 203.0.113.0/24
+   * (2001:db8:ff::/64), TTL 30 s; every query is logged. app's resolv.conf names 198.51.100.2 only.
+   */
+  readonly cdn?: CdnConfig;
+}
+
+export async function createLab(opts: LabOptions = {}): Promise<Lab> {
   const id = `dw${process.pid % 100000}x${counter++}`;
   const app = `${id}a`;
   const net = `${id}n`;
@@ -165,7 +176,7 @@ export async function createLab(opts: { ttl?: number; cdn?: CdnConfig } = {}): P
         `--local-ttl=${opts.ttl ?? 30}`,
         "--bind-interfaces",
         `--listen-address=${listen}`,
-        "--local=/#/", // no upstream: unknown names get NXDOMAIN, not REFUSED
+        ...(opts.refuseUnknown ? [] : ["--local=/#/"]), // no upstream: unknown names get NXDOMAIN, not REFUSED
         ...Object.entries(cnames).map(([alias, target]) => `--cname=${alias},${target}`),
       ],
       { stdin: "ignore", stdout: "ignore", stderr: "pipe" },

@@ -58,10 +58,11 @@ function ruleLines(rule: Rule, hook: Chain["hook"], family: Family): string[] {
   }
 }
 
-/** Make exactly one jump from `builtin` to `chain`: add a missing one, drop extras. */
-function jump(builtin: string, chain: string, present: number, wanted: boolean): string[] {
+/** Make exactly one jump from `builtin` to `chain`, first in `builtin`: add a missing one, drop extras, move one that is not first back to the top. */
+function jump(builtin: string, chain: string, present: number, wanted: boolean, behind = false): string[] {
   const target = wanted ? 1 : 0;
   if (present < target) return [`-I ${builtin} 1 -j ${chain}`];
+  if (wanted && behind) return [...Array.from({ length: present }, () => `-D ${builtin} -j ${chain}`), `-I ${builtin} 1 -j ${chain}`];
   return Array.from({ length: present - target }, () => `-D ${builtin} -j ${chain}`);
 }
 
@@ -79,8 +80,8 @@ export function renderIptables(policy: Policy, family: Family, state: IptablesSt
     `:${OUTPUT_CHAIN} - [0:0]`,
     ...(inbound || state.inputChain ? [`:${INPUT_CHAIN} - [0:0]`] : []),
     ...chains.flatMap((chain) => chain.rules.flatMap((rule) => ruleLines(rule, chain.hook, family))),
-    ...jump("OUTPUT", OUTPUT_CHAIN, state.outputJumps, true),
-    ...jump("INPUT", INPUT_CHAIN, state.inputJumps, inbound),
+    ...jump("OUTPUT", OUTPUT_CHAIN, state.outputJumps, true, state.behind?.includes(OUTPUT_CHAIN)),
+    ...jump("INPUT", INPUT_CHAIN, state.inputJumps, inbound, state.behind?.includes(INPUT_CHAIN)),
     ...(!inbound && state.inputChain && !state.referenced?.includes(INPUT_CHAIN) ? [`-X ${INPUT_CHAIN}`] : []),
     "COMMIT",
   ];
