@@ -23,7 +23,7 @@ export function parsePattern(input: string): ParsedPattern {
   const parsed = parseHost(rest);
   if (!parsed.ok) return parsed;
   if (parsed.host.kind !== "name") return { ok: false, reason: wildcard === undefined ? "an address, not a name" : "a wildcard needs a name after it, not an address" };
-  const name = parsed.host.name;
+  const name = parsed.host.name.replace(/\.$/, ""); // a query name is always absolute
   if (wildcard === undefined) return { ok: true, pattern: { kind: "exact", name, entry: name } };
   const entry = `${wildcard}.${name}`;
   return { ok: true, pattern: wildcard === "*" ? { kind: "one-label", suffix: name, entry } : { kind: "any-labels", suffix: name, entry } };

@@ -25,7 +25,7 @@ describe("what an answer may admit", () => {
   test("loopback, link-local (metadata) and multicast answers are not admitted, with the reason; the rest are", () => {
     const { admitted, refused } = gateAdmission(answer("203.0.113.7", "169.254.169.254", "127.0.0.1", "2001:db8:ff::1", "::ffff:127.0.0.1"), []);
     expect(admitted.map((a) => a.address)).toEqual(["203.0.113.7", "2001:db8:ff::1"]);
-    expect(refused).toEqual(["169.254.169.254 (link-local (cloud metadata))", "127.0.0.1 (loopback)", "::ffff:127.0.0.1 (loopback)"]);
+    expect(refused).toEqual(["169.254.169.254 (link-local (AWS, GCP, Azure, OpenStack metadata))", "127.0.0.1 (loopback)", "::ffff:127.0.0.1 (loopback)"]);
   });
 
   test("an --allow entry covering a forbidden address lets it through, as in the static policy", () => {
