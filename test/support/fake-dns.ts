@@ -33,7 +33,21 @@ function respond(bytes: Uint8Array, transport: Transport, answer: Responder, rec
   });
 }
 
+/**
+ * With port 0, UDP picks the port and TCP must get the same one, which another process may hold
+ * (a client's ephemeral port): try again with a new port, as the proxy itself does.
+ */
 export async function startFakeDns(answer: Responder, hostname = "127.0.0.1", requestedPort = 0): Promise<FakeDns> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await startOnce(answer, hostname, requestedPort);
+    } catch (error) {
+      if (requestedPort !== 0 || attempt >= 9) throw error;
+    }
+  }
+}
+
+async function startOnce(answer: Responder, hostname: string, requestedPort: number): Promise<FakeDns> {
   const received: Received[] = [];
   const datagram: udp.Socket<"buffer"> = await Bun.udpSocket({
     hostname,
@@ -46,9 +60,17 @@ export async function startFakeDns(answer: Responder, hostname = "127.0.0.1", re
       },
     },
   });
-  const listener: TCPSocketListener<{ buffer: Buffer }> = Bun.listen<{ buffer: Buffer }>({
+  let listener: TCPSocketListener<{ buffer: Buffer }>;
+  try {
+    listener = listen(datagram.port);
+  } catch (error) {
+    datagram.close();
+    throw error;
+  }
+  function listen(port: number): TCPSocketListener<{ buffer: Buffer }> {
+    return Bun.listen<{ buffer: Buffer }>({
     hostname,
-    port: datagram.port,
+    port,
     socket: {
       open(socket) {
         socket.data = { buffer: Buffer.alloc(0) };
@@ -68,6 +90,7 @@ export async function startFakeDns(answer: Responder, hostname = "127.0.0.1", re
       error() {},
     },
   });
+  }
   return {
     port: datagram.port,
     hostname,
