@@ -53,7 +53,7 @@ const manifestFiles = readdirSync(EXAMPLES).filter((name) => /\.ya?ml$/.test(nam
 const readmeBlocks = [...(await Bun.file(`${import.meta.dir}/../README.md`).text()).matchAll(/^```yaml\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
 
 test("the examples and README's yaml blocks are valid Kubernetes objects", async () => {
-  expect(manifestFiles).toEqual(["initcontainer-deployment.yaml", "sidecar-configmap.yaml", "sidecar-watch.yaml"]);
+  expect(manifestFiles).toEqual(["initcontainer-deployment.yaml", "sidecar-configmap.yaml", "sidecar-dns-proxy.yaml", "sidecar-watch.yaml"]);
   for (const name of manifestFiles) {
     const parsed = Bun.YAML.parse(await Bun.file(`${EXAMPLES}/${name}`).text());
     for (const [i, document] of (Array.isArray(parsed) ? parsed : [parsed]).entries()) validate(`examples/${name} document ${i + 1}`, document);

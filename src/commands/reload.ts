@@ -33,7 +33,7 @@ const names = (hosts: readonly string[]) => (hosts.length === 0 ? "none" : hosts
  * not parse, or that changes an option that cannot change at run time, is refused as a whole: the
  * loaded policy stays, the problems are logged and a failed reload is counted.
  */
-export function reloadOnChange(ctx: Context, path: string, initial: ConfigOf<"watch">, initialText: string | undefined, watcher: Watcher, onOptions: (next: ConfigOf<"watch">) => void) {
+export function reloadOnChange(ctx: Context, path: string, initial: ConfigOf<"watch">, initialText: string | undefined, watcher: Pick<Watcher, "reconfigure">, onOptions: (next: ConfigOf<"watch">) => void) {
   const { world, log } = ctx;
   let loaded = initial;
   let stats: ReloadStats = { ok: 0, failed: 0, lastOk: true, sha256: initialText === undefined ? undefined : sha256(initialText) };

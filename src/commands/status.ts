@@ -1,6 +1,7 @@
 import type { DeniedDestination, Status } from "../backends/backend.ts";
 import { DENIED } from "../backends/nft/render.ts";
 import type { ConfigOf } from "../config/config.ts";
+import { notEnforcingError } from "../errors.ts";
 import { describeWatchState } from "../watch/state.ts";
 import { AUDIT_WARNING } from "./apply.ts";
 import type { Context } from "./context.ts";
@@ -36,7 +37,7 @@ function deniedLines(denied: readonly NamedDenied[] | undefined, enforcing: bool
 export function renderStatus(status: Status, backend: string, known: KnownNames, epochNow: number): string {
   if (!status.loaded) return `nothing loaded: domainwall has no rules here (${backend})\n`;
   const lines = [
-    `domainwall is loaded (${backend})`,
+    ...(status.problems === undefined ? [`domainwall is loaded (${backend})`] : [`domainwall is loaded but NOT ENFORCING (${backend}):`, ...status.problems.map((p) => `  ${p}`)]),
     ...(status.enforcing ? [] : [`WARNING: ${AUDIT_WARNING}`]),
     ...status.sets.map((s) => `  set ${s.name}: ${s.elements} ${s.elements === 1 ? "entry" : "entries"} (adjacent addresses merge into ranges)`),
     ...status.counters.map((c) => `  counter ${c.name}: ${c.packets} packets, ${c.bytes} bytes`),
@@ -60,6 +61,7 @@ export function statusJson(status: Status, backend: string, known: KnownNames) {
     loaded: true,
     backend,
     enforcing: status.enforcing,
+    problems: status.problems ?? [],
     sets: status.sets,
     counters: status.counters,
     allowed: status.allowed,
@@ -74,4 +76,7 @@ export async function statusCommand({ world, backend: backendFor }: Context, con
   const backend = await backendFor();
   const [status, known] = await Promise.all([backend.status(), knownNames(world)]);
   await world.stdout(config.json ? `${JSON.stringify(statusJson(status, backend.name, known), null, 2)}\n` : renderStatus(status, backend.name, known, world.epochNow()));
+  if (status.loaded && status.problems !== undefined) {
+    throw notEnforcingError("domainwall's rules are loaded but not enforced (exit 3): run apply again, which restores the hooks and puts its jumps first");
+  }
 }

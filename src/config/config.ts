@@ -2,6 +2,7 @@ import * as v from "valibot";
 import { OPTIONS, takes, type BackendChoice, type Command, type OptionName, type ValueOf } from "../cli/options.ts";
 import { rawOf, type Settings } from "../cli/settings.ts";
 import { usageError } from "../errors.ts";
+import { IPTABLES_NO_PROXY } from "../messages.ts";
 import { parseCidr, sortByCidr, type Cidr } from "../net/ip.ts";
 import { parseDestination, type Destination } from "./destination.ts";
 import { show, type DnsServers, type ListenAddress, type LogFormat } from "./values.ts";
@@ -18,6 +19,10 @@ export interface AllowEntry {
 export interface Config {
   /** DNS names to resolve: ASCII, lower case, no trailing dot, unique, in input order. */
   readonly hosts: readonly string[];
+  /** `*.NAME` and `**.NAME` entries (canonical, unique): only with `dnsProxy`, never resolved ahead. */
+  readonly wildcards: readonly string[];
+  /** `watch --dns-proxy`: the proxy's port and group id (see Policy.proxy). */
+  readonly dnsProxy?: { readonly port: number; readonly gid: number };
   /** `--allow` and `--allow-file` networks, and IP literals from the host list; sorted by `compareCidr`. */
   readonly allow: readonly AllowEntry[];
   /** Inbound TCP ports, sorted; empty leaves inbound traffic untouched. */
@@ -152,6 +157,7 @@ export function parseConfig<C extends Command>(settings: Settings, command: C, i
   const json = takes(command, "json") ? value("json") : undefined;
   const destination = command === "explain" ? destinationArg(inputs.args ?? [], problems) : undefined;
   if (command !== "explain" && (inputs.args ?? []).length > 0) problems.push(`unexpected argument ${JSON.stringify(inputs.args?.[0])}; run 'domainwall --help'`);
+  if (policy?.dnsProxy !== undefined && backend === "iptables-legacy") problems.push(`${fromOf(settings, "backend")}: ${IPTABLES_NO_PROXY}`);
   if (problems.length > 0) throw usageError(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
   const config = {
     command,
@@ -200,6 +206,11 @@ function policyConfig(settings: Settings, value: ValueReader, inputs: ConfigInpu
   }
   warnings.push(...allowFile.warnings);
   const names = [...new Set((hosts ?? []).flatMap((h) => (h.kind === "name" ? [h.name] : [])))];
+  const wildcards = [...new Set((hosts ?? []).flatMap((h) => (h.kind === "wildcard" ? [h.entry] : [])))];
+  const proxied = value("dns-proxy");
+  if (wildcards.length > 0 && !proxied) {
+    problems.push(`${fromOf(settings, "hosts")}: ${wildcards.map(show).join(", ")}: wildcards need --dns-proxy (only 'watch --dns-proxy' can allow names that cannot be resolved ahead)`);
+  }
   const literals = (hosts ?? []).flatMap((h) => (h.kind === "address" ? [h.cidr] : []));
   const allowEntries: AllowEntry[] = [
     ...(allow ?? []).map((entry) => ({ cidr: entry.cidr, source: allowFrom })),
@@ -214,8 +225,13 @@ function policyConfig(settings: Settings, value: ValueReader, inputs: ConfigInpu
       warnings.push(`${fromOf(settings, "dns-servers")}: ${server.text} allows DNS (port 53) to every IPv${server.family} address, as "any" does`);
     }
   }
+  if (proxied && dnsServers?.kind === "any") {
+    problems.push(`${fromOf(settings, "dns-servers")}: "any" cannot go with --dns-proxy (all DNS goes through the proxy, which forwards to the resolvers): name them, or leave it to resolv.conf`);
+  }
   return {
     hosts: names,
+    wildcards,
+    ...(proxied && { dnsProxy: { port: value("dns-proxy-port"), gid: value("dns-proxy-gid") } }),
     allow: sortByCidr(allowEntries, (entry) => entry.cidr),
     ports: [...new Set(ports ?? [])].sort((a, b) => a - b),
     dnsServers: dnsServers ?? { kind: "resolv.conf" },

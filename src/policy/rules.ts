@@ -23,8 +23,28 @@ export type Rule =
    * from a link-local address with hop limit 1.
    */
   | { readonly kind: "listener-discovery" }
-  /** DNS (UDP and TCP port 53) to the policy's resolvers, or anywhere. */
-  | { readonly kind: "dns"; readonly dns: Policy["dns"] }
+  /**
+   * DNS (UDP and TCP port 53) to the policy's resolvers, or anywhere; with `gid` (the DNS proxy)
+   * only from sockets of that group: the proxy's own upstream queries.
+   */
+  | { readonly kind: "dns"; readonly dns: Policy["dns"]; readonly gid?: number }
+  /**
+   * The DNS proxy (nat chain): a destination on loopback is left alone (the app's queries to a local
+   * stub such as systemd-resolved's 127.0.0.53 reach it; the stub's upstream queries are redirected).
+   */
+  | { readonly kind: "keep-loopback-destination" }
+  /** The DNS proxy (nat chain): sockets of the proxy's group are not redirected (its upstream queries). */
+  | { readonly kind: "keep-group"; readonly gid: number }
+  /** The DNS proxy (nat chain): every other UDP and TCP packet to port 53, whatever its address, goes to the proxy. */
+  | { readonly kind: "redirect-dns"; readonly port: number }
+  /**
+   * The DNS proxy (output filter): the redirected queries. After a redirect the destination is
+   * loopback but the filter still sees the original output interface (not `lo`), so they are
+   * accepted by loopback destination and the proxy's port.
+   */
+  | { readonly kind: "proxy-port"; readonly port: number }
+  /** The DNS proxy (output filter): the addresses its answers admitted (sets with per-element timeouts). */
+  | { readonly kind: "proxy-admitted" }
   /** The allowed addresses and networks (nft: two set lookups; iptables: one rule each). */
   | { readonly kind: "allowed"; readonly allowV4: Policy["allowV4"]; readonly allowV6: Policy["allowV6"] }
   /**
@@ -49,9 +69,13 @@ export type Direction = "out" | "in";
 /** The named counter of each chain's verdict: `*_dropped` while enforcing, `*_audited` in audit mode. */
 export type VerdictCounter = `${"output" | "input"}_${"dropped" | "audited"}`;
 
-/** A chain of ours, hooked where packets leave (`output`) or arrive (`input`). */
+/**
+ * A chain of ours, hooked where packets leave (`output`) or arrive (`input`): a filter chain (policy
+ * drop), or the DNS proxy's `nat` chain (output only, policy accept: it redirects, never drops).
+ */
 export interface Chain {
   readonly hook: "output" | "input";
+  readonly type: "filter" | "nat";
   readonly rules: readonly Rule[];
 }
 
@@ -61,23 +85,42 @@ export function unreachable(rule: never): never {
 }
 
 /**
- * The policy as ordered chains: output always; input only when inbound ports are given (otherwise
- * inbound traffic is left untouched). The order is the order of evaluation. In audit mode the
- * chains are the same up to the verdict, which accepts.
+ * The policy as ordered chains: with the DNS proxy, its nat chain first; the output filter always;
+ * input only when inbound ports are given (otherwise inbound traffic is left untouched). The order
+ * is the order of evaluation. In audit mode the filter chains are the same up to the verdict, which
+ * accepts.
  */
 export function chainsOf(policy: Policy): Chain[] {
+  const { proxy } = policy;
   const audit = policy.verdict === "audit";
   const common: Rule[] = [{ kind: "established" }, { kind: "invalid" }, { kind: "loopback" }, { kind: "neighbour-discovery" }, { kind: "listener-discovery" }];
+  const redirect: Chain[] =
+    proxy === undefined
+      ? []
+      : [{ hook: "output", type: "nat", rules: [{ kind: "keep-loopback-destination" }, { kind: "keep-group", gid: proxy.gid }, { kind: "redirect-dns", port: proxy.port }] }];
   const output: Chain = {
     hook: "output",
-    rules: [...common, { kind: "dns", dns: policy.dns }, { kind: "allowed", allowV4: policy.allowV4, allowV6: policy.allowV6 },
+    type: "filter",
+    rules: [
+      ...common,
+      ...(proxy === undefined ? [] : [{ kind: "proxy-port", port: proxy.port } as const]),
+      { kind: "dns", dns: policy.dns, ...(proxy && { gid: proxy.gid }) },
+      { kind: "allowed", allowV4: policy.allowV4, allowV6: policy.allowV6 },
+      ...(proxy === undefined ? [] : [{ kind: "proxy-admitted" } as const]),
       { kind: "record-denied", direction: "out" },
-      audit ? { kind: "verdict", verdict: "accept", counter: "output_audited" } : { kind: "verdict", verdict: policy.verdict, counter: "output_dropped" }],
+      audit ? { kind: "verdict", verdict: "accept", counter: "output_audited" } : { kind: "verdict", verdict: policy.verdict, counter: "output_dropped" },
+    ],
   };
-  if (policy.inboundPorts.length === 0) return [output];
+  if (policy.inboundPorts.length === 0) return [...redirect, output];
   const input: Chain = {
     hook: "input",
-    rules: [...common, { kind: "inbound-ports", ports: policy.inboundPorts }, { kind: "record-denied", direction: "in" }, { kind: "verdict", verdict: audit ? "accept" : "drop", counter: audit ? "input_audited" : "input_dropped" }],
+    type: "filter",
+    rules: [
+      ...common,
+      { kind: "inbound-ports", ports: policy.inboundPorts },
+      { kind: "record-denied", direction: "in" },
+      { kind: "verdict", verdict: audit ? "accept" : "drop", counter: audit ? "input_audited" : "input_dropped" },
+    ],
   };
-  return [output, input];
+  return [...redirect, output, input];
 }

@@ -8,7 +8,7 @@ describe("parseDestination", () => {
     { input: "203.0.113.5:8080/udp", expected: { host: { kind: "address", address: "203.0.113.5" }, port: 8080, protocol: "udp" } },
     { input: "2001:DB8:0::1", expected: { host: { kind: "address", address: "2001:db8::1" }, protocol: "tcp" } },
     { input: "[2001:db8::1]:443", expected: { host: { kind: "address", address: "2001:db8::1" }, port: 443, protocol: "tcp" } },
-    { input: "API.example.", expected: { host: { kind: "name", name: "api.example" }, protocol: "tcp" } },
+    { input: "API.example.", expected: { host: { kind: "name", name: "api.example." }, protocol: "tcp" } },
     { input: "api.example:443", expected: { host: { kind: "name", name: "api.example" }, port: 443, protocol: "tcp" } },
   ])("$input", ({ input, expected }) => {
     expect(parseDestination(input)).toEqual({ ok: true, destination: expected as never });

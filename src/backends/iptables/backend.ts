@@ -1,10 +1,10 @@
-import type { Backend, LoadTimes, Status } from "../backend.ts";
+import { notEnforcing, type Backend, type LoadTimes, type Status } from "../backend.ts";
 import { runtimeError, usageError } from "../../errors.ts";
 import { messageOf } from "../../messages.ts";
 import type { Family } from "../../net/ip.ts";
 import type { Policy } from "../../policy/policy.ts";
 import { renderIptables, renderIptablesRestore } from "./render.ts";
-import { allowedEntries, allowedNetworks, dnsDestinations, verdictCounters, INPUT_CHAIN, OUTPUT_CHAIN, ourPart, parseIptablesState } from "./save.ts";
+import { allowedEntries, allowedNetworks, dnsDestinations, enforcementProblems, verdictCounters, INPUT_CHAIN, OUTPUT_CHAIN, ourPart, parseIptablesState } from "./save.ts";
 import type { Run } from "../../run.ts";
 
 const TOOLS = {
@@ -128,6 +128,7 @@ export function createIptablesBackend(run: Run, now: () => number = () => perfor
         allowed: FAMILIES.flatMap((family) => allowedNetworks(saved[family])),
         dns: dns.some((d) => d === "any") ? "any" : dns.flatMap((d) => (d === "any" ? [] : d)),
         // No `denied`: iptables-legacy has no dynamic sets (without ipset) to record destinations in.
+        ...notEnforcing(FAMILIES.flatMap((family) => enforcementProblems(saved[family], TOOLS[family].label))),
       };
     },
     async snapshot() {

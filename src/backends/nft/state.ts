@@ -1,7 +1,13 @@
 import * as v from "valibot";
 import { parseAddress } from "../../net/ip.ts";
 import type { Direction } from "../../policy/rules.ts";
-import type { DeniedDestination, LoadedStatus } from "../backend.ts";
+import { notEnforcing, type DeniedDestination, type LoadedStatus } from "../backend.ts";
+
+/** Our base chains, each named after its hook (src/backends/nft/render.ts); input exists only with --ports. */
+const HOOKS = [
+  { hook: "output", what: "outgoing" },
+  { hook: "input", what: "incoming" },
+] as const;
 
 /** An element of an interval set as nft -j prints it: an address, a prefix or a range. */
 const IntervalElementSchema = v.union([
@@ -26,6 +32,7 @@ const NftListSchema = v.object({
       set: v.optional(v.looseObject({ name: v.string(), timeout: v.optional(v.number()), elem: v.optional(v.array(v.unknown())) })),
       counter: v.optional(v.looseObject({ name: v.string(), packets: v.number(), bytes: v.number() })),
       rule: v.optional(v.looseObject({ chain: v.string(), expr: v.array(v.unknown()) })),
+      chain: v.optional(v.looseObject({ name: v.string(), hook: v.optional(v.string()) })),
     }),
   ),
 });
@@ -113,6 +120,12 @@ export function parseNftStatus(json: string): LoadedStatus {
   const parsed = v.safeParse(NftListSchema, data);
   if (!parsed.success) throw fail("shape", parsed.issues);
   const objects = parsed.output.nftables;
+  const chains = objects.flatMap((o) => (o.chain ? [o.chain] : []));
+  const problems = HOOKS.flatMap(({ hook, what }) => {
+    const chain = chains.find((c) => c.name === hook);
+    if (chain === undefined) return hook === "output" ? [`nft: the output chain of table inet domainwall is missing: nothing filters ${what} traffic`] : [];
+    return chain.hook === hook ? [] : [`nft: the ${hook} chain of table inet domainwall has no ${hook} hook: nothing filters ${what} traffic`];
+  });
   const sets = objects.flatMap((o) => (o.set ? [o.set] : []));
   const counters = objects.flatMap((o) => (o.counter ? [{ name: o.counter.name, packets: o.counter.packets, bytes: o.counter.bytes }] : []));
   const denied = sets.flatMap((set) => {
@@ -127,5 +140,6 @@ export function parseNftStatus(json: string): LoadedStatus {
     allowed: sets.filter((set) => ALLOW_SET.test(set.name)).flatMap((set) => (set.elem ?? []).map(intervalText)),
     dns: dnsOf(objects.flatMap((o) => (o.rule ? [o.rule] : []))),
     denied: denied.sort(byPackets),
+    ...notEnforcing(problems),
   };
 }

@@ -49,6 +49,7 @@ describe("nft backend", () => {
       nftables: [
         { metainfo: { version: "1.0.6" } },
         { table: { family: "inet", name: "domainwall" } },
+        { chain: { family: "inet", table: "domainwall", name: "output", type: "filter", hook: "output", prio: 0, policy: "drop" } },
         { counter: { name: "output_dropped", packets: 7, bytes: 420 } },
         { set: { name: "allow_v4", elem: ["203.0.113.10", { prefix: { addr: "192.0.2.0", len: 24 } }, { range: ["198.51.100.7", "198.51.100.9"] }] } },
         { set: { name: "allow_v6" } },
@@ -105,6 +106,18 @@ describe("nft backend", () => {
     });
     const status = await createNftBackend(fakeRun(() => ({ stdout: json })).run).status();
     expect(status.loaded && { enforcing: status.enforcing, dns: status.dns }).toEqual({ enforcing: false, dns: "any" });
+  });
+
+  test.each([
+    { name: "the output chain missing", chains: [], problems: ["nft: the output chain of table inet domainwall is missing: nothing filters outgoing traffic"] },
+    { name: "the output chain without its hook", chains: [{ name: "output" }], problems: ["nft: the output chain of table inet domainwall has no output hook: nothing filters outgoing traffic"] },
+    { name: "the input chain without its hook", chains: [{ name: "output", hook: "output" }, { name: "input" }], problems: ["nft: the input chain of table inet domainwall has no input hook: nothing filters incoming traffic"] },
+    { name: "both hooked", chains: [{ name: "output", hook: "output" }, { name: "input", hook: "input" }], problems: undefined },
+  ])("status reports chains missing their hooks as not enforcing: $name", async ({ chains, problems }) => {
+    const json = JSON.stringify({ nftables: [{ table: { family: "inet", name: "domainwall" } }, ...chains.map((chain) => ({ chain: { family: "inet", table: "domainwall", ...chain } }))] });
+    const status = await createNftBackend(fakeRun(() => ({ stdout: json })).run).status();
+    expect(status).toMatchObject({ loaded: true, enforcing: true, sets: [], counters: [] });
+    expect(status.loaded && status.problems).toEqual(problems);
   });
 
   test("status of a missing table is 'not loaded'; other errors are errors", async () => {
