@@ -107,6 +107,13 @@ describe("main", () => {
     expect(rendered.stdout).toBe(applied.calls[0]?.stdin ?? "");
   });
 
+  test("apply reads this namespace's on-link IPv6 prefixes from /proc/net/if_inet6: outgoing neighbour discovery goes there and to link scope only", async () => {
+    const ifInet6 = "20010db8000100000000000000000001 02 40 00 80    veth0\nfe800000000000000000000000000001 02 40 20 80    veth0\n00000000000000000000000000000001 01 80 10 80       lo\n";
+    const { code, calls } = await runMain(["apply"], { hosts_csv: "api.example" }, {}, { "/etc/resolv.conf": POD_RESOLV_CONF, "/proc/net/if_inet6": ifInet6 });
+    expect(code).toBe(0);
+    expect(calls[0]?.stdin).toContain("icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } ip6 daddr { fe80::/10, ff02::/16, 2001:db8:1::/64 } ip6 hoplimit 255 accept\n");
+  });
+
   test("bad configuration exits 2, names the value and never runs nft", async () => {
     const { code, stderr, calls, probes } = await runMain(["apply"], { hosts_csv: "api.example", listening_ports_csv: "3000,99999", extra_whitelist_ips_csv: "10.0.0.0/40" });
     expect(code).toBe(2);

@@ -46,7 +46,7 @@ function sink() {
 const WATCH = { minTtl: { from: "--min-ttl", value: "5s" }, grace: { from: "--grace", value: "60s" }, removeOnExit: false };
 
 /** A watcher started from a real initial resolution, with a fake clock, DNS, nft and log. */
-async function startWatcher(records: Records, options: { hosts?: string; onResolveError?: string; nft?: (call: RunCall) => { code?: number; stderr?: string }; backend?: (b: Backend) => Backend } = {}) {
+async function startWatcher(records: Records, options: { onLink?: string[]; hosts?: string; onResolveError?: string; nft?: (call: RunCall) => { code?: number; stderr?: string }; backend?: (b: Backend) => Backend } = {}) {
   let clock = 0;
   const dns = fakeDns(records);
   const { run, calls } = fakeRun(options.nft);
@@ -62,7 +62,7 @@ async function startWatcher(records: Records, options: { hosts?: string; onResol
   });
   const resolvers = [cidr("198.51.100.2")];
   const resolutions = await resolveHosts(config.hosts, { lookup: dns.lookup, deadlineMs: 10_000, now: () => 0, sleep: async () => {} });
-  const built = buildPolicy(config, admitResolutions(config, resolutions).names, resolvers);
+  const built = buildPolicy(config, admitResolutions(config, resolutions).names, resolvers, (options.onLink ?? []).map(cidr));
   const schedule = { minTtlMs: 5_000, maxTtlMs: 3_600_000, graceMs: 60_000 };
   const sleeps: number[] = [];
   let stopAfter = Infinity;
@@ -101,6 +101,14 @@ describe("the watch loop", () => {
     expect(w.dns.asked).toContain("cdn.example/4");
     expect(w.calls).toEqual([]);
     expect(w.watcher.snapshot().updates).toEqual({ ok: 0, failed: 0, seconds: 0 });
+  });
+
+  test("a rebuilt policy keeps the on-link prefixes apply read (an address added later needs a restart)", async () => {
+    const w = await startWatcher({ "api.example": { 4: ["203.0.113.10"], ttl: 30 } }, { hosts: "api.example", onLink: ["2001:db8:1::/64"] });
+    w.records["api.example"] = { 4: ["203.0.113.11"], ttl: 30 };
+    await w.cycleAt(30_000);
+    expect(w.calls).toHaveLength(1);
+    expect(w.watcher.snapshot().loaded.onLink).toEqual([cidr("2001:db8:1::/64")]);
   });
 
   test("a TTL below --min-ttl is looked up after --min-ttl", async () => {
