@@ -531,9 +531,36 @@ describe("main", () => {
     });
   });
 
-  test("warns before an inbound policy that leaves out the SSH session's port", async () => {
-    const ssh = { hosts_csv: "api.example", listening_ports_csv: "3000", SSH_CONNECTION: "192.0.2.9 50122 198.51.100.1 2222" };
-    expect((await runMain(["apply"], ssh)).stderr).toContain("this SSH session came in on port 2222, which --ports does not allow");
-    expect((await runMain(["apply"], { ...ssh, listening_ports_csv: "2222" })).stderr).not.toContain("SSH session");
+  describe("the lock-out guard reads the namespace's own sockets (/proc/net/tcp, /proc/net/tcp6), not SSH_CONNECTION", () => {
+    // sshd listening on 0.0.0.0:2222 and [::]:22; an SSH session from 192.0.2.9 on 2222; 3000 listening on loopback only.
+    const tcp = [
+      "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
+      "   0: 00000000:08AE 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0",
+      "   1: 0100007F:0BB8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2 1 0000000000000000 100 0 0 10 0",
+      "   2: 016433C6:08AE 090200C0:C3AA 01 00000000:00000000 02:000A7B2B 00000000     0        0 3 2 0000000000000000 20 4 29 10 -1",
+      "",
+    ].join("\n");
+    const tcp6 = [
+      "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
+      "   0: 00000000000000000000000000000000:0016 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4 1 0000000000000000 100 0 0 10 0",
+      "",
+    ].join("\n");
+    const files = () => ({ "/etc/resolv.conf": POD_RESOLV_CONF, "/proc/net/tcp": tcp, "/proc/net/tcp6": tcp6 });
+
+    test("under sudo (no SSH_CONNECTION): loud for the port with an established inbound connection, a warning for each other listening port --ports closes", async () => {
+      const { code, stderr } = await runMain(["apply"], { hosts_csv: "api.example", listening_ports_csv: "3000" }, {}, files());
+      expect(code).toBe(0);
+      expect(stderr).toMatch(/\[error\] port 2222 has an established inbound connection \(from 192\.0\.2\.9\), likely the session you are using.*--confirm-within/);
+      expect(stderr).toMatch(/\[warn\] TCP port 22 is listening, but --ports 3000 does not list it/);
+      expect(stderr).not.toContain("port 3000 is listening");
+    });
+
+    test("nothing when --ports lists them, or inbound is left untouched", async () => {
+      for (const ports of ["22,2222", undefined]) {
+        const { stderr } = await runMain(["apply"], { hosts_csv: "api.example", ...(ports && { listening_ports_csv: ports }) }, {}, files());
+        expect(stderr).not.toContain("listening, but");
+        expect(stderr).not.toContain("established inbound");
+      }
+    });
   });
 });

@@ -3,7 +3,9 @@ import type { ProxyCarryOver } from "../backends/nft/render.ts";
 import type { ConfigOf } from "../config/config.ts";
 import { runtimeError } from "../errors.ts";
 import { messageOf } from "../messages.ts";
-import { livePending, pendingText, waitForConfirmation, sshServerPort } from "./confirm.ts";
+import { parseProcNetTcp, portWarnings, type TcpSocket } from "../net/listening.ts";
+import type { World } from "../world.ts";
+import { livePending, pendingText, waitForConfirmation } from "./confirm.ts";
 import { pendingFile, type Context } from "./context.ts";
 import { withKernelLock } from "./locking.ts";
 import { describeSummary, preparePolicy, type PreparedPolicy } from "./prepare.ts";
@@ -21,10 +23,7 @@ export async function applyCommand(ctx: Context, config: ConfigOf<"apply">): Pro
 export async function loadPolicy({ world, log }: Context, backend: Backend, built: PreparedPolicy, confirmWithinMs: number | undefined, command: "apply" | "watch" = "apply", carryOver?: ProxyCarryOver): Promise<void> {
   const lock = { command, besideWatch: command === "watch" ? "allow" : "refuse" } as const;
   if (built.config.ports.length === 0) log.info("no listening ports given: inbound traffic is left untouched");
-  const sshPort = sshServerPort(world.env.SSH_CONNECTION);
-  if (sshPort !== undefined && built.config.ports.length > 0 && !built.config.ports.includes(sshPort)) {
-    log.warn(`this SSH session came in on port ${sshPort}, which --ports does not allow: new SSH connections will be dropped${confirmWithinMs ? "" : " (consider --confirm-within)"}`);
-  }
+  for (const warning of portWarnings(await namespaceSockets(world), built.config.ports)) (warning.loud ? log.error : log.warn)(warning.text);
   const loadStarted = world.now();
   if (confirmWithinMs) {
     await withKernelLock(world, lock, () => applyWithConfirmation({ world, log }, backend, built, confirmWithinMs));
@@ -40,6 +39,15 @@ export async function loadPolicy({ world, log }: Context, backend: Backend, buil
     message: `applied: ${describeSummary(built.summary, built.resolveMs, times)}`,
     summary: { ...built.summary, resolveMs: built.resolveMs, ...times, backend: backend.name },
   });
+}
+
+/**
+ * This network namespace's TCP sockets (`/proc/net/tcp{,6}`): what an inbound policy would close.
+ * Not `SSH_CONNECTION`, which `sudo` removes. A file that is missing (no IPv6) holds no sockets.
+ */
+async function namespaceSockets(world: Pick<World, "readFile">): Promise<TcpSocket[]> {
+  const [v4, v6] = await Promise.all([world.readFile("/proc/net/tcp"), world.readFile("/proc/net/tcp6")]);
+  return [...parseProcNetTcp(v4 ?? "", 4), ...parseProcNetTcp(v6 ?? "", 6)];
 }
 
 /**
