@@ -1,5 +1,6 @@
 #!/usr/bin/env bun
-import { selectBackend } from "./backends/select.ts";
+import { otherBackends, selectBackend } from "./backends/select.ts";
+import type { Backend } from "./backends/backend.ts";
 import { readConfigFile } from "./cli/config-file.ts";
 import { helpText } from "./cli/help.ts";
 import { parseCli } from "./cli/parse.ts";
@@ -64,12 +65,14 @@ export async function main(world: World): Promise<number> {
     const { config, warnings } = parseConfig(settings, command, { problems, allowFileText: await readAllowFile(world, settings) });
     for (const warning of warnings) logger.warn(warning);
     const probe = command !== "render";
-    const backend = async () => {
-      const chosen = await selectBackend(config.command === "confirm" ? "auto" : config.backend, world.run, { probe, now: world.now });
-      if (probe) logger.info(`backend ${chosen.backend.name} (${chosen.reason})`);
-      return chosen.backend;
-    };
-    await dispatch({ world, log: logger, backend }, config);
+    let chosen: Promise<Backend> | undefined;
+    const backend = () =>
+      (chosen ??= selectBackend(config.command === "confirm" ? "auto" : config.backend, world.run, { probe, now: world.now }).then((selected) => {
+        if (probe) logger.info(`backend ${selected.backend.name} (${selected.reason})`);
+        return selected.backend;
+      }));
+    const others = async () => otherBackends((await backend()).name, world.run, { inProcessNft: world.inProcessNft, now: world.now });
+    await dispatch({ world, log: logger, backend, others }, config);
     return EXIT.ok;
   } catch (error) {
     log ??= createLogger("text", world.stderr);

@@ -1,4 +1,4 @@
-import type { Backend } from "../backends/backend.ts";
+import type { Backend, Snapshot } from "../backends/backend.ts";
 import type { ProxyCarryOver } from "../backends/nft/render.ts";
 import type { ConfigOf } from "../config/config.ts";
 import { runtimeError } from "../errors.ts";
@@ -20,25 +20,48 @@ export async function applyCommand(ctx: Context, config: ConfigOf<"apply">): Pro
  * Load a prepared policy the way `apply` does: warnings, the optional confirmation, the summary,
  * under the namespace's kernel lock (refused beside a running watch). Shared with `watch` (`command`).
  */
-export async function loadPolicy({ world, log }: Context, backend: Backend, built: PreparedPolicy, confirmWithinMs: number | undefined, command: "apply" | "watch" = "apply", carryOver?: ProxyCarryOver): Promise<void> {
+export async function loadPolicy({ world, log, others: othersHere }: Context, backend: Backend, built: PreparedPolicy, confirmWithinMs: number | undefined, command: "apply" | "watch" = "apply", carryOver?: ProxyCarryOver): Promise<void> {
   const lock = { command, besideWatch: command === "watch" ? "allow" : "refuse" } as const;
   if (built.config.ports.length === 0) log.info("no listening ports given: inbound traffic is left untouched");
   for (const warning of portWarnings(await namespaceSockets(world), built.config.ports)) (warning.loud ? log.error : log.warn)(warning.text);
+  const others = await othersHere();
+  if (others.unseen !== undefined) log.warn(`cannot check ${others.unseen} for a domainwall policy loaded there: if one is, it stays loaded beside this one`);
   const loadStarted = world.now();
   if (confirmWithinMs) {
-    await withKernelLock(world, lock, () => applyWithConfirmation({ world, log }, backend, built, confirmWithinMs));
+    await withKernelLock(world, lock, () => applyWithConfirmation({ world, log }, backend, others.backends, built, confirmWithinMs));
     return log.success({
       message: `applied: ${describeSummary(built.summary, built.resolveMs)}`,
       summary: { ...built.summary, resolveMs: built.resolveMs, loadMs: Math.round(world.now() - loadStarted), backend: backend.name },
     });
   }
   // render: building the policy and its text; load: nft or iptables-restore (the backend's own measure).
-  const loaded = await withKernelLock(world, lock, () => backend.apply(built.policy, carryOver));
+  const loaded = await withKernelLock(world, lock, async () => {
+    const times = await backend.apply(built.policy, carryOver);
+    await removeOthers(log, backend, others.backends);
+    return times;
+  });
   const times = { renderMs: Math.round(built.buildMs + loaded.renderMs), loadMs: Math.round(loaded.loadMs) };
   log.success({
     message: `applied: ${describeSummary(built.summary, built.resolveMs, times)}`,
     summary: { ...built.summary, resolveMs: built.resolveMs, ...times, backend: backend.name },
   });
+}
+
+/**
+ * After `loaded`'s policy is in: remove domainwall's rules from the other backends, so two policies
+ * are never left loaded. New first, then old: both drop by default, so for a moment the firewall
+ * is the stricter intersection of the two, never open. Returns what was there, for a rollback.
+ */
+async function removeOthers(log: Context["log"], loaded: Backend, others: readonly Backend[]): Promise<{ backend: Backend; snapshot: Snapshot }[]> {
+  const removed: { backend: Backend; snapshot: Snapshot }[] = [];
+  for (const other of others) {
+    const snapshot = await other.snapshot();
+    if (snapshot === undefined) continue;
+    await other.remove();
+    removed.push({ backend: other, snapshot });
+    log.warn(`removed the ${other.name} policy loaded before: ${loaded.name} now holds domainwall's only policy (two would both filter)`);
+  }
+  return removed;
 }
 
 /**
@@ -57,7 +80,7 @@ async function namespaceSockets(world: Pick<World, "readFile">): Promise<TcpSock
  * Only a confirmation keeps them: a timeout, a revert or any failure after the load restores the
  * previous rules.
  */
-async function applyWithConfirmation({ world, log }: Pick<Context, "world" | "log">, backend: Backend, built: PreparedPolicy, withinMs: number): Promise<void> {
+async function applyWithConfirmation({ world, log }: Pick<Context, "world" | "log">, backend: Backend, others: readonly Backend[], built: PreparedPolicy, withinMs: number): Promise<void> {
   const pending = pendingFile(world.env);
   if ((await livePending({ world, log })) !== undefined) {
     throw runtimeError(`another apply is waiting for confirmation (${pending}): confirm it, or let it roll back, first; nothing was changed`);
@@ -70,12 +93,15 @@ async function applyWithConfirmation({ world, log }: Pick<Context, "world" | "lo
     const previous = await backend.snapshot();
     await backend.apply(built.policy); // a failed load leaves the previous rules: nothing to undo
     let outcome: Awaited<ReturnType<typeof waitForConfirmation>> | undefined;
+    let removed: Awaited<ReturnType<typeof removeOthers>> = [];
     try {
+      removed = await removeOthers(log, backend, others);
       log.warn(`new rules loaded: run 'domainwall confirm' (or press y here) within ${withinMs / 1000}s to keep them; otherwise the previous rules come back`);
       outcome = await waitForConfirmation(withinMs, { pendingExists: async () => (await world.readFile(pending)) !== undefined, sleep: world.sleep, now: world.now, decision: operator.decision });
     } finally {
       if (outcome !== "confirmed") {
         await world.removeFile(pending).catch(() => false); // a late 'confirm' now says nothing is waiting
+        for (const other of removed) await other.backend.restore(other.snapshot); // the other policy back first: never open
         await backend.restore(previous);
       }
     }

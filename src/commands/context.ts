@@ -1,4 +1,5 @@
 import type { Backend } from "../backends/backend.ts";
+import type { OtherBackends } from "../backends/select.ts";
 import type { Logger } from "../log.ts";
 import type { World } from "../world.ts";
 
@@ -7,6 +8,8 @@ export interface Context {
   readonly world: World;
   readonly log: Logger;
   readonly backend: () => Promise<Backend>;
+  /** The other backends that work here (after choosing `backend`): where a second policy could be loaded. */
+  readonly others: () => Promise<OtherBackends>;
 }
 
 const DEFAULT_RUN_DIR = "/run/domainwall";

@@ -23,11 +23,21 @@ async function runningWatch(world: World): Promise<WatchState | undefined> {
   return state !== undefined && world.processAlive(state.pid) ? state : undefined;
 }
 
-export async function statusCommand({ world, backend: backendFor }: Context): Promise<void> {
-  const backend = await backendFor();
-  const status = await backend.status();
-  await world.stdout(renderStatus(status, backend.name, await runningWatch(world), world.epochNow()));
-  if (status.loaded && status.problems !== undefined) {
+/**
+ * `status`: every backend that works here, whatever --backend says (a policy the other one loaded
+ * filters too): the one that holds rules, or each of two, naming them.
+ */
+export async function statusCommand({ world, log, backend: backendFor, others }: Context): Promise<void> {
+  const [chosen, other] = await Promise.all([backendFor(), others()]);
+  if (other.unseen !== undefined) log.warn(`cannot check ${other.unseen} for a domainwall policy`);
+  const all = [chosen, ...other.backends];
+  const statuses = await Promise.all(all.map(async (backend) => ({ name: backend.name, status: await backend.status() })));
+  const loaded = statuses.filter((s) => s.status.loaded);
+  const watch = await runningWatch(world);
+  if (loaded.length === 0) return void (await world.stdout(renderStatus({ loaded: false }, all.map((b) => b.name).join(", "), watch, world.epochNow())));
+  const two = loaded.length > 1 ? `TWO domainwall policies are loaded (${loaded.map((s) => s.name).join(" and ")}): both filter, so only what both allow passes; run apply (which keeps one) or remove\n` : "";
+  await world.stdout(two + loaded.map((s) => renderStatus(s.status, s.name, watch, world.epochNow())).join(""));
+  if (loaded.some((s) => s.status.loaded && s.status.problems !== undefined)) {
     throw notEnforcingError("domainwall's rules are loaded but not enforced (exit 3): run apply again, which restores the hooks and puts its jumps first");
   }
 }

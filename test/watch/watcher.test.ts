@@ -266,6 +266,7 @@ async function runWatch(argv: string[], options: { records?: Records; nft?: (cal
       // nft works here; selection has its own tests
       return options.beforeProbe && served.handle ? options.beforeProbe(served.handle).then(() => ({})) : {};
     }
+    if (/ip6?tables-legacy/.test(call.command)) return {}; // the other backend: nothing of ours loaded there
     events.push(`nft ${call.args.join(" ")}`);
     return options.nft?.(call) ?? {};
   });
@@ -307,12 +308,13 @@ async function runWatch(argv: string[], options: { records?: Records; nft?: (cal
     epochNow: () => EPOCH + clock,
     switchGroup: () => ({ ok: false, reason: "not in unit tests" }),
     nftExecutor: () => ({ name: "nft", run: async () => ({ code: 1, stdout: "", stderr: "not in unit tests" }) }),
+    inProcessNft: () => undefined,
     pid: 4242,
     processAlive: (pid) => pid === 4242,
     ...locks,
   };
   const code = await main(world);
-  return { code, calls: allCalls.filter((call) => !isBackendProbe(call)), files, events, writes, served, log: log.out.text, now: () => clock, locks };
+  return { code, calls: allCalls.filter((call) => !isBackendProbe(call) && !/ip6?tables-legacy/.test(call.command)), files, events, writes, served, log: log.out.text, now: () => clock, locks };
 }
 
 describe("domainwall watch", () => {
