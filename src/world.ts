@@ -9,6 +9,7 @@ import { runProcess, type Run } from "./run.ts";
 import type { ProcessStats } from "./watch/metrics.ts";
 import type { NftExecutor } from "./backends/nft/executor.ts";
 import { processExecutor } from "./backends/nft/process-executor.ts";
+import { createNftExecutor } from "./backends/nft/choose-executor.ts";
 import { switchGroup, type GroupSwitch } from "./proxy/identity.ts";
 
 /** Everything the program touches in the world, injected so tests can replace any of it. */
@@ -54,6 +55,11 @@ export interface World {
   readonly switchGroup: (gid: number) => GroupSwitch;
   /** The nft executor the DNS proxy admits addresses through. */
   readonly nftExecutor: () => NftExecutor;
+  /**
+   * libnftables in this process, when the library loads and this process may open a netfilter
+   * netlink socket; undefined otherwise. Reaches an nft table when the `nft` binary is missing.
+   */
+  readonly inProcessNft: () => NftExecutor | undefined;
   /**
    * Take a lock scoped to the network namespace (src/backends/lock.ts) as `command`, waiting up to
    * `waitMs` while another process holds it; released by `release` or by this process ending.
@@ -206,6 +212,10 @@ export function realWorld(): World {
     switchGroup: (gid) => switchGroup(gid),
     // Until the libnftables executor lands (issue 16, branch ffi): the nft binary, one process per admission.
     nftExecutor: () => processExecutor(runProcess),
+    inProcessNft: () => {
+      const chosen = createNftExecutor({ run: runProcess, env: process.env });
+      return chosen.executor.name === "libnftables" ? chosen.executor : undefined;
+    },
     lock: (name, command, waitMs) => acquireLock(name, { pid: process.pid, command }, { waitMs, now: () => performance.now(), sleep: (ms) => Bun.sleep(ms) }),
     lockHolder: (name) => holderOf(name),
   };

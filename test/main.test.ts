@@ -33,6 +33,8 @@ async function runMain(
   operator: Promise<"keep" | "revert"> = new Promise(() => {}),
   overrides: (world: World) => Partial<World> = () => ({}),
   held = new Map<string, Holder>(),
+  /** The iptables-legacy tools (the other backend, checked by apply, remove and status): empty tables unless told. */
+  iptables: (call: RunCall) => Partial<RunResult> = () => ({}),
 ) {
   let clock = 0;
   const locks = fakeLocks(4242, held);
@@ -42,7 +44,8 @@ async function runMain(
   // `--backend auto` first asks the kernel to check a probe transaction: it succeeds here (nft works);
   // the backend selection has its own tests.
   const respond = typeof nft === "function" ? nft : () => nft;
-  const { run, calls: allCalls } = fakeRun((call) => (isBackendProbe(call) ? {} : respond(call)));
+  const isIptables = (call: RunCall) => /ip6?tables-legacy/.test(call.command);
+  const { run, calls: allCalls } = fakeRun((call) => (isBackendProbe(call) ? {} : isIptables(call) ? iptables(call) : respond(call)));
   const world: World = {
     argv,
     env,
@@ -67,13 +70,15 @@ async function runMain(
     epochNow: () => EPOCH + clock,
     switchGroup: () => ({ ok: false, reason: "not in unit tests" }),
     nftExecutor: () => ({ name: "nft", run: async () => ({ code: 1, stdout: "", stderr: "not in unit tests" }) }),
+    inProcessNft: () => undefined,
     pid: 4242,
     processAlive: (pid) => pid === 4242, // this process; any other PID has gone
     ...locks,
   };
   const code = await main({ ...world, ...overrides(world) });
-  const calls = allCalls.filter((call) => !isBackendProbe(call));
-  return { code, stdout, stderr, calls, files, probes: allCalls.length - calls.length, locks };
+  const calls = allCalls.filter((call) => !isBackendProbe(call) && !isIptables(call));
+  const iptablesCalls = allCalls.filter(isIptables);
+  return { code, stdout, stderr, calls, iptablesCalls, files, probes: allCalls.filter(isBackendProbe).length, locks };
 }
 
 describe("main", () => {
@@ -106,6 +111,13 @@ describe("main", () => {
     expect(rendered.calls).toEqual([]);
     expect(dry.stdout).toBe(rendered.stdout);
     expect(rendered.stdout).toBe(applied.calls[0]?.stdin ?? "");
+  });
+
+  test("apply reads this namespace's on-link IPv6 prefixes from /proc/net/if_inet6: outgoing neighbour discovery goes there and to link scope only", async () => {
+    const ifInet6 = "20010db8000100000000000000000001 02 40 00 80    veth0\nfe800000000000000000000000000001 02 40 20 80    veth0\n00000000000000000000000000000001 01 80 10 80       lo\n";
+    const { code, calls } = await runMain(["apply"], { hosts_csv: "api.example" }, {}, { "/etc/resolv.conf": POD_RESOLV_CONF, "/proc/net/if_inet6": ifInet6 });
+    expect(code).toBe(0);
+    expect(calls[0]?.stdin).toContain("icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } ip6 daddr { fe80::/10, ff02::/16, 2001:db8:1::/64 } ip6 hoplimit 255 accept\n");
   });
 
   test("bad configuration exits 2, names the value and never runs nft", async () => {
@@ -377,7 +389,7 @@ describe("main", () => {
     expect(status.stdout).toContain("nothing loaded");
     const removed = await runMain(["remove"], { hosts_csv: "not a valid; name" });
     expect(removed.code).toBe(0);
-    expect(removed.calls[0]?.stdin).toBe("table inet domainwall\ndelete table inet domainwall\n");
+    expect(removed.calls.at(-1)?.stdin).toBe("table inet domainwall\ndelete table inet domainwall\n");
   });
 
   test("behind the systemd-resolved stub, DNS is allowed to the stub's upstream servers too", async () => {
@@ -406,6 +418,89 @@ describe("main", () => {
     });
     expect(calls[0]?.stdin).toContain("th dport 53 ip daddr { 192.0.2.53 } accept");
     expect(calls[0]?.stdin).not.toContain("198.51.100.53");
+  });
+
+  describe("two policies at once: every backend that works here is seen (issue 12 item 7)", () => {
+    /** iptables-legacy-save output with domainwall's output chain loaded and jumped to. */
+    const OURS = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:DOMAINWALL-OUTPUT - [0:0]\n[3:180] -A OUTPUT -j DOMAINWALL-OUTPUT\n[1:60] -A DOMAINWALL-OUTPUT -j DROP\nCOMMIT\n";
+    /** The kernel's view as the fakes see it: iptables holds our chains until a restore removes them. */
+    function kernel(iptablesLoaded: boolean) {
+      const order: string[] = [];
+      const loaded = { iptables: iptablesLoaded, ip6tables: iptablesLoaded };
+      const iptables = (call: RunCall): Partial<RunResult> => {
+        const family = call.command.startsWith("ip6") ? "ip6tables" : "iptables";
+        if (call.command.endsWith("-restore")) {
+          order.push(`${call.command} ${call.stdin?.includes("-X DOMAINWALL-OUTPUT") ? "(remove)" : ""}`.trim());
+          if (call.stdin?.includes("-X DOMAINWALL-OUTPUT")) loaded[family] = false;
+          return {};
+        }
+        return { stdout: loaded[family] && call.args.includes("-c") ? OURS : "*filter\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n" };
+      };
+      const nft = (call: RunCall): Partial<RunResult> => {
+        const listing = call.args.includes("list") || call.stdin?.startsWith("list table") === true;
+        if (!listing) order.push(`nft ${call.stdin?.startsWith("#!") ? "load" : (call.stdin ?? "").split("\n")[0]}`);
+        return listing ? { code: 1, stderr: "Error: No such file or directory" } : {};
+      };
+      return { order, iptables, nft, loaded: () => loaded.iptables || loaded.ip6tables };
+    }
+
+    test("apply with nft loads its table first, then removes the iptables-legacy chains loaded before (never open in between)", async () => {
+      const k = kernel(true);
+      const { code, stderr } = await runMain(["apply"], { hosts_csv: "api.example" }, k.nft, undefined, undefined, undefined, undefined, k.iptables);
+      expect(code).toBe(0);
+      expect(k.order).toEqual(["nft load", "iptables-legacy-restore (remove)", "ip6tables-legacy-restore (remove)"]);
+      expect(k.loaded()).toBe(false);
+      expect(stderr).toContain("removed the iptables-legacy policy loaded before: nft now holds domainwall's only policy");
+    });
+
+    test("remove and status with --backend nft still see and handle the iptables-legacy chains", async () => {
+      const k = kernel(true);
+      const status = await runMain(["status", "--backend", "nft"], {}, k.nft, undefined, undefined, undefined, undefined, k.iptables);
+      expect([status.stderr, status.stdout]).toEqual([expect.anything(), expect.stringContaining("domainwall is loaded (iptables-legacy)")]);
+      expect(status.stdout).not.toContain("nothing loaded");
+      const removed = await runMain(["remove", "--backend", "nft"], {}, k.nft, undefined, undefined, undefined, undefined, k.iptables);
+      expect(removed.code).toBe(0);
+      expect(removed.stderr).toContain("removed domainwall's rules (iptables-legacy)");
+      expect(k.loaded()).toBe(false);
+    });
+
+    test("status names both when two are loaded", async () => {
+      const k = kernel(true);
+      const nftLoaded = (call: RunCall): Partial<RunResult> => (call.args.includes("-j") ? { stdout: JSON.stringify({ nftables: [{ table: { family: "inet", name: "domainwall" } }, { chain: { family: "inet", table: "domainwall", name: "output", hook: "output" } }] }) } : {});
+      const { stdout } = await runMain(["status"], {}, nftLoaded, undefined, undefined, undefined, undefined, k.iptables);
+      expect(stdout).toContain("TWO domainwall policies are loaded (nft and iptables-legacy)");
+    });
+
+    test("with nft missing from PATH: iptables-legacy loads, then the nft table goes through libnftables in process; without the library, a warning says it cannot be checked", async () => {
+      const k = kernel(false);
+      const inProcess: string[] = [];
+      const noNftBinary = (world: World): Partial<World> => ({
+        run: async (command, args, stdin) => {
+          if (command === "nft") throw Object.assign(new Error('Executable not found in $PATH: "nft"'), { code: "ENOENT" });
+          return world.run(command, args, stdin);
+        },
+        inProcessNft: () => ({ name: "libnftables", run: async (script) => (inProcess.push(script.split("\n")[0] ?? ""), script.startsWith("list table") ? { code: 0, stdout: "table inet domainwall {\n}\n", stderr: "" } : { code: 0, stdout: "", stderr: "" }) }),
+      });
+      const { code, stderr } = await runMain(["apply"], { hosts_csv: "api.example" }, {}, undefined, undefined, noNftBinary, undefined, k.iptables);
+      expect(code).toBe(0);
+      expect(stderr).toContain("backend iptables-legacy (auto: nft is not usable");
+      expect(k.order).toEqual(["iptables-legacy-restore", "ip6tables-legacy-restore"]);
+      expect(inProcess).toEqual(["table inet domainwall_probe", "list table inet domainwall", "table inet domainwall"]); // probe, snapshot, delete
+      expect(stderr).toContain("removed the nft policy loaded before");
+
+      const blind = await runMain(["apply"], { hosts_csv: "api.example" }, {}, undefined, undefined, (world) => ({ ...noNftBinary(world), inProcessNft: () => undefined }), undefined, k.iptables);
+      expect(blind.code).toBe(0);
+      expect(blind.stderr).toContain("cannot check nft (");
+      expect(blind.stderr).toContain("if one is, it stays loaded beside this one");
+    });
+
+    test("remove --config FILE: the file's backend is used, its other keys ignored", async () => {
+      const k = kernel(true);
+      const file = 'backend = "iptables-legacy"\nhosts = ["bad;name"]\nports = [22]\n';
+      const { code, stderr } = await runMain(["remove", "--config", "/etc/domainwall.toml"], {}, k.nft, { "/etc/domainwall.toml": file }, undefined, undefined, undefined, k.iptables);
+      expect([code, stderr]).toEqual([0, expect.stringContaining("backend iptables-legacy (requested)")]);
+      expect(k.loaded()).toBe(false);
+    });
   });
 
   describe("--config FILE", () => {
@@ -635,9 +730,36 @@ describe("main", () => {
     });
   });
 
-  test("warns before an inbound policy that leaves out the SSH session's port", async () => {
-    const ssh = { hosts_csv: "api.example", listening_ports_csv: "3000", SSH_CONNECTION: "192.0.2.9 50122 198.51.100.1 2222" };
-    expect((await runMain(["apply"], ssh)).stderr).toContain("this SSH session came in on port 2222, which --ports does not allow");
-    expect((await runMain(["apply"], { ...ssh, listening_ports_csv: "2222" })).stderr).not.toContain("SSH session");
+  describe("the lock-out guard reads the namespace's own sockets (/proc/net/tcp, /proc/net/tcp6), not SSH_CONNECTION", () => {
+    // sshd listening on 0.0.0.0:2222 and [::]:22; an SSH session from 192.0.2.9 on 2222; 3000 listening on loopback only.
+    const tcp = [
+      "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
+      "   0: 00000000:08AE 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0",
+      "   1: 0100007F:0BB8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2 1 0000000000000000 100 0 0 10 0",
+      "   2: 016433C6:08AE 090200C0:C3AA 01 00000000:00000000 02:000A7B2B 00000000     0        0 3 2 0000000000000000 20 4 29 10 -1",
+      "",
+    ].join("\n");
+    const tcp6 = [
+      "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
+      "   0: 00000000000000000000000000000000:0016 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4 1 0000000000000000 100 0 0 10 0",
+      "",
+    ].join("\n");
+    const files = () => ({ "/etc/resolv.conf": POD_RESOLV_CONF, "/proc/net/tcp": tcp, "/proc/net/tcp6": tcp6 });
+
+    test("under sudo (no SSH_CONNECTION): loud for the port with an established inbound connection, a warning for each other listening port --ports closes", async () => {
+      const { code, stderr } = await runMain(["apply"], { hosts_csv: "api.example", listening_ports_csv: "3000" }, {}, files());
+      expect(code).toBe(0);
+      expect(stderr).toMatch(/\[error\] port 2222 has an established inbound connection \(from 192\.0\.2\.9\), likely the session you are using.*--confirm-within/);
+      expect(stderr).toMatch(/\[warn\] TCP port 22 is listening, but --ports 3000 does not list it/);
+      expect(stderr).not.toContain("port 3000 is listening");
+    });
+
+    test("nothing when --ports lists them, or inbound is left untouched", async () => {
+      for (const ports of ["22,2222", undefined]) {
+        const { stderr } = await runMain(["apply"], { hosts_csv: "api.example", ...(ports && { listening_ports_csv: ports }) }, {}, files());
+        expect(stderr).not.toContain("listening, but");
+        expect(stderr).not.toContain("established inbound");
+      }
+    });
   });
 });

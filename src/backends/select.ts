@@ -6,6 +6,7 @@ import { createIptablesBackend } from "./iptables/backend.ts";
 import { createNftBackend } from "./nft/backend.ts";
 import { processExecutor } from "./nft/process-executor.ts";
 import type { Run } from "../run.ts";
+import type { NftExecutor } from "./nft/executor.ts";
 
 /** A transaction the kernel checks and never commits: does nf_tables work in this namespace? */
 const NFT_PROBE = "table inet domainwall_probe\n";
@@ -54,4 +55,34 @@ export async function selectBackend(choice: BackendChoice, run: Run, options: { 
   const iptablesProbe = await probeIptables(run);
   if (iptablesProbe.ok) return { ...iptables, reason: `auto: nft is not usable (${nftProbe.why}); iptables-legacy works` };
   throw runtimeError(`no backend works here: tried nft (${nftProbe.why}) and iptables-legacy (${iptablesProbe.why})`);
+}
+
+/** The backends besides the chosen one that work here, and what could not be checked. */
+export interface OtherBackends {
+  readonly backends: readonly Backend[];
+  /** Why a backend that might hold domainwall's rules cannot be seen here; undefined when all were checked. */
+  readonly unseen?: string;
+}
+
+/**
+ * Every backend besides `chosen` whose tools work in this namespace: `remove` and `status` handle
+ * domainwall's rules in each, and `apply` removes the others' after loading its own, so two
+ * policies are never left loaded. nft without the `nft` binary is reached through libnftables
+ * in process when the library loads (`inProcessNft`), so a table it loaded is still seen.
+ */
+export async function otherBackends(
+  chosen: Backend["name"],
+  run: Run,
+  options: { inProcessNft: () => NftExecutor | undefined; now?: () => number },
+): Promise<OtherBackends> {
+  if (chosen === "nft") {
+    const iptables = await probeIptables(run);
+    return iptables.ok ? { backends: [createIptablesBackend(run, options.now)] } : { backends: [] };
+  }
+  const nftProbe = await probeNft(run);
+  if (nftProbe.ok) return { backends: [createNftBackend(processExecutor(run), options.now)] };
+  const executor = options.inProcessNft();
+  const checked = executor && (await executor.run(NFT_PROBE, { check: true }).catch((error: unknown) => ({ code: 1, stdout: "", stderr: messageOf(error) })));
+  if (executor !== undefined && checked?.code === 0) return { backends: [createNftBackend(executor, options.now)] };
+  return { backends: [], unseen: `nft (${nftProbe.why}; ${checked === undefined ? "libnftables does not load here" : `libnftables: ${checked.stderr.trim()}`})` };
 }

@@ -35,7 +35,7 @@ function setup(initial: string) {
     sleep: async () => {},
     configChanges: (_path: string, n: typeof notify) => ((notify = n), { stop: () => {} }),
   } as unknown as World;
-  const reloader = reloadOnChange({ world, log: createLogger("text", stream), backend: async () => ({}) as never, reread }, "/etc/dw/config.toml", watchConfig("a.example"), initial, watcher, () => {});
+  const reloader = reloadOnChange({ world, log: createLogger("text", stream), backend: async () => ({}) as never, others: async () => ({ backends: [] }), reread }, "/etc/dw/config.toml", watchConfig("a.example"), initial, watcher, () => {});
   const change = async (text: string | undefined, reason: "SIGHUP" | "changed" = "changed") => {
     if (text !== undefined) files["/etc/dw/config.toml"] = text;
     notify(reason);
