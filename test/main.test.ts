@@ -350,6 +350,22 @@ describe("main", () => {
       expect(json.watch.pid).toBe(4242);
     });
 
+    test("--json with the DNS proxy: the names it answered NXDOMAIN for, most asked first; null without the proxy", async () => {
+      const proxy = { port: 15353, gid: 2000053, queries: { forwarded: 4, refused: 3 }, upstreamErrors: 0, admitted: { v4: 2, v6: 0 }, expiredTotal: 0, refused: [{ name: "exfil.example", qtype: "A", count: 2 }, { name: "other.example", qtype: "AAAA", count: 1 }], refusedOther: 0 };
+      const withProxy = JSON.stringify({ ...JSON.parse(state(4242)), proxy });
+      const json = JSON.parse((await runMain(["status", "--json"], {}, { stdout: listed }, { [STATE]: withProxy })).stdout);
+      expect(json.refusedNames).toEqual([{ name: "exfil.example", qtype: "A", count: 2 }, { name: "other.example", qtype: "AAAA", count: 1 }]);
+      expect(json.refusedNamesOther).toBe(0);
+      const without = JSON.parse((await runMain(["status", "--json"], {}, { stdout: listed }, { [STATE]: state(4242) })).stdout);
+      expect([without.refusedNames, without.refusedNamesOther]).toEqual([null, null]);
+    });
+
+    test("--json while not enforcing: the problems in the object, exit 3", async () => {
+      const { code, stdout } = await runMain(["status", "--json"], {}, { stdout: listed.replace(',"hook":"output"', "") });
+      expect(code).toBe(3);
+      expect(JSON.parse(stdout).problems).toEqual(["nft: the output chain of table inet domainwall has no output hook: nothing filters outgoing traffic"]);
+    });
+
     test("without a watch, the names of the last apply name the addresses; nothing loaded is an object too", async () => {
       const names = JSON.stringify({ version: 1, writtenAt: EPOCH, names: [{ name: "api.example", addresses: ["203.0.113.10"] }] });
       const { stdout } = await runMain(["status"], {}, { stdout: listed }, { "/run/domainwall/names.json": names });
