@@ -268,6 +268,28 @@ describe("main", () => {
       );
     });
 
+    test("suggest: the names the DNS proxy refused (or, with --audit, forwarded anyway) come first, every port", async () => {
+      const proxy = { port: 15353, gid: 2000053, queries: { audited: 3 }, upstreamErrors: 0, admitted: { v4: 1, v6: 0 }, expiredTotal: 0, refused: [{ name: "pypi.example", qtype: "A", count: 2 }, { name: "mirror.example", qtype: "AAAA", count: 1 }], refusedOther: 0 };
+      const state = JSON.stringify({ version: 1, pid: 4242, backend: "nft", writtenAt: EPOCH, names: [], proxy });
+      const { stdout, code } = await runMain(["suggest"], {}, { stdout: table }, { "/run/domainwall/watch.json": state });
+      expect(code).toBe(0);
+      expect(stdout).toBe(
+        [
+          "# domainwall suggest: 2 names the DNS proxy refused and 2 destinations recorded as denied, as allowlist entries to add (names first, most queries and packets first)",
+          "# environment:",
+          "hosts_csv=pypi.example,mirror.example,203.0.113.20:80,[2001:db8::5]:5353/udp",
+          "# or in a --config file (TOML):",
+          "hosts = [",
+          '  "pypi.example",           # 2 DNS queries',
+          '  "mirror.example",         # 1 DNS query',
+          '  "203.0.113.20:80",        # 4 packets',
+          '  "[2001:db8::5]:5353/udp", # 1 packet',
+          "]",
+          "",
+        ].join("\n"),
+      );
+    });
+
     test("apply leaves the names it loaded for status, explain and suggest", async () => {
       const { files } = await runMain(["apply"], { hosts_csv: "api.example,svc.cluster.local" });
       expect(JSON.parse(files["/run/domainwall/names.json"] ?? "")).toEqual({
