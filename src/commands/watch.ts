@@ -99,7 +99,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
       await proxy.selfCheck().catch((error: unknown) => {
         throw runtimeError(`--dns-proxy: ${messageOf(error)}; the rules stay loaded, so DNS here fails closed`);
       });
-      log.info(`DNS proxy ready: ${config.policy.hosts.length} names (${admitted} addresses admitted at start) and ${config.policy.wildcards.length} wildcards allowed; other names get NXDOMAIN`);
+      log.info(`DNS proxy ready: ${config.policy.hosts.length} names (${admitted} addresses admitted at start) and ${config.policy.wildcards.length} wildcards allowed; ${config.policy.audit ? "other names are forwarded anyway and recorded (audit mode)" : "other names get NXDOMAIN"}`);
     }
     const saveState = stateSaver(world, log, backend.name, () => proxy?.report());
     // With the proxy, the watcher looks nothing up (no names): the apps' queries keep the sets fresh.

@@ -48,6 +48,12 @@ export interface HandlerDeps {
   readonly audit?: () => boolean;
 }
 
+/**
+ * `.invalid` never resolves (RFC 6761): NXDOMAIN at once, even in audit mode, and not listed among
+ * the refused names (the watch's own self-check asks `domainwall-self-check.invalid`).
+ */
+const INVALID = /(^|\.)invalid\.?$/i;
+
 /** The entry an unlisted name is admitted under in audit mode. */
 export const AUDIT_ENTRY = "(unlisted: audit mode)";
 
@@ -115,6 +121,10 @@ export function createHandler(deps: HandlerDeps): (bytes: Uint8Array, transport:
     const entry = query.plain ? deps.match(query.name) : undefined;
     if (entry !== undefined) return answer(query, entry, transport);
     const qtype = typeName(query.type);
+    if (INVALID.test(query.name)) {
+      stats.count("refused");
+      return encodeReply(query, RCODE.NXDOMAIN);
+    }
     stats.refused(query.name, qtype);
     if (query.plain && deps.audit?.()) {
       stats.count("audited");

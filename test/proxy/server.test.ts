@@ -119,6 +119,14 @@ describe("DNS proxy", () => {
     expect(upstream.received).toHaveLength(1);
   });
 
+  test("a name under .invalid (the self-check's) gets NXDOMAIN, even in audit mode, and is not listed among the refused names", async () => {
+    const { proxy, upstream } = await harness({ extra: { audit: () => true } });
+    expect(await udpAsk(proxy.port, queryBytes(0x4446, "domainwall-self-check.invalid", "A"))).toMatchObject({ rcode: "NXDOMAIN" });
+    expect(upstream.received).toEqual([]);
+    expect(proxy.stats().queries.refused).toBe(1);
+    expect([...proxy.stats().refusedNames]).toEqual([]);
+  });
+
   test.each([
     { query: "a.one.example", listed: true },
     { query: "a.b.one.example", listed: false },
