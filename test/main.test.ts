@@ -280,6 +280,28 @@ describe("main", () => {
       );
     });
 
+    test("suggest: the names the DNS proxy refused (or, with --audit, forwarded anyway) come first, every port", async () => {
+      const proxy = { port: 15353, gid: 2000053, queries: { audited: 3 }, upstreamErrors: 0, admitted: { v4: 1, v6: 0 }, expiredTotal: 0, refused: [{ name: "pypi.example", qtype: "A", count: 2 }, { name: "mirror.example", qtype: "AAAA", count: 1 }], refusedOther: 0 };
+      const state = JSON.stringify({ version: 1, pid: 4242, backend: "nft", writtenAt: EPOCH, names: [], proxy });
+      const { stdout, code } = await runMain(["suggest"], {}, { stdout: table }, { "/run/domainwall/watch.json": state });
+      expect(code).toBe(0);
+      expect(stdout).toBe(
+        [
+          "# domainwall suggest: 2 names the DNS proxy refused and 2 destinations recorded as denied, as allowlist entries to add (names first, most queries and packets first)",
+          "# environment:",
+          "hosts_csv=pypi.example,mirror.example,203.0.113.20:80,[2001:db8::5]:5353/udp",
+          "# or in a --config file (TOML):",
+          "hosts = [",
+          '  "pypi.example",           # 2 DNS queries',
+          '  "mirror.example",         # 1 DNS query',
+          '  "203.0.113.20:80",        # 4 packets',
+          '  "[2001:db8::5]:5353/udp", # 1 packet',
+          "]",
+          "",
+        ].join("\n"),
+      );
+    });
+
     test("apply leaves the names it loaded for status, explain and suggest", async () => {
       const { files } = await runMain(["apply"], { hosts_csv: "api.example,svc.cluster.local" });
       expect(JSON.parse(files["/run/domainwall/names.json"] ?? "")).toEqual({
@@ -360,6 +382,22 @@ describe("main", () => {
       ]);
       expect(json.names).toEqual({ from: "watch", names: [{ name: "api.example", addresses: ["203.0.113.10"] }] });
       expect(json.watch.pid).toBe(4242);
+    });
+
+    test("--json with the DNS proxy: the names it answered NXDOMAIN for, most asked first; null without the proxy", async () => {
+      const proxy = { port: 15353, gid: 2000053, queries: { forwarded: 4, refused: 3 }, upstreamErrors: 0, admitted: { v4: 2, v6: 0 }, expiredTotal: 0, refused: [{ name: "exfil.example", qtype: "A", count: 2 }, { name: "other.example", qtype: "AAAA", count: 1 }], refusedOther: 0 };
+      const withProxy = JSON.stringify({ ...JSON.parse(state(4242)), proxy });
+      const json = JSON.parse((await runMain(["status", "--json"], {}, { stdout: listed }, { [STATE]: withProxy })).stdout);
+      expect(json.refusedNames).toEqual([{ name: "exfil.example", qtype: "A", count: 2 }, { name: "other.example", qtype: "AAAA", count: 1 }]);
+      expect(json.refusedNamesOther).toBe(0);
+      const without = JSON.parse((await runMain(["status", "--json"], {}, { stdout: listed }, { [STATE]: state(4242) })).stdout);
+      expect([without.refusedNames, without.refusedNamesOther]).toEqual([null, null]);
+    });
+
+    test("--json while not enforcing: the problems in the object, exit 3", async () => {
+      const { code, stdout } = await runMain(["status", "--json"], {}, { stdout: listed.replace(',"hook":"output"', "") });
+      expect(code).toBe(3);
+      expect(JSON.parse(stdout).problems).toEqual(["nft: the output chain of table inet domainwall has no output hook: nothing filters outgoing traffic"]);
     });
 
     test("without a watch, the names of the last apply name the addresses; nothing loaded is an object too", async () => {

@@ -22,6 +22,10 @@ function refusedChanges(loaded: ConfigOf<"watch">, next: ConfigOf<"watch">): str
     ...(!same(loaded.watch.metricsAddr, next.watch.metricsAddr) ? ["metrics-addr"] : []),
     ...(loaded.watch.readyFile !== next.watch.readyFile ? ["ready-file"] : []),
     ...(loaded.logFormat !== next.logFormat ? ["log-format"] : []),
+    // The proxy switched the process's group and owns its port before the rules that name both were loaded.
+    ...((loaded.policy.dnsProxy === undefined) !== (next.policy.dnsProxy === undefined) ? ["dns-proxy"] : []),
+    ...(loaded.policy.dnsProxy && next.policy.dnsProxy && loaded.policy.dnsProxy.port !== next.policy.dnsProxy.port ? ["dns-proxy-port"] : []),
+    ...(loaded.policy.dnsProxy && next.policy.dnsProxy && loaded.policy.dnsProxy.gid !== next.policy.dnsProxy.gid ? ["dns-proxy-gid"] : []),
   ];
 }
 

@@ -52,7 +52,8 @@ const namedDenied = (denied: readonly DeniedDestination[] | undefined, known: Kn
 
 /**
  * `status --json`: one object, documented in the README ("When something is blocked"). `denied`
- * is null where the backend does not record destinations; `watch` is null unless one runs here.
+ * is null where the backend does not record destinations; `watch` is null unless one runs here;
+ * `refusedNames` is null unless that watch runs the DNS proxy.
  */
 export function statusJson(status: Status, backend: string, known: KnownNames) {
   if (!status.loaded) return { version: 1, loaded: false, backend };
@@ -69,6 +70,9 @@ export function statusJson(status: Status, backend: string, known: KnownNames) {
     denied: namedDenied(status.denied, known) ?? null,
     names: { from: known.from, names: known.names.map((n) => ({ name: n.name, addresses: n.addresses })) },
     watch: known.watch === undefined ? null : { pid: known.watch.pid, writtenAt: known.watch.writtenAt, names: known.watch.names },
+    // `watch --dns-proxy`: the names it answered NXDOMAIN for (in audit mode: would have), most asked first; null without it.
+    refusedNames: known.watch?.proxy?.refused ?? null,
+    refusedNamesOther: known.watch?.proxy?.refusedOther ?? null,
   };
 }
 

@@ -57,6 +57,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
         names: config.policy.hosts,
         wildcards: config.policy.wildcards,
         allow: config.policy.allow,
+        audit: config.policy.audit,
         port: proxyConfig.port,
         gid: proxyConfig.gid,
         upstreams,
@@ -98,7 +99,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
       await proxy.selfCheck().catch((error: unknown) => {
         throw runtimeError(`--dns-proxy: ${messageOf(error)}; the rules stay loaded, so DNS here fails closed`);
       });
-      log.info(`DNS proxy ready: ${config.policy.hosts.length} names (${admitted} addresses admitted at start) and ${config.policy.wildcards.length} wildcards allowed; other names get NXDOMAIN`);
+      log.info(`DNS proxy ready: ${config.policy.hosts.length} names (${admitted} addresses admitted at start) and ${config.policy.wildcards.length} wildcards allowed; ${config.policy.audit ? "other names are forwarded anyway and recorded (audit mode)" : "other names get NXDOMAIN"}`);
     }
     const saveState = stateSaver(world, log, backend.name, () => proxy?.report());
     // With the proxy, the watcher looks nothing up (no names): the apps' queries keep the sets fresh.
@@ -113,7 +114,13 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     if (options.configFile !== undefined && ctx.reread !== undefined) {
       const text = await world.readFile(options.configFile).catch(() => undefined);
       // With the proxy the loop looks nothing up: a reloaded list goes to the proxy, not the loop.
-      const target = { reconfigure: (next: Reconfiguration) => current.reconfigure(proxy === undefined ? next : { ...next, config: { ...next.config, hosts: [] } }) };
+      const target = {
+        reconfigure(next: Reconfiguration) {
+          if (proxy === undefined) return current.reconfigure(next);
+          proxy.setList({ names: next.config.hosts, wildcards: next.config.wildcards, allow: next.config.allow, audit: next.config.audit });
+          current.reconfigure({ ...next, config: { ...next.config, hosts: [] } });
+        },
+      };
       reloader = reloadOnChange(ctx, options.configFile, config, text, target, (next) => void (removeOnExit = next.watch.removeOnExit));
     }
     if (options.readyFile !== undefined) await world.writeFile(options.readyFile, "loaded\n");

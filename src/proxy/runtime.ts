@@ -87,6 +87,11 @@ export interface ProxyRuntime {
   /** Ask the proxy one question over UDP on 127.0.0.1; throws when it does not answer. */
   selfCheck(): Promise<void>;
   report(): ProxyReport;
+  /**
+   * A reloaded configuration's list: the next query is matched against it (names, wildcards) and
+   * its answers gated by its `--allow`; nothing admitted is taken back (it expires on its own).
+   */
+  setList(list: { readonly names: readonly string[]; readonly wildcards: readonly string[]; readonly allow: readonly AllowEntry[]; readonly audit: boolean }): void;
   stop(): void;
 }
 
@@ -103,6 +108,8 @@ export interface ProxyRuntimeOptions {
   readonly executor: NftExecutor;
   readonly log: ProxyLog;
   readonly now: () => number;
+  /** `--audit`: unlisted names are forwarded and admitted, and recorded as would-be-refused. */
+  readonly audit?: boolean;
   /** Tests replace the admitter; otherwise the real one over `executor`. */
   readonly admitter?: Admitter;
 }
@@ -113,8 +120,14 @@ export interface ProxyRuntimeOptions {
  */
 export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<ProxyRuntime> {
   const { log, now } = options;
-  const compiled = compileMatcher([...options.names, ...options.wildcards]);
-  if (!compiled.ok) throw new Error(`the DNS proxy's list: ${compiled.problems.join("; ")}`);
+  const compile = (names: readonly string[], wildcards: readonly string[]) => {
+    const compiled = compileMatcher([...names, ...wildcards]);
+    if (!compiled.ok) throw new Error(`the DNS proxy's list: ${compiled.problems.join("; ")}`);
+    return compiled.match;
+  };
+  let match = compile(options.names, options.wildcards);
+  let allow = options.allow;
+  let audit = options.audit ?? false;
   const admitter =
     options.admitter ?? createAdmitter({ executor: options.executor, now, minTtlMs: options.minTtlMs, maxTtlMs: options.maxTtlMs, graceMs: options.graceMs });
   const seeded = await admitter.seedFromKernel();
@@ -122,7 +135,7 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
   const mayLog = rateLimiter(10, 10_000, now);
   let refusedAddresses = 0;
   const admit = async (admission: Admission) => {
-    const { admitted, refused } = gateAdmission(admission, options.allow);
+    const { admitted, refused } = gateAdmission(admission, allow);
     if (refused.length > 0) {
       refusedAddresses += refused.length;
       const held = mayLog();
@@ -130,7 +143,7 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
     }
     if (admitted.length > 0) await admitter.admit({ name: admission.name, entry: admission.entry, addresses: admitted });
   };
-  const proxy: DnsProxy = await startDnsProxy({ port: options.port, upstreams: options.upstreams, match: compiled.match, admit, log, now });
+  const proxy: DnsProxy = await startDnsProxy({ port: options.port, upstreams: options.upstreams, match: (name) => match(name), admit, log, now, audit: () => audit });
   const counter = elementCounter();
   const observe = () => {
     const { elements } = admitter.snapshot();
@@ -145,7 +158,7 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
     async admitResolved(names) {
       let count = 0;
       for (const { host, addresses } of names) {
-        const { admitted, refused } = gateAdmission({ name: host, qtype: "A/AAAA", entry: host, chain: [host], addresses: addresses.map((a) => ({ ...a, owner: host, record: a.family === 4 ? "A" : "AAAA" })) }, options.allow);
+        const { admitted, refused } = gateAdmission({ name: host, qtype: "A/AAAA", entry: host, chain: [host], addresses: addresses.map((a) => ({ ...a, owner: host, record: a.family === 4 ? "A" : "AAAA" })) }, allow);
         for (const r of refused) log.warn({ message: `${host}: not admitting ${r} from DNS; list it in --allow to permit it`, name: host });
         if (admitted.length === 0) continue;
         await admitter.admit({ name: host, entry: host, addresses: admitted });
@@ -171,6 +184,11 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
         clearTimeout(timer);
         socket.close();
       }
+    },
+    setList(list) {
+      match = compile(list.names, list.wildcards);
+      allow = list.allow;
+      audit = list.audit;
     },
     report() {
       const elements = observe();
