@@ -243,6 +243,27 @@ describeNetns(`apply with ${backend}, end to end`, () => {
     expect(await lab.table()).toBe("");
   });
 
+  onlyFor(isNft)("a script of 1 MiB or more loads through the nft binary, and in process when there is none", async () => {
+    // 30,000 IPv6 documentation addresses, not adjacent (no merging): about 1.5 MB of ruleset.
+    const file = `${tempDir("dw-large-")}/allow.txt`;
+    writeFileSync(file, Array.from({ length: 30_000 }, (_, i) => `2001:db8:${(i >> 8).toString(16)}::${(2 * (i & 255) + 1).toString(16)}`).join("\n"));
+    const rendered = await dw(["render", "--hosts", "api.example", "--allow-file", file]);
+    expect(rendered.stdout.length).toBeGreaterThan(1 << 20);
+    const spy = tempDir("dw-spy-nft-");
+    chmodSync(spy, 0o755);
+    writeFileSync(`${spy}/nft`, `#!/bin/sh\necho "nft $*" >> ${spy}/calls\nexec ${Bun.which("nft")} "$@"\n`);
+    chmodSync(`${spy}/nft`, 0o755);
+    const viaBinary = await dw(["apply", "--hosts", "api.example", "--allow-file", file], { path: spy });
+    expect(viaBinary.code).toBe(0);
+    expect(await Bun.file(`${spy}/calls`).text()).toBe("nft -f -\n"); // the probe ran in process
+    const loaded = await lab.table();
+    expect(loaded).toContain("2001:db8:75::1ff,");
+    expect((await dw(["remove"])).code).toBe(0);
+    const inProcess = await dw(["apply", "--hosts", "api.example", "--allow-file", file], { path: tempDir("dw-no-nft-") });
+    expect(inProcess.code).toBe(0);
+    expect(await lab.table()).toBe(loaded);
+  });
+
   onlyFor(isNft)("the kernel's refusal reads the same through libnftables as through the nft binary (no CAP_NET_ADMIN)", async () => {
     const unprivileged = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"];
     const run = (env: Record<string, string> = {}) =>
