@@ -257,7 +257,7 @@ describeNetns(`apply with ${backend}, end to end`, () => {
     expect(viaBinary.code).toBe(0);
     expect(await Bun.file(`${spy}/calls`).text()).toBe("nft -f -\n"); // the probe ran in process
     const loaded = await lab.table();
-    expect(loaded).toContain("2001:db8:75::1ff,");
+    expect(loaded).toContain("2001:db8:75::5f,"); // the last of the file
     expect((await dw(["remove"])).code).toBe(0);
     const inProcess = await dw(["apply", "--hosts", "api.example", "--allow-file", file], { path: tempDir("dw-no-nft-") });
     expect(inProcess.code).toBe(0);
