@@ -186,10 +186,11 @@ const fading = (name: NameState): KnownAddress[] =>
  */
 export function expire(state: RefreshState, now: number, graceMs: number): { state: RefreshState; expired: Expired[] } {
   const expired: Expired[] = [];
-  const next = new Map(state);
+  let next: Map<string, NameState> | undefined; // copied on the first expiry: most cycles have none
   for (const [host, name] of state) {
     const stale = fading(name).filter((a) => a.lastSeen + graceMs <= now);
     if (stale.length === 0) continue;
+    next ??= new Map(state);
     const addresses = new Map(name.addresses);
     for (const a of stale) {
       addresses.delete(a.address);
@@ -197,7 +198,7 @@ export function expire(state: RefreshState, now: number, graceMs: number): { sta
     }
     next.set(host, { ...name, addresses });
   }
-  return { state: next, expired };
+  return { state: next ?? state, expired };
 }
 
 /** Whether two states of a name hold the same addresses (when they were seen aside). */
