@@ -60,9 +60,11 @@ export async function main(world: World): Promise<number> {
     for (const warning of warnings) logger.warn(warning);
     const probe = command !== "render";
     let chosen: Promise<Backend> | undefined;
+    const nft = () => world.nft().executor;
     const backend = () =>
-      (chosen ??= selectBackend(config.command === "confirm" ? "auto" : config.backend, world.run, { probe, now: world.now }).then((selected) => {
+      (chosen ??= selectBackend(config.command === "confirm" ? "auto" : config.backend, { run: world.run, nft }, { probe, now: world.now }).then((selected) => {
         if (probe) logger.info(`backend ${selected.backend.name} (${selected.reason})`);
+        if (probe && selected.backend.name === "nft") logger.info(world.nft().reason);
         return selected.backend;
       }));
     const others = async () => otherBackends((await backend()).name, world.run, { inProcessNft: world.inProcessNft, now: world.now });

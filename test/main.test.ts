@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { Writable } from "node:stream";
 import { main } from "../src/main.ts";
+import { processExecutor } from "../src/backends/nft/process-executor.ts";
 import type { World } from "../src/world.ts";
 import type { Holder } from "../src/backends/lock.ts";
 import { fakeLocks } from "./support/fake-locks.ts";
@@ -52,6 +53,7 @@ async function runMain(
     stdout: async (text) => void (stdout += text),
     stderr: sink,
     run,
+    nft: () => ({ executor: processExecutor(run), reason: "nft transactions run the nft binary: a fake" }),
     lookup,
     readFile: async (path) => files[path],
     writeFile: async (path, text) => void (files[path] = text),
@@ -93,6 +95,40 @@ describe("main", () => {
     expect(calls[0]?.stdin).toContain("th dport 53 ip6 daddr { 2001:db8:1::2 } accept");
     expect(stderr).toContain("svc.cluster.local: no such name or no addresses; skipped");
     expect(stderr).toContain("applied: 2 names resolved, 1 skipped; 3 IPv4 and 1 IPv6 allowed; inbound TCP 3000");
+  });
+
+  test("the log says once which nft executor runs; the backend probe, the load, status and remove all go through it", async () => {
+    const scripts: string[] = [];
+    let made = 0;
+    const executor = {
+      name: "libnftables" as const,
+      run: async (script: string, options: { json?: boolean } = {}) => {
+        scripts.push(options.json ? `-j ${script}` : script);
+        return options.json ? { code: 1, stdout: "", stderr: "Error: No such file or directory\n" } : { code: 0, stdout: "", stderr: "" };
+      },
+    };
+    const nft = () => (made++, { executor, reason: "nft transactions run in process through libnftables.so.1" });
+    const env = { hosts_csv: "api.example" };
+    for (const argv of [["apply"], ["status"], ["remove"]]) {
+      const { code, stderr, calls } = await runMain(argv, env, {}, undefined, undefined, () => ({ nft }));
+      expect(code).toBe(0);
+      expect(calls).toEqual([]); // no nft process
+      expect(stderr.split("nft transactions run in process through libnftables.so.1")).toHaveLength(2);
+    }
+    expect(made).toBeGreaterThanOrEqual(3);
+    expect(scripts.filter((s) => s === "table inet domainwall_probe\n")).toHaveLength(3);
+    expect(scripts.some((s) => s.includes("203.0.113.10, # api.example"))).toBe(true);
+    expect(scripts).toContain("-j list table inet domainwall");
+    expect(scripts).toContain("table inet domainwall\ndelete table inet domainwall\n");
+  });
+
+  test("--backend iptables-legacy never loads libnftables", async () => {
+    let made = 0;
+    const nft = () => (made++, { executor: { name: "libnftables" as const, run: async () => ({ code: 0, stdout: "", stderr: "" }) }, reason: "in process" });
+    const { code, stderr } = await runMain(["apply", "--backend", "iptables-legacy"], { hosts_csv: "api.example" }, {}, undefined, undefined, () => ({ nft }));
+    expect(code).toBe(0);
+    expect(made).toBe(0);
+    expect(stderr).not.toContain("nft transactions");
   });
 
   test("flags override the variables", async () => {
@@ -512,13 +548,18 @@ describe("main", () => {
     test("with nft missing from PATH: iptables-legacy loads, then the nft table goes through libnftables in process; without the library, a warning says it cannot be checked", async () => {
       const k = kernel(false);
       const inProcess: string[] = [];
-      const noNftBinary = (world: World): Partial<World> => ({
-        run: async (command, args, stdin) => {
+      const noNftBinary = (world: World): Partial<World> => {
+        const run: World["run"] = async (command, args, stdin) => {
           if (command === "nft") throw Object.assign(new Error('Executable not found in $PATH: "nft"'), { code: "ENOENT" });
           return world.run(command, args, stdin);
-        },
+        };
+        return {
+        run,
+        // The chosen executor is the (missing) binary; the other-backend check finds the library.
+        nft: () => ({ executor: processExecutor(run), reason: "nft transactions run the nft binary: a fake" }),
         inProcessNft: () => ({ name: "libnftables", run: async (script) => (inProcess.push(script.split("\n")[0] ?? ""), script.startsWith("list table") ? { code: 0, stdout: "table inet domainwall {\n}\n", stderr: "" } : { code: 0, stdout: "", stderr: "" }) }),
-      });
+        };
+      };
       const { code, stderr } = await runMain(["apply"], { hosts_csv: "api.example" }, {}, undefined, undefined, noNftBinary, undefined, k.iptables);
       expect(code).toBe(0);
       expect(stderr).toContain("backend iptables-legacy (auto: nft is not usable");

@@ -67,7 +67,7 @@ export interface WatchStart {
 }
 
 /** Cycles are at least this far apart, so names falling due close together share a lookup round and an update. */
-const MIN_CYCLE_GAP_MS = 200;
+const MIN_CYCLE_GAP_MS = 1000;
 /** Added and removed addresses named in one log line; the rest are counted. */
 const LOG_ADDRESSES = 20;
 

@@ -306,6 +306,7 @@ async function runWatch(argv: string[], options: { records?: Records; nft?: (cal
     stdout: async () => {},
     stderr: log.stream,
     run,
+    nft: () => ({ executor: processExecutor(run), reason: "nft transactions run the nft binary: a fake" }),
     lookup: fakeDns(options.records ?? { "api.example": { 4: ["203.0.113.10"], ttl: 30 } }).lookup,
     readFile: async (path) => files[path],
     writeFile: async (path, text) => {
