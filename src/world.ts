@@ -10,6 +10,7 @@ import { runProcess, type Run } from "./run.ts";
 import type { ProcessStats } from "./watch/metrics.ts";
 import type { NftExecutor } from "./backends/nft/executor.ts";
 import { switchGroup, type GroupSwitch } from "./proxy/identity.ts";
+import { realSetTimer, type SetTimer } from "./timer.ts";
 
 /** Everything the program touches in the world, injected so tests can replace any of it. */
 export interface World {
@@ -38,6 +39,8 @@ export interface World {
   /** Whether a process with this PID exists (signal 0). */
   readonly processAlive: (pid: number) => boolean;
   readonly sleep: (ms: number) => Promise<void>;
+  /** Calls `fire` after `ms` on the same clock as `now`, unless cancelled first: deadlines that race I/O. */
+  readonly setTimer: SetTimer;
   /**
    * While an unconfirmed apply waits: settles with the operator's decision on the terminal, or
    * "revert" on SIGINT/SIGTERM; SIGHUP (the SSH session dropping) is ignored so the rollback still
@@ -173,6 +176,7 @@ export function realWorld(): World {
   let nft: ChosenExecutor | undefined;
   /** One nft executor per process: commands, the DNS proxy's admissions and the other-backend checks share it. */
   const nftOnce = () => (nft ??= createNftExecutor({ run: runProcess, env: process.env }));
+  const setTimer = realSetTimer;
   return {
     argv: process.argv.slice(2),
     env: process.env,
@@ -180,7 +184,7 @@ export function realWorld(): World {
     stderr: process.stderr,
     run: runProcess,
     nft: nftOnce,
-    lookup: guardedLookup(),
+    lookup: guardedLookup({ setTimer }),
     readFile: async (path) => {
       try {
         return await readFile(path, "utf8");
@@ -212,6 +216,7 @@ export function realWorld(): World {
       }
     },
     sleep: (ms) => Bun.sleep(ms),
+    setTimer,
     awaitOperator,
     untilStopped,
     configChanges,

@@ -64,6 +64,8 @@ async function runMain(
     },
     now: () => clock,
     sleep: async (ms) => void (clock += ms),
+    // The fake lookups answer at once: no deadline ever falls due.
+    setTimer: () => () => {},
     awaitOperator: () => ({ decision: operator, done: () => {} }),
     untilStopped: () => ({ stopped: new Promise(() => {}), done: () => {} }),
     configChanges: () => ({ stop: () => {} }),

@@ -41,7 +41,7 @@ export async function explainCommand({ world, backend: backendFor }: Context, co
     if (listed !== undefined && known.from !== "none") {
       explanation = explain(status, destination, listed.addresses, known.names, { name, listed: true, addressesFrom: known.from });
     } else {
-      const [resolution] = await resolveHosts([name], { lookup: world.lookup, deadlineMs: LOOKUP_DEADLINE_MS, now: world.now, sleep: world.sleep });
+      const [resolution] = await resolveHosts([name], { lookup: world.lookup, deadlineMs: LOOKUP_DEADLINE_MS, now: world.now, sleep: world.sleep, setTimer: world.setTimer });
       if (resolution?.status === "failed" && resolution.addresses.length === 0) throw runtimeError(`${name}: lookup failed (${resolution.error}); cannot say which addresses it would reach`);
       const addresses = resolution?.status === "empty" || resolution === undefined ? [] : resolution.addresses.map((a) => a.address);
       explanation = explain(status, destination, addresses, known.names, { name, listed: false, addressesFrom: "dns" });

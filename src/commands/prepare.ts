@@ -22,7 +22,7 @@ export async function preparePolicy({ world, log }: Context, config: Config, out
   const started = world.now();
   const [resolvers, resolutions, ifInet6] = await Promise.all([
     knownResolvers ?? resolversOf({ world, log }, config),
-    resolveHosts(config.hosts, { lookup: world.lookup, deadlineMs: config.resolveTimeoutMs, now: world.now, sleep: world.sleep }),
+    resolveHosts(config.hosts, { lookup: world.lookup, deadlineMs: config.resolveTimeoutMs, now: world.now, sleep: world.sleep, setTimer: world.setTimer }),
     world.readFile(IF_INET6),
   ]);
   const resolveMs = Math.round(world.now() - started);

@@ -106,7 +106,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     const watched = proxy === undefined ? config.policy : { ...config.policy, hosts: [] };
     watcher = createWatcher(
       { config: watched, schedule: options, resolvers: built.resolvers, resolutions: proxy === undefined ? built.resolutions : [], policy: built.policy, loadedAt: world.now() },
-      { backend, lookup: world.lookup, log, now: world.now, sleep: world.sleep, random: Math.random, cycled: saveState },
+      { backend, lookup: world.lookup, log, now: world.now, sleep: world.sleep, setTimer: world.setTimer, random: Math.random, cycled: saveState },
     );
     const current = watcher;
     await saveState(current.snapshot());

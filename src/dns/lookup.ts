@@ -1,4 +1,5 @@
 import type { Family } from "../net/ip.ts";
+import { realSetTimer, type SetTimer } from "../timer.ts";
 import { withHostsFile } from "./hosts-file.ts";
 import { isTransient, type Lookup } from "./resolve.ts";
 
@@ -24,6 +25,14 @@ export const readEtcHosts = async (): Promise<string | undefined> => {
   return (await file.exists()) ? file.text() : undefined;
 };
 
+export interface GuardOptions {
+  readonly primary?: Lookup;
+  readonly probe?: Lookup;
+  readonly slowMs?: number;
+  readonly readHosts?: () => Promise<string | undefined>;
+  readonly setTimer?: SetTimer;
+}
+
 /**
  * The lookup the real world uses. First /etc/hosts, read through `readHosts`: a name it lists is
  * answered by it alone, in both families, as glibc's `getaddrinfo` does (withHostsFile); c-ares
@@ -34,14 +43,15 @@ export const readEtcHosts = async (): Promise<string | undefined> => {
  * endpoints (oven-sh/bun#32164). So once a lookup has failed that way, or has taken longer than
  * `slowMs`, each further one first asks `probe` (getaddrinfo, which fails at once) and goes to
  * `primary` (c-ares, which has the TTLs) only when the probe did not fail the same way. An answer
- * from `primary` ends it. While DNS works, nothing changes.
+ * from `primary` ends it. While DNS works, nothing changes. `setTimer` runs the `slowMs` guard.
  */
-export function guardedLookup(
-  primary: Lookup = bunLookup,
-  probe: Lookup = libcLookup,
+export function guardedLookup({
+  primary = bunLookup,
+  probe = libcLookup,
   slowMs = 1000,
-  readHosts: () => Promise<string | undefined> = readEtcHosts,
-): Lookup {
+  readHosts = readEtcHosts,
+  setTimer = realSetTimer,
+}: GuardOptions = {}): Lookup {
   let troubled = false;
   return withHostsFile(readHosts, async (host, family) => {
     if (troubled) {
@@ -51,7 +61,7 @@ export function guardedLookup(
         if (isTransient(error)) throw error;
       }
     }
-    const slow = setTimeout(() => (troubled = true), slowMs);
+    const cancelSlow = setTimer(slowMs, () => (troubled = true));
     try {
       const answers = await primary(host, family);
       troubled = false;
@@ -60,7 +70,7 @@ export function guardedLookup(
       troubled = isTransient(error);
       throw error;
     } finally {
-      clearTimeout(slow);
+      cancelSlow();
     }
   });
 }

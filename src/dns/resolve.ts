@@ -1,4 +1,5 @@
 import type { Family } from "../net/ip.ts";
+import { realSetTimer, type SetTimer } from "../timer.ts";
 
 /** One DNS answer as the resolver returned it: not yet validated. */
 export interface Answer {
@@ -26,6 +27,8 @@ export interface ResolveOptions {
   readonly backoffMs?: number;
   readonly now?: () => number;
   readonly sleep?: (ms: number) => Promise<void>;
+  /** Runs each attempt's deadline; `setTimeout` by default. */
+  readonly setTimer?: SetTimer;
 }
 
 export interface ResolvedAddress {
@@ -113,6 +116,7 @@ function limiter(limit: number) {
 export async function resolveHosts(hosts: readonly string[], options: ResolveOptions): Promise<HostResolution[]> {
   const now = options.now ?? Date.now;
   const sleep = options.sleep ?? ((ms: number) => Bun.sleep(ms));
+  const setTimer = options.setTimer ?? realSetTimer;
   const attempts = options.attempts ?? 3;
   const attemptTimeoutMs = options.attemptTimeoutMs ?? 2000;
   const backoffMs = options.backoffMs ?? 100;
@@ -120,11 +124,11 @@ export async function resolveHosts(hosts: readonly string[], options: ResolveOpt
   const limit = limiter(options.concurrency ?? 64);
 
   const attempt = (host: string, family: Family, budgetMs: number): Promise<readonly Answer[]> => {
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let cancel = () => {};
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new AttemptTimeout(`no answer within ${budgetMs} ms`)), budgetMs);
+      cancel = setTimer(budgetMs, () => reject(new AttemptTimeout(`no answer within ${budgetMs} ms`)));
     });
-    return Promise.race([options.lookup(host, family), timeout]).finally(() => clearTimeout(timer));
+    return Promise.race([options.lookup(host, family), timeout]).finally(() => cancel());
   };
 
   const lookupFamily = async (host: string, family: Family): Promise<FamilyOutcome> => {

@@ -6,6 +6,7 @@ import { messageOf } from "../messages.ts";
 import { buildPolicy, type Policy, type SetElement } from "../policy/policy.ts";
 import { addressesByName, dueHosts, expire, initialState, nextEvent, recordResolutions, sameAddresses, type Expired, type RefreshState, type Schedule } from "./refresh.ts";
 import { resolveHosts, type HostResolution, type Lookup } from "../dns/resolve.ts";
+import type { SetTimer } from "../timer.ts";
 
 /** The loop's side of the world; tests pass a fake clock, lookup and backend. */
 export interface WatchIo {
@@ -14,6 +15,8 @@ export interface WatchIo {
   readonly log: Logger;
   readonly now: () => number;
   readonly sleep: (ms: number) => Promise<void>;
+  /** The timer each lookup attempt's deadline runs on (same clock as `now`). */
+  readonly setTimer: SetTimer;
   readonly random: () => number;
   /** Called after each cycle that looked names up or changed the sets (for `status`); its errors are the caller's. */
   readonly cycled?: (snapshot: WatchSnapshot) => Promise<void>;
@@ -208,7 +211,7 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
     let changed = updateError !== undefined || next !== undefined;
     const due = dueHosts(state, lastCycle);
     if (due.length > 0) {
-      const resolutions = await interruptible(resolveHosts(due, { lookup: io.lookup, deadlineMs: config.resolveTimeoutMs, now: io.now, sleep: io.sleep }));
+      const resolutions = await interruptible(resolveHosts(due, { lookup: io.lookup, deadlineMs: config.resolveTimeoutMs, now: io.now, sleep: io.sleep, setTimer: io.setTimer }));
       if (resolutions === undefined || stopping) return;
       const before = state;
       state = recordResolutions(state, resolutions, io.now(), schedule, io.random);

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import type { Family } from "../../src/net/ip.ts";
 import { resolveHosts, type Answer, type Lookup } from "../../src/dns/resolve.ts";
+import { fakeClock } from "../support/fake-clock.ts";
 
 const dnsError = (code: string) => Object.assign(new Error(`getaddrinfo ${code}`), { code });
 
@@ -98,22 +99,57 @@ describe("resolveHosts", () => {
   });
 
   test("a lookup that never answers hits its own deadline and is retried", async () => {
-    let calls = 0;
+    const clock = fakeClock();
+    const attemptsAt: number[] = [];
     const lookup: Lookup = (_host, family) => {
       if (family === 6) return Promise.resolve([]);
-      calls++;
-      return calls === 1 ? new Promise(() => {}) : Promise.resolve([a("203.0.113.40")]);
+      attemptsAt.push(clock.now());
+      return attemptsAt.length === 1 ? new Promise(() => {}) : Promise.resolve([a("203.0.113.40")]);
     };
-    const [result] = await resolveHosts(["slow.example"], { lookup, deadlineMs: 5000, attemptTimeoutMs: 20, sleep: noSleep });
+    const [result] = await clock.run(resolveHosts(["slow.example"], { lookup, deadlineMs: 5000, attemptTimeoutMs: 20, backoffMs: 100, ...clock }));
     expect(result?.status).toBe("resolved");
-    expect(calls).toBe(2);
+    // The first attempt's deadline fires at 20 ms of the injected clock; the retry follows the 100 ms backoff.
+    expect(attemptsAt).toEqual([0, 120]);
+    expect(clock.pending()).toBe(0);
   });
 
   test("the overall deadline fails names that are not done, without waiting for the resolver", async () => {
+    const clock = fakeClock();
     const lookup: Lookup = () => new Promise(() => {});
-    const [result] = await resolveHosts(["hang.example"], { lookup, deadlineMs: 30, attemptTimeoutMs: 1000, sleep: noSleep });
+    const [result] = await clock.run(resolveHosts(["hang.example"], { lookup, deadlineMs: 30, attemptTimeoutMs: 1000, ...clock }));
     expect(result?.status).toBe("failed");
     expect(result?.status === "failed" ? result.error : "").toContain("deadline of 30 ms passed");
+    expect(result?.status === "failed" ? result.error : "").toContain("no answer within 30 ms");
+    expect(clock.now()).toBe(30);
+  });
+
+  test("each attempt's deadline is cut to what is left of the overall one, on the injected timer", async () => {
+    const clock = fakeClock();
+    const budgets: number[] = [];
+    const attemptsAt: string[] = [];
+    const lookup: Lookup = (_host, family) => {
+      attemptsAt.push(`${family}@${clock.now()}`);
+      return new Promise(() => {});
+    };
+    const setTimer: typeof clock.setTimer = (ms, fire) => (budgets.push(ms), clock.setTimer(ms, fire));
+    const [result] = await clock.run(
+      resolveHosts(["hang.example"], { lookup, deadlineMs: 70, attemptTimeoutMs: 40, backoffMs: 10, attempts: 5, now: clock.now, sleep: clock.sleep, setTimer }),
+    );
+    // 0: attempts of 40 ms -> 40, 10 ms backoff -> 50: 20 ms left, so attempts of 20 ms -> 70: nothing left.
+    expect(attemptsAt).toEqual(["4@0", "6@0", "4@50", "6@50"]);
+    expect(budgets).toEqual([40, 40, 20, 20]);
+    expect(result?.status === "failed" ? result.error : "").toBe("resolution deadline of 70 ms passed (ETIMEOUT: no answer within 20 ms)");
+    expect(result?.status === "failed" ? result.failedFamilies : []).toEqual([4, 6]);
+    expect(clock.now()).toBe(70);
+  });
+
+  test("an answered attempt cancels its deadline timer", async () => {
+    const clock = fakeClock();
+    const { lookup } = fakeLookup({ "api.example": { 4: [[a("203.0.113.10")]], 6: ["DNS_ENOTFOUND"] } });
+    const [result] = await clock.run(resolveHosts(["api.example"], { lookup, deadlineMs: 1000, ...clock }));
+    expect(result?.status).toBe("resolved");
+    expect(clock.pending()).toBe(0);
+    expect(clock.now()).toBe(0);
   });
 
   test("concurrency is capped", async () => {

@@ -73,7 +73,7 @@ async function startWatcher(records: Records, options: { onLink?: string[]; host
     sleeps.push(ms);
     if (sleeps.length >= stopAfter) stop();
   };
-  const io = { backend, lookup: dns.lookup, log: createLogger("text", log.stream), now: () => clock, sleep, random: () => 0 };
+  const io = { backend, lookup: dns.lookup, log: createLogger("text", log.stream), now: () => clock, sleep, setTimer: () => () => {}, random: () => 0 };
   const watcher = createWatcher({ config, schedule, resolvers, resolutions, policy: built.policy, loadedAt: 0 }, io);
   /** Move the clock to `at` and run one cycle. */
   const cycleAt = async (at: number) => {
@@ -326,6 +326,8 @@ async function runWatch(argv: string[], options: { records?: Records; nft?: (cal
       clock += ms;
       if (clock >= (options.stopAt ?? 100_000)) signal("SIGTERM");
     },
+    // The fake lookups answer at once: no deadline ever falls due.
+    setTimer: () => () => {},
     awaitOperator: () => ({ decision: new Promise(() => {}), done: () => {} }),
     untilStopped: () => ({ stopped, done: () => events.push("signals restored") }),
     configChanges: () => ({ stop: () => {} }),
