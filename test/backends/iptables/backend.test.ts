@@ -6,6 +6,8 @@ import { renderIptables } from "../../../src/backends/iptables/render.ts";
 import { ourPart } from "../../../src/backends/iptables/save.ts";
 import { POLICIES } from "../../fixtures/policies.ts";
 import { fakeRun, type RunCall } from "../../support/fake-run.ts";
+import { fakeIptables } from "../../support/fake-iptables.ts";
+import { TABLES } from "../../fixtures/iptables-saves.ts";
 
 const policy = POLICIES["egress-only"]!;
 const EMPTY_SAVE = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n";
@@ -61,36 +63,70 @@ describe("iptables-legacy backend", () => {
     "COMMIT",
     "",
   ].join("\n");
-  const ip6Fails = (call: RunCall) => (call.command === "ip6tables-legacy-restore" ? { code: 1, stderr: "ip6tables-restore: line 3 failed" } : undefined);
 
   test("a failing IPv6 commit puts IPv4's chains back as they were (only ours, over a fresh save), and the error says so", async () => {
-    const { run, calls } = fakeRun((call) => ip6Fails(call) ?? saves(LOADED_SAVE, EMPTY_SAVE)(call));
-    const error = await createIptablesBackend(run).apply(policy).catch((e: unknown) => e);
+    const fake = fakeIptables({ tables: { 4: LOADED_SAVE, 6: EMPTY_SAVE } });
+    const [v4Before, v6Before] = [fake.saved(4), fake.saved(6)];
+    fake.failCommit(6, "ip6tables-restore: line 3 failed");
+    const error = await createIptablesBackend(fake.run).apply(policy).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(DomainwallError);
     expect((error as Error).message).toBe("ip6tables-legacy-restore --noflush failed: ip6tables-restore: line 3 failed; IPv4 was rolled back to what it was");
-    expect(summary(calls).slice(3)).toEqual(["ip6tables-legacy-restore --noflush", "iptables-legacy-save -c -t filter", "iptables-legacy-restore --noflush --counters"]);
-    expect(calls.at(-1)?.stdin).toBe(LOADED_BACK);
+    expect(summary(fake.calls).slice(3)).toEqual(["ip6tables-legacy-restore --noflush", "iptables-legacy-save -c -t filter", "iptables-legacy-restore --noflush --counters"]);
+    expect(fake.calls.at(-1)?.stdin).toBe(LOADED_BACK);
+    // In between, IPv4 held the new policy; after the rollback both tables are what they were, counters too.
+    expect(fake.calls[2]?.stdin).toContain("-d 203.0.113.11 -j ACCEPT");
+    expect(fake.saved(4)).toBe(v4Before);
+    expect(fake.saved(6)).toBe(v6Before);
+  });
+
+  test("after a failed IPv6 commit the IPv4 table equals what it was, everyone else's chains and rules included", async () => {
+    // Our jump first in OUTPUT, fail2ban's chain, its jump into it and its rule in OUTPUT after ours.
+    const fake = fakeIptables({ tables: { 4: TABLES.outputOnly, 6: TABLES.foreignOnly } });
+    const [v4Before, v6Before] = [fake.saved(4), fake.saved(6)];
+    expect(v4Before).toContain("f2b-sshd");
+    fake.failCommit(6, "ip6tables-restore: line 3 failed");
+    expect(await createIptablesBackend(fake.run).apply(policy).catch((e: unknown) => (e as Error).message)).toEndWith("; IPv4 was rolled back to what it was");
+    expect(fake.saved(4)).toBe(v4Before);
+    expect(fake.saved(6)).toBe(v6Before);
+  });
+
+  test("a rollback puts our jump back first: one that was behind someone else's rule comes back ahead of it, all else as it was", async () => {
+    const fake = fakeIptables({ tables: { 4: TABLES.withInput, 6: EMPTY_SAVE } });
+    const v4Before = fake.saved(4);
+    fake.failCommit(6, "ip6tables-restore: line 3 failed");
+    await createIptablesBackend(fake.run).apply(policy).catch(() => {});
+    const ours = "[2:120] -A INPUT -j DOMAINWALL-INPUT\n";
+    const theirs = "[3:180] -A INPUT -j f2b-sshd\n";
+    expect(v4Before).toContain(theirs + ours);
+    expect(fake.saved(4)).toBe(v4Before.replace(theirs + ours, ours + theirs));
   });
 
   test("with nothing of ours in IPv4 before, the IPv6 rollback removes what IPv4 just got, and nothing else", async () => {
-    let v4 = EMPTY_SAVE;
-    const { run, calls } = fakeRun((call) => {
-      if (call.command === "iptables-legacy-restore" && call.args.length === 1) v4 = LOADED_SAVE.replace("COMMIT", "[0:0] -A OUTPUT -d 192.0.2.99/32 -j ACCEPT\nCOMMIT");
-      return ip6Fails(call) ?? saves(v4, EMPTY_SAVE)(call);
-    });
-    expect(await createIptablesBackend(run).apply(policy).catch((e: unknown) => (e as Error).message)).toEndWith("; IPv4 was rolled back to what it was");
-    expect(calls.at(-1)?.stdin).toBe("*filter\n-D OUTPUT -j DOMAINWALL-OUTPUT\n-F DOMAINWALL-OUTPUT\n-X DOMAINWALL-OUTPUT\nCOMMIT\n");
+    const fake = fakeIptables({ tables: { 4: EMPTY_SAVE, 6: EMPTY_SAVE } });
+    // While the IPv6 commit runs, another tool adds a rule to IPv4's OUTPUT.
+    const foreign = "*filter\n-A OUTPUT -d 192.0.2.99/32 -j ACCEPT\nCOMMIT\n";
+    fake.failCommit(6, "ip6tables-restore: line 3 failed", () => (fake.load(4, foreign), true));
+    expect(await createIptablesBackend(fake.run).apply(policy).catch((e: unknown) => (e as Error).message)).toEndWith("; IPv4 was rolled back to what it was");
+    expect(fake.calls.at(-1)?.stdin).toBe("*filter\n-D OUTPUT -j DOMAINWALL-OUTPUT\n-F DOMAINWALL-OUTPUT\n-X DOMAINWALL-OUTPUT\nCOMMIT\n");
+    // What IPv4 holds now: the empty table and the other tool's rule, nothing of ours.
+    const expected = fakeIptables({ tables: { 4: EMPTY_SAVE } });
+    expected.load(4, foreign);
+    expect(fake.saved(4)).toBe(expected.saved(4));
   });
 
   test("when the IPv4 rollback fails too, the error says so", async () => {
-    const { run } = fakeRun((call) =>
-      ip6Fails(call) ?? (call.command === "iptables-legacy-restore" && call.args.includes("--counters") ? { code: 4, stderr: "iptables-restore: line 2 failed" } : saves(LOADED_SAVE, EMPTY_SAVE)(call)),
-    );
-    const error = await createIptablesBackend(run).apply(policy).catch((e: unknown) => e);
+    const fake = fakeIptables({ tables: { 4: LOADED_SAVE, 6: EMPTY_SAVE } });
+    fake.failCommit(6, "ip6tables-restore: line 3 failed");
+    fake.failCommit(4, "iptables-restore: line 2 failed", (call) => call.args.includes("--counters"));
+    const error = await createIptablesBackend(fake.run).apply(policy).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(DomainwallError);
     expect((error as Error).message).toBe(
       "ip6tables-legacy-restore --noflush failed: ip6tables-restore: line 3 failed; and rolling IPv4 back failed too: iptables-legacy-restore --noflush --counters failed: iptables-restore: line 2 failed",
     );
+    // The refused rollback changed nothing: IPv4 holds the new policy whole (never a mix), IPv6 what it had.
+    expect(fake.saved(4)).toContain("-A DOMAINWALL-OUTPUT -d 203.0.113.11/32 -j ACCEPT");
+    expect(fake.saved(4)).not.toContain("[4:240]");
+    expect(fake.saved(6)).not.toContain("DOMAINWALL");
   });
 
   test("remove writes nothing where nothing is loaded, and only our chains where it is", async () => {
