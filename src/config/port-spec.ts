@@ -1,4 +1,4 @@
-import { parseCidr } from "../ip.ts";
+import { parseCidr } from "../net/ip.ts";
 
 export type Protocol = "tcp" | "udp";
 export const PROTOCOLS: readonly Protocol[] = ["tcp", "udp"];

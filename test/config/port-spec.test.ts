@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { formatEntry, splitPortSpec, type SplitEntry } from "../src/config/port-spec.ts";
+import { formatEntry, splitPortSpec, type SplitEntry } from "../../src/config/port-spec.ts";
 
 describe("splitPortSpec", () => {
   const good: { input: string; expected: SplitEntry }[] = [
