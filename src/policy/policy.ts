@@ -2,11 +2,20 @@ import type { Config } from "../config/config.ts";
 import { resolveError } from "../errors.ts";
 import { cidr, compareCidr, contains, makeCidr, parseAddress, sortByCidr, type Cidr, type Family } from "../net/ip.ts";
 import type { HostResolution } from "../dns/resolve.ts";
+import { portElements, type PortElement, type PortEntry } from "./ports.ts";
+
+export type { PortElement } from "./ports.ts";
 
 /** One element of an allow set, with the names or settings it came from (rendered as a comment). */
 export interface SetElement {
   readonly cidr: Cidr;
   readonly sources: readonly string[];
+}
+
+/** The port sets of one policy, one per family (see `Policy.allowPorts`). */
+export interface PortSets {
+  readonly v4: readonly PortElement[];
+  readonly v6: readonly PortElement[];
 }
 
 /** Which ASCII characters a comment may hold as they are: `\w` and `.:/@+=,- `. */
@@ -17,7 +26,7 @@ const PLAIN: readonly boolean[] = Array.from({ length: 128 }, (_, c) => /[\w.:/@
  * names and file paths with line numbers; a path is the user's text, so anything but plain
  * characters becomes `?` and a comment can never end its line or carry ruleset syntax.
  */
-export const sourceComment = (element: SetElement): string => {
+export const sourceComment = (element: Pick<SetElement, "sources">): string => {
   const text = element.sources.length === 1 ? (element.sources[0] ?? "") : element.sources.join(", ");
   // The same as the replace below, without running a regular expression for each of 100,000 elements.
   for (let i = 0; i < text.length; i++) if (!PLAIN[text.charCodeAt(i)]) return text.replace(/[^\w.:/@+=,\- ]/g, "?");
@@ -32,6 +41,13 @@ export const sourceComment = (element: SetElement): string => {
 export interface Policy {
   readonly allowV4: readonly SetElement[];
   readonly allowV6: readonly SetElement[];
+  /**
+   * What the entries listed with ports open (`api.example.com:443`, `203.0.113.0/24:8000-8100/udp`):
+   * network, protocol and port range, disjoint and sorted (see `portElements`). Absent when no entry
+   * of the configuration has ports, so a policy without ports renders exactly as before; present
+   * (maybe empty) as soon as one has, so `watch` always finds the sets it updates.
+   */
+  readonly allowPorts?: PortSets;
   /** Where DNS (UDP and TCP port 53) may go: anywhere (the original's behaviour) or the resolvers only. */
   readonly dns: { readonly kind: "any" } | { readonly kind: "servers"; readonly v4: readonly Cidr[]; readonly v6: readonly Cidr[] };
   /** Inbound TCP ports; empty means inbound traffic is left untouched. */
@@ -140,7 +156,9 @@ export function admitResolutions(config: Config, resolutions: readonly HostResol
 export function buildPolicy(config: Config, names: readonly NameAddresses[], resolvers: readonly Cidr[]): { policy: Policy; warnings: string[] } {
   const warnings: string[] = [];
   const fromDns: Entry[] = [];
+  const withPorts: PortEntry[] = [];
   for (const resolution of names) {
+    const ports = config.hostPorts.get(resolution.host);
     for (const answer of resolution.addresses) {
       const parsed = parseAddress(answer.address);
       if (parsed === undefined || parsed.family !== answer.family) {
@@ -153,17 +171,24 @@ export function buildPolicy(config: Config, names: readonly NameAddresses[], res
         warnings.push(`${resolution.host}: not allowing ${address.text} (${reason}) from DNS; list it in --allow to permit it`);
         continue;
       }
-      fromDns.push({ cidr: address, source: resolution.host });
+      if (ports === undefined) fromDns.push({ cidr: address, source: resolution.host });
+      else for (const range of ports) withPorts.push({ cidr: address, ports: range, source: resolution.host });
     }
   }
-  const elements = collect(config.allow, fromDns);
+  const ported = config.hostPorts.size > 0 || config.allow.some((entry) => entry.ports !== undefined);
+  const everyPort = ported ? config.allow.filter((entry) => entry.ports === undefined) : config.allow;
+  if (ported) for (const entry of config.allow) if (entry.ports !== undefined) withPorts.push({ cidr: entry.cidr, ports: entry.ports, source: entry.source });
+  const elements = collect(everyPort, fromDns);
   const firstV6 = elements.findIndex((e) => e.cidr.family === 6);
   const allowV4 = firstV6 < 0 ? elements : elements.slice(0, firstV6);
   const allowV6 = firstV6 < 0 ? [] : elements.slice(firstV6);
   const servers = collect([], resolvers.map((cidr) => ({ cidr, source: "" }))).map((e) => e.cidr);
+  const portSet = ported ? portElements(withPorts) : [];
+  const firstPortV6 = portSet.findIndex((e) => e.cidr.family === 6);
   const policy: Policy = {
     allowV4,
     allowV6,
+    ...(ported && { allowPorts: { v4: firstPortV6 < 0 ? portSet : portSet.slice(0, firstPortV6), v6: firstPortV6 < 0 ? [] : portSet.slice(firstPortV6) } }),
     dns:
       config.dnsServers.kind === "any"
         ? { kind: "any" }
@@ -174,9 +199,13 @@ export function buildPolicy(config: Config, names: readonly NameAddresses[], res
   return { policy, warnings };
 }
 
+/** How many networks a port set holds (one network may hold several port ranges). */
+const networks = (elements: readonly PortElement[] = []): number => new Set(elements.map((e) => e.cidr.text)).size;
+
+/** Addresses and networks allowed, on every port or on some: what the summary counts. */
 export const summarize = (counts: NameCounts, policy: Policy): PolicySummary => ({
   ...counts,
-  ipv4: policy.allowV4.length,
-  ipv6: policy.allowV6.length,
+  ipv4: policy.allowV4.length + networks(policy.allowPorts?.v4),
+  ipv6: policy.allowV6.length + networks(policy.allowPorts?.v6),
   ports: policy.inboundPorts,
 });

@@ -118,3 +118,45 @@ describe("buildPolicy", () => {
     expect(() => buildPolicy(configWith({ strict: true }), [{ host: "cluster.local", status: "empty" }], [])).toThrow("--strict: cluster.local has no addresses");
   });
 });
+
+describe("buildPolicy: entries with ports", () => {
+  const portTexts = (elements: readonly { cidr: { text: string }; ports: { protocol: string; first: number; last: number }; sources: readonly string[] }[] = []) =>
+    elements.map((e) => `${e.cidr.text} . ${e.ports.protocol} . ${e.ports.first}-${e.ports.last} # ${e.sources.join(", ")}`);
+
+  test("a name's addresses carry its ports; names and networks without ports stay in the every-port sets", () => {
+    const config = configWith({
+      hosts: { from: "--hosts", value: "api.example:443,api.example:8000-8100,ntp.example:123/udp,plain.example" },
+      allow: { from: "--allow", value: "192.0.2.0/24,[2001:db8::/64]:22" },
+    });
+    const { policy, summary } = buildPolicy(
+      config,
+      [resolved("api.example", "203.0.113.10", "2001:db8:ff::10"), resolved("ntp.example", "203.0.113.20"), resolved("plain.example", "203.0.113.30")],
+      [],
+    );
+    expect(texts(policy.allowV4)).toEqual(["192.0.2.0/24 # --allow", "203.0.113.30 # plain.example"]);
+    expect(texts(policy.allowV6)).toEqual([]);
+    expect(portTexts(policy.allowPorts?.v4)).toEqual([
+      "203.0.113.10 . tcp . 443-443 # api.example",
+      "203.0.113.10 . tcp . 8000-8100 # api.example",
+      "203.0.113.20 . udp . 123-123 # ntp.example",
+    ]);
+    expect(portTexts(policy.allowPorts?.v6)).toEqual(["2001:db8::/64 . tcp . 22-22 # --allow", "2001:db8:ff::10 . tcp . 443-443 # api.example", "2001:db8:ff::10 . tcp . 8000-8100 # api.example"]);
+    expect(summary).toMatchObject({ ipv4: 4, ipv6: 2 });
+  });
+
+  test("without any entry with ports there are no port sets (the ruleset stays as before)", () => {
+    const { policy } = buildPolicy(configWith(), [resolved("api.example", "203.0.113.10")], []);
+    expect(policy.allowPorts).toBeUndefined();
+  });
+
+  test("a name with ports that resolved to nothing yet still declares the (empty) port sets, for watch to fill", () => {
+    const { policy } = buildPolicy(configWith({ hosts: { from: "--hosts", value: "api.example:443" } }), [{ host: "api.example", status: "empty" }], []);
+    expect(policy.allowPorts).toEqual({ v4: [], v6: [] });
+  });
+
+  test("a forbidden answer is refused for a name with ports too", () => {
+    const { policy, warnings } = buildPolicy(configWith({ hosts: { from: "--hosts", value: "api.example:443" } }), [resolved("api.example", "169.254.169.254", "203.0.113.10")], []);
+    expect(portTexts(policy.allowPorts?.v4)).toEqual(["203.0.113.10 . tcp . 443-443 # api.example"]);
+    expect(warnings).toEqual(["api.example: not allowing 169.254.169.254 (link-local (cloud metadata)) from DNS; list it in --allow to permit it"]);
+  });
+});
