@@ -1,4 +1,4 @@
-import type { Policy } from "./policy.ts";
+import type { Policy, PortElement } from "./policy.ts";
 
 /**
  * One rule of a chain, backend-neutral: what it matches and does, not how a backend writes it. Both
@@ -27,6 +27,11 @@ export type Rule =
   | { readonly kind: "dns"; readonly dns: Policy["dns"] }
   /** The allowed addresses and networks (nft: two set lookups; iptables: one rule each). */
   | { readonly kind: "allowed"; readonly allowV4: Policy["allowV4"]; readonly allowV6: Policy["allowV6"] }
+  /**
+   * The entries listed with ports: network, protocol and destination port range (nft: a lookup in
+   * one concatenated set per family; iptables: one rule each). Only when some entry has ports.
+   */
+  | { readonly kind: "allowed-ports"; readonly v4: readonly PortElement[]; readonly v6: readonly PortElement[] }
   /** Inbound TCP to these ports. */
   | { readonly kind: "inbound-ports"; readonly ports: readonly number[] }
   /** The end of the chain: everything else is counted and dropped or rejected. */
@@ -51,7 +56,13 @@ export function chainsOf(policy: Policy): Chain[] {
   const common: Rule[] = [{ kind: "established" }, { kind: "invalid" }, { kind: "loopback" }, { kind: "neighbour-discovery" }, { kind: "listener-discovery" }];
   const output: Chain = {
     hook: "output",
-    rules: [...common, { kind: "dns", dns: policy.dns }, { kind: "allowed", allowV4: policy.allowV4, allowV6: policy.allowV6 }, { kind: "verdict", verdict: policy.verdict, counter: "output_dropped" }],
+    rules: [
+      ...common,
+      { kind: "dns", dns: policy.dns },
+      { kind: "allowed", allowV4: policy.allowV4, allowV6: policy.allowV6 },
+      ...(policy.allowPorts ? [{ kind: "allowed-ports", v4: policy.allowPorts.v4, v6: policy.allowPorts.v6 } as const] : []),
+      { kind: "verdict", verdict: policy.verdict, counter: "output_dropped" },
+    ],
   };
   if (policy.inboundPorts.length === 0) return [output];
   const input: Chain = {

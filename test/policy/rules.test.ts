@@ -10,6 +10,12 @@ describe("chainsOf", () => {
     ]);
   });
 
+  test("the port sets are looked up right after the every-port sets, only when the policy has them", () => {
+    const rules = chainsOf(POLICIES.ports!)[0]!.rules;
+    expect(rules.map((r) => r.kind).slice(-3)).toEqual(["allowed", "allowed-ports", "verdict"]);
+    expect(rules.find((r) => r.kind === "allowed-ports")).toEqual({ kind: "allowed-ports", v4: POLICIES.ports!.allowPorts!.v4, v6: POLICIES.ports!.allowPorts!.v6 });
+  });
+
   test("an input chain ending in a counted drop when inbound ports are given, whatever the output verdict", () => {
     const chains = chainsOf(POLICIES["ingress-reject"]!);
     expect(chains.map((c) => c.hook)).toEqual(["output", "input"]);

@@ -4,7 +4,7 @@ import { messageOf } from "../../messages.ts";
 import type { Family } from "../../net/ip.ts";
 import type { Policy } from "../../policy/policy.ts";
 import { renderIptables, renderIptablesRestore } from "./render.ts";
-import { allowedEntries, dropCounters, INPUT_CHAIN, OUTPUT_CHAIN, ourPart, parseIptablesState } from "./save.ts";
+import { allowedEntries, dropCounters, portEntries, INPUT_CHAIN, OUTPUT_CHAIN, ourPart, parseIptablesState } from "./save.ts";
 import type { Run } from "../../run.ts";
 
 const TOOLS = {
@@ -115,7 +115,13 @@ export function createIptablesBackend(run: Run, now: () => number = () => perfor
       if (!FAMILIES.some((family) => parseIptablesState(saved[family]).outputChain)) return { loaded: false };
       return {
         loaded: true,
-        sets: FAMILIES.map((family) => ({ name: `allow_v${family} (rules)`, elements: allowedEntries(saved[family]) })),
+        sets: [
+          ...FAMILIES.map((family) => ({ name: `allow_v${family} (rules)`, elements: allowedEntries(saved[family]) })),
+          ...FAMILIES.flatMap((family) => {
+            const elements = portEntries(saved[family]);
+            return elements > 0 ? [{ name: `allow_ports_v${family} (rules)`, elements }] : [];
+          }),
+        ],
         counters: FAMILIES.flatMap((family) => [
           { name: `output_dropped_v${family}`, ...dropCounters(saved[family], OUTPUT_CHAIN) },
           ...(parseIptablesState(saved[family]).inputChain ? [{ name: `input_dropped_v${family}`, ...dropCounters(saved[family], INPUT_CHAIN) }] : []),

@@ -39,6 +39,11 @@ function ruleLines(rule: Rule, hook: Chain["hook"], family: Family): string[] {
     }
     case "allowed":
       return (v6 ? rule.allowV6 : rule.allowV4).flatMap((e) => [`# ${sourceComment(e)}`, `-A ${chain} -d ${e.cidr.text} -j ACCEPT`]);
+    case "allowed-ports":
+      return (v6 ? rule.v6 : rule.v4).flatMap((e) => {
+        const ports = e.ports.first === e.ports.last ? `${e.ports.first}` : `${e.ports.first}:${e.ports.last}`;
+        return [`# ${sourceComment(e)}`, `-A ${chain} -d ${e.cidr.text} -p ${e.ports.protocol} -m ${e.ports.protocol} --dport ${ports} -j ACCEPT`];
+      });
     case "inbound-ports":
       return rule.ports.map((port) => `-A ${chain} -p tcp -m tcp --dport ${port} -j ACCEPT`);
     case "verdict":

@@ -78,6 +78,19 @@ const rulesOf = (saved: string, chain: string) =>
 /** The allowed entries of our output chain: `-A DOMAINWALL-OUTPUT -d CIDR -j ACCEPT`, nothing more (DNS and ICMPv6 rules match more). */
 export const allowedEntries = (saved: string): number => rulesOf(saved, OUTPUT_CHAIN).filter((r) => /^-A \S+ -d \S+ -j ACCEPT$/.test(r.rule)).length;
 
+const PORT_RULE = /^-A \S+ -d \S+ -p (tcp|udp) -m (?:tcp|udp) --dport (\S+) -j ACCEPT$/;
+
+/**
+ * The entries with ports of our output chain: `-A DOMAINWALL-OUTPUT -d CIDR -p PROTO -m PROTO
+ * --dport PORTS -j ACCEPT`. DNS to a resolver looks the same, so rules to port 53 alone are not
+ * counted (an entry opening only port 53 is then missing from the count, never an extra one).
+ */
+export const portEntries = (saved: string): number =>
+  rulesOf(saved, OUTPUT_CHAIN).filter((r) => {
+    const match = PORT_RULE.exec(r.rule);
+    return match !== null && match[2] !== "53";
+  }).length;
+
 /** What the final drop (or reject) rules of `chain` counted; the INVALID drop is not among them. */
 export function dropCounters(saved: string, chain: string): { packets: number; bytes: number } {
   const final = rulesOf(saved, chain).filter((r) => / -j (DROP|REJECT)/.test(r.rule) && !r.rule.includes("INVALID"));

@@ -74,6 +74,32 @@ describe("renderNftSetUpdate (watch)", () => {
     );
   });
 
+  test("with entries with ports, the port sets are flushed and refilled too, in the same transaction", () => {
+    expect(renderNftSetUpdate(POLICIES.ports!)).toBe(
+      [
+        "#!/usr/sbin/nft -f",
+        "# domainwall: new allow sets, loaded as one transaction. Do not edit.",
+        "flush set inet domainwall allow_v4",
+        "flush set inet domainwall allow_v6",
+        "flush set inet domainwall allow_ports_v4",
+        "flush set inet domainwall allow_ports_v6",
+        "add element inet domainwall allow_v4 {",
+        "\t203.0.113.30, # plain.example",
+        "}",
+        "add element inet domainwall allow_ports_v4 {",
+        "\t198.51.100.8 . tcp . 8000-8100, # api.example",
+        "\t203.0.113.0/24 . tcp . 443,     # --allow",
+        "\t203.0.113.20 . udp . 123,       # ntp.example",
+        "}",
+        "add element inet domainwall allow_ports_v6 {",
+        "\t2001:db8::/64 . tcp . 443,         # --allow",
+        "\t2001:db8:ff::10 . tcp . 8000-8100, # api.example",
+        "}",
+        "",
+      ].join("\n"),
+    );
+  });
+
   test("an empty set is only flushed", () => {
     expect(renderNftSetUpdate(POLICIES.empty!)).toBe(
       "#!/usr/sbin/nft -f\n# domainwall: new allow sets, loaded as one transaction. Do not edit.\nflush set inet domainwall allow_v4\nflush set inet domainwall allow_v6\n",
@@ -120,5 +146,23 @@ describeNetns("the kernel applies a set update (root)", () => {
     expect(overlapped).toContain("elements = { 2001:db8::/48 }");
     expect(emptied).not.toContain("elements");
     expect(monitor.match(/# new generation/g)).toHaveLength(2);
+  });
+
+  test("the port sets: replaced by an update, adjacent and cut-apart ranges accepted", async () => {
+    const port = (text: string, protocol: "tcp" | "udp", first: number, last: number) => ({ cidr: cidr(text), ports: { protocol, first, last }, sources: ["api.example"] });
+    const next: Policy = {
+      ...POLICIES.ports!,
+      allowPorts: { v4: [port("198.51.100.8", "tcp", 8000, 8049), port("198.51.100.8", "tcp", 8050, 8200), port("203.0.113.10", "tcp", 80, 80)], v6: [] },
+    };
+    const dir = await mkdtemp(`${tmpdir()}/domainwall-sets-`);
+    await Bun.write(`${dir}/full.nft`, renderNft(POLICIES.ports!));
+    await Bun.write(`${dir}/next.nft`, renderNftSetUpdate(next));
+    const script = `nft -f ${dir}/full.nft; nft -f ${dir}/next.nft; nft list set inet domainwall allow_ports_v4; echo '---'; nft list set inet domainwall allow_ports_v6`;
+    const result = Bun.spawnSync(["unshare", "--net", "sh", "-ec", script], { stderr: "pipe" });
+    await rm(dir, { recursive: true });
+    expect(result.stderr.toString()).toBe("");
+    const [v4 = "", v6 = ""] = result.stdout.toString().split("---\n");
+    expect(v4.replace(/\s+/g, " ")).toContain("elements = { 198.51.100.8 . tcp . 8000-8049, 198.51.100.8 . tcp . 8050-8200, 203.0.113.10 . tcp . 80 }");
+    expect(v6).not.toContain("elements");
   });
 });
