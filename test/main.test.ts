@@ -82,6 +82,22 @@ describe("main", () => {
     expect(stderr).toContain("applied: 2 names resolved, 1 skipped; 3 IPv4 and 1 IPv6 allowed; inbound TCP 3000");
   });
 
+  test("with forwarding on and no --forward, apply warns that forwarded traffic is not filtered; --forward adds the forward chain", async () => {
+    const files = { "/etc/resolv.conf": POD_RESOLV_CONF, "/proc/sys/net/ipv4/ip_forward": "1\n", "/proc/sys/net/ipv6/conf/all/forwarding": "0\n" };
+    const plain = await runMain(["apply", "--hosts", "api.example"], {}, {}, { ...files });
+    expect(plain.code).toBe(0);
+    expect(plain.stderr).toContain("net.ipv4.ip_forward=1: traffic forwarded through this machine (containers, VMs) is not filtered; --forward filters it");
+    expect(plain.calls[0]?.stdin).not.toContain("hook forward");
+    const both = await runMain(["apply", "--hosts", "api.example"], {}, {}, { ...files, "/proc/sys/net/ipv6/conf/all/forwarding": "1" });
+    expect(both.stderr).toContain("net.ipv4.ip_forward=1 and net.ipv6.conf.all.forwarding=1: traffic forwarded");
+    const forwarded = await runMain(["apply", "--hosts", "api.example", "--forward"], {}, {}, { ...files });
+    expect(forwarded.code).toBe(0);
+    expect(forwarded.stderr).not.toContain("is not filtered");
+    expect(forwarded.calls[0]?.stdin).toContain("type filter hook forward priority filter; policy drop;");
+    const off = await runMain(["apply", "--hosts", "api.example"], {}, {}, { "/etc/resolv.conf": POD_RESOLV_CONF, "/proc/sys/net/ipv4/ip_forward": "0\n" });
+    expect(off.stderr).not.toContain("is not filtered");
+  });
+
   test("flags override the variables", async () => {
     const { code, calls } = await runMain(["apply", "--hosts", "mirror.example"], { hosts_csv: "api.example" });
     expect(code).toBe(0);

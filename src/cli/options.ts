@@ -61,6 +61,13 @@ export const OPTIONS = {
     parse: value.dnsServers,
   }),
   reject: option({ kind: "switch", commands: POLICY, file: true, help: "reject refused traffic (TCP reset, ICMP admin-prohibited) instead of dropping it", parse: value.flag }),
+  forward: option({
+    kind: "switch",
+    commands: POLICY,
+    file: true,
+    help: "also filter traffic forwarded through this machine (containers or VMs it\nhosts) with the same outbound policy",
+    parse: value.flag,
+  }),
   strict: option({ kind: "switch", commands: POLICY, file: true, help: "fail when a name does not exist or has no addresses (default: skip it, warn)", parse: value.flag }),
   "on-resolve-error": option({
     kind: "value",

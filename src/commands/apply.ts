@@ -19,6 +19,10 @@ export async function loadPolicy({ world, log }: Context, backend: Backend, buil
   if (sshPort !== undefined && built.config.ports.length > 0 && !built.config.ports.includes(sshPort)) {
     log.warn(`this SSH session came in on port ${sshPort}, which --ports does not allow: new SSH connections will be dropped${confirmWithinMs ? "" : " (consider --confirm-within)"}`);
   }
+  if (!built.config.forward) {
+    const on = await forwardingOn(world.readFile);
+    if (on.length > 0) log.warn(`${on.join(" and ")}: traffic forwarded through this machine (containers, VMs) is not filtered; --forward filters it with the same policy`);
+  }
   const loadStarted = world.now();
   if (confirmWithinMs) {
     await applyWithConfirmation({ world, log }, backend, built, confirmWithinMs);
@@ -34,6 +38,18 @@ export async function loadPolicy({ world, log }: Context, backend: Backend, buil
     message: `applied: ${describeSummary(built.summary, built.resolveMs, times)}`,
     summary: { ...built.summary, resolveMs: built.resolveMs, ...times, backend: backend.name },
   });
+}
+
+/** The kernel settings that forward traffic (per network namespace), read through /proc/sys. */
+const FORWARDING = [
+  { path: "/proc/sys/net/ipv4/ip_forward", name: "net.ipv4.ip_forward" },
+  { path: "/proc/sys/net/ipv6/conf/all/forwarding", name: "net.ipv6.conf.all.forwarding" },
+] as const;
+
+/** `net.ipv4.ip_forward=1` and the IPv6 one when they are on; a setting that cannot be read counts as off. */
+async function forwardingOn(readFile: Context["world"]["readFile"]): Promise<string[]> {
+  const values = await Promise.all(FORWARDING.map((f) => readFile(f.path).catch(() => undefined)));
+  return FORWARDING.flatMap((f, i) => (values[i]?.trim() === "1" ? [`${f.name}=1`] : []));
 }
 
 /**

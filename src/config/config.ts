@@ -33,6 +33,8 @@ export interface Config {
   readonly strict: boolean;
   readonly onResolveError: "fail" | "warn";
   readonly reject: boolean;
+  /** `--forward`: filter forwarded traffic with the same egress policy. */
+  readonly forward: boolean;
   readonly resolveTimeoutMs: number;
 }
 
@@ -254,6 +256,7 @@ function policyConfig(settings: Settings, value: ValueReader, inputs: ConfigInpu
     strict: value("strict"),
     onResolveError: value("on-resolve-error"),
     reject: value("reject"),
+    forward: value("forward"),
     resolveTimeoutMs: value("resolve-timeout"),
   };
 }

@@ -52,6 +52,11 @@ export interface Policy {
   readonly dns: { readonly kind: "any" } | { readonly kind: "servers"; readonly v4: readonly Cidr[]; readonly v6: readonly Cidr[] };
   /** Inbound TCP ports; empty means inbound traffic is left untouched. */
   readonly inboundPorts: readonly number[];
+  /**
+   * `--forward`: the egress policy also filters traffic forwarded through this machine (containers
+   * or VMs it hosts). Absent or false: forwarded traffic is not filtered.
+   */
+  readonly forward?: boolean;
   /** `reject` answers refused traffic (TCP reset, ICMP admin-prohibited) so clients fail at once. */
   readonly verdict: "drop" | "reject";
 }
@@ -194,6 +199,7 @@ export function buildPolicy(config: Config, names: readonly NameAddresses[], res
         ? { kind: "any" }
         : { kind: "servers", v4: servers.filter((c) => c.family === 4), v6: servers.filter((c) => c.family === 6) },
     inboundPorts: config.ports,
+    ...(config.forward && { forward: true }),
     verdict: config.reject ? "reject" : "drop",
   };
   return { policy, warnings };

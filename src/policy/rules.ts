@@ -37,9 +37,9 @@ export type Rule =
   /** The end of the chain: everything else is counted and dropped or rejected. */
   | { readonly kind: "verdict"; readonly verdict: Policy["verdict"]; readonly counter: string };
 
-/** A chain of ours, hooked where packets leave (`output`) or arrive (`input`). */
+/** A chain of ours, hooked where packets leave (`output`), arrive (`input`) or pass through (`forward`). */
 export interface Chain {
-  readonly hook: "output" | "input";
+  readonly hook: "output" | "input" | "forward";
   readonly rules: readonly Rule[];
 }
 
@@ -50,7 +50,12 @@ export function unreachable(rule: never): never {
 
 /**
  * The policy as ordered chains: output always; input only when inbound ports are given (otherwise
- * inbound traffic is left untouched). The order is the order of evaluation.
+ * inbound traffic is left untouched); forward only with `--forward`. The order is the order of
+ * evaluation.
+ *
+ * The forward chain holds the output chain's egress rules without loopback, neighbour and listener
+ * discovery: those are link-local (hop limit 255 or 1, ff02::/16, fe80::/10) and a router never
+ * forwards them, and forwarded packets never leave through `lo`.
  */
 export function chainsOf(policy: Policy): Chain[] {
   const common: Rule[] = [{ kind: "established" }, { kind: "invalid" }, { kind: "loopback" }, { kind: "neighbour-discovery" }, { kind: "listener-discovery" }];
@@ -64,10 +69,14 @@ export function chainsOf(policy: Policy): Chain[] {
       { kind: "verdict", verdict: policy.verdict, counter: "output_dropped" },
     ],
   };
-  if (policy.inboundPorts.length === 0) return [output];
   const input: Chain = {
     hook: "input",
     rules: [...common, { kind: "inbound-ports", ports: policy.inboundPorts }, { kind: "verdict", verdict: "drop", counter: "input_dropped" }],
   };
-  return [output, input];
+  const linkLocal = new Set<Rule["kind"]>(["loopback", "neighbour-discovery", "listener-discovery"]);
+  const forward: Chain = {
+    hook: "forward",
+    rules: output.rules.map((rule) => (rule.kind === "verdict" ? { ...rule, counter: "forward_dropped" } : rule)).filter((rule) => !linkLocal.has(rule.kind)),
+  };
+  return [output, ...(policy.inboundPorts.length > 0 ? [input] : []), ...(policy.forward === true ? [forward] : [])];
 }

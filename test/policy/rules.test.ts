@@ -16,6 +16,16 @@ describe("chainsOf", () => {
     expect(rules.find((r) => r.kind === "allowed-ports")).toEqual({ kind: "allowed-ports", v4: POLICIES.ports!.allowPorts!.v4, v6: POLICIES.ports!.allowPorts!.v6 });
   });
 
+  test("--forward: a forward chain with the output chain's egress rules, without the link-local ones, counted apart", () => {
+    const chains = chainsOf(POLICIES.ports!);
+    expect(chains.map((c) => `${c.hook}: ${c.rules.map((r) => r.kind).join(", ")}`)).toEqual([
+      "output: established, invalid, loopback, neighbour-discovery, listener-discovery, dns, allowed, allowed-ports, verdict",
+      "forward: established, invalid, dns, allowed, allowed-ports, verdict",
+    ]);
+    expect(chains[1]?.rules.at(-1)).toEqual({ kind: "verdict", verdict: "reject", counter: "forward_dropped" });
+    expect(chainsOf({ ...POLICIES.ports!, forward: false }).map((c) => c.hook)).toEqual(["output"]);
+  });
+
   test("an input chain ending in a counted drop when inbound ports are given, whatever the output verdict", () => {
     const chains = chainsOf(POLICIES["ingress-reject"]!);
     expect(chains.map((c) => c.hook)).toEqual(["output", "input"]);

@@ -4,7 +4,7 @@ import { messageOf } from "../../messages.ts";
 import type { Family } from "../../net/ip.ts";
 import type { Policy } from "../../policy/policy.ts";
 import { renderIptables, renderIptablesRestore } from "./render.ts";
-import { allowedEntries, dropCounters, portEntries, INPUT_CHAIN, OUTPUT_CHAIN, ourPart, parseIptablesState } from "./save.ts";
+import { allowedEntries, dropCounters, portEntries, FORWARD_CHAIN, INPUT_CHAIN, OUTPUT_CHAIN, ourPart, parseIptablesState } from "./save.ts";
 import type { Run } from "../../run.ts";
 
 const TOOLS = {
@@ -66,7 +66,7 @@ export function createIptablesBackend(run: Run, now: () => number = () => perfor
    */
   const restorePart = async (family: Family, part: string) => {
     const current = parseIptablesState(await save(family));
-    const nothing = !current.outputChain && !current.inputChain && current.outputJumps + current.inputJumps === 0;
+    const nothing = !current.outputChain && !current.inputChain && !current.forwardChain && current.outputJumps + current.inputJumps + (current.forwardJumps ?? 0) === 0;
     if (part === "" && nothing) return;
     await restore(family, renderIptablesRestore(part, current), part === "" ? ["--noflush"] : ["--noflush", "--counters"]);
   };
@@ -125,6 +125,7 @@ export function createIptablesBackend(run: Run, now: () => number = () => perfor
         counters: FAMILIES.flatMap((family) => [
           { name: `output_dropped_v${family}`, ...dropCounters(saved[family], OUTPUT_CHAIN) },
           ...(parseIptablesState(saved[family]).inputChain ? [{ name: `input_dropped_v${family}`, ...dropCounters(saved[family], INPUT_CHAIN) }] : []),
+          ...(parseIptablesState(saved[family]).forwardChain ? [{ name: `forward_dropped_v${family}`, ...dropCounters(saved[family], FORWARD_CHAIN) }] : []),
         ]),
       };
     },

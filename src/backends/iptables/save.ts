@@ -7,6 +7,7 @@
 /** domainwall's own chains; the built-in chains only get one jump each, and keep their policies. */
 export const OUTPUT_CHAIN = "DOMAINWALL-OUTPUT";
 export const INPUT_CHAIN = "DOMAINWALL-INPUT";
+export const FORWARD_CHAIN = "DOMAINWALL-FORWARD";
 
 /** What of ours is in a family's filter table now, read from `*-save` before writing. */
 export interface IptablesState {
@@ -15,6 +16,9 @@ export interface IptablesState {
   readonly inputJumps: number;
   readonly outputChain: boolean;
   readonly inputChain: boolean;
+  /** `--forward`'s chain and the jumps into it from FORWARD; absent when there are none. */
+  readonly forwardJumps?: number;
+  readonly forwardChain?: boolean;
   /**
    * Our chains that someone else's rule jumps to (anything but the plain jump from OUTPUT/INPUT,
    * e.g. `-A FORWARD -i eth0 -j DOMAINWALL-INPUT`). The kernel refuses to delete a referenced chain,
@@ -24,9 +28,9 @@ export interface IptablesState {
   readonly referenced?: readonly string[];
 }
 
-export const OUR_CHAINS = [OUTPUT_CHAIN, INPUT_CHAIN] as const;
+export const OUR_CHAINS = [OUTPUT_CHAIN, INPUT_CHAIN, FORWARD_CHAIN] as const;
 /** The built-in chain that enters each of ours by one plain jump. */
-const ENTRY = { [OUTPUT_CHAIN]: "OUTPUT", [INPUT_CHAIN]: "INPUT" } as const;
+const ENTRY = { [OUTPUT_CHAIN]: "OUTPUT", [INPUT_CHAIN]: "INPUT", [FORWARD_CHAIN]: "FORWARD" } as const;
 const COUNTERS = /^(\[\d+:\d+\] )?(.*)$/;
 export const split = (line: string) => {
   const match = COUNTERS.exec(line)!;
@@ -58,11 +62,15 @@ export function parseIptablesState(save: string): IptablesState {
   const referenced = OUR_CHAINS.filter((chain) =>
     lines.some((l) => l.startsWith("-A ") && !isJump(l) && new RegExp(` -[jg] ${chain}( |$)`).test(l)),
   );
+  const forwardJumps = lines.filter((l) => l === `-A FORWARD -j ${FORWARD_CHAIN}`).length;
+  const forwardChain = lines.some((l) => l.startsWith(`:${FORWARD_CHAIN} `));
   return {
     outputJumps: lines.filter((l) => l === `-A OUTPUT -j ${OUTPUT_CHAIN}`).length,
     inputJumps: lines.filter((l) => l === `-A INPUT -j ${INPUT_CHAIN}`).length,
     outputChain: lines.some((l) => l.startsWith(`:${OUTPUT_CHAIN} `)),
     inputChain: lines.some((l) => l.startsWith(`:${INPUT_CHAIN} `)),
+    ...(forwardJumps > 0 && { forwardJumps }),
+    ...(forwardChain && { forwardChain }),
     ...(referenced.length > 0 ? { referenced } : {}),
   };
 }

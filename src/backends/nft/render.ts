@@ -82,7 +82,7 @@ function dnsRules(dns: Policy["dns"]): string[] {
 
 /** One rule of the neutral list as nft statements (the allowed addresses live in the sets). */
 function ruleLines(rule: Rule, hook: Chain["hook"]): string[] {
-  const direction = hook === "output" ? "oifname" : "iifname";
+  const direction = hook === "input" ? "iifname" : "oifname";
   switch (rule.kind) {
     case "established":
       return ["ct state established,related accept"];
@@ -93,7 +93,7 @@ function ruleLines(rule: Rule, hook: Chain["hook"]): string[] {
     case "neighbour-discovery":
       return [`icmpv6 type ${ND_TYPES} ip6 hoplimit 255 accept`];
     case "listener-discovery":
-      return [MLD[hook]];
+      return [MLD[hook === "input" ? "input" : "output"]];
     case "dns":
       return dnsRules(rule.dns);
     case "allowed":
