@@ -68,6 +68,21 @@ export const OPTIONS = {
     help: "also filter traffic forwarded through this machine (containers or VMs it\nhosts) with the same outbound policy",
     parse: value.flag,
   }),
+  "refuse-private-answers": option({
+    kind: "switch",
+    commands: POLICY,
+    file: true,
+    help: "refuse DNS answers in private (RFC 1918), CGNAT (100.64/10) and ULA (fc00::/7)\nspace and in the resolvers' own /24 or /64: a DNS-rebinding guard",
+    parse: value.flag,
+  }),
+  "private-domains": option({
+    kind: "list",
+    commands: POLICY,
+    file: true,
+    arg: "LIST",
+    help: "names under these domains (e.g. cluster.local) may still answer with private\naddresses under --refuse-private-answers",
+    parse: value.domainList,
+  }),
   strict: option({ kind: "switch", commands: POLICY, file: true, help: "fail when a name does not exist or has no addresses (default: skip it, warn)", parse: value.flag }),
   "on-resolve-error": option({
     kind: "value",

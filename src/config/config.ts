@@ -33,6 +33,13 @@ export interface Config {
   readonly strict: boolean;
   readonly onResolveError: "fail" | "warn";
   readonly reject: boolean;
+  /**
+   * `--refuse-private-answers`: DNS answers in private, CGNAT, ULA space or the resolvers' own
+   * networks are refused (policy/private.ts), except for names under `privateDomains`.
+   */
+  readonly refusePrivateAnswers: boolean;
+  /** Domains (ASCII, lower case) whose names may answer with private addresses anyway. */
+  readonly privateDomains: readonly string[];
   /** `--forward`: filter forwarded traffic with the same egress policy. */
   readonly forward: boolean;
   readonly resolveTimeoutMs: number;
@@ -239,6 +246,11 @@ function policyConfig(settings: Settings, value: ValueReader, inputs: ConfigInpu
     [...(allow ?? []).map((entry): AllowEntry => ({ cidr: entry.cidr, source: allowFrom, ...(entry.ports && { ports: entry.ports }) })), ...allowFile.entries, ...literals],
     warnings,
   );
+  const refusePrivateAnswers = value("refuse-private-answers");
+  const privateDomains = value("private-domains");
+  if (!refusePrivateAnswers && (privateDomains ?? []).length > 0) {
+    warnings.push(`${fromOf(settings, "private-domains")} has no effect without --refuse-private-answers: private answers are allowed for every name`);
+  }
   for (const entry of allowEntries.filter((e) => everything(e.cidr))) {
     warnings.push(`${entry.source}: ${entry.cidr.text} allows every IPv${entry.cidr.family} address: outbound IPv${entry.cidr.family} is not restricted`);
   }
@@ -257,6 +269,8 @@ function policyConfig(settings: Settings, value: ValueReader, inputs: ConfigInpu
     onResolveError: value("on-resolve-error"),
     reject: value("reject"),
     forward: value("forward"),
+    refusePrivateAnswers,
+    privateDomains: privateDomains ?? [],
     resolveTimeoutMs: value("resolve-timeout"),
   };
 }

@@ -59,6 +59,16 @@ export const hostList = (from: string): ValueSchema<HostItem[]> =>
     }),
   );
 
+/** DNS domains (`cluster.local`): names as `--hosts` takes them, without ports, addresses or wildcards. */
+export const domainList = (from: string): ValueSchema<string[]> =>
+  listOf(
+    item(from, (raw) => {
+      const parsed = parseHost(raw);
+      if (!parsed.ok) return { ok: false, reason: `is not a domain name: ${parsed.reason}` };
+      return parsed.host.kind === "name" ? { ok: true, value: parsed.host.name } : { ok: false, reason: "is an address, not a domain name" };
+    }),
+  );
+
 export const portList = (from: string): ValueSchema<number[]> =>
   listOf(
     item(from, (raw) =>

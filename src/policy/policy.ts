@@ -2,6 +2,7 @@ import type { Config } from "../config/config.ts";
 import { resolveError } from "../errors.ts";
 import { cidr, compareCidr, contains, makeCidr, parseAddress, sortByCidr, type Cidr, type Family } from "../net/ip.ts";
 import type { HostResolution } from "../dns/resolve.ts";
+import { privateReason, resolverNetworks, underDomain } from "./private.ts";
 import { portElements, type PortElement, type PortEntry } from "./ports.ts";
 
 export type { PortElement } from "./ports.ts";
@@ -162,6 +163,7 @@ export function buildPolicy(config: Config, names: readonly NameAddresses[], res
   const warnings: string[] = [];
   const fromDns: Entry[] = [];
   const withPorts: PortEntry[] = [];
+  const resolverNets = config.refusePrivateAnswers ? resolverNetworks(resolvers) : [];
   for (const resolution of names) {
     const ports = config.hostPorts.get(resolution.host);
     for (const answer of resolution.addresses) {
@@ -174,6 +176,11 @@ export function buildPolicy(config: Config, names: readonly NameAddresses[], res
       const reason = forbiddenReason(address);
       if (reason !== undefined && !config.allow.some((allowed) => contains(allowed.cidr, address))) {
         warnings.push(`${resolution.host}: not allowing ${address.text} (${reason}) from DNS; list it in --allow to permit it`);
+        continue;
+      }
+      const refused = config.refusePrivateAnswers && !underDomain(resolution.host, config.privateDomains) ? privateReason(address, resolverNets) : undefined;
+      if (refused !== undefined && !config.allow.some((allowed) => contains(allowed.cidr, address))) {
+        warnings.push(`${resolution.host}: not allowing ${address.text} (${refused}) from DNS (--refuse-private-answers); list its domain in --private-domains or the address in --allow to permit it`);
         continue;
       }
       if (ports === undefined) fromDns.push({ cidr: address, source: resolution.host });

@@ -304,3 +304,21 @@ describe("parseConfig: ports per entry", () => {
     expect(message).toContain(`--allow-file: /etc/allow.txt:3: "[2001:db8::1]443" has a bad port: expected ':PORT' after ']'`);
   });
 });
+
+describe("parseConfig: --private-domains", () => {
+  test("domains as names are written (ASCII, lower case, without the trailing dot)", () => {
+    const { config, warnings } = parseConfig({ ...base, privateDomains: { from: "--private-domains", value: "Cluster.Local.,corp.example" } });
+    expect(config.privateDomains).toEqual(["cluster.local", "corp.example"]);
+    expect(config.refusePrivateAnswers).toBe(false);
+    expect(warnings).toEqual(["--private-domains has no effect without --refuse-private-answers: private answers are allowed for every name"]);
+  });
+
+  test.each([
+    { value: "10.0.0.0/8", message: '--private-domains: "10.0.0.0/8" is not a domain name' },
+    { value: "10.0.0.1", message: '--private-domains: "10.0.0.1" is an address, not a domain name' },
+    { value: "*.cluster.local", message: '--private-domains: "*.cluster.local" is not a domain name' },
+    { value: "cluster.local:443", message: '--private-domains: "cluster.local:443" is not a domain name' },
+  ])("rejects $value", ({ value, message }) => {
+    expect(problemsOf({ privateDomains: { from: "--private-domains", value } })).toContain(message);
+  });
+});
