@@ -1,5 +1,7 @@
 // Probes for the lab, run inside a namespace. Prints one JSON value on stdout.
 //   bun probe.ts tcp TIMEOUT_MS HOST:PORT...   → ["connected" | "refused" | "timeout" | "error:CODE", ...]
+//   bun probe.ts udp TIMEOUT_MS HOST:PORT...   → ["answered" | "timeout" | "error:CODE", ...]: one datagram sent, its echo awaited
+//                                                (a local output drop fails the send with EPERM)
 //   bun probe.ts dns TIMEOUT_MS SERVER NAME    → true when the server answered (any rcode), false on no answer
 import { Resolver } from "node:dns/promises";
 import { connect } from "node:net";
@@ -29,6 +31,27 @@ function tcp(target: string): Promise<string> {
   });
 }
 
+async function udp(target: string): Promise<string> {
+  const colon = target.lastIndexOf(":");
+  const host = target.slice(0, colon).replace(/^\[|\]$/g, "");
+  const port = Number(target.slice(colon + 1));
+  let answered: () => void = () => {};
+  const echo = new Promise<string>((resolve) => (answered = () => resolve("answered")));
+  const socket = await Bun.udpSocket({
+    hostname: host.includes(":") ? "::" : "0.0.0.0",
+    socket: { data: () => answered(), error: () => {} },
+  });
+  try {
+    socket.send("ping", port, host);
+  } catch (error) {
+    socket.close();
+    return `error:${(error as NodeJS.ErrnoException).code}`;
+  }
+  const result = await Promise.race([echo, Bun.sleep(timeoutMs).then(() => "timeout")]);
+  socket.close();
+  return result;
+}
+
 async function dns(server: string, name: string): Promise<boolean> {
   const resolver = new Resolver({ timeout: timeoutMs, tries: 1 });
   resolver.setServers([server]);
@@ -41,6 +64,6 @@ async function dns(server: string, name: string): Promise<boolean> {
   }
 }
 
-const result = mode === "tcp" ? await Promise.all(rest.map(tcp)) : await dns(rest[0] ?? "", rest[1] ?? "");
+const result = mode === "tcp" ? await Promise.all(rest.map(tcp)) : mode === "udp" ? await Promise.all(rest.map(udp)) : await dns(rest[0] ?? "", rest[1] ?? "");
 console.log(JSON.stringify(result));
 process.exit(0);
