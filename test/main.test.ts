@@ -302,6 +302,19 @@ describe("main", () => {
       expect(calls[0]?.stdin).toContain("reject with tcp reset");
     });
 
+    test("entries with ports, --forward and --refuse-private-answers from the file", async () => {
+      const text = 'hosts = ["api.example:443", "mirror.example:123/udp"]\nallow = ["[2001:db8::/64]:8000-8100"]\nforward = true\nrefuse-private-answers = true\nprivate-domains = ["cluster.local"]\n';
+      const { code, calls } = await withFile(["apply", "--config", "/etc/domainwall.toml"], {}, text);
+      expect(code).toBe(0);
+      expect(calls[0]?.stdin).toContain("203.0.113.10 . tcp . 443,");
+      expect(calls[0]?.stdin).toContain("203.0.113.20 . udp . 123,");
+      expect(calls[0]?.stdin).toContain("2001:db8::/64 . tcp . 8000-8100, # /etc/domainwall.toml: allow");
+      expect(calls[0]?.stdin).toContain("hook forward");
+      const bad = await withFile(["apply", "--config", "/etc/domainwall.toml"], {}, 'hosts = ["api.example:0"]\n');
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain('/etc/domainwall.toml: hosts: "api.example:0" has a bad port');
+    });
+
     test("flags override the file, which overrides the environment", async () => {
       const { calls } = await withFile(["apply", "--config", "/etc/domainwall.toml", "--ports", "8080", "--ports", "8443"], { hosts_csv: "mirror.example", listening_ports_csv: "9" });
       expect(calls[0]?.stdin).toContain("203.0.113.10, # api.example"); // file beats hosts_csv
