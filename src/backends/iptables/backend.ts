@@ -29,7 +29,7 @@ export const IPTABLES_MAX_ENTRIES = 10_000;
 /** Refuse a policy too big for one-rule-per-entry before anything is rendered or loaded. */
 function checkSize(policy: Policy): Policy {
   for (const family of FAMILIES) {
-    const entries = (family === 4 ? policy.allowV4 : policy.allowV6).length;
+    const entries = (family === 4 ? policy.allowV4 : policy.allowV6).length + (policy.allowPorts?.[family === 4 ? "v4" : "v6"].length ?? 0);
     if (entries > IPTABLES_MAX_ENTRIES) {
       throw usageError(
         `the iptables-legacy backend allows at most ${IPTABLES_MAX_ENTRIES} ${TOOLS[family].label} entries (one rule each); this policy has ${entries}: use --backend nft, or fewer or wider CIDRs`,

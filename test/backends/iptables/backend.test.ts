@@ -169,5 +169,9 @@ describe("iptables-legacy backend", () => {
     // At the limit it loads.
     await backend.apply({ ...policy, allowV6: many(IPTABLES_MAX_ENTRIES) });
     expect(calls.filter((c) => c.command === "ip6tables-legacy-restore")[0]?.stdin?.match(/-j ACCEPT/g)?.length).toBeGreaterThanOrEqual(IPTABLES_MAX_ENTRIES);
+    // Entries with ports are rules too: the address rules and the port rules add up.
+    const ports = many(2).map((e) => ({ ...e, ports: { protocol: "tcp" as const, first: 443, last: 443 } }));
+    const mixed = { ...policy, allowV6: many(IPTABLES_MAX_ENTRIES - 1), allowPorts: { v4: [], v6: ports } };
+    expect(() => backend.render(mixed)).toThrow(`this policy has ${IPTABLES_MAX_ENTRIES + 1}`);
   });
 });
