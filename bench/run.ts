@@ -1,9 +1,10 @@
-// The benchmark suite: `bun run bench [-- --quick] [--runs N] [--bin PATH --no-build] [--out FILE]`.
+// The benchmark suite: `bun run bench [-- --quick] [--mixed] [--runs N] [--bin PATH --no-build] [--out FILE]`.
 // Root only. Builds dist/domainwall, then in network namespaces with a local dnsmasq (test/lab/lab.ts)
 // measures apply for many names (split into resolve, render and load by the binary's own JSON log),
 // apply with 100,000 CIDRs from --allow-file next to what nft -f / ip6tables-legacy-restore alone take
-// for the same set (the floor), peak memory, start-up, and a naive shell baseline (one dig and one
-// iptables process per name and address). Prints a Markdown table and writes it to bench/RESULTS.md
+// for the same set (the floor), peak memory, start-up, one nft transaction through libnftables in
+// process against an nft process, and a naive shell baseline (one dig and one iptables process per
+// name and address). --mixed adds the issue's mixed IPv4/IPv6 100,000-CIDR workload and its floor. Prints a Markdown table and writes it to bench/RESULTS.md
 // (--quick: small sizes, one run, to bench/results/quick.md; it only proves the suite works).
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
@@ -12,7 +13,7 @@ import { IPTABLES_MAX_ENTRIES } from "../src/backends/iptables/backend.ts";
 import { createLab, type Lab } from "../test/lab/lab.ts";
 import { applyTimes, machine, measure, median, mustRun, type Sample } from "./measure.ts";
 import { renderReport, type Row, type Target } from "./report.ts";
-import { allowFile, cidrs, iptablesFloor, IPTABLES_FLOOR_CHAIN, NAIVE_RESET, naiveScript, nameOf, NFT_FLOOR_TABLE, nftFloor, recordsFor } from "./workloads.ts";
+import { allowFile, cidrs, iptablesFloor, mixedCidrs as mixedCidrsOf, IPTABLES_FLOOR_CHAIN, NAIVE_RESET, naiveScript, nameOf, NFT_FLOOR_TABLE, nftFloor, recordsFor } from "./workloads.ts";
 
 const root = resolve(import.meta.dir, "..");
 const { values } = parseArgs({
@@ -23,6 +24,7 @@ const { values } = parseArgs({
     bin: { type: "string", default: `${root}/dist/domainwall` },
     "no-build": { type: "boolean", default: false },
     out: { type: "string" },
+    mixed: { type: "boolean", default: false },
   },
 });
 const quick = values.quick;
@@ -143,6 +145,39 @@ async function naive(lab: Lab, applyMedians: Map<number, number>): Promise<void>
   }
 }
 
+/** `apply` with `file` as --allow-file (a literal host: the allow file is what is measured, not DNS). */
+const applyAllowFile = (lab: Lab, backend: string, file: string) => () =>
+  mustRun(["ip", "netns", "exec", lab.app, bin, "apply", "--backend", backend, "--hosts", "203.0.113.1", "--allow-file", file, "--log-format", "json"], { sampleEveryMs: 10 });
+
+/** Each run starts from an empty namespace (see manyCidrs). */
+const dropNftTables = (lab: Lab) => async () => {
+  for (const table of ["domainwall", NFT_FLOOR_TABLE]) await measure(["ip", "netns", "exec", lab.app, "nft", "delete", "table", "inet", table]);
+  await settle();
+};
+
+/**
+ * `--mixed`: the issue's workload, 40 % IPv4 /32, 20 % IPv4 /28, 40 % IPv6 /64, shuffled, against
+ * the floor loading the same elements sorted into a minimal table (one interval set per family).
+ * Opt-in: its IPv4 part is 240.0.0.0/4 (see workloads.ts), outside the documentation ranges.
+ */
+async function mixedCidrs(lab: Lab): Promise<void> {
+  const count = plan.cidrs;
+  const list = mixedCidrsOf(count);
+  const file = `${lab.dir}/allow-mixed-${count}.txt`;
+  writeFileSync(file, allowFile(list.shuffled));
+  const label = count.toLocaleString("en-US");
+  progress(`apply, ${label} mixed CIDRs (nft), alternating with the floor: nft -f of the same elements`);
+  const floorText = nftFloor(list.sortedV6, list.sortedV4);
+  const floorRun = () => mustRun(["ip", "netns", "exec", lab.app, "nft", "-f", "-"], { stdin: floorText });
+  const [oursSamples, floorSamples] = await alternate(plan.cidrRuns, applyAllowFile(lab, "nft", file), dropNftTables(lab), floorRun, dropNftTables(lab));
+  await dropNftTables(lab)();
+  const ours = summarise(`apply, ${label} mixed CIDRs (40 % IPv4 /32, 20 % IPv4 /28, 40 % IPv6 /64, shuffled) from --allow-file, nft, into an empty namespace`, oursSamples, true);
+  const floor = summarise(`floor: \`nft -f -\` of a minimal table, one interval set per family, the same ${label} mixed CIDRs sorted (runs alternate with the row above)`, floorSamples, false);
+  const ratio = ours.medianMs / floor.medianMs;
+  rows.push(ours, { ...floor, note: `domainwall apply = ${ratio.toFixed(2)}× this` });
+  targets.push({ target: `${label} mixed CIDRs ≤ 1.2× the \`nft -f\` floor`, measured: `${ratio.toFixed(2)}× (${fmt(ours.medianMs)} vs ${fmt(floor.medianMs)} ms)`, met: judge(ratio <= 1.2) });
+}
+
 async function manyCidrs(lab: Lab): Promise<void> {
   const inApp = (...argv: string[]) => ["ip", "netns", "exec", lab.app, ...argv];
   const count = plan.cidrs;
@@ -150,17 +185,12 @@ async function manyCidrs(lab: Lab): Promise<void> {
   const file = `${lab.dir}/allow-${count}.txt`;
   writeFileSync(file, allowFile(list.shuffled));
   const label = count.toLocaleString("en-US");
-  // A literal host: the allow file is what is measured, not DNS.
-  const apply = (backend: string, path = file) => () =>
-    mustRun(inApp(bin, "apply", "--backend", backend, "--hosts", "203.0.113.1", "--allow-file", path, "--log-format", "json"), { sampleEveryMs: 10 });
+  const apply = (backend: string, path = file) => applyAllowFile(lab, backend, path);
 
   progress(`apply, ${label} CIDRs (nft), alternating with the floor: nft -f of the same set`);
   // Each run starts from an empty namespace: nft reads every table's set elements into its cache
   // first, so a loaded table of 100,000 elements (ours or the floor's) would double the next load.
-  const dropBoth = async () => {
-    for (const table of ["domainwall", NFT_FLOOR_TABLE]) await measure(inApp("nft", "delete", "table", "inet", table));
-    await settle();
-  };
+  const dropBoth = dropNftTables(lab);
   const floorText = nftFloor(list.sorted);
   const floorRun = () => mustRun(inApp("nft", "-f", "-"), { stdin: floorText });
   const [oursSamples, floorSamples] = await alternate(plan.cidrRuns, apply("nft"), dropBoth, floorRun, dropBoth);
@@ -205,18 +235,47 @@ async function manyCidrs(lab: Lab): Promise<void> {
   rows.push(oursIpt, { ...iptFloor, note: `domainwall apply = ${(oursIpt.medianMs / iptFloor.medianMs).toFixed(2)}× this` });
 }
 
+/** One set-element transaction through each nft executor, inside app (the library acts on its caller's namespace). */
+async function executorTransaction(lab: Lab): Promise<void> {
+  progress("one add-element transaction: libnftables in process against an nft process");
+  const transactions = quick ? 20 : 1000;
+  const sample = await mustRun(["ip", "netns", "exec", lab.app, process.execPath, `${root}/bench/executor-transaction.ts`, "--runs", String(transactions)]);
+  const { runs: n, inProcessUs, processUs } = JSON.parse(sample.stdout) as { runs: number; inProcessUs: number; processUs: number };
+  const what = "one `add element … timeout 60s` transaction (a new IPv6 element in a timeout set)";
+  rows.push(
+    { what: `${what}, libnftables in process (bench/executor-transaction.ts)`, runs: n, medianMs: inProcessUs / 1000, note: `${inProcessUs.toFixed(0)} µs` },
+    { what: `${what}, an \`nft -f -\` process (rounds of 10 alternate with the row above)`, runs: n, medianMs: processUs / 1000, note: `${processUs.toFixed(0)} µs = ${(processUs / inProcessUs).toFixed(0)}× in process` },
+  );
+}
+
+/** The DNS proxy's admission of one answer (createAdmitter) through each executor, in a namespace of its own. */
+async function admissionLatency(): Promise<void> {
+  progress("admission of one answer: createAdmitter through libnftables against nft processes");
+  const admissions = quick ? 100 : 10_000;
+  const sample = await mustRun(["unshare", "--net", process.execPath, `${root}/bench/admission-latency.ts`, "--admissions", String(admissions)]);
+  const result = JSON.parse(sample.stdout) as { admissions: number; libnftables: { p50Us: number; p99Us: number }; nft: { p50Us: number; p99Us: number } };
+  const what = "DNS proxy admission of one answer (createAdmitter, a new or longer element, half IPv4 half IPv6)";
+  rows.push(
+    { what: `${what}, libnftables in process (bench/admission-latency.ts)`, runs: result.admissions, medianMs: result.libnftables.p50Us / 1000, note: `p50 ${result.libnftables.p50Us} µs, p99 ${result.libnftables.p99Us} µs` },
+    { what: `${what}, \`nft -f -\` processes (rounds of 500 alternate with the row above)`, runs: result.admissions, medianMs: result.nft.p50Us / 1000, note: `p50 ${result.nft.p50Us} µs, p99 ${result.nft.p99Us} µs` },
+  );
+}
+
 const lab = await createLab({ ttl: 300 });
 process.once("SIGINT", () => void lab.close().then(() => process.exit(130)));
 const m = machine();
 try {
   await startup();
+  await executorTransaction(lab);
+  await admissionLatency();
   const applyMedians = await names(lab);
   await naive(lab, applyMedians);
   await manyCidrs(lab);
+  if (values.mixed) await mixedCidrs(lab);
 } finally {
   await lab.close();
 }
-const command = quick ? "bun run bench -- --quick" : "bun run bench";
+const command = `bun run bench${quick || values.mixed ? " --" : ""}${quick ? " --quick" : ""}${values.mixed ? " --mixed" : ""}`;
 const report = renderReport(m, command, rows, targets);
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, report);

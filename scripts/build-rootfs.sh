@@ -3,7 +3,8 @@
 #
 #   scripts/build-rootfs.sh BINARY OUTDIR
 #
-# OUTDIR gets the compiled domainwall as /usr/bin/domainwall, nft, iptables-legacy (and -save,
+# OUTDIR gets the compiled domainwall as /usr/bin/domainwall, libnftables.so.1 (domainwall's nft
+# transactions run in process through it), nft, iptables-legacy (and -save,
 # -restore, the ip6tables ones: xtables-legacy-multi and its symlinks) with every xtables extension
 # module, the shared libraries `ldd` names for each of them (glibc's loader, libc, libm, ...), and
 # /etc/protocols (without it `nft list` prints `meta l4proto { 6, 17 }` instead of `{ tcp, udp }`).
@@ -65,6 +66,12 @@ add_libs "$binary"
 nft=$(command -v nft)
 add "$nft" /usr/sbin/nft 0755
 add_libs "$nft"
+# libnftables.so.1, which domainwall loads in process (bun:ffi dlopen, so ldd of domainwall cannot
+# name it): nft is built on it, so ldd of nft finds it; named here so that it stays when nft goes.
+libnftables=$(ldd "$nft" | awk '$1 == "libnftables.so.1" && $3 ~ /^\// { print $3 }')
+[ -n "$libnftables" ] || { echo "$0: nft does not load libnftables.so.1 (install: libnftables1)" >&2; exit 1; }
+add "$libnftables" "$libnftables" "$(stat -L -c %a "$libnftables")"
+add_libs "$libnftables"
 multi=$(command -v xtables-legacy-multi)
 add "$multi" /usr/sbin/xtables-legacy-multi 0755
 add_libs "$multi"

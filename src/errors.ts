@@ -2,7 +2,7 @@
  * The three ways a run can fail, each with its exit code (mapped in one place: `exitCode`):
  * bad usage or configuration (nothing was touched), DNS, and anything at run time (nft, files).
  */
-export type ErrorKind = "usage" | "resolve" | "runtime";
+export type ErrorKind = "usage" | "resolve" | "runtime" | "not-enforcing";
 
 export class DomainwallError extends Error {
   override readonly name = "DomainwallError";
@@ -17,10 +17,13 @@ export class DomainwallError extends Error {
 export const usageError = (message: string) => new DomainwallError("usage", message);
 export const resolveError = (message: string) => new DomainwallError("resolve", message);
 export const runtimeError = (message: string) => new DomainwallError("runtime", message);
+/** `status`: domainwall's rules are loaded but a hook or jump is missing, or a rule decides before ours. */
+export const notEnforcingError = (message: string) => new DomainwallError("not-enforcing", message);
 
-/** 0 success, 1 runtime failure (DNS, nft), 2 bad configuration or usage. */
-export const EXIT = { ok: 0, runtime: 1, usage: 2 } as const;
+/** 0 success, 1 runtime failure (DNS, nft), 2 bad configuration or usage, 3 `status`: loaded but not enforcing. */
+export const EXIT = { ok: 0, runtime: 1, usage: 2, notEnforcing: 3 } as const;
 
 export function exitCode(error: unknown): number {
-  return error instanceof DomainwallError && error.kind === "usage" ? EXIT.usage : EXIT.runtime;
+  if (!(error instanceof DomainwallError)) return EXIT.runtime;
+  return error.kind === "usage" ? EXIT.usage : error.kind === "not-enforcing" ? EXIT.notEnforcing : EXIT.runtime;
 }

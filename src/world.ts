@@ -1,10 +1,14 @@
 import { mkdir, readFile, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { ListenAddress } from "./config/values.ts";
+import { acquireLock, holderOf, type Acquired, type Holder } from "./backends/lock.ts";
 import { guardedLookup } from "./dns/lookup.ts";
 import type { Lookup } from "./dns/resolve.ts";
 import { runProcess, type Run } from "./run.ts";
 import type { ProcessStats } from "./watch/metrics.ts";
+import type { NftExecutor } from "./backends/nft/executor.ts";
+import { processExecutor } from "./backends/nft/process-executor.ts";
+import { switchGroup, type GroupSwitch } from "./proxy/identity.ts";
 
 /** Everything the program touches in the world, injected so tests can replace any of it. */
 export interface World {
@@ -39,6 +43,17 @@ export interface World {
   /** `watch --metrics-addr`: serve HTTP until `stop`; throws when the address cannot be bound. */
   readonly serve: (address: ListenAddress, handle: (request: Request) => Promise<Response>) => { stop: () => void };
   readonly processStats: () => ProcessStats;
+  /** `watch --dns-proxy`: switch the whole process to this group (see proxy/identity.ts). */
+  readonly switchGroup: (gid: number) => GroupSwitch;
+  /** The nft executor the DNS proxy admits addresses through. */
+  readonly nftExecutor: () => NftExecutor;
+  /**
+   * Take a lock scoped to the network namespace (src/backends/lock.ts) as `command`, waiting up to
+   * `waitMs` while another process holds it; released by `release` or by this process ending.
+   */
+  readonly lock: (name: string, command: string, waitMs: number) => Promise<Acquired>;
+  /** Who holds a namespace lock now; undefined when nobody does. */
+  readonly lockHolder: (name: string) => Promise<Holder | "unknown" | undefined>;
 }
 
 
@@ -155,5 +170,10 @@ export function realWorld(): World {
     untilStopped,
     serve,
     processStats,
+    switchGroup: (gid) => switchGroup(gid),
+    // Until the libnftables executor lands (issue 16, branch ffi): the nft binary, one process per admission.
+    nftExecutor: () => processExecutor(runProcess),
+    lock: (name, command, waitMs) => acquireLock(name, { pid: process.pid, command }, { waitMs, now: () => performance.now(), sleep: (ms) => Bun.sleep(ms) }),
+    lockHolder: (name) => holderOf(name),
   };
 }

@@ -49,7 +49,7 @@ const manifestFiles = readdirSync(EXAMPLES).filter((name) => /\.ya?ml$/.test(nam
 const readmeBlocks = [...(await Bun.file(`${import.meta.dir}/../README.md`).text()).matchAll(/^```yaml\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
 
 test("the examples and README's yaml blocks are valid Kubernetes objects", async () => {
-  expect(manifestFiles).toEqual(["initcontainer-deployment.yaml", "sidecar-watch.yaml"]);
+  expect(manifestFiles).toEqual(["initcontainer-deployment.yaml", "sidecar-dns-proxy.yaml", "sidecar-watch.yaml"]);
   for (const name of manifestFiles) validate(`examples/${name}`, Bun.YAML.parse(await Bun.file(`${EXAMPLES}/${name}`).text()));
   expect(readmeBlocks.length).toBeGreaterThan(0);
   readmeBlocks.forEach((block, i) => validate(`README.md yaml block ${i + 1}`, Bun.YAML.parse(block)));

@@ -2,6 +2,8 @@ import { describe, expect, test } from "bun:test";
 import { Writable } from "node:stream";
 import { main } from "../src/main.ts";
 import type { World } from "../src/world.ts";
+import type { Holder } from "../src/backends/lock.ts";
+import { fakeLocks } from "./support/fake-locks.ts";
 import type { Lookup } from "../src/dns/resolve.ts";
 import { fakeRun, isBackendProbe, type RunCall } from "./support/fake-run.ts";
 import type { RunResult } from "../src/run.ts";
@@ -30,8 +32,10 @@ async function runMain(
   files: Record<string, string> = { "/etc/resolv.conf": POD_RESOLV_CONF },
   operator: Promise<"keep" | "revert"> = new Promise(() => {}),
   overrides: (world: World) => Partial<World> = () => ({}),
+  held = new Map<string, Holder>(),
 ) {
   let clock = 0;
+  const locks = fakeLocks(4242, held);
   let stdout = "";
   let stderr = "";
   const sink = new Writable({ write: (chunk, _enc, done) => ((stderr += chunk.toString()), done()) }) as unknown as NodeJS.WriteStream;
@@ -60,12 +64,15 @@ async function runMain(
     serve: () => ({ stop: () => {} }),
     processStats: () => ({ residentBytes: 0, cpuSeconds: 0, startTimeSeconds: 0 }),
     epochNow: () => EPOCH + clock,
+    switchGroup: () => ({ ok: false, reason: "not in unit tests" }),
+    nftExecutor: () => ({ name: "nft", run: async () => ({ code: 1, stdout: "", stderr: "not in unit tests" }) }),
     pid: 4242,
     processAlive: (pid) => pid === 4242, // this process; any other PID has gone
+    ...locks,
   };
   const code = await main({ ...world, ...overrides(world) });
   const calls = allCalls.filter((call) => !isBackendProbe(call));
-  return { code, stdout, stderr, calls, files, probes: allCalls.length - calls.length };
+  return { code, stdout, stderr, calls, files, probes: allCalls.length - calls.length, locks };
 }
 
 describe("main", () => {
@@ -222,9 +229,18 @@ describe("main", () => {
     const listed = JSON.stringify({
       nftables: [
         { table: { family: "inet", name: "domainwall" } },
+        { chain: { family: "inet", table: "domainwall", name: "output", hook: "output" } },
         { counter: { name: "output_dropped", packets: 7, bytes: 420 } },
         { set: { name: "allow_v4", elem: ["203.0.113.10"] } },
       ],
+    });
+
+    test("loaded but not enforcing (our chain lost its hook): says so and exits 3", async () => {
+      const unhooked = listed.replace(',"hook":"output"', "");
+      expect(unhooked).not.toBe(listed);
+      const { code, stdout } = await runMain(["status"], {}, { stdout: unhooked });
+      expect(code).toBe(3);
+      expect(stdout).toStartWith("domainwall is loaded but NOT ENFORCING (nft):\n  nft: the output chain of table inet domainwall has no output hook: nothing filters outgoing traffic\n");
     });
     const state = (pid: number) =>
       JSON.stringify({ version: 1, pid, backend: "nft", writtenAt: EPOCH - 1_000, names: [{ name: "api.example", addresses: ["203.0.113.10"], lastResolved: EPOCH - 4_000, failing: 0, lastError: null }] });
@@ -278,6 +294,14 @@ describe("main", () => {
     expect(calls[0]?.stdin).toContain("th dport 53 ip daddr { 127.0.0.53, 198.51.100.53 } accept");
     expect(calls[0]?.stdin).toContain("th dport 53 ip6 daddr { 2001:db8::53 } accept");
     expect(stderr).toContain("allowing DNS to its upstream servers 198.51.100.53, 2001:db8::53");
+  });
+
+  test.each(["127.0.0.53", "127.0.0.1", "::1"])("behind a loopback stub (%s) whose upstreams are unknown, exit 2 asking for --dns-servers; nothing is loaded", async (stub) => {
+    const { code, stderr, calls } = await runMain(["apply"], { hosts_csv: "api.example" }, {}, { "/etc/resolv.conf": `nameserver ${stub}\n` });
+    expect(code).toBe(2);
+    expect(stderr).toContain(`/etc/resolv.conf lists only a local stub resolver (${stub}) and its upstream servers are unknown (no /run/systemd/resolve/resolv.conf)`);
+    expect(stderr).toContain("pass --dns-servers with the stub's upstream servers");
+    expect(calls).toEqual([]);
   });
 
   test("--dns-servers overrides resolv.conf and the stub's upstreams", async () => {
@@ -400,7 +424,7 @@ describe("main", () => {
     });
 
     test("'domainwall confirm' removes the pending file; without one it exits 1", async () => {
-      const waiting = await runMain(["confirm"], {}, {}, { [pending]: "x" });
+      const waiting = await runMain(["confirm"], {}, {}, { [pending]: "an apply is waiting for confirmation (pid 4242)\n" });
       expect(waiting.code).toBe(0);
       expect(waiting.files[pending]).toBeUndefined();
       const none = await runMain(["confirm"]);
@@ -450,11 +474,42 @@ describe("main", () => {
     });
 
     test("a second apply while one waits is refused before anything is loaded", async () => {
-      const { code, calls, stderr, files } = await runMain(["apply", "--confirm-within", "60s"], { hosts_csv: "api.example" }, nft, { [pending]: "an apply is waiting for confirmation (pid 7)\n" });
+      const alive = () => ({ processAlive: (pid: number) => pid === 7 || pid === 4242 });
+      const { code, calls, stderr, files } = await runMain(["apply", "--confirm-within", "60s"], { hosts_csv: "api.example" }, nft, { [pending]: "an apply is waiting for confirmation (pid 7)\n" }, undefined, alive);
       expect(code).toBe(1);
       expect(calls).toEqual([]);
       expect(stderr).toContain("another apply is waiting for confirmation");
       expect(files[pending]).toBe("an apply is waiting for confirmation (pid 7)\n");
+    });
+
+    test("a pending file whose process has gone is stale: removed with a warning, and the new apply proceeds", async () => {
+      const { code, calls, stderr, files } = await runMain(["apply", "--confirm-within", "60s"], { hosts_csv: "api.example" }, nft, { [pending]: "an apply is waiting for confirmation (pid 7)\n" }, Promise.resolve("keep"));
+      expect(code).toBe(0);
+      expect(stderr).toContain(`removing the stale ${pending}: pid 7 is not running (killed before its rollback?)`);
+      expect(calls.map(described)).toEqual(["list table inet domainwall", "-f -"]);
+      expect(files[pending]).toBeUndefined();
+    });
+
+    test("'confirm' with a stale pending file says nothing waits (exit 1) and removes it", async () => {
+      for (const text of ["an apply is waiting for confirmation (pid 7)\n", "garbage\n"]) {
+        const { code, stderr, files } = await runMain(["confirm"], {}, {}, { [pending]: text });
+        expect(code).toBe(1);
+        expect(stderr).toContain("no apply is waiting for confirmation");
+        expect(stderr).toContain("stale");
+        expect(files[pending]).toBeUndefined();
+      }
+    });
+
+    test("the kernel lock is held from before the snapshot until after the rollback", async () => {
+      const held = new Map<string, Holder>();
+      const heldWhile: boolean[] = [];
+      const spy = (call: RunCall) => (heldWhile.push(held.has("domainwall-lock")), nft(call));
+      const { code, calls, locks } = await runMain(["apply", "--confirm-within", "1s"], { hosts_csv: "api.example" }, spy, undefined, undefined, undefined, held);
+      expect(code).toBe(1);
+      expect(calls.map(described)).toEqual(["list table inet domainwall", "-f -", "-f -"]); // snapshot, load, rollback
+      expect(heldWhile).toEqual([true, true, true]);
+      expect(locks.taken).toEqual(["domainwall-lock (apply)"]);
+      expect(held.size).toBe(0);
     });
 
     test("a bad duration exits 2 before anything is touched", async () => {
@@ -462,6 +517,39 @@ describe("main", () => {
       expect(code).toBe(2);
       expect(stderr).toContain('--confirm-within: "soon" is not a duration');
       expect([calls, probes]).toEqual([[], 0]);
+    });
+  });
+
+  describe("the namespace lock", () => {
+    const other = (command: string) => new Map<string, Holder>([[command === "watch" ? "domainwall-watch" : "domainwall-lock", { pid: 77, command }]]);
+
+    test.each([
+      { argv: ["apply"], command: "apply" },
+      { argv: ["remove"], command: "remove" },
+    ])("$argv takes the kernel lock for its read-decide-write, and releases it", async ({ argv, command }) => {
+      const held = new Map<string, Holder>();
+      const heldWhile: boolean[] = [];
+      const { code, locks } = await runMain([...argv], { hosts_csv: "api.example" }, () => (heldWhile.push(held.has("domainwall-lock")), {}), undefined, undefined, undefined, held);
+      expect(code).toBe(0);
+      expect(locks.taken).toEqual([`domainwall-lock (${command})`]);
+      expect(heldWhile.length).toBeGreaterThan(0);
+      expect(heldWhile.every(Boolean)).toBe(true);
+      expect(held.size).toBe(0);
+    });
+
+    test.each(["apply", "remove"])("%s while another command holds the lock exits 1 naming it, and changes nothing", async (command) => {
+      const { code, calls, stderr } = await runMain([command], { hosts_csv: "api.example" }, {}, undefined, undefined, undefined, other("apply"));
+      expect(code).toBe(1);
+      expect(calls).toEqual([]);
+      expect(stderr).toContain("pid 77 (apply) still held the lock after 10s; nothing was changed");
+    });
+
+    test.each(["apply", "remove"])("%s while a watch runs in the namespace is refused (exit 1) and changes nothing", async (command) => {
+      const { code, calls, stderr, locks } = await runMain([command], { hosts_csv: "api.example" }, {}, undefined, undefined, undefined, other("watch"));
+      expect(code).toBe(1);
+      expect(calls).toEqual([]);
+      expect(stderr).toContain(`a domainwall watch is running in this network namespace (pid 77 (watch))`);
+      expect(locks.held.has("domainwall-lock")).toBe(false);
     });
   });
 

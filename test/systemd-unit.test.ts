@@ -14,6 +14,8 @@ test("examples/domainwall.service is hardened: only CAP_NET_ADMIN, no new privil
     "ProtectSystem=strict",
     "After=network-online.target nss-lookup.target",
     "RuntimeDirectory=domainwall",
+    // Exit 2 is a configuration error: restarting cannot fix it, so systemd must not loop on it.
+    "RestartPreventExitStatus=2",
   ]) {
     expect(unit.split("\n")).toContain(line);
   }

@@ -1,5 +1,6 @@
 import type { Family } from "../net/ip.ts";
 import type { Policy } from "../policy/policy.ts";
+import type { ProxyCarryOver } from "./nft/render.ts";
 
 /** What is loaded now, as `status` shows it. */
 export type Status =
@@ -8,7 +9,15 @@ export type Status =
       readonly loaded: true;
       readonly sets: readonly { readonly name: string; readonly elements: number }[];
       readonly counters: readonly { readonly name: string; readonly packets: number; readonly bytes: number }[];
+      /**
+       * Why the loaded rules are not enforced (a hook or jump missing, or a rule decided before
+       * ours); absent when they are. `status` exits 3 then.
+       */
+      readonly problems?: readonly string[];
     };
+
+/** The `problems` field of a loaded Status: present only when there are some. */
+export const notEnforcing = (problems: readonly string[]): { problems?: readonly string[] } => (problems.length > 0 ? { problems } : {});
 
 /** How long a load took: turning the policy into text, and the kernel (nft, *-restore, *-save) taking it. */
 export interface LoadTimes {
@@ -39,7 +48,11 @@ export interface Backend {
   render(policy: Policy): string;
   /** Have the kernel validate the rendered text without changing anything. */
   check(policy: Policy): Promise<void>;
-  apply(policy: Policy): Promise<LoadTimes>;
+  /**
+   * `carryOver`: the DNS proxy's admitted elements, put into the new table's timeout sets in the
+   * same transaction (nft only; a policy with a proxy never reaches iptables-legacy).
+   */
+  apply(policy: Policy, carryOver?: ProxyCarryOver): Promise<LoadTimes>;
   /**
    * `watch`: replace only the allow sets of the loaded rules, atomically, leaving everything else
    * (and established connections) as it is; fails when nothing is loaded.

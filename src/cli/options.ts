@@ -1,5 +1,6 @@
 import type * as v from "valibot";
 import * as value from "../config/values.ts";
+import { DEFAULT_PROXY_GID } from "../proxy/identity.ts";
 
 export const COMMANDS = ["apply", "render", "check", "remove", "status", "confirm", "watch"] as const;
 export type Command = (typeof COMMANDS)[number];
@@ -11,6 +12,12 @@ const ALL: readonly Command[] = COMMANDS;
 /** Defaults of `watch`: see WatchConfig. */
 const WATCH_DEFAULTS = { minTtl: "5s", maxTtl: "1h", grace: "5m" } as const;
 const DEFAULT_RESOLVE_TIMEOUT = "10s";
+/**
+ * The DNS proxy's port on 127.0.0.1 and ::1. Fixed rather than chosen by the kernel: the ruleset
+ * names it, so a restarted proxy answers the redirect the loaded ruleset already makes, before
+ * (and without) a new table.
+ */
+export const DEFAULT_DNS_PROXY_PORT = 15353;
 const BACKENDS = ["auto", "nft", "iptables-legacy"] as const;
 export type BackendChoice = (typeof BACKENDS)[number];
 
@@ -146,6 +153,29 @@ export const OPTIONS = {
     arg: "HOST:PORT",
     help: "serve /healthz (200 once loaded and keeping up) and /metrics (Prometheus)\non this address, e.g. 0.0.0.0:9464 or [::]:9464",
     parse: value.listenAddress,
+  }),
+  "dns-proxy": option({
+    kind: "switch",
+    commands: ["watch"],
+    file: true,
+    help: "answer the pod's DNS here: port 53 is redirected to a proxy that admits each\nlisted answer's addresses before the app gets it and answers NXDOMAIN for\nunlisted names; allows *.NAME (one label) and **.NAME (any) in the hosts (nft only)",
+    parse: value.flag,
+  }),
+  "dns-proxy-port": option({
+    kind: "value",
+    commands: ["watch"],
+    file: true,
+    arg: "PORT",
+    help: `the DNS proxy's port on 127.0.0.1 and ::1 (default ${DEFAULT_DNS_PROXY_PORT})`,
+    parse: (from) => value.port(from, DEFAULT_DNS_PROXY_PORT),
+  }),
+  "dns-proxy-gid": option({
+    kind: "value",
+    commands: ["watch"],
+    file: true,
+    arg: "GID",
+    help: `the group id domainwall switches to; only its sockets skip the redirect and\nmay reach the resolvers (default ${DEFAULT_PROXY_GID})`,
+    parse: (from) => value.proxyGid(from, DEFAULT_PROXY_GID),
   }),
   "remove-on-exit": option({ kind: "switch", commands: ["watch"], file: true, help: "remove the rules on SIGTERM/SIGINT (default: leave them loaded)", parse: value.flag }),
   backend: option({

@@ -1,9 +1,11 @@
 import type { Backend } from "../backends/backend.ts";
+import type { ProxyCarryOver } from "../backends/nft/render.ts";
 import type { ConfigOf } from "../config/config.ts";
 import { runtimeError } from "../errors.ts";
 import { messageOf } from "../messages.ts";
-import { waitForConfirmation, sshServerPort } from "./confirm.ts";
+import { livePending, pendingText, waitForConfirmation, sshServerPort } from "./confirm.ts";
 import { pendingFile, type Context } from "./context.ts";
+import { withKernelLock } from "./locking.ts";
 import { describeSummary, preparePolicy, type PreparedPolicy } from "./prepare.ts";
 
 /** `apply`: resolve while the backend is probed, then load (with `--confirm-within`, only until confirmed). */
@@ -12,8 +14,12 @@ export async function applyCommand(ctx: Context, config: ConfigOf<"apply">): Pro
   await loadPolicy(ctx, backend, prepared, config.confirmWithinMs);
 }
 
-/** Load a prepared policy the way `apply` does: warnings, the optional confirmation, the summary. Shared with `watch`. */
-export async function loadPolicy({ world, log }: Context, backend: Backend, built: PreparedPolicy, confirmWithinMs: number | undefined): Promise<void> {
+/**
+ * Load a prepared policy the way `apply` does: warnings, the optional confirmation, the summary,
+ * under the namespace's kernel lock (refused beside a running watch). Shared with `watch` (`command`).
+ */
+export async function loadPolicy({ world, log }: Context, backend: Backend, built: PreparedPolicy, confirmWithinMs: number | undefined, command: "apply" | "watch" = "apply", carryOver?: ProxyCarryOver): Promise<void> {
+  const lock = { command, besideWatch: command === "watch" ? "allow" : "refuse" } as const;
   if (built.config.ports.length === 0) log.info("no listening ports given: inbound traffic is left untouched");
   const sshPort = sshServerPort(world.env.SSH_CONNECTION);
   if (sshPort !== undefined && built.config.ports.length > 0 && !built.config.ports.includes(sshPort)) {
@@ -25,14 +31,14 @@ export async function loadPolicy({ world, log }: Context, backend: Backend, buil
   }
   const loadStarted = world.now();
   if (confirmWithinMs) {
-    await applyWithConfirmation({ world, log }, backend, built, confirmWithinMs);
+    await withKernelLock(world, lock, () => applyWithConfirmation({ world, log }, backend, built, confirmWithinMs));
     return log.success({
       message: `applied: ${describeSummary(built.summary, built.resolveMs)}`,
       summary: { ...built.summary, resolveMs: built.resolveMs, loadMs: Math.round(world.now() - loadStarted), backend: backend.name },
     });
   }
   // render: building the policy and its text; load: nft or iptables-restore (the backend's own measure).
-  const loaded = await backend.apply(built.policy);
+  const loaded = await withKernelLock(world, lock, () => backend.apply(built.policy, carryOver));
   const times = { renderMs: Math.round(built.buildMs + loaded.renderMs), loadMs: Math.round(loaded.loadMs) };
   log.success({
     message: `applied: ${describeSummary(built.summary, built.resolveMs, times)}`,
@@ -61,12 +67,12 @@ async function forwardingOn(readFile: Context["world"]["readFile"]): Promise<str
  */
 async function applyWithConfirmation({ world, log }: Pick<Context, "world" | "log">, backend: Backend, built: PreparedPolicy, withinMs: number): Promise<void> {
   const pending = pendingFile(world.env);
-  if ((await world.readFile(pending)) !== undefined) {
+  if ((await livePending({ world, log })) !== undefined) {
     throw runtimeError(`another apply is waiting for confirmation (${pending}): confirm it, or let it roll back, first; nothing was changed`);
   }
   const operator = world.awaitOperator();
   try {
-    await world.writeFile(pending, `an apply is waiting for confirmation (pid ${world.pid})\n`).catch((error: unknown) => {
+    await world.writeFile(pending, pendingText(world.pid)).catch((error: unknown) => {
       throw runtimeError(`cannot write ${pending}: ${messageOf(error)}; nothing was changed`);
     });
     const previous = await backend.snapshot();

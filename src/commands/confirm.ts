@@ -40,8 +40,32 @@ export function sshServerPort(sshConnection: string | undefined): number | undef
   return Number.isInteger(port) && port > 0 && port <= 65535 ? port : undefined;
 }
 
+/** What `apply --confirm-within` writes to the pending file: its PID, so a stale file can be told apart. */
+export const pendingText = (pid: number) => `an apply is waiting for confirmation (pid ${pid})\n`;
+
+/** The PID a pending file names; undefined when it names none. */
+export function pendingPid(text: string): number | undefined {
+  const pid = Number(/\(pid (\d{1,10})\)/.exec(text)?.[1]);
+  return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+/**
+ * The PID of the apply that waits for confirmation, or undefined when none does. A pending file
+ * whose process has gone (an apply killed before its rollback) is stale: removed, with a warning.
+ */
+export async function livePending({ world, log }: Pick<Context, "world" | "log">): Promise<number | undefined> {
+  const path = pendingFile(world.env);
+  const text = await world.readFile(path);
+  if (text === undefined) return undefined;
+  const pid = pendingPid(text);
+  if (pid !== undefined && world.processAlive(pid)) return pid;
+  log.warn(`removing the stale ${path}: ${pid === undefined ? "it names no process" : `pid ${pid} is not running (killed before its rollback?)`}`);
+  await world.removeFile(path);
+  return undefined;
+}
+
 /** `confirm`: the waiting apply's rules stay (its pending file goes); exit 1 when none waits. */
-export async function confirmCommand({ world, log }: Context): Promise<void> {
-  if (!(await world.removeFile(pendingFile(world.env)))) throw runtimeError("no apply is waiting for confirmation");
-  log.success("confirmed");
+export async function confirmCommand(ctx: Context): Promise<void> {
+  if ((await livePending(ctx)) === undefined || !(await ctx.world.removeFile(pendingFile(ctx.world.env)))) throw runtimeError("no apply is waiting for confirmation");
+  ctx.log.success("confirmed");
 }

@@ -17,19 +17,23 @@ export interface PreparedPolicy {
 }
 
 /** Resolve the names and build the policy; `outcome` is what a failed gate means for the command ("nothing was loaded"). */
-export async function preparePolicy({ world, log }: Context, config: Config, outcome?: string): Promise<PreparedPolicy> {
+export async function preparePolicy({ world, log }: Context, config: Config, outcome?: string, knownResolvers?: readonly Cidr[]): Promise<PreparedPolicy> {
   const started = world.now();
   const [resolvers, resolutions] = await Promise.all([
-    resolversFor(config.dnsServers, { readFile: world.readFile, warn: (m) => log.warn(m), info: (m) => log.info(m) }),
+    knownResolvers ?? resolversOf({ world, log }, config),
     resolveHosts(config.hosts, { lookup: world.lookup, deadlineMs: config.resolveTimeoutMs, now: world.now, sleep: world.sleep }),
   ]);
   const resolveMs = Math.round(world.now() - started);
   const admitted = admitResolutions(config, resolutions, outcome);
-  const { policy, warnings } = buildPolicy(config, admitted.names, resolvers);
+  const { policy, warnings } = buildPolicy(config, config.dnsProxy === undefined ? admitted.names : [], resolvers);
   const buildMs = world.now() - started - resolveMs;
   for (const warning of [...admitted.warnings, ...warnings]) log.warn(warning);
   return { config, policy, summary: summarize(admitted.counts, policy), resolutions, resolvers, resolveMs, buildMs };
 }
+
+/** The resolvers DNS may go to (resolv.conf, its stub's upstream file, or --dns-servers). */
+export const resolversOf = ({ world, log }: Pick<Context, "world" | "log">, config: Config): Promise<Cidr[]> =>
+  resolversFor(config.dnsServers, { readFile: world.readFile, warn: (m) => log.warn(m), info: (m) => log.info(m) });
 
 export const describeSummary = (s: PolicySummary, resolveMs: number, times?: { renderMs: number; loadMs: number }): string =>
   [

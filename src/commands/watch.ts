@@ -7,25 +7,73 @@ import { metricsHandler } from "../watch/metrics.ts";
 import { WATCH_STATE_FILE, watchStateOf } from "../watch/state.ts";
 import { createWatcher, type Watcher, type WatchSnapshot } from "../watch/watcher.ts";
 import type { World } from "../world.ts";
+import { describeHolder, WATCH_MARKER } from "../backends/lock.ts";
 import { loadPolicy } from "./apply.ts";
+import { lockedBackend } from "./locking.ts";
 import { watchStateFile, type Context } from "./context.ts";
-import { preparePolicy } from "./prepare.ts";
+import { preparePolicy, resolversOf } from "./prepare.ts";
+import type { Cidr } from "../net/ip.ts";
+import { IPTABLES_NO_PROXY } from "../messages.ts";
+import { startProxyRuntime, upstreamsOf, type ProxyReport, type ProxyRuntime } from "../proxy/runtime.ts";
 
-/** `watch`: apply as `apply` does, then keep the allow sets true to DNS until SIGTERM or SIGINT. */
+/**
+ * `watch`: apply as `apply` does, then keep the allow sets true to DNS until SIGTERM or SIGINT.
+ * With `--dns-proxy` (see proxy/runtime.ts): the process switches to the proxy's group before it
+ * opens any socket, the proxy listens before the ruleset that redirects DNS to it is loaded, the
+ * names resolved at start are admitted into the proxy's timeout sets, and ready means the proxy
+ * answered. domainwall then looks nothing up itself: the apps' own queries keep the sets fresh.
+ */
 export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Promise<void> {
   const { world, log } = ctx;
   const options = config.watch;
+  const marker = await world.lock(WATCH_MARKER, "watch", 0);
+  if (!marker.ok) throw runtimeError(`another domainwall watch is running in this network namespace: ${describeHolder(marker.holder)}; nothing was changed`);
+  const proxyConfig = config.policy.dnsProxy;
+  if (proxyConfig !== undefined) {
+    const switched = world.switchGroup(proxyConfig.gid);
+    if (!switched.ok) throw runtimeError(`--dns-proxy: ${switched.reason}; nothing was loaded`);
+  }
   const stop = world.untilStopped();
   let server: { stop: () => void } | undefined;
+  let proxy: ProxyRuntime | undefined;
+  let stateTimer: Timer | undefined;
   try {
-    const built = await preparePolicy(ctx, config.policy);
+    let resolvers: readonly Cidr[] | undefined;
+    if (proxyConfig !== undefined) {
+      if (options.readyFile !== undefined) await checkWritable(world, options.readyFile, "--ready-file");
+      resolvers = await resolversOf(ctx, config.policy);
+      const upstreams = upstreamsOf(resolvers);
+      if (upstreams.length === 0) {
+        throw usageError(`--dns-proxy: no resolver to forward to (${resolvers.length === 0 ? "none found" : `only ${resolvers.map((r) => r.text).join(", ")}`}; a stub on loopback cannot be one): give --dns-servers; nothing was loaded`);
+      }
+      const backend = await ctx.backend();
+      if (backend.name !== "nft") throw usageError(IPTABLES_NO_PROXY);
+      proxy = await startProxyRuntime({
+        names: config.policy.hosts,
+        wildcards: config.policy.wildcards,
+        allow: config.policy.allow,
+        port: proxyConfig.port,
+        gid: proxyConfig.gid,
+        upstreams,
+        minTtlMs: options.minTtlMs,
+        maxTtlMs: options.maxTtlMs,
+        graceMs: options.graceMs,
+        executor: world.nftExecutor(),
+        log,
+        now: world.now,
+      }).catch((error: unknown) => {
+        throw runtimeError(`--dns-proxy: cannot start the DNS proxy on 127.0.0.1 and ::1 port ${proxyConfig.port}: ${messageOf(error)}; nothing was loaded`);
+      });
+      log.info(`DNS proxy listening on 127.0.0.1 and ::1 port ${proxy.port} (group ${proxyConfig.gid}), forwarding to ${upstreams.map((u) => u.address).join(", ")}`);
+    }
+    const built = await preparePolicy(ctx, config.policy, undefined, resolvers);
     let watcher: Watcher | undefined;
     let chosen: Backend | undefined;
-    if (options.readyFile !== undefined) await checkWritable(world, options.readyFile, "--ready-file");
+    if (options.readyFile !== undefined && proxy === undefined) await checkWritable(world, options.readyFile, "--ready-file");
     if (options.metricsAddr !== undefined) {
       const { hostname, port } = options.metricsAddr;
       const lateMs = config.policy.resolveTimeoutMs + 30_000;
-      const handle = metricsHandler({ snapshot: () => watcher?.snapshot(), status: async () => chosen?.status(), process: world.processStats, now: world.now, lateMs });
+      const handle = metricsHandler({ snapshot: () => watcher?.snapshot(), status: async () => chosen?.status(), process: world.processStats, now: world.now, lateMs, proxy: () => proxy?.report() });
       try {
         server = world.serve(options.metricsAddr, handle);
       } catch (error) {
@@ -35,29 +83,59 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
         log.warn(`--ports does not include the --metrics-addr port ${port}: probes and scrapes from outside the pod will be dropped`);
       }
     }
-    const backend = await ctx.backend();
-    chosen = backend;
-    await loadPolicy(ctx, backend, built, undefined);
-    const saveState = stateSaver(world, log, backend.name);
+    const unlocked = await ctx.backend();
+    chosen = unlocked;
+    await loadPolicy(ctx, unlocked, built, undefined, "watch", proxy?.carryOver()); // under the kernel lock
+    const backend = lockedBackend(world, unlocked); // each update, and --remove-on-exit, too
+    if (proxy !== undefined) {
+      const admitted = await proxy.admitResolved(built.resolutions.flatMap((r) => (r.status === "empty" ? [] : [{ host: r.host, addresses: r.addresses }])));
+      await proxy.selfCheck().catch((error: unknown) => {
+        throw runtimeError(`--dns-proxy: ${messageOf(error)}; the rules stay loaded, so DNS here fails closed`);
+      });
+      log.info(`DNS proxy ready: ${config.policy.hosts.length} names (${admitted} addresses admitted at start) and ${config.policy.wildcards.length} wildcards allowed; other names get NXDOMAIN`);
+    }
+    const saveState = stateSaver(world, log, backend.name, () => proxy?.report());
+    // With the proxy, the watcher looks nothing up (no names): the apps' queries keep the sets fresh.
+    const watched = proxy === undefined ? config.policy : { ...config.policy, hosts: [] };
     watcher = createWatcher(
-      { config: config.policy, schedule: options, resolvers: built.resolvers, resolutions: built.resolutions, policy: built.policy, loadedAt: world.now() },
+      { config: watched, schedule: options, resolvers: built.resolvers, resolutions: proxy === undefined ? built.resolutions : [], policy: built.policy, loadedAt: world.now() },
       { backend, lookup: world.lookup, log, now: world.now, sleep: world.sleep, random: Math.random, cycled: saveState },
     );
-    await saveState(watcher.snapshot());
+    const current = watcher;
+    await saveState(current.snapshot());
+    if (proxy !== undefined) stateTimer = setInterval(() => void saveState(current.snapshot()), PROXY_STATE_INTERVAL_MS);
     if (options.readyFile !== undefined) await world.writeFile(options.readyFile, "loaded\n");
-    log.info(`watching ${config.policy.hosts.length} names: looked up again as their TTLs run out (between ${options.minTtlMs / 1000}s and ${options.maxTtlMs / 1000}s); unseen addresses stay ${options.graceMs / 1000}s`);
+    if (proxy === undefined) {
+      log.info(`watching ${config.policy.hosts.length} names: looked up again as their TTLs run out (between ${options.minTtlMs / 1000}s and ${options.maxTtlMs / 1000}s); unseen addresses stay ${options.graceMs / 1000}s`);
+    } else {
+      log.info(`admitted addresses stay their answer's TTL (clamped to ${options.minTtlMs / 1000}s-${options.maxTtlMs / 1000}s) plus ${options.graceMs / 1000}s after the last answer that gave them`);
+    }
     await watcher.run(stop.stopped);
     const signal = await stop.stopped;
+    clearInterval(stateTimer);
     await world.removeFile(watchStateFile(world.env, WATCH_STATE_FILE));
-    if (!options.removeOnExit) return log.success(`${signal}: stopped; the rules stay loaded`);
+    if (!options.removeOnExit) {
+      proxy?.stop();
+      if (proxy !== undefined) {
+        log.warn(`${signal}: the DNS proxy stopped and the rules stay loaded: DNS here now fails closed (queries are redirected to port ${proxy.port}, where nothing listens: connection refused) until domainwall watch --dns-proxy runs again or 'domainwall remove'`);
+      }
+      return log.success(`${signal}: stopped; the rules stay loaded`);
+    }
     await backend.remove();
+    proxy?.stop();
     if (options.readyFile !== undefined) await world.removeFile(options.readyFile);
-    log.success(`${signal}: stopped and removed domainwall's rules (--remove-on-exit)`);
+    log.success(`${signal}: stopped and removed domainwall's rules (--remove-on-exit)${proxy === undefined ? "" : "; DNS goes to the resolvers directly again"}`);
   } finally {
+    clearInterval(stateTimer);
+    proxy?.stop();
     server?.stop();
     stop.done();
+    marker.release();
   }
 }
+
+/** With the proxy nothing cycles on its own: the state for `status` is written this often. */
+const PROXY_STATE_INTERVAL_MS = 5000;
 
 /**
  * A file domainwall must write later (after the rules are loaded): remove what is there and prove
@@ -75,12 +153,12 @@ async function checkWritable(world: World, path: string, flag: string): Promise<
 }
 
 /** Writes the watch state for `status`; a run directory that cannot be written is warned about once, never fatal. */
-function stateSaver(world: World, log: Logger, backend: string): (snapshot: WatchSnapshot) => Promise<void> {
+function stateSaver(world: World, log: Logger, backend: string, proxy: () => ProxyReport | undefined): (snapshot: WatchSnapshot) => Promise<void> {
   const path = watchStateFile(world.env, WATCH_STATE_FILE);
   let warned = false;
   return async (snapshot) => {
     try {
-      await world.writeFile(path, JSON.stringify(watchStateOf(snapshot, { monotonicMs: world.now(), epochMs: world.epochNow() }, world.pid, backend)));
+      await world.writeFile(path, JSON.stringify(watchStateOf(snapshot, { monotonicMs: world.now(), epochMs: world.epochNow() }, world.pid, backend, proxy())));
     } catch (error) {
       if (!warned) log.warn(`cannot write ${path} (status will not show per-name addresses): ${messageOf(error)}`);
       warned = true;

@@ -2,6 +2,7 @@ import * as v from "valibot";
 import { OPTIONS, takes, type BackendChoice, type Command, type OptionName, type ValueOf } from "../cli/options.ts";
 import { rawOf, type Settings } from "../cli/settings.ts";
 import { usageError } from "../errors.ts";
+import { IPTABLES_NO_PROXY } from "../messages.ts";
 import { parseCidr, sortByCidr, type Cidr } from "../net/ip.ts";
 import { comparePortRange, formatEntry, formatPortRange, type PortRange } from "./port-spec.ts";
 import { parseCidrItem, show, type DnsServers, type ListenAddress, type LogFormat } from "./values.ts";
@@ -21,10 +22,15 @@ export interface Config {
   /** DNS names to resolve: ASCII, lower case, no trailing dot, unique, in input order. */
   readonly hosts: readonly string[];
   /**
-   * The ports of the names listed only with ports (`api.example.com:443`), sorted and unique; a
-   * name absent here opens every port and protocol, as in the original image.
+   * The ports of the names and wildcards listed only with ports (`api.example.com:443`,
+   * `*.pypi.org:443`), sorted and unique; an entry absent here opens every port and protocol, as in
+   * the original image.
    */
   readonly hostPorts: ReadonlyMap<string, readonly PortRange[]>;
+  /** `*.NAME` and `**.NAME` entries (canonical, unique): only with `dnsProxy`, never resolved ahead. */
+  readonly wildcards: readonly string[];
+  /** `watch --dns-proxy`: the proxy's port and group id (see Policy.proxy). */
+  readonly dnsProxy?: { readonly port: number; readonly gid: number };
   /** `--allow` and `--allow-file` networks, and IP literals from the host list; sorted by `compareCidr`. */
   readonly allow: readonly AllowEntry[];
   /** Inbound TCP ports, sorted; empty leaves inbound traffic untouched. */
@@ -35,7 +41,7 @@ export interface Config {
   readonly reject: boolean;
   /**
    * `--refuse-private-answers`: DNS answers in private, CGNAT, ULA space or the resolvers' own
-   * networks are refused (policy/private.ts), except for names under `privateDomains`.
+   * networks are refused (PRIVATE_FROM_DNS in policy/forbidden.ts), except for names under `privateDomains`.
    */
   readonly refusePrivateAnswers: boolean;
   /** Domains (ASCII, lower case) whose names may answer with private addresses anyway. */
@@ -168,6 +174,7 @@ export function parseConfig<C extends Command>(settings: Settings, command: C, i
   const policy = takes(command, "hosts") ? policyConfig(settings, value, inputs, problems, warnings) : undefined;
   const watch = command === "watch" ? watchConfig(settings, value, problems) : undefined;
   const confirmWithinMs = command === "apply" ? value("confirm-within") : undefined;
+  if (policy?.dnsProxy !== undefined && backend === "iptables-legacy") problems.push(`${fromOf(settings, "backend")}: ${IPTABLES_NO_PROXY}`);
   if (problems.length > 0) throw usageError(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
   const config = {
     command,
@@ -239,8 +246,14 @@ function policyConfig(settings: Settings, value: ValueReader, inputs: ConfigInpu
   }
   warnings.push(...allowFile.warnings);
   const hostsFrom = fromOf(settings, "hosts");
-  const named = (hosts ?? []).flatMap((h) => (h.host.kind === "name" ? [{ name: h.host.name, raw: h.raw, ports: h.ports }] : []));
-  const { names, hostPorts } = portsByName(named, hostsFrom, warnings);
+  const named = (hosts ?? []).flatMap((h) => (h.host.kind === "name" ? [{ name: h.host.name, raw: h.raw, ports: h.ports }] : h.host.kind === "wildcard" ? [{ name: h.host.entry, raw: h.raw, ports: h.ports }] : []));
+  const { names: entries, hostPorts } = portsByName(named, hostsFrom, warnings);
+  const names = entries.filter((name) => !name.startsWith("*"));
+  const wildcards = entries.filter((name) => name.startsWith("*"));
+  const proxied = value("dns-proxy");
+  if (wildcards.length > 0 && !proxied) {
+    problems.push(`${hostsFrom}: ${wildcards.map(show).join(", ")}: wildcards need --dns-proxy (only 'watch --dns-proxy' can allow names that cannot be resolved ahead)`);
+  }
   const literals: AllowEntry[] = (hosts ?? []).flatMap((h) => (h.host.kind === "address" ? [{ cidr: h.host.cidr, source: hostsFrom, ...(h.ports && { ports: h.ports }) }] : []));
   const allowEntries = everyPortWins(
     [...(allow ?? []).map((entry): AllowEntry => ({ cidr: entry.cidr, source: allowFrom, ...(entry.ports && { ports: entry.ports }) })), ...allowFile.entries, ...literals],
@@ -259,16 +272,25 @@ function policyConfig(settings: Settings, value: ValueReader, inputs: ConfigInpu
       warnings.push(`${fromOf(settings, "dns-servers")}: ${server.text} allows DNS (port 53) to every IPv${server.family} address, as "any" does`);
     }
   }
+  const forward = value("forward");
+  if (proxied && forward) {
+    problems.push(`${fromOf(settings, "forward")} cannot go with --dns-proxy yet: forwarded DNS would not pass through the proxy (its redirect is on the output hook only), so forwarded names could not be admitted`);
+  }
+  if (proxied && dnsServers?.kind === "any") {
+    problems.push(`${fromOf(settings, "dns-servers")}: "any" cannot go with --dns-proxy (all DNS goes through the proxy, which forwards to the resolvers): name them, or leave it to resolv.conf`);
+  }
   return {
     hosts: names,
     hostPorts,
+    wildcards,
+    ...(proxied && { dnsProxy: { port: value("dns-proxy-port"), gid: value("dns-proxy-gid") } }),
     allow: sortByCidr(allowEntries, (entry) => entry.cidr),
     ports: [...new Set(ports ?? [])].sort((a, b) => a - b),
     dnsServers: dnsServers ?? { kind: "resolv.conf" },
     strict: value("strict"),
     onResolveError: value("on-resolve-error"),
     reject: value("reject"),
-    forward: value("forward"),
+    forward,
     refusePrivateAnswers,
     privateDomains: privateDomains ?? [],
     resolveTimeoutMs: value("resolve-timeout"),

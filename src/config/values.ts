@@ -3,6 +3,7 @@ import { parseDuration } from "./duration.ts";
 import { parseHost, type HostEntry } from "./hostname.ts";
 import { splitPortSpec, type PortRange } from "./port-spec.ts";
 import { parseAddress, parseCidr, type Cidr } from "../net/ip.ts";
+import { parseProxyGid } from "../proxy/identity.ts";
 
 /**
  * The value parsers of the option table (cli/options.ts): each is a valibot schema over one raw
@@ -65,7 +66,8 @@ export const domainList = (from: string): ValueSchema<string[]> =>
     item(from, (raw) => {
       const parsed = parseHost(raw);
       if (!parsed.ok) return { ok: false, reason: `is not a domain name: ${parsed.reason}` };
-      return parsed.host.kind === "name" ? { ok: true, value: parsed.host.name } : { ok: false, reason: "is an address, not a domain name" };
+      if (parsed.host.kind === "name") return { ok: true, value: parsed.host.name.replace(/\.$/, "") };
+      return { ok: false, reason: parsed.host.kind === "address" ? "is an address, not a domain name" : "is not a domain name: a wildcard (a domain already covers every name under it)" };
     }),
   );
 
@@ -171,3 +173,20 @@ export const listenAddress = (from: string): ValueSchema<ListenAddress | undefin
       return address ? { ok: true, value: address } : { ok: false, reason: "is not HOST:PORT (e.g. 0.0.0.0:9464, [::]:9464, 127.0.0.1:9464)" };
     }),
   ) as ValueSchema<ListenAddress | undefined>;
+
+/** One port number, 1-65535; absent means `fallback`. */
+export const port = (from: string, fallback: number): ValueSchema<number> =>
+  v.optional(
+    item(from, (raw) => (/^[0-9]{1,5}$/.test(raw) && Number(raw) >= 1 && Number(raw) <= 65535 ? { ok: true, value: Number(raw) } : { ok: false, reason: "is not a port number (1-65535)" })),
+    String(fallback),
+  ) as ValueSchema<number>;
+
+/** The DNS proxy's group id (see proxy/identity.ts: not 0, not nogroup); absent means `fallback`. */
+export const proxyGid = (from: string, fallback: number): ValueSchema<number> =>
+  v.optional(
+    item(from, (raw) => {
+      const parsed = parseProxyGid(raw);
+      return parsed.ok ? { ok: true, value: parsed.gid } : { ok: false, reason: `is not a group id for the DNS proxy: ${parsed.reason}` };
+    }),
+    String(fallback),
+  ) as ValueSchema<number>;

@@ -1,4 +1,5 @@
 import type { Family } from "../net/ip.ts";
+import { withHostsFile } from "./hosts-file.ts";
 import { isTransient, type Lookup } from "./resolve.ts";
 
 /**
@@ -17,7 +18,17 @@ export const libcLookup: Lookup = async (host: string, family: Family) => {
   return answers.filter((a) => a.family === family).map((a) => ({ address: a.address, ttl: 0 }));
 };
 
+/** The real hosts file; undefined when there is none. */
+export const readEtcHosts = async (): Promise<string | undefined> => {
+  const file = Bun.file("/etc/hosts");
+  return (await file.exists()) ? file.text() : undefined;
+};
+
 /**
+ * The lookup the real world uses. First /etc/hosts, read through `readHosts`: a name it lists is
+ * answered by it alone, in both families, as glibc's `getaddrinfo` does (withHostsFile); c-ares
+ * would ask DNS for the family the file lacks. Then DNS, guarded:
+ *
  * c-ares in Bun 1.4 spins the event loop at 100% CPU until the lookup times out (10-20 s) when the
  * resolver answers with ICMP port unreachable: a stopped resolver, a kube-dns Service without
  * endpoints (oven-sh/bun#32164). So once a lookup has failed that way, or has taken longer than
@@ -25,9 +36,14 @@ export const libcLookup: Lookup = async (host: string, family: Family) => {
  * `primary` (c-ares, which has the TTLs) only when the probe did not fail the same way. An answer
  * from `primary` ends it. While DNS works, nothing changes.
  */
-export function guardedLookup(primary: Lookup = bunLookup, probe: Lookup = libcLookup, slowMs = 1000): Lookup {
+export function guardedLookup(
+  primary: Lookup = bunLookup,
+  probe: Lookup = libcLookup,
+  slowMs = 1000,
+  readHosts: () => Promise<string | undefined> = readEtcHosts,
+): Lookup {
   let troubled = false;
-  return async (host, family) => {
+  return withHostsFile(readHosts, async (host, family) => {
     if (troubled) {
       try {
         await probe(host, family);
@@ -46,5 +62,5 @@ export function guardedLookup(primary: Lookup = bunLookup, probe: Lookup = libcL
     } finally {
       clearTimeout(slow);
     }
-  };
+  });
 }

@@ -179,7 +179,7 @@ function formatIpv6(words: Words): string {
   return parts.join(":");
 }
 
-function formatAddress(family: Family, words: Words): string {
+export function formatAddress(family: Family, words: Words): string {
   return family === 4 ? formatIpv4(words[0] ?? 0) : formatIpv6(words);
 }
 

@@ -1,8 +1,8 @@
 import type { Config } from "../config/config.ts";
 import { resolveError } from "../errors.ts";
-import { cidr, compareCidr, contains, makeCidr, parseAddress, sortByCidr, type Cidr, type Family } from "../net/ip.ts";
+import { compareCidr, contains, makeCidr, parseAddress, sortByCidr, type Cidr, type Family } from "../net/ip.ts";
+import { forbiddenReason, privateReason, resolverNetworks, underDomain } from "./forbidden.ts";
 import type { HostResolution } from "../dns/resolve.ts";
-import { privateReason, resolverNetworks, underDomain } from "./private.ts";
 import { portElements, type PortElement, type PortEntry } from "./ports.ts";
 
 export type { PortElement } from "./ports.ts";
@@ -60,6 +60,17 @@ export interface Policy {
   readonly forward?: boolean;
   /** `reject` answers refused traffic (TCP reset, ICMP admin-prohibited) so clients fail at once. */
   readonly verdict: "drop" | "reject";
+  /**
+   * `watch --dns-proxy`: port-53 traffic goes to the proxy on loopback `port`, except from sockets
+   * of group `gid` (the proxy's own), which alone may reach the resolvers; the proxy's answers
+   * admit addresses into timeout sets.
+   */
+  readonly proxy?: ProxyRules;
+}
+
+export interface ProxyRules {
+  readonly port: number;
+  readonly gid: number;
 }
 
 export interface PolicySummary {
@@ -72,28 +83,12 @@ export interface PolicySummary {
 }
 
 /**
- * Addresses a DNS answer may never open on its own: loopback, unspecified, link-local (which holds
- * the cloud metadata service 169.254.169.254), multicast, reserved, and AWS's IPv6 metadata address.
- * IPv4-mapped and NAT64 IPv6 answers are checked by the IPv4 address they embed.
+ * Why a DNS answer may not open `address` (loopback, metadata, ...), unless an `--allow` entry
+ * covers it; undefined when it may. The same gate for the static policy and the DNS proxy.
  */
-const FORBIDDEN_FROM_DNS: readonly { readonly cidr: Cidr; readonly what: string }[] = [
-  { cidr: cidr("0.0.0.0/8"), what: "unspecified" },
-  { cidr: cidr("127.0.0.0/8"), what: "loopback" },
-  { cidr: cidr("169.254.0.0/16"), what: "link-local (cloud metadata)" },
-  { cidr: cidr("224.0.0.0/4"), what: "multicast" },
-  { cidr: cidr("240.0.0.0/4"), what: "reserved/broadcast" },
-  { cidr: cidr("::/128"), what: "unspecified" },
-  { cidr: cidr("::1/128"), what: "loopback" },
-  { cidr: cidr("fe80::/10"), what: "link-local" },
-  { cidr: cidr("ff00::/8"), what: "multicast" },
-  { cidr: cidr("fd00:ec2::254/128"), what: "cloud metadata" },
-];
-const EMBEDDING_V4 = [cidr("::ffff:0:0/96"), cidr("64:ff9b::/96")];
-
-function forbiddenReason(address: Cidr): string | undefined {
-  const embedding = EMBEDDING_V4.find((range) => contains(range, address));
-  const checked = embedding ? makeCidr(4, address.words.slice(3), 32) : address;
-  return FORBIDDEN_FROM_DNS.find((range) => contains(range.cidr, checked))?.what;
+export function refusedFromDns(address: Cidr, allow: Config["allow"]): string | undefined {
+  const reason = forbiddenReason(address);
+  return reason !== undefined && !allow.some((allowed) => contains(allowed.cidr, address)) ? reason : undefined;
 }
 
 interface Entry {
@@ -133,31 +128,63 @@ export interface NameAddresses {
 /** How many names resolved, were skipped (no such name) or failed: for the summary. */
 export type NameCounts = Pick<PolicySummary, "namesResolved" | "namesSkipped" | "namesFailed">;
 
+/** The families a failed resolution names; one that does not say is taken as both failing. */
+const failedFamiliesOf = (r: Extract<HostResolution, { status: "failed" }>): readonly Family[] => r.failedFamilies ?? [4, 6];
+
+/**
+ * A name one of whose families failed while the other returned addresses (an AAAA query refused or
+ * SERVFAILed while A answers): it is resolved, with those addresses; `watch` keeps retrying the
+ * failed family. A name fails only when no family gave an address and at least one failed.
+ */
+const isPartial = (r: HostResolution): r is Extract<HostResolution, { status: "failed" }> =>
+  r.status === "failed" && failedFamiliesOf(r).length < 2 && r.addresses.length > 0;
+
+/**
+ * Whether DNS failed and not one name resolved: at least one name failed and none has an address.
+ * `--on-resolve-error=warn` means "go on without the names that failed", not "load a policy that
+ * allows nothing by name" — that is an outage caused by DNS, and exits 1 like any other failure.
+ */
+export function noNameResolved(resolutions: readonly HostResolution[]): boolean {
+  const failed = resolutions.some((r) => r.status === "failed" && !isPartial(r));
+  return failed && resolutions.every((r) => r.status === "empty" || r.addresses.length === 0);
+}
+
 /**
  * The apply-time gates on one resolution: throws a resolution error (exit 1) for names that failed
- * (unless `--on-resolve-error=warn`) or, with `--strict`, names that have no addresses; `outcome`
- * says what that means for the command ("nothing was loaded"). Otherwise the names to allow, and
- * a warning for each one left out.
+ * (unless `--on-resolve-error=warn`, and even then when no name resolved at all) or, with
+ * `--strict`, names that have no addresses; `outcome` says what that means for the command
+ * ("nothing was loaded"). Otherwise the names to allow, and a warning for each one left out or
+ * only partly resolved.
  */
 export function admitResolutions(config: Config, resolutions: readonly HostResolution[], outcome = "nothing was loaded"): { names: NameAddresses[]; warnings: string[]; counts: NameCounts } {
   const warnings: string[] = [];
-  const failed = resolutions.filter((r) => r.status === "failed");
+  const failed = resolutions.filter((r): r is Extract<HostResolution, { status: "failed" }> => r.status === "failed" && !isPartial(r));
+  const partial = resolutions.filter(isPartial);
   const empty = resolutions.filter((r) => r.status === "empty");
-  if (failed.length > 0 && config.onResolveError === "fail") {
-    throw resolveError(`could not resolve ${failed.map((r) => `${r.host} (${r.error})`).join(", ")}; ${outcome}`);
+  const failures = () => failed.map((r) => `${r.host} (${r.error})`).join(", ");
+  if (failed.length > 0 && config.onResolveError === "fail") throw resolveError(`could not resolve ${failures()}; ${outcome}`);
+  if (noNameResolved(resolutions)) {
+    throw resolveError(`no name resolved and DNS failed for ${failures()}: even with --on-resolve-error=warn this would allow nothing by name; ${outcome}`);
   }
   if (empty.length > 0 && config.strict) {
     throw resolveError(`--strict: ${empty.map((r) => r.host).join(", ")} has no addresses; ${outcome}`);
   }
+  for (const r of partial) {
+    const [family] = failedFamiliesOf(r);
+    warnings.push(`${r.host}: ${family === 4 ? "A" : "AAAA"} lookup failed (${r.error}); allowing its IPv${family === 4 ? 6 : 4} addresses only`);
+  }
   for (const r of failed) warnings.push(`${r.host}: lookup failed (${r.error}); continuing without it (--on-resolve-error=warn)`);
   for (const r of empty) warnings.push(`${r.host}: no such name or no addresses; skipped`);
   const names = resolutions.flatMap((r) => (r.status === "empty" ? [] : [{ host: r.host, addresses: r.addresses }]));
-  return { names, warnings, counts: { namesResolved: resolutions.filter((r) => r.status === "resolved").length, namesSkipped: empty.length, namesFailed: failed.length } };
+  const namesResolved = resolutions.filter((r) => r.status === "resolved").length + partial.length;
+  return { names, warnings, counts: { namesResolved, namesSkipped: empty.length, namesFailed: failed.length } };
 }
 
 /**
  * Turn validated configuration and each name's addresses into the policy. Pure: every decision
- * about what is allowed is made here (refused answers, --allow, sorting).
+ * about what is allowed is made here (refused answers, --allow, sorting). With the DNS proxy the
+ * names' addresses are admitted into its timeout sets instead (watch does that), so the allow sets
+ * hold only `--allow`, the allow file and IP literals: pass no names.
  */
 export function buildPolicy(config: Config, names: readonly NameAddresses[], resolvers: readonly Cidr[]): { policy: Policy; warnings: string[] } {
   const warnings: string[] = [];
@@ -173,8 +200,8 @@ export function buildPolicy(config: Config, names: readonly NameAddresses[], res
         continue;
       }
       const address = makeCidr(parsed.family, parsed.words, parsed.family === 4 ? 32 : 128);
-      const reason = forbiddenReason(address);
-      if (reason !== undefined && !config.allow.some((allowed) => contains(allowed.cidr, address))) {
+      const reason = refusedFromDns(address, config.allow);
+      if (reason !== undefined) {
         warnings.push(`${resolution.host}: not allowing ${address.text} (${reason}) from DNS; list it in --allow to permit it`);
         continue;
       }
@@ -208,6 +235,7 @@ export function buildPolicy(config: Config, names: readonly NameAddresses[], res
     inboundPorts: config.ports,
     ...(config.forward && { forward: true }),
     verdict: config.reject ? "reject" : "drop",
+    ...(config.dnsProxy && { proxy: config.dnsProxy }),
   };
   return { policy, warnings };
 }

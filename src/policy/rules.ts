@@ -23,8 +23,28 @@ export type Rule =
    * from a link-local address with hop limit 1.
    */
   | { readonly kind: "listener-discovery" }
-  /** DNS (UDP and TCP port 53) to the policy's resolvers, or anywhere. */
-  | { readonly kind: "dns"; readonly dns: Policy["dns"] }
+  /**
+   * DNS (UDP and TCP port 53) to the policy's resolvers, or anywhere; with `gid` (the DNS proxy)
+   * only from sockets of that group: the proxy's own upstream queries.
+   */
+  | { readonly kind: "dns"; readonly dns: Policy["dns"]; readonly gid?: number }
+  /**
+   * The DNS proxy (nat chain): a destination on loopback is left alone (the app's queries to a local
+   * stub such as systemd-resolved's 127.0.0.53 reach it; the stub's upstream queries are redirected).
+   */
+  | { readonly kind: "keep-loopback-destination" }
+  /** The DNS proxy (nat chain): sockets of the proxy's group are not redirected (its upstream queries). */
+  | { readonly kind: "keep-group"; readonly gid: number }
+  /** The DNS proxy (nat chain): every other UDP and TCP packet to port 53, whatever its address, goes to the proxy. */
+  | { readonly kind: "redirect-dns"; readonly port: number }
+  /**
+   * The DNS proxy (output filter): the redirected queries. After a redirect the destination is
+   * loopback but the filter still sees the original output interface (not `lo`), so they are
+   * accepted by loopback destination and the proxy's port.
+   */
+  | { readonly kind: "proxy-port"; readonly port: number }
+  /** The DNS proxy (output filter): the addresses its answers admitted (sets with per-element timeouts). */
+  | { readonly kind: "proxy-admitted" }
   /** The allowed addresses and networks (nft: two set lookups; iptables: one rule each). */
   | { readonly kind: "allowed"; readonly allowV4: Policy["allowV4"]; readonly allowV6: Policy["allowV6"] }
   /**
@@ -37,9 +57,14 @@ export type Rule =
   /** The end of the chain: everything else is counted and dropped or rejected. */
   | { readonly kind: "verdict"; readonly verdict: Policy["verdict"]; readonly counter: string };
 
-/** A chain of ours, hooked where packets leave (`output`), arrive (`input`) or pass through (`forward`). */
+/**
+ * A chain of ours, hooked where packets leave (`output`), arrive (`input`) or pass through
+ * (`forward`): a filter chain (policy drop), or the DNS proxy's `nat` chain (output only, policy
+ * accept: it redirects, never drops).
+ */
 export interface Chain {
   readonly hook: "output" | "input" | "forward";
+  readonly type: "filter" | "nat";
   readonly rules: readonly Rule[];
 }
 
@@ -49,34 +74,45 @@ export function unreachable(rule: never): never {
 }
 
 /**
- * The policy as ordered chains: output always; input only when inbound ports are given (otherwise
- * inbound traffic is left untouched); forward only with `--forward`. The order is the order of
- * evaluation.
+ * The policy as ordered chains: with the DNS proxy, its nat chain first; the output filter always;
+ * input only when inbound ports are given (otherwise inbound traffic is left untouched); forward
+ * only with `--forward`. The order is the order of evaluation.
  *
  * The forward chain holds the output chain's egress rules without loopback, neighbour and listener
  * discovery: those are link-local (hop limit 255 or 1, ff02::/16, fe80::/10) and a router never
- * forwards them, and forwarded packets never leave through `lo`.
+ * forwards them, and forwarded packets never leave through `lo`. (`--forward` does not go with the
+ * DNS proxy: config refuses the pair.)
  */
 export function chainsOf(policy: Policy): Chain[] {
+  const { proxy } = policy;
   const common: Rule[] = [{ kind: "established" }, { kind: "invalid" }, { kind: "loopback" }, { kind: "neighbour-discovery" }, { kind: "listener-discovery" }];
+  const redirect: Chain[] =
+    proxy === undefined
+      ? []
+      : [{ hook: "output", type: "nat", rules: [{ kind: "keep-loopback-destination" }, { kind: "keep-group", gid: proxy.gid }, { kind: "redirect-dns", port: proxy.port }] }];
   const output: Chain = {
     hook: "output",
+    type: "filter",
     rules: [
       ...common,
-      { kind: "dns", dns: policy.dns },
+      ...(proxy === undefined ? [] : [{ kind: "proxy-port", port: proxy.port } as const]),
+      { kind: "dns", dns: policy.dns, ...(proxy && { gid: proxy.gid }) },
       { kind: "allowed", allowV4: policy.allowV4, allowV6: policy.allowV6 },
       ...(policy.allowPorts ? [{ kind: "allowed-ports", v4: policy.allowPorts.v4, v6: policy.allowPorts.v6 } as const] : []),
+      ...(proxy === undefined ? [] : [{ kind: "proxy-admitted" } as const]),
       { kind: "verdict", verdict: policy.verdict, counter: "output_dropped" },
     ],
   };
   const input: Chain = {
     hook: "input",
+    type: "filter",
     rules: [...common, { kind: "inbound-ports", ports: policy.inboundPorts }, { kind: "verdict", verdict: "drop", counter: "input_dropped" }],
   };
   const linkLocal = new Set<Rule["kind"]>(["loopback", "neighbour-discovery", "listener-discovery"]);
   const forward: Chain = {
     hook: "forward",
+    type: "filter",
     rules: output.rules.map((rule) => (rule.kind === "verdict" ? { ...rule, counter: "forward_dropped" } : rule)).filter((rule) => !linkLocal.has(rule.kind)),
   };
-  return [output, ...(policy.inboundPorts.length > 0 ? [input] : []), ...(policy.forward === true ? [forward] : [])];
+  return [...redirect, output, ...(policy.inboundPorts.length > 0 ? [input] : []), ...(policy.forward === true ? [forward] : [])];
 }

@@ -1,4 +1,6 @@
 import type { Status } from "../backends/backend.ts";
+import type { ProxyReport } from "../proxy/runtime.ts";
+import { ADMISSION_BUCKETS } from "../proxy/stats.ts";
 import type { WatchSnapshot } from "./watcher.ts";
 
 /** The process's own numbers, as Prometheus client libraries export them. */
@@ -15,6 +17,8 @@ export interface MetricsInput {
   readonly status: Status | undefined;
   readonly process: ProcessStats;
   readonly now: number;
+  /** `--dns-proxy`: the proxy's counts; undefined without it. */
+  readonly proxy?: ProxyReport | undefined;
 }
 
 interface Sample {
@@ -31,14 +35,42 @@ const labelText = (labels: Sample["labels"] = {}): string => {
   return pairs.length === 0 ? "" : `{${pairs.join(",")}}`;
 };
 
-const family = (name: string, type: "gauge" | "counter" | "summary", help: string, samples: readonly Sample[]): string[] => [
+const family = (name: string, type: "gauge" | "counter" | "summary" | "histogram", help: string, samples: readonly Sample[]): string[] => [
   `# HELP ${name} ${help}`,
   `# TYPE ${name} ${type}`,
   ...samples.map((s) => `${name}${s.suffix ?? ""}${labelText(s.labels)} ${formatValue(s.value)}`),
 ];
 
 /** The Prometheus text exposition format (version 0.0.4). Pure: same input, same text. */
-export function renderMetrics({ snapshot, status, process, now }: MetricsInput): string {
+/** The DNS proxy's families: queries by outcome, upstream errors, admission latency, elements. */
+function proxyFamilies(proxy: ProxyReport): string[] {
+  const { stats } = proxy;
+  const histogram: Sample[] = [
+    ...ADMISSION_BUCKETS.map((le, i) => ({ suffix: "_bucket", labels: { le: String(le) }, value: stats.admission.buckets[i] ?? 0 })),
+    { suffix: "_bucket", labels: { le: "+Inf" }, value: stats.admission.count },
+    { suffix: "_sum", value: stats.admission.sumSeconds },
+    { suffix: "_count", value: stats.admission.count },
+  ];
+  return [
+    ...family(
+      "domainwall_dns_queries_total",
+      "counter",
+      "DNS queries the proxy answered, by outcome: forwarded (listed, answer admitted), refused (unlisted: NXDOMAIN), failed (SERVFAIL), invalid (FORMERR/NOTIMP/REFUSED), dropped.",
+      Object.entries(stats.queries).map(([outcome, value]) => ({ labels: { outcome }, value })),
+    ),
+    ...family("domainwall_dns_upstream_errors_total", "counter", "Upstream attempts that failed (timeouts, socket errors, mismatched answers).", [{ value: stats.upstreamErrors }]),
+    ...family("domainwall_dns_admission_duration_seconds", "histogram", "Time from an upstream's answer until its addresses are in the kernel sets.", histogram),
+    ...family("domainwall_dns_admitted_elements", "gauge", "Addresses in the proxy's timeout sets now, by family.", [
+      { labels: { family: "ipv4" }, value: proxy.elements.v4 },
+      { labels: { family: "ipv6" }, value: proxy.elements.v6 },
+    ]),
+    ...family("domainwall_dns_elements_admitted_total", "counter", "Addresses that entered the proxy's timeout sets.", [{ value: proxy.admittedTotal }]),
+    ...family("domainwall_dns_elements_expired_total", "counter", "Addresses whose timeout ran out.", [{ value: proxy.expiredTotal }]),
+    ...family("domainwall_dns_refused_addresses_total", "counter", "Answer addresses never admitted (loopback, link-local, metadata...).", [{ value: proxy.refusedAddresses }]),
+  ];
+}
+
+export function renderMetrics({ snapshot, status, process, now, proxy }: MetricsInput): string {
   const lines = [...family("domainwall_rules_loaded", "gauge", "1 once domainwall's rules are loaded.", [{ value: snapshot === undefined ? 0 : 1 }])];
   if (snapshot !== undefined) {
     const names = [...snapshot.state];
@@ -85,6 +117,7 @@ export function renderMetrics({ snapshot, status, process, now }: MetricsInput):
       ...family("domainwall_dropped_bytes_total", "counter", "Bytes dropped (or rejected) by domainwall's rules, by counter.", counters.map((c) => ({ labels: { counter: c.name }, value: c.bytes }))),
     );
   }
+  if (proxy !== undefined) lines.push(...proxyFamilies(proxy));
   lines.push(
     ...family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", [{ value: process.residentBytes }]),
     ...family("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.", [{ value: process.cpuSeconds }]),
@@ -115,15 +148,26 @@ export interface MetricsSource {
   readonly now: () => number;
   /** How far behind schedule the loop may be before /healthz fails. */
   readonly lateMs: number;
+  readonly proxy?: () => ProxyReport | undefined;
 }
 
 const PLAIN = "text/plain; charset=utf-8";
 const reply = (body: string, status = 200, type = PLAIN) => new Response(body, { status, headers: { "content-type": type } });
 
-/** `GET /healthz` and `GET /metrics`; anything else is 404. */
+/**
+ * The path of a request target: origin form (`/healthz?x`) or absolute form (`http://h/healthz`).
+ * Not `new URL(request.url)`: Bun builds that URL from the Host header, so a request without one
+ * (HTTP/1.0) or with a malformed one makes it throw.
+ */
+export const pathOf = (target: string): string => /^(?:[a-z][a-z0-9+.-]*:\/\/[^/?#]*)?([^?#]*)/i.exec(target)?.[1] || "/";
+
+/**
+ * `GET /healthz` and `GET /metrics`; anything else is 404, other methods 405. Whatever the request,
+ * the answer is a small plain text: a failure inside is a plain 500, never the runtime's error page.
+ */
 export function metricsHandler(source: MetricsSource): (request: Request) => Promise<Response> {
-  return async (request) => {
-    const path = new URL(request.url).pathname;
+  const answer = async (request: Request): Promise<Response> => {
+    const path = pathOf(request.url);
     if (request.method !== "GET" && request.method !== "HEAD") return reply("method not allowed\n", 405);
     if (path === "/healthz") {
       const health = healthOf(source.snapshot(), source.now(), source.lateMs);
@@ -133,8 +177,9 @@ export function metricsHandler(source: MetricsSource): (request: Request) => Pro
       const status = await Promise.resolve()
         .then(source.status)
         .catch(() => undefined);
-      return reply(renderMetrics({ snapshot: source.snapshot(), status, process: source.process(), now: source.now() }), 200, "text/plain; version=0.0.4; charset=utf-8");
+      return reply(renderMetrics({ snapshot: source.snapshot(), status, process: source.process(), now: source.now(), proxy: source.proxy?.() }), 200, "text/plain; version=0.0.4; charset=utf-8");
     }
     return reply("not found: try /healthz or /metrics\n", 404);
   };
+  return (request) => answer(request).catch(() => reply("internal error\n", 500));
 }

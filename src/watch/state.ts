@@ -3,6 +3,7 @@ import { formatPortRange } from "../config/port-spec.ts";
 import { cidr, compareCidr } from "../net/ip.ts";
 import { lastAnswerOf, type NameState } from "./refresh.ts";
 import type { WatchSnapshot } from "./watcher.ts";
+import type { ProxyReport } from "../proxy/runtime.ts";
 
 /**
  * What a running `watch` leaves in the run directory for `domainwall status`: each name, the
@@ -23,6 +24,24 @@ const NameReportSchema = v.strictObject({
   lastError: v.nullable(v.pipe(v.string(), v.maxLength(500))),
 });
 
+const count = v.pipe(v.number(), v.integer(), v.minValue(0));
+
+/** `--dns-proxy`: the proxy's state for `status`. */
+const ProxyStateSchema = v.strictObject({
+  port: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65535)),
+  gid: count,
+  queries: v.record(v.pipe(v.string(), v.maxLength(16)), count),
+  upstreamErrors: count,
+  admitted: v.strictObject({ v4: count, v6: count }),
+  expiredTotal: count,
+  /** The most asked refused names, at most REFUSED_SHOWN. */
+  refused: v.array(v.strictObject({ name: v.pipe(v.string(), v.maxLength(255)), qtype: v.pipe(v.string(), v.maxLength(16)), count })),
+  refusedOther: count,
+});
+
+/** Refused names the state file keeps (the most asked). */
+const REFUSED_SHOWN = 20;
+
 const WatchStateSchema = v.strictObject({
   version: v.literal(1),
   pid: v.pipe(v.number(), v.integer(), v.minValue(1)),
@@ -30,6 +49,7 @@ const WatchStateSchema = v.strictObject({
   /** Milliseconds since the epoch. */
   writtenAt: v.number(),
   names: v.array(NameReportSchema),
+  proxy: v.optional(ProxyStateSchema),
 });
 
 export type WatchState = v.InferOutput<typeof WatchStateSchema>;
@@ -41,7 +61,7 @@ export interface Clocks {
 }
 
 /** The file's content for a snapshot of the loop. Pure. */
-export function watchStateOf(snapshot: WatchSnapshot, clocks: Clocks, pid: number, backend: string): WatchState {
+export function watchStateOf(snapshot: WatchSnapshot, clocks: Clocks, pid: number, backend: string, proxy?: ProxyReport): WatchState {
   const wall = (monotonic: number) => Math.round(clocks.epochMs - (clocks.monotonicMs - monotonic));
   const lastResolvedOf = (state: NameState) => {
     const answered = lastAnswerOf(state);
@@ -60,6 +80,21 @@ export function watchStateOf(snapshot: WatchSnapshot, clocks: Clocks, pid: numbe
       failing: state.failures,
       lastError: state.failures > 0 ? (state.lastError ?? null) : null,
     })),
+    ...(proxy && { proxy: proxyStateOf(proxy) }),
+  };
+}
+
+function proxyStateOf(proxy: ProxyReport): NonNullable<WatchState["proxy"]> {
+  const refused = [...proxy.stats.refusedNames].map(([name, r]) => ({ name, qtype: r.qtype, count: r.count })).sort((a, b) => b.count - a.count || (a.name < b.name ? -1 : 1));
+  return {
+    port: proxy.port,
+    gid: proxy.gid,
+    queries: { ...proxy.stats.queries },
+    upstreamErrors: proxy.stats.upstreamErrors,
+    admitted: proxy.elements,
+    expiredTotal: proxy.expiredTotal,
+    refused: refused.slice(0, REFUSED_SHOWN),
+    refusedOther: proxy.stats.refusedOther + Math.max(0, refused.length - REFUSED_SHOWN),
   };
 }
 
@@ -91,6 +126,15 @@ export function describeWatchState(state: WatchState, epochNow: number): string[
     const failing = n.failing > 0 ? `; last ${n.failing === 1 ? "lookup" : `${n.failing} lookups`} failed: ${printable(n.lastError ?? "unknown error")}` : "";
     const ports = n.ports === undefined ? "" : ` (${n.ports.map(printable).join(", ")})`;
     lines.push(`  ${printable(n.name)}${ports}: ${addresses}; ${resolved}${failing}`);
+  }
+  const p = state.proxy;
+  if (p !== undefined) {
+    const queries = Object.entries(p.queries).map(([outcome, n]) => `${n} ${printable(outcome)}`).join(", ");
+    lines.push(
+      `DNS proxy: running on 127.0.0.1 and ::1 port ${p.port} (group ${p.gid}); queries: ${queries}; upstream errors: ${p.upstreamErrors}`,
+      `  admitted now: ${p.admitted.v4} IPv4, ${p.admitted.v6} IPv6 (${p.expiredTotal} expired since start)`,
+      p.refused.length === 0 ? "  refused names: none" : `  refused names: ${p.refused.map((r) => `${printable(r.name)} ${printable(r.qtype)} x${r.count}`).join(", ")}${p.refusedOther > 0 ? ` and ${p.refusedOther} more` : ""}`,
+    );
   }
   return lines;
 }

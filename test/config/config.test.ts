@@ -17,14 +17,14 @@ function problemsOf(raw: Partial<RawConfig>): string {
 }
 
 describe("parseConfig accepts", () => {
-  test("the original's variables, tolerating whitespace, empty items, case and trailing dots", () => {
+  test("the original's variables, tolerating whitespace, empty items and case; a trailing dot makes a different (absolute) name", () => {
     const { config, warnings } = parseConfig({
       ...base,
       hosts: { from: "hosts_csv", value: " svc.cluster.local, ,API.example.,api.example,,192.0.2.1, [2001:db8::1] " },
       ports: { from: "listening_ports_csv", value: "3000, 80,3000," },
       allow: { from: "extra_whitelist_ips_csv", value: "192.168.0.0/24, 2001:db8:ff::/64" },
     });
-    expect(config.hosts).toEqual(["svc.cluster.local", "api.example"]);
+    expect(config.hosts).toEqual(["svc.cluster.local", "api.example.", "api.example"]);
     expect(config.ports).toEqual([80, 3000]);
     expect(config.allow.map((a) => `${a.cidr.text} ${a.source}`)).toEqual([
       "192.0.2.1 hosts_csv",

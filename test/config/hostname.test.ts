@@ -4,7 +4,11 @@ import { parseHost } from "../../src/config/hostname.ts";
 describe("parseHost", () => {
   test.each([
     { input: "api.example.com", name: "api.example.com" },
-    { input: "API.Example.COM.", name: "api.example.com" },
+    // A trailing dot makes a name absolute (no search list): it is kept, so DNS is asked exactly that name.
+    { input: "API.Example.COM.", name: "api.example.com." },
+    { input: "München.example.", name: "xn--mnchen-3ya.example." },
+    { input: "localhost.", name: "localhost." },
+    { input: `${"a".repeat(61)}.`.repeat(4).concat("a".repeat(5), "."), name: `${"a".repeat(61)}.`.repeat(4).concat("a".repeat(5), ".") },
     { input: "München.example", name: "xn--mnchen-3ya.example" },
     { input: "xn--mnchen-3ya.example", name: "xn--mnchen-3ya.example" },
     { input: "svc.cluster.local", name: "svc.cluster.local" },
@@ -24,6 +28,14 @@ describe("parseHost", () => {
     expect(parsed.ok && parsed.host.kind === "address" ? parsed.host.cidr.text : undefined).toBe(text);
   });
 
+  test.each([
+    { input: "*.Example.COM.", entry: "*.example.com" },
+    { input: "**.pypi.org", entry: "**.pypi.org" },
+    { input: "*.München.example", entry: "*.xn--mnchen-3ya.example" },
+  ])("wildcard $input → $entry (config allows it only with --dns-proxy)", ({ input, entry }) => {
+    expect(parseHost(input)).toEqual({ ok: true, host: { kind: "wildcard", entry } });
+  });
+
   const rejected: { input: string; reason: string }[] = [
     { input: "a.example;drop", reason: "only letters" },
     { input: 'a"b.example', reason: "only letters" },
@@ -31,7 +43,12 @@ describe("parseHost", () => {
     { input: "a\nb.example", reason: "only letters" },
     { input: "a b.example", reason: "only letters" },
     { input: "a_b.example", reason: "only letters" },
-    { input: "*.example.com", reason: "wildcards" },
+    { input: "*example.com", reason: "whole leftmost label" },
+    { input: "a.*.example.com", reason: "only letters" },
+    { input: "*.*.example.com", reason: "whole leftmost label" },
+    { input: "***.example.com", reason: "whole leftmost label" },
+    { input: "*.192.0.2.1", reason: "not an address" },
+    { input: "**.a_b.example", reason: "only letters" },
     { input: "-a.example", reason: 'label "-a"' },
     { input: "a-.example", reason: 'label "a-"' },
     { input: "a..example", reason: "label" },

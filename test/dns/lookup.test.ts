@@ -2,6 +2,8 @@ import { describe, expect, test } from "bun:test";
 import { guardedLookup } from "../../src/dns/lookup.ts";
 import type { Lookup } from "../../src/dns/resolve.ts";
 
+const noHostsFile = async () => undefined;
+
 const dnsError = (code: string) => Object.assign(new Error(`getaddrinfo ${code}`), { code });
 
 /** A scripted lookup: each call takes the next outcome (an error code, or answers after `delayMs`). */
@@ -47,7 +49,7 @@ describe("guardedLookup (the c-ares spin on a refusing resolver)", () => {
     },
   ])("$name", async ({ primary, probe, calls, results }) => {
     const seen: string[] = [];
-    const lookup = guardedLookup(scripted("c-ares", seen, [...primary]), scripted("libc", seen, [...probe]));
+    const lookup = guardedLookup(scripted("c-ares", seen, [...primary]), scripted("libc", seen, [...probe]), 1000, noHostsFile);
     const outcomes: string[] = [];
     for (const host of ["a", "b", "c"].slice(0, results.length)) {
       outcomes.push(await lookup(host, 4).then(() => "ok", (error: { code: string }) => error.code));
@@ -58,11 +60,23 @@ describe("guardedLookup (the c-ares spin on a refusing resolver)", () => {
 
   test("a lookup slower than slowMs sends the next ones through the probe", async () => {
     const seen: string[] = [];
-    const lookup = guardedLookup(scripted("c-ares", seen, [{ delayMs: 50 }]), scripted("libc", seen, ["DNS_EAI_AGAIN"]), 10);
+    const lookup = guardedLookup(scripted("c-ares", seen, [{ delayMs: 50 }]), scripted("libc", seen, ["DNS_EAI_AGAIN"]), 10, noHostsFile);
     const slow = lookup("a", 4);
     await Bun.sleep(20);
     expect(await lookup("b", 4).catch((error: { code: string }) => error.code)).toBe("DNS_EAI_AGAIN");
     expect(await slow).toHaveLength(1);
     expect(seen).toEqual(["c-ares a", "libc b"]);
+  });
+});
+
+describe("guardedLookup reads /etc/hosts first", () => {
+  test("a name the hosts file lists is answered from it in both families, even while DNS is failing: neither c-ares nor the probe is asked", async () => {
+    const seen: string[] = [];
+    const hosts = async () => "127.0.0.1 localhost\n";
+    const lookup = guardedLookup(scripted("c-ares", seen, ["DNS_ETIMEOUT", "DNS_ETIMEOUT"]), scripted("libc", seen, ["DNS_EAI_AGAIN"]), 1000, hosts);
+    expect(await lookup("a", 4).catch((error: { code: string }) => error.code)).toBe("DNS_ETIMEOUT");
+    expect(await lookup("localhost", 4)).toEqual([{ address: "127.0.0.1", ttl: 0 }]);
+    expect(await lookup("localhost", 6)).toEqual([]);
+    expect(seen).toEqual(["c-ares a"]);
   });
 });

@@ -132,3 +132,16 @@ describe("resolveHosts", () => {
     expect(peak).toBe(5);
   });
 });
+
+describe("resolveHosts: the name asked is the name configured", () => {
+  test("an absolute name keeps its trailing dot, so the resolver skips the search list; a relative one is asked as it is", async () => {
+    const asked: string[] = [];
+    const lookup: Lookup = async (host, family) => {
+      asked.push(`${host} ${family}`);
+      return host === "allowed.example." ? [{ address: family === 4 ? "203.0.113.1" : "2001:db8::1", ttl: 30 }] : [];
+    };
+    const results = await resolveHosts(["allowed.example.", "allowed.example"], { lookup, deadlineMs: 1000 });
+    expect(asked.sort()).toEqual(["allowed.example 4", "allowed.example 6", "allowed.example. 4", "allowed.example. 6"]);
+    expect(results.map((r) => `${r.host} ${r.status}`)).toEqual(["allowed.example. resolved", "allowed.example empty"]);
+  });
+});

@@ -107,6 +107,7 @@ describeNetns("the container image, end to end", () => {
       "/etc/protocols", "/run/domainwall", "/tmp",
     ]) expect(paths).toContain(required);
     const names = new Set(paths.map((p) => basename(p)));
+    expect(names.has("libnftables.so.1")).toBe(true); // loaded in process by domainwall (bun:ffi)
     for (const forbidden of ["sh", "bash", "dash", "busybox", "dig", "nslookup", "host", "apt", "apt-get", "dpkg", "curl", "wget", "resolv.conf"]) {
       expect(names.has(forbidden)).toBe(false);
     }

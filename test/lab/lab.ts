@@ -10,9 +10,10 @@
 // Documentation addresses only; namespaces are unique per lab and deleted by close(); processes are
 // stopped by the PID the lab started.
 import { describe, test } from "bun:test";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { resolve } from "node:path";
+import type { CdnConfig } from "./cdn-dns.ts";
 
 export const isRoot = process.getuid?.() === 0;
 const REPO = resolve(import.meta.dir, "../..");
@@ -112,12 +113,30 @@ export interface Lab {
   nft(args: string[], stdin?: string): Promise<Result>;
   /** `nft list table inet domainwall` in app, or "" when there is none. */
   table(): Promise<string>;
+  /** With `cdn`: the names the CDN server was asked (`NAME TYPE` per line). */
+  cdnLog(): string;
   /** Count committed nft transactions in app until the returned function is called. */
   countTransactions(): Promise<() => Promise<number>>;
   close(): Promise<void>;
 }
 
-export async function createLab(opts: { ttl?: number } = {}): Promise<Lab> {
+export interface LabOptions {
+  /** dnsmasq's --local-ttl (default 30). */
+  readonly ttl?: number;
+  /**
+   * Answer like a bare dnsmasq without upstream: REFUSED for a name or record type it has no data
+   * for (an AAAA query for a name with only A records), where real resolvers say NXDOMAIN or NODATA.
+   */
+  readonly refuseUnknown?: boolean;
+  /**
+   * Instead of dnsmasq, test/lab/cdn-dns.ts answers on every address of net (port 53, UDP and
+   * TCP, IPv4): each A/AAAA query for its names gets 2 random addresses of 100 in 203.0.113.0/24
+   * (2001:db8:ff::/64), TTL 30 s; every query is logged. app's resolv.conf names 198.51.100.2 only.
+   */
+  readonly cdn?: CdnConfig;
+}
+
+export async function createLab(opts: LabOptions = {}): Promise<Lab> {
   const id = `dw${process.pid % 100000}x${counter++}`;
   const app = `${id}a`;
   const net = `${id}n`;
@@ -147,7 +166,21 @@ export async function createLab(opts: { ttl?: number } = {}): Promise<Lab> {
     if (!closed) for (const ns of [app, net, ...(innerAdded ? [inner] : [])]) Bun.spawnSync(["ip", "netns", "delete", ns], { stderr: "ignore" });
   });
 
+  const cdnLogFile = `${dir}/cdn.log`;
   const startDns = async () => {
+    if (opts.cdn !== undefined) {
+      writeFileSync(`${dir}/cdn.json`, JSON.stringify(opts.cdn));
+      dns = Bun.spawn([...inNs("net"), process.execPath, `${import.meta.dir}/cdn-dns.ts`, "--listen", "0.0.0.0", "--port", "53", "--config", `${dir}/cdn.json`, "--log", cdnLogFile], {
+        stdin: "ignore",
+        stdout: "pipe",
+        stderr: "pipe",
+      }) as unknown as Bun.Subprocess<"ignore", "ignore", "pipe">;
+      const reader = (dns.stdout as unknown as ReadableStream<Uint8Array>).getReader();
+      const first = await reader.read(); // "listening on ..."
+      reader.releaseLock();
+      if (first.done) throw new Error(`cdn-dns exited: ${await new Response(dns.stderr).text()}`);
+      return;
+    }
     const listen = [ADDR.dnsV4, ADDR.rogueDnsV4, ADDR.dnsV6, ADDR.rogueDnsV6].join(",");
     dns = Bun.spawn(
       [
@@ -162,7 +195,7 @@ export async function createLab(opts: { ttl?: number } = {}): Promise<Lab> {
         `--local-ttl=${opts.ttl ?? 30}`,
         "--bind-interfaces",
         `--listen-address=${listen}`,
-        "--local=/#/", // no upstream: unknown names get NXDOMAIN, not REFUSED
+        ...(opts.refuseUnknown ? [] : ["--local=/#/"]), // no upstream: unknown names get NXDOMAIN, not REFUSED
         ...Object.entries(cnames).map(([alias, target]) => `--cname=${alias},${target}`),
       ],
       { stdin: "ignore", stdout: "ignore", stderr: "pipe" },
@@ -199,7 +232,7 @@ export async function createLab(opts: { ttl?: number } = {}): Promise<Lab> {
     ipIn(net, "route", "add", "local", "203.0.113.0/24", "dev", "lo");
     ipIn(net, "-6", "route", "add", "local", "2001:db8:ff::/64", "dev", "lo");
     mkdirSync(etc, { recursive: true });
-    writeFileSync(`${etc}/resolv.conf`, `nameserver ${ADDR.dnsV4}\nnameserver ${ADDR.dnsV6}\n`);
+    writeFileSync(`${etc}/resolv.conf`, opts.cdn ? `nameserver ${ADDR.dnsV4}\n` : `nameserver ${ADDR.dnsV4}\nnameserver ${ADDR.dnsV6}\n`);
     writeFileSync(hostsFile, "");
     const netPorts = [...NET_PORTS.tcp.map(String), ...NET_PORTS.udp.map((p) => `udp:${p}`)];
     for (const [ns, ports] of [["net", netPorts], ["app", ["3000", "3001"]]] as const) {
@@ -281,6 +314,13 @@ export async function createLab(opts: { ttl?: number } = {}): Promise<Lab> {
     async dnsAnswers(server, name, timeoutMs = 1000) {
       const result = await run([...inNs("app"), process.execPath, `${import.meta.dir}/probe.ts`, "dns", String(timeoutMs), server, name]);
       return result.stdout.trim() === "true";
+    },
+    cdnLog: () => {
+      try {
+        return readFileSync(cdnLogFile, "utf8");
+      } catch {
+        return "";
+      }
     },
     nft: (args, stdin) => run([...inNs("app"), "nft", ...args], { stdin }),
     async table() {

@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { parseConfig, type RawConfig } from "../support/config.ts";
 import { DomainwallError } from "../../src/errors.ts";
 import { cidr, compareCidr } from "../../src/net/ip.ts";
-import { admitResolutions, buildPolicy as buildFromNames, summarize, type NameAddresses } from "../../src/policy/policy.ts";
+import { admitResolutions, buildPolicy as buildFromNames, noNameResolved, summarize, type NameAddresses } from "../../src/policy/policy.ts";
 import type { Config } from "../../src/config/config.ts";
 import type { Cidr } from "../../src/net/ip.ts";
 
@@ -67,16 +67,19 @@ describe("buildPolicy", () => {
   test.each([
     { address: "127.0.0.1", reason: "loopback" },
     { address: "0.0.0.0", reason: "unspecified" },
-    { address: "169.254.169.254", reason: "link-local (cloud metadata)" },
+    { address: "169.254.169.254", reason: "link-local (AWS, GCP, Azure, OpenStack metadata)" },
     { address: "224.0.0.251", reason: "multicast" },
     { address: "255.255.255.255", reason: "reserved/broadcast" },
     { address: "::1", reason: "loopback" },
     { address: "::", reason: "unspecified" },
     { address: "fe80::1", reason: "link-local" },
     { address: "ff02::1", reason: "multicast" },
-    { address: "fd00:ec2::254", reason: "cloud metadata" },
-    { address: "::ffff:169.254.169.254", reason: "link-local (cloud metadata)" },
-    { address: "64:ff9b::a9fe:a9fe", reason: "link-local (cloud metadata)" },
+    { address: "fd00:ec2::254", reason: "AWS metadata (IPv6)" },
+    { address: "100.100.100.200", reason: "Alibaba Cloud metadata" },
+    { address: "192.0.0.192", reason: "Oracle Cloud metadata" },
+    { address: "168.63.129.16", reason: "Azure platform endpoint (WireServer)" },
+    { address: "::ffff:169.254.169.254", reason: "link-local (AWS, GCP, Azure, OpenStack metadata)" },
+    { address: "64:ff9b::a9fe:a9fe", reason: "link-local (AWS, GCP, Azure, OpenStack metadata)" },
   ])("a DNS answer of $address ($reason) is not allowed", ({ address, reason }) => {
     const { policy, warnings } = buildPolicy(configWith(), [resolved("evil.example", address, "203.0.113.10")], []);
     expect(texts([...policy.allowV4, ...policy.allowV6])).toEqual(["203.0.113.10 # evil.example"]);
@@ -112,6 +115,56 @@ describe("buildPolicy", () => {
     expect(texts(policy.allowV4)).toEqual(["203.0.113.50 # down.example"]);
     expect(warnings[0]).toContain("down.example: lookup failed");
     expect(summary.namesFailed).toBe(1);
+  });
+
+  const warn = () => configWith({ onResolveError: { from: "--on-resolve-error", value: "warn" } });
+  const aaaaRefused: HostResolution = {
+    host: "v4only.example",
+    status: "failed",
+    error: "DNS_EREFUSED (after 3 attempts)",
+    addresses: [{ address: "203.0.113.60", family: 4, ttl: 30 }],
+    failedFamilies: [6],
+  };
+
+  test("one family failing while the other answers: the name is resolved, the warning names the failed family", () => {
+    const { policy, warnings, summary } = buildPolicy(configWith(), [aaaaRefused], []);
+    expect(texts(policy.allowV4)).toEqual(["203.0.113.60 # v4only.example"]);
+    expect(warnings).toEqual(["v4only.example: AAAA lookup failed (DNS_EREFUSED (after 3 attempts)); allowing its IPv4 addresses only"]);
+    expect(summary).toMatchObject({ namesResolved: 1, namesFailed: 0 });
+  });
+
+  test("the A lookup failing while AAAA answers names IPv4", () => {
+    const aFailed: HostResolution = { host: "v6only.example", status: "failed", error: "DNS_ESERVFAIL", addresses: [{ address: "2001:db8::60", family: 6, ttl: 30 }], failedFamilies: [4] };
+    const { policy, warnings } = buildPolicy(configWith(), [aFailed], []);
+    expect(texts(policy.allowV6)).toEqual(["2001:db8::60 # v6only.example"]);
+    expect(warnings).toEqual(["v6only.example: A lookup failed (DNS_ESERVFAIL); allowing its IPv6 addresses only"]);
+  });
+
+  test("one family failing while the other has no records: nothing is known, the name fails", () => {
+    const nothing: HostResolution = { ...aaaaRefused, addresses: [] };
+    expect(() => buildPolicy(configWith(), [nothing], [])).toThrow("could not resolve v4only.example (DNS_EREFUSED (after 3 attempts)); nothing was loaded");
+  });
+
+  test("every name failing fails the run even with --on-resolve-error=warn (nothing would be allowed)", () => {
+    const other: HostResolution = { host: "also-down.example", status: "failed", error: "DNS_ETIMEOUT", addresses: [] };
+    expect(() => buildPolicy(warn(), [{ ...failed, addresses: [] }, other, { host: "gone.example", status: "empty" }], [])).toThrow(
+      new DomainwallError("resolve", "no name resolved and DNS failed for down.example (DNS_ETIMEOUT), also-down.example (DNS_ETIMEOUT): even with --on-resolve-error=warn this would allow nothing by name; nothing was loaded"),
+    );
+  });
+
+  test("with --on-resolve-error=warn, one resolved name is enough to go on", () => {
+    const { warnings } = buildPolicy(warn(), [failed, resolved("api.example", "203.0.113.10")], []);
+    expect(warnings).toEqual([expect.stringContaining("down.example: lookup failed")]);
+  });
+
+  test.each([
+    { name: "nothing failed", resolutions: [{ host: "gone.example", status: "empty" }], expected: false },
+    { name: "no names at all", resolutions: [], expected: false },
+    { name: "one failed, none resolved", resolutions: [{ host: "a.example", status: "failed", error: "x", addresses: [] }], expected: true },
+    { name: "one failed, one only partly", resolutions: [{ host: "a.example", status: "failed", error: "x", addresses: [] }, aaaaRefused], expected: false },
+    { name: "one failed, one resolved", resolutions: [{ host: "a.example", status: "failed", error: "x", addresses: [] }, resolved("b.example", "203.0.113.1")], expected: false },
+  ] as { name: string; resolutions: HostResolution[]; expected: boolean }[])("noNameResolved: $name → $expected", ({ resolutions, expected }) => {
+    expect(noNameResolved(resolutions)).toBe(expected);
   });
 
   test("--strict makes an empty name an error", () => {
@@ -157,7 +210,7 @@ describe("buildPolicy: entries with ports", () => {
   test("a forbidden answer is refused for a name with ports too", () => {
     const { policy, warnings } = buildPolicy(configWith({ hosts: { from: "--hosts", value: "api.example:443" } }), [resolved("api.example", "169.254.169.254", "203.0.113.10")], []);
     expect(portTexts(policy.allowPorts?.v4)).toEqual(["203.0.113.10 . tcp . 443-443 # api.example"]);
-    expect(warnings).toEqual(["api.example: not allowing 169.254.169.254 (link-local (cloud metadata)) from DNS; list it in --allow to permit it"]);
+    expect(warnings).toEqual(["api.example: not allowing 169.254.169.254 (link-local (AWS, GCP, Azure, OpenStack metadata)) from DNS; list it in --allow to permit it"]);
   });
 });
 

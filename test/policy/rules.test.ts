@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { chainsOf, unreachable, type Rule } from "../../src/policy/rules.ts";
-import { POLICIES } from "../fixtures/policies.ts";
+import { POLICIES, PROXY_POLICIES } from "../fixtures/policies.ts";
 
 describe("chainsOf", () => {
   test("output alone, in evaluation order, when no inbound ports are given", () => {
@@ -35,6 +35,23 @@ describe("chainsOf", () => {
       { kind: "verdict", verdict: "drop", counter: "input_dropped" },
     ]);
   });
+
+  test("with the DNS proxy: a nat chain first (loopback destinations and the proxy's group kept, then port 53 redirected); the filter accepts the proxy's port, DNS for its group only, and the admitted addresses", () => {
+    const chains = chainsOf(PROXY_POLICIES["dns-proxy"]!);
+    expect(chains.map((c) => `${c.type} ${c.hook}: ${c.rules.map((r) => r.kind).join(", ")}`)).toEqual([
+      "nat output: keep-loopback-destination, keep-group, redirect-dns",
+      "filter output: established, invalid, loopback, neighbour-discovery, listener-discovery, proxy-port, dns, allowed, proxy-admitted, verdict",
+      "filter input: established, invalid, loopback, neighbour-discovery, listener-discovery, inbound-ports, verdict",
+    ]);
+    expect(chains[0]?.rules).toEqual([{ kind: "keep-loopback-destination" }, { kind: "keep-group", gid: 2000053 }, { kind: "redirect-dns", port: 15353 }]);
+    expect(chains[1]?.rules.find((r) => r.kind === "dns")).toMatchObject({ gid: 2000053 });
+  });
+
+  test("without the proxy no rule carries a group and there is no nat chain", () => {
+    const chains = chainsOf(POLICIES["egress-only"]!);
+    expect(chains.every((c) => c.type === "filter")).toBe(true);
+    expect(chains[0]?.rules.find((r) => r.kind === "dns")).toEqual({ kind: "dns", dns: POLICIES["egress-only"]!.dns });
+  });
 });
 
 describe("a renderer that forgets a kind of rule", () => {
@@ -49,6 +66,11 @@ describe("a renderer that forgets a kind of rule", () => {
         case "dns":
         case "allowed":
         case "verdict":
+        case "keep-loopback-destination":
+        case "keep-group":
+        case "redirect-dns":
+        case "proxy-port":
+        case "proxy-admitted":
           return rule.kind;
         default:
           // @ts-expect-error "inbound-ports" is not handled: `rule` is not `never` here

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { healthOf, metricsHandler, renderMetrics } from "../../src/watch/metrics.ts";
+import { connect } from "node:net";
+import { healthOf, metricsHandler, pathOf, renderMetrics } from "../../src/watch/metrics.ts";
 import { initialState, recordResolutions } from "../../src/watch/refresh.ts";
 import type { WatchSnapshot } from "../../src/watch/watcher.ts";
 import { POLICIES } from "../fixtures/policies.ts";
@@ -121,4 +122,63 @@ describe("metricsHandler", () => {
     const metrics = await early(new Request("http://x/metrics"));
     expect([metrics.status, (await metrics.text()).includes("domainwall_rules_loaded 0")]).toEqual([200, true]);
   });
+});
+
+describe("metricsHandler behind a real server, raw requests", () => {
+  // As world.ts serves it: Bun.serve with the handler and nothing else.
+  const served = () => {
+    const handle = metricsHandler({ snapshot: () => undefined, status: async () => undefined, process: () => process, now: () => 0, lateMs: 40_000 });
+    return Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: handle, idleTimeout: 30 });
+  };
+  /** Writes `text` on a fresh TCP connection and returns everything the server sent until it closed. */
+  const raw = (port: number, text: string) =>
+    new Promise<string>((resolve) => {
+      const socket = connect(port, "127.0.0.1");
+      let received = "";
+      socket.on("data", (data) => (received += data.toString()));
+      socket.on("close", () => resolve(received));
+      socket.on("error", () => resolve(received));
+      socket.end(text);
+    });
+
+  test.each([
+    { request: "GET /healthz HTTP/1.0\r\n\r\n", status: 503 },
+    { request: "HEAD /healthz HTTP/1.0\r\n\r\n", status: 503 },
+    { request: "GET /metrics HTTP/1.0\r\n\r\n", status: 200 },
+    { request: "GET //a/../b HTTP/1.0\r\n\r\n", status: 404 },
+    { request: "GET /healthz HTTP/1.1\r\nHost: [::1\r\nConnection: close\r\n\r\n", status: 503 },
+    { request: "GET /healthz HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n", status: 503 },
+    { request: "GET http://elsewhere.example/healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", status: 503 },
+    { request: "GET /%zz?%% HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", status: 404 },
+    { request: "DELETE /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", status: 405 },
+    { request: "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", status: 400 },
+    { request: "GET /healthz HTTP/1.1\r\n\r\n", status: 400 },
+    { request: "GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n", status: 505 },
+    { request: "GET /healthz\r\n\r\n", status: 505 },
+    // Bun's parser closes the connection on a method it does not know: no answer, and no page.
+    { request: "BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n", status: undefined },
+  ])("$request → $status, a small plain answer, never a page or a stack trace", async ({ request, status }) => {
+    const server = served();
+    try {
+      const response = await raw(Number(server.port), request);
+      expect(response.length).toBeLessThan(1000);
+      expect(response).not.toContain("<");
+      expect(response).not.toMatch(/\bat \S+:\d+/);
+      expect(response === "" ? undefined : Number(/^HTTP\/1\.1 (\d{3}) /.exec(response)?.[1])).toBe(status);
+    } finally {
+      server.stop(true);
+    }
+  });
+});
+
+test.each([
+  { target: "/healthz", path: "/healthz" },
+  { target: "/healthz?verbose=1#x", path: "/healthz" },
+  { target: "http://[::1/healthz", path: "/healthz" },
+  { target: "HTTP://a.example:9464/metrics?x", path: "/metrics" },
+  { target: "http://a.example", path: "/" },
+  { target: "//a/../b", path: "//a/../b" },
+  { target: "", path: "/" },
+])("pathOf($target) is $path", ({ target, path }) => {
+  expect(pathOf(target)).toBe(path);
 });

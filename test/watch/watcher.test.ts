@@ -5,6 +5,8 @@ import { parseConfig } from "../support/config.ts";
 import { cidr } from "../../src/net/ip.ts";
 import { createLogger } from "../../src/log.ts";
 import { main } from "../../src/main.ts";
+import type { Holder } from "../../src/backends/lock.ts";
+import { fakeLocks } from "../support/fake-locks.ts";
 import type { World } from "../../src/world.ts";
 import { createNftBackend } from "../../src/backends/nft/backend.ts";
 import { processExecutor } from "../../src/backends/nft/process-executor.ts";
@@ -265,13 +267,14 @@ describe("the watch loop", () => {
 });
 
 /** main() with a fake world; SIGTERM arrives once the fake clock passes `stopAt`. */
-async function runWatch(argv: string[], options: { records?: Records; nft?: (call: RunCall) => Partial<RunResult>; stopAt?: number; bindFails?: boolean; readOnly?: string; beforeProbe?: (handle: (request: Request) => Promise<Response>) => Promise<void> } = {}) {
+async function runWatch(argv: string[], options: { records?: Records; nft?: (call: RunCall) => Partial<RunResult>; stopAt?: number; bindFails?: boolean; readOnly?: string; held?: Map<string, Holder>; beforeProbe?: (handle: (request: Request) => Promise<Response>) => Promise<void> } = {}) {
   let clock = 0;
   let signal: (name: string) => void = () => {};
   const stopped = new Promise<string>((resolve) => (signal = resolve));
   const files: Record<string, string> = { "/etc/resolv.conf": "nameserver 198.51.100.2\n" };
   const events: string[] = [];
   const writes: { path: string; text: string; at: number }[] = [];
+  const locks = fakeLocks(4242, options.held);
   const { run, calls: allCalls } = fakeRun((call) => {
     if (isBackendProbe(call)) {
       // nft works here; selection has its own tests
@@ -316,16 +319,38 @@ async function runWatch(argv: string[], options: { records?: Records; nft?: (cal
     },
     processStats: () => ({ residentBytes: 50_000_000, cpuSeconds: 1.5, startTimeSeconds: 1_700_000_000 }),
     epochNow: () => EPOCH + clock,
+    switchGroup: () => ({ ok: false, reason: "not in unit tests" }),
+    nftExecutor: () => ({ name: "nft", run: async () => ({ code: 1, stdout: "", stderr: "not in unit tests" }) }),
     pid: 4242,
     processAlive: (pid) => pid === 4242,
+    ...locks,
   };
   const code = await main(world);
-  return { code, calls: allCalls.filter((call) => !isBackendProbe(call)), files, events, writes, served, log: log.out.text, now: () => clock };
+  return { code, calls: allCalls.filter((call) => !isBackendProbe(call)), files, events, writes, served, log: log.out.text, now: () => clock, locks };
 }
 
 describe("domainwall watch", () => {
   const READY = "/run/domainwall/ready";
   const STATE = "/run/domainwall/watch.json";
+
+  test("holds the watch marker for its whole life and takes the kernel lock for the load and each update", async () => {
+    const records: Records = { "api.example": { 4: ["203.0.113.10"], ttl: 1 } };
+    const moved = () => ((records["api.example"] = { 4: ["203.0.113.11"], ttl: 1 }), {}); // after the first load
+    const { code, locks, calls } = await runWatch(["watch", "--hosts", "api.example", "--min-ttl", "1", "--remove-on-exit"], { records, nft: moved, stopAt: 2_500 });
+    expect(code).toBe(0);
+    expect(calls.length).toBe(3); // the load, one update, the removal
+    expect(locks.taken[0]).toBe("domainwall-watch (watch)");
+    expect(locks.taken.slice(1)).toEqual(calls.map(() => "domainwall-lock (watch)"));
+    expect(locks.held.size).toBe(0); // released on the way out
+  });
+
+  test("a second watch in the namespace exits 1 naming the first, and loads nothing", async () => {
+    const held = new Map([["domainwall-watch", { pid: 77, command: "watch" }]]);
+    const { code, calls, log } = await runWatch(["watch", "--hosts", "api.example"], { held });
+    expect(code).toBe(1);
+    expect(calls).toEqual([]);
+    expect(log).toContain("another domainwall watch is running in this network namespace: pid 77 (watch)");
+  });
 
   test("applies as apply does, writes the ready file after, then keeps watching until SIGTERM: exit 0, rules stay", async () => {
     const { code, calls, files, events, log } = await runWatch(["watch", "--hosts", "api.example", "--ready-file", READY, "--min-ttl", "1"]);

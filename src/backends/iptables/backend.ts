@@ -1,10 +1,10 @@
-import type { Backend, LoadTimes, Status } from "../backend.ts";
+import { notEnforcing, type Backend, type LoadTimes, type Status } from "../backend.ts";
 import { runtimeError, usageError } from "../../errors.ts";
 import { messageOf } from "../../messages.ts";
 import type { Family } from "../../net/ip.ts";
 import type { Policy } from "../../policy/policy.ts";
 import { renderIptables, renderIptablesRestore } from "./render.ts";
-import { allowedEntries, dropCounters, portEntries, FORWARD_CHAIN, INPUT_CHAIN, OUTPUT_CHAIN, ourPart, parseIptablesState } from "./save.ts";
+import { allowedEntries, dropCounters, enforcementProblems, portEntries, FORWARD_CHAIN, INPUT_CHAIN, OUTPUT_CHAIN, ourPart, parseIptablesState } from "./save.ts";
 import type { Run } from "../../run.ts";
 
 const TOOLS = {
@@ -127,6 +127,7 @@ export function createIptablesBackend(run: Run, now: () => number = () => perfor
           ...(parseIptablesState(saved[family]).inputChain ? [{ name: `input_dropped_v${family}`, ...dropCounters(saved[family], INPUT_CHAIN) }] : []),
           ...(parseIptablesState(saved[family]).forwardChain ? [{ name: `forward_dropped_v${family}`, ...dropCounters(saved[family], FORWARD_CHAIN) }] : []),
         ]),
+        ...notEnforcing(FAMILIES.flatMap((family) => enforcementProblems(saved[family], TOOLS[family].label))),
       };
     },
     async snapshot() {

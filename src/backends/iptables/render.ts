@@ -1,6 +1,7 @@
 import type { Family } from "../../net/ip.ts";
 import { sourceComment, type Policy } from "../../policy/policy.ts";
 import { chainsOf, unreachable, type Chain, type Rule } from "../../policy/rules.ts";
+import { IPTABLES_NO_PROXY } from "../../messages.ts";
 import { FORWARD_CHAIN, INPUT_CHAIN, isJump, OUR_CHAINS, OUTPUT_CHAIN, split, type IptablesState } from "./save.ts";
 
 /** A namespace where domainwall never ran: what `render` assumes. */
@@ -33,6 +34,7 @@ function ruleLines(rule: Rule, hook: Chain["hook"], family: Family): string[] {
         ? [131, 132, 143].map((type) => `-A ${chain} -d ff02::/16 -p ipv6-icmp -m icmp6 --icmpv6-type ${type} -m hl --hl-eq 1 -j ACCEPT`)
         : [`-A ${chain} -s fe80::/10 -p ipv6-icmp -m icmp6 --icmpv6-type 130 -m hl --hl-eq 1 -j ACCEPT`];
     case "dns": {
+      if (rule.gid !== undefined) throw new Error(IPTABLES_NO_PROXY);
       const port53 = (proto: string, dest: string) => `-A ${chain}${dest} -p ${proto} -m ${proto} --dport 53 -j ACCEPT`;
       if (rule.dns.kind === "any") return [port53("udp", ""), port53("tcp", "")];
       return (v6 ? rule.dns.v6 : rule.dns.v4).flatMap((server) => [port53("udp", ` -d ${server.text}`), port53("tcp", ` -d ${server.text}`)]);
@@ -46,6 +48,12 @@ function ruleLines(rule: Rule, hook: Chain["hook"], family: Family): string[] {
       });
     case "inbound-ports":
       return rule.ports.map((port) => `-A ${chain} -p tcp -m tcp --dport ${port} -j ACCEPT`);
+    case "keep-loopback-destination":
+    case "keep-group":
+    case "redirect-dns":
+    case "proxy-port":
+    case "proxy-admitted":
+      throw new Error(IPTABLES_NO_PROXY);
     case "verdict":
       return rule.verdict === "drop"
         ? [`-A ${chain} -j DROP`]
@@ -55,10 +63,11 @@ function ruleLines(rule: Rule, hook: Chain["hook"], family: Family): string[] {
   }
 }
 
-/** Make exactly one jump from `builtin` to `chain`: add a missing one, drop extras. */
-function jump(builtin: string, chain: string, present: number, wanted: boolean): string[] {
+/** Make exactly one jump from `builtin` to `chain`, first in `builtin`: add a missing one, drop extras, move one that is not first back to the top. */
+function jump(builtin: string, chain: string, present: number, wanted: boolean, behind = false): string[] {
   const target = wanted ? 1 : 0;
   if (present < target) return [`-I ${builtin} 1 -j ${chain}`];
+  if (wanted && behind) return [...Array.from({ length: present }, () => `-D ${builtin} -j ${chain}`), `-I ${builtin} 1 -j ${chain}`];
   return Array.from({ length: present - target }, () => `-D ${builtin} -j ${chain}`);
 }
 
@@ -85,9 +94,9 @@ export function renderIptables(policy: Policy, family: Family, state: IptablesSt
     ...input.declare,
     ...forwarded.declare,
     ...chains.flatMap((chain) => chain.rules.flatMap((rule) => ruleLines(rule, chain.hook, family))),
-    ...jump("OUTPUT", OUTPUT_CHAIN, state.outputJumps, true),
-    ...jump("INPUT", INPUT_CHAIN, state.inputJumps, inbound),
-    ...jump("FORWARD", FORWARD_CHAIN, state.forwardJumps ?? 0, forward),
+    ...jump("OUTPUT", OUTPUT_CHAIN, state.outputJumps, true, state.behind?.includes(OUTPUT_CHAIN)),
+    ...jump("INPUT", INPUT_CHAIN, state.inputJumps, inbound, state.behind?.includes(INPUT_CHAIN)),
+    ...jump("FORWARD", FORWARD_CHAIN, state.forwardJumps ?? 0, forward, state.behind?.includes(FORWARD_CHAIN)),
     ...input.drop,
     ...forwarded.drop,
     "COMMIT",

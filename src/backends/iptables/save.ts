@@ -26,6 +26,11 @@ export interface IptablesState {
    * returns to its caller).
    */
   readonly referenced?: readonly string[];
+  /**
+   * Our chains whose jump is not the first rule of its built-in chain: a rule above it (someone's
+   * `-I OUTPUT 1 -j ACCEPT`) decides first. `apply` moves the jump back to the top.
+   */
+  readonly behind?: readonly string[];
 }
 
 export const OUR_CHAINS = [OUTPUT_CHAIN, INPUT_CHAIN, FORWARD_CHAIN] as const;
@@ -64,6 +69,8 @@ export function parseIptablesState(save: string): IptablesState {
   );
   const forwardJumps = lines.filter((l) => l === `-A FORWARD -j ${FORWARD_CHAIN}`).length;
   const forwardChain = lines.some((l) => l.startsWith(`:${FORWARD_CHAIN} `));
+  const first = (builtin: string) => lines.find((l) => l.startsWith(`-A ${builtin} `));
+  const behind = OUR_CHAINS.filter((chain) => lines.some((l) => l === `-A ${ENTRY[chain]} -j ${chain}`) && first(ENTRY[chain]) !== `-A ${ENTRY[chain]} -j ${chain}`);
   return {
     outputJumps: lines.filter((l) => l === `-A OUTPUT -j ${OUTPUT_CHAIN}`).length,
     inputJumps: lines.filter((l) => l === `-A INPUT -j ${INPUT_CHAIN}`).length,
@@ -72,7 +79,23 @@ export function parseIptablesState(save: string): IptablesState {
     ...(forwardJumps > 0 && { forwardJumps }),
     ...(forwardChain && { forwardChain }),
     ...(referenced.length > 0 ? { referenced } : {}),
+    ...(behind.length > 0 ? { behind } : {}),
   };
+}
+
+/**
+ * Why a family's loaded rules are not enforced (empty when they are): a chain of ours that its
+ * built-in chain does not jump to, or whose jump is not first. `label` names the family.
+ */
+export function enforcementProblems(saved: string, label: string): string[] {
+  const state = parseIptablesState(saved);
+  const present = { [OUTPUT_CHAIN]: state.outputChain, [INPUT_CHAIN]: state.inputChain, [FORWARD_CHAIN]: state.forwardChain === true };
+  const jumps = { [OUTPUT_CHAIN]: state.outputJumps, [INPUT_CHAIN]: state.inputJumps, [FORWARD_CHAIN]: state.forwardJumps ?? 0 };
+  return OUR_CHAINS.flatMap((chain) => {
+    if (!present[chain]) return [];
+    if (jumps[chain] === 0) return [`${label}: ${ENTRY[chain]} does not jump to ${chain}`];
+    return state.behind?.includes(chain) ? [`${label}: a rule in ${ENTRY[chain]} comes before the jump to ${chain} and decides first`] : [];
+  });
 }
 
 const COUNTED = /^\[(\d+):(\d+)\] (-A \S+ .*)$/;

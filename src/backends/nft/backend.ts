@@ -25,9 +25,9 @@ export function createNftBackend(executor: NftExecutor, now: () => number = () =
     name: "nft",
     render: renderNft,
     check: (policy) => load("--check", renderNft(policy), true),
-    async apply(policy) {
+    async apply(policy, carryOver) {
       const started = now();
-      const text = renderNft(policy);
+      const text = renderNft(policy, carryOver);
       const rendered = now();
       await load("-f", text);
       return { renderMs: rendered - started, loadMs: now() - rendered };

@@ -71,8 +71,10 @@ const renderSet = (set: ReturnType<typeof setsOf>[number]): string[] => [
 
 const anonymousSet = (cidrs: readonly Cidr[]) => `{ ${cidrs.map((c) => c.text).join(", ")} }`;
 
-function dnsRules(dns: Policy["dns"]): string[] {
-  const port53 = "meta l4proto { tcp, udp } th dport 53";
+const TCP_UDP = "meta l4proto { tcp, udp }";
+
+function dnsRules(dns: Policy["dns"], gid: number | undefined): string[] {
+  const port53 = `${gid === undefined ? "" : `meta skgid ${gid} `}${TCP_UDP} th dport 53`;
   if (dns.kind === "any") return [`${port53} accept`];
   return [
     ...(dns.v4.length > 0 ? [`${port53} ip daddr ${anonymousSet(dns.v4)} accept`] : []),
@@ -95,7 +97,17 @@ function ruleLines(rule: Rule, hook: Chain["hook"]): string[] {
     case "listener-discovery":
       return [MLD[hook === "input" ? "input" : "output"]];
     case "dns":
-      return dnsRules(rule.dns);
+      return dnsRules(rule.dns, rule.gid);
+    case "keep-loopback-destination":
+      return ["ip daddr 127.0.0.0/8 return", "ip6 daddr ::1 return"];
+    case "keep-group":
+      return [`meta skgid ${rule.gid} return`];
+    case "redirect-dns":
+      return [`${TCP_UDP} th dport 53 redirect to :${rule.port}`];
+    case "proxy-port":
+      return [`ip daddr 127.0.0.1 ${TCP_UDP} th dport ${rule.port} accept`, `ip6 daddr ::1 ${TCP_UDP} th dport ${rule.port} accept`];
+    case "proxy-admitted":
+      return ["ip daddr @proxy_v4 accept", "ip6 daddr @proxy_v6 accept"];
     case "allowed":
       return ["ip daddr @allow_v4 accept", "ip6 daddr @allow_v6 accept"];
     case "allowed-ports":
@@ -111,19 +123,43 @@ function ruleLines(rule: Rule, hook: Chain["hook"]): string[] {
   }
 }
 
+/**
+ * The DNS proxy's redirect runs at -100 (dstnat's value; nft 1.0.6 accepts the name `dstnat` only
+ * in prerouting), before the output filter (0) sees the packet.
+ */
 const renderChain = (chain: Chain): string[] => [
-  `\tchain ${chain.hook} {`,
-  `\t\ttype filter hook ${chain.hook} priority filter; policy drop;`,
+  `\tchain ${chain.type === "nat" ? "dns_redirect" : chain.hook} {`,
+  chain.type === "nat" ? `\t\ttype nat hook ${chain.hook} priority -100; policy accept;` : `\t\ttype filter hook ${chain.hook} priority filter; policy drop;`,
   ...chain.rules.flatMap((rule) => ruleLines(rule, chain.hook)).map((line) => `\t\t${line}`),
   "\t}",
 ];
+
+/**
+ * The DNS proxy's admitted addresses: sets with a timeout per element (the answer's TTL, clamped,
+ * plus grace), kept apart from the interval allow sets (timeouts and auto-merge do not mix).
+ * `elements` carries what was admitted over a table replace (an `elements = { ... }` line of
+ * validated addresses, or "").
+ */
+const renderTimeoutSet = (name: string, type: string, elements: string): string[] => [
+  `\tset ${name} {`,
+  `\t\ttype ${type}`,
+  "\t\tflags timeout",
+  ...(elements === "" ? [] : [`\t\t${elements}`]),
+  "\t}",
+];
+
+/** What the DNS proxy admitted, to carry over a table replace (see `renderTimeoutSet`). */
+export interface ProxyCarryOver {
+  readonly v4: string;
+  readonly v6: string;
+}
 
 /**
  * The whole ruleset as one `nft -f` file: create-if-missing, delete, re-create. The kernel applies
  * the file as a single transaction, so the old table is replaced atomically or not at all.
  * Deterministic: same policy, same bytes.
  */
-export function renderNft(policy: Policy): string {
+export function renderNft(policy: Policy, carryOver: ProxyCarryOver = { v4: "", v6: "" }): string {
   const chains = chainsOf(policy);
   const lines = [
     "#!/usr/sbin/nft -f",
@@ -133,6 +169,7 @@ export function renderNft(policy: Policy): string {
     `table ${TABLE} {`,
     ...chains.flatMap((chain) => counterOf(chain)).flatMap((name) => [`\tcounter ${name} {`, "\t}"]),
     ...setsOf(policy).flatMap(renderSet),
+    ...(policy.proxy === undefined ? [] : [...renderTimeoutSet("proxy_v4", "ipv4_addr", carryOver.v4), ...renderTimeoutSet("proxy_v6", "ipv6_addr", carryOver.v6)]),
     ...chains.flatMap(renderChain),
     "}",
   ];

@@ -21,6 +21,8 @@ describe("renderIptables", () => {
     expect(loaded).toContain(":DOMAINWALL-INPUT - [0:0]\n");
     expect(loaded).toContain("-D INPUT -j DOMAINWALL-INPUT\n-X DOMAINWALL-INPUT\nCOMMIT");
     expect(renderIptables(policy, 4, { ...FRESH, outputJumps: 2, outputChain: true })).toContain("-D OUTPUT -j DOMAINWALL-OUTPUT\nCOMMIT");
+    // a jump pushed down by someone's rule above it moves back to the top, in the same commit
+    expect(renderIptables(policy, 4, { ...FRESH, outputJumps: 1, outputChain: true, behind: ["DOMAINWALL-OUTPUT"] })).toContain("-D OUTPUT -j DOMAINWALL-OUTPUT\n-I OUTPUT 1 -j DOMAINWALL-OUTPUT\nCOMMIT");
   });
 
   test("--forward: a forward chain entered by one jump from FORWARD; without it, a loaded one goes", () => {

@@ -1,11 +1,28 @@
 import { describe, expect, test } from "bun:test";
-import { allowedEntries, dropCounters, portEntries, INPUT_CHAIN, OUTPUT_CHAIN, ourPart, parseIptablesState } from "../../../src/backends/iptables/save.ts";
+import { allowedEntries, dropCounters, enforcementProblems, portEntries, INPUT_CHAIN, OUTPUT_CHAIN, ourPart, parseIptablesState } from "../../../src/backends/iptables/save.ts";
 import { IN_RULES, OUT_RULES, TABLES } from "../../fixtures/iptables-saves.ts";
 
 describe("parseIptablesState", () => {
   test("reads our state from *-save output, with or without counters", () => {
     const save = "*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [5:300]\n:DOMAINWALL-OUTPUT - [0:0]\n[3:180] -A OUTPUT -j DOMAINWALL-OUTPUT\n-A OUTPUT -d 192.0.2.1/32 -j ACCEPT\nCOMMIT\n";
     expect(parseIptablesState(save)).toEqual({ outputJumps: 1, inputJumps: 0, outputChain: true, inputChain: false });
+  });
+
+  test("a jump of ours that is not the first rule of its built-in chain is behind", () => {
+    const save = "*filter\n:DOMAINWALL-OUTPUT - [0:0]\n:DOMAINWALL-INPUT - [0:0]\n-A INPUT -j DOMAINWALL-INPUT\n-A OUTPUT -j ACCEPT\n-A OUTPUT -j DOMAINWALL-OUTPUT\nCOMMIT\n";
+    expect(parseIptablesState(save)).toEqual({ outputJumps: 1, inputJumps: 1, outputChain: true, inputChain: true, behind: ["DOMAINWALL-OUTPUT"] });
+  });
+});
+
+describe("enforcementProblems", () => {
+  const chains = ":DOMAINWALL-OUTPUT - [0:0]\n:DOMAINWALL-INPUT - [0:0]\n";
+  test.each([
+    { name: "both jumps first", rules: "-A INPUT -j DOMAINWALL-INPUT\n-A OUTPUT -j DOMAINWALL-OUTPUT\n-A OUTPUT -j ACCEPT\n", problems: [] },
+    { name: "the output jump missing", rules: "-A INPUT -j DOMAINWALL-INPUT\n", problems: ["IPv4: OUTPUT does not jump to DOMAINWALL-OUTPUT"] },
+    { name: "the input jump missing", rules: "-A OUTPUT -j DOMAINWALL-OUTPUT\n", problems: ["IPv4: INPUT does not jump to DOMAINWALL-INPUT"] },
+    { name: "a rule above our jump", rules: "-A INPUT -j DOMAINWALL-INPUT\n-A OUTPUT -j ACCEPT\n-A OUTPUT -j DOMAINWALL-OUTPUT\n", problems: ["IPv4: a rule in OUTPUT comes before the jump to DOMAINWALL-OUTPUT and decides first"] },
+  ])("$name", ({ rules, problems }) => {
+    expect(enforcementProblems(`*filter\n${chains}${rules}COMMIT\n`, "IPv4")).toEqual([...problems]);
   });
 });
 

@@ -49,6 +49,7 @@ describe("nft backend", () => {
       nftables: [
         { metainfo: { version: "1.0.6" } },
         { table: { family: "inet", name: "domainwall" } },
+        { chain: { family: "inet", table: "domainwall", name: "output", type: "filter", hook: "output", prio: 0, policy: "drop" } },
         { counter: { name: "output_dropped", packets: 7, bytes: 420 } },
         { set: { name: "allow_v4", elem: ["203.0.113.10", { prefix: { addr: "192.0.2.0", len: 24 } }] } },
         { set: { name: "allow_v6" } },
@@ -64,6 +65,16 @@ describe("nft backend", () => {
       counters: [{ name: "output_dropped", packets: 7, bytes: 420 }],
     });
     expect(calls[0]?.args).toEqual(["-j", "list", "table", "inet", "domainwall"]);
+  });
+
+  test.each([
+    { name: "the output chain missing", chains: [], problems: ["nft: the output chain of table inet domainwall is missing: nothing filters outgoing traffic"] },
+    { name: "the output chain without its hook", chains: [{ name: "output" }], problems: ["nft: the output chain of table inet domainwall has no output hook: nothing filters outgoing traffic"] },
+    { name: "the input chain without its hook", chains: [{ name: "output", hook: "output" }, { name: "input" }], problems: ["nft: the input chain of table inet domainwall has no input hook: nothing filters incoming traffic"] },
+    { name: "both hooked", chains: [{ name: "output", hook: "output" }, { name: "input", hook: "input" }], problems: undefined },
+  ])("status reports chains missing their hooks as not enforcing: $name", async ({ chains, problems }) => {
+    const json = JSON.stringify({ nftables: [{ table: { family: "inet", name: "domainwall" } }, ...chains.map((chain) => ({ chain: { family: "inet", table: "domainwall", ...chain } }))] });
+    expect(await createNftBackend(fakeRun(() => ({ stdout: json })).run).status()).toEqual({ loaded: true, sets: [], counters: [], ...(problems ? { problems } : {}) });
   });
 
   test("status of a missing table is 'not loaded'; other errors are errors", async () => {

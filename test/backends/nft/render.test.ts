@@ -5,13 +5,29 @@ import { cidr } from "../../../src/net/ip.ts";
 import type { Policy } from "../../../src/policy/policy.ts";
 import { renderNft, renderNftRemove, renderNftSetUpdate } from "../../../src/backends/nft/render.ts";
 import { renderIptables } from "../../../src/backends/iptables/render.ts";
-import { POLICIES } from "../../fixtures/policies.ts";
+import { POLICIES, PROXY_POLICIES } from "../../fixtures/policies.ts";
 import { expectGolden } from "../../support/golden.ts";
 import { describeNetns } from "../../lab/lab.ts";
 
 describe("renderNft", () => {
   test.each(Object.keys(POLICIES))("%s matches its golden file", async (name) => {
     await expectGolden(`${name}.nft`, renderNft(POLICIES[name]!));
+  });
+
+  test.each(Object.keys(PROXY_POLICIES))("%s matches its golden file", async (name) => {
+    await expectGolden(`${name}.nft`, renderNft(PROXY_POLICIES[name]!));
+  });
+
+  test("the DNS proxy's sets carry admitted elements over a table replace; without the proxy there are none", () => {
+    const carried = { v4: "elements = { 203.0.113.7 timeout 35s expires 20000ms }", v6: "" };
+    const text = renderNft(PROXY_POLICIES["dns-proxy"]!, carried);
+    expect(text).toContain("\tset proxy_v4 {\n\t\ttype ipv4_addr\n\t\tflags timeout\n\t\telements = { 203.0.113.7 timeout 35s expires 20000ms }\n\t}");
+    expect(text).toContain("\tset proxy_v6 {\n\t\ttype ipv6_addr\n\t\tflags timeout\n\t}");
+    expect(renderNft(POLICIES["egress-only"]!, carried)).not.toContain("proxy_v4");
+  });
+
+  test("iptables-legacy refuses a DNS-proxy policy, saying why", () => {
+    expect(() => renderIptables(PROXY_POLICIES["dns-proxy"]!, 4)).toThrow("--dns-proxy needs the nft backend");
   });
 
   test("is deterministic and ends with a newline", () => {
@@ -109,10 +125,25 @@ describe("renderNftSetUpdate (watch)", () => {
 
 /** The goldens are real nft: the kernel validates each one (`nft --check`) in a throwaway network namespace. */
 describeNetns("the kernel accepts the rendered rulesets (root)", () => {
-  test.each(Object.keys(POLICIES))("%s", (name) => {
-    const result = Bun.spawnSync(["unshare", "--net", "nft", "--check", "-f", "-"], { stdin: Buffer.from(renderNft(POLICIES[name]!)), stderr: "pipe" });
+  const all = { ...POLICIES, ...PROXY_POLICIES };
+  test.each(Object.keys(all))("%s", (name) => {
+    const result = Bun.spawnSync(["unshare", "--net", "nft", "--check", "-f", "-"], { stdin: Buffer.from(renderNft(all[name]!)), stderr: "pipe" });
     expect(result.stderr.toString()).toBe("");
     expect(result.exitCode).toBe(0);
+  });
+
+  test("a DNS-proxy table replace keeps the carried-over elements with the time they had left", () => {
+    const policy = PROXY_POLICIES["dns-proxy"]!;
+    const first = renderNft(policy, { v4: "elements = { 203.0.113.7 timeout 600s expires 500000ms }", v6: "elements = { 2001:db8::7 timeout 600s expires 500000ms }" });
+    const again = renderNft(policy, { v4: "elements = { 203.0.113.7 timeout 600s expires 400000ms }", v6: "" });
+    const script = `nft -f - <<'A'\n${first}A\nnft -f - <<'B'\n${again}B\nnft list set inet domainwall proxy_v4; nft list set inet domainwall proxy_v6; nft list chain inet domainwall dns_redirect`;
+    const result = Bun.spawnSync(["unshare", "--net", "sh", "-ec", script], { stderr: "pipe" });
+    expect(result.stderr.toString()).toBe("");
+    const out = result.stdout.toString();
+    expect(out).toMatch(/203\.0\.113\.7 timeout 10m expires 6m[0-9]+s/);
+    expect(out).not.toContain("2001:db8::7");
+    expect(out).toContain("meta skgid 2000053 return");
+    expect(out).toContain("redirect to :15353");
   });
 });
 

@@ -1,0 +1,113 @@
+import { connect, createServer, type Server } from "node:net";
+
+/**
+ * Locks scoped to the network namespace — the resource every command that changes the kernel
+ * shares. Each is an abstract unix socket (`\0NAME`): Linux scopes abstract names to the network
+ * namespace (containers of one pod share them even without a shared volume), binding one is atomic,
+ * and the kernel frees it when its process dies, so no SIGKILL can leave a stale lock. The holder
+ * answers each connection with who it is, so a command kept waiting can name it.
+ */
+
+/** Taken by apply, remove, a confirm rollback and each watch update for the whole read-decide-write. */
+export const KERNEL_LOCK = "domainwall-lock";
+/** Held by a running `watch` for its whole life: apply and remove refuse to run beside it. */
+export const WATCH_MARKER = "domainwall-watch";
+
+/** Who holds a lock: its process and the command it runs. */
+export interface Holder {
+  readonly pid: number;
+  readonly command: string;
+}
+
+/** `unknown`: the name is bound, but its owner does not say who it is (not domainwall, or stuck). */
+export type Acquired = { readonly ok: true; readonly release: () => void } | { readonly ok: false; readonly holder: Holder | "unknown" | undefined };
+
+export interface AcquireOptions {
+  /** How long to keep trying while the lock is held; 0 tries once. */
+  readonly waitMs: number;
+  readonly pollMs?: number;
+  readonly now?: () => number;
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+const address = (name: string) => `\0${name}`;
+
+/** Binds the name: the server, or undefined when someone holds it. */
+function bind(name: string, self: Holder): Promise<Server | undefined> {
+  const answer = `${JSON.stringify({ pid: self.pid, command: self.command })}\n`;
+  const server = createServer((socket) => {
+    socket.on("error", () => {});
+    socket.end(answer);
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", (error: NodeJS.ErrnoException) => (error.code === "EADDRINUSE" ? resolve(undefined) : reject(error)));
+    server.listen(address(name), () => {
+      server.unref(); // a held lock never keeps the process alive; its exit releases it
+      resolve(server);
+    });
+  });
+}
+
+/** The holder's answer, validated: it comes from another process. */
+function parseHolder(text: string): Holder | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    if (typeof value !== "object" || value === null) return undefined;
+    const { pid, command } = value as Record<string, unknown>;
+    if (!Number.isSafeInteger(pid) || (pid as number) <= 0 || typeof command !== "string" || !/^[\w .:/=-]{1,100}$/.test(command)) return undefined;
+    return { pid: pid as number, command };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Who holds `name` in this network namespace: undefined when nobody does, `unknown` when its
+ * holder does not answer with a pid and command within `timeoutMs`.
+ */
+export function holderOf(name: string, timeoutMs = 1000): Promise<Holder | "unknown" | undefined> {
+  return new Promise((resolve) => {
+    const socket = connect(address(name));
+    let text = "";
+    let connected = false;
+    const timer = setTimeout(() => socket.destroy(), timeoutMs);
+    socket.on("connect", () => (connected = true));
+    socket.on("data", (data) => {
+      text += data.toString();
+      if (text.length > 1000) socket.destroy();
+    });
+    socket.on("error", () => {});
+    socket.on("close", () => {
+      clearTimeout(timer);
+      resolve(connected ? (parseHolder(text.trim()) ?? "unknown") : undefined);
+    });
+  });
+}
+
+/**
+ * Takes the lock `name` for `self`, trying every `pollMs` for up to `waitMs` while it is held.
+ * Not re-entrant: a process holding `name` waits for itself. `release` frees it (so does exit).
+ */
+export async function acquireLock(name: string, self: Holder, options: AcquireOptions): Promise<Acquired> {
+  const now = options.now ?? Date.now;
+  const sleep = options.sleep ?? ((ms: number) => Bun.sleep(ms));
+  const deadline = now() + options.waitMs;
+  for (;;) {
+    const server = await bind(name, self);
+    if (server !== undefined) return { ok: true, release: () => void server.close() };
+    if (now() >= deadline) {
+      const holder = await holderOf(name);
+      // Freed between the bind and the question: try once more rather than name nobody.
+      if (holder === undefined) {
+        const late = await bind(name, self);
+        if (late !== undefined) return { ok: true, release: () => void late.close() };
+      }
+      return { ok: false, holder };
+    }
+    await sleep(Math.min(options.pollMs ?? 100, Math.max(0, deadline - now())));
+  }
+}
+
+/** A holder as a message names it: `pid 123 (apply)`. */
+export const describeHolder = (holder: Holder | "unknown" | undefined): string =>
+  holder === undefined ? "a process that has just exited" : holder === "unknown" ? "a process that does not say who it is" : `pid ${holder.pid} (${holder.command})`;

@@ -1,0 +1,184 @@
+/**
+ * `watch --dns-proxy` at run time: the proxy's upstreams, the gate on what an answer may admit, the
+ * admitter, the proxy itself, a self-check, and the counts metrics and `status` show. The watch
+ * command (commands/watch.ts) drives the order: group switch, start, load, admit the names resolved
+ * at start, check, ready.
+ */
+import { encode } from "dns-packet";
+import type { NftExecutor } from "../backends/nft/executor.ts";
+import type { ProxyCarryOver } from "../backends/nft/render.ts";
+import type { AllowEntry } from "../config/config.ts";
+import { makeCidr, parseAddress, type Cidr } from "../net/ip.ts";
+import { refusedFromDns } from "../policy/policy.ts";
+import { createAdmitter, type Admitter } from "./admit.ts";
+import type { Admission, ProxyLog } from "./handler.ts";
+import { compileMatcher } from "./match.ts";
+import { startDnsProxy, type DnsProxy } from "./server.ts";
+import { rateLimiter, type ProxyStats } from "./stats.ts";
+import type { Upstream } from "./upstream.ts";
+
+const LOOPBACK_V4 = /^127\./;
+
+/**
+ * Where the proxy forwards: the resolvers, never one on loopback (a local stub such as
+ * systemd-resolved would send its upstream query back through the redirect: resolversFor already
+ * adds the stub's own upstream servers). Empty when there is none.
+ */
+export function upstreamsOf(resolvers: readonly Cidr[]): Upstream[] {
+  return resolvers
+    .filter((r) => r.prefix === (r.family === 4 ? 32 : 128) && !(r.family === 4 ? LOOPBACK_V4.test(r.text) : r.text === "::1"))
+    .map((r) => ({ address: r.text, port: 53 }));
+}
+
+/** One answer's addresses as the admitter takes them, without those DNS may never open (logged, not admitted). */
+export function gateAdmission(admission: Admission, allow: readonly AllowEntry[]): { admitted: Admission["addresses"]; refused: string[] } {
+  const admitted: Admission["addresses"][number][] = [];
+  const refused: string[] = [];
+  for (const a of admission.addresses) {
+    const parsed = parseAddress(a.address);
+    const reason = parsed === undefined ? "not an address" : refusedFromDns(makeCidr(parsed.family, parsed.words, parsed.family === 4 ? 32 : 128), allow);
+    if (reason === undefined) admitted.push(a);
+    else refused.push(`${a.address} (${reason})`);
+  }
+  return { admitted, refused };
+}
+
+/** Elements seen in the admitter's snapshot over time: new ones count as admitted, vanished ones as expired. */
+function elementCounter() {
+  let seen = new Set<string>();
+  let admitted = 0;
+  let expired = 0;
+  return {
+    observe(keys: readonly string[]) {
+      const now = new Set(keys);
+      for (const k of now) if (!seen.has(k)) admitted++;
+      for (const k of seen) if (!now.has(k)) expired++;
+      seen = now;
+    },
+    totals: () => ({ admitted, expired }),
+  };
+}
+
+/** What metrics and `status` show of the proxy. */
+export interface ProxyReport {
+  readonly port: number;
+  readonly gid: number;
+  readonly stats: ProxyStats;
+  /** Live elements in proxy_v4 / proxy_v6, as the admitter knows them. */
+  readonly elements: { readonly v4: number; readonly v6: number };
+  /** Elements that appeared (admitted) and vanished (expired) since start, counted every few seconds. */
+  readonly admittedTotal: number;
+  readonly expiredTotal: number;
+  /** Addresses answers gave that were not admitted (loopback, metadata...). */
+  readonly refusedAddresses: number;
+}
+
+export interface ProxyRuntime {
+  readonly port: number;
+  /** The admitted elements for the next full table load (see renderNft). */
+  carryOver(): ProxyCarryOver;
+  /** Admit the addresses domainwall resolved itself at start (gated like the proxy's answers). */
+  admitResolved(names: readonly { readonly host: string; readonly addresses: readonly { readonly address: string; readonly family: 4 | 6; readonly ttl: number }[] }[]): Promise<number>;
+  /** Ask the proxy one question over UDP on 127.0.0.1; throws when it does not answer. */
+  selfCheck(): Promise<void>;
+  report(): ProxyReport;
+  stop(): void;
+}
+
+export interface ProxyRuntimeOptions {
+  readonly names: readonly string[];
+  readonly wildcards: readonly string[];
+  readonly allow: readonly AllowEntry[];
+  readonly port: number;
+  readonly gid: number;
+  readonly upstreams: readonly Upstream[];
+  readonly minTtlMs: number;
+  readonly maxTtlMs: number;
+  readonly graceMs: number;
+  readonly executor: NftExecutor;
+  readonly log: ProxyLog;
+  readonly now: () => number;
+  /** Tests replace the admitter; otherwise the real one over `executor`. */
+  readonly admitter?: Admitter;
+}
+
+/**
+ * Learn what the kernel holds from a previous run (so a restart keeps it), then start the proxy.
+ * Nothing is loaded here: the caller loads the table (with `carryOver()`) once this resolves.
+ */
+export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<ProxyRuntime> {
+  const { log, now } = options;
+  const compiled = compileMatcher([...options.names, ...options.wildcards]);
+  if (!compiled.ok) throw new Error(`the DNS proxy's list: ${compiled.problems.join("; ")}`);
+  const admitter =
+    options.admitter ?? createAdmitter({ executor: options.executor, now, minTtlMs: options.minTtlMs, maxTtlMs: options.maxTtlMs, graceMs: options.graceMs });
+  const seeded = await admitter.seedFromKernel();
+  if (seeded > 0) log.info({ message: `kept ${seeded} addresses the DNS proxy had admitted before this start (they carry over into the new table)` });
+  const mayLog = rateLimiter(10, 10_000, now);
+  let refusedAddresses = 0;
+  const admit = async (admission: Admission) => {
+    const { admitted, refused } = gateAdmission(admission, options.allow);
+    if (refused.length > 0) {
+      refusedAddresses += refused.length;
+      const held = mayLog();
+      if (held !== undefined) log.warn({ message: `${admission.name}: not admitting ${refused.join(", ")} from DNS; list it in --allow to permit it${held ? ` (${held} similar lines held back)` : ""}`, name: admission.name, qtype: admission.qtype });
+    }
+    if (admitted.length > 0) await admitter.admit({ name: admission.name, entry: admission.entry, addresses: admitted });
+  };
+  const proxy: DnsProxy = await startDnsProxy({ port: options.port, upstreams: options.upstreams, match: compiled.match, admit, log, now });
+  const counter = elementCounter();
+  const observe = () => {
+    const { elements } = admitter.snapshot();
+    counter.observe(elements.map((e) => `${e.family} ${e.address}`));
+    return elements;
+  };
+  observe();
+  return {
+    port: proxy.port,
+    carryOver: () => admitter.renderCarryOver(),
+    async admitResolved(names) {
+      let count = 0;
+      for (const { host, addresses } of names) {
+        const { admitted, refused } = gateAdmission({ name: host, qtype: "A/AAAA", entry: host, chain: [host], addresses: addresses.map((a) => ({ ...a, owner: host, record: a.family === 4 ? "A" : "AAAA" })) }, options.allow);
+        for (const r of refused) log.warn({ message: `${host}: not admitting ${r} from DNS; list it in --allow to permit it`, name: host });
+        if (admitted.length === 0) continue;
+        await admitter.admit({ name: host, entry: host, addresses: admitted });
+        count += admitted.length;
+      }
+      return count;
+    },
+    async selfCheck() {
+      const id = Math.floor(Math.random() * 65536);
+      const query = encode({ type: "query", id, flags: 0x0100, questions: [{ type: "A", class: "IN", name: "domainwall-self-check.invalid" }] });
+      let answered: (ok: boolean) => void = () => {};
+      const reply = new Promise<boolean>((resolve) => (answered = resolve));
+      const socket = await Bun.udpSocket({
+        hostname: "127.0.0.1",
+        connect: { hostname: "127.0.0.1", port: proxy.port },
+        socket: { data: (_s, data) => answered(data.length >= 2 && data.readUInt16BE(0) === id), error: () => answered(false) },
+      });
+      const timer = setTimeout(() => answered(false), 2000);
+      try {
+        socket.send(query);
+        if (!(await reply)) throw new Error(`the DNS proxy on 127.0.0.1 port ${proxy.port} did not answer a query`);
+      } finally {
+        clearTimeout(timer);
+        socket.close();
+      }
+    },
+    report() {
+      const elements = observe();
+      const totals = counter.totals();
+      return {
+        port: proxy.port,
+        gid: options.gid,
+        stats: proxy.stats(),
+        elements: { v4: elements.filter((e) => e.family === 4).length, v6: elements.filter((e) => e.family === 6).length },
+        admittedTotal: totals.admitted,
+        expiredTotal: totals.expired,
+        refusedAddresses,
+      };
+    },
+    stop: () => proxy.stop(),
+  };
+}

@@ -1,0 +1,251 @@
+/**
+ * The DNS proxy's sockets: UDP and TCP on loopback only (127.0.0.1 and ::1, one port), each
+ * message handed to the handler, with bounds on everything a hostile client can grow: queries in
+ * flight, TCP connections, bytes buffered per connection, idle time.
+ */
+import type { Socket, TCPSocketListener, udp } from "bun";
+import { createHandler, type Admission, type ProxyLog } from "./handler.ts";
+import { MAX_QUERY_BYTES } from "./message.ts";
+import type { NameMatcher } from "./match.ts";
+import { createStats, rateLimiter, type ProxyStats } from "./stats.ts";
+import { exchange as realExchange, type ExchangeFn, type Transport, type Upstream } from "./upstream.ts";
+
+export type LoopbackAddress = "127.0.0.1" | "::1";
+
+export interface ProxyLimits {
+  /** Per upstream attempt. */
+  readonly upstreamTimeoutMs: number;
+  /** Tries per query, through the upstreams in order and round again. */
+  readonly attempts: number;
+  /** Queries being answered at once (UDP and TCP); more are dropped. */
+  readonly maxInFlight: number;
+  readonly maxTcpConnections: number;
+  /** A TCP connection with nothing received for this long is closed (also one that sent half a message). */
+  readonly tcpIdleMs: number;
+  /** Refused names counted one by one; more are counted together. */
+  readonly maxRefusedNames: number;
+  /** Log lines about refused names and failures, at most this many per `logIntervalMs`. */
+  readonly logsPerInterval: number;
+  readonly logIntervalMs: number;
+}
+
+export const DEFAULT_LIMITS: ProxyLimits = {
+  upstreamTimeoutMs: 1500,
+  attempts: 2,
+  maxInFlight: 1024,
+  maxTcpConnections: 64,
+  tcpIdleMs: 10_000,
+  maxRefusedNames: 1000,
+  logsPerInterval: 10,
+  logIntervalMs: 10_000,
+};
+
+export interface ProxyOptions {
+  /** 0: any free port (the same one on every address and both transports). */
+  readonly port: number;
+  readonly listen?: readonly LoopbackAddress[];
+  readonly upstreams: readonly Upstream[];
+  readonly match: NameMatcher;
+  readonly admit: (admission: Admission) => Promise<void>;
+  readonly log: ProxyLog;
+  /** Milliseconds; defaults to `performance.now`. */
+  readonly now?: () => number;
+  readonly exchange?: ExchangeFn;
+  readonly limits?: Partial<ProxyLimits>;
+}
+
+export interface DnsProxy {
+  readonly port: number;
+  stats(): ProxyStats;
+  /** Closes every socket; queries in flight get no answer. */
+  stop(): void;
+}
+
+interface Connection {
+  buffer: Uint8Array;
+  pending: number;
+  /** Bytes not yet taken by the kernel; more than `MAX_UNSENT` and the client is not reading: closed. */
+  unsent: Uint8Array[];
+}
+
+const MAX_UNSENT = 256 * 1024;
+/** Queries in flight on one TCP connection (RFC 7766 pipelining); further messages wait in the socket. */
+const MAX_PER_CONNECTION = 16;
+
+const framed = (bytes: Uint8Array) => {
+  const out = new Uint8Array(bytes.length + 2);
+  out[0] = bytes.length >> 8;
+  out[1] = bytes.length & 255;
+  out.set(bytes, 2);
+  return out;
+};
+
+export async function startDnsProxy(options: ProxyOptions): Promise<DnsProxy> {
+  const limits = { ...DEFAULT_LIMITS, ...options.limits };
+  const now = options.now ?? (() => performance.now());
+  const stats = createStats(limits.maxRefusedNames);
+  const handle = createHandler({
+    match: options.match,
+    admit: options.admit,
+    exchange: options.exchange ?? realExchange,
+    upstreams: options.upstreams,
+    timeoutMs: limits.upstreamTimeoutMs,
+    attempts: limits.attempts,
+    log: options.log,
+    now,
+    stats,
+    mayLog: rateLimiter(limits.logsPerInterval, limits.logIntervalMs, now),
+  });
+  let inFlight = 0;
+  let connections = 0;
+  const log = options.log;
+
+  /** The reply to one message, or undefined (dropped); never rejects. */
+  async function reply(bytes: Uint8Array, transport: Transport): Promise<Uint8Array | undefined> {
+    if (inFlight >= limits.maxInFlight) {
+      stats.count("dropped");
+      return undefined;
+    }
+    inFlight++;
+    try {
+      return await handle(bytes, transport);
+    } catch (error) {
+      stats.count("failed");
+      log.error({ message: `unexpected failure answering a query: ${error instanceof Error ? error.message : String(error)}` });
+      return undefined;
+    } finally {
+      inFlight--;
+    }
+  }
+
+  function send(socket: Socket<Connection>, bytes: Uint8Array) {
+    const state = socket.data;
+    if (state.unsent.length > 0) state.unsent.push(bytes);
+    else {
+      const written = socket.write(bytes);
+      if (written < bytes.length) state.unsent.push(bytes.subarray(Math.max(0, written)));
+    }
+    if (state.unsent.reduce((n, b) => n + b.length, 0) > MAX_UNSENT) socket.terminate();
+  }
+
+  /** Takes whole messages off the connection's buffer while it may have more in flight. */
+  function serve(socket: Socket<Connection>) {
+    const state = socket.data;
+    while (state.buffer.length >= 2 && state.pending < MAX_PER_CONNECTION) {
+      const length = ((state.buffer[0] ?? 0) << 8) | (state.buffer[1] ?? 0);
+      if (length < 12 || length > MAX_QUERY_BYTES) {
+        stats.count("dropped");
+        socket.terminate();
+        return;
+      }
+      if (state.buffer.length < 2 + length) return;
+      const message = state.buffer.slice(2, 2 + length);
+      state.buffer = state.buffer.slice(2 + length);
+      state.pending++;
+      void reply(message, "tcp").then((bytes) => {
+        state.pending--;
+        if (socket.readyState !== 1) return;
+        if (bytes !== undefined) send(socket, framed(bytes));
+        serve(socket);
+      });
+    }
+  }
+
+  const bind = async (port: number) => {
+    const hosts = options.listen ?? ["127.0.0.1", "::1"];
+    const datagrams: udp.Socket<"buffer">[] = [];
+    const tcp: TCPSocketListener<Connection>[] = [];
+    const close = () => {
+      for (const socket of datagrams) socket.close();
+      for (const listener of tcp) listener.stop(true);
+    };
+    try {
+      for (const hostname of hosts) {
+        const socket = await Bun.udpSocket({
+          hostname,
+          port,
+          socket: {
+            data(socket, data, clientPort, address, flags) {
+              if (flags.truncated) {
+                stats.count("dropped");
+                return;
+              }
+              void reply(new Uint8Array(data), "udp").then((bytes) => {
+                if (bytes !== undefined && !socket.closed) socket.send(bytes, clientPort, address);
+              });
+            },
+            error(_socket, error) {
+              log.warn({ message: `DNS proxy UDP socket: ${error.message}` });
+            },
+          },
+        });
+        datagrams.push(socket);
+        port = socket.port;
+        tcp.push(
+          Bun.listen<Connection>({
+            hostname,
+            port,
+            data: { buffer: new Uint8Array(), pending: 0, unsent: [] },
+            socket: {
+              open(socket) {
+                socket.data = { buffer: new Uint8Array(), pending: 0, unsent: [] };
+                if (++connections > limits.maxTcpConnections) {
+                  stats.count("dropped");
+                  socket.terminate();
+                  return;
+                }
+                socket.timeout(Math.ceil(limits.tcpIdleMs / 1000));
+              },
+              data(socket, chunk) {
+                const state = socket.data;
+                const joined = new Uint8Array(state.buffer.length + chunk.length);
+                joined.set(state.buffer);
+                joined.set(chunk, state.buffer.length);
+                state.buffer = joined;
+                if (state.buffer.length > 2 * (MAX_QUERY_BYTES + 2) * MAX_PER_CONNECTION) socket.terminate();
+                else serve(socket);
+              },
+              drain(socket) {
+                const state = socket.data;
+                while (state.unsent.length > 0) {
+                  const next = state.unsent[0] as Uint8Array;
+                  const written = socket.write(next);
+                  if (written < next.length) {
+                    state.unsent[0] = next.subarray(Math.max(0, written));
+                    return;
+                  }
+                  state.unsent.shift();
+                }
+              },
+              timeout(socket) {
+                socket.terminate();
+              },
+              close() {
+                connections--;
+              },
+              error(_socket, error) {
+                log.warn({ message: `DNS proxy TCP connection: ${error.message}` });
+              },
+            },
+          }),
+        );
+      }
+    } catch (error) {
+      close();
+      throw error;
+    }
+    return { port, close };
+  };
+
+  // With port 0 the first socket picks the port; another process may hold it on another address.
+  let bound: Awaited<ReturnType<typeof bind>> | undefined;
+  for (let attempt = 0; bound === undefined; attempt++) {
+    try {
+      bound = await bind(options.port);
+    } catch (error) {
+      if (options.port !== 0 || attempt >= 9) throw error;
+    }
+  }
+  const { port, close } = bound;
+  return { port, stats: () => stats.snapshot(), stop: close };
+}

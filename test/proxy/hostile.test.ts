@@ -1,0 +1,229 @@
+// The proxy faces the app, which may be hostile: malformed and random packets, a TCP client that
+// stalls, too many connections, a flood; and an upstream that may send anything back.
+import { afterEach, describe, expect, test } from "bun:test";
+import type { Socket } from "bun";
+import { encode, type Answer } from "dns-packet";
+import { compileMatcher } from "../../src/proxy/match.ts";
+import { answerAddresses, readAnswer, readQuery } from "../../src/proxy/message.ts";
+import { startDnsProxy, type DnsProxy, type ProxyLimits } from "../../src/proxy/server.ts";
+import { tcpAsk, udpAsk, withTimeout } from "../support/dns-client.ts";
+import { queryBytes, svcbRdata, svcbRecord } from "../support/dns.ts";
+import { startFakeDns, type FakeDns, type Responder } from "../support/fake-dns.ts";
+
+/** A seeded generator (mulberry32), so a failure can be replayed. */
+function random(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const SAMPLES = [
+  queryBytes(1, "api.example.com", "A"),
+  queryBytes(2, "a.b.any.example", "AAAA", { edns: true }),
+  queryBytes(3, "c2VjcmV0.exfil.example", "HTTPS", { edns: true }),
+  // a pointer loop in the OPT record's owner
+  Uint8Array.from([0, 4, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1, 3, 97, 112, 105, 0, 0, 1, 0, 1, 0xc0, 21, 0, 41, 16, 0, 0, 0, 0, 0, 0, 0]),
+];
+
+/** Random bytes, or a sample with bytes flipped, cut short, extended or with its counts changed. */
+function fuzzPacket(next: () => number): Uint8Array {
+  const pick = (n: number) => Math.floor(next() * n);
+  if (next() < 0.2) return Uint8Array.from({ length: pick(600) }, () => pick(256));
+  const packet = new Uint8Array(SAMPLES[pick(SAMPLES.length)] as Uint8Array);
+  switch (pick(4)) {
+    case 0:
+      for (let i = 0, n = 1 + pick(4); i < n; i++) packet[pick(packet.length)] = pick(256);
+      return packet;
+    case 1:
+      return packet.slice(0, pick(packet.length));
+    case 2:
+      return Uint8Array.from([...packet, ...Array.from({ length: pick(64) }, () => pick(256))]);
+    default:
+      packet[4 + pick(8)] = pick(4);
+      return packet;
+  }
+}
+
+const running: (() => void)[] = [];
+afterEach(() => {
+  for (const stop of running.splice(0)) stop();
+});
+
+const quiet = { info() {}, warn() {}, error() {} };
+
+async function start(answer: Responder, limits: Partial<ProxyLimits> = {}): Promise<{ proxy: DnsProxy; upstream: FakeDns }> {
+  const upstream = await startFakeDns(answer);
+  const compiled = compileMatcher(["api.example.com", "**.any.example"]);
+  if (!compiled.ok) throw new Error("bad list");
+  const proxy = await startDnsProxy({ port: 0, upstreams: [{ address: "127.0.0.1", port: upstream.port }], match: compiled.match, admit: async () => {}, log: quiet, limits });
+  running.push(() => proxy.stop(), () => upstream.stop());
+  return { proxy, upstream };
+}
+
+const answerA: Responder = (query) => ({ answers: [{ type: "A", name: query.questions?.[0]?.name ?? "", ttl: 30, data: "192.0.2.1" }] });
+
+describe("pure functions never throw", () => {
+  test("readQuery on 100,000 random and mutated packets", () => {
+    const next = random(1);
+    const kinds = { query: 0, reply: 0, drop: 0 };
+    for (let i = 0; i < 100_000; i++) kinds[readQuery(fuzzPacket(next)).kind]++;
+    expect(kinds.query).toBeGreaterThan(0);
+    expect(kinds.reply).toBeGreaterThan(0);
+    expect(kinds.drop).toBeGreaterThan(0);
+  });
+
+  test("readAnswer and answerAddresses on 50,000 mutated answers (a hostile upstream)", () => {
+    const check = readQuery(queryBytes(1, "api.example.com", "A"));
+    if (check.kind !== "query") throw new Error("sample");
+    const answer = new Uint8Array(
+      encode({
+        type: "response",
+        id: 7,
+        flags: 0x8180,
+        questions: [{ name: "api.example.com", type: "A", class: "IN" }],
+        answers: [
+          { type: "CNAME", name: "api.example.com", ttl: 30, data: "b.example" },
+          { type: "A", name: "b.example", ttl: 30, data: "192.0.2.1" },
+          svcbRecord("HTTPS", "b.example", 30, svcbRdata(1, ".", { v4: ["192.0.2.2"], v6: ["2001:db8::2"] })),
+        ] as Answer[],
+      }),
+    );
+    const next = random(2);
+    let read = 0;
+    for (let i = 0; i < 50_000; i++) {
+      const bytes = new Uint8Array(answer);
+      for (let j = 0, n = 1 + Math.floor(next() * 3); j < n; j++) bytes[12 + Math.floor(next() * (bytes.length - 12))] = Math.floor(next() * 256);
+      const result = readAnswer(check.query, 7, next() < 0.3 ? bytes.slice(0, Math.floor(next() * bytes.length)) : bytes);
+      if (!result.ok) continue;
+      read++;
+      for (const a of answerAddresses("api.example.com", result.records).addresses) expect(a.address).toMatch(/^[0-9a-f.:]+$/);
+    }
+    expect(read).toBeGreaterThan(0);
+  });
+});
+
+describe("DNS proxy under attack", () => {
+  test("20,000 random and mutated datagrams: the proxy keeps answering, memory stays bounded", async () => {
+    const { proxy } = await start(answerA);
+    const socket = await Bun.udpSocket({ hostname: "0.0.0.0", connect: { hostname: "127.0.0.1", port: proxy.port } });
+    running.push(() => socket.close());
+    const next = random(3);
+    const blast = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        socket.send(fuzzPacket(next));
+        if (i % 200 === 199) await Bun.sleep(1); // let the proxy read: a full socket buffer would only drop datagrams
+      }
+    };
+    await blast(2000);
+    Bun.gc(true);
+    const before = process.memoryUsage().rss;
+    await blast(20_000);
+    Bun.gc(true);
+    const growth = process.memoryUsage().rss - before;
+    expect((await udpAsk(proxy.port, queryBytes(0x77, "api.example.com", "A"))).rcode).toBe("NOERROR");
+    expect((await tcpAsk(proxy.port, queryBytes(0x78, "x.any.example", "A"))).rcode).toBe("NOERROR");
+    const { queries } = proxy.stats();
+    expect(queries.invalid + queries.dropped).toBeGreaterThan(1000);
+    expect(growth).toBeLessThan(64 * 1024 * 1024);
+  }, 60_000);
+
+  test("random byte streams over TCP: connections are closed or answered, the proxy keeps answering", async () => {
+    const { proxy } = await start(answerA);
+    const next = random(4);
+    for (let i = 0; i < 50; i++) {
+      const closed = Promise.withResolvers<void>();
+      const socket = await Bun.connect({ hostname: "127.0.0.1", port: proxy.port, socket: { data() {}, close: () => closed.resolve(), error() {} } });
+      const bytes = next() < 0.5 ? Uint8Array.from({ length: 1 + Math.floor(next() * 3000) }, () => Math.floor(next() * 256)) : (() => {
+        const p = fuzzPacket(next);
+        return Uint8Array.from([p.length >> 8, p.length & 255, ...p]);
+      })();
+      socket.write(bytes);
+      socket.end();
+      await withTimeout(closed.promise, 5000, "connection not closed");
+    }
+    expect((await tcpAsk(proxy.port, queryBytes(9, "api.example.com", "A"))).rcode).toBe("NOERROR");
+  });
+
+  test("a hostile upstream sending mutated answers: SERVFAIL or its answer, never a crash", async () => {
+    const next = random(5);
+    const hostile: Responder = (query) => {
+      const good = new Uint8Array(encode({ type: "response", id: query.id, flags: 0x8180, questions: query.questions, answers: [{ type: "A", name: query.questions?.[0]?.name ?? "", ttl: 30, data: "192.0.2.1" }] }));
+      for (let j = 0; j < 2; j++) good[2 + Math.floor(next() * (good.length - 2))] = Math.floor(next() * 256);
+      return good;
+    };
+    const { proxy } = await start(hostile, { upstreamTimeoutMs: 50, attempts: 1 });
+    const rcodes = new Set<string>();
+    for (let i = 0; i < 60; i++) rcodes.add((await udpAsk(proxy.port, queryBytes(i, "api.example.com", "A"))).rcode);
+    expect(rcodes.has("SERVFAIL")).toBe(true);
+    expect((await udpAsk(proxy.port, queryBytes(1, "c.unlisted.example", "A"))).rcode).toBe("NXDOMAIN");
+  }, 20_000);
+
+  test("a TCP client that sends a length and stalls is closed after the idle time", async () => {
+    const { proxy } = await start(answerA, { tcpIdleMs: 1000 });
+    const closed = Promise.withResolvers<void>();
+    const socket = await Bun.connect({ hostname: "127.0.0.1", port: proxy.port, socket: { data() {}, close: () => closed.resolve(), error() {} } });
+    socket.write(Uint8Array.from([0, 40, 0, 1]));
+    await withTimeout(closed.promise, 10_000, "the stalled connection was not closed");
+  }, 20_000);
+
+  test("connections beyond maxTcpConnections are closed at once; the others are served", async () => {
+    const { proxy } = await start(answerA, { maxTcpConnections: 3 });
+    const opened: Socket[] = [];
+    for (let i = 0; i < 3; i++) opened.push(await Bun.connect({ hostname: "127.0.0.1", port: proxy.port, socket: { data() {}, error() {} } }));
+    running.push(() => opened.forEach((s) => s.end()));
+    const closed = Promise.withResolvers<void>();
+    await Bun.connect({ hostname: "127.0.0.1", port: proxy.port, socket: { data() {}, close: () => closed.resolve(), error() {} } });
+    await withTimeout(closed.promise, 5000, "the fourth connection was not closed");
+    opened.pop()?.end();
+    await Bun.sleep(10); // let the proxy see the close before the next connection
+    expect((await tcpAsk(proxy.port, queryBytes(3, "api.example.com", "A"))).rcode).toBe("NOERROR");
+  });
+
+  test("several queries in one TCP write (pipelining) are all answered", async () => {
+    const { proxy } = await start(answerA);
+    const frames = [1, 2, 3].map((id) => queryBytes(id, "api.example.com", "A")).flatMap((q) => [q.length >> 8, q.length & 255, ...q]);
+    let received = Buffer.alloc(0);
+    const ids = new Set<number>();
+    const done = Promise.withResolvers<void>();
+    const socket = await Bun.connect({
+      hostname: "127.0.0.1",
+      port: proxy.port,
+      socket: {
+        data(_s, chunk) {
+          received = Buffer.concat([received, chunk]);
+          while (received.length >= 2 && received.length >= 2 + received.readUInt16BE(0)) {
+            ids.add(received.readUInt16BE(2));
+            received = received.subarray(2 + received.readUInt16BE(0));
+          }
+          if (ids.size === 3) done.resolve();
+        },
+        error() {},
+      },
+    });
+    running.push(() => socket.end());
+    socket.write(Uint8Array.from(frames));
+    await withTimeout(done.promise, 5000, "not all answered");
+    expect([...ids].sort()).toEqual([1, 2, 3]);
+  });
+
+  test("a flood beyond maxInFlight is dropped, not queued", async () => {
+    const held = Promise.withResolvers<void>();
+    const { proxy, upstream } = await start(async (query) => {
+      await held.promise;
+      return answerA(query, "udp");
+    }, { maxInFlight: 4, upstreamTimeoutMs: 10_000 });
+    running.unshift(() => held.resolve());
+    const socket = await Bun.udpSocket({ hostname: "0.0.0.0", connect: { hostname: "127.0.0.1", port: proxy.port } });
+    running.push(() => socket.close());
+    for (let i = 0; i < 50; i++) socket.send(queryBytes(i, "api.example.com", "A"));
+    // the 4 taken reach the upstream from their own sockets, after the other 46 have been dropped
+    await withTimeout((async () => { while (proxy.stats().queries.dropped < 46 || upstream.received.length < 4) await Bun.sleep(1); })(), 5000, "not dropped");
+    expect(upstream.received).toHaveLength(4);
+    held.resolve();
+    await withTimeout((async () => { while (proxy.stats().queries.forwarded < 4) await Bun.sleep(1); })(), 5000, "not forwarded");
+    expect(proxy.stats().queries).toMatchObject({ forwarded: 4, dropped: 46 });
+  });
+});
