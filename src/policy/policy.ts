@@ -4,6 +4,7 @@ import { compareCidr, contains, makeCidr, parseAddress, sortByCidr, type Cidr, t
 import { forbiddenReason, privateReason, resolverNetworks, underDomain } from "./forbidden.ts";
 import type { HostResolution } from "../dns/resolve.ts";
 import { portElements, type PortElement, type PortEntry } from "./ports.ts";
+import { proxyPortSets, type ProxyPortSet } from "./proxy-sets.ts";
 
 export type { PortElement } from "./ports.ts";
 
@@ -71,6 +72,11 @@ export interface Policy {
 export interface ProxyRules {
   readonly port: number;
   readonly gid: number;
+  /**
+   * The timeout sets of entries listed with ports (see `proxyPortSets`), each accepted only on its
+   * ports; absent when no entry has ports (then only proxy_v4/proxy_v6, every port).
+   */
+  readonly portSets?: readonly ProxyPortSet[];
 }
 
 export interface PolicySummary {
@@ -214,7 +220,8 @@ export function buildPolicy(config: Config, names: readonly NameAddresses[], res
       else for (const range of ports) withPorts.push({ cidr: address, ports: range, source: resolution.host });
     }
   }
-  const ported = config.hostPorts.size > 0 || config.allow.some((entry) => entry.ports !== undefined);
+  // With the proxy, names are admitted into its sets (proxy.portSets for those with ports), not these.
+  const ported = (config.dnsProxy === undefined && config.hostPorts.size > 0) || config.allow.some((entry) => entry.ports !== undefined);
   const everyPort = ported ? config.allow.filter((entry) => entry.ports === undefined) : config.allow;
   if (ported) for (const entry of config.allow) if (entry.ports !== undefined) withPorts.push({ cidr: entry.cidr, ports: entry.ports, source: entry.source });
   const elements = collect(everyPort, fromDns);
@@ -235,9 +242,15 @@ export function buildPolicy(config: Config, names: readonly NameAddresses[], res
     inboundPorts: config.ports,
     ...(config.forward && { forward: true }),
     verdict: config.reject ? "reject" : "drop",
-    ...(config.dnsProxy && { proxy: config.dnsProxy }),
+    ...(config.dnsProxy && { proxy: proxyRules(config) }),
   };
   return { policy, warnings };
+}
+
+/** The proxy's rules: its port and group, and a timeout set pair per distinct port spec of the list. */
+function proxyRules(config: Config): ProxyRules {
+  const { sets } = proxyPortSets([...config.hosts, ...config.wildcards], config.hostPorts);
+  return { ...config.dnsProxy!, ...(sets.length > 0 && { portSets: sets }) };
 }
 
 /** How many networks a port set holds (one network may hold several port ranges). */

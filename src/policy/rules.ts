@@ -1,4 +1,5 @@
 import type { Policy, PortElement } from "./policy.ts";
+import type { ProxyPortSet } from "./proxy-sets.ts";
 
 /**
  * One rule of a chain, backend-neutral: what it matches and does, not how a backend writes it. Both
@@ -43,8 +44,11 @@ export type Rule =
    * accepted by loopback destination and the proxy's port.
    */
   | { readonly kind: "proxy-port"; readonly port: number }
-  /** The DNS proxy (output filter): the addresses its answers admitted (sets with per-element timeouts). */
-  | { readonly kind: "proxy-admitted" }
+  /**
+   * The DNS proxy (output filter): the addresses its answers admitted (sets with per-element
+   * timeouts): proxy_v4/proxy_v6 on every port, each of `portSets` on its ports only.
+   */
+  | { readonly kind: "proxy-admitted"; readonly portSets: readonly ProxyPortSet[] }
   /** The allowed addresses and networks (nft: two set lookups; iptables: one rule each). */
   | { readonly kind: "allowed"; readonly allowV4: Policy["allowV4"]; readonly allowV6: Policy["allowV6"] }
   /**
@@ -99,7 +103,7 @@ export function chainsOf(policy: Policy): Chain[] {
       { kind: "dns", dns: policy.dns, ...(proxy && { gid: proxy.gid }) },
       { kind: "allowed", allowV4: policy.allowV4, allowV6: policy.allowV6 },
       ...(policy.allowPorts ? [{ kind: "allowed-ports", v4: policy.allowPorts.v4, v6: policy.allowPorts.v6 } as const] : []),
-      ...(proxy === undefined ? [] : [{ kind: "proxy-admitted" } as const]),
+      ...(proxy === undefined ? [] : [{ kind: "proxy-admitted", portSets: proxy.portSets ?? [] } as const]),
       { kind: "verdict", verdict: policy.verdict, counter: "output_dropped" },
     ],
   };

@@ -40,6 +40,13 @@ describe("watch --dns-proxy configuration", () => {
     });
   });
 
+  test("the policy declares a set pair per port spec of the names and wildcards; their ports do not go to the static port sets", () => {
+    const { config } = parseConfig(settings(["hosts", "api.example.:443,*.cdn.example:443,ntp.example:123/udp,plain.example"], ["dns-proxy", "true"]), "watch");
+    const { policy } = buildPolicy(config.policy, [], []);
+    expect(policy.proxy?.portSets?.map((s) => `${s.v4} ${s.entries.join(",")}`)).toEqual(["proxy_v4_tcp443 *.cdn.example,api.example", "proxy_v4_udp123 ntp.example"]);
+    expect(policy.allowPorts).toBeUndefined();
+  });
+
   test("--dns-proxy-port and --dns-proxy-gid", () => {
     const { config } = parseConfig(settings(["hosts", "api.example"], ["dns-proxy", "true"], ["dns-proxy-port", "5353"], ["dns-proxy-gid", "4242"]), "watch");
     expect(config.policy.dnsProxy).toEqual({ port: 5353, gid: 4242 });

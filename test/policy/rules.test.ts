@@ -47,6 +47,19 @@ describe("chainsOf", () => {
     expect(chains[1]?.rules.find((r) => r.kind === "dns")).toMatchObject({ gid: 2000053 });
   });
 
+  test("with the DNS proxy and entries with ports: the admitted addresses are proxy_v4/proxy_v6 and then each port spec's pair, after the static port sets", () => {
+    const chains = chainsOf(PROXY_POLICIES["dns-proxy-ports"]!);
+    expect(chains[1]?.rules.map((r) => r.kind).slice(-4)).toEqual(["allowed", "allowed-ports", "proxy-admitted", "verdict"]);
+    const admitted = chains[1]?.rules.find((r) => r.kind === "proxy-admitted");
+    expect(admitted?.kind === "proxy-admitted" && admitted.portSets.map((s) => `${s.v4} ${s.v6}: ${s.entries.join(", ")}`)).toEqual([
+      "proxy_v4_tcp22_tcp8000-8100 proxy_v6_tcp22_tcp8000-8100: mirror.example",
+      "proxy_v4_tcp443 proxy_v6_tcp443: *.pypi.org, api.example.com",
+      "proxy_v4_tcp80_tcp443 proxy_v6_tcp80_tcp443: **.files.example",
+      "proxy_v4_udp123 proxy_v6_udp123: ntp.example",
+    ]);
+    expect(chainsOf(PROXY_POLICIES["dns-proxy"]!)[1]?.rules.find((r) => r.kind === "proxy-admitted")).toEqual({ kind: "proxy-admitted", portSets: [] });
+  });
+
   test("without the proxy no rule carries a group and there is no nat chain", () => {
     const chains = chainsOf(POLICIES["egress-only"]!);
     expect(chains.every((c) => c.type === "filter")).toBe(true);

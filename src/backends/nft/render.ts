@@ -1,6 +1,8 @@
 import type { Cidr } from "../../net/ip.ts";
 import { sourceComment, type Policy, type PortElement, type SetElement } from "../../policy/policy.ts";
 import { chainsOf, unreachable, type Chain, type Rule } from "../../policy/rules.ts";
+import { formatPortRange, PROTOCOLS, type PortRange } from "../../config/port-spec.ts";
+import type { ProxyPortSet } from "../../policy/proxy-sets.ts";
 
 /** domainwall owns exactly this table and never touches any other. */
 export const NFT_TABLE = "domainwall";
@@ -82,6 +84,19 @@ function dnsRules(dns: Policy["dns"], gid: number | undefined): string[] {
   ];
 }
 
+/** `tcp dport 443`, `tcp dport { 80, 443, 8000-8100 }`: one match per protocol of a port list. */
+function portMatches(ports: readonly PortRange[]): string[] {
+  return PROTOCOLS.flatMap((protocol) => {
+    const of = ports.filter((p) => p.protocol === protocol).map((p) => `${p.first}${p.last === p.first ? "" : `-${p.last}`}`);
+    if (of.length === 0) return [];
+    return [`${protocol} dport ${of.length === 1 ? of[0] : `{ ${of.join(", ")} }`}`];
+  });
+}
+
+/** A port set of the DNS proxy: its addresses, on its ports only. */
+const proxyPortRules = (set: ProxyPortSet): string[] =>
+  portMatches(set.ports).flatMap((match) => [`ip daddr @${set.v4} ${match} accept`, `ip6 daddr @${set.v6} ${match} accept`]);
+
 /** One rule of the neutral list as nft statements (the allowed addresses live in the sets). */
 function ruleLines(rule: Rule, hook: Chain["hook"]): string[] {
   const direction = hook === "input" ? "iifname" : "oifname";
@@ -107,7 +122,7 @@ function ruleLines(rule: Rule, hook: Chain["hook"]): string[] {
     case "proxy-port":
       return [`ip daddr 127.0.0.1 ${TCP_UDP} th dport ${rule.port} accept`, `ip6 daddr ::1 ${TCP_UDP} th dport ${rule.port} accept`];
     case "proxy-admitted":
-      return ["ip daddr @proxy_v4 accept", "ip6 daddr @proxy_v6 accept"];
+      return ["ip daddr @proxy_v4 accept", "ip6 daddr @proxy_v6 accept", ...rule.portSets.flatMap(proxyPortRules)];
     case "allowed":
       return ["ip daddr @allow_v4 accept", "ip6 daddr @allow_v6 accept"];
     case "allowed-ports":
@@ -140,8 +155,8 @@ const renderChain = (chain: Chain): string[] => [
  * `elements` carries what was admitted over a table replace (an `elements = { ... }` line of
  * validated addresses, or "").
  */
-const renderTimeoutSet = (name: string, type: string, elements: string): string[] => [
-  `\tset ${name} {`,
+const renderTimeoutSet = (name: string, type: string, elements: string, comment?: string): string[] => [
+  `\tset ${name} {${comment === undefined ? "" : ` # ${comment}`}`,
   `\t\ttype ${type}`,
   "\t\tflags timeout",
   ...(elements === "" ? [] : [`\t\t${elements}`]),
@@ -150,8 +165,23 @@ const renderTimeoutSet = (name: string, type: string, elements: string): string[
 
 /** What the DNS proxy admitted, to carry over a table replace (see `renderTimeoutSet`). */
 export interface ProxyCarryOver {
+  /** proxy_v4 and proxy_v6. */
   readonly v4: string;
   readonly v6: string;
+  /** The port sets' (`ProxyPortSet`), by set name; a set missing here starts empty. */
+  readonly ports?: ReadonlyMap<string, string>;
+}
+
+/** The DNS proxy's timeout sets: every port, then one pair per port spec with a comment naming its ports and entries. */
+function proxySets(proxy: NonNullable<Policy["proxy"]>, carryOver: ProxyCarryOver): string[] {
+  return [
+    ...renderTimeoutSet("proxy_v4", "ipv4_addr", carryOver.v4),
+    ...renderTimeoutSet("proxy_v6", "ipv6_addr", carryOver.v6),
+    ...(proxy.portSets ?? []).flatMap((set) => {
+      const comment = `${set.ports.map(formatPortRange).join(", ")}: ${set.entries.join(", ")}`; // entries are validated names and wildcards
+      return [...renderTimeoutSet(set.v4, "ipv4_addr", carryOver.ports?.get(set.v4) ?? "", comment), ...renderTimeoutSet(set.v6, "ipv6_addr", carryOver.ports?.get(set.v6) ?? "", comment)];
+    }),
+  ];
 }
 
 /**
@@ -169,7 +199,7 @@ export function renderNft(policy: Policy, carryOver: ProxyCarryOver = { v4: "", 
     `table ${TABLE} {`,
     ...chains.flatMap((chain) => counterOf(chain)).flatMap((name) => [`\tcounter ${name} {`, "\t}"]),
     ...setsOf(policy).flatMap(renderSet),
-    ...(policy.proxy === undefined ? [] : [...renderTimeoutSet("proxy_v4", "ipv4_addr", carryOver.v4), ...renderTimeoutSet("proxy_v6", "ipv6_addr", carryOver.v6)]),
+    ...(policy.proxy === undefined ? [] : proxySets(policy.proxy, carryOver)),
     ...chains.flatMap(renderChain),
     "}",
   ];
