@@ -51,6 +51,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
       proxy = await startProxyRuntime({
         names: config.policy.hosts,
         wildcards: config.policy.wildcards,
+        hostPorts: config.policy.hostPorts,
         allow: config.policy.allow,
         port: proxyConfig.port,
         gid: proxyConfig.gid,

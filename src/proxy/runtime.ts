@@ -10,6 +10,8 @@ import type { ProxyCarryOver } from "../backends/nft/render.ts";
 import type { AllowEntry } from "../config/config.ts";
 import { makeCidr, parseAddress, type Cidr } from "../net/ip.ts";
 import { refusedFromDns } from "../policy/policy.ts";
+import { proxyEntryOf, proxyPortSets, type ProxySetNames } from "../policy/proxy-sets.ts";
+import type { PortRange } from "../config/port-spec.ts";
 import { createAdmitter, type Admitter } from "./admit.ts";
 import type { Admission, ProxyLog } from "./handler.ts";
 import { compileMatcher } from "./match.ts";
@@ -64,7 +66,7 @@ export interface ProxyReport {
   readonly port: number;
   readonly gid: number;
   readonly stats: ProxyStats;
-  /** Live elements in proxy_v4 / proxy_v6, as the admitter knows them. */
+  /** Live elements of each family in all the proxy's sets (proxy_v4, the port sets...), as the admitter knows them. */
   readonly elements: { readonly v4: number; readonly v6: number };
   /** Elements that appeared (admitted) and vanished (expired) since start, counted every few seconds. */
   readonly admittedTotal: number;
@@ -88,6 +90,8 @@ export interface ProxyRuntime {
 export interface ProxyRuntimeOptions {
   readonly names: readonly string[];
   readonly wildcards: readonly string[];
+  /** The ports of the names and wildcards listed with ports (Config.hostPorts): their answers open only those. */
+  readonly hostPorts: ReadonlyMap<string, readonly PortRange[]>;
   readonly allow: readonly AllowEntry[];
   readonly port: number;
   readonly gid: number;
@@ -110,8 +114,16 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
   const { log, now } = options;
   const compiled = compileMatcher([...options.names, ...options.wildcards]);
   if (!compiled.ok) throw new Error(`the DNS proxy's list: ${compiled.problems.join("; ")}`);
+  const portSets = proxyPortSets([...options.names, ...options.wildcards], options.hostPorts);
+  /** The sets of the entry that matched: the renderer declared the same pairs from the same list (Policy.proxy.portSets). */
+  const setsOf = (entry: string): ProxySetNames => {
+    const sets = portSets.byEntry.get(proxyEntryOf(entry));
+    if (sets === undefined) throw new Error(`no sets for the entry ${JSON.stringify(entry)}`);
+    return sets;
+  };
   const admitter =
-    options.admitter ?? createAdmitter({ executor: options.executor, now, minTtlMs: options.minTtlMs, maxTtlMs: options.maxTtlMs, graceMs: options.graceMs });
+    options.admitter ??
+    createAdmitter({ executor: options.executor, now, minTtlMs: options.minTtlMs, maxTtlMs: options.maxTtlMs, graceMs: options.graceMs, portSets: portSets.sets });
   const seeded = await admitter.seedFromKernel();
   if (seeded > 0) log.info({ message: `kept ${seeded} addresses the DNS proxy had admitted before this start (they carry over into the new table)` });
   const mayLog = rateLimiter(10, 10_000, now);
@@ -123,13 +135,13 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
       const held = mayLog();
       if (held !== undefined) log.warn({ message: `${admission.name}: not admitting ${refused.join(", ")} from DNS; list it in --allow to permit it${held ? ` (${held} similar lines held back)` : ""}`, name: admission.name, qtype: admission.qtype });
     }
-    if (admitted.length > 0) await admitter.admit({ name: admission.name, entry: admission.entry, addresses: admitted });
+    if (admitted.length > 0) await admitter.admit({ name: admission.name, entry: admission.entry, addresses: admitted, sets: setsOf(admission.entry) });
   };
   const proxy: DnsProxy = await startDnsProxy({ port: options.port, upstreams: options.upstreams, match: compiled.match, admit, log, now });
   const counter = elementCounter();
   const observe = () => {
     const { elements } = admitter.snapshot();
-    counter.observe(elements.map((e) => `${e.family} ${e.address}`));
+    counter.observe(elements.map((e) => `${e.set} ${e.address}`));
     return elements;
   };
   observe();
@@ -142,7 +154,7 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
         const { admitted, refused } = gateAdmission({ name: host, qtype: "A/AAAA", entry: host, chain: [host], addresses: addresses.map((a) => ({ ...a, owner: host, record: a.family === 4 ? "A" : "AAAA" })) }, options.allow);
         for (const r of refused) log.warn({ message: `${host}: not admitting ${r} from DNS; list it in --allow to permit it`, name: host });
         if (admitted.length === 0) continue;
-        await admitter.admit({ name: host, entry: host, addresses: admitted });
+        await admitter.admit({ name: host, entry: host, addresses: admitted, sets: setsOf(host) });
         count += admitted.length;
       }
       return count;
