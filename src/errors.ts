@@ -20,8 +20,8 @@ export const runtimeError = (message: string) => new DomainwallError("runtime", 
 /** `status`: domainwall's rules are loaded but a hook or jump is missing, or a rule decides before ours. */
 export const notEnforcingError = (message: string) => new DomainwallError("not-enforcing", message);
 
-/** 0 success, 1 runtime failure (DNS, nft), 2 bad configuration or usage, 3 `status`: loaded but not enforcing. */
-export const EXIT = { ok: 0, runtime: 1, usage: 2, notEnforcing: 3 } as const;
+/** 0 success, 1 runtime failure (DNS, nft), 2 bad configuration or usage, 3 `status`: loaded but not enforcing; `explain`: 1 when denied. */
+export const EXIT = { ok: 0, runtime: 1, usage: 2, notEnforcing: 3, denied: 1 } as const;
 
 export function exitCode(error: unknown): number {
   if (!(error instanceof DomainwallError)) return EXIT.runtime;

@@ -1,25 +1,26 @@
 #!/usr/bin/env bun
 import { selectBackend } from "./backends/select.ts";
-import { readConfigFile } from "./cli/config-file.ts";
+import { loadConfig, readSettings } from "./cli/load.ts";
 import { helpText } from "./cli/help.ts";
 import { parseCli } from "./cli/parse.ts";
-import { layerSettings, type Settings } from "./cli/settings.ts";
 import { applyCommand } from "./commands/apply.ts";
 import { confirmCommand } from "./commands/confirm.ts";
 import type { Context } from "./commands/context.ts";
 import { removeCommand } from "./commands/remove.ts";
 import { checkCommand, renderCommand } from "./commands/render.ts";
 import { statusCommand } from "./commands/status.ts";
+import { explainCommand } from "./commands/explain.ts";
+import { suggestCommand } from "./commands/suggest.ts";
 import { watchCommand } from "./commands/watch.ts";
-import { parseConfig, type CommandConfig } from "./config/config.ts";
+import type { CommandConfig } from "./config/config.ts";
 import { DomainwallError, EXIT, exitCode } from "./errors.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { messageOf } from "./messages.ts";
 import { VERSION } from "./version.ts";
 import type { World } from "./world.ts";
 
-/** Run one command with its typed configuration. */
-function dispatch(ctx: Context, config: CommandConfig): Promise<void> {
+/** Run one command with its typed configuration; a command may say its exit code (explain: 1 when denied). */
+function dispatch(ctx: Context, config: CommandConfig): Promise<number | void> {
   switch (config.command) {
     case "apply":
       return applyCommand(ctx, config);
@@ -32,17 +33,14 @@ function dispatch(ctx: Context, config: CommandConfig): Promise<void> {
     case "remove":
       return removeCommand(ctx);
     case "status":
-      return statusCommand(ctx);
+      return statusCommand(ctx, config);
+    case "explain":
+      return explainCommand(ctx, config);
+    case "suggest":
+      return suggestCommand(ctx);
     case "confirm":
       return confirmCommand(ctx);
   }
-}
-
-/** The allow file's text for `parseConfig` (which stays pure); undefined when there is none to read. */
-async function readAllowFile(world: World, settings: Settings): Promise<string | undefined> {
-  const setting = settings.get("allow-file");
-  if (setting?.kind !== "value" || setting.text.trim() === "") return undefined;
-  return world.readFile(setting.text);
 }
 
 /** The whole program: parse, run one command, map the outcome to an exit code. */
@@ -54,14 +52,10 @@ export async function main(world: World): Promise<number> {
     if (invocation.kind === "help") return void (await world.stdout(`${helpText(invocation.command)}\n`)), EXIT.ok;
     if (invocation.kind === "usage") return void world.stderr.write(`no command given\n\n${helpText()}\n`), EXIT.usage;
     const { command, flags } = invocation;
-    const configSetting = flags.get("config");
-    const file = configSetting?.kind === "value" ? await readConfigFile(world.readFile, configSetting) : { settings: new Map(), problems: [] };
-    const settings = layerSettings(command, { env: world.env, file: file.settings, flags });
-    const logFormat = settings.get("log-format");
+    const logFormat = (await readSettings(world, command, flags)).settings.get("log-format");
     log = createLogger(logFormat?.kind === "value" && logFormat.text === "json" ? "json" : "text", world.stderr);
     const logger = log;
-    const problems = [...invocation.problems, ...file.problems];
-    const { config, warnings } = parseConfig(settings, command, { problems, allowFileText: await readAllowFile(world, settings) });
+    const { config, warnings } = await loadConfig(world, command, flags, { problems: invocation.problems, args: invocation.args });
     for (const warning of warnings) logger.warn(warning);
     const probe = command !== "render";
     const backend = async () => {
@@ -69,8 +63,7 @@ export async function main(world: World): Promise<number> {
       if (probe) logger.info(`backend ${chosen.backend.name} (${chosen.reason})`);
       return chosen.backend;
     };
-    await dispatch({ world, log: logger, backend }, config);
-    return EXIT.ok;
+    return (await dispatch({ world, log: logger, backend, reread: () => loadConfig(world, command, flags) }, config)) ?? EXIT.ok;
   } catch (error) {
     log ??= createLogger("text", world.stderr);
     if (error instanceof DomainwallError) log.error(error.message);

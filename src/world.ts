@@ -1,3 +1,4 @@
+import { realpathSync, watch } from "node:fs";
 import { mkdir, readFile, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { ListenAddress } from "./config/values.ts";
@@ -40,6 +41,12 @@ export interface World {
   readonly awaitOperator: () => { decision: Promise<"keep" | "revert">; done: () => void };
   /** `watch`: settles with the signal's name on SIGTERM or SIGINT (which then no longer end the process); call `done` when stopped. */
   readonly untilStopped: () => { stopped: Promise<string>; done: () => void };
+  /**
+   * `watch --config FILE`: calls `notify` on SIGHUP (which then no longer ends the process) and
+   * whenever something changes in the file's directory (an edit, or the kubelet swapping a
+   * ConfigMap's `..data` symlink), until `stop`. Calls may come in bursts: the caller re-reads.
+   */
+  readonly configChanges: (path: string, notify: (reason: "SIGHUP" | "changed") => void) => { stop: () => void };
   /** `watch --metrics-addr`: serve HTTP until `stop`; throws when the address cannot be bound. */
   readonly serve: (address: ListenAddress, handle: (request: Request) => Promise<Response>) => { stop: () => void };
   readonly processStats: () => ProcessStats;
@@ -112,6 +119,31 @@ function untilStopped(): ReturnType<World["untilStopped"]> {
   };
 }
 
+const configChanges: World["configChanges"] = (path, notify) => {
+  const onHangup = () => notify("SIGHUP");
+  process.on("SIGHUP", onHangup);
+  // The directory, not the file: an editor's rename or a swapped symlink replaces the file a watch on it would follow.
+  const directories = new Set([dirname(path)]);
+  try {
+    directories.add(dirname(realpathSync(path)));
+  } catch {
+    // a missing file: its directory is watched, and it is read when it appears
+  }
+  const watchers = [...directories].flatMap((directory) => {
+    try {
+      return [watch(directory, () => notify("changed"))];
+    } catch {
+      return [];
+    }
+  });
+  return {
+    stop() {
+      process.off("SIGHUP", onHangup);
+      for (const watcher of watchers) watcher.close();
+    },
+  };
+};
+
 const serve: World["serve"] = ({ hostname, port }, handle) => {
   const server = Bun.serve({ hostname, port, fetch: handle, idleTimeout: 30 });
   return { stop: () => void server.stop(true) };
@@ -168,6 +200,7 @@ export function realWorld(): World {
     sleep: (ms) => Bun.sleep(ms),
     awaitOperator,
     untilStopped,
+    configChanges,
     serve,
     processStats,
     switchGroup: (gid) => switchGroup(gid),

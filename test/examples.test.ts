@@ -6,6 +6,8 @@
 import { expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
 import { Deployment } from "kubernetes-models/apps/v1/Deployment";
+import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
+import { parseConfigFile } from "../src/cli/config-file.ts";
 import pkg from "../package.json" with { type: "json" };
 import { parseCli } from "../src/cli/parse.ts";
 import { layerSettings } from "../src/cli/settings.ts";
@@ -37,9 +39,11 @@ interface DeploymentManifest {
 /** Validate one manifest against the schema of its kind; a kind without a validator here fails. */
 function validate(where: string, manifest: unknown): void {
   const { apiVersion, kind } = manifest as { apiVersion?: string; kind?: string };
-  if (apiVersion !== "apps/v1" || kind !== "Deployment") throw new Error(`${where}: no validator for ${apiVersion} ${kind}: add one to test/examples.test.ts`);
+  const isConfigMap = apiVersion === "v1" && kind === "ConfigMap";
+  if (!isConfigMap && (apiVersion !== "apps/v1" || kind !== "Deployment")) throw new Error(`${where}: no validator for ${apiVersion} ${kind}: add one to test/examples.test.ts`);
   try {
-    new Deployment(manifest as ConstructorParameters<typeof Deployment>[0]).validate();
+    if (isConfigMap) new ConfigMap(manifest as ConstructorParameters<typeof ConfigMap>[0]).validate();
+    else new Deployment(manifest as ConstructorParameters<typeof Deployment>[0]).validate();
   } catch (error) {
     throw new Error(`${where}: ${(error as Error).message}`);
   }
@@ -49,8 +53,11 @@ const manifestFiles = readdirSync(EXAMPLES).filter((name) => /\.ya?ml$/.test(nam
 const readmeBlocks = [...(await Bun.file(`${import.meta.dir}/../README.md`).text()).matchAll(/^```yaml\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
 
 test("the examples and README's yaml blocks are valid Kubernetes objects", async () => {
-  expect(manifestFiles).toEqual(["initcontainer-deployment.yaml", "sidecar-dns-proxy.yaml", "sidecar-watch.yaml"]);
-  for (const name of manifestFiles) validate(`examples/${name}`, Bun.YAML.parse(await Bun.file(`${EXAMPLES}/${name}`).text()));
+  expect(manifestFiles).toEqual(["initcontainer-deployment.yaml", "sidecar-configmap.yaml", "sidecar-dns-proxy.yaml", "sidecar-watch.yaml"]);
+  for (const name of manifestFiles) {
+    const parsed = Bun.YAML.parse(await Bun.file(`${EXAMPLES}/${name}`).text());
+    for (const [i, document] of (Array.isArray(parsed) ? parsed : [parsed]).entries()) validate(`examples/${name} document ${i + 1}`, document);
+  }
   expect(readmeBlocks.length).toBeGreaterThan(0);
   readmeBlocks.forEach((block, i) => validate(`README.md yaml block ${i + 1}`, Bun.YAML.parse(block)));
 });
@@ -115,4 +122,29 @@ test("initcontainer-deployment.yaml: domainwall gets NET_ADMIN and nothing else;
     expect(app.securityContext?.privileged).not.toBe(true);
     expect(app.securityContext?.allowPrivilegeEscalation).toBe(false);
   }
+});
+
+test("sidecar-configmap.yaml: the sidecar watches the ConfigMap's file, mounted as a directory (never subPath), and the file is a valid watch configuration", async () => {
+  const [configMap, deployment] = Bun.YAML.parse(await Bun.file(`${EXAMPLES}/sidecar-configmap.yaml`).text()) as [
+    { metadata: { name: string }; data: Record<string, string> },
+    { spec: { template: { spec: { initContainers: (Container & { volumeMounts?: { name: string; mountPath: string; subPath?: string }[] })[]; volumes: { name: string; configMap?: { name: string } }[] } } } },
+  ];
+  const podSpec = deployment.spec.template.spec;
+  const sidecar = podSpec.initContainers.find((c) => c.name === "domainwall")!;
+  expect(sidecar.restartPolicy).toBe("Always");
+  const invocation = parseCli(sidecar.args ?? []);
+  if (invocation.kind !== "run") throw new Error("not a run");
+  expect(invocation.command).toBe("watch");
+  const path = invocation.flags.get("config");
+  const configPath = path?.kind === "value" ? path.text : "";
+  const volume = podSpec.volumes.find((v) => v.configMap?.name === configMap.metadata.name)!;
+  const mount = sidecar.volumeMounts?.find((m) => m.name === volume.name);
+  expect(mount?.subPath).toBeUndefined();
+  expect(configPath).toBe(`${mount?.mountPath}/domainwall.toml`);
+  const file = parseConfigFile(configMap.data["domainwall.toml"] ?? "", configPath);
+  expect(file.problems).toEqual([]);
+  const { config } = parseConfig(layerSettings("watch", { env: {}, file: file.settings, flags: invocation.flags }), "watch");
+  expect(config.policy.hosts).toContain("deb.debian.org");
+  expect(config.policy.ports).toEqual([3000, 9464]); // the app's port and the probes' port
+  expect(config.watch.configFile).toBe(configPath);
 });

@@ -61,6 +61,7 @@ async function runMain(
     sleep: async (ms) => void (clock += ms),
     awaitOperator: () => ({ decision: operator, done: () => {} }),
     untilStopped: () => ({ stopped: new Promise(() => {}), done: () => {} }),
+    configChanges: () => ({ stop: () => {} }),
     serve: () => ({ stop: () => {} }),
     processStats: () => ({ residentBytes: 0, cpuSeconds: 0, startTimeSeconds: 0 }),
     epochNow: () => EPOCH + clock,
@@ -224,6 +225,75 @@ describe("main", () => {
     expect(help.stdout).toContain("2  bad configuration or usage");
   });
 
+  describe("explain and suggest", () => {
+    const table = JSON.stringify({
+      nftables: [
+        { counter: { name: "output_dropped", packets: 4, bytes: 240 } },
+        { set: { name: "allow_v4", elem: ["203.0.113.10", { prefix: { addr: "192.0.2.0", len: 24 } }] } },
+        { set: { name: "allow_v6", elem: [] } },
+        { set: { name: "denied_out_v4", timeout: 3600, elem: [{ elem: { val: { concat: ["203.0.113.20", "tcp", 80] }, expires: 3590, counter: { packets: 4, bytes: 240 } } }] } },
+        { set: { name: "denied_out_v6", timeout: 3600, elem: [{ elem: { val: { concat: ["2001:db8::5", "udp", 5353] }, expires: 3500, counter: { packets: 1, bytes: 80 } } }] } },
+        { rule: { chain: "output", expr: [{ match: { op: "==", left: { payload: { protocol: "th", field: "dport" } }, right: 53 } }, { match: { op: "==", left: { payload: { protocol: "ip", field: "daddr" } }, right: "198.51.100.2" } }, { accept: null }] } },
+      ],
+    });
+    const names = { "/run/domainwall/names.json": JSON.stringify({ version: 1, writtenAt: EPOCH, names: [{ name: "api.example", addresses: ["203.0.113.10"] }] }) };
+    const explain = (target: string, more: string[] = []) => runMain(["explain", target, ...more], {}, { stdout: table }, { ...names });
+
+    test.each([
+      { target: "api.example:443", code: 0, says: "allowed: api.example:443: api.example is in the allowlist; 203.0.113.10 is allowed by the name api.example (every port)" },
+      { target: "203.0.113.10", code: 0, says: "allowed: 203.0.113.10: 203.0.113.10 is allowed by the name api.example (every port)" },
+      { target: "192.0.2.7:8080", code: 0, says: "allowed: 192.0.2.7:8080: 192.0.2.7 is allowed by the network 192.0.2.0/24 (every port)" },
+      { target: "198.51.100.2:53/udp", code: 0, says: "allowed: 198.51.100.2:53/udp: 198.51.100.2 is allowed by DNS to this resolver (port 53)" },
+      { target: "198.51.100.2", code: 1, says: "denied: 198.51.100.2: 198.51.100.2 is denied: not in the allowlist; only DNS (port 53) to it is allowed, as a resolver" },
+      { target: "203.0.113.20:80", code: 1, says: "denied: 203.0.113.20:80: 203.0.113.20 is denied: not in the allowlist\n  recorded as denied: 203.0.113.20 tcp/80, 4 packets, last 10s ago" },
+      { target: "mirror.example", code: 1, says: "denied: mirror.example: mirror.example is not in the allowlist; 203.0.113.20 is denied: not in the allowlist" },
+      { target: "nosuch.example", code: 1, says: "denied: nosuch.example: nosuch.example is not in the allowlist; nosuch.example has no addresses in DNS" },
+    ])("explain $target: exit $code", async ({ target, code, says }) => {
+      const result = await explain(target);
+      expect(result.stdout).toStartWith(says);
+      expect(result.code).toBe(code);
+    });
+
+    test("explain --json says which entry, and bad input is exit 2 before anything is read", async () => {
+      const { stdout, code } = await explain("192.0.2.7:8080", ["--json"]);
+      expect(code).toBe(0);
+      expect(JSON.parse(stdout)).toMatchObject({ destination: "192.0.2.7:8080", allowed: true, enforcing: true, addresses: [{ address: "192.0.2.7", allowed: true, by: [{ kind: "cidr", cidr: "192.0.2.0/24", ports: "all" }], denied: [] }] });
+      for (const argv of [["explain"], ["explain", "203.0.113.0/24"], ["explain", "a.example", "b.example"], ["status", "extra"]]) {
+        const bad = await runMain(argv, {}, { stdout: table });
+        expect(bad.code).toBe(2);
+        expect(bad.calls).toEqual([]);
+      }
+    });
+
+    test("suggest: names first where known, then addresses, with ports, as hosts_csv and TOML", async () => {
+      const withName = JSON.stringify({ version: 1, writtenAt: EPOCH, names: [{ name: "mirror.example", addresses: ["203.0.113.20"] }] });
+      const { stdout, code } = await runMain(["suggest"], {}, { stdout: table }, { "/run/domainwall/names.json": withName });
+      expect(code).toBe(0);
+      expect(stdout).toBe(
+        [
+          "# domainwall suggest: 2 destinations recorded as denied, as allowlist entries to add (names where known, most packets first)",
+          "# environment:",
+          "hosts_csv=mirror.example:80,[2001:db8::5]:5353/udp",
+          "# or in a --config file (TOML):",
+          "hosts = [",
+          '  "mirror.example:80",      # 4 packets',
+          '  "[2001:db8::5]:5353/udp", # 1 packet',
+          "]",
+          "",
+        ].join("\n"),
+      );
+    });
+
+    test("apply leaves the names it loaded for status, explain and suggest", async () => {
+      const { files } = await runMain(["apply"], { hosts_csv: "api.example,svc.cluster.local" });
+      expect(JSON.parse(files["/run/domainwall/names.json"] ?? "")).toEqual({
+        version: 1,
+        writtenAt: EPOCH,
+        names: [{ name: "api.example", addresses: ["203.0.113.10", "203.0.113.11", "2001:db8:ff::10"] }],
+      });
+    });
+  });
+
   describe("status", () => {
     const STATE = "/run/domainwall/watch.json";
     const listed = JSON.stringify({
@@ -232,6 +302,16 @@ describe("main", () => {
         { chain: { family: "inet", table: "domainwall", name: "output", hook: "output" } },
         { counter: { name: "output_dropped", packets: 7, bytes: 420 } },
         { set: { name: "allow_v4", elem: ["203.0.113.10"] } },
+        {
+          set: {
+            name: "denied_out_v4",
+            timeout: 3600,
+            elem: [
+              { elem: { val: { concat: ["203.0.113.99", "udp", 53] }, expires: 3599, counter: { packets: 1, bytes: 60 } } },
+              { elem: { val: { concat: ["203.0.113.10", "tcp", 8443] }, expires: 3588, counter: { packets: 3, bytes: 180 } } },
+            ],
+          },
+        },
       ],
     });
 
@@ -253,6 +333,9 @@ describe("main", () => {
           "domainwall is loaded (nft)",
           "  set allow_v4: 1 entry (adjacent addresses merge into ranges)",
           "  counter output_dropped: 7 packets, 420 bytes",
+          "denied, most packets first (each kept 1h after its last packet, up to 4096 per direction and family):",
+          "  203.0.113.10 tcp/8443 out: 3 packets, last 12s ago (api.example)",
+          "  203.0.113.99 udp/53 out: 1 packet, last 1s ago",
           "watch (pid 4242), as of 1s ago:",
           "  api.example: 203.0.113.10; resolved 4s ago at 2025-11-24T15:59:56Z",
           "",
@@ -268,6 +351,34 @@ describe("main", () => {
         expect(stdout).toContain("no domainwall watch is running here: the sets hold what the last apply resolved");
         expect(stdout).not.toContain("api.example");
       }
+    });
+
+    test("--json: one object with the denied destinations (and their names), the allowed entries and the watch", async () => {
+      const { code, stdout } = await runMain(["status", "--json"], {}, { stdout: listed }, { [STATE]: state(4242) });
+      expect(code).toBe(0);
+      const json = JSON.parse(stdout);
+      expect(json).toMatchObject({ version: 1, loaded: true, backend: "nft", enforcing: true, allowed: ["203.0.113.10"], dns: [] });
+      expect(json.denied).toEqual([
+        { address: "203.0.113.10", protocol: "tcp", port: 8443, direction: "out", packets: 3, bytes: 180, lastSeenSecondsAgo: 12, names: ["api.example"] },
+        { address: "203.0.113.99", protocol: "udp", port: 53, direction: "out", packets: 1, bytes: 60, lastSeenSecondsAgo: 1, names: [] },
+      ]);
+      expect(json.names).toEqual({ from: "watch", names: [{ name: "api.example", addresses: ["203.0.113.10"] }] });
+      expect(json.watch.pid).toBe(4242);
+    });
+
+    test("without a watch, the names of the last apply name the addresses; nothing loaded is an object too", async () => {
+      const names = JSON.stringify({ version: 1, writtenAt: EPOCH, names: [{ name: "api.example", addresses: ["203.0.113.10"] }] });
+      const { stdout } = await runMain(["status"], {}, { stdout: listed }, { "/run/domainwall/names.json": names });
+      expect(stdout).toContain("  203.0.113.10 tcp/8443 out: 3 packets, last 12s ago (api.example)\n");
+      const missing = await runMain(["status", "--json"], {}, { code: 1, stderr: "Error: No such file or directory" });
+      expect(JSON.parse(missing.stdout)).toEqual({ version: 1, loaded: false, backend: "nft" });
+    });
+
+    test("audit mode is said first", async () => {
+      const audit = listed.replace('"output_dropped"', '"output_audited"');
+      const { stdout } = await runMain(["status"], {}, { stdout: audit });
+      expect(stdout.split("\n").slice(0, 2)).toEqual(["domainwall is loaded (nft)", "WARNING: audit mode: the firewall is NOT enforcing; what the policy would refuse is let through and recorded (see 'domainwall status' and 'domainwall suggest')"]);
+      expect(stdout).toContain("would be denied (audit mode), most packets first");
     });
 
     test("DOMAINWALL_RUN_DIR moves the state file", async () => {

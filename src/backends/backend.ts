@@ -1,20 +1,50 @@
 import type { Family } from "../net/ip.ts";
 import type { Policy } from "../policy/policy.ts";
 import type { ProxyCarryOver } from "./nft/render.ts";
+import type { Direction } from "../policy/rules.ts";
+
+/**
+ * A destination the loaded rules refused (or, in audit mode, would have refused), as the kernel
+ * recorded it. Out: the address and port a packet went to; in: the address it came from and our
+ * port. `port` is 0 for protocols without ports (ICMP).
+ */
+export interface DeniedDestination {
+  readonly address: string;
+  /** `tcp`, `udp`, `icmp`, `ipv6-icmp`, or the protocol number when nft has no name for it. */
+  readonly protocol: string;
+  readonly port: number;
+  readonly direction: Direction;
+  readonly packets: number;
+  readonly bytes: number;
+  /** Seconds since its last packet, where the kernel tells it (nft: the timeout minus what is left of it). */
+  readonly lastSeenSecondsAgo?: number;
+}
+
+/** What is loaded, read back from the kernel: for `status`, `explain` and `suggest`. */
+export interface LoadedStatus {
+  readonly loaded: true;
+  /** False in audit mode: the rules count and record what they would refuse, and accept it. */
+  readonly enforcing: boolean;
+  readonly sets: readonly { readonly name: string; readonly elements: number }[];
+  readonly counters: readonly { readonly name: string; readonly packets: number; readonly bytes: number }[];
+  /**
+   * The allowed outbound addresses and networks as loaded: `192.0.2.0/24`, `203.0.113.10`, or a
+   * range `192.0.2.1-192.0.2.9` (nft merges adjacent entries).
+   */
+  readonly allowed: readonly string[];
+  /** Where DNS (port 53) may go: anywhere, or these addresses and networks. */
+  readonly dns: "any" | readonly string[];
+  /** Destinations refused, most packets first; undefined when the backend does not record them (iptables-legacy). */
+  readonly denied?: readonly DeniedDestination[];
+  /**
+   * Why the loaded rules are not enforced (a hook or jump missing, or a rule decided before ours);
+   * absent when they are. `status` exits 3 then.
+   */
+  readonly problems?: readonly string[];
+}
 
 /** What is loaded now, as `status` shows it. */
-export type Status =
-  | { readonly loaded: false }
-  | {
-      readonly loaded: true;
-      readonly sets: readonly { readonly name: string; readonly elements: number }[];
-      readonly counters: readonly { readonly name: string; readonly packets: number; readonly bytes: number }[];
-      /**
-       * Why the loaded rules are not enforced (a hook or jump missing, or a rule decided before
-       * ours); absent when they are. `status` exits 3 then.
-       */
-      readonly problems?: readonly string[];
-    };
+export type Status = { readonly loaded: false } | LoadedStatus;
 
 /** The `problems` field of a loaded Status: present only when there are some. */
 export const notEnforcing = (problems: readonly string[]): { problems?: readonly string[] } => (problems.length > 0 ? { problems } : {});

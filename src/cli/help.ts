@@ -15,7 +15,12 @@ Commands:
   render   print the ruleset apply would load (see 'domainwall help render'); changes nothing (also: --dry-run)
   check    render, then have the kernel validate it (nft --check); changes nothing
   remove   delete everything domainwall loaded; succeeds when nothing is loaded
-  status   show what is loaded now: allowed entries, drop counters and, while watch runs, each name's addresses
+  status   show what is loaded now: allowed entries, drop counters, the destinations recorded as
+           denied and, while watch runs, each name's addresses (--json: one JSON object)
+  explain  explain DESTINATION (ADDRESS, ADDRESS:PORT, NAME, NAME:PORT): allowed by which entry, or
+           why not; exit 0 allowed, 1 denied
+  suggest  print an allowlist from the destinations recorded as denied (after --audit): a hosts_csv
+           line and a TOML snippet
   confirm  keep the rules of an 'apply --confirm-within' that is waiting
   watch    apply, then keep running: look names up again as their TTLs run out and update the
            allowed addresses in place
@@ -48,9 +53,25 @@ Delete what domainwall loaded: table inet domainwall in one transaction, or the 
 and their jumps. Succeeds when nothing is loaded. Other tables and rules are never touched.`,
   status: `Usage: domainwall status [options]
 
-Show whether domainwall's rules are loaded, how many entries they allow per family and their drop
-counters; while 'domainwall watch' runs here, also each name's addresses and when it was last
-resolved (from the watch's state in the run directory, DOMAINWALL_RUN_DIR, default /run/domainwall).`,
+Show whether domainwall's rules are loaded (and whether they enforce: not in audit mode), how many
+entries they allow per family, their drop counters, and the destinations the kernel recorded as
+denied (nft), most packets first, with the names that held their addresses where domainwall knows
+them; while 'domainwall watch' runs here, also each name's addresses and when it was last resolved
+(from the run directory, DOMAINWALL_RUN_DIR, default /run/domainwall). --json prints one JSON object.`,
+  explain: `Usage: domainwall explain DESTINATION [options]
+
+DESTINATION is ADDRESS, ADDRESS:PORT, [IPv6]:PORT, NAME or NAME:PORT (add /udp after a port for
+UDP). Says whether the loaded rules allow it, by which entry (a name, an address or network, DNS to
+a resolver), or why not, and what the kernel recorded as denied for it. A name's addresses are the
+ones loaded for it (from a running watch or the last apply), else what DNS answers now.
+Exit 0: allowed (or nothing is loaded); 1: denied (in audit mode too, where it is let through
+anyway); 2: bad input.`,
+  suggest: `Usage: domainwall suggest [options]
+
+Print an allowlist from the destinations the kernel recorded as denied (nft only): names where
+domainwall knows the name that held the address, else addresses, with ports; as a hosts_csv line
+and as a TOML snippet for --config. Run the workload under 'apply --audit' or 'watch --audit'
+first, then load the suggestion without --audit.`,
   confirm: `Usage: domainwall confirm [options]
 
 Confirm the waiting 'domainwall apply --confirm-within': its new rules stay. Exits 1 when no

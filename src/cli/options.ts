@@ -2,13 +2,15 @@ import type * as v from "valibot";
 import * as value from "../config/values.ts";
 import { DEFAULT_PROXY_GID } from "../proxy/identity.ts";
 
-export const COMMANDS = ["apply", "render", "check", "remove", "status", "confirm", "watch"] as const;
+export const COMMANDS = ["apply", "render", "check", "remove", "status", "explain", "suggest", "confirm", "watch"] as const;
 export type Command = (typeof COMMANDS)[number];
 
 /** The commands that resolve names and build a ruleset. */
 const POLICY: readonly Command[] = ["apply", "render", "check", "watch"];
 const ALL: readonly Command[] = COMMANDS;
 
+/** The commands that read what is loaded (and may print JSON). */
+const READ: readonly Command[] = ["status", "explain"];
 /** Defaults of `watch`: see WatchConfig. */
 const WATCH_DEFAULTS = { minTtl: "5s", maxTtl: "1h", grace: "5m" } as const;
 const DEFAULT_RESOLVE_TIMEOUT = "10s";
@@ -89,6 +91,13 @@ export const OPTIONS = {
     arg: "LIST",
     help: "names under these domains (e.g. cluster.local) may still answer with private\naddresses under --refuse-private-answers",
     parse: value.domainList,
+  }),
+  audit: option({
+    kind: "switch",
+    commands: POLICY,
+    file: true,
+    help: "audit mode: load the same policy but let through what it would refuse,\nrecording it for 'status' and 'suggest' (the firewall does not enforce)",
+    parse: value.flag,
   }),
   strict: option({ kind: "switch", commands: POLICY, file: true, help: "fail when a name does not exist or has no addresses (default: skip it, warn)", parse: value.flag }),
   "on-resolve-error": option({
@@ -180,7 +189,7 @@ export const OPTIONS = {
   "remove-on-exit": option({ kind: "switch", commands: ["watch"], file: true, help: "remove the rules on SIGTERM/SIGINT (default: leave them loaded)", parse: value.flag }),
   backend: option({
     kind: "value",
-    commands: ["apply", "render", "check", "remove", "status", "watch"],
+    commands: ["apply", "render", "check", "remove", "status", "explain", "suggest", "watch"],
     env: "DOMAINWALL_BACKEND",
     file: true,
     arg: "auto|nft|iptables-legacy",
@@ -196,6 +205,7 @@ export const OPTIONS = {
     help: "log format on stderr (default text)",
     parse: (from) => value.oneOf(from, ["text", "json"]),
   }),
+  json: option({ kind: "switch", commands: READ, help: "print one JSON object on stdout instead of text (see README)", parse: value.flag }),
   "dry-run": option({ kind: "switch", commands: ["render"], help: "the same as the command 'render'", parse: value.flag }),
   help: option({ kind: "switch", commands: ALL, short: "h", help: "show help", parse: value.flag }),
   version: option({ kind: "switch", commands: ALL, short: "V", help: "print the version", parse: value.flag }),

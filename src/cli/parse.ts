@@ -9,7 +9,8 @@ export type Invocation =
   /** No command: print the usage and exit 2. */
   | { readonly kind: "usage" }
   /** `problems`: unknown, repeated or misplaced flags, reported with the configuration's own. */
-  | { readonly kind: "run"; readonly command: Command; readonly flags: Settings; readonly problems: readonly string[] };
+  /** `args`: the words after the command (`explain DESTINATION`); config says which commands take them. */
+  | { readonly kind: "run"; readonly command: Command; readonly flags: Settings; readonly args: readonly string[]; readonly problems: readonly string[] };
 
 /** parseArgs' options, from the table: every non-switch may repeat (a list adds up; a value given twice is reported). */
 const PARSE_OPTIONS: ParseArgsConfig["options"] = Object.fromEntries(
@@ -75,7 +76,6 @@ export function parseCli(argv: readonly string[]): Invocation {
     return { kind: "help", ...(extra !== undefined && { command: extra as Command }) };
   }
   if (word !== undefined && !isCommand(word)) throw usageError(`unknown command ${JSON.stringify(word)}; commands: ${COMMANDS.join(", ")}`);
-  if (extra !== undefined) problems.push(`unexpected argument ${JSON.stringify(extra)}; run 'domainwall --help'`);
   if (dryRun && word !== undefined && word !== "render") throw usageError(`--dry-run is the same as 'render' and cannot be combined with '${word}'`);
   const command: Command | undefined = dryRun ? "render" : word;
   if (given.has("help")) return { kind: "help", ...(command !== undefined && { command }) };
@@ -87,5 +87,6 @@ export function parseCli(argv: readonly string[]): Invocation {
     else if (spec.kind === "value" && new Set(values).size > 1) problems.push(`${raw} is given ${values.length} times (${values.map((v) => JSON.stringify(v)).join(" and ")}): give it once`);
     else flags.set(name, settingOf(name, raw, spec.kind === "list" ? values.join(",") : values[0]!));
   }
-  return { kind: "run", command, flags, problems };
+  const args = positionals.slice(1);
+  return { kind: "run", command, flags, args, problems };
 }

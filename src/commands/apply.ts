@@ -6,13 +6,19 @@ import { messageOf } from "../messages.ts";
 import { livePending, pendingText, waitForConfirmation, sshServerPort } from "./confirm.ts";
 import { pendingFile, type Context } from "./context.ts";
 import { withKernelLock } from "./locking.ts";
+import { saveNames } from "./names.ts";
 import { describeSummary, preparePolicy, type PreparedPolicy } from "./prepare.ts";
 
 /** `apply`: resolve while the backend is probed, then load (with `--confirm-within`, only until confirmed). */
 export async function applyCommand(ctx: Context, config: ConfigOf<"apply">): Promise<void> {
   const [backend, prepared] = await Promise.all([ctx.backend(), preparePolicy(ctx, config.policy)]);
   await loadPolicy(ctx, backend, prepared, config.confirmWithinMs);
+  const names = prepared.resolutions.flatMap((r) => (r.status === "empty" ? [] : [{ host: r.host, addresses: r.addresses }]));
+  await saveNames(ctx.world, ctx.log, names);
 }
+
+/** Said at the start of an audit-mode apply or watch, and by `status` while one is loaded. */
+export const AUDIT_WARNING = "audit mode: the firewall is NOT enforcing; what the policy would refuse is let through and recorded (see 'domainwall status' and 'domainwall suggest')";
 
 /**
  * Load a prepared policy the way `apply` does: warnings, the optional confirmation, the summary,
@@ -29,6 +35,7 @@ export async function loadPolicy({ world, log }: Context, backend: Backend, buil
     const on = await forwardingOn(world.readFile);
     if (on.length > 0) log.warn(`${on.join(" and ")}: traffic forwarded through this machine (containers, VMs) is not filtered; --forward filters it with the same policy`);
   }
+  if (built.policy.verdict === "audit") log.warn(AUDIT_WARNING);
   const loadStarted = world.now();
   if (confirmWithinMs) {
     await withKernelLock(world, lock, () => applyWithConfirmation({ world, log }, backend, built, confirmWithinMs));

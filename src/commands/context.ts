@@ -1,4 +1,5 @@
 import type { Backend } from "../backends/backend.ts";
+import type { ParsedConfig } from "../config/config.ts";
 import type { Logger } from "../log.ts";
 import type { World } from "../world.ts";
 
@@ -7,6 +8,8 @@ export interface Context {
   readonly world: World;
   readonly log: Logger;
   readonly backend: () => Promise<Backend>;
+  /** Read and validate the command's configuration again, as at the start (`watch` reloading `--config`); throws a usage error. */
+  readonly reread?: () => Promise<ParsedConfig>;
 }
 
 const DEFAULT_RUN_DIR = "/run/domainwall";

@@ -1,32 +1,81 @@
-import type { Status } from "../backends/backend.ts";
+import type { DeniedDestination, Status } from "../backends/backend.ts";
+import { DENIED } from "../backends/nft/render.ts";
+import type { ConfigOf } from "../config/config.ts";
 import { notEnforcingError } from "../errors.ts";
-import { describeWatchState, parseWatchState, WATCH_STATE_FILE, type WatchState } from "../watch/state.ts";
-import type { World } from "../world.ts";
-import { watchStateFile, type Context } from "./context.ts";
+import { describeWatchState } from "../watch/state.ts";
+import { AUDIT_WARNING } from "./apply.ts";
+import type { Context } from "./context.ts";
+import { knownNames, namesOf, type KnownNames } from "./names.ts";
 
-/** `status`: the kernel's view, then each name's addresses when a watch is running here. */
-function renderStatus(status: Status, backend: string, watch: WatchState | undefined, epochNow: number): string {
+/** Denied destinations listed one by one in the text; `--json` lists them all. */
+const DENIED_SHOWN = 50;
+
+/** A denied destination with the names that held its address, as `status --json` prints it. */
+export type NamedDenied = DeniedDestination & { readonly names: readonly string[] };
+
+const ago = (seconds: number): string => (seconds < 60 ? `${seconds}s` : seconds < 3600 ? `${Math.round(seconds / 60)}m` : `${Math.round(seconds / 360) / 10}h`);
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+/** `203.0.113.20 tcp/80`, `[2001:db8::1]:443`-style: what the destination is, protocol and port. */
+export const describeDestination = (d: Pick<DeniedDestination, "address" | "protocol" | "port">): string => `${d.address} ${d.protocol}${d.port === 0 ? "" : `/${d.port}`}`;
+
+/** The lines about denied destinations: most packets first, with the names domainwall knows for them. */
+function deniedLines(denied: readonly NamedDenied[] | undefined, enforcing: boolean): string[] {
+  if (denied === undefined) return ["denied destinations: not recorded by this backend (iptables-legacy keeps only the counters above)"];
+  const what = enforcing ? "denied" : "would be denied (audit mode)";
+  if (denied.length === 0) return [`${what}: nothing recorded`];
+  const lines = denied.slice(0, DENIED_SHOWN).map((d) => {
+    const seen = d.lastSeenSecondsAgo === undefined ? "" : `, last ${ago(d.lastSeenSecondsAgo)} ago`;
+    const names = d.names.length > 0 ? ` (${d.names.join(", ")})` : "";
+    return `  ${describeDestination(d)} ${d.direction}: ${plural(d.packets, "packet")}${seen}${names}`;
+  });
+  const more = denied.length > DENIED_SHOWN ? [`  and ${denied.length - DENIED_SHOWN} more ('status --json' lists them all)`] : [];
+  return [`${what}, most packets first (each kept ${DENIED.timeoutSeconds / 3600}h after its last packet, up to ${DENIED.size} per direction and family):`, ...lines, ...more];
+}
+
+/** `status`: the kernel's view, the denied destinations, then each name's addresses when a watch is running here. */
+export function renderStatus(status: Status, backend: string, known: KnownNames, epochNow: number): string {
   if (!status.loaded) return `nothing loaded: domainwall has no rules here (${backend})\n`;
   const lines = [
     ...(status.problems === undefined ? [`domainwall is loaded (${backend})`] : [`domainwall is loaded but NOT ENFORCING (${backend}):`, ...status.problems.map((p) => `  ${p}`)]),
+    ...(status.enforcing ? [] : [`WARNING: ${AUDIT_WARNING}`]),
     ...status.sets.map((s) => `  set ${s.name}: ${s.elements} ${s.elements === 1 ? "entry" : "entries"} (adjacent addresses merge into ranges)`),
     ...status.counters.map((c) => `  counter ${c.name}: ${c.packets} packets, ${c.bytes} bytes`),
-    ...(watch === undefined ? ["no domainwall watch is running here: the sets hold what the last apply resolved"] : describeWatchState(watch, epochNow)),
+    ...deniedLines(namedDenied(status.denied, known), status.enforcing),
+    ...(known.watch === undefined ? ["no domainwall watch is running here: the sets hold what the last apply resolved"] : describeWatchState(known.watch, epochNow)),
   ];
   return `${lines.join("\n")}\n`;
 }
 
-/** The state a live `watch` keeps in the run directory; undefined when none is running. */
-async function runningWatch(world: World): Promise<WatchState | undefined> {
-  const text = await world.readFile(watchStateFile(world.env, WATCH_STATE_FILE));
-  const state = text === undefined ? undefined : parseWatchState(text);
-  return state !== undefined && world.processAlive(state.pid) ? state : undefined;
+const namedDenied = (denied: readonly DeniedDestination[] | undefined, known: KnownNames): NamedDenied[] | undefined =>
+  denied?.map((d) => ({ ...d, names: namesOf(known, d.address) }));
+
+/**
+ * `status --json`: one object, documented in the README ("When something is blocked"). `denied`
+ * is null where the backend does not record destinations; `watch` is null unless one runs here.
+ */
+export function statusJson(status: Status, backend: string, known: KnownNames) {
+  if (!status.loaded) return { version: 1, loaded: false, backend };
+  return {
+    version: 1,
+    loaded: true,
+    backend,
+    enforcing: status.enforcing,
+    problems: status.problems ?? [],
+    sets: status.sets,
+    counters: status.counters,
+    allowed: status.allowed,
+    dns: status.dns,
+    denied: namedDenied(status.denied, known) ?? null,
+    names: { from: known.from, names: known.names.map((n) => ({ name: n.name, addresses: n.addresses })) },
+    watch: known.watch === undefined ? null : { pid: known.watch.pid, writtenAt: known.watch.writtenAt, names: known.watch.names },
+  };
 }
 
-export async function statusCommand({ world, backend: backendFor }: Context): Promise<void> {
+export async function statusCommand({ world, backend: backendFor }: Context, config: ConfigOf<"status">): Promise<void> {
   const backend = await backendFor();
-  const status = await backend.status();
-  await world.stdout(renderStatus(status, backend.name, await runningWatch(world), world.epochNow()));
+  const [status, known] = await Promise.all([backend.status(), knownNames(world)]);
+  await world.stdout(config.json ? `${JSON.stringify(statusJson(status, backend.name, known), null, 2)}\n` : renderStatus(status, backend.name, known, world.epochNow()));
   if (status.loaded && status.problems !== undefined) {
     throw notEnforcingError("domainwall's rules are loaded but not enforced (exit 3): run apply again, which restores the hooks and puts its jumps first");
   }

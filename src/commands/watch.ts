@@ -5,16 +5,19 @@ import type { Logger } from "../log.ts";
 import { messageOf } from "../messages.ts";
 import { metricsHandler } from "../watch/metrics.ts";
 import { WATCH_STATE_FILE, watchStateOf } from "../watch/state.ts";
-import { createWatcher, type Watcher, type WatchSnapshot } from "../watch/watcher.ts";
+import { createWatcher, type Reconfiguration, type Watcher, type WatchSnapshot } from "../watch/watcher.ts";
 import type { World } from "../world.ts";
 import { describeHolder, WATCH_MARKER } from "../backends/lock.ts";
 import { loadPolicy } from "./apply.ts";
 import { lockedBackend } from "./locking.ts";
 import { watchStateFile, type Context } from "./context.ts";
 import { preparePolicy, resolversOf } from "./prepare.ts";
+import { saveNames } from "./names.ts";
+import { reloadOnChange, type Reloader } from "./reload.ts";
+import { addressesByName } from "../watch/refresh.ts";
 import type { Cidr } from "../net/ip.ts";
 import { IPTABLES_NO_PROXY } from "../messages.ts";
-import { startProxyRuntime, upstreamsOf, type ProxyReport, type ProxyRuntime } from "../proxy/runtime.ts";
+import { carryingBackend, startProxyRuntime, upstreamsOf, type ProxyReport, type ProxyRuntime } from "../proxy/runtime.ts";
 
 /**
  * `watch`: apply as `apply` does, then keep the allow sets true to DNS until SIGTERM or SIGINT.
@@ -35,6 +38,8 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
   }
   const stop = world.untilStopped();
   let server: { stop: () => void } | undefined;
+  let reloader: Reloader | undefined;
+  let removeOnExit = options.removeOnExit;
   let proxy: ProxyRuntime | undefined;
   let stateTimer: Timer | undefined;
   try {
@@ -74,7 +79,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     if (options.metricsAddr !== undefined) {
       const { hostname, port } = options.metricsAddr;
       const lateMs = config.policy.resolveTimeoutMs + 30_000;
-      const handle = metricsHandler({ snapshot: () => watcher?.snapshot(), status: async () => chosen?.status(), process: world.processStats, now: world.now, lateMs, proxy: () => proxy?.report() });
+      const handle = metricsHandler({ snapshot: () => watcher?.snapshot(), status: async () => chosen?.status(), process: world.processStats, now: world.now, lateMs, reloads: () => reloader?.stats(), proxy: () => proxy?.report() });
       try {
         server = world.serve(options.metricsAddr, handle);
       } catch (error) {
@@ -87,7 +92,8 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     const unlocked = await ctx.backend();
     chosen = unlocked;
     await loadPolicy(ctx, unlocked, built, undefined, "watch", proxy?.carryOver()); // under the kernel lock
-    const backend = lockedBackend(world, unlocked); // each update, and --remove-on-exit, too
+    // Each update, and --remove-on-exit, under the kernel lock; with the proxy a full load carries its admissions over.
+    const backend = lockedBackend(world, proxy === undefined ? unlocked : carryingBackend(unlocked, proxy, world.now));
     if (proxy !== undefined) {
       const admitted = await proxy.admitResolved(built.resolutions.flatMap((r) => (r.status === "empty" ? [] : [{ host: r.host, addresses: r.addresses }])));
       await proxy.selfCheck().catch((error: unknown) => {
@@ -105,6 +111,12 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     const current = watcher;
     await saveState(current.snapshot());
     if (proxy !== undefined) stateTimer = setInterval(() => void saveState(current.snapshot()), PROXY_STATE_INTERVAL_MS);
+    if (options.configFile !== undefined && ctx.reread !== undefined) {
+      const text = await world.readFile(options.configFile).catch(() => undefined);
+      // With the proxy the loop looks nothing up: a reloaded list goes to the proxy, not the loop.
+      const target = { reconfigure: (next: Reconfiguration) => current.reconfigure(proxy === undefined ? next : { ...next, config: { ...next.config, hosts: [] } }) };
+      reloader = reloadOnChange(ctx, options.configFile, config, text, target, (next) => void (removeOnExit = next.watch.removeOnExit));
+    }
     if (options.readyFile !== undefined) await world.writeFile(options.readyFile, "loaded\n");
     if (proxy === undefined) {
       log.info(`watching ${config.policy.hosts.length} names: looked up again as their TTLs run out (between ${options.minTtlMs / 1000}s and ${options.maxTtlMs / 1000}s); unseen addresses stay ${options.graceMs / 1000}s`);
@@ -114,8 +126,11 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     await watcher.run(stop.stopped);
     const signal = await stop.stopped;
     clearInterval(stateTimer);
+    // What the rules hold now, named, for status after this process has gone.
+    await saveNames(world, log, addressesByName(current.snapshot().state));
     await world.removeFile(watchStateFile(world.env, WATCH_STATE_FILE));
-    if (!options.removeOnExit) {
+    await reloader?.stop();
+    if (!removeOnExit) {
       proxy?.stop();
       if (proxy !== undefined) {
         log.warn(`${signal}: the DNS proxy stopped and the rules stay loaded: DNS here now fails closed (queries are redirected to port ${proxy.port}, where nothing listens: connection refused) until domainwall watch --dns-proxy runs again or 'domainwall remove'`);
@@ -127,6 +142,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     if (options.readyFile !== undefined) await world.removeFile(options.readyFile);
     log.success(`${signal}: stopped and removed domainwall's rules (--remove-on-exit)${proxy === undefined ? "" : "; DNS goes to the resolvers directly again"}`);
   } finally {
+    await reloader?.stop();
     clearInterval(stateTimer);
     proxy?.stop();
     server?.stop();

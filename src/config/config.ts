@@ -4,6 +4,7 @@ import { rawOf, type Settings } from "../cli/settings.ts";
 import { usageError } from "../errors.ts";
 import { IPTABLES_NO_PROXY } from "../messages.ts";
 import { parseCidr, sortByCidr, type Cidr } from "../net/ip.ts";
+import { parseDestination, type Destination } from "./destination.ts";
 import { comparePortRange, formatEntry, formatPortRange, type PortRange } from "./port-spec.ts";
 import { parseCidrItem, show, type DnsServers, type ListenAddress, type LogFormat } from "./values.ts";
 
@@ -48,6 +49,8 @@ export interface Config {
   readonly privateDomains: readonly string[];
   /** `--forward`: filter forwarded traffic with the same egress policy. */
   readonly forward: boolean;
+  /** Load the same policy but accept what it would refuse, recording it (`verdict: "audit"`). */
+  readonly audit: boolean;
   readonly resolveTimeoutMs: number;
 }
 
@@ -65,6 +68,8 @@ export interface WatchConfig {
   readonly metricsAddr?: ListenAddress;
   /** On SIGTERM/SIGINT remove the rules (default: leave them, so the pod stays protected). */
   readonly removeOnExit: boolean;
+  /** `--config FILE`: reloaded on SIGHUP and when it changes. */
+  readonly configFile?: string;
 }
 
 interface Common {
@@ -81,7 +86,9 @@ export type CommandConfig =
   | (WithBackend & { readonly command: "check"; readonly policy: Config })
   | (WithBackend & { readonly command: "watch"; readonly policy: Config; readonly watch: WatchConfig })
   | (WithBackend & { readonly command: "remove" })
-  | (WithBackend & { readonly command: "status" })
+  | (WithBackend & { readonly command: "status"; readonly json: boolean })
+  | (WithBackend & { readonly command: "explain"; readonly json: boolean; readonly destination: Destination })
+  | (WithBackend & { readonly command: "suggest" })
   | (Common & { readonly command: "confirm" });
 
 export type ConfigOf<C extends Command> = Extract<CommandConfig, { command: C }>;
@@ -98,6 +105,8 @@ export interface ConfigInputs {
   readonly problems?: readonly string[];
   /** The `--allow-file` text; undefined when it does not exist. */
   readonly allowFileText?: string;
+  /** The command's words after its name (`explain DESTINATION`). */
+  readonly args?: readonly string[];
 }
 
 /**
@@ -174,6 +183,9 @@ export function parseConfig<C extends Command>(settings: Settings, command: C, i
   const policy = takes(command, "hosts") ? policyConfig(settings, value, inputs, problems, warnings) : undefined;
   const watch = command === "watch" ? watchConfig(settings, value, problems) : undefined;
   const confirmWithinMs = command === "apply" ? value("confirm-within") : undefined;
+  const json = takes(command, "json") ? value("json") : undefined;
+  const destination = command === "explain" ? destinationArg(inputs.args ?? [], problems) : undefined;
+  if (command !== "explain" && (inputs.args ?? []).length > 0) problems.push(`unexpected argument ${JSON.stringify(inputs.args?.[0])}; run 'domainwall --help'`);
   if (policy?.dnsProxy !== undefined && backend === "iptables-legacy") problems.push(`${fromOf(settings, "backend")}: ${IPTABLES_NO_PROXY}`);
   if (problems.length > 0) throw usageError(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
   const config = {
@@ -183,6 +195,8 @@ export function parseConfig<C extends Command>(settings: Settings, command: C, i
     ...(policy && { policy }),
     ...(watch && { watch }),
     ...(confirmWithinMs !== undefined && { confirmWithinMs }),
+    ...(json !== undefined && { json }),
+    ...(destination !== undefined && { destination }),
   };
   return { config: config as unknown as ConfigOf<C>, warnings };
 }
@@ -221,6 +235,17 @@ function everyPortWins(entries: readonly AllowEntry[], warnings: string[]): Allo
   for (const e of dropped) warnings.push(`${e.source}: ${show(formatEntry({ target: e.cidr.text, ports: e.ports }))} is also allowed on every port: every port of it is allowed`);
   const gone = new Set(dropped);
   return entries.filter((e) => !gone.has(e));
+}
+
+/** `explain`'s one argument: the destination to explain. */
+function destinationArg(args: readonly string[], problems: string[]): Destination | undefined {
+  if (args.length !== 1) {
+    problems.push(args.length === 0 ? "explain needs a DESTINATION: ADDRESS, ADDRESS:PORT, NAME or NAME:PORT" : `explain takes one DESTINATION, not ${args.length}`);
+    return undefined;
+  }
+  const parsed = parseDestination(args[0] ?? "");
+  if (!parsed.ok) problems.push(`DESTINATION ${show(args[0] ?? "")}: ${parsed.reason}`);
+  return parsed.ok ? parsed.destination : undefined;
 }
 
 type ValueReader = <N extends OptionName>(name: N) => ValueOf<N>;
@@ -293,6 +318,7 @@ function policyConfig(settings: Settings, value: ValueReader, inputs: ConfigInpu
     forward,
     refusePrivateAnswers,
     privateDomains: privateDomains ?? [],
+    audit: value("audit"),
     resolveTimeoutMs: value("resolve-timeout"),
   };
 }
@@ -302,6 +328,7 @@ function watchConfig(settings: Settings, value: ValueReader, problems: string[])
   const maxTtlMs = value("max-ttl");
   const readyFile = value("ready-file");
   const metricsAddr = value("metrics-addr");
+  const configFile = value("config");
   if (minTtlMs !== undefined && maxTtlMs !== undefined && minTtlMs > maxTtlMs) {
     problems.push(`${fromOf(settings, "min-ttl")} (${minTtlMs / 1000}s) must not be longer than ${fromOf(settings, "max-ttl")} (${maxTtlMs / 1000}s)`);
   }
@@ -312,5 +339,6 @@ function watchConfig(settings: Settings, value: ValueReader, problems: string[])
     ...(readyFile !== undefined && { readyFile }),
     ...(metricsAddr !== undefined && { metricsAddr }),
     removeOnExit: value("remove-on-exit"),
+    ...(configFile !== undefined && { configFile }),
   };
 }

@@ -59,8 +59,11 @@ export interface Policy {
    * or VMs it hosts). Absent or false: forwarded traffic is not filtered.
    */
   readonly forward?: boolean;
-  /** `reject` answers refused traffic (TCP reset, ICMP admin-prohibited) so clients fail at once. */
-  readonly verdict: "drop" | "reject";
+  /**
+   * `reject` answers refused traffic (TCP reset, ICMP admin-prohibited) so clients fail at once.
+   * `audit` (--audit) refuses nothing: what would be dropped is recorded and counted, then accepted.
+   */
+  readonly verdict: "drop" | "reject" | "audit";
   /**
    * `watch --dns-proxy`: port-53 traffic goes to the proxy on loopback `port`, except from sockets
    * of group `gid` (the proxy's own), which alone may reach the resolvers; the proxy's answers
@@ -241,7 +244,7 @@ export function buildPolicy(config: Config, names: readonly NameAddresses[], res
         : { kind: "servers", v4: servers.filter((c) => c.family === 4), v6: servers.filter((c) => c.family === 6) },
     inboundPorts: config.ports,
     ...(config.forward && { forward: true }),
-    verdict: config.reject ? "reject" : "drop",
+    verdict: config.audit ? "audit" : config.reject ? "reject" : "drop",
     ...(config.dnsProxy && { proxy: proxyRules(config) }),
   };
   return { policy, warnings };

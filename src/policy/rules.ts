@@ -56,10 +56,29 @@ export type Rule =
    * one concatenated set per family; iptables: one rule each). Only when some entry has ports.
    */
   | { readonly kind: "allowed-ports"; readonly v4: readonly PortElement[]; readonly v6: readonly PortElement[] }
+  /**
+   * Just before the verdict: each denied destination is recorded in the kernel, with a packet
+   * counter and a timeout, in bounded sets, so `status` can list what was refused even after the
+   * process that loaded the rules has exited. Out: the destination address, protocol and port; in:
+   * the source address, protocol and our local port. Other protocols than TCP and UDP (ICMP) are
+   * recorded with port 0. Only a backend with dynamic sets records (nft); the others count only.
+   * The forward chain records as "out": it applies the same egress policy, so what it denies is a
+   * denied destination like any other (status, explain and suggest read one list).
+   */
+  | { readonly kind: "record-denied"; readonly direction: Direction }
   /** Inbound TCP to these ports. */
   | { readonly kind: "inbound-ports"; readonly ports: readonly number[] }
-  /** The end of the chain: everything else is counted and dropped or rejected. */
-  | { readonly kind: "verdict"; readonly verdict: Policy["verdict"]; readonly counter: string };
+  /**
+   * The end of the chain: everything else is counted and dropped or rejected; in audit mode counted
+   * (under another name, so nothing reads it as dropped) and accepted.
+   */
+  | { readonly kind: "verdict"; readonly verdict: "drop" | "reject" | "accept"; readonly counter: VerdictCounter };
+
+/** Which way a packet goes: out (the output hook) or in (the input hook). */
+export type Direction = "out" | "in";
+
+/** The named counter of each chain's verdict: `*_dropped` while enforcing, `*_audited` in audit mode. */
+export type VerdictCounter = `${"output" | "input" | "forward"}_${"dropped" | "audited"}`;
 
 /**
  * A chain of ours, hooked where packets leave (`output`), arrive (`input`) or pass through
@@ -80,15 +99,18 @@ export function unreachable(rule: never): never {
 /**
  * The policy as ordered chains: with the DNS proxy, its nat chain first; the output filter always;
  * input only when inbound ports are given (otherwise inbound traffic is left untouched); forward
- * only with `--forward`. The order is the order of evaluation.
+ * only with `--forward`. The order is the order of evaluation. In audit mode the filter chains are
+ * the same up to the verdict, which accepts.
  *
  * The forward chain holds the output chain's egress rules without loopback, neighbour and listener
  * discovery: those are link-local (hop limit 255 or 1, ff02::/16, fe80::/10) and a router never
- * forwards them, and forwarded packets never leave through `lo`. (`--forward` does not go with the
- * DNS proxy: config refuses the pair.)
+ * forwards them, and forwarded packets never leave through `lo`. It records what it denies in the
+ * output chain's sets (direction "out") and ends in its own counter, forward_dropped or, in audit
+ * mode, forward_audited. (`--forward` does not go with the DNS proxy: config refuses the pair.)
  */
 export function chainsOf(policy: Policy): Chain[] {
   const { proxy } = policy;
+  const audit = policy.verdict === "audit";
   const common: Rule[] = [{ kind: "established" }, { kind: "invalid" }, { kind: "loopback" }, { kind: "neighbour-discovery" }, { kind: "listener-discovery" }];
   const redirect: Chain[] =
     proxy === undefined
@@ -104,19 +126,27 @@ export function chainsOf(policy: Policy): Chain[] {
       { kind: "allowed", allowV4: policy.allowV4, allowV6: policy.allowV6 },
       ...(policy.allowPorts ? [{ kind: "allowed-ports", v4: policy.allowPorts.v4, v6: policy.allowPorts.v6 } as const] : []),
       ...(proxy === undefined ? [] : [{ kind: "proxy-admitted", portSets: proxy.portSets ?? [] } as const]),
-      { kind: "verdict", verdict: policy.verdict, counter: "output_dropped" },
+      { kind: "record-denied", direction: "out" },
+      audit ? { kind: "verdict", verdict: "accept", counter: "output_audited" } : { kind: "verdict", verdict: policy.verdict, counter: "output_dropped" },
     ],
   };
   const input: Chain = {
     hook: "input",
     type: "filter",
-    rules: [...common, { kind: "inbound-ports", ports: policy.inboundPorts }, { kind: "verdict", verdict: "drop", counter: "input_dropped" }],
+    rules: [
+      ...common,
+      { kind: "inbound-ports", ports: policy.inboundPorts },
+      { kind: "record-denied", direction: "in" },
+      { kind: "verdict", verdict: audit ? "accept" : "drop", counter: audit ? "input_audited" : "input_dropped" },
+    ],
   };
   const linkLocal = new Set<Rule["kind"]>(["loopback", "neighbour-discovery", "listener-discovery"]);
   const forward: Chain = {
     hook: "forward",
     type: "filter",
-    rules: output.rules.map((rule) => (rule.kind === "verdict" ? { ...rule, counter: "forward_dropped" } : rule)).filter((rule) => !linkLocal.has(rule.kind)),
+    rules: output.rules
+      .map((rule): Rule => (rule.kind === "verdict" ? { ...rule, counter: audit ? "forward_audited" : "forward_dropped" } : rule))
+      .filter((rule) => !linkLocal.has(rule.kind)),
   };
   return [...redirect, output, ...(policy.inboundPorts.length > 0 ? [input] : []), ...(policy.forward === true ? [forward] : [])];
 }

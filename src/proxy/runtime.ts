@@ -6,7 +6,10 @@
  */
 import { encode } from "dns-packet";
 import type { NftExecutor } from "../backends/nft/executor.ts";
-import type { ProxyCarryOver } from "../backends/nft/render.ts";
+import type { Backend } from "../backends/backend.ts";
+import type { NftResult } from "../backends/nft/executor.ts";
+import { renderNft, type ProxyCarryOver } from "../backends/nft/render.ts";
+import { runtimeError } from "../errors.ts";
 import type { AllowEntry } from "../config/config.ts";
 import { makeCidr, parseAddress, type Cidr } from "../net/ip.ts";
 import { refusedFromDns } from "../policy/policy.ts";
@@ -79,6 +82,8 @@ export interface ProxyRuntime {
   readonly port: number;
   /** The admitted elements for the next full table load (see renderNft). */
   carryOver(): ProxyCarryOver;
+  /** A full table replace between admission transactions, with what was admitted carried over (see Admitter.replaceTable). */
+  replaceTable(script: (carryOver: ProxyCarryOver) => string): Promise<NftResult>;
   /** Admit the addresses domainwall resolved itself at start (gated like the proxy's answers). */
   admitResolved(names: readonly { readonly host: string; readonly addresses: readonly { readonly address: string; readonly family: 4 | 6; readonly ttl: number }[] }[]): Promise<number>;
   /** Ask the proxy one question over UDP on 127.0.0.1; throws when it does not answer. */
@@ -148,6 +153,7 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
   return {
     port: proxy.port,
     carryOver: () => admitter.renderCarryOver(),
+    replaceTable: (script) => admitter.replaceTable(script),
     async admitResolved(names) {
       let count = 0;
       for (const { host, addresses } of names) {
@@ -192,5 +198,27 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
       };
     },
     stop: () => proxy.stop(),
+  };
+}
+
+/**
+ * The backend `watch --dns-proxy` hands its loop: a full table load (a failed update retried, a
+ * reloaded configuration whose chains differ) goes through the admitter's `replaceTable`, so the
+ * addresses the proxy admitted are carried over and none admitted meanwhile is lost.
+ */
+export function carryingBackend(backend: Backend, runtime: Pick<ProxyRuntime, "replaceTable">, now: () => number): Backend {
+  return {
+    ...backend,
+    async apply(policy) {
+      const started = now();
+      let rendered = started;
+      const result = await runtime.replaceTable((carryOver) => {
+        const text = renderNft(policy, carryOver);
+        rendered = now();
+        return text;
+      });
+      if (result.code !== 0) throw runtimeError(`nft -f failed: ${result.stderr.trim() || "no error output"}`);
+      return { renderMs: rendered - started, loadMs: now() - rendered };
+    },
   };
 }

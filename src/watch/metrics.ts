@@ -10,6 +10,14 @@ export interface ProcessStats {
   readonly startTimeSeconds: number;
 }
 
+/** `watch --config`: reloads by outcome, whether the last one took, and the SHA-256 of the file loaded. */
+export interface ReloadStats {
+  readonly ok: number;
+  readonly failed: number;
+  readonly lastOk: boolean;
+  readonly sha256: string | undefined;
+}
+
 export interface MetricsInput {
   /** Undefined until the first ruleset is loaded. */
   readonly snapshot: WatchSnapshot | undefined;
@@ -17,6 +25,8 @@ export interface MetricsInput {
   readonly status: Status | undefined;
   readonly process: ProcessStats;
   readonly now: number;
+  /** Undefined without `--config`. */
+  readonly reloads?: ReloadStats;
   /** `--dns-proxy`: the proxy's counts; undefined without it. */
   readonly proxy?: ProxyReport | undefined;
 }
@@ -41,7 +51,6 @@ const family = (name: string, type: "gauge" | "counter" | "summary" | "histogram
   ...samples.map((s) => `${name}${s.suffix ?? ""}${labelText(s.labels)} ${formatValue(s.value)}`),
 ];
 
-/** The Prometheus text exposition format (version 0.0.4). Pure: same input, same text. */
 /** The DNS proxy's families: queries by outcome, upstream errors, admission latency, elements. */
 function proxyFamilies(proxy: ProxyReport): string[] {
   const { stats } = proxy;
@@ -70,7 +79,11 @@ function proxyFamilies(proxy: ProxyReport): string[] {
   ];
 }
 
-export function renderMetrics({ snapshot, status, process, now, proxy }: MetricsInput): string {
+/** `output_dropped` → out, `input_audited_v4` → in; `forward_dropped` → out (the same egress policy, see chainsOf). */
+const directionOf = (counter: string): string => (counter.startsWith("input") ? "in" : "out");
+
+/** The Prometheus text exposition format (version 0.0.4). Pure: same input, same text. */
+export function renderMetrics({ snapshot, status, process, now, reloads, proxy }: MetricsInput): string {
   const lines = [...family("domainwall_rules_loaded", "gauge", "1 once domainwall's rules are loaded.", [{ value: snapshot === undefined ? 0 : 1 }])];
   if (snapshot !== undefined) {
     const names = [...snapshot.state];
@@ -110,12 +123,34 @@ export function renderMetrics({ snapshot, status, process, now, proxy }: Metrics
       ),
     );
   }
-  if (status?.loaded) {
-    const { counters } = status;
+  if (reloads !== undefined) {
     lines.push(
-      ...family("domainwall_dropped_packets_total", "counter", "Packets dropped (or rejected) by domainwall's rules, by counter.", counters.map((c) => ({ labels: { counter: c.name }, value: c.packets }))),
-      ...family("domainwall_dropped_bytes_total", "counter", "Bytes dropped (or rejected) by domainwall's rules, by counter.", counters.map((c) => ({ labels: { counter: c.name }, value: c.bytes }))),
+      ...family("domainwall_config_reloads_total", "counter", "Reloads of the --config file, by result (error: the loaded policy stayed).", [
+        { labels: { result: "ok" }, value: reloads.ok },
+        { labels: { result: "error" }, value: reloads.failed },
+      ]),
+      ...family("domainwall_config_last_reload_successful", "gauge", "1 when the last reload of the --config file (or the start) succeeded.", [{ value: reloads.lastOk ? 1 : 0 }]),
+      ...(reloads.sha256 === undefined ? [] : family("domainwall_config_info", "gauge", "The SHA-256 of the --config file loaded now.", [{ labels: { sha256: reloads.sha256 }, value: 1 }])),
     );
+  }
+  if (status?.loaded) {
+    const dropped = status.counters.filter((c) => c.name.includes("_dropped"));
+    const audited = status.counters.filter((c) => c.name.includes("_audited"));
+    const sample = (value: (c: (typeof dropped)[number]) => number) => (c: (typeof dropped)[number]) => ({ labels: { counter: c.name, direction: directionOf(c.name) }, value: value(c) });
+    lines.push(
+      ...family("domainwall_dropped_packets_total", "counter", "Packets dropped (or rejected) by domainwall's rules, by counter and direction.", dropped.map(sample((c) => c.packets))),
+      ...family("domainwall_dropped_bytes_total", "counter", "Bytes dropped (or rejected) by domainwall's rules, by counter and direction.", dropped.map(sample((c) => c.bytes))),
+      ...(audited.length === 0 ? [] : family("domainwall_audited_packets_total", "counter", "Audit mode: packets the rules would have dropped and let through, by counter and direction.", audited.map(sample((c) => c.packets)))),
+    );
+    if (status.denied !== undefined) {
+      const recorded = (direction: string) => status.denied?.filter((d) => d.direction === direction).length ?? 0;
+      lines.push(
+        ...family("domainwall_denied_destinations", "gauge", "Denied destinations (address, protocol, port) the kernel holds a record of now, by direction.", [
+          { labels: { direction: "out" }, value: recorded("out") },
+          { labels: { direction: "in" }, value: recorded("in") },
+        ]),
+      );
+    }
   }
   if (proxy !== undefined) lines.push(...proxyFamilies(proxy));
   lines.push(
@@ -146,6 +181,7 @@ export interface MetricsSource {
   readonly status: () => Promise<Status | undefined>;
   readonly process: () => ProcessStats;
   readonly now: () => number;
+  readonly reloads?: () => ReloadStats | undefined;
   /** How far behind schedule the loop may be before /healthz fails. */
   readonly lateMs: number;
   readonly proxy?: () => ProxyReport | undefined;
@@ -177,7 +213,8 @@ export function metricsHandler(source: MetricsSource): (request: Request) => Pro
       const status = await Promise.resolve()
         .then(source.status)
         .catch(() => undefined);
-      return reply(renderMetrics({ snapshot: source.snapshot(), status, process: source.process(), now: source.now(), proxy: source.proxy?.() }), 200, "text/plain; version=0.0.4; charset=utf-8");
+      const reloads = source.reloads?.();
+      return reply(renderMetrics({ snapshot: source.snapshot(), status, process: source.process(), now: source.now(), proxy: source.proxy?.(), ...(reloads !== undefined && { reloads }) }), 200, "text/plain; version=0.0.4; charset=utf-8");
     }
     return reply("not found: try /healthz or /metrics\n", 404);
   };

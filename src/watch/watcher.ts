@@ -37,9 +37,22 @@ export interface WatchSnapshot {
   readonly updateError: string | undefined;
 }
 
+/** A new configuration for a running watch (a reloaded `--config` file): taken at the start of the next cycle. */
+export interface Reconfiguration {
+  readonly config: Config;
+  readonly schedule: Schedule;
+  readonly resolvers: readonly Cidr[];
+}
+
 export interface Watcher {
   /** Run cycles as they fall due until `stopped` settles; a cycle under way finishes its kernel update first. */
   run(stopped: Promise<unknown>): Promise<void>;
+  /**
+   * Take a new configuration at the next cycle, which starts now (or when the one under way ends):
+   * names no longer listed are dropped, new ones looked up at once, the rest keep their state;
+   * then the difference is loaded in one transaction (the allow sets alone when only they differ).
+   */
+  reconfigure(next: Reconfiguration): void;
   /** One cycle now: look up the due names, expire, update the kernel if the sets changed. */
   cycle(): Promise<void>;
   snapshot(): WatchSnapshot;
@@ -73,6 +86,20 @@ const describeCounts = (policy: Policy): string => {
   return `${policy.allowV4.length} IPv4 and ${policy.allowV6.length} IPv6 allowed${ported > 0 ? `, ${ported} with ports` : ""}`;
 };
 const setKey = (policy: Policy): string => [...elementsOf(policy).keys()].join(",");
+/**
+ * Everything of a policy but its allow sets' elements: when it differs, the chains or the set
+ * declarations change and the whole table is loaded (port sets appearing or going, --forward, the
+ * DNS proxy's port sets).
+ */
+const chainKey = (policy: Policy): string =>
+  JSON.stringify({
+    dns: policy.dns,
+    inboundPorts: policy.inboundPorts,
+    verdict: policy.verdict,
+    forward: policy.forward === true,
+    ports: policy.allowPorts !== undefined,
+    proxy: policy.proxy,
+  });
 const seconds = (ms: number): string => `${Math.round(ms / 100) / 10}s`;
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "es"}`;
 
@@ -103,7 +130,8 @@ function describeChange(before: Policy, after: Policy, expired: readonly Expired
  * retried after --min-ttl.
  */
 export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
-  const { config, schedule, resolvers } = start;
+  let { config, schedule, resolvers } = start;
+  let pending: Reconfiguration | undefined;
   let state = recordResolutions(initialState(config.hosts, start.loadedAt), start.resolutions, start.loadedAt, schedule, io.random);
   let loaded = start.policy;
   let lastGoodRefresh = start.loadedAt;
@@ -130,7 +158,7 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
   /** Names whose last answer was "no such name / no addresses". */
   const vanished = new Set(start.resolutions.filter((r) => r.status === "empty").map((r) => r.host));
 
-  const wakeAt = () => Math.max(Math.min(nextEvent(state, schedule.graceMs), retryAt), lastCycle + MIN_CYCLE_GAP_MS);
+  const wakeAt = () => Math.max(pending !== undefined ? io.now() : Math.min(nextEvent(state, schedule.graceMs), retryAt), lastCycle + MIN_CYCLE_GAP_MS);
 
   function report(resolutions: readonly HostResolution[], now: number): void {
     for (const r of resolutions) {
@@ -156,7 +184,7 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
   }
 
   async function update(policy: Policy, expired: readonly Expired[]): Promise<void> {
-    const full = updateError !== undefined;
+    const full = updateError !== undefined || chainKey(policy) !== chainKey(loaded);
     const started = io.now();
     try {
       await (full ? io.backend.apply(policy) : io.backend.updateSets(policy));
@@ -186,12 +214,23 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
     const built = buildPolicy(config, addressesByName(state), resolvers);
     for (const warning of built.warnings) if (!warned.has(warning)) io.log.warn(warning);
     warned = new Set(built.warnings);
-    if (updateError !== undefined || setKey(built.policy) !== setKey(loaded)) await update(built.policy, expired);
+    if (updateError !== undefined || setKey(built.policy) !== setKey(loaded) || chainKey(built.policy) !== chainKey(loaded)) await update(built.policy, expired);
+  }
+
+  /** Take a pending configuration: the names' state follows the new list, in its order. */
+  function adopt(next: Reconfiguration): void {
+    const fresh = initialState(next.config.hosts, io.now());
+    state = new Map(next.config.hosts.map((host) => [host, state.get(host) ?? fresh.get(host)!]));
+    for (const host of vanished) if (!state.has(host)) vanished.delete(host);
+    ({ config, schedule, resolvers } = next);
   }
 
   async function cycle(): Promise<void> {
     lastCycle = io.now();
-    let changed = updateError !== undefined;
+    const next = pending;
+    pending = undefined;
+    if (next !== undefined) adopt(next);
+    let changed = updateError !== undefined || next !== undefined;
     const due = dueHosts(state, lastCycle);
     if (due.length > 0) {
       const resolutions = await interruptible(resolveHosts(due, { lookup: io.lookup, deadlineMs: config.resolveTimeoutMs, now: io.now, sleep: io.sleep }));
@@ -229,5 +268,9 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
     run,
     cycle,
     snapshot,
+    reconfigure(next) {
+      pending = next;
+      interrupt();
+    },
   };
 }

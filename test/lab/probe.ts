@@ -3,7 +3,10 @@
 //   bun probe.ts udp TIMEOUT_MS HOST:PORT...   → ["answered" | "timeout" | "error:CODE", ...]: one datagram sent, its echo awaited
 //                                                (a local output drop fails the send with EPERM)
 //   bun probe.ts dns TIMEOUT_MS SERVER NAME    → true when the server answered (any rcode), false on no answer
+//   bun probe.ts udp-flood TIMEOUT_MS COUNT    → how many datagrams it tried: one each to COUNT distinct
+//                                                (203.0.113.1-254, port 20000+) destinations
 import { Resolver } from "node:dns/promises";
+import { createSocket } from "node:dgram";
 import { connect } from "node:net";
 
 const [mode, timeoutText, ...rest] = process.argv.slice(2);
@@ -64,6 +67,25 @@ async function dns(server: string, name: string): Promise<boolean> {
   }
 }
 
-const result = mode === "tcp" ? await Promise.all(rest.map(tcp)) : mode === "udp" ? await Promise.all(rest.map(udp)) : await dns(rest[0] ?? "", rest[1] ?? "");
+/** One datagram to each of `count` distinct documentation destinations; refused sends (EPERM) are expected. */
+async function udpFlood(count: number): Promise<number> {
+  const socket = createSocket("udp4");
+  socket.on("error", () => {});
+  const payload = Buffer.from("x");
+  for (let i = 0; i < count; i++) {
+    await new Promise<void>((resolve) => socket.send(payload, 20000 + Math.floor(i / 254), `203.0.113.${(i % 254) + 1}`, () => resolve()));
+  }
+  socket.close();
+  return count;
+}
+
+const result =
+  mode === "tcp"
+    ? await Promise.all(rest.map(tcp))
+    : mode === "udp"
+      ? await Promise.all(rest.map(udp))
+      : mode === "udp-flood"
+        ? await udpFlood(Number(rest[0]))
+        : await dns(rest[0] ?? "", rest[1] ?? "");
 console.log(JSON.stringify(result));
 process.exit(0);

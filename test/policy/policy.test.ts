@@ -64,6 +64,11 @@ describe("buildPolicy", () => {
     expect(policy.verdict).toBe("reject");
   });
 
+  test("--audit: the verdict is audit, whatever --reject says; off by default", () => {
+    expect(buildPolicy(configWith({ audit: true, reject: true }), [], []).policy.verdict).toBe("audit");
+    expect(buildPolicy(configWith({}), [], []).policy.verdict).toBe("drop");
+  });
+
   test.each([
     { address: "127.0.0.1", reason: "loopback" },
     { address: "0.0.0.0", reason: "unspecified" },

@@ -6,32 +6,62 @@ describe("chainsOf", () => {
   test("output alone, in evaluation order, when no inbound ports are given", () => {
     const chains = chainsOf(POLICIES["egress-only"]!);
     expect(chains.map((c) => `${c.hook}: ${c.rules.map((r) => r.kind).join(", ")}`)).toEqual([
-      "output: established, invalid, loopback, neighbour-discovery, listener-discovery, dns, allowed, verdict",
+      "output: established, invalid, loopback, neighbour-discovery, listener-discovery, dns, allowed, record-denied, verdict",
+    ]);
+  });
+
+  test("denied packets are recorded, in each direction, right before the verdict counts them", () => {
+    const chains = chainsOf(POLICIES["ingress-reject"]!);
+    expect(chains.map((c) => c.rules.at(-2))).toEqual([
+      { kind: "record-denied", direction: "out" },
+      { kind: "record-denied", direction: "in" },
+    ]);
+  });
+
+  test("audit mode: the same rules, ending in a counted accept under the audited counters", () => {
+    const audit = chainsOf(POLICIES.audit!);
+    const enforcing = chainsOf({ ...POLICIES.audit!, verdict: "drop" });
+    expect(audit.map((c) => c.rules.slice(0, -1))).toEqual(enforcing.map((c) => c.rules.slice(0, -1)));
+    expect(audit.map((c) => c.rules.at(-1))).toEqual([
+      { kind: "verdict", verdict: "accept", counter: "output_audited" },
+      { kind: "verdict", verdict: "accept", counter: "input_audited" },
     ]);
   });
 
   test("the port sets are looked up right after the every-port sets, only when the policy has them", () => {
     const rules = chainsOf(POLICIES.ports!)[0]!.rules;
-    expect(rules.map((r) => r.kind).slice(-3)).toEqual(["allowed", "allowed-ports", "verdict"]);
+    expect(rules.map((r) => r.kind).slice(-4)).toEqual(["allowed", "allowed-ports", "record-denied", "verdict"]);
     expect(rules.find((r) => r.kind === "allowed-ports")).toEqual({ kind: "allowed-ports", v4: POLICIES.ports!.allowPorts!.v4, v6: POLICIES.ports!.allowPorts!.v6 });
   });
 
-  test("--forward: a forward chain with the output chain's egress rules, without the link-local ones, counted apart", () => {
+  test("--forward: a forward chain with the output chain's egress rules, without the link-local ones, recording as out, counted apart", () => {
     const chains = chainsOf(POLICIES.ports!);
     expect(chains.map((c) => `${c.hook}: ${c.rules.map((r) => r.kind).join(", ")}`)).toEqual([
-      "output: established, invalid, loopback, neighbour-discovery, listener-discovery, dns, allowed, allowed-ports, verdict",
-      "forward: established, invalid, dns, allowed, allowed-ports, verdict",
+      "output: established, invalid, loopback, neighbour-discovery, listener-discovery, dns, allowed, allowed-ports, record-denied, verdict",
+      "forward: established, invalid, dns, allowed, allowed-ports, record-denied, verdict",
     ]);
-    expect(chains[1]?.rules.at(-1)).toEqual({ kind: "verdict", verdict: "reject", counter: "forward_dropped" });
+    expect(chains[1]?.rules.slice(-2)).toEqual([
+      { kind: "record-denied", direction: "out" },
+      { kind: "verdict", verdict: "reject", counter: "forward_dropped" },
+    ]);
     expect(chainsOf({ ...POLICIES.ports!, forward: false }).map((c) => c.hook)).toEqual(["output"]);
+  });
+
+  test("--forward in audit mode: the forward chain too ends in a counted accept, under forward_audited", () => {
+    const chains = chainsOf({ ...POLICIES.ports!, verdict: "audit" });
+    expect(chains.map((c) => c.rules.at(-1))).toEqual([
+      { kind: "verdict", verdict: "accept", counter: "output_audited" },
+      { kind: "verdict", verdict: "accept", counter: "forward_audited" },
+    ]);
   });
 
   test("an input chain ending in a counted drop when inbound ports are given, whatever the output verdict", () => {
     const chains = chainsOf(POLICIES["ingress-reject"]!);
     expect(chains.map((c) => c.hook)).toEqual(["output", "input"]);
     expect(chains[0]?.rules.at(-1)).toEqual({ kind: "verdict", verdict: "reject", counter: "output_dropped" });
-    expect(chains[1]?.rules.slice(-2)).toEqual([
+    expect(chains[1]?.rules.slice(-3)).toEqual([
       { kind: "inbound-ports", ports: POLICIES["ingress-reject"]!.inboundPorts },
+      { kind: "record-denied", direction: "in" },
       { kind: "verdict", verdict: "drop", counter: "input_dropped" },
     ]);
   });
@@ -40,8 +70,8 @@ describe("chainsOf", () => {
     const chains = chainsOf(PROXY_POLICIES["dns-proxy"]!);
     expect(chains.map((c) => `${c.type} ${c.hook}: ${c.rules.map((r) => r.kind).join(", ")}`)).toEqual([
       "nat output: keep-loopback-destination, keep-group, redirect-dns",
-      "filter output: established, invalid, loopback, neighbour-discovery, listener-discovery, proxy-port, dns, allowed, proxy-admitted, verdict",
-      "filter input: established, invalid, loopback, neighbour-discovery, listener-discovery, inbound-ports, verdict",
+      "filter output: established, invalid, loopback, neighbour-discovery, listener-discovery, proxy-port, dns, allowed, proxy-admitted, record-denied, verdict",
+      "filter input: established, invalid, loopback, neighbour-discovery, listener-discovery, inbound-ports, record-denied, verdict",
     ]);
     expect(chains[0]?.rules).toEqual([{ kind: "keep-loopback-destination" }, { kind: "keep-group", gid: 2000053 }, { kind: "redirect-dns", port: 15353 }]);
     expect(chains[1]?.rules.find((r) => r.kind === "dns")).toMatchObject({ gid: 2000053 });
@@ -49,7 +79,7 @@ describe("chainsOf", () => {
 
   test("with the DNS proxy and entries with ports: the admitted addresses are proxy_v4/proxy_v6 and then each port spec's pair, after the static port sets", () => {
     const chains = chainsOf(PROXY_POLICIES["dns-proxy-ports"]!);
-    expect(chains[1]?.rules.map((r) => r.kind).slice(-4)).toEqual(["allowed", "allowed-ports", "proxy-admitted", "verdict"]);
+    expect(chains[1]?.rules.map((r) => r.kind).slice(-5)).toEqual(["allowed", "allowed-ports", "proxy-admitted", "record-denied", "verdict"]);
     const admitted = chains[1]?.rules.find((r) => r.kind === "proxy-admitted");
     expect(admitted?.kind === "proxy-admitted" && admitted.portSets.map((s) => `${s.v4} ${s.v6}: ${s.entries.join(", ")}`)).toEqual([
       "proxy_v4_tcp22_tcp8000-8100 proxy_v6_tcp22_tcp8000-8100: mirror.example",
@@ -78,6 +108,7 @@ describe("a renderer that forgets a kind of rule", () => {
         case "listener-discovery":
         case "dns":
         case "allowed":
+        case "record-denied":
         case "verdict":
         case "keep-loopback-destination":
         case "keep-group":

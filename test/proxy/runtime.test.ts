@@ -1,6 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { cidr } from "../../src/net/ip.ts";
-import { gateAdmission, upstreamsOf } from "../../src/proxy/runtime.ts";
+import type { Backend } from "../../src/backends/backend.ts";
+import { carryingBackend, gateAdmission, upstreamsOf } from "../../src/proxy/runtime.ts";
+import { PROXY_POLICIES } from "../fixtures/policies.ts";
 import type { Admission } from "../../src/proxy/handler.ts";
 
 const answer = (...addresses: string[]): Admission => ({
@@ -31,5 +33,23 @@ describe("what an answer may admit", () => {
   test("an --allow entry covering a forbidden address lets it through, as in the static policy", () => {
     const { admitted } = gateAdmission(answer("169.254.169.254"), [{ cidr: cidr("169.254.169.254"), source: "--allow" }]);
     expect(admitted.map((a) => a.address)).toEqual(["169.254.169.254"]);
+  });
+});
+
+describe("the backend watch --dns-proxy hands its loop", () => {
+  const base = { name: "nft", apply: () => Promise.reject(new Error("the plain apply would drop what was admitted")) } as unknown as Backend;
+  const carryOver = { v4: "elements = { 203.0.113.7 timeout 30s expires 12s }", v6: "" };
+
+  test("a full load goes through replaceTable with the admitted elements carried over", async () => {
+    const scripts: string[] = [];
+    const backend = carryingBackend(base, { replaceTable: async (script) => (scripts.push(script(carryOver)), { code: 0, stdout: "", stderr: "" }) }, () => 0);
+    await backend.apply(PROXY_POLICIES["dns-proxy"]!);
+    expect(scripts).toHaveLength(1);
+    expect(scripts[0]).toContain("set proxy_v4 {\n\t\ttype ipv4_addr\n\t\tflags timeout\n\t\telements = { 203.0.113.7 timeout 30s expires 12s }\n");
+  });
+
+  test("a refused load is an error naming nft's complaint", async () => {
+    const backend = carryingBackend(base, { replaceTable: async () => ({ code: 1, stdout: "", stderr: "Error: syntax error\n" }) }, () => 0);
+    await expect(backend.apply(PROXY_POLICIES["dns-proxy"]!)).rejects.toThrow("nft -f failed: Error: syntax error");
   });
 });

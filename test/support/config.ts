@@ -28,6 +28,7 @@ export interface RawConfig {
   readonly onResolveError?: Raw;
   readonly strict: boolean;
   readonly reject: boolean;
+  readonly audit?: boolean;
   readonly requireHosts: boolean;
   readonly watch?: RawWatchConfig;
 }
@@ -54,7 +55,7 @@ export function parseConfig(raw: RawConfig) {
     const name = NAMES[key];
     if (name !== undefined && value !== undefined) settings.set(name, settingOf(name, (value as Raw).from, (value as Raw).value));
   }
-  for (const name of ["strict", "reject", "remove-on-exit"] as const) {
+  for (const name of ["strict", "reject", "audit", "remove-on-exit"] as const) {
     const on = name === "remove-on-exit" ? raw.watch?.removeOnExit : raw[name];
     if (on) settings.set(name, { from: `--${name}`, kind: "switch", on });
   }

@@ -26,9 +26,32 @@ const snapshot: WatchSnapshot = {
   updateError: undefined,
 };
 const process = { residentBytes: 52_428_800, cpuSeconds: 1.25, startTimeSeconds: 1_700_000_000 };
-const status = { loaded: true as const, sets: [], counters: [{ name: "output_dropped", packets: 7, bytes: 420 }] };
+const status = { loaded: true as const, enforcing: true, allowed: [], dns: "any" as const, sets: [], counters: [{ name: "output_dropped", packets: 7, bytes: 420 }] };
 
 describe("renderMetrics", () => {
+  test("reloads by result with the loaded file's hash; audited packets apart from dropped ones; denied destinations recorded, by direction", () => {
+    const denied = (direction: "out" | "in") => ({ address: "203.0.113.20", protocol: "tcp", port: 80, direction, packets: 1, bytes: 60 });
+    const audit = {
+      ...status,
+      enforcing: false,
+      counters: [{ name: "output_audited", packets: 5, bytes: 300 }, { name: "input_dropped", packets: 2, bytes: 120 }],
+      denied: [denied("out"), denied("out"), denied("in")],
+    };
+    const text = renderMetrics({ snapshot: undefined, status: audit, process, now: 0, reloads: { ok: 2, failed: 1, lastOk: false, sha256: "ab12" } });
+    for (const line of [
+      'domainwall_config_reloads_total{result="ok"} 2',
+      'domainwall_config_reloads_total{result="error"} 1',
+      "domainwall_config_last_reload_successful 0",
+      'domainwall_config_info{sha256="ab12"} 1',
+      'domainwall_dropped_packets_total{counter="input_dropped",direction="in"} 2',
+      'domainwall_audited_packets_total{counter="output_audited",direction="out"} 5',
+      'domainwall_denied_destinations{direction="out"} 2',
+      'domainwall_denied_destinations{direction="in"} 1',
+    ]) expect(text).toContain(`\n${line}\n`);
+    expect(text).not.toContain('dropped_packets_total{counter="output_audited"');
+    expect(renderMetrics({ snapshot: undefined, status, process, now: 0 })).not.toContain("domainwall_config_");
+  });
+
   test("the Prometheus text format, every family with HELP and TYPE", () => {
     expect(renderMetrics({ snapshot, status, process, now: 4_500 })).toBe(`# HELP domainwall_rules_loaded 1 once domainwall's rules are loaded.
 # TYPE domainwall_rules_loaded gauge
@@ -58,12 +81,12 @@ domainwall_ruleset_updates_total{result="error"} 1
 # TYPE domainwall_ruleset_update_duration_seconds summary
 domainwall_ruleset_update_duration_seconds_sum 0.043
 domainwall_ruleset_update_duration_seconds_count 4
-# HELP domainwall_dropped_packets_total Packets dropped (or rejected) by domainwall's rules, by counter.
+# HELP domainwall_dropped_packets_total Packets dropped (or rejected) by domainwall's rules, by counter and direction.
 # TYPE domainwall_dropped_packets_total counter
-domainwall_dropped_packets_total{counter="output_dropped"} 7
-# HELP domainwall_dropped_bytes_total Bytes dropped (or rejected) by domainwall's rules, by counter.
+domainwall_dropped_packets_total{counter="output_dropped",direction="out"} 7
+# HELP domainwall_dropped_bytes_total Bytes dropped (or rejected) by domainwall's rules, by counter and direction.
 # TYPE domainwall_dropped_bytes_total counter
-domainwall_dropped_bytes_total{counter="output_dropped"} 420
+domainwall_dropped_bytes_total{counter="output_dropped",direction="out"} 420
 # HELP process_resident_memory_bytes Resident memory size in bytes.
 # TYPE process_resident_memory_bytes gauge
 process_resident_memory_bytes 52428800

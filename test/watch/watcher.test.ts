@@ -86,10 +86,38 @@ async function startWatcher(records: Records, options: { hosts?: string; onResol
     await watcher.run(stopped);
     return sleeps.reduce<number[]>((times, ms) => [...times, (times.at(-1) ?? 0) + ms], []);
   };
-  return { watcher, cycleAt, runFor, calls, dns, log: log.out, records, policy: built.policy };
+  /** The configuration for `hosts` (and `reject`), as a reloaded file would give it. */
+  const configFor = (hosts: string, reject = false) =>
+    parseConfig({ strict: false, reject, requireHosts: true, hosts: { from: "FILE: hosts", value: hosts }, watch: WATCH }).config;
+  return { watcher, cycleAt, runFor, calls, dns, log: log.out, records, policy: built.policy, configFor, schedule, resolvers };
 }
 
 const elementsOf = (call: RunCall | undefined) => (call?.stdin ?? "").split("\n").filter((l) => l.startsWith("\t")).map((l) => l.trim().split(",")[0]);
+
+describe("reconfigure (a reloaded --config file)", () => {
+  test("a new name is looked up at the next cycle and a removed one dropped: one set update", async () => {
+    const w = await startWatcher({ "api.example": { 4: ["203.0.113.10"], ttl: 300 }, "cdn.example": { 4: ["203.0.113.20"], ttl: 300 }, "new.example": { 4: ["203.0.113.30"], ttl: 300 } });
+    w.dns.asked.length = 0;
+    w.watcher.reconfigure({ config: w.configFor("api.example,new.example"), schedule: w.schedule, resolvers: w.resolvers });
+    expect(w.watcher.snapshot().nextWake).toBe(0); // at once
+    await w.cycleAt(200);
+    expect(w.dns.asked).toEqual(["new.example/4", "new.example/6"]);
+    expect(w.calls).toHaveLength(1);
+    expect(w.calls[0]?.stdin).toStartWith("#!/usr/sbin/nft -f\n# domainwall: new allow sets");
+    expect(elementsOf(w.calls[0])).toEqual(["203.0.113.10", "203.0.113.30"]);
+    expect([...w.watcher.snapshot().state.keys()]).toEqual(["api.example", "new.example"]);
+  });
+
+  test("a change beyond the allow sets (--reject) loads the whole table, in one transaction", async () => {
+    const w = await startWatcher({ "api.example": { 4: ["203.0.113.10"], ttl: 300 }, "cdn.example": { 4: ["203.0.113.20"], ttl: 300 } });
+    w.watcher.reconfigure({ config: w.configFor("api.example,cdn.example", true), schedule: w.schedule, resolvers: w.resolvers });
+    await w.cycleAt(200);
+    expect(w.calls).toHaveLength(1);
+    expect(w.calls[0]?.stdin).toStartWith("#!/usr/sbin/nft -f\n# domainwall: generated ruleset");
+    expect(w.calls[0]?.stdin).toContain("reject with tcp reset");
+    expect(w.watcher.snapshot().loaded.verdict).toBe("reject");
+  });
+});
 
 describe("the watch loop", () => {
   test("looks each name up again when its TTL runs out, and changes nothing while the answers stay", async () => {
@@ -312,6 +340,7 @@ async function runWatch(argv: string[], options: { records?: Records; nft?: (cal
     },
     awaitOperator: () => ({ decision: new Promise(() => {}), done: () => {} }),
     untilStopped: () => ({ stopped, done: () => events.push("signals restored") }),
+    configChanges: () => ({ stop: () => {} }),
     serve: (address, handle) => {
       if (options.bindFails) throw new Error("Failed to start server. Is port 9464 in use?");
       Object.assign(served, { address, handle });
@@ -360,7 +389,7 @@ describe("domainwall watch", () => {
     expect(calls[0]?.stdin).toStartWith("#!/usr/sbin/nft -f\n# domainwall: generated ruleset");
     // The ready file's directory is proven writable before the rules are loaded.
     expect(events.slice(0, 6)).toEqual([`remove ${READY}`, `write ${READY}.domainwall-check`, `remove ${READY}.domainwall-check`, "nft -f -", `write ${STATE}`, `write ${READY}`]);
-    expect(events.slice(-2)).toEqual([`remove ${STATE}`, "signals restored"]);
+    expect(events.slice(-3)).toEqual(["write /run/domainwall/names.json", `remove ${STATE}`, "signals restored"]);
     expect(events.at(-1)).toBe("signals restored");
     expect(files[READY]).toBe("loaded\n");
     expect(log).toContain("applied: 1 names resolved, 0 skipped; 1 IPv4 and 0 IPv6 allowed");
@@ -388,7 +417,7 @@ describe("domainwall watch", () => {
     const metrics = await (await served.handle!(new Request("http://127.0.0.1:9464/metrics"))).text();
     expect(metrics).toContain('domainwall_allowed_addresses{family="ipv4"} 1\n');
     expect(metrics).toContain('domainwall_resolution_failures_total{name="api.example"} 0\n');
-    expect(metrics).toContain('domainwall_dropped_packets_total{counter="output_dropped"} 3\n');
+    expect(metrics).toContain('domainwall_dropped_packets_total{counter="output_dropped",direction="out"} 3\n');
     expect(metrics).toContain("process_resident_memory_bytes 50000000\n");
   });
 

@@ -4,7 +4,7 @@ import { messageOf } from "../../messages.ts";
 import type { Family } from "../../net/ip.ts";
 import type { Policy } from "../../policy/policy.ts";
 import { renderIptables, renderIptablesRestore } from "./render.ts";
-import { allowedEntries, dropCounters, enforcementProblems, portEntries, FORWARD_CHAIN, INPUT_CHAIN, OUTPUT_CHAIN, ourPart, parseIptablesState } from "./save.ts";
+import { allowedEntries, allowedNetworks, dnsDestinations, enforcementProblems, portEntries, verdictCounters, FORWARD_CHAIN, INPUT_CHAIN, OUTPUT_CHAIN, ourPart, parseIptablesState } from "./save.ts";
 import type { Run } from "../../run.ts";
 
 const TOOLS = {
@@ -113,8 +113,16 @@ export function createIptablesBackend(run: Run, now: () => number = () => perfor
     async status(): Promise<Status> {
       const saved = await saveBoth();
       if (!FAMILIES.some((family) => parseIptablesState(saved[family]).outputChain)) return { loaded: false };
+      const verdicts = FAMILIES.flatMap((family) => [
+        { name: `output_v${family}`, ...verdictCounters(saved[family], OUTPUT_CHAIN) },
+        ...(parseIptablesState(saved[family]).inputChain ? [{ name: `input_v${family}`, ...verdictCounters(saved[family], INPUT_CHAIN) }] : []),
+        ...(parseIptablesState(saved[family]).forwardChain ? [{ name: `forward_v${family}`, ...verdictCounters(saved[family], FORWARD_CHAIN) }] : []),
+      ]);
+      const audit = verdicts.some((c) => c.audit);
+      const dns = FAMILIES.map((family) => dnsDestinations(saved[family]));
       return {
         loaded: true,
+        enforcing: !audit,
         sets: [
           ...FAMILIES.map((family) => ({ name: `allow_v${family} (rules)`, elements: allowedEntries(saved[family]) })),
           ...FAMILIES.flatMap((family) => {
@@ -122,11 +130,11 @@ export function createIptablesBackend(run: Run, now: () => number = () => perfor
             return elements > 0 ? [{ name: `allow_ports_v${family} (rules)`, elements }] : [];
           }),
         ],
-        counters: FAMILIES.flatMap((family) => [
-          { name: `output_dropped_v${family}`, ...dropCounters(saved[family], OUTPUT_CHAIN) },
-          ...(parseIptablesState(saved[family]).inputChain ? [{ name: `input_dropped_v${family}`, ...dropCounters(saved[family], INPUT_CHAIN) }] : []),
-          ...(parseIptablesState(saved[family]).forwardChain ? [{ name: `forward_dropped_v${family}`, ...dropCounters(saved[family], FORWARD_CHAIN) }] : []),
-        ]),
+        // output_dropped_v4 (or output_audited_v4 in audit mode): the names nft's counters have, per family.
+        counters: verdicts.map(({ name, packets, bytes }) => ({ name: name.replace(/_v/, audit ? "_audited_v" : "_dropped_v"), packets, bytes })),
+        allowed: FAMILIES.flatMap((family) => allowedNetworks(saved[family])),
+        dns: dns.some((d) => d === "any") ? "any" : dns.flatMap((d) => (d === "any" ? [] : d)),
+        // No `denied`: iptables-legacy has no dynamic sets (without ipset) to record destinations in.
         ...notEnforcing(FAMILIES.flatMap((family) => enforcementProblems(saved[family], TOOLS[family].label))),
       };
     },

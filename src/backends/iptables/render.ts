@@ -46,6 +46,8 @@ function ruleLines(rule: Rule, hook: Chain["hook"], family: Family): string[] {
         const ports = e.ports.first === e.ports.last ? `${e.ports.first}` : `${e.ports.first}:${e.ports.last}`;
         return [`# ${sourceComment(e)}`, `-A ${chain} -d ${e.cidr.text} -p ${e.ports.protocol} -m ${e.ports.protocol} --dport ${ports} -j ACCEPT`];
       });
+    case "record-denied":
+      return []; // no dynamic sets in iptables-legacy (without ipset): the verdict's counters are all it keeps
     case "inbound-ports":
       return rule.ports.map((port) => `-A ${chain} -p tcp -m tcp --dport ${port} -j ACCEPT`);
     case "keep-loopback-destination":
@@ -55,6 +57,7 @@ function ruleLines(rule: Rule, hook: Chain["hook"], family: Family): string[] {
     case "proxy-admitted":
       throw new Error(IPTABLES_NO_PROXY);
     case "verdict":
+      if (rule.verdict === "accept") return [`-A ${chain} -j ACCEPT`];
       return rule.verdict === "drop"
         ? [`-A ${chain} -j DROP`]
         : [`-A ${chain} -p tcp -j REJECT --reject-with tcp-reset`, `-A ${chain} -j REJECT --reject-with ${v6 ? "icmp6-adm-prohibited" : "icmp-admin-prohibited"}`];

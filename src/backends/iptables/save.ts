@@ -122,8 +122,24 @@ export const portEntries = (saved: string): number =>
     return match !== null && match[2] !== "53";
   }).length;
 
-/** What the final drop (or reject) rules of `chain` counted; the INVALID drop is not among them. */
-export function dropCounters(saved: string, chain: string): { packets: number; bytes: number } {
-  const final = rulesOf(saved, chain).filter((r) => / -j (DROP|REJECT)/.test(r.rule) && !r.rule.includes("INVALID"));
-  return { packets: final.reduce((n, r) => n + r.packets, 0), bytes: final.reduce((n, r) => n + r.bytes, 0) };
+/**
+ * What the final rules of `chain` counted: the drop (or reject) rules (the INVALID drop is not among
+ * them), or in audit mode the one unconditional ACCEPT that ends the chain (`audit`).
+ */
+export function verdictCounters(saved: string, chain: string): { packets: number; bytes: number; audit: boolean } {
+  const rules = rulesOf(saved, chain);
+  const accept = rules.filter((r) => r.rule === `-A ${chain} -j ACCEPT`);
+  const final = accept.length > 0 ? accept : rules.filter((r) => / -j (DROP|REJECT)/.test(r.rule) && !r.rule.includes("INVALID"));
+  return { packets: final.reduce((n, r) => n + r.packets, 0), bytes: final.reduce((n, r) => n + r.bytes, 0), audit: accept.length > 0 };
+}
+
+/** The allowed networks of our output chain, as `allowedEntries` counts them. */
+export const allowedNetworks = (saved: string): string[] =>
+  rulesOf(saved, OUTPUT_CHAIN).flatMap((r) => /^-A \S+ -d (\S+) -j ACCEPT$/.exec(r.rule)?.[1] ?? []).map((cidr) => cidr.replace(/\/(32|128)$/, ""));
+
+/** Where our output chain lets DNS go: "any" when a port-53 rule names no destination. */
+export function dnsDestinations(saved: string): "any" | string[] {
+  const rules = rulesOf(saved, OUTPUT_CHAIN).filter((r) => / --dport 53 -j ACCEPT$/.test(r.rule));
+  if (rules.some((r) => !r.rule.includes(" -d "))) return "any";
+  return [...new Set(rules.flatMap((r) => / -d (\S+)/.exec(r.rule)?.[1] ?? []).map((cidr) => cidr.replace(/\/(32|128)$/, "")))];
 }

@@ -1,6 +1,6 @@
 import type { Cidr } from "../../net/ip.ts";
 import { sourceComment, type Policy, type PortElement, type SetElement } from "../../policy/policy.ts";
-import { chainsOf, unreachable, type Chain, type Rule } from "../../policy/rules.ts";
+import { chainsOf, unreachable, type Chain, type Direction, type Rule } from "../../policy/rules.ts";
 import { formatPortRange, PROTOCOLS, type PortRange } from "../../config/port-spec.ts";
 import type { ProxyPortSet } from "../../policy/proxy-sets.ts";
 
@@ -71,6 +71,38 @@ const renderSet = (set: ReturnType<typeof setsOf>[number]): string[] => [
   "\t}",
 ];
 
+/**
+ * The sets where the kernel records denied destinations (`record-denied`): one per direction and
+ * family, keyed by (remote address, protocol, port). Each is bounded: once full, new destinations
+ * are not recorded (the packet is still dropped and counted) until old ones time out. `update`
+ * refreshes an element's timeout on each packet, so its age is `timeout - expires` (last seen), and
+ * the `counter` in the statement counts its packets and bytes.
+ */
+export const DENIED = { size: 4096, timeoutSeconds: 3600 } as const;
+export const deniedSetName = (direction: Direction, family: 4 | 6) => `denied_${direction}_v${family}`;
+
+const renderDeniedSet = (direction: Direction, family: 4 | 6): string[] => [
+  `\tset ${deniedSetName(direction, family)} {`,
+  `\t\ttype ${family === 4 ? "ipv4_addr" : "ipv6_addr"} . inet_proto . inet_service`,
+  `\t\tsize ${DENIED.size}`,
+  "\t\tflags dynamic,timeout",
+  `\t\ttimeout ${DENIED.timeoutSeconds / 3600}h`,
+  "\t}",
+];
+
+/** Out: the destination and its port; in: the source and our port. ICMP and other protocols: port 0. */
+function recordLines(direction: Direction): string[] {
+  const remote = direction === "out" ? "daddr" : "saddr";
+  return [4, 6].flatMap((family) => {
+    const address = `${family === 4 ? "ip" : "ip6"} ${remote}`;
+    const set = `@${deniedSetName(direction, family as 4 | 6)}`;
+    return [
+      `meta l4proto { tcp, udp } update ${set} { ${address} . meta l4proto . th dport counter }`,
+      `meta l4proto != { tcp, udp } update ${set} { ${address} . meta l4proto . 0 counter }`,
+    ];
+  });
+}
+
 const anonymousSet = (cidrs: readonly Cidr[]) => `{ ${cidrs.map((c) => c.text).join(", ")} }`;
 
 const TCP_UDP = "meta l4proto { tcp, udp }";
@@ -127,9 +159,12 @@ function ruleLines(rule: Rule, hook: Chain["hook"]): string[] {
       return ["ip daddr @allow_v4 accept", "ip6 daddr @allow_v6 accept"];
     case "allowed-ports":
       return ["ip daddr . meta l4proto . th dport @allow_ports_v4 accept", "ip6 daddr . meta l4proto . th dport @allow_ports_v6 accept"];
+    case "record-denied":
+      return recordLines(rule.direction);
     case "inbound-ports":
       return [`tcp dport { ${rule.ports.join(", ")} } accept`];
     case "verdict":
+      if (rule.verdict === "accept") return [`counter name "${rule.counter}" accept`];
       return rule.verdict === "drop"
         ? [`counter name "${rule.counter}" drop`]
         : [`meta l4proto tcp counter name "${rule.counter}" reject with tcp reset`, `counter name "${rule.counter}" reject with icmpx type admin-prohibited`];
@@ -200,11 +235,15 @@ export function renderNft(policy: Policy, carryOver: ProxyCarryOver = { v4: "", 
     ...chains.flatMap((chain) => counterOf(chain)).flatMap((name) => [`\tcounter ${name} {`, "\t}"]),
     ...setsOf(policy).flatMap(renderSet),
     ...(policy.proxy === undefined ? [] : proxySets(policy.proxy, carryOver)),
+    ...[...new Set(chains.flatMap(recordedDirections))].flatMap((direction) => [...renderDeniedSet(direction, 4), ...renderDeniedSet(direction, 6)]),
     ...chains.flatMap(renderChain),
     "}",
   ];
   return `${lines.join("\n")}\n`;
 }
+
+/** The directions whose denied destinations a chain records. */
+const recordedDirections = (chain: Chain): Direction[] => chain.rules.flatMap((rule) => (rule.kind === "record-denied" ? [rule.direction] : []));
 
 /** The named counters a chain's rules count into. */
 const counterOf = (chain: Chain): string[] => chain.rules.flatMap((rule) => (rule.kind === "verdict" ? [rule.counter] : []));

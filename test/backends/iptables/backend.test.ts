@@ -100,10 +100,13 @@ describe("iptables-legacy backend", () => {
     expect(calls[1]?.stdin).toBe("*filter\n-D OUTPUT -j DOMAINWALL-OUTPUT\n-F DOMAINWALL-OUTPUT\n-X DOMAINWALL-OUTPUT\nCOMMIT\n");
   });
 
-  test("status counts allow rules and drops per family", async () => {
+  test("status counts allow rules and drops per family, and reads the allowed networks and DNS; no denied destinations", async () => {
     const { run } = fakeRun(saves(LOADED_SAVE, EMPTY_SAVE));
     expect(await createIptablesBackend(run).status()).toEqual({
       loaded: true,
+      enforcing: true,
+      allowed: ["203.0.113.10"],
+      dns: ["198.51.100.2"],
       sets: [
         { name: "allow_v4 (rules)", elements: 1 },
         { name: "allow_v6 (rules)", elements: 0 },
@@ -115,6 +118,16 @@ describe("iptables-legacy backend", () => {
     });
     const nothing = fakeRun(saves(EMPTY_SAVE, EMPTY_SAVE));
     expect(await createIptablesBackend(nothing.run).status()).toEqual({ loaded: false });
+  });
+
+  test("status in audit mode: not enforcing, the final ACCEPT's counts as output_audited", async () => {
+    const audit = LOADED_SAVE.replace("[4:240] -A DOMAINWALL-OUTPUT -j DROP", "[6:360] -A DOMAINWALL-OUTPUT -j ACCEPT");
+    const status = await createIptablesBackend(fakeRun(saves(audit, EMPTY_SAVE)).run).status();
+    expect(status.loaded && status.enforcing).toBe(false);
+    expect(status.loaded && status.counters).toEqual([
+      { name: "output_audited_v4", packets: 6, bytes: 360 },
+      { name: "output_audited_v6", packets: 0, bytes: 0 },
+    ]);
   });
 
   test("check uses --test and changes nothing", async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { allowedEntries, dropCounters, enforcementProblems, portEntries, INPUT_CHAIN, OUTPUT_CHAIN, ourPart, parseIptablesState } from "../../../src/backends/iptables/save.ts";
+import { allowedEntries, enforcementProblems, portEntries, verdictCounters, INPUT_CHAIN, OUTPUT_CHAIN, ourPart, parseIptablesState } from "../../../src/backends/iptables/save.ts";
 import { IN_RULES, OUT_RULES, TABLES } from "../../fixtures/iptables-saves.ts";
 
 describe("parseIptablesState", () => {
@@ -76,9 +76,9 @@ describe("what status counts", () => {
   });
 
   test("drop counters add up the final drop or reject rules, not the INVALID drop", () => {
-    expect(dropCounters(TABLES.withInput, OUTPUT_CHAIN)).toEqual({ packets: 4, bytes: 240 });
-    expect(dropCounters(TABLES.withInput, INPUT_CHAIN)).toEqual({ packets: 5, bytes: 300 });
+    expect(verdictCounters(TABLES.withInput, OUTPUT_CHAIN)).toEqual({ packets: 4, bytes: 240, audit: false });
+    expect(verdictCounters(TABLES.withInput, INPUT_CHAIN)).toEqual({ packets: 5, bytes: 300, audit: false });
     const withInvalid = TABLES.outputOnly.replace("COMMIT", "[7:700] -A DOMAINWALL-OUTPUT -m conntrack --ctstate INVALID -j DROP\nCOMMIT");
-    expect(dropCounters(withInvalid, OUTPUT_CHAIN)).toEqual({ packets: 4, bytes: 240 });
+    expect(verdictCounters(withInvalid, OUTPUT_CHAIN)).toEqual({ packets: 4, bytes: 240, audit: false });
   });
 });

@@ -44,27 +44,68 @@ describe("nft backend", () => {
     expect(calls).toEqual([{ command: "nft", args: ["-f", "-"], stdin: renderNftRemove() }]);
   });
 
-  test("status lists only our table and reads sets and counters", async () => {
+  test("status lists only our table and reads sets, counters, allowed networks, DNS and denied destinations", async () => {
     const json = JSON.stringify({
       nftables: [
         { metainfo: { version: "1.0.6" } },
         { table: { family: "inet", name: "domainwall" } },
         { chain: { family: "inet", table: "domainwall", name: "output", type: "filter", hook: "output", prio: 0, policy: "drop" } },
         { counter: { name: "output_dropped", packets: 7, bytes: 420 } },
-        { set: { name: "allow_v4", elem: ["203.0.113.10", { prefix: { addr: "192.0.2.0", len: 24 } }] } },
+        { set: { name: "allow_v4", elem: ["203.0.113.10", { prefix: { addr: "192.0.2.0", len: 24 } }, { range: ["198.51.100.7", "198.51.100.9"] }] } },
         { set: { name: "allow_v6" } },
+        {
+          set: {
+            name: "denied_out_v4",
+            timeout: 3600,
+            elem: [
+              { elem: { val: { concat: ["203.0.113.20", "tcp", 80] }, expires: 3590, counter: { packets: 2, bytes: 120 } } },
+              { elem: { val: { concat: ["203.0.113.21", "icmp", 0] }, expires: 3000, counter: { packets: 5, bytes: 420 } } },
+            ],
+          },
+        },
+        { set: { name: "denied_in_v6", timeout: 3600, elem: [{ elem: { val: { concat: ["2001:db8::9", 132, 5000] }, counter: { packets: 1, bytes: 60 } } }] } },
+        { rule: { chain: "output", expr: [{ match: { op: "==", left: { meta: { key: "l4proto" } }, right: { set: ["tcp", "udp"] } } }, { match: { op: "==", left: { payload: { protocol: "th", field: "dport" } }, right: 53 } }, { match: { op: "==", left: { payload: { protocol: "ip", field: "daddr" } }, right: { set: ["198.51.100.2", "198.51.100.3"] } } }, { accept: null }] } },
+        { rule: { chain: "output", expr: [{ match: { op: "==", left: { meta: { key: "l4proto" } }, right: { set: ["tcp", "udp"] } } }, { match: { op: "==", left: { payload: { protocol: "th", field: "dport" } }, right: 53 } }, { match: { op: "==", left: { payload: { protocol: "ip6", field: "daddr" } }, right: "2001:db8:1::2" } }, { accept: null }] } },
       ],
     });
     const { run, calls } = fakeRun(() => ({ stdout: json }));
     expect(await createNftBackend(run).status()).toEqual({
       loaded: true,
+      enforcing: true,
       sets: [
-        { name: "allow_v4", elements: 2 },
+        { name: "allow_v4", elements: 3 },
         { name: "allow_v6", elements: 0 },
       ],
       counters: [{ name: "output_dropped", packets: 7, bytes: 420 }],
+      allowed: ["203.0.113.10", "192.0.2.0/24", "198.51.100.7-198.51.100.9"],
+      dns: ["198.51.100.2", "198.51.100.3", "2001:db8:1::2"],
+      denied: [
+        { address: "203.0.113.21", protocol: "icmp", port: 0, direction: "out", packets: 5, bytes: 420, lastSeenSecondsAgo: 600 },
+        { address: "203.0.113.20", protocol: "tcp", port: 80, direction: "out", packets: 2, bytes: 120, lastSeenSecondsAgo: 10 },
+        { address: "2001:db8::9", protocol: "132", port: 5000, direction: "in", packets: 1, bytes: 60 },
+      ],
     });
     expect(calls[0]?.args).toEqual(["-j", "list", "table", "inet", "domainwall"]);
+  });
+
+  test("status refuses a kernel listing whose denied element is not an address, protocol and port", async () => {
+    const hostile = (concat: unknown[]) =>
+      JSON.stringify({ nftables: [{ set: { name: "denied_out_v4", timeout: 3600, elem: [{ elem: { val: { concat } } }] } }] });
+    for (const concat of [["203.0.113.20\n# evil", "tcp", 80], ["203.0.113.20", "tcp reset", 80], ["203.0.113.20", "tcp", 70000]]) {
+      const { run } = fakeRun(() => ({ stdout: hostile(concat) }));
+      await expect(createNftBackend(run).status()).rejects.toThrow("nft -j printed a denied element");
+    }
+  });
+
+  test("status: audit mode is not enforcing; DNS without a destination match goes anywhere", async () => {
+    const json = JSON.stringify({
+      nftables: [
+        { counter: { name: "output_audited", packets: 1, bytes: 60 } },
+        { rule: { chain: "output", expr: [{ match: { op: "==", left: { payload: { protocol: "th", field: "dport" } }, right: 53 } }, { accept: null }] } },
+      ],
+    });
+    const status = await createNftBackend(fakeRun(() => ({ stdout: json })).run).status();
+    expect(status.loaded && { enforcing: status.enforcing, dns: status.dns }).toEqual({ enforcing: false, dns: "any" });
   });
 
   test.each([
@@ -74,7 +115,9 @@ describe("nft backend", () => {
     { name: "both hooked", chains: [{ name: "output", hook: "output" }, { name: "input", hook: "input" }], problems: undefined },
   ])("status reports chains missing their hooks as not enforcing: $name", async ({ chains, problems }) => {
     const json = JSON.stringify({ nftables: [{ table: { family: "inet", name: "domainwall" } }, ...chains.map((chain) => ({ chain: { family: "inet", table: "domainwall", ...chain } }))] });
-    expect(await createNftBackend(fakeRun(() => ({ stdout: json })).run).status()).toEqual({ loaded: true, sets: [], counters: [], ...(problems ? { problems } : {}) });
+    const status = await createNftBackend(fakeRun(() => ({ stdout: json })).run).status();
+    expect(status).toMatchObject({ loaded: true, enforcing: true, sets: [], counters: [] });
+    expect(status.loaded && status.problems).toEqual(problems);
   });
 
   test("status of a missing table is 'not loaded'; other errors are errors", async () => {

@@ -48,6 +48,20 @@ describe("renderNft", () => {
     expect(renderNft(POLICIES["ingress-reject"]!)).toContain("tcp dport { 80, 3000 } accept");
   });
 
+  test("denied destinations are recorded in bounded sets per direction: out always, in only with an input chain", () => {
+    const sets = (text: string) => text.split("\n").filter((l) => /^\tset denied_/.test(l)).map((l) => l.trim());
+    expect(sets(renderNft(POLICIES["egress-only"]!))).toEqual(["set denied_out_v4 {", "set denied_out_v6 {"]);
+    expect(sets(renderNft(POLICIES["ingress-reject"]!))).toEqual(["set denied_out_v4 {", "set denied_out_v6 {", "set denied_in_v4 {", "set denied_in_v6 {"]);
+    expect(renderNft(POLICIES["egress-only"]!)).toContain("\t\tsize 4096\n\t\tflags dynamic,timeout\n");
+  });
+
+  test("--forward: the forward chain records into the output chain's sets, declared once", () => {
+    const text = renderNft(POLICIES.ports!);
+    expect(text.split("\n").filter((l) => /^\tset denied_/.test(l)).map((l) => l.trim())).toEqual(["set denied_out_v4 {", "set denied_out_v6 {"]);
+    const forward = text.slice(text.indexOf("\tchain forward {"));
+    expect(forward).toContain("update @denied_out_v4 { ip daddr . meta l4proto . th dport counter }");
+  });
+
   test("remove deletes only our table and tolerates its absence", () => {
     expect(renderNftRemove()).toBe("table inet domainwall\ndelete table inet domainwall\n");
   });

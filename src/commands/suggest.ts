@@ -1,0 +1,14 @@
+import { runtimeError } from "../errors.ts";
+import { renderSuggestion, suggestAllowlist } from "../policy/suggest.ts";
+import type { Context } from "./context.ts";
+import { knownNames, namesOf } from "./names.ts";
+
+/** `suggest`: an allowlist from the destinations the kernel recorded as denied (best after `--audit`). */
+export async function suggestCommand({ world, log, backend: backendFor }: Context): Promise<void> {
+  const backend = await backendFor();
+  const [status, known] = await Promise.all([backend.status(), knownNames(world)]);
+  if (!status.loaded) throw runtimeError(`nothing loaded: domainwall has no rules here (${backend.name}), so nothing was recorded`);
+  if (status.denied === undefined) throw runtimeError(`the ${backend.name} backend does not record denied destinations: suggest needs nft`);
+  if (status.enforcing) log.info("the loaded rules enforce: these destinations were refused (run with --audit to learn an allowlist without refusing anything)");
+  await world.stdout(renderSuggestion(suggestAllowlist(status.denied, (address) => namesOf(known, address)), status.denied.length));
+}

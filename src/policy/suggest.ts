@@ -1,0 +1,64 @@
+import type { DeniedDestination } from "../backends/backend.ts";
+
+/** One allowlist entry suggested from what was recorded, with what it covers. */
+export interface Suggestion {
+  /** `api.example:443`, `203.0.113.5:8080/udp`, `[2001:db8::1]:443`, or a bare address (ICMP: no port). */
+  readonly entry: string;
+  readonly packets: number;
+  readonly named: boolean;
+}
+
+/**
+ * The entry syntax of per-name ports: `HOST:PORT`, `/udp` for UDP, IPv6 in brackets, no port for
+ * protocols without ports. Minimal until src/config/port-spec.ts's formatEntry lands; then that.
+ */
+export function formatEntry(host: string, port: number, protocol: string): string {
+  if (port === 0 || (protocol !== "tcp" && protocol !== "udp")) return host;
+  const shown = host.includes(":") ? `[${host}]` : host;
+  return `${shown}:${port}${protocol === "udp" ? "/udp" : ""}`;
+}
+
+/**
+ * An allowlist from outbound destinations recorded as denied: by the name that held the address
+ * where one is known (several destinations of one name and port become one entry), else by the
+ * address; names first, each group by packets. Inbound destinations suggest `ports` instead.
+ */
+export function suggestAllowlist(denied: readonly DeniedDestination[], namesOf: (address: string) => readonly string[]): { hosts: Suggestion[]; ports: { port: number; packets: number }[] } {
+  const entries = new Map<string, Suggestion>();
+  const ports = new Map<number, number>();
+  for (const d of denied) {
+    if (d.direction === "in") {
+      if (d.protocol === "tcp") ports.set(d.port, (ports.get(d.port) ?? 0) + d.packets);
+      continue;
+    }
+    const names = namesOf(d.address);
+    for (const [host, named] of names.length > 0 ? names.map((n) => [n, true] as const) : [[d.address, false] as const]) {
+      const entry = formatEntry(host, d.port, d.protocol);
+      const seen = entries.get(entry);
+      entries.set(entry, { entry, packets: (seen?.packets ?? 0) + d.packets, named });
+    }
+  }
+  const byPackets = (a: Suggestion, b: Suggestion) => b.packets - a.packets || a.entry.localeCompare(b.entry);
+  const all = [...entries.values()];
+  return {
+    hosts: [...all.filter((s) => s.named).sort(byPackets), ...all.filter((s) => !s.named).sort(byPackets)],
+    ports: [...ports].map(([port, packets]) => ({ port, packets })).sort((a, b) => b.packets - a.packets || a.port - b.port),
+  };
+}
+
+const plural = (n: number) => `${n} packet${n === 1 ? "" : "s"}`;
+
+/** The suggestion as a `hosts_csv` line and as a TOML snippet for `--config`, ready to paste. */
+export function renderSuggestion(suggestion: ReturnType<typeof suggestAllowlist>, recorded: number): string {
+  if (suggestion.hosts.length === 0 && suggestion.ports.length === 0) return "# domainwall suggest: nothing was recorded as denied; nothing to add\n";
+  const width = Math.max(0, ...suggestion.hosts.map((s) => s.entry.length + 3));
+  const lines = [
+    `# domainwall suggest: ${recorded} destination${recorded === 1 ? "" : "s"} recorded as denied, as allowlist entries to add (names where known, most packets first)`,
+    ...(suggestion.hosts.length > 0 ? ["# environment:", `hosts_csv=${suggestion.hosts.map((s) => s.entry).join(",")}`] : []),
+    ...(suggestion.ports.length > 0 ? [`listening_ports_csv=${suggestion.ports.map((p) => p.port).join(",")}`] : []),
+    "# or in a --config file (TOML):",
+    ...(suggestion.hosts.length > 0 ? ["hosts = [", ...suggestion.hosts.map((s) => `  ${`"${s.entry}",`.padEnd(width)} # ${plural(s.packets)}`), "]"] : []),
+    ...(suggestion.ports.length > 0 ? [`ports = [${suggestion.ports.map((p) => p.port).join(", ")}] # inbound TCP: ${suggestion.ports.map((p) => `${p.port}: ${plural(p.packets)}`).join(", ")}`] : []),
+  ];
+  return `${lines.join("\n")}\n`;
+}
