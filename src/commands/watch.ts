@@ -17,6 +17,7 @@ import { reloadOnChange, type Reloader } from "./reload.ts";
 import { addressesByName } from "../watch/refresh.ts";
 import type { Cidr } from "../net/ip.ts";
 import { IPTABLES_NO_PROXY } from "../messages.ts";
+import { resolverNetworks } from "../policy/forbidden.ts";
 import { carryingBackend, startProxyRuntime, upstreamsOf, type ProxyReport, type ProxyRuntime } from "../proxy/runtime.ts";
 
 /**
@@ -58,6 +59,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
         wildcards: config.policy.wildcards,
         hostPorts: config.policy.hostPorts,
         allow: config.policy.allow,
+        ...(config.policy.refusePrivateAnswers && { privateGuard: { resolverNets: resolverNetworks(resolvers), privateDomains: config.policy.privateDomains } }),
         port: proxyConfig.port,
         gid: proxyConfig.gid,
         upstreams,

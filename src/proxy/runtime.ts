@@ -11,7 +11,8 @@ import type { NftResult } from "../backends/nft/executor.ts";
 import { renderNft, type ProxyCarryOver } from "../backends/nft/render.ts";
 import { runtimeError } from "../errors.ts";
 import type { AllowEntry } from "../config/config.ts";
-import { makeCidr, parseAddress, type Cidr } from "../net/ip.ts";
+import { contains, makeCidr, parseAddress, type Cidr } from "../net/ip.ts";
+import { privateReason, underDomain } from "../policy/forbidden.ts";
 import { refusedFromDns } from "../policy/policy.ts";
 import { proxyEntryOf, proxyPortSets, type ProxySetNames } from "../policy/proxy-sets.ts";
 import type { PortRange } from "../config/port-spec.ts";
@@ -35,13 +36,31 @@ export function upstreamsOf(resolvers: readonly Cidr[]): Upstream[] {
     .map((r) => ({ address: r.text, port: 53 }));
 }
 
-/** One answer's addresses as the admitter takes them, without those DNS may never open (logged, not admitted). */
-export function gateAdmission(admission: Admission, allow: readonly AllowEntry[]): { admitted: Admission["addresses"]; refused: string[] } {
+/**
+ * `--refuse-private-answers` for the proxy: the resolvers' networks (`resolverNetworks`) and the
+ * domains whose names may answer with private addresses anyway (`--private-domains`).
+ */
+export interface PrivateGuard {
+  readonly resolverNets: readonly Cidr[];
+  readonly privateDomains: readonly string[];
+}
+
+/**
+ * One answer's addresses as the admitter takes them, without those DNS may never open and, with
+ * `guard` (--refuse-private-answers), without private ones unless the queried name is under a
+ * private domain; an `--allow` entry covering an address lets it through, as in the static policy.
+ */
+export function gateAdmission(admission: Admission, allow: readonly AllowEntry[], guard?: PrivateGuard): { admitted: Admission["addresses"]; refused: string[] } {
   const admitted: Admission["addresses"][number][] = [];
   const refused: string[] = [];
+  const checkPrivate = guard !== undefined && !underDomain(admission.name, guard.privateDomains);
   for (const a of admission.addresses) {
     const parsed = parseAddress(a.address);
-    const reason = parsed === undefined ? "not an address" : refusedFromDns(makeCidr(parsed.family, parsed.words, parsed.family === 4 ? 32 : 128), allow);
+    const address = parsed === undefined ? undefined : makeCidr(parsed.family, parsed.words, parsed.family === 4 ? 32 : 128);
+    const forbidden = address === undefined ? "not an address" : refusedFromDns(address, allow);
+    const privately =
+      forbidden === undefined && checkPrivate && address !== undefined && !allow.some((entry) => contains(entry.cidr, address)) ? privateReason(address, guard.resolverNets) : undefined;
+    const reason = forbidden ?? (privately === undefined ? undefined : `${privately}; --refuse-private-answers, unless its domain is in --private-domains`);
     if (reason === undefined) admitted.push(a);
     else refused.push(`${a.address} (${reason})`);
   }
@@ -98,6 +117,8 @@ export interface ProxyRuntimeOptions {
   /** The ports of the names and wildcards listed with ports (Config.hostPorts): their answers open only those. */
   readonly hostPorts: ReadonlyMap<string, readonly PortRange[]>;
   readonly allow: readonly AllowEntry[];
+  /** `--refuse-private-answers`: private answers are not admitted either (see `gateAdmission`). */
+  readonly privateGuard?: PrivateGuard;
   readonly port: number;
   readonly gid: number;
   readonly upstreams: readonly Upstream[];
@@ -134,7 +155,7 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
   const mayLog = rateLimiter(10, 10_000, now);
   let refusedAddresses = 0;
   const admit = async (admission: Admission) => {
-    const { admitted, refused } = gateAdmission(admission, options.allow);
+    const { admitted, refused } = gateAdmission(admission, options.allow, options.privateGuard);
     if (refused.length > 0) {
       refusedAddresses += refused.length;
       const held = mayLog();
@@ -157,7 +178,7 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
     async admitResolved(names) {
       let count = 0;
       for (const { host, addresses } of names) {
-        const { admitted, refused } = gateAdmission({ name: host, qtype: "A/AAAA", entry: host, chain: [host], addresses: addresses.map((a) => ({ ...a, owner: host, record: a.family === 4 ? "A" : "AAAA" })) }, options.allow);
+        const { admitted, refused } = gateAdmission({ name: host, qtype: "A/AAAA", entry: host, chain: [host], addresses: addresses.map((a) => ({ ...a, owner: host, record: a.family === 4 ? "A" : "AAAA" })) }, options.allow, options.privateGuard);
         for (const r of refused) log.warn({ message: `${host}: not admitting ${r} from DNS; list it in --allow to permit it`, name: host });
         if (admitted.length === 0) continue;
         await admitter.admit({ name: host, entry: host, addresses: admitted, sets: setsOf(host) });

@@ -81,8 +81,7 @@ describeNetns("when something is blocked (nft), end to end", () => {
     expect(suggested.stdout).toContain('\nhosts = [\n  "203.0.113.20:80", # ');
   });
 
-  // Needs per-name ports (HOST:PORT entries in hosts), being added on another branch.
-  test.todo("loading the suggested list without --audit allows exactly that traffic", async () => {
+  test("loading the suggested list without --audit allows exactly that traffic", async () => {
     runDir = tempDir("dw-run-");
     expect((await dw(["apply", "--hosts", "api.example", "--audit"])).code).toBe(0);
     await lab.canConnect([at("203.0.113.20")], 1000);

@@ -117,6 +117,26 @@ describe("reconfigure (a reloaded --config file)", () => {
     expect(w.calls[0]?.stdin).toContain("reject with tcp reset");
     expect(w.watcher.snapshot().loaded.verdict).toBe("reject");
   });
+
+  test("a name given ports where no entry had any: the port sets appear, so the whole table is loaded", async () => {
+    const w = await startWatcher({ "api.example": { 4: ["203.0.113.10"], ttl: 300 }, "cdn.example": { 4: ["203.0.113.20"], ttl: 300 } });
+    w.watcher.reconfigure({ config: w.configFor("api.example:443,cdn.example"), schedule: w.schedule, resolvers: w.resolvers });
+    await w.cycleAt(200);
+    expect(w.calls).toHaveLength(1);
+    expect(w.calls[0]?.stdin).toStartWith("#!/usr/sbin/nft -f\n# domainwall: generated ruleset");
+    expect(w.calls[0]?.stdin).toContain("\t\t\t203.0.113.10 . tcp . 443, # api.example\n");
+    expect(w.watcher.snapshot().loaded.allowV4.map((e) => e.cidr.text)).toEqual(["203.0.113.20"]);
+  });
+
+  test("other ports for a name while the port sets stay: one set update, the new ports in, the old out", async () => {
+    const w = await startWatcher({ "api.example": { 4: ["203.0.113.10"], ttl: 300 }, "cdn.example": { 4: ["203.0.113.20"], ttl: 300 } }, { hosts: "api.example:443,cdn.example" });
+    w.watcher.reconfigure({ config: w.configFor("api.example:8443,cdn.example"), schedule: w.schedule, resolvers: w.resolvers });
+    await w.cycleAt(200);
+    expect(w.calls).toHaveLength(1);
+    expect(w.calls[0]?.stdin).toStartWith("#!/usr/sbin/nft -f\n# domainwall: new allow sets");
+    expect(w.calls[0]?.stdin).toContain("203.0.113.10 . tcp . 8443");
+    expect(w.calls[0]?.stdin).not.toContain(". 443");
+  });
 });
 
 describe("the watch loop", () => {

@@ -1,10 +1,10 @@
-import { notEnforcing, type Backend, type LoadTimes, type Status } from "../backend.ts";
+import { allowedEntriesOf, notEnforcing, type Backend, type LoadTimes, type Status } from "../backend.ts";
 import { runtimeError, usageError } from "../../errors.ts";
 import { messageOf } from "../../messages.ts";
 import type { Family } from "../../net/ip.ts";
 import type { Policy } from "../../policy/policy.ts";
 import { renderIptables, renderIptablesRestore } from "./render.ts";
-import { allowedEntries, allowedNetworks, dnsDestinations, enforcementProblems, portEntries, verdictCounters, FORWARD_CHAIN, INPUT_CHAIN, OUTPUT_CHAIN, ourPart, parseIptablesState } from "./save.ts";
+import { allowedEntries, allowedNetworks, dnsDestinations, enforcementProblems, portEntries, portNetworks, verdictCounters, FORWARD_CHAIN, INPUT_CHAIN, OUTPUT_CHAIN, ourPart, parseIptablesState } from "./save.ts";
 import type { Run } from "../../run.ts";
 
 const TOOLS = {
@@ -132,7 +132,10 @@ export function createIptablesBackend(run: Run, now: () => number = () => perfor
         ],
         // output_dropped_v4 (or output_audited_v4 in audit mode): the names nft's counters have, per family.
         counters: verdicts.map(({ name, packets, bytes }) => ({ name: name.replace(/_v/, audit ? "_audited_v" : "_dropped_v"), packets, bytes })),
-        allowed: FAMILIES.flatMap((family) => allowedNetworks(saved[family])),
+        allowed: allowedEntriesOf(
+          FAMILIES.flatMap((family) => allowedNetworks(saved[family])),
+          FAMILIES.flatMap((family) => portNetworks(saved[family])),
+        ),
         dns: dns.some((d) => d === "any") ? "any" : dns.flatMap((d) => (d === "any" ? [] : d)),
         // No `denied`: iptables-legacy has no dynamic sets (without ipset) to record destinations in.
         ...notEnforcing(FAMILIES.flatMap((family) => enforcementProblems(saved[family], TOOLS[family].label))),

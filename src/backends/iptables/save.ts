@@ -3,6 +3,7 @@
  * what of ours is loaded, our part of it (for a snapshot), and the numbers `status` shows. Lines
  * may carry `[packets:bytes]` counters.
  */
+import type { PortRange } from "../../config/port-spec.ts";
 
 /** domainwall's own chains; the built-in chains only get one jump each, and keep their policies. */
 export const OUTPUT_CHAIN = "DOMAINWALL-OUTPUT";
@@ -109,7 +110,7 @@ const rulesOf = (saved: string, chain: string) =>
 /** The allowed entries of our output chain: `-A DOMAINWALL-OUTPUT -d CIDR -j ACCEPT`, nothing more (DNS and ICMPv6 rules match more). */
 export const allowedEntries = (saved: string): number => rulesOf(saved, OUTPUT_CHAIN).filter((r) => /^-A \S+ -d \S+ -j ACCEPT$/.test(r.rule)).length;
 
-const PORT_RULE = /^-A \S+ -d \S+ -p (tcp|udp) -m (?:tcp|udp) --dport (\S+) -j ACCEPT$/;
+const PORT_RULE = /^-A \S+ -d (\S+) -p (tcp|udp) -m (?:tcp|udp) --dport ([0-9]+(?::[0-9]+)?) -j ACCEPT$/;
 
 /**
  * The entries with ports of our output chain: `-A DOMAINWALL-OUTPUT -d CIDR -p PROTO -m PROTO
@@ -119,8 +120,17 @@ const PORT_RULE = /^-A \S+ -d \S+ -p (tcp|udp) -m (?:tcp|udp) --dport (\S+) -j A
 export const portEntries = (saved: string): number =>
   rulesOf(saved, OUTPUT_CHAIN).filter((r) => {
     const match = PORT_RULE.exec(r.rule);
-    return match !== null && match[2] !== "53";
+    return match !== null && match[3] !== "53";
   }).length;
+
+/** The entries with ports of our output chain, as `portEntries` counts them: network and port range. */
+export const portNetworks = (saved: string): { network: string; ports: PortRange }[] =>
+  rulesOf(saved, OUTPUT_CHAIN).flatMap((r) => {
+    const match = PORT_RULE.exec(r.rule);
+    if (match === null || match[3] === "53") return [];
+    const [first, last] = (match[3] ?? "").split(":").map(Number) as [number, number | undefined];
+    return [{ network: (match[1] ?? "").replace(/\/(32|128)$/, ""), ports: { protocol: match[2] as PortRange["protocol"], first, last: last ?? first } }];
+  });
 
 /**
  * What the final rules of `chain` counted: the drop (or reject) rules (the INVALID drop is not among
