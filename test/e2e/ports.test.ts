@@ -4,18 +4,22 @@
 // address of 203.0.113.0/24 and 2001:db8:ff::/64.
 import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { createLab, describeNetns, INNER, type Lab } from "../lab/lab.ts";
+import { tempDirs } from "../support/temp-dirs.ts";
 
 setDefaultTimeout(120_000);
 
 const ALLOWED = { v4: "203.0.113.30", v6: "2001:db8:ff::30" };
 const OTHER = { v4: "203.0.113.99", v6: "2001:db8:ff::99" };
 const at = (host: string, port: number) => ({ host, port });
+const tempDir = tempDirs();
 
 for (const backend of ["nft", "iptables-legacy"] as const) {
   describeNetns(`ports, --forward and --refuse-private-answers with ${backend}, end to end`, () => {
     let lab: Lab;
     const isNft = backend === "nft";
-    const dw = (args: string[]) => lab.domainwall(args, { env: { DOMAINWALL_BACKEND: backend } });
+    // A run directory of its own: apply leaves names.json there (never in the machine's /run/domainwall).
+    const runDir = tempDir("dw-run-");
+    const dw = (args: string[]) => lab.domainwall(args, { env: { DOMAINWALL_BACKEND: backend, DOMAINWALL_RUN_DIR: runDir } });
     /** What domainwall loaded, as text: nft's table, or both families' filter tables. */
     const loaded = async (): Promise<string> => {
       if (isNft) return lab.table();
@@ -52,6 +56,16 @@ for (const backend of ["nft", "iptables-legacy"] as const) {
       const status = await dw(["status"]);
       expect(status.stdout).toContain(isNft ? "set allow_ports_v4: 1 entry" : "set allow_ports_v4 (rules): 1 entry");
       expect(status.stdout).toContain(isNft ? "set allow_ports_v6: 1 entry" : "set allow_ports_v6 (rules): 1 entry");
+      const json = JSON.parse((await dw(["status", "--json"])).stdout) as { allowed: unknown[] };
+      expect(json.allowed).toEqual([
+        { network: ALLOWED.v4, ports: ["80/tcp"] },
+        { network: ALLOWED.v6, ports: ["80/tcp"] },
+      ]);
+      const allowed = await dw(["explain", "allowed.example:80"]);
+      expect([allowed.code, allowed.stdout]).toEqual([0, `allowed: allowed.example:80: allowed.example is in the allowlist; ${ALLOWED.v4} is allowed by allowed.example:80/tcp; ${ALLOWED.v6} is allowed by allowed.example:80/tcp\n`]);
+      const denied = await dw(["explain", `[${ALLOWED.v6}]:8081`]);
+      expect(denied.code).toBe(1);
+      expect(denied.stdout).toStartWith(`denied: [${ALLOWED.v6}]:8081: ${ALLOWED.v6} is denied: not open on 8081/tcp: the allowlist opens it on 80/tcp only\n`);
       const rendered = await dw(["render", "--hosts", "allowed.example:80"]);
       expect(rendered.stdout).toContain(isNft ? "203.0.113.30 . tcp . 80, # allowed.example" : "# allowed.example\n-A DOMAINWALL-OUTPUT -d 203.0.113.30 -p tcp -m tcp --dport 80 -j ACCEPT");
     });

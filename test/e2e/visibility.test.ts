@@ -77,8 +77,8 @@ describeNetns("when something is blocked (nft), end to end", () => {
     expect((await dw(["status"])).stdout).toContain("WARNING: audit mode: the firewall is NOT enforcing");
     const suggested = await dw(["suggest"]);
     expect(suggested.code).toBe(0);
-    expect(suggested.stdout).toContain("\nhosts_csv=203.0.113.20:80\n");
-    expect(suggested.stdout).toContain('\nhosts = [\n  "203.0.113.20:80", # ');
+    expect(suggested.stdout).toContain("\nhosts_csv=203.0.113.20:80/tcp\n");
+    expect(suggested.stdout).toContain('\nhosts = [\n  "203.0.113.20:80/tcp", # ');
   });
 
   test("loading the suggested list without --audit allows exactly that traffic", async () => {
