@@ -95,8 +95,12 @@ describeNetns(`watch with ${backend}, end to end`, () => {
     return [...saved.matchAll(/^-A DOMAINWALL-OUTPUT -d (\S+?)(?:\/32)? (?:-m comment --comment \S+ )?-j ACCEPT$/gm)].map((m) => m[1] ?? "").sort();
   };
   /** The whole of what is loaded, as text (nft's table, or both families' domainwall chains). */
+  /** The allow rules: nft's allow sets (not the denied_* sets, which record the attempts to OLD), or our iptables chains. */
   const loaded = async (): Promise<string> => {
-    if (backend === "nft") return lab.table();
+    if (backend === "nft") {
+      const sets = await Promise.all(["allow_v4", "allow_v6", "allow_ports_v4", "allow_ports_v6"].map((set) => lab.nft(["list", "set", "inet", "domainwall", set])));
+      return sets.map((listed) => listed.stdout).join("");
+    }
     const chains = async (tool: string) => (await lab.exec("app", [tool, "-t", "filter"])).stdout.split("\n").filter((l) => l.includes("DOMAINWALL")).join("\n");
     return (await chains("iptables-legacy-save")) + (await chains("ip6tables-legacy-save"));
   };
