@@ -4,7 +4,7 @@
 //     [--seconds 300] [--rotate-every 30] [--rotate-share 0.1] [--sample-every 10] [--grace 60s]
 // Prints one line per sample (elapsed, RSS, peak RSS, CPU seconds, CPU share since the last
 // sample) and a summary with the metrics domainwall reports about itself.
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { parseArgs } from "node:util";
 
@@ -52,6 +52,19 @@ function writeHosts(): void {
     lines.push(`${first} n${i}.bench.example`, `198.51.100.${((i * 7) % 250) + 1} n${i}.bench.example`);
   }
   writeFileSync(hostsFile, `${lines.join("\n")}\n`);
+}
+
+/** Each thread's CPU (user+system seconds, with its user and system parts), busiest first, by name. */
+async function threadCpu(pid: number): Promise<string[]> {
+  const byName = new Map<string, { user: number; system: number }>();
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    const text = await Bun.file(`/proc/${pid}/task/${task}/stat`).text();
+    const name = text.slice(text.indexOf("(") + 1, text.lastIndexOf(")"));
+    const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+    const sum = byName.get(name) ?? { user: 0, system: 0 };
+    byName.set(name, { user: sum.user + Number(fields[11]) / CLK_TCK, system: sum.system + Number(fields[12]) / CLK_TCK });
+  }
+  return [...byName].sort(([, a], [, b]) => b.user + b.system - (a.user + a.system)).slice(0, 6).map(([name, t]) => `${name} ${(t.user + t.system).toFixed(2)} (${t.user.toFixed(2)} + ${t.system.toFixed(2)})`);
 }
 
 const children: { pid: number; kill: (signal?: number) => void }[] = [];
@@ -122,6 +135,7 @@ try {
   const end = samples.at(-1)!;
   console.log(`summary: RSS ${first.rss.toFixed(1)} MiB after start, ${end.rss.toFixed(1)} MiB at ${end.t}s, peak ${last.hwm.toFixed(1)} MiB;`,
     `CPU ${(end.cpu - first.cpu).toFixed(2)} s over ${end.t}s = ${(((end.cpu - first.cpu) / end.t) * 100).toFixed(2)}% of one core`);
+  console.log(`threads (user+system CPU s since the process started): ${(await threadCpu(pid)).join(", ")}`);
   console.log(pick("domainwall_ruleset_updates_total"));
   console.log(pick("domainwall_ruleset_update_duration_seconds_"));
   console.log(pick("domainwall_allowed_addresses"));

@@ -109,3 +109,31 @@ done
 
 /** Undo the naive baseline (not timed). */
 export const NAIVE_RESET = "for t in iptables-legacy ip6tables-legacy; do $t -P OUTPUT ACCEPT; $t -F OUTPUT; done";
+
+/**
+ * The original image's way (../shared/seed: its bash entrypoint): one `dig +short` process per name
+ * (A records only), one `ipset add` process per answer, then the fixed iptables rules and one rule
+ * matching the set. Needs the `ipset` tool. Hosts come from a file, one per line.
+ */
+export const ORIGINAL_SET = "dwbench_whitelist";
+export function originalScript(hostsFile: string): string {
+  return `#!/bin/bash
+set -u
+ipset create ${ORIGINAL_SET} hash:net
+iptables-legacy -F OUTPUT
+while read -r host; do
+  for ip in $(dig +short "$host"); do
+    ipset add ${ORIGINAL_SET} "$ip" -exist
+  done
+done < ${hostsFile}
+iptables-legacy -A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+iptables-legacy -A OUTPUT -o lo -j ACCEPT
+iptables-legacy -A OUTPUT -p udp --dport 53 -j ACCEPT
+iptables-legacy -A OUTPUT -p tcp --dport 53 -j ACCEPT
+iptables-legacy -A OUTPUT -m set --match-set ${ORIGINAL_SET} dst -j ACCEPT
+iptables-legacy -P OUTPUT DROP
+`;
+}
+
+/** Undo the original's way (not timed). */
+export const ORIGINAL_RESET = `iptables-legacy -P OUTPUT ACCEPT; iptables-legacy -F OUTPUT; ipset destroy ${ORIGINAL_SET} 2>/dev/null; true`;

@@ -1,5 +1,6 @@
 #!/usr/bin/env bun
-import { selectBackend } from "./backends/select.ts";
+import type { Backend } from "./backends/backend.ts";
+import { otherBackends, selectBackend } from "./backends/select.ts";
 import { loadConfig, readSettings } from "./cli/load.ts";
 import { helpText } from "./cli/help.ts";
 import { parseCli } from "./cli/parse.ts";
@@ -58,12 +59,16 @@ export async function main(world: World): Promise<number> {
     const { config, warnings } = await loadConfig(world, command, flags, { problems: invocation.problems, args: invocation.args });
     for (const warning of warnings) logger.warn(warning);
     const probe = command !== "render";
-    const backend = async () => {
-      const chosen = await selectBackend(config.command === "confirm" ? "auto" : config.backend, world.run, { probe, now: world.now });
-      if (probe) logger.info(`backend ${chosen.backend.name} (${chosen.reason})`);
-      return chosen.backend;
-    };
-    return (await dispatch({ world, log: logger, backend, reread: () => loadConfig(world, command, flags) }, config)) ?? EXIT.ok;
+    let chosen: Promise<Backend> | undefined;
+    const nft = () => world.nft().executor;
+    const backend = () =>
+      (chosen ??= selectBackend(config.command === "confirm" ? "auto" : config.backend, { run: world.run, nft }, { probe, now: world.now }).then((selected) => {
+        if (probe) logger.info(`backend ${selected.backend.name} (${selected.reason})`);
+        if (probe && selected.backend.name === "nft") logger.info(world.nft().reason);
+        return selected.backend;
+      }));
+    const others = async () => otherBackends((await backend()).name, world.run, { inProcessNft: world.inProcessNft, now: world.now });
+    return (await dispatch({ world, log: logger, backend, others, reread: () => loadConfig(world, command, flags) }, config)) ?? EXIT.ok;
   } catch (error) {
     log ??= createLogger("text", world.stderr);
     if (error instanceof DomainwallError) log.error(error.message);

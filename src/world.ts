@@ -1,6 +1,7 @@
 import { realpathSync, watch } from "node:fs";
 import { mkdir, readFile, rm } from "node:fs/promises";
 import { dirname } from "node:path";
+import { createNftExecutor, type ChosenExecutor } from "./backends/nft/choose-executor.ts";
 import type { ListenAddress } from "./config/values.ts";
 import { acquireLock, holderOf, type Acquired, type Holder } from "./backends/lock.ts";
 import { guardedLookup } from "./dns/lookup.ts";
@@ -8,7 +9,6 @@ import type { Lookup } from "./dns/resolve.ts";
 import { runProcess, type Run } from "./run.ts";
 import type { ProcessStats } from "./watch/metrics.ts";
 import type { NftExecutor } from "./backends/nft/executor.ts";
-import { processExecutor } from "./backends/nft/process-executor.ts";
 import { switchGroup, type GroupSwitch } from "./proxy/identity.ts";
 
 /** Everything the program touches in the world, injected so tests can replace any of it. */
@@ -19,6 +19,11 @@ export interface World {
   readonly stdout: (text: string) => Promise<unknown>;
   readonly stderr: NodeJS.WriteStream;
   readonly run: Run;
+  /**
+   * This process's one nft executor (libnftables in process, else the `nft` binary through `run`)
+   * and why that one; made on the first call, the same one after.
+   */
+  readonly nft: () => ChosenExecutor;
   readonly lookup: Lookup;
   /** A file's text; undefined when it does not exist; throws when it cannot be read (a directory). */
   readonly readFile: (path: string) => Promise<string | undefined>;
@@ -52,8 +57,13 @@ export interface World {
   readonly processStats: () => ProcessStats;
   /** `watch --dns-proxy`: switch the whole process to this group (see proxy/identity.ts). */
   readonly switchGroup: (gid: number) => GroupSwitch;
-  /** The nft executor the DNS proxy admits addresses through. */
+  /** The nft executor the DNS proxy admits addresses through: `nft()`'s. */
   readonly nftExecutor: () => NftExecutor;
+  /**
+   * libnftables in this process, when the library loads and this process may open a netfilter
+   * netlink socket; undefined otherwise. Reaches an nft table when the `nft` binary is missing.
+   */
+  readonly inProcessNft: () => NftExecutor | undefined;
   /**
    * Take a lock scoped to the network namespace (src/backends/lock.ts) as `command`, waiting up to
    * `waitMs` while another process holds it; released by `release` or by this process ending.
@@ -160,12 +170,16 @@ const processStats: World["processStats"] = () => {
 
 /** The real world: process, files, DNS, child processes. The only module that touches them (main's entry passes it in). */
 export function realWorld(): World {
+  let nft: ChosenExecutor | undefined;
+  /** One nft executor per process: commands, the DNS proxy's admissions and the other-backend checks share it. */
+  const nftOnce = () => (nft ??= createNftExecutor({ run: runProcess, env: process.env }));
   return {
     argv: process.argv.slice(2),
     env: process.env,
     stdout: (text) => Bun.write(Bun.stdout, text),
     stderr: process.stderr,
     run: runProcess,
+    nft: nftOnce,
     lookup: guardedLookup(),
     readFile: async (path) => {
       try {
@@ -204,8 +218,11 @@ export function realWorld(): World {
     serve,
     processStats,
     switchGroup: (gid) => switchGroup(gid),
-    // Until the libnftables executor lands (issue 16, branch ffi): the nft binary, one process per admission.
-    nftExecutor: () => processExecutor(runProcess),
+    nftExecutor: () => nftOnce().executor,
+    inProcessNft: () => {
+      const chosen = nftOnce();
+      return chosen.executor.name === "libnftables" ? chosen.executor : undefined;
+    },
     lock: (name, command, waitMs) => acquireLock(name, { pid: process.pid, command }, { waitMs, now: () => performance.now(), sleep: (ms) => Bun.sleep(ms) }),
     lockHolder: (name) => holderOf(name),
   };

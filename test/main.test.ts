@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { Writable } from "node:stream";
 import { main } from "../src/main.ts";
+import { processExecutor } from "../src/backends/nft/process-executor.ts";
 import type { World } from "../src/world.ts";
 import type { Holder } from "../src/backends/lock.ts";
 import { fakeLocks } from "./support/fake-locks.ts";
@@ -33,6 +34,8 @@ async function runMain(
   operator: Promise<"keep" | "revert"> = new Promise(() => {}),
   overrides: (world: World) => Partial<World> = () => ({}),
   held = new Map<string, Holder>(),
+  /** The iptables-legacy tools (the other backend, checked by apply, remove and status): empty tables unless told. */
+  iptables: (call: RunCall) => Partial<RunResult> = () => ({}),
 ) {
   let clock = 0;
   const locks = fakeLocks(4242, held);
@@ -42,13 +45,15 @@ async function runMain(
   // `--backend auto` first asks the kernel to check a probe transaction: it succeeds here (nft works);
   // the backend selection has its own tests.
   const respond = typeof nft === "function" ? nft : () => nft;
-  const { run, calls: allCalls } = fakeRun((call) => (isBackendProbe(call) ? {} : respond(call)));
+  const isIptables = (call: RunCall) => /ip6?tables-legacy/.test(call.command);
+  const { run, calls: allCalls } = fakeRun((call) => (isBackendProbe(call) ? {} : isIptables(call) ? iptables(call) : respond(call)));
   const world: World = {
     argv,
     env,
     stdout: async (text) => void (stdout += text),
     stderr: sink,
     run,
+    nft: () => ({ executor: processExecutor(run), reason: "nft transactions run the nft binary: a fake" }),
     lookup,
     readFile: async (path) => files[path],
     writeFile: async (path, text) => void (files[path] = text),
@@ -67,13 +72,15 @@ async function runMain(
     epochNow: () => EPOCH + clock,
     switchGroup: () => ({ ok: false, reason: "not in unit tests" }),
     nftExecutor: () => ({ name: "nft", run: async () => ({ code: 1, stdout: "", stderr: "not in unit tests" }) }),
+    inProcessNft: () => undefined,
     pid: 4242,
     processAlive: (pid) => pid === 4242, // this process; any other PID has gone
     ...locks,
   };
   const code = await main({ ...world, ...overrides(world) });
-  const calls = allCalls.filter((call) => !isBackendProbe(call));
-  return { code, stdout, stderr, calls, files, probes: allCalls.length - calls.length, locks };
+  const calls = allCalls.filter((call) => !isBackendProbe(call) && !isIptables(call));
+  const iptablesCalls = allCalls.filter(isIptables);
+  return { code, stdout, stderr, calls, iptablesCalls, files, probes: allCalls.filter(isBackendProbe).length, locks };
 }
 
 describe("main", () => {
@@ -106,6 +113,40 @@ describe("main", () => {
     expect(off.stderr).not.toContain("is not filtered");
   });
 
+  test("the log says once which nft executor runs; the backend probe, the load, status and remove all go through it", async () => {
+    const scripts: string[] = [];
+    let made = 0;
+    const executor = {
+      name: "libnftables" as const,
+      run: async (script: string, options: { json?: boolean } = {}) => {
+        scripts.push(options.json ? `-j ${script}` : script);
+        return options.json ? { code: 1, stdout: "", stderr: "Error: No such file or directory\n" } : { code: 0, stdout: "", stderr: "" };
+      },
+    };
+    const nft = () => (made++, { executor, reason: "nft transactions run in process through libnftables.so.1" });
+    const env = { hosts_csv: "api.example" };
+    for (const argv of [["apply"], ["status"], ["remove"]]) {
+      const { code, stderr, calls } = await runMain(argv, env, {}, undefined, undefined, () => ({ nft }));
+      expect(code).toBe(0);
+      expect(calls).toEqual([]); // no nft process
+      expect(stderr.split("nft transactions run in process through libnftables.so.1")).toHaveLength(2);
+    }
+    expect(made).toBeGreaterThanOrEqual(3);
+    expect(scripts.filter((s) => s === "table inet domainwall_probe\n")).toHaveLength(3);
+    expect(scripts.some((s) => s.includes("203.0.113.10, # api.example"))).toBe(true);
+    expect(scripts).toContain("-j list table inet domainwall");
+    expect(scripts).toContain("table inet domainwall\ndelete table inet domainwall\n");
+  });
+
+  test("--backend iptables-legacy never loads libnftables", async () => {
+    let made = 0;
+    const nft = () => (made++, { executor: { name: "libnftables" as const, run: async () => ({ code: 0, stdout: "", stderr: "" }) }, reason: "in process" });
+    const { code, stderr } = await runMain(["apply", "--backend", "iptables-legacy"], { hosts_csv: "api.example" }, {}, undefined, undefined, () => ({ nft }));
+    expect(code).toBe(0);
+    expect(made).toBe(0);
+    expect(stderr).not.toContain("nft transactions");
+  });
+
   test("flags override the variables", async () => {
     const { code, calls } = await runMain(["apply", "--hosts", "mirror.example"], { hosts_csv: "api.example" });
     expect(code).toBe(0);
@@ -122,6 +163,13 @@ describe("main", () => {
     expect(rendered.calls).toEqual([]);
     expect(dry.stdout).toBe(rendered.stdout);
     expect(rendered.stdout).toBe(applied.calls[0]?.stdin ?? "");
+  });
+
+  test("apply reads this namespace's on-link IPv6 prefixes from /proc/net/if_inet6: outgoing neighbour discovery goes there and to link scope only", async () => {
+    const ifInet6 = "20010db8000100000000000000000001 02 40 00 80    veth0\nfe800000000000000000000000000001 02 40 20 80    veth0\n00000000000000000000000000000001 01 80 10 80       lo\n";
+    const { code, calls } = await runMain(["apply"], { hosts_csv: "api.example" }, {}, { "/etc/resolv.conf": POD_RESOLV_CONF, "/proc/net/if_inet6": ifInet6 });
+    expect(code).toBe(0);
+    expect(calls[0]?.stdin).toContain("icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } ip6 daddr { fe80::/10, ff02::/16, 2001:db8:1::/64 } ip6 hoplimit 255 accept\n");
   });
 
   test("bad configuration exits 2, names the value and never runs nft", async () => {
@@ -291,6 +339,28 @@ describe("main", () => {
       );
     });
 
+    test("suggest: the names the DNS proxy refused (or, with --audit, forwarded anyway) come first, every port", async () => {
+      const proxy = { port: 15353, gid: 2000053, queries: { audited: 3 }, upstreamErrors: 0, admitted: { v4: 1, v6: 0 }, expiredTotal: 0, refused: [{ name: "pypi.example", qtype: "A", count: 2 }, { name: "mirror.example", qtype: "AAAA", count: 1 }], refusedOther: 0 };
+      const state = JSON.stringify({ version: 1, pid: 4242, backend: "nft", writtenAt: EPOCH, names: [], proxy });
+      const { stdout, code } = await runMain(["suggest"], {}, { stdout: table }, { "/run/domainwall/watch.json": state });
+      expect(code).toBe(0);
+      expect(stdout).toBe(
+        [
+          "# domainwall suggest: 2 names the DNS proxy refused and 2 destinations recorded as denied, as allowlist entries to add (names first, most queries and packets first)",
+          "# environment:",
+          "hosts_csv=pypi.example,mirror.example,203.0.113.20:80/tcp,[2001:db8::5]:5353/udp",
+          "# or in a --config file (TOML):",
+          "hosts = [",
+          '  "pypi.example",           # 2 DNS queries',
+          '  "mirror.example",         # 1 DNS query',
+          '  "203.0.113.20:80/tcp",    # 4 packets',
+          '  "[2001:db8::5]:5353/udp", # 1 packet',
+          "]",
+          "",
+        ].join("\n"),
+      );
+    });
+
     test("apply leaves the names it loaded for status, explain and suggest", async () => {
       const { files } = await runMain(["apply"], { hosts_csv: "api.example,svc.cluster.local" });
       expect(JSON.parse(files["/run/domainwall/names.json"] ?? "")).toEqual({
@@ -388,6 +458,22 @@ describe("main", () => {
       ]);
     });
 
+    test("--json with the DNS proxy: the names it answered NXDOMAIN for, most asked first; null without the proxy", async () => {
+      const proxy = { port: 15353, gid: 2000053, queries: { forwarded: 4, refused: 3 }, upstreamErrors: 0, admitted: { v4: 2, v6: 0 }, expiredTotal: 0, refused: [{ name: "exfil.example", qtype: "A", count: 2 }, { name: "other.example", qtype: "AAAA", count: 1 }], refusedOther: 0 };
+      const withProxy = JSON.stringify({ ...JSON.parse(state(4242)), proxy });
+      const json = JSON.parse((await runMain(["status", "--json"], {}, { stdout: listed }, { [STATE]: withProxy })).stdout);
+      expect(json.refusedNames).toEqual([{ name: "exfil.example", qtype: "A", count: 2 }, { name: "other.example", qtype: "AAAA", count: 1 }]);
+      expect(json.refusedNamesOther).toBe(0);
+      const without = JSON.parse((await runMain(["status", "--json"], {}, { stdout: listed }, { [STATE]: state(4242) })).stdout);
+      expect([without.refusedNames, without.refusedNamesOther]).toEqual([null, null]);
+    });
+
+    test("--json while not enforcing: the problems in the object, exit 3", async () => {
+      const { code, stdout } = await runMain(["status", "--json"], {}, { stdout: listed.replace(',"hook":"output"', "") });
+      expect(code).toBe(3);
+      expect(JSON.parse(stdout).problems).toEqual(["nft: the output chain of table inet domainwall has no output hook: nothing filters outgoing traffic"]);
+    });
+
     test("without a watch, the names of the last apply name the addresses; nothing loaded is an object too", async () => {
       const names = JSON.stringify({ version: 1, writtenAt: EPOCH, names: [{ name: "api.example", addresses: ["203.0.113.10"] }] });
       const { stdout } = await runMain(["status"], {}, { stdout: listed }, { "/run/domainwall/names.json": names });
@@ -415,7 +501,7 @@ describe("main", () => {
     expect(status.stdout).toContain("nothing loaded");
     const removed = await runMain(["remove"], { hosts_csv: "not a valid; name" });
     expect(removed.code).toBe(0);
-    expect(removed.calls[0]?.stdin).toBe("table inet domainwall\ndelete table inet domainwall\n");
+    expect(removed.calls.at(-1)?.stdin).toBe("table inet domainwall\ndelete table inet domainwall\n");
   });
 
   test("behind the systemd-resolved stub, DNS is allowed to the stub's upstream servers too", async () => {
@@ -444,6 +530,94 @@ describe("main", () => {
     });
     expect(calls[0]?.stdin).toContain("th dport 53 ip daddr { 192.0.2.53 } accept");
     expect(calls[0]?.stdin).not.toContain("198.51.100.53");
+  });
+
+  describe("two policies at once: every backend that works here is seen (issue 12 item 7)", () => {
+    /** iptables-legacy-save output with domainwall's output chain loaded and jumped to. */
+    const OURS = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:DOMAINWALL-OUTPUT - [0:0]\n[3:180] -A OUTPUT -j DOMAINWALL-OUTPUT\n[1:60] -A DOMAINWALL-OUTPUT -j DROP\nCOMMIT\n";
+    /** The kernel's view as the fakes see it: iptables holds our chains until a restore removes them. */
+    function kernel(iptablesLoaded: boolean) {
+      const order: string[] = [];
+      const loaded = { iptables: iptablesLoaded, ip6tables: iptablesLoaded };
+      const iptables = (call: RunCall): Partial<RunResult> => {
+        const family = call.command.startsWith("ip6") ? "ip6tables" : "iptables";
+        if (call.command.endsWith("-restore")) {
+          order.push(`${call.command} ${call.stdin?.includes("-X DOMAINWALL-OUTPUT") ? "(remove)" : ""}`.trim());
+          if (call.stdin?.includes("-X DOMAINWALL-OUTPUT")) loaded[family] = false;
+          return {};
+        }
+        return { stdout: loaded[family] && call.args.includes("-c") ? OURS : "*filter\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n" };
+      };
+      const nft = (call: RunCall): Partial<RunResult> => {
+        const listing = call.args.includes("list") || call.stdin?.startsWith("list table") === true;
+        if (!listing) order.push(`nft ${call.stdin?.startsWith("#!") ? "load" : (call.stdin ?? "").split("\n")[0]}`);
+        return listing ? { code: 1, stderr: "Error: No such file or directory" } : {};
+      };
+      return { order, iptables, nft, loaded: () => loaded.iptables || loaded.ip6tables };
+    }
+
+    test("apply with nft loads its table first, then removes the iptables-legacy chains loaded before (never open in between)", async () => {
+      const k = kernel(true);
+      const { code, stderr } = await runMain(["apply"], { hosts_csv: "api.example" }, k.nft, undefined, undefined, undefined, undefined, k.iptables);
+      expect(code).toBe(0);
+      expect(k.order).toEqual(["nft load", "iptables-legacy-restore (remove)", "ip6tables-legacy-restore (remove)"]);
+      expect(k.loaded()).toBe(false);
+      expect(stderr).toContain("removed the iptables-legacy policy loaded before: nft now holds domainwall's only policy");
+    });
+
+    test("remove and status with --backend nft still see and handle the iptables-legacy chains", async () => {
+      const k = kernel(true);
+      const status = await runMain(["status", "--backend", "nft"], {}, k.nft, undefined, undefined, undefined, undefined, k.iptables);
+      expect([status.stderr, status.stdout]).toEqual([expect.anything(), expect.stringContaining("domainwall is loaded (iptables-legacy)")]);
+      expect(status.stdout).not.toContain("nothing loaded");
+      const removed = await runMain(["remove", "--backend", "nft"], {}, k.nft, undefined, undefined, undefined, undefined, k.iptables);
+      expect(removed.code).toBe(0);
+      expect(removed.stderr).toContain("removed domainwall's rules (iptables-legacy)");
+      expect(k.loaded()).toBe(false);
+    });
+
+    test("status names both when two are loaded", async () => {
+      const k = kernel(true);
+      const nftLoaded = (call: RunCall): Partial<RunResult> => (call.args.includes("-j") ? { stdout: JSON.stringify({ nftables: [{ table: { family: "inet", name: "domainwall" } }, { chain: { family: "inet", table: "domainwall", name: "output", hook: "output" } }] }) } : {});
+      const { stdout } = await runMain(["status"], {}, nftLoaded, undefined, undefined, undefined, undefined, k.iptables);
+      expect(stdout).toContain("TWO domainwall policies are loaded (nft and iptables-legacy)");
+    });
+
+    test("with nft missing from PATH: iptables-legacy loads, then the nft table goes through libnftables in process; without the library, a warning says it cannot be checked", async () => {
+      const k = kernel(false);
+      const inProcess: string[] = [];
+      const noNftBinary = (world: World): Partial<World> => {
+        const run: World["run"] = async (command, args, stdin) => {
+          if (command === "nft") throw Object.assign(new Error('Executable not found in $PATH: "nft"'), { code: "ENOENT" });
+          return world.run(command, args, stdin);
+        };
+        return {
+        run,
+        // The chosen executor is the (missing) binary; the other-backend check finds the library.
+        nft: () => ({ executor: processExecutor(run), reason: "nft transactions run the nft binary: a fake" }),
+        inProcessNft: () => ({ name: "libnftables", run: async (script) => (inProcess.push(script.split("\n")[0] ?? ""), script.startsWith("list table") ? { code: 0, stdout: "table inet domainwall {\n}\n", stderr: "" } : { code: 0, stdout: "", stderr: "" }) }),
+        };
+      };
+      const { code, stderr } = await runMain(["apply"], { hosts_csv: "api.example" }, {}, undefined, undefined, noNftBinary, undefined, k.iptables);
+      expect(code).toBe(0);
+      expect(stderr).toContain("backend iptables-legacy (auto: nft is not usable");
+      expect(k.order).toEqual(["iptables-legacy-restore", "ip6tables-legacy-restore"]);
+      expect(inProcess).toEqual(["table inet domainwall_probe", "list table inet domainwall", "table inet domainwall"]); // probe, snapshot, delete
+      expect(stderr).toContain("removed the nft policy loaded before");
+
+      const blind = await runMain(["apply"], { hosts_csv: "api.example" }, {}, undefined, undefined, (world) => ({ ...noNftBinary(world), inProcessNft: () => undefined }), undefined, k.iptables);
+      expect(blind.code).toBe(0);
+      expect(blind.stderr).toContain("cannot check nft (");
+      expect(blind.stderr).toContain("if one is, it stays loaded beside this one");
+    });
+
+    test("remove --config FILE: the file's backend is used, its other keys ignored", async () => {
+      const k = kernel(true);
+      const file = 'backend = "iptables-legacy"\nhosts = ["bad;name"]\nports = [22]\n';
+      const { code, stderr } = await runMain(["remove", "--config", "/etc/domainwall.toml"], {}, k.nft, { "/etc/domainwall.toml": file }, undefined, undefined, undefined, k.iptables);
+      expect([code, stderr]).toEqual([0, expect.stringContaining("backend iptables-legacy (requested)")]);
+      expect(k.loaded()).toBe(false);
+    });
   });
 
   describe("--config FILE", () => {
@@ -686,9 +860,36 @@ describe("main", () => {
     });
   });
 
-  test("warns before an inbound policy that leaves out the SSH session's port", async () => {
-    const ssh = { hosts_csv: "api.example", listening_ports_csv: "3000", SSH_CONNECTION: "192.0.2.9 50122 198.51.100.1 2222" };
-    expect((await runMain(["apply"], ssh)).stderr).toContain("this SSH session came in on port 2222, which --ports does not allow");
-    expect((await runMain(["apply"], { ...ssh, listening_ports_csv: "2222" })).stderr).not.toContain("SSH session");
+  describe("the lock-out guard reads the namespace's own sockets (/proc/net/tcp, /proc/net/tcp6), not SSH_CONNECTION", () => {
+    // sshd listening on 0.0.0.0:2222 and [::]:22; an SSH session from 192.0.2.9 on 2222; 3000 listening on loopback only.
+    const tcp = [
+      "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
+      "   0: 00000000:08AE 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0",
+      "   1: 0100007F:0BB8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2 1 0000000000000000 100 0 0 10 0",
+      "   2: 016433C6:08AE 090200C0:C3AA 01 00000000:00000000 02:000A7B2B 00000000     0        0 3 2 0000000000000000 20 4 29 10 -1",
+      "",
+    ].join("\n");
+    const tcp6 = [
+      "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
+      "   0: 00000000000000000000000000000000:0016 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4 1 0000000000000000 100 0 0 10 0",
+      "",
+    ].join("\n");
+    const files = () => ({ "/etc/resolv.conf": POD_RESOLV_CONF, "/proc/net/tcp": tcp, "/proc/net/tcp6": tcp6 });
+
+    test("under sudo (no SSH_CONNECTION): loud for the port with an established inbound connection, a warning for each other listening port --ports closes", async () => {
+      const { code, stderr } = await runMain(["apply"], { hosts_csv: "api.example", listening_ports_csv: "3000" }, {}, files());
+      expect(code).toBe(0);
+      expect(stderr).toMatch(/\[error\] port 2222 has an established inbound connection \(from 192\.0\.2\.9\), likely the session you are using.*--confirm-within/);
+      expect(stderr).toMatch(/\[warn\] TCP port 22 is listening, but --ports 3000 does not list it/);
+      expect(stderr).not.toContain("port 3000 is listening");
+    });
+
+    test("nothing when --ports lists them, or inbound is left untouched", async () => {
+      for (const ports of ["22,2222", undefined]) {
+        const { stderr } = await runMain(["apply"], { hosts_csv: "api.example", ...(ports && { listening_ports_csv: ports }) }, {}, files());
+        expect(stderr).not.toContain("listening, but");
+        expect(stderr).not.toContain("established inbound");
+      }
+    });
   });
 });

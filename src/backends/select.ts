@@ -4,6 +4,7 @@ import { runtimeError } from "../errors.ts";
 import { messageOf } from "../messages.ts";
 import { createIptablesBackend } from "./iptables/backend.ts";
 import { createNftBackend } from "./nft/backend.ts";
+import type { NftExecutor } from "./nft/executor.ts";
 import { processExecutor } from "./nft/process-executor.ts";
 import type { Run } from "../run.ts";
 
@@ -21,37 +22,81 @@ async function probe(run: Run, command: string, args: string[], stdin?: string):
   }
 }
 
-const probeNft = (run: Run) => probe(run, "nft", ["--check", "-f", "-"], NFT_PROBE);
+/** The probe through the executor nft transactions will use (libnftables in process, or the nft binary). */
+async function probeNft(executor: NftExecutor): Promise<Probe> {
+  try {
+    const result = await executor.run(NFT_PROBE, { check: true });
+    return result.code === 0 ? { ok: true } : { ok: false, why: `${executor.name === "nft" ? "nft --check -f -" : "libnftables --check"}: ${result.stderr.trim() || `exit ${result.code}`}` };
+  } catch (error) {
+    return { ok: false, why: messageOf(error) };
+  }
+}
 async function probeIptables(run: Run): Promise<Probe> {
   const v4 = await probe(run, "iptables-legacy-save", ["-t", "filter"]);
   return v4.ok ? probe(run, "ip6tables-legacy-save", ["-t", "filter"]) : v4;
 }
 
 /**
- * Pick the backend. `auto`: nft when it runs and the kernel accepts a probe transaction here,
+ * Pick the backend. `auto`: nft when its executor (`tools.nft`: libnftables in process, or the nft
+ * binary) runs and the kernel accepts a probe transaction here,
  * else iptables-legacy when its tools work, else an error naming what was tried. An explicit
  * choice that does not work is an error, never a silent switch. Without `probe` (render, which
  * needs neither root nor the tools) `auto` means nft.
  */
-export async function selectBackend(choice: BackendChoice, run: Run, options: { probe: boolean; now?: () => number }): Promise<{ backend: Backend; reason: string }> {
-  const nft = { backend: createNftBackend(processExecutor(run), options.now) };
-  const iptables = { backend: createIptablesBackend(run, options.now) };
-  if (!options.probe) {
-    return choice === "iptables-legacy" ? { ...iptables, reason: "requested" } : { ...nft, reason: choice === "nft" ? "requested" : "render shows nft unless --backend says otherwise" };
-  }
+export async function selectBackend(
+  choice: BackendChoice,
+  tools: { readonly run: Run; readonly nft: () => NftExecutor },
+  options: { probe: boolean; now?: () => number },
+): Promise<{ backend: Backend; reason: string }> {
+  const { run } = tools;
+  // The nft executor is made (libnftables loaded) only when nft is probed or chosen.
+  const nft = (reason: string) => ({ backend: createNftBackend(tools.nft(), options.now), reason });
+  const iptables = (reason: string) => ({ backend: createIptablesBackend(run, options.now), reason });
+  if (!options.probe) return choice === "iptables-legacy" ? iptables("requested") : nft(choice === "nft" ? "requested" : "render shows nft unless --backend says otherwise");
   if (choice === "nft") {
-    const result = await probeNft(run);
+    const result = await probeNft(tools.nft());
     if (!result.ok) throw runtimeError(`--backend nft does not work here: ${result.why}`);
-    return { ...nft, reason: "requested" };
+    return nft("requested");
   }
   if (choice === "iptables-legacy") {
     const result = await probeIptables(run);
     if (!result.ok) throw runtimeError(`--backend iptables-legacy does not work here: ${result.why}`);
-    return { ...iptables, reason: "requested" };
+    return iptables("requested");
   }
-  const nftProbe = await probeNft(run);
-  if (nftProbe.ok) return { ...nft, reason: "auto: nft works in this network namespace" };
+  const nftProbe = await probeNft(tools.nft());
+  if (nftProbe.ok) return nft("auto: nft works in this network namespace");
   const iptablesProbe = await probeIptables(run);
-  if (iptablesProbe.ok) return { ...iptables, reason: `auto: nft is not usable (${nftProbe.why}); iptables-legacy works` };
+  if (iptablesProbe.ok) return iptables(`auto: nft is not usable (${nftProbe.why}); iptables-legacy works`);
   throw runtimeError(`no backend works here: tried nft (${nftProbe.why}) and iptables-legacy (${iptablesProbe.why})`);
+}
+
+/** The backends besides the chosen one that work here, and what could not be checked. */
+export interface OtherBackends {
+  readonly backends: readonly Backend[];
+  /** Why a backend that might hold domainwall's rules cannot be seen here; undefined when all were checked. */
+  readonly unseen?: string;
+}
+
+/**
+ * Every backend besides `chosen` whose tools work in this namespace: `remove` and `status` handle
+ * domainwall's rules in each, and `apply` removes the others' after loading its own, so two
+ * policies are never left loaded. nft without the `nft` binary is reached through libnftables
+ * in process when the library loads (`inProcessNft`), so a table it loaded is still seen.
+ */
+export async function otherBackends(
+  chosen: Backend["name"],
+  run: Run,
+  options: { inProcessNft: () => NftExecutor | undefined; now?: () => number },
+): Promise<OtherBackends> {
+  if (chosen === "nft") {
+    const iptables = await probeIptables(run);
+    return iptables.ok ? { backends: [createIptablesBackend(run, options.now)] } : { backends: [] };
+  }
+  const binary = processExecutor(run);
+  const nftProbe = await probeNft(binary);
+  if (nftProbe.ok) return { backends: [createNftBackend(binary, options.now)] };
+  const executor = options.inProcessNft();
+  const checked = executor && (await executor.run(NFT_PROBE, { check: true }).catch((error: unknown) => ({ code: 1, stdout: "", stderr: messageOf(error) })));
+  if (executor !== undefined && checked?.code === 0) return { backends: [createNftBackend(executor, options.now)] };
+  return { backends: [], unseen: `nft (${nftProbe.why}; ${checked === undefined ? "libnftables does not load here" : `libnftables: ${checked.stderr.trim()}`})` };
 }

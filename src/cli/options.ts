@@ -118,7 +118,7 @@ export const OPTIONS = {
   }),
   config: option({
     kind: "value",
-    commands: POLICY,
+    commands: [...POLICY, "remove", "status"],
     arg: "FILE",
     help: "read settings from a TOML file whose keys are these long option names;\nflags override the file, which overrides the environment",
     parse: value.text,

@@ -1,9 +1,11 @@
-import type { Backend } from "../backends/backend.ts";
+import type { Backend, Snapshot } from "../backends/backend.ts";
 import type { ProxyCarryOver } from "../backends/nft/render.ts";
 import type { ConfigOf } from "../config/config.ts";
 import { runtimeError } from "../errors.ts";
 import { messageOf } from "../messages.ts";
-import { livePending, pendingText, waitForConfirmation, sshServerPort } from "./confirm.ts";
+import { parseProcNetTcp, portWarnings, type TcpSocket } from "../net/listening.ts";
+import type { World } from "../world.ts";
+import { livePending, pendingText, waitForConfirmation } from "./confirm.ts";
 import { pendingFile, type Context } from "./context.ts";
 import { withKernelLock } from "./locking.ts";
 import { saveNames } from "./names.ts";
@@ -24,13 +26,12 @@ export const AUDIT_WARNING = "audit mode: the firewall is NOT enforcing; what th
  * Load a prepared policy the way `apply` does: warnings, the optional confirmation, the summary,
  * under the namespace's kernel lock (refused beside a running watch). Shared with `watch` (`command`).
  */
-export async function loadPolicy({ world, log }: Context, backend: Backend, built: PreparedPolicy, confirmWithinMs: number | undefined, command: "apply" | "watch" = "apply", carryOver?: ProxyCarryOver): Promise<void> {
+export async function loadPolicy({ world, log, others: othersHere }: Context, backend: Backend, built: PreparedPolicy, confirmWithinMs: number | undefined, command: "apply" | "watch" = "apply", carryOver?: ProxyCarryOver): Promise<void> {
   const lock = { command, besideWatch: command === "watch" ? "allow" : "refuse" } as const;
   if (built.config.ports.length === 0) log.info("no listening ports given: inbound traffic is left untouched");
-  const sshPort = sshServerPort(world.env.SSH_CONNECTION);
-  if (sshPort !== undefined && built.config.ports.length > 0 && !built.config.ports.includes(sshPort)) {
-    log.warn(`this SSH session came in on port ${sshPort}, which --ports does not allow: new SSH connections will be dropped${confirmWithinMs ? "" : " (consider --confirm-within)"}`);
-  }
+  for (const warning of portWarnings(await namespaceSockets(world), built.config.ports)) (warning.loud ? log.error : log.warn)(warning.text);
+  const others = await othersHere();
+  if (others.unseen !== undefined) log.warn(`cannot check ${others.unseen} for a domainwall policy loaded there: if one is, it stays loaded beside this one`);
   if (!built.config.forward) {
     const on = await forwardingOn(world.readFile);
     if (on.length > 0) log.warn(`${on.join(" and ")}: traffic forwarded through this machine (containers, VMs) is not filtered; --forward filters it with the same policy`);
@@ -38,14 +39,18 @@ export async function loadPolicy({ world, log }: Context, backend: Backend, buil
   if (built.policy.verdict === "audit") log.warn(AUDIT_WARNING);
   const loadStarted = world.now();
   if (confirmWithinMs) {
-    await withKernelLock(world, lock, () => applyWithConfirmation({ world, log }, backend, built, confirmWithinMs));
+    await withKernelLock(world, lock, () => applyWithConfirmation({ world, log }, backend, others.backends, built, confirmWithinMs));
     return log.success({
       message: `applied: ${describeSummary(built.summary, built.resolveMs)}`,
       summary: { ...built.summary, resolveMs: built.resolveMs, loadMs: Math.round(world.now() - loadStarted), backend: backend.name },
     });
   }
   // render: building the policy and its text; load: nft or iptables-restore (the backend's own measure).
-  const loaded = await withKernelLock(world, lock, () => backend.apply(built.policy, carryOver));
+  const loaded = await withKernelLock(world, lock, async () => {
+    const times = await backend.apply(built.policy, carryOver);
+    await removeOthers(log, backend, others.backends);
+    return times;
+  });
   const times = { renderMs: Math.round(built.buildMs + loaded.renderMs), loadMs: Math.round(loaded.loadMs) };
   log.success({
     message: `applied: ${describeSummary(built.summary, built.resolveMs, times)}`,
@@ -66,13 +71,39 @@ async function forwardingOn(readFile: Context["world"]["readFile"]): Promise<str
 }
 
 /**
+ * After `loaded`'s policy is in: remove domainwall's rules from the other backends, so two policies
+ * are never left loaded. New first, then old: both drop by default, so for a moment the firewall
+ * is the stricter intersection of the two, never open. Returns what was there, for a rollback.
+ */
+async function removeOthers(log: Context["log"], loaded: Backend, others: readonly Backend[]): Promise<{ backend: Backend; snapshot: Snapshot }[]> {
+  const removed: { backend: Backend; snapshot: Snapshot }[] = [];
+  for (const other of others) {
+    const snapshot = await other.snapshot();
+    if (snapshot === undefined) continue;
+    await other.remove();
+    removed.push({ backend: other, snapshot });
+    log.warn(`removed the ${other.name} policy loaded before: ${loaded.name} now holds domainwall's only policy (two would both filter)`);
+  }
+  return removed;
+}
+
+/**
+ * This network namespace's TCP sockets (`/proc/net/tcp{,6}`): what an inbound policy would close.
+ * Not `SSH_CONNECTION`, which `sudo` removes. A file that is missing (no IPv6) holds no sockets.
+ */
+async function namespaceSockets(world: Pick<World, "readFile">): Promise<TcpSocket[]> {
+  const [v4, v6] = await Promise.all([world.readFile("/proc/net/tcp"), world.readFile("/proc/net/tcp6")]);
+  return [...parseProcNetTcp(v4 ?? "", 4), ...parseProcNetTcp(v6 ?? "", 6)];
+}
+
+/**
  * `apply --confirm-within`: load, wait for a confirmation, otherwise restore the previous rules.
  * From before the snapshot until the rollback is done, SIGHUP is ignored and SIGINT/SIGTERM mean
  * "revert", so a dropped SSH session or a Ctrl-C at any point cannot leave unconfirmed rules behind.
  * Only a confirmation keeps them: a timeout, a revert or any failure after the load restores the
  * previous rules.
  */
-async function applyWithConfirmation({ world, log }: Pick<Context, "world" | "log">, backend: Backend, built: PreparedPolicy, withinMs: number): Promise<void> {
+async function applyWithConfirmation({ world, log }: Pick<Context, "world" | "log">, backend: Backend, others: readonly Backend[], built: PreparedPolicy, withinMs: number): Promise<void> {
   const pending = pendingFile(world.env);
   if ((await livePending({ world, log })) !== undefined) {
     throw runtimeError(`another apply is waiting for confirmation (${pending}): confirm it, or let it roll back, first; nothing was changed`);
@@ -85,12 +116,15 @@ async function applyWithConfirmation({ world, log }: Pick<Context, "world" | "lo
     const previous = await backend.snapshot();
     await backend.apply(built.policy); // a failed load leaves the previous rules: nothing to undo
     let outcome: Awaited<ReturnType<typeof waitForConfirmation>> | undefined;
+    let removed: Awaited<ReturnType<typeof removeOthers>> = [];
     try {
+      removed = await removeOthers(log, backend, others);
       log.warn(`new rules loaded: run 'domainwall confirm' (or press y here) within ${withinMs / 1000}s to keep them; otherwise the previous rules come back`);
       outcome = await waitForConfirmation(withinMs, { pendingExists: async () => (await world.readFile(pending)) !== undefined, sleep: world.sleep, now: world.now, decision: operator.decision });
     } finally {
       if (outcome !== "confirmed") {
         await world.removeFile(pending).catch(() => false); // a late 'confirm' now says nothing is waiting
+        for (const other of removed) await other.backend.restore(other.snapshot); // the other policy back first: never open
         await backend.restore(previous);
       }
     }

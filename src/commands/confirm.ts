@@ -31,15 +31,6 @@ export async function waitForConfirmation(withinMs: number, io: ConfirmIo): Prom
   return decided === "keep" ? "confirmed" : "timeout";
 }
 
-/**
- * The port of the SSH connection this command runs under (from `SSH_CONNECTION`: client address,
- * client port, server address, server port), or undefined outside SSH.
- */
-export function sshServerPort(sshConnection: string | undefined): number | undefined {
-  const port = Number(sshConnection?.trim().split(/\s+/)[3]);
-  return Number.isInteger(port) && port > 0 && port <= 65535 ? port : undefined;
-}
-
 /** What `apply --confirm-within` writes to the pending file: its PID, so a stale file can be told apart. */
 export const pendingText = (pid: number) => `an apply is waiting for confirmation (pid ${pid})\n`;
 

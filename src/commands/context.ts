@@ -1,5 +1,6 @@
 import type { Backend } from "../backends/backend.ts";
 import type { ParsedConfig } from "../config/config.ts";
+import type { OtherBackends } from "../backends/select.ts";
 import type { Logger } from "../log.ts";
 import type { World } from "../world.ts";
 
@@ -10,6 +11,8 @@ export interface Context {
   readonly backend: () => Promise<Backend>;
   /** Read and validate the command's configuration again, as at the start (`watch` reloading `--config`); throws a usage error. */
   readonly reread?: () => Promise<ParsedConfig>;
+  /** The other backends that work here (after choosing `backend`): where a second policy could be loaded. */
+  readonly others: () => Promise<OtherBackends>;
 }
 
 const DEFAULT_RUN_DIR = "/run/domainwall";

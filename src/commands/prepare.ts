@@ -1,6 +1,7 @@
 import type { Config } from "../config/config.ts";
 import { resolversFor } from "../dns/resolvers.ts";
 import { resolveHosts, type HostResolution } from "../dns/resolve.ts";
+import { IF_INET6, onLinkPrefixes } from "../net/interfaces.ts";
 import type { Cidr } from "../net/ip.ts";
 import { admitResolutions, buildPolicy, summarize, type Policy, type PolicySummary } from "../policy/policy.ts";
 import type { Context } from "./context.ts";
@@ -19,13 +20,14 @@ export interface PreparedPolicy {
 /** Resolve the names and build the policy; `outcome` is what a failed gate means for the command ("nothing was loaded"). */
 export async function preparePolicy({ world, log }: Context, config: Config, outcome?: string, knownResolvers?: readonly Cidr[]): Promise<PreparedPolicy> {
   const started = world.now();
-  const [resolvers, resolutions] = await Promise.all([
+  const [resolvers, resolutions, ifInet6] = await Promise.all([
     knownResolvers ?? resolversOf({ world, log }, config),
     resolveHosts(config.hosts, { lookup: world.lookup, deadlineMs: config.resolveTimeoutMs, now: world.now, sleep: world.sleep }),
+    world.readFile(IF_INET6),
   ]);
   const resolveMs = Math.round(world.now() - started);
   const admitted = admitResolutions(config, resolutions, outcome);
-  const { policy, warnings } = buildPolicy(config, config.dnsProxy === undefined ? admitted.names : [], resolvers);
+  const { policy, warnings } = buildPolicy(config, config.dnsProxy === undefined ? admitted.names : [], resolvers, onLinkPrefixes(ifInet6));
   const buildMs = world.now() - started - resolveMs;
   for (const warning of [...admitted.warnings, ...warnings]) log.warn(warning);
   return { config, policy, summary: summarize(admitted.counts, policy), resolutions, resolvers, resolveMs, buildMs };

@@ -65,7 +65,8 @@ const namedDenied = (denied: readonly DeniedDestination[] | undefined, known: Kn
 
 /**
  * `status --json`: one object, documented in the README ("When something is blocked"). `denied`
- * is null where the backend does not record destinations; `watch` is null unless one runs here.
+ * is null where the backend does not record destinations; `watch` is null unless one runs here;
+ * `refusedNames` is null unless that watch runs the DNS proxy.
  */
 export function statusJson(status: Status, backend: string, known: KnownNames) {
   if (!status.loaded) return { version: 1, loaded: false, backend };
@@ -82,14 +83,33 @@ export function statusJson(status: Status, backend: string, known: KnownNames) {
     denied: namedDenied(status.denied, known) ?? null,
     names: { from: known.from, names: known.names.map((n) => ({ name: n.name, addresses: n.addresses })) },
     watch: known.watch === undefined ? null : { pid: known.watch.pid, writtenAt: known.watch.writtenAt, names: known.watch.names },
+    // `watch --dns-proxy`: the names it answered NXDOMAIN for (in audit mode: would have), most asked first; null without it.
+    refusedNames: known.watch?.proxy?.refused ?? null,
+    refusedNamesOther: known.watch?.proxy?.refusedOther ?? null,
   };
 }
 
-export async function statusCommand({ world, backend: backendFor }: Context, config: ConfigOf<"status">): Promise<void> {
-  const backend = await backendFor();
-  const [status, known] = await Promise.all([backend.status(), knownNames(world)]);
-  await world.stdout(config.json ? `${JSON.stringify(statusJson(status, backend.name, known), null, 2)}\n` : renderStatus(status, backend.name, known, world.epochNow()));
-  if (status.loaded && status.problems !== undefined) {
+/**
+ * `status`: every backend that works here, whatever --backend says (a policy the other one loaded
+ * filters too): the one that holds rules, or each of two, naming them. `--json` describes the
+ * first that holds rules (the chosen backend first) and names the others in `alsoLoaded`.
+ */
+export async function statusCommand({ world, log, backend: backendFor, others }: Context, config: ConfigOf<"status">): Promise<void> {
+  const [chosen, other, known] = await Promise.all([backendFor(), others(), knownNames(world)]);
+  if (other.unseen !== undefined) log.warn(`cannot check ${other.unseen} for a domainwall policy`);
+  const all = [chosen, ...other.backends];
+  const statuses = await Promise.all(all.map(async (backend) => ({ name: backend.name, status: await backend.status() })));
+  const loaded = statuses.filter((s) => s.status.loaded);
+  const shown = loaded[0] ?? { name: all.map((b) => b.name).join(", "), status: { loaded: false } as Status };
+  if (config.json) {
+    const alsoLoaded = loaded.slice(1).map((s) => s.name);
+    await world.stdout(`${JSON.stringify({ ...statusJson(shown.status, loaded.length > 0 ? shown.name : chosen.name, known), ...(alsoLoaded.length > 0 && { alsoLoaded }) }, null, 2)}\n`);
+  } else {
+    const two = loaded.length > 1 ? `TWO domainwall policies are loaded (${loaded.map((s) => s.name).join(" and ")}): both filter, so only what both allow passes; run apply (which keeps one) or remove\n` : "";
+    const shownAll = loaded.length > 0 ? loaded : [shown];
+    await world.stdout(two + shownAll.map((s) => renderStatus(s.status, s.name, known, world.epochNow())).join(""));
+  }
+  if (loaded.some((s) => s.status.loaded && s.status.problems !== undefined)) {
     throw notEnforcingError("domainwall's rules are loaded but not enforced (exit 3): run apply again, which restores the hooks and puts its jumps first");
   }
 }

@@ -1,5 +1,5 @@
 import type { Backend } from "../backends/backend.ts";
-import type { ConfigOf } from "../config/config.ts";
+import type { Config, ConfigOf } from "../config/config.ts";
 import { runtimeError, usageError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { messageOf } from "../messages.ts";
@@ -60,6 +60,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
         hostPorts: config.policy.hostPorts,
         allow: config.policy.allow,
         ...(config.policy.refusePrivateAnswers && { privateGuard: { resolverNets: resolverNetworks(resolvers), privateDomains: config.policy.privateDomains } }),
+        audit: config.policy.audit,
         port: proxyConfig.port,
         gid: proxyConfig.gid,
         upstreams,
@@ -101,11 +102,11 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
       await proxy.selfCheck().catch((error: unknown) => {
         throw runtimeError(`--dns-proxy: ${messageOf(error)}; the rules stay loaded, so DNS here fails closed`);
       });
-      log.info(`DNS proxy ready: ${config.policy.hosts.length} names (${admitted} addresses admitted at start) and ${config.policy.wildcards.length} wildcards allowed; other names get NXDOMAIN`);
+      log.info(`DNS proxy ready: ${config.policy.hosts.length} names (${admitted} addresses admitted at start) and ${config.policy.wildcards.length} wildcards allowed; ${config.policy.audit ? "other names are forwarded anyway and recorded (audit mode)" : "other names get NXDOMAIN"}`);
     }
     const saveState = stateSaver(world, log, backend.name, () => proxy?.report());
     // With the proxy, the watcher looks nothing up (no names): the apps' queries keep the sets fresh.
-    const watched = proxy === undefined ? config.policy : { ...config.policy, hosts: [] };
+    const watched = proxy === undefined ? config.policy : proxyLoopConfig(config.policy);
     watcher = createWatcher(
       { config: watched, schedule: options, resolvers: built.resolvers, resolutions: proxy === undefined ? built.resolutions : [], policy: built.policy, loadedAt: world.now() },
       { backend, lookup: world.lookup, log, now: world.now, sleep: world.sleep, random: Math.random, cycled: saveState },
@@ -116,7 +117,20 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     if (options.configFile !== undefined && ctx.reread !== undefined) {
       const text = await world.readFile(options.configFile).catch(() => undefined);
       // With the proxy the loop looks nothing up: a reloaded list goes to the proxy, not the loop.
-      const target = { reconfigure: (next: Reconfiguration) => current.reconfigure(proxy === undefined ? next : { ...next, config: { ...next.config, hosts: [] } }) };
+      const target = {
+        reconfigure(next: Reconfiguration) {
+          if (proxy === undefined) return current.reconfigure(next);
+          proxy.setList({
+            names: next.config.hosts,
+            wildcards: next.config.wildcards,
+            hostPorts: next.config.hostPorts,
+            allow: next.config.allow,
+            audit: next.config.audit,
+            ...(next.config.refusePrivateAnswers && { privateGuard: { resolverNets: resolverNetworks(next.resolvers), privateDomains: next.config.privateDomains } }),
+          });
+          current.reconfigure({ ...next, config: proxyLoopConfig(next.config) });
+        },
+      };
       reloader = reloadOnChange(ctx, options.configFile, config, text, target, (next) => void (removeOnExit = next.watch.removeOnExit));
     }
     if (options.readyFile !== undefined) await world.writeFile(options.readyFile, "loaded\n");
@@ -152,6 +166,14 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     marker.release();
   }
 }
+
+/**
+ * The loop's configuration with the proxy: it looks no name up (the apps' queries keep the sets
+ * fresh), yet the policy it builds on a reload or a retried load must declare the proxy's port sets
+ * of the whole list, names and wildcards alike, as the loaded one does (Policy.proxy.portSets):
+ * without the names, a full load would drop the sets of `api.example.com:443` the proxy admits into.
+ */
+export const proxyLoopConfig = (config: Config): Config => ({ ...config, hosts: [], wildcards: [...config.hosts, ...config.wildcards] });
 
 /** With the proxy nothing cycles on its own: the state for `status` is written this often. */
 const PROXY_STATE_INTERVAL_MS = 5000;

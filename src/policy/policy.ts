@@ -52,6 +52,11 @@ export interface Policy {
   readonly allowPorts?: PortSets;
   /** Where DNS (UDP and TCP port 53) may go: anywhere (the original's behaviour) or the resolvers only. */
   readonly dns: { readonly kind: "any" } | { readonly kind: "servers"; readonly v4: readonly Cidr[]; readonly v6: readonly Cidr[] };
+  /**
+   * The IPv6 prefixes on this namespace's links (`net/interfaces.ts`, read when the policy is
+   * built): outgoing neighbour discovery may go there besides link-local and link-scope multicast.
+   */
+  readonly onLink: readonly Cidr[];
   /** Inbound TCP ports; empty means inbound traffic is left untouched. */
   readonly inboundPorts: readonly number[];
   /**
@@ -195,7 +200,7 @@ export function admitResolutions(config: Config, resolutions: readonly HostResol
  * names' addresses are admitted into its timeout sets instead (watch does that), so the allow sets
  * hold only `--allow`, the allow file and IP literals: pass no names.
  */
-export function buildPolicy(config: Config, names: readonly NameAddresses[], resolvers: readonly Cidr[]): { policy: Policy; warnings: string[] } {
+export function buildPolicy(config: Config, names: readonly NameAddresses[], resolvers: readonly Cidr[], onLink: readonly Cidr[] = []): { policy: Policy; warnings: string[] } {
   const warnings: string[] = [];
   const fromDns: Entry[] = [];
   const withPorts: PortEntry[] = [];
@@ -242,6 +247,7 @@ export function buildPolicy(config: Config, names: readonly NameAddresses[], res
       config.dnsServers.kind === "any"
         ? { kind: "any" }
         : { kind: "servers", v4: servers.filter((c) => c.family === 4), v6: servers.filter((c) => c.family === 6) },
+    onLink,
     inboundPorts: config.ports,
     ...(config.forward && { forward: true }),
     verdict: config.audit ? "audit" : config.reject ? "reject" : "drop",

@@ -1,3 +1,4 @@
+import { cidr, type Cidr } from "../net/ip.ts";
 import type { Policy, PortElement } from "./policy.ts";
 import type { ProxyPortSet } from "./proxy-sets.ts";
 
@@ -15,9 +16,12 @@ export type Rule =
   | { readonly kind: "loopback" }
   /**
    * ICMPv6 neighbour discovery is not tracked by conntrack, so `established` never matches it;
-   * without it IPv6 stops working. Hop limit 255 proves the packet is on-link (RFC 4861).
+   * without it IPv6 stops working. Hop limit 255 proves the packet is on-link (RFC 4861). Outgoing,
+   * only to `destinations` (link-local, link-scope multicast, the on-link prefixes): an NS or RA
+   * with hop limit 255 to any other address would be routed like any packet, a way out for a
+   * process with NET_RAW. Incoming, any destination (it is addressed to us).
    */
-  | { readonly kind: "neighbour-discovery" }
+  | { readonly kind: "neighbour-discovery"; readonly destinations?: readonly Cidr[] }
   /**
    * Multicast listener discovery (RFC 4890 4.4.1: not to be dropped), untracked like ND: out, the
    * host's own reports and dones to link-scope groups with hop limit 1; in, a router's queries
@@ -96,6 +100,9 @@ export function unreachable(rule: never): never {
   throw new Error(`unknown rule ${JSON.stringify(rule)}`);
 }
 
+/** Link-local unicast and link-scope multicast: where outgoing neighbour discovery may always go. */
+const LINK_SCOPE = [cidr("fe80::/10"), cidr("ff02::/16")];
+
 /**
  * The policy as ordered chains: with the DNS proxy, its nat chain first; the output filter always;
  * input only when inbound ports are given (otherwise inbound traffic is left untouched); forward
@@ -111,7 +118,8 @@ export function unreachable(rule: never): never {
 export function chainsOf(policy: Policy): Chain[] {
   const { proxy } = policy;
   const audit = policy.verdict === "audit";
-  const common: Rule[] = [{ kind: "established" }, { kind: "invalid" }, { kind: "loopback" }, { kind: "neighbour-discovery" }, { kind: "listener-discovery" }];
+  const common = (nd: Rule): Rule[] => [{ kind: "established" }, { kind: "invalid" }, { kind: "loopback" }, nd, { kind: "listener-discovery" }];
+  const ndOut: Rule = { kind: "neighbour-discovery", destinations: [...LINK_SCOPE, ...policy.onLink] };
   const redirect: Chain[] =
     proxy === undefined
       ? []
@@ -120,7 +128,7 @@ export function chainsOf(policy: Policy): Chain[] {
     hook: "output",
     type: "filter",
     rules: [
-      ...common,
+      ...common(ndOut),
       ...(proxy === undefined ? [] : [{ kind: "proxy-port", port: proxy.port } as const]),
       { kind: "dns", dns: policy.dns, ...(proxy && { gid: proxy.gid }) },
       { kind: "allowed", allowV4: policy.allowV4, allowV6: policy.allowV6 },
@@ -134,7 +142,7 @@ export function chainsOf(policy: Policy): Chain[] {
     hook: "input",
     type: "filter",
     rules: [
-      ...common,
+      ...common({ kind: "neighbour-discovery" }),
       { kind: "inbound-ports", ports: policy.inboundPorts },
       { kind: "record-denied", direction: "in" },
       { kind: "verdict", verdict: audit ? "accept" : "drop", counter: audit ? "input_audited" : "input_dropped" },

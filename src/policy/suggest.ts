@@ -7,6 +7,8 @@ export interface Suggestion {
   readonly entry: string;
   readonly packets: number;
   readonly named: boolean;
+  /** A name the DNS proxy refused (or, with --audit, forwarded anyway): how often it was asked. */
+  readonly queries?: number;
 }
 
 /** The allowlist entry for a host and what was recorded: `HOST:PORT/PROTO`, a bare host for ICMP and other protocols without ports. */
@@ -17,8 +19,14 @@ const entryFor = (host: string, port: number, protocol: string): string =>
  * An allowlist from outbound destinations recorded as denied: by the name that held the address
  * where one is known (several destinations of one name and port become one entry), else by the
  * address; names first, each group by packets. Inbound destinations suggest `ports` instead.
+ * The names the DNS proxy refused come before all of them, by queries, with every port (the proxy
+ * sees names, not ports); a recorded destination of such a name adds nothing more.
  */
-export function suggestAllowlist(denied: readonly DeniedDestination[], namesOf: (address: string) => readonly string[]): { hosts: Suggestion[]; ports: { port: number; packets: number }[] } {
+export function suggestAllowlist(
+  denied: readonly DeniedDestination[],
+  namesOf: (address: string) => readonly string[],
+  refusedNames: readonly { readonly name: string; readonly count: number }[] = [],
+): { hosts: Suggestion[]; ports: { port: number; packets: number }[] } {
   const entries = new Map<string, Suggestion>();
   const ports = new Map<number, number>();
   for (const d of denied) {
@@ -34,9 +42,11 @@ export function suggestAllowlist(denied: readonly DeniedDestination[], namesOf: 
     }
   }
   const byPackets = (a: Suggestion, b: Suggestion) => b.packets - a.packets || a.entry.localeCompare(b.entry);
-  const all = [...entries.values()];
+  const proxied = [...refusedNames].sort((a, b) => b.count - a.count || a.name.localeCompare(b.name)).map((r): Suggestion => ({ entry: r.name, packets: 0, named: true, queries: r.count }));
+  const covered = new Set(proxied.map((s) => s.entry));
+  const all = [...entries.values()].filter((s) => !(s.named && covered.has(s.entry.replace(/:\d+(\/udp)?$/, ""))));
   return {
-    hosts: [...all.filter((s) => s.named).sort(byPackets), ...all.filter((s) => !s.named).sort(byPackets)],
+    hosts: [...proxied, ...all.filter((s) => s.named).sort(byPackets), ...all.filter((s) => !s.named).sort(byPackets)],
     ports: [...ports].map(([port, packets]) => ({ port, packets })).sort((a, b) => b.packets - a.packets || a.port - b.port),
   };
 }
@@ -47,12 +57,16 @@ const plural = (n: number) => `${n} packet${n === 1 ? "" : "s"}`;
 export function renderSuggestion(suggestion: ReturnType<typeof suggestAllowlist>, recorded: number): string {
   if (suggestion.hosts.length === 0 && suggestion.ports.length === 0) return "# domainwall suggest: nothing was recorded as denied; nothing to add\n";
   const width = Math.max(0, ...suggestion.hosts.map((s) => s.entry.length + 3));
+  const refused = suggestion.hosts.filter((s) => s.queries !== undefined).length;
+  const destinations = `${recorded} destination${recorded === 1 ? "" : "s"} recorded as denied`;
   const lines = [
-    `# domainwall suggest: ${recorded} destination${recorded === 1 ? "" : "s"} recorded as denied, as allowlist entries to add (names where known, most packets first)`,
+    refused === 0
+      ? `# domainwall suggest: ${destinations}, as allowlist entries to add (names where known, most packets first)`
+      : `# domainwall suggest: ${refused} name${refused === 1 ? "" : "s"} the DNS proxy refused and ${destinations}, as allowlist entries to add (names first, most queries and packets first)`,
     ...(suggestion.hosts.length > 0 ? ["# environment:", `hosts_csv=${suggestion.hosts.map((s) => s.entry).join(",")}`] : []),
     ...(suggestion.ports.length > 0 ? [`listening_ports_csv=${suggestion.ports.map((p) => p.port).join(",")}`] : []),
     "# or in a --config file (TOML):",
-    ...(suggestion.hosts.length > 0 ? ["hosts = [", ...suggestion.hosts.map((s) => `  ${`"${s.entry}",`.padEnd(width)} # ${plural(s.packets)}`), "]"] : []),
+    ...(suggestion.hosts.length > 0 ? ["hosts = [", ...suggestion.hosts.map((s) => `  ${`"${s.entry}",`.padEnd(width)} # ${s.queries === undefined ? plural(s.packets) : `${s.queries} DNS ${s.queries === 1 ? "query" : "queries"}`}`), "]"] : []),
     ...(suggestion.ports.length > 0 ? [`ports = [${suggestion.ports.map((p) => p.port).join(", ")}] # inbound TCP: ${suggestion.ports.map((p) => `${p.port}: ${plural(p.packets)}`).join(", ")}`] : []),
   ];
   return `${lines.join("\n")}\n`;

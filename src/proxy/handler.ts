@@ -44,7 +44,18 @@ export interface HandlerDeps {
   readonly stats: StatsRecorder;
   /** Whether a refused name or a failure may be logged now (and how many were not): see `rateLimiter`. */
   readonly mayLog: () => number | undefined;
+  /** `--audit`: forward an unlisted name (and admit its answer) instead of refusing it; asked per query (a reload may change it). */
+  readonly audit?: () => boolean;
 }
+
+/**
+ * `.invalid` never resolves (RFC 6761): NXDOMAIN at once, even in audit mode, and not listed among
+ * the refused names (the watch's own self-check asks `domainwall-self-check.invalid`).
+ */
+const INVALID = /(^|\.)invalid\.?$/i;
+
+/** The entry an unlisted name is admitted under in audit mode. */
+export const AUDIT_ENTRY = "(unlisted: audit mode)";
 
 /** Only answers to these types feed admission: A, AAAA, SVCB, HTTPS. */
 const ADMITTED_TYPES = new Set([1, 28, 64, 65]);
@@ -67,7 +78,8 @@ export function createHandler(deps: HandlerDeps): (bytes: Uint8Array, transport:
     return { ok: false as const, error: errors.join("; ") || "no upstream resolver" };
   }
 
-  async function answer(query: Query, entry: string, transport: Transport): Promise<Uint8Array> {
+  /** `counted`: false when the caller counted the query already (audit mode). */
+  async function answer(query: Query, entry: string, transport: Transport, counted = true): Promise<Uint8Array> {
     const name = query.name.toLowerCase();
     const qtype = typeName(query.type);
     const servfail = (message: string, level: "warn" | "error") => {
@@ -91,7 +103,7 @@ export function createHandler(deps: HandlerDeps): (bytes: Uint8Array, transport:
         stats.admission((deps.now() - started) / 1000);
       }
     }
-    stats.count("forwarded");
+    if (counted) stats.count("forwarded");
     return withId(result.bytes, query.id);
   }
 
@@ -109,8 +121,18 @@ export function createHandler(deps: HandlerDeps): (bytes: Uint8Array, transport:
     const entry = query.plain ? deps.match(query.name) : undefined;
     if (entry !== undefined) return answer(query, entry, transport);
     const qtype = typeName(query.type);
-    stats.count("refused");
+    if (INVALID.test(query.name)) {
+      stats.count("refused");
+      return encodeReply(query, RCODE.NXDOMAIN);
+    }
     stats.refused(query.name, qtype);
+    if (query.plain && deps.audit?.()) {
+      stats.count("audited");
+      const report = deps.mayLog();
+      if (report !== undefined) log.info({ message: `would refuse ${query.name} ${qtype} (audit mode): forwarded, its addresses admitted${held(report)}`, name: query.name.toLowerCase(), qtype });
+      return answer(query, AUDIT_ENTRY, transport, false);
+    }
+    stats.count("refused");
     const report = deps.mayLog();
     if (report !== undefined) log.info({ message: `refused ${query.name} ${qtype}: not on the list, NXDOMAIN${held(report)}`, name: query.name.toLowerCase(), qtype });
     return encodeReply(query, RCODE.NXDOMAIN);

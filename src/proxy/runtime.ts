@@ -14,7 +14,7 @@ import type { AllowEntry } from "../config/config.ts";
 import { contains, makeCidr, parseAddress, type Cidr } from "../net/ip.ts";
 import { privateReason, underDomain } from "../policy/forbidden.ts";
 import { refusedFromDns } from "../policy/policy.ts";
-import { proxyEntryOf, proxyPortSets, type ProxySetNames } from "../policy/proxy-sets.ts";
+import { proxyEntryOf, proxyPortSets, proxySetsKey, type ProxySetNames } from "../policy/proxy-sets.ts";
 import type { PortRange } from "../config/port-spec.ts";
 import { createAdmitter, type Admitter } from "./admit.ts";
 import type { Admission, ProxyLog } from "./handler.ts";
@@ -108,6 +108,23 @@ export interface ProxyRuntime {
   /** Ask the proxy one question over UDP on 127.0.0.1; throws when it does not answer. */
   selfCheck(): Promise<void>;
   report(): ProxyReport;
+  /**
+   * A reloaded configuration's list: the next query is matched against it (names, wildcards) and
+   * its answers gated by its `--allow` (and `--refuse-private-answers`); nothing admitted is taken
+   * back (it expires on its own). Its entries may move between the port sets declared at start (a
+   * name gains a port spec another entry has, or loses its ports); a list whose port sets differ
+   * (a new port spec, one gone) throws and changes nothing: those sets are declared in the loaded
+   * table and known to the admitter, so changing them needs a restart (`proxyPortSetsChanged`
+   * refuses such a reload before this is called).
+   */
+  setList(list: {
+    readonly names: readonly string[];
+    readonly wildcards: readonly string[];
+    readonly hostPorts: ReadonlyMap<string, readonly PortRange[]>;
+    readonly allow: readonly AllowEntry[];
+    readonly audit: boolean;
+    readonly privateGuard?: PrivateGuard;
+  }): void;
   stop(): void;
 }
 
@@ -128,6 +145,8 @@ export interface ProxyRuntimeOptions {
   readonly executor: NftExecutor;
   readonly log: ProxyLog;
   readonly now: () => number;
+  /** `--audit`: unlisted names are forwarded and admitted, and recorded as would-be-refused. */
+  readonly audit?: boolean;
   /** Tests replace the admitter; otherwise the real one over `executor`. */
   readonly admitter?: Admitter;
 }
@@ -138,12 +157,21 @@ export interface ProxyRuntimeOptions {
  */
 export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<ProxyRuntime> {
   const { log, now } = options;
-  const compiled = compileMatcher([...options.names, ...options.wildcards]);
-  if (!compiled.ok) throw new Error(`the DNS proxy's list: ${compiled.problems.join("; ")}`);
+  const compile = (names: readonly string[], wildcards: readonly string[]) => {
+    const compiled = compileMatcher([...names, ...wildcards]);
+    if (!compiled.ok) throw new Error(`the DNS proxy's list: ${compiled.problems.join("; ")}`);
+    return compiled.match;
+  };
+  let match = compile(options.names, options.wildcards);
+  let allow = options.allow;
+  let audit = options.audit ?? false;
+  let privateGuard = options.privateGuard;
   const portSets = proxyPortSets([...options.names, ...options.wildcards], options.hostPorts);
+  /** Which sets each entry admits into; a reload may move entries between the sets declared at start, never declare others. */
+  let byEntry = portSets.byEntry;
   /** The sets of the entry that matched: the renderer declared the same pairs from the same list (Policy.proxy.portSets). */
   const setsOf = (entry: string): ProxySetNames => {
-    const sets = portSets.byEntry.get(proxyEntryOf(entry));
+    const sets = byEntry.get(proxyEntryOf(entry));
     if (sets === undefined) throw new Error(`no sets for the entry ${JSON.stringify(entry)}`);
     return sets;
   };
@@ -155,7 +183,7 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
   const mayLog = rateLimiter(10, 10_000, now);
   let refusedAddresses = 0;
   const admit = async (admission: Admission) => {
-    const { admitted, refused } = gateAdmission(admission, options.allow, options.privateGuard);
+    const { admitted, refused } = gateAdmission(admission, allow, privateGuard);
     if (refused.length > 0) {
       refusedAddresses += refused.length;
       const held = mayLog();
@@ -163,7 +191,7 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
     }
     if (admitted.length > 0) await admitter.admit({ name: admission.name, entry: admission.entry, addresses: admitted, sets: setsOf(admission.entry) });
   };
-  const proxy: DnsProxy = await startDnsProxy({ port: options.port, upstreams: options.upstreams, match: compiled.match, admit, log, now });
+  const proxy: DnsProxy = await startDnsProxy({ port: options.port, upstreams: options.upstreams, match: (name) => match(name), admit, log, now, audit: () => audit });
   const counter = elementCounter();
   const observe = () => {
     const { elements } = admitter.snapshot();
@@ -178,7 +206,7 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
     async admitResolved(names) {
       let count = 0;
       for (const { host, addresses } of names) {
-        const { admitted, refused } = gateAdmission({ name: host, qtype: "A/AAAA", entry: host, chain: [host], addresses: addresses.map((a) => ({ ...a, owner: host, record: a.family === 4 ? "A" : "AAAA" })) }, options.allow, options.privateGuard);
+        const { admitted, refused } = gateAdmission({ name: host, qtype: "A/AAAA", entry: host, chain: [host], addresses: addresses.map((a) => ({ ...a, owner: host, record: a.family === 4 ? "A" : "AAAA" })) }, allow, privateGuard);
         for (const r of refused) log.warn({ message: `${host}: not admitting ${r} from DNS; list it in --allow to permit it`, name: host });
         if (admitted.length === 0) continue;
         await admitter.admit({ name: host, entry: host, addresses: admitted, sets: setsOf(host) });
@@ -204,6 +232,16 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
         clearTimeout(timer);
         socket.close();
       }
+    },
+    setList(list) {
+      const entries = [...list.names, ...list.wildcards];
+      const next = proxyPortSets(entries, list.hostPorts);
+      if (proxySetsKey(next.sets) !== proxySetsKey(portSets.sets)) throw new Error("the ports of the DNS proxy's list cannot change while watch runs: its sets were declared at start (restart it to change them)");
+      match = compile(list.names, list.wildcards);
+      byEntry = next.byEntry;
+      allow = list.allow;
+      audit = list.audit;
+      privateGuard = list.privateGuard;
     },
     report() {
       const elements = observe();

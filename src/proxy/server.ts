@@ -52,6 +52,8 @@ export interface ProxyOptions {
   readonly now?: () => number;
   readonly exchange?: ExchangeFn;
   readonly limits?: Partial<ProxyLimits>;
+  /** `--audit`: see HandlerDeps.audit. */
+  readonly audit?: () => boolean;
 }
 
 export interface DnsProxy {
@@ -95,6 +97,7 @@ export async function startDnsProxy(options: ProxyOptions): Promise<DnsProxy> {
     now,
     stats,
     mayLog: rateLimiter(limits.logsPerInterval, limits.logIntervalMs, now),
+    ...(options.audit && { audit: options.audit }),
   });
   let inFlight = 0;
   let connections = 0;

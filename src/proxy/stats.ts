@@ -4,9 +4,10 @@
  * What became of a query: `forwarded` (answered by an upstream, its addresses admitted),
  * `refused` (not on the list: NXDOMAIN), `failed` (SERVFAIL: no upstream answered, or admission
  * failed), `invalid` (FORMERR, NOTIMP or REFUSED for a message that is not a plain query),
- * `dropped` (unreadable, oversized, or beyond the in-flight bound: no reply).
+ * `dropped` (unreadable, oversized, or beyond the in-flight bound: no reply), `audited` (`--audit`:
+ * not on the list, forwarded and admitted anyway, and recorded among the refused names).
  */
-export type QueryOutcome = "forwarded" | "refused" | "failed" | "invalid" | "dropped";
+export type QueryOutcome = "forwarded" | "refused" | "audited" | "failed" | "invalid" | "dropped";
 
 /** Upper bounds (seconds) of the admission latency histogram's buckets; the last is +Inf. */
 export const ADMISSION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1] as const;
@@ -37,7 +38,7 @@ export interface StatsRecorder {
 }
 
 export function createStats(maxRefusedNames: number): StatsRecorder {
-  const queries: Record<QueryOutcome, number> = { forwarded: 0, refused: 0, failed: 0, invalid: 0, dropped: 0 };
+  const queries: Record<QueryOutcome, number> = { forwarded: 0, refused: 0, audited: 0, failed: 0, invalid: 0, dropped: 0 };
   let upstreamErrors = 0;
   const buckets: number[] = ADMISSION_BUCKETS.map(() => 0);
   let admissions = 0;

@@ -64,7 +64,7 @@ function proxyFamilies(proxy: ProxyReport): string[] {
     ...family(
       "domainwall_dns_queries_total",
       "counter",
-      "DNS queries the proxy answered, by outcome: forwarded (listed, answer admitted), refused (unlisted: NXDOMAIN), failed (SERVFAIL), invalid (FORMERR/NOTIMP/REFUSED), dropped.",
+      "DNS queries the proxy answered, by outcome: forwarded (listed, answer admitted), refused (unlisted: NXDOMAIN), audited (unlisted, forwarded anyway under --audit), failed (SERVFAIL), invalid (FORMERR/NOTIMP/REFUSED), dropped.",
       Object.entries(stats.queries).map(([outcome, value]) => ({ labels: { outcome }, value })),
     ),
     ...family("domainwall_dns_upstream_errors_total", "counter", "Upstream attempts that failed (timeouts, socket errors, mismatched answers).", [{ value: stats.upstreamErrors }]),

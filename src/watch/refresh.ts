@@ -173,11 +173,10 @@ export interface Expired {
  * Addresses on their way out: the latest answer of their family no longer held them. Those of the
  * latest answer stay however long its TTL is; a failing family's all stay.
  */
-const fading = (name: NameState): KnownAddress[] =>
-  [...name.addresses.values()].filter((a) => {
-    const family = name.families[a.family];
-    return !family.failing && family.lastAnswer !== undefined && a.lastSeen < family.lastAnswer;
-  });
+const isFading = (name: NameState, a: KnownAddress): boolean => {
+  const family = name.families[a.family];
+  return !family.failing && family.lastAnswer !== undefined && a.lastSeen < family.lastAnswer;
+};
 
 /**
  * Drop addresses that their family's answers have left out for `graceMs` since they last held
@@ -186,10 +185,12 @@ const fading = (name: NameState): KnownAddress[] =>
  */
 export function expire(state: RefreshState, now: number, graceMs: number): { state: RefreshState; expired: Expired[] } {
   const expired: Expired[] = [];
-  const next = new Map(state);
+  let next: Map<string, NameState> | undefined; // copied on the first expiry: most cycles have none
   for (const [host, name] of state) {
-    const stale = fading(name).filter((a) => a.lastSeen + graceMs <= now);
-    if (stale.length === 0) continue;
+    let stale: KnownAddress[] | undefined; // most names have none: no array for them (this runs every cycle)
+    for (const a of name.addresses.values()) if (isFading(name, a) && a.lastSeen + graceMs <= now) (stale ??= []).push(a);
+    if (stale === undefined) continue;
+    next ??= new Map(state);
     const addresses = new Map(name.addresses);
     for (const a of stale) {
       addresses.delete(a.address);
@@ -197,7 +198,7 @@ export function expire(state: RefreshState, now: number, graceMs: number): { sta
     }
     next.set(host, { ...name, addresses });
   }
-  return { state: next, expired };
+  return { state: next ?? state, expired };
 }
 
 /** Whether two states of a name hold the same addresses (when they were seen aside). */
@@ -207,14 +208,18 @@ export function sameAddresses(a: NameState | undefined, b: NameState | undefined
 }
 
 /** Names whose next lookup is due. */
-export const dueHosts = (state: RefreshState, now: number): string[] => [...state].filter(([, name]) => name.nextRefresh <= now).map(([host]) => host);
+export function dueHosts(state: RefreshState, now: number): string[] {
+  const due: string[] = [];
+  for (const [host, name] of state) if (name.nextRefresh <= now) due.push(host);
+  return due;
+}
 
 /** When something next happens: a lookup falls due or an address reaches the end of its grace. */
 export function nextEvent(state: RefreshState, graceMs: number): number {
   let next = Infinity;
   for (const name of state.values()) {
     next = Math.min(next, name.nextRefresh);
-    for (const a of fading(name)) next = Math.min(next, a.lastSeen + graceMs);
+    for (const a of name.addresses.values()) if (isFading(name, a)) next = Math.min(next, a.lastSeen + graceMs);
   }
   return next;
 }

@@ -60,6 +60,18 @@ export interface Clocks {
   readonly epochMs: number;
 }
 
+/**
+ * A name's addresses in `compareCidr` order. A name's address map is replaced, never changed, when
+ * its addresses change, so the sorted list is kept per map: the file is written after every cycle
+ * with lookups, and most names' addresses stay the same for hours.
+ */
+const sortedAddresses = new WeakMap<NameState["addresses"], string[]>();
+function sortedOf(addresses: NameState["addresses"]): string[] {
+  let sorted = sortedAddresses.get(addresses);
+  if (sorted === undefined) sortedAddresses.set(addresses, (sorted = [...addresses.keys()].map(cidr).sort(compareCidr).map((c) => c.text)));
+  return sorted;
+}
+
 /** The file's content for a snapshot of the loop. Pure. */
 export function watchStateOf(snapshot: WatchSnapshot, clocks: Clocks, pid: number, backend: string, proxy?: ProxyReport): WatchState {
   const wall = (monotonic: number) => Math.round(clocks.epochMs - (clocks.monotonicMs - monotonic));
@@ -75,7 +87,7 @@ export function watchStateOf(snapshot: WatchSnapshot, clocks: Clocks, pid: numbe
     names: [...snapshot.state].map(([name, state]) => ({
       name,
       ...(snapshot.hostPorts.has(name) && { ports: (snapshot.hostPorts.get(name) ?? []).map(formatPortRange) }),
-      addresses: [...state.addresses.keys()].map(cidr).sort(compareCidr).map((c) => c.text),
+      addresses: sortedOf(state.addresses),
       lastResolved: lastResolvedOf(state),
       failing: state.failures,
       lastError: state.failures > 0 ? (state.lastError ?? null) : null,

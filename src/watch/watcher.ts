@@ -70,7 +70,7 @@ export interface WatchStart {
 }
 
 /** Cycles are at least this far apart, so names falling due close together share a lookup round and an update. */
-const MIN_CYCLE_GAP_MS = 200;
+const MIN_CYCLE_GAP_MS = 1000;
 /** Added and removed addresses named in one log line; the rest are counted. */
 const LOG_ADDRESSES = 20;
 
@@ -211,7 +211,7 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
 
   /** Build the policy from the state as `apply` does; load its sets when they differ from the loaded ones. */
   async function rebuild(expired: readonly Expired[]): Promise<void> {
-    const built = buildPolicy(config, addressesByName(state), resolvers);
+    const built = buildPolicy(config, addressesByName(state), resolvers, start.policy.onLink);
     for (const warning of built.warnings) if (!warned.has(warning)) io.log.warn(warning);
     warned = new Set(built.warnings);
     if (updateError !== undefined || setKey(built.policy) !== setKey(loaded) || chainKey(built.policy) !== chainKey(loaded)) await update(built.policy, expired);

@@ -4,7 +4,16 @@ import { selectBackend } from "../../src/backends/select.ts";
 import type { BackendChoice } from "../../src/cli/options.ts";
 import { settingOf } from "../../src/cli/settings.ts";
 import { parseConfig } from "../../src/config/config.ts";
+import type { NftExecutor } from "../../src/backends/nft/executor.ts";
+import { processExecutor } from "../../src/backends/nft/process-executor.ts";
+import type { Run } from "../../src/run.ts";
 import { fakeRun, type RunCall } from "../support/fake-run.ts";
+
+/** The tools with the nft binary as the executor, counting how often the executor was asked for. */
+const binary = (run: Run) => {
+  const made = { count: 0 };
+  return { tools: { run, nft: () => (made.count++, processExecutor(run)) }, made };
+};
 
 type World = { nft: "ok" | "missing" | "kernel says no"; iptables: "ok" | "missing" };
 
@@ -25,7 +34,7 @@ test.each([
   { choice: "iptables-legacy", world: { nft: "ok", iptables: "ok" }, backend: "iptables-legacy", reason: "requested" },
 ] as { choice: BackendChoice; world: World; backend: string; reason: string }[])("$choice with nft $world.nft, iptables $world.iptables → $backend", async ({ choice, world, backend, reason }) => {
   const { run, calls } = fakeRun(machine(world));
-  const selected = await selectBackend(choice, run, { probe: true });
+  const selected = await selectBackend(choice, binary(run).tools, { probe: true });
   expect(selected.backend.name as string).toBe(backend);
   expect(selected.reason).toContain(reason);
   if (choice !== "iptables-legacy") expect(calls[0]).toEqual({ command: "nft", args: ["--check", "-f", "-"], stdin: "table inet domainwall_probe\n" });
@@ -36,16 +45,59 @@ test.each([
   { choice: "nft", world: { nft: "missing", iptables: "ok" }, message: "--backend nft does not work here" },
   { choice: "iptables-legacy", world: { nft: "ok", iptables: "missing" }, message: "--backend iptables-legacy does not work here" },
 ] as { choice: BackendChoice; world: World; message: string }[])("$choice fails when it cannot serve (never a silent switch)", async ({ choice, world, message }) => {
-  const error = await selectBackend(choice, fakeRun(machine(world)).run, { probe: true }).catch((e: unknown) => e);
+  const error = await selectBackend(choice, binary(fakeRun(machine(world)).run).tools, { probe: true }).catch((e: unknown) => e);
   expect(error).toBeInstanceOf(DomainwallError);
   expect((error as Error).message).toContain(message);
 });
 
 test("render does not probe: auto means nft, and an explicit choice is honoured", async () => {
   const { run, calls } = fakeRun();
-  expect((await selectBackend("auto", run, { probe: false })).backend.name).toBe("nft");
-  expect((await selectBackend("iptables-legacy", run, { probe: false })).backend.name).toBe("iptables-legacy");
+  expect((await selectBackend("auto", binary(run).tools, { probe: false })).backend.name).toBe("nft");
+  const { tools, made } = binary(run);
+  expect((await selectBackend("iptables-legacy", tools, { probe: false })).backend.name).toBe("iptables-legacy");
   expect(calls).toEqual([]);
+  expect(made.count).toBe(0); // iptables: libnftables is not even loaded
+});
+
+/** An in-process executor that records its scripts and answers from `respond`. */
+function inProcess(respond: (script: string) => { code: number; stderr?: string } | Error) {
+  const runs: { script: string; check: boolean }[] = [];
+  const executor: NftExecutor = {
+    name: "libnftables",
+    run: async (script, options = {}) => {
+      runs.push({ script, check: options.check === true });
+      const answer = respond(script);
+      if (answer instanceof Error) throw answer;
+      return { code: answer.code, stdout: "", stderr: answer.stderr ?? "" };
+    },
+  };
+  return { executor, runs };
+}
+
+test("the nft probe and every later transaction go through the executor it is given, never an nft process", async () => {
+  const { run, calls } = fakeRun();
+  const { executor, runs } = inProcess(() => ({ code: 0 }));
+  const { backend, reason } = await selectBackend("auto", { run, nft: () => executor }, { probe: true });
+  expect(reason).toBe("auto: nft works in this network namespace");
+  await backend.remove();
+  expect(runs).toEqual([
+    { script: "table inet domainwall_probe\n", check: true },
+    { script: "table inet domainwall\ndelete table inet domainwall\n", check: false },
+  ]);
+  expect(calls).toEqual([]);
+});
+
+test.each([
+  { name: "the kernel refuses", answer: { code: 1, stderr: "Error: Could not process rule: Operation not supported\n" }, why: "libnftables --check: Error: Could not process rule: Operation not supported" },
+  { name: "the library fails", answer: new Error("libnftables: cannot open a netfilter netlink socket: EPERM"), why: "libnftables: cannot open a netfilter netlink socket: EPERM" },
+])("a libnftables probe that fails ($name) is named: auto falls back to iptables-legacy, --backend nft fails", async ({ answer, why }) => {
+  const { run } = fakeRun();
+  const { executor } = inProcess(() => answer);
+  const auto = await selectBackend("auto", { run, nft: () => executor }, { probe: true });
+  expect(auto.backend.name as string).toBe("iptables-legacy");
+  expect(auto.reason).toBe(`auto: nft is not usable (${why}); iptables-legacy works`);
+  const explicit = await selectBackend("nft", { run, nft: () => executor }, { probe: true }).catch((e: unknown) => e);
+  expect((explicit as Error).message).toBe(`--backend nft does not work here: ${why}`);
 });
 
 test("the choice is validated", () => {

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { sshServerPort, waitForConfirmation } from "../../src/commands/confirm.ts";
+import { waitForConfirmation } from "../../src/commands/confirm.ts";
 
 const never = new Promise<never>(() => {});
 
@@ -28,12 +28,3 @@ test.each([
   expect(await waitForConfirmation(60_000, io(Infinity, Promise.resolve(decision)))).toBe(outcome as never);
 });
 
-test.each([
-  { value: "192.0.2.9 50122 198.51.100.1 22", port: 22 },
-  { value: "2001:db8::9 50122 2001:db8::1 2222\n", port: 2222 },
-  { value: undefined, port: undefined },
-  { value: "garbage", port: undefined },
-  { value: "a b c 99999", port: undefined },
-])("sshServerPort($value) = $port", ({ value, port }) => {
-  expect(sshServerPort(value)).toBe(port);
-});

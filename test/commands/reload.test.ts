@@ -15,8 +15,10 @@ const watchConfig = (hosts: string, metrics?: string): ConfigOf<"watch"> => {
   return { command: "watch", logFormat: "text", backend: "auto", policy, watch: watch! };
 };
 
+const proxied = (config: ConfigOf<"watch">, port = 15353): ConfigOf<"watch"> => ({ ...config, policy: { ...config.policy, dnsProxy: { port, gid: 2000053 } } });
+
 /** A reloader over a fake world: `notify` stands for SIGHUP or a change in the directory. */
-function setup(initial: string) {
+function setup(initial: string, loaded = watchConfig("a.example")) {
   const files: Record<string, string> = { "/etc/dw/config.toml": initial };
   let notify: (reason: "SIGHUP" | "changed") => void = () => {};
   let log = "";
@@ -26,16 +28,17 @@ function setup(initial: string) {
   /** What the file means: `hosts = a,b`, `metrics = ADDR`, or anything else is a broken file. */
   const reread = async (): Promise<ParsedConfig> => {
     const text = files["/etc/dw/config.toml"] ?? "";
-    const match = /^hosts = (\S+)(?: metrics = (\S+))?$/.exec(text);
+    const match = /^hosts = (\S+)(?: metrics = (\S+))?( dns-proxy(?:-port=(\d+))?)?$/.exec(text);
     if (!match) throw usageError(`invalid configuration:\n  - /etc/dw/config.toml:1: not valid TOML`);
-    return { config: watchConfig(match[1]!, match[2]), warnings: [] };
+    const config = watchConfig(match[1]!, match[2]);
+    return { config: match[3] ? proxied(config, Number(match[4] ?? 15353)) : config, warnings: [] };
   };
   const world = {
     readFile: async (path: string) => files[path],
     sleep: async () => {},
     configChanges: (_path: string, n: typeof notify) => ((notify = n), { stop: () => {} }),
   } as unknown as World;
-  const reloader = reloadOnChange({ world, log: createLogger("text", stream), backend: async () => ({}) as never, reread }, "/etc/dw/config.toml", watchConfig("a.example"), initial, watcher, () => {});
+  const reloader = reloadOnChange({ world, log: createLogger("text", stream), backend: async () => ({}) as never, others: async () => ({ backends: [] }), reread }, "/etc/dw/config.toml", loaded, initial, watcher, () => {});
   const change = async (text: string | undefined, reason: "SIGHUP" | "changed" = "changed") => {
     if (text !== undefined) files["/etc/dw/config.toml"] = text;
     notify(reason);
@@ -76,5 +79,36 @@ describe("reloadOnChange", () => {
     expect(r.taken).toEqual([]);
     expect(r.reloader.stats().failed).toBe(1);
     expect(r.log()).toContain("metrics-addr cannot change while watch runs (restart it to change it)");
+  });
+
+  test("the DNS proxy cannot be turned on or off, nor moved to another port, at run time", async () => {
+    const on = setup("hosts = a.example");
+    await on.change("hosts = a.example dns-proxy");
+    expect(on.taken).toEqual([]);
+    expect(on.log()).toContain("dns-proxy cannot change while watch runs (restart it to change it)");
+    const off = setup("hosts = a.example dns-proxy", proxied(watchConfig("a.example")));
+    await off.change("hosts = b.example");
+    expect(off.taken).toEqual([]);
+    expect(off.log()).toContain("dns-proxy cannot change while watch runs");
+    const port = setup("hosts = a.example dns-proxy", proxied(watchConfig("a.example")));
+    await port.change("hosts = a.example dns-proxy-port=15354");
+    expect(port.log()).toContain("dns-proxy-port cannot change while watch runs");
+    await port.change("hosts = b.example dns-proxy");
+    expect(port.taken.map((t) => t.config.hosts)).toEqual([["b.example"]]);
+  });
+
+  test("with the DNS proxy, a list that adds or drops a port spec is refused (its sets are declared in the loaded table); one using the declared specs is loaded", async () => {
+    const r = setup("hosts = a.example:443 dns-proxy", proxied(watchConfig("a.example:443")));
+    await r.change("hosts = a.example:8443 dns-proxy");
+    expect(r.log()).toContain("the ports of the DNS proxy's list cannot change while watch runs (restart it to change it)");
+    await r.change("hosts = a.example dns-proxy");
+    expect(r.taken).toEqual([]);
+    expect(r.reloader.stats().failed).toBe(2);
+    await r.change("hosts = a.example:443,b.example:443,c.example dns-proxy");
+    expect(r.taken.map((t) => t.config.hosts)).toEqual([["a.example", "b.example", "c.example"]]);
+    // Without the proxy the ports of names are the static sets' business: they may change.
+    const plain = setup("hosts = a.example:443", watchConfig("a.example:443"));
+    await plain.change("hosts = a.example:8443");
+    expect(plain.taken).toHaveLength(1);
   });
 });

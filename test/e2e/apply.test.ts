@@ -2,7 +2,7 @@
 // dnsmasq, in namespaces the lab creates and removes.
 import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { chmodSync, writeFileSync } from "node:fs";
-import { ADDR, createLab, describeNetns, type Lab } from "../lab/lab.ts";
+import { ADDR, createLab, describeNetns, domainwallCommand, type Lab } from "../lab/lab.ts";
 import { tempDirs } from "../support/temp-dirs.ts";
 
 // Namespaces, dnsmasq, real timeouts: far beyond bun's 5 s default, also when run as plain `bun test`.
@@ -195,24 +195,86 @@ describeNetns(`apply with ${backend}, end to end`, () => {
     expect(await loaded()).toBe(before);
   });
 
-  onlyFor(isNft)("a failing load exits 1 and leaves the previous ruleset; so does a missing nft", async () => {
+  onlyFor(isNft)("with libnftables unloadable, a failing nft load exits 1 and leaves the previous ruleset; so does a missing nft", async () => {
     expect((await apply(["--hosts", "api.example"])).code).toBe(0);
     const before = await lab.table();
     const fakeBin = tempDir("dw-fake-nft-");
-    writeFileSync(`${fakeBin}/nft`, "#!/bin/sh\necho 'Error: simulated failure' >&2\nexit 1\n");
     chmodSync(fakeBin, 0o755);
-    chmodSync(`${fakeBin}/nft`, 0o755);
     // The fake nft passes the probe (--check) and fails the load.
     writeFileSync(`${fakeBin}/nft`, `#!/bin/sh\ncase "$1" in --check) exec ${Bun.which("nft")} "$@";; esac\necho 'Error: simulated failure' >&2\nexit 1\n`);
-    const failing = await dw(["apply", "--hosts", "mirror.example"], { path: fakeBin });
+    chmodSync(`${fakeBin}/nft`, 0o755);
+    // By default the library runs in process: the nft on PATH is never run.
+    const inProcess = await dw(["apply", "--hosts", "mirror.example"], { path: fakeBin });
+    expect(inProcess.stderr).toContain("nft transactions run in process through libnftables.so.1");
+    expect(inProcess.code).toBe(0);
+    expect((await apply(["--hosts", "api.example"])).code).toBe(0);
+    const unloadable = { DOMAINWALL_LIBNFTABLES: "/nonexistent/libnftables.so.1" };
+    const failing = await dw(["apply", "--hosts", "mirror.example"], { path: fakeBin, env: unloadable });
+    expect(failing.stderr).toContain("nft transactions run the nft binary: cannot load /nonexistent/libnftables.so.1");
+    expect(failing.stderr).toContain("nft -f failed: Error: simulated failure");
     expect(failing.code).toBe(1);
-    expect(failing.stderr).toContain("Error: simulated failure");
     expect(await lab.table()).toBe(before);
     const emptyBin = tempDir("dw-no-nft-");
-    const missing = await dw(["apply", "--hosts", "mirror.example"], { path: emptyBin });
+    const missing = await dw(["apply", "--hosts", "mirror.example"], { path: emptyBin, env: unloadable });
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain("--backend nft does not work here: cannot run nft");
     expect(await lab.table()).toBe(before);
+  });
+
+  onlyFor(isNft)("with libnftables unloadable, apply, check, status and remove work through the nft binary and the log says so", async () => {
+    const unloadable = { DOMAINWALL_LIBNFTABLES: "/nonexistent/libnftables.so.1" };
+    expect((await apply(["--hosts", "api.example,mirror.example", "--ports", "3000"])).code).toBe(0);
+    const inProcess = await lab.table();
+    expect((await dw(["remove"])).code).toBe(0);
+    const applied = await dw(["apply", "--hosts", "api.example,mirror.example", "--ports", "3000"], { env: unloadable });
+    expect(applied.stderr).toContain("nft transactions run the nft binary: cannot load /nonexistent/libnftables.so.1: ");
+    expect(applied.code).toBe(0);
+    expect(await lab.table()).toBe(inProcess);
+    expect(await lab.canConnect([at("203.0.113.20"), at("203.0.113.99")])).toEqual([true, false]);
+    const checked = await dw(["check", "--hosts", "api.example"], { env: unloadable });
+    expect(checked.stderr).toContain("the kernel accepts the ruleset");
+    expect(checked.stderr).toContain("nft transactions run the nft binary");
+    const status = await dw(["status"], { env: unloadable });
+    expect(status.stdout).toContain("set allow_v4: 2 entries");
+    expect(status.stderr).toContain("nft transactions run the nft binary");
+    const removed = await dw(["remove"], { env: unloadable });
+    expect(removed.code).toBe(0);
+    expect(removed.stderr).toContain("nft transactions run the nft binary");
+    expect(await lab.table()).toBe("");
+  });
+
+  onlyFor(isNft)("a script of 1 MiB or more loads through the nft binary, and in process when there is none", async () => {
+    // 30,000 IPv6 documentation addresses, not adjacent (no merging): about 1.5 MB of ruleset.
+    const file = `${tempDir("dw-large-")}/allow.txt`;
+    writeFileSync(file, Array.from({ length: 30_000 }, (_, i) => `2001:db8:${(i >> 8).toString(16)}::${(2 * (i & 255) + 1).toString(16)}`).join("\n"));
+    const rendered = await dw(["render", "--hosts", "api.example", "--allow-file", file]);
+    expect(rendered.stdout.length).toBeGreaterThan(1 << 20);
+    const spy = tempDir("dw-spy-nft-");
+    chmodSync(spy, 0o755);
+    writeFileSync(`${spy}/nft`, `#!/bin/sh\necho "nft $*" >> ${spy}/calls\nexec ${Bun.which("nft")} "$@"\n`);
+    chmodSync(`${spy}/nft`, 0o755);
+    const viaBinary = await dw(["apply", "--hosts", "api.example", "--allow-file", file], { path: spy });
+    expect(viaBinary.code).toBe(0);
+    expect(await Bun.file(`${spy}/calls`).text()).toBe("nft -f -\n"); // the probe ran in process
+    const loaded = await lab.table();
+    expect(loaded).toContain("2001:db8:75::5f,"); // the last of the file
+    expect((await dw(["remove"])).code).toBe(0);
+    const inProcess = await dw(["apply", "--hosts", "api.example", "--allow-file", file], { path: tempDir("dw-no-nft-") });
+    expect(inProcess.code).toBe(0);
+    expect(await lab.table()).toBe(loaded);
+  });
+
+  onlyFor(isNft)("the kernel's refusal reads the same through libnftables as through the nft binary (no CAP_NET_ADMIN)", async () => {
+    const unprivileged = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"];
+    const run = (env: Record<string, string> = {}) =>
+      lab.exec("app", [...unprivileged, "env", ...Object.entries({ DOMAINWALL_BACKEND: "nft", ...env }).map(([k, v]) => `${k}=${v}`), ...domainwallCommand(), "apply", "--hosts", "192.0.2.10"]);
+    const [library, binary] = [await run(), await run({ DOMAINWALL_LIBNFTABLES: "/nonexistent/libnftables.so.1" })];
+    const refusal = (stderr: string) => stderr.slice(stderr.indexOf("/dev/stdin:"));
+    expect(library.code).toBe(1);
+    expect(binary.code).toBe(1);
+    expect(library.stderr).toContain("--backend nft does not work here: libnftables --check: /dev/stdin:1:1-28: Error: Could not process rule: Operation not permitted\ntable inet domainwall_probe\n^^^");
+    expect(binary.stderr).toContain("--backend nft does not work here: nft --check -f -: /dev/stdin:1:1-28: Error: Could not process rule: Operation not permitted");
+    expect(refusal(library.stderr)).toBe(refusal(binary.stderr));
   });
 
   test("--reject makes refused connections fail at once (reset), not time out", async () => {
@@ -292,6 +354,7 @@ describeNetns("backend selection, end to end", () => {
   test("auto picks nft where it works, and iptables-legacy (enforcing) where nft is absent", async () => {
     const withNft = await lab.domainwall(["apply", "--hosts", "api.example"]);
     expect(withNft.stderr).toContain("backend nft (auto: nft works in this network namespace)");
+    expect(withNft.stderr).toContain("nft transactions run in process through libnftables.so.1");
     expect((await lab.domainwall(["remove"])).code).toBe(0);
     const noNft = tempDir("dw-no-nft-");
     chmodSync(noNft, 0o755);
@@ -299,18 +362,20 @@ describeNetns("backend selection, end to end", () => {
       writeFileSync(`${noNft}/${tool}`, `#!/bin/sh\nexec ${Bun.which(tool)} "$@"\n`);
       chmodSync(`${noNft}/${tool}`, 0o755);
     }
-    const withoutNft = await lab.domainwall(["apply", "--hosts", "api.example"], { path: noNft });
+    // nft is absent: no binary on PATH, and the library does not load.
+    const unloadable = { DOMAINWALL_LIBNFTABLES: "/nonexistent/libnftables.so.1" };
+    const withoutNft = await lab.domainwall(["apply", "--hosts", "api.example"], { path: noNft, env: unloadable });
     expect(withoutNft.stderr).toContain("backend iptables-legacy (auto: nft is not usable");
     expect(withoutNft.code).toBe(0);
     expect(await lab.table()).toBe("");
     expect(await lab.canConnect([at("203.0.113.10"), at("203.0.113.99")])).toEqual([true, false]);
-    expect((await lab.domainwall(["remove"], { path: noNft })).code).toBe(0);
+    expect((await lab.domainwall(["remove"], { path: noNft, env: unloadable })).code).toBe(0);
     expect(await lab.canConnect([at("203.0.113.99")])).toEqual([true]);
   });
 
   test("an explicit backend that does not work is an error, not a switch", async () => {
     const empty = tempDir("dw-empty-");
-    const result = await lab.domainwall(["apply", "--hosts", "api.example", "--backend", "nft"], { path: empty });
+    const result = await lab.domainwall(["apply", "--hosts", "api.example", "--backend", "nft"], { path: empty, env: { DOMAINWALL_LIBNFTABLES: "/nonexistent/libnftables.so.1" } });
     expect(result.code).toBe(1);
     expect(result.stderr).toContain("--backend nft does not work here");
   });

@@ -111,7 +111,7 @@ export interface Lab {
   canConnectInbound(targets: readonly Target[], timeoutMs?: number): Promise<boolean[]>;
   dnsAnswers(server: string, name: string, timeoutMs?: number): Promise<boolean>;
   nft(args: string[], stdin?: string): Promise<Result>;
-  /** `nft list table inet domainwall` in app, or "" when there is none. */
+  /** `nft list table inet domainwall` in app, without element timers (they tick); "" when there is none. */
   table(): Promise<string>;
   /** With `cdn`: the names the CDN server was asked (`NAME TYPE` per line). */
   cdnLog(): string;
@@ -325,7 +325,8 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
     nft: (args, stdin) => run([...inNs("app"), "nft", ...args], { stdin }),
     async table() {
       const result = await run([...inNs("app"), "nft", "list", "table", "inet", "domainwall"]);
-      return result.code === 0 ? result.stdout : "";
+      // Element timers (`expires 59m57s960ms`) tick between two listings: a ruleset is compared without them.
+      return result.code === 0 ? result.stdout.replace(/ expires [0-9dhms]+/g, "") : "";
     },
     async countTransactions() {
       const monitor = Bun.spawn([...inNs("app"), "nft", "monitor"], { stdout: "pipe", stderr: "ignore" });

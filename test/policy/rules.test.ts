@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { chainsOf, unreachable, type Rule } from "../../src/policy/rules.ts";
+import { cidr } from "../../src/net/ip.ts";
 import { POLICIES, PROXY_POLICIES } from "../fixtures/policies.ts";
 
 describe("chainsOf", () => {
@@ -88,6 +89,13 @@ describe("chainsOf", () => {
       "proxy_v4_udp123 proxy_v6_udp123: ntp.example",
     ]);
     expect(chainsOf(PROXY_POLICIES["dns-proxy"]!)[1]?.rules.find((r) => r.kind === "proxy-admitted")).toEqual({ kind: "proxy-admitted", portSets: [] });
+  });
+
+  test("outgoing neighbour discovery goes only to link-local, link-scope multicast and the on-link prefixes; incoming is not scoped (it is for us)", () => {
+    const policy = { ...POLICIES["ingress-reject"]!, onLink: [cidr("2001:db8:1::/64")] };
+    const [output, input] = chainsOf(policy);
+    expect(output?.rules.find((r) => r.kind === "neighbour-discovery")).toEqual({ kind: "neighbour-discovery", destinations: [cidr("fe80::/10"), cidr("ff02::/16"), cidr("2001:db8:1::/64")] });
+    expect(input?.rules.find((r) => r.kind === "neighbour-discovery")).toEqual({ kind: "neighbour-discovery" });
   });
 
   test("without the proxy no rule carries a group and there is no nat chain", () => {

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import type { Answer, OptAnswer } from "dns-packet";
-import type { Admission, LogEntry, ProxyLog } from "../../src/proxy/handler.ts";
+import { AUDIT_ENTRY, type Admission, type LogEntry, type ProxyLog } from "../../src/proxy/handler.ts";
 import { compileMatcher } from "../../src/proxy/match.ts";
 import { startDnsProxy, type DnsProxy, type ProxyOptions } from "../../src/proxy/server.ts";
 import { tcpAsk, udpAsk, withTimeout } from "../support/dns-client.ts";
@@ -101,6 +101,30 @@ describe("DNS proxy", () => {
     expect(logs[0]).toMatchObject({ level: "info", entry: { name: "c2vjcmv0.exfil.example", qtype: "A" } });
     expect(proxy.stats().queries.refused).toBe(2);
     expect([...proxy.stats().refusedNames]).toEqual([["c2vjcmv0.exfil.example", { count: 2, qtype: "AAAA" }]]);
+  });
+
+  test("audit mode: an unlisted name is forwarded and its addresses admitted (so the app connects), and recorded as would-be-refused", async () => {
+    let audit = true;
+    const { proxy, upstream, admitted, logs } = await harness({ extra: { audit: () => audit } });
+    const reply = await udpAsk(proxy.port, queryBytes(0x4444, "unlisted.example", "A"));
+    expect(reply).toMatchObject({ id: 0x4444, rcode: "NOERROR" });
+    expect(upstream.received).toHaveLength(1);
+    expect(admitted[0]).toMatchObject({ name: "unlisted.example", qtype: "A", entry: AUDIT_ENTRY });
+    expect(addressesOf(admitted[0])).toEqual(["192.0.2.1 30"]);
+    expect(proxy.stats().queries).toMatchObject({ audited: 1, refused: 0, forwarded: 0 });
+    expect([...proxy.stats().refusedNames]).toEqual([["unlisted.example", { count: 1, qtype: "A" }]]);
+    expect(logs[0]).toMatchObject({ level: "info", entry: { message: "would refuse unlisted.example A (audit mode): forwarded, its addresses admitted", name: "unlisted.example", qtype: "A" } });
+    audit = false;
+    expect(await udpAsk(proxy.port, queryBytes(0x4445, "unlisted.example", "A"))).toMatchObject({ rcode: "NXDOMAIN" });
+    expect(upstream.received).toHaveLength(1);
+  });
+
+  test("a name under .invalid (the self-check's) gets NXDOMAIN, even in audit mode, and is not listed among the refused names", async () => {
+    const { proxy, upstream } = await harness({ extra: { audit: () => true } });
+    expect(await udpAsk(proxy.port, queryBytes(0x4446, "domainwall-self-check.invalid", "A"))).toMatchObject({ rcode: "NXDOMAIN" });
+    expect(upstream.received).toEqual([]);
+    expect(proxy.stats().queries.refused).toBe(1);
+    expect([...proxy.stats().refusedNames]).toEqual([]);
   });
 
   test.each([

@@ -46,7 +46,7 @@ function sink() {
 const WATCH = { minTtl: { from: "--min-ttl", value: "5s" }, grace: { from: "--grace", value: "60s" }, removeOnExit: false };
 
 /** A watcher started from a real initial resolution, with a fake clock, DNS, nft and log. */
-async function startWatcher(records: Records, options: { hosts?: string; onResolveError?: string; nft?: (call: RunCall) => { code?: number; stderr?: string }; backend?: (b: Backend) => Backend } = {}) {
+async function startWatcher(records: Records, options: { onLink?: string[]; hosts?: string; onResolveError?: string; nft?: (call: RunCall) => { code?: number; stderr?: string }; backend?: (b: Backend) => Backend } = {}) {
   let clock = 0;
   const dns = fakeDns(records);
   const { run, calls } = fakeRun(options.nft);
@@ -62,7 +62,7 @@ async function startWatcher(records: Records, options: { hosts?: string; onResol
   });
   const resolvers = [cidr("198.51.100.2")];
   const resolutions = await resolveHosts(config.hosts, { lookup: dns.lookup, deadlineMs: 10_000, now: () => 0, sleep: async () => {} });
-  const built = buildPolicy(config, admitResolutions(config, resolutions).names, resolvers);
+  const built = buildPolicy(config, admitResolutions(config, resolutions).names, resolvers, (options.onLink ?? []).map(cidr));
   const schedule = { minTtlMs: 5_000, maxTtlMs: 3_600_000, graceMs: 60_000 };
   const sleeps: number[] = [];
   let stopAfter = Infinity;
@@ -149,6 +149,14 @@ describe("the watch loop", () => {
     expect(w.dns.asked).toContain("cdn.example/4");
     expect(w.calls).toEqual([]);
     expect(w.watcher.snapshot().updates).toEqual({ ok: 0, failed: 0, seconds: 0 });
+  });
+
+  test("a rebuilt policy keeps the on-link prefixes apply read (an address added later needs a restart)", async () => {
+    const w = await startWatcher({ "api.example": { 4: ["203.0.113.10"], ttl: 30 } }, { hosts: "api.example", onLink: ["2001:db8:1::/64"] });
+    w.records["api.example"] = { 4: ["203.0.113.11"], ttl: 30 };
+    await w.cycleAt(30_000);
+    expect(w.calls).toHaveLength(1);
+    expect(w.watcher.snapshot().loaded.onLink).toEqual([cidr("2001:db8:1::/64")]);
   });
 
   test("a TTL below --min-ttl is looked up after --min-ttl", async () => {
@@ -328,6 +336,7 @@ async function runWatch(argv: string[], options: { records?: Records; nft?: (cal
       // nft works here; selection has its own tests
       return options.beforeProbe && served.handle ? options.beforeProbe(served.handle).then(() => ({})) : {};
     }
+    if (/ip6?tables-legacy/.test(call.command)) return {}; // the other backend: nothing of ours loaded there
     events.push(`nft ${call.args.join(" ")}`);
     return options.nft?.(call) ?? {};
   });
@@ -339,6 +348,7 @@ async function runWatch(argv: string[], options: { records?: Records; nft?: (cal
     stdout: async () => {},
     stderr: log.stream,
     run,
+    nft: () => ({ executor: processExecutor(run), reason: "nft transactions run the nft binary: a fake" }),
     lookup: fakeDns(options.records ?? { "api.example": { 4: ["203.0.113.10"], ttl: 30 } }).lookup,
     readFile: async (path) => files[path],
     writeFile: async (path, text) => {
@@ -370,12 +380,13 @@ async function runWatch(argv: string[], options: { records?: Records; nft?: (cal
     epochNow: () => EPOCH + clock,
     switchGroup: () => ({ ok: false, reason: "not in unit tests" }),
     nftExecutor: () => ({ name: "nft", run: async () => ({ code: 1, stdout: "", stderr: "not in unit tests" }) }),
+    inProcessNft: () => undefined,
     pid: 4242,
     processAlive: (pid) => pid === 4242,
     ...locks,
   };
   const code = await main(world);
-  return { code, calls: allCalls.filter((call) => !isBackendProbe(call)), files, events, writes, served, log: log.out.text, now: () => clock, locks };
+  return { code, calls: allCalls.filter((call) => !isBackendProbe(call) && !/ip6?tables-legacy/.test(call.command)), files, events, writes, served, log: log.out.text, now: () => clock, locks };
 }
 
 describe("domainwall watch", () => {

@@ -27,7 +27,8 @@ function ruleLines(rule: Rule, hook: Chain["hook"], family: Family): string[] {
     case "loopback":
       return [`-A ${chain} ${hook === "input" ? "-i" : "-o"} lo -j ACCEPT`];
     case "neighbour-discovery":
-      return v6 ? ND.map((type) => `-A ${chain} -p ipv6-icmp -m icmp6 --icmpv6-type ${type} -m hl --hl-eq 255 -j ACCEPT`) : [];
+      if (!v6) return [];
+      return (rule.destinations?.map((d) => ` -d ${d.text}`) ?? [""]).flatMap((dest) => ND.map((type) => `-A ${chain}${dest} -p ipv6-icmp -m icmp6 --icmpv6-type ${type} -m hl --hl-eq 255 -j ACCEPT`));
     case "listener-discovery":
       if (!v6) return [];
       return hook !== "input"

@@ -140,7 +140,7 @@ function ruleLines(rule: Rule, hook: Chain["hook"]): string[] {
     case "loopback":
       return [`${direction} "lo" accept`];
     case "neighbour-discovery":
-      return [`icmpv6 type ${ND_TYPES} ip6 hoplimit 255 accept`];
+      return [`icmpv6 type ${ND_TYPES}${rule.destinations === undefined ? "" : ` ip6 daddr ${anonymousSet(rule.destinations)}`} ip6 hoplimit 255 accept`];
     case "listener-discovery":
       return [MLD[hook === "input" ? "input" : "output"]];
     case "dns":

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { createNftExecutor, LIBNFTABLES_ENV } from "../../../src/backends/nft/choose-executor.ts";
+import { BINARY_FROM_CHARS, createNftExecutor, LIBNFTABLES_ENV, routeBySize } from "../../../src/backends/nft/choose-executor.ts";
+import type { NftExecutor } from "../../../src/backends/nft/executor.ts";
 import { probeNetlink } from "../../../src/backends/nft/libnftables.ts";
 import { fakeRun } from "../../support/fake-run.ts";
 
@@ -8,7 +9,7 @@ describe("createNftExecutor", () => {
     const { run, calls } = fakeRun();
     const chosen = createNftExecutor({ run, env: {} });
     expect(chosen.executor.name).toBe("libnftables");
-    expect(chosen.reason).toBe("nft transactions run in process through libnftables.so.1");
+    expect(chosen.reason).toBe("nft transactions run in process through libnftables.so.1 (scripts of 1 MiB or more through the nft binary when it runs)");
     expect(calls).toEqual([]);
   });
 
@@ -48,5 +49,43 @@ describe("createNftExecutor", () => {
 
   test("the real probe opens a netlink socket here", () => {
     expect(probeNetlink()).toBeUndefined();
+  });
+});
+
+/** An executor that records what it ran, or throws as Bun.spawn does for a missing executable. */
+function recording(name: NftExecutor["name"], missing = false) {
+  const runs: { script: string; check: boolean }[] = [];
+  const executor: NftExecutor = {
+    name,
+    run: async (script, options = {}) => {
+      if (missing) throw new Error("cannot run nft: Executable not found in $PATH");
+      runs.push({ script: script.slice(0, 20), check: options.check === true });
+      return { code: 0, stdout: name, stderr: "" };
+    },
+  };
+  return { executor, runs };
+}
+
+describe("routeBySize", () => {
+  const large = `table inet domainwall {\n${"#".repeat(BINARY_FROM_CHARS)}\n}\n`;
+
+  test("short scripts run in process, scripts of 1 MiB or more through the binary, options passed on", async () => {
+    const library = recording("libnftables");
+    const binary = recording("nft");
+    const routed = routeBySize(library.executor, binary.executor);
+    expect(routed.name).toBe("libnftables");
+    expect((await routed.run("table inet domainwall\n")).stdout).toBe("libnftables");
+    expect((await routed.run(large, { check: true })).stdout).toBe("nft");
+    expect((await routed.run("list table inet domainwall", { json: true })).stdout).toBe("libnftables");
+    expect(library.runs).toEqual([{ script: "table inet domainwal", check: false }, { script: "list table inet doma", check: false }]);
+    expect(binary.runs).toEqual([{ script: "table inet domainwal", check: true }]);
+  });
+
+  test("without the nft binary a large script runs in process, and so do later ones", async () => {
+    const library = recording("libnftables");
+    const routed = routeBySize(library.executor, recording("nft", true).executor);
+    expect((await routed.run(large)).stdout).toBe("libnftables");
+    expect((await routed.run(large)).stdout).toBe("libnftables");
+    expect(library.runs).toHaveLength(2);
   });
 });

@@ -1,0 +1,102 @@
+// End-to-end: what the DNS proxy refused (status --json refusedNames), --audit with --dns-proxy
+// (unlisted names forwarded and admitted, recorded, listed first by suggest) and reloading a
+// proxy's list, with the binary (DOMAINWALL_BIN, else the source) in the lab's namespaces against
+// the kernel's netfilter and the lab's CDN-like DNS server (test/lab/cdn-dns.ts).
+import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { ADDR, createLab, describeNetns, type Lab } from "../lab/lab.ts";
+
+setDefaultTimeout(120_000);
+
+const CDN = { names: ["cdn.example", "unlisted.example", "later.example"] };
+
+interface Dig {
+  readonly rcode?: string;
+  readonly answers?: readonly { readonly type: string; readonly data: string }[];
+}
+
+/** Poll `check` until it holds, for at most `withinMs`; returns whether it did. */
+async function within(withinMs: number, check: () => Promise<boolean>): Promise<boolean> {
+  const deadline = performance.now() + withinMs;
+  do {
+    if (await check()) return true;
+    await Bun.sleep(100);
+  } while (performance.now() < deadline);
+  return false;
+}
+
+describeNetns("the DNS proxy's visibility (nft), end to end", () => {
+  let lab: Lab;
+  const running: Bun.Subprocess[] = [];
+  const env = () => ({ DOMAINWALL_BACKEND: "nft", DOMAINWALL_RUN_DIR: `${lab.dir}/run` });
+  beforeAll(async () => {
+    lab = await createLab({ cdn: CDN });
+  });
+  afterEach(async () => {
+    for (const child of running.splice(0)) {
+      child.kill("SIGKILL");
+      await child.exited;
+    }
+    await lab.domainwall(["remove"], { env: env() });
+    writeFileSync(lab.resolvConf, `nameserver ${ADDR.dnsV4}\n`);
+  });
+  afterAll(() => lab.close());
+
+  const start = async (args: string[]) => {
+    const ready = `${lab.dir}/ready-${Math.random().toString(36).slice(2)}`;
+    const child = lab.spawnDomainwall(["watch", "--ready-file", ready, ...args], { env: env() });
+    running.push(child);
+    let stderr = "";
+    const decoder = new TextDecoder();
+    void (async () => {
+      for await (const chunk of child.stderr) stderr += decoder.decode(chunk);
+    })();
+    expect(await within(30_000, async () => (await Bun.file(ready).exists()) || child.exitCode !== null)).toBe(true);
+    if (child.exitCode !== null) throw new Error(`watch exited ${child.exitCode}: ${stderr}`);
+    return { stderr: () => stderr };
+  };
+  const dig = async (name: string, type = "A"): Promise<Dig> =>
+    JSON.parse((await lab.exec("app", [process.execPath, `${import.meta.dir}/../lab/dig.ts`, ADDR.dnsV4, name, type, "udp", "53"])).stdout) as Dig;
+  const resolveConnect = async (name: string, rounds: number) =>
+    JSON.parse((await lab.exec("app", [process.execPath, `${import.meta.dir}/../lab/resolve-connect.ts`, name, String(rounds), "80", "4"])).stdout) as { connected: number; failures: string[] };
+  const statusJson = async () => JSON.parse((await lab.domainwall(["status", "--json"], { env: env() })).stdout) as { refusedNames: { name: string; qtype: string; count: number }[] | null };
+
+  test("status --json lists the names the proxy answered NXDOMAIN for, with qtype and count; status prints them", async () => {
+    await start(["--dns-proxy", "--hosts", "cdn.example"]);
+    expect((await dig("unlisted.example")).rcode).toBe("NXDOMAIN");
+    expect((await dig("unlisted.example")).rcode).toBe("NXDOMAIN");
+    expect((await dig("cdn.example")).rcode).toBe("NOERROR");
+    // The watch writes its state every few seconds.
+    expect(await within(10_000, async () => (await statusJson()).refusedNames?.some((r) => r.name === "unlisted.example") === true)).toBe(true);
+    expect((await statusJson()).refusedNames).toEqual([{ name: "unlisted.example", qtype: "A", count: 2 }]);
+    expect((await lab.domainwall(["status"], { env: env() })).stdout).toContain("refused names: unlisted.example A x2");
+    expect(lab.cdnLog()).not.toContain("unlisted.example");
+  });
+
+  test("--audit --dns-proxy: an unlisted name resolves and connects, is recorded as would-be-refused, and suggest lists it first", async () => {
+    const watch = await start(["--dns-proxy", "--audit", "--hosts", "cdn.example"]);
+    expect(watch.stderr()).toContain("audit mode: the firewall is NOT enforcing");
+    expect(await resolveConnect("unlisted.example", 3)).toEqual({ connected: 3, failures: [] });
+    expect(lab.cdnLog()).toContain("unlisted.example A");
+    expect(await within(10_000, async () => (await statusJson()).refusedNames?.some((r) => r.name === "unlisted.example") === true)).toBe(true);
+    const suggested = await lab.domainwall(["suggest"], { env: env() });
+    expect(suggested.code).toBe(0);
+    expect(suggested.stdout).toMatch(/\nhosts_csv=unlisted\.example(,|\n)/);
+    expect(suggested.stdout).toContain('\nhosts = [\n  "unlisted.example",');
+  });
+
+  test("reload: a name added to the file is answered by the running proxy within 2 s, a removed one gets NXDOMAIN; turning the proxy off is refused", async () => {
+    const config = `${lab.dir}/proxy.toml`;
+    writeFileSync(config, 'dns-proxy = true\nhosts = ["cdn.example"]\n');
+    const watch = await start(["--config", config]);
+    expect((await dig("later.example")).rcode).toBe("NXDOMAIN");
+    writeFileSync(config, 'dns-proxy = true\nhosts = ["later.example"]\n');
+    expect(await within(2_000, async () => (await dig("later.example")).rcode === "NOERROR")).toBe(true);
+    expect((await resolveConnect("later.example", 2)).connected).toBe(2);
+    expect((await dig("cdn.example")).rcode).toBe("NXDOMAIN");
+    writeFileSync(config, 'hosts = ["later.example", "cdn.example"]\n');
+    expect(await within(3_000, async () => watch.stderr().includes("dns-proxy cannot change while watch runs"))).toBe(true);
+    expect((await dig("cdn.example")).rcode).toBe("NXDOMAIN");
+    expect((await dig("later.example")).rcode).toBe("NOERROR");
+  });
+});
