@@ -14,10 +14,10 @@ import type { AllowEntry } from "../config/config.ts";
 import { contains, makeCidr, parseAddress, type Cidr } from "../net/ip.ts";
 import { privateReason, underDomain } from "../policy/forbidden.ts";
 import { refusedFromDns } from "../policy/policy.ts";
-import { proxyEntryOf, proxyPortSets, proxySetsKey, type ProxySetNames } from "../policy/proxy-sets.ts";
+import { EVERY_PORT_SETS, proxyEntryOf, proxyPortSets, proxySetsKey, type ProxySetNames } from "../policy/proxy-sets.ts";
 import type { PortRange } from "../config/port-spec.ts";
 import { createAdmitter, type Admitter } from "./admit.ts";
-import type { Admission, ProxyLog } from "./handler.ts";
+import { AUDIT_ENTRY, type Admission, type ProxyLog } from "./handler.ts";
 import { compileMatcher } from "./match.ts";
 import { startDnsProxy, type DnsProxy } from "./server.ts";
 import { rateLimiter, type ProxyStats } from "./stats.ts";
@@ -65,6 +65,18 @@ export function gateAdmission(admission: Admission, allow: readonly AllowEntry[]
     else refused.push(`${a.address} (${reason})`);
   }
   return { admitted, refused };
+}
+
+/**
+ * The sets an admission goes into: those of the entry that matched (the renderer declared the same
+ * pairs from the same list, Policy.proxy.portSets); an unlisted name admitted in audit mode
+ * (`AUDIT_ENTRY`) opens every port, as `suggest` proposes it without a port.
+ */
+export function admissionSets(byEntry: ReadonlyMap<string, ProxySetNames>, entry: string): ProxySetNames {
+  if (entry === AUDIT_ENTRY) return EVERY_PORT_SETS;
+  const sets = byEntry.get(proxyEntryOf(entry));
+  if (sets === undefined) throw new Error(`no sets for the entry ${JSON.stringify(entry)}`);
+  return sets;
 }
 
 /** Elements seen in the admitter's snapshot over time: new ones count as admitted, vanished ones as expired. */
@@ -169,12 +181,7 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
   const portSets = proxyPortSets([...options.names, ...options.wildcards], options.hostPorts);
   /** Which sets each entry admits into; a reload may move entries between the sets declared at start, never declare others. */
   let byEntry = portSets.byEntry;
-  /** The sets of the entry that matched: the renderer declared the same pairs from the same list (Policy.proxy.portSets). */
-  const setsOf = (entry: string): ProxySetNames => {
-    const sets = byEntry.get(proxyEntryOf(entry));
-    if (sets === undefined) throw new Error(`no sets for the entry ${JSON.stringify(entry)}`);
-    return sets;
-  };
+  const setsOf = (entry: string): ProxySetNames => admissionSets(byEntry, entry);
   const admitter =
     options.admitter ??
     createAdmitter({ executor: options.executor, now, minTtlMs: options.minTtlMs, maxTtlMs: options.maxTtlMs, graceMs: options.graceMs, portSets: portSets.sets });

@@ -1,7 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { cidr } from "../../src/net/ip.ts";
 import type { Backend } from "../../src/backends/backend.ts";
-import { carryingBackend, gateAdmission, upstreamsOf } from "../../src/proxy/runtime.ts";
+import { admissionSets, carryingBackend, gateAdmission, upstreamsOf } from "../../src/proxy/runtime.ts";
+import { EVERY_PORT_SETS, proxyPortSets } from "../../src/policy/proxy-sets.ts";
+import { AUDIT_ENTRY } from "../../src/proxy/handler.ts";
 import { PROXY_POLICIES } from "../fixtures/policies.ts";
 import type { Admission } from "../../src/proxy/handler.ts";
 
@@ -78,5 +80,19 @@ describe("the backend watch --dns-proxy hands its loop", () => {
   test("a refused load is an error naming nft's complaint", async () => {
     const backend = carryingBackend(base, { replaceTable: async () => ({ code: 1, stdout: "", stderr: "Error: syntax error\n" }) }, () => 0);
     await expect(backend.apply(PROXY_POLICIES["dns-proxy"]!)).rejects.toThrow("nft -f failed: Error: syntax error");
+  });
+});
+
+describe("the sets an admission goes into", () => {
+  const { byEntry } = proxyPortSets(["api.example", "*.pypi.org", "plain.example"], new Map([["api.example", [{ protocol: "tcp", first: 443, last: 443 }]]]));
+
+  test("the matched entry's pair (an absolute name is the same entry); every port for an entry without ports", () => {
+    expect(admissionSets(byEntry, "api.example.")).toEqual({ v4: "proxy_v4_tcp443", v6: "proxy_v6_tcp443" });
+    expect(admissionSets(byEntry, "*.pypi.org")).toBe(EVERY_PORT_SETS);
+  });
+
+  test("an unlisted name admitted in audit mode opens every port; an unknown entry is an error, never a guess", () => {
+    expect(admissionSets(byEntry, AUDIT_ENTRY)).toBe(EVERY_PORT_SETS);
+    expect(() => admissionSets(byEntry, "other.example")).toThrow('no sets for the entry "other.example"');
   });
 });
