@@ -98,6 +98,11 @@ test("initcontainer-deployment.yaml: a plain initContainer whose args and variab
   expect(Object.keys(env).sort()).toEqual(["extra_whitelist_ips_csv", "hosts_csv", "listening_ports_csv"]);
   const { config } = parseConfig(layerSettings("apply", { env, file: new Map(), flags: invocation.flags }), "apply");
   expect(config.policy.hosts).toContain("deb.debian.org");
+  // Ports where they make sense: the mirrors and APIs on theirs, cluster names on every port.
+  const tcp = (port: number) => ({ protocol: "tcp", first: port, last: port });
+  expect(config.policy.hostPorts.get("deb.debian.org")).toEqual([tcp(80), tcp(443)] as never);
+  expect(config.policy.hostPorts.get("storage.googleapis.com")).toEqual([tcp(443)] as never);
+  expect(config.policy.hostPorts.has("svc.cluster.local")).toBe(false);
   expect(config.policy.ports).toEqual([3000]);
   const appPorts = pod.containers.flatMap((c) => (c as { ports?: { containerPort: number }[] }).ports ?? []).map((p) => p.containerPort);
   expect(appPorts.every((port) => config.policy.ports.includes(port))).toBe(true); // inbound is filtered: the app's ports must be open

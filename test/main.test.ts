@@ -99,6 +99,22 @@ describe("main", () => {
     expect(stderr).toContain("applied: 2 names resolved, 1 skipped; 3 IPv4 and 1 IPv6 allowed; inbound TCP 3000");
   });
 
+  test("with forwarding on and no --forward, apply warns that forwarded traffic is not filtered; --forward adds the forward chain", async () => {
+    const files = { "/etc/resolv.conf": POD_RESOLV_CONF, "/proc/sys/net/ipv4/ip_forward": "1\n", "/proc/sys/net/ipv6/conf/all/forwarding": "0\n" };
+    const plain = await runMain(["apply", "--hosts", "api.example"], {}, {}, { ...files });
+    expect(plain.code).toBe(0);
+    expect(plain.stderr).toContain("net.ipv4.ip_forward=1: traffic forwarded through this machine (containers, VMs) is not filtered; --forward filters it");
+    expect(plain.calls[0]?.stdin).not.toContain("hook forward");
+    const both = await runMain(["apply", "--hosts", "api.example"], {}, {}, { ...files, "/proc/sys/net/ipv6/conf/all/forwarding": "1" });
+    expect(both.stderr).toContain("net.ipv4.ip_forward=1 and net.ipv6.conf.all.forwarding=1: traffic forwarded");
+    const forwarded = await runMain(["apply", "--hosts", "api.example", "--forward"], {}, {}, { ...files });
+    expect(forwarded.code).toBe(0);
+    expect(forwarded.stderr).not.toContain("is not filtered");
+    expect(forwarded.calls[0]?.stdin).toContain("type filter hook forward priority filter; policy drop;");
+    const off = await runMain(["apply", "--hosts", "api.example"], {}, {}, { "/etc/resolv.conf": POD_RESOLV_CONF, "/proc/sys/net/ipv4/ip_forward": "0\n" });
+    expect(off.stderr).not.toContain("is not filtered");
+  });
+
   test("the log says once which nft executor runs; the backend probe, the load, status and remove all go through it", async () => {
     const scripts: string[] = [];
     let made = 0;
@@ -265,12 +281,13 @@ describe("main", () => {
         { counter: { name: "output_dropped", packets: 4, bytes: 240 } },
         { set: { name: "allow_v4", elem: ["203.0.113.10", { prefix: { addr: "192.0.2.0", len: 24 } }] } },
         { set: { name: "allow_v6", elem: [] } },
+        { set: { name: "allow_ports_v4", elem: [{ concat: ["198.51.100.8", "tcp", 443] }, { concat: [{ prefix: { addr: "203.0.113.128", len: 25 } }, "tcp", { range: [8000, 8100] }] }] } },
         { set: { name: "denied_out_v4", timeout: 3600, elem: [{ elem: { val: { concat: ["203.0.113.20", "tcp", 80] }, expires: 3590, counter: { packets: 4, bytes: 240 } } }] } },
         { set: { name: "denied_out_v6", timeout: 3600, elem: [{ elem: { val: { concat: ["2001:db8::5", "udp", 5353] }, expires: 3500, counter: { packets: 1, bytes: 80 } } }] } },
         { rule: { chain: "output", expr: [{ match: { op: "==", left: { payload: { protocol: "th", field: "dport" } }, right: 53 } }, { match: { op: "==", left: { payload: { protocol: "ip", field: "daddr" } }, right: "198.51.100.2" } }, { accept: null }] } },
       ],
     });
-    const names = { "/run/domainwall/names.json": JSON.stringify({ version: 1, writtenAt: EPOCH, names: [{ name: "api.example", addresses: ["203.0.113.10"] }] }) };
+    const names = { "/run/domainwall/names.json": JSON.stringify({ version: 1, writtenAt: EPOCH, names: [{ name: "api.example", addresses: ["203.0.113.10"] }, { name: "ports.example", addresses: ["198.51.100.8"] }] }) };
     const explain = (target: string, more: string[] = []) => runMain(["explain", target, ...more], {}, { stdout: table }, { ...names });
 
     test.each([
@@ -282,6 +299,12 @@ describe("main", () => {
       { target: "203.0.113.20:80", code: 1, says: "denied: 203.0.113.20:80: 203.0.113.20 is denied: not in the allowlist\n  recorded as denied: 203.0.113.20 tcp/80, 4 packets, last 10s ago" },
       { target: "mirror.example", code: 1, says: "denied: mirror.example: mirror.example is not in the allowlist; 203.0.113.20 is denied: not in the allowlist" },
       { target: "nosuch.example", code: 1, says: "denied: nosuch.example: nosuch.example is not in the allowlist; nosuch.example has no addresses in DNS" },
+      { target: "ports.example:443", code: 0, says: "allowed: ports.example:443: ports.example is in the allowlist; 198.51.100.8 is allowed by ports.example:443/tcp" },
+      { target: "ports.example", code: 0, says: "allowed: ports.example: ports.example is in the allowlist; 198.51.100.8 is allowed by ports.example:443/tcp" },
+      { target: "ports.example:8081", code: 1, says: "denied: ports.example:8081: ports.example is in the allowlist; 198.51.100.8 is denied: not open on 8081/tcp: the allowlist opens it on 443/tcp only" },
+      { target: "198.51.100.8:443/udp", code: 1, says: "denied: 198.51.100.8:443/udp: 198.51.100.8 is denied: not open on 443/udp: the allowlist opens it on 443/tcp only" },
+      { target: "203.0.113.130:8080", code: 0, says: "allowed: 203.0.113.130:8080: 203.0.113.130 is allowed by 203.0.113.128/25:8000-8100/tcp" },
+      { target: "203.0.113.130:443", code: 1, says: "denied: 203.0.113.130:443: 203.0.113.130 is denied: not open on 443/tcp: the allowlist opens it on 8000-8100/tcp only" },
     ])("explain $target: exit $code", async ({ target, code, says }) => {
       const result = await explain(target);
       expect(result.stdout).toStartWith(says);
@@ -307,10 +330,10 @@ describe("main", () => {
         [
           "# domainwall suggest: 2 destinations recorded as denied, as allowlist entries to add (names where known, most packets first)",
           "# environment:",
-          "hosts_csv=mirror.example:80,[2001:db8::5]:5353/udp",
+          "hosts_csv=mirror.example:80/tcp,[2001:db8::5]:5353/udp",
           "# or in a --config file (TOML):",
           "hosts = [",
-          '  "mirror.example:80",      # 4 packets',
+          '  "mirror.example:80/tcp",  # 4 packets',
           '  "[2001:db8::5]:5353/udp", # 1 packet',
           "]",
           "",
@@ -327,12 +350,12 @@ describe("main", () => {
         [
           "# domainwall suggest: 2 names the DNS proxy refused and 2 destinations recorded as denied, as allowlist entries to add (names first, most queries and packets first)",
           "# environment:",
-          "hosts_csv=pypi.example,mirror.example,203.0.113.20:80,[2001:db8::5]:5353/udp",
+          "hosts_csv=pypi.example,mirror.example,203.0.113.20:80/tcp,[2001:db8::5]:5353/udp",
           "# or in a --config file (TOML):",
           "hosts = [",
           '  "pypi.example",           # 2 DNS queries',
           '  "mirror.example",         # 1 DNS query',
-          '  "203.0.113.20:80",        # 4 packets',
+          '  "203.0.113.20:80/tcp",    # 4 packets',
           '  "[2001:db8::5]:5353/udp", # 1 packet',
           "]",
           "",
@@ -413,13 +436,28 @@ describe("main", () => {
       const { code, stdout } = await runMain(["status", "--json"], {}, { stdout: listed }, { [STATE]: state(4242) });
       expect(code).toBe(0);
       const json = JSON.parse(stdout);
-      expect(json).toMatchObject({ version: 1, loaded: true, backend: "nft", enforcing: true, allowed: ["203.0.113.10"], dns: [] });
+      expect(json).toMatchObject({ version: 1, loaded: true, backend: "nft", enforcing: true, allowed: [{ network: "203.0.113.10", ports: "all" }], dns: [] });
       expect(json.denied).toEqual([
         { address: "203.0.113.10", protocol: "tcp", port: 8443, direction: "out", packets: 3, bytes: 180, lastSeenSecondsAgo: 12, names: ["api.example"] },
         { address: "203.0.113.99", protocol: "udp", port: 53, direction: "out", packets: 1, bytes: 60, lastSeenSecondsAgo: 1, names: [] },
       ]);
       expect(json.names).toEqual({ from: "watch", names: [{ name: "api.example", addresses: ["203.0.113.10"] }] });
       expect(json.watch.pid).toBe(4242);
+    });
+
+    test("entries with ports: the text lists each with its ports, --json gives every allowed entry a ports field", async () => {
+      const withPorts = listed.replace(
+        '{"set":{"name":"allow_v4","elem":["203.0.113.10"]}}',
+        '{"set":{"name":"allow_v4","elem":["203.0.113.10"]}},{"set":{"name":"allow_ports_v6","elem":[{"concat":["2001:db8::8","tcp",443]},{"concat":["2001:db8::8","udp",{"range":[5000,5010]}]}]}}',
+      );
+      expect(withPorts).not.toBe(listed);
+      const text = await runMain(["status"], {}, { stdout: withPorts });
+      expect(text.stdout).toContain("  set allow_ports_v6: 2 entries (adjacent addresses merge into ranges)\n  counter output_dropped: 7 packets, 420 bytes\nallowed on some ports only:\n  2001:db8::8: 443/tcp, 5000-5010/udp\n");
+      const json = JSON.parse((await runMain(["status", "--json"], {}, { stdout: withPorts })).stdout);
+      expect(json.allowed).toEqual([
+        { network: "203.0.113.10", ports: "all" },
+        { network: "2001:db8::8", ports: ["443/tcp", "5000-5010/udp"] },
+      ]);
     });
 
     test("--json with the DNS proxy: the names it answered NXDOMAIN for, most asked first; null without the proxy", async () => {
@@ -595,6 +633,19 @@ describe("main", () => {
       expect(calls[0]?.stdin).toContain("203.0.113.10, # api.example");
       expect(calls[0]?.stdin).toContain("tcp dport { 3000 } accept");
       expect(calls[0]?.stdin).toContain("reject with tcp reset");
+    });
+
+    test("entries with ports, --forward and --refuse-private-answers from the file", async () => {
+      const text = 'hosts = ["api.example:443", "mirror.example:123/udp"]\nallow = ["[2001:db8::/64]:8000-8100"]\nforward = true\nrefuse-private-answers = true\nprivate-domains = ["cluster.local"]\n';
+      const { code, calls } = await withFile(["apply", "--config", "/etc/domainwall.toml"], {}, text);
+      expect(code).toBe(0);
+      expect(calls[0]?.stdin).toContain("203.0.113.10 . tcp . 443,");
+      expect(calls[0]?.stdin).toContain("203.0.113.20 . udp . 123,");
+      expect(calls[0]?.stdin).toContain("2001:db8::/64 . tcp . 8000-8100, # /etc/domainwall.toml: allow");
+      expect(calls[0]?.stdin).toContain("hook forward");
+      const bad = await withFile(["apply", "--config", "/etc/domainwall.toml"], {}, 'hosts = ["api.example:0"]\n');
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain('/etc/domainwall.toml: hosts: "api.example:0" has a bad port');
     });
 
     test("flags override the file, which overrides the environment", async () => {

@@ -34,6 +34,7 @@ test("examples/sidecar-watch.yaml: a native sidecar whose args and variables are
   expect(config.watch?.metricsAddr).toEqual({ hostname: "0.0.0.0", port: 9464 });
   // The kubelet probes the pod IP from the node: with inbound filtered, the metrics port must be open.
   expect(config.policy.ports).toContain(9464);
+  expect(config.policy.hostPorts.get("googleapis.com")).toEqual([{ protocol: "tcp", first: 443, last: 443 }] as never);
   expect(sidecar.volumeMounts?.map((m) => m.mountPath)).toContain("/run/domainwall");
   expect(config.watch?.readyFile?.startsWith("/run/domainwall/")).toBe(true);
 });

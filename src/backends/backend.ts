@@ -2,6 +2,7 @@ import type { Family } from "../net/ip.ts";
 import type { Policy } from "../policy/policy.ts";
 import type { ProxyCarryOver } from "./nft/render.ts";
 import type { Direction } from "../policy/rules.ts";
+import type { PortRange } from "../config/port-spec.ts";
 
 /**
  * A destination the loaded rules refused (or, in audit mode, would have refused), as the kernel
@@ -20,6 +21,16 @@ export interface DeniedDestination {
   readonly lastSeenSecondsAgo?: number;
 }
 
+/**
+ * A loaded allow entry: an address, network or range (`203.0.113.10`, `192.0.2.0/24`,
+ * `192.0.2.1-192.0.2.9`: nft merges adjacent entries) and the ports it is open on: every port and
+ * protocol, or the port ranges of the entries listed with ports (`api.example:443`).
+ */
+export interface AllowedEntry {
+  readonly network: string;
+  readonly ports: "all" | readonly PortRange[];
+}
+
 /** What is loaded, read back from the kernel: for `status`, `explain` and `suggest`. */
 export interface LoadedStatus {
   readonly loaded: true;
@@ -27,11 +38,8 @@ export interface LoadedStatus {
   readonly enforcing: boolean;
   readonly sets: readonly { readonly name: string; readonly elements: number }[];
   readonly counters: readonly { readonly name: string; readonly packets: number; readonly bytes: number }[];
-  /**
-   * The allowed outbound addresses and networks as loaded: `192.0.2.0/24`, `203.0.113.10`, or a
-   * range `192.0.2.1-192.0.2.9` (nft merges adjacent entries).
-   */
-  readonly allowed: readonly string[];
+  /** The allowed outbound addresses and networks as loaded, each with its ports. */
+  readonly allowed: readonly AllowedEntry[];
   /** Where DNS (port 53) may go: anywhere, or these addresses and networks. */
   readonly dns: "any" | readonly string[];
   /** Destinations refused, most packets first; undefined when the backend does not record them (iptables-legacy). */
@@ -47,6 +55,16 @@ export interface LoadedStatus {
 export type Status = { readonly loaded: false } | LoadedStatus;
 
 /** The `problems` field of a loaded Status: present only when there are some. */
+/**
+ * Allow entries from (network, ports) pairs: every-port networks as they come, then each network
+ * listed with ports once, with its ranges in the order given.
+ */
+export function allowedEntriesOf(everyPort: readonly string[], withPorts: readonly { network: string; ports: PortRange }[]): AllowedEntry[] {
+  const ported = new Map<string, PortRange[]>();
+  for (const { network, ports } of withPorts) ported.set(network, [...(ported.get(network) ?? []), ports]);
+  return [...everyPort.map((network): AllowedEntry => ({ network, ports: "all" })), ...[...ported].map(([network, ports]) => ({ network, ports }))];
+}
+
 export const notEnforcing = (problems: readonly string[]): { problems?: readonly string[] } => (problems.length > 0 ? { problems } : {});
 
 /** How long a load took: turning the policy into text, and the kernel (nft, *-restore, *-save) taking it. */

@@ -49,7 +49,7 @@ export interface OptionSpec<T = unknown> {
 const option = <T>(spec: OptionSpec<T>): OptionSpec<T> => spec;
 
 export const OPTIONS = {
-  hosts: option({ kind: "list", commands: POLICY, env: "hosts_csv", file: true, arg: "LIST", help: "names (or IP literals) to allow outbound, comma-separated", parse: value.hostList }),
+  hosts: option({ kind: "list", commands: POLICY, env: "hosts_csv", file: true, arg: "LIST", help: "names (or IP literals) to allow outbound, comma-separated; NAME:443,\nNAME:8000-8100, NAME:123/udp open only those ports (default: every port)", parse: value.hostList }),
   ports: option({
     kind: "list",
     commands: POLICY,
@@ -59,7 +59,7 @@ export const OPTIONS = {
     help: "inbound TCP ports to allow; when given, all other inbound\ntraffic is dropped; when absent, inbound is left untouched",
     parse: value.portList,
   }),
-  allow: option({ kind: "list", commands: POLICY, env: "extra_whitelist_ips_csv", file: true, arg: "LIST", help: "extra IPv4/IPv6 addresses and CIDRs to allow outbound", parse: value.cidrList }),
+  allow: option({ kind: "list", commands: POLICY, env: "extra_whitelist_ips_csv", file: true, arg: "LIST", help: "extra IPv4/IPv6 addresses and CIDRs to allow outbound, with ports as in\n--hosts (203.0.113.0/24:443, [2001:db8::/64]:443)", parse: value.cidrList }),
   "allow-file": option({ kind: "value", commands: POLICY, file: true, arg: "PATH", help: "more of them from a file: one address or CIDR per line, # comments", parse: value.text }),
   "dns-servers": option({
     kind: "list",
@@ -70,6 +70,28 @@ export const OPTIONS = {
     parse: value.dnsServers,
   }),
   reject: option({ kind: "switch", commands: POLICY, file: true, help: "reject refused traffic (TCP reset, ICMP admin-prohibited) instead of dropping it", parse: value.flag }),
+  forward: option({
+    kind: "switch",
+    commands: POLICY,
+    file: true,
+    help: "also filter traffic forwarded through this machine (containers or VMs it\nhosts) with the same outbound policy",
+    parse: value.flag,
+  }),
+  "refuse-private-answers": option({
+    kind: "switch",
+    commands: POLICY,
+    file: true,
+    help: "refuse DNS answers in private (RFC 1918), CGNAT (100.64/10) and ULA (fc00::/7)\nspace and in the resolvers' own /24 or /64: a DNS-rebinding guard",
+    parse: value.flag,
+  }),
+  "private-domains": option({
+    kind: "list",
+    commands: POLICY,
+    file: true,
+    arg: "LIST",
+    help: "names under these domains (e.g. cluster.local) may still answer with private\naddresses under --refuse-private-answers",
+    parse: value.domainList,
+  }),
   audit: option({
     kind: "switch",
     commands: POLICY,

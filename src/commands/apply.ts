@@ -32,6 +32,10 @@ export async function loadPolicy({ world, log, others: othersHere }: Context, ba
   for (const warning of portWarnings(await namespaceSockets(world), built.config.ports)) (warning.loud ? log.error : log.warn)(warning.text);
   const others = await othersHere();
   if (others.unseen !== undefined) log.warn(`cannot check ${others.unseen} for a domainwall policy loaded there: if one is, it stays loaded beside this one`);
+  if (!built.config.forward) {
+    const on = await forwardingOn(world.readFile);
+    if (on.length > 0) log.warn(`${on.join(" and ")}: traffic forwarded through this machine (containers, VMs) is not filtered; --forward filters it with the same policy`);
+  }
   if (built.policy.verdict === "audit") log.warn(AUDIT_WARNING);
   const loadStarted = world.now();
   if (confirmWithinMs) {
@@ -52,6 +56,18 @@ export async function loadPolicy({ world, log, others: othersHere }: Context, ba
     message: `applied: ${describeSummary(built.summary, built.resolveMs, times)}`,
     summary: { ...built.summary, resolveMs: built.resolveMs, ...times, backend: backend.name },
   });
+}
+
+/** The kernel settings that forward traffic (per network namespace), read through /proc/sys. */
+const FORWARDING = [
+  { path: "/proc/sys/net/ipv4/ip_forward", name: "net.ipv4.ip_forward" },
+  { path: "/proc/sys/net/ipv6/conf/all/forwarding", name: "net.ipv6.conf.all.forwarding" },
+] as const;
+
+/** `net.ipv4.ip_forward=1` and the IPv6 one when they are on; a setting that cannot be read counts as off. */
+async function forwardingOn(readFile: Context["world"]["readFile"]): Promise<string[]> {
+  const values = await Promise.all(FORWARDING.map((f) => readFile(f.path).catch(() => undefined)));
+  return FORWARDING.flatMap((f, i) => (values[i]?.trim() === "1" ? [`${f.name}=1`] : []));
 }
 
 /**

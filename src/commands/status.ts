@@ -1,4 +1,5 @@
-import type { DeniedDestination, Status } from "../backends/backend.ts";
+import type { AllowedEntry, DeniedDestination, Status } from "../backends/backend.ts";
+import { formatPortRange } from "../config/port-spec.ts";
 import { DENIED } from "../backends/nft/render.ts";
 import type { ConfigOf } from "../config/config.ts";
 import { notEnforcingError } from "../errors.ts";
@@ -7,8 +8,19 @@ import { AUDIT_WARNING } from "./apply.ts";
 import type { Context } from "./context.ts";
 import { knownNames, namesOf, type KnownNames } from "./names.ts";
 
-/** Denied destinations listed one by one in the text; `--json` lists them all. */
+/** Denied destinations (and allowed entries with ports) listed one by one in the text; `--json` lists them all. */
 const DENIED_SHOWN = 50;
+
+/** `all`, or the entry's port ranges as the entry syntax writes them: `["443/tcp", "123/udp"]`. */
+const portsText = (ports: AllowedEntry["ports"]): "all" | string[] => (ports === "all" ? "all" : ports.map(formatPortRange));
+
+/** The loaded entries listed with ports, each with its ports (entries without ports are counted in the sets above). */
+function portLines(allowed: readonly AllowedEntry[]): string[] {
+  const ported = allowed.flatMap((e) => (e.ports === "all" ? [] : [{ network: e.network, ports: e.ports.map(formatPortRange).join(", ") }]));
+  if (ported.length === 0) return [];
+  const more = ported.length > DENIED_SHOWN ? [`  and ${ported.length - DENIED_SHOWN} more ('status --json' lists them all)`] : [];
+  return ["allowed on some ports only:", ...ported.slice(0, DENIED_SHOWN).map((e) => `  ${e.network}: ${e.ports}`), ...more];
+}
 
 /** A denied destination with the names that held its address, as `status --json` prints it. */
 export type NamedDenied = DeniedDestination & { readonly names: readonly string[] };
@@ -41,6 +53,7 @@ export function renderStatus(status: Status, backend: string, known: KnownNames,
     ...(status.enforcing ? [] : [`WARNING: ${AUDIT_WARNING}`]),
     ...status.sets.map((s) => `  set ${s.name}: ${s.elements} ${s.elements === 1 ? "entry" : "entries"} (adjacent addresses merge into ranges)`),
     ...status.counters.map((c) => `  counter ${c.name}: ${c.packets} packets, ${c.bytes} bytes`),
+    ...portLines(status.allowed),
     ...deniedLines(namedDenied(status.denied, known), status.enforcing),
     ...(known.watch === undefined ? ["no domainwall watch is running here: the sets hold what the last apply resolved"] : describeWatchState(known.watch, epochNow)),
   ];
@@ -65,7 +78,7 @@ export function statusJson(status: Status, backend: string, known: KnownNames) {
     problems: status.problems ?? [],
     sets: status.sets,
     counters: status.counters,
-    allowed: status.allowed,
+    allowed: status.allowed.map((e) => ({ network: e.network, ports: portsText(e.ports) })),
     dns: status.dns,
     denied: namedDenied(status.denied, known) ?? null,
     names: { from: known.from, names: known.names.map((n) => ({ name: n.name, addresses: n.addresses })) },

@@ -1,5 +1,5 @@
 import type { Backend } from "../backends/backend.ts";
-import type { ConfigOf } from "../config/config.ts";
+import type { Config, ConfigOf } from "../config/config.ts";
 import { runtimeError, usageError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { messageOf } from "../messages.ts";
@@ -17,6 +17,7 @@ import { reloadOnChange, type Reloader } from "./reload.ts";
 import { addressesByName } from "../watch/refresh.ts";
 import type { Cidr } from "../net/ip.ts";
 import { IPTABLES_NO_PROXY } from "../messages.ts";
+import { resolverNetworks } from "../policy/forbidden.ts";
 import { carryingBackend, startProxyRuntime, upstreamsOf, type ProxyReport, type ProxyRuntime } from "../proxy/runtime.ts";
 
 /**
@@ -56,7 +57,9 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
       proxy = await startProxyRuntime({
         names: config.policy.hosts,
         wildcards: config.policy.wildcards,
+        hostPorts: config.policy.hostPorts,
         allow: config.policy.allow,
+        ...(config.policy.refusePrivateAnswers && { privateGuard: { resolverNets: resolverNetworks(resolvers), privateDomains: config.policy.privateDomains } }),
         audit: config.policy.audit,
         port: proxyConfig.port,
         gid: proxyConfig.gid,
@@ -103,7 +106,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     }
     const saveState = stateSaver(world, log, backend.name, () => proxy?.report());
     // With the proxy, the watcher looks nothing up (no names): the apps' queries keep the sets fresh.
-    const watched = proxy === undefined ? config.policy : { ...config.policy, hosts: [] };
+    const watched = proxy === undefined ? config.policy : proxyLoopConfig(config.policy);
     watcher = createWatcher(
       { config: watched, schedule: options, resolvers: built.resolvers, resolutions: proxy === undefined ? built.resolutions : [], policy: built.policy, loadedAt: world.now() },
       { backend, lookup: world.lookup, log, now: world.now, sleep: world.sleep, setTimer: world.setTimer, random: Math.random, cycled: saveState },
@@ -117,8 +120,15 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
       const target = {
         reconfigure(next: Reconfiguration) {
           if (proxy === undefined) return current.reconfigure(next);
-          proxy.setList({ names: next.config.hosts, wildcards: next.config.wildcards, allow: next.config.allow, audit: next.config.audit });
-          current.reconfigure({ ...next, config: { ...next.config, hosts: [] } });
+          proxy.setList({
+            names: next.config.hosts,
+            wildcards: next.config.wildcards,
+            hostPorts: next.config.hostPorts,
+            allow: next.config.allow,
+            audit: next.config.audit,
+            ...(next.config.refusePrivateAnswers && { privateGuard: { resolverNets: resolverNetworks(next.resolvers), privateDomains: next.config.privateDomains } }),
+          });
+          current.reconfigure({ ...next, config: proxyLoopConfig(next.config) });
         },
       };
       reloader = reloadOnChange(ctx, options.configFile, config, text, target, (next) => void (removeOnExit = next.watch.removeOnExit));
@@ -156,6 +166,14 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     marker.release();
   }
 }
+
+/**
+ * The loop's configuration with the proxy: it looks no name up (the apps' queries keep the sets
+ * fresh), yet the policy it builds on a reload or a retried load must declare the proxy's port sets
+ * of the whole list, names and wildcards alike, as the loaded one does (Policy.proxy.portSets):
+ * without the names, a full load would drop the sets of `api.example.com:443` the proxy admits into.
+ */
+export const proxyLoopConfig = (config: Config): Config => ({ ...config, hosts: [], wildcards: [...config.hosts, ...config.wildcards] });
 
 /** With the proxy nothing cycles on its own: the state for `status` is written this often. */
 const PROXY_STATE_INTERVAL_MS = 5000;

@@ -5,7 +5,8 @@ import { usageError } from "../errors.ts";
 import { IPTABLES_NO_PROXY } from "../messages.ts";
 import { parseCidr, sortByCidr, type Cidr } from "../net/ip.ts";
 import { parseDestination, type Destination } from "./destination.ts";
-import { show, type DnsServers, type ListenAddress, type LogFormat } from "./values.ts";
+import { comparePortRange, formatEntry, formatPortRange, type PortRange } from "./port-spec.ts";
+import { parseCidrItem, show, type DnsServers, type ListenAddress, type LogFormat } from "./values.ts";
 
 export type { DnsServers, ListenAddress, LogFormat } from "./values.ts";
 
@@ -13,12 +14,20 @@ export type { DnsServers, ListenAddress, LogFormat } from "./values.ts";
 export interface AllowEntry {
   readonly cidr: Cidr;
   readonly source: string;
+  /** The ports it opens; absent: every port and protocol. */
+  readonly ports?: PortRange;
 }
 
 /** Validated policy settings of the commands that build a ruleset: everything downstream trusts them. */
 export interface Config {
   /** DNS names to resolve: ASCII, lower case, no trailing dot, unique, in input order. */
   readonly hosts: readonly string[];
+  /**
+   * The ports of the names and wildcards listed only with ports (`api.example.com:443`,
+   * `*.pypi.org:443`), sorted and unique; an entry absent here opens every port and protocol, as in
+   * the original image.
+   */
+  readonly hostPorts: ReadonlyMap<string, readonly PortRange[]>;
   /** `*.NAME` and `**.NAME` entries (canonical, unique): only with `dnsProxy`, never resolved ahead. */
   readonly wildcards: readonly string[];
   /** `watch --dns-proxy`: the proxy's port and group id (see Policy.proxy). */
@@ -31,6 +40,15 @@ export interface Config {
   readonly strict: boolean;
   readonly onResolveError: "fail" | "warn";
   readonly reject: boolean;
+  /**
+   * `--refuse-private-answers`: DNS answers in private, CGNAT, ULA space or the resolvers' own
+   * networks are refused (PRIVATE_FROM_DNS in policy/forbidden.ts), except for names under `privateDomains`.
+   */
+  readonly refusePrivateAnswers: boolean;
+  /** Domains (ASCII, lower case) whose names may answer with private addresses anyway. */
+  readonly privateDomains: readonly string[];
+  /** `--forward`: filter forwarded traffic with the same egress policy. */
+  readonly forward: boolean;
   /** Load the same policy but accept what it would refuse, recording it (`verdict: "audit"`). */
   readonly audit: boolean;
   readonly resolveTimeoutMs: number;
@@ -91,6 +109,15 @@ export interface ConfigInputs {
   readonly args?: readonly string[];
 }
 
+/**
+ * An allow-file line: a line without a port (the common case of a 100,000-line file) as `parseCidr`
+ * reads it, anything else (ports, brackets, mistakes) as `--allow` does.
+ */
+function parseAllowLine(value: string): ReturnType<typeof parseCidrItem> {
+  const parsed = parseCidr(value);
+  return parsed.ok ? { ok: true, value: { raw: value, cidr: parsed.cidr, hostBitsSet: parsed.hostBitsSet } } : parseCidrItem(value);
+}
+
 /** At most this many problems (or host-bits warnings) of an allow file are listed one by one. */
 const FILE_PROBLEMS_SHOWN = 10;
 
@@ -108,11 +135,13 @@ export function parseAllowFile(from: string, path: string, text: string): { entr
     const hash = line.indexOf("#");
     const value = (hash < 0 ? line : line.slice(0, hash)).trim();
     if (value === "") continue;
-    const parsed = parseCidr(value);
-    if (!parsed.ok) problems.push(`${from}: ${path}:${i + 1}: ${show(value)} is not an IP address or CIDR: ${parsed.reason}`);
+    const parsed = parseAllowLine(value);
+    if (!parsed.ok) problems.push(`${from}: ${path}:${i + 1}: ${show(value)} ${parsed.reason}`);
     else {
-      if (parsed.hostBitsSet) warnings.push(`${from}: ${path}:${i + 1}: ${show(value)} has host bits set; using ${parsed.cidr.text}`);
-      entries.push({ cidr: parsed.cidr, source: [path, i + 1].join(":") }); // join: a flat string, not a rope to flatten later
+      const { cidr, hostBitsSet, ports } = parsed.value;
+      if (hostBitsSet) warnings.push(`${from}: ${path}:${i + 1}: ${show(value)} has host bits set; using ${cidr.text}`);
+      const source = [path, i + 1].join(":"); // join: a flat string, not a rope to flatten later
+      entries.push(ports === undefined ? { cidr, source } : { cidr, source, ports });
     }
   }
   const capped = (messages: string[], what: string) =>
@@ -172,6 +201,42 @@ export function parseConfig<C extends Command>(settings: Settings, command: C, i
   return { config: config as unknown as ConfigOf<C>, warnings };
 }
 
+/**
+ * The names in input order, unique, and the ports of those listed only with ports. A name listed
+ * both with and without ports opens every port (the entry without ports says so), with a warning.
+ */
+function portsByName(named: readonly { name: string; raw: string; ports?: PortRange }[], from: string, warnings: string[]): { names: string[]; hostPorts: Map<string, PortRange[]> } {
+  const ports = new Map<string, Map<string, PortRange> | "every">();
+  for (const { name, ports: range } of named) {
+    const known = ports.get(name);
+    if (range === undefined) ports.set(name, "every");
+    else if (known === undefined) ports.set(name, new Map([[formatPortRange(range), range]]));
+    else if (known !== "every") known.set(formatPortRange(range), range);
+  }
+  const hostPorts = new Map<string, PortRange[]>();
+  for (const [name, known] of ports) {
+    const specs = named.filter((n) => n.name === name && n.ports !== undefined);
+    if (known === "every" && specs.length > 0) {
+      warnings.push(`${from}: ${name} is listed both with ports (${specs.map((s) => show(s.raw)).join(", ")}) and without: every port of it is allowed`);
+    }
+    if (known !== "every") hostPorts.set(name, [...known.values()].sort(comparePortRange));
+  }
+  return { names: [...ports.keys()], hostPorts };
+}
+
+/**
+ * An address or network listed (anywhere: --allow, the allow file, the host list) both without
+ * ports and with ports: every port wins, and the entries with ports are dropped with a warning.
+ */
+function everyPortWins(entries: readonly AllowEntry[], warnings: string[]): AllowEntry[] {
+  if (!entries.some((e) => e.ports !== undefined)) return [...entries];
+  const everyPort = new Set(entries.flatMap((e) => (e.ports === undefined ? [e.cidr.text] : [])));
+  const dropped = entries.filter((e) => e.ports !== undefined && everyPort.has(e.cidr.text));
+  for (const e of dropped) warnings.push(`${e.source}: ${show(formatEntry({ target: e.cidr.text, ports: e.ports }))} is also allowed on every port: every port of it is allowed`);
+  const gone = new Set(dropped);
+  return entries.filter((e) => !gone.has(e));
+}
+
 /** `explain`'s one argument: the destination to explain. */
 function destinationArg(args: readonly string[], problems: string[]): Destination | undefined {
   if (args.length !== 1) {
@@ -205,18 +270,25 @@ function policyConfig(settings: Settings, value: ValueReader, inputs: ConfigInpu
     if (entry.hostBitsSet) warnings.push(`${allowFrom}: ${show(entry.raw)} has host bits set; using ${entry.cidr.text}`);
   }
   warnings.push(...allowFile.warnings);
-  const names = [...new Set((hosts ?? []).flatMap((h) => (h.kind === "name" ? [h.name] : [])))];
-  const wildcards = [...new Set((hosts ?? []).flatMap((h) => (h.kind === "wildcard" ? [h.entry] : [])))];
+  const hostsFrom = fromOf(settings, "hosts");
+  const named = (hosts ?? []).flatMap((h) => (h.host.kind === "name" ? [{ name: h.host.name, raw: h.raw, ports: h.ports }] : h.host.kind === "wildcard" ? [{ name: h.host.entry, raw: h.raw, ports: h.ports }] : []));
+  const { names: entries, hostPorts } = portsByName(named, hostsFrom, warnings);
+  const names = entries.filter((name) => !name.startsWith("*"));
+  const wildcards = entries.filter((name) => name.startsWith("*"));
   const proxied = value("dns-proxy");
   if (wildcards.length > 0 && !proxied) {
-    problems.push(`${fromOf(settings, "hosts")}: ${wildcards.map(show).join(", ")}: wildcards need --dns-proxy (only 'watch --dns-proxy' can allow names that cannot be resolved ahead)`);
+    problems.push(`${hostsFrom}: ${wildcards.map(show).join(", ")}: wildcards need --dns-proxy (only 'watch --dns-proxy' can allow names that cannot be resolved ahead)`);
   }
-  const literals = (hosts ?? []).flatMap((h) => (h.kind === "address" ? [h.cidr] : []));
-  const allowEntries: AllowEntry[] = [
-    ...(allow ?? []).map((entry) => ({ cidr: entry.cidr, source: allowFrom })),
-    ...allowFile.entries,
-    ...literals.map((cidr) => ({ cidr, source: fromOf(settings, "hosts") })),
-  ];
+  const literals: AllowEntry[] = (hosts ?? []).flatMap((h) => (h.host.kind === "address" ? [{ cidr: h.host.cidr, source: hostsFrom, ...(h.ports && { ports: h.ports }) }] : []));
+  const allowEntries = everyPortWins(
+    [...(allow ?? []).map((entry): AllowEntry => ({ cidr: entry.cidr, source: allowFrom, ...(entry.ports && { ports: entry.ports }) })), ...allowFile.entries, ...literals],
+    warnings,
+  );
+  const refusePrivateAnswers = value("refuse-private-answers");
+  const privateDomains = value("private-domains");
+  if (!refusePrivateAnswers && (privateDomains ?? []).length > 0) {
+    warnings.push(`${fromOf(settings, "private-domains")} has no effect without --refuse-private-answers: private answers are allowed for every name`);
+  }
   for (const entry of allowEntries.filter((e) => everything(e.cidr))) {
     warnings.push(`${entry.source}: ${entry.cidr.text} allows every IPv${entry.cidr.family} address: outbound IPv${entry.cidr.family} is not restricted`);
   }
@@ -225,11 +297,16 @@ function policyConfig(settings: Settings, value: ValueReader, inputs: ConfigInpu
       warnings.push(`${fromOf(settings, "dns-servers")}: ${server.text} allows DNS (port 53) to every IPv${server.family} address, as "any" does`);
     }
   }
+  const forward = value("forward");
+  if (proxied && forward) {
+    problems.push(`${fromOf(settings, "forward")} cannot go with --dns-proxy yet: forwarded DNS would not pass through the proxy (its redirect is on the output hook only), so forwarded names could not be admitted`);
+  }
   if (proxied && dnsServers?.kind === "any") {
     problems.push(`${fromOf(settings, "dns-servers")}: "any" cannot go with --dns-proxy (all DNS goes through the proxy, which forwards to the resolvers): name them, or leave it to resolv.conf`);
   }
   return {
     hosts: names,
+    hostPorts,
     wildcards,
     ...(proxied && { dnsProxy: { port: value("dns-proxy-port"), gid: value("dns-proxy-gid") } }),
     allow: sortByCidr(allowEntries, (entry) => entry.cidr),
@@ -238,6 +315,9 @@ function policyConfig(settings: Settings, value: ValueReader, inputs: ConfigInpu
     strict: value("strict"),
     onResolveError: value("on-resolve-error"),
     reject: value("reject"),
+    forward,
+    refusePrivateAnswers,
+    privateDomains: privateDomains ?? [],
     audit: value("audit"),
     resolveTimeoutMs: value("resolve-timeout"),
   };

@@ -1,6 +1,7 @@
 import * as v from "valibot";
 import { parseDuration } from "./duration.ts";
 import { parseHost, type HostEntry } from "./hostname.ts";
+import { splitPortSpec, type PortRange } from "./port-spec.ts";
 import { parseAddress, parseCidr, type Cidr } from "../net/ip.ts";
 import { parseProxyGid } from "../proxy/identity.ts";
 
@@ -41,11 +42,32 @@ function item<T>(from: string, parse: (raw: string) => Parsed<T>): v.GenericSche
 
 const listOf = <T>(schema: v.GenericSchema<string, T>): ValueSchema<T[]> => v.optional(v.array(schema), []) as ValueSchema<T[]>;
 
-export const hostList = (from: string): ValueSchema<HostEntry[]> =>
+/** A host list item: a name or IP literal and, when written with `:PORT[-PORT][/PROTO]`, the ports it opens. */
+export interface HostItem {
+  readonly raw: string;
+  readonly host: HostEntry;
+  readonly ports?: PortRange;
+}
+
+export const hostList = (from: string): ValueSchema<HostItem[]> =>
+  listOf(
+    item(from, (raw) => {
+      const split = splitPortSpec(raw);
+      if (!split.ok) return { ok: false, reason: `has a bad port: ${split.reason}` };
+      const parsed = parseHost(split.target);
+      if (!parsed.ok) return { ok: false, reason: `is not a valid host name: ${parsed.reason}` };
+      return { ok: true, value: { raw, host: parsed.host, ...(split.ports && { ports: split.ports }) } };
+    }),
+  );
+
+/** DNS domains (`cluster.local`): names as `--hosts` takes them, without ports, addresses or wildcards. */
+export const domainList = (from: string): ValueSchema<string[]> =>
   listOf(
     item(from, (raw) => {
       const parsed = parseHost(raw);
-      return parsed.ok ? { ok: true, value: parsed.host } : { ok: false, reason: `is not a valid host name: ${parsed.reason}` };
+      if (!parsed.ok) return { ok: false, reason: `is not a domain name: ${parsed.reason}` };
+      if (parsed.host.kind === "name") return { ok: true, value: parsed.host.name.replace(/\.$/, "") };
+      return { ok: false, reason: parsed.host.kind === "address" ? "is an address, not a domain name" : "is not a domain name: a wildcard (a domain already covers every name under it)" };
     }),
   );
 
@@ -58,20 +80,24 @@ export const portList = (from: string): ValueSchema<number[]> =>
     ),
   );
 
-/** An address or CIDR as written, parsed; `hostBitsSet` is warned about by the caller. */
+/** An address or CIDR as written, parsed, with its ports if any; `hostBitsSet` is warned about by the caller. */
 export interface CidrItem {
   readonly raw: string;
   readonly cidr: Cidr;
   readonly hostBitsSet: boolean;
+  readonly ports?: PortRange;
 }
 
-export const cidrList = (from: string): ValueSchema<CidrItem[]> =>
-  listOf(
-    item(from, (raw) => {
-      const parsed = parseCidr(raw);
-      return parsed.ok ? { ok: true, value: { raw, cidr: parsed.cidr, hostBitsSet: parsed.hostBitsSet } } : { ok: false, reason: `is not an IP address or CIDR: ${parsed.reason}` };
-    }),
-  );
+/** `203.0.113.0/24`, `203.0.113.0/24:443`, `[2001:db8::/64]:8000-8100/udp`: the reason when it is not. */
+export function parseCidrItem(raw: string): Parsed<CidrItem> {
+  const split = splitPortSpec(raw);
+  if (!split.ok) return { ok: false, reason: `has a bad port: ${split.reason}` };
+  const parsed = parseCidr(split.target);
+  if (!parsed.ok) return { ok: false, reason: `is not an IP address or CIDR: ${parsed.reason}` };
+  return { ok: true, value: { raw, cidr: parsed.cidr, hostBitsSet: parsed.hostBitsSet, ...(split.ports && { ports: split.ports }) } };
+}
+
+export const cidrList = (from: string): ValueSchema<CidrItem[]> => listOf(item(from, parseCidrItem));
 
 export const dnsServers = (from: string): ValueSchema<DnsServers> =>
   v.pipe(

@@ -1,14 +1,16 @@
-import type { DeniedDestination, LoadedStatus } from "../backends/backend.ts";
+import type { AllowedEntry, DeniedDestination, LoadedStatus } from "../backends/backend.ts";
 import type { Destination } from "../config/destination.ts";
+import { formatEntry, formatPortRange, type PortRange } from "../config/port-spec.ts";
 import { cidr, compareCidr, contains, parseCidr } from "../net/ip.ts";
 
 /**
- * What allows an address. `ports` is "all" for every entry today; per-name ports (and a DNS-proxy
- * admission with its expiry) will add their own kinds and port lists here.
+ * What allows an address: a name or network on every port (`"all"`) or on the port ranges of its
+ * entries with ports (those that hold the asked port, or all of them when no port was asked). A
+ * DNS-proxy admission with its expiry will add its own kind here.
  */
 export type AllowedBy =
-  | { readonly kind: "name"; readonly name: string; readonly ports: "all" }
-  | { readonly kind: "cidr"; readonly cidr: string; readonly ports: "all" }
+  | { readonly kind: "name"; readonly name: string; readonly ports: "all" | readonly PortRange[] }
+  | { readonly kind: "cidr"; readonly cidr: string; readonly ports: "all" | readonly PortRange[] }
   /** DNS (port 53) to a resolver the policy allows, or anywhere with `--dns-servers any`. */
   | { readonly kind: "dns"; readonly resolvers: "any" | string; readonly ports: readonly [53] };
 
@@ -53,24 +55,63 @@ export const describeTarget = (d: Destination): string => {
   return d.port === undefined ? host : `${host}:${d.port}${d.protocol === "udp" ? "/udp" : ""}`;
 };
 
+/** The ranges of `ports` that hold the destination's port and protocol; all of them when no port was asked. */
+const rangesFor = (ports: readonly PortRange[], destination: Destination): PortRange[] =>
+  destination.port === undefined ? [...ports] : ports.filter((r) => r.protocol === destination.protocol && r.first <= destination.port! && destination.port! <= r.last);
+
+/**
+ * Which ports the loaded entries holding an address open to the destination: every port (an entry
+ * without ports holds it), these ranges, or none (`open` empty) while `listed` says which ranges
+ * the address does have.
+ */
+function portsOpen(entries: readonly AllowedEntry[], destination: Destination): { everyPort: readonly AllowedEntry[]; open: PortRange[]; listed: PortRange[] } {
+  const everyPort = entries.filter((e) => e.ports === "all");
+  const listed = entries.flatMap((e) => (e.ports === "all" ? [] : e.ports));
+  return { everyPort, open: rangesFor(listed, destination), listed };
+}
+
 /**
  * One address against the loaded rules: the allow sets (by name when `names` held the address,
- * else by the loaded network), then DNS to the resolvers for port 53. Pure.
+ * else by the loaded network) on every port or on the ports of the entries listed with ports, then
+ * DNS to the resolvers for port 53. Pure.
  */
 export function explainAddress(status: LoadedStatus, address: string, destination: Destination, names: readonly { name: string; addresses: readonly string[] }[]): AddressExplanation {
-  const loaded = status.allowed.filter((entry) => entryHolds(entry, address));
-  const byName = loaded.length > 0 ? names.filter((n) => n.addresses.includes(address)).map((n): AllowedBy => ({ kind: "name", name: n.name, ports: "all" })) : [];
-  const byCidr = byName.length > 0 ? [] : loaded.map((entry): AllowedBy => ({ kind: "cidr", cidr: entry, ports: "all" }));
+  const holding = status.allowed.filter((entry) => entryHolds(entry.network, address));
+  const { everyPort, open, listed } = portsOpen(holding, destination);
+  const ports: "all" | readonly PortRange[] | undefined = everyPort.length > 0 ? "all" : open.length > 0 ? open : undefined;
+  const held = ports === undefined ? [] : names.filter((n) => n.addresses.includes(address));
+  const byName = held.map((n): AllowedBy => ({ kind: "name", name: n.name, ports: ports! }));
+  const byCidr =
+    ports === undefined || byName.length > 0
+      ? []
+      : everyPort.length > 0
+        ? everyPort.map((e): AllowedBy => ({ kind: "cidr", cidr: e.network, ports: "all" }))
+        : holding.flatMap((e): AllowedBy[] => {
+            const ranges = e.ports === "all" ? [] : rangesFor(e.ports, destination);
+            return ranges.length > 0 ? [{ kind: "cidr", cidr: e.network, ports: ranges }] : [];
+          });
   const dnsHolds = status.dns === "any" || status.dns.some((entry) => entryHolds(entry, address));
   const byDns: AllowedBy[] = destination.port === 53 && dnsHolds ? [{ kind: "dns", resolvers: status.dns === "any" ? "any" : address, ports: [53] }] : [];
   const by = [...byName, ...byCidr, ...byDns];
   const denied = (status.denied ?? []).filter((d) => d.direction === "out" && d.address === address && (destination.port === undefined || d.port === destination.port));
-  const reason = by.length > 0 ? undefined : dnsHolds && destination.port === undefined ? "not in the allowlist; only DNS (port 53) to it is allowed, as a resolver" : "not in the allowlist";
+  const asked = destination.port === undefined ? "" : formatPortRange({ protocol: destination.protocol, first: destination.port, last: destination.port });
+  const reason =
+    by.length > 0
+      ? undefined
+      : listed.length > 0
+        ? `not open on ${asked}: the allowlist opens it on ${listed.map(formatPortRange).join(", ")} only`
+        : dnsHolds && destination.port === undefined
+          ? "not in the allowlist; only DNS (port 53) to it is allowed, as a resolver"
+          : "not in the allowlist";
   return { address, allowed: by.length > 0, by, ...(reason !== undefined && { reason }), denied };
 }
 
-const describeBy = (by: AllowedBy): string =>
-  by.kind === "name" ? `the name ${by.name} (every port)` : by.kind === "cidr" ? `${by.cidr.includes("/") || by.cidr.includes("-") ? "the network" : "the address"} ${by.cidr} (every port)` : by.resolvers === "any" ? "DNS to any resolver (--dns-servers any)" : "DNS to this resolver (port 53)";
+const describeBy = (by: AllowedBy): string => {
+  if (by.kind === "dns") return by.resolvers === "any" ? "DNS to any resolver (--dns-servers any)" : "DNS to this resolver (port 53)";
+  const target = by.kind === "name" ? by.name : by.cidr;
+  if (by.ports !== "all") return by.ports.map((ports) => formatEntry({ target, ports })).join(", ");
+  return by.kind === "name" ? `the name ${by.name} (every port)` : `${by.cidr.includes("/") || by.cidr.includes("-") ? "the network" : "the address"} ${by.cidr} (every port)`;
+};
 
 /** The whole answer for a destination whose addresses are known (an address, or a name's addresses). */
 export function explain(status: LoadedStatus, destination: Destination, addresses: readonly string[], names: readonly { name: string; addresses: readonly string[] }[], name?: Explanation["name"]): Explanation {

@@ -1,13 +1,23 @@
 import type { Config } from "../config/config.ts";
 import { resolveError } from "../errors.ts";
 import { compareCidr, contains, makeCidr, parseAddress, sortByCidr, type Cidr, type Family } from "../net/ip.ts";
-import { forbiddenReason } from "./forbidden.ts";
+import { forbiddenReason, privateReason, resolverNetworks, underDomain } from "./forbidden.ts";
 import type { HostResolution } from "../dns/resolve.ts";
+import { portElements, type PortElement, type PortEntry } from "./ports.ts";
+import { proxyPortSets, type ProxyPortSet } from "./proxy-sets.ts";
+
+export type { PortElement } from "./ports.ts";
 
 /** One element of an allow set, with the names or settings it came from (rendered as a comment). */
 export interface SetElement {
   readonly cidr: Cidr;
   readonly sources: readonly string[];
+}
+
+/** The port sets of one policy, one per family (see `Policy.allowPorts`). */
+export interface PortSets {
+  readonly v4: readonly PortElement[];
+  readonly v6: readonly PortElement[];
 }
 
 /** Which ASCII characters a comment may hold as they are: `\w` and `.:/@+=,- `. */
@@ -18,7 +28,7 @@ const PLAIN: readonly boolean[] = Array.from({ length: 128 }, (_, c) => /[\w.:/@
  * names and file paths with line numbers; a path is the user's text, so anything but plain
  * characters becomes `?` and a comment can never end its line or carry ruleset syntax.
  */
-export const sourceComment = (element: SetElement): string => {
+export const sourceComment = (element: Pick<SetElement, "sources">): string => {
   const text = element.sources.length === 1 ? (element.sources[0] ?? "") : element.sources.join(", ");
   // The same as the replace below, without running a regular expression for each of 100,000 elements.
   for (let i = 0; i < text.length; i++) if (!PLAIN[text.charCodeAt(i)]) return text.replace(/[^\w.:/@+=,\- ]/g, "?");
@@ -33,6 +43,13 @@ export const sourceComment = (element: SetElement): string => {
 export interface Policy {
   readonly allowV4: readonly SetElement[];
   readonly allowV6: readonly SetElement[];
+  /**
+   * What the entries listed with ports open (`api.example.com:443`, `203.0.113.0/24:8000-8100/udp`):
+   * network, protocol and port range, disjoint and sorted (see `portElements`). Absent when no entry
+   * of the configuration has ports, so a policy without ports renders exactly as before; present
+   * (maybe empty) as soon as one has, so `watch` always finds the sets it updates.
+   */
+  readonly allowPorts?: PortSets;
   /** Where DNS (UDP and TCP port 53) may go: anywhere (the original's behaviour) or the resolvers only. */
   readonly dns: { readonly kind: "any" } | { readonly kind: "servers"; readonly v4: readonly Cidr[]; readonly v6: readonly Cidr[] };
   /**
@@ -42,6 +59,11 @@ export interface Policy {
   readonly onLink: readonly Cidr[];
   /** Inbound TCP ports; empty means inbound traffic is left untouched. */
   readonly inboundPorts: readonly number[];
+  /**
+   * `--forward`: the egress policy also filters traffic forwarded through this machine (containers
+   * or VMs it hosts). Absent or false: forwarded traffic is not filtered.
+   */
+  readonly forward?: boolean;
   /**
    * `reject` answers refused traffic (TCP reset, ICMP admin-prohibited) so clients fail at once.
    * `audit` (--audit) refuses nothing: what would be dropped is recorded and counted, then accepted.
@@ -58,6 +80,11 @@ export interface Policy {
 export interface ProxyRules {
   readonly port: number;
   readonly gid: number;
+  /**
+   * The timeout sets of entries listed with ports (see `proxyPortSets`), each accepted only on its
+   * ports; absent when no entry has ports (then only proxy_v4/proxy_v6, every port).
+   */
+  readonly portSets?: readonly ProxyPortSet[];
 }
 
 export interface PolicySummary {
@@ -176,7 +203,10 @@ export function admitResolutions(config: Config, resolutions: readonly HostResol
 export function buildPolicy(config: Config, names: readonly NameAddresses[], resolvers: readonly Cidr[], onLink: readonly Cidr[] = []): { policy: Policy; warnings: string[] } {
   const warnings: string[] = [];
   const fromDns: Entry[] = [];
+  const withPorts: PortEntry[] = [];
+  const resolverNets = config.refusePrivateAnswers ? resolverNetworks(resolvers) : [];
   for (const resolution of names) {
+    const ports = config.hostPorts.get(resolution.host);
     for (const answer of resolution.addresses) {
       const parsed = parseAddress(answer.address);
       if (parsed === undefined || parsed.family !== answer.family) {
@@ -189,32 +219,56 @@ export function buildPolicy(config: Config, names: readonly NameAddresses[], res
         warnings.push(`${resolution.host}: not allowing ${address.text} (${reason}) from DNS; list it in --allow to permit it`);
         continue;
       }
-      fromDns.push({ cidr: address, source: resolution.host });
+      const refused = config.refusePrivateAnswers && !underDomain(resolution.host, config.privateDomains) ? privateReason(address, resolverNets) : undefined;
+      if (refused !== undefined && !config.allow.some((allowed) => contains(allowed.cidr, address))) {
+        warnings.push(`${resolution.host}: not allowing ${address.text} (${refused}) from DNS (--refuse-private-answers); list its domain in --private-domains or the address in --allow to permit it`);
+        continue;
+      }
+      if (ports === undefined) fromDns.push({ cidr: address, source: resolution.host });
+      else for (const range of ports) withPorts.push({ cidr: address, ports: range, source: resolution.host });
     }
   }
-  const elements = collect(config.allow, fromDns);
+  // With the proxy, names are admitted into its sets (proxy.portSets for those with ports), not these.
+  const ported = (config.dnsProxy === undefined && config.hostPorts.size > 0) || config.allow.some((entry) => entry.ports !== undefined);
+  const everyPort = ported ? config.allow.filter((entry) => entry.ports === undefined) : config.allow;
+  if (ported) for (const entry of config.allow) if (entry.ports !== undefined) withPorts.push({ cidr: entry.cidr, ports: entry.ports, source: entry.source });
+  const elements = collect(everyPort, fromDns);
   const firstV6 = elements.findIndex((e) => e.cidr.family === 6);
   const allowV4 = firstV6 < 0 ? elements : elements.slice(0, firstV6);
   const allowV6 = firstV6 < 0 ? [] : elements.slice(firstV6);
   const servers = collect([], resolvers.map((cidr) => ({ cidr, source: "" }))).map((e) => e.cidr);
+  const portSet = ported ? portElements(withPorts) : [];
+  const firstPortV6 = portSet.findIndex((e) => e.cidr.family === 6);
   const policy: Policy = {
     allowV4,
     allowV6,
+    ...(ported && { allowPorts: { v4: firstPortV6 < 0 ? portSet : portSet.slice(0, firstPortV6), v6: firstPortV6 < 0 ? [] : portSet.slice(firstPortV6) } }),
     dns:
       config.dnsServers.kind === "any"
         ? { kind: "any" }
         : { kind: "servers", v4: servers.filter((c) => c.family === 4), v6: servers.filter((c) => c.family === 6) },
     onLink,
     inboundPorts: config.ports,
+    ...(config.forward && { forward: true }),
     verdict: config.audit ? "audit" : config.reject ? "reject" : "drop",
-    ...(config.dnsProxy && { proxy: config.dnsProxy }),
+    ...(config.dnsProxy && { proxy: proxyRules(config) }),
   };
   return { policy, warnings };
 }
 
+/** The proxy's rules: its port and group, and a timeout set pair per distinct port spec of the list. */
+function proxyRules(config: Config): ProxyRules {
+  const { sets } = proxyPortSets([...config.hosts, ...config.wildcards], config.hostPorts);
+  return { ...config.dnsProxy!, ...(sets.length > 0 && { portSets: sets }) };
+}
+
+/** How many networks a port set holds (one network may hold several port ranges). */
+const networks = (elements: readonly PortElement[] = []): number => new Set(elements.map((e) => e.cidr.text)).size;
+
+/** Addresses and networks allowed, on every port or on some: what the summary counts. */
 export const summarize = (counts: NameCounts, policy: Policy): PolicySummary => ({
   ...counts,
-  ipv4: policy.allowV4.length,
-  ipv6: policy.allowV6.length,
+  ipv4: policy.allowV4.length + networks(policy.allowPorts?.v4),
+  ipv6: policy.allowV6.length + networks(policy.allowPorts?.v6),
   ports: policy.inboundPorts,
 });

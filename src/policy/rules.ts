@@ -1,5 +1,6 @@
 import { cidr, type Cidr } from "../net/ip.ts";
-import type { Policy } from "./policy.ts";
+import type { Policy, PortElement } from "./policy.ts";
+import type { ProxyPortSet } from "./proxy-sets.ts";
 
 /**
  * One rule of a chain, backend-neutral: what it matches and does, not how a backend writes it. Both
@@ -47,16 +48,26 @@ export type Rule =
    * accepted by loopback destination and the proxy's port.
    */
   | { readonly kind: "proxy-port"; readonly port: number }
-  /** The DNS proxy (output filter): the addresses its answers admitted (sets with per-element timeouts). */
-  | { readonly kind: "proxy-admitted" }
+  /**
+   * The DNS proxy (output filter): the addresses its answers admitted (sets with per-element
+   * timeouts): proxy_v4/proxy_v6 on every port, each of `portSets` on its ports only.
+   */
+  | { readonly kind: "proxy-admitted"; readonly portSets: readonly ProxyPortSet[] }
   /** The allowed addresses and networks (nft: two set lookups; iptables: one rule each). */
   | { readonly kind: "allowed"; readonly allowV4: Policy["allowV4"]; readonly allowV6: Policy["allowV6"] }
+  /**
+   * The entries listed with ports: network, protocol and destination port range (nft: a lookup in
+   * one concatenated set per family; iptables: one rule each). Only when some entry has ports.
+   */
+  | { readonly kind: "allowed-ports"; readonly v4: readonly PortElement[]; readonly v6: readonly PortElement[] }
   /**
    * Just before the verdict: each denied destination is recorded in the kernel, with a packet
    * counter and a timeout, in bounded sets, so `status` can list what was refused even after the
    * process that loaded the rules has exited. Out: the destination address, protocol and port; in:
    * the source address, protocol and our local port. Other protocols than TCP and UDP (ICMP) are
    * recorded with port 0. Only a backend with dynamic sets records (nft); the others count only.
+   * The forward chain records as "out": it applies the same egress policy, so what it denies is a
+   * denied destination like any other (status, explain and suggest read one list).
    */
   | { readonly kind: "record-denied"; readonly direction: Direction }
   /** Inbound TCP to these ports. */
@@ -71,14 +82,15 @@ export type Rule =
 export type Direction = "out" | "in";
 
 /** The named counter of each chain's verdict: `*_dropped` while enforcing, `*_audited` in audit mode. */
-export type VerdictCounter = `${"output" | "input"}_${"dropped" | "audited"}`;
+export type VerdictCounter = `${"output" | "input" | "forward"}_${"dropped" | "audited"}`;
 
 /**
- * A chain of ours, hooked where packets leave (`output`) or arrive (`input`): a filter chain (policy
- * drop), or the DNS proxy's `nat` chain (output only, policy accept: it redirects, never drops).
+ * A chain of ours, hooked where packets leave (`output`), arrive (`input`) or pass through
+ * (`forward`): a filter chain (policy drop), or the DNS proxy's `nat` chain (output only, policy
+ * accept: it redirects, never drops).
  */
 export interface Chain {
-  readonly hook: "output" | "input";
+  readonly hook: "output" | "input" | "forward";
   readonly type: "filter" | "nat";
   readonly rules: readonly Rule[];
 }
@@ -93,9 +105,15 @@ const LINK_SCOPE = [cidr("fe80::/10"), cidr("ff02::/16")];
 
 /**
  * The policy as ordered chains: with the DNS proxy, its nat chain first; the output filter always;
- * input only when inbound ports are given (otherwise inbound traffic is left untouched). The order
- * is the order of evaluation. In audit mode the filter chains are the same up to the verdict, which
- * accepts.
+ * input only when inbound ports are given (otherwise inbound traffic is left untouched); forward
+ * only with `--forward`. The order is the order of evaluation. In audit mode the filter chains are
+ * the same up to the verdict, which accepts.
+ *
+ * The forward chain holds the output chain's egress rules without loopback, neighbour and listener
+ * discovery: those are link-local (hop limit 255 or 1, ff02::/16, fe80::/10) and a router never
+ * forwards them, and forwarded packets never leave through `lo`. It records what it denies in the
+ * output chain's sets (direction "out") and ends in its own counter, forward_dropped or, in audit
+ * mode, forward_audited. (`--forward` does not go with the DNS proxy: config refuses the pair.)
  */
 export function chainsOf(policy: Policy): Chain[] {
   const { proxy } = policy;
@@ -114,12 +132,12 @@ export function chainsOf(policy: Policy): Chain[] {
       ...(proxy === undefined ? [] : [{ kind: "proxy-port", port: proxy.port } as const]),
       { kind: "dns", dns: policy.dns, ...(proxy && { gid: proxy.gid }) },
       { kind: "allowed", allowV4: policy.allowV4, allowV6: policy.allowV6 },
-      ...(proxy === undefined ? [] : [{ kind: "proxy-admitted" } as const]),
+      ...(policy.allowPorts ? [{ kind: "allowed-ports", v4: policy.allowPorts.v4, v6: policy.allowPorts.v6 } as const] : []),
+      ...(proxy === undefined ? [] : [{ kind: "proxy-admitted", portSets: proxy.portSets ?? [] } as const]),
       { kind: "record-denied", direction: "out" },
       audit ? { kind: "verdict", verdict: "accept", counter: "output_audited" } : { kind: "verdict", verdict: policy.verdict, counter: "output_dropped" },
     ],
   };
-  if (policy.inboundPorts.length === 0) return [...redirect, output];
   const input: Chain = {
     hook: "input",
     type: "filter",
@@ -130,5 +148,13 @@ export function chainsOf(policy: Policy): Chain[] {
       { kind: "verdict", verdict: audit ? "accept" : "drop", counter: audit ? "input_audited" : "input_dropped" },
     ],
   };
-  return [...redirect, output, input];
+  const linkLocal = new Set<Rule["kind"]>(["loopback", "neighbour-discovery", "listener-discovery"]);
+  const forward: Chain = {
+    hook: "forward",
+    type: "filter",
+    rules: output.rules
+      .map((rule): Rule => (rule.kind === "verdict" ? { ...rule, counter: audit ? "forward_audited" : "forward_dropped" } : rule))
+      .filter((rule) => !linkLocal.has(rule.kind)),
+  };
+  return [...redirect, output, ...(policy.inboundPorts.length > 0 ? [input] : []), ...(policy.forward === true ? [forward] : [])];
 }

@@ -1,8 +1,9 @@
 import type { DeniedDestination } from "../backends/backend.ts";
+import { formatEntry } from "../config/port-spec.ts";
 
 /** One allowlist entry suggested from what was recorded, with what it covers. */
 export interface Suggestion {
-  /** `api.example:443`, `203.0.113.5:8080/udp`, `[2001:db8::1]:443`, or a bare address (ICMP: no port). */
+  /** `api.example:443/tcp`, `203.0.113.5:8080/udp`, `[2001:db8::1]:443/tcp`, or a bare address (ICMP: no port). */
   readonly entry: string;
   readonly packets: number;
   readonly named: boolean;
@@ -10,15 +11,9 @@ export interface Suggestion {
   readonly queries?: number;
 }
 
-/**
- * The entry syntax of per-name ports: `HOST:PORT`, `/udp` for UDP, IPv6 in brackets, no port for
- * protocols without ports. Minimal until src/config/port-spec.ts's formatEntry lands; then that.
- */
-export function formatEntry(host: string, port: number, protocol: string): string {
-  if (port === 0 || (protocol !== "tcp" && protocol !== "udp")) return host;
-  const shown = host.includes(":") ? `[${host}]` : host;
-  return `${shown}:${port}${protocol === "udp" ? "/udp" : ""}`;
-}
+/** The allowlist entry for a host and what was recorded: `HOST:PORT/PROTO`, a bare host for ICMP and other protocols without ports. */
+const entryFor = (host: string, port: number, protocol: string): string =>
+  formatEntry(port === 0 || (protocol !== "tcp" && protocol !== "udp") ? { target: host } : { target: host, ports: { protocol, first: port, last: port } });
 
 /**
  * An allowlist from outbound destinations recorded as denied: by the name that held the address
@@ -41,7 +36,7 @@ export function suggestAllowlist(
     }
     const names = namesOf(d.address);
     for (const [host, named] of names.length > 0 ? names.map((n) => [n, true] as const) : [[d.address, false] as const]) {
-      const entry = formatEntry(host, d.port, d.protocol);
+      const entry = entryFor(host, d.port, d.protocol);
       const seen = entries.get(entry);
       entries.set(entry, { entry, packets: (seen?.packets ?? 0) + d.packets, named });
     }

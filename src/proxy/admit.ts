@@ -6,10 +6,15 @@
  * and the admitter keeps what it knows of each element's expiry and sends an element only when
  * that makes it live noticeably longer. Admissions that arrive while a transaction is in flight are
  * coalesced into the next one (one `add element` per set, one transaction).
+ *
+ * An admission names its sets: proxy_v4/proxy_v6 (every port) by default, or the pair of the port
+ * spec of the entry that matched (`proxy_v4_tcp443`...). Everything above holds per (set, address):
+ * one address admitted for two entries with different ports is an element of each set.
  */
 import type { NftExecutor, NftResult } from "../backends/nft/executor.ts";
 import { parseTimeoutElements, renderTimeoutElements, type TimeoutElement } from "../backends/nft/timeout-elements.ts";
 import { type Family, formatAddress, parseAddress } from "../net/ip.ts";
+import { EVERY_PORT_SETS, type ProxySetNames } from "../policy/proxy-sets.ts";
 
 export interface AdmittedAddress {
   /** Address text, validated again here before it reaches nft text. */
@@ -25,12 +30,16 @@ export interface Admission {
   /** The list entry that matched it (`api.example.com`, `*.example.com`, `**.example.com`). */
   readonly entry: string;
   readonly addresses: readonly AdmittedAddress[];
+  /** The sets the entry admits into (see ProxySetNames); absent: proxy_v4/proxy_v6, every port. */
+  readonly sets?: ProxySetNames;
 }
 
 /** One element the admitter knows to be in the kernel. */
 export interface AdmittedElement {
   readonly address: string;
   readonly family: Family;
+  /** The kernel set that holds it. */
+  readonly set: string;
   /** When the kernel drops it, on the admitter's clock (ms); the kernel's is never earlier. */
   readonly expiresAt: number;
   /** Its timeout in the kernel, whole seconds. */
@@ -59,7 +68,7 @@ export interface Admitter {
    * and are carried over; a missing table or set reads as empty. Resolves to how many were learnt.
    */
   seedFromKernel(): Promise<number>;
-  /** `elements = { ... }` lines for the two set definitions of a full table replace ("" when empty). */
+  /** `elements = { ... }` lines for the set definitions of a full table replace ("" when empty). */
   renderCarryOver(): CarryOver;
   /**
    * Runs a full replace of the table, `script(carryOver)`, between admission transactions: the one
@@ -70,8 +79,11 @@ export interface Admitter {
 }
 
 export interface CarryOver {
+  /** proxy_v4 and proxy_v6 (the `sets` option). */
   readonly v4: string;
   readonly v6: string;
+  /** Each set of `portSets` that holds something, by name. */
+  readonly ports: ReadonlyMap<string, string>;
 }
 
 export interface AdmitterOptions {
@@ -83,8 +95,13 @@ export interface AdmitterOptions {
   /** Added to every clamped TTL: the client may use an answer a little past its TTL. */
   readonly graceMs: number;
   readonly table?: "inet domainwall";
-  readonly sets?: { readonly v4: "proxy_v4"; readonly v6: "proxy_v6" };
+  readonly sets?: ProxySetNames;
+  /** The port specs' set pairs (Policy.proxy.portSets): admissions may name them; seeded and carried over too. */
+  readonly portSets?: readonly ProxySetNames[];
 }
+
+/** A set name as the renderer makes them (it is printed into nft text). */
+const SET_NAME = /^[a-z][a-z0-9_-]{0,127}$/;
 
 /** Names and entries kept per element: a wildcard entry can map any number of names to one address. */
 export const MAX_NAMES = 8;
@@ -92,6 +109,7 @@ export const MAX_NAMES = 8;
 interface Known {
   readonly address: string;
   readonly family: Family;
+  readonly set: string;
   readonly expiresAt: number;
   readonly timeoutSeconds: number;
   readonly names: string[];
@@ -101,6 +119,7 @@ interface Known {
 interface Wanted {
   readonly address: string;
   readonly family: Family;
+  readonly set: string;
   readonly expiresAt: number;
   readonly timeoutSeconds: number;
   readonly name: string;
@@ -143,9 +162,12 @@ function validate(a: AdmittedAddress): { ok: true; address: string } | { ok: fal
 export function createAdmitter(options: AdmitterOptions): Admitter {
   const { executor, now, minTtlMs, maxTtlMs, graceMs } = options;
   const table = options.table ?? "inet domainwall";
-  const sets = options.sets ?? { v4: "proxy_v4", v6: "proxy_v6" };
-  const setOf = (family: Family) => (family === 4 ? sets.v4 : sets.v6);
-  const key = (family: Family, address: string) => `${family} ${address}`;
+  const sets = options.sets ?? EVERY_PORT_SETS;
+  const pairs = [sets, ...(options.portSets ?? [])];
+  const names = new Set(pairs.flatMap((pair) => [pair.v4, pair.v6]));
+  for (const name of names) if (!SET_NAME.test(name)) throw new Error(`not a set name: ${JSON.stringify(name)}`);
+  const setOf = (pair: ProxySetNames, family: Family) => (family === 4 ? pair.v4 : pair.v6);
+  const key = (set: string, address: string) => `${set} ${address}`;
 
   const known = new Map<string, Known>();
   let inFlight: Batch | undefined;
@@ -172,13 +194,13 @@ export function createAdmitter(options: AdmitterOptions): Admitter {
 
   const render = (batch: Batch): string => {
     const lines: string[] = [];
-    for (const family of [4, 6] as const) {
-      const items = [...batch.elements.values()]
-        .filter((w) => w.family === family)
-        .map((w) => `${w.address} timeout ${w.timeoutSeconds}s expires ${w.timeoutSeconds}s`)
-        .sort();
-      if (items.length > 0) lines.push(`add element ${table} ${setOf(family)} { ${items.join(", ")} }\n`);
+    const bySet = new Map<string, string[]>();
+    for (const w of batch.elements.values()) {
+      const items = bySet.get(w.set) ?? [];
+      items.push(`${w.address} timeout ${w.timeoutSeconds}s expires ${w.timeoutSeconds}s`);
+      bySet.set(w.set, items);
     }
+    for (const set of [...bySet.keys()].sort()) lines.push(`add element ${table} ${set} { ${bySet.get(set)!.sort().join(", ")} }\n`);
     return lines.join("");
   };
 
@@ -189,7 +211,7 @@ export function createAdmitter(options: AdmitterOptions): Admitter {
       const entries = entry?.entries ?? [];
       remember(names, w.name);
       remember(entries, w.entry);
-      known.set(k, { address: w.address, family: w.family, expiresAt: w.expiresAt, timeoutSeconds: w.timeoutSeconds, names, entries });
+      known.set(k, { address: w.address, family: w.family, set: w.set, expiresAt: w.expiresAt, timeoutSeconds: w.timeoutSeconds, names, entries });
     }
   };
 
@@ -220,6 +242,8 @@ export function createAdmitter(options: AdmitterOptions): Admitter {
   };
 
   const admit = (admission: Admission): Promise<void> => {
+    const pair = admission.sets ?? sets;
+    if (!names.has(pair.v4) || !names.has(pair.v6)) return Promise.reject(new Error(`not admitting ${admission.name}: no sets ${pair.v4}/${pair.v6} in this table`));
     const checked: { address: string; family: Family; ttl: number }[] = [];
     for (const a of admission.addresses) {
       const valid = validate(a);
@@ -230,7 +254,8 @@ export function createAdmitter(options: AdmitterOptions): Admitter {
     forgetExpired(at);
     const waits = new Set<Promise<void>>();
     for (const { address, family, ttl } of checked) {
-      const k = key(family, address);
+      const set = setOf(pair, family);
+      const k = key(set, address);
       const timeoutSeconds = timeoutSecondsOf(ttl);
       const expiresAt = at + timeoutSeconds * 1000;
       const enough = expiresAt - slackMs(timeoutSeconds);
@@ -247,7 +272,7 @@ export function createAdmitter(options: AdmitterOptions): Admitter {
       }
       next ??= newBatch();
       const queued = next.elements.get(k);
-      if (queued === undefined || queued.expiresAt < expiresAt) next.elements.set(k, { address, family, expiresAt, timeoutSeconds, name: admission.name, entry: admission.entry });
+      if (queued === undefined || queued.expiresAt < expiresAt) next.elements.set(k, { address, family, set, expiresAt, timeoutSeconds, name: admission.name, entry: admission.entry });
       waits.add(next.done);
     }
     if (waits.size === 0) return Promise.resolve();
@@ -259,27 +284,27 @@ export function createAdmitter(options: AdmitterOptions): Admitter {
     forgetExpired(now(), true);
     const elements = [...known.values()]
       .map((e) => ({ ...e, names: [...e.names], entries: [...e.entries] }))
-      .sort((a, b) => a.family - b.family || (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+      .sort((a, b) => a.family - b.family || (a.address < b.address ? -1 : a.address > b.address ? 1 : 0) || (a.set < b.set ? -1 : a.set > b.set ? 1 : 0));
     return { elements };
   };
 
   const seedFromKernel = async (): Promise<number> => {
     let learnt = 0;
-    for (const family of [4, 6] as const) {
-      const result = await executor.run(`list set ${table} ${setOf(family)}`, { json: true });
+    for (const [set, family] of pairs.flatMap((pair) => [[pair.v4, 4], [pair.v6, 6]] as const)) {
+      const result = await executor.run(`list set ${table} ${set}`, { json: true });
       if (result.code !== 0) {
         if (result.stderr.includes("No such file or directory")) continue;
-        throw new Error(`cannot read ${table} ${setOf(family)}: ${result.stderr.trim()}`);
+        throw new Error(`cannot read ${table} ${set}: ${result.stderr.trim()}`);
       }
       const parsed = parseTimeoutElements(result.stdout);
-      if (!parsed.ok) throw new Error(`cannot read ${table} ${setOf(family)}: ${parsed.reason}`);
+      if (!parsed.ok) throw new Error(`cannot read ${table} ${set}: ${parsed.reason}`);
       const at = now();
       for (const e of parsed.elements) {
-        if (e.family !== family) throw new Error(`cannot read ${table} ${setOf(family)}: it holds IPv${e.family} addresses`);
-        const k = key(e.family, e.address);
+        if (e.family !== family) throw new Error(`cannot read ${table} ${set}: it holds IPv${e.family} addresses`);
+        const k = key(set, e.address);
         const expiresAt = at + e.expiresInMs;
         if ((known.get(k)?.expiresAt ?? -Infinity) >= expiresAt || e.expiresInMs <= 0) continue;
-        known.set(k, { address: e.address, family: e.family, expiresAt, timeoutSeconds: e.timeoutSeconds, names: known.get(k)?.names ?? [], entries: known.get(k)?.entries ?? [] });
+        known.set(k, { address: e.address, family: e.family, set, expiresAt, timeoutSeconds: e.timeoutSeconds, names: known.get(k)?.names ?? [], entries: known.get(k)?.entries ?? [] });
         learnt++;
       }
     }
@@ -289,9 +314,16 @@ export function createAdmitter(options: AdmitterOptions): Admitter {
   const renderCarryOver = (): CarryOver => {
     const at = now();
     const { elements } = snapshot();
-    const of = (family: Family): TimeoutElement[] =>
-      elements.filter((e) => e.family === family).map((e) => ({ address: e.address, family, timeoutSeconds: e.timeoutSeconds, expiresInMs: e.expiresAt - at }));
-    return { v4: renderTimeoutElements(of(4)), v6: renderTimeoutElements(of(6)) };
+    const of = (set: string): TimeoutElement[] =>
+      elements.filter((e) => e.set === set).map((e) => ({ address: e.address, family: e.family, timeoutSeconds: e.timeoutSeconds, expiresInMs: e.expiresAt - at }));
+    const ports = new Map<string, string>();
+    for (const pair of options.portSets ?? []) {
+      for (const set of [pair.v4, pair.v6]) {
+        const line = renderTimeoutElements(of(set));
+        if (line !== "") ports.set(set, line);
+      }
+    }
+    return { v4: renderTimeoutElements(of(sets.v4)), v6: renderTimeoutElements(of(sets.v6)), ports };
   };
 
   let replaceQueue: Promise<unknown> = Promise.resolve();

@@ -11,10 +11,13 @@ import type { NftResult } from "../backends/nft/executor.ts";
 import { renderNft, type ProxyCarryOver } from "../backends/nft/render.ts";
 import { runtimeError } from "../errors.ts";
 import type { AllowEntry } from "../config/config.ts";
-import { makeCidr, parseAddress, type Cidr } from "../net/ip.ts";
+import { contains, makeCidr, parseAddress, type Cidr } from "../net/ip.ts";
+import { privateReason, underDomain } from "../policy/forbidden.ts";
 import { refusedFromDns } from "../policy/policy.ts";
+import { EVERY_PORT_SETS, proxyEntryOf, proxyPortSets, proxySetsKey, type ProxySetNames } from "../policy/proxy-sets.ts";
+import type { PortRange } from "../config/port-spec.ts";
 import { createAdmitter, type Admitter } from "./admit.ts";
-import type { Admission, ProxyLog } from "./handler.ts";
+import { AUDIT_ENTRY, type Admission, type ProxyLog } from "./handler.ts";
 import { compileMatcher } from "./match.ts";
 import { startDnsProxy, type DnsProxy } from "./server.ts";
 import { rateLimiter, type ProxyStats } from "./stats.ts";
@@ -33,17 +36,47 @@ export function upstreamsOf(resolvers: readonly Cidr[]): Upstream[] {
     .map((r) => ({ address: r.text, port: 53 }));
 }
 
-/** One answer's addresses as the admitter takes them, without those DNS may never open (logged, not admitted). */
-export function gateAdmission(admission: Admission, allow: readonly AllowEntry[]): { admitted: Admission["addresses"]; refused: string[] } {
+/**
+ * `--refuse-private-answers` for the proxy: the resolvers' networks (`resolverNetworks`) and the
+ * domains whose names may answer with private addresses anyway (`--private-domains`).
+ */
+export interface PrivateGuard {
+  readonly resolverNets: readonly Cidr[];
+  readonly privateDomains: readonly string[];
+}
+
+/**
+ * One answer's addresses as the admitter takes them, without those DNS may never open and, with
+ * `guard` (--refuse-private-answers), without private ones unless the queried name is under a
+ * private domain; an `--allow` entry covering an address lets it through, as in the static policy.
+ */
+export function gateAdmission(admission: Admission, allow: readonly AllowEntry[], guard?: PrivateGuard): { admitted: Admission["addresses"]; refused: string[] } {
   const admitted: Admission["addresses"][number][] = [];
   const refused: string[] = [];
+  const checkPrivate = guard !== undefined && !underDomain(admission.name, guard.privateDomains);
   for (const a of admission.addresses) {
     const parsed = parseAddress(a.address);
-    const reason = parsed === undefined ? "not an address" : refusedFromDns(makeCidr(parsed.family, parsed.words, parsed.family === 4 ? 32 : 128), allow);
+    const address = parsed === undefined ? undefined : makeCidr(parsed.family, parsed.words, parsed.family === 4 ? 32 : 128);
+    const forbidden = address === undefined ? "not an address" : refusedFromDns(address, allow);
+    const privately =
+      forbidden === undefined && checkPrivate && address !== undefined && !allow.some((entry) => contains(entry.cidr, address)) ? privateReason(address, guard.resolverNets) : undefined;
+    const reason = forbidden ?? (privately === undefined ? undefined : `${privately}; --refuse-private-answers, unless its domain is in --private-domains`);
     if (reason === undefined) admitted.push(a);
     else refused.push(`${a.address} (${reason})`);
   }
   return { admitted, refused };
+}
+
+/**
+ * The sets an admission goes into: those of the entry that matched (the renderer declared the same
+ * pairs from the same list, Policy.proxy.portSets); an unlisted name admitted in audit mode
+ * (`AUDIT_ENTRY`) opens every port, as `suggest` proposes it without a port.
+ */
+export function admissionSets(byEntry: ReadonlyMap<string, ProxySetNames>, entry: string): ProxySetNames {
+  if (entry === AUDIT_ENTRY) return EVERY_PORT_SETS;
+  const sets = byEntry.get(proxyEntryOf(entry));
+  if (sets === undefined) throw new Error(`no sets for the entry ${JSON.stringify(entry)}`);
+  return sets;
 }
 
 /** Elements seen in the admitter's snapshot over time: new ones count as admitted, vanished ones as expired. */
@@ -67,7 +100,7 @@ export interface ProxyReport {
   readonly port: number;
   readonly gid: number;
   readonly stats: ProxyStats;
-  /** Live elements in proxy_v4 / proxy_v6, as the admitter knows them. */
+  /** Live elements of each family in all the proxy's sets (proxy_v4, the port sets...), as the admitter knows them. */
   readonly elements: { readonly v4: number; readonly v6: number };
   /** Elements that appeared (admitted) and vanished (expired) since start, counted every few seconds. */
   readonly admittedTotal: number;
@@ -89,16 +122,32 @@ export interface ProxyRuntime {
   report(): ProxyReport;
   /**
    * A reloaded configuration's list: the next query is matched against it (names, wildcards) and
-   * its answers gated by its `--allow`; nothing admitted is taken back (it expires on its own).
+   * its answers gated by its `--allow` (and `--refuse-private-answers`); nothing admitted is taken
+   * back (it expires on its own). Its entries may move between the port sets declared at start (a
+   * name gains a port spec another entry has, or loses its ports); a list whose port sets differ
+   * (a new port spec, one gone) throws and changes nothing: those sets are declared in the loaded
+   * table and known to the admitter, so changing them needs a restart (`proxyPortSetsChanged`
+   * refuses such a reload before this is called).
    */
-  setList(list: { readonly names: readonly string[]; readonly wildcards: readonly string[]; readonly allow: readonly AllowEntry[]; readonly audit: boolean }): void;
+  setList(list: {
+    readonly names: readonly string[];
+    readonly wildcards: readonly string[];
+    readonly hostPorts: ReadonlyMap<string, readonly PortRange[]>;
+    readonly allow: readonly AllowEntry[];
+    readonly audit: boolean;
+    readonly privateGuard?: PrivateGuard;
+  }): void;
   stop(): void;
 }
 
 export interface ProxyRuntimeOptions {
   readonly names: readonly string[];
   readonly wildcards: readonly string[];
+  /** The ports of the names and wildcards listed with ports (Config.hostPorts): their answers open only those. */
+  readonly hostPorts: ReadonlyMap<string, readonly PortRange[]>;
   readonly allow: readonly AllowEntry[];
+  /** `--refuse-private-answers`: private answers are not admitted either (see `gateAdmission`). */
+  readonly privateGuard?: PrivateGuard;
   readonly port: number;
   readonly gid: number;
   readonly upstreams: readonly Upstream[];
@@ -128,26 +177,32 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
   let match = compile(options.names, options.wildcards);
   let allow = options.allow;
   let audit = options.audit ?? false;
+  let privateGuard = options.privateGuard;
+  const portSets = proxyPortSets([...options.names, ...options.wildcards], options.hostPorts);
+  /** Which sets each entry admits into; a reload may move entries between the sets declared at start, never declare others. */
+  let byEntry = portSets.byEntry;
+  const setsOf = (entry: string): ProxySetNames => admissionSets(byEntry, entry);
   const admitter =
-    options.admitter ?? createAdmitter({ executor: options.executor, now, minTtlMs: options.minTtlMs, maxTtlMs: options.maxTtlMs, graceMs: options.graceMs });
+    options.admitter ??
+    createAdmitter({ executor: options.executor, now, minTtlMs: options.minTtlMs, maxTtlMs: options.maxTtlMs, graceMs: options.graceMs, portSets: portSets.sets });
   const seeded = await admitter.seedFromKernel();
   if (seeded > 0) log.info({ message: `kept ${seeded} addresses the DNS proxy had admitted before this start (they carry over into the new table)` });
   const mayLog = rateLimiter(10, 10_000, now);
   let refusedAddresses = 0;
   const admit = async (admission: Admission) => {
-    const { admitted, refused } = gateAdmission(admission, allow);
+    const { admitted, refused } = gateAdmission(admission, allow, privateGuard);
     if (refused.length > 0) {
       refusedAddresses += refused.length;
       const held = mayLog();
       if (held !== undefined) log.warn({ message: `${admission.name}: not admitting ${refused.join(", ")} from DNS; list it in --allow to permit it${held ? ` (${held} similar lines held back)` : ""}`, name: admission.name, qtype: admission.qtype });
     }
-    if (admitted.length > 0) await admitter.admit({ name: admission.name, entry: admission.entry, addresses: admitted });
+    if (admitted.length > 0) await admitter.admit({ name: admission.name, entry: admission.entry, addresses: admitted, sets: setsOf(admission.entry) });
   };
   const proxy: DnsProxy = await startDnsProxy({ port: options.port, upstreams: options.upstreams, match: (name) => match(name), admit, log, now, audit: () => audit });
   const counter = elementCounter();
   const observe = () => {
     const { elements } = admitter.snapshot();
-    counter.observe(elements.map((e) => `${e.family} ${e.address}`));
+    counter.observe(elements.map((e) => `${e.set} ${e.address}`));
     return elements;
   };
   observe();
@@ -158,10 +213,10 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
     async admitResolved(names) {
       let count = 0;
       for (const { host, addresses } of names) {
-        const { admitted, refused } = gateAdmission({ name: host, qtype: "A/AAAA", entry: host, chain: [host], addresses: addresses.map((a) => ({ ...a, owner: host, record: a.family === 4 ? "A" : "AAAA" })) }, allow);
+        const { admitted, refused } = gateAdmission({ name: host, qtype: "A/AAAA", entry: host, chain: [host], addresses: addresses.map((a) => ({ ...a, owner: host, record: a.family === 4 ? "A" : "AAAA" })) }, allow, privateGuard);
         for (const r of refused) log.warn({ message: `${host}: not admitting ${r} from DNS; list it in --allow to permit it`, name: host });
         if (admitted.length === 0) continue;
-        await admitter.admit({ name: host, entry: host, addresses: admitted });
+        await admitter.admit({ name: host, entry: host, addresses: admitted, sets: setsOf(host) });
         count += admitted.length;
       }
       return count;
@@ -186,9 +241,14 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
       }
     },
     setList(list) {
+      const entries = [...list.names, ...list.wildcards];
+      const next = proxyPortSets(entries, list.hostPorts);
+      if (proxySetsKey(next.sets) !== proxySetsKey(portSets.sets)) throw new Error("the ports of the DNS proxy's list cannot change while watch runs: its sets were declared at start (restart it to change them)");
       match = compile(list.names, list.wildcards);
+      byEntry = next.byEntry;
       allow = list.allow;
       audit = list.audit;
+      privateGuard = list.privateGuard;
     },
     report() {
       const elements = observe();

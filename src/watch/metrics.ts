@@ -79,7 +79,7 @@ function proxyFamilies(proxy: ProxyReport): string[] {
   ];
 }
 
-/** `output_dropped` → out, `input_audited_v4` → in. */
+/** `output_dropped` → out, `input_audited_v4` → in; `forward_dropped` → out (the same egress policy, see chainsOf). */
 const directionOf = (counter: string): string => (counter.startsWith("input") ? "in" : "out");
 
 /** The Prometheus text exposition format (version 0.0.4). Pure: same input, same text. */

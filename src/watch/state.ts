@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { formatPortRange } from "../config/port-spec.ts";
 import { cidr, compareCidr } from "../net/ip.ts";
 import { lastAnswerOf, type NameState } from "./refresh.ts";
 import type { WatchSnapshot } from "./watcher.ts";
@@ -14,6 +15,8 @@ export const WATCH_STATE_FILE = "watch.json";
 const NameReportSchema = v.strictObject({
   name: v.pipe(v.string(), v.maxLength(253)),
   addresses: v.array(v.pipe(v.string(), v.maxLength(43))),
+  /** The ports the name opens (`443/tcp`, `8000-8100/udp`); absent: every port. */
+  ports: v.optional(v.array(v.pipe(v.string(), v.maxLength(16)))),
   /** Milliseconds since the epoch of the last answer (addresses or "no such name"); null before the first. */
   lastResolved: v.nullable(v.number()),
   /** Consecutive failed lookups; the name keeps its addresses meanwhile. */
@@ -83,6 +86,7 @@ export function watchStateOf(snapshot: WatchSnapshot, clocks: Clocks, pid: numbe
     writtenAt: Math.round(clocks.epochMs),
     names: [...snapshot.state].map(([name, state]) => ({
       name,
+      ...(snapshot.hostPorts.has(name) && { ports: (snapshot.hostPorts.get(name) ?? []).map(formatPortRange) }),
       addresses: sortedOf(state.addresses),
       lastResolved: lastResolvedOf(state),
       failing: state.failures,
@@ -132,7 +136,8 @@ export function describeWatchState(state: WatchState, epochNow: number): string[
     const addresses = n.addresses.length > 0 ? n.addresses.map(printable).join(", ") : "no addresses";
     const resolved = n.lastResolved === null ? "never resolved" : `resolved ${ago(epochNow - n.lastResolved)} at ${iso(n.lastResolved)}`;
     const failing = n.failing > 0 ? `; last ${n.failing === 1 ? "lookup" : `${n.failing} lookups`} failed: ${printable(n.lastError ?? "unknown error")}` : "";
-    lines.push(`  ${printable(n.name)}: ${addresses}; ${resolved}${failing}`);
+    const ports = n.ports === undefined ? "" : ` (${n.ports.map(printable).join(", ")})`;
+    lines.push(`  ${printable(n.name)}${ports}: ${addresses}; ${resolved}${failing}`);
   }
   const p = state.proxy;
   if (p !== undefined) {

@@ -3,7 +3,8 @@ import type { Config } from "../config/config.ts";
 import type { Cidr } from "../net/ip.ts";
 import type { Logger } from "../log.ts";
 import { messageOf } from "../messages.ts";
-import { buildPolicy, type Policy, type SetElement } from "../policy/policy.ts";
+import { formatPortRange, type PortRange } from "../config/port-spec.ts";
+import { buildPolicy, type Policy } from "../policy/policy.ts";
 import { addressesByName, dueHosts, expire, initialState, nextEvent, recordResolutions, sameAddresses, type Expired, type RefreshState, type Schedule } from "./refresh.ts";
 import { resolveHosts, type HostResolution, type Lookup } from "../dns/resolve.ts";
 import type { SetTimer } from "../timer.ts";
@@ -25,6 +26,8 @@ export interface WatchIo {
 /** What the loop knows, for /healthz and /metrics. Times are in milliseconds of the injected clock. */
 export interface WatchSnapshot {
   readonly state: RefreshState;
+  /** The ports of the names listed with ports (Config.hostPorts); the others open every port. */
+  readonly hostPorts: ReadonlyMap<string, readonly PortRange[]>;
   /** The policy whose sets are loaded now. */
   readonly loaded: Policy;
   /** When no name was failing and the loaded sets matched the answers, last. */
@@ -74,9 +77,32 @@ const MIN_CYCLE_GAP_MS = 1000;
 /** Added and removed addresses named in one log line; the rest are counted. */
 const LOG_ADDRESSES = 20;
 
-const setKey = (policy: Policy): string => [policy.allowV4, policy.allowV6].map((set) => set.map((e) => e.cidr.text).join(",")).join("|");
-/** Everything of a policy but its allow sets: when it differs, the chains change and the whole table is loaded. */
-const chainKey = (policy: Policy): string => JSON.stringify({ dns: policy.dns, inboundPorts: policy.inboundPorts, verdict: policy.verdict });
+/** Each element of the allow sets (port sets too) as text: `203.0.113.10`, `203.0.113.10 443/tcp`. */
+const elementsOf = (policy: Policy): Map<string, { address: string; sources: readonly string[] }> =>
+  new Map([
+    ...[...policy.allowV4, ...policy.allowV6].map((e) => [e.cidr.text, { address: e.cidr.text, sources: e.sources }] as const),
+    ...[...(policy.allowPorts?.v4 ?? []), ...(policy.allowPorts?.v6 ?? [])].map((e) => [`${e.cidr.text} ${formatPortRange(e.ports)}`, { address: e.cidr.text, sources: e.sources }] as const),
+  ]);
+/** `3 IPv4 and 1 IPv6 allowed`, and `, 2 with ports` when the port sets hold something. */
+const describeCounts = (policy: Policy): string => {
+  const ported = (policy.allowPorts?.v4.length ?? 0) + (policy.allowPorts?.v6.length ?? 0);
+  return `${policy.allowV4.length} IPv4 and ${policy.allowV6.length} IPv6 allowed${ported > 0 ? `, ${ported} with ports` : ""}`;
+};
+const setKey = (policy: Policy): string => [...elementsOf(policy).keys()].join(",");
+/**
+ * Everything of a policy but its allow sets' elements: when it differs, the chains or the set
+ * declarations change and the whole table is loaded (port sets appearing or going, --forward, the
+ * DNS proxy's port sets).
+ */
+const chainKey = (policy: Policy): string =>
+  JSON.stringify({
+    dns: policy.dns,
+    inboundPorts: policy.inboundPorts,
+    verdict: policy.verdict,
+    forward: policy.forward === true,
+    ports: policy.allowPorts !== undefined,
+    proxy: policy.proxy,
+  });
 const seconds = (ms: number): string => `${Math.round(ms / 100) / 10}s`;
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "es"}`;
 
@@ -85,17 +111,16 @@ function listed(items: readonly string[]): string {
   return items.length > LOG_ADDRESSES ? `${shown} and ${items.length - LOG_ADDRESSES} more` : shown;
 }
 
-/** `+203.0.113.20 (api.example)` and `-203.0.113.10 (api.example, last seen 5m ago)`. */
+/** `+203.0.113.20 (api.example)`, `+203.0.113.21 443/tcp (api.example)` and `-203.0.113.10 (api.example, last seen 5m ago)`. */
 function describeChange(before: Policy, after: Policy, expired: readonly Expired[], now: number) {
-  const elements = (p: Policy) => new Map<string, SetElement>([...p.allowV4, ...p.allowV6].map((e) => [e.cidr.text, e]));
-  const [old, next] = [elements(before), elements(after)];
+  const [old, next] = [elementsOf(before), elementsOf(after)];
   const lastSeen = new Map(expired.map((e) => [e.address, e.lastSeen]));
-  const added = [...next.values()].filter((e) => !old.has(e.cidr.text)).map((e) => `+${e.cidr.text} (${e.sources.join(", ")})`);
-  const removed = [...old.values()]
-    .filter((e) => !next.has(e.cidr.text))
-    .map((e) => {
-      const seen = lastSeen.get(e.cidr.text);
-      return `-${e.cidr.text} (${e.sources.join(", ")}${seen === undefined ? "" : `, last seen ${seconds(now - seen)} ago`})`;
+  const added = [...next].filter(([key]) => !old.has(key)).map(([key, e]) => `+${key} (${e.sources.join(", ")})`);
+  const removed = [...old]
+    .filter(([key]) => !next.has(key))
+    .map(([key, e]) => {
+      const seen = lastSeen.get(e.address);
+      return `-${key} (${e.sources.join(", ")}${seen === undefined ? "" : `, last seen ${seconds(now - seen)} ago`})`;
     });
   return { added, removed };
 }
@@ -181,7 +206,7 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
     retryAt = Infinity;
     loaded = policy;
     io.log.info({
-      message: `allowlist updated${full ? " (full reload)" : ""} in ${Math.round(now - started)} ms: ${listed([...added, ...removed])}; ${policy.allowV4.length} IPv4 and ${policy.allowV6.length} IPv6 allowed`,
+      message: `allowlist updated${full ? " (full reload)" : ""} in ${Math.round(now - started)} ms: ${listed([...added, ...removed])}; ${describeCounts(policy)}`,
       added: added.length,
       removed: removed.length,
     });
@@ -226,7 +251,7 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
     if (due.length > 0 || changed || expiry.expired.length > 0) await io.cycled?.(snapshot());
   }
 
-  const snapshot = (): WatchSnapshot => ({ state, loaded, lastGoodRefresh, nextWake: wakeAt(), updates, updateError });
+  const snapshot = (): WatchSnapshot => ({ state, hostPorts: config.hostPorts, loaded, lastGoodRefresh, nextWake: wakeAt(), updates, updateError });
 
   async function run(stop: Promise<unknown>): Promise<void> {
     void stop.then(() => {

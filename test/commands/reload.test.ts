@@ -96,4 +96,19 @@ describe("reloadOnChange", () => {
     await port.change("hosts = b.example dns-proxy");
     expect(port.taken.map((t) => t.config.hosts)).toEqual([["b.example"]]);
   });
+
+  test("with the DNS proxy, a list that adds or drops a port spec is refused (its sets are declared in the loaded table); one using the declared specs is loaded", async () => {
+    const r = setup("hosts = a.example:443 dns-proxy", proxied(watchConfig("a.example:443")));
+    await r.change("hosts = a.example:8443 dns-proxy");
+    expect(r.log()).toContain("the ports of the DNS proxy's list cannot change while watch runs (restart it to change it)");
+    await r.change("hosts = a.example dns-proxy");
+    expect(r.taken).toEqual([]);
+    expect(r.reloader.stats().failed).toBe(2);
+    await r.change("hosts = a.example:443,b.example:443,c.example dns-proxy");
+    expect(r.taken.map((t) => t.config.hosts)).toEqual([["a.example", "b.example", "c.example"]]);
+    // Without the proxy the ports of names are the static sets' business: they may change.
+    const plain = setup("hosts = a.example:443", watchConfig("a.example:443"));
+    await plain.change("hosts = a.example:8443");
+    expect(plain.taken).toHaveLength(1);
+  });
 });

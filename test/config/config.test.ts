@@ -220,3 +220,105 @@ describe("parseConfig: --allow-file", () => {
     expect(parseAllowFile("--allow-file", "/etc/allow.txt", "# nothing yet\n\n")).toEqual({ entries: [], problems: [], warnings: [] });
   });
 });
+
+describe("parseConfig: ports per entry", () => {
+  const tcp = (first: number, last = first) => ({ protocol: "tcp", first, last });
+  const udp = (first: number, last = first) => ({ protocol: "udp", first, last });
+  const entries = (config: ReturnType<typeof parseConfig>["config"]) =>
+    config.allow.map((a) => `${a.cidr.text}${a.ports ? ` ${a.ports.first}-${a.ports.last}/${a.ports.protocol}` : ""} ${a.source}`);
+
+  test("names carry their ports (tcp by default, several per name, sorted and unique); names without ports have none", () => {
+    const { config, warnings } = parseConfig({
+      ...base,
+      hosts: { from: "--hosts", value: "api.example:443,ntp.example:123/udp,api.example:80,mirror.example:8000-8100,plain.example,api.example:443/tcp,db.example:5432/tcp" },
+    });
+    expect(config.hosts).toEqual(["api.example", "ntp.example", "mirror.example", "plain.example", "db.example"]);
+    expect(config.hostPorts).toEqual(
+      new Map([
+        ["api.example", [tcp(80), tcp(443)]],
+        ["ntp.example", [udp(123)]],
+        ["mirror.example", [tcp(8000, 8100)]],
+        ["db.example", [tcp(5432)]],
+      ]) as never,
+    );
+    expect(warnings).toEqual([]);
+  });
+
+  test("an absolute name (trailing dot) takes a port", () => {
+    const { config } = parseConfig({ ...base, hosts: { from: "--hosts", value: "api.example.:443" } });
+    expect(config.hostPorts.get(config.hosts[0]!)).toEqual([tcp(443)] as never);
+  });
+
+  test("a name listed with and without ports: every port wins, with a warning naming both", () => {
+    const { config, warnings } = parseConfig({ ...base, hosts: { from: "hosts_csv", value: "api.example:443,api.example" } });
+    expect(config.hosts).toEqual(["api.example"]);
+    expect(config.hostPorts.size).toBe(0);
+    expect(warnings).toEqual(['hosts_csv: api.example is listed both with ports ("api.example:443") and without: every port of it is allowed']);
+  });
+
+  test("addresses and CIDRs with ports, from --allow, the host list and the allow file", () => {
+    const { config, warnings } = parseConfig({
+      ...base,
+      hosts: { from: "--hosts", value: "a.example,198.51.100.9:22,[2001:db8::1]:443" },
+      allow: { from: "--allow", value: "203.0.113.0/24:443,[2001:db8::/64]:8000-8100/udp,192.0.2.0/24" },
+      allowFile: { from: "--allow-file", value: "/etc/allow.txt" },
+      allowFileText: "198.51.100.0/28:53/udp # dns\n[2001:db8:2::/48]:443\n",
+    });
+    expect(entries(config)).toEqual([
+      "192.0.2.0/24 --allow",
+      "198.51.100.0/28 53-53/udp /etc/allow.txt:1",
+      "198.51.100.9 22-22/tcp --hosts",
+      "203.0.113.0/24 443-443/tcp --allow",
+      "2001:db8::/64 8000-8100/udp --allow",
+      "2001:db8::1 443-443/tcp --hosts",
+      "2001:db8:2::/48 443-443/tcp /etc/allow.txt:2",
+    ]);
+    expect(config.hostPorts.size).toBe(0);
+    expect(warnings).toEqual([]);
+  });
+
+  test("a network listed with and without ports: every port wins, with a warning naming the entry", () => {
+    const { config, warnings } = parseConfig({ ...base, allow: { from: "--allow", value: "203.0.113.0/24:443,203.0.113.0/24" } });
+    expect(entries(config)).toEqual(["203.0.113.0/24 --allow"]);
+    expect(warnings).toEqual(['--allow: "203.0.113.0/24:443/tcp" is also allowed on every port: every port of it is allowed']);
+  });
+
+  test.each([
+    { name: "port 0", raw: { hosts: { from: "--hosts", value: "api.example:0" } }, message: '--hosts: "api.example:0" has a bad port: "0" is not a port' },
+    { name: "port 65536", raw: { hosts: { from: "hosts_csv", value: "api.example:65536" } }, message: 'hosts_csv: "api.example:65536" has a bad port' },
+    { name: "reversed range", raw: { hosts: { from: "--hosts", value: "api.example:8100-8000" } }, message: '--hosts: "api.example:8100-8000" has a bad port: the range 8100-8000 runs backwards' },
+    { name: "unknown protocol", raw: { hosts: { from: "--hosts", value: "api.example:53/sctp" } }, message: '--hosts: "api.example:53/sctp" has a bad port: unknown protocol "sctp"' },
+    { name: "nothing after ':'", raw: { hosts: { from: "--hosts", value: "api.example:" } }, message: `--hosts: "api.example:" has a bad port: nothing after ':'` },
+    { name: "a bad name before a good port", raw: { hosts: { from: "--hosts", value: "bad_name:443" } }, message: '--hosts: "bad_name:443" is not a valid host name' },
+    { name: "unbracketed IPv6 with a port (allow)", raw: { allow: { from: "--allow", value: "2001:db8::/64:443" } }, message: '--allow: "2001:db8::/64:443" has a bad port: an IPv6 address or network with a port needs brackets: [2001:db8::/64]:443' },
+    { name: "unbracketed IPv6 with a port (hosts)", raw: { hosts: { from: "--hosts", value: "2001:db8::1:443/tcp" } }, message: "needs brackets: [2001:db8::1]:443/tcp" },
+    { name: "CIDR with port 0", raw: { allow: { from: "extra_whitelist_ips_csv", value: "203.0.113.0/24:0" } }, message: 'extra_whitelist_ips_csv: "203.0.113.0/24:0" has a bad port' },
+    { name: "a name in --allow with a port", raw: { allow: { from: "--allow", value: "api.example:443" } }, message: '--allow: "api.example:443" is not an IP address or CIDR' },
+  ])("rejects $name, naming the entry", ({ raw, message }) => {
+    expect(problemsOf(raw as Partial<RawConfig>)).toContain(message);
+  });
+
+  test("the allow file: a bad port names the file and line", () => {
+    const message = problemsOf({ allowFile: { from: "--allow-file", value: "/etc/allow.txt" }, allowFileText: "192.0.2.0/24\n192.0.2.0/24:65536\n[2001:db8::1]443\n" });
+    expect(message).toContain('--allow-file: /etc/allow.txt:2: "192.0.2.0/24:65536" has a bad port');
+    expect(message).toContain(`--allow-file: /etc/allow.txt:3: "[2001:db8::1]443" has a bad port: expected ':PORT' after ']'`);
+  });
+});
+
+describe("parseConfig: --private-domains", () => {
+  test("domains as names are written (ASCII, lower case, without the trailing dot)", () => {
+    const { config, warnings } = parseConfig({ ...base, privateDomains: { from: "--private-domains", value: "Cluster.Local.,corp.example" } });
+    expect(config.privateDomains).toEqual(["cluster.local", "corp.example"]);
+    expect(config.refusePrivateAnswers).toBe(false);
+    expect(warnings).toEqual(["--private-domains has no effect without --refuse-private-answers: private answers are allowed for every name"]);
+  });
+
+  test.each([
+    { value: "10.0.0.0/8", message: '--private-domains: "10.0.0.0/8" is not a domain name' },
+    { value: "10.0.0.1", message: '--private-domains: "10.0.0.1" is an address, not a domain name' },
+    { value: "*.cluster.local", message: '--private-domains: "*.cluster.local" is not a domain name' },
+    { value: "cluster.local:443", message: '--private-domains: "cluster.local:443" is not a domain name' },
+  ])("rejects $value", ({ value, message }) => {
+    expect(problemsOf({ privateDomains: { from: "--private-domains", value } })).toContain(message);
+  });
+});

@@ -51,9 +51,9 @@ describeNetns("watch --dns-proxy, end to end", () => {
   });
   afterAll(() => lab.close());
 
-  const start = async (extra: string[] = []) => {
+  const start = async (extra: string[] = [], hosts: readonly string[] = HOSTS) => {
     const ready = `${lab.dir}/ready-${Math.random().toString(36).slice(2)}`;
-    const args = ["watch", "--dns-proxy", "--hosts", HOSTS.join(","), "--metrics-addr", METRICS, "--ready-file", ready, ...extra];
+    const args = ["watch", "--dns-proxy", "--hosts", hosts.join(","), "--metrics-addr", METRICS, "--ready-file", ready, ...extra];
     const child = lab.spawnDomainwall(args, { env: env() });
     running.push(child);
     let stderr = "";
@@ -96,6 +96,42 @@ describeNetns("watch --dns-proxy, end to end", () => {
     const status = await lab.domainwall(["status"], { env: env() });
     await until("status shows the proxy", 10, async () => (await lab.domainwall(["status"], { env: env() })).stdout.includes(`DNS proxy: running on 127.0.0.1 and ::1 port ${PORT}`));
     expect(status.code).toBe(0);
+  });
+
+  test("entries with ports: an answer opens only the ports of the entry that matched (the most specific), and a restart keeps every port set", async () => {
+    const hosts = ["cdn.example:80", "**.deep.example:443", "*.b.deep.example:8081", "*.wild.example"];
+    let watch = await start([], hosts);
+    // The CDN answers 2 random addresses of 100: take, for each name, one address no other name was given.
+    const told = new Map<string, string[]>();
+    const own = async (name: string): Promise<string> => {
+      for (let i = 0; i < 20; i++) {
+        told.set(name, [...(told.get(name) ?? []), ...addressesOf(await dig(name))]);
+        const others = new Set([...told].filter(([n]) => n !== name).flatMap(([, a]) => a));
+        const mine = (told.get(name) ?? []).find((a) => !others.has(a));
+        if (mine !== undefined) return mine;
+      }
+      throw new Error(`no address of ${name} apart from the others'`);
+    };
+    const names = ["cdn.example", "a.deep.example", "a.b.deep.example", "a.wild.example"];
+    for (const name of names) await own(name); // every name told something before any is picked
+    const [cdn, deep, deeper, wild] = [await own(names[0]!), await own(names[1]!), await own(names[2]!), await own(names[3]!)];
+    const ports = (host: string) => [80, 443, 8081].map((port) => ({ host, port }));
+    expect(await lab.canConnect([...ports(cdn), ...ports(deep), ...ports(deeper), ...ports(wild)], 500)).toEqual([
+      ...[true, false, false], // cdn.example:80
+      ...[false, true, false], // **.deep.example:443
+      ...[false, false, true], // a.b.deep.example: *.b.deep.example:8081 is more specific than **.deep.example
+      ...[true, true, true], // *.wild.example: every port
+    ]);
+    expect((await lab.nft(["list", "set", "inet", "domainwall", "proxy_v4_tcp80"])).stdout).toContain(cdn);
+    expect((await proxySet()).includes(`${cdn},`) || (await proxySet()).includes(`${cdn} `)).toBe(false);
+    // Killed and restarted: each port set is carried over, so the admitted address keeps its port (and only it).
+    watch.child.kill("SIGKILL");
+    await watch.child.exited;
+    watch = await start([], hosts);
+    expect(watch.stderr()).toContain("kept ");
+    expect((await lab.nft(["list", "set", "inet", "domainwall", "proxy_v4_tcp80"])).stdout).toContain(cdn);
+    expect((await lab.nft(["list", "set", "inet", "domainwall", "proxy_v4_tcp8081"])).stdout).toContain(deeper);
+    expect(await lab.canConnect([...ports(cdn), ...ports(deeper)], 500)).toEqual([true, false, false, false, false, true]);
   });
 
   test("*.x matches one label, **.x one or more, neither x; unlisted names get NXDOMAIN and never reach the resolver", async () => {

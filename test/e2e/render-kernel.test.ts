@@ -72,7 +72,24 @@ describeNetns("the kernel applies a set update (root)", () => {
     expect(emptied).not.toContain("elements");
     expect(monitor.match(/# new generation/g)).toHaveLength(2);
   });
-});
+
+  test("the port sets: replaced by an update, adjacent and cut-apart ranges accepted", async () => {
+    const port = (text: string, protocol: "tcp" | "udp", first: number, last: number) => ({ cidr: cidr(text), ports: { protocol, first, last }, sources: ["api.example"] });
+    const next: Policy = {
+      ...POLICIES.ports!,
+      allowPorts: { v4: [port("198.51.100.8", "tcp", 8000, 8049), port("198.51.100.8", "tcp", 8050, 8200), port("203.0.113.10", "tcp", 80, 80)], v6: [] },
+    };
+    const dir = await mkdtemp(`${tmpdir()}/domainwall-sets-`);
+    await Bun.write(`${dir}/full.nft`, renderNft(POLICIES.ports!));
+    await Bun.write(`${dir}/next.nft`, renderNftSetUpdate(next));
+    const script = `nft -f ${dir}/full.nft; nft -f ${dir}/next.nft; nft list set inet domainwall allow_ports_v4; echo '---'; nft list set inet domainwall allow_ports_v6`;
+    const result = Bun.spawnSync(["unshare", "--net", "sh", "-ec", script], { stderr: "pipe" });
+    await rm(dir, { recursive: true });
+    expect(result.stderr.toString()).toBe("");
+    const [v4 = "", v6 = ""] = result.stdout.toString().split("---\n");
+    expect(v4.replace(/\s+/g, " ")).toContain("elements = { 198.51.100.8 . tcp . 8000-8049, 198.51.100.8 . tcp . 8050-8200, 203.0.113.10 . tcp . 80 }");
+    expect(v6).not.toContain("elements");
+  });});
 
 /** The goldens are real restore input: iptables-legacy-restore --test accepts them in a throwaway namespace. */
 describeNetns("iptables-legacy accepts the rendered input (root)", () => {

@@ -77,12 +77,11 @@ describeNetns("when something is blocked (nft), end to end", () => {
     expect((await dw(["status"])).stdout).toContain("WARNING: audit mode: the firewall is NOT enforcing");
     const suggested = await dw(["suggest"]);
     expect(suggested.code).toBe(0);
-    expect(suggested.stdout).toContain("\nhosts_csv=203.0.113.20:80\n");
-    expect(suggested.stdout).toContain('\nhosts = [\n  "203.0.113.20:80", # ');
+    expect(suggested.stdout).toContain("\nhosts_csv=203.0.113.20:80/tcp\n");
+    expect(suggested.stdout).toContain('\nhosts = [\n  "203.0.113.20:80/tcp", # ');
   });
 
-  // Needs per-name ports (HOST:PORT entries in hosts), being added on another branch.
-  test.todo("loading the suggested list without --audit allows exactly that traffic", async () => {
+  test("loading the suggested list without --audit allows exactly that traffic", async () => {
     runDir = tempDir("dw-run-");
     expect((await dw(["apply", "--hosts", "api.example", "--audit"])).code).toBe(0);
     await lab.canConnect([at("203.0.113.20")], 1000);

@@ -65,9 +65,9 @@ describeNetns(`watch with ${backend}, end to end`, () => {
   });
   afterAll(() => lab.close());
 
-  const start = async (extra: string[] = []) => {
+  const start = async (extra: string[] = [], hosts = "api.example") => {
     const ready = `${lab.dir}/ready-${Math.random().toString(36).slice(2)}`;
-    const args = ["watch", "--hosts", "api.example", "--min-ttl", "1s", "--grace", `${GRACE_S}s`, "--metrics-addr", METRICS, "--ready-file", ready, ...extra];
+    const args = ["watch", "--hosts", hosts, "--min-ttl", "1s", "--grace", `${GRACE_S}s`, "--metrics-addr", METRICS, "--ready-file", ready, ...extra];
     const child = lab.spawnDomainwall(args, { env: env() });
     running.push(child);
     let stderr = "";
@@ -95,11 +95,29 @@ describeNetns(`watch with ${backend}, end to end`, () => {
     return [...saved.matchAll(/^-A DOMAINWALL-OUTPUT -d (\S+?)(?:\/32)? (?:-m comment --comment \S+ )?-j ACCEPT$/gm)].map((m) => m[1] ?? "").sort();
   };
   /** The whole of what is loaded, as text (nft's table, or both families' domainwall chains). */
+  /** The allow rules: nft's allow sets (not the denied_* sets, which record the attempts to OLD), or our iptables chains. */
   const loaded = async (): Promise<string> => {
-    if (backend === "nft") return lab.table();
+    if (backend === "nft") {
+      const sets = await Promise.all(["allow_v4", "allow_v6", "allow_ports_v4", "allow_ports_v6"].map((set) => lab.nft(["list", "set", "inet", "domainwall", set])));
+      return sets.map((listed) => listed.stdout).join("");
+    }
     const chains = async (tool: string) => (await lab.exec("app", [tool, "-t", "filter"])).stdout.split("\n").filter((l) => l.includes("DOMAINWALL")).join("\n");
     return (await chains("iptables-legacy-save")) + (await chains("ip6tables-legacy-save"));
   };
+
+  test("a name with a port keeps it when its answer changes: the new address opens on that port only, the port sets follow", async () => {
+    await lab.setRecords({ "api.example": [OLD, V6] });
+    const watch = await start([], "api.example:80");
+    expect(await lab.canConnect([at(OLD), at(OLD, 8081), at(V6), at(NEW)], 500)).toEqual([true, false, true, false]);
+    await lab.setRecords({ "api.example": [NEW, V6] });
+    await until(`${NEW}:80 connects`, TTL_S + 2, async () => (await lab.canConnect([at(NEW)], 200))[0] === true);
+    expect(await lab.canConnect([at(NEW, 8081)], 500)).toEqual([false]);
+    await logged(watch, new RegExp(`\\+${NEW.replaceAll(".", "\\.")} 80/tcp \\(api\\.example\\)`));
+    await until(`${OLD} stops connecting`, TTL_S + GRACE_S + 2, async () => (await lab.canConnect([at(OLD)], 200))[0] === false);
+    expect(await loaded()).not.toContain(OLD);
+    const status = await lab.domainwall(["status"], { env: env() });
+    expect(status.stdout).toMatch(new RegExp(`^  api\\.example \\(80/tcp\\): ${NEW.replaceAll(".", "\\.")}, ${V6}; resolved`, "m"));
+  });
 
   test("a changed answer connects within TTL + 1 s, the old address goes after the grace period, and an open connection survives", async () => {
     await lab.setRecords({ "api.example": [OLD, V6] });

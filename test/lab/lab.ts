@@ -3,7 +3,9 @@
 //   [app]  198.51.100.1, 2001:db8:1::1  — where domainwall runs, like a pod; listeners on 3000, 3001
 //     | veth
 //   [net]  198.51.100.2/.3, 2001:db8:1::2/::3 — dnsmasq (resolver on .2/::2, a "rogue" one on .3/::3)
-//          203.0.113.0/24 and 2001:db8:ff::/64 routed to lo: one listener answers on 80/443 for all
+//          203.0.113.0/24 and 2001:db8:ff::/64 routed to lo: one listener answers on TCP 80, 443, 8081,
+//          8082 and echoes UDP on 8082 for all
+//   [inner] 192.0.2.2 — optional (addInner): a namespace routed through app, like a container on a VM
 //
 // Documentation addresses only; namespaces are unique per lab and deleted by close(); processes are
 // stopped by the PID the lab started.
@@ -77,6 +79,12 @@ export function domainwallCommand(): string[] {
   return process.env.DOMAINWALL_BIN ? [process.env.DOMAINWALL_BIN] : [process.execPath, `${REPO}/src/main.ts`];
 }
 
+/** The optional inner namespace: behind app, which forwards its traffic (see `addInner`). */
+export const INNER = { appSide: "192.0.2.1", inner: "192.0.2.2" } as const;
+
+/** What the net namespace answers on, for every address of its ranges. */
+export const NET_PORTS = { tcp: [80, 443, 8081, 8082], udp: [8082] } as const;
+
 export interface Lab {
   readonly app: string;
   readonly net: string;
@@ -90,6 +98,15 @@ export interface Lab {
   /** Start domainwall in app without waiting (watch, confirm); the caller stops it. */
   spawnDomainwall(args: string[], opts?: { env?: Record<string, string> }): Bun.Subprocess<"ignore", "pipe", "pipe">;
   probe(targets: readonly Target[], timeoutMs?: number): Promise<Probe[]>;
+  /** From app: one UDP datagram to each target, "answered" when its echo came back. */
+  probeUdp(targets: readonly Target[], timeoutMs?: number): Promise<string[]>;
+  /**
+   * A namespace behind app (192.0.2.2 on a veth to app's 192.0.2.1, default route via app, app
+   * forwarding IPv4, net routing 192.0.2.0/24 back via app): traffic from it is forwarded by app.
+   */
+  addInner(): Promise<void>;
+  /** From the inner namespace (after addInner): TCP connections. */
+  probeInner(targets: readonly Target[], timeoutMs?: number): Promise<Probe[]>;
   canConnect(targets: readonly Target[], timeoutMs?: number): Promise<boolean[]>;
   canConnectInbound(targets: readonly Target[], timeoutMs?: number): Promise<boolean[]>;
   dnsAnswers(server: string, name: string, timeoutMs?: number): Promise<boolean>;
@@ -132,19 +149,21 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
   let cnames: Record<string, string> = {};
   let closed = false;
 
-  const inNs = (ns: "app" | "net") => [IP, "netns", "exec", ns === "app" ? app : net];
+  const inner = `${id}i`;
+  let innerAdded = false;
+  const inNs = (ns: "app" | "net" | "inner") => [IP, "netns", "exec", ns === "app" ? app : ns === "net" ? net : inner];
 
   const close = async () => {
     if (closed) return;
     closed = true;
     for (const child of [...children, dns]) child?.kill("SIGKILL");
     await Promise.all([...children, dns].map((c) => c?.exited));
-    for (const ns of [app, net]) Bun.spawnSync(["ip", "netns", "delete", ns], { stderr: "ignore" });
+    for (const ns of [app, net, ...(innerAdded ? [inner] : [])]) Bun.spawnSync(["ip", "netns", "delete", ns], { stderr: "ignore" });
     rmSync(etc, { recursive: true, force: true });
     rmSync(dir, { recursive: true, force: true });
   };
   process.once("exit", () => {
-    if (!closed) for (const ns of [app, net]) Bun.spawnSync(["ip", "netns", "delete", ns], { stderr: "ignore" });
+    if (!closed) for (const ns of [app, net, ...(innerAdded ? [inner] : [])]) Bun.spawnSync(["ip", "netns", "delete", ns], { stderr: "ignore" });
   });
 
   const cdnLogFile = `${dir}/cdn.log`;
@@ -215,7 +234,8 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
     mkdirSync(etc, { recursive: true });
     writeFileSync(`${etc}/resolv.conf`, opts.cdn ? `nameserver ${ADDR.dnsV4}\n` : `nameserver ${ADDR.dnsV4}\nnameserver ${ADDR.dnsV6}\n`);
     writeFileSync(hostsFile, "");
-    for (const [ns, ports] of [["net", ["80", "443"]], ["app", ["3000", "3001"]]] as const) {
+    const netPorts = [...NET_PORTS.tcp.map(String), ...NET_PORTS.udp.map((p) => `udp:${p}`)];
+    for (const [ns, ports] of [["net", netPorts], ["app", ["3000", "3001"]]] as const) {
       const listener = Bun.spawn([...inNs(ns), process.execPath, `${import.meta.dir}/listener.ts`, ...ports], { stdout: "pipe", stderr: "inherit" });
       children.push(listener);
       const reader = listener.stdout.getReader();
@@ -228,9 +248,9 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
     throw error;
   }
 
-  const probeFrom = async (ns: "app" | "net", targets: readonly Target[], timeoutMs = 1000): Promise<Probe[]> => {
+  const probeFrom = async (ns: "app" | "net" | "inner", targets: readonly Target[], timeoutMs = 1000, mode: "tcp" | "udp" = "tcp"): Promise<Probe[]> => {
     const args = targets.map((t) => (t.host.includes(":") ? `[${t.host}]:${t.port}` : `${t.host}:${t.port}`));
-    const result = await run([...inNs(ns), process.execPath, `${import.meta.dir}/probe.ts`, "tcp", String(timeoutMs), ...args]);
+    const result = await run([...inNs(ns), process.execPath, `${import.meta.dir}/probe.ts`, mode, String(timeoutMs), ...args]);
     if (result.code !== 0) throw new Error(`probe failed: ${result.stderr}`);
     return JSON.parse(result.stdout) as Probe[];
   };
@@ -272,6 +292,23 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
       return child;
     },
     probe: (targets, timeoutMs) => probeFrom("app", targets, timeoutMs),
+    probeUdp: (targets, timeoutMs) => probeFrom("app", targets, timeoutMs, "udp"),
+    async addInner() {
+      if (innerAdded) return;
+      sh(["ip", "netns", "add", inner]);
+      innerAdded = true;
+      sh(["ip", "link", "add", `${id}vi`, "netns", app, "type", "veth", "peer", "name", `${id}vj`, "netns", inner]);
+      const ipIn = (ns: string, ...args: string[]) => sh(["ip", "-n", ns, ...args]);
+      ipIn(inner, "link", "set", "lo", "up");
+      ipIn(app, "link", "set", `${id}vi`, "up");
+      ipIn(inner, "link", "set", `${id}vj`, "up");
+      ipIn(app, "addr", "add", `${INNER.appSide}/24`, "dev", `${id}vi`);
+      ipIn(inner, "addr", "add", `${INNER.inner}/24`, "dev", `${id}vj`);
+      ipIn(inner, "route", "add", "default", "via", INNER.appSide);
+      ipIn(net, "route", "add", "192.0.2.0/24", "via", ADDR.appV4);
+      sh([...inNs("app"), "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    },
+    probeInner: (targets, timeoutMs) => probeFrom("inner", targets, timeoutMs),
     canConnect: async (targets, timeoutMs) => (await probeFrom("app", targets, timeoutMs)).map((r) => r === "connected"),
     canConnectInbound: async (targets, timeoutMs) => (await probeFrom("net", targets, timeoutMs)).map((r) => r === "connected"),
     async dnsAnswers(server, name, timeoutMs = 1000) {

@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { parseConfig, type RawConfig } from "../support/config.ts";
 import { DomainwallError } from "../../src/errors.ts";
 import { cidr, compareCidr } from "../../src/net/ip.ts";
-import { admitResolutions, buildPolicy as buildFromNames, noNameResolved, summarize } from "../../src/policy/policy.ts";
+import { admitResolutions, buildPolicy as buildFromNames, noNameResolved, summarize, type NameAddresses } from "../../src/policy/policy.ts";
 import type { Config } from "../../src/config/config.ts";
 import type { Cidr } from "../../src/net/ip.ts";
 
@@ -174,5 +174,95 @@ describe("buildPolicy", () => {
 
   test("--strict makes an empty name an error", () => {
     expect(() => buildPolicy(configWith({ strict: true }), [{ host: "cluster.local", status: "empty" }], [])).toThrow("--strict: cluster.local has no addresses");
+  });
+});
+
+describe("buildPolicy: entries with ports", () => {
+  const portTexts = (elements: readonly { cidr: { text: string }; ports: { protocol: string; first: number; last: number }; sources: readonly string[] }[] = []) =>
+    elements.map((e) => `${e.cidr.text} . ${e.ports.protocol} . ${e.ports.first}-${e.ports.last} # ${e.sources.join(", ")}`);
+
+  test("a name's addresses carry its ports; names and networks without ports stay in the every-port sets", () => {
+    const config = configWith({
+      hosts: { from: "--hosts", value: "api.example:443,api.example:8000-8100,ntp.example:123/udp,plain.example" },
+      allow: { from: "--allow", value: "192.0.2.0/24,[2001:db8::/64]:22" },
+    });
+    const { policy, summary } = buildPolicy(
+      config,
+      [resolved("api.example", "203.0.113.10", "2001:db8:ff::10"), resolved("ntp.example", "203.0.113.20"), resolved("plain.example", "203.0.113.30")],
+      [],
+    );
+    expect(texts(policy.allowV4)).toEqual(["192.0.2.0/24 # --allow", "203.0.113.30 # plain.example"]);
+    expect(texts(policy.allowV6)).toEqual([]);
+    expect(portTexts(policy.allowPorts?.v4)).toEqual([
+      "203.0.113.10 . tcp . 443-443 # api.example",
+      "203.0.113.10 . tcp . 8000-8100 # api.example",
+      "203.0.113.20 . udp . 123-123 # ntp.example",
+    ]);
+    expect(portTexts(policy.allowPorts?.v6)).toEqual(["2001:db8::/64 . tcp . 22-22 # --allow", "2001:db8:ff::10 . tcp . 443-443 # api.example", "2001:db8:ff::10 . tcp . 8000-8100 # api.example"]);
+    expect(summary).toMatchObject({ ipv4: 4, ipv6: 2 });
+  });
+
+  test("without any entry with ports there are no port sets (the ruleset stays as before)", () => {
+    const { policy } = buildPolicy(configWith(), [resolved("api.example", "203.0.113.10")], []);
+    expect(policy.allowPorts).toBeUndefined();
+  });
+
+  test("a name with ports that resolved to nothing yet still declares the (empty) port sets, for watch to fill", () => {
+    const { policy } = buildPolicy(configWith({ hosts: { from: "--hosts", value: "api.example:443" } }), [{ host: "api.example", status: "empty" }], []);
+    expect(policy.allowPorts).toEqual({ v4: [], v6: [] });
+  });
+
+  test("a forbidden answer is refused for a name with ports too", () => {
+    const { policy, warnings } = buildPolicy(configWith({ hosts: { from: "--hosts", value: "api.example:443" } }), [resolved("api.example", "169.254.169.254", "203.0.113.10")], []);
+    expect(portTexts(policy.allowPorts?.v4)).toEqual(["203.0.113.10 . tcp . 443-443 # api.example"]);
+    expect(warnings).toEqual(["api.example: not allowing 169.254.169.254 (link-local (AWS, GCP, Azure, OpenStack metadata)) from DNS; list it in --allow to permit it"]);
+  });
+});
+
+describe("buildPolicy: --refuse-private-answers", () => {
+  const addressesOf = (r: HostResolution): NameAddresses => ({ host: r.host, addresses: r.status === "empty" ? [] : r.addresses });
+  const refusing = (extra: Partial<RawConfig> = {}) =>
+    configWith({ hosts: { from: "--hosts", value: "api.example,db.svc.cluster.local,ntp.example:123/udp" }, ...extra });
+  const answers: NameAddresses[] = [
+    resolved("api.example", "10.0.0.1", "172.16.5.5", "192.168.1.1", "100.64.0.1", "203.0.113.10", "fd00::1", "::ffff:10.1.2.3", "198.51.100.77", "2001:db8:1::99", "2001:db8:ff::10"),
+    resolved("db.svc.cluster.local", "10.96.0.20"),
+    resolved("ntp.example", "192.168.0.123"),
+  ].map(addressesOf);
+  const resolvers = [cidr("198.51.100.2"), cidr("2001:db8:1::2")];
+
+  test("refuses private, CGNAT, ULA answers and the resolvers' own networks, naming each; public answers stay", () => {
+    const { policy, warnings } = buildFromNames({ ...refusing(), refusePrivateAnswers: true, privateDomains: [] }, answers, resolvers);
+    expect(texts(policy.allowV4)).toEqual(["203.0.113.10 # api.example"]);
+    expect(texts(policy.allowV6)).toEqual(["2001:db8:ff::10 # api.example"]);
+    expect(policy.allowPorts?.v4).toEqual([]);
+    expect(warnings).toEqual([
+      "api.example: not allowing 10.0.0.1 (private, RFC 1918) from DNS (--refuse-private-answers); list its domain in --private-domains or the address in --allow to permit it",
+      "api.example: not allowing 172.16.5.5 (private, RFC 1918) from DNS (--refuse-private-answers); list its domain in --private-domains or the address in --allow to permit it",
+      "api.example: not allowing 192.168.1.1 (private, RFC 1918) from DNS (--refuse-private-answers); list its domain in --private-domains or the address in --allow to permit it",
+      "api.example: not allowing 100.64.0.1 (carrier-grade NAT, RFC 6598) from DNS (--refuse-private-answers); list its domain in --private-domains or the address in --allow to permit it",
+      "api.example: not allowing fd00::1 (unique local, RFC 4193) from DNS (--refuse-private-answers); list its domain in --private-domains or the address in --allow to permit it",
+      "api.example: not allowing ::ffff:a01:203 (private, RFC 1918) from DNS (--refuse-private-answers); list its domain in --private-domains or the address in --allow to permit it",
+      "api.example: not allowing 198.51.100.77 (the resolvers' network 198.51.100.0/24) from DNS (--refuse-private-answers); list its domain in --private-domains or the address in --allow to permit it",
+      "api.example: not allowing 2001:db8:1::99 (the resolvers' network 2001:db8:1::/64) from DNS (--refuse-private-answers); list its domain in --private-domains or the address in --allow to permit it",
+      "db.svc.cluster.local: not allowing 10.96.0.20 (private, RFC 1918) from DNS (--refuse-private-answers); list its domain in --private-domains or the address in --allow to permit it",
+      "ntp.example: not allowing 192.168.0.123 (private, RFC 1918) from DNS (--refuse-private-answers); list its domain in --private-domains or the address in --allow to permit it",
+    ]);
+  });
+
+  test("names under --private-domains and addresses in --allow are admitted", () => {
+    const config = configWith({
+      hosts: { from: "--hosts", value: "api.example,db.svc.cluster.local" },
+      allow: { from: "--allow", value: "10.0.0.0/24:443" },
+      privateDomains: { from: "--private-domains", value: "cluster.local" },
+    });
+    const { policy, warnings } = buildFromNames({ ...config, refusePrivateAnswers: true }, [resolved("api.example", "10.0.0.1", "10.0.1.1"), resolved("db.svc.cluster.local", "10.96.0.20")].map(addressesOf), resolvers);
+    expect(texts(policy.allowV4)).toEqual(["10.0.0.1 # api.example", "10.96.0.20 # db.svc.cluster.local"]);
+    expect(warnings).toEqual([expect.stringContaining("api.example: not allowing 10.0.1.1 (private, RFC 1918)")]);
+  });
+
+  test("without the flag, private answers are allowed as before", () => {
+    const { policy, warnings } = buildFromNames(configWith({ hosts: { from: "--hosts", value: "api.example" } }), [resolved("api.example", "10.0.0.1", "198.51.100.77")].map(addressesOf), resolvers);
+    expect(texts(policy.allowV4)).toEqual(["10.0.0.1 # api.example", "198.51.100.77 # api.example"]);
+    expect(warnings).toEqual([]);
   });
 });

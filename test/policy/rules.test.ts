@@ -29,6 +29,33 @@ describe("chainsOf", () => {
     ]);
   });
 
+  test("the port sets are looked up right after the every-port sets, only when the policy has them", () => {
+    const rules = chainsOf(POLICIES.ports!)[0]!.rules;
+    expect(rules.map((r) => r.kind).slice(-4)).toEqual(["allowed", "allowed-ports", "record-denied", "verdict"]);
+    expect(rules.find((r) => r.kind === "allowed-ports")).toEqual({ kind: "allowed-ports", v4: POLICIES.ports!.allowPorts!.v4, v6: POLICIES.ports!.allowPorts!.v6 });
+  });
+
+  test("--forward: a forward chain with the output chain's egress rules, without the link-local ones, recording as out, counted apart", () => {
+    const chains = chainsOf(POLICIES.ports!);
+    expect(chains.map((c) => `${c.hook}: ${c.rules.map((r) => r.kind).join(", ")}`)).toEqual([
+      "output: established, invalid, loopback, neighbour-discovery, listener-discovery, dns, allowed, allowed-ports, record-denied, verdict",
+      "forward: established, invalid, dns, allowed, allowed-ports, record-denied, verdict",
+    ]);
+    expect(chains[1]?.rules.slice(-2)).toEqual([
+      { kind: "record-denied", direction: "out" },
+      { kind: "verdict", verdict: "reject", counter: "forward_dropped" },
+    ]);
+    expect(chainsOf({ ...POLICIES.ports!, forward: false }).map((c) => c.hook)).toEqual(["output"]);
+  });
+
+  test("--forward in audit mode: the forward chain too ends in a counted accept, under forward_audited", () => {
+    const chains = chainsOf({ ...POLICIES.ports!, verdict: "audit" });
+    expect(chains.map((c) => c.rules.at(-1))).toEqual([
+      { kind: "verdict", verdict: "accept", counter: "output_audited" },
+      { kind: "verdict", verdict: "accept", counter: "forward_audited" },
+    ]);
+  });
+
   test("an input chain ending in a counted drop when inbound ports are given, whatever the output verdict", () => {
     const chains = chainsOf(POLICIES["ingress-reject"]!);
     expect(chains.map((c) => c.hook)).toEqual(["output", "input"]);
@@ -49,6 +76,19 @@ describe("chainsOf", () => {
     ]);
     expect(chains[0]?.rules).toEqual([{ kind: "keep-loopback-destination" }, { kind: "keep-group", gid: 2000053 }, { kind: "redirect-dns", port: 15353 }]);
     expect(chains[1]?.rules.find((r) => r.kind === "dns")).toMatchObject({ gid: 2000053 });
+  });
+
+  test("with the DNS proxy and entries with ports: the admitted addresses are proxy_v4/proxy_v6 and then each port spec's pair, after the static port sets", () => {
+    const chains = chainsOf(PROXY_POLICIES["dns-proxy-ports"]!);
+    expect(chains[1]?.rules.map((r) => r.kind).slice(-5)).toEqual(["allowed", "allowed-ports", "proxy-admitted", "record-denied", "verdict"]);
+    const admitted = chains[1]?.rules.find((r) => r.kind === "proxy-admitted");
+    expect(admitted?.kind === "proxy-admitted" && admitted.portSets.map((s) => `${s.v4} ${s.v6}: ${s.entries.join(", ")}`)).toEqual([
+      "proxy_v4_tcp22_tcp8000-8100 proxy_v6_tcp22_tcp8000-8100: mirror.example",
+      "proxy_v4_tcp443 proxy_v6_tcp443: *.pypi.org, api.example.com",
+      "proxy_v4_tcp80_tcp443 proxy_v6_tcp80_tcp443: **.files.example",
+      "proxy_v4_udp123 proxy_v6_udp123: ntp.example",
+    ]);
+    expect(chainsOf(PROXY_POLICIES["dns-proxy"]!)[1]?.rules.find((r) => r.kind === "proxy-admitted")).toEqual({ kind: "proxy-admitted", portSets: [] });
   });
 
   test("outgoing neighbour discovery goes only to link-local, link-scope multicast and the on-link prefixes; incoming is not scoped (it is for us)", () => {

@@ -102,7 +102,7 @@ describe("createAdmitter", () => {
     await admitter.admit({ name: "b.example.com", entry: "*.example.com", addresses: [v4("198.51.100.9", 60)] });
     expect(scripts).toHaveLength(1);
     expect(admitter.snapshot().elements).toEqual([
-      { address: "198.51.100.9", family: 4, expiresAt: 1_090_000, timeoutSeconds: 90, names: ["a.example.com", "b.example.com"], entries: ["a.example.com", "*.example.com"] },
+      { address: "198.51.100.9", family: 4, set: "proxy_v4", expiresAt: 1_090_000, timeoutSeconds: 90, names: ["a.example.com", "b.example.com"], entries: ["a.example.com", "*.example.com"] },
     ]);
   });
 
@@ -247,6 +247,7 @@ describe("seedFromKernel and renderCarryOver", () => {
     expect(admitter.renderCarryOver()).toEqual({
       v4: "elements = { 198.51.100.9 timeout 90s expires 80000ms }",
       v6: "elements = { 2001:db8::9 timeout 3630s expires 2000ms }",
+      ports: new Map(),
     });
   });
 
@@ -287,6 +288,85 @@ describe("seedFromKernel and renderCarryOver", () => {
   });
 
   test("carry-over is empty without elements", () => {
-    expect(createAdmitter({ executor: okExecutor().executor, now: clock().now, ...settings }).renderCarryOver()).toEqual({ v4: "", v6: "" });
+    expect(createAdmitter({ executor: okExecutor().executor, now: clock().now, ...settings }).renderCarryOver()).toEqual({ v4: "", v6: "", ports: new Map() });
+  });
+});
+
+describe("several sets: the port specs' pairs beside proxy_v4/proxy_v6", () => {
+  const tcp443 = { v4: "proxy_v4_tcp443", v6: "proxy_v6_tcp443" };
+  const udp123 = { v4: "proxy_v4_udp123", v6: "proxy_v6_udp123" };
+  const listing = (set: string, type: string, elem: unknown[]) =>
+    JSON.stringify({ nftables: [{ metainfo: { version: "1.0.6" } }, { set: { family: "inet", name: set, table: "domainwall", type, flags: ["timeout"], elem } }] });
+
+  test("admissions go to the set of their entry's ports; one transaction, one add element per set, sorted by set", async () => {
+    const { executor, scripts } = okExecutor();
+    const admitter = createAdmitter({ executor, now: clock().now, ...settings, portSets: [tcp443, udp123] });
+    await Promise.all([
+      admitter.admit({ name: "api.example.com", entry: "api.example.com", addresses: [v4("198.51.100.9"), v6("2001:db8::9")], sets: tcp443 }),
+      admitter.admit({ name: "ntp.example.com", entry: "ntp.example.com", addresses: [v4("198.51.100.9")], sets: udp123 }),
+      admitter.admit(answer("plain.example.com", v4("198.51.100.9"))),
+    ]);
+    expect(scripts).toEqual([
+      "add element inet domainwall proxy_v4 { 198.51.100.9 timeout 90s expires 90s }\n" +
+        "add element inet domainwall proxy_v4_tcp443 { 198.51.100.9 timeout 90s expires 90s }\n" +
+        "add element inet domainwall proxy_v4_udp123 { 198.51.100.9 timeout 90s expires 90s }\n" +
+        "add element inet domainwall proxy_v6_tcp443 { 2001:db8::9 timeout 90s expires 90s }\n",
+    ]);
+    expect(admitter.snapshot().elements.map((e) => `${e.set} ${e.address}`)).toEqual([
+      "proxy_v4 198.51.100.9",
+      "proxy_v4_tcp443 198.51.100.9",
+      "proxy_v4_udp123 198.51.100.9",
+      "proxy_v6_tcp443 2001:db8::9",
+    ]);
+  });
+
+  test("only-extend and coalescing hold per (set, address): an address covered in one set is still sent to another", async () => {
+    const { executor, scripts } = okExecutor();
+    const time = clock();
+    const admitter = createAdmitter({ executor, now: time.now, ...settings, portSets: [tcp443] });
+    await admitter.admit({ name: "api.example.com", entry: "api.example.com", addresses: [v4("198.51.100.9")], sets: tcp443 });
+    time.advance(1_000);
+    await admitter.admit({ name: "api.example.com", entry: "api.example.com", addresses: [v4("198.51.100.9")], sets: tcp443 });
+    expect(scripts).toHaveLength(1);
+    await admitter.admit(answer("plain.example.com", v4("198.51.100.9")));
+    expect(scripts).toHaveLength(2);
+    expect(scripts[1]).toBe("add element inet domainwall proxy_v4 { 198.51.100.9 timeout 90s expires 90s }\n");
+  });
+
+  test("an admission naming sets the table does not have is refused without a script", async () => {
+    const { executor, scripts } = okExecutor();
+    const admitter = createAdmitter({ executor, now: clock().now, ...settings, portSets: [tcp443] });
+    await expect(admitter.admit({ name: "a.example", entry: "a.example", addresses: [v4("198.51.100.9")], sets: udp123 })).rejects.toThrow("no sets proxy_v4_udp123/proxy_v6_udp123 in this table");
+    expect(scripts).toEqual([]);
+    expect(() => createAdmitter({ executor, now: clock().now, ...settings, portSets: [{ v4: "x } ; flush ruleset", v6: "y" }] })).toThrow("not a set name");
+  });
+
+  test("seeding reads every set, and the carry-over covers each port set by name", async () => {
+    const time = clock();
+    const lists: Record<string, string> = {
+      proxy_v4: listing("proxy_v4", "ipv4_addr", [{ elem: { val: "198.51.100.1", timeout: 90, expires: 80 } }]),
+      proxy_v4_tcp443: listing("proxy_v4_tcp443", "ipv4_addr", [{ elem: { val: "198.51.100.2", timeout: 90, expires: 70 } }]),
+      proxy_v6_tcp443: listing("proxy_v6_tcp443", "ipv6_addr", [{ elem: { val: "2001:db8::2", timeout: 90, expires: 60 } }]),
+    };
+    const asked: string[] = [];
+    const executor: NftExecutor = {
+      name: "nft",
+      run: async (script) => {
+        asked.push(script);
+        const set = script.split(" ").at(-1)!;
+        return lists[set] ? { code: 0, stdout: lists[set], stderr: "" } : { code: 1, stdout: "", stderr: "Error: No such file or directory\n" };
+      },
+    };
+    const admitter = createAdmitter({ executor, now: time.now, ...settings, portSets: [tcp443, udp123] });
+    expect(await admitter.seedFromKernel()).toBe(3);
+    expect(asked).toEqual(["proxy_v4", "proxy_v6", "proxy_v4_tcp443", "proxy_v6_tcp443", "proxy_v4_udp123", "proxy_v6_udp123"].map((set) => `list set inet domainwall ${set}`));
+    expect(admitter.renderCarryOver()).toEqual({
+      v4: "elements = { 198.51.100.1 timeout 90s expires 80000ms }",
+      v6: "",
+      ports: new Map([
+        ["proxy_v4_tcp443", "elements = { 198.51.100.2 timeout 90s expires 70000ms }"],
+        ["proxy_v6_tcp443", "elements = { 2001:db8::2 timeout 90s expires 60000ms }"],
+      ]),
+    });
   });
 });

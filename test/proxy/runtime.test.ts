@@ -1,7 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { cidr } from "../../src/net/ip.ts";
 import type { Backend } from "../../src/backends/backend.ts";
-import { carryingBackend, gateAdmission, upstreamsOf } from "../../src/proxy/runtime.ts";
+import { admissionSets, carryingBackend, gateAdmission, upstreamsOf } from "../../src/proxy/runtime.ts";
+import { EVERY_PORT_SETS, proxyPortSets } from "../../src/policy/proxy-sets.ts";
+import { AUDIT_ENTRY } from "../../src/proxy/handler.ts";
 import { PROXY_POLICIES } from "../fixtures/policies.ts";
 import type { Admission } from "../../src/proxy/handler.ts";
 
@@ -34,6 +36,33 @@ describe("what an answer may admit", () => {
     const { admitted } = gateAdmission(answer("169.254.169.254"), [{ cidr: cidr("169.254.169.254"), source: "--allow" }]);
     expect(admitted.map((a) => a.address)).toEqual(["169.254.169.254"]);
   });
+
+  describe("--refuse-private-answers", () => {
+    const guard = { resolverNets: [cidr("198.51.100.0/24")], privateDomains: ["cluster.local"] };
+    const named = (name: string, ...addresses: string[]): Admission => ({ ...answer(...addresses), name });
+
+    test("private, CGNAT, ULA and the resolvers' network are not admitted, with the reason; public answers are", () => {
+      const { admitted, refused } = gateAdmission(answer("10.0.0.1", "100.64.1.1", "fd00::1", "198.51.100.77", "203.0.113.7", "2001:db8::7"), [], guard);
+      expect(admitted.map((a) => a.address)).toEqual(["203.0.113.7", "2001:db8::7"]);
+      expect(refused).toEqual([
+        "10.0.0.1 (private, RFC 1918; --refuse-private-answers, unless its domain is in --private-domains)",
+        "100.64.1.1 (carrier-grade NAT, RFC 6598; --refuse-private-answers, unless its domain is in --private-domains)",
+        "fd00::1 (unique local, RFC 4193; --refuse-private-answers, unless its domain is in --private-domains)",
+        "198.51.100.77 (the resolvers' network 198.51.100.0/24; --refuse-private-answers, unless its domain is in --private-domains)",
+      ]);
+    });
+
+    test("a name under a --private-domains domain may answer privately; the forbidden ranges stay refused", () => {
+      const { admitted, refused } = gateAdmission(named("api.ns.svc.cluster.local", "10.0.0.1", "127.0.0.1"), [], guard);
+      expect(admitted.map((a) => a.address)).toEqual(["10.0.0.1"]);
+      expect(refused).toEqual(["127.0.0.1 (loopback)"]);
+    });
+
+    test("an --allow entry covering a private address lets it through; without the guard private answers are admitted", () => {
+      expect(gateAdmission(answer("10.1.2.3"), [{ cidr: cidr("10.1.0.0/16"), source: "--allow" }], guard).admitted).toHaveLength(1);
+      expect(gateAdmission(answer("10.1.2.3"), []).admitted).toHaveLength(1);
+    });
+  });
 });
 
 describe("the backend watch --dns-proxy hands its loop", () => {
@@ -51,5 +80,19 @@ describe("the backend watch --dns-proxy hands its loop", () => {
   test("a refused load is an error naming nft's complaint", async () => {
     const backend = carryingBackend(base, { replaceTable: async () => ({ code: 1, stdout: "", stderr: "Error: syntax error\n" }) }, () => 0);
     await expect(backend.apply(PROXY_POLICIES["dns-proxy"]!)).rejects.toThrow("nft -f failed: Error: syntax error");
+  });
+});
+
+describe("the sets an admission goes into", () => {
+  const { byEntry } = proxyPortSets(["api.example", "*.pypi.org", "plain.example"], new Map([["api.example", [{ protocol: "tcp", first: 443, last: 443 }]]]));
+
+  test("the matched entry's pair (an absolute name is the same entry); every port for an entry without ports", () => {
+    expect(admissionSets(byEntry, "api.example.")).toEqual({ v4: "proxy_v4_tcp443", v6: "proxy_v6_tcp443" });
+    expect(admissionSets(byEntry, "*.pypi.org")).toBe(EVERY_PORT_SETS);
+  });
+
+  test("an unlisted name admitted in audit mode opens every port; an unknown entry is an error, never a guess", () => {
+    expect(admissionSets(byEntry, AUDIT_ENTRY)).toBe(EVERY_PORT_SETS);
+    expect(() => admissionSets(byEntry, "other.example")).toThrow('no sets for the entry "other.example"');
   });
 });

@@ -23,6 +23,7 @@ export interface RawConfig {
   readonly allowFile?: Raw;
   readonly allowFileText?: string;
   readonly dnsServers?: Raw;
+  readonly privateDomains?: Raw;
   readonly resolveTimeout?: Raw;
   readonly onResolveError?: Raw;
   readonly strict: boolean;
@@ -37,6 +38,7 @@ const NAMES: Record<string, OptionName> = {
   allow: "allow",
   allowFile: "allow-file",
   dnsServers: "dns-servers",
+  privateDomains: "private-domains",
   resolveTimeout: "resolve-timeout",
   onResolveError: "on-resolve-error",
   minTtl: "min-ttl",

@@ -18,6 +18,7 @@ const state = recordResolutions(
 );
 const snapshot: WatchSnapshot = {
   state,
+  hostPorts: new Map(),
   loaded: POLICIES["egress-only"]!,
   lastGoodRefresh: 1_000,
   nextWake: 5_000,

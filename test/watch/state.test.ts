@@ -14,14 +14,14 @@ const resolved = (host: string, ...addresses: string[]): HostResolution => ({
 });
 
 /** A watch that resolved api.example at 1 s, and whose lookups of down.example failed at 2 s and 7 s (monotonic ms). */
-function snapshot(): WatchSnapshot {
+function snapshot(hostPorts: WatchSnapshot["hostPorts"] = new Map()): WatchSnapshot {
   let state = initialState(["api.example", "down.example", "later.example"], 0);
   state = recordResolutions(state, [resolved("api.example", "203.0.113.10", "2001:db8:ff::10"), resolved("down.example", "203.0.113.20")], 1_000, schedule, never);
   const failed: HostResolution = { host: "down.example", status: "failed", error: "SERVFAIL", addresses: [] };
   state = recordResolutions(state, [failed], 2_000, schedule, never);
   state = recordResolutions(state, [failed], 7_000, schedule, never);
   const empty = { allowV4: [], allowV6: [] } as unknown as WatchSnapshot["loaded"];
-  return { state, loaded: empty, lastGoodRefresh: 1_000, nextWake: 12_000, updates: { ok: 0, failed: 0, seconds: 0 }, updateError: undefined };
+  return { state, hostPorts, loaded: empty, lastGoodRefresh: 1_000, nextWake: 12_000, updates: { ok: 0, failed: 0, seconds: 0 }, updateError: undefined };
 }
 
 describe("the watch state file", () => {
@@ -59,6 +59,15 @@ describe("the watch state file", () => {
       "  later.example: no addresses; never resolved",
     ]);
     expect(describeWatchState({ ...state, writtenAt: EPOCH - 7_200_000 }, EPOCH)[0]).toBe("watch (pid 4242), as of 2h ago:");
+  });
+
+  test("a name listed with ports carries them to the file and the status line; the others open every port", () => {
+    const hostPorts = new Map([["api.example", [{ protocol: "tcp" as const, first: 443, last: 443 }, { protocol: "udp" as const, first: 8000, last: 8100 }]]]);
+    const state = watchStateOf(snapshot(hostPorts), { monotonicMs: 10_000, epochMs: EPOCH }, 4242, "nft");
+    expect(state.names[0]).toMatchObject({ name: "api.example", ports: ["443/tcp", "8000-8100/udp"] });
+    expect(state.names[1]).not.toHaveProperty("ports");
+    expect(parseWatchState(JSON.stringify(state))).toEqual(state);
+    expect(describeWatchState(state, EPOCH + 2_000)[1]).toBe("  api.example (443/tcp, 8000-8100/udp): 203.0.113.10, 2001:db8:ff::10; resolved 11s ago at 2026-11-25T11:59:51Z");
   });
 
   test("control characters from the file do not reach the terminal", () => {

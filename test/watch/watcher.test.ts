@@ -117,6 +117,26 @@ describe("reconfigure (a reloaded --config file)", () => {
     expect(w.calls[0]?.stdin).toContain("reject with tcp reset");
     expect(w.watcher.snapshot().loaded.verdict).toBe("reject");
   });
+
+  test("a name given ports where no entry had any: the port sets appear, so the whole table is loaded", async () => {
+    const w = await startWatcher({ "api.example": { 4: ["203.0.113.10"], ttl: 300 }, "cdn.example": { 4: ["203.0.113.20"], ttl: 300 } });
+    w.watcher.reconfigure({ config: w.configFor("api.example:443,cdn.example"), schedule: w.schedule, resolvers: w.resolvers });
+    await w.cycleAt(200);
+    expect(w.calls).toHaveLength(1);
+    expect(w.calls[0]?.stdin).toStartWith("#!/usr/sbin/nft -f\n# domainwall: generated ruleset");
+    expect(w.calls[0]?.stdin).toContain("\t\t\t203.0.113.10 . tcp . 443, # api.example\n");
+    expect(w.watcher.snapshot().loaded.allowV4.map((e) => e.cidr.text)).toEqual(["203.0.113.20"]);
+  });
+
+  test("other ports for a name while the port sets stay: one set update, the new ports in, the old out", async () => {
+    const w = await startWatcher({ "api.example": { 4: ["203.0.113.10"], ttl: 300 }, "cdn.example": { 4: ["203.0.113.20"], ttl: 300 } }, { hosts: "api.example:443,cdn.example" });
+    w.watcher.reconfigure({ config: w.configFor("api.example:8443,cdn.example"), schedule: w.schedule, resolvers: w.resolvers });
+    await w.cycleAt(200);
+    expect(w.calls).toHaveLength(1);
+    expect(w.calls[0]?.stdin).toStartWith("#!/usr/sbin/nft -f\n# domainwall: new allow sets");
+    expect(w.calls[0]?.stdin).toContain("203.0.113.10 . tcp . 8443");
+    expect(w.calls[0]?.stdin).not.toContain(". 443");
+  });
 });
 
 describe("the watch loop", () => {
@@ -162,6 +182,28 @@ describe("the watch loop", () => {
     expect(elementsOf(w.calls[1])).toEqual(["203.0.113.11", "203.0.113.20", "2001:db8::10"]);
     expect(w.log.text).toContain("-203.0.113.10 (api.example, last seen 60s ago)");
     expect(w.watcher.snapshot().updates).toMatchObject({ ok: 2, failed: 0 });
+  });
+
+  test("a name with ports keeps them when it is looked up again: the port sets are updated, in the same transaction", async () => {
+    const w = await startWatcher({ "api.example": { 4: ["203.0.113.10"], 6: ["2001:db8::10"], ttl: 30 }, "cdn.example": { 4: ["203.0.113.20"], ttl: 300 } }, { hosts: "api.example:443,api.example:8000-8100/udp,cdn.example" });
+    w.records["api.example"] = { 4: ["203.0.113.11"], 6: ["2001:db8::10"], ttl: 30 };
+    await w.cycleAt(30_000);
+    expect(w.calls).toHaveLength(1);
+    expect(w.calls[0]?.stdin).toBe(renderNftSetUpdate(w.watcher.snapshot().loaded));
+    expect(w.calls[0]?.stdin).toContain("flush set inet domainwall allow_ports_v4\n");
+    expect(elementsOf(w.calls[0])).toEqual([
+      "203.0.113.20",
+      "203.0.113.10 . tcp . 443",
+      "203.0.113.10 . udp . 8000-8100",
+      "203.0.113.11 . tcp . 443",
+      "203.0.113.11 . udp . 8000-8100",
+      "2001:db8::10 . tcp . 443",
+      "2001:db8::10 . udp . 8000-8100",
+    ]);
+    expect(w.log.text).toContain("+203.0.113.11 443/tcp (api.example), +203.0.113.11 8000-8100/udp (api.example); 1 IPv4 and 0 IPv6 allowed, 6 with ports");
+    await w.cycleAt(60_000);
+    expect(elementsOf(w.calls[1])).toEqual(["203.0.113.20", "203.0.113.11 . tcp . 443", "203.0.113.11 . udp . 8000-8100", "2001:db8::10 . tcp . 443", "2001:db8::10 . udp . 8000-8100"]);
+    expect(w.log.text).toContain("-203.0.113.10 443/tcp (api.example, last seen 60s ago)");
   });
 
   test("an address two names share stays while either still returns it", async () => {

@@ -1,10 +1,10 @@
-import { notEnforcing, type Backend, type LoadTimes, type Status } from "../backend.ts";
+import { allowedEntriesOf, notEnforcing, type Backend, type LoadTimes, type Status } from "../backend.ts";
 import { runtimeError, usageError } from "../../errors.ts";
 import { messageOf } from "../../messages.ts";
 import type { Family } from "../../net/ip.ts";
 import type { Policy } from "../../policy/policy.ts";
 import { renderIptables, renderIptablesRestore } from "./render.ts";
-import { allowedEntries, allowedNetworks, dnsDestinations, enforcementProblems, verdictCounters, INPUT_CHAIN, OUTPUT_CHAIN, ourPart, parseIptablesState } from "./save.ts";
+import { allowedEntries, allowedNetworks, dnsDestinations, enforcementProblems, portEntries, portNetworks, verdictCounters, FORWARD_CHAIN, INPUT_CHAIN, OUTPUT_CHAIN, ourPart, parseIptablesState } from "./save.ts";
 import type { Run } from "../../run.ts";
 
 const TOOLS = {
@@ -29,7 +29,7 @@ export const IPTABLES_MAX_ENTRIES = 10_000;
 /** Refuse a policy too big for one-rule-per-entry before anything is rendered or loaded. */
 function checkSize(policy: Policy): Policy {
   for (const family of FAMILIES) {
-    const entries = (family === 4 ? policy.allowV4 : policy.allowV6).length;
+    const entries = (family === 4 ? policy.allowV4 : policy.allowV6).length + (policy.allowPorts?.[family === 4 ? "v4" : "v6"].length ?? 0);
     if (entries > IPTABLES_MAX_ENTRIES) {
       throw usageError(
         `the iptables-legacy backend allows at most ${IPTABLES_MAX_ENTRIES} ${TOOLS[family].label} entries (one rule each); this policy has ${entries}: use --backend nft, or fewer or wider CIDRs`,
@@ -66,7 +66,7 @@ export function createIptablesBackend(run: Run, now: () => number = () => perfor
    */
   const restorePart = async (family: Family, part: string) => {
     const current = parseIptablesState(await save(family));
-    const nothing = !current.outputChain && !current.inputChain && current.outputJumps + current.inputJumps === 0;
+    const nothing = !current.outputChain && !current.inputChain && !current.forwardChain && current.outputJumps + current.inputJumps + (current.forwardJumps ?? 0) === 0;
     if (part === "" && nothing) return;
     await restore(family, renderIptablesRestore(part, current), part === "" ? ["--noflush"] : ["--noflush", "--counters"]);
   };
@@ -116,16 +116,26 @@ export function createIptablesBackend(run: Run, now: () => number = () => perfor
       const verdicts = FAMILIES.flatMap((family) => [
         { name: `output_v${family}`, ...verdictCounters(saved[family], OUTPUT_CHAIN) },
         ...(parseIptablesState(saved[family]).inputChain ? [{ name: `input_v${family}`, ...verdictCounters(saved[family], INPUT_CHAIN) }] : []),
+        ...(parseIptablesState(saved[family]).forwardChain ? [{ name: `forward_v${family}`, ...verdictCounters(saved[family], FORWARD_CHAIN) }] : []),
       ]);
       const audit = verdicts.some((c) => c.audit);
       const dns = FAMILIES.map((family) => dnsDestinations(saved[family]));
       return {
         loaded: true,
         enforcing: !audit,
-        sets: FAMILIES.map((family) => ({ name: `allow_v${family} (rules)`, elements: allowedEntries(saved[family]) })),
+        sets: [
+          ...FAMILIES.map((family) => ({ name: `allow_v${family} (rules)`, elements: allowedEntries(saved[family]) })),
+          ...FAMILIES.flatMap((family) => {
+            const elements = portEntries(saved[family]);
+            return elements > 0 ? [{ name: `allow_ports_v${family} (rules)`, elements }] : [];
+          }),
+        ],
         // output_dropped_v4 (or output_audited_v4 in audit mode): the names nft's counters have, per family.
         counters: verdicts.map(({ name, packets, bytes }) => ({ name: name.replace(/_v/, audit ? "_audited_v" : "_dropped_v"), packets, bytes })),
-        allowed: FAMILIES.flatMap((family) => allowedNetworks(saved[family])),
+        allowed: allowedEntriesOf(
+          FAMILIES.flatMap((family) => allowedNetworks(saved[family])),
+          FAMILIES.flatMap((family) => portNetworks(saved[family])),
+        ),
         dns: dns.some((d) => d === "any") ? "any" : dns.flatMap((d) => (d === "any" ? [] : d)),
         // No `denied`: iptables-legacy has no dynamic sets (without ipset) to record destinations in.
         ...notEnforcing(FAMILIES.flatMap((family) => enforcementProblems(saved[family], TOOLS[family].label))),

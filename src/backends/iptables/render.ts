@@ -2,7 +2,7 @@ import type { Family } from "../../net/ip.ts";
 import { sourceComment, type Policy } from "../../policy/policy.ts";
 import { chainsOf, unreachable, type Chain, type Rule } from "../../policy/rules.ts";
 import { IPTABLES_NO_PROXY } from "../../messages.ts";
-import { INPUT_CHAIN, isJump, OUR_CHAINS, OUTPUT_CHAIN, split, type IptablesState } from "./save.ts";
+import { FORWARD_CHAIN, INPUT_CHAIN, isJump, OUR_CHAINS, OUTPUT_CHAIN, split, type IptablesState } from "./save.ts";
 
 /** A namespace where domainwall never ran: what `render` assumes. */
 export const FRESH: IptablesState = { outputJumps: 0, inputJumps: 0, outputChain: false, inputChain: false };
@@ -10,7 +10,7 @@ export const FRESH: IptablesState = { outputJumps: 0, inputJumps: 0, outputChain
 const ND = ["router-solicitation", "router-advertisement", "neighbour-solicitation", "neighbour-advertisement"];
 
 /** Each hook's chain of ours. */
-const CHAIN = { output: OUTPUT_CHAIN, input: INPUT_CHAIN } as const;
+const CHAIN = { output: OUTPUT_CHAIN, input: INPUT_CHAIN, forward: FORWARD_CHAIN } as const;
 
 /**
  * One rule of the neutral list as `-A` lines of one family (ICMPv6 rules only in IPv6: IPv4's ARP
@@ -25,13 +25,13 @@ function ruleLines(rule: Rule, hook: Chain["hook"], family: Family): string[] {
     case "invalid":
       return [`-A ${chain} -m conntrack --ctstate INVALID -j DROP`];
     case "loopback":
-      return [`-A ${chain} ${hook === "output" ? "-o" : "-i"} lo -j ACCEPT`];
+      return [`-A ${chain} ${hook === "input" ? "-i" : "-o"} lo -j ACCEPT`];
     case "neighbour-discovery":
       if (!v6) return [];
       return (rule.destinations?.map((d) => ` -d ${d.text}`) ?? [""]).flatMap((dest) => ND.map((type) => `-A ${chain}${dest} -p ipv6-icmp -m icmp6 --icmpv6-type ${type} -m hl --hl-eq 255 -j ACCEPT`));
     case "listener-discovery":
       if (!v6) return [];
-      return hook === "output"
+      return hook !== "input"
         ? [131, 132, 143].map((type) => `-A ${chain} -d ff02::/16 -p ipv6-icmp -m icmp6 --icmpv6-type ${type} -m hl --hl-eq 1 -j ACCEPT`)
         : [`-A ${chain} -s fe80::/10 -p ipv6-icmp -m icmp6 --icmpv6-type 130 -m hl --hl-eq 1 -j ACCEPT`];
     case "dns": {
@@ -42,6 +42,11 @@ function ruleLines(rule: Rule, hook: Chain["hook"], family: Family): string[] {
     }
     case "allowed":
       return (v6 ? rule.allowV6 : rule.allowV4).flatMap((e) => [`# ${sourceComment(e)}`, `-A ${chain} -d ${e.cidr.text} -j ACCEPT`]);
+    case "allowed-ports":
+      return (v6 ? rule.v6 : rule.v4).flatMap((e) => {
+        const ports = e.ports.first === e.ports.last ? `${e.ports.first}` : `${e.ports.first}:${e.ports.last}`;
+        return [`# ${sourceComment(e)}`, `-A ${chain} -d ${e.cidr.text} -p ${e.ports.protocol} -m ${e.ports.protocol} --dport ${ports} -j ACCEPT`];
+      });
     case "record-denied":
       return []; // no dynamic sets in iptables-legacy (without ipset): the verdict's counters are all it keeps
     case "inbound-ports":
@@ -78,15 +83,26 @@ function jump(builtin: string, chain: string, present: number, wanted: boolean, 
 export function renderIptables(policy: Policy, family: Family, state: IptablesState = FRESH): string {
   const chains = chainsOf(policy);
   const inbound = chains.some((chain) => chain.hook === "input");
+  const forward = chains.some((chain) => chain.hook === "forward");
+  /** An optional chain of ours: declared when wanted or present (which flushes it), deleted when present and no longer wanted. */
+  const optional = (chain: string, wanted: boolean, present: boolean | undefined) => ({
+    declare: wanted || present === true ? [`:${chain} - [0:0]`] : [],
+    drop: !wanted && present === true && !state.referenced?.includes(chain) ? [`-X ${chain}`] : [],
+  });
+  const input = optional(INPUT_CHAIN, inbound, state.inputChain);
+  const forwarded = optional(FORWARD_CHAIN, forward, state.forwardChain);
   const lines = [
     `# domainwall: generated ${family === 4 ? "iptables" : "ip6tables"}-legacy-restore --noflush input (IPv${family}). Do not edit.`,
     "*filter",
     `:${OUTPUT_CHAIN} - [0:0]`,
-    ...(inbound || state.inputChain ? [`:${INPUT_CHAIN} - [0:0]`] : []),
+    ...input.declare,
+    ...forwarded.declare,
     ...chains.flatMap((chain) => chain.rules.flatMap((rule) => ruleLines(rule, chain.hook, family))),
     ...jump("OUTPUT", OUTPUT_CHAIN, state.outputJumps, true, state.behind?.includes(OUTPUT_CHAIN)),
     ...jump("INPUT", INPUT_CHAIN, state.inputJumps, inbound, state.behind?.includes(INPUT_CHAIN)),
-    ...(!inbound && state.inputChain && !state.referenced?.includes(INPUT_CHAIN) ? [`-X ${INPUT_CHAIN}`] : []),
+    ...jump("FORWARD", FORWARD_CHAIN, state.forwardJumps ?? 0, forward, state.behind?.includes(FORWARD_CHAIN)),
+    ...input.drop,
+    ...forwarded.drop,
     "COMMIT",
   ];
   return `${lines.join("\n")}\n`;
@@ -107,7 +123,7 @@ export function renderIptablesRemove(state: IptablesState): string {
 export function renderIptablesRestore(part: string, current: IptablesState): string {
   const lines = part.split("\n").filter((line) => line !== "");
   const declared = OUR_CHAINS.filter((chain) => lines.some((line) => line.startsWith(`:${chain} `)));
-  const exists = { [OUTPUT_CHAIN]: current.outputChain, [INPUT_CHAIN]: current.inputChain };
+  const exists = { [OUTPUT_CHAIN]: current.outputChain, [INPUT_CHAIN]: current.inputChain, [FORWARD_CHAIN]: current.forwardChain === true };
   const stale = OUR_CHAINS.filter((chain) => exists[chain] && !declared.includes(chain));
   const rules = lines.filter((line) => !line.startsWith(":") && !isJump(split(line).rule));
   const jumps = lines.flatMap((line) => {
@@ -119,6 +135,7 @@ export function renderIptablesRestore(part: string, current: IptablesState): str
     ...declared.map((chain) => `:${chain} - [0:0]`),
     ...jump("OUTPUT", OUTPUT_CHAIN, current.outputJumps, false),
     ...jump("INPUT", INPUT_CHAIN, current.inputJumps, false),
+    ...jump("FORWARD", FORWARD_CHAIN, current.forwardJumps ?? 0, false),
     ...rules,
     ...jumps,
     ...stale.flatMap((chain) => (current.referenced?.includes(chain) ? [`-F ${chain}`] : [`-F ${chain}`, `-X ${chain}`])),

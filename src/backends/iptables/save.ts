@@ -3,10 +3,12 @@
  * what of ours is loaded, our part of it (for a snapshot), and the numbers `status` shows. Lines
  * may carry `[packets:bytes]` counters.
  */
+import type { PortRange } from "../../config/port-spec.ts";
 
 /** domainwall's own chains; the built-in chains only get one jump each, and keep their policies. */
 export const OUTPUT_CHAIN = "DOMAINWALL-OUTPUT";
 export const INPUT_CHAIN = "DOMAINWALL-INPUT";
+export const FORWARD_CHAIN = "DOMAINWALL-FORWARD";
 
 /** What of ours is in a family's filter table now, read from `*-save` before writing. */
 export interface IptablesState {
@@ -15,6 +17,9 @@ export interface IptablesState {
   readonly inputJumps: number;
   readonly outputChain: boolean;
   readonly inputChain: boolean;
+  /** `--forward`'s chain and the jumps into it from FORWARD; absent when there are none. */
+  readonly forwardJumps?: number;
+  readonly forwardChain?: boolean;
   /**
    * Our chains that someone else's rule jumps to (anything but the plain jump from OUTPUT/INPUT,
    * e.g. `-A FORWARD -i eth0 -j DOMAINWALL-INPUT`). The kernel refuses to delete a referenced chain,
@@ -29,9 +34,9 @@ export interface IptablesState {
   readonly behind?: readonly string[];
 }
 
-export const OUR_CHAINS = [OUTPUT_CHAIN, INPUT_CHAIN] as const;
+export const OUR_CHAINS = [OUTPUT_CHAIN, INPUT_CHAIN, FORWARD_CHAIN] as const;
 /** The built-in chain that enters each of ours by one plain jump. */
-const ENTRY = { [OUTPUT_CHAIN]: "OUTPUT", [INPUT_CHAIN]: "INPUT" } as const;
+const ENTRY = { [OUTPUT_CHAIN]: "OUTPUT", [INPUT_CHAIN]: "INPUT", [FORWARD_CHAIN]: "FORWARD" } as const;
 const COUNTERS = /^(\[\d+:\d+\] )?(.*)$/;
 export const split = (line: string) => {
   const match = COUNTERS.exec(line)!;
@@ -63,6 +68,8 @@ export function parseIptablesState(save: string): IptablesState {
   const referenced = OUR_CHAINS.filter((chain) =>
     lines.some((l) => l.startsWith("-A ") && !isJump(l) && new RegExp(` -[jg] ${chain}( |$)`).test(l)),
   );
+  const forwardJumps = lines.filter((l) => l === `-A FORWARD -j ${FORWARD_CHAIN}`).length;
+  const forwardChain = lines.some((l) => l.startsWith(`:${FORWARD_CHAIN} `));
   const first = (builtin: string) => lines.find((l) => l.startsWith(`-A ${builtin} `));
   const behind = OUR_CHAINS.filter((chain) => lines.some((l) => l === `-A ${ENTRY[chain]} -j ${chain}`) && first(ENTRY[chain]) !== `-A ${ENTRY[chain]} -j ${chain}`);
   return {
@@ -70,6 +77,8 @@ export function parseIptablesState(save: string): IptablesState {
     inputJumps: lines.filter((l) => l === `-A INPUT -j ${INPUT_CHAIN}`).length,
     outputChain: lines.some((l) => l.startsWith(`:${OUTPUT_CHAIN} `)),
     inputChain: lines.some((l) => l.startsWith(`:${INPUT_CHAIN} `)),
+    ...(forwardJumps > 0 && { forwardJumps }),
+    ...(forwardChain && { forwardChain }),
     ...(referenced.length > 0 ? { referenced } : {}),
     ...(behind.length > 0 ? { behind } : {}),
   };
@@ -81,8 +90,8 @@ export function parseIptablesState(save: string): IptablesState {
  */
 export function enforcementProblems(saved: string, label: string): string[] {
   const state = parseIptablesState(saved);
-  const present = { [OUTPUT_CHAIN]: state.outputChain, [INPUT_CHAIN]: state.inputChain };
-  const jumps = { [OUTPUT_CHAIN]: state.outputJumps, [INPUT_CHAIN]: state.inputJumps };
+  const present = { [OUTPUT_CHAIN]: state.outputChain, [INPUT_CHAIN]: state.inputChain, [FORWARD_CHAIN]: state.forwardChain === true };
+  const jumps = { [OUTPUT_CHAIN]: state.outputJumps, [INPUT_CHAIN]: state.inputJumps, [FORWARD_CHAIN]: state.forwardJumps ?? 0 };
   return OUR_CHAINS.flatMap((chain) => {
     if (!present[chain]) return [];
     if (jumps[chain] === 0) return [`${label}: ${ENTRY[chain]} does not jump to ${chain}`];
@@ -100,6 +109,28 @@ const rulesOf = (saved: string, chain: string) =>
 
 /** The allowed entries of our output chain: `-A DOMAINWALL-OUTPUT -d CIDR -j ACCEPT`, nothing more (DNS and ICMPv6 rules match more). */
 export const allowedEntries = (saved: string): number => rulesOf(saved, OUTPUT_CHAIN).filter((r) => /^-A \S+ -d \S+ -j ACCEPT$/.test(r.rule)).length;
+
+const PORT_RULE = /^-A \S+ -d (\S+) -p (tcp|udp) -m (?:tcp|udp) --dport ([0-9]+(?::[0-9]+)?) -j ACCEPT$/;
+
+/**
+ * The entries with ports of our output chain: `-A DOMAINWALL-OUTPUT -d CIDR -p PROTO -m PROTO
+ * --dport PORTS -j ACCEPT`. DNS to a resolver looks the same, so rules to port 53 alone are not
+ * counted (an entry opening only port 53 is then missing from the count, never an extra one).
+ */
+export const portEntries = (saved: string): number =>
+  rulesOf(saved, OUTPUT_CHAIN).filter((r) => {
+    const match = PORT_RULE.exec(r.rule);
+    return match !== null && match[3] !== "53";
+  }).length;
+
+/** The entries with ports of our output chain, as `portEntries` counts them: network and port range. */
+export const portNetworks = (saved: string): { network: string; ports: PortRange }[] =>
+  rulesOf(saved, OUTPUT_CHAIN).flatMap((r) => {
+    const match = PORT_RULE.exec(r.rule);
+    if (match === null || match[3] === "53") return [];
+    const [first, last] = (match[3] ?? "").split(":").map(Number) as [number, number | undefined];
+    return [{ network: (match[1] ?? "").replace(/\/(32|128)$/, ""), ports: { protocol: match[2] as PortRange["protocol"], first, last: last ?? first } }];
+  });
 
 /**
  * What the final rules of `chain` counted: the drop (or reject) rules (the INVALID drop is not among

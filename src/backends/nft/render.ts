@@ -1,6 +1,8 @@
 import type { Cidr } from "../../net/ip.ts";
-import { sourceComment, type Policy, type SetElement } from "../../policy/policy.ts";
+import { sourceComment, type Policy, type PortElement, type SetElement } from "../../policy/policy.ts";
 import { chainsOf, unreachable, type Chain, type Direction, type Rule } from "../../policy/rules.ts";
+import { formatPortRange, PROTOCOLS, type PortRange } from "../../config/port-spec.ts";
+import type { ProxyPortSet } from "../../policy/proxy-sets.ts";
 
 /** domainwall owns exactly this table and never touches any other. */
 export const NFT_TABLE = "domainwall";
@@ -18,26 +20,54 @@ const MLD = {
  * One line per element, aligned, with a `#` comment naming the hosts or settings it came from; as
  * one string (no newline at the end), so a set of 100,000 elements is not copied from array to array.
  */
-const elementLines = (elements: readonly SetElement[], indent: string): string => {
+const elementLines = <E extends Pick<SetElement, "sources">>(elements: readonly E[], indent: string, text: (e: E) => string): string => {
+  const texts = elements.map(text);
   let width = 0;
-  for (const e of elements) width = Math.max(width, e.cidr.text.length);
+  for (const t of texts) width = Math.max(width, t.length);
   const pad = Array.from({ length: width + 1 }, (_, n) => " ".repeat(n));
   const lines: string[] = [];
   // join: each line a flat string (a template literal would make a rope for the final join to take apart)
-  for (const e of elements) lines.push([indent, e.cidr.text, ",", pad[width - e.cidr.text.length], " # ", sourceComment(e)].join(""));
+  for (let i = 0; i < elements.length; i++) lines.push([indent, texts[i], ",", pad[width - texts[i]!.length], " # ", sourceComment(elements[i]!)].join(""));
   return lines.join("\n");
 };
 
-const renderElements = (elements: readonly SetElement[]): string[] =>
-  elements.length === 0 ? [] : ["\t\telements = {", elementLines(elements, "\t\t\t"), "\t\t}"];
+const cidrText = (e: SetElement): string => e.cidr.text;
+/** `203.0.113.0/24 . tcp . 443`, `198.51.100.8 . udp . 8000-8100`: a port set's element. */
+const portText = (e: PortElement): string => `${e.cidr.text} . ${e.ports.protocol} . ${e.ports.first}${e.ports.last === e.ports.first ? "" : `-${e.ports.last}`}`;
 
-/** Interval sets hold CIDRs; auto-merge folds overlapping entries that the kernel would otherwise refuse. */
-const renderSet = (name: string, type: string, elements: readonly SetElement[]): string[] => [
-  `\tset ${name} {`,
-  `\t\ttype ${type}`,
+/** The sets of a policy: the every-port sets always, the port sets when some entry has ports. */
+function setsOf(policy: Policy): { name: string; type: string; merge: boolean; lines: (indent: string) => string; empty: boolean }[] {
+  const set = <E extends Pick<SetElement, "sources">>(name: string, type: string, merge: boolean, elements: readonly E[], text: (e: E) => string) => ({
+    name,
+    type,
+    merge,
+    lines: (indent: string) => elementLines(elements, indent, text),
+    empty: elements.length === 0,
+  });
+  return [
+    set("allow_v4", "ipv4_addr", true, policy.allowV4, cidrText),
+    set("allow_v6", "ipv6_addr", true, policy.allowV6, cidrText),
+    ...(policy.allowPorts
+      ? [
+          set("allow_ports_v4", "ipv4_addr . inet_proto . inet_service", false, policy.allowPorts.v4, portText),
+          set("allow_ports_v6", "ipv6_addr . inet_proto . inet_service", false, policy.allowPorts.v6, portText),
+        ]
+      : []),
+  ];
+}
+
+/**
+ * Interval sets hold CIDRs (and port ranges); auto-merge folds overlapping CIDRs that the kernel
+ * would otherwise refuse. It does not merge concatenations (nft 1.0.6 accepts the flag and still
+ * refuses an element inside another), so the port sets go without it: their elements are disjoint
+ * already (policy/ports.ts).
+ */
+const renderSet = (set: ReturnType<typeof setsOf>[number]): string[] => [
+  `\tset ${set.name} {`,
+  `\t\ttype ${set.type}`,
   "\t\tflags interval",
-  "\t\tauto-merge",
-  ...renderElements(elements),
+  ...(set.merge ? ["\t\tauto-merge"] : []),
+  ...(set.empty ? [] : ["\t\telements = {", set.lines("\t\t\t"), "\t\t}"]),
   "\t}",
 ];
 
@@ -86,9 +116,22 @@ function dnsRules(dns: Policy["dns"], gid: number | undefined): string[] {
   ];
 }
 
+/** `tcp dport 443`, `tcp dport { 80, 443, 8000-8100 }`: one match per protocol of a port list. */
+function portMatches(ports: readonly PortRange[]): string[] {
+  return PROTOCOLS.flatMap((protocol) => {
+    const of = ports.filter((p) => p.protocol === protocol).map((p) => `${p.first}${p.last === p.first ? "" : `-${p.last}`}`);
+    if (of.length === 0) return [];
+    return [`${protocol} dport ${of.length === 1 ? of[0] : `{ ${of.join(", ")} }`}`];
+  });
+}
+
+/** A port set of the DNS proxy: its addresses, on its ports only. */
+const proxyPortRules = (set: ProxyPortSet): string[] =>
+  portMatches(set.ports).flatMap((match) => [`ip daddr @${set.v4} ${match} accept`, `ip6 daddr @${set.v6} ${match} accept`]);
+
 /** One rule of the neutral list as nft statements (the allowed addresses live in the sets). */
 function ruleLines(rule: Rule, hook: Chain["hook"]): string[] {
-  const direction = hook === "output" ? "oifname" : "iifname";
+  const direction = hook === "input" ? "iifname" : "oifname";
   switch (rule.kind) {
     case "established":
       return ["ct state established,related accept"];
@@ -99,7 +142,7 @@ function ruleLines(rule: Rule, hook: Chain["hook"]): string[] {
     case "neighbour-discovery":
       return [`icmpv6 type ${ND_TYPES}${rule.destinations === undefined ? "" : ` ip6 daddr ${anonymousSet(rule.destinations)}`} ip6 hoplimit 255 accept`];
     case "listener-discovery":
-      return [MLD[hook]];
+      return [MLD[hook === "input" ? "input" : "output"]];
     case "dns":
       return dnsRules(rule.dns, rule.gid);
     case "keep-loopback-destination":
@@ -111,9 +154,11 @@ function ruleLines(rule: Rule, hook: Chain["hook"]): string[] {
     case "proxy-port":
       return [`ip daddr 127.0.0.1 ${TCP_UDP} th dport ${rule.port} accept`, `ip6 daddr ::1 ${TCP_UDP} th dport ${rule.port} accept`];
     case "proxy-admitted":
-      return ["ip daddr @proxy_v4 accept", "ip6 daddr @proxy_v6 accept"];
+      return ["ip daddr @proxy_v4 accept", "ip6 daddr @proxy_v6 accept", ...rule.portSets.flatMap(proxyPortRules)];
     case "allowed":
       return ["ip daddr @allow_v4 accept", "ip6 daddr @allow_v6 accept"];
+    case "allowed-ports":
+      return ["ip daddr . meta l4proto . th dport @allow_ports_v4 accept", "ip6 daddr . meta l4proto . th dport @allow_ports_v6 accept"];
     case "record-denied":
       return recordLines(rule.direction);
     case "inbound-ports":
@@ -145,8 +190,8 @@ const renderChain = (chain: Chain): string[] => [
  * `elements` carries what was admitted over a table replace (an `elements = { ... }` line of
  * validated addresses, or "").
  */
-const renderTimeoutSet = (name: string, type: string, elements: string): string[] => [
-  `\tset ${name} {`,
+const renderTimeoutSet = (name: string, type: string, elements: string, comment?: string): string[] => [
+  `\tset ${name} {${comment === undefined ? "" : ` # ${comment}`}`,
   `\t\ttype ${type}`,
   "\t\tflags timeout",
   ...(elements === "" ? [] : [`\t\t${elements}`]),
@@ -155,8 +200,23 @@ const renderTimeoutSet = (name: string, type: string, elements: string): string[
 
 /** What the DNS proxy admitted, to carry over a table replace (see `renderTimeoutSet`). */
 export interface ProxyCarryOver {
+  /** proxy_v4 and proxy_v6. */
   readonly v4: string;
   readonly v6: string;
+  /** The port sets' (`ProxyPortSet`), by set name; a set missing here starts empty. */
+  readonly ports?: ReadonlyMap<string, string>;
+}
+
+/** The DNS proxy's timeout sets: every port, then one pair per port spec with a comment naming its ports and entries. */
+function proxySets(proxy: NonNullable<Policy["proxy"]>, carryOver: ProxyCarryOver): string[] {
+  return [
+    ...renderTimeoutSet("proxy_v4", "ipv4_addr", carryOver.v4),
+    ...renderTimeoutSet("proxy_v6", "ipv6_addr", carryOver.v6),
+    ...(proxy.portSets ?? []).flatMap((set) => {
+      const comment = `${set.ports.map(formatPortRange).join(", ")}: ${set.entries.join(", ")}`; // entries are validated names and wildcards
+      return [...renderTimeoutSet(set.v4, "ipv4_addr", carryOver.ports?.get(set.v4) ?? "", comment), ...renderTimeoutSet(set.v6, "ipv6_addr", carryOver.ports?.get(set.v6) ?? "", comment)];
+    }),
+  ];
 }
 
 /**
@@ -173,10 +233,9 @@ export function renderNft(policy: Policy, carryOver: ProxyCarryOver = { v4: "", 
     `delete table ${TABLE}`,
     `table ${TABLE} {`,
     ...chains.flatMap((chain) => counterOf(chain)).flatMap((name) => [`\tcounter ${name} {`, "\t}"]),
-    ...renderSet("allow_v4", "ipv4_addr", policy.allowV4),
-    ...renderSet("allow_v6", "ipv6_addr", policy.allowV6),
-    ...(policy.proxy === undefined ? [] : [...renderTimeoutSet("proxy_v4", "ipv4_addr", carryOver.v4), ...renderTimeoutSet("proxy_v6", "ipv6_addr", carryOver.v6)]),
-    ...chains.flatMap(recordedDirections).flatMap((direction) => [...renderDeniedSet(direction, 4), ...renderDeniedSet(direction, 6)]),
+    ...setsOf(policy).flatMap(renderSet),
+    ...(policy.proxy === undefined ? [] : proxySets(policy.proxy, carryOver)),
+    ...[...new Set(chains.flatMap(recordedDirections))].flatMap((direction) => [...renderDeniedSet(direction, 4), ...renderDeniedSet(direction, 6)]),
     ...chains.flatMap(renderChain),
     "}",
   ];
@@ -190,23 +249,18 @@ const recordedDirections = (chain: Chain): Direction[] => chain.rules.flatMap((r
 const counterOf = (chain: Chain): string[] => chain.rules.flatMap((rule) => (rule.kind === "verdict" ? [rule.counter] : []));
 
 /**
- * Only the allow sets, for `watch`: flush both and add the new elements, in one file and so one
+ * Only the allow sets, for `watch`: flush them (the port sets too, when the policy has them) and add the new elements, in one file and so one
  * transaction. Chains, counters and conntrack are untouched: established connections and the drop
  * counts carry on. `auto-merge` folds overlapping elements here as it does in `renderNft`. Fails
  * (and changes nothing) when the table is not loaded.
  */
 export function renderNftSetUpdate(policy: Policy): string {
-  const sets = [
-    { name: "allow_v4", elements: policy.allowV4 },
-    { name: "allow_v6", elements: policy.allowV6 },
-  ];
+  const sets = setsOf(policy);
   const lines = [
     "#!/usr/sbin/nft -f",
     "# domainwall: new allow sets, loaded as one transaction. Do not edit.",
     ...sets.map((set) => `flush set ${TABLE} ${set.name}`),
-    ...sets.flatMap((set) =>
-      set.elements.length === 0 ? [] : [`add element ${TABLE} ${set.name} {`, elementLines(set.elements, "\t"), "}"],
-    ),
+    ...sets.flatMap((set) => (set.empty ? [] : [`add element ${TABLE} ${set.name} {`, set.lines("\t"), "}"])),
   ];
   return `${lines.join("\n")}\n`;
 }

@@ -1,7 +1,8 @@
 import * as v from "valibot";
 import { parseAddress } from "../../net/ip.ts";
 import type { Direction } from "../../policy/rules.ts";
-import { notEnforcing, type DeniedDestination, type LoadedStatus } from "../backend.ts";
+import { allowedEntriesOf, notEnforcing, type DeniedDestination, type LoadedStatus } from "../backend.ts";
+import type { PortRange } from "../../config/port-spec.ts";
 
 /** Our base chains, each named after its hook (src/backends/nft/render.ts); input exists only with --ports. */
 const HOOKS = [
@@ -15,6 +16,11 @@ const IntervalElementSchema = v.union([
   v.object({ prefix: v.object({ addr: v.string(), len: v.number() }) }),
   v.object({ range: v.tuple([v.string(), v.string()]) }),
 ]);
+
+/** An element of an `allow_ports_*` set: network . protocol . port or port range. */
+const PortElementSchema = v.object({
+  concat: v.tuple([v.unknown(), v.picklist(["tcp", "udp"]), v.union([v.number(), v.object({ range: v.tuple([v.number(), v.number()]) })])]),
+});
 
 /** An element of a `denied_*` set: address . protocol . port, with the counter and time left the kernel keeps. */
 const DeniedElementSchema = v.object({
@@ -53,6 +59,18 @@ function intervalText(element: unknown): string {
   return text;
 }
 
+/** An `allow_ports_*` element as a network and its port range; throws when it is not one. */
+function portElementOf(element: unknown): { network: string; ports: PortRange } {
+  const parsed = v.safeParse(PortElementSchema, element);
+  if (!parsed.success) throw fail("port set element", parsed.issues);
+  const [network, protocol, port] = parsed.output.concat;
+  const [first, last] = typeof port === "number" ? [port, port] : port.range;
+  if (!Number.isInteger(first) || !Number.isInteger(last) || first < 1 || last > 65535 || first > last) {
+    throw new Error(`nft -j printed a port set element whose ports are not a range of ports: ${JSON.stringify(port)}`);
+  }
+  return { network: intervalText(network), ports: { protocol, first, last } };
+}
+
 /** nft names the protocols it knows; a number is kept as its text. */
 const PROTOCOL_NAME = /^[a-z][a-z0-9-]{0,19}$/;
 
@@ -78,6 +96,7 @@ function deniedOf(element: unknown, direction: Direction, timeoutSeconds: number
 
 const DENIED_SET = /^denied_(out|in)_v[46]$/;
 const ALLOW_SET = /^allow_v[46]$/;
+const ALLOW_PORTS_SET = /^allow_ports_v[46]$/;
 
 /** Most packets first; then by address, protocol and port, so the order is stable. */
 export const byPackets = (a: DeniedDestination, b: DeniedDestination): number =>
@@ -137,7 +156,10 @@ export function parseNftStatus(json: string): LoadedStatus {
     enforcing: !counters.some((c) => c.name.endsWith("_audited")),
     sets: sets.filter((set) => !DENIED_SET.test(set.name)).map((set) => ({ name: set.name, elements: set.elem?.length ?? 0 })),
     counters,
-    allowed: sets.filter((set) => ALLOW_SET.test(set.name)).flatMap((set) => (set.elem ?? []).map(intervalText)),
+    allowed: allowedEntriesOf(
+      sets.filter((set) => ALLOW_SET.test(set.name)).flatMap((set) => (set.elem ?? []).map(intervalText)),
+      sets.filter((set) => ALLOW_PORTS_SET.test(set.name)).flatMap((set) => (set.elem ?? []).map(portElementOf)),
+    ),
     dns: dnsOf(objects.flatMap((o) => (o.rule ? [o.rule] : []))),
     denied: denied.sort(byPackets),
     ...notEnforcing(problems),

@@ -141,7 +141,7 @@ describe("iptables-legacy backend", () => {
     expect(await createIptablesBackend(run).status()).toEqual({
       loaded: true,
       enforcing: true,
-      allowed: ["203.0.113.10"],
+      allowed: [{ network: "203.0.113.10", ports: "all" }],
       dns: ["198.51.100.2"],
       sets: [
         { name: "allow_v4 (rules)", elements: 1 },
@@ -164,6 +164,27 @@ describe("iptables-legacy backend", () => {
       { name: "output_audited_v4", packets: 6, bytes: 360 },
       { name: "output_audited_v6", packets: 0, bytes: 0 },
     ]);
+  });
+
+  test("status with ports and --forward: entries with ports by network (not DNS to a resolver), the port rules counted, the forward chain's verdict", async () => {
+    const withPorts = LOADED_SAVE.replace(":DOMAINWALL-OUTPUT - [0:0]\n", ":DOMAINWALL-OUTPUT - [0:0]\n:DOMAINWALL-FORWARD - [0:0]\n[1:60] -A FORWARD -j DOMAINWALL-FORWARD\n")
+      .replace(
+        "[4:240] -A DOMAINWALL-OUTPUT -j DROP\n",
+        "[0:0] -A DOMAINWALL-OUTPUT -d 198.51.100.8/32 -p tcp -m tcp --dport 8000:8100 -j ACCEPT\n[0:0] -A DOMAINWALL-OUTPUT -d 198.51.100.8/32 -p udp -m udp --dport 123 -j ACCEPT\n[4:240] -A DOMAINWALL-OUTPUT -j DROP\n[2:120] -A DOMAINWALL-FORWARD -j DROP\n",
+      );
+    const status = await createIptablesBackend(fakeRun(saves(withPorts, EMPTY_SAVE)).run).status();
+    expect(status.loaded && status.allowed).toEqual([
+      { network: "203.0.113.10", ports: "all" },
+      {
+        network: "198.51.100.8",
+        ports: [
+          { protocol: "tcp", first: 8000, last: 8100 },
+          { protocol: "udp", first: 123, last: 123 },
+        ],
+      },
+    ]);
+    expect(status.loaded && status.sets).toContainEqual({ name: "allow_ports_v4 (rules)", elements: 2 });
+    expect(status.loaded && status.counters).toContainEqual({ name: "forward_dropped_v4", packets: 2, bytes: 120 });
   });
 
   test("check uses --test and changes nothing", async () => {
@@ -218,5 +239,9 @@ describe("iptables-legacy backend", () => {
     // At the limit it loads.
     await backend.apply({ ...policy, allowV6: many(IPTABLES_MAX_ENTRIES) });
     expect(calls.filter((c) => c.command === "ip6tables-legacy-restore")[0]?.stdin?.match(/-j ACCEPT/g)?.length).toBeGreaterThanOrEqual(IPTABLES_MAX_ENTRIES);
+    // Entries with ports are rules too: the address rules and the port rules add up.
+    const ports = many(2).map((e) => ({ ...e, ports: { protocol: "tcp" as const, first: 443, last: 443 } }));
+    const mixed = { ...policy, allowV6: many(IPTABLES_MAX_ENTRIES - 1), allowPorts: { v4: [], v6: ports } };
+    expect(() => backend.render(mixed)).toThrow(`this policy has ${IPTABLES_MAX_ENTRIES + 1}`);
   });
 });

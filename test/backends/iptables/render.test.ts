@@ -24,6 +24,19 @@ describe("renderIptables", () => {
     expect(renderIptables(policy, 4, { ...FRESH, outputJumps: 1, outputChain: true, behind: ["DOMAINWALL-OUTPUT"] })).toContain("-D OUTPUT -j DOMAINWALL-OUTPUT\n-I OUTPUT 1 -j DOMAINWALL-OUTPUT\nCOMMIT");
   });
 
+  test("--forward: a forward chain entered by one jump from FORWARD; without it, a loaded one goes", () => {
+    const forwarding = renderIptables(POLICIES.ports!, 4, FRESH);
+    expect(forwarding).toContain(":DOMAINWALL-FORWARD - [0:0]\n");
+    expect(forwarding).toContain("-I FORWARD 1 -j DOMAINWALL-FORWARD\n");
+    const save = "*filter\n:FORWARD ACCEPT [0:0]\n:DOMAINWALL-OUTPUT - [0:0]\n:DOMAINWALL-FORWARD - [0:0]\n-A FORWARD -j DOMAINWALL-FORWARD\n-A OUTPUT -j DOMAINWALL-OUTPUT\n-A DOMAINWALL-FORWARD -j DROP\nCOMMIT\n";
+    const state = parseIptablesState(save);
+    expect(state).toEqual({ outputJumps: 1, inputJumps: 0, outputChain: true, inputChain: false, forwardJumps: 1, forwardChain: true });
+    expect(renderIptables(POLICIES.ports!, 4, state)).not.toContain("-I FORWARD");
+    expect(renderIptables(POLICIES["egress-only"]!, 4, state)).toContain(":DOMAINWALL-FORWARD - [0:0]\n");
+    expect(renderIptables(POLICIES["egress-only"]!, 4, state)).toContain("-D FORWARD -j DOMAINWALL-FORWARD\n-X DOMAINWALL-FORWARD\nCOMMIT");
+    expect(renderIptablesRemove(state)).toBe("*filter\n-D OUTPUT -j DOMAINWALL-OUTPUT\n-D FORWARD -j DOMAINWALL-FORWARD\n-F DOMAINWALL-OUTPUT\n-X DOMAINWALL-OUTPUT\n-F DOMAINWALL-FORWARD\n-X DOMAINWALL-FORWARD\nCOMMIT\n");
+  });
+
   test("remove touches only our jumps and chains", () => {
     expect(renderIptablesRemove({ outputJumps: 1, inputJumps: 1, outputChain: true, inputChain: true })).toBe(
       "*filter\n-D OUTPUT -j DOMAINWALL-OUTPUT\n-D INPUT -j DOMAINWALL-INPUT\n-F DOMAINWALL-OUTPUT\n-X DOMAINWALL-OUTPUT\n-F DOMAINWALL-INPUT\n-X DOMAINWALL-INPUT\nCOMMIT\n",

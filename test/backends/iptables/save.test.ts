@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { allowedEntries, enforcementProblems, verdictCounters, INPUT_CHAIN, OUTPUT_CHAIN, ourPart, parseIptablesState } from "../../../src/backends/iptables/save.ts";
+import { allowedEntries, enforcementProblems, portEntries, verdictCounters, INPUT_CHAIN, OUTPUT_CHAIN, ourPart, parseIptablesState } from "../../../src/backends/iptables/save.ts";
 import { IN_RULES, OUT_RULES, TABLES } from "../../fixtures/iptables-saves.ts";
 
 describe("parseIptablesState", () => {
@@ -56,6 +56,23 @@ describe("what status counts", () => {
       "COMMIT",
     ].join("\n");
     expect(allowedEntries(save)).toBe(2);
+  });
+
+  test("entries with ports are the -d -p --dport ACCEPT rules of our output chain; rules to port 53 (DNS to a resolver looks the same) are not", () => {
+    const save = [
+      "*filter",
+      ":DOMAINWALL-OUTPUT - [0:0]",
+      "[0:0] -A OUTPUT -d 192.0.2.99/32 -p tcp -m tcp --dport 443 -j ACCEPT",
+      "[0:0] -A DOMAINWALL-OUTPUT -d 198.51.100.2/32 -p udp -m udp --dport 53 -j ACCEPT",
+      "[0:0] -A DOMAINWALL-OUTPUT -d 198.51.100.2/32 -p tcp -m tcp --dport 53 -j ACCEPT",
+      "[1:60] -A DOMAINWALL-OUTPUT -d 203.0.113.10/32 -j ACCEPT",
+      "[0:0] -A DOMAINWALL-OUTPUT -d 198.51.100.9/32 -p tcp -m tcp --dport 53 -j ACCEPT",
+      "[0:0] -A DOMAINWALL-OUTPUT -d 198.51.100.9/32 -p udp -m udp --dport 53 -j ACCEPT",
+      "[0:0] -A DOMAINWALL-OUTPUT -d 203.0.113.0/24 -p tcp -m tcp --dport 8000:8100 -j ACCEPT",
+      "COMMIT",
+    ].join("\n");
+    expect(portEntries(save)).toBe(1);
+    expect(allowedEntries(save)).toBe(1);
   });
 
   test("drop counters add up the final drop or reject rules, not the INVALID drop", () => {

@@ -55,6 +55,16 @@ describe("nft backend", () => {
         { set: { name: "allow_v6" } },
         {
           set: {
+            name: "allow_ports_v4",
+            elem: [
+              { concat: ["198.51.100.8", "tcp", { range: [8000, 8100] }] },
+              { concat: [{ prefix: { addr: "203.0.113.0", len: 24 } }, "tcp", 443] },
+              { concat: ["198.51.100.8", "udp", 123] },
+            ],
+          },
+        },
+        {
+          set: {
             name: "denied_out_v4",
             timeout: 3600,
             elem: [
@@ -75,9 +85,22 @@ describe("nft backend", () => {
       sets: [
         { name: "allow_v4", elements: 3 },
         { name: "allow_v6", elements: 0 },
+        { name: "allow_ports_v4", elements: 3 },
       ],
       counters: [{ name: "output_dropped", packets: 7, bytes: 420 }],
-      allowed: ["203.0.113.10", "192.0.2.0/24", "198.51.100.7-198.51.100.9"],
+      allowed: [
+        { network: "203.0.113.10", ports: "all" },
+        { network: "192.0.2.0/24", ports: "all" },
+        { network: "198.51.100.7-198.51.100.9", ports: "all" },
+        {
+          network: "198.51.100.8",
+          ports: [
+            { protocol: "tcp", first: 8000, last: 8100 },
+            { protocol: "udp", first: 123, last: 123 },
+          ],
+        },
+        { network: "203.0.113.0/24", ports: [{ protocol: "tcp", first: 443, last: 443 }] },
+      ],
       dns: ["198.51.100.2", "198.51.100.3", "2001:db8:1::2"],
       denied: [
         { address: "203.0.113.21", protocol: "icmp", port: 0, direction: "out", packets: 5, bytes: 420, lastSeenSecondsAgo: 600 },
@@ -94,6 +117,14 @@ describe("nft backend", () => {
     for (const concat of [["203.0.113.20\n# evil", "tcp", 80], ["203.0.113.20", "tcp reset", 80], ["203.0.113.20", "tcp", 70000]]) {
       const { run } = fakeRun(() => ({ stdout: hostile(concat) }));
       await expect(createNftBackend(run).status()).rejects.toThrow("nft -j printed a denied element");
+    }
+  });
+
+  test("status refuses a kernel listing whose port set element is not a network, protocol and port range", async () => {
+    const hostile = (concat: unknown[]) => JSON.stringify({ nftables: [{ set: { name: "allow_ports_v4", elem: [{ concat }] } }] });
+    for (const concat of [["203.0.113.20\n# evil", "tcp", 80], ["203.0.113.20", "sctp", 80], ["203.0.113.20", "tcp", 70000], ["203.0.113.20", "tcp", { range: [90, 80] }]]) {
+      const { run } = fakeRun(() => ({ stdout: hostile(concat) }));
+      await expect(createNftBackend(run).status()).rejects.toThrow("nft -j printed");
     }
   });
 

@@ -52,6 +52,13 @@ describe("renderNft", () => {
     expect(renderNft(POLICIES["egress-only"]!)).toContain("\t\tsize 4096\n\t\tflags dynamic,timeout\n");
   });
 
+  test("--forward: the forward chain records into the output chain's sets, declared once", () => {
+    const text = renderNft(POLICIES.ports!);
+    expect(text.split("\n").filter((l) => /^\tset denied_/.test(l)).map((l) => l.trim())).toEqual(["set denied_out_v4 {", "set denied_out_v6 {"]);
+    const forward = text.slice(text.indexOf("\tchain forward {"));
+    expect(forward).toContain("update @denied_out_v4 { ip daddr . meta l4proto . th dport counter }");
+  });
+
   test("remove deletes only our table and tolerates its absence", () => {
     expect(renderNftRemove()).toBe("table inet domainwall\ndelete table inet domainwall\n");
   });
@@ -87,6 +94,32 @@ describe("renderNftSetUpdate (watch)", () => {
         "add element inet domainwall allow_v6 {",
         "\t2001:db8::/48,   # extra_whitelist_ips_csv",
         "\t2001:db8:ff::10, # api.example",
+        "}",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  test("with entries with ports, the port sets are flushed and refilled too, in the same transaction", () => {
+    expect(renderNftSetUpdate(POLICIES.ports!)).toBe(
+      [
+        "#!/usr/sbin/nft -f",
+        "# domainwall: new allow sets, loaded as one transaction. Do not edit.",
+        "flush set inet domainwall allow_v4",
+        "flush set inet domainwall allow_v6",
+        "flush set inet domainwall allow_ports_v4",
+        "flush set inet domainwall allow_ports_v6",
+        "add element inet domainwall allow_v4 {",
+        "\t203.0.113.30, # plain.example",
+        "}",
+        "add element inet domainwall allow_ports_v4 {",
+        "\t198.51.100.8 . tcp . 8000-8100, # api.example",
+        "\t203.0.113.0/24 . tcp . 443,     # --allow",
+        "\t203.0.113.20 . udp . 123,       # ntp.example",
+        "}",
+        "add element inet domainwall allow_ports_v6 {",
+        "\t2001:db8::/64 . tcp . 443,         # --allow",
+        "\t2001:db8:ff::10 . tcp . 8000-8100, # api.example",
         "}",
         "",
       ].join("\n"),
