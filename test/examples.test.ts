@@ -10,7 +10,7 @@ import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
 import { parseConfigFile } from "../src/cli/config-file.ts";
 import pkg from "../package.json" with { type: "json" };
 import { parseCli } from "../src/cli/parse.ts";
-import { layerSettings } from "../src/cli/settings.ts";
+import { layerSettings } from "../src/config/settings.ts";
 import { parseConfig } from "../src/config/config.ts";
 
 const EXAMPLES = `${import.meta.dir}/../examples`;

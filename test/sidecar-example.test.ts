@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import { parseCli } from "../src/cli/parse.ts";
-import { layerSettings } from "../src/cli/settings.ts";
+import { layerSettings } from "../src/config/settings.ts";
 import { parseConfig } from "../src/config/config.ts";
 
 interface Probe {

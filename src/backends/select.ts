@@ -1,5 +1,5 @@
 import type { Backend } from "./backend.ts";
-import type { BackendChoice } from "../cli/options.ts";
+import type { BackendChoice } from "../config/options.ts";
 import { runtimeError } from "../errors.ts";
 import { messageOf } from "../messages.ts";
 import { createIptablesBackend } from "./iptables/backend.ts";

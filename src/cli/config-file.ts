@@ -1,6 +1,6 @@
 import { messageOf } from "../messages.ts";
-import { FILE_KEYS, OPTIONS, type OptionName } from "./options.ts";
-import { settingOf, type Setting } from "./settings.ts";
+import { FILE_KEYS, OPTIONS, type OptionName } from "../config/options.ts";
+import { settingOf, type Setting } from "../config/settings.ts";
 
 /**
  * A configuration file (`--config FILE`) is TOML whose keys are the long flag names:

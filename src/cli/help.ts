@@ -1,4 +1,4 @@
-import { OPTION_NAMES, OPTIONS, takes, type Command, type OptionName } from "./options.ts";
+import { OPTION_NAMES, OPTIONS, takes, type Command, type OptionName } from "../config/options.ts";
 
 const EXIT_CODES = `Exit codes:
   0  success

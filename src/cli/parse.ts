@@ -1,7 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { usageError } from "../errors.ts";
-import { COMMANDS, OPTION_NAMES, OPTIONS, takes, type Command, type OptionName } from "./options.ts";
-import { settingOf, type Setting, type Settings } from "./settings.ts";
+import { COMMANDS, OPTION_NAMES, OPTIONS, takes, type Command, type OptionName } from "../config/options.ts";
+import { settingOf, type Setting, type Settings } from "../config/settings.ts";
 
 export type Invocation =
   | { readonly kind: "help"; readonly command?: Command }

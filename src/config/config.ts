@@ -1,6 +1,6 @@
 import * as v from "valibot";
-import { OPTIONS, takes, type BackendChoice, type Command, type OptionName, type ValueOf } from "../cli/options.ts";
-import { rawOf, type Settings } from "../cli/settings.ts";
+import { OPTIONS, takes, type BackendChoice, type Command, type OptionName, type ValueOf } from "./options.ts";
+import { rawOf, type Settings } from "./settings.ts";
 import { usageError } from "../errors.ts";
 import { IPTABLES_NO_PROXY } from "../messages.ts";
 import { parseCidr, sortByCidr, type Cidr } from "../net/ip.ts";

@@ -3,7 +3,7 @@ import { parseDuration } from "./duration.ts";
 import { parseHost, type HostEntry } from "./hostname.ts";
 import { splitPortSpec, type PortRange } from "./port-spec.ts";
 import { parseAddress, parseCidr, type Cidr } from "../net/ip.ts";
-import { parseProxyGid } from "../proxy/identity.ts";
+import { parseProxyGid } from "./proxy-gid.ts";
 
 /**
  * The value parsers of the option table (cli/options.ts): each is a valibot schema over one raw

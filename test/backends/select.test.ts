@@ -1,8 +1,8 @@
 import { expect, test } from "bun:test";
 import { runtimeError, DomainwallError } from "../../src/errors.ts";
 import { selectBackend } from "../../src/backends/select.ts";
-import type { BackendChoice } from "../../src/cli/options.ts";
-import { settingOf } from "../../src/cli/settings.ts";
+import type { BackendChoice } from "../../src/config/options.ts";
+import { settingOf } from "../../src/config/settings.ts";
 import { parseConfig } from "../../src/config/config.ts";
 import type { NftExecutor } from "../../src/backends/nft/executor.ts";
 import { processExecutor } from "../../src/backends/nft/process-executor.ts";

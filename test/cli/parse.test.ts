@@ -1,9 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { readConfigFile } from "../../src/cli/config-file.ts";
 import { helpText } from "../../src/cli/help.ts";
-import { OPTIONS } from "../../src/cli/options.ts";
+import { OPTIONS } from "../../src/config/options.ts";
 import { parseCli } from "../../src/cli/parse.ts";
-import { layerSettings, type Settings } from "../../src/cli/settings.ts";
+import { layerSettings, type Settings } from "../../src/config/settings.ts";
 import { parseConfigFile } from "../../src/cli/config-file.ts";
 
 const run = (argv: string[]) => {

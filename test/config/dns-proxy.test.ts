@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import type { Command, OptionName } from "../../src/cli/options.ts";
-import { settingOf, type Setting } from "../../src/cli/settings.ts";
+import type { Command, OptionName } from "../../src/config/options.ts";
+import { settingOf, type Setting } from "../../src/config/settings.ts";
 import { parseConfig } from "../../src/config/config.ts";
 import { buildPolicy } from "../../src/policy/policy.ts";
 

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { DEFAULT_PROXY_GID, parseProxyGid, switchGroup, type GroupSystem } from "../../src/proxy/identity.ts";
+import { DEFAULT_PROXY_GID, parseProxyGid } from "../../src/config/proxy-gid.ts";
+import { switchGroup, type GroupSystem } from "../../src/proxy/identity.ts";
 
 describe("parseProxyGid", () => {
   test.each([

@@ -1,5 +1,5 @@
-import type { OptionName } from "../../src/cli/options.ts";
-import { settingOf, type Setting } from "../../src/cli/settings.ts";
+import type { OptionName } from "../../src/config/options.ts";
+import { settingOf, type Setting } from "../../src/config/settings.ts";
 import { parseConfig as parseCommandConfig, type Config, type WatchConfig } from "../../src/config/config.ts";
 
 // The tables of config, policy and watch tests name settings by field, as flags, variables or file

@@ -1,6 +1,6 @@
 import type * as v from "valibot";
-import * as value from "../config/values.ts";
-import { DEFAULT_PROXY_GID } from "../proxy/identity.ts";
+import * as value from "./values.ts";
+import { DEFAULT_PROXY_GID } from "./proxy-gid.ts";
 
 export const COMMANDS = ["apply", "render", "check", "remove", "status", "explain", "suggest", "confirm", "watch"] as const;
 export type Command = (typeof COMMANDS)[number];
