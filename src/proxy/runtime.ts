@@ -13,7 +13,7 @@ import { runtimeError } from "../errors.ts";
 import type { AllowEntry } from "../config/config.ts";
 import { makeCidr, parseAddress, type Cidr } from "../net/ip.ts";
 import { refusedFromDns } from "../policy/policy.ts";
-import { createAdmitter, type Admitter } from "./admit.ts";
+import { createAdmitter, type AdmittedElement, type Admitter } from "./admit.ts";
 import type { Admission, ProxyLog } from "./handler.ts";
 import { compileMatcher } from "./match.ts";
 import { startDnsProxy, type DnsProxy } from "./server.ts";
@@ -69,6 +69,10 @@ export interface ProxyReport {
   readonly stats: ProxyStats;
   /** Live elements in proxy_v4 / proxy_v6, as the admitter knows them. */
   readonly elements: { readonly v4: number; readonly v6: number };
+  /** Those elements, with the names and entries that admitted them (for `explain`). */
+  readonly admitted: readonly AdmittedElement[];
+  /** The list the proxy answers for now (a reload changes it). */
+  readonly list: { readonly names: readonly string[]; readonly wildcards: readonly string[] };
   /** Elements that appeared (admitted) and vanished (expired) since start, counted every few seconds. */
   readonly admittedTotal: number;
   readonly expiredTotal: number;
@@ -126,6 +130,7 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
     return compiled.match;
   };
   let match = compile(options.names, options.wildcards);
+  let list = { names: options.names, wildcards: options.wildcards };
   let allow = options.allow;
   let audit = options.audit ?? false;
   const admitter =
@@ -185,10 +190,11 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
         socket.close();
       }
     },
-    setList(list) {
-      match = compile(list.names, list.wildcards);
-      allow = list.allow;
-      audit = list.audit;
+    setList(next) {
+      match = compile(next.names, next.wildcards);
+      list = { names: next.names, wildcards: next.wildcards };
+      allow = next.allow;
+      audit = next.audit;
     },
     report() {
       const elements = observe();
@@ -198,6 +204,8 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
         gid: options.gid,
         stats: proxy.stats(),
         elements: { v4: elements.filter((e) => e.family === 4).length, v6: elements.filter((e) => e.family === 6).length },
+        admitted: elements,
+        list,
         admittedTotal: totals.admitted,
         expiredTotal: totals.expired,
         refusedAddresses,
