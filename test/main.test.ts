@@ -341,6 +341,32 @@ describe("main", () => {
       );
     });
 
+    test("explain under --dns-proxy: an admitted address names its entry and expiry; a name is answered from the proxy's list, never looked up", async () => {
+      const proxied = JSON.stringify({
+        nftables: [
+          { set: { name: "allow_v4", elem: [] } },
+          { set: { name: "proxy_v4", type: "ipv4_addr", flags: ["timeout"], elem: [{ elem: { val: "203.0.113.57", timeout: 60, expires: 57 } }] } },
+          { set: { name: "proxy_v6", type: "ipv6_addr", flags: ["timeout"] } },
+        ],
+      });
+      const proxy = { port: 15353, gid: 2000053, queries: {}, upstreamErrors: 0, admitted: { v4: 1, v6: 0 }, expiredTotal: 0, refused: [], refusedOther: 0, list: { names: ["cdn.example"], wildcards: [] }, addresses: [{ address: "203.0.113.57", names: ["cdn.example"], entries: ["cdn.example"] }] };
+      const state = JSON.stringify({ version: 1, pid: 4242, backend: "nft", writtenAt: EPOCH, names: [], proxy });
+      const looked: string[] = [];
+      const run = (target: string, more: string[] = []) =>
+        runMain(["explain", target, ...more], {}, { stdout: proxied }, { "/run/domainwall/watch.json": state }, undefined, () => ({ lookup: async (host) => (looked.push(host), []) }));
+      const admitted = await run("203.0.113.57:443");
+      expect(admitted.code).toBe(0);
+      expect(admitted.stdout).toBe("allowed: 203.0.113.57:443: 203.0.113.57 is allowed by the DNS proxy: cdn.example (entry cdn.example) told an app this address; it stays admitted for 57s more\n");
+      const json = JSON.parse((await run("203.0.113.57", ["--json"])).stdout);
+      expect(json.addresses[0].by).toEqual([{ kind: "proxy", names: ["cdn.example"], entries: ["cdn.example"], expiresInSeconds: 57, ports: "all" }]);
+      expect((await run("203.0.113.250")).code).toBe(1);
+      const unlisted = await run("unlisted.example");
+      expect(unlisted.code).toBe(1);
+      expect(unlisted.stdout).toContain("the proxy answers NXDOMAIN for it (not looked up)");
+      expect((await run("cdn.example")).code).toBe(0);
+      expect(looked).toEqual([]);
+    });
+
     test("suggest: the names the DNS proxy refused (or, with --audit, forwarded anyway) come first, every port", async () => {
       const proxy = { port: 15353, gid: 2000053, queries: { audited: 3 }, upstreamErrors: 0, admitted: { v4: 1, v6: 0 }, expiredTotal: 0, refused: [{ name: "pypi.example", qtype: "A", count: 2 }, { name: "mirror.example", qtype: "AAAA", count: 1 }], refusedOther: 0 };
       const state = JSON.stringify({ version: 1, pid: 4242, backend: "nft", writtenAt: EPOCH, names: [], proxy });

@@ -31,6 +31,15 @@ export interface AllowedEntry {
   readonly ports: "all" | readonly PortRange[];
 }
 
+/** An address in the DNS proxy's timeout sets (proxy_v4, proxy_v6), as the kernel holds it. */
+export interface ProxyElement {
+  readonly address: string;
+  /** Its timeout, whole seconds. */
+  readonly timeoutSeconds: number;
+  /** What is left of it, whole seconds (rounded down by nft). */
+  readonly expiresInSeconds: number;
+}
+
 /** What is loaded, read back from the kernel: for `status`, `explain` and `suggest`. */
 export interface LoadedStatus {
   readonly loaded: true;
@@ -42,6 +51,11 @@ export interface LoadedStatus {
   readonly allowed: readonly AllowedEntry[];
   /** Where DNS (port 53) may go: anywhere, or these addresses and networks. */
   readonly dns: "any" | readonly string[];
+  /**
+   * `--dns-proxy`: the addresses its answers admitted, by address, with the time they have left;
+   * undefined when the rules have no DNS proxy.
+   */
+  readonly proxy?: readonly ProxyElement[];
   /** Destinations refused, most packets first; undefined when the backend does not record them (iptables-legacy). */
   readonly denied?: readonly DeniedDestination[];
   /**

@@ -63,7 +63,9 @@ them; while 'domainwall watch' runs here, also each name's addresses and when it
 DESTINATION is ADDRESS, ADDRESS:PORT, [IPv6]:PORT, NAME or NAME:PORT (add /udp after a port for
 UDP). Says whether the loaded rules allow it, by which entry (a name, an address or network, DNS to
 a resolver), or why not, and what the kernel recorded as denied for it. A name's addresses are the
-ones loaded for it (from a running watch or the last apply), else what DNS answers now.
+ones loaded for it (from a running watch or the last apply), else what DNS answers now. Under
+'watch --dns-proxy': an address the proxy admitted, with the name and entry and how long it stays;
+a name is answered from the proxy's list (its entry, or NXDOMAIN) and never looked up.
 Exit 0: allowed (or nothing is loaded); 1: denied (in audit mode too, where it is let through
 anyway); 2: bad input.`,
   suggest: `Usage: domainwall suggest [options]

@@ -2,6 +2,7 @@ import type { ConfigOf } from "../config/config.ts";
 import { resolveHosts } from "../dns/resolve.ts";
 import { EXIT } from "../errors.ts";
 import { describeTarget, explain, type Explanation } from "../policy/explain.ts";
+import { explainProxyName, proxyNamesOf } from "../policy/explain-proxy.ts";
 import { runtimeError } from "../errors.ts";
 import type { Context } from "./context.ts";
 import { knownNames } from "./names.ts";
@@ -21,7 +22,9 @@ const renderExplanation = (e: Explanation): string =>
 /**
  * `explain DESTINATION`: whether the loaded rules allow it and by which entry, or why not. A name's
  * addresses come from a running watch or the last apply (the names it loaded), else from DNS now.
- * Exit 0 allowed, 1 denied (also in audit mode, where it is let through anyway).
+ * Exit 0 allowed, 1 denied (also in audit mode, where it is let through anyway). Under
+ * `--dns-proxy` an address may be allowed by an admission (names from the running watch), and a
+ * name is answered from the proxy's list, never looked up.
  */
 export async function explainCommand({ world, backend: backendFor }: Context, config: ConfigOf<"explain">): Promise<number> {
   const { destination } = config;
@@ -33,8 +36,12 @@ export async function explainCommand({ world, backend: backendFor }: Context, co
     return EXIT.ok;
   }
   let explanation: Explanation;
+  const proxyWatch = known.watch?.proxy;
+  const proxyState = proxyWatch?.list === undefined ? undefined : { list: proxyWatch.list, addresses: proxyWatch.addresses ?? [] };
   if (destination.host.kind === "address") {
-    explanation = explain(status, destination, [destination.host.address], known.names);
+    explanation = explain(status, destination, [destination.host.address], known.names, undefined, proxyNamesOf(proxyState));
+  } else if (status.proxy !== undefined) {
+    explanation = explainProxyName(status, { ...destination, host: destination.host }, proxyState);
   } else {
     const name = destination.host.name;
     const listed = known.names.find((n) => n.name === name);

@@ -16,7 +16,7 @@ import { privateReason, underDomain } from "../policy/forbidden.ts";
 import { refusedFromDns } from "../policy/policy.ts";
 import { EVERY_PORT_SETS, proxyEntryOf, proxyPortSets, proxySetsKey, type ProxySetNames } from "../policy/proxy-sets.ts";
 import type { PortRange } from "../config/port-spec.ts";
-import { createAdmitter, type Admitter } from "./admit.ts";
+import { createAdmitter, type AdmittedElement, type Admitter } from "./admit.ts";
 import { AUDIT_ENTRY, type Admission, type ProxyLog } from "./handler.ts";
 import { compileMatcher } from "./match.ts";
 import { startDnsProxy, type DnsProxy } from "./server.ts";
@@ -102,6 +102,10 @@ export interface ProxyReport {
   readonly stats: ProxyStats;
   /** Live elements of each family in all the proxy's sets (proxy_v4, the port sets...), as the admitter knows them. */
   readonly elements: { readonly v4: number; readonly v6: number };
+  /** Those elements, with the names and entries that admitted them (for `explain`). */
+  readonly admitted: readonly AdmittedElement[];
+  /** The list the proxy answers for now (a reload changes it). */
+  readonly list: { readonly names: readonly string[]; readonly wildcards: readonly string[] };
   /** Elements that appeared (admitted) and vanished (expired) since start, counted every few seconds. */
   readonly admittedTotal: number;
   readonly expiredTotal: number;
@@ -175,6 +179,7 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
     return compiled.match;
   };
   let match = compile(options.names, options.wildcards);
+  let list = { names: options.names, wildcards: options.wildcards };
   let allow = options.allow;
   let audit = options.audit ?? false;
   let privateGuard = options.privateGuard;
@@ -258,6 +263,8 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
         gid: options.gid,
         stats: proxy.stats(),
         elements: { v4: elements.filter((e) => e.family === 4).length, v6: elements.filter((e) => e.family === 6).length },
+        admitted: elements,
+        list,
         admittedTotal: totals.admitted,
         expiredTotal: totals.expired,
         refusedAddresses,

@@ -4,6 +4,7 @@ import { cidr, compareCidr } from "../net/ip.ts";
 import { lastAnswerOf, type NameState } from "./refresh.ts";
 import type { WatchSnapshot } from "./watcher.ts";
 import type { ProxyReport } from "../proxy/runtime.ts";
+import { MAX_NAMES } from "../proxy/admit.ts";
 
 /**
  * What a running `watch` leaves in the run directory for `domainwall status`: each name, the
@@ -25,8 +26,14 @@ const NameReportSchema = v.strictObject({
 });
 
 const count = v.pipe(v.number(), v.integer(), v.minValue(0));
+const names = (max: number) => v.pipe(v.array(v.pipe(v.string(), v.maxLength(255))), v.maxLength(max));
 
-/** `--dns-proxy`: the proxy's state for `status`. */
+/** Refused names the state file keeps (the most asked). */
+const REFUSED_SHOWN = 20;
+/** Admitted addresses the state file names (`explain`); the rest are explained from the kernel alone. */
+export const ADMITTED_SHOWN = 1000;
+
+/** `--dns-proxy`: the proxy's state for `status` and `explain`. */
 const ProxyStateSchema = v.strictObject({
   port: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65535)),
   gid: count,
@@ -37,10 +44,14 @@ const ProxyStateSchema = v.strictObject({
   /** The most asked refused names, at most REFUSED_SHOWN. */
   refused: v.array(v.strictObject({ name: v.pipe(v.string(), v.maxLength(255)), qtype: v.pipe(v.string(), v.maxLength(16)), count })),
   refusedOther: count,
+  /** The list it answers for now. */
+  list: v.optional(v.strictObject({ names: v.array(v.pipe(v.string(), v.maxLength(253))), wildcards: v.array(v.pipe(v.string(), v.maxLength(256))) })),
+  /** The admitted addresses with the latest names and entries that admitted them, at most ADMITTED_SHOWN (the kernel has them all). */
+  addresses: v.optional(
+    v.pipe(v.array(v.strictObject({ address: v.pipe(v.string(), v.maxLength(43)), names: names(MAX_NAMES), entries: names(MAX_NAMES) })), v.maxLength(ADMITTED_SHOWN)),
+  ),
 });
 
-/** Refused names the state file keeps (the most asked). */
-const REFUSED_SHOWN = 20;
 
 const WatchStateSchema = v.strictObject({
   version: v.literal(1),
@@ -107,6 +118,8 @@ function proxyStateOf(proxy: ProxyReport): NonNullable<WatchState["proxy"]> {
     expiredTotal: proxy.expiredTotal,
     refused: refused.slice(0, REFUSED_SHOWN),
     refusedOther: proxy.stats.refusedOther + Math.max(0, refused.length - REFUSED_SHOWN),
+    list: { names: [...proxy.list.names], wildcards: [...proxy.list.wildcards] },
+    addresses: proxy.admitted.slice(0, ADMITTED_SHOWN).map((e) => ({ address: e.address, names: e.names.slice(-MAX_NAMES), entries: e.entries.slice(-MAX_NAMES) })),
   };
 }
 

@@ -73,6 +73,32 @@ describeNetns("the DNS proxy's visibility (nft), end to end", () => {
     expect(lab.cdnLog()).not.toContain("unlisted.example");
   });
 
+  test("explain: an address the proxy admitted names cdn.example and its expiry (exit 0); one never told is denied (exit 1); an unlisted name says NXDOMAIN without a query leaving", async () => {
+    await start(["--dns-proxy", "--hosts", "cdn.example"]);
+    // The app resolves cdn.example through the proxy (which admits its answer) and connects.
+    const answer = await dig("cdn.example");
+    const address = answer.answers?.find((a) => a.type === "A")?.data ?? "";
+    expect(address).toStartWith("203.0.113.");
+    expect(await lab.canConnect([{ host: address, port: 80 }])).toEqual([true]);
+    const explain = (target: string) => lab.domainwall(["explain", target], { env: env() });
+    // The watch writes the names it admitted for every few seconds; the kernel has the expiry at once.
+    expect(await within(10_000, async () => (await explain(address)).stdout.includes("cdn.example (entry cdn.example) told an app this address"))).toBe(true);
+    const allowed = await explain(address);
+    expect(allowed.code).toBe(0);
+    expect(allowed.stdout).toMatch(new RegExp(`^allowed: ${address.replace(/\./g, "\\.")}: .* is allowed by the DNS proxy: cdn\\.example \\(entry cdn\\.example\\) told an app this address; it stays admitted for \\d+s more\n$`));
+    const never = await explain("203.0.113.250");
+    expect(never.code).toBe(1);
+    expect(never.stdout).toContain("203.0.113.250 is denied: not in the allowlist, and the DNS proxy has not admitted it");
+    const listed = await explain("cdn.example");
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toStartWith("allowed: cdn.example: cdn.example is allowed by the DNS proxy's entry cdn.example: its addresses are admitted when an app asks; now ");
+    expect(listed.stdout).toContain(`${address} is allowed by the DNS proxy: cdn.example (entry cdn.example)`);
+    const unlisted = await explain("unlisted.example");
+    expect(unlisted.code).toBe(1);
+    expect(unlisted.stdout).toContain("unlisted.example is not in the DNS proxy's list: the proxy answers NXDOMAIN for it (not looked up)");
+    expect(lab.cdnLog()).not.toContain("unlisted.example");
+  });
+
   test("--audit --dns-proxy: an unlisted name resolves and connects, is recorded as would-be-refused, and suggest lists it first", async () => {
     const watch = await start(["--dns-proxy", "--audit", "--hosts", "cdn.example"]);
     expect(watch.stderr()).toContain("audit mode: the firewall is NOT enforcing");

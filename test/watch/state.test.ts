@@ -2,7 +2,9 @@ import { describe, expect, test } from "bun:test";
 import { initialState, recordResolutions } from "../../src/watch/refresh.ts";
 import type { HostResolution } from "../../src/dns/resolve.ts";
 import type { WatchSnapshot } from "../../src/watch/watcher.ts";
-import { describeWatchState, parseWatchState, watchStateOf, type WatchState } from "../../src/watch/state.ts";
+import { ADMITTED_SHOWN, describeWatchState, parseWatchState, watchStateOf, type WatchState } from "../../src/watch/state.ts";
+import type { ProxyReport } from "../../src/proxy/runtime.ts";
+import { createStats } from "../../src/proxy/stats.ts";
 
 const schedule = { minTtlMs: 5_000, maxTtlMs: 3_600_000, graceMs: 300_000 };
 const never = () => 0;
@@ -73,5 +75,43 @@ describe("the watch state file", () => {
   test("control characters from the file do not reach the terminal", () => {
     const state: WatchState = { version: 1, pid: 1, backend: "nft", writtenAt: EPOCH, names: [{ name: "a\u001b[2Jb", addresses: [], lastResolved: null, failing: 1, lastError: "x\ny" }] };
     expect(describeWatchState(state, EPOCH)[1]).toBe("  a?[2Jb: no addresses; never resolved; last lookup failed: x?y");
+  });
+
+  describe("with the DNS proxy", () => {
+    const element = (address: string, names: string[], entries: string[]) => ({ address, family: 4 as const, set: "proxy_v4", expiresAt: 60_000, timeoutSeconds: 60, names, entries });
+    const report = (admitted: ProxyReport["admitted"]): ProxyReport => ({
+      port: 15353,
+      gid: 2000053,
+      stats: createStats(10).snapshot(),
+      elements: { v4: admitted.length, v6: 0 },
+      admitted,
+      list: { names: ["cdn.example"], wildcards: ["*.img.example"] },
+      admittedTotal: admitted.length,
+      expiredTotal: 0,
+      refusedAddresses: 0,
+    });
+    const stateOf = (admitted: ProxyReport["admitted"]) => watchStateOf(snapshot(), { monotonicMs: 10_000, epochMs: EPOCH }, 4242, "nft", report(admitted));
+
+    test("carries the list and each admitted address with the names and entries that admitted it; round-trips", () => {
+      const state = stateOf([element("203.0.113.57", ["cdn.example"], ["cdn.example"]), element("203.0.113.58", ["a.img.example", "b.img.example"], ["*.img.example"])]);
+      expect(state.proxy?.list).toEqual({ names: ["cdn.example"], wildcards: ["*.img.example"] });
+      expect(state.proxy?.addresses).toEqual([
+        { address: "203.0.113.57", names: ["cdn.example"], entries: ["cdn.example"] },
+        { address: "203.0.113.58", names: ["a.img.example", "b.img.example"], entries: ["*.img.example"] },
+      ]);
+      expect(parseWatchState(JSON.stringify(state))).toEqual(state);
+    });
+
+    test("bounded: at most ADMITTED_SHOWN addresses and 8 names each; a file with more is ignored", () => {
+      const many = Array.from({ length: ADMITTED_SHOWN + 5 }, (_, i) => element(`198.51.${100 + Math.floor(i / 256)}.${i % 256}`, ["cdn.example"], ["cdn.example"]));
+      const state = stateOf(many);
+      expect(state.proxy?.addresses?.length).toBe(ADMITTED_SHOWN);
+      expect(parseWatchState(JSON.stringify(state))).toEqual(state);
+      const nine = Array.from({ length: 9 }, (_, i) => `n${i}.img.example`);
+      const tooMany = { ...state, proxy: { ...state.proxy, addresses: [{ address: "203.0.113.58", names: nine, entries: ["*.img.example"] }] } };
+      expect(parseWatchState(JSON.stringify(tooMany))).toBeUndefined();
+      const tooLong = { ...state, proxy: { ...state.proxy, addresses: [...(state.proxy?.addresses ?? []), { address: "203.0.113.9", names: [], entries: [] }] } };
+      expect(parseWatchState(JSON.stringify(tooLong))).toBeUndefined();
+    });
   });
 });

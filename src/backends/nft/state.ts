@@ -1,7 +1,7 @@
 import * as v from "valibot";
-import { parseAddress } from "../../net/ip.ts";
+import { formatAddress, parseAddress } from "../../net/ip.ts";
 import type { Direction } from "../../policy/rules.ts";
-import { allowedEntriesOf, notEnforcing, type DeniedDestination, type LoadedStatus } from "../backend.ts";
+import { allowedEntriesOf, notEnforcing, type DeniedDestination, type LoadedStatus, type ProxyElement } from "../backend.ts";
 import type { PortRange } from "../../config/port-spec.ts";
 
 /** Our base chains, each named after its hook (src/backends/nft/render.ts); input exists only with --ports. */
@@ -29,6 +29,11 @@ const DeniedElementSchema = v.object({
     expires: v.optional(v.number()),
     counter: v.optional(v.object({ packets: v.number(), bytes: v.number() })),
   }),
+});
+
+/** An element of a `proxy_*` set: the address the DNS proxy admitted, its timeout and what is left of it. */
+const ProxyElementSchema = v.object({
+  elem: v.looseObject({ val: v.string(), timeout: v.pipe(v.number(), v.integer(), v.minValue(0)), expires: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))) }),
 });
 
 /** The objects of `nft -j list table inet domainwall` that are read; anything else is passed over. */
@@ -94,7 +99,17 @@ function deniedOf(element: unknown, direction: Direction, timeoutSeconds: number
   };
 }
 
+function proxyElementOf(element: unknown, family: 4 | 6): ProxyElement {
+  const parsed = v.safeParse(ProxyElementSchema, element);
+  if (!parsed.success) throw fail("DNS proxy element", parsed.issues);
+  const { val, timeout, expires } = parsed.output.elem;
+  const address = parseAddress(val);
+  if (address === undefined || address.family !== family) throw new Error(`nft -j printed a DNS proxy element that is not an IPv${family} address: ${JSON.stringify(val)}`);
+  return { address: formatAddress(address.family, address.words), timeoutSeconds: timeout, expiresInSeconds: Math.min(expires ?? timeout, timeout) };
+}
+
 const DENIED_SET = /^denied_(out|in)_v[46]$/;
+const PROXY_SET = /^proxy_v([46])(_[a-z0-9-]+)?$/;
 const ALLOW_SET = /^allow_v[46]$/;
 const ALLOW_PORTS_SET = /^allow_ports_v[46]$/;
 
@@ -151,6 +166,10 @@ export function parseNftStatus(json: string): LoadedStatus {
     const match = DENIED_SET.exec(set.name);
     return match ? (set.elem ?? []).map((e) => deniedOf(e, match[1] as Direction, set.timeout)) : [];
   });
+  const proxySets = sets.flatMap((set) => {
+    const match = PROXY_SET.exec(set.name);
+    return match ? [{ family: Number(match[1]) as 4 | 6, elements: set.elem ?? [] }] : [];
+  });
   return {
     loaded: true,
     enforcing: !counters.some((c) => c.name.endsWith("_audited")),
@@ -161,6 +180,7 @@ export function parseNftStatus(json: string): LoadedStatus {
       sets.filter((set) => ALLOW_PORTS_SET.test(set.name)).flatMap((set) => (set.elem ?? []).map(portElementOf)),
     ),
     dns: dnsOf(objects.flatMap((o) => (o.rule ? [o.rule] : []))),
+    ...(proxySets.length > 0 && { proxy: proxySets.flatMap((set) => set.elements.map((e) => proxyElementOf(e, set.family))) }),
     denied: denied.sort(byPackets),
     ...notEnforcing(problems),
   };

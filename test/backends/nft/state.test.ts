@@ -1,0 +1,35 @@
+import { describe, expect, test } from "bun:test";
+import { parseNftStatus } from "../../../src/backends/nft/state.ts";
+
+const output = { chain: { name: "output", hook: "output" } };
+const listing = (...objects: object[]) => JSON.stringify({ nftables: [{ metainfo: { version: "1.0.6" } }, output, ...objects] });
+const proxySet = (name: string, type: string, elem?: unknown[]) => ({ set: { family: "inet", name, table: "domainwall", type, flags: ["timeout"], ...(elem && { elem }) } });
+
+describe("parseNftStatus: the DNS proxy's timeout sets", () => {
+  test("each admitted address with its timeout and what is left of it (as nft 1.0.6 prints them)", () => {
+    const status = parseNftStatus(
+      listing(
+        proxySet("proxy_v4", "ipv4_addr", [{ elem: { val: "203.0.113.57", timeout: 60, expires: 56 } }]),
+        proxySet("proxy_v6", "ipv6_addr", [{ elem: { val: "2001:DB8:ff::0:5", timeout: 35, expires: 0 } }]),
+      ),
+    );
+    expect(status.proxy).toEqual([
+      { address: "203.0.113.57", timeoutSeconds: 60, expiresInSeconds: 56 },
+      { address: "2001:db8:ff::5", timeoutSeconds: 35, expiresInSeconds: 0 },
+    ]);
+  });
+
+  test("empty sets are an empty list; rules without the proxy have none", () => {
+    expect(parseNftStatus(listing(proxySet("proxy_v4", "ipv4_addr"), proxySet("proxy_v6", "ipv6_addr"))).proxy).toEqual([]);
+    expect(parseNftStatus(listing({ set: { name: "allow_v4", elem: ["203.0.113.10"] } })).proxy).toBeUndefined();
+  });
+
+  test.each([
+    { name: "not an address", elem: { elem: { val: "cdn.example", timeout: 60, expires: 5 } }, says: '"cdn.example"' },
+    { name: "the other family", elem: { elem: { val: "2001:db8::1", timeout: 60, expires: 5 } }, says: "not an IPv4 address" },
+    { name: "without a timeout", elem: "203.0.113.57", says: "unexpected DNS proxy element" },
+    { name: "a negative expiry", elem: { elem: { val: "203.0.113.57", timeout: 60, expires: -1 } }, says: "unexpected DNS proxy element" },
+  ])("an element $name is refused, naming it", ({ elem, says }) => {
+    expect(() => parseNftStatus(listing(proxySet("proxy_v4", "ipv4_addr", [elem])))).toThrow(says);
+  });
+});
