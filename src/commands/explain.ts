@@ -1,8 +1,8 @@
 import type { ConfigOf } from "../config/config.ts";
 import { resolveHosts } from "../dns/resolve.ts";
 import { EXIT } from "../errors.ts";
-import { describeTarget, explain, type Explanation } from "../policy/explain.ts";
-import { explainProxyName, proxyNamesOf } from "../policy/explain-proxy.ts";
+import { describeTarget, explain, type Explanation } from "../visibility/explain.ts";
+import { explainProxyName, proxyNamesOf } from "../visibility/explain-proxy.ts";
 import { runtimeError } from "../errors.ts";
 import type { Context } from "./context.ts";
 import { knownNames } from "./names.ts";

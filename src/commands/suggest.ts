@@ -1,5 +1,5 @@
 import { runtimeError } from "../errors.ts";
-import { renderSuggestion, suggestAllowlist } from "../policy/suggest.ts";
+import { renderSuggestion, suggestAllowlist } from "../visibility/suggest.ts";
 import type { Context } from "./context.ts";
 import { knownNames, namesOf } from "./names.ts";
 

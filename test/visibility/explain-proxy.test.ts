@@ -1,8 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import type { LoadedStatus } from "../../src/backends/backend.ts";
 import { parseDestination, type Destination } from "../../src/config/destination.ts";
-import { explain } from "../../src/policy/explain.ts";
-import { explainProxyName, proxyNamesOf, type ProxyWatchState } from "../../src/policy/explain-proxy.ts";
+import { explain } from "../../src/visibility/explain.ts";
+import { explainProxyName, proxyNamesOf, type ProxyWatchState } from "../../src/visibility/explain-proxy.ts";
 
 const status = (more: Partial<LoadedStatus> = {}): LoadedStatus => ({
   loaded: true,
