@@ -1,4 +1,4 @@
-# The domainwall image: FROM scratch with the compiled binary, nft and iptables-legacy (with the
+# The domainwall image: FROM scratch with the compiled binary, libnftables and iptables-legacy (with the
 # shared libraries they load) and nothing else — no shell, no package manager, no dig.
 #
 #   docker build --build-arg VERSION=0.1.0 -t domainwall:0.1.0 .
@@ -47,7 +47,7 @@ LABEL org.opencontainers.image.title="domainwall" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=rootfs /rootfs/ /
-# domainwall runs nft and iptables-legacy-* through PATH.
+# domainwall runs iptables-legacy-* through PATH (nftables in process, through libnftables).
 ENV PATH=/usr/sbin:/usr/bin
 # Runs as root (uid 0), on purpose: Kubernetes' `capabilities.add: ["NET_ADMIN"]` becomes effective
 # only for uid 0 (it sets no ambient capabilities, and allowPrivilegeEscalation: false blocks file

@@ -63,11 +63,11 @@ add_libs() {
 
 add "$binary" /usr/bin/domainwall 0755
 add_libs "$binary"
-nft=$(command -v nft)
-add "$nft" /usr/sbin/nft 0755
-add_libs "$nft"
 # libnftables.so.1, which domainwall loads in process (bun:ffi dlopen, so ldd of domainwall cannot
-# name it): nft is built on it, so ldd of nft finds it; named here so that it stays when nft goes.
+# name it); nft is built on it, so ldd of nft finds it. The nft binary itself is left out: where the
+# library cannot load the binary could not either, and without it its libedit, libtinfo, libbsd and
+# libmd stay out too (the image stays under 120 MB).
+nft=$(command -v nft)
 libnftables=$(ldd "$nft" | awk '$1 == "libnftables.so.1" && $3 ~ /^\// { print $3 }')
 [ -n "$libnftables" ] || { echo "$0: nft does not load libnftables.so.1 (install: libnftables1)" >&2; exit 1; }
 add "$libnftables" "$libnftables" "$(stat -L -c %a "$libnftables")"
