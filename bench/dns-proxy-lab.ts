@@ -59,6 +59,13 @@ interface RateResult extends Stats {
 /** RSS of a process in MiB, from /proc/PID/status (the namespaces share the host's PID space). */
 const rssMiB = (pid: number): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]) / 1024;
 
+/** User + system CPU seconds of a process so far (all its threads). */
+function cpuSeconds(pid: number): number {
+  const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 /** `ip netns exec` execs the command in place; should a version fork instead, take its child. */
 function watchPid(pid: number): number {
   if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() !== "ip") return pid;
@@ -132,20 +139,22 @@ try {
   console.log(`\n${latencyTransactions} kernel transactions (admissions that hit the kernel) for ${lat.proxied.n} proxied answers.\n`);
 
   // (b) throughput
-  const throughput: { rate: number; path: "proxied" | "direct"; result: RateResult; transactions: number; load: string }[] = [];
+  const throughput: { rate: number; path: "proxied" | "direct"; result: RateResult; transactions: number; load: string; watchCpuUsPerQuery: number; watchCpuShare: number }[] = [];
   const runs = [...rates.map((r) => ({ rate: r, path: "proxied" as const })), ...(rates.length > 0 ? [{ rate: Math.max(...rates), path: "direct" as const }] : [])];
   for (const { rate, path } of runs) {
     const stop = await lab.countTransactions();
     const before = load();
+    const [cpu0, t0] = [cpuSeconds(pid), performance.now()];
     const result = await inApp<RateResult>(lab, ["rate", String(rate), String(seconds), path, ...LISTED], seconds * 3000 + 60_000);
-    throughput.push({ rate, path, result, transactions: await stop(), load: before });
+    const [cpu, wall] = [cpuSeconds(pid) - cpu0, (performance.now() - t0) / 1000];
+    throughput.push({ rate, path, result, transactions: await stop(), load: before, watchCpuUsPerQuery: (cpu / result.sent) * 1e6, watchCpuShare: cpu / wall });
   }
   if (throughput.length > 0) {
-    console.log(`| open loop, ${seconds} s, ${LISTED.join(" / ")} | sent | achieved rate | lost (> 1 s) | late (> 100 ms) | p50 | p99 | max | kernel transactions | load before |`);
-    console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    console.log(`| open loop, ${seconds} s, ${LISTED.join(" / ")} | sent | achieved rate | lost (> 1 s) | late (> 100 ms) | p50 | p99 | max | kernel transactions | watch CPU per query (share of a core) | load before |`);
+    console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for (const t of throughput) {
       const r = t.result;
-      console.log(`| ${t.rate}/s ${t.path} | ${r.sent} | ${r.achieved.toFixed(0)}/s | ${r.lost} | ${r.late} | ${ms(r.p50)} | ${ms(r.p99)} | ${ms(r.max)} | ${t.path === "direct" ? "" : t.transactions} | ${t.load} |`);
+      console.log(`| ${t.rate}/s ${t.path} | ${r.sent} | ${r.achieved.toFixed(0)}/s | ${r.lost} | ${r.late} | ${ms(r.p50)} | ${ms(r.p99)} | ${ms(r.max)} | ${t.path === "direct" ? "" : t.transactions} | ${t.path === "direct" ? "" : `${t.watchCpuUsPerQuery.toFixed(0)} µs (${(t.watchCpuShare * 100).toFixed(0)} %)`} | ${t.load} |`);
     }
   }
   rss.stop();

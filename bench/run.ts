@@ -327,7 +327,7 @@ interface ProxyRate extends ProxyStats {
 interface ProxyLab {
   readonly load: string;
   readonly latency: { readonly direct: ProxyStats; readonly proxied: ProxyStats; readonly added: { readonly p50: number; readonly p99: number }; readonly transactions: number };
-  readonly throughput: readonly { readonly rate: number; readonly path: string; readonly result: ProxyRate; readonly transactions: number; readonly load: string }[];
+  readonly throughput: readonly { readonly rate: number; readonly path: string; readonly result: ProxyRate; readonly transactions: number; readonly load: string; readonly watchCpuUsPerQuery: number; readonly watchCpuShare: number }[];
   readonly rss: { readonly readyMiB: number; readonly peakMiB: number };
   readonly soak?: { readonly seconds: number; readonly rate: number; readonly startMiB: number; readonly endMiB: number; readonly peakMiB: number; readonly slopeMiBPerMinute: number; readonly result: ProxyRate };
 }
@@ -357,7 +357,7 @@ async function dnsProxy(): Promise<void> {
       what: `DNS open loop at ${t.rate} queries/s for ${plan.proxy.seconds} s, ${t.path === "direct" ? "directly to the resolver (the lab's own ceiling)" : "through the proxy"}`,
       runs: x.sent,
       medianMs: x.p50,
-      note: `achieved ${x.achieved.toFixed(0)}/s; ${x.lost} lost (> 1 s), ${x.late} late (> 100 ms); p99 ${q(x.p99)}, max ${q(x.max)}${t.path === "direct" ? "" : `; ${t.transactions} kernel transactions`}; load ${t.load}`,
+      note: `achieved ${x.achieved.toFixed(0)}/s; ${x.lost} lost (> 1 s), ${x.late} late (> 100 ms); p99 ${q(x.p99)}, max ${q(x.max)}${t.path === "direct" ? "" : `; ${t.transactions} kernel transactions; watch CPU ${t.watchCpuUsPerQuery.toFixed(0)} µs per query (${(t.watchCpuShare * 100).toFixed(0)} % of a core)`}; load ${t.load}`,
     });
   }
   const s = r.soak;
