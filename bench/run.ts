@@ -6,9 +6,11 @@
 // process against an nft process, and a naive shell baseline (one dig and one iptables process per
 // name and address) and the original image's way (one dig per name, one ipset add per address), the
 // issue's mixed IPv4/IPv6 100,000-CIDR workload against its floor, and `watch` over minutes
-// (bench/watch-resources.ts). Prints a Markdown table and writes it to bench/RESULTS.md
-// (--quick: small sizes, one run, to bench/results/quick.md; it only proves the suite works).
-import { mkdirSync, writeFileSync } from "node:fs";
+// (bench/watch-resources.ts), and `watch --dns-proxy` end to end (bench/dns-proxy-lab.ts: added
+// latency, open-loop throughput, RSS and a soak). Prints a Markdown table and writes it to
+// bench/RESULTS.md and into README.md between its bench markers (--quick: small sizes, one run, no
+// soak, to bench/results/quick.md only; it only proves the suite works and judges no target).
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { IPTABLES_MAX_ENTRIES } from "../src/backends/iptables/backend.ts";
@@ -30,8 +32,8 @@ const { values } = parseArgs({
 });
 const quick = values.quick;
 const plan = quick
-  ? { names: [10], naive: [10], cidrs: 1000, runs: 1, naiveRuns: 1, cidrRuns: 1, versionRuns: 3, watchSeconds: 10 }
-  : { names: [10, 100, 300, 1000], naive: [10, 100, 300], cidrs: 100_000, runs: 11, naiveRuns: 3, cidrRuns: 5, versionRuns: 21, watchSeconds: 150 };
+  ? { names: [10], naive: [10], cidrs: 1000, runs: 1, naiveRuns: 1, cidrRuns: 1, versionRuns: 3, watchSeconds: 10, proxy: { queries: 1000, rates: "2000", seconds: 3, soak: 0 } }
+  : { names: [10, 100, 300, 1000], naive: [10, 100, 300], cidrs: 100_000, runs: 11, naiveRuns: 3, cidrRuns: 5, versionRuns: 21, watchSeconds: 150, proxy: { queries: 10_000, rates: "2000,4000", seconds: 10, soak: 60 } };
 const runs = values.runs === undefined ? plan.runs : Number(values.runs);
 const bin = resolve(values.bin);
 const out = resolve(values.out ?? (quick ? `${root}/bench/results/quick.md` : `${root}/bench/RESULTS.md`));
@@ -310,6 +312,80 @@ async function admissionLatency(): Promise<void> {
   );
 }
 
+interface ProxyStats {
+  readonly n: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly max: number;
+}
+interface ProxyRate extends ProxyStats {
+  readonly sent: number;
+  readonly achieved: number;
+  readonly lost: number;
+  readonly late: number;
+}
+interface ProxyLab {
+  readonly load: string;
+  readonly latency: { readonly direct: ProxyStats; readonly proxied: ProxyStats; readonly added: { readonly p50: number; readonly p99: number }; readonly transactions: number };
+  readonly throughput: readonly { readonly rate: number; readonly path: string; readonly result: ProxyRate; readonly transactions: number; readonly load: string; readonly watchCpuUsPerQuery: number; readonly watchCpuShare: number }[];
+  readonly rss: { readonly readyMiB: number; readonly peakMiB: number };
+  readonly soak?: { readonly seconds: number; readonly rate: number; readonly startMiB: number; readonly endMiB: number; readonly peakMiB: number; readonly slopeMiBPerMinute: number; readonly result: ProxyRate };
+}
+
+/**
+ * `watch --dns-proxy` end to end with its real admission (bench/dns-proxy-lab.ts, a lab of its own
+ * with the CDN-like server): the added latency, open-loop throughput and the watch process's RSS.
+ */
+async function dnsProxy(): Promise<void> {
+  const p = plan.proxy;
+  progress(`DNS proxy: ${p.queries} queries direct/proxied alternating, ${p.rates}/s for ${p.seconds} s${p.soak > 0 ? `, a ${p.soak} s soak` : ""}`);
+  const args = ["--queries", String(p.queries), "--rates", p.rates, "--seconds", String(p.seconds), "--soak", String(p.soak)];
+  const sample = await mustRun(["env", `DOMAINWALL_BIN=${bin}`, process.execPath, `${root}/bench/dns-proxy-lab.ts`, ...args], { timeoutMs: (p.queries * 0.01 + p.seconds * 10 + p.soak * 2 + 120) * 1000 });
+  const line = sample.stdout.split("\n").find((l) => l.startsWith("RESULT "));
+  if (line === undefined) throw new Error(`bench/dns-proxy-lab.ts printed no RESULT line:\n${sample.stdout}`);
+  const r = JSON.parse(line.slice("RESULT ".length)) as ProxyLab;
+  const { direct, proxied, added } = r.latency;
+  const q = (x: number) => `${x.toFixed(3)} ms`;
+  const what = `${r.latency.proxied.n + r.latency.direct.n} A queries (a CDN name: 2 of 100 addresses per answer), one at a time, rounds of 100 direct / through the proxy alternating (bench/dns-proxy-lab.ts)`;
+  rows.push(
+    { what: `${what}: direct`, runs: direct.n, medianMs: direct.p50, note: `p50 ${q(direct.p50)}, p99 ${q(direct.p99)}; load average ${r.load}` },
+    { what: `${what}: through \`watch --dns-proxy\` (admission by libnftables in process)`, runs: proxied.n, medianMs: proxied.p50, note: `p50 ${q(proxied.p50)}, p99 ${q(proxied.p99)}; added p50 ${q(added.p50)}, p99 ${q(added.p99)}; ${r.latency.transactions} kernel transactions` },
+  );
+  for (const t of r.throughput) {
+    const x = t.result;
+    rows.push({
+      what: `DNS open loop at ${t.rate} queries/s for ${plan.proxy.seconds} s, ${t.path === "direct" ? "directly to the resolver (the lab's own ceiling)" : "through the proxy"}`,
+      runs: x.sent,
+      medianMs: x.p50,
+      note: `achieved ${x.achieved.toFixed(0)}/s; ${x.lost} lost (> 1 s), ${x.late} late (> 100 ms); p99 ${q(x.p99)}, max ${q(x.max)}${t.path === "direct" ? "" : `; ${t.transactions} kernel transactions; watch CPU ${t.watchCpuUsPerQuery.toFixed(0)} µs per query (${(t.watchCpuShare * 100).toFixed(0)} % of a core)`}; load ${t.load}`,
+    });
+  }
+  const s = r.soak;
+  if (s !== undefined) {
+    rows.push({
+      what: `\`watch --dns-proxy\` soak: ${s.rate} queries/s for ${s.seconds} s (listed, wildcard and fresh unlisted names)`,
+      runs: s.result.sent,
+      medianMs: s.result.p50,
+      note: `RSS ${s.startMiB.toFixed(1)} MiB at start, ${s.endMiB.toFixed(1)} at the end, peak ${s.peakMiB.toFixed(1)}; slope ${s.slopeMiBPerMinute.toFixed(3)} MiB/min; ${s.result.lost} lost, ${s.result.late} late`,
+    });
+  }
+  targets.push(
+    { target: `DNS proxy adds p50 < 1 ms (${(direct.n + proxied.n).toLocaleString("en-US")} queries, lab)`, measured: `${q(added.p50)} (${q(proxied.p50)} vs ${q(direct.p50)} direct)`, met: judge(added.p50 < 1) },
+    { target: "… and p99 < 5 ms", measured: `${q(added.p99)} (${q(proxied.p99)} vs ${q(direct.p99)} direct)`, met: judge(added.p99 < 5) },
+  );
+  const at2000 = r.throughput.find((t) => t.path === "proxied" && t.rate === 2000);
+  if (at2000 !== undefined) {
+    const x = at2000.result;
+    targets.push({ target: "DNS proxy sustains ≥ 2,000 queries/s without a lost or late (> 100 ms) answer", measured: `${x.achieved.toFixed(0)}/s sent, ${x.lost} lost, ${x.late} late`, met: judge(x.achieved >= 1990 && x.lost === 0 && x.late === 0) });
+  }
+  const peakMiB = Math.max(r.rss.peakMiB, s?.peakMiB ?? 0);
+  targets.push({ target: "`watch --dns-proxy` < 80 MB RSS", measured: `peak ${(peakMiB * 1.048576).toFixed(0)} MB (${peakMiB.toFixed(1)} MiB; ${r.rss.readyMiB.toFixed(1)} MiB when ready)`, met: judge(peakMiB * 1.048576 < 80) });
+  if (s !== undefined) {
+    const growth = s.slopeMiBPerMinute * 10;
+    targets.push({ target: "… with no growth over a soak (least-squares slope × 10 min < 2 MiB)", measured: `${growth.toFixed(2)} MiB per 10 min over ${s.seconds} s (${s.startMiB.toFixed(1)} → ${s.endMiB.toFixed(1)} MiB)`, met: judge(growth < 2) });
+  }
+}
+
 const lab = await createLab({ ttl: 300 });
 process.once("SIGINT", () => void lab.close().then(() => process.exit(130)));
 const m = machine();
@@ -326,9 +402,20 @@ try {
   await lab.close();
 }
 await watchResources();
+await dnsProxy();
 const command = `bun run bench${quick ? " -- --quick" : ""}`;
 const report = renderReport(m, command, rows, targets);
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, report);
 console.log(report);
 progress(`written to ${out}`);
+// The full run's table also goes into the README, between its markers (the numbers are never hand-edited).
+if (!quick && values.out === undefined) {
+  const readme = `${root}/README.md`;
+  const [begin, end] = ["<!-- bench:begin (bun run bench writes this) -->", "<!-- bench:end -->"];
+  const text = readFileSync(readme, "utf8");
+  const [from, to] = [text.indexOf(begin), text.indexOf(end)];
+  if (from < 0 || to < from) throw new Error(`README.md has no ${begin} ... ${end} block`);
+  writeFileSync(readme, `${text.slice(0, from + begin.length)}\n${report}\n${text.slice(to)}`);
+  progress(`and into ${readme}`);
+}
