@@ -67,7 +67,8 @@ export async function main(world: World): Promise<number> {
         if (probe && selected.backend.name === "nft") logger.info(world.nft().reason);
         return selected.backend;
       }));
-    const others = async () => otherBackends((await backend()).name, world.run, { inProcessNft: world.inProcessNft, now: world.now });
+    let found: ReturnType<Context["others"]> | undefined;
+    const others = () => (found ??= backend().then((chosen) => otherBackends(chosen.name, world.run, { inProcessNft: world.inProcessNft, now: world.now })));
     return (await dispatch({ world, log: logger, backend, others, reread: () => loadConfig(world, command, flags) }, config)) ?? EXIT.ok;
   } catch (error) {
     log ??= createLogger("text", world.stderr);

@@ -11,9 +11,10 @@ import { withKernelLock } from "./locking.ts";
 import { saveNames } from "./names.ts";
 import { describeSummary, preparePolicy, type PreparedPolicy } from "./prepare.ts";
 
-/** `apply`: resolve while the backend is probed, then load (with `--confirm-within`, only until confirmed). */
+/** `apply`: resolve while the backends are probed, then load (with `--confirm-within`, only until confirmed). */
 export async function applyCommand(ctx: Context, config: ConfigOf<"apply">): Promise<void> {
-  const [backend, prepared] = await Promise.all([ctx.backend(), preparePolicy(ctx, config.policy)]);
+  // The other backends are probed too (read-only) while the names resolve; loadPolicy decides under the lock.
+  const [backend, prepared] = await Promise.all([ctx.backend(), preparePolicy(ctx, config.policy), ctx.others().catch(() => undefined)]);
   await loadPolicy(ctx, backend, prepared, config.confirmWithinMs);
   const names = prepared.resolutions.flatMap((r) => (r.status === "empty" ? [] : [{ host: r.host, addresses: r.addresses }]));
   await saveNames(ctx.world, ctx.log, names);

@@ -39,13 +39,16 @@ export function hostsFileAnswers(table: HostsTable, name: string, family: Family
 
 /**
  * A lookup that consults the hosts file first, read through `readHosts` for each lookup (an edit is
- * seen at once, like glibc), and asks `dns` only for names the file does not list. A missing or
- * unreadable file lists nothing.
+ * seen by the next lookup, like glibc; lookups started during a read share it), and asks `dns` only
+ * for names the file does not list. A missing or unreadable file lists nothing.
  */
 export function withHostsFile(readHosts: () => Promise<string | undefined>, dns: Lookup): Lookup {
   let parsed: { text: string; table: HostsTable } | undefined;
+  /** Lookups that start while the file is being read share that read (600 at once for 300 names). */
+  let reading: Promise<string | undefined> | undefined;
+  const read = () => (reading ??= readHosts().catch(() => undefined).finally(() => (reading = undefined)));
   return async (host, family) => {
-    const text = await readHosts().catch(() => undefined);
+    const text = await read();
     if (text !== undefined && parsed?.text !== text) parsed = { text, table: parseHostsFile(text) };
     const answers = text === undefined || parsed === undefined ? undefined : hostsFileAnswers(parsed.table, host, family);
     return answers ?? dns(host, family);
