@@ -43,6 +43,19 @@ export type Rule =
   /** The DNS proxy (nat chain): every other UDP and TCP packet to port 53, whatever its address, goes to the proxy. */
   | { readonly kind: "redirect-dns"; readonly port: number }
   /**
+   * The DNS proxy (output filter), first, before established traffic is accepted; each closes a way
+   * around the proxy for a process without CAP_SETGID:
+   * - port 53 to a non-loopback address from any socket but the proxy's group: the redirect acts
+   *   only on a flow's first packet, so a socket bound to the source port of one of the proxy's own
+   *   upstream flows (seen in /proc/net/udp), or a flow older than the ruleset, would otherwise
+   *   reach the resolver directly (redirected queries show the proxy's port here, not 53);
+   * - replies from the proxy's port on loopback by any socket but the proxy's group: a process that
+   *   bound the port while the proxy was down cannot answer the pod's DNS;
+   * - packets on loopback from port 53 with a source address that is not local: an answer forged
+   *   with IPV6_FREEBIND as the resolver's, sent to one of the proxy's upstream sockets.
+   */
+  | { readonly kind: "proxy-guard"; readonly gid: number; readonly port: number }
+  /**
    * The DNS proxy (output filter): the redirected queries. After a redirect the destination is
    * loopback but the filter still sees the original output interface (not `lo`), so they are
    * accepted by loopback destination and the proxy's port.
@@ -128,6 +141,7 @@ export function chainsOf(policy: Policy): Chain[] {
     hook: "output",
     type: "filter",
     rules: [
+      ...(proxy === undefined ? [] : [{ kind: "proxy-guard", gid: proxy.gid, port: proxy.port } as const]),
       ...common(ndOut),
       ...(proxy === undefined ? [] : [{ kind: "proxy-port", port: proxy.port } as const]),
       { kind: "dns", dns: policy.dns, ...(proxy && { gid: proxy.gid }) },

@@ -193,6 +193,24 @@ describeNetns("watch --dns-proxy, end to end", () => {
     expect((await lab.exec("net", [process.execPath, `${import.meta.dir}/../lab/dig.ts`, ADDR.appV4, "cdn.example", "A", "udp", String(PORT)])).stdout).toContain("error");
   });
 
+  test("an app without privileges cannot ride the proxy's own upstream flows (same source port, an established conntrack entry) to the resolver", async () => {
+    await start();
+    const before = lab.cdnLog();
+    // The attacker watches /proc/net/udp while listed queries make the proxy open upstream sockets.
+    const attack = Bun.spawn(
+      ["ip", "netns", "exec", lab.app, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, `${import.meta.dir}/../lab/reuse-port.ts`, ADDR.dnsV4, "3000", "reused.unlisted.example"],
+      { stdout: "pipe", stderr: "pipe" },
+    );
+    running.push(attack);
+    for (let i = 0; i < 40; i++) await dig(i % 2 === 0 ? "cdn.example" : "a.wild.example");
+    const outcome = JSON.parse(await new Response(attack.stdout).text()) as { seen: number; answered: number; tried: number };
+    console.log(`dns-proxy e2e: source-port reuse saw ${outcome.seen} upstream ports, tried ${outcome.tried}, answered ${outcome.answered}`);
+    expect(outcome.tried).toBeGreaterThan(0);
+    // Whatever answered (a query that became a new flow is redirected: the proxy's NXDOMAIN), the
+    // resolver itself never saw the name.
+    expect(lab.cdnLog().slice(before.length)).not.toContain("reused.unlisted.example");
+  });
+
   test("the documented limit: a root app that keeps CAP_SETGID can switch to the proxy's group and bypass it (the examples drop it)", async () => {
     await start();
     const bypass = await lab.exec("app", ["setpriv", `--regid=${GID}`, "--clear-groups", process.execPath, `${import.meta.dir}/../lab/dig.ts`, ADDR.dnsV4, "unlisted.example", "A", "udp"]);

@@ -67,15 +67,16 @@ describe("chainsOf", () => {
     ]);
   });
 
-  test("with the DNS proxy: a nat chain first (loopback destinations and the proxy's group kept, then port 53 redirected); the filter accepts the proxy's port, DNS for its group only, and the admitted addresses", () => {
+  test("with the DNS proxy: a nat chain first (loopback destinations and the proxy's group kept, then port 53 redirected); the filter first guards the proxy (port 53 only from its group, its port only from its group, no forged loopback answers), then accepts the proxy's port, DNS for its group only, and the admitted addresses", () => {
     const chains = chainsOf(PROXY_POLICIES["dns-proxy"]!);
     expect(chains.map((c) => `${c.type} ${c.hook}: ${c.rules.map((r) => r.kind).join(", ")}`)).toEqual([
       "nat output: keep-loopback-destination, keep-group, redirect-dns",
-      "filter output: established, invalid, loopback, neighbour-discovery, listener-discovery, proxy-port, dns, allowed, proxy-admitted, record-denied, verdict",
+      "filter output: proxy-guard, established, invalid, loopback, neighbour-discovery, listener-discovery, proxy-port, dns, allowed, proxy-admitted, record-denied, verdict",
       "filter input: established, invalid, loopback, neighbour-discovery, listener-discovery, inbound-ports, record-denied, verdict",
     ]);
     expect(chains[0]?.rules).toEqual([{ kind: "keep-loopback-destination" }, { kind: "keep-group", gid: 2000053 }, { kind: "redirect-dns", port: 15353 }]);
     expect(chains[1]?.rules.find((r) => r.kind === "dns")).toMatchObject({ gid: 2000053 });
+    expect(chains[1]?.rules[0]).toEqual({ kind: "proxy-guard", gid: 2000053, port: 15353 });
   });
 
   test("with the DNS proxy and entries with ports: the admitted addresses are proxy_v4/proxy_v6 and then each port spec's pair, after the static port sets", () => {

@@ -54,6 +54,7 @@ function ruleLines(rule: Rule, hook: Chain["hook"], family: Family): string[] {
     case "keep-loopback-destination":
     case "keep-group":
     case "redirect-dns":
+    case "proxy-guard":
     case "proxy-port":
     case "proxy-admitted":
       throw new Error(IPTABLES_NO_PROXY);

@@ -151,6 +151,14 @@ function ruleLines(rule: Rule, hook: Chain["hook"]): string[] {
       return [`meta skgid ${rule.gid} return`];
     case "redirect-dns":
       return [`${TCP_UDP} th dport 53 redirect to :${rule.port}`];
+    case "proxy-guard":
+      return [
+        `${TCP_UDP} th dport 53 meta skgid != ${rule.gid} ip daddr != 127.0.0.0/8 drop`,
+        `${TCP_UDP} th dport 53 meta skgid != ${rule.gid} ip6 daddr != ::1 drop`,
+        `ip saddr 127.0.0.1 ${TCP_UDP} th sport ${rule.port} meta skgid != ${rule.gid} drop`,
+        `ip6 saddr ::1 ${TCP_UDP} th sport ${rule.port} meta skgid != ${rule.gid} drop`,
+        `oifname "lo" ${TCP_UDP} th sport 53 fib saddr type != local drop`,
+      ];
     case "proxy-port":
       return [`ip daddr 127.0.0.1 ${TCP_UDP} th dport ${rule.port} accept`, `ip6 daddr ::1 ${TCP_UDP} th dport ${rule.port} accept`];
     case "proxy-admitted":
