@@ -13,20 +13,23 @@ export type NamePattern =
 export type ParsedPattern = { readonly ok: true; readonly pattern: NamePattern } | { readonly ok: false; readonly reason: string };
 
 /**
- * An entry as written in the list: a name (IDNA, case and trailing dot normalised by `parseHost`),
- * or `*.`/`**.` followed by one. `entry` is the canonical text logs and metrics report.
+ * An entry as written in the list, as `parseHost` reads it: a name (IDNA, case and trailing dot
+ * normalised), or `*.`/`**.` followed by one. `entry` is the canonical text logs and metrics report.
  */
 export function parsePattern(input: string): ParsedPattern {
-  const wildcard = input.startsWith("**.") ? "**" : input.startsWith("*.") ? "*" : undefined;
-  const rest = wildcard === undefined ? input : input.slice(wildcard.length + 1);
-  if (rest.includes("*")) return { ok: false, reason: "a '*' or '**' is allowed only as the whole leftmost label, followed by a name" };
-  const parsed = parseHost(rest);
+  // parseHost reads a misplaced '*' as a bad character; the list's own message says where one may go.
+  if (input.replace(/^\*{1,2}\./, "").includes("*")) return { ok: false, reason: "a '*' or '**' is allowed only as the whole leftmost label, followed by a name" };
+  const parsed = parseHost(input);
   if (!parsed.ok) return parsed;
-  if (parsed.host.kind !== "name") return { ok: false, reason: wildcard === undefined ? "an address, not a name" : "a wildcard needs a name after it, not an address" };
-  const name = parsed.host.name.replace(/\.$/, ""); // a query name is always absolute
-  if (wildcard === undefined) return { ok: true, pattern: { kind: "exact", name, entry: name } };
-  const entry = `${wildcard}.${name}`;
-  return { ok: true, pattern: wildcard === "*" ? { kind: "one-label", suffix: name, entry } : { kind: "any-labels", suffix: name, entry } };
+  const { host } = parsed;
+  if (host.kind === "address") return { ok: false, reason: "an address, not a name" };
+  if (host.kind === "name") {
+    const name = host.name.replace(/\.$/, ""); // a query name is always absolute
+    return { ok: true, pattern: { kind: "exact", name, entry: name } };
+  }
+  const dot = host.entry.indexOf(".");
+  const suffix = host.entry.slice(dot + 1);
+  return { ok: true, pattern: host.entry.startsWith("**.") ? { kind: "any-labels", suffix, entry: host.entry } : { kind: "one-label", suffix, entry: host.entry } };
 }
 
 /** Which entry of the list allows a query name; undefined when none does. */
