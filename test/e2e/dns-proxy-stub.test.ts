@@ -8,7 +8,7 @@
 // destinations are not redirected); the stub's upstream queries are what the proxy intercepts.
 import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
-import { ADDR, createLab, describeNetns, domainwallCommand, type Lab } from "../lab/lab.ts";
+import { ADDR, createLab, describeNetns, domainwallCommand, type Lab, until } from "../lab/lab.ts";
 
 setDefaultTimeout(120_000);
 
@@ -17,15 +17,6 @@ const WILD = ["b", "c", "d", "e", "f"].map((label) => `${label}.wild.example`);
 const CDN = { names: ["cdn.example", "a.wild.example", ...WILD, "unlisted.example", "later.example"] };
 const PROXY_GID = 2000053;
 const HOSTS = "cdn.example,*.wild.example";
-
-/** Poll `check` until it holds, or throw after `deadlineS`. */
-async function until(what: string, deadlineS: number, check: () => Promise<boolean>): Promise<void> {
-  const started = performance.now();
-  while (!(await check())) {
-    if (performance.now() - started > deadlineS * 1000) throw new Error(`${what}: not within ${deadlineS}s`);
-    await Bun.sleep(50);
-  }
-}
 
 describeNetns("watch --dns-proxy behind a local stub resolver (systemd-resolved style, 127.0.0.53)", () => {
   let lab: Lab;

@@ -3,7 +3,7 @@
 // (test/lab/cdn-dns.ts: 2 random addresses out of 100 per query, TTL 30 s, a log of every query).
 import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { writeFileSync } from "node:fs";
-import { ADDR, createLab, describeNetns, type Lab } from "../lab/lab.ts";
+import { ADDR, createLab, describeNetns, type Lab, until } from "../lab/lab.ts";
 import { POOL_V4 } from "../lab/cdn-dns.ts";
 
 setDefaultTimeout(120_000);
@@ -23,15 +23,6 @@ interface Dig {
   readonly rcode?: string;
   readonly answers?: readonly { readonly type: string; readonly data: string }[];
   readonly error?: string;
-}
-
-/** Poll `check` until it holds, or throw after `deadlineS`. */
-async function until(what: string, deadlineS: number, check: () => Promise<boolean>): Promise<void> {
-  const started = performance.now();
-  while (!(await check())) {
-    if (performance.now() - started > deadlineS * 1000) throw new Error(`${what}: not within ${deadlineS}s`);
-    await Bun.sleep(50);
-  }
 }
 
 describeNetns("watch --dns-proxy, end to end", () => {

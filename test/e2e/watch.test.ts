@@ -1,7 +1,7 @@
 // End-to-end: `domainwall watch` (DOMAINWALL_BIN, else the source) in the lab's namespaces, against
 // the kernel's netfilter and a real dnsmasq whose answers change while it runs.
 import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { createLab, describeNetns, type Lab } from "../lab/lab.ts";
+import { createLab, describeNetns, type Lab, until } from "../lab/lab.ts";
 // Namespaces, dnsmasq, real timeouts: far beyond bun's 5 s default, also when run as plain `bun test`.
 setDefaultTimeout(120_000);
 
@@ -16,16 +16,6 @@ const at = (host: string, port = 80) => ({ host, port });
 /** Wait (briefly: the pipe may lag) until watch's log matches. */
 async function logged(watch: { stderr: () => string }, pattern: RegExp): Promise<void> {
   await until(`log ${pattern}`, 3, async () => pattern.test(watch.stderr())).catch(() => expect(watch.stderr()).toMatch(pattern));
-}
-
-/** Poll `check` until it holds; returns the seconds it took, or throws after `deadlineS`. */
-async function until(what: string, deadlineS: number, check: () => Promise<boolean>): Promise<number> {
-  const started = performance.now();
-  while (!(await check())) {
-    if (performance.now() - started > deadlineS * 1000) throw new Error(`${what}: not within ${deadlineS}s`);
-    await Bun.sleep(50);
-  }
-  return (performance.now() - started) / 1000;
 }
 
 /**

@@ -32,6 +32,16 @@ export function describeNetns(name: string, fn: () => void): void {
   describe.skip(name, fn);
 }
 
+/** Poll `check` every 50 ms until it holds; the seconds it took, or throw after `deadlineS`. */
+export async function until(what: string, deadlineS: number, check: () => Promise<boolean>): Promise<number> {
+  const started = performance.now();
+  while (!(await check())) {
+    if (performance.now() - started > deadlineS * 1000) throw new Error(`${what}: not within ${deadlineS}s`);
+    await Bun.sleep(50);
+  }
+  return (performance.now() - started) / 1000;
+}
+
 export const ADDR = {
   appV4: "198.51.100.1",
   appV6: "2001:db8:1::1",
