@@ -30,11 +30,38 @@ export const FORBIDDEN_FROM_DNS: readonly { readonly cidr: Cidr; readonly what: 
   { cidr: cidr("fd00:ec2::254/128"), what: "AWS metadata (IPv6)" },
 ];
 
-/** IPv4-mapped (::ffff:0:0/96) and NAT64 (64:ff9b::/96) answers are checked by the IPv4 address they embed. */
-const EMBEDDING_V4 = [cidr("::ffff:0:0/96"), cidr("64:ff9b::/96")];
+/**
+ * The IPv4 address an RFC 6052 IPv4-embedded IPv6 address carries behind a prefix of `length` bits
+ * (32, 40, 48, 56, 64 or 96): the 32 bits after the prefix, skipping bits 64..71 (the "u" octet,
+ * always zero), so a /48 prefix puts the first two octets in bits 48..63 and the last two in 72..87.
+ */
+export function embeddedIpv4(address: Cidr, length: 32 | 40 | 48 | 56 | 64 | 96): Cidr {
+  const byteAt = (i: number) => ((address.words[i >> 2] ?? 0) >>> (24 - 8 * (i & 3))) & 255;
+  let value = 0;
+  for (let i = length / 8, taken = 0; taken < 4; i++) {
+    if (i === 8) continue;
+    value = value * 256 + byteAt(i);
+    taken++;
+  }
+  return makeCidr(4, [value], 32);
+}
+
+/**
+ * Ranges whose addresses are checked by the IPv4 address they embed: IPv4-mapped (::ffff:0:0/96),
+ * the well-known NAT64 prefix (64:ff9b::/96, RFC 6052) and the local-use translation prefix
+ * (64:ff9b:1::/48, RFC 8215), read in the /48 format of RFC 6052.
+ */
+const EMBEDDING_V4 = [
+  { range: cidr("::ffff:0:0/96"), length: 96 },
+  { range: cidr("64:ff9b::/96"), length: 96 },
+  { range: cidr("64:ff9b:1::/48"), length: 48 },
+] as const;
 
 /** The address to check: the IPv4 address an IPv4-mapped or NAT64 answer embeds, or the answer itself. */
-const checkedOf = (address: Cidr): Cidr => (EMBEDDING_V4.some((range) => contains(range, address)) ? makeCidr(4, address.words.slice(3), 32) : address);
+const checkedOf = (address: Cidr): Cidr => {
+  const embedding = EMBEDDING_V4.find(({ range }) => contains(range, address));
+  return embedding === undefined ? address : embeddedIpv4(address, embedding.length);
+};
 
 /** Why DNS may not open `address` (a full-length CIDR), or undefined when it may. */
 export function forbiddenReason(address: Cidr): string | undefined {
