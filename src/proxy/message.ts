@@ -21,6 +21,8 @@ const AD = 0x0020;
 const CD = 0x0010;
 const CLASS_IN = 1;
 const TYPE_OPT = 41;
+/** The DO bit of the OPT record's flags (RFC 3225): the one flag forwarded. */
+const DO = 0x8000;
 /** The UDP payload size the proxy announces in its own replies (the DNS Flag Day 2020 value). */
 const UDP_PAYLOAD = 1232;
 /** Larger queries are dropped: real ones are a name and an OPT record, a few hundred bytes. */
@@ -135,15 +137,21 @@ function encodeOpt(payload: number, version: number, flags: number, options: rea
  */
 export function encodeReply(query: { readonly id: number; readonly flags: number; readonly bytes?: Uint8Array; readonly opt?: OptAnswer | undefined }, rcode: Rcode): Uint8Array {
   const flags = QR | RA | (query.flags & (RD | CD)) | rcode;
-  const opt = query.opt === undefined ? new Uint8Array() : encodeOpt(UDP_PAYLOAD, 0, query.opt.flags & 0x8000, []);
+  const opt = query.opt === undefined ? new Uint8Array() : encodeOpt(UDP_PAYLOAD, 0, query.opt.flags & DO, []);
   const question = query.bytes ?? new Uint8Array();
   return Uint8Array.from([...header(query.id, flags, question.length > 0 ? 1 : 0, opt.length > 0 ? 1 : 0), ...question, ...opt]);
 }
 
-/** The query as the proxy forwards it: a fresh id, the client's RD, CD and AD bits, question and OPT record, nothing else. */
+/**
+ * The query as the proxy forwards it: a fresh id, the client's RD, CD and AD bits and question, and
+ * when the client sent an OPT record, the proxy's own: EDNS version 0, the DO bit, a UDP size of
+ * 1232 (the client offered at least that) or 512, and no options. A client's EDNS options (cookie,
+ * client subnet, padding, any unknown code) never leave the pod: each is up to 64 KiB of the
+ * client's choosing that a listed name would carry to whoever runs its DNS.
+ */
 export function encodeUpstreamQuery(query: Query, id: number): Uint8Array {
   const opt = query.opt;
-  const optBytes = opt === undefined ? new Uint8Array() : encodeOpt(opt.udpPayloadSize, opt.ednsVersion, opt.flags, opt.options as { code: number; data?: Uint8Array }[]);
+  const optBytes = opt === undefined ? new Uint8Array() : encodeOpt(opt.udpPayloadSize >= UDP_PAYLOAD ? UDP_PAYLOAD : 512, 0, opt.flags & DO, []);
   return Uint8Array.from([...header(id, query.flags & (RD | CD | AD), 1, opt === undefined ? 0 : 1), ...query.bytes, ...optBytes]);
 }
 

@@ -100,16 +100,45 @@ describe("encodeReply", () => {
 });
 
 describe("encodeUpstreamQuery", () => {
-  test("a fresh id; the question, RD and OPT (with its options) as the client sent them", () => {
-    const cookie = Buffer.from("0102030405060708", "hex");
-    const bytes = queryBytes(1, "Api.Example.com", "HTTPS", {
-      extra: { additionals: [{ type: "OPT", name: ".", udpPayloadSize: 4096, flags: 0, options: [{ code: 10, data: cookie }] } as unknown as Answer] },
-    });
-    const sent = decoded(encodeUpstreamQuery(queryOf(bytes), 0x4242));
+  const withOpt = (udpPayloadSize: number, flags: number, options: { code: number; data: Buffer }[], ednsVersion = 0) =>
+    queryBytes(1, "Api.Example.com", "HTTPS", { extra: { additionals: [{ type: "OPT", name: ".", udpPayloadSize, flags, ednsVersion, options } as unknown as Answer] } });
+  const sentOpt = (bytes: Uint8Array) => decoded(encodeUpstreamQuery(queryOf(bytes), 0x4242)).additionals?.[0] as OptAnswer;
+
+  test("a fresh id; the question and RD as the client sent them", () => {
+    const sent = decoded(encodeUpstreamQuery(queryOf(withOpt(4096, 0, [])), 0x4242));
     expect(sent).toMatchObject({ id: 0x4242, type: "query", flag_rd: true, questions: [{ name: "Api.Example.com", type: "UNKNOWN_65", class: "IN" }], answers: [] });
-    const opt = sent.additionals?.[0] as OptAnswer;
-    expect(opt).toMatchObject({ type: "OPT", udpPayloadSize: 4096, flag_do: false });
-    expect(opt.options).toMatchObject([{ code: 10, data: cookie }]);
+    expect(sent.additionals).toHaveLength(1);
+  });
+
+  test("no EDNS option reaches the upstream: cookie, client subnet, padding, NSID, an unknown code carrying data", () => {
+    const secret = Buffer.from("the contents of /etc/shadow, 60 bytes at a time, per query");
+    const options = [
+      { code: 10, data: Buffer.from("0102030405060708", "hex") }, // COOKIE
+      { code: 8, data: Buffer.from([0, 1, 24, 0, 192, 0, 2]) }, // ECS 192.0.2.0/24
+      { code: 12, data: secret }, // PADDING is meant to be zeros, but is whatever the client puts there
+      { code: 3, data: Buffer.alloc(0) }, // NSID request
+      { code: 65001, data: secret }, // local/experimental use
+    ];
+    const bytes = withOpt(1232, 0x8000, options);
+    expect((queryOf(bytes).opt?.options ?? []).length).toBe(5);
+    const sent = encodeUpstreamQuery(queryOf(bytes), 0x4242);
+    expect(sentOpt(bytes)).toMatchObject({ type: "OPT", udpPayloadSize: 1232, flag_do: true, options: [] });
+    // Nothing of the secret anywhere in the forwarded bytes.
+    expect(Buffer.from(sent).includes(Buffer.from(secret))).toBe(false);
+    // Header, question (17 + 4 bytes) and an 11-byte OPT: nothing else.
+    expect(sent.length).toBe(12 + 17 + 4 + 11);
+  });
+
+  test("the OPT record keeps only the DO bit, as EDNS version 0, and its UDP size as 1232 or 512", () => {
+    expect(sentOpt(withOpt(4096, 0x8000 | 0x7fff, []))).toMatchObject({ udpPayloadSize: 1232, ednsVersion: 0, flags: 0x8000 });
+    expect(sentOpt(withOpt(1232, 0, [], 1))).toMatchObject({ udpPayloadSize: 1232, ednsVersion: 0, flags: 0 });
+    // Any value below 1232 is 512 (RFC 6891: less than 512 is read as 512): the field carries one bit, not sixteen.
+    for (const size of [1, 511, 512, 1000, 1231]) expect(sentOpt(withOpt(size, 0, [])).udpPayloadSize).toBe(512);
+    expect(sentOpt(withOpt(65535, 0, [])).udpPayloadSize).toBe(1232);
+  });
+
+  test("a query without OPT is forwarded without one", () => {
+    expect(decoded(encodeUpstreamQuery(queryOf(queryBytes(1, "api.example.com", "A")), 9)).additionals).toEqual([]);
   });
 });
 
