@@ -2,6 +2,12 @@
  * The DNS proxy's sockets: UDP and TCP on loopback only (127.0.0.1 and ::1, one port), each
  * message handed to the handler, with bounds on everything a hostile client can grow: queries in
  * flight, TCP connections, bytes buffered per connection, idle time.
+ *
+ * Every app of the pod reaches the proxy from the same address (a redirect keeps the pod's own
+ * source address), so TCP connections cannot be shared out per client. Instead no connection may
+ * sit on a slot: one with no query being answered must bring a whole message within `tcpIdleMs`
+ * (trickling bytes does not count), and when every slot is taken a new connection closes the one
+ * that has been idle longest (RFC 7766, section 6.2.3: close idle connections under pressure).
  */
 import type { Socket, TCPSocketListener, udp } from "bun";
 import { createHandler, type Admission, type ProxyLog } from "./handler.ts";
@@ -19,8 +25,9 @@ export interface ProxyLimits {
   readonly attempts: number;
   /** Queries being answered at once (UDP and TCP); more are dropped. */
   readonly maxInFlight: number;
+  /** TCP connections held at once; a new one beyond closes the longest idle (none idle: the new one is closed). */
   readonly maxTcpConnections: number;
-  /** A TCP connection with nothing received for this long is closed (also one that sent half a message). */
+  /** A TCP connection with no query being answered and no whole message received for this long is closed (bytes trickling in do not count). */
   readonly tcpIdleMs: number;
   /** Refused names counted one by one; more are counted together. */
   readonly maxRefusedNames: number;
@@ -66,6 +73,10 @@ export interface DnsProxy {
 interface Connection {
   buffer: Uint8Array;
   pending: number;
+  /** When a whole message last came in, or its last answer went out (or it opened): the longest idle is closed first. */
+  lastActive: number;
+  /** Closes the connection once it has been idle for `tcpIdleMs`; set only while no query is pending. */
+  deadline: Timer | undefined;
   /** Bytes not yet taken by the kernel; more than `MAX_UNSENT` and the client is not reading: closed. */
   unsent: Uint8Array[];
 }
@@ -100,7 +111,7 @@ export async function startDnsProxy(options: ProxyOptions): Promise<DnsProxy> {
     ...(options.audit && { audit: options.audit }),
   });
   let inFlight = 0;
-  let connections = 0;
+  const connections = new Set<Socket<Connection>>();
   const log = options.log;
 
   /** The reply to one message, or undefined (dropped); never rejects. */
@@ -131,6 +142,23 @@ export async function startDnsProxy(options: ProxyOptions): Promise<DnsProxy> {
     if (state.unsent.reduce((n, b) => n + b.length, 0) > MAX_UNSENT) socket.terminate();
   }
 
+  /** (Re)starts the idle deadline of a connection with nothing pending. */
+  function idle(socket: Socket<Connection>) {
+    const state = socket.data;
+    clearTimeout(state.deadline);
+    state.lastActive = now();
+    state.deadline = setTimeout(() => socket.terminate(), limits.tcpIdleMs);
+  }
+
+  /** The connection idle longest (no query pending), or undefined when every one is busy. */
+  function longestIdle(): Socket<Connection> | undefined {
+    let oldest: Socket<Connection> | undefined;
+    for (const socket of connections) {
+      if (socket.data.pending === 0 && (oldest === undefined || socket.data.lastActive < oldest.data.lastActive)) oldest = socket;
+    }
+    return oldest;
+  }
+
   /** Takes whole messages off the connection's buffer while it may have more in flight. */
   function serve(socket: Socket<Connection>) {
     const state = socket.data;
@@ -145,10 +173,14 @@ export async function startDnsProxy(options: ProxyOptions): Promise<DnsProxy> {
       const message = state.buffer.slice(2, 2 + length);
       state.buffer = state.buffer.slice(2 + length);
       state.pending++;
+      clearTimeout(state.deadline);
+      state.deadline = undefined;
+      state.lastActive = now();
       void reply(message, "tcp").then((bytes) => {
         state.pending--;
         if (socket.readyState !== 1) return;
         if (bytes !== undefined) send(socket, framed(bytes));
+        if (state.pending === 0) idle(socket);
         serve(socket);
       });
     }
@@ -161,6 +193,7 @@ export async function startDnsProxy(options: ProxyOptions): Promise<DnsProxy> {
     const close = () => {
       for (const socket of datagrams) socket.close();
       for (const listener of tcp) listener.stop(true);
+      for (const socket of connections) clearTimeout(socket.data.deadline);
     };
     try {
       for (const hostname of hosts) {
@@ -188,16 +221,22 @@ export async function startDnsProxy(options: ProxyOptions): Promise<DnsProxy> {
           Bun.listen<Connection>({
             hostname,
             port,
-            data: { buffer: new Uint8Array(), pending: 0, unsent: [] },
+            data: { buffer: new Uint8Array(), pending: 0, unsent: [], lastActive: 0, deadline: undefined },
             socket: {
               open(socket) {
-                socket.data = { buffer: new Uint8Array(), pending: 0, unsent: [] };
-                if (++connections > limits.maxTcpConnections) {
-                  stats.count("dropped");
-                  socket.terminate();
-                  return;
+                socket.data = { buffer: new Uint8Array(), pending: 0, unsent: [], lastActive: now(), deadline: undefined };
+                if (connections.size >= limits.maxTcpConnections) {
+                  const evicted = longestIdle();
+                  if (evicted === undefined) {
+                    stats.count("dropped");
+                    socket.terminate();
+                    return;
+                  }
+                  connections.delete(evicted);
+                  evicted.terminate();
                 }
-                socket.timeout(Math.ceil(limits.tcpIdleMs / 1000));
+                connections.add(socket);
+                idle(socket);
               },
               data(socket, chunk) {
                 const state = socket.data;
@@ -220,11 +259,9 @@ export async function startDnsProxy(options: ProxyOptions): Promise<DnsProxy> {
                   state.unsent.shift();
                 }
               },
-              timeout(socket) {
-                socket.terminate();
-              },
-              close() {
-                connections--;
+              close(socket) {
+                clearTimeout(socket.data.deadline);
+                connections.delete(socket);
               },
               error(_socket, error) {
                 log.warn({ message: `DNS proxy TCP connection: ${error.message}` });

@@ -169,18 +169,83 @@ describe("DNS proxy under attack", () => {
     await withTimeout(closed.promise, 10_000, "the stalled connection was not closed");
   }, 20_000);
 
-  test("connections beyond maxTcpConnections are closed at once; the others are served", async () => {
-    const { proxy } = await start(answerA, { maxTcpConnections: 3 });
-    const opened: Socket[] = [];
-    for (let i = 0; i < 3; i++) opened.push(await Bun.connect({ hostname: "127.0.0.1", port: proxy.port, socket: { data() {}, error() {} } }));
-    running.push(() => opened.forEach((s) => s.end()));
+  test("a greedy client holding every TCP connection, and opening a new one whenever one closes, cannot stop another client from getting answers over TCP", async () => {
+    // A long idle time, so the deadline is not what frees a slot: only closing the longest idle connection can.
+    const { proxy } = await start(answerA, { maxTcpConnections: 4, tcpIdleMs: 60_000 });
+    let greedy = true;
+    let opened = 0;
+    const held = new Set<Socket>();
+    const hold = async (): Promise<void> => {
+      const socket = await Bun.connect({
+        hostname: "127.0.0.1",
+        port: proxy.port,
+        socket: {
+          data() {},
+          close(s) {
+            held.delete(s);
+            if (greedy) setTimeout(() => void hold().catch(() => {}), 5);
+          },
+          error() {},
+        },
+      });
+      held.add(socket);
+      opened++;
+    };
+    for (let i = 0; i < 4; i++) await hold();
+    running.push(() => {
+      greedy = false;
+      for (const socket of held) socket.end();
+    });
+    for (let i = 0; i < 5; i++) {
+      // Each query comes while the greedy client holds every slot again.
+      const retaken = async () => {
+        while (held.size < 4) await Bun.sleep(5);
+      };
+      await withTimeout(retaken(), 5000, "the greedy client did not take its slots back");
+      expect((await tcpAsk(proxy.port, queryBytes(10 + i, "api.example.com", "A"))).rcode).toBe("NOERROR");
+    }
+    // Its connections were closed to make room and it opened new ones.
+    expect(opened).toBeGreaterThan(4);
+  }, 30_000);
+
+  test("a slow sender trickling a message a byte at a time is closed after the idle time all the same", async () => {
+    const { proxy } = await start(answerA, { tcpIdleMs: 1000 });
+    const closed = Promise.withResolvers<void>();
+    let open = true;
+    const socket = await Bun.connect({
+      hostname: "127.0.0.1",
+      port: proxy.port,
+      socket: {
+        data() {},
+        close: () => {
+          open = false;
+          closed.resolve();
+        },
+        error() {},
+      },
+    });
+    socket.write(Uint8Array.from([0, 200]));
+    const trickle = setInterval(() => open && socket.write(Uint8Array.from([0])), 200); // 200 bytes would take 40 s
+    running.push(() => clearInterval(trickle));
+    await withTimeout(closed.promise, 10_000, "the trickling connection was not closed");
+  }, 20_000);
+
+  test("when every connection has a query being answered, a new connection is closed at once; the others are served", async () => {
+    const slow = Promise.withResolvers<void>();
+    const { proxy } = await start(async (query) => (query.questions?.[0]?.name === "slow.any.example" ? (await slow.promise, answerA(query, "tcp")) : answerA(query, "tcp")), {
+      maxTcpConnections: 3,
+      upstreamTimeoutMs: 20_000,
+      attempts: 1,
+    });
+    const busy = [0, 1, 2].map((i) => tcpAsk(proxy.port, queryBytes(20 + i, "slow.any.example", "A"), "127.0.0.1", 20_000));
+    await Bun.sleep(200); // let the three queries reach the upstream (not a timing assertion: a head start)
     const closed = Promise.withResolvers<void>();
     await Bun.connect({ hostname: "127.0.0.1", port: proxy.port, socket: { data() {}, close: () => closed.resolve(), error() {} } });
     await withTimeout(closed.promise, 5000, "the fourth connection was not closed");
-    opened.pop()?.end();
-    await Bun.sleep(10); // let the proxy see the close before the next connection
+    slow.resolve();
+    for (const reply of await Promise.all(busy)) expect(reply.rcode).toBe("NOERROR");
     expect((await tcpAsk(proxy.port, queryBytes(3, "api.example.com", "A"))).rcode).toBe("NOERROR");
-  });
+  }, 30_000);
 
   test("several queries in one TCP write (pipelining) are all answered", async () => {
     const { proxy } = await start(answerA);
