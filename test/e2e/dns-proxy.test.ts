@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from 
 import { writeFileSync } from "node:fs";
 import { ADDR, createLab, describeNetns, type Lab, until } from "../lab/lab.ts";
 import { POOL_V4 } from "../lab/cdn-dns.ts";
+import { withTimeout } from "../support/dns-client.ts";
 
 setDefaultTimeout(120_000);
 
@@ -202,6 +203,35 @@ describeNetns("watch --dns-proxy, end to end", () => {
     expect(lab.cdnLog().slice(before.length)).not.toContain("reused.unlisted.example");
   });
 
+  test("while the proxy is down, a process that binds its port cannot answer the pod's DNS (replies from the port only from the proxy's group)", async () => {
+    const watch = await start();
+    watch.child.kill("SIGKILL");
+    await watch.child.exited;
+    // A squatter in the pod, root but not in the proxy's group, takes the port and answers every query with its own address.
+    const squatter = Bun.spawn(["ip", "netns", "exec", lab.app, process.execPath, "-e", squat(PORT, "203.0.113.66")], { stdout: "pipe", stderr: "pipe" });
+    running.push(squatter);
+    const lines = squatter.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    const line = async () => (await withTimeout(lines.read(), 10_000, "the squatter said nothing")).value;
+    expect(await line()).toBe("listening\n");
+    const reply = await dig("cdn.example");
+    // The query reached it (through the redirect, still loaded), its answer never reached the app.
+    expect(await line()).toBe("asked cdn.example\n");
+    expect(reply).toEqual({ error: expect.stringContaining("no UDP reply") });
+  });
+
+  test("packets on loopback from port 53 with a source address that is not local are dropped (an answer forged as the resolver's with IPV6_FREEBIND)", async () => {
+    const forge = async (local: string, resolver: string) =>
+      JSON.parse((await lab.exec("app", ["python3", `${import.meta.dir}/../lab/forge-answer.py`, local, resolver])).stdout) as { received: string[]; errors: string[] };
+    // Without domainwall the forged datagram arrives: the attack works in this lab. (IPv4 refuses the
+    // route for a source that is not local unless the socket has IP_TRANSPARENT, which needs CAP_NET_ADMIN.)
+    expect(await forge(ADDR.appV6, ADDR.dnsV6)).toEqual({ received: ["control", "forged"], errors: [] });
+    expect((await forge(ADDR.appV4, ADDR.dnsV4)).errors).toEqual(["forged: Network is unreachable", "control: Network is unreachable"]);
+    await start();
+    // From port 53 it is dropped in the output hook (the sender sees EPERM); the same packet from port
+    // 54 still arrives (loopback is otherwise open).
+    expect(await forge(ADDR.appV6, ADDR.dnsV6)).toEqual({ received: ["control"], errors: ["forged: Operation not permitted"] });
+  });
+
   test("the documented limit: a root app that keeps CAP_SETGID can switch to the proxy's group and bypass it (the examples drop it)", async () => {
     await start();
     const bypass = await lab.exec("app", ["setpriv", `--regid=${GID}`, "--clear-groups", process.execPath, `${import.meta.dir}/../lab/dig.ts`, ADDR.dnsV4, "unlisted.example", "A", "udp"]);
@@ -279,6 +309,24 @@ describeNetns("watch --dns-proxy, end to end", () => {
     expect(watch.child.exitCode).toBeNull();
   });
 });
+
+/** A squatter (run in app) on 127.0.0.1 `port` UDP: prints "listening", then "asked NAME" for each query, and answers it with an A record of `address`. */
+const squat = (port: number, address: string) => `
+import { decode, encode } from "dns-packet";
+await Bun.udpSocket({
+  hostname: "127.0.0.1",
+  port: ${port},
+  socket: {
+    data(socket, data, clientPort, clientAddress) {
+      const query = decode(Buffer.from(data));
+      const name = query.questions?.[0]?.name ?? "";
+      console.log("asked " + name);
+      socket.send(encode({ type: "response", id: query.id, flags: 0x8180, questions: query.questions, answers: [{ type: "A", name, ttl: 30, data: ${JSON.stringify(address)} }] }), clientPort, clientAddress);
+    },
+  },
+});
+console.log("listening");
+`;
 
 /** A TCP client (run in app) that keeps one connection to `host`:80 open and pings on each stdin line. */
 const hold = (host: string) => `
