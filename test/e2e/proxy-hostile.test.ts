@@ -247,6 +247,19 @@ describe("DNS proxy under attack", () => {
     expect((await tcpAsk(proxy.port, queryBytes(3, "api.example.com", "A"))).rcode).toBe("NOERROR");
   }, 30_000);
 
+  test("EDNS options a client sends (a tunnel through a listed name) never reach the upstream, over UDP or TCP", async () => {
+    const { proxy, upstream } = await start(answerA);
+    const secret = Buffer.from("exfiltrated-bytes-0123456789");
+    const query = (id: number) =>
+      queryBytes(id, "api.example.com", "A", { extra: { additionals: [{ type: "OPT", name: ".", udpPayloadSize: 4096, flags: 0x8000, options: [{ code: 65001, data: secret }, { code: 12, data: secret }] } as unknown as Answer] } });
+    expect((await udpAsk(proxy.port, query(1))).rcode).toBe("NOERROR");
+    expect((await tcpAsk(proxy.port, query(2))).rcode).toBe("NOERROR");
+    expect(upstream.received.map((r) => r.transport)).toEqual(["udp", "tcp"]);
+    for (const { packet } of upstream.received) {
+      expect(packet.additionals).toMatchObject([{ type: "OPT", udpPayloadSize: 1232, flag_do: true, options: [] }]);
+    }
+  });
+
   test("several queries in one TCP write (pipelining) are all answered", async () => {
     const { proxy } = await start(answerA);
     const frames = [1, 2, 3].map((id) => queryBytes(id, "api.example.com", "A")).flatMap((q) => [q.length >> 8, q.length & 255, ...q]);
