@@ -211,12 +211,20 @@ describeNetns("watch --dns-proxy, end to end", () => {
     const squatter = Bun.spawn(["ip", "netns", "exec", lab.app, process.execPath, "-e", squat(PORT, "203.0.113.66")], { stdout: "pipe", stderr: "pipe" });
     running.push(squatter);
     const lines = squatter.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    const line = async () => (await withTimeout(lines.read(), 10_000, "the squatter said nothing")).value;
-    expect(await line()).toBe("listening\n");
-    const reply = await dig("cdn.example");
+    expect((await withTimeout(lines.read(), 10_000, "the squatter did not start")).value).toBe("listening\n");
+    // Up to 3 queries: one whose source port is that of a proxy upstream flow still in conntrack is
+    // dropped before the redirect (EPERM) and never reaches the squatter; the app tries again.
+    const replies: Dig[] = [];
+    const next = lines.read();
+    let asked: string | undefined;
+    for (let i = 0; i < 3 && asked === undefined; i++) {
+      replies.push(await dig("cdn.example"));
+      asked = (await Promise.race([next, Bun.sleep(3000).then(() => undefined)]))?.value;
+    }
     // The query reached it (through the redirect, still loaded), its answer never reached the app.
-    expect(await line()).toBe("asked cdn.example\n");
-    expect(reply).toEqual({ error: expect.stringContaining("no UDP reply") });
+    expect(asked).toBe("asked cdn.example\n");
+    for (const reply of replies) expect(reply.rcode).toBeUndefined();
+    expect(replies.at(-1)).toEqual({ error: expect.stringContaining("no UDP reply") });
   });
 
   test("packets on loopback from port 53 with a source address that is not local are dropped (an answer forged as the resolver's with IPV6_FREEBIND)", async () => {
