@@ -37,7 +37,8 @@ test.each([
   const selected = await selectBackend(choice, binary(run).tools, { probe: true });
   expect(selected.backend.name as string).toBe(backend);
   expect(selected.reason).toContain(reason);
-  if (choice !== "iptables-legacy") expect(calls[0]).toEqual({ command: "nft", args: ["--check", "-f", "-"], stdin: "table inet domainwall_probe\n" });
+  // nft is asked first, and with a read: a checked transaction costs the kernel an RCU grace period.
+  if (choice !== "iptables-legacy") expect(calls[0]).toEqual({ command: "nft", args: ["-f", "-"], stdin: "list tables\n" });
 });
 
 test.each([
@@ -81,7 +82,7 @@ test("the nft probe and every later transaction go through the executor it is gi
   expect(reason).toBe("auto: nft works in this network namespace");
   await backend.remove();
   expect(runs).toEqual([
-    { script: "table inet domainwall_probe\n", check: true },
+    { script: "list tables\n", check: false },
     { script: "table inet domainwall\ndelete table inet domainwall\n", check: false },
   ]);
   expect(calls).toEqual([]);
@@ -98,6 +99,21 @@ test.each([
   expect(auto.reason).toBe(`auto: nft is not usable (${why}); iptables-legacy works`);
   const explicit = await selectBackend("nft", { run, nft: () => executor }, { probe: true }).catch((e: unknown) => e);
   expect((explicit as Error).message).toBe(`--backend nft does not work here: ${why}`);
+});
+
+test.each([
+  { name: "refused", read: { code: 1, stderr: "Error: Could not process rule: Operation not permitted\n" } },
+  { name: "throws", read: new Error("libnftables: cannot open a netfilter netlink socket: EPERM") },
+])("when the read probe fails ($name), the checked transaction decides: it passes, nft is chosen", async ({ read }) => {
+  const { run } = fakeRun();
+  const { executor, runs } = inProcess((script) => (script === "list tables\n" ? read : { code: 0 }));
+  const { backend, reason } = await selectBackend("auto", { run, nft: () => executor }, { probe: true });
+  expect(backend.name).toBe("nft");
+  expect(reason).toBe("auto: nft works in this network namespace");
+  expect(runs).toEqual([
+    { script: "list tables\n", check: false },
+    { script: "table inet domainwall_probe\n", check: true },
+  ]);
 });
 
 test("the choice is validated", () => {
