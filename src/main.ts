@@ -62,13 +62,13 @@ export async function main(world: World): Promise<number> {
     let chosen: Promise<Backend> | undefined;
     const nft = () => world.nft().executor;
     const backend = () =>
-      (chosen ??= selectBackend(config.command === "confirm" ? "auto" : config.backend, { run: world.run, nft }, { probe, now: world.now }).then((selected) => {
+      (chosen ??= selectBackend(config.command === "confirm" ? "auto" : config.backend, { run: world.run, nft, filterEmpty: world.legacyFilterEmpty }, { probe, now: world.now }).then((selected) => {
         if (probe) logger.info(`backend ${selected.backend.name} (${selected.reason})`);
         if (probe && selected.backend.name === "nft") logger.info(world.nft().reason);
         return selected.backend;
       }));
     let found: ReturnType<Context["others"]> | undefined;
-    const others = () => (found ??= backend().then((chosen) => otherBackends(chosen.name, world.run, { inProcessNft: world.inProcessNft, now: world.now })));
+    const others = () => (found ??= backend().then((chosen) => otherBackends(chosen.name, world.run, { inProcessNft: world.inProcessNft, now: world.now, filterEmpty: world.legacyFilterEmpty })));
     return (await dispatch({ world, log: logger, backend, others, reread: () => loadConfig(world, command, flags) }, config)) ?? EXIT.ok;
   } catch (error) {
     log ??= createLogger("text", world.stderr);

@@ -4,6 +4,7 @@ import { dirname } from "node:path";
 import { createNftExecutor, type ChosenExecutor } from "./backends/nft/choose-executor.ts";
 import type { ListenAddress } from "./config/values.ts";
 import { acquireLock, holderOf, type Acquired, type Holder } from "./backends/lock.ts";
+import { filterInfo, legacyFilterEmpty } from "./backends/iptables/kernel.ts";
 import { guardedLookup } from "./dns/lookup.ts";
 import type { Lookup } from "./dns/resolve.ts";
 import { runProcess, type Run } from "./run.ts";
@@ -74,6 +75,11 @@ export interface World {
   readonly lock: (name: string, command: string, waitMs: number) => Promise<Acquired>;
   /** Who holds a namespace lock now; undefined when nobody does. */
   readonly lockHolder: (name: string) => Promise<Holder | "unknown" | undefined>;
+  /**
+   * True when the kernel says both families' iptables-legacy filter tables are absent or empty
+   * (src/backends/iptables/kernel.ts): nothing of ours is there. False when it cannot tell.
+   */
+  readonly legacyFilterEmpty: () => Promise<boolean>;
 }
 
 
@@ -177,7 +183,7 @@ export function realWorld(): World {
   /** One nft executor per process: commands, the DNS proxy's admissions and the other-backend checks share it. */
   const nftOnce = () => (nft ??= createNftExecutor({ run: runProcess, env: process.env }));
   const setTimer = realSetTimer;
-  return {
+  const world: World = {
     argv: process.argv.slice(2),
     env: process.env,
     stdout: (text) => Bun.write(Bun.stdout, text),
@@ -230,5 +236,7 @@ export function realWorld(): World {
     },
     lock: (name, command, waitMs) => acquireLock(name, { pid: process.pid, command }, { waitMs, now: () => performance.now(), sleep: (ms) => Bun.sleep(ms) }),
     lockHolder: (name) => holderOf(name),
+    legacyFilterEmpty: () => legacyFilterEmpty({ readFile: world.readFile, filterInfo }),
   };
+  return world;
 }

@@ -75,6 +75,8 @@ async function runMain(
     switchGroup: () => ({ ok: false, reason: "not in unit tests" }),
     nftExecutor: () => ({ name: "nft", run: async () => ({ code: 1, stdout: "", stderr: "not in unit tests" }) }),
     inProcessNft: () => undefined,
+    // The iptables-legacy tools decide, as where the kernel cannot be asked (kernel.ts has its own tests).
+    legacyFilterEmpty: async () => false,
     pid: 4242,
     processAlive: (pid) => pid === 4242, // this process; any other PID has gone
     ...locks,

@@ -61,13 +61,13 @@ async function probeIptables(run: Run): Promise<Probe> {
  */
 export async function selectBackend(
   choice: BackendChoice,
-  tools: { readonly run: Run; readonly nft: () => NftExecutor },
+  tools: { readonly run: Run; readonly nft: () => NftExecutor; readonly filterEmpty?: () => Promise<boolean> },
   options: { probe: boolean; now?: () => number },
 ): Promise<{ backend: Backend; reason: string }> {
   const { run } = tools;
   // The nft executor is made (libnftables loaded) only when nft is probed or chosen.
   const nft = (reason: string) => ({ backend: createNftBackend(tools.nft(), options.now), reason });
-  const iptables = (reason: string) => ({ backend: createIptablesBackend(run, options.now), reason });
+  const iptables = (reason: string) => ({ backend: createIptablesBackend(run, options.now, tools.filterEmpty), reason });
   if (!options.probe) return choice === "iptables-legacy" ? iptables("requested") : nft(choice === "nft" ? "requested" : "render shows nft unless --backend says otherwise");
   if (choice === "nft") {
     const result = await probeNft(tools.nft());
@@ -98,15 +98,21 @@ export interface OtherBackends {
  * domainwall's rules in each, and `apply` removes the others' after loading its own, so two
  * policies are never left loaded. nft without the `nft` binary is reached through libnftables
  * in process when the library loads (`inProcessNft`), so a table it loaded is still seen.
+ *
+ * Beside nft, when the kernel says iptables-legacy's filter tables are empty or absent
+ * (`filterEmpty`, src/backends/iptables/kernel.ts), nothing of ours is there and its tools are not
+ * run; it is listed all the same, and its snapshot, status and remove ask the kernel again (under
+ * the caller's lock), so rules loaded meanwhile are still found.
  */
 export async function otherBackends(
   chosen: Backend["name"],
   run: Run,
-  options: { inProcessNft: () => NftExecutor | undefined; now?: () => number },
+  options: { inProcessNft: () => NftExecutor | undefined; now?: () => number; filterEmpty?: () => Promise<boolean> },
 ): Promise<OtherBackends> {
   if (chosen === "nft") {
-    const iptables = await probeIptables(run);
-    return iptables.ok ? { backends: [createIptablesBackend(run, options.now)] } : { backends: [] };
+    const iptables = () => createIptablesBackend(run, options.now, options.filterEmpty);
+    if (options.filterEmpty !== undefined && (await options.filterEmpty())) return { backends: [iptables()] };
+    return (await probeIptables(run)).ok ? { backends: [iptables()] } : { backends: [] };
   }
   const binary = processExecutor(run);
   const nftProbe = await probeNft(binary);

@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import { runtimeError, DomainwallError } from "../../src/errors.ts";
-import { selectBackend } from "../../src/backends/select.ts";
+import { otherBackends, selectBackend } from "../../src/backends/select.ts";
 import type { BackendChoice } from "../../src/config/options.ts";
 import { settingOf } from "../../src/config/settings.ts";
 import { parseConfig } from "../../src/config/config.ts";
@@ -122,4 +122,28 @@ test("the choice is validated", () => {
   expect(choice()).toBe("auto");
   expect(choice("DOMAINWALL_BACKEND", "iptables-legacy")).toBe("iptables-legacy");
   expect(() => choice("--backend", "ipset")).toThrow('--backend: "ipset" must be one of auto, nft, iptables-legacy');
+});
+
+test("beside nft, iptables-legacy is listed without running a tool when the kernel says its filter tables are empty; its snapshot asks again", async () => {
+  const { run, calls } = fakeRun();
+  let empty = true;
+  const other = await otherBackends("nft", run, { inProcessNft: () => undefined, filterEmpty: async () => empty });
+  expect(other.backends.map((b) => b.name)).toEqual(["iptables-legacy"]);
+  expect(await other.backends[0]?.snapshot()).toBeUndefined();
+  expect(calls).toEqual([]);
+  empty = false; // something was loaded meanwhile (before the caller took the lock): the tools read it
+  await other.backends[0]?.snapshot();
+  expect(calls.map((c) => c.command)).toEqual(["iptables-legacy-save", "ip6tables-legacy-save"]);
+});
+
+test.each([
+  { name: "holding something", filterEmpty: async () => false },
+  { name: "not told", filterEmpty: undefined },
+])("beside nft, with the kernel's filter tables $name, the iptables-legacy tools are probed as before", async ({ filterEmpty }) => {
+  const works = fakeRun();
+  const found = await otherBackends("nft", works.run, { inProcessNft: () => undefined, ...(filterEmpty && { filterEmpty }) });
+  expect(found.backends.map((b) => b.name)).toEqual(["iptables-legacy"]);
+  expect(works.calls.map((c) => `${c.command} ${c.args.join(" ")}`)).toEqual(["iptables-legacy-save -t filter", "ip6tables-legacy-save -t filter"]);
+  const missing = fakeRun(machine({ nft: "ok", iptables: "missing" }));
+  expect((await otherBackends("nft", missing.run, { inProcessNft: () => undefined, ...(filterEmpty && { filterEmpty }) })).backends).toEqual([]);
 });

@@ -343,6 +343,8 @@ async function runWatch(argv: string[], options: { records?: Records; nft?: (cal
   const log = sink();
   const served: { address?: unknown; handle?: (request: Request) => Promise<Response>; stopped: boolean } = { stopped: false };
   const world: World = {
+    // The iptables-legacy tools decide, as where the kernel cannot be asked.
+    legacyFilterEmpty: async () => false,
     argv,
     env: {},
     stdout: async () => {},
