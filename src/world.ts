@@ -80,6 +80,11 @@ export interface World {
    * (src/backends/iptables/kernel.ts): nothing of ours is there. False when it cannot tell.
    */
   readonly legacyFilterEmpty: () => Promise<boolean>;
+  /**
+   * Give JavaScriptCore its normal tier-up policy. The compiled binary starts with a reluctant one
+   * (scripts/build.ts) that suits one-shot commands; `watch` runs on, so it calls this first.
+   */
+  readonly normalJit: () => void;
 }
 
 
@@ -237,6 +242,7 @@ export function realWorld(): World {
     lock: (name, command, waitMs) => acquireLock(name, { pid: process.pid, command }, { waitMs, now: () => performance.now(), sleep: (ms) => Bun.sleep(ms) }),
     lockHolder: (name) => holderOf(name),
     legacyFilterEmpty: () => legacyFilterEmpty({ readFile: world.readFile, filterInfo }),
+    normalJit: () => Bun.unsafe.setJITPolicy(1),
   };
   return world;
 }

@@ -77,6 +77,7 @@ async function runMain(
     inProcessNft: () => undefined,
     // The iptables-legacy tools decide, as where the kernel cannot be asked (kernel.ts has its own tests).
     legacyFilterEmpty: async () => false,
+    normalJit: () => {},
     pid: 4242,
     processAlive: (pid) => pid === 4242, // this process; any other PID has gone
     ...locks,
