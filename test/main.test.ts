@@ -52,6 +52,7 @@ async function runMain(
     env,
     stdout: async (text) => void (stdout += text),
     stderr: sink,
+    writeStderr: (text) => void (stderr += text),
     run,
     nft: () => ({ executor: processExecutor(run), reason: "nft transactions run the nft binary: a fake" }),
     lookup,

@@ -352,6 +352,7 @@ async function runWatch(argv: string[], options: { records?: Records; nft?: (cal
     env: {},
     stdout: async () => {},
     stderr: log.stream,
+    writeStderr: (text) => void log.stream.write(text),
     run,
     nft: () => ({ executor: processExecutor(run), reason: "nft transactions run the nft binary: a fake" }),
     lookup: fakeDns(options.records ?? { "api.example": { 4: ["203.0.113.10"], ttl: 30 } }).lookup,
