@@ -32,14 +32,31 @@ const address = (name: string) => `\0${name}`;
 
 type Listener = ReturnType<typeof Bun.listen>;
 
+/** How long the holder keeps a connection open after answering, for an asker that reads until the end (an older domainwall). */
+const ANSWER_OPEN_SECONDS = 1;
+
 /**
  * Binds the name: the listener, or undefined when someone holds it. Bun's own sockets, not
  * node:net, whose streams cost every run about 5 ms of start-up (measured in the compiled binary).
+ * The answer is written and the connection left open (the asker closes it after the line, or it
+ * times out): a connection the holder closes at once can reach Bun.connect as a failed connect
+ * (ECONNRESET, measured), and the asker would lose the answer.
  */
 function bind(name: string, self: Holder): Listener | undefined {
   const answer = `${JSON.stringify({ pid: self.pid, command: self.command })}\n`;
   try {
-    const listener = Bun.listen({ unix: address(name), socket: { open: (socket) => void socket.end(answer), data: () => {}, error: () => {} } });
+    const listener = Bun.listen({
+      unix: address(name),
+      socket: {
+        open: (socket) => {
+          socket.write(answer);
+          socket.timeout(ANSWER_OPEN_SECONDS);
+        },
+        timeout: (socket) => void socket.end(),
+        data: () => {},
+        error: () => {},
+      },
+    });
     listener.unref(); // a held lock never keeps the process alive; its exit releases it
     return listener;
   } catch (error) {
@@ -62,35 +79,44 @@ function parseHolder(text: string): Holder | undefined {
 }
 
 /**
- * Who holds `name` in this network namespace: undefined when nobody does, `unknown` when its
- * holder does not answer with a pid and command within `timeoutMs`.
+ * Who holds `name` in this network namespace: undefined when nobody does (the connection is
+ * refused), `unknown` when its holder does not answer with a pid and command within `timeoutMs`,
+ * or the connection fails any other way (someone is bound there: an older domainwall closes right
+ * after its answer, which Bun.connect can report as a reset).
  */
 export function holderOf(name: string, timeoutMs = 1000): Promise<Holder | "unknown" | undefined> {
   return new Promise((resolve) => {
     let text = "";
-    let connected = false;
     let settled = false;
-    const settle = () => {
+    const settle = (holder: Holder | "unknown" | undefined) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      resolve(connected ? (parseHolder(text.trim()) ?? "unknown") : undefined);
+      resolve(holder);
     };
-    let socket: { terminate(): void } | undefined;
-    const timer = setTimeout(() => (socket?.terminate(), settle()), timeoutMs);
+    const answered = () => parseHolder(text.trim()) ?? "unknown";
+    let socket: { end(): void } | undefined;
+    const timer = setTimeout(() => (socket?.end(), settle(socket === undefined ? "unknown" : answered())), timeoutMs);
+    const failed = (error: unknown) => {
+      const code = (error as NodeJS.ErrnoException | undefined)?.code;
+      settle(code === "ECONNREFUSED" || code === "ENOENT" ? undefined : "unknown");
+    };
     Bun.connect({
       unix: address(name),
       socket: {
-        open: (opened) => void ((connected = true), (socket = opened)),
+        open: (opened) => void (socket = opened),
         data: (opened, data) => {
           text += data.toString();
-          if (text.length > 1000) opened.terminate();
+          if (text.includes("\n") || text.length > 1000) {
+            opened.end();
+            settle(answered());
+          }
         },
-        close: settle,
+        close: () => settle(answered()),
         error: () => {},
-        connectError: settle,
+        connectError: (_socket, error) => failed(error),
       },
-    }).catch(settle);
+    }).catch(failed);
   });
 }
 
