@@ -13,6 +13,8 @@ export interface Sample {
    * execs the program, so the PID is the program's), MiB; 0 when not sampled.
    */
   readonly selfPeakMiB: number;
+  /** CPU time (user + system) of the process and the children it waited for, ms: less disturbed by other load than wall time. */
+  readonly cpuMs: number;
 }
 
 export interface MeasureOptions {
@@ -57,7 +59,9 @@ export async function measure(argv: readonly string[], options: MeasureOptions =
   const code = await done;
   const wallMs = performance.now() - started;
   const [stdout, stderr] = await output;
-  return { code, stdout, stderr, wallMs, treePeakMiB: (child.resourceUsage()?.maxRSS ?? 0) / 2 ** 20, selfPeakMiB };
+  const usage = child.resourceUsage();
+  const cpuMs = usage === undefined ? Number.NaN : Number(usage.cpuTime.user + usage.cpuTime.system) / 1000;
+  return { code, stdout, stderr, wallMs, treePeakMiB: (usage?.maxRSS ?? 0) / 2 ** 20, selfPeakMiB, cpuMs };
 }
 
 /** Runs a command and throws with its output when it fails. */

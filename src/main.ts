@@ -15,7 +15,7 @@ import { suggestCommand } from "./commands/suggest.ts";
 import { watchCommand } from "./commands/watch.ts";
 import type { CommandConfig } from "./config/config.ts";
 import { DomainwallError, EXIT, exitCode } from "./errors.ts";
-import { createLogger, type Logger } from "./log.ts";
+import { createLogger, stderrSink, type Logger } from "./log.ts";
 import { messageOf } from "./messages.ts";
 import { VERSION } from "./version.ts";
 import type { World } from "./world.ts";
@@ -51,10 +51,10 @@ export async function main(world: World): Promise<number> {
     const invocation = parseCli(world.argv);
     if (invocation.kind === "version") return void (await world.stdout(`domainwall ${VERSION}\n`)), EXIT.ok;
     if (invocation.kind === "help") return void (await world.stdout(`${helpText(invocation.command)}\n`)), EXIT.ok;
-    if (invocation.kind === "usage") return void world.stderr.write(`no command given\n\n${helpText()}\n`), EXIT.usage;
+    if (invocation.kind === "usage") return void world.writeStderr(`no command given\n\n${helpText()}\n`), EXIT.usage;
     const { command, flags } = invocation;
     const logFormat = (await readSettings(world, command, flags)).settings.get("log-format");
-    log = createLogger(logFormat?.kind === "value" && logFormat.text === "json" ? "json" : "text", world.stderr);
+    log = createLogger(logFormat?.kind === "value" && logFormat.text === "json" ? "json" : "text", stderrSink(world));
     const logger = log;
     const { config, warnings } = await loadConfig(world, command, flags, { problems: invocation.problems, args: invocation.args });
     for (const warning of warnings) logger.warn(warning);
@@ -62,16 +62,16 @@ export async function main(world: World): Promise<number> {
     let chosen: Promise<Backend> | undefined;
     const nft = () => world.nft().executor;
     const backend = () =>
-      (chosen ??= selectBackend(config.command === "confirm" ? "auto" : config.backend, { run: world.run, nft }, { probe, now: world.now }).then((selected) => {
+      (chosen ??= selectBackend(config.command === "confirm" ? "auto" : config.backend, { run: world.run, nft, filterEmpty: world.legacyFilterEmpty }, { probe, now: world.now }).then((selected) => {
         if (probe) logger.info(`backend ${selected.backend.name} (${selected.reason})`);
         if (probe && selected.backend.name === "nft") logger.info(world.nft().reason);
         return selected.backend;
       }));
     let found: ReturnType<Context["others"]> | undefined;
-    const others = () => (found ??= backend().then((chosen) => otherBackends(chosen.name, world.run, { inProcessNft: world.inProcessNft, now: world.now })));
+    const others = () => (found ??= backend().then((chosen) => otherBackends(chosen.name, world.run, { inProcessNft: world.inProcessNft, now: world.now, filterEmpty: world.legacyFilterEmpty })));
     return (await dispatch({ world, log: logger, backend, others, reread: () => loadConfig(world, command, flags) }, config)) ?? EXIT.ok;
   } catch (error) {
-    log ??= createLogger("text", world.stderr);
+    log ??= createLogger("text", stderrSink(world));
     if (error instanceof DomainwallError) log.error(error.message);
     else log.error(`unexpected failure: ${error instanceof Error ? (error.stack ?? error.message) : messageOf(error)}`);
     return exitCode(error);

@@ -1,9 +1,10 @@
-import { realpathSync, watch } from "node:fs";
+import { realpathSync, watch, writeSync } from "node:fs";
 import { mkdir, readFile, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import { createNftExecutor, type ChosenExecutor } from "./backends/nft/choose-executor.ts";
 import type { ListenAddress } from "./config/values.ts";
 import { acquireLock, holderOf, type Acquired, type Holder } from "./backends/lock.ts";
+import { filterInfo, legacyFilterEmpty } from "./backends/iptables/kernel.ts";
 import { guardedLookup } from "./dns/lookup.ts";
 import type { Lookup } from "./dns/resolve.ts";
 import { runProcess, type Run } from "./run.ts";
@@ -18,7 +19,14 @@ export interface World {
   readonly env: Record<string, string | undefined>;
   /** Resolves once the text is written (a render can be megabytes and the process exits right after). */
   readonly stdout: (text: string) => Promise<unknown>;
+  /** The stderr stream, for the text logger; made on first use (see writeStderr). */
   readonly stderr: NodeJS.WriteStream;
+  /**
+   * Writes text to stderr at once and in order, without the process.stderr stream: making that
+   * stream costs every run several ms in the compiled binary (~19 ms for an empty program) and
+   * makes fd 2 non-blocking. JSON logs and the usage message go here; nothing written here throws.
+   */
+  readonly writeStderr: (text: string) => void;
   readonly run: Run;
   /**
    * This process's one nft executor (libnftables in process, else the `nft` binary through `run`)
@@ -74,6 +82,16 @@ export interface World {
   readonly lock: (name: string, command: string, waitMs: number) => Promise<Acquired>;
   /** Who holds a namespace lock now; undefined when nobody does. */
   readonly lockHolder: (name: string) => Promise<Holder | "unknown" | undefined>;
+  /**
+   * True when the kernel says both families' iptables-legacy filter tables are absent or empty
+   * (src/backends/iptables/kernel.ts): nothing of ours is there. False when it cannot tell.
+   */
+  readonly legacyFilterEmpty: () => Promise<boolean>;
+  /**
+   * Give JavaScriptCore its normal tier-up policy. The compiled binary starts with a reluctant one
+   * (scripts/build.ts) that suits one-shot commands; `watch` runs on, so it calls this first.
+   */
+  readonly normalJit: () => void;
 }
 
 
@@ -171,17 +189,35 @@ const processStats: World["processStats"] = () => {
   };
 };
 
+/**
+ * World.writeStderr: blocking writes to fd 2 until all of it is out. Where fd 2 is non-blocking
+ * anyway (shared with a process that made it so: EAGAIN), the rest goes through the stream; any
+ * other failure (a closed pipe) loses the text, as a stream would, and never ends the command.
+ */
+function writeStderr(text: string): void {
+  const bytes = Buffer.from(text, "utf8");
+  let written = 0;
+  try {
+    while (written < bytes.length) written += writeSync(2, bytes, written);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EAGAIN") process.stderr.write(bytes.subarray(written));
+  }
+}
+
 /** The real world: process, files, DNS, child processes. The only module that touches them (main's entry passes it in). */
 export function realWorld(): World {
   let nft: ChosenExecutor | undefined;
   /** One nft executor per process: commands, the DNS proxy's admissions and the other-backend checks share it. */
   const nftOnce = () => (nft ??= createNftExecutor({ run: runProcess, env: process.env }));
   const setTimer = realSetTimer;
-  return {
+  const world: World = {
     argv: process.argv.slice(2),
     env: process.env,
     stdout: (text) => Bun.write(Bun.stdout, text),
-    stderr: process.stderr,
+    get stderr() {
+      return process.stderr;
+    },
+    writeStderr,
     run: runProcess,
     nft: nftOnce,
     lookup: guardedLookup({ setTimer }),
@@ -230,5 +266,8 @@ export function realWorld(): World {
     },
     lock: (name, command, waitMs) => acquireLock(name, { pid: process.pid, command }, { waitMs, now: () => performance.now(), sleep: (ms) => Bun.sleep(ms) }),
     lockHolder: (name) => holderOf(name),
+    legacyFilterEmpty: () => legacyFilterEmpty({ readFile: world.readFile, filterInfo }),
+    normalJit: () => Bun.unsafe.setJITPolicy(1),
   };
+  return world;
 }

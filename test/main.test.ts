@@ -42,7 +42,7 @@ async function runMain(
   let stdout = "";
   let stderr = "";
   const sink = new Writable({ write: (chunk, _enc, done) => ((stderr += chunk.toString()), done()) }) as unknown as NodeJS.WriteStream;
-  // `--backend auto` first asks the kernel to check a probe transaction: it succeeds here (nft works);
+  // `--backend auto` first asks the kernel (a read, see isBackendProbe): it succeeds here (nft works);
   // the backend selection has its own tests.
   const respond = typeof nft === "function" ? nft : () => nft;
   const isIptables = (call: RunCall) => /ip6?tables-legacy/.test(call.command);
@@ -52,6 +52,7 @@ async function runMain(
     env,
     stdout: async (text) => void (stdout += text),
     stderr: sink,
+    writeStderr: (text) => void (stderr += text),
     run,
     nft: () => ({ executor: processExecutor(run), reason: "nft transactions run the nft binary: a fake" }),
     lookup,
@@ -75,6 +76,9 @@ async function runMain(
     switchGroup: () => ({ ok: false, reason: "not in unit tests" }),
     nftExecutor: () => ({ name: "nft", run: async () => ({ code: 1, stdout: "", stderr: "not in unit tests" }) }),
     inProcessNft: () => undefined,
+    // The iptables-legacy tools decide, as where the kernel cannot be asked (kernel.ts has its own tests).
+    legacyFilterEmpty: async () => false,
+    normalJit: () => {},
     pid: 4242,
     processAlive: (pid) => pid === 4242, // this process; any other PID has gone
     ...locks,
@@ -134,7 +138,7 @@ describe("main", () => {
       expect(stderr.split("nft transactions run in process through libnftables.so.1")).toHaveLength(2);
     }
     expect(made).toBeGreaterThanOrEqual(3);
-    expect(scripts.filter((s) => s === "table inet domainwall_probe\n")).toHaveLength(3);
+    expect(scripts.filter((s) => s === "list tables\n")).toHaveLength(3);
     expect(scripts.some((s) => s.includes("203.0.113.10, # api.example"))).toBe(true);
     expect(scripts).toContain("-j list table inet domainwall");
     expect(scripts).toContain("table inet domainwall\ndelete table inet domainwall\n");
@@ -910,6 +914,17 @@ describe("main", () => {
       expect(stderr).toMatch(/\[error\] port 2222 has an established inbound connection \(from 192\.0\.2\.9\), likely the session you are using.*--confirm-within/);
       expect(stderr).toMatch(/\[warn\] TCP port 22 is listening, but --ports 3000 does not list it/);
       expect(stderr).not.toContain("port 3000 is listening");
+    });
+
+    test("the sockets are read only when --ports filters inbound (each read walks the kernel's socket tables: about 4 ms)", async () => {
+      for (const [ports, expected] of [[undefined, []], ["3000", ["/proc/net/tcp", "/proc/net/tcp6"]]] as const) {
+        const read: string[] = [];
+        const { code } = await runMain(["apply"], { hosts_csv: "api.example", ...(ports && { listening_ports_csv: ports }) }, {}, files(), undefined, (world) => ({
+          readFile: (path) => (read.push(path), world.readFile(path)),
+        }));
+        expect(code).toBe(0);
+        expect(read.filter((path) => path.startsWith("/proc/net/tcp"))).toEqual([...expected]);
+      }
     });
 
     test("nothing when --ports lists them, or inbound is left untouched", async () => {

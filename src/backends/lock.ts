@@ -1,5 +1,3 @@
-import { connect, createServer, type Server } from "node:net";
-
 /**
  * Locks scoped to the network namespace — the resource every command that changes the kernel
  * shares. Each is an abstract unix socket (`\0NAME`): Linux scopes abstract names to the network
@@ -32,20 +30,39 @@ export interface AcquireOptions {
 
 const address = (name: string) => `\0${name}`;
 
-/** Binds the name: the server, or undefined when someone holds it. */
-function bind(name: string, self: Holder): Promise<Server | undefined> {
+type Listener = ReturnType<typeof Bun.listen>;
+
+/** How long the holder keeps a connection open after answering, for an asker that reads until the end (an older domainwall). */
+const ANSWER_OPEN_SECONDS = 1;
+
+/**
+ * Binds the name: the listener, or undefined when someone holds it. Bun's own sockets, not
+ * node:net, whose streams cost every run about 5 ms of start-up (measured in the compiled binary).
+ * The answer is written and the connection left open (the asker closes it after the line, or it
+ * times out): a connection the holder closes at once can reach Bun.connect as a failed connect
+ * (ECONNRESET, measured), and the asker would lose the answer.
+ */
+function bind(name: string, self: Holder): Listener | undefined {
   const answer = `${JSON.stringify({ pid: self.pid, command: self.command })}\n`;
-  const server = createServer((socket) => {
-    socket.on("error", () => {});
-    socket.end(answer);
-  });
-  return new Promise((resolve, reject) => {
-    server.once("error", (error: NodeJS.ErrnoException) => (error.code === "EADDRINUSE" ? resolve(undefined) : reject(error)));
-    server.listen(address(name), () => {
-      server.unref(); // a held lock never keeps the process alive; its exit releases it
-      resolve(server);
+  try {
+    const listener = Bun.listen({
+      unix: address(name),
+      socket: {
+        open: (socket) => {
+          socket.write(answer);
+          socket.timeout(ANSWER_OPEN_SECONDS);
+        },
+        timeout: (socket) => void socket.end(),
+        data: () => {},
+        error: () => {},
+      },
     });
-  });
+    listener.unref(); // a held lock never keeps the process alive; its exit releases it
+    return listener;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") return undefined;
+    throw error;
+  }
 }
 
 /** The holder's answer, validated: it comes from another process. */
@@ -62,25 +79,44 @@ function parseHolder(text: string): Holder | undefined {
 }
 
 /**
- * Who holds `name` in this network namespace: undefined when nobody does, `unknown` when its
- * holder does not answer with a pid and command within `timeoutMs`.
+ * Who holds `name` in this network namespace: undefined when nobody does (the connection is
+ * refused), `unknown` when its holder does not answer with a pid and command within `timeoutMs`,
+ * or the connection fails any other way (someone is bound there: an older domainwall closes right
+ * after its answer, which Bun.connect can report as a reset).
  */
 export function holderOf(name: string, timeoutMs = 1000): Promise<Holder | "unknown" | undefined> {
   return new Promise((resolve) => {
-    const socket = connect(address(name));
     let text = "";
-    let connected = false;
-    const timer = setTimeout(() => socket.destroy(), timeoutMs);
-    socket.on("connect", () => (connected = true));
-    socket.on("data", (data) => {
-      text += data.toString();
-      if (text.length > 1000) socket.destroy();
-    });
-    socket.on("error", () => {});
-    socket.on("close", () => {
+    let settled = false;
+    const settle = (holder: Holder | "unknown" | undefined) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
-      resolve(connected ? (parseHolder(text.trim()) ?? "unknown") : undefined);
-    });
+      resolve(holder);
+    };
+    const answered = () => parseHolder(text.trim()) ?? "unknown";
+    let socket: { end(): void } | undefined;
+    const timer = setTimeout(() => (socket?.end(), settle(socket === undefined ? "unknown" : answered())), timeoutMs);
+    const failed = (error: unknown) => {
+      const code = (error as NodeJS.ErrnoException | undefined)?.code;
+      settle(code === "ECONNREFUSED" || code === "ENOENT" ? undefined : "unknown");
+    };
+    Bun.connect({
+      unix: address(name),
+      socket: {
+        open: (opened) => void (socket = opened),
+        data: (opened, data) => {
+          text += data.toString();
+          if (text.includes("\n") || text.length > 1000) {
+            opened.end();
+            settle(answered());
+          }
+        },
+        close: () => settle(answered()),
+        error: () => {},
+        connectError: (_socket, error) => failed(error),
+      },
+    }).catch(failed);
   });
 }
 
@@ -93,14 +129,14 @@ export async function acquireLock(name: string, self: Holder, options: AcquireOp
   const sleep = options.sleep ?? ((ms: number) => Bun.sleep(ms));
   const deadline = now() + options.waitMs;
   for (;;) {
-    const server = await bind(name, self);
-    if (server !== undefined) return { ok: true, release: () => void server.close() };
+    const listener = bind(name, self);
+    if (listener !== undefined) return { ok: true, release: () => listener.stop(true) };
     if (now() >= deadline) {
       const holder = await holderOf(name);
       // Freed between the bind and the question: try once more rather than name nobody.
       if (holder === undefined) {
-        const late = await bind(name, self);
-        if (late !== undefined) return { ok: true, release: () => void late.close() };
+        const late = bind(name, self);
+        if (late !== undefined) return { ok: true, release: () => late.stop(true) };
       }
       return { ok: false, holder };
     }

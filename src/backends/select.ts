@@ -10,6 +10,13 @@ import type { Run } from "../run.ts";
 
 /** A transaction the kernel checks and never commits: does nf_tables work in this namespace? */
 const NFT_PROBE = "table inet domainwall_probe\n";
+/**
+ * The same question, read-only: nfnetlink answers any nf_tables message only with CAP_NET_ADMIN
+ * in this namespace, and only when nf_tables is there. Asked first because it is cheap: the kernel
+ * ends a checked transaction by aborting it, and an abort waits for an RCU grace period (10–20 ms
+ * measured here, blocking this process when libnftables runs in it), a read does not (0.2 ms).
+ */
+const NFT_READ_PROBE = "list tables\n";
 
 type Probe = { ok: true } | { ok: false; why: string };
 
@@ -22,8 +29,17 @@ async function probe(run: Run, command: string, args: string[], stdin?: string):
   }
 }
 
-/** The probe through the executor nft transactions will use (libnftables in process, or the nft binary). */
+/**
+ * The probe through the executor nft transactions will use (libnftables in process, or the nft
+ * binary): the read first; when it fails, the checked transaction decides and its refusal is the
+ * one named.
+ */
 async function probeNft(executor: NftExecutor): Promise<Probe> {
+  try {
+    if ((await executor.run(NFT_READ_PROBE)).code === 0) return { ok: true };
+  } catch {
+    // the checked transaction below says why
+  }
   try {
     const result = await executor.run(NFT_PROBE, { check: true });
     return result.code === 0 ? { ok: true } : { ok: false, why: `${executor.name === "nft" ? "nft --check -f -" : "libnftables --check"}: ${result.stderr.trim() || `exit ${result.code}`}` };
@@ -45,13 +61,13 @@ async function probeIptables(run: Run): Promise<Probe> {
  */
 export async function selectBackend(
   choice: BackendChoice,
-  tools: { readonly run: Run; readonly nft: () => NftExecutor },
+  tools: { readonly run: Run; readonly nft: () => NftExecutor; readonly filterEmpty?: () => Promise<boolean> },
   options: { probe: boolean; now?: () => number },
 ): Promise<{ backend: Backend; reason: string }> {
   const { run } = tools;
   // The nft executor is made (libnftables loaded) only when nft is probed or chosen.
   const nft = (reason: string) => ({ backend: createNftBackend(tools.nft(), options.now), reason });
-  const iptables = (reason: string) => ({ backend: createIptablesBackend(run, options.now), reason });
+  const iptables = (reason: string) => ({ backend: createIptablesBackend(run, options.now, tools.filterEmpty), reason });
   if (!options.probe) return choice === "iptables-legacy" ? iptables("requested") : nft(choice === "nft" ? "requested" : "render shows nft unless --backend says otherwise");
   if (choice === "nft") {
     const result = await probeNft(tools.nft());
@@ -82,15 +98,21 @@ export interface OtherBackends {
  * domainwall's rules in each, and `apply` removes the others' after loading its own, so two
  * policies are never left loaded. nft without the `nft` binary is reached through libnftables
  * in process when the library loads (`inProcessNft`), so a table it loaded is still seen.
+ *
+ * Beside nft, when the kernel says iptables-legacy's filter tables are empty or absent
+ * (`filterEmpty`, src/backends/iptables/kernel.ts), nothing of ours is there and its tools are not
+ * run; it is listed all the same, and its snapshot, status and remove ask the kernel again (under
+ * the caller's lock), so rules loaded meanwhile are still found.
  */
 export async function otherBackends(
   chosen: Backend["name"],
   run: Run,
-  options: { inProcessNft: () => NftExecutor | undefined; now?: () => number },
+  options: { inProcessNft: () => NftExecutor | undefined; now?: () => number; filterEmpty?: () => Promise<boolean> },
 ): Promise<OtherBackends> {
   if (chosen === "nft") {
-    const iptables = await probeIptables(run);
-    return iptables.ok ? { backends: [createIptablesBackend(run, options.now)] } : { backends: [] };
+    const iptables = () => createIptablesBackend(run, options.now, options.filterEmpty);
+    if (options.filterEmpty !== undefined && (await options.filterEmpty())) return { backends: [iptables()] };
+    return (await probeIptables(run)).ok ? { backends: [iptables()] } : { backends: [] };
   }
   const binary = processExecutor(run);
   const nftProbe = await probeNft(binary);

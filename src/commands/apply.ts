@@ -30,7 +30,8 @@ export const AUDIT_WARNING = "audit mode: the firewall is NOT enforcing; what th
 export async function loadPolicy({ world, log, others: othersHere }: Context, backend: Backend, built: PreparedPolicy, confirmWithinMs: number | undefined, command: "apply" | "watch" = "apply", carryOver?: ProxyCarryOver): Promise<void> {
   const lock = { command, besideWatch: command === "watch" ? "allow" : "refuse" } as const;
   if (built.config.ports.length === 0) log.info("no listening ports given: inbound traffic is left untouched");
-  for (const warning of portWarnings(await namespaceSockets(world), built.config.ports)) (warning.loud ? log.error : log.warn)(warning.text);
+  // Only when inbound is filtered: with no --ports there is nothing to warn about, and each read walks the kernel's socket tables.
+  if (built.config.ports.length > 0) for (const warning of portWarnings(await namespaceSockets(world), built.config.ports)) (warning.loud ? log.error : log.warn)(warning.text);
   const others = await othersHere();
   if (others.unseen !== undefined) log.warn(`cannot check ${others.unseen} for a domainwall policy loaded there: if one is, it stays loaded beside this one`);
   if (!built.config.forward) {

@@ -29,6 +29,7 @@ import { carryingBackend, startProxyRuntime, upstreamsOf, type ProxyReport, type
  */
 export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Promise<void> {
   const { world, log } = ctx;
+  world.normalJit(); // a long-running process: the JIT as usual (the DNS proxy's and the loop's hot paths)
   const options = config.watch;
   const marker = await world.lock(WATCH_MARKER, "watch", 0);
   if (!marker.ok) throw runtimeError(`another domainwall watch is running in this network namespace: ${describeHolder(marker.holder)}; nothing was changed`);

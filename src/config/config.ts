@@ -207,17 +207,20 @@ export function parseConfig<C extends Command>(settings: Settings, command: C, i
  */
 function portsByName(named: readonly { name: string; raw: string; ports?: PortRange }[], from: string, warnings: string[]): { names: string[]; hostPorts: Map<string, PortRange[]> } {
   const ports = new Map<string, Map<string, PortRange> | "every">();
-  for (const { name, ports: range } of named) {
+  /** Each name's entries written with ports, in order (one pass: 300 names, 300 filters each, cost ms). */
+  const specs = new Map<string, string[]>();
+  for (const { name, raw, ports: range } of named) {
     const known = ports.get(name);
     if (range === undefined) ports.set(name, "every");
     else if (known === undefined) ports.set(name, new Map([[formatPortRange(range), range]]));
     else if (known !== "every") known.set(formatPortRange(range), range);
+    if (range !== undefined) specs.set(name, [...(specs.get(name) ?? []), raw]);
   }
   const hostPorts = new Map<string, PortRange[]>();
   for (const [name, known] of ports) {
-    const specs = named.filter((n) => n.name === name && n.ports !== undefined);
-    if (known === "every" && specs.length > 0) {
-      warnings.push(`${from}: ${name} is listed both with ports (${specs.map((s) => show(s.raw)).join(", ")}) and without: every port of it is allowed`);
+    const written = specs.get(name);
+    if (known === "every" && written !== undefined) {
+      warnings.push(`${from}: ${name} is listed both with ports (${written.map(show).join(", ")}) and without: every port of it is allowed`);
     }
     if (known !== "every") hostPorts.set(name, [...known.values()].sort(comparePortRange));
   }

@@ -123,13 +123,16 @@ export async function resolveHosts(hosts: readonly string[], options: ResolveOpt
   const deadline = now() + options.deadlineMs;
   const limit = limiter(options.concurrency ?? 64);
 
-  const attempt = (host: string, family: Family, budgetMs: number): Promise<readonly Answer[]> => {
-    let cancel = () => {};
-    const timeout = new Promise<never>((_, reject) => {
-      cancel = setTimer(budgetMs, () => reject(new AttemptTimeout(`no answer within ${budgetMs} ms`)));
+  /** One lookup against its deadline: whichever comes first settles it (one promise, not a race of three). */
+  const attempt = (host: string, family: Family, budgetMs: number): Promise<readonly Answer[]> =>
+    new Promise((resolve, reject) => {
+      const answer = options.lookup(host, family); // a lookup that throws at once rejects here, before any timer
+      const cancel = setTimer(budgetMs, () => reject(new AttemptTimeout(`no answer within ${budgetMs} ms`)));
+      answer.then(
+        (answers) => (cancel(), resolve(answers)),
+        (error: unknown) => (cancel(), reject(error)),
+      );
     });
-    return Promise.race([options.lookup(host, family), timeout]).finally(() => cancel());
-  };
 
   const lookupFamily = async (host: string, family: Family): Promise<FamilyOutcome> => {
     let lastError = "";

@@ -59,14 +59,19 @@ const EMBEDDING_V4 = [
 
 /** The address to check: the IPv4 address an IPv4-mapped or NAT64 answer embeds, or the answer itself. */
 const checkedOf = (address: Cidr): Cidr => {
+  if (address.family !== 6) return address;
   const embedding = EMBEDDING_V4.find(({ range }) => contains(range, address));
   return embedding === undefined ? address : embeddedIpv4(address, embedding.length);
 };
 
+/** FORBIDDEN_FROM_DNS by family: an answer is checked against its own family's ranges only (it runs for every answer). */
+const FORBIDDEN_BY_FAMILY = { 4: FORBIDDEN_FROM_DNS.filter((r) => r.cidr.family === 4), 6: FORBIDDEN_FROM_DNS.filter((r) => r.cidr.family === 6) } as const;
+
 /** Why DNS may not open `address` (a full-length CIDR), or undefined when it may. */
 export function forbiddenReason(address: Cidr): string | undefined {
   const checked = checkedOf(address);
-  return FORBIDDEN_FROM_DNS.find((range) => contains(range.cidr, checked))?.what;
+  for (const range of FORBIDDEN_BY_FAMILY[checked.family]) if (contains(range.cidr, checked)) return range.what;
+  return undefined;
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { Config } from "../config/config.ts";
 import { resolveError } from "../errors.ts";
-import { compareCidr, contains, makeCidr, parseAddress, sortByCidr, type Cidr, type Family } from "../net/ip.ts";
+import { compareCidr, contains, parseCidr, sortByCidr, type Cidr, type Family } from "../net/ip.ts";
 import { forbiddenReason, privateReason, resolverNetworks, underDomain } from "./forbidden.ts";
 import type { HostResolution } from "../dns/resolve.ts";
 import { portElements, type PortElement, type PortEntry } from "./ports.ts";
@@ -105,6 +105,15 @@ export function refusedFromDns(address: Cidr, allow: Config["allow"]): string | 
   return reason !== undefined && !allow.some((allowed) => contains(allowed.cidr, address)) ? reason : undefined;
 }
 
+/**
+ * A DNS answer as a full-length CIDR: an address and nothing else (no `/prefix`), strictly parsed.
+ * Its text is kept when it already is canonical (nearly every answer), not printed again.
+ */
+const parseAnswer = (text: string): Cidr | undefined => {
+  const parsed = text.includes("/") ? undefined : parseCidr(text);
+  return parsed?.ok ? parsed.cidr : undefined;
+};
+
 interface Entry {
   readonly cidr: Cidr;
   readonly source: string;
@@ -208,12 +217,11 @@ export function buildPolicy(config: Config, names: readonly NameAddresses[], res
   for (const resolution of names) {
     const ports = config.hostPorts.get(resolution.host);
     for (const answer of resolution.addresses) {
-      const parsed = parseAddress(answer.address);
-      if (parsed === undefined || parsed.family !== answer.family) {
+      const address = parseAnswer(answer.address);
+      if (address === undefined || address.family !== answer.family) {
         warnings.push(`${resolution.host}: ignoring malformed DNS answer ${JSON.stringify(answer.address)}`);
         continue;
       }
-      const address = makeCidr(parsed.family, parsed.words, parsed.family === 4 ? 32 : 128);
       const reason = refusedFromDns(address, config.allow);
       if (reason !== undefined) {
         warnings.push(`${resolution.host}: not allowing ${address.text} (${reason}) from DNS; list it in --allow to permit it`);

@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import { runtimeError, DomainwallError } from "../../src/errors.ts";
-import { selectBackend } from "../../src/backends/select.ts";
+import { otherBackends, selectBackend } from "../../src/backends/select.ts";
 import type { BackendChoice } from "../../src/config/options.ts";
 import { settingOf } from "../../src/config/settings.ts";
 import { parseConfig } from "../../src/config/config.ts";
@@ -37,7 +37,8 @@ test.each([
   const selected = await selectBackend(choice, binary(run).tools, { probe: true });
   expect(selected.backend.name as string).toBe(backend);
   expect(selected.reason).toContain(reason);
-  if (choice !== "iptables-legacy") expect(calls[0]).toEqual({ command: "nft", args: ["--check", "-f", "-"], stdin: "table inet domainwall_probe\n" });
+  // nft is asked first, and with a read: a checked transaction costs the kernel an RCU grace period.
+  if (choice !== "iptables-legacy") expect(calls[0]).toEqual({ command: "nft", args: ["-f", "-"], stdin: "list tables\n" });
 });
 
 test.each([
@@ -81,7 +82,7 @@ test("the nft probe and every later transaction go through the executor it is gi
   expect(reason).toBe("auto: nft works in this network namespace");
   await backend.remove();
   expect(runs).toEqual([
-    { script: "table inet domainwall_probe\n", check: true },
+    { script: "list tables\n", check: false },
     { script: "table inet domainwall\ndelete table inet domainwall\n", check: false },
   ]);
   expect(calls).toEqual([]);
@@ -100,10 +101,49 @@ test.each([
   expect((explicit as Error).message).toBe(`--backend nft does not work here: ${why}`);
 });
 
+test.each([
+  { name: "refused", read: { code: 1, stderr: "Error: Could not process rule: Operation not permitted\n" } },
+  { name: "throws", read: new Error("libnftables: cannot open a netfilter netlink socket: EPERM") },
+])("when the read probe fails ($name), the checked transaction decides: it passes, nft is chosen", async ({ read }) => {
+  const { run } = fakeRun();
+  const { executor, runs } = inProcess((script) => (script === "list tables\n" ? read : { code: 0 }));
+  const { backend, reason } = await selectBackend("auto", { run, nft: () => executor }, { probe: true });
+  expect(backend.name).toBe("nft");
+  expect(reason).toBe("auto: nft works in this network namespace");
+  expect(runs).toEqual([
+    { script: "list tables\n", check: false },
+    { script: "table inet domainwall_probe\n", check: true },
+  ]);
+});
+
 test("the choice is validated", () => {
   const choice = (from?: string, value?: string) =>
     parseConfig(new Map(from === undefined ? [] : [["backend", settingOf("backend", from, value ?? "")]]), "remove").config.backend;
   expect(choice()).toBe("auto");
   expect(choice("DOMAINWALL_BACKEND", "iptables-legacy")).toBe("iptables-legacy");
   expect(() => choice("--backend", "ipset")).toThrow('--backend: "ipset" must be one of auto, nft, iptables-legacy');
+});
+
+test("beside nft, iptables-legacy is listed without running a tool when the kernel says its filter tables are empty; its snapshot asks again", async () => {
+  const { run, calls } = fakeRun();
+  let empty = true;
+  const other = await otherBackends("nft", run, { inProcessNft: () => undefined, filterEmpty: async () => empty });
+  expect(other.backends.map((b) => b.name)).toEqual(["iptables-legacy"]);
+  expect(await other.backends[0]?.snapshot()).toBeUndefined();
+  expect(calls).toEqual([]);
+  empty = false; // something was loaded meanwhile (before the caller took the lock): the tools read it
+  await other.backends[0]?.snapshot();
+  expect(calls.map((c) => c.command)).toEqual(["iptables-legacy-save", "ip6tables-legacy-save"]);
+});
+
+test.each([
+  { name: "holding something", filterEmpty: async () => false },
+  { name: "not told", filterEmpty: undefined },
+])("beside nft, with the kernel's filter tables $name, the iptables-legacy tools are probed as before", async ({ filterEmpty }) => {
+  const works = fakeRun();
+  const found = await otherBackends("nft", works.run, { inProcessNft: () => undefined, ...(filterEmpty && { filterEmpty }) });
+  expect(found.backends.map((b) => b.name)).toEqual(["iptables-legacy"]);
+  expect(works.calls.map((c) => `${c.command} ${c.args.join(" ")}`)).toEqual(["iptables-legacy-save -t filter", "ip6tables-legacy-save -t filter"]);
+  const missing = fakeRun(machine({ nft: "ok", iptables: "missing" }));
+  expect((await otherBackends("nft", missing.run, { inProcessNft: () => undefined, ...(filterEmpty && { filterEmpty }) })).backends).toEqual([]);
 });

@@ -85,6 +85,36 @@ describe("acquireLock (an abstract unix socket: scoped to the network namespace,
     first.release();
   });
 
+  test("an asker that holds a lock itself (apply, checking for a watch) sees the holder in another process every time", async () => {
+    const name = uniqueName();
+    const child = await holder(name, "watch");
+    const own = await acquireLock(uniqueName(), self, { waitMs: 0 });
+    if (!own.ok) throw new Error("not acquired");
+    try {
+      const seen = new Set<string>();
+      for (let i = 0; i < 100; i++) seen.add(JSON.stringify(await holderOf(name)));
+      expect([...seen]).toEqual([JSON.stringify({ pid: child.pid, command: "watch" })]);
+    } finally {
+      own.release();
+    }
+  });
+
+  test("a holder that answers and closes at once (an older domainwall, node:net) is never taken for nobody", async () => {
+    const name = uniqueName();
+    const { createServer } = await import("node:net");
+    const older = createServer((socket) => {
+      socket.on("error", () => {});
+      socket.end(`${JSON.stringify({ pid: 4321, command: "watch" })}\n`);
+    });
+    await new Promise<void>((resolve) => older.listen(`\0${name}`, resolve));
+    try {
+      const answers = await Promise.all(Array.from({ length: 50 }, () => holderOf(name)));
+      expect(answers.filter((a) => a === undefined)).toEqual([]);
+    } finally {
+      older.close();
+    }
+  });
+
   test("a holder that does not say who it is (another program on the name) is reported as unknown", async () => {
     const name = uniqueName();
     const { createServer } = await import("node:net");

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { compareCidr, contains, cidr, parseCidr } from "../../src/net/ip.ts";
+import { compareCidr, contains, cidr, makeCidr, parseCidr, sortByCidr, type Cidr } from "../../src/net/ip.ts";
 
 describe("parseCidr", () => {
   const accepted: { input: string; text: string; hostBitsSet?: boolean }[] = [
@@ -71,5 +71,27 @@ describe("contains and order", () => {
       "::1",
       "2001:db8::1",
     ]);
+  });
+});
+
+describe("sortByCidr: the order of compareCidr, stable, at any size", () => {
+  let seed = 7;
+  const random = (below: number) => Math.floor(((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31) * below);
+  /** Addresses and networks alike in some bytes and not others, duplicates included, both families. */
+  const entry = (i: number): { cidr: Cidr; i: number } => {
+    const kind = random(4);
+    if (kind === 0) return { cidr: makeCidr(4, [(0xcb007100 + random(4)) >>> 0], 30 + random(3)), i };
+    if (kind === 1) return { cidr: makeCidr(4, [random(2 ** 32)], 8 + random(25)), i };
+    if (kind === 2) return { cidr: makeCidr(6, [0x20010db8, 0xff0000, 0, random(3) * 65536 + random(3)], 126 + random(3)), i };
+    return { cidr: makeCidr(6, [random(2 ** 32), random(2 ** 32), random(2 ** 32), random(2 ** 32)], random(129)), i };
+  };
+  const expected = (items: { cidr: Cidr; i: number }[]) => [...items].sort((a, b) => compareCidr(a.cidr, b.cidr));
+
+  test.each([10, 255, 256, 300, 1_200, 5_000])("%i entries: shuffled, sorted, reversed, one family", (n) => {
+    const items = Array.from({ length: n }, (_, i) => entry(i));
+    const sorted = expected(items);
+    for (const input of [items, sorted, [...sorted].reverse(), items.filter((e) => e.cidr.family === 6)]) {
+      expect(sortByCidr(input, (e) => e.cidr).map((e) => e.i)).toEqual(expected(input).map((e) => e.i));
+    }
   });
 });

@@ -102,11 +102,25 @@ describe("buildPolicy", () => {
     { answer: { address: "203.0.113.1; drop", family: 4 as const } },
     { answer: { address: "2001:db8::1", family: 4 as const } },
     { answer: { address: "203.0.113.1\n}", family: 4 as const } },
+    { answer: { address: "203.0.113.0/24", family: 4 as const } },
+    { answer: { address: "2001:db8::/32", family: 6 as const } },
+    { answer: { address: "2001:db8::1/128", family: 6 as const } },
   ])("a malformed DNS answer $answer.address never reaches the policy", ({ answer }) => {
     const { policy, warnings } = buildPolicy(configWith(), [{ host: "x.example", status: "resolved", addresses: [{ ...answer, ttl: 1 }] }], []);
     expect(policy.allowV4).toEqual([]);
     expect(policy.allowV6).toEqual([]);
     expect(warnings[0]).toContain("malformed DNS answer");
+  });
+
+  test("an answer in another text form of an address is allowed as its canonical text", () => {
+    const answers = [
+      { address: "2001:DB8:0:0::0A", family: 6 as const, ttl: 1 },
+      { address: "2001:db8:0:0:1:0:0:1", family: 6 as const, ttl: 1 },
+      { address: "::ffff:192.0.2.1", family: 6 as const, ttl: 1 },
+    ];
+    const { policy, warnings } = buildPolicy(configWith(), [{ host: "x.example", status: "resolved", addresses: answers }], []);
+    expect(warnings).toEqual([]);
+    expect(texts(policy.allowV6)).toEqual(["::ffff:c000:201 # x.example", "2001:db8::a # x.example", "2001:db8::1:0:0:1 # x.example"]);
   });
 
   const failed: HostResolution = { host: "down.example", status: "failed", error: "DNS_ETIMEOUT", addresses: [{ address: "203.0.113.50", family: 4, ttl: 1 }] };

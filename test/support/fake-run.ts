@@ -20,5 +20,9 @@ export function fakeRun(respond: (call: RunCall) => Partial<RunResult> | Promise
   return { run, calls };
 }
 
-/** `--backend auto` asks the kernel to check this probe transaction before anything else. */
-export const isBackendProbe = (call: RunCall): boolean => call.args.includes("--check") && call.stdin === "table inet domainwall_probe\n";
+/**
+ * `--backend auto` asks the kernel before anything else: a read (`list tables`), and only when that
+ * fails, a checked probe transaction.
+ */
+export const isBackendProbe = (call: RunCall): boolean =>
+  call.command === "nft" && ((call.args.includes("--check") && call.stdin === "table inet domainwall_probe\n") || call.stdin === "list tables\n");

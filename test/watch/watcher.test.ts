@@ -331,6 +331,7 @@ async function runWatch(argv: string[], options: { records?: Records; nft?: (cal
   const events: string[] = [];
   const writes: { path: string; text: string; at: number }[] = [];
   const locks = fakeLocks(4242, options.held);
+  const jit: { events: number; locks: number }[] = [];
   const { run, calls: allCalls } = fakeRun((call) => {
     if (isBackendProbe(call)) {
       // nft works here; selection has its own tests
@@ -343,10 +344,15 @@ async function runWatch(argv: string[], options: { records?: Records; nft?: (cal
   const log = sink();
   const served: { address?: unknown; handle?: (request: Request) => Promise<Response>; stopped: boolean } = { stopped: false };
   const world: World = {
+    // The iptables-legacy tools decide, as where the kernel cannot be asked.
+    legacyFilterEmpty: async () => false,
+    // When it was called: how many events and locks had happened by then.
+    normalJit: () => void jit.push({ events: events.length, locks: locks.taken.length }),
     argv,
     env: {},
     stdout: async () => {},
     stderr: log.stream,
+    writeStderr: (text) => void log.stream.write(text),
     run,
     nft: () => ({ executor: processExecutor(run), reason: "nft transactions run the nft binary: a fake" }),
     lookup: fakeDns(options.records ?? { "api.example": { 4: ["203.0.113.10"], ttl: 30 } }).lookup,
@@ -388,7 +394,7 @@ async function runWatch(argv: string[], options: { records?: Records; nft?: (cal
     ...locks,
   };
   const code = await main(world);
-  return { code, calls: allCalls.filter((call) => !isBackendProbe(call) && !/ip6?tables-legacy/.test(call.command)), files, events, writes, served, log: log.out.text, now: () => clock, locks };
+  return { code, calls: allCalls.filter((call) => !isBackendProbe(call) && !/ip6?tables-legacy/.test(call.command)), files, events, writes, served, log: log.out.text, now: () => clock, locks, jit };
 }
 
 describe("domainwall watch", () => {
@@ -404,6 +410,12 @@ describe("domainwall watch", () => {
     expect(locks.taken[0]).toBe("domainwall-watch (watch)");
     expect(locks.taken.slice(1)).toEqual(calls.map(() => "domainwall-lock (watch)"));
     expect(locks.held.size).toBe(0); // released on the way out
+  });
+
+  test("gives the JIT its normal policy before anything else (the binary starts one-shot commands with a reluctant one)", async () => {
+    const { code, jit } = await runWatch(["watch", "--hosts", "api.example", "--min-ttl", "1"], { stopAt: 1_500 });
+    expect(code).toBe(0);
+    expect(jit).toEqual([{ events: 0, locks: 0 }]);
   });
 
   test("a second watch in the namespace exits 1 naming the first, and loads nothing", async () => {

@@ -48,8 +48,11 @@ type Saved = Record<Family, string>;
  * are put back to what they were, so a failure leaves both families as they were. Rollbacks (this
  * one and `restore`) also write only our chains and jumps: whatever other tools changed in the
  * table meanwhile stays.
+ *
+ * `filterEmpty`: true when the kernel says both families' filter tables are absent or empty
+ * (kernel.ts); snapshot, status and remove then know nothing of ours is loaded without a tool.
  */
-export function createIptablesBackend(run: Run, now: () => number = () => performance.now()): Backend {
+export function createIptablesBackend(run: Run, now: () => number = () => performance.now(), filterEmpty: () => Promise<boolean> = async () => false): Backend {
   const save = async (family: Family): Promise<string> => {
     const result = await run(TOOLS[family].save, ["-c", "-t", "filter"]);
     if (result.code !== 0) throw runtimeError(`${TOOLS[family].save} failed: ${result.stderr.trim()}`);
@@ -96,6 +99,7 @@ export function createIptablesBackend(run: Run, now: () => number = () => perfor
 
   /** Removing is restoring an empty part: our jumps and chains go, one commit per family that has any. */
   const remove = async () => {
+    if (await filterEmpty()) return;
     for (const family of FAMILIES) await restorePart(family, "");
   };
 
@@ -111,6 +115,7 @@ export function createIptablesBackend(run: Run, now: () => number = () => perfor
     updateSets: async (policy) => void (await apply(policy)),
     remove,
     async status(): Promise<Status> {
+      if (await filterEmpty()) return { loaded: false };
       const saved = await saveBoth();
       if (!FAMILIES.some((family) => parseIptablesState(saved[family]).outputChain)) return { loaded: false };
       const verdicts = FAMILIES.flatMap((family) => [
@@ -142,6 +147,7 @@ export function createIptablesBackend(run: Run, now: () => number = () => perfor
       };
     },
     async snapshot() {
+      if (await filterEmpty()) return undefined;
       const saved = await saveBoth();
       if (!FAMILIES.some((family) => parseIptablesState(saved[family]).outputChain)) return undefined;
       return { backend: "iptables-legacy", parts: { 4: ourPart(saved[4]), 6: ourPart(saved[6]) } };

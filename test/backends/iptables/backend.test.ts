@@ -202,6 +202,18 @@ describe("iptables-legacy backend", () => {
     expect(await createIptablesBackend(fakeRun(saves(EMPTY_SAVE, EMPTY_SAVE)).run).snapshot()).toBeUndefined();
   });
 
+  test("when the kernel says both filter tables are empty or absent, snapshot, status and remove run no tool; otherwise the tools decide", async () => {
+    const { run, calls } = fakeRun(saves(LOADED_SAVE, EMPTY_SAVE));
+    const empty = createIptablesBackend(run, undefined, async () => true);
+    expect(await empty.snapshot()).toBeUndefined();
+    expect(await empty.status()).toEqual({ loaded: false });
+    await empty.remove();
+    expect(calls).toEqual([]);
+    const notEmpty = createIptablesBackend(run, undefined, async () => false);
+    expect(await notEmpty.snapshot()).toEqual({ backend: "iptables-legacy", parts: { 4: ourPart(LOADED_SAVE), 6: "" } });
+    expect(summary(calls)).toEqual(["iptables-legacy-save -c -t filter", "ip6tables-legacy-save -c -t filter"]);
+  });
+
   test("restore puts our part back over the current table with --noflush --counters, leaving rules added since alone", async () => {
     let v4 = LOADED_SAVE;
     const { run, calls } = fakeRun((call) => saves(v4, EMPTY_SAVE)(call));
