@@ -35,22 +35,45 @@ const cidrText = (e: SetElement): string => e.cidr.text;
 /** `203.0.113.0/24 . tcp . 443`, `198.51.100.8 . udp . 8000-8100`: a port set's element. */
 const portText = (e: PortElement): string => `${e.cidr.text} . ${e.ports.protocol} . ${e.ports.first}${e.ports.last === e.ports.first ? "" : `-${e.ports.last}`}`;
 
-/** The sets of a policy: the every-port sets always, the port sets when some entry has ports. */
-function setsOf(policy: Policy): { name: string; type: string; merge: boolean; lines: (indent: string) => string; empty: boolean }[] {
-  const set = <E extends Pick<SetElement, "sources">>(name: string, type: string, merge: boolean, elements: readonly E[], text: (e: E) => string) => ({
+/** Whether a network is one address (/32, /128): those go to the hash sets (see `setsOf`). */
+const isAddress = (e: SetElement): boolean => e.cidr.prefix === (e.cidr.family === 4 ? 32 : 128);
+
+/** `elements` split into single addresses and wider networks, each in the order given. */
+function splitAddresses(elements: readonly SetElement[]): { addresses: SetElement[]; networks: SetElement[] } {
+  const addresses: SetElement[] = [];
+  const networks: SetElement[] = [];
+  for (const e of elements) (isAddress(e) ? addresses : networks).push(e);
+  return { addresses, networks };
+}
+
+/**
+ * The sets of a policy: the every-port sets always, the port sets when some entry has ports. Every
+ * port: single addresses (what names resolve to, most of an allow list) in plain hash sets
+ * (`allow_addr_v4`, `allow_addr_v6`), wider networks in interval sets (`allow_v4`, `allow_v6`). A
+ * hash set takes less of nft's and the kernel's time and memory to load than the two interval
+ * ends of each address, and a packet's lookup is one hash probe. An address inside a network of
+ * the interval set is in both: the same packets match either way.
+ */
+function setsOf(policy: Policy): { name: string; type: string; interval: boolean; merge: boolean; lines: (indent: string) => string; empty: boolean }[] {
+  const set = <E extends Pick<SetElement, "sources">>(name: string, type: string, interval: boolean, merge: boolean, elements: readonly E[], text: (e: E) => string) => ({
     name,
     type,
+    interval,
     merge,
     lines: (indent: string) => elementLines(elements, indent, text),
     empty: elements.length === 0,
   });
+  const v4 = splitAddresses(policy.allowV4);
+  const v6 = splitAddresses(policy.allowV6);
   return [
-    set("allow_v4", "ipv4_addr", true, policy.allowV4, cidrText),
-    set("allow_v6", "ipv6_addr", true, policy.allowV6, cidrText),
+    set("allow_addr_v4", "ipv4_addr", false, false, v4.addresses, cidrText),
+    set("allow_addr_v6", "ipv6_addr", false, false, v6.addresses, cidrText),
+    set("allow_v4", "ipv4_addr", true, true, v4.networks, cidrText),
+    set("allow_v6", "ipv6_addr", true, true, v6.networks, cidrText),
     ...(policy.allowPorts
       ? [
-          set("allow_ports_v4", "ipv4_addr . inet_proto . inet_service", false, policy.allowPorts.v4, portText),
-          set("allow_ports_v6", "ipv6_addr . inet_proto . inet_service", false, policy.allowPorts.v6, portText),
+          set("allow_ports_v4", "ipv4_addr . inet_proto . inet_service", true, false, policy.allowPorts.v4, portText),
+          set("allow_ports_v6", "ipv6_addr . inet_proto . inet_service", true, false, policy.allowPorts.v6, portText),
         ]
       : []),
   ];
@@ -60,12 +83,12 @@ function setsOf(policy: Policy): { name: string; type: string; merge: boolean; l
  * Interval sets hold CIDRs (and port ranges); auto-merge folds overlapping CIDRs that the kernel
  * would otherwise refuse. It does not merge concatenations (nft 1.0.6 accepts the flag and still
  * refuses an element inside another), so the port sets go without it: their elements are disjoint
- * already (policy/ports.ts).
+ * already (policy/ports.ts). The address sets are plain hash sets: their elements are unique (policy).
  */
 const renderSet = (set: ReturnType<typeof setsOf>[number]): string[] => [
   `\tset ${set.name} {`,
   `\t\ttype ${set.type}`,
-  "\t\tflags interval",
+  ...(set.interval ? ["\t\tflags interval"] : []),
   ...(set.merge ? ["\t\tauto-merge"] : []),
   ...(set.empty ? [] : ["\t\telements = {", set.lines("\t\t\t"), "\t\t}"]),
   "\t}",
@@ -164,7 +187,7 @@ function ruleLines(rule: Rule, hook: Chain["hook"]): string[] {
     case "proxy-admitted":
       return ["ip daddr @proxy_v4 accept", "ip6 daddr @proxy_v6 accept", ...rule.portSets.flatMap(proxyPortRules)];
     case "allowed":
-      return ["ip daddr @allow_v4 accept", "ip6 daddr @allow_v6 accept"];
+      return ["ip daddr @allow_addr_v4 accept", "ip6 daddr @allow_addr_v6 accept", "ip daddr @allow_v4 accept", "ip6 daddr @allow_v6 accept"];
     case "allowed-ports":
       return ["ip daddr . meta l4proto . th dport @allow_ports_v4 accept", "ip6 daddr . meta l4proto . th dport @allow_ports_v6 accept"];
     case "record-denied":

@@ -110,7 +110,7 @@ function proxyElementOf(element: unknown, family: 4 | 6): ProxyElement {
 
 const DENIED_SET = /^denied_(out|in)_v[46]$/;
 const PROXY_SET = /^proxy_v([46])(_[a-z0-9-]+)?$/;
-const ALLOW_SET = /^allow_v[46]$/;
+const ALLOW_SET = /^allow_(addr_)?v[46]$/;
 const ALLOW_PORTS_SET = /^allow_ports_v[46]$/;
 
 /** Most packets first; then by address, protocol and port, so the order is stable. */

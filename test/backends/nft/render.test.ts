@@ -80,20 +80,26 @@ describe("element comments", () => {
 });
 
 describe("renderNftSetUpdate (watch)", () => {
-  test("flushes and refills only the two allow sets, with the same element lines as renderNft", () => {
+  test("flushes and refills only the allow sets (addresses and networks), with the same element lines as renderNft", () => {
     expect(renderNftSetUpdate(POLICIES["ingress-reject"]!)).toBe(
       [
         "#!/usr/sbin/nft -f",
         "# domainwall: new allow sets, loaded as one transaction. Do not edit.",
+        "flush set inet domainwall allow_addr_v4",
+        "flush set inet domainwall allow_addr_v6",
         "flush set inet domainwall allow_v4",
         "flush set inet domainwall allow_v6",
-        "add element inet domainwall allow_v4 {",
-        "\t192.0.2.0/24, # --allow",
+        "add element inet domainwall allow_addr_v4 {",
         "\t203.0.113.10, # api.example",
         "}",
-        "add element inet domainwall allow_v6 {",
-        "\t2001:db8::/48,   # extra_whitelist_ips_csv",
+        "add element inet domainwall allow_addr_v6 {",
         "\t2001:db8:ff::10, # api.example",
+        "}",
+        "add element inet domainwall allow_v4 {",
+        "\t192.0.2.0/24, # --allow",
+        "}",
+        "add element inet domainwall allow_v6 {",
+        "\t2001:db8::/48, # extra_whitelist_ips_csv",
         "}",
         "",
       ].join("\n"),
@@ -105,11 +111,13 @@ describe("renderNftSetUpdate (watch)", () => {
       [
         "#!/usr/sbin/nft -f",
         "# domainwall: new allow sets, loaded as one transaction. Do not edit.",
+        "flush set inet domainwall allow_addr_v4",
+        "flush set inet domainwall allow_addr_v6",
         "flush set inet domainwall allow_v4",
         "flush set inet domainwall allow_v6",
         "flush set inet domainwall allow_ports_v4",
         "flush set inet domainwall allow_ports_v6",
-        "add element inet domainwall allow_v4 {",
+        "add element inet domainwall allow_addr_v4 {",
         "\t203.0.113.30, # plain.example",
         "}",
         "add element inet domainwall allow_ports_v4 {",
@@ -128,7 +136,7 @@ describe("renderNftSetUpdate (watch)", () => {
 
   test("an empty set is only flushed", () => {
     expect(renderNftSetUpdate(POLICIES.empty!)).toBe(
-      "#!/usr/sbin/nft -f\n# domainwall: new allow sets, loaded as one transaction. Do not edit.\nflush set inet domainwall allow_v4\nflush set inet domainwall allow_v6\n",
+      "#!/usr/sbin/nft -f\n# domainwall: new allow sets, loaded as one transaction. Do not edit.\nflush set inet domainwall allow_addr_v4\nflush set inet domainwall allow_addr_v6\nflush set inet domainwall allow_v4\nflush set inet domainwall allow_v6\n",
     );
   });
 });

@@ -33,3 +33,21 @@ describe("parseNftStatus: the DNS proxy's timeout sets", () => {
     expect(() => parseNftStatus(listing(proxySet("proxy_v4", "ipv4_addr", [elem])))).toThrow(says);
   });
 });
+
+describe("parseNftStatus: the allow sets", () => {
+  test("addresses (allow_addr_*, hash sets) and networks (allow_v4/v6, interval sets) are both allowed on every port", () => {
+    const status = parseNftStatus(
+      listing(
+        { set: { name: "allow_addr_v4", elem: ["203.0.113.10"] } },
+        { set: { name: "allow_addr_v6", elem: ["2001:db8:ff::10"] } },
+        { set: { name: "allow_v4", elem: [{ prefix: { addr: "192.0.2.0", len: 24 } }] } },
+        { set: { name: "allow_v6", elem: [] } },
+      ),
+    );
+    expect(status.loaded && status.allowed).toEqual([
+      { network: "203.0.113.10", ports: "all" },
+      { network: "2001:db8:ff::10", ports: "all" },
+      { network: "192.0.2.0/24", ports: "all" },
+    ]);
+  });
+});
