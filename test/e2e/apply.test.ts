@@ -53,6 +53,11 @@ describeNetns(`apply with ${backend}, end to end`, () => {
     ]);
   });
 
+  test("an allowed IPv6 /64 is reachable at any address inside it (nft: the /64s' hash set, looked up without the interface id)", async () => {
+    expect((await apply(["--hosts", "mirror.example", "--allow", "2001:db8:ff::/64"])).code).toBe(0);
+    expect(await lab.canConnect([at("2001:db8:ff::99"), at("2001:db8:ff::abcd:1"), at("203.0.113.20"), at("203.0.113.99")])).toEqual([true, true, true, false]);
+  });
+
   test("DNS reaches the resolvers and nothing else; --dns-servers any reopens it", async () => {
     expect((await apply(["--hosts", "api.example"])).code).toBe(0);
     expect(await lab.dnsAnswers(ADDR.dnsV4, "api.example")).toBe(true);

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { renderIptables } from "../../src/backends/iptables/render.ts";
 import { ourPart } from "../../src/backends/iptables/save.ts";
 import { renderNft, renderNftSetUpdate } from "../../src/backends/nft/render.ts";
-import { cidr, contains, formatAddress, type Cidr } from "../../src/net/ip.ts";
+import { cidr, contains, formatAddress, makeCidr, type Cidr } from "../../src/net/ip.ts";
 import type { Policy } from "../../src/policy/policy.ts";
 import { RESTORES } from "../fixtures/iptables-saves.ts";
 import { POLICIES, PROXY_POLICIES } from "../fixtures/policies.ts";
@@ -159,22 +159,33 @@ const ends = (c: Cidr): [number[], number[]] => {
 };
 
 /**
- * Addresses go to hash sets (allow_addr_*), wider networks to interval sets (allow_v4/v6): the
+ * Addresses go to hash sets (allow_addr_*), IPv6 /64s to a hash set looked up with the interface id
+ * cleared (allow_net64_v6, as its rule does), other networks to interval sets (allow_v4/v6): the
  * kernel must allow exactly the union of the policy's networks, as the one interval set per family
  * did. Each network's ends and the addresses just outside them are looked up in the loaded sets
  * (`nft get element`, the kernel's own lookup) and compared with `contains` over the policy.
  */
-describeNetns("addresses in hash sets, networks in interval sets: the same addresses allowed (root)", () => {
+describeNetns("addresses and /64s in hash sets, networks in interval sets: the same addresses allowed (root)", () => {
   test("ends of every network, and just outside them, for nested, adjacent and lone elements of both families", () => {
     const policy: Policy = {
       ...POLICIES["egress-only"]!,
       allowV4: [el("192.0.2.0/24", "--allow"), el("192.0.2.7", "api.example"), el("198.51.100.10", "a.example"), el("198.51.100.11", "a.example"), el("203.0.113.0/28", "f:1"), el("203.0.113.16", "f:2"), el("203.0.113.255", "f:3")],
-      allowV6: [el("2001:db8::/48", "--allow"), el("2001:db8::5", "api.example"), el("2001:db8:1::/64", "f:4"), el("2001:db8:ff::10", "b.example"), el("2001:db8:ff::11", "b.example")],
+      allowV6: [
+        el("2001:db8::/48", "--allow"),
+        el("2001:db8::5", "api.example"),
+        el("2001:db8:0:7::/64", "f:5"), // inside the /48
+        el("2001:db8:1::/64", "f:4"),
+        el("2001:db8:1:1::/64", "f:6"), // adjacent to the one before
+        el("2001:db8:1:3::/64", "f:7"),
+        el("2001:db8:ff::10", "b.example"),
+        el("2001:db8:ff::11", "b.example"),
+      ],
     };
     const elements = [...policy.allowV4, ...policy.allowV6].map((e) => e.cidr);
     const probes = [...new Set(elements.flatMap((c) => ends(c).flatMap((w) => [formatAddress(c.family, w), offset(c.family, w, 1), offset(c.family, w, -1)].filter((a) => a !== undefined))))];
-    const sets = (address: string) => (address.includes(":") ? ["allow_addr_v6", "allow_v6"] : ["allow_addr_v4", "allow_v4"]);
-    const lookups = probes.flatMap((a) => sets(a).map((set) => `nft get element inet domainwall ${set} '{ ${a} }' >/dev/null 2>&1 && echo ${a} || true`));
+    const net64 = (address: string) => makeCidr(6, cidr(address).words, 64).text.replace("/64", "");
+    const sets = (a: string) => (a.includes(":") ? [["allow_addr_v6", a], ["allow_net64_v6", net64(a)], ["allow_v6", a]] : [["allow_addr_v4", a], ["allow_v4", a]]);
+    const lookups = probes.flatMap((a) => sets(a).map(([set, key]) => `nft get element inet domainwall ${set} '{ ${key} }' >/dev/null 2>&1 && echo ${a} || true`));
     const result = Bun.spawnSync(["unshare", "--net", "sh", "-ec", `nft -f - <<'R'\n${renderNft(policy)}R\n${lookups.join("\n")}`], { stderr: "pipe" });
     expect(result.stderr.toString()).toBe("");
     const allowed = [...new Set(result.stdout.toString().trim().split("\n"))].sort();

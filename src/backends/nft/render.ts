@@ -1,4 +1,4 @@
-import type { Cidr } from "../../net/ip.ts";
+import { formatAddress, type Cidr } from "../../net/ip.ts";
 import { sourceComment, type Policy, type PortElement, type SetElement } from "../../policy/policy.ts";
 import { chainsOf, unreachable, type Chain, type Direction, type Rule } from "../../policy/rules.ts";
 import { formatPortRange, PROTOCOLS, type PortRange } from "../../config/port-spec.ts";
@@ -35,24 +35,37 @@ const cidrText = (e: SetElement): string => e.cidr.text;
 /** `203.0.113.0/24 . tcp . 443`, `198.51.100.8 . udp . 8000-8100`: a port set's element. */
 const portText = (e: PortElement): string => `${e.cidr.text} . ${e.ports.protocol} . ${e.ports.first}${e.ports.last === e.ports.first ? "" : `-${e.ports.last}`}`;
 
-/** Whether a network is one address (/32, /128): those go to the hash sets (see `setsOf`). */
-const isAddress = (e: SetElement): boolean => e.cidr.prefix === (e.cidr.family === 4 ? 32 : 128);
+/** The prefix length of the IPv6 networks kept in their own hash set: a subnet's (RFC 4291 interface ids). */
+export const NET64 = 64;
+/** `ip6 daddr` with its interface id cleared: what `allow_net64_v6` is looked up with. */
+const NET64_MASK = "ffff:ffff:ffff:ffff::";
 
-/** `elements` split into single addresses and wider networks, each in the order given. */
-function splitAddresses(elements: readonly SetElement[]): { addresses: SetElement[]; networks: SetElement[] } {
+/**
+ * `elements` (one family, in the order given) by where they go: single addresses (/32, /128), IPv6
+ * /64 networks, and the other networks.
+ */
+function byKind(elements: readonly SetElement[]): { addresses: SetElement[]; net64: SetElement[]; networks: SetElement[] } {
   const addresses: SetElement[] = [];
+  const net64: SetElement[] = [];
   const networks: SetElement[] = [];
-  for (const e of elements) (isAddress(e) ? addresses : networks).push(e);
-  return { addresses, networks };
+  for (const e of elements) {
+    const { family, prefix } = e.cidr;
+    (prefix === (family === 4 ? 32 : 128) ? addresses : family === 6 && prefix === NET64 ? net64 : networks).push(e);
+  }
+  return { addresses, net64, networks };
 }
+
+/** A /64's element in `allow_net64_v6`: its network address (the set is looked up with the interface id cleared). */
+const net64Text = (e: SetElement): string => (e.cidr.text.endsWith(`/${NET64}`) ? e.cidr.text.slice(0, -1 - String(NET64).length) : formatAddress(6, e.cidr.words));
 
 /**
  * The sets of a policy: the every-port sets always, the port sets when some entry has ports. Every
  * port: single addresses (what names resolve to, most of an allow list) in plain hash sets
- * (`allow_addr_v4`, `allow_addr_v6`), wider networks in interval sets (`allow_v4`, `allow_v6`). A
- * hash set takes less of nft's and the kernel's time and memory to load than the two interval
- * ends of each address, and a packet's lookup is one hash probe. An address inside a network of
- * the interval set is in both: the same packets match either way.
+ * (`allow_addr_v4`, `allow_addr_v6`), IPv6 /64 networks (a subnet each, the usual IPv6 entry) in the
+ * hash set `allow_net64_v6` looked up with the packet's interface id cleared, the other networks in
+ * interval sets (`allow_v4`, `allow_v6`). A hash set takes less of nft's and the kernel's time and
+ * memory to load than the two interval ends of each element, and a packet's lookup is one hash
+ * probe. An element inside a network of another set is in both: the same packets match either way.
  */
 function setsOf(policy: Policy): { name: string; type: string; interval: boolean; merge: boolean; lines: (indent: string) => string; empty: boolean }[] {
   const set = <E extends Pick<SetElement, "sources">>(name: string, type: string, interval: boolean, merge: boolean, elements: readonly E[], text: (e: E) => string) => ({
@@ -63,11 +76,12 @@ function setsOf(policy: Policy): { name: string; type: string; interval: boolean
     lines: (indent: string) => elementLines(elements, indent, text),
     empty: elements.length === 0,
   });
-  const v4 = splitAddresses(policy.allowV4);
-  const v6 = splitAddresses(policy.allowV6);
+  const v4 = byKind(policy.allowV4);
+  const v6 = byKind(policy.allowV6);
   return [
     set("allow_addr_v4", "ipv4_addr", false, false, v4.addresses, cidrText),
     set("allow_addr_v6", "ipv6_addr", false, false, v6.addresses, cidrText),
+    set("allow_net64_v6", "ipv6_addr", false, false, v6.net64, net64Text),
     set("allow_v4", "ipv4_addr", true, true, v4.networks, cidrText),
     set("allow_v6", "ipv6_addr", true, true, v6.networks, cidrText),
     ...(policy.allowPorts
@@ -83,7 +97,7 @@ function setsOf(policy: Policy): { name: string; type: string; interval: boolean
  * Interval sets hold CIDRs (and port ranges); auto-merge folds overlapping CIDRs that the kernel
  * would otherwise refuse. It does not merge concatenations (nft 1.0.6 accepts the flag and still
  * refuses an element inside another), so the port sets go without it: their elements are disjoint
- * already (policy/ports.ts). The address sets are plain hash sets: their elements are unique (policy).
+ * already (policy/ports.ts). The hash sets (addresses, /64s) need neither: their elements are unique (policy).
  */
 const renderSet = (set: ReturnType<typeof setsOf>[number]): string[] => [
   `\tset ${set.name} {`,
@@ -187,7 +201,7 @@ function ruleLines(rule: Rule, hook: Chain["hook"]): string[] {
     case "proxy-admitted":
       return ["ip daddr @proxy_v4 accept", "ip6 daddr @proxy_v6 accept", ...rule.portSets.flatMap(proxyPortRules)];
     case "allowed":
-      return ["ip daddr @allow_addr_v4 accept", "ip6 daddr @allow_addr_v6 accept", "ip daddr @allow_v4 accept", "ip6 daddr @allow_v6 accept"];
+      return ["ip daddr @allow_addr_v4 accept", "ip6 daddr @allow_addr_v6 accept", `ip6 daddr & ${NET64_MASK} @allow_net64_v6 accept`, "ip daddr @allow_v4 accept", "ip6 daddr @allow_v6 accept"];
     case "allowed-ports":
       return ["ip daddr . meta l4proto . th dport @allow_ports_v4 accept", "ip6 daddr . meta l4proto . th dport @allow_ports_v6 accept"];
     case "record-denied":

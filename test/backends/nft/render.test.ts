@@ -80,13 +80,14 @@ describe("element comments", () => {
 });
 
 describe("renderNftSetUpdate (watch)", () => {
-  test("flushes and refills only the allow sets (addresses and networks), with the same element lines as renderNft", () => {
+  test("flushes and refills only the allow sets (addresses, /64s and networks), with the same element lines as renderNft", () => {
     expect(renderNftSetUpdate(POLICIES["ingress-reject"]!)).toBe(
       [
         "#!/usr/sbin/nft -f",
         "# domainwall: new allow sets, loaded as one transaction. Do not edit.",
         "flush set inet domainwall allow_addr_v4",
         "flush set inet domainwall allow_addr_v6",
+        "flush set inet domainwall allow_net64_v6",
         "flush set inet domainwall allow_v4",
         "flush set inet domainwall allow_v6",
         "add element inet domainwall allow_addr_v4 {",
@@ -94,6 +95,9 @@ describe("renderNftSetUpdate (watch)", () => {
         "}",
         "add element inet domainwall allow_addr_v6 {",
         "\t2001:db8:ff::10, # api.example",
+        "}",
+        "add element inet domainwall allow_net64_v6 {",
+        "\t2001:db8:5::, # --allow",
         "}",
         "add element inet domainwall allow_v4 {",
         "\t192.0.2.0/24, # --allow",
@@ -113,6 +117,7 @@ describe("renderNftSetUpdate (watch)", () => {
         "# domainwall: new allow sets, loaded as one transaction. Do not edit.",
         "flush set inet domainwall allow_addr_v4",
         "flush set inet domainwall allow_addr_v6",
+        "flush set inet domainwall allow_net64_v6",
         "flush set inet domainwall allow_v4",
         "flush set inet domainwall allow_v6",
         "flush set inet domainwall allow_ports_v4",
@@ -136,7 +141,7 @@ describe("renderNftSetUpdate (watch)", () => {
 
   test("an empty set is only flushed", () => {
     expect(renderNftSetUpdate(POLICIES.empty!)).toBe(
-      "#!/usr/sbin/nft -f\n# domainwall: new allow sets, loaded as one transaction. Do not edit.\nflush set inet domainwall allow_addr_v4\nflush set inet domainwall allow_addr_v6\nflush set inet domainwall allow_v4\nflush set inet domainwall allow_v6\n",
+      "#!/usr/sbin/nft -f\n# domainwall: new allow sets, loaded as one transaction. Do not edit.\nflush set inet domainwall allow_addr_v4\nflush set inet domainwall allow_addr_v6\nflush set inet domainwall allow_net64_v6\nflush set inet domainwall allow_v4\nflush set inet domainwall allow_v6\n",
     );
   });
 });
