@@ -56,7 +56,11 @@ function byKind(elements: readonly SetElement[]): { addresses: SetElement[]; net
 }
 
 /** A /64's element in `allow_net64_v6`: its network address (the set is looked up with the interface id cleared). */
-const net64Text = (e: SetElement): string => (e.cidr.text.endsWith(`/${NET64}`) ? e.cidr.text.slice(0, -1 - String(NET64).length) : formatAddress(6, e.cidr.words));
+const NET64_SUFFIX = `/${NET64}`;
+const net64Text = (e: SetElement): string => {
+  const text = e.cidr.text; // canonical: `address/64`
+  return text.endsWith(NET64_SUFFIX) ? text.slice(0, text.length - NET64_SUFFIX.length) : formatAddress(6, e.cidr.words);
+};
 
 /**
  * The sets of a policy: the every-port sets always, the port sets when some entry has ports. Every
