@@ -6,7 +6,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { renderIptables } from "../../src/backends/iptables/render.ts";
 import { ourPart } from "../../src/backends/iptables/save.ts";
-import { renderNft, renderNftSetUpdate } from "../../src/backends/nft/render.ts";
+import { hashSetSize, renderNft, renderNftSetUpdate, SIZED_FROM } from "../../src/backends/nft/render.ts";
 import { cidr, contains, formatAddress, makeCidr, type Cidr } from "../../src/net/ip.ts";
 import type { Policy } from "../../src/policy/policy.ts";
 import { RESTORES } from "../fixtures/iptables-saves.ts";
@@ -193,5 +193,30 @@ describeNetns("addresses and /64s in hash sets, networks in interval sets: the s
     expect(allowed).toEqual(expected);
     expect(expected.length).toBeGreaterThan(10);
     expect(probes.length - expected.length).toBeGreaterThan(10);
+  });
+});
+
+/**
+ * A large hash set is declared with room for twice its elements (render.ts, SIZED_FROM): an update
+ * past that fails as one transaction, leaving the loaded elements, and a full load sizes it anew
+ * (what `watch` does after a failed update).
+ */
+describeNetns("a sized hash set (root)", () => {
+  test("an update past the size is refused whole; a full load of the same elements takes them", async () => {
+    const addresses = (n: number) => Array.from({ length: n }, (_, i) => el(formatAddress(4, [((240 << 24) >>> 0) + i]), "f"));
+    const policy = (n: number): Policy => ({ ...POLICIES["egress-only"]!, allowV4: addresses(n) });
+    const over = 2 * SIZED_FROM + 1;
+    const dir = await mkdtemp(`${tmpdir()}/domainwall-sized-`);
+    await Bun.write(`${dir}/full.nft`, renderNft(policy(SIZED_FROM)));
+    await Bun.write(`${dir}/update.nft`, renderNftSetUpdate(policy(over)));
+    await Bun.write(`${dir}/again.nft`, renderNft(policy(over)));
+    const count = `nft -j list set inet domainwall allow_addr_v4 | grep -o '"240\\.' | wc -l`;
+    const script = `nft -f ${dir}/full.nft; ${count}
+      if nft -f ${dir}/update.nft 2>/dev/null; then echo updated; else echo refused; fi; ${count}
+      nft -f ${dir}/again.nft; ${count}; nft list set inet domainwall allow_addr_v4 | grep -m1 size`;
+    const result = Bun.spawnSync(["unshare", "--net", "sh", "-ec", script], { stderr: "pipe" });
+    await rm(dir, { recursive: true });
+    expect(result.stderr.toString()).toBe("");
+    expect(result.stdout.toString().split("\n").map((l) => l.trim())).toEqual([String(SIZED_FROM), "refused", String(SIZED_FROM), String(over), `size ${hashSetSize(over)}`, ""]);
   });
 });

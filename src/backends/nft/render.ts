@@ -55,6 +55,18 @@ function byKind(elements: readonly SetElement[]): { addresses: SetElement[]; net
   return { addresses, net64, networks };
 }
 
+/**
+ * A hash set of this many elements or more is declared with a `size`: the kernel then builds a
+ * hash table of that size at once instead of a resizable one that grows while 100,000 elements go
+ * in (measured with nft alone, 40,000 IPv4 addresses and 40,000 /64s: 125 instead of 226 ms of
+ * kernel time). The size is a limit: room for twice the elements (`hashSetSize`). A `watch` update
+ * that would pass it fails like any failed update (the loaded rules stay) and is retried as a full
+ * load, which sizes the sets anew. Smaller sets (names' addresses) stay unbounded.
+ */
+export const SIZED_FROM = 4096;
+/** The `size` of a hash set of `count` elements: the power of two at or above twice the count. */
+export const hashSetSize = (count: number): number => 2 ** Math.ceil(Math.log2(2 * count));
+
 /** A /64's element in `allow_net64_v6`: its network address (the set is looked up with the interface id cleared). */
 const NET64_SUFFIX = `/${NET64}`;
 const net64Text = (e: SetElement): string => {
@@ -71,12 +83,13 @@ const net64Text = (e: SetElement): string => {
  * memory to load than the two interval ends of each element, and a packet's lookup is one hash
  * probe. An element inside a network of another set is in both: the same packets match either way.
  */
-function setsOf(policy: Policy): { name: string; type: string; interval: boolean; merge: boolean; lines: (indent: string) => string; empty: boolean }[] {
+function setsOf(policy: Policy): { name: string; type: string; interval: boolean; merge: boolean; size?: number; lines: (indent: string) => string; empty: boolean }[] {
   const set = <E extends Pick<SetElement, "sources">>(name: string, type: string, interval: boolean, merge: boolean, elements: readonly E[], text: (e: E) => string) => ({
     name,
     type,
     interval,
     merge,
+    ...(!interval && elements.length >= SIZED_FROM && { size: hashSetSize(elements.length) }),
     lines: (indent: string) => elementLines(elements, indent, text),
     empty: elements.length === 0,
   });
@@ -106,6 +119,7 @@ function setsOf(policy: Policy): { name: string; type: string; interval: boolean
 const renderSet = (set: ReturnType<typeof setsOf>[number]): string[] => [
   `\tset ${set.name} {`,
   `\t\ttype ${set.type}`,
+  ...(set.size === undefined ? [] : [`\t\tsize ${set.size}`]),
   ...(set.interval ? ["\t\tflags interval"] : []),
   ...(set.merge ? ["\t\tauto-merge"] : []),
   ...(set.empty ? [] : ["\t\telements = {", set.lines("\t\t\t"), "\t\t}"]),

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { cidr } from "../../../src/net/ip.ts";
+import { cidr, makeCidr } from "../../../src/net/ip.ts";
 import type { Policy } from "../../../src/policy/policy.ts";
-import { renderNft, renderNftRemove, renderNftSetUpdate } from "../../../src/backends/nft/render.ts";
+import { hashSetSize, renderNft, renderNftRemove, renderNftSetUpdate, SIZED_FROM } from "../../../src/backends/nft/render.ts";
 import { renderIptables } from "../../../src/backends/iptables/render.ts";
 import { POLICIES, PROXY_POLICIES } from "../../fixtures/policies.ts";
 import { expectGolden } from "../../support/golden.ts";
@@ -76,6 +76,26 @@ describe("element comments", () => {
       expect(line).toEndWith("# /tmp/x???table ip evil ? chain c ? type filter hook output priority 0? policy accept? ? ???:1, api.example");
       expect(text).not.toContain("table ip evil {");
     }
+  });
+});
+
+describe("large hash sets are declared with a size", () => {
+  const addresses = (n: number) => Array.from({ length: n }, (_, i) => ({ cidr: makeCidr(4, [(240 << 24 >>> 0) + i], 32), sources: ["f"] }));
+  const net64s = (n: number) => Array.from({ length: n }, (_, i) => ({ cidr: makeCidr(6, [0x20010db8, i, 0, 0], 64), sources: ["f"] }));
+  const sizeOf = (text: string, set: string) => /^\t\tsize (\d+)$/m.exec(text.slice(text.indexOf(`set ${set} {`)).split("\t}")[0] ?? "")?.[1];
+
+  test(`from ${SIZED_FROM} elements on, room for twice as many (a power of two); below, none; never on interval sets`, () => {
+    expect(hashSetSize(SIZED_FROM)).toBe(2 * SIZED_FROM);
+    expect(hashSetSize(5000)).toBe(16384);
+    const below = renderNft({ ...POLICIES.empty!, allowV4: addresses(SIZED_FROM - 1) });
+    expect(sizeOf(below, "allow_addr_v4")).toBeUndefined();
+    const at = renderNft({ ...POLICIES.empty!, allowV4: addresses(SIZED_FROM), allowV6: net64s(5000) });
+    expect(sizeOf(at, "allow_addr_v4")).toBe(String(2 * SIZED_FROM));
+    expect(sizeOf(at, "allow_net64_v6")).toBe("16384");
+    expect(sizeOf(at, "allow_addr_v6")).toBeUndefined();
+    const networks = renderNft({ ...POLICIES.empty!, allowV4: addresses(SIZED_FROM).map((e) => ({ ...e, cidr: makeCidr(4, e.cidr.words, 31) })) });
+    expect(sizeOf(networks, "allow_v4")).toBeUndefined();
+    expect(networks).toContain("\t\t\t240.0.0.0/31,");
   });
 });
 
