@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { cidr, makeCidr } from "../../../src/net/ip.ts";
+import { cidr, makeCidr, parseCidr } from "../../../src/net/ip.ts";
 import type { Policy } from "../../../src/policy/policy.ts";
 import { hashSetSize, renderNft, renderNftRemove, renderNftSetUpdate, SIZED_FROM } from "../../../src/backends/nft/render.ts";
 import { renderIptables } from "../../../src/backends/iptables/render.ts";
@@ -76,6 +76,20 @@ describe("element comments", () => {
       expect(line).toEndWith("# /tmp/x???table ip evil ? chain c ? type filter hook output priority 0? policy accept? ? ???:1, api.example");
       expect(text).not.toContain("table ip evil {");
     }
+  });
+});
+
+describe("IPv6 /64s", () => {
+  test("each is its network address in allow_net64_v6, however it was written", () => {
+    const parsed = (text: string) => {
+      const p = parseCidr(text);
+      if (!p.ok) throw new Error(p.reason);
+      return { cidr: p.cidr, sources: ["--allow"] };
+    };
+    const text = renderNft({ ...POLICIES.empty!, allowV6: [parsed("2001:db8:5::/64"), parsed("2001:DB8:6:0::/64"), parsed("2001:db8:7::1/64"), parsed("2001:db8:8::/63")] });
+    const set = text.slice(text.indexOf("set allow_net64_v6 {"), text.indexOf("set allow_v4 {"));
+    expect(set).toContain("\t\t\t2001:db8:5::, # --allow\n\t\t\t2001:db8:6::, # --allow\n\t\t\t2001:db8:7::, # --allow\n");
+    expect(text.slice(text.indexOf("set allow_v6 {"))).toContain("\t\t\t2001:db8:8::/63, # --allow\n");
   });
 });
 
