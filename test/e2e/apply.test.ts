@@ -53,6 +53,11 @@ describeNetns(`apply with ${backend}, end to end`, () => {
     ]);
   });
 
+  test("an allowed IPv6 /64 is reachable at any address inside it (nft: the /64s' hash set, looked up without the interface id)", async () => {
+    expect((await apply(["--hosts", "mirror.example", "--allow", "2001:db8:ff::/64"])).code).toBe(0);
+    expect(await lab.canConnect([at("2001:db8:ff::99"), at("2001:db8:ff::abcd:1"), at("203.0.113.20"), at("203.0.113.99")])).toEqual([true, true, true, false]);
+  });
+
   test("DNS reaches the resolvers and nothing else; --dns-servers any reopens it", async () => {
     expect((await apply(["--hosts", "api.example"])).code).toBe(0);
     expect(await lab.dnsAnswers(ADDR.dnsV4, "api.example")).toBe(true);
@@ -235,7 +240,7 @@ describeNetns(`apply with ${backend}, end to end`, () => {
     expect(checked.stderr).toContain("the kernel accepts the ruleset");
     expect(checked.stderr).toContain("nft transactions run the nft binary");
     const status = await dw(["status"], { env: unloadable });
-    expect(status.stdout).toContain("set allow_v4: 2 entries");
+    expect(status.stdout).toContain("set allow_addr_v4: 3 entries"); // api.example 203.0.113.10 and .11, mirror.example .20: a hash set keeps adjacent addresses apart
     expect(status.stderr).toContain("nft transactions run the nft binary");
     const removed = await dw(["remove"], { env: unloadable });
     expect(removed.code).toBe(0);
@@ -325,9 +330,9 @@ describeNetns(`apply with ${backend}, end to end`, () => {
     expect((await apply(["--hosts", "api.example"])).code).toBe(0);
     await lab.canConnect([at("203.0.113.99")], 300); // one dropped connection attempt
     const status = await dw(["status"]);
-    // nft: 203.0.113.10 and .11 are adjacent, so auto-merge keeps them as one range in the kernel.
-    expect(status.stdout).toContain(isNft ? "set allow_v4: 1 entry" : "set allow_v4 (rules): 2 entries");
-    expect(status.stdout).toContain(isNft ? "set allow_v6: 1 entry" : "set allow_v6 (rules): 2 entries");
+    // nft: the names' addresses are in the hash sets (the interval sets hold networks, here none).
+    expect(status.stdout).toContain(isNft ? "set allow_addr_v4: 2 entries" : "set allow_v4 (rules): 2 entries");
+    expect(status.stdout).toContain(isNft ? "set allow_addr_v6: 2 entries" : "set allow_v6 (rules): 2 entries");
     expect(status.stdout).toMatch(isNft ? /counter output_dropped: [1-9]\d* packets/ : /counter output_dropped_v4: [1-9]\d* packets/);
     expect((await dw(["remove"])).code).toBe(0);
     expect((await dw(["remove"])).code).toBe(0);

@@ -6,8 +6,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { renderIptables } from "../../src/backends/iptables/render.ts";
 import { ourPart } from "../../src/backends/iptables/save.ts";
-import { renderNft, renderNftSetUpdate } from "../../src/backends/nft/render.ts";
-import { cidr } from "../../src/net/ip.ts";
+import { hashSetSize, renderNft, renderNftSetUpdate, SIZED_FROM } from "../../src/backends/nft/render.ts";
+import { cidr, contains, formatAddress, makeCidr, type Cidr } from "../../src/net/ip.ts";
 import type { Policy } from "../../src/policy/policy.ts";
 import { RESTORES } from "../fixtures/iptables-saves.ts";
 import { POLICIES, PROXY_POLICIES } from "../fixtures/policies.ts";
@@ -43,7 +43,7 @@ describeNetns("the kernel accepts the rendered rulesets (root)", () => {
 
 /**
  * The kernel takes a set update on top of a loaded ruleset: the sets end up holding exactly the new
- * elements (auto-merge folding an answer inside an --allow CIDR, nothing left from before), each
+ * elements (addresses in the hash sets, networks in the interval sets, nothing left from before), each
  * update in one transaction (one `# new generation` line in `nft monitor`).
  */
 describeNetns("the kernel applies a set update (root)", () => {
@@ -57,7 +57,7 @@ describeNetns("the kernel applies a set update (root)", () => {
     await Bun.write(`${dir}/full.nft`, renderNft(POLICIES["egress-only"]!));
     await Bun.write(`${dir}/overlapping.nft`, renderNftSetUpdate(overlapping));
     await Bun.write(`${dir}/empty.nft`, renderNftSetUpdate(POLICIES.empty!));
-    const list = "nft list set inet domainwall allow_v4; nft list set inet domainwall allow_v6";
+    const list = ["allow_addr_v4", "allow_addr_v6", "allow_v4", "allow_v6"].map((set) => `nft list set inet domainwall ${set}`).join("; ");
     const script = `nft -f ${dir}/full.nft
       nft monitor > ${dir}/monitor.txt & sleep 0.3
       nft -f ${dir}/overlapping.nft; echo '--- overlapping'; ${list}
@@ -67,7 +67,9 @@ describeNetns("the kernel applies a set update (root)", () => {
     await rm(dir, { recursive: true });
     expect(result.stderr.toString()).toBe("");
     const [, overlapped = "", emptied = "", monitor = ""] = result.stdout.toString().split(/--- \w+\n/);
-    expect(overlapped).toContain("elements = { 192.0.2.0/24, 203.0.113.12 }");
+    expect(overlapped).toContain("elements = { 192.0.2.7, 203.0.113.12 }");
+    expect(overlapped).toContain("elements = { 2001:db8::5 }");
+    expect(overlapped).toContain("elements = { 192.0.2.0/24 }");
     expect(overlapped).toContain("elements = { 2001:db8::/48 }");
     expect(emptied).not.toContain("elements");
     expect(monitor.match(/# new generation/g)).toHaveLength(2);
@@ -133,5 +135,88 @@ describeNetns("iptables-legacy takes the restore input back (root)", () => {
     expect(foreign(after)).toEqual(foreign(before));
     const firstOutput = after.split("\n").find((line) => / -A OUTPUT /.test(line));
     if (ourPart(snapshot) !== "") expect(firstOutput).toEndWith("-A OUTPUT -j DOMAINWALL-OUTPUT");
+  });
+});
+
+/** `words` + `delta` (±1) as an address of the same family, with carry across words; undefined past either end. */
+function offset(family: 4 | 6, words: readonly number[], delta: 1 | -1): string | undefined {
+  const next = [...words];
+  for (let i = next.length - 1; i >= 0; i--) {
+    const value = (next[i] ?? 0) + delta;
+    next[i] = value >>> 0;
+    if (value >= 0 && value <= 0xffffffff) return formatAddress(family, next);
+  }
+  return undefined;
+}
+
+/** The first and last address of a network, as words. */
+const ends = (c: Cidr): [number[], number[]] => {
+  const last = c.words.map((w, i) => {
+    const hostBits = Math.min(32, Math.max(0, 32 * (i + 1) - c.prefix));
+    return hostBits === 32 ? 0xffffffff : (w | ((1 << hostBits) - 1)) >>> 0;
+  });
+  return [[...c.words], last];
+};
+
+/**
+ * Addresses go to hash sets (allow_addr_*), IPv6 /64s to a hash set looked up with the interface id
+ * cleared (allow_net64_v6, as its rule does), other networks to interval sets (allow_v4/v6): the
+ * kernel must allow exactly the union of the policy's networks, as the one interval set per family
+ * did. Each network's ends and the addresses just outside them are looked up in the loaded sets
+ * (`nft get element`, the kernel's own lookup) and compared with `contains` over the policy.
+ */
+describeNetns("addresses and /64s in hash sets, networks in interval sets: the same addresses allowed (root)", () => {
+  test("ends of every network, and just outside them, for nested, adjacent and lone elements of both families", () => {
+    const policy: Policy = {
+      ...POLICIES["egress-only"]!,
+      allowV4: [el("192.0.2.0/24", "--allow"), el("192.0.2.7", "api.example"), el("198.51.100.10", "a.example"), el("198.51.100.11", "a.example"), el("203.0.113.0/28", "f:1"), el("203.0.113.16", "f:2"), el("203.0.113.255", "f:3")],
+      allowV6: [
+        el("2001:db8::/48", "--allow"),
+        el("2001:db8::5", "api.example"),
+        el("2001:db8:0:7::/64", "f:5"), // inside the /48
+        el("2001:db8:1::/64", "f:4"),
+        el("2001:db8:1:1::/64", "f:6"), // adjacent to the one before
+        el("2001:db8:1:3::/64", "f:7"),
+        el("2001:db8:ff::10", "b.example"),
+        el("2001:db8:ff::11", "b.example"),
+      ],
+    };
+    const elements = [...policy.allowV4, ...policy.allowV6].map((e) => e.cidr);
+    const probes = [...new Set(elements.flatMap((c) => ends(c).flatMap((w) => [formatAddress(c.family, w), offset(c.family, w, 1), offset(c.family, w, -1)].filter((a) => a !== undefined))))];
+    const net64 = (address: string) => makeCidr(6, cidr(address).words, 64).text.replace("/64", "");
+    const sets = (a: string) => (a.includes(":") ? [["allow_addr_v6", a], ["allow_net64_v6", net64(a)], ["allow_v6", a]] : [["allow_addr_v4", a], ["allow_v4", a]]);
+    const lookups = probes.flatMap((a) => sets(a).map(([set, key]) => `nft get element inet domainwall ${set} '{ ${key} }' >/dev/null 2>&1 && echo ${a} || true`));
+    const result = Bun.spawnSync(["unshare", "--net", "sh", "-ec", `nft -f - <<'R'\n${renderNft(policy)}R\n${lookups.join("\n")}`], { stderr: "pipe" });
+    expect(result.stderr.toString()).toBe("");
+    const allowed = [...new Set(result.stdout.toString().trim().split("\n"))].sort();
+    const expected = probes.filter((a) => elements.some((c) => contains(c, cidr(a)))).sort();
+    expect(allowed).toEqual(expected);
+    expect(expected.length).toBeGreaterThan(10);
+    expect(probes.length - expected.length).toBeGreaterThan(10);
+  });
+});
+
+/**
+ * A large hash set is declared with room for twice its elements (render.ts, SIZED_FROM): an update
+ * past that fails as one transaction, leaving the loaded elements, and a full load sizes it anew
+ * (what `watch` does after a failed update).
+ */
+describeNetns("a sized hash set (root)", () => {
+  test("an update past the size is refused whole; a full load of the same elements takes them", async () => {
+    const addresses = (n: number) => Array.from({ length: n }, (_, i) => el(formatAddress(4, [((240 << 24) >>> 0) + i]), "f"));
+    const policy = (n: number): Policy => ({ ...POLICIES["egress-only"]!, allowV4: addresses(n) });
+    const over = 2 * SIZED_FROM + 1;
+    const dir = await mkdtemp(`${tmpdir()}/domainwall-sized-`);
+    await Bun.write(`${dir}/full.nft`, renderNft(policy(SIZED_FROM)));
+    await Bun.write(`${dir}/update.nft`, renderNftSetUpdate(policy(over)));
+    await Bun.write(`${dir}/again.nft`, renderNft(policy(over)));
+    const count = `nft -j list set inet domainwall allow_addr_v4 | grep -o '"240\\.' | wc -l`;
+    const script = `nft -f ${dir}/full.nft; ${count}
+      if nft -f ${dir}/update.nft 2>/dev/null; then echo updated; else echo refused; fi; ${count}
+      nft -f ${dir}/again.nft; ${count}; nft list set inet domainwall allow_addr_v4 | grep -m1 size`;
+    const result = Bun.spawnSync(["unshare", "--net", "sh", "-ec", script], { stderr: "pipe" });
+    await rm(dir, { recursive: true });
+    expect(result.stderr.toString()).toBe("");
+    expect(result.stdout.toString().split("\n").map((l) => l.trim())).toEqual([String(SIZED_FROM), "refused", String(SIZED_FROM), String(over), `size ${hashSetSize(over)}`, ""]);
   });
 });

@@ -75,11 +75,14 @@ describeNetns(`watch with ${backend}, end to end`, () => {
     const [status = "", ...body] = result.stdout.split("\n");
     return { status: Number(status), body: body.join("\n") };
   };
-  /** The IPv4 addresses the loaded rules allow, sorted: nft's allow_v4 set, or the ACCEPT rules of DOMAINWALL-OUTPUT. */
+  /** The IPv4 addresses the loaded rules allow, sorted: nft's allow_addr_v4 and allow_v4 sets, or the ACCEPT rules of DOMAINWALL-OUTPUT. */
   const allowV4 = async (): Promise<string[]> => {
     if (backend === "nft") {
-      const listed = JSON.parse((await lab.nft(["-j", "list", "set", "inet", "domainwall", "allow_v4"])).stdout);
-      return (listed.nftables.find((o: { set?: unknown }) => o.set).set.elem ?? []).map(String).sort();
+      const elements = async (set: string) => {
+        const listed = JSON.parse((await lab.nft(["-j", "list", "set", "inet", "domainwall", set])).stdout);
+        return (listed.nftables.find((o: { set?: unknown }) => o.set).set.elem ?? []).map(String);
+      };
+      return [...(await elements("allow_addr_v4")), ...(await elements("allow_v4"))].sort();
     }
     const saved = (await lab.exec("app", ["iptables-legacy-save", "-t", "filter"])).stdout;
     return [...saved.matchAll(/^-A DOMAINWALL-OUTPUT -d (\S+?)(?:\/32)? (?:-m comment --comment \S+ )?-j ACCEPT$/gm)].map((m) => m[1] ?? "").sort();
@@ -88,7 +91,7 @@ describeNetns(`watch with ${backend}, end to end`, () => {
   /** The allow rules: nft's allow sets (not the denied_* sets, which record the attempts to OLD), or our iptables chains. */
   const loaded = async (): Promise<string> => {
     if (backend === "nft") {
-      const sets = await Promise.all(["allow_v4", "allow_v6", "allow_ports_v4", "allow_ports_v6"].map((set) => lab.nft(["list", "set", "inet", "domainwall", set])));
+      const sets = await Promise.all(["allow_addr_v4", "allow_addr_v6", "allow_v4", "allow_v6", "allow_ports_v4", "allow_ports_v6"].map((set) => lab.nft(["list", "set", "inet", "domainwall", set])));
       return sets.map((listed) => listed.stdout).join("");
     }
     const chains = async (tool: string) => (await lab.exec("app", [tool, "-t", "filter"])).stdout.split("\n").filter((l) => l.includes("DOMAINWALL")).join("\n");

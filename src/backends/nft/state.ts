@@ -64,6 +64,13 @@ function intervalText(element: unknown): string {
   return text;
 }
 
+/** An `allow_net64_v6` element (an IPv6 address, the /64's network) as `addr/64`; throws when it is not one. */
+function net64Of(element: unknown): string {
+  const address = typeof element === "string" ? parseAddress(element) : undefined;
+  if (address === undefined || address.family !== 6) throw new Error(`nft -j printed an allow_net64_v6 element that is not an IPv6 address: ${JSON.stringify(element)}`);
+  return `${formatAddress(6, address.words)}/64`;
+}
+
 /** An `allow_ports_*` element as a network and its port range; throws when it is not one. */
 function portElementOf(element: unknown): { network: string; ports: PortRange } {
   const parsed = v.safeParse(PortElementSchema, element);
@@ -110,7 +117,9 @@ function proxyElementOf(element: unknown, family: 4 | 6): ProxyElement {
 
 const DENIED_SET = /^denied_(out|in)_v[46]$/;
 const PROXY_SET = /^proxy_v([46])(_[a-z0-9-]+)?$/;
-const ALLOW_SET = /^allow_v[46]$/;
+const ALLOW_SET = /^allow_(addr_)?v[46]$/;
+/** The IPv6 /64 networks' set (render.ts): its elements are the networks' addresses. */
+const NET64_SET = "allow_net64_v6";
 const ALLOW_PORTS_SET = /^allow_ports_v[46]$/;
 
 /** Most packets first; then by address, protocol and port, so the order is stable. */
@@ -176,7 +185,7 @@ export function parseNftStatus(json: string): LoadedStatus {
     sets: sets.filter((set) => !DENIED_SET.test(set.name)).map((set) => ({ name: set.name, elements: set.elem?.length ?? 0 })),
     counters,
     allowed: allowedEntriesOf(
-      sets.filter((set) => ALLOW_SET.test(set.name)).flatMap((set) => (set.elem ?? []).map(intervalText)),
+      sets.flatMap((set) => (ALLOW_SET.test(set.name) ? (set.elem ?? []).map(intervalText) : set.name === NET64_SET ? (set.elem ?? []).map(net64Of) : [])),
       sets.filter((set) => ALLOW_PORTS_SET.test(set.name)).flatMap((set) => (set.elem ?? []).map(portElementOf)),
     ),
     dns: dnsOf(objects.flatMap((o) => (o.rule ? [o.rule] : []))),

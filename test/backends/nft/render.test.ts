@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { cidr } from "../../../src/net/ip.ts";
+import { cidr, makeCidr, parseCidr } from "../../../src/net/ip.ts";
 import type { Policy } from "../../../src/policy/policy.ts";
-import { renderNft, renderNftRemove, renderNftSetUpdate } from "../../../src/backends/nft/render.ts";
+import { hashSetSize, renderNft, renderNftRemove, renderNftSetUpdate, SIZED_FROM } from "../../../src/backends/nft/render.ts";
 import { renderIptables } from "../../../src/backends/iptables/render.ts";
 import { POLICIES, PROXY_POLICIES } from "../../fixtures/policies.ts";
 import { expectGolden } from "../../support/golden.ts";
@@ -79,21 +79,65 @@ describe("element comments", () => {
   });
 });
 
+describe("IPv6 /64s", () => {
+  test("each is its network address in allow_net64_v6, however it was written", () => {
+    const parsed = (text: string) => {
+      const p = parseCidr(text);
+      if (!p.ok) throw new Error(p.reason);
+      return { cidr: p.cidr, sources: ["--allow"] };
+    };
+    const text = renderNft({ ...POLICIES.empty!, allowV6: [parsed("2001:db8:5::/64"), parsed("2001:DB8:6:0::/64"), parsed("2001:db8:7::1/64"), parsed("2001:db8:8::/63")] });
+    const set = text.slice(text.indexOf("set allow_net64_v6 {"), text.indexOf("set allow_v4 {"));
+    expect(set).toContain("\t\t\t2001:db8:5::, # --allow\n\t\t\t2001:db8:6::, # --allow\n\t\t\t2001:db8:7::, # --allow\n");
+    expect(text.slice(text.indexOf("set allow_v6 {"))).toContain("\t\t\t2001:db8:8::/63, # --allow\n");
+  });
+});
+
+describe("large hash sets are declared with a size", () => {
+  const addresses = (n: number) => Array.from({ length: n }, (_, i) => ({ cidr: makeCidr(4, [(240 << 24 >>> 0) + i], 32), sources: ["f"] }));
+  const net64s = (n: number) => Array.from({ length: n }, (_, i) => ({ cidr: makeCidr(6, [0x20010db8, i, 0, 0], 64), sources: ["f"] }));
+  const sizeOf = (text: string, set: string) => /^\t\tsize (\d+)$/m.exec(text.slice(text.indexOf(`set ${set} {`)).split("\t}")[0] ?? "")?.[1];
+
+  test(`from ${SIZED_FROM} elements on, room for twice as many (a power of two); below, none; never on interval sets`, () => {
+    expect(hashSetSize(SIZED_FROM)).toBe(2 * SIZED_FROM);
+    expect(hashSetSize(5000)).toBe(16384);
+    const below = renderNft({ ...POLICIES.empty!, allowV4: addresses(SIZED_FROM - 1) });
+    expect(sizeOf(below, "allow_addr_v4")).toBeUndefined();
+    const at = renderNft({ ...POLICIES.empty!, allowV4: addresses(SIZED_FROM), allowV6: net64s(5000) });
+    expect(sizeOf(at, "allow_addr_v4")).toBe(String(2 * SIZED_FROM));
+    expect(sizeOf(at, "allow_net64_v6")).toBe("16384");
+    expect(sizeOf(at, "allow_addr_v6")).toBeUndefined();
+    const networks = renderNft({ ...POLICIES.empty!, allowV4: addresses(SIZED_FROM).map((e) => ({ ...e, cidr: makeCidr(4, e.cidr.words, 31) })) });
+    expect(sizeOf(networks, "allow_v4")).toBeUndefined();
+    expect(networks).toContain("\t\t\t240.0.0.0/31,");
+  });
+});
+
 describe("renderNftSetUpdate (watch)", () => {
-  test("flushes and refills only the two allow sets, with the same element lines as renderNft", () => {
+  test("flushes and refills only the allow sets (addresses, /64s and networks), with the same element lines as renderNft", () => {
     expect(renderNftSetUpdate(POLICIES["ingress-reject"]!)).toBe(
       [
         "#!/usr/sbin/nft -f",
         "# domainwall: new allow sets, loaded as one transaction. Do not edit.",
+        "flush set inet domainwall allow_addr_v4",
+        "flush set inet domainwall allow_addr_v6",
+        "flush set inet domainwall allow_net64_v6",
         "flush set inet domainwall allow_v4",
         "flush set inet domainwall allow_v6",
-        "add element inet domainwall allow_v4 {",
-        "\t192.0.2.0/24, # --allow",
+        "add element inet domainwall allow_addr_v4 {",
         "\t203.0.113.10, # api.example",
         "}",
-        "add element inet domainwall allow_v6 {",
-        "\t2001:db8::/48,   # extra_whitelist_ips_csv",
+        "add element inet domainwall allow_addr_v6 {",
         "\t2001:db8:ff::10, # api.example",
+        "}",
+        "add element inet domainwall allow_net64_v6 {",
+        "\t2001:db8:5::, # --allow",
+        "}",
+        "add element inet domainwall allow_v4 {",
+        "\t192.0.2.0/24, # --allow",
+        "}",
+        "add element inet domainwall allow_v6 {",
+        "\t2001:db8::/48, # extra_whitelist_ips_csv",
         "}",
         "",
       ].join("\n"),
@@ -105,11 +149,14 @@ describe("renderNftSetUpdate (watch)", () => {
       [
         "#!/usr/sbin/nft -f",
         "# domainwall: new allow sets, loaded as one transaction. Do not edit.",
+        "flush set inet domainwall allow_addr_v4",
+        "flush set inet domainwall allow_addr_v6",
+        "flush set inet domainwall allow_net64_v6",
         "flush set inet domainwall allow_v4",
         "flush set inet domainwall allow_v6",
         "flush set inet domainwall allow_ports_v4",
         "flush set inet domainwall allow_ports_v6",
-        "add element inet domainwall allow_v4 {",
+        "add element inet domainwall allow_addr_v4 {",
         "\t203.0.113.30, # plain.example",
         "}",
         "add element inet domainwall allow_ports_v4 {",
@@ -128,7 +175,7 @@ describe("renderNftSetUpdate (watch)", () => {
 
   test("an empty set is only flushed", () => {
     expect(renderNftSetUpdate(POLICIES.empty!)).toBe(
-      "#!/usr/sbin/nft -f\n# domainwall: new allow sets, loaded as one transaction. Do not edit.\nflush set inet domainwall allow_v4\nflush set inet domainwall allow_v6\n",
+      "#!/usr/sbin/nft -f\n# domainwall: new allow sets, loaded as one transaction. Do not edit.\nflush set inet domainwall allow_addr_v4\nflush set inet domainwall allow_addr_v6\nflush set inet domainwall allow_net64_v6\nflush set inet domainwall allow_v4\nflush set inet domainwall allow_v6\n",
     );
   });
 });

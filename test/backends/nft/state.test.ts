@@ -33,3 +33,29 @@ describe("parseNftStatus: the DNS proxy's timeout sets", () => {
     expect(() => parseNftStatus(listing(proxySet("proxy_v4", "ipv4_addr", [elem])))).toThrow(says);
   });
 });
+
+describe("parseNftStatus: the allow sets", () => {
+  test("addresses (allow_addr_*), /64s (allow_net64_v6, by their network address) and networks (allow_v4/v6) are all allowed on every port", () => {
+    const status = parseNftStatus(
+      listing(
+        { set: { name: "allow_addr_v4", elem: ["203.0.113.10"] } },
+        { set: { name: "allow_addr_v6", elem: ["2001:db8:ff::10"] } },
+        { set: { name: "allow_net64_v6", elem: ["2001:db8:5::", "2001:DB8:6:0::"] } },
+        { set: { name: "allow_v4", elem: [{ prefix: { addr: "192.0.2.0", len: 24 } }] } },
+        { set: { name: "allow_v6", elem: [] } },
+      ),
+    );
+    expect(status.loaded && status.allowed).toEqual([
+      { network: "203.0.113.10", ports: "all" },
+      { network: "2001:db8:ff::10", ports: "all" },
+      { network: "2001:db8:5::/64", ports: "all" },
+      { network: "2001:db8:6::/64", ports: "all" },
+      { network: "192.0.2.0/24", ports: "all" },
+    ]);
+  });
+
+  test("an allow_net64_v6 element that is not an IPv6 address is refused, naming it", () => {
+    expect(() => parseNftStatus(listing({ set: { name: "allow_net64_v6", elem: ["192.0.2.1"] } }))).toThrow('not an IPv6 address: "192.0.2.1"');
+    expect(() => parseNftStatus(listing({ set: { name: "allow_net64_v6", elem: [{ prefix: { addr: "2001:db8::", len: 64 } }] } }))).toThrow("not an IPv6 address");
+  });
+});
