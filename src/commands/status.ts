@@ -51,7 +51,7 @@ export function renderStatus(status: Status, backend: string, known: KnownNames,
   const lines = [
     ...(status.problems === undefined ? [`domainwall is loaded (${backend})`] : [`domainwall is loaded but NOT ENFORCING (${backend}):`, ...status.problems.map((p) => `  ${p}`)]),
     ...(status.enforcing ? [] : [`WARNING: ${AUDIT_WARNING}`]),
-    ...status.sets.map((s) => `  set ${s.name}: ${s.elements} ${s.elements === 1 ? "entry" : "entries"} (adjacent addresses merge into ranges)`),
+    ...status.sets.map((s) => `  set ${s.name}: ${s.elements} ${s.elements === 1 ? "entry" : "entries"}`),
     ...status.counters.map((c) => `  counter ${c.name}: ${c.packets} packets, ${c.bytes} bytes`),
     ...portLines(status.allowed),
     ...deniedLines(namedDenied(status.denied, known), status.enforcing),
