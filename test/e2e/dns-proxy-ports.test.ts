@@ -1,0 +1,65 @@
+// End-to-end: an innocent app's query that leaves from the same source port as one of the DNS
+// proxy's own upstream flows still in conntrack (same 5-tuple: app address and port -> resolver
+// port 53). Conntrack would place it in the proxy's entry, which NAT never redirects (NAT decides
+// once per connection), and the first guard would drop it (EPERM). With the proxy's flows in their
+// own conntrack zone the query is a new flow of its own: redirected and answered by the proxy.
+// The lab's dnsmasq (IPv4 and IPv6) knows direct.example, which domainwall does not list: the
+// resolver would answer NOERROR, the proxy answers NXDOMAIN.
+import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { ADDR, createLab, describeNetns, type Lab, until } from "../lab/lab.ts";
+
+setDefaultTimeout(120_000);
+
+const NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
+
+describeNetns("watch --dns-proxy: an app's query from the source port of a proxy upstream flow", () => {
+  let lab: Lab;
+  const running: Bun.Subprocess[] = [];
+  const env = () => ({ DOMAINWALL_BACKEND: "nft", DOMAINWALL_RUN_DIR: `${lab.dir}/run` });
+  beforeAll(async () => {
+    lab = await createLab();
+    await lab.setRecords({ "listed.example": ["203.0.113.10", "2001:db8:ff::10"], "direct.example": ["203.0.113.11", "2001:db8:ff::11"] });
+  });
+  afterEach(async () => {
+    for (const child of running.splice(0)) {
+      child.kill("SIGKILL");
+      await child.exited;
+    }
+    await lab.domainwall(["remove"], { env: env() });
+  });
+  afterAll(() => lab.close());
+
+  const start = async () => {
+    const ready = `${lab.dir}/ready-${Math.random().toString(36).slice(2)}`;
+    const child = lab.spawnDomainwall(["watch", "--dns-proxy", "--hosts", "listed.example", "--ready-file", ready], { env: env() });
+    running.push(child);
+    await until("the ready file", 30, async () => (await Bun.file(ready).exists()) || child.exitCode !== null);
+    if (child.exitCode !== null) throw new Error(`watch exited ${child.exitCode}`);
+  };
+  const dig = async (server: string, name: string, type: string) =>
+    JSON.parse((await lab.exec("app", [...NOBODY, process.execPath, `${import.meta.dir}/../lab/dig.ts`, server, name, type, "udp"])).stdout) as { rcode?: string; error?: string };
+
+  for (const [family, resolver, type] of [
+    ["IPv4", ADDR.dnsV4, "A"],
+    ["IPv6", ADDR.dnsV6, "AAAA"],
+  ] as const) {
+    test(`${family}: each query is answered by the proxy (never dropped, never by the resolver directly)`, async () => {
+      writeFileSync(lab.resolvConf, `nameserver ${resolver}\n`);
+      await start();
+      expect((await dig(resolver, "direct.example", type)).rcode).toBe("NXDOMAIN");
+      // The app watches the proxy's upstream sockets (uid 0; the digs run as nobody) while listed
+      // queries make the proxy open them, then asks from each port once the socket is closed.
+      const app = Bun.spawn(["ip", "netns", "exec", lab.app, ...NOBODY, process.execPath, `${import.meta.dir}/../lab/same-port.ts`, resolver, "3000", "direct.example", "8", "0"], {
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      running.push(app);
+      for (let i = 0; i < 30; i++) expect((await dig(resolver, "listed.example", type)).rcode).toBe("NOERROR");
+      const outcome = JSON.parse(await new Response(app.stdout).text()) as { seen: number; replies: { port: number; rcode?: string; error?: string }[] };
+      console.log(`dns-proxy-ports e2e ${family}: saw ${outcome.seen} upstream ports; ${JSON.stringify(outcome.replies)}`);
+      expect(outcome.replies.length).toBeGreaterThan(0);
+      for (const reply of outcome.replies) expect(reply).toEqual({ port: reply.port, rcode: "NXDOMAIN" });
+    });
+  }
+});
