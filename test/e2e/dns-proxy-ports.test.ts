@@ -62,4 +62,32 @@ describeNetns("watch --dns-proxy: an app's query from the source port of a proxy
       for (const reply of outcome.replies) expect(reply).toEqual({ port: reply.port, rcode: "NXDOMAIN" });
     });
   }
+
+  // A flow older than the ruleset has a conntrack entry in zone 0 that NAT never redirected, when
+  // conntrack was on in the namespace before (the kernel tracks a namespace only once some rule
+  // there needs it: here another tool's table, as a CNI's or a mesh's would be): the zones do not
+  // help there; the first guard (port 53 to a non-loopback address only from the proxy's group)
+  // drops the app's next query instead of letting it reach the resolver.
+  for (const transport of ["udp", "tcp"] as const) {
+    test(`a ${transport.toUpperCase()} flow opened before the ruleset, conntrack on: its next query is dropped, never answered by the resolver`, async () => {
+      writeFileSync(lab.resolvConf, `nameserver ${ADDR.dnsV4}\n`);
+      const other = await lab.exec("app", ["nft", "add table inet other_tool; add chain inet other_tool out { type filter hook output priority 0; policy accept; }; add rule inet other_tool out ct state new counter"]);
+      expect(other.code).toBe(0);
+      const app = Bun.spawn(["ip", "netns", "exec", lab.app, ...NOBODY, process.execPath, `${import.meta.dir}/../lab/early-flow.ts`, ADDR.dnsV4, transport, "direct.example"], {
+        stdin: "pipe",
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      running.push(app);
+      const lines = app.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      expect(JSON.parse((await lines.read()).value ?? "")).toEqual({ first: "NOERROR" });
+      await start();
+      app.stdin.write("again\n");
+      app.stdin.flush();
+      const { second } = JSON.parse((await lines.read()).value ?? "") as { second: string };
+      console.log(`dns-proxy-ports e2e: ${transport} flow from before the ruleset, after it: ${second}`);
+      await lab.exec("app", ["nft", "delete table inet other_tool"]);
+      expect(second).toStartWith("error: ");
+    });
+  }
 });
