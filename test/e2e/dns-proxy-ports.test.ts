@@ -63,6 +63,21 @@ describeNetns("watch --dns-proxy: an app's query from the source port of a proxy
     });
   }
 
+  // Every packet of the proxy's flows must be in its zone, also those the kernel sends without the
+  // proxy's socket (no group to match): an orderly close would leave the last ACK to a TIME_WAIT
+  // socket, whose packet fell into zone 0, was redirected to the proxy's own port, and never reached
+  // the resolver (measured: each of its connections stuck in LAST-ACK). The proxy resets instead.
+  test("DNS over TCP: each upstream connection is over for the resolver too (none left waiting for a last ACK)", async () => {
+    writeFileSync(lab.resolvConf, `nameserver ${ADDR.dnsV4}\n`);
+    await start();
+    const tcp = async () =>
+      JSON.parse((await lab.exec("app", [...NOBODY, process.execPath, `${import.meta.dir}/../lab/dig.ts`, ADDR.dnsV4, "listed.example", "A", "tcp"])).stdout) as { rcode?: string };
+    for (let i = 0; i < 5; i++) expect((await tcp()).rcode).toBe("NOERROR");
+    await Bun.sleep(1000);
+    const waiting = (await lab.exec("net", ["ss", "-Htn", "state", "last-ack", "src", ADDR.dnsV4])).stdout.trim();
+    expect(waiting).toBe("");
+  });
+
   // A flow older than the ruleset has a conntrack entry in zone 0 that NAT never redirected, when
   // conntrack was on in the namespace before (the kernel tracks a namespace only once some rule
   // there needs it: here another tool's table, as a CNI's or a mesh's would be): the zones do not
