@@ -78,6 +78,24 @@ describeNetns("watch --dns-proxy: an app's query from the source port of a proxy
     expect(waiting).toBe("");
   });
 
+  // A resolver on an address of this host (not loopback): its replies to the proxy leave through
+  // the output hook on lo, never prerouting, so dns_zone_out puts them in the proxy's zone; without
+  // that, a TCP reply (SYN-ACK) would start a flow of zone 0 and be dropped as invalid.
+  test("a resolver on an address of this host: UDP and TCP through the proxy", async () => {
+    const local = Bun.spawn(
+      ["ip", "netns", "exec", lab.app, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--pid-file=", "--user=nobody", "--group=nogroup", "--bind-interfaces", `--listen-address=${ADDR.appV4}`, "--address=/listed.example/203.0.113.10", "--address=/direct.example/203.0.113.11"],
+      { stdin: "ignore", stdout: "ignore", stderr: "pipe" },
+    );
+    running.push(local);
+    await until("the local resolver answers", 10, async () => (await dig(ADDR.appV4, "direct.example", "A")).rcode === "NOERROR" || local.exitCode !== null);
+    writeFileSync(lab.resolvConf, `nameserver ${ADDR.appV4}\n`);
+    await start();
+    const ask = async (name: string, transport: string) =>
+      (JSON.parse((await lab.exec("app", [...NOBODY, process.execPath, `${import.meta.dir}/../lab/dig.ts`, ADDR.appV4, name, "A", transport])).stdout) as { rcode?: string; error?: string });
+    expect([await ask("listed.example", "udp"), await ask("listed.example", "tcp")]).toMatchObject([{ rcode: "NOERROR" }, { rcode: "NOERROR" }]);
+    expect([await ask("direct.example", "udp"), await ask("direct.example", "tcp")]).toMatchObject([{ rcode: "NXDOMAIN" }, { rcode: "NXDOMAIN" }]);
+  });
+
   // A flow older than the ruleset has a conntrack entry in zone 0 that NAT never redirected, when
   // conntrack was on in the namespace before (the kernel tracks a namespace only once some rule
   // there needs it: here another tool's table, as a CNI's or a mesh's would be): the zones do not
