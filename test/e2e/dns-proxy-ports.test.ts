@@ -30,9 +30,9 @@ describeNetns("watch --dns-proxy: an app's query from the source port of a proxy
   });
   afterAll(() => lab.close());
 
-  const start = async () => {
+  const start = async (extra: string[] = []) => {
     const ready = `${lab.dir}/ready-${Math.random().toString(36).slice(2)}`;
-    const child = lab.spawnDomainwall(["watch", "--dns-proxy", "--hosts", "listed.example", "--ready-file", ready], { env: env() });
+    const child = lab.spawnDomainwall(["watch", "--dns-proxy", "--hosts", "listed.example", "--ready-file", ready, ...extra], { env: env() });
     running.push(child);
     await until("the ready file", 30, async () => (await Bun.file(ready).exists()) || child.exitCode !== null);
     if (child.exitCode !== null) throw new Error(`watch exited ${child.exitCode}`);
@@ -77,6 +77,30 @@ describeNetns("watch --dns-proxy: an app's query from the source port of a proxy
     const waiting = (await lab.exec("net", ["ss", "-Htn", "state", "last-ack", "src", ADDR.dnsV4])).stdout.trim();
     expect(waiting).toBe("");
   });
+
+  // A datagram from outside forged as the resolver's (port 53) is looked up in the proxy's zone:
+  // there it can match only the proxy's own flows, so it never leaves an entry an app's query would
+  // meet. Before the zones it made one in zone 0 (when nothing dropped it on the way in), and the
+  // app's next query from that port was taken for its reply, never redirected, and dropped (EPERM):
+  // anyone able to forge the resolver's address could break the pod's DNS port by port.
+  for (const ports of [[], ["--ports", "3000"]]) {
+    test(`a datagram forged as the resolver's to an app's port ${ports.length === 0 ? "(inbound untouched: it arrives, as anything does)" : "(--ports: an input chain drops it)"}, then the app's query from that port is answered by the proxy`, async () => {
+      writeFileSync(lab.resolvConf, `nameserver ${ADDR.dnsV4}\n`);
+      await start(ports);
+      const port = 40000 + Math.floor(Math.random() * 10000);
+      const app = Bun.spawn(["ip", "netns", "exec", lab.app, ...NOBODY, process.execPath, `${import.meta.dir}/../lab/wait-then-ask.ts`, ADDR.dnsV4, String(port), "1500", "direct.example"], {
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      running.push(app);
+      const lines = app.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      expect((await lines.read()).value).toBe("ready\n");
+      expect((await lab.exec("net", ["python3", `${import.meta.dir}/../lab/spoof-reply.py`, ADDR.dnsV4, ADDR.appV4, String(port)])).stdout).toBe("sent\n");
+      const outcome = JSON.parse((await lines.read()).value ?? "") as { arrived: number; reply: string };
+      console.log(`dns-proxy-ports e2e: forged answer to port ${port} ${ports.join(" ")}: ${JSON.stringify(outcome)}`);
+      expect(outcome).toEqual({ arrived: ports.length === 0 ? 1 : 0, reply: "NXDOMAIN" });
+    });
+  }
 
   // A resolver on an address of this host (not loopback): its replies to the proxy leave through
   // the output hook on lo, never prerouting, so dns_zone_out puts them in the proxy's zone; without
