@@ -46,8 +46,9 @@ export type Rule =
    * The DNS proxy (output filter), first, before established traffic is accepted; each closes a way
    * around the proxy for a process without CAP_SETGID:
    * - port 53 to a non-loopback address from any socket but the proxy's group: the redirect acts
-   *   only on a flow's first packet, so a socket bound to the source port of one of the proxy's own
-   *   upstream flows (seen in /proc/net/udp), or a flow older than the ruleset, would otherwise
+   *   only on a flow's first packet, so a flow older than the ruleset (its entry made while some
+   *   other rule had conntrack on), or a socket bound to the source port of one of the proxy's own
+   *   upstream flows (seen in /proc/net/udp) if the zone rules were not there, would otherwise
    *   reach the resolver directly (redirected queries show the proxy's port here, not 53);
    * - replies from the proxy's port on loopback by any socket but the proxy's group: a process that
    *   bound the port while the proxy was down cannot answer the pod's DNS;
