@@ -46,8 +46,9 @@ export type Rule =
    * The DNS proxy (output filter), first, before established traffic is accepted; each closes a way
    * around the proxy for a process without CAP_SETGID:
    * - port 53 to a non-loopback address from any socket but the proxy's group: the redirect acts
-   *   only on a flow's first packet, so a socket bound to the source port of one of the proxy's own
-   *   upstream flows (seen in /proc/net/udp), or a flow older than the ruleset, would otherwise
+   *   only on a flow's first packet, so a flow older than the ruleset (its entry made while some
+   *   other rule had conntrack on), or a socket bound to the source port of one of the proxy's own
+   *   upstream flows (seen in /proc/net/udp) if the zone rules were not there, would otherwise
    *   reach the resolver directly (redirected queries show the proxy's port here, not 53);
    * - replies from the proxy's port on loopback by any socket but the proxy's group: a process that
    *   bound the port while the proxy was down cannot answer the pod's DNS;
@@ -55,6 +56,25 @@ export type Rule =
    *   with IPV6_FREEBIND as the resolver's, sent to one of the proxy's upstream sockets.
    */
   | { readonly kind: "proxy-guard"; readonly gid: number; readonly port: number }
+  /**
+   * The DNS proxy (zone chain, output, before conntrack): the proxy's own queries (its group, port
+   * 53, to a resolver that is not on loopback) are tracked in conntrack zone `zone`, apart from the
+   * apps' flows in zone 0. Otherwise an app's query from the same source port as one of the proxy's
+   * upstream flows still in conntrack (same addresses and ports: the kernel hands the port out again
+   * once the proxy's socket is closed) is placed in the proxy's entry, never redirected (NAT decides
+   * once per connection), and dropped by the first guard. Only the proxy's group can put a packet
+   * in the zone (an app cannot take the group without CAP_SETGID). On `lo` also a resolver on an
+   * address of this host answering (its replies leave through the output hook, not prerouting).
+   * `resolvers`: the policy's (never loopback here: a local stub's flows stay in zone 0).
+   */
+  | { readonly kind: "zone-proxy-queries"; readonly gid: number; readonly zone: number; readonly resolvers: Policy["dns"] }
+  /**
+   * The DNS proxy (zone chain, prerouting, before conntrack): packets from port 53 of a resolver
+   * (not on loopback) are looked up in the proxy's zone, where they match only the proxy's own
+   * flows; anything else from there is a new flow of that zone (the input chain, when there is one,
+   * drops it as it would in zone 0). Packets on loopback are tracked already in output: unchanged.
+   */
+  | { readonly kind: "zone-resolver-replies"; readonly zone: number; readonly resolvers: Policy["dns"] }
   /**
    * The DNS proxy (output filter): the redirected queries. After a redirect the destination is
    * loopback but the filter still sees the original output interface (not `lo`), so they are
@@ -91,6 +111,9 @@ export type Rule =
    */
   | { readonly kind: "verdict"; readonly verdict: "drop" | "reject" | "accept"; readonly counter: VerdictCounter };
 
+/** The conntrack zone of the DNS proxy's own upstream flows (the apps' flows stay in zone 0). */
+export const PROXY_ZONE = 53;
+
 /** Which way a packet goes: out (the output hook) or in (the input hook). */
 export type Direction = "out" | "in";
 
@@ -99,12 +122,13 @@ export type VerdictCounter = `${"output" | "input" | "forward"}_${"dropped" | "a
 
 /**
  * A chain of ours, hooked where packets leave (`output`), arrive (`input`) or pass through
- * (`forward`): a filter chain (policy drop), or the DNS proxy's `nat` chain (output only, policy
- * accept: it redirects, never drops).
+ * (`forward`): a filter chain (policy drop), the DNS proxy's `nat` chain (output only, policy
+ * accept: it redirects, never drops), or the DNS proxy's `zone` chains (output and `prerouting`,
+ * before conntrack, policy accept: they choose a conntrack zone, never drop).
  */
 export interface Chain {
-  readonly hook: "output" | "input" | "forward";
-  readonly type: "filter" | "nat";
+  readonly hook: "output" | "input" | "forward" | "prerouting";
+  readonly type: "filter" | "nat" | "zone";
   readonly rules: readonly Rule[];
 }
 
@@ -117,7 +141,8 @@ export function unreachable(rule: never): never {
 const LINK_SCOPE = [cidr("fe80::/10"), cidr("ff02::/16")];
 
 /**
- * The policy as ordered chains: with the DNS proxy, its nat chain first; the output filter always;
+ * The policy as ordered chains: with the DNS proxy, its zone chains first (output, then
+ * prerouting: before conntrack), then its nat chain; the output filter always;
  * input only when inbound ports are given (otherwise inbound traffic is left untouched); forward
  * only with `--forward`. The order is the order of evaluation. In audit mode the filter chains are
  * the same up to the verdict, which accepts.
@@ -136,7 +161,11 @@ export function chainsOf(policy: Policy): Chain[] {
   const redirect: Chain[] =
     proxy === undefined
       ? []
-      : [{ hook: "output", type: "nat", rules: [{ kind: "keep-loopback-destination" }, { kind: "keep-group", gid: proxy.gid }, { kind: "redirect-dns", port: proxy.port }] }];
+      : [
+          { hook: "output", type: "zone", rules: [{ kind: "zone-proxy-queries", gid: proxy.gid, zone: PROXY_ZONE, resolvers: policy.dns }] },
+          { hook: "prerouting", type: "zone", rules: [{ kind: "zone-resolver-replies", zone: PROXY_ZONE, resolvers: policy.dns }] },
+          { hook: "output", type: "nat", rules: [{ kind: "keep-loopback-destination" }, { kind: "keep-group", gid: proxy.gid }, { kind: "redirect-dns", port: proxy.port }] },
+        ];
   const output: Chain = {
     hook: "output",
     type: "filter",

@@ -98,7 +98,11 @@ function exchangeTcp(query: Query, upstream: Upstream, timeoutMs: number): Promi
       port: upstream.port,
       socket: {
         open(socket) {
-          s.closeWith(() => socket.end());
+          // Closed with a reset, not a FIN: an orderly close would leave the last ACK to a TIME_WAIT
+          // socket, which has no group for the ruleset to match, so that packet would miss the
+          // proxy's conntrack zone and be redirected to the proxy's own port instead of reaching the
+          // resolver (README: DNS-aware mode). A reset comes from this socket, in the zone.
+          s.closeWith(() => socket.terminate());
           if (socket.write(packet) !== packet.length) s.finish({ ok: false, error: "the query could not be sent" });
         },
         data(_socket, chunk) {

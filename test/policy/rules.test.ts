@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { chainsOf, unreachable, type Rule } from "../../src/policy/rules.ts";
+import { chainsOf, PROXY_ZONE, unreachable, type Rule } from "../../src/policy/rules.ts";
 import { cidr } from "../../src/net/ip.ts";
 import { POLICIES, PROXY_POLICIES } from "../fixtures/policies.ts";
 
@@ -67,8 +67,14 @@ describe("chainsOf", () => {
     ]);
   });
 
-  test("with the DNS proxy: a nat chain first (loopback destinations and the proxy's group kept, then port 53 redirected); the filter first guards the proxy (port 53 only from its group, its port only from its group, no forged loopback answers), then accepts the proxy's port, DNS for its group only, and the admitted addresses", () => {
-    const chains = chainsOf(PROXY_POLICIES["dns-proxy"]!);
+  test("with the DNS proxy: zone chains first (the proxy's queries to the resolvers and the resolvers' replies in a conntrack zone of their own), then a nat chain (loopback destinations and the proxy's group kept, then port 53 redirected); the filter first guards the proxy (port 53 only from its group, its port only from its group, no forged loopback answers), then accepts the proxy's port, DNS for its group only, and the admitted addresses", () => {
+    const all = chainsOf(PROXY_POLICIES["dns-proxy"]!);
+    const resolvers = PROXY_POLICIES["dns-proxy"]!.dns;
+    expect(all.slice(0, 2)).toEqual([
+      { hook: "output", type: "zone", rules: [{ kind: "zone-proxy-queries", gid: 2000053, zone: PROXY_ZONE, resolvers }] },
+      { hook: "prerouting", type: "zone", rules: [{ kind: "zone-resolver-replies", zone: PROXY_ZONE, resolvers }] },
+    ]);
+    const chains = all.slice(2);
     expect(chains.map((c) => `${c.type} ${c.hook}: ${c.rules.map((r) => r.kind).join(", ")}`)).toEqual([
       "nat output: keep-loopback-destination, keep-group, redirect-dns",
       "filter output: proxy-guard, established, invalid, loopback, neighbour-discovery, listener-discovery, proxy-port, dns, allowed, proxy-admitted, record-denied, verdict",
@@ -80,7 +86,7 @@ describe("chainsOf", () => {
   });
 
   test("with the DNS proxy and entries with ports: the admitted addresses are proxy_v4/proxy_v6 and then each port spec's pair, after the static port sets", () => {
-    const chains = chainsOf(PROXY_POLICIES["dns-proxy-ports"]!);
+    const chains = chainsOf(PROXY_POLICIES["dns-proxy-ports"]!).filter((c) => c.type !== "zone");
     expect(chains[1]?.rules.map((r) => r.kind).slice(-5)).toEqual(["allowed", "allowed-ports", "proxy-admitted", "record-denied", "verdict"]);
     const admitted = chains[1]?.rules.find((r) => r.kind === "proxy-admitted");
     expect(admitted?.kind === "proxy-admitted" && admitted.portSets.map((s) => `${s.v4} ${s.v6}: ${s.entries.join(", ")}`)).toEqual([
@@ -89,7 +95,7 @@ describe("chainsOf", () => {
       "proxy_v4_tcp80_tcp443 proxy_v6_tcp80_tcp443: **.files.example",
       "proxy_v4_udp123 proxy_v6_udp123: ntp.example",
     ]);
-    expect(chainsOf(PROXY_POLICIES["dns-proxy"]!)[1]?.rules.find((r) => r.kind === "proxy-admitted")).toEqual({ kind: "proxy-admitted", portSets: [] });
+    expect(chainsOf(PROXY_POLICIES["dns-proxy"]!)[3]?.rules.find((r) => r.kind === "proxy-admitted")).toEqual({ kind: "proxy-admitted", portSets: [] });
   });
 
   test("outgoing neighbour discovery goes only to link-local, link-scope multicast and the on-link prefixes; incoming is not scoped (it is for us)", () => {
@@ -99,7 +105,7 @@ describe("chainsOf", () => {
     expect(input?.rules.find((r) => r.kind === "neighbour-discovery")).toEqual({ kind: "neighbour-discovery" });
   });
 
-  test("without the proxy no rule carries a group and there is no nat chain", () => {
+  test("without the proxy no rule carries a group and there is no nat or zone chain", () => {
     const chains = chainsOf(POLICIES["egress-only"]!);
     expect(chains.every((c) => c.type === "filter")).toBe(true);
     expect(chains[0]?.rules.find((r) => r.kind === "dns")).toEqual({ kind: "dns", dns: POLICIES["egress-only"]!.dns });
@@ -124,6 +130,8 @@ describe("a renderer that forgets a kind of rule", () => {
         case "redirect-dns":
         case "proxy-port":
         case "proxy-admitted":
+        case "zone-proxy-queries":
+        case "zone-resolver-replies":
           return rule.kind;
         default:
           // @ts-expect-error "inbound-ports" is not handled: `rule` is not `never` here

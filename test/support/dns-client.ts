@@ -6,11 +6,13 @@ export type Reply = DecodedPacket & { readonly rcode: string; readonly bytes: Ui
 
 const toReply = (bytes: Uint8Array): Reply => Object.assign(decode(Buffer.from(bytes)) as DecodedPacket & { rcode: string }, { bytes });
 
-export async function udpAsk(port: number, message: Uint8Array, hostname = "127.0.0.1", timeoutMs = 5000): Promise<Reply> {
+/** `localPort`: the source port (0: the kernel's pick). */
+export async function udpAsk(port: number, message: Uint8Array, hostname = "127.0.0.1", timeoutMs = 5000, localPort = 0): Promise<Reply> {
   let resolveReply: (bytes: Uint8Array) => void = () => {};
   const reply = new Promise<Uint8Array>((resolve) => (resolveReply = resolve));
   const socket = await Bun.udpSocket({
     hostname: hostname.includes(":") ? "::" : "0.0.0.0",
+    port: localPort,
     connect: { hostname, port },
     socket: { data: (_s, data) => resolveReply(new Uint8Array(data)) },
   });

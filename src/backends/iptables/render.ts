@@ -1,6 +1,6 @@
 import type { Family } from "../../net/ip.ts";
 import { sourceComment, type Policy } from "../../policy/policy.ts";
-import { chainsOf, unreachable, type Chain, type Rule } from "../../policy/rules.ts";
+import { chainsOf, unreachable, type Rule } from "../../policy/rules.ts";
 import { IPTABLES_NO_PROXY } from "../../messages.ts";
 import { FORWARD_CHAIN, INPUT_CHAIN, isJump, OUR_CHAINS, OUTPUT_CHAIN, split, type IptablesState } from "./save.ts";
 
@@ -16,7 +16,7 @@ const CHAIN = { output: OUTPUT_CHAIN, input: INPUT_CHAIN, forward: FORWARD_CHAIN
  * One rule of the neutral list as `-A` lines of one family (ICMPv6 rules only in IPv6: IPv4's ARP
  * is not IP and never reaches these chains); a drop or reject is counted by the rule's own counters.
  */
-function ruleLines(rule: Rule, hook: Chain["hook"], family: Family): string[] {
+function ruleLines(rule: Rule, hook: keyof typeof CHAIN, family: Family): string[] {
   const chain = CHAIN[hook];
   const v6 = family === 6;
   switch (rule.kind) {
@@ -57,6 +57,8 @@ function ruleLines(rule: Rule, hook: Chain["hook"], family: Family): string[] {
     case "proxy-guard":
     case "proxy-port":
     case "proxy-admitted":
+    case "zone-proxy-queries":
+    case "zone-resolver-replies":
       throw new Error(IPTABLES_NO_PROXY);
     case "verdict":
       if (rule.verdict === "accept") return [`-A ${chain} -j ACCEPT`];
@@ -98,7 +100,11 @@ export function renderIptables(policy: Policy, family: Family, state: IptablesSt
     `:${OUTPUT_CHAIN} - [0:0]`,
     ...input.declare,
     ...forwarded.declare,
-    ...chains.flatMap((chain) => chain.rules.flatMap((rule) => ruleLines(rule, chain.hook, family))),
+    ...chains.flatMap((chain) => {
+      const { hook } = chain;
+      if (hook === "prerouting") throw new Error(IPTABLES_NO_PROXY); // only the DNS proxy's zone chain
+      return chain.rules.flatMap((rule) => ruleLines(rule, hook, family));
+    }),
     ...jump("OUTPUT", OUTPUT_CHAIN, state.outputJumps, true, state.behind?.includes(OUTPUT_CHAIN)),
     ...jump("INPUT", INPUT_CHAIN, state.inputJumps, inbound, state.behind?.includes(INPUT_CHAIN)),
     ...jump("FORWARD", FORWARD_CHAIN, state.forwardJumps ?? 0, forward, state.behind?.includes(FORWARD_CHAIN)),
