@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import { formatPortRange } from "../config/port-spec.ts";
 import { cidr, compareCidr } from "../net/ip.ts";
-import { lastAnswerOf, type NameState } from "./refresh.ts";
+import { lastAnswerOf, sameAddresses, type NameState, type RefreshState } from "./refresh.ts";
 import type { WatchSnapshot } from "./watcher.ts";
 import type { ProxyReport } from "../proxy/runtime.ts";
 import { MAX_NAMES } from "../proxy/admit.ts";
@@ -121,6 +121,23 @@ function proxyStateOf(proxy: ProxyReport): NonNullable<WatchState["proxy"]> {
     list: { names: [...proxy.list.names], wildcards: [...proxy.list.wildcards] },
     addresses: proxy.admitted.slice(0, ADMITTED_SHOWN).map((e) => ({ address: e.address, names: e.names.slice(-MAX_NAMES), entries: e.entries.slice(-MAX_NAMES) })),
   };
+}
+
+/**
+ * The file is rewritten after a cycle at once when something `status` shows other than a time
+ * changed (a name's addresses, its failures, the list), otherwise at most this often: with 300
+ * names and a 5 s TTL a cycle runs every second, and most only move the "resolved" times.
+ */
+export const STATE_REFRESH_MS = 5000;
+
+/** Whether the state file is due after a cycle, given when and from which state it was last written. Pure. */
+export function stateWriteDue(last: { readonly at: number; readonly state: RefreshState } | undefined, state: RefreshState, now: number): boolean {
+  if (last === undefined || now - last.at >= STATE_REFRESH_MS || last.state.size !== state.size) return true;
+  for (const [host, name] of state) {
+    const before = last.state.get(host);
+    if (before === undefined || before.failures !== name.failures || before.lastError !== name.lastError || !sameAddresses(before, name)) return true;
+  }
+  return false;
 }
 
 /** The file as `status` reads it: anything that does not match the schema is ignored (undefined). */
