@@ -57,6 +57,8 @@ export async function main(world: World): Promise<number> {
     log = createLogger(logFormat?.kind === "value" && logFormat.text === "json" ? "json" : "text", world.stderr);
     const logger = log;
     const { config, warnings } = await loadConfig(world, command, flags, { problems: invocation.problems, args: invocation.args });
+    // Before anything is logged, locked or opened: it may start this program again (World.backgroundLoop).
+    if (config.command === "watch" && config.policy.dnsProxy === undefined) world.backgroundLoop();
     for (const warning of warnings) logger.warn(warning);
     const probe = command !== "render";
     let chosen: Promise<Backend> | undefined;

@@ -59,14 +59,20 @@ export interface World {
   readonly serve: (address: ListenAddress, handle: (request: Request) => Promise<Response>) => { stop: () => void };
   readonly processStats: () => ProcessStats;
   /**
-   * `watch` without the DNS proxy: from here on this process is a loop that wakes about once a
-   * second for a few milliseconds. JavaScriptCore's optimising tiers (DFG, FTL) cost it more than
-   * they save: a compiler thread's CPU, the compiled code and the compilers' own pages of the
-   * binary in RSS. Measured with 300 names at TTL 5 s: CPU 1.23 % -> 0.88 % of a core, RSS after
-   * start 64.9 -> 60.7 MiB. Raises the tier-up thresholds (Bun.unsafe.setJITPolicy) so that code
-   * stays in the interpreter and the baseline JIT. The cost: a 100,000-CIDR --allow-file renders
-   * about 3 times slower (0.7 -> 2.2 s) at start and on each update of the sets. The proxy keeps
-   * the normal policy: it answers DNS queries as fast as apps send them.
+   * `watch` without the DNS proxy, before it logs, locks or opens anything: from here on this
+   * process is a loop that wakes about once a second for a few milliseconds, and the runtime is set
+   * up for that. JavaScriptCore's optimising tiers (DFG, FTL) cost such a loop more than they save:
+   * a compiler thread's CPU, compiled code, the compilers' pages of the binary in RSS. The compiled
+   * binary starts itself again (execve, same PID, same arguments) with `BUN_JSC_useDFGJIT=0` in its
+   * environment, the one way to turn them off before the runtime starts (`--compile-exec-argv` takes
+   * Bun flags, not JavaScriptCore options). The tier-up thresholds are raised as well
+   * (Bun.unsafe.setJITPolicy): where the binary cannot start again (from source, execve failing)
+   * that alone keeps the loop out of DFG, though not the compilers' start-up pages out of RSS. And a full garbage collection every
+   * BACKGROUND_GC_INTERVAL_MS: each cycle's garbage otherwise piles up until JavaScriptCore's own
+   * trigger, several MiB above the 3 MiB the loop keeps alive. Measured with 300 names at TTL 5 s
+   * (bench/watch-resources.ts). The cost: a 100,000-CIDR --allow-file renders about 3 times slower
+   * (0.7 -> 2.2 s) at start and on each update of the sets. The DNS proxy keeps the normal runtime:
+   * it answers queries as fast as apps send them.
    */
   readonly backgroundLoop: () => void;
   /** `watch --dns-proxy`: switch the whole process to this group (see proxy/identity.ts). */
@@ -182,8 +188,27 @@ const processStats: World["processStats"] = () => {
   };
 };
 
-/** World.backgroundLoop's tier-up threshold scale: high enough that the loop's code never reaches DFG. */
+/** World.backgroundLoop's JavaScriptCore option, in the environment of the program started again. */
+const NO_DFG = "BUN_JSC_useDFGJIT";
+/** World.backgroundLoop's tier-up threshold scale when it cannot start again: high enough that the loop's code never reaches DFG. */
 const BACKGROUND_JIT_POLICY = 1e6;
+/** World.backgroundLoop: how often a full garbage collection runs. */
+const BACKGROUND_GC_INTERVAL_MS = 10_000;
+
+/** See World.backgroundLoop. */
+function backgroundLoop(): void {
+  // Compiled, the program is embedded at /$bunfs/ and argv[1] names it; the arguments follow.
+  const compiled = import.meta.path.startsWith("/$bunfs/");
+  if (compiled && process.env[NO_DFG] === undefined) {
+    try {
+      process.execve!(process.execPath, [process.execPath, ...process.argv.slice(2)], { ...process.env, [NO_DFG]: "0" });
+    } catch {
+      // execve failed (the binary is gone or not executable): go on in this process.
+    }
+  }
+  Bun.unsafe.setJITPolicy(BACKGROUND_JIT_POLICY);
+  setInterval(() => Bun.gc(true), BACKGROUND_GC_INTERVAL_MS).unref();
+}
 
 /** The real world: process, files, DNS, child processes. The only module that touches them (main's entry passes it in). */
 export function realWorld(): World {
@@ -236,7 +261,7 @@ export function realWorld(): World {
     configChanges,
     serve,
     processStats,
-    backgroundLoop: () => Bun.unsafe.setJITPolicy(BACKGROUND_JIT_POLICY),
+    backgroundLoop,
     switchGroup: (gid) => switchGroup(gid),
     nftExecutor: () => nftOnce().executor,
     inProcessNft: () => {

@@ -33,7 +33,6 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
   const marker = await world.lock(WATCH_MARKER, "watch", 0);
   if (!marker.ok) throw runtimeError(`another domainwall watch is running in this network namespace: ${describeHolder(marker.holder)}; nothing was changed`);
   const proxyConfig = config.policy.dnsProxy;
-  if (proxyConfig === undefined) world.backgroundLoop();
   if (proxyConfig !== undefined) {
     const switched = world.switchGroup(proxyConfig.gid);
     if (!switched.ok) throw runtimeError(`--dns-proxy: ${switched.reason}; nothing was loaded`);

@@ -432,6 +432,12 @@ describe("domainwall watch", () => {
     expect(log).toContain("SIGTERM: stopped; the rules stay loaded");
   });
 
+  test("with --dns-proxy the runtime is not set up as a background loop (the proxy answers queries at the apps' pace)", async () => {
+    const { code, events } = await runWatch(["watch", "--hosts", "api.example", "--dns-proxy"]);
+    expect(code).toBe(1); // the fake world cannot switch groups
+    expect(events).not.toContain("background loop");
+  });
+
   test("--remove-on-exit removes the rules and the ready file", async () => {
     const { code, calls, files, log } = await runWatch(["watch", "--hosts", "api.example", "--ready-file", READY, "--remove-on-exit"]);
     expect(code).toBe(0);
