@@ -72,14 +72,15 @@ export interface Clocks {
 }
 
 /**
- * A name's addresses in `compareCidr` order. A name's address map is replaced, never changed, when
- * its addresses change, so the sorted list is kept per map: the file is written after every cycle
- * with lookups, and most names' addresses stay the same for hours.
+ * A name's addresses in `compareCidr` order. A name's address map is replaced whenever it is looked
+ * up (the last-seen times move) but mostly holds the same addresses, and the file is written every
+ * few seconds: sorted lists are kept by their addresses' text, those of the last write only.
  */
-const sortedAddresses = new WeakMap<NameState["addresses"], string[]>();
-function sortedOf(addresses: NameState["addresses"]): string[] {
-  let sorted = sortedAddresses.get(addresses);
-  if (sorted === undefined) sortedAddresses.set(addresses, (sorted = [...addresses.keys()].map(cidr).sort(compareCidr).map((c) => c.text)));
+let sortedLast = new Map<string, string[]>();
+function sortedOf(addresses: NameState["addresses"], kept: Map<string, string[]>): string[] {
+  const key = [...addresses.keys()].join(" ");
+  const sorted = kept.get(key) ?? sortedLast.get(key) ?? [...addresses.keys()].map(cidr).sort(compareCidr).map((c) => c.text);
+  kept.set(key, sorted);
   return sorted;
 }
 
@@ -90,21 +91,17 @@ export function watchStateOf(snapshot: WatchSnapshot, clocks: Clocks, pid: numbe
     const answered = lastAnswerOf(state);
     return answered === undefined ? null : wall(answered);
   };
-  return {
-    version: 1,
-    pid,
-    backend,
-    writtenAt: Math.round(clocks.epochMs),
-    names: [...snapshot.state].map(([name, state]) => ({
-      name,
-      ...(snapshot.hostPorts.has(name) && { ports: (snapshot.hostPorts.get(name) ?? []).map(formatPortRange) }),
-      addresses: sortedOf(state.addresses),
-      lastResolved: lastResolvedOf(state),
-      failing: state.failures,
-      lastError: state.failures > 0 ? (state.lastError ?? null) : null,
-    })),
-    ...(proxy && { proxy: proxyStateOf(proxy) }),
-  };
+  const kept = new Map<string, string[]>();
+  const names = [...snapshot.state].map(([name, state]) => ({
+    name,
+    ...(snapshot.hostPorts.has(name) && { ports: (snapshot.hostPorts.get(name) ?? []).map(formatPortRange) }),
+    addresses: sortedOf(state.addresses, kept),
+    lastResolved: lastResolvedOf(state),
+    failing: state.failures,
+    lastError: state.failures > 0 ? (state.lastError ?? null) : null,
+  }));
+  sortedLast = kept;
+  return { version: 1, pid, backend, writtenAt: Math.round(clocks.epochMs), names, ...(proxy && { proxy: proxyStateOf(proxy) }) };
 }
 
 function proxyStateOf(proxy: ProxyReport): NonNullable<WatchState["proxy"]> {
