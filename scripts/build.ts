@@ -29,7 +29,7 @@ export function buildArgs(outfile: string, target?: string): string[] {
     // JavaScriptCore's tier-up thresholds times 16: a one-shot command (apply, status) then spends
     // less CPU compiling code it runs once (measured, apply of 300 names: 173 -> 125 ms of CPU,
     // median of 11, the JIT's threads included; an allow file of 100,000 CIDRs renders no slower).
-    // `watch` runs on, and resets the policy to 1 when it starts (World.normalJit).
+    // `watch` runs on and sets its own when it starts (World.normalJit with the proxy, else backgroundLoop).
     "--compile-jit-policy=16",
     `--define=DOMAINWALL_VERSION=${JSON.stringify(version)}`,
     `--define=process.env.NODE_ENV="production"`,

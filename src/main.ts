@@ -57,6 +57,10 @@ export async function main(world: World): Promise<number> {
     log = createLogger(logFormat?.kind === "value" && logFormat.text === "json" ? "json" : "text", stderrSink(world));
     const logger = log;
     const { config, warnings } = await loadConfig(world, command, flags, { problems: invocation.problems, args: invocation.args });
+    // Before anything is logged, locked or opened: backgroundLoop may start this program again. The
+    // proxy answers queries at the apps' pace, so it gets the JIT as usual (the binary starts with a
+    // reluctant one, for one-shot commands: scripts/build.ts).
+    if (config.command === "watch") (config.policy.dnsProxy === undefined ? world.backgroundLoop : world.normalJit)();
     for (const warning of warnings) logger.warn(warning);
     const probe = command !== "render";
     let chosen: Promise<Backend> | undefined;

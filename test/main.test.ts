@@ -72,6 +72,7 @@ async function runMain(
     configChanges: () => ({ stop: () => {} }),
     serve: () => ({ stop: () => {} }),
     processStats: () => ({ residentBytes: 0, cpuSeconds: 0, startTimeSeconds: 0 }),
+    backgroundLoop: () => {},
     epochNow: () => EPOCH + clock,
     switchGroup: () => ({ ok: false, reason: "not in unit tests" }),
     nftExecutor: () => ({ name: "nft", run: async () => ({ code: 1, stdout: "", stderr: "not in unit tests" }) }),

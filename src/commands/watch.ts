@@ -4,7 +4,7 @@ import { runtimeError, usageError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { messageOf } from "../messages.ts";
 import { metricsHandler } from "../watch/metrics.ts";
-import { WATCH_STATE_FILE, watchStateOf } from "../watch/state.ts";
+import { stateWriteDue, WATCH_STATE_FILE, watchStateOf } from "../watch/state.ts";
 import { createWatcher, type Reconfiguration, type Watcher, type WatchSnapshot } from "../watch/watcher.ts";
 import type { World } from "../world.ts";
 import { describeHolder, WATCH_MARKER } from "../backends/lock.ts";
@@ -29,7 +29,6 @@ import { carryingBackend, startProxyRuntime, upstreamsOf, type ProxyReport, type
  */
 export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Promise<void> {
   const { world, log } = ctx;
-  world.normalJit(); // a long-running process: the JIT as usual (the DNS proxy's and the loop's hot paths)
   const options = config.watch;
   const marker = await world.lock(WATCH_MARKER, "watch", 0);
   if (!marker.ok) throw runtimeError(`another domainwall watch is running in this network namespace: ${describeHolder(marker.holder)}; nothing was changed`);
@@ -110,7 +109,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     const watched = proxy === undefined ? config.policy : proxyLoopConfig(config.policy);
     watcher = createWatcher(
       { config: watched, schedule: options, resolvers: built.resolvers, resolutions: proxy === undefined ? built.resolutions : [], policy: built.policy, loadedAt: world.now() },
-      { backend, lookup: world.lookup, log, now: world.now, sleep: world.sleep, setTimer: world.setTimer, random: Math.random, cycled: saveState },
+      { backend, lookup: world.lookup, log, now: world.now, sleep: world.sleep, setTimer: world.setTimer, random: Math.random, cycled: saveState.afterCycle },
     );
     const current = watcher;
     await saveState(current.snapshot());
@@ -194,11 +193,16 @@ async function checkWritable(world: World, path: string, flag: string): Promise<
   }
 }
 
-/** Writes the watch state for `status`; a run directory that cannot be written is warned about once, never fatal. */
-function stateSaver(world: World, log: Logger, backend: string, proxy: () => ProxyReport | undefined): (snapshot: WatchSnapshot) => Promise<void> {
+/**
+ * Writes the watch state for `status`; a run directory that cannot be written is warned about once,
+ * never fatal. `afterCycle` writes only when stateWriteDue says so.
+ */
+function stateSaver(world: World, log: Logger, backend: string, proxy: () => ProxyReport | undefined) {
   const path = watchStateFile(world.env, WATCH_STATE_FILE);
   let warned = false;
-  return async (snapshot) => {
+  let last: { at: number; state: WatchSnapshot["state"] } | undefined;
+  const save = async (snapshot: WatchSnapshot): Promise<void> => {
+    last = { at: world.now(), state: snapshot.state };
     try {
       await world.writeFile(path, JSON.stringify(watchStateOf(snapshot, { monotonicMs: world.now(), epochMs: world.epochNow() }, world.pid, backend, proxy())));
     } catch (error) {
@@ -206,4 +210,6 @@ function stateSaver(world: World, log: Logger, backend: string, proxy: () => Pro
       warned = true;
     }
   };
+  const afterCycle = (snapshot: WatchSnapshot): Promise<void> => (stateWriteDue(last, snapshot.state, world.now()) ? save(snapshot) : Promise.resolve());
+  return Object.assign(save, { afterCycle });
 }

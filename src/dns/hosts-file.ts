@@ -38,15 +38,24 @@ export function hostsFileAnswers(table: HostsTable, name: string, family: Family
 }
 
 /**
- * A lookup that consults the hosts file first, read through `readHosts` for each lookup (an edit is
- * seen by the next lookup, like glibc; lookups started during a read share it), and asks `dns` only
- * for names the file does not list. A missing or unreadable file lists nothing.
+ * A lookup that consults the hosts file first, read through `readHosts` (an edit is seen by the
+ * next lookup, like glibc; lookups started during a read share it; with `reuseMs`, lookups that
+ * start within that long after a read began share it too: a watch cycle's 600 lookups run in waves
+ * of 64, and each wave would read the file again), and asks `dns` only for names the file does not
+ * list. A missing or unreadable file lists nothing.
  */
-export function withHostsFile(readHosts: () => Promise<string | undefined>, dns: Lookup): Lookup {
+export function withHostsFile(readHosts: () => Promise<string | undefined>, dns: Lookup, { now = () => 0, reuseMs = 0 }: { readonly now?: () => number; readonly reuseMs?: number } = {}): Lookup {
   let parsed: { text: string; table: HostsTable } | undefined;
-  /** Lookups that start while the file is being read share that read (600 at once for 300 names). */
-  let reading: Promise<string | undefined> | undefined;
-  const read = () => (reading ??= readHosts().catch(() => undefined).finally(() => (reading = undefined)));
+  /** The read under way, or the last one while it may be reused. */
+  let reading: { readonly text: Promise<string | undefined>; readonly startedAt: number; done: boolean } | undefined;
+  const read = () => {
+    const at = now();
+    if (reading !== undefined && (!reading.done || at - reading.startedAt < reuseMs)) return reading.text;
+    const current = { text: readHosts().catch(() => undefined), startedAt: at, done: false };
+    void current.text.finally(() => (current.done = true));
+    reading = current;
+    return current.text;
+  };
   return async (host, family) => {
     const text = await read();
     if (text !== undefined && parsed?.text !== text) parsed = { text, table: parseHostsFile(text) };

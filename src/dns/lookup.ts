@@ -31,7 +31,15 @@ export interface GuardOptions {
   readonly slowMs?: number;
   readonly readHosts?: () => Promise<string | undefined>;
   readonly setTimer?: SetTimer;
+  /** The clock the hosts file's reuse runs on. */
+  readonly now?: () => number;
 }
+
+/**
+ * Lookups that start within this long of a read of /etc/hosts share it (withHostsFile): one read
+ * per watch cycle instead of one per wave of lookups; an edit is seen within a second.
+ */
+const HOSTS_REUSE_MS = 1000;
 
 /**
  * The lookup the real world uses. First /etc/hosts, read through `readHosts`: a name it lists is
@@ -43,7 +51,8 @@ export interface GuardOptions {
  * endpoints (oven-sh/bun#32164). So once a lookup has failed that way, or has taken longer than
  * `slowMs`, each further one first asks `probe` (getaddrinfo, which fails at once) and goes to
  * `primary` (c-ares, which has the TTLs) only when the probe did not fail the same way. An answer
- * from `primary` ends it. While DNS works, nothing changes. `setTimer` runs the `slowMs` guard.
+ * from `primary` ends it. While DNS works, nothing changes. `setTimer` runs the `slowMs` guard; `now`
+ * the hosts file's reuse (HOSTS_REUSE_MS).
  */
 export function guardedLookup({
   primary = bunLookup,
@@ -51,6 +60,7 @@ export function guardedLookup({
   slowMs = 1000,
   readHosts = readEtcHosts,
   setTimer = realSetTimer,
+  now = () => performance.now(),
 }: GuardOptions = {}): Lookup {
   let troubled = false;
   return withHostsFile(readHosts, async (host, family) => {
@@ -72,5 +82,5 @@ export function guardedLookup({
     } finally {
       cancelSlow();
     }
-  });
+  }, { now, reuseMs: HOSTS_REUSE_MS });
 }

@@ -204,7 +204,9 @@ export function expire(state: RefreshState, now: number, graceMs: number): { sta
 /** Whether two states of a name hold the same addresses (when they were seen aside). */
 export function sameAddresses(a: NameState | undefined, b: NameState | undefined): boolean {
   if (a === undefined || b === undefined) return a === b;
-  return a.addresses.size === b.addresses.size && [...b.addresses.keys()].every((address) => a.addresses.has(address));
+  if (a.addresses.size !== b.addresses.size) return false;
+  for (const address of b.addresses.keys()) if (!a.addresses.has(address)) return false; // no array: this runs for every name every cycle
+  return true;
 }
 
 /** Names whose next lookup is due. */

@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import { formatPortRange } from "../config/port-spec.ts";
 import { cidr, compareCidr } from "../net/ip.ts";
-import { lastAnswerOf, type NameState } from "./refresh.ts";
+import { lastAnswerOf, sameAddresses, type NameState, type RefreshState } from "./refresh.ts";
 import type { WatchSnapshot } from "./watcher.ts";
 import type { ProxyReport } from "../proxy/runtime.ts";
 import { MAX_NAMES } from "../proxy/admit.ts";
@@ -72,14 +72,15 @@ export interface Clocks {
 }
 
 /**
- * A name's addresses in `compareCidr` order. A name's address map is replaced, never changed, when
- * its addresses change, so the sorted list is kept per map: the file is written after every cycle
- * with lookups, and most names' addresses stay the same for hours.
+ * A name's addresses in `compareCidr` order. A name's address map is replaced whenever it is looked
+ * up (the last-seen times move) but mostly holds the same addresses, and the file is written every
+ * few seconds: sorted lists are kept by their addresses' text, those of the last write only.
  */
-const sortedAddresses = new WeakMap<NameState["addresses"], string[]>();
-function sortedOf(addresses: NameState["addresses"]): string[] {
-  let sorted = sortedAddresses.get(addresses);
-  if (sorted === undefined) sortedAddresses.set(addresses, (sorted = [...addresses.keys()].map(cidr).sort(compareCidr).map((c) => c.text)));
+let sortedLast = new Map<string, string[]>();
+function sortedOf(addresses: NameState["addresses"], kept: Map<string, string[]>): string[] {
+  const key = [...addresses.keys()].join(" ");
+  const sorted = kept.get(key) ?? sortedLast.get(key) ?? [...addresses.keys()].map(cidr).sort(compareCidr).map((c) => c.text);
+  kept.set(key, sorted);
   return sorted;
 }
 
@@ -90,21 +91,17 @@ export function watchStateOf(snapshot: WatchSnapshot, clocks: Clocks, pid: numbe
     const answered = lastAnswerOf(state);
     return answered === undefined ? null : wall(answered);
   };
-  return {
-    version: 1,
-    pid,
-    backend,
-    writtenAt: Math.round(clocks.epochMs),
-    names: [...snapshot.state].map(([name, state]) => ({
-      name,
-      ...(snapshot.hostPorts.has(name) && { ports: (snapshot.hostPorts.get(name) ?? []).map(formatPortRange) }),
-      addresses: sortedOf(state.addresses),
-      lastResolved: lastResolvedOf(state),
-      failing: state.failures,
-      lastError: state.failures > 0 ? (state.lastError ?? null) : null,
-    })),
-    ...(proxy && { proxy: proxyStateOf(proxy) }),
-  };
+  const kept = new Map<string, string[]>();
+  const names = [...snapshot.state].map(([name, state]) => ({
+    name,
+    ...(snapshot.hostPorts.has(name) && { ports: (snapshot.hostPorts.get(name) ?? []).map(formatPortRange) }),
+    addresses: sortedOf(state.addresses, kept),
+    lastResolved: lastResolvedOf(state),
+    failing: state.failures,
+    lastError: state.failures > 0 ? (state.lastError ?? null) : null,
+  }));
+  sortedLast = kept;
+  return { version: 1, pid, backend, writtenAt: Math.round(clocks.epochMs), names, ...(proxy && { proxy: proxyStateOf(proxy) }) };
 }
 
 function proxyStateOf(proxy: ProxyReport): NonNullable<WatchState["proxy"]> {
@@ -121,6 +118,23 @@ function proxyStateOf(proxy: ProxyReport): NonNullable<WatchState["proxy"]> {
     list: { names: [...proxy.list.names], wildcards: [...proxy.list.wildcards] },
     addresses: proxy.admitted.slice(0, ADMITTED_SHOWN).map((e) => ({ address: e.address, names: e.names.slice(-MAX_NAMES), entries: e.entries.slice(-MAX_NAMES) })),
   };
+}
+
+/**
+ * The file is rewritten after a cycle at once when something `status` shows other than a time
+ * changed (a name's addresses, its failures, the list), otherwise at most this often: with 300
+ * names and a 5 s TTL a cycle runs every second, and most only move the "resolved" times.
+ */
+export const STATE_REFRESH_MS = 5000;
+
+/** Whether the state file is due after a cycle, given when and from which state it was last written. Pure. */
+export function stateWriteDue(last: { readonly at: number; readonly state: RefreshState } | undefined, state: RefreshState, now: number): boolean {
+  if (last === undefined || now - last.at >= STATE_REFRESH_MS || last.state.size !== state.size) return true;
+  for (const [host, name] of state) {
+    const before = last.state.get(host);
+    if (before === undefined || before.failures !== name.failures || before.lastError !== name.lastError || !sameAddresses(before, name)) return true;
+  }
+  return false;
 }
 
 /** The file as `status` reads it: anything that does not match the schema is ignored (undefined). */

@@ -87,4 +87,19 @@ describe("withHostsFile: /etc/hosts first, as glibc's getaddrinfo", () => {
     }, dns);
     expect(await unreadable("localhost", 4)).toEqual([{ address: "203.0.113.99", ttl: 30 }]);
   });
+
+  test("with reuseMs, lookups within that long of a read share it (one read per watch cycle, not per wave of lookups); later ones read again", async () => {
+    let clock = 0;
+    let text = "203.0.113.30 api.example\n";
+    let count = 0;
+    const shared = withHostsFile(async () => (count++, text), dns, { now: () => clock, reuseMs: 1000 });
+    expect(await shared("api.example", 4)).toEqual([{ address: "203.0.113.30", ttl: 0 }]);
+    text = "203.0.113.31 api.example\n";
+    clock = 999;
+    expect(await shared("api.example", 4)).toEqual([{ address: "203.0.113.30", ttl: 0 }]);
+    expect(count).toBe(1);
+    clock = 1000;
+    expect(await shared("api.example", 4)).toEqual([{ address: "203.0.113.31", ttl: 0 }]);
+    expect(count).toBe(2);
+  });
 });

@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { initialState, recordResolutions } from "../../src/watch/refresh.ts";
 import type { HostResolution } from "../../src/dns/resolve.ts";
 import type { WatchSnapshot } from "../../src/watch/watcher.ts";
-import { ADMITTED_SHOWN, describeWatchState, parseWatchState, watchStateOf, type WatchState } from "../../src/watch/state.ts";
+import { ADMITTED_SHOWN, describeWatchState, parseWatchState, STATE_REFRESH_MS, stateWriteDue, watchStateOf, type WatchState } from "../../src/watch/state.ts";
 import type { ProxyReport } from "../../src/proxy/runtime.ts";
 import { createStats } from "../../src/proxy/stats.ts";
 
@@ -70,6 +70,22 @@ describe("the watch state file", () => {
     expect(state.names[1]).not.toHaveProperty("ports");
     expect(parseWatchState(JSON.stringify(state))).toEqual(state);
     expect(describeWatchState(state, EPOCH + 2_000)[1]).toBe("  api.example (443/tcp, 8000-8100/udp): 203.0.113.10, 2001:db8:ff::10; resolved 11s ago at 2026-11-25T11:59:51Z");
+  });
+
+  test("rewritten at once when a name's addresses, failures or the list change; otherwise at most every STATE_REFRESH_MS", () => {
+    const written = snapshot().state;
+    const at = 10_000;
+    const due = (state: typeof written, now = at + 1_000) => stateWriteDue({ at, state: written }, state, now);
+    expect(stateWriteDue(undefined, written, at)).toBe(true);
+    expect(due(written)).toBe(false);
+    expect(due(written, at + STATE_REFRESH_MS)).toBe(true);
+    // Looked up again, same answers: only the times moved.
+    expect(due(recordResolutions(written, [resolved("api.example", "2001:db8:ff::10", "203.0.113.10")], 11_000, schedule, never))).toBe(false);
+    expect(due(recordResolutions(written, [resolved("api.example", "203.0.113.11", "2001:db8:ff::10")], 11_000, schedule, never))).toBe(true);
+    expect(due(recordResolutions(written, [{ host: "api.example", status: "failed", error: "SERVFAIL", addresses: [] }], 11_000, schedule, never))).toBe(true);
+    expect(due(recordResolutions(written, [resolved("down.example", "203.0.113.20")], 11_000, schedule, never))).toBe(true); // its failures end
+    expect(due(new Map([...written].slice(1)))).toBe(true);
+    expect(due(new Map([...written, ["new.example", written.get("later.example")!]]))).toBe(true);
   });
 
   test("control characters from the file do not reach the terminal", () => {

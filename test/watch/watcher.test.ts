@@ -385,6 +385,7 @@ async function runWatch(argv: string[], options: { records?: Records; nft?: (cal
       return { stop: () => void (served.stopped = true) };
     },
     processStats: () => ({ residentBytes: 50_000_000, cpuSeconds: 1.5, startTimeSeconds: 1_700_000_000 }),
+    backgroundLoop: () => void events.push("background loop"),
     epochNow: () => EPOCH + clock,
     switchGroup: () => ({ ok: false, reason: "not in unit tests" }),
     nftExecutor: () => ({ name: "nft", run: async () => ({ code: 1, stdout: "", stderr: "not in unit tests" }) }),
@@ -412,10 +413,17 @@ describe("domainwall watch", () => {
     expect(locks.held.size).toBe(0); // released on the way out
   });
 
-  test("gives the JIT its normal policy before anything else (the binary starts one-shot commands with a reluctant one)", async () => {
-    const { code, jit } = await runWatch(["watch", "--hosts", "api.example", "--min-ttl", "1"], { stopAt: 1_500 });
-    expect(code).toBe(0);
+  test("with --dns-proxy, gives the JIT its normal policy before anything else (the binary starts one-shot commands with a reluctant one)", async () => {
+    const { code, jit } = await runWatch(["watch", "--hosts", "api.example", "--dns-proxy"]);
+    expect(code).toBe(1); // the fake world cannot switch groups
     expect(jit).toEqual([{ events: 0, locks: 0 }]);
+  });
+
+  test("without the proxy, the background loop's runtime instead (it sets its own JIT policy)", async () => {
+    const { code, jit, events } = await runWatch(["watch", "--hosts", "api.example", "--min-ttl", "1"], { stopAt: 1_500 });
+    expect(code).toBe(0);
+    expect(jit).toEqual([]);
+    expect(events[0]).toBe("background loop");
   });
 
   test("a second watch in the namespace exits 1 naming the first, and loads nothing", async () => {
@@ -433,13 +441,20 @@ describe("domainwall watch", () => {
     expect(calls[0]?.stdin).toContain("203.0.113.10, # api.example");
     expect(calls[0]?.stdin).toStartWith("#!/usr/sbin/nft -f\n# domainwall: generated ruleset");
     // The ready file's directory is proven writable before the rules are loaded.
-    expect(events.slice(0, 6)).toEqual([`remove ${READY}`, `write ${READY}.domainwall-check`, `remove ${READY}.domainwall-check`, "nft -f -", `write ${STATE}`, `write ${READY}`]);
+    // A background loop from the start (the JIT policy): before the load, which it makes no faster.
+    expect(events.slice(0, 7)).toEqual(["background loop", `remove ${READY}`, `write ${READY}.domainwall-check`, `remove ${READY}.domainwall-check`, "nft -f -", `write ${STATE}`, `write ${READY}`]);
     expect(events.slice(-3)).toEqual(["write /run/domainwall/names.json", `remove ${STATE}`, "signals restored"]);
     expect(events.at(-1)).toBe("signals restored");
     expect(files[READY]).toBe("loaded\n");
     expect(log).toContain("applied: 1 names resolved, 0 skipped; 1 IPv4 and 0 IPv6 allowed");
     expect(log).toContain("watching 1 names: looked up again as their TTLs run out (between 1s and 3600s); unseen addresses stay 300s");
     expect(log).toContain("SIGTERM: stopped; the rules stay loaded");
+  });
+
+  test("with --dns-proxy the runtime is not set up as a background loop (the proxy answers queries at the apps' pace)", async () => {
+    const { code, events } = await runWatch(["watch", "--hosts", "api.example", "--dns-proxy"]);
+    expect(code).toBe(1); // the fake world cannot switch groups
+    expect(events).not.toContain("background loop");
   });
 
   test("--remove-on-exit removes the rules and the ready file", async () => {
