@@ -3,7 +3,7 @@ import { OPTIONS, takes, type BackendChoice, type Command, type OptionName, type
 import { rawOf, type Settings } from "./settings.ts";
 import { usageError } from "../errors.ts";
 import { IPTABLES_NO_PROXY } from "../messages.ts";
-import { parseCidr, SCANNED, sortByCidr, type Cidr } from "../net/ip.ts";
+import { mergeByCidr, parseCidr, SCANNED, sortByCidr, type Cidr } from "../net/ip.ts";
 import { addCidr, addScanned, cidrAt, cidrColumns, cidrOrder, type CidrColumns } from "../net/cidr-columns.ts";
 import { parseDestination, type Destination } from "./destination.ts";
 import { comparePortRange, formatEntry, formatPortRange, type PortRange } from "./port-spec.ts";
@@ -194,6 +194,8 @@ function allowFileEntries(settings: Settings, text: string | undefined): ReturnT
   return parseAllowFile(setting.from, setting.text, text);
 }
 
+const cidrOfEntry = (entry: AllowEntry): Cidr => entry.cidr;
+
 /** Where an option's value came from, for messages: the setting's source, or the flag. */
 const fromOf = (settings: Settings, name: OptionName): string => settings.get(name)?.from ?? `--${name}`;
 
@@ -266,14 +268,16 @@ function portsByName(named: readonly { name: string; raw: string; ports?: PortRa
 /**
  * An address or network listed (anywhere: --allow, the allow file, the host list) both without
  * ports and with ports: every port wins, and the entries with ports are dropped with a warning.
+ * `lists` are where the entries came from; each is returned without the dropped entries.
  */
-function everyPortWins(entries: readonly AllowEntry[], warnings: string[]): AllowEntry[] {
-  if (!entries.some((e) => e.ports !== undefined)) return [...entries];
+function everyPortWins(lists: readonly (readonly AllowEntry[])[], warnings: string[]): (readonly AllowEntry[])[] {
+  const entries = lists.flat();
+  if (!entries.some((e) => e.ports !== undefined)) return [...lists];
   const everyPort = new Set(entries.flatMap((e) => (e.ports === undefined ? [e.cidr.text] : [])));
   const dropped = entries.filter((e) => e.ports !== undefined && everyPort.has(e.cidr.text));
   for (const e of dropped) warnings.push(`${e.source}: ${show(formatEntry({ target: e.cidr.text, ports: e.ports }))} is also allowed on every port: every port of it is allowed`);
   const gone = new Set(dropped);
-  return entries.filter((e) => !gone.has(e));
+  return lists.map((list) => list.filter((e) => !gone.has(e)));
 }
 
 /** `explain`'s one argument: the destination to explain. */
@@ -319,16 +323,14 @@ function policyConfig(settings: Settings, value: ValueReader, inputs: ConfigInpu
     problems.push(`${hostsFrom}: ${wildcards.map(show).join(", ")}: wildcards need --dns-proxy (only 'watch --dns-proxy' can allow names that cannot be resolved ahead)`);
   }
   const literals: AllowEntry[] = (hosts ?? []).flatMap((h) => (h.host.kind === "address" ? [{ cidr: h.host.cidr, source: hostsFrom, ...(h.ports && { ports: h.ports }) }] : []));
-  const allowEntries = everyPortWins(
-    [...(allow ?? []).map((entry): AllowEntry => ({ cidr: entry.cidr, source: allowFrom, ...(entry.ports && { ports: entry.ports }) })), ...allowFile.entries, ...literals],
-    warnings,
-  );
+  const flagged = (allow ?? []).map((entry): AllowEntry => ({ cidr: entry.cidr, source: allowFrom, ...(entry.ports && { ports: entry.ports }) }));
+  const [fromFlags = [], fromFile = [], fromLiterals = []] = everyPortWins([flagged, allowFile.entries, literals], warnings);
   const refusePrivateAnswers = value("refuse-private-answers");
   const privateDomains = value("private-domains");
   if (!refusePrivateAnswers && (privateDomains ?? []).length > 0) {
     warnings.push(`${fromOf(settings, "private-domains")} has no effect without --refuse-private-answers: private answers are allowed for every name`);
   }
-  for (const entry of allowEntries.filter((e) => everything(e.cidr))) {
+  for (const entry of [fromFlags, fromFile, fromLiterals].flatMap((list) => list.filter((e) => everything(e.cidr)))) {
     warnings.push(`${entry.source}: ${entry.cidr.text} allows every IPv${entry.cidr.family} address: outbound IPv${entry.cidr.family} is not restricted`);
   }
   if (dnsServers?.kind === "list") {
@@ -348,7 +350,8 @@ function policyConfig(settings: Settings, value: ValueReader, inputs: ConfigInpu
     hostPorts,
     wildcards,
     ...(proxied && { dnsProxy: { port: value("dns-proxy-port"), gid: value("dns-proxy-gid") } }),
-    allow: sortByCidr(allowEntries, (entry) => entry.cidr),
+    // the file's entries come sorted: the few others are placed among them (stable, in this order on ties)
+    allow: mergeByCidr([sortByCidr(fromFlags, cidrOfEntry), fromFile, sortByCidr(fromLiterals, cidrOfEntry)], cidrOfEntry),
     ports: [...new Set(ports ?? [])].sort((a, b) => a - b),
     dnsServers: dnsServers ?? { kind: "resolv.conf" },
     strict: value("strict"),

@@ -349,3 +349,36 @@ export function sortByCidr<T>(items: readonly T[], cidrOf: (item: T) => Cidr): T
   for (let i = 0; i < n; i++) sorted.push(items[order[i] ?? 0] as T);
   return sorted;
 }
+
+/**
+ * Lists each sorted by `compareCidr` merged into one sorted list, stable: on equal networks, items
+ * of an earlier list first. Each list is placed into the result so far by binary search for each of
+ * its items when it is the shorter (a few `--allow` entries among 100,000 of a file), so a long
+ * list is copied, not compared item by item.
+ */
+export function mergeByCidr<T>(lists: readonly (readonly T[])[], cidrOf: (item: T) => Cidr): T[] {
+  let merged: readonly T[] = [];
+  for (const list of lists) merged = merged.length <= list.length ? mergeTwo(list, merged, cidrOf, false) : mergeTwo(merged, list, cidrOf, true);
+  return [...merged];
+}
+
+/** `few`'s items placed among `many`'s by binary search; on equal networks `few`'s after `many`'s (`fewLast`) or before. */
+function mergeTwo<T>(many: readonly T[], few: readonly T[], cidrOf: (item: T) => Cidr, fewLast: boolean): readonly T[] {
+  if (few.length === 0) return many;
+  const merged: T[] = [];
+  let from = 0;
+  for (const item of few) {
+    const cidr = cidrOf(item);
+    let [low, high] = [from, many.length];
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      const order = compareCidr(cidrOf(many[middle] as T), cidr);
+      if (order < 0 || (order === 0 && fewLast)) low = middle + 1;
+      else high = middle;
+    }
+    while (from < low) merged.push(many[from++] as T);
+    merged.push(item);
+  }
+  while (from < many.length) merged.push(many[from++] as T);
+  return merged;
+}
