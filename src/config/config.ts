@@ -141,7 +141,8 @@ export function parseAllowFile(from: string, path: string, text: string): { entr
   for (let start = 0, line = 1; start <= text.length; start++, line++) {
     let end = text.indexOf("\n", start);
     if (end < 0) end = text.length;
-    let [a, b] = [start, start];
+    let a = start;
+    let b = start;
     while (b < end && text.charCodeAt(b) !== HASH) b++;
     while (a < b && isAsciiSpace(text.charCodeAt(a))) a++;
     while (b > a && isAsciiSpace(text.charCodeAt(b - 1))) b--;

@@ -4,7 +4,7 @@
  * the order they are later read in (config, policy and renderer all walk the sorted list) are read
  * from memory in order; allocated in file order and read sorted, each visit was a cache miss.
  */
-import { CIDR_DIGITS, cidrDigits, makeCidr, SCANNED, scanCidrWords, type Cidr } from "./ip.ts";
+import { makeCidr, SCANNED, scanCidrWords, type Cidr } from "./ip.ts";
 import { radixOrder } from "./radix.ts";
 
 export interface CidrColumns {
@@ -43,7 +43,10 @@ export function addScanned(c: CidrColumns, text: string, start: number, end: num
   const i = c.count;
   const info = scanCidrWords(text, start, end, c.words, 4 * i);
   if (info < 0) return -1;
-  [c.info[i], c.start[i], c.end[i], c.tag[i]] = [info, start, end, tag];
+  c.info[i] = info;
+  c.start[i] = start;
+  c.end[i] = end;
+  c.tag[i] = tag;
   c.count++;
   return info;
 }
@@ -68,15 +71,44 @@ export function cidrAt(c: CidrColumns, i: number, text: string): Cidr {
   return makeCidr(family, words, prefix);
 }
 
-/** The entries' indices in `compareCidr` order, stable (a radix sort, as `sortByCidr`). */
+/**
+ * The entries' indices in `compareCidr` order, stable: a radix sort (`radixOrder`) of each family
+ * apart, IPv4 first. Apart, an IPv4 entry takes 5 bytes (prefix and address) instead of the 18 of a
+ * mixed list, and bytes that are the same across one family (an IPv6 list's first 32 bits, its /64s'
+ * last 64) are skipped.
+ */
 export function cidrOrder(c: CidrColumns): Uint32Array {
-  const n = c.count;
-  const digits = new Uint8Array(n * CIDR_DIGITS);
-  for (let i = 0; i < n; i++) {
-    const info = c.info[i] ?? 0;
-    const w = 4 * i;
-    if (info & SCANNED.v6) cidrDigits(digits, n, i, 6, info & 0xff, c.words[w] ?? 0, c.words[w + 1] ?? 0, c.words[w + 2] ?? 0, c.words[w + 3] ?? 0);
-    else cidrDigits(digits, n, i, 4, info & 0xff, c.words[w] ?? 0, 0, 0, 0);
+  const order = new Uint32Array(c.count);
+  let next = 0;
+  for (const v6 of [false, true]) {
+    const members = familyMembers(c, v6);
+    const m = members.length;
+    const wordCount = v6 ? 4 : 1;
+    const rows = 1 + 4 * wordCount;
+    const digits = new Uint8Array(m * rows);
+    for (let j = 0; j < m; j++) {
+      const i = members[j] ?? 0;
+      digits[j] = (c.info[i] ?? 0) & 0xff;
+      for (let w = 0; w < wordCount; w++) {
+        const word = c.words[4 * i + w] ?? 0;
+        const row = 1 + 4 * (wordCount - 1 - w); // the most significant word gets the highest rows
+        digits[row * m + j] = word & 0xff;
+        digits[(row + 1) * m + j] = (word >>> 8) & 0xff;
+        digits[(row + 2) * m + j] = (word >>> 16) & 0xff;
+        digits[(row + 3) * m + j] = word >>> 24;
+      }
+    }
+    const sorted = radixOrder(digits, m, rows);
+    for (let j = 0; j < m; j++) order[next++] = members[sorted === undefined ? j : (sorted[j] ?? 0)] ?? 0;
   }
-  return radixOrder(digits, n, CIDR_DIGITS) ?? Uint32Array.from({ length: n }, (_, i) => i);
+  return order;
+}
+
+/** The indices of the IPv6 entries (`v6`) or the IPv4 ones, in order. */
+function familyMembers(c: CidrColumns, v6: boolean): Uint32Array {
+  let m = 0;
+  for (let i = 0; i < c.count; i++) if ((((c.info[i] ?? 0) & SCANNED.v6) !== 0) === v6) m++;
+  const members = new Uint32Array(m);
+  for (let i = 0, j = 0; i < c.count; i++) if ((((c.info[i] ?? 0) & SCANNED.v6) !== 0) === v6) members[j++] = i;
+  return members;
 }
