@@ -181,7 +181,7 @@ function sortedEntries(columns: CidrColumns, others: ReadonlyMap<number, AllowEn
   for (let k = 0; k < order.length; k++) {
     const i = order[k] ?? 0;
     // join: a flat string, not a rope to flatten later
-    entries.push(others.get(i) ?? { cidr: cidrAt(columns, i, text), source: [path, columns.tag[i]].join(":") });
+    entries.push((others.size > 0 && others.get(i)) || { cidr: cidrAt(columns, i, text), source: [path, columns.tag[i]].join(":") });
   }
   return entries;
 }

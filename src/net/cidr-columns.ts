@@ -80,10 +80,9 @@ export function cidrAt(c: CidrColumns, i: number, text: string): Cidr {
 export function cidrOrder(c: CidrColumns): Uint32Array {
   const order = new Uint32Array(c.count);
   let next = 0;
-  for (const v6 of [false, true]) {
-    const members = familyMembers(c, v6);
+  for (const members of byFamily(c)) {
     const m = members.length;
-    const wordCount = v6 ? 4 : 1;
+    const wordCount = m > 0 && (c.info[members[0] ?? 0] ?? 0) & SCANNED.v6 ? 4 : 1;
     const rows = 1 + 4 * wordCount;
     const digits = new Uint8Array(m * rows);
     for (let j = 0; j < m; j++) {
@@ -104,11 +103,14 @@ export function cidrOrder(c: CidrColumns): Uint32Array {
   return order;
 }
 
-/** The indices of the IPv6 entries (`v6`) or the IPv4 ones, in order. */
-function familyMembers(c: CidrColumns, v6: boolean): Uint32Array {
-  let m = 0;
-  for (let i = 0; i < c.count; i++) if ((((c.info[i] ?? 0) & SCANNED.v6) !== 0) === v6) m++;
-  const members = new Uint32Array(m);
-  for (let i = 0, j = 0; i < c.count; i++) if ((((c.info[i] ?? 0) & SCANNED.v6) !== 0) === v6) members[j++] = i;
+/** The indices of the IPv4 entries and of the IPv6 ones, each in order. */
+function byFamily(c: CidrColumns): [Uint32Array, Uint32Array] {
+  let v6 = 0;
+  for (let i = 0; i < c.count; i++) if ((c.info[i] ?? 0) & SCANNED.v6) v6++;
+  const members: [Uint32Array, Uint32Array] = [new Uint32Array(c.count - v6), new Uint32Array(v6)];
+  for (let i = 0, j4 = 0, j6 = 0; i < c.count; i++) {
+    if ((c.info[i] ?? 0) & SCANNED.v6) members[1][j6++] = i;
+    else members[0][j4++] = i;
+  }
   return members;
 }
