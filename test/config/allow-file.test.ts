@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { parseAllowFile, type AllowEntry } from "../../src/config/config.ts";
 import { parseCidrItem, show } from "../../src/config/values.ts";
 import { formatAddress, parseCidr, sortByCidr } from "../../src/net/ip.ts";
+import { parseConfig, type RawConfig } from "../support/config.ts";
 
 /**
  * parseAllowFile as it was before the typed-array scan (one `parseCidr` per line, then a stable
@@ -99,3 +100,44 @@ test("an IPv4 entry sorts by its own word alone, after a refused IPv6 line was s
   const text = ["2001:db8:1:1:1:1:1:1/129", "192.0.2.0/24", "192.0.2.0/25"].join("\n");
   expect(parseAllowFile("--allow-file", "f", text).entries.map((e) => e.cidr.text)).toEqual(["192.0.2.0/24", "192.0.2.0/25"]);
 });
+
+describe("parseConfig: the allow list is the stable sort of --allow, the file and the host list's literals, in that order", () => {
+  const base: RawConfig = { strict: false, reject: false, requireHosts: true };
+  test.each([11, 12, 13])("seed %i", (seed) => {
+    const next = random(seed);
+    const line = lineGenerator(next);
+    const valid = () => {
+      for (;;) {
+        const l = line().trim();
+        if (l !== "" && !l.includes("#") && !/\s/.test(l) && referenceParse("f", "p", l).problems.length === 0 && referenceParse("f", "p", l).warnings.length === 0) return l;
+      }
+    };
+    const flags = Array.from({ length: 1 + Math.floor(next() * 20) }, valid);
+    const literals = Array.from({ length: 1 + Math.floor(next() * 20) }, valid).filter((l) => !l.includes("/") && !l.includes(":4") && !l.includes("]"));
+    // the file repeats some of the others, so that equal networks come from every source
+    const fileLines = [...Array.from({ length: 3000 }, valid), ...flags.slice(0, 3), ...literals.slice(0, 3)];
+    const fileText = fileLines.join("\n");
+    const { config } = parseConfig({
+      ...base,
+      hosts: { from: "--hosts", value: ["a.example", ...literals].join(",") },
+      allow: { from: "--allow", value: flags.join(",") },
+      allowFile: { from: "--allow-file", value: "/etc/allow.txt" },
+      allowFileText: fileText,
+    });
+    const sources = (list: readonly AllowEntry[]) => list.map((e) => `${e.cidr.text} ${e.source}${e.ports ? ` ${e.ports.protocol}${e.ports.first}` : ""}`);
+    const file = referenceParse("--allow-file", "/etc/allow.txt", fileText);
+    const flagged: AllowEntry[] = flags.map((f) => parseCidrItem(f)).flatMap((p) => (p.ok ? [{ cidr: p.value.cidr, source: "--allow", ...(p.value.ports && { ports: p.value.ports }) }] : []));
+    const hostLiterals: AllowEntry[] = literals.map((l) => parseCidr(l)).flatMap((p) => (p.ok ? [{ cidr: p.cidr, source: "--hosts" }] : []));
+    const everyPort = new Set([...flagged, ...file.entries, ...hostLiterals].filter((e) => e.ports === undefined).map((e) => e.cidr.text));
+    const kept = (list: readonly AllowEntry[]) => list.filter((e) => e.ports === undefined || !everyPort.has(e.cidr.text));
+    const expected = sortByCidr([...kept(flagged), ...kept(referenceFileOrder(fileText)), ...kept(hostLiterals)], (e) => e.cidr);
+    expect(sources(config.allow)).toEqual(sources(expected));
+  });
+});
+
+/** The file's entries in file order (referenceParse sorts them). */
+const referenceFileOrder = (text: string): AllowEntry[] =>
+  text.split("\n").flatMap((line, i) => {
+    const parsed = parseCidrItem(line.trim());
+    return parsed.ok ? [{ cidr: parsed.value.cidr, source: `/etc/allow.txt:${i + 1}`, ...(parsed.value.ports && { ports: parsed.value.ports }) }] : [];
+  });
