@@ -3,7 +3,8 @@ import { OPTIONS, takes, type BackendChoice, type Command, type OptionName, type
 import { rawOf, type Settings } from "./settings.ts";
 import { usageError } from "../errors.ts";
 import { IPTABLES_NO_PROXY } from "../messages.ts";
-import { parseCidr, sortByCidr, type Cidr } from "../net/ip.ts";
+import { mergeByCidr, parseCidr, SCANNED, sortByCidr, type Cidr } from "../net/ip.ts";
+import { addCidr, addScanned, cidrAt, cidrColumns, cidrOrder, type CidrColumns } from "../net/cidr-columns.ts";
 import { parseDestination, type Destination } from "./destination.ts";
 import { comparePortRange, formatEntry, formatPortRange, type PortRange } from "./port-spec.ts";
 import { parseCidrItem, show, type DnsServers, type ListenAddress, type LogFormat } from "./values.ts";
@@ -121,32 +122,68 @@ function parseAllowLine(value: string): ReturnType<typeof parseCidrItem> {
 /** At most this many problems (or host-bits warnings) of an allow file are listed one by one. */
 const FILE_PROBLEMS_SHOWN = 10;
 
+/** Whitespace that `trim` takes off a line of plain ASCII; anything else is left to the general path. */
+const isAsciiSpace = (c: number): boolean => c === 32 || (c >= 9 && c <= 13);
+
 /**
  * `--allow-file`: one address or CIDR per line, as in `--allow`; `#` starts a comment, blank lines
- * are skipped. Each entry's source is `PATH:LINE`, so the ruleset's comments point back at it.
+ * are skipped. Each entry's source is `PATH:LINE`, so the ruleset's comments point back at it. The
+ * entries come sorted by `compareCidr` (stable: in file order among equal networks). A plain
+ * CIDR line (nearly all of a 100,000-line file) is scanned into typed arrays, and objects are made
+ * only once sorted (see net/cidr-columns.ts); any other line is read by `parseAllowLine`.
  */
 export function parseAllowFile(from: string, path: string, text: string): { entries: AllowEntry[]; problems: string[]; warnings: string[] } {
-  const entries: AllowEntry[] = [];
+  const columns = cidrColumns(1024);
   const problems: string[] = [];
   const warnings: string[] = [];
-  const lines = text.split("\n");
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i] ?? "";
-    const hash = line.indexOf("#");
-    const value = (hash < 0 ? line : line.slice(0, hash)).trim();
-    if (value === "") continue;
-    const parsed = parseAllowLine(value);
-    if (!parsed.ok) problems.push(`${from}: ${path}:${i + 1}: ${show(value)} ${parsed.reason}`);
-    else {
-      const { cidr, hostBitsSet, ports } = parsed.value;
-      if (hostBitsSet) warnings.push(`${from}: ${path}:${i + 1}: ${show(value)} has host bits set; using ${cidr.text}`);
-      const source = [path, i + 1].join(":"); // join: a flat string, not a rope to flatten later
-      entries.push(ports === undefined ? { cidr, source } : { cidr, source, ports });
+  /** Entries read by `parseAllowLine`, by their index in `columns`. */
+  const others = new Map<number, AllowEntry>();
+  for (let start = 0, line = 1; start <= text.length; start++, line++) {
+    let end = text.indexOf("\n", start);
+    if (end < 0) end = text.length;
+    let a = start;
+    let b = start;
+    while (b < end && text.charCodeAt(b) !== HASH) b++;
+    while (a < b && isAsciiSpace(text.charCodeAt(a))) a++;
+    while (b > a && isAsciiSpace(text.charCodeAt(b - 1))) b--;
+    const info = a === b ? -1 : addScanned(columns, text, a, b, line);
+    if (info >= 0 && info & SCANNED.hostBits) {
+      const value = text.slice(a, b);
+      warnings.push(`${from}: ${path}:${line}: ${show(value)} has host bits set; using ${cidrAt(columns, columns.count - 1, text).text}`);
+    } else if (info < 0) {
+      const raw = text.slice(start, end);
+      const hash = raw.indexOf("#");
+      const value = (hash < 0 ? raw : raw.slice(0, hash)).trim();
+      if (value !== "") {
+        const parsed = parseAllowLine(value);
+        if (!parsed.ok) problems.push(`${from}: ${path}:${line}: ${show(value)} ${parsed.reason}`);
+        else {
+          const { cidr, hostBitsSet, ports } = parsed.value;
+          if (hostBitsSet) warnings.push(`${from}: ${path}:${line}: ${show(value)} has host bits set; using ${cidr.text}`);
+          const source = [path, line].join(":");
+          others.set(addCidr(columns, cidr, line), ports === undefined ? { cidr, source } : { cidr, source, ports });
+        }
+      }
     }
+    start = end;
   }
   const capped = (messages: string[], what: string) =>
     messages.length <= FILE_PROBLEMS_SHOWN ? messages : [...messages.slice(0, FILE_PROBLEMS_SHOWN), `${from}: ${path}: and ${messages.length - FILE_PROBLEMS_SHOWN} more ${what}`];
-  return { entries, problems: capped(problems, "invalid lines"), warnings: capped(warnings, "lines with host bits set") };
+  return { entries: sortedEntries(columns, others, path, text), problems: capped(problems, "invalid lines"), warnings: capped(warnings, "lines with host bits set") };
+}
+
+const HASH = 35;
+
+/** The allow file's entries in `compareCidr` order, each object made in that order. */
+function sortedEntries(columns: CidrColumns, others: ReadonlyMap<number, AllowEntry>, path: string, text: string): AllowEntry[] {
+  const order = cidrOrder(columns);
+  const entries: AllowEntry[] = [];
+  for (let k = 0; k < order.length; k++) {
+    const i = order[k] ?? 0;
+    // join: a flat string, not a rope to flatten later
+    entries.push((others.size > 0 && others.get(i)) || { cidr: cidrAt(columns, i, text), source: [path, columns.tag[i]].join(":") });
+  }
+  return entries;
 }
 
 /** The allow file's entries, or the problems that stop it (missing file, bad lines). */
@@ -157,6 +194,8 @@ function allowFileEntries(settings: Settings, text: string | undefined): ReturnT
   if (text === undefined) return { entries: [], problems: [`${setting.from}: ${show(setting.text)} does not exist`], warnings: [] };
   return parseAllowFile(setting.from, setting.text, text);
 }
+
+const cidrOfEntry = (entry: AllowEntry): Cidr => entry.cidr;
 
 /** Where an option's value came from, for messages: the setting's source, or the flag. */
 const fromOf = (settings: Settings, name: OptionName): string => settings.get(name)?.from ?? `--${name}`;
@@ -230,14 +269,16 @@ function portsByName(named: readonly { name: string; raw: string; ports?: PortRa
 /**
  * An address or network listed (anywhere: --allow, the allow file, the host list) both without
  * ports and with ports: every port wins, and the entries with ports are dropped with a warning.
+ * `lists` are where the entries came from; each is returned without the dropped entries.
  */
-function everyPortWins(entries: readonly AllowEntry[], warnings: string[]): AllowEntry[] {
-  if (!entries.some((e) => e.ports !== undefined)) return [...entries];
+function everyPortWins(lists: readonly (readonly AllowEntry[])[], warnings: string[]): (readonly AllowEntry[])[] {
+  const entries = lists.flat();
+  if (!entries.some((e) => e.ports !== undefined)) return [...lists];
   const everyPort = new Set(entries.flatMap((e) => (e.ports === undefined ? [e.cidr.text] : [])));
   const dropped = entries.filter((e) => e.ports !== undefined && everyPort.has(e.cidr.text));
   for (const e of dropped) warnings.push(`${e.source}: ${show(formatEntry({ target: e.cidr.text, ports: e.ports }))} is also allowed on every port: every port of it is allowed`);
   const gone = new Set(dropped);
-  return entries.filter((e) => !gone.has(e));
+  return lists.map((list) => list.filter((e) => !gone.has(e)));
 }
 
 /** `explain`'s one argument: the destination to explain. */
@@ -283,16 +324,14 @@ function policyConfig(settings: Settings, value: ValueReader, inputs: ConfigInpu
     problems.push(`${hostsFrom}: ${wildcards.map(show).join(", ")}: wildcards need --dns-proxy (only 'watch --dns-proxy' can allow names that cannot be resolved ahead)`);
   }
   const literals: AllowEntry[] = (hosts ?? []).flatMap((h) => (h.host.kind === "address" ? [{ cidr: h.host.cidr, source: hostsFrom, ...(h.ports && { ports: h.ports }) }] : []));
-  const allowEntries = everyPortWins(
-    [...(allow ?? []).map((entry): AllowEntry => ({ cidr: entry.cidr, source: allowFrom, ...(entry.ports && { ports: entry.ports }) })), ...allowFile.entries, ...literals],
-    warnings,
-  );
+  const flagged = (allow ?? []).map((entry): AllowEntry => ({ cidr: entry.cidr, source: allowFrom, ...(entry.ports && { ports: entry.ports }) }));
+  const [fromFlags = [], fromFile = [], fromLiterals = []] = everyPortWins([flagged, allowFile.entries, literals], warnings);
   const refusePrivateAnswers = value("refuse-private-answers");
   const privateDomains = value("private-domains");
   if (!refusePrivateAnswers && (privateDomains ?? []).length > 0) {
     warnings.push(`${fromOf(settings, "private-domains")} has no effect without --refuse-private-answers: private answers are allowed for every name`);
   }
-  for (const entry of allowEntries.filter((e) => everything(e.cidr))) {
+  for (const entry of [fromFlags, fromFile, fromLiterals].flatMap((list) => list.filter((e) => everything(e.cidr)))) {
     warnings.push(`${entry.source}: ${entry.cidr.text} allows every IPv${entry.cidr.family} address: outbound IPv${entry.cidr.family} is not restricted`);
   }
   if (dnsServers?.kind === "list") {
@@ -312,7 +351,8 @@ function policyConfig(settings: Settings, value: ValueReader, inputs: ConfigInpu
     hostPorts,
     wildcards,
     ...(proxied && { dnsProxy: { port: value("dns-proxy-port"), gid: value("dns-proxy-gid") } }),
-    allow: sortByCidr(allowEntries, (entry) => entry.cidr),
+    // the file's entries come sorted: the few others are placed among them (stable, in this order on ties)
+    allow: mergeByCidr([sortByCidr(fromFlags, cidrOfEntry), fromFile, sortByCidr(fromLiterals, cidrOfEntry)], cidrOfEntry),
     ports: [...new Set(ports ?? [])].sort((a, b) => a - b),
     dnsServers: dnsServers ?? { kind: "resolv.conf" },
     strict: value("strict"),

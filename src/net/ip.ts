@@ -8,6 +8,8 @@
  * expressions took most of the time.
  */
 
+import { radixOrder } from "./radix.ts";
+
 export type Family = 4 | 6;
 
 /** An address as unsigned 32-bit words, most significant first: one for IPv4, four for IPv6. */
@@ -86,16 +88,20 @@ interface Scanned {
   readonly canonical: boolean;
 }
 
-/** RFC 4291 text form in `text[start, end)`, including `::` and a trailing dotted quad; zone ids are refused. */
-function scanIpv6(text: string, start: number, end: number): Scanned | undefined {
-  if (end === start || end - start > 45) return undefined;
+/**
+ * RFC 4291 text form in `text[start, end)`, including `::` and a trailing dotted quad; zone ids are
+ * refused. The eight groups are left in `groups`; returns -1 if invalid, 1 when the text is exactly
+ * what `formatAddress` prints, 0 otherwise.
+ */
+function scanIpv6Groups(text: string, start: number, end: number): number {
+  if (end === start || end - start > 45) return -1;
   let count = 0;
   let gap = -1;
   let i = start;
   // RFC 5952 form so far: lower case, no leading zeros, no dotted quad
   let plain = true;
   if (text.charCodeAt(i) === COLON) {
-    if (text.charCodeAt(i + 1) !== COLON) return undefined;
+    if (text.charCodeAt(i + 1) !== COLON) return -1;
     gap = 0;
     i += 2;
   }
@@ -108,27 +114,27 @@ function scanIpv6(text: string, start: number, end: number): Scanned | undefined
     }
     if (j < end && text.charCodeAt(j) === DOT) {
       const v4 = scanIpv4(text, i, end);
-      if (v4 < 0 || count > 6) return undefined;
+      if (v4 < 0 || count > 6) return -1;
       groups[count++] = v4 >>> 16;
       groups[count++] = v4 & 0xffff;
       plain = false;
       break;
     }
-    if (j === i || j - i > 4 || count === 8) return undefined;
+    if (j === i || j - i > 4 || count === 8) return -1;
     if (j - i > 1 && text.charCodeAt(i) === 48) plain = false;
     groups[count++] = value;
     if (j === end) break;
-    if (text.charCodeAt(j) !== COLON) return undefined;
+    if (text.charCodeAt(j) !== COLON) return -1;
     if (text.charCodeAt(j + 1) === COLON) {
-      if (gap >= 0) return undefined;
+      if (gap >= 0) return -1;
       gap = count;
       i = j + 2;
     } else {
       i = j + 1;
-      if (i === end) return undefined;
+      if (i === end) return -1;
     }
   }
-  if (gap < 0 ? count !== 8 : count > 7) return undefined;
+  if (gap < 0 ? count !== 8 : count > 7) return -1;
   const zeros = 8 - count;
   if (gap >= 0) {
     for (let k = count - 1; k >= gap; k--) groups[k + zeros] = groups[k] ?? 0;
@@ -136,10 +142,16 @@ function scanIpv6(text: string, start: number, end: number): Scanned | undefined
   }
   // Canonical when `::` stands for exactly the run formatIpv6 would compress (or for none).
   const run = plain ? longestZeros() : 0;
-  const canonical = plain && (gap < 0 ? run < 0 : run === gap * 16 + zeros);
-  const g = groups;
-  const words = [(g[0] ?? 0) * 65536 + (g[1] ?? 0), (g[2] ?? 0) * 65536 + (g[3] ?? 0), (g[4] ?? 0) * 65536 + (g[5] ?? 0), (g[6] ?? 0) * 65536 + (g[7] ?? 0)];
-  return { family: 6, words, canonical };
+  return plain && (gap < 0 ? run < 0 : run === gap * 16 + zeros) ? 1 : 0;
+}
+
+/** Word `w` (0-3) of the IPv6 address in `groups`. */
+const groupWord = (w: number): number => (groups[2 * w] ?? 0) * 65536 + (groups[2 * w + 1] ?? 0);
+
+function scanIpv6(text: string, start: number, end: number): Scanned | undefined {
+  const scanned = scanIpv6Groups(text, start, end);
+  if (scanned < 0) return undefined;
+  return { family: 6, words: [groupWord(0), groupWord(1), groupWord(2), groupWord(3)], canonical: scanned === 1 };
 }
 
 /** IPv4 text that parses is canonical: decimal octets without leading zeros. */
@@ -205,25 +217,27 @@ export function makeCidr(family: Family, words: Words, prefix: number): Cidr {
   return { family, words: network, prefix, text: prefix === width(family) ? address : [address, prefix].join("/") };
 }
 
+/** The prefix length in `text(slash, end)`: 0-`max` in decimal without leading zeros; -1 if invalid. */
+function scanPrefix(text: string, slash: number, end: number, max: number): number {
+  const digits = end - slash - 1;
+  if (digits < 1 || digits > 3 || (digits > 1 && text.charCodeAt(slash + 1) === 48)) return -1;
+  let prefix = 0;
+  for (let i = slash + 1; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57) return -1;
+    prefix = prefix * 10 + (c - 48);
+  }
+  return prefix <= max ? prefix : -1;
+}
+
 /** Parse `addr` or `addr/prefix`; host bits are cleared and reported, never an error. */
 export function parseCidr(text: string): ParsedCidr {
   const slash = text.indexOf("/");
   const addr = scanAddress(text, 0, slash < 0 ? text.length : slash);
   if (addr === undefined) return { ok: false, reason: "not an IPv4 or IPv6 address" };
   const max = width(addr.family);
-  let prefix = max;
-  if (slash >= 0) {
-    // 0-128 in decimal, no leading zeros
-    const digits = text.length - slash - 1;
-    prefix = 0;
-    for (let i = slash + 1; i < text.length; i++) {
-      const c = text.charCodeAt(i);
-      prefix = c >= 48 && c <= 57 ? prefix * 10 + (c - 48) : Number.NaN;
-    }
-    if (digits < 1 || digits > 3 || (digits > 1 && text.charCodeAt(slash + 1) === 48) || !(prefix <= max)) {
-      return { ok: false, reason: `prefix must be 0-${max}` };
-    }
-  }
+  const prefix = slash < 0 ? max : scanPrefix(text, slash, text.length, max);
+  if (prefix < 0) return { ok: false, reason: `prefix must be 0-${max}` };
   const network = networkOf(addr.words, prefix);
   const hostBitsSet = network !== addr.words;
   if (!addr.canonical || hostBitsSet || (slash >= 0 && prefix === max)) return { ok: true, cidr: makeCidr(addr.family, network, prefix), hostBitsSet };
@@ -231,11 +245,70 @@ export function parseCidr(text: string): ParsedCidr {
   return { ok: true, cidr: { family: addr.family, words: network, prefix, text }, hostBitsSet };
 }
 
+/** What `scanCidrWords` found besides the prefix length (the low 8 bits of its result). */
+export const SCANNED = {
+  v6: 0x100,
+  /** The text is exactly the canonical text (`Cidr.text`) of the network. */
+  canonical: 0x200,
+  /** Host bits were set, and cleared in the words. */
+  hostBits: 0x400,
+} as const;
+
+/**
+ * `parseCidr` of `text[start, end)` without an object, for a list of 100,000: the network's words
+ * into `words` from `at` (one for IPv4, four for IPv6) and the rest packed in the result, the
+ * prefix length plus `SCANNED` flags; -1 when `parseCidr` would refuse the text.
+ */
+export function scanCidrWords(text: string, start: number, end: number, words: Uint32Array, at: number): number {
+  let slash = start;
+  while (slash < end && text.charCodeAt(slash) !== 47) slash++;
+  const v4 = scanIpv4(text, start, slash);
+  let scanned = 1;
+  if (v4 >= 0) words[at] = v4;
+  else {
+    scanned = scanIpv6Groups(text, start, slash);
+    if (scanned < 0) return -1;
+    for (let w = 0; w < 4; w++) words[at + w] = groupWord(w);
+  }
+  const family: Family = v4 >= 0 ? 4 : 6;
+  const max = width(family);
+  const prefix = slash === end ? max : scanPrefix(text, slash, end, max);
+  if (prefix < 0) return -1;
+  let hostBits = false;
+  for (let w = 0; w < (family === 4 ? 1 : 4); w++) {
+    const word = words[at + w] ?? 0;
+    const network = maskedWord(word, w, prefix);
+    if (network !== word) [hostBits, words[at + w]] = [true, network];
+  }
+  const canonical = scanned === 1 && !hostBits && !(slash < end && prefix === max);
+  return prefix | (family === 6 ? SCANNED.v6 : 0) | (canonical ? SCANNED.canonical : 0) | (hostBits ? SCANNED.hostBits : 0);
+}
+
 /** Parse text already known to be valid (constants, canonical output); throws otherwise. */
 export function cidr(text: string): Cidr {
   const parsed = parseCidr(text);
   if (!parsed.ok) throw new Error(`invalid CIDR constant ${text}: ${parsed.reason}`);
   return parsed.cidr;
+}
+
+/** The bytes the `compareCidr` order is, least significant first: prefix, the words' 16 bytes, family. */
+export const CIDR_DIGITS = 18;
+
+/** Writes item `i`'s `CIDR_DIGITS` bytes into `digits` (byte `d` of item `i` at `d * n + i`, see `radixOrder`); IPv4 in `w0`. */
+export function cidrDigits(digits: Uint8Array, n: number, i: number, family: Family, prefix: number, w0: number, w1: number, w2: number, w3: number): void {
+  digits[i] = prefix;
+  const word = (w: number, row: number) => {
+    digits[row * n + i] = w & 0xff;
+    digits[(row + 1) * n + i] = (w >>> 8) & 0xff;
+    digits[(row + 2) * n + i] = (w >>> 16) & 0xff;
+    digits[(row + 3) * n + i] = w >>> 24;
+  };
+  // the most significant word gets the highest rows; IPv4 leaves the others at 0, as compareCidr's shorter words
+  word(w0, 13);
+  word(w1, 9);
+  word(w2, 5);
+  word(w3, 1);
+  digits[17 * n + i] = family;
 }
 
 export function contains(outer: Cidr, inner: Cidr): boolean {
@@ -257,68 +330,55 @@ export function compareCidr(a: Cidr, b: Cidr): number {
   return a.prefix - b.prefix;
 }
 
-/** The bytes `sortByCidr` sorts on, least significant first: prefix, the words' bytes, family. */
-const DIGITS = 18;
-
-/** Whether items already are in order (a sorted list sorted again, as config's is by the policy). */
-function isSortedBy(digits: Uint8Array, n: number): boolean {
-  for (let i = 1; i < n; i++) {
-    for (let d = DIGITS - 1; d >= 0; d--) {
-      const previous = digits[d * n + i - 1] ?? 0;
-      const current = digits[d * n + i] ?? 0;
-      if (previous < current) break;
-      if (previous > current) return false;
-    }
-  }
-  return true;
-}
-
 /**
  * `items` sorted by `compareCidr` of their networks, stable. A comparator function costs hundreds
- * of ms for 100,000 entries and string keys cost tens of MB, so this is a radix sort of indices on
- * bytes, skipping the bytes that are the same for every item. `digits` holds byte `d` of item `i`
- * at `d * n + i`, so that each pass reads one row.
+ * of ms for 100,000 entries and string keys cost tens of MB, so this is a radix sort of indices
+ * (`radixOrder`) on the bytes of each item's network.
  */
 export function sortByCidr<T>(items: readonly T[], cidrOf: (item: T) => Cidr): T[] {
   const n = items.length;
   if (n < 256) return [...items].sort((a, b) => compareCidr(cidrOf(a), cidrOf(b)));
-  const digits = new Uint8Array(n * DIGITS);
+  const digits = new Uint8Array(n * CIDR_DIGITS);
   for (let i = 0; i < n; i++) {
     const { family, words, prefix } = cidrOf(items[i] as T);
-    digits[i] = prefix;
-    for (let w = 0; w < words.length; w++) {
-      const word = words[w] ?? 0;
-      const row = 13 - 4 * w; // the most significant word gets the highest rows
-      digits[row * n + i] = word & 0xff;
-      digits[(row + 1) * n + i] = (word >>> 8) & 0xff;
-      digits[(row + 2) * n + i] = (word >>> 16) & 0xff;
-      digits[(row + 3) * n + i] = word >>> 24;
-    }
-    digits[17 * n + i] = family;
+    cidrDigits(digits, n, i, family, prefix, words[0] ?? 0, words[1] ?? 0, words[2] ?? 0, words[3] ?? 0);
   }
-  if (isSortedBy(digits, n)) return [...items];
-  let order = new Uint32Array(n);
-  for (let i = 0; i < n; i++) order[i] = i;
-  let next = new Uint32Array(n);
-  const starts = new Uint32Array(257);
-  for (let d = 0; d < DIGITS; d++) {
-    const row = digits.subarray(d * n, (d + 1) * n);
-    starts.fill(0);
-    for (let i = 0; i < n; i++) {
-      const slot = (row[i] ?? 0) + 1;
-      starts[slot] = (starts[slot] ?? 0) + 1;
-    }
-    if (starts.includes(n)) continue;
-    for (let v = 1; v < starts.length; v++) starts[v] = (starts[v] ?? 0) + (starts[v - 1] ?? 0);
-    for (let i = 0; i < n; i++) {
-      const index = order[i] ?? 0;
-      const digit = row[index] ?? 0;
-      next[starts[digit] ?? 0] = index;
-      starts[digit] = (starts[digit] ?? 0) + 1;
-    }
-    [order, next] = [next, order];
-  }
+  const order = radixOrder(digits, n, CIDR_DIGITS);
+  if (order === undefined) return [...items];
   const sorted: T[] = [];
   for (let i = 0; i < n; i++) sorted.push(items[order[i] ?? 0] as T);
   return sorted;
+}
+
+/**
+ * Lists each sorted by `compareCidr` merged into one sorted list, stable: on equal networks, items
+ * of an earlier list first. Each list is placed into the result so far by binary search for each of
+ * its items when it is the shorter (a few `--allow` entries among 100,000 of a file), so a long
+ * list is copied, not compared item by item.
+ */
+export function mergeByCidr<T>(lists: readonly (readonly T[])[], cidrOf: (item: T) => Cidr): T[] {
+  let merged: readonly T[] = [];
+  for (const list of lists) merged = merged.length <= list.length ? mergeTwo(list, merged, cidrOf, false) : mergeTwo(merged, list, cidrOf, true);
+  return [...merged];
+}
+
+/** `few`'s items placed among `many`'s by binary search; on equal networks `few`'s after `many`'s (`fewLast`) or before. */
+function mergeTwo<T>(many: readonly T[], few: readonly T[], cidrOf: (item: T) => Cidr, fewLast: boolean): readonly T[] {
+  if (few.length === 0) return many;
+  const merged: T[] = [];
+  let from = 0;
+  for (const item of few) {
+    const cidr = cidrOf(item);
+    let [low, high] = [from, many.length];
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      const order = compareCidr(cidrOf(many[middle] as T), cidr);
+      if (order < 0 || (order === 0 && fewLast)) low = middle + 1;
+      else high = middle;
+    }
+    while (from < low) merged.push(many[from++] as T);
+    merged.push(item);
+  }
+  while (from < many.length) merged.push(many[from++] as T);
+  return merged;
 }

@@ -122,8 +122,8 @@ interface Entry {
 /**
  * One element per network, sorted, its sources sorted and unique, from `sorted` (in `compareCidr`
  * order, as config's allow list is) and `more` (any order). One pass over `sorted`, which can hold
- * 100,000 entries: each visit of an entry in sorted order is a cache miss, as they were allocated
- * in the order of the file.
+ * 100,000 entries (an allow file's are allocated in sorted order, net/cidr-columns.ts, so the pass
+ * reads memory in order).
  */
 function collect(sorted: readonly Entry[], more: readonly Entry[]): SetElement[] {
   const others = sortByCidr(more, (e) => e.cidr);

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { compareCidr, contains, cidr, makeCidr, parseCidr, sortByCidr, type Cidr } from "../../src/net/ip.ts";
+import { compareCidr, contains, cidr, makeCidr, mergeByCidr, parseCidr, sortByCidr, type Cidr } from "../../src/net/ip.ts";
 
 describe("parseCidr", () => {
   const accepted: { input: string; text: string; hostBitsSet?: boolean }[] = [
@@ -93,5 +93,18 @@ describe("sortByCidr: the order of compareCidr, stable, at any size", () => {
     for (const input of [items, sorted, [...sorted].reverse(), items.filter((e) => e.cidr.family === 6)]) {
       expect(sortByCidr(input, (e) => e.cidr).map((e) => e.i)).toEqual(expected(input).map((e) => e.i));
     }
+  });
+
+  test.each([
+    [0, 0, 0],
+    [3, 1_000, 2],
+    [1_000, 3, 0],
+    [0, 2_000, 5],
+    [400, 300, 200],
+    [1, 1, 1],
+  ])("mergeByCidr of sorted lists of %i, %i and %i: a stable sort of them one after the other", (a, b, c) => {
+    let i = 0;
+    const lists = [a, b, c].map((n) => expected(Array.from({ length: n }, () => entry(i++))));
+    expect(mergeByCidr(lists, (e) => e.cidr).map((e) => e.i)).toEqual(expected(lists.flat()).map((e) => e.i));
   });
 });

@@ -49,7 +49,7 @@ const texted = <E>(): Texted<E> => ({ elements: [], texts: [] });
  * `elements` (one family, in the order given) by where they go, with their texts: single
  * addresses (/32, /128), IPv6 /64 networks (the network address: `allow_net64_v6` is looked up with
  * the interface id cleared), and the other networks. One pass that reads each element's network
- * once: 100,000 of them in sorted order are a cache miss each.
+ * once.
  */
 function byKind(elements: readonly SetElement[]): { addresses: Texted<SetElement>; net64: Texted<SetElement>; networks: Texted<SetElement> } {
   const kinds = { addresses: texted<SetElement>(), net64: texted<SetElement>(), networks: texted<SetElement>() };
