@@ -211,18 +211,31 @@ const processStats: World["processStats"] = () => {
 
 /**
  * World.writeStderr: blocking writes to fd 2 until all of it is out. Where fd 2 is non-blocking
- * anyway (shared with a process that made it so: EAGAIN), the rest goes through the stream; any
- * other failure (a closed pipe) loses the text, as a stream would, and never ends the command.
+ * anyway (shared with a process that made it so: EAGAIN), the rest goes through the stream, and so
+ * does all text after it: the stream writes later, when fd 2 has room, so a direct write meanwhile
+ * would land inside a line still queued there. Any other failure (a closed pipe) loses the text, as
+ * a stream would, and never ends the command. `write` is writeSync on fd 2 (a seam for tests).
  */
-function writeStderr(text: string): void {
-  const bytes = Buffer.from(text, "utf8");
-  let written = 0;
-  try {
-    while (written < bytes.length) written += writeSync(2, bytes, written);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "EAGAIN") process.stderr.write(bytes.subarray(written));
-  }
+export function stderrWriter(write: (bytes: Uint8Array, offset: number) => number, stream: () => { write(bytes: Uint8Array): unknown }): (text: string) => void {
+  let queued = false;
+  return (text) => {
+    const bytes = Buffer.from(text, "utf8");
+    if (queued) return void stream().write(bytes);
+    let written = 0;
+    try {
+      while (written < bytes.length) written += write(bytes, written);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EAGAIN") return;
+      queued = true;
+      stream().write(bytes.subarray(written));
+    }
+  };
 }
+
+const writeStderr = stderrWriter(
+  (bytes, offset) => writeSync(2, bytes, offset),
+  () => process.stderr,
+);
 
 /** World.backgroundLoop's JavaScriptCore option, in the environment of the program started again. */
 const NO_DFG = "BUN_JSC_useDFGJIT";
