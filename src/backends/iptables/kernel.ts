@@ -12,6 +12,9 @@ import type { Family } from "../../net/ip.ts";
 /** The legacy tables this network namespace has, one name a line; the file exists once ip_tables (ip6_tables) is loaded. */
 export const TABLE_NAMES: Readonly<Record<Family, string>> = { 4: "/proc/net/ip_tables_names", 6: "/proc/net/ip6_tables_names" };
 
+/** A file every network namespace's /proc/net has. */
+const NET_DEV = "/proc/net/dev";
+
 /** What IPT_SO_GET_INFO (IP6T_SO_GET_INFO) says of a table: its built-in chains (a bit per hook) and its entries. */
 export interface FilterInfo {
   readonly validHooks: number;
@@ -44,7 +47,17 @@ export const listsFilter = (text: string | undefined): boolean => text !== undef
  * CAP_NET_RAW, no ip_tables), so the answer is false and the tools decide.
  */
 export async function legacyFilterEmpty(io: { readonly readFile: (path: string) => Promise<string | undefined>; readonly filterInfo: (family: Family) => FilterInfo | undefined }): Promise<boolean> {
-  const names = await Promise.all([io.readFile(TABLE_NAMES[4]).catch(() => undefined), io.readFile(TABLE_NAMES[6]).catch(() => undefined)]);
+  // `readFile` gives undefined for a file that does not exist and throws for any other failure
+  // (EACCES, EIO): a file that could not be read says nothing, so the tools decide.
+  let names: (string | undefined)[];
+  try {
+    names = await Promise.all([io.readFile(TABLE_NAMES[4]), io.readFile(TABLE_NAMES[6])]);
+    // An absent file means "no legacy tables here" only where /proc/net is this namespace's and
+    // readable: without /proc (or with a /proc whose `self` is not this process) every file is absent.
+    if (names.includes(undefined) && (await io.readFile(NET_DEV)) === undefined) return false;
+  } catch {
+    return false;
+  }
   for (const [index, family] of ([4, 6] as const).entries()) {
     if (!listsFilter(names[index])) continue;
     const info = io.filterInfo(family);

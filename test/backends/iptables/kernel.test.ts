@@ -37,7 +37,7 @@ function kernel(names: Record<Family, string | undefined>, info: Record<Family, 
   return {
     asked,
     io: {
-      readFile: async (path: string) => (path === "/proc/net/ip_tables_names" ? names[4] : path === "/proc/net/ip6_tables_names" ? names[6] : undefined),
+      readFile: async (path: string) => (path === "/proc/net/ip_tables_names" ? names[4] : path === "/proc/net/ip6_tables_names" ? names[6] : path === "/proc/net/dev" ? "Inter-|   Receive\n" : undefined),
       filterInfo: (family: Family) => (asked.push(family), info[family]),
     },
   };
@@ -63,3 +63,22 @@ test.each([
     expect(k.asked).toEqual(asked);
   },
 );
+
+test.each([
+  { name: "ip_tables_names cannot be read (EACCES)", failing: "/proc/net/ip_tables_names", code: "EACCES" },
+  { name: "ip6_tables_names cannot be read (EIO)", failing: "/proc/net/ip6_tables_names", code: "EIO" },
+])("legacyFilterEmpty: $name → false, the tools decide", async ({ failing, code }) => {
+  const asked: Family[] = [];
+  const io = {
+    readFile: async (path: string) => {
+      if (path === failing) throw Object.assign(new Error(`${code}: ${path}`), { code });
+      return path === "/proc/net/dev" ? "Inter-|   Receive\n" : undefined;
+    },
+    filterInfo: (family: Family) => (asked.push(family), EMPTY),
+  };
+  expect(await legacyFilterEmpty(io)).toBe(false);
+});
+
+test("legacyFilterEmpty: no /proc/net at all (every file absent, /proc/net/dev too) → false, the tools decide", async () => {
+  expect(await legacyFilterEmpty({ readFile: async () => undefined, filterInfo: () => EMPTY })).toBe(false);
+});
