@@ -1,3 +1,5 @@
+import type { Socket } from "bun";
+
 /**
  * Locks scoped to the network namespace — the resource every command that changes the kernel
  * shares. Each is an abstract unix socket (`\0NAME`): Linux scopes abstract names to the network
@@ -26,6 +28,8 @@ export interface AcquireOptions {
   readonly pollMs?: number;
   readonly now?: () => number;
   readonly sleep?: (ms: number) => Promise<void>;
+  /** How long the holder keeps an asker's connection open after its answer (tests shorten it). */
+  readonly answerOpenMs?: number;
 }
 
 const address = (name: string) => `\0${name}`;
@@ -33,27 +37,45 @@ const address = (name: string) => `\0${name}`;
 type Listener = ReturnType<typeof Bun.listen>;
 
 /** How long the holder keeps a connection open after answering, for an asker that reads until the end (an older domainwall). */
-const ANSWER_OPEN_SECONDS = 1;
+const ANSWER_OPEN_MS = 1000;
+/**
+ * Connections the holder keeps open at once; a new one closes the oldest. Anyone in the namespace
+ * can connect (an abstract name has no permissions): each open connection is a descriptor of the
+ * holder, a `watch` that may run the DNS proxy.
+ */
+export const MAX_ANSWERING = 16;
 
 /**
  * Binds the name: the listener, or undefined when someone holds it. Bun's own sockets, not
  * node:net, whose streams cost every run about 5 ms of start-up (measured in the compiled binary).
- * The answer is written and the connection left open (the asker closes it after the line, or it
- * times out): a connection the holder closes at once can reach Bun.connect as a failed connect
- * (ECONNRESET, measured), and the asker would lose the answer.
+ * The answer is written and the connection left open (the asker closes it after the line):
+ * a connection the holder closes at once can reach Bun.connect as a failed connect (ECONNRESET,
+ * measured), and the asker would lose the answer. The holder closes it itself after `openMs`
+ * whatever the asker does (a half close would wait for the asker forever), and keeps at most
+ * MAX_ANSWERING open: a process that connects and never closes cannot pile up the holder's
+ * descriptors.
  */
-function bind(name: string, self: Holder): Listener | undefined {
+function bind(name: string, self: Holder, openMs: number): Listener | undefined {
   const answer = `${JSON.stringify({ pid: self.pid, command: self.command })}\n`;
+  const answering = new Set<Socket>();
   try {
     const listener = Bun.listen({
       unix: address(name),
       socket: {
         open: (socket) => {
+          if (answering.size >= MAX_ANSWERING) {
+            const [oldest] = answering;
+            if (oldest !== undefined) {
+              answering.delete(oldest);
+              oldest.terminate();
+            }
+          }
+          answering.add(socket);
           socket.write(answer);
-          socket.timeout(ANSWER_OPEN_SECONDS);
+          setTimeout(() => socket.terminate(), openMs).unref();
         },
-        timeout: (socket) => void socket.end(),
         data: () => {},
+        close: (socket) => void answering.delete(socket),
         error: () => {},
       },
     });
@@ -129,13 +151,13 @@ export async function acquireLock(name: string, self: Holder, options: AcquireOp
   const sleep = options.sleep ?? ((ms: number) => Bun.sleep(ms));
   const deadline = now() + options.waitMs;
   for (;;) {
-    const listener = bind(name, self);
+    const listener = bind(name, self, options.answerOpenMs ?? ANSWER_OPEN_MS);
     if (listener !== undefined) return { ok: true, release: () => listener.stop(true) };
     if (now() >= deadline) {
       const holder = await holderOf(name);
       // Freed between the bind and the question: try once more rather than name nobody.
       if (holder === undefined) {
-        const late = bind(name, self);
+        const late = bind(name, self, options.answerOpenMs ?? ANSWER_OPEN_MS);
         if (late !== undefined) return { ok: true, release: () => late.stop(true) };
       }
       return { ok: false, holder };
