@@ -53,14 +53,21 @@ export async function main(world: World): Promise<number> {
     if (invocation.kind === "help") return void (await world.stdout(`${helpText(invocation.command)}\n`)), EXIT.ok;
     if (invocation.kind === "usage") return void world.writeStderr(`no command given\n\n${helpText()}\n`), EXIT.usage;
     const { command, flags } = invocation;
-    const logFormat = (await readSettings(world, command, flags)).settings.get("log-format");
+    const { settings } = await readSettings(world, command, flags);
+    // Before anything is logged, locked or opened, and before the allow file is read: backgroundLoop
+    // may start this program again, which reads its inputs again, and an allow file that can be read
+    // only once (--allow-file /dev/stdin, <(...)) would reach that run empty or gone. The proxy
+    // answers queries at the apps' pace, so it gets the JIT as usual (the binary starts with a
+    // reluctant one, for one-shot commands: scripts/build.ts). A --dns-proxy that is not a valid
+    // switch fails the configuration below either way.
+    if (command === "watch") {
+      const proxy = settings.get("dns-proxy");
+      (proxy?.kind === "switch" && proxy.on ? world.normalJit : world.backgroundLoop)();
+    }
+    const logFormat = settings.get("log-format");
     log = createLogger(logFormat?.kind === "value" && logFormat.text === "json" ? "json" : "text", stderrSink(world));
     const logger = log;
     const { config, warnings } = await loadConfig(world, command, flags, { problems: invocation.problems, args: invocation.args });
-    // Before anything is logged, locked or opened: backgroundLoop may start this program again. The
-    // proxy answers queries at the apps' pace, so it gets the JIT as usual (the binary starts with a
-    // reluctant one, for one-shot commands: scripts/build.ts).
-    if (config.command === "watch") (config.policy.dnsProxy === undefined ? world.backgroundLoop : world.normalJit)();
     for (const warning of warnings) logger.warn(warning);
     const probe = command !== "render";
     let chosen: Promise<Backend> | undefined;

@@ -323,11 +323,11 @@ describe("the watch loop", () => {
 });
 
 /** main() with a fake world; SIGTERM arrives once the fake clock passes `stopAt`. */
-async function runWatch(argv: string[], options: { records?: Records; nft?: (call: RunCall) => Partial<RunResult>; stopAt?: number; bindFails?: boolean; readOnly?: string; held?: Map<string, Holder>; beforeProbe?: (handle: (request: Request) => Promise<Response>) => Promise<void> } = {}) {
+async function runWatch(argv: string[], options: { records?: Records; nft?: (call: RunCall) => Partial<RunResult>; stopAt?: number; bindFails?: boolean; readOnly?: string; held?: Map<string, Holder>; beforeProbe?: (handle: (request: Request) => Promise<Response>) => Promise<void>; files?: Record<string, string> } = {}) {
   let clock = 0;
   let signal: (name: string) => void = () => {};
   const stopped = new Promise<string>((resolve) => (signal = resolve));
-  const files: Record<string, string> = { "/etc/resolv.conf": "nameserver 198.51.100.2\n" };
+  const files: Record<string, string> = { "/etc/resolv.conf": "nameserver 198.51.100.2\n", ...options.files };
   const events: string[] = [];
   const writes: { path: string; text: string; at: number }[] = [];
   const locks = fakeLocks(4242, options.held);
@@ -356,7 +356,10 @@ async function runWatch(argv: string[], options: { records?: Records; nft?: (cal
     run,
     nft: () => ({ executor: processExecutor(run), reason: "nft transactions run the nft binary: a fake" }),
     lookup: fakeDns(options.records ?? { "api.example": { 4: ["203.0.113.10"], ttl: 30 } }).lookup,
-    readFile: async (path) => files[path],
+    readFile: async (path) => {
+      if (options.files !== undefined && path in options.files) events.push(`read ${path}`); // only the files a test gives
+      return files[path];
+    },
     writeFile: async (path, text) => {
       if (options.readOnly !== undefined && path.startsWith(options.readOnly)) throw new Error(`EROFS: read-only file system, open '${path}'`);
       events.push(`write ${path}`);
@@ -449,6 +452,13 @@ describe("domainwall watch", () => {
     expect(log).toContain("applied: 1 names resolved, 0 skipped; 1 IPv4 and 0 IPv6 allowed");
     expect(log).toContain("watching 1 names: looked up again as their TTLs run out (between 1s and 3600s); unseen addresses stay 300s");
     expect(log).toContain("SIGTERM: stopped; the rules stay loaded");
+  });
+
+  test("without the proxy, the background loop starts before the allow file is read: the compiled binary starts itself again there, and an input that can be read once (--allow-file /dev/stdin, <(...)) must reach the run that goes on", async () => {
+    const { code, events, calls } = await runWatch(["watch", "--hosts", "api.example", "--allow-file", "/dev/stdin"], { files: { "/dev/stdin": "198.51.100.0/24\n" } });
+    expect(code).toBe(0);
+    expect(events.filter((e) => e === "background loop" || e.startsWith("read "))).toEqual(["background loop", "read /dev/stdin"]);
+    expect(calls[0]?.stdin).toContain("198.51.100.0/24");
   });
 
   test("with --dns-proxy the runtime is not set up as a background loop (the proxy answers queries at the apps' pace)", async () => {
