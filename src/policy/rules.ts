@@ -58,23 +58,26 @@ export type Rule =
   | { readonly kind: "proxy-guard"; readonly gid: number; readonly port: number }
   /**
    * The DNS proxy (zone chain, output, before conntrack): the proxy's own queries (its group, port
-   * 53, to a resolver that is not on loopback) are tracked in conntrack zone `zone`, apart from the
-   * apps' flows in zone 0. Otherwise an app's query from the same source port as one of the proxy's
-   * upstream flows still in conntrack (same addresses and ports: the kernel hands the port out again
-   * once the proxy's socket is closed) is placed in the proxy's entry, never redirected (NAT decides
-   * once per connection), and dropped by the first guard. Only the proxy's group can put a packet
-   * in the zone (an app cannot take the group without CAP_SETGID). On `lo` also a resolver on an
-   * address of this host answering (its replies leave through the output hook, not prerouting).
+   * 53, to a resolver that is not on loopback) are tracked in conntrack zone `zone` in their
+   * original direction only, apart from the apps' flows in zone 0. Otherwise an app's query from
+   * the same source port as one of the proxy's upstream flows still in conntrack (same addresses
+   * and ports: the kernel hands the port out again once the proxy's socket is closed) is placed in
+   * the proxy's entry, never redirected (NAT decides once per connection), and dropped by the
+   * first guard. Only the proxy's group can put a packet in the zone (an app cannot take the group
+   * without CAP_SETGID). The replies are looked up in zone 0, where the entry's reply side is: no
+   * rule is needed where they arrive, and nothing else that arrives from port 53 (the replies to a
+   * container this host forwards and masquerades) changes zone.
    * `resolvers`: the policy's (never loopback here: a local stub's flows stay in zone 0).
    */
   | { readonly kind: "zone-proxy-queries"; readonly gid: number; readonly zone: number; readonly resolvers: Policy["dns"] }
   /**
-   * The DNS proxy (zone chain, prerouting, before conntrack): packets from port 53 of a resolver
-   * (not on loopback) are looked up in the proxy's zone, where they match only the proxy's own
-   * flows; anything else from there is a new flow of that zone (the input chain, when there is one,
-   * drops it as it would in zone 0). Packets on loopback are tracked already in output: unchanged.
+   * The DNS proxy (guard chain, input, policy accept): a packet from port 53 of a resolver (not on
+   * loopback) that starts a new flow is dropped: it answers nothing this host asked. Without it, a
+   * datagram forged from outside as the resolver's would make a zone-0 entry whose reply side is
+   * an app's next query from that port, which would then never be redirected (and be dropped by
+   * the first guard): a way to break an app's DNS port by port.
    */
-  | { readonly kind: "zone-resolver-replies"; readonly zone: number; readonly resolvers: Policy["dns"] }
+  | { readonly kind: "refuse-new-from-resolvers"; readonly resolvers: Policy["dns"] }
   /**
    * The DNS proxy (output filter): the redirected queries. After a redirect the destination is
    * loopback but the filter still sees the original output interface (not `lo`), so they are
@@ -123,12 +126,13 @@ export type VerdictCounter = `${"output" | "input" | "forward"}_${"dropped" | "a
 /**
  * A chain of ours, hooked where packets leave (`output`), arrive (`input`) or pass through
  * (`forward`): a filter chain (policy drop), the DNS proxy's `nat` chain (output only, policy
- * accept: it redirects, never drops), or the DNS proxy's `zone` chains (output and `prerouting`,
- * before conntrack, policy accept: they choose a conntrack zone, never drop).
+ * accept: it redirects, never drops), the DNS proxy's `zone` chain (output, before conntrack,
+ * policy accept: it chooses a conntrack zone, never drops) or its `guard` chain (input, policy
+ * accept: it drops only what its rule names).
  */
 export interface Chain {
-  readonly hook: "output" | "input" | "forward" | "prerouting";
-  readonly type: "filter" | "nat" | "zone";
+  readonly hook: "output" | "input" | "forward";
+  readonly type: "filter" | "nat" | "zone" | "guard";
   readonly rules: readonly Rule[];
 }
 
@@ -141,8 +145,8 @@ export function unreachable(rule: never): never {
 const LINK_SCOPE = [cidr("fe80::/10"), cidr("ff02::/16")];
 
 /**
- * The policy as ordered chains: with the DNS proxy, its zone chains first (output, then
- * prerouting: before conntrack), then its nat chain; the output filter always;
+ * The policy as ordered chains: with the DNS proxy, its zone chain first (output, before
+ * conntrack), its input guard, then its nat chain; the output filter always;
  * input only when inbound ports are given (otherwise inbound traffic is left untouched); forward
  * only with `--forward`. The order is the order of evaluation. In audit mode the filter chains are
  * the same up to the verdict, which accepts.
@@ -163,7 +167,7 @@ export function chainsOf(policy: Policy): Chain[] {
       ? []
       : [
           { hook: "output", type: "zone", rules: [{ kind: "zone-proxy-queries", gid: proxy.gid, zone: PROXY_ZONE, resolvers: policy.dns }] },
-          { hook: "prerouting", type: "zone", rules: [{ kind: "zone-resolver-replies", zone: PROXY_ZONE, resolvers: policy.dns }] },
+          { hook: "input", type: "guard", rules: [{ kind: "refuse-new-from-resolvers", resolvers: policy.dns }] },
           { hook: "output", type: "nat", rules: [{ kind: "keep-loopback-destination" }, { kind: "keep-group", gid: proxy.gid }, { kind: "redirect-dns", port: proxy.port }] },
         ];
   const output: Chain = {

@@ -78,13 +78,13 @@ describeNetns("watch --dns-proxy: an app's query from the source port of a proxy
     expect(waiting).toBe("");
   });
 
-  // A datagram from outside forged as the resolver's (port 53) is looked up in the proxy's zone:
-  // there it can match only the proxy's own flows, so it never leaves an entry an app's query would
-  // meet. Before the zones it made one in zone 0 (when nothing dropped it on the way in), and the
-  // app's next query from that port was taken for its reply, never redirected, and dropped (EPERM):
-  // anyone able to forge the resolver's address could break the pod's DNS port by port.
+  // A datagram from outside forged as the resolver's (port 53) that matches none of the proxy's own
+  // flows starts a new flow: the input guard drops it, --ports or not. Before any guard it made an
+  // entry in zone 0, and the app's next query from that port was taken for its reply, never
+  // redirected, and dropped (EPERM): anyone able to forge the resolver's address could break the
+  // pod's DNS port by port.
   for (const ports of [[], ["--ports", "3000"]]) {
-    test(`a datagram forged as the resolver's to an app's port ${ports.length === 0 ? "(inbound untouched: it arrives, as anything does)" : "(--ports: an input chain drops it)"}, then the app's query from that port is answered by the proxy`, async () => {
+    test(`a datagram forged as the resolver's to an app's port ${ports.length === 0 ? "(inbound otherwise untouched)" : "(--ports)"} is dropped, and the app's query from that port is answered by the proxy`, async () => {
       writeFileSync(lab.resolvConf, `nameserver ${ADDR.dnsV4}\n`);
       await start(ports);
       const port = 40000 + Math.floor(Math.random() * 10000);
@@ -98,13 +98,13 @@ describeNetns("watch --dns-proxy: an app's query from the source port of a proxy
       expect((await lab.exec("net", ["python3", `${import.meta.dir}/../lab/spoof-reply.py`, ADDR.dnsV4, ADDR.appV4, String(port)])).stdout).toBe("sent\n");
       const outcome = JSON.parse((await lines.read()).value ?? "") as { arrived: number; reply: string };
       console.log(`dns-proxy-ports e2e: forged answer to port ${port} ${ports.join(" ")}: ${JSON.stringify(outcome)}`);
-      expect(outcome).toEqual({ arrived: ports.length === 0 ? 1 : 0, reply: "NXDOMAIN" });
+      expect(outcome).toEqual({ arrived: 0, reply: "NXDOMAIN" });
     });
   }
 
   // A resolver on an address of this host (not loopback): its replies to the proxy leave through
-  // the output hook on lo, never prerouting, so dns_zone_out puts them in the proxy's zone; without
-  // that, a TCP reply (SYN-ACK) would start a flow of zone 0 and be dropped as invalid.
+  // the output hook on lo, never prerouting; they are the reply side of the proxy's entries, which
+  // is in zone 0 (the zone is set for the original direction only), so they find them there.
   test("a resolver on an address of this host: UDP and TCP through the proxy", async () => {
     const local = Bun.spawn(
       ["ip", "netns", "exec", lab.app, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--pid-file=", "--user=nobody", "--group=nogroup", "--bind-interfaces", `--listen-address=${ADDR.appV4}`, "--address=/listed.example/203.0.113.10", "--address=/direct.example/203.0.113.11"],

@@ -67,12 +67,12 @@ describe("chainsOf", () => {
     ]);
   });
 
-  test("with the DNS proxy: zone chains first (the proxy's queries to the resolvers and the resolvers' replies in a conntrack zone of their own), then a nat chain (loopback destinations and the proxy's group kept, then port 53 redirected); the filter first guards the proxy (port 53 only from its group, its port only from its group, no forged loopback answers), then accepts the proxy's port, DNS for its group only, and the admitted addresses", () => {
+  test("with the DNS proxy: a zone chain first (the proxy's queries to the resolvers in a conntrack zone of their own, original direction), an input guard (nothing new from a resolver's port 53), then a nat chain (loopback destinations and the proxy's group kept, then port 53 redirected); the filter first guards the proxy (port 53 only from its group, its port only from its group, no forged loopback answers), then accepts the proxy's port, DNS for its group only, and the admitted addresses", () => {
     const all = chainsOf(PROXY_POLICIES["dns-proxy"]!);
     const resolvers = PROXY_POLICIES["dns-proxy"]!.dns;
     expect(all.slice(0, 2)).toEqual([
       { hook: "output", type: "zone", rules: [{ kind: "zone-proxy-queries", gid: 2000053, zone: PROXY_ZONE, resolvers }] },
-      { hook: "prerouting", type: "zone", rules: [{ kind: "zone-resolver-replies", zone: PROXY_ZONE, resolvers }] },
+      { hook: "input", type: "guard", rules: [{ kind: "refuse-new-from-resolvers", resolvers }] },
     ]);
     const chains = all.slice(2);
     expect(chains.map((c) => `${c.type} ${c.hook}: ${c.rules.map((r) => r.kind).join(", ")}`)).toEqual([
@@ -131,7 +131,7 @@ describe("a renderer that forgets a kind of rule", () => {
         case "proxy-port":
         case "proxy-admitted":
         case "zone-proxy-queries":
-        case "zone-resolver-replies":
+        case "refuse-new-from-resolvers":
           return rule.kind;
         default:
           // @ts-expect-error "inbound-ports" is not handled: `rule` is not `never` here

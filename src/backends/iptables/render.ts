@@ -58,7 +58,7 @@ function ruleLines(rule: Rule, hook: keyof typeof CHAIN, family: Family): string
     case "proxy-port":
     case "proxy-admitted":
     case "zone-proxy-queries":
-    case "zone-resolver-replies":
+    case "refuse-new-from-resolvers":
       throw new Error(IPTABLES_NO_PROXY);
     case "verdict":
       if (rule.verdict === "accept") return [`-A ${chain} -j ACCEPT`];
@@ -101,9 +101,7 @@ export function renderIptables(policy: Policy, family: Family, state: IptablesSt
     ...input.declare,
     ...forwarded.declare,
     ...chains.flatMap((chain) => {
-      const { hook } = chain;
-      if (hook === "prerouting") throw new Error(IPTABLES_NO_PROXY); // only the DNS proxy's zone chain
-      return chain.rules.flatMap((rule) => ruleLines(rule, hook, family));
+      return chain.rules.flatMap((rule) => ruleLines(rule, chain.hook, family));
     }),
     ...jump("OUTPUT", OUTPUT_CHAIN, state.outputJumps, true, state.behind?.includes(OUTPUT_CHAIN)),
     ...jump("INPUT", INPUT_CHAIN, state.inputJumps, inbound, state.behind?.includes(INPUT_CHAIN)),

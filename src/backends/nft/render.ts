@@ -194,13 +194,14 @@ const proxyPortRules = (set: ProxyPortSet): string[] =>
   portMatches(set.ports).flatMap((match) => [`ip daddr @${set.v4} ${match} accept`, `ip6 daddr @${set.v6} ${match} accept`]);
 
 /**
- * The DNS proxy's zone (see the `zone-*` rules): `side` is the resolver's address (daddr for the
- * proxy's queries, saddr for the resolvers' replies), never on loopback, by family; one rule per
- * family that has resolvers (every non-loopback address for "any").
+ * The DNS proxy's rules on the resolvers' side (see `zone-proxy-queries` and
+ * `refuse-new-from-resolvers`): `side` is the resolver's address (daddr for the proxy's queries,
+ * saddr for what comes from the resolvers), never on loopback, by family; one rule per family that
+ * has resolvers (every non-loopback address for "any"), `match` before and `action` after.
  */
-function zoneRules(resolvers: Policy["dns"], side: "daddr" | "saddr", match: string, zone: number): string[] {
+function resolverRules(resolvers: Policy["dns"], side: "daddr" | "saddr", match: string, action: string): string[] {
   const family = (ip: "ip" | "ip6", loopback: string, cidrs: readonly Cidr[] | undefined): string[] =>
-    cidrs?.length === 0 ? [] : [`${match} ${ip} ${side} != ${loopback}${cidrs === undefined ? "" : ` ${ip} ${side} ${anonymousSet(cidrs)}`} ct zone set ${zone}`];
+    cidrs?.length === 0 ? [] : [`${match} ${ip} ${side} != ${loopback}${cidrs === undefined ? "" : ` ${ip} ${side} ${anonymousSet(cidrs)}`} ${action}`];
   return [...family("ip", "127.0.0.0/8", resolvers.kind === "any" ? undefined : resolvers.v4), ...family("ip6", "::1", resolvers.kind === "any" ? undefined : resolvers.v6)];
 }
 
@@ -235,12 +236,9 @@ function ruleLines(rule: Rule, hook: Chain["hook"]): string[] {
         `oifname "lo" ${TCP_UDP} th sport 53 fib saddr type != local drop`,
       ];
     case "zone-proxy-queries":
-      return [
-        ...zoneRules(rule.resolvers, "daddr", `meta skgid ${rule.gid} ${TCP_UDP} th dport 53`, rule.zone),
-        ...zoneRules(rule.resolvers, "saddr", `oifname "lo" ${TCP_UDP} th sport 53`, rule.zone),
-      ];
-    case "zone-resolver-replies":
-      return zoneRules(rule.resolvers, "saddr", `${TCP_UDP} th sport 53`, rule.zone);
+      return resolverRules(rule.resolvers, "daddr", `meta skgid ${rule.gid} ${TCP_UDP} th dport 53`, `ct original zone set ${rule.zone}`);
+    case "refuse-new-from-resolvers":
+      return resolverRules(rule.resolvers, "saddr", `${TCP_UDP} th sport 53`, "ct state new drop");
     case "proxy-port":
       return [`ip daddr 127.0.0.1 ${TCP_UDP} th dport ${rule.port} accept`, `ip6 daddr ::1 ${TCP_UDP} th dport ${rule.port} accept`];
     case "proxy-admitted":
@@ -265,16 +263,17 @@ function ruleLines(rule: Rule, hook: Chain["hook"]): string[] {
 
 /**
  * The DNS proxy's redirect runs at -100 (dstnat's value; nft 1.0.6 accepts the name `dstnat` only
- * in prerouting), before the output filter (0) sees the packet; its zone chains at raw (-300),
- * before conntrack (-200) looks the packet up.
+ * in prerouting), before the output filter (0) sees the packet; its zone chain at raw (-300),
+ * before conntrack (-200) looks the packet up; its input guard beside the filter (policy accept).
  */
+const CHAIN_NAME = { nat: "dns_redirect", zone: "dns_zone_out", guard: "dns_guard_in" } as const;
 const renderChain = (chain: Chain): string[] => [
-  `\tchain ${chain.type === "nat" ? "dns_redirect" : chain.type === "zone" ? (chain.hook === "prerouting" ? "dns_zone_in" : "dns_zone_out") : chain.hook} {`,
+  `\tchain ${chain.type === "filter" ? chain.hook : CHAIN_NAME[chain.type]} {`,
   chain.type === "nat"
     ? `\t\ttype nat hook ${chain.hook} priority -100; policy accept;`
-    : chain.type === "zone"
-      ? `\t\ttype filter hook ${chain.hook} priority raw; policy accept;`
-      : `\t\ttype filter hook ${chain.hook} priority filter; policy drop;`,
+    : chain.type === "filter"
+      ? `\t\ttype filter hook ${chain.hook} priority filter; policy drop;`
+      : `\t\ttype filter hook ${chain.hook} priority ${chain.type === "zone" ? "raw" : "filter"}; policy accept;`,
   ...chain.rules.flatMap((rule) => ruleLines(rule, chain.hook)).map((line) => `\t\t${line}`),
   "\t}",
 ];

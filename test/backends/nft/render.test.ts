@@ -23,25 +23,25 @@ describe("renderNft", () => {
     expect(renderNft(POLICIES["egress-only"]!, carried)).not.toContain("proxy_v4");
   });
 
-  test("the DNS proxy's zone chains: a family without resolvers has no rule, a stub on loopback is never zoned, and without the proxy there are none", () => {
+  test("the DNS proxy's zone and guard chains: a family without resolvers has no rule, a stub on loopback is never zoned, the zone is the original direction's only, and without the proxy there are none", () => {
     const chain = (text: string, name: string) => text.slice(text.indexOf(`\tchain ${name} {`), text.indexOf("\t}", text.indexOf(`\tchain ${name} {`))).split("\n").slice(1).map((l) => l.trim()).filter((l) => l !== "");
     const v4only = renderNft({ ...PROXY_POLICIES["dns-proxy"]!, dns: { kind: "servers", v4: [cidr("127.0.0.53"), cidr("198.51.100.0/24")], v6: [] } });
     expect(chain(v4only, "dns_zone_out")).toEqual([
       "type filter hook output priority raw; policy accept;",
-      "meta skgid 2000053 meta l4proto { tcp, udp } th dport 53 ip daddr != 127.0.0.0/8 ip daddr { 127.0.0.53, 198.51.100.0/24 } ct zone set 53",
-      'oifname "lo" meta l4proto { tcp, udp } th sport 53 ip saddr != 127.0.0.0/8 ip saddr { 127.0.0.53, 198.51.100.0/24 } ct zone set 53',
+      "meta skgid 2000053 meta l4proto { tcp, udp } th dport 53 ip daddr != 127.0.0.0/8 ip daddr { 127.0.0.53, 198.51.100.0/24 } ct original zone set 53",
     ]);
-    expect(chain(v4only, "dns_zone_in")).toEqual([
-      "type filter hook prerouting priority raw; policy accept;",
-      "meta l4proto { tcp, udp } th sport 53 ip saddr != 127.0.0.0/8 ip saddr { 127.0.0.53, 198.51.100.0/24 } ct zone set 53",
+    expect(chain(v4only, "dns_guard_in")).toEqual([
+      "type filter hook input priority filter; policy accept;",
+      "meta l4proto { tcp, udp } th sport 53 ip saddr != 127.0.0.0/8 ip saddr { 127.0.0.53, 198.51.100.0/24 } ct state new drop",
     ]);
     const any = renderNft({ ...PROXY_POLICIES["dns-proxy"]!, dns: { kind: "any" } });
-    expect(chain(any, "dns_zone_in")).toEqual([
-      "type filter hook prerouting priority raw; policy accept;",
-      "meta l4proto { tcp, udp } th sport 53 ip saddr != 127.0.0.0/8 ct zone set 53",
-      "meta l4proto { tcp, udp } th sport 53 ip6 saddr != ::1 ct zone set 53",
+    expect(chain(any, "dns_guard_in")).toEqual([
+      "type filter hook input priority filter; policy accept;",
+      "meta l4proto { tcp, udp } th sport 53 ip saddr != 127.0.0.0/8 ct state new drop",
+      "meta l4proto { tcp, udp } th sport 53 ip6 saddr != ::1 ct state new drop",
     ]);
-    expect(renderNft(POLICIES["egress-only"]!)).not.toContain("ct zone");
+    expect(renderNft(POLICIES["egress-only"]!)).not.toContain("ct original zone");
+    expect(renderNft(POLICIES["egress-only"]!)).not.toContain("dns_guard_in");
   });
 
   test("iptables-legacy refuses a DNS-proxy policy, saying why", () => {
