@@ -1,4 +1,5 @@
-import { dlopen, FFIType, ptr } from "bun:ffi";
+import { ptr } from "bun:ffi";
+import { openLibc, SOCK_CLOEXEC, SOCK_RAW } from "../../libc.ts";
 import type { Family } from "../../net/ip.ts";
 
 /**
@@ -66,24 +67,16 @@ export async function legacyFilterEmpty(io: { readonly readFile: (path: string) 
   return true;
 }
 
-const libcSymbols = {
-  socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-  getsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
-  close: { args: [FFIType.i32], returns: FFIType.i32 },
-} as const;
-let libc: ReturnType<typeof dlopen<typeof libcSymbols>>["symbols"] | undefined;
 
 /** socket(2) and getsockopt(2) arguments: AF_INET/SOL_IP and AF_INET6/SOL_IPV6; IPT_SO_GET_INFO = IP6T_SO_GET_INFO = 64. */
 const ASK = { 4: { domain: 2, level: 0 }, 6: { domain: 10, level: 41 } } as const;
-const SOCK_RAW = 3;
-const SOCK_CLOEXEC = 0o2000000;
 const IPPROTO_RAW = 255;
 const SO_GET_INFO = 64;
 
 /** IPT_SO_GET_INFO for the filter table on a raw socket, as iptables-legacy-save asks first; undefined when it cannot be asked. */
 export function filterInfo(family: Family): FilterInfo | undefined {
   try {
-    libc ??= dlopen("libc.so.6", libcSymbols).symbols;
+    const libc = openLibc();
     const fd = libc.socket(ASK[family].domain, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
     if (fd < 0) return undefined;
     try {

@@ -1,6 +1,7 @@
 import { CString, dlopen, FFIType, type Pointer, read } from "bun:ffi";
 import { closeSync, writeSync } from "node:fs";
 import { constants } from "node:os";
+import { openLibc, SOCK_CLOEXEC, SOCK_RAW, type Libc } from "../../libc.ts";
 import type { NftExecutor, NftResult } from "./executor.ts";
 
 /** The library the `nft` binary itself is built on (Debian's `libnftables1`, in the `nftables` package). */
@@ -28,23 +29,13 @@ const symbols = {
  * malloc_trim(3): gives freed heap back to the system after a large script (see releaseAfterBytes). socket(2), close(2) and errno: the netlink
  * probe (see probeNetlink).
  */
-const libcSymbols = {
-  memfd_create: { args: [FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
-  malloc_trim: { args: [FFIType.u64], returns: FFIType.i32 },
-  socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-  close: { args: [FFIType.i32], returns: FFIType.i32 },
-  __errno_location: { args: [], returns: FFIType.ptr },
-} as const;
 const MFD_CLOEXEC = 1;
 const AF_NETLINK = 16;
-const SOCK_RAW = 3;
-const SOCK_CLOEXEC = 0o2000000;
 const NETLINK_NETFILTER = 12;
 /** After a script or an output at least this long the context is freed and the heap trimmed. */
 export const RELEASE_AFTER_BYTES = 1 << 20;
 
 type Library = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
-type Libc = ReturnType<typeof dlopen<typeof libcSymbols>>["symbols"];
 /** A `struct nft_ctx *` or a `const char *` the library returned (Bun types pointers as number or bigint). */
 type CPointer = NonNullable<ReturnType<Library["nft_ctx_new"]>>;
 
@@ -89,8 +80,6 @@ export function probeNetlink(libc: Libc = openLibc()): string | undefined {
   const errno = where === null ? -1 : read.i32(where);
   return `cannot open a netfilter netlink socket: ${errnoName(errno)}`;
 }
-
-const openLibc = (): Libc => dlopen("libc.so.6", libcSymbols).symbols;
 
 /** A JS string from a C string the library owns; the library reuses that memory on its next call. */
 const copyOut = (pointer: CPointer | null): string => (pointer === null ? "" : String(new CString(pointer as Pointer)));
