@@ -7,7 +7,7 @@
 // The forwarded DNS is checked first without domainwall, in the same lab.
 import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { writeFileSync } from "node:fs";
-import { ADDR, createLab, describeNetns, type Lab, until } from "../lab/lab.ts";
+import { ADDR, createLab, describeNetns, killAndRemove, type Lab, until } from "../lab/lab.ts";
 
 setDefaultTimeout(120_000);
 
@@ -24,11 +24,7 @@ describeNetns("watch --dns-proxy beside forwarded (masqueraded) DNS of a hosted 
     if (nat.code !== 0) throw new Error(`masquerade: ${nat.stderr}`);
   });
   afterEach(async () => {
-    for (const child of running.splice(0)) {
-      child.kill("SIGKILL");
-      await child.exited;
-    }
-    await lab.domainwall(["remove"], { env: env() });
+    await killAndRemove(lab, running, env());
   });
   afterAll(() => lab.close());
 

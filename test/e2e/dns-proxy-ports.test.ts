@@ -7,7 +7,7 @@
 // resolver would answer NOERROR, the proxy answers NXDOMAIN.
 import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { writeFileSync } from "node:fs";
-import { ADDR, createLab, describeNetns, type Lab, until } from "../lab/lab.ts";
+import { ADDR, createLab, describeNetns, killAndRemove, type Lab, until } from "../lab/lab.ts";
 
 setDefaultTimeout(120_000);
 
@@ -22,11 +22,7 @@ describeNetns("watch --dns-proxy: an app's query from the source port of a proxy
     await lab.setRecords({ "listed.example": ["203.0.113.10", "2001:db8:ff::10"], "direct.example": ["203.0.113.11", "2001:db8:ff::11"] });
   });
   afterEach(async () => {
-    for (const child of running.splice(0)) {
-      child.kill("SIGKILL");
-      await child.exited;
-    }
-    await lab.domainwall(["remove"], { env: env() });
+    await killAndRemove(lab, running, env());
   });
   afterAll(() => lab.close());
 

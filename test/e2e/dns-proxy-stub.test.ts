@@ -8,7 +8,7 @@
 // destinations are not redirected); the stub's upstream queries are what the proxy intercepts.
 import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
-import { ADDR, createLab, describeNetns, domainwallCommand, type Lab, until } from "../lab/lab.ts";
+import { ADDR, createLab, describeNetns, domainwallCommand, killAndRemove, type Lab, until } from "../lab/lab.ts";
 
 setDefaultTimeout(120_000);
 
@@ -37,11 +37,7 @@ describeNetns("watch --dns-proxy behind a local stub resolver (systemd-resolved 
     if (stub.exitCode !== null) throw new Error(`dnsmasq exited: ${await new Response(stub.stderr as ReadableStream).text()}`);
   });
   afterEach(async () => {
-    for (const child of running.splice(0)) {
-      child.kill("SIGKILL");
-      await child.exited;
-    }
-    await lab.domainwall(["remove"], { env: env() });
+    await killAndRemove(lab, running, env());
     stub.kill("SIGHUP"); // clears the stub's cache: each test starts from a fresh stub
     await Bun.sleep(100);
   });

@@ -3,7 +3,7 @@
 // (test/lab/cdn-dns.ts: 2 random addresses out of 100 per query, TTL 30 s, a log of every query).
 import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { writeFileSync } from "node:fs";
-import { ADDR, createLab, describeNetns, type Lab, until } from "../lab/lab.ts";
+import { ADDR, createLab, describeNetns, killAndRemove, type Lab, until } from "../lab/lab.ts";
 import { POOL_V4 } from "../lab/cdn-dns.ts";
 import { withTimeout } from "../support/dns-client.ts";
 
@@ -34,11 +34,7 @@ describeNetns("watch --dns-proxy, end to end", () => {
     lab = await createLab({ cdn: CDN });
   });
   afterEach(async () => {
-    for (const child of running.splice(0)) {
-      child.kill("SIGKILL");
-      await child.exited;
-    }
-    await lab.domainwall(["remove"], { env: env() });
+    await killAndRemove(lab, running, env());
     writeFileSync(lab.resolvConf, `nameserver ${ADDR.dnsV4}\n`);
   });
   afterAll(() => lab.close());

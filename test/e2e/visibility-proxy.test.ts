@@ -4,7 +4,7 @@
 // the kernel's netfilter and the lab's CDN-like DNS server (test/lab/cdn-dns.ts).
 import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { writeFileSync } from "node:fs";
-import { ADDR, createLab, describeNetns, type Lab } from "../lab/lab.ts";
+import { ADDR, createLab, describeNetns, killAndRemove, type Lab } from "../lab/lab.ts";
 
 setDefaultTimeout(120_000);
 
@@ -33,11 +33,7 @@ describeNetns("the DNS proxy's visibility (nft), end to end", () => {
     lab = await createLab({ cdn: CDN });
   });
   afterEach(async () => {
-    for (const child of running.splice(0)) {
-      child.kill("SIGKILL");
-      await child.exited;
-    }
-    await lab.domainwall(["remove"], { env: env() });
+    await killAndRemove(lab, running, env());
     writeFileSync(lab.resolvConf, `nameserver ${ADDR.dnsV4}\n`);
   });
   afterAll(() => lab.close());

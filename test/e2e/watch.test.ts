@@ -1,7 +1,7 @@
 // End-to-end: `domainwall watch` (DOMAINWALL_BIN, else the source) in the lab's namespaces, against
 // the kernel's netfilter and a real dnsmasq whose answers change while it runs.
 import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { createLab, describeNetns, type Lab, until } from "../lab/lab.ts";
+import { createLab, describeNetns, killAndRemove, type Lab, until } from "../lab/lab.ts";
 // Namespaces, dnsmasq, real timeouts: far beyond bun's 5 s default, also when run as plain `bun test`.
 setDefaultTimeout(120_000);
 
@@ -45,11 +45,7 @@ describeNetns(`watch with ${backend}, end to end`, () => {
     lab = await createLab({ ttl: TTL_S });
   });
   afterEach(async () => {
-    for (const child of running.splice(0)) {
-      child.kill("SIGKILL");
-      await child.exited;
-    }
-    await lab.domainwall(["remove"], { env: env() });
+    await killAndRemove(lab, running, env());
     if (dnsDown) await lab.startDns(); // only when stopped: a second dnsmasq would not bind
     dnsDown = false;
   });

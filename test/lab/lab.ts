@@ -353,3 +353,12 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
   };
   return lab;
 }
+
+/** After each test: SIGKILL the domainwall processes it started, wait for them, and lift what they loaded. */
+export async function killAndRemove(lab: Lab, running: Bun.Subprocess[], env: Record<string, string>): Promise<void> {
+  for (const child of running.splice(0)) {
+    child.kill("SIGKILL");
+    await child.exited;
+  }
+  await lab.domainwall(["remove"], { env });
+}
