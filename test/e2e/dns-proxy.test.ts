@@ -112,29 +112,31 @@ describeNetns("watch --dns-proxy, end to end", () => {
     expect(apart(picked)).toBe(true);
     const [cdn, deep, deeper, wild] = picked as [string, string, string, string];
     const ports = (host: string) => [80, 443, 8081].map((port) => ({ host, port }));
-    expect(await lab.canConnect([...ports(cdn), ...ports(deep), ...ports(deeper), ...ports(wild)], 500)).toEqual([
+    const holds = async (set: string, address: string) => (await lab.nft(["list", "set", "inet", "domainwall", set])).stdout.split(/[\s,{}]+/).includes(address);
+    const setsOf = { 80: "proxy_v4_tcp80", 443: "proxy_v4_tcp443", 8081: "proxy_v4_tcp8081" } as const;
+    /** Per host and port (80, 443, 8081): whether a set of that port, or the every-port set, holds it. */
+    const inSets = (hosts: string[]) => Promise.all(hosts.flatMap((host) => ([80, 443, 8081] as const).map(async (port) => (await holds(setsOf[port], host)) || (await holds("proxy_v4", host)))));
+    // Each answer opened the ports of the entry that matched: a.b.deep.example's *.b.deep.example:8081
+    // is more specific than **.deep.example:443. Port 80 is not checked for the others: watch looks
+    // cdn.example up itself, and the CDN may tell it any address (2 random of 100).
+    expect(await inSets([cdn, deep, deeper, wild])).toEqual([
       ...[true, false, false], // cdn.example:80
-      ...[false, true, false], // **.deep.example:443
-      ...[false, false, true], // a.b.deep.example: *.b.deep.example:8081 is more specific than **.deep.example
+      ...[expect.any(Boolean), true, false], // **.deep.example:443
+      ...[expect.any(Boolean), false, true], // a.b.deep.example: 8081 only
       ...[true, true, true], // *.wild.example: every port
     ]);
-    expect((await lab.nft(["list", "set", "inet", "domainwall", "proxy_v4_tcp80"])).stdout).toContain(cdn);
+    // And the kernel enforces exactly the sets.
+    expect(await lab.canConnect([...ports(cdn), ...ports(deep), ...ports(deeper), ...ports(wild)], 500)).toEqual(await inSets([cdn, deep, deeper, wild]));
     expect((await proxySet()).includes(`${cdn},`) || (await proxySet()).includes(`${cdn} `)).toBe(false);
-    // Killed and restarted: each port set is carried over, so the admitted address keeps its port (and only it).
+    // Killed and restarted: each port set is carried over, so the admitted address keeps its port.
     watch.child.kill("SIGKILL");
     await watch.child.exited;
     watch = await start([], hosts);
     expect(watch.stderr()).toContain("kept ");
-    expect((await lab.nft(["list", "set", "inet", "domainwall", "proxy_v4_tcp80"])).stdout).toContain(cdn);
-    expect((await lab.nft(["list", "set", "inet", "domainwall", "proxy_v4_tcp8081"])).stdout).toContain(deeper);
-    // The restarted watch may be told more (the CDN answers 2 random addresses of 100, and it asks
-    // again): a port is open exactly where a set of that port (or the every-port set) holds the
-    // address, and the carried ones are open.
-    const holds = async (set: string, address: string) => (await lab.nft(["list", "set", "inet", "domainwall", set])).stdout.split(/[\s,{}]+/).includes(address);
-    const setsOf = { 80: "proxy_v4_tcp80", 443: "proxy_v4_tcp443", 8081: "proxy_v4_tcp8081" } as const;
-    const expected = await Promise.all([cdn, deeper].flatMap((host) => ([80, 443, 8081] as const).map(async (port) => (await holds(setsOf[port], host)) || (await holds("proxy_v4", host)))));
-    expect([expected[0], expected[5]]).toEqual([true, true]); // cdn:80 and deeper:8081, carried over
-    expect(await lab.canConnect([...ports(cdn), ...ports(deeper)], 500)).toEqual(expected);
+    expect(await holds("proxy_v4_tcp80", cdn)).toBe(true);
+    expect(await holds("proxy_v4_tcp8081", deeper)).toBe(true);
+    // The restarted watch may be told more: a port is open exactly where the sets say.
+    expect(await lab.canConnect([...ports(cdn), ...ports(deeper)], 500)).toEqual(await inSets([cdn, deeper]));
   });
 
   test("*.x matches one label, **.x one or more, neither x; unlisted names get NXDOMAIN and never reach the resolver", async () => {
