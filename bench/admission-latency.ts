@@ -29,10 +29,14 @@ const must = async (executor: NftExecutor, script: string) => {
   const result = await executor.run(script);
   if (result.code !== 0) throw new Error(`${executor.name}: ${result.stderr}`);
 };
-const percentile = (sorted: readonly number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
+const percentile = (sorted: readonly number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
 
 const settings = { now: () => Date.now(), minTtlMs: 5_000, maxTtlMs: 86_400_000, graceMs: 30_000 };
-const admitters = { libnftables: createAdmitter({ executor: inProcess, ...settings }), nft: createAdmitter({ executor: spawning, ...settings }) };
+const admitters = {
+  libnftables: createAdmitter({ executor: inProcess, ...settings }),
+  nft: createAdmitter({ executor: spawning, ...settings }),
+};
 const samples = { libnftables: [] as number[], nft: [] as number[] };
 
 // One counter for both: every admission is new to the kernel, whichever executor sends it.
@@ -41,14 +45,25 @@ function nextAnswer(): Admission {
   const i = k++;
   if (i % 2 === 1) {
     const n = i >> 1;
-    return { name: "v6.example.com", entry: "v6.example.com", addresses: [{ address: `2001:db8:a:${((n >> 16) & 0xffff).toString(16)}:${(n & 0xffff).toString(16)}::1`, family: 6, ttl: 60 }] };
+    return {
+      name: "v6.example.com",
+      entry: "v6.example.com",
+      addresses: [{ address: `2001:db8:a:${((n >> 16) & 0xffff).toString(16)}:${(n & 0xffff).toString(16)}::1`, family: 6, ttl: 60 }],
+    };
   }
   const n = i >> 1;
-  return { name: "v4.example.com", entry: "v4.example.com", addresses: [{ address: `198.51.100.${n & 255}`, family: 4, ttl: 60 + 40 * (n >> 8) }] };
+  return {
+    name: "v4.example.com",
+    entry: "v4.example.com",
+    addresses: [{ address: `198.51.100.${n & 255}`, family: 4, ttl: 60 + 40 * (n >> 8) }],
+  };
 }
 
 const loadBefore = loadavg()[0]!;
-await must(inProcess, "table inet domainwall {\n\tset proxy_v4 {\n\t\ttype ipv4_addr\n\t\tflags timeout\n\t}\n\tset proxy_v6 {\n\t\ttype ipv6_addr\n\t\tflags timeout\n\t}\n}\n");
+await must(
+  inProcess,
+  "table inet domainwall {\n\tset proxy_v4 {\n\t\ttype ipv4_addr\n\t\tflags timeout\n\t}\n\tset proxy_v6 {\n\t\ttype ipv6_addr\n\t\tflags timeout\n\t}\n}\n",
+);
 try {
   for (let round = -1; round < Math.ceil(admissions / ROUND); round++) {
     for (const which of ["libnftables", "nft"] as const) {
@@ -69,4 +84,11 @@ const summary = (us: number[]) => {
   const sorted = [...us].sort((a, b) => a - b);
   return { p50Us: Math.round(percentile(sorted, 50)), p99Us: Math.round(percentile(sorted, 99)) };
 };
-console.log(JSON.stringify({ admissions: samples.libnftables.length, load: [loadBefore, loadavg()[0]], libnftables: summary(samples.libnftables), nft: summary(samples.nft) }));
+console.log(
+  JSON.stringify({
+    admissions: samples.libnftables.length,
+    load: [loadBefore, loadavg()[0]],
+    libnftables: summary(samples.libnftables),
+    nft: summary(samples.nft),
+  }),
+);

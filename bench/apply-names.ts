@@ -22,8 +22,14 @@ const runs = Number(values.runs);
 const bins = values.bin.split(",").map((b) => resolve(import.meta.dir, "..", b));
 const lab = await createLab();
 try {
-  console.log(`load average before: ${loadavg().map((l) => l.toFixed(2)).join(" ")}\n`);
-  console.log(`| names | backend | binary | median wall ms | min | max | median CPU ms | median resolve / render / load ms (from the binary's summary) |\n|---:|---|---|---:|---:|---:|---:|---|`);
+  console.log(
+    `load average before: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")}\n`,
+  );
+  console.log(
+    `| names | backend | binary | median wall ms | min | max | median CPU ms | median resolve / render / load ms (from the binary's summary) |\n|---:|---|---|---:|---:|---:|---:|---|`,
+  );
   for (const n of values.names.split(",").map(Number)) {
     await lab.setRecords(recordsFor(n));
     const hosts = Array.from({ length: n }, (_, i) => nameOf(i)).join(",");
@@ -33,10 +39,26 @@ try {
       const parts = bins.map((): { resolveMs: number; renderMs: number; loadMs: number }[] => []);
       for (let run = 0; run < runs; run++) {
         for (const [b, bin] of bins.entries()) {
-          const sample = await mustRun(["ip", "netns", "exec", lab.app, bin, "apply", "--backend", backend, "--hosts", hosts, "--log-format", "json"]);
+          const sample = await mustRun([
+            "ip",
+            "netns",
+            "exec",
+            lab.app,
+            bin,
+            "apply",
+            "--backend",
+            backend,
+            "--hosts",
+            hosts,
+            "--log-format",
+            "json",
+          ]);
           wall[b]?.push(sample.wallMs);
           cpu[b]?.push(sample.cpuMs);
-          const summary = sample.stderr.split("\n").filter((l) => l.includes('"summary"')).map((l) => JSON.parse(l).summary)[0];
+          const summary = sample.stderr
+            .split("\n")
+            .filter((l) => l.includes('"summary"'))
+            .map((l) => JSON.parse(l).summary)[0];
           parts[b]?.push(summary);
           await mustRun(["ip", "netns", "exec", lab.app, bin, "remove", "--backend", backend]);
         }
@@ -44,12 +66,18 @@ try {
       for (const [b, bin] of bins.entries()) {
         const w = wall[b] ?? [];
         const m = (key: "resolveMs" | "renderMs" | "loadMs") => median((parts[b] ?? []).map((p) => p[key]));
-        console.log(`| ${n} | ${backend} | ${bin} | ${median(w).toFixed(1)} | ${Math.min(...w).toFixed(1)} | ${Math.max(...w).toFixed(1)} | ${median(cpu[b] ?? []).toFixed(1)} | ${m("resolveMs")} / ${m("renderMs")} / ${m("loadMs")} |`);
+        console.log(
+          `| ${n} | ${backend} | ${bin} | ${median(w).toFixed(1)} | ${Math.min(...w).toFixed(1)} | ${Math.max(...w).toFixed(1)} | ${median(cpu[b] ?? []).toFixed(1)} | ${m("resolveMs")} / ${m("renderMs")} / ${m("loadMs")} |`,
+        );
       }
     }
   }
   console.log(`\nwall time includes \`ip netns exec\`; ${runs} runs each, each from an empty namespace (remove after each apply)`);
-  console.log(`load average after: ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+  console.log(
+    `load average after: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")}`,
+  );
 } finally {
   await lab.close();
 }

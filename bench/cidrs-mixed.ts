@@ -29,7 +29,10 @@ if (values.bin === undefined && !values["no-build"]) {
   if (!build.success) throw new Error("bun run build failed");
 }
 
-const load = () => loadavg().map((l) => l.toFixed(2)).join(" ");
+const load = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ");
 const loadAtStart = load();
 const lab = await createLab();
 try {
@@ -45,7 +48,10 @@ try {
   const runs: { name: string; once: () => Promise<Sample> }[] = [
     ...bins.map((bin) => ({
       name: bin,
-      once: () => mustRun(inApp(bin, "apply", "--backend", "nft", "--hosts", "203.0.113.1", "--allow-file", file, "--log-format", "json"), { sampleEveryMs: 10 }),
+      once: () =>
+        mustRun(inApp(bin, "apply", "--backend", "nft", "--hosts", "203.0.113.1", "--allow-file", file, "--log-format", "json"), {
+          sampleEveryMs: 10,
+        }),
     })),
     { name: "floor (nft -f -)", once: () => mustRun(inApp("nft", "-f", "-"), { stdin: floorText }) },
   ];
@@ -64,9 +70,13 @@ try {
     const s = samples[k]!;
     const wall = median(s.map((x) => x.wallMs));
     const split = k < bins.length ? s.map((x) => applyTimes(x.stderr)) : undefined;
-    const splitText = split ? ` (resolve ${f(median(split.map((t) => t.resolveMs)))}, render ${f(median(split.map((t) => t.renderMs)))}, load ${f(median(split.map((t) => t.loadMs)))})` : "";
+    const splitText = split
+      ? ` (resolve ${f(median(split.map((t) => t.resolveMs)))}, render ${f(median(split.map((t) => t.renderMs)))}, load ${f(median(split.map((t) => t.loadMs)))})`
+      : "";
     const peak = `self ${f(Math.max(...s.map((x) => x.selfPeakMiB)))} MiB, tree ${f(Math.max(...s.map((x) => x.treePeakMiB)))} MiB`;
-    console.log(`${f(wall)} ms ${(wall / floorMs).toFixed(2)}x${splitText}; ${peak}; ${run.name} [${s.map((x) => x.wallMs.toFixed(0)).join(" ")}]`);
+    console.log(
+      `${f(wall)} ms ${(wall / floorMs).toFixed(2)}x${splitText}; ${peak}; ${run.name} [${s.map((x) => x.wallMs.toFixed(0)).join(" ")}]`,
+    );
   }
   console.log(`load average: at start ${loadAtStart}, at end ${load()}`);
 } finally {

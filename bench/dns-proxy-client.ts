@@ -31,7 +31,8 @@ const nameAt = (names: readonly string[], i: number): string => {
 };
 const query = (id: number, name: string) => encode({ type: "query", id, flags: 0x0100, questions: [{ type: "A", class: "IN", name }] });
 
-const percentile = (sorted: readonly number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? Number.NaN;
+const percentile = (sorted: readonly number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? Number.NaN;
 const summary = (times: number[]) => {
   times.sort((a, b) => a - b);
   return { n: times.length, p50: percentile(times, 0.5), p99: percentile(times, 0.99), max: times[times.length - 1] ?? Number.NaN };

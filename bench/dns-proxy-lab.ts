@@ -109,7 +109,9 @@ const load = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).
 const lab = await createLab({ cdn: CDN });
 try {
   const ready = `${lab.dir}/ready`;
-  const watch = lab.spawnDomainwall(["watch", "--dns-proxy", "--hosts", HOSTS, "--ready-file", ready], { env: { DOMAINWALL_RUN_DIR: `${lab.dir}/run` } });
+  const watch = lab.spawnDomainwall(["watch", "--dns-proxy", "--hosts", HOSTS, "--ready-file", ready], {
+    env: { DOMAINWALL_RUN_DIR: `${lab.dir}/run` },
+  });
   // Drain its output (a full pipe would stall the proxy); keep the tail for errors.
   let tail = "";
   void (async () => {
@@ -126,11 +128,17 @@ try {
 
   // (a) latency
   const stopCount = await lab.countTransactions();
-  const lat = await inApp<{ direct: Stats & { lost: number }; proxied: Stats & { lost: number } }>(lab, ["latency", String(queries), values.round ?? "100", ...ADMITTING], queries * 1100 + 60_000);
+  const lat = await inApp<{ direct: Stats & { lost: number }; proxied: Stats & { lost: number } }>(
+    lab,
+    ["latency", String(queries), values.round ?? "100", ...ADMITTING],
+    queries * 1100 + 60_000,
+  );
   const latencyTransactions = await stopCount();
   const added = { p50: lat.proxied.p50 - lat.direct.p50, p99: lat.proxied.p99 - lat.direct.p99 };
   console.log(`Load average at start ${loadAtStart}; watch RSS ${rssAtStart.toFixed(1)} MiB when ready.\n`);
-  console.log(`| ${queries} A queries for ${ADMITTING.join(", ")}, one at a time, rounds of ${values.round} alternating | direct | through the proxy (admission by libnftables in process) | added |`);
+  console.log(
+    `| ${queries} A queries for ${ADMITTING.join(", ")}, one at a time, rounds of ${values.round} alternating | direct | through the proxy (admission by libnftables in process) | added |`,
+  );
   console.log("|---|---|---|---|");
   console.log(`| p50 | ${ms(lat.direct.p50)} | ${ms(lat.proxied.p50)} | ${ms(added.p50)} |`);
   console.log(`| p99 | ${ms(lat.direct.p99)} | ${ms(lat.proxied.p99)} | ${ms(added.p99)} |`);
@@ -139,29 +147,65 @@ try {
   console.log(`\n${latencyTransactions} kernel transactions (admissions that hit the kernel) for ${lat.proxied.n} proxied answers.\n`);
 
   // (b) throughput
-  const throughput: { rate: number; path: "proxied" | "direct"; result: RateResult; transactions: number; load: string; watchCpuUsPerQuery: number; watchCpuShare: number }[] = [];
-  const runs = [...rates.map((r) => ({ rate: r, path: "proxied" as const })), ...(rates.length > 0 ? [{ rate: Math.max(...rates), path: "direct" as const }] : [])];
+  const throughput: {
+    rate: number;
+    path: "proxied" | "direct";
+    result: RateResult;
+    transactions: number;
+    load: string;
+    watchCpuUsPerQuery: number;
+    watchCpuShare: number;
+  }[] = [];
+  const runs = [
+    ...rates.map((r) => ({ rate: r, path: "proxied" as const })),
+    ...(rates.length > 0 ? [{ rate: Math.max(...rates), path: "direct" as const }] : []),
+  ];
   for (const { rate, path } of runs) {
     const stop = await lab.countTransactions();
     const before = load();
     const [cpu0, t0] = [cpuSeconds(pid), performance.now()];
     const result = await inApp<RateResult>(lab, ["rate", String(rate), String(seconds), path, ...LISTED], seconds * 3000 + 60_000);
     const [cpu, wall] = [cpuSeconds(pid) - cpu0, (performance.now() - t0) / 1000];
-    throughput.push({ rate, path, result, transactions: await stop(), load: before, watchCpuUsPerQuery: (cpu / result.sent) * 1e6, watchCpuShare: cpu / wall });
+    throughput.push({
+      rate,
+      path,
+      result,
+      transactions: await stop(),
+      load: before,
+      watchCpuUsPerQuery: (cpu / result.sent) * 1e6,
+      watchCpuShare: cpu / wall,
+    });
   }
   if (throughput.length > 0) {
-    console.log(`| open loop, ${seconds} s, ${LISTED.join(" / ")} | sent | achieved rate | lost (> 1 s) | late (> 100 ms) | p50 | p99 | max | kernel transactions | watch CPU per query (share of a core) | load before |`);
+    console.log(
+      `| open loop, ${seconds} s, ${LISTED.join(" / ")} | sent | achieved rate | lost (> 1 s) | late (> 100 ms) | p50 | p99 | max | kernel transactions | watch CPU per query (share of a core) | load before |`,
+    );
     console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for (const t of throughput) {
       const r = t.result;
-      console.log(`| ${t.rate}/s ${t.path} | ${r.sent} | ${r.achieved.toFixed(0)}/s | ${r.lost} | ${r.late} | ${ms(r.p50)} | ${ms(r.p99)} | ${ms(r.max)} | ${t.path === "direct" ? "" : t.transactions} | ${t.path === "direct" ? "" : `${t.watchCpuUsPerQuery.toFixed(0)} µs (${(t.watchCpuShare * 100).toFixed(0)} %)`} | ${t.load} |`);
+      console.log(
+        `| ${t.rate}/s ${t.path} | ${r.sent} | ${r.achieved.toFixed(0)}/s | ${r.lost} | ${r.late} | ${ms(r.p50)} | ${ms(r.p99)} | ${ms(r.max)} | ${t.path === "direct" ? "" : t.transactions} | ${t.path === "direct" ? "" : `${t.watchCpuUsPerQuery.toFixed(0)} µs (${(t.watchCpuShare * 100).toFixed(0)} %)`} | ${t.load} |`,
+      );
     }
   }
   rss.stop();
-  console.log(`\nwatch RSS: ${rssAtStart.toFixed(1)} MiB when ready, peak ${rss.peak().toFixed(1)} MiB during latency and throughput, ${rssMiB(pid).toFixed(1)} MiB after.`);
+  console.log(
+    `\nwatch RSS: ${rssAtStart.toFixed(1)} MiB when ready, peak ${rss.peak().toFixed(1)} MiB during latency and throughput, ${rssMiB(pid).toFixed(1)} MiB after.`,
+  );
 
   // (c) soak
-  let soak: { seconds: number; rate: number; startMiB: number; endMiB: number; peakMiB: number; slopeMiBPerMinute: number; perMinute: number[]; result: RateResult } | undefined;
+  let soak:
+    | {
+        seconds: number;
+        rate: number;
+        startMiB: number;
+        endMiB: number;
+        peakMiB: number;
+        slopeMiBPerMinute: number;
+        perMinute: number[];
+        result: RateResult;
+      }
+    | undefined;
   if (soakSeconds > 0) {
     console.error(`dns-proxy-lab: soak, ${soakRate}/s for ${soakSeconds} s`);
     const s = sampler(pid, 5000);
@@ -176,12 +220,27 @@ try {
     s.stop();
     const [, startMiB] = s.samples[0] as [number, number];
     const [, endMiB] = s.samples[s.samples.length - 1] as [number, number];
-    soak = { seconds: soakSeconds, rate: soakRate, startMiB, endMiB, peakMiB: s.peak(), slopeMiBPerMinute: slopePerMinute(s.samples), perMinute, result };
-    console.log(`\nSoak: ${soakRate}/s for ${soakSeconds} s (${MIXED.join(" / ")}; "unlisted" is a fresh name each time), load ${load()} at the end:`);
+    soak = {
+      seconds: soakSeconds,
+      rate: soakRate,
+      startMiB,
+      endMiB,
+      peakMiB: s.peak(),
+      slopeMiBPerMinute: slopePerMinute(s.samples),
+      perMinute,
+      result,
+    };
+    console.log(
+      `\nSoak: ${soakRate}/s for ${soakSeconds} s (${MIXED.join(" / ")}; "unlisted" is a fresh name each time), load ${load()} at the end:`,
+    );
     console.log(`${result.sent} sent, ${result.lost} lost, ${result.late} late, p50 ${ms(result.p50)}, p99 ${ms(result.p99)}.`);
-    console.log(`RSS ${startMiB.toFixed(1)} MiB at start, ${perMinute.map((m, i) => `${m.toFixed(1)} at ${i + 1} min`).join(", ")}${perMinute.length > 0 ? ", " : ""}${endMiB.toFixed(1)} MiB at the end; peak ${soak.peakMiB.toFixed(1)} MiB; slope ${soak.slopeMiBPerMinute.toFixed(3)} MiB/min (${s.samples.length} samples, every 5 s).`);
+    console.log(
+      `RSS ${startMiB.toFixed(1)} MiB at start, ${perMinute.map((m, i) => `${m.toFixed(1)} at ${i + 1} min`).join(", ")}${perMinute.length > 0 ? ", " : ""}${endMiB.toFixed(1)} MiB at the end; peak ${soak.peakMiB.toFixed(1)} MiB; slope ${soak.slopeMiBPerMinute.toFixed(3)} MiB/min (${s.samples.length} samples, every 5 s).`,
+    );
   }
-  console.log(`RESULT ${JSON.stringify({ load: loadAtStart, latency: { ...lat, added, transactions: latencyTransactions }, throughput, rss: { readyMiB: rssAtStart, peakMiB: rss.peak() }, soak })}`);
+  console.log(
+    `RESULT ${JSON.stringify({ load: loadAtStart, latency: { ...lat, added, transactions: latencyTransactions }, throughput, rss: { readyMiB: rssAtStart, peakMiB: rss.peak() }, soak })}`,
+  );
   watch.kill("SIGTERM");
   await watch.exited;
   await lab.domainwall(["remove"]);

@@ -27,7 +27,6 @@ const { values } = parseArgs({
 });
 const NAME = "cdn.example.com";
 
-
 /** Starts `argv`, waits for its "listening on … port N" line, returns the process and N. */
 async function spawnListening(argv: string[]) {
   const child = Bun.spawn(argv, { cwd: root, stdout: "pipe", stderr: "inherit" });
@@ -72,7 +71,8 @@ async function client(port: number) {
   };
 }
 
-const percentile = (sorted: readonly number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+const percentile = (sorted: readonly number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 const ms = (value: number) => `${value.toFixed(3)} ms`;
 const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
 
@@ -82,7 +82,18 @@ async function main() {
   const seconds = Number(values.seconds);
   const dir = mkdtempSync(`${tmpdir()}/dns-proxy-bench-`);
   writeFileSync(`${dir}/cdn.json`, JSON.stringify({ names: [NAME] }));
-  const upstream = await spawnListening([process.execPath, "test/lab/cdn-dns.ts", "--listen", "127.0.0.1", "--port", "0", "--config", `${dir}/cdn.json`, "--log", "/dev/null"]);
+  const upstream = await spawnListening([
+    process.execPath,
+    "test/lab/cdn-dns.ts",
+    "--listen",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--config",
+    `${dir}/cdn.json`,
+    "--log",
+    "/dev/null",
+  ]);
   const proxy = await spawnListening([process.execPath, "bench/dns-proxy.ts", "--serve", "--upstream-port", String(upstream.port)]);
   try {
     const direct = await client(upstream.port);
@@ -133,7 +144,9 @@ async function main() {
     console.log(`| p50 | ${ms(percentile(a, 50))} | ${ms(percentile(b, 50))} | ${ms(percentile(b, 50) - percentile(a, 50))} |`);
     console.log(`| p99 | ${ms(percentile(a, 99))} | ${ms(percentile(b, 99))} | ${ms(percentile(b, 99) - percentile(a, 99))} |`);
     console.log(`| lost | | ${lost} | |`);
-    console.log(`| open loop at ${rate}/s for ${seconds} s (sent ${sent.toFixed(0)}/s) | | lost ${sustainedLost}, late (>100 ms) ${late}, p50 ${ms(percentile(sustainedSorted, 50))}, p99 ${ms(percentile(sustainedSorted, 99))} | |`);
+    console.log(
+      `| open loop at ${rate}/s for ${seconds} s (sent ${sent.toFixed(0)}/s) | | lost ${sustainedLost}, late (>100 ms) ${late}, p50 ${ms(percentile(sustainedSorted, 50))}, p99 ${ms(percentile(sustainedSorted, 99))} | |`,
+    );
     console.log(`| closed loop, 64 in flight | | ${max.toFixed(0)} queries/s | |`);
     console.log(`| proxy RSS at the end | | ${rss.toFixed(1)} MB | |`);
   } finally {

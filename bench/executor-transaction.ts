@@ -38,7 +38,10 @@ try {
   let k = 0;
   const element = () => `add element inet ${TABLE} learned { 2001:db8:b:${(k++ & 0xffff).toString(16)}::1 timeout 60s }\n`;
   for (let round = -1; round < Math.ceil(runs / 10); round++) {
-    for (const [executor, into] of [[inProcess, samples.inProcess], [spawning, samples.process]] as const) {
+    for (const [executor, into] of [
+      [inProcess, samples.inProcess],
+      [spawning, samples.process],
+    ] as const) {
       for (let i = 0; i < 10; i++) {
         const us = await timed(executor, element());
         if (round >= 0) into.push(us);

@@ -16,21 +16,39 @@ const NS = `dwipset${process.pid}`;
 
 async function sh(args: string[], stdin?: string): Promise<number> {
   const started = performance.now();
-  const child = Bun.spawn(["ip", "netns", "exec", NS, ...args], { stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin), stdout: "pipe", stderr: "pipe" });
+  const child = Bun.spawn(["ip", "netns", "exec", NS, ...args], {
+    stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin),
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   const [code, err] = [await child.exited, await new Response(child.stderr).text()];
   if (code !== 0) throw new Error(`${args.join(" ")}: exit ${code}: ${err}`);
   return performance.now() - started;
 }
 
-const address = (i: number, salt: number) => `2001:db8:${(salt & 0xffff).toString(16)}:${(i >> 16).toString(16)}::${(i & 0xffff).toString(16)}`;
+const address = (i: number, salt: number) =>
+  `2001:db8:${(salt & 0xffff).toString(16)}:${(i >> 16).toString(16)}::${(i & 0xffff).toString(16)}`;
 const addresses = (salt: number) => Array.from({ length: N }, (_, i) => address(i, salt));
 
 /** domainwall's shape: our chain, declared (and so flushed) and refilled in one --noflush restore. */
 const rulesInput = (list: string[]) =>
-  ["*filter", ":DOMAINWALL-OUTPUT - [0:0]", ...list.map((a) => `-A DOMAINWALL-OUTPUT -d ${a}/128 -j ACCEPT`), "-A DOMAINWALL-OUTPUT -j DROP", "COMMIT", ""].join("\n");
+  [
+    "*filter",
+    ":DOMAINWALL-OUTPUT - [0:0]",
+    ...list.map((a) => `-A DOMAINWALL-OUTPUT -d ${a}/128 -j ACCEPT`),
+    "-A DOMAINWALL-OUTPUT -j DROP",
+    "COMMIT",
+    "",
+  ].join("\n");
 /** The original's shape: fill a new set, swap it in, destroy the old one; one rule matches the set. */
 const ipsetInput = (list: string[]) =>
-  ["create dw6-next hash:net family inet6 maxelem 1048576", ...list.map((a) => `add dw6-next ${a}`), "swap dw6-next dw6", "destroy dw6-next", ""].join("\n");
+  [
+    "create dw6-next hash:net family inet6 maxelem 1048576",
+    ...list.map((a) => `add dw6-next ${a}`),
+    "swap dw6-next dw6",
+    "destroy dw6-next",
+    "",
+  ].join("\n");
 
 /** Sends PACKETS UDP datagrams to `to` from inside the namespace; prints the nanoseconds per packet. */
 const PACKETS = 50_000;
@@ -73,7 +91,10 @@ async function main() {
       await sh(["ip6tables-legacy-restore"], "*filter\nCOMMIT\n");
       await sh(["ipset", "create", "dw6", "hash:net", "family", "inet6", "maxelem", "1048576"]);
       await sh(["ipset", "restore"], ipsetInput(list));
-      await sh(["ip6tables-legacy-restore", "--noflush"], "*filter\n:DOMAINWALL-OUTPUT - [0:0]\n-A DOMAINWALL-OUTPUT -m set --match-set dw6 dst -j ACCEPT\n-A DOMAINWALL-OUTPUT -j DROP\n-A OUTPUT -j DOMAINWALL-OUTPUT\nCOMMIT\n");
+      await sh(
+        ["ip6tables-legacy-restore", "--noflush"],
+        "*filter\n:DOMAINWALL-OUTPUT - [0:0]\n-A DOMAINWALL-OUTPUT -m set --match-set dw6 dst -j ACCEPT\n-A DOMAINWALL-OUTPUT -j DROP\n-A OUTPUT -j DOMAINWALL-OUTPUT\nCOMMIT\n",
+      );
       packet.ipset.push(await perPacketNs(target));
       await sh(["ip6tables-legacy-restore"], "*filter\nCOMMIT\n");
       await sh(["ipset", "destroy", "dw6"]);
@@ -88,13 +109,17 @@ async function main() {
       await sh(["ipset", "create", "dw6", "hash:net", "family", "inet6", "maxelem", "1048576"]);
       times.ipsetFirst.push(
         (await sh(["ipset", "restore"], ipsetInput(addresses(run * 2)))) +
-          (await sh(["ip6tables-legacy-restore", "--noflush"], "*filter\n:DOMAINWALL-OUTPUT - [0:0]\n-A DOMAINWALL-OUTPUT -m set --match-set dw6 dst -j ACCEPT\n-A DOMAINWALL-OUTPUT -j DROP\nCOMMIT\n")),
+          (await sh(
+            ["ip6tables-legacy-restore", "--noflush"],
+            "*filter\n:DOMAINWALL-OUTPUT - [0:0]\n-A DOMAINWALL-OUTPUT -m set --match-set dw6 dst -j ACCEPT\n-A DOMAINWALL-OUTPUT -j DROP\nCOMMIT\n",
+          )),
       );
       times.ipsetReload.push(await sh(["ipset", "restore"], ipsetInput(addresses(run * 2 + 1))));
       await sh(["ip6tables-legacy-restore"], "*filter\nCOMMIT\n"); // flushes and deletes our chain
       await sh(["ipset", "destroy", "dw6"]);
     }
-    const row = (what: string, xs: number[]) => `| ${what} | ${median(xs).toFixed(1)} | ${Math.min(...xs).toFixed(1)} | ${Math.max(...xs).toFixed(1)} |`;
+    const row = (what: string, xs: number[]) =>
+      `| ${what} | ${median(xs).toFixed(1)} | ${Math.min(...xs).toFixed(1)} | ${Math.max(...xs).toFixed(1)} |`;
     console.log(`${N} IPv6 addresses, ${RUNS} runs each (ms, wall time of the restore processes)\n`);
     console.log("| load | median | min | max |\n|---|---|---|---|");
     console.log(row("rules: first load (one ip6tables-legacy-restore)", times.rulesFirst));

@@ -90,7 +90,8 @@ export function applyTimes(stderr: string): ApplyTimes {
     if (!line.startsWith("{")) continue;
     const entry = JSON.parse(line) as { level?: string; summary?: Partial<ApplyTimes> };
     const s = entry.summary;
-    if (entry.level === "success" && s?.resolveMs !== undefined) return { resolveMs: s.resolveMs, renderMs: s.renderMs ?? Number.NaN, loadMs: s.loadMs ?? Number.NaN };
+    if (entry.level === "success" && s?.resolveMs !== undefined)
+      return { resolveMs: s.resolveMs, renderMs: s.renderMs ?? Number.NaN, loadMs: s.loadMs ?? Number.NaN };
   }
   throw new Error(`no apply summary in the log: ${stderr.slice(-2000)}`);
 }
@@ -119,7 +120,9 @@ export function machine(): Machine {
     bun: Bun.version,
     nft: firstLine(["nft", "--version"]),
     iptables: firstLine(["iptables-legacy", "--version"]),
-    loadAtStart: loadavg().map((l) => l.toFixed(2)).join(" "),
+    loadAtStart: loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" "),
     date: new Date().toISOString().slice(0, 16).replace("T", " "),
   };
 }

@@ -14,7 +14,16 @@ const NS = `dwfloor${process.pid}`;
 const { sorted, shuffled } = cidrs(100_000);
 const allowFile = `/tmp/${NS}-allow.txt`;
 await Bun.write(allowFile, `${shuffled.join("\n")}\n`);
-const rendered = Bun.spawnSync([`${import.meta.dir}/../dist/domainwall`, "render", "--hosts", "192.0.2.1", "--allow-file", allowFile, "--dns-servers", "192.0.2.53"]);
+const rendered = Bun.spawnSync([
+  `${import.meta.dir}/../dist/domainwall`,
+  "render",
+  "--hosts",
+  "192.0.2.1",
+  "--allow-file",
+  allowFile,
+  "--dns-servers",
+  "192.0.2.53",
+]);
 if (rendered.exitCode !== 0) throw new Error(`render failed: ${rendered.stderr.toString()}`);
 const texts = {
   floor: nftFloor(sorted),
@@ -63,7 +72,9 @@ try {
   const m = (key: string) => median(runs[key] ?? []).toFixed(0);
   console.log(`nft -f, 100,000 IPv6 CIDRs, median of ${RUNS} (ms):`);
   console.log(`  floor ${m("floor")}; floor with auto-merge ${m("floorAutoMerge")}`);
-  console.log(`  domainwall's text ${m("ours")} (${texts.ours.length} bytes); without element comments ${m("oursNoComments")} (${texts.oursNoComments.length} bytes)`);
+  console.log(
+    `  domainwall's text ${m("ours")} (${texts.ours.length} bytes); without element comments ${m("oursNoComments")} (${texts.oursNoComments.length} bytes)`,
+  );
   console.log(`  floor after 150 ms of rendering, one write ${m("renderThenWrite")}; streamed in 30 chunks over 150 ms ${m("streamed")}`);
 } finally {
   Bun.spawnSync(["ip", "netns", "del", NS]);

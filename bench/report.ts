@@ -20,7 +20,8 @@ export interface Target {
   readonly met: boolean | undefined;
 }
 
-const ms = (value: number | undefined): string => (value === undefined || Number.isNaN(value) ? "" : value >= 100 ? value.toFixed(0) : value.toFixed(1));
+const ms = (value: number | undefined): string =>
+  value === undefined || Number.isNaN(value) ? "" : value >= 100 ? value.toFixed(0) : value.toFixed(1);
 const mib = (value: number | undefined): string => (value === undefined || value === 0 ? "" : value.toFixed(0));
 
 export function renderReport(m: Machine, command: string, rows: readonly Row[], targets: readonly Target[]): string {

@@ -17,7 +17,21 @@ import { IPTABLES_MAX_ENTRIES } from "../src/backends/iptables/backend.ts";
 import { createLab, type Lab } from "../test/lab/lab.ts";
 import { applyTimes, machine, measure, median, mustRun, type Sample } from "./measure.ts";
 import { renderReport, type Row, type Target } from "./report.ts";
-import { allowFile, cidrs, iptablesFloor, mixedCidrs as mixedCidrsOf, IPTABLES_FLOOR_CHAIN, NAIVE_RESET, naiveScript, nameOf, NFT_FLOOR_TABLE, nftFloor, ORIGINAL_RESET, originalScript, recordsFor } from "./workloads.ts";
+import {
+  allowFile,
+  cidrs,
+  iptablesFloor,
+  mixedCidrs as mixedCidrsOf,
+  IPTABLES_FLOOR_CHAIN,
+  NAIVE_RESET,
+  naiveScript,
+  nameOf,
+  NFT_FLOOR_TABLE,
+  nftFloor,
+  ORIGINAL_RESET,
+  originalScript,
+  recordsFor,
+} from "./workloads.ts";
 
 const root = resolve(import.meta.dir, "..");
 const { values } = parseArgs({
@@ -32,8 +46,28 @@ const { values } = parseArgs({
 });
 const quick = values.quick;
 const plan = quick
-  ? { names: [10], naive: [10], cidrs: 1000, runs: 1, naiveRuns: 1, cidrRuns: 1, versionRuns: 3, watchSeconds: 10, proxy: { queries: 1000, rates: "2000", seconds: 3, soak: 0 } }
-  : { names: [10, 100, 300, 1000], naive: [10, 100, 300], cidrs: 100_000, runs: 11, naiveRuns: 3, cidrRuns: 5, versionRuns: 21, watchSeconds: 150, proxy: { queries: 10_000, rates: "2000,4000", seconds: 10, soak: 60 } };
+  ? {
+      names: [10],
+      naive: [10],
+      cidrs: 1000,
+      runs: 1,
+      naiveRuns: 1,
+      cidrRuns: 1,
+      versionRuns: 3,
+      watchSeconds: 10,
+      proxy: { queries: 1000, rates: "2000", seconds: 3, soak: 0 },
+    }
+  : {
+      names: [10, 100, 300, 1000],
+      naive: [10, 100, 300],
+      cidrs: 100_000,
+      runs: 11,
+      naiveRuns: 3,
+      cidrRuns: 5,
+      versionRuns: 21,
+      watchSeconds: 150,
+      proxy: { queries: 10_000, rates: "2000,4000", seconds: 10, soak: 60 },
+    };
 const runs = values.runs === undefined ? plan.runs : Number(values.runs);
 const bin = resolve(values.bin);
 const out = resolve(values.out ?? (quick ? `${root}/bench/results/quick.md` : `${root}/bench/RESULTS.md`));
@@ -65,10 +99,19 @@ async function repeat(n: number, once: () => Promise<Sample>, before?: () => Pro
  * `a` and `b` alternately (each after its `before`, untimed), so that both see the same machine: on
  * a shared machine, minutes apart can mean a different load.
  */
-async function alternate(n: number, a: () => Promise<Sample>, beforeA: () => Promise<unknown>, b: () => Promise<Sample>, beforeB: () => Promise<unknown>): Promise<[Sample[], Sample[]]> {
+async function alternate(
+  n: number,
+  a: () => Promise<Sample>,
+  beforeA: () => Promise<unknown>,
+  b: () => Promise<Sample>,
+  beforeB: () => Promise<unknown>,
+): Promise<[Sample[], Sample[]]> {
   const samples: [Sample[], Sample[]] = [[], []];
   for (let i = quick ? 0 : -1; i < n; i++) {
-    for (const [k, run, before] of [[0, a, beforeA], [1, b, beforeB]] as const) {
+    for (const [k, run, before] of [
+      [0, a, beforeA],
+      [1, b, beforeB],
+    ] as const) {
       await before();
       const sample = await run();
       if (i >= 0) samples[k].push(sample);
@@ -119,10 +162,16 @@ async function names(lab: Lab): Promise<Map<number, number>> {
       const remove = backend === "nft" ? removeTable : () => mustRun(inApp(bin, "remove", "--backend", backend));
       const samples = await repeat(runs, apply, remove);
       await remove();
-      const row = summarise(`apply, ${size} names × (2 A + 2 AAAA), ${backend}`, samples, true, "wall time includes `ip netns exec` (~5 ms)");
+      const row = summarise(
+        `apply, ${size} names × (2 A + 2 AAAA), ${backend}`,
+        samples,
+        true,
+        "wall time includes `ip netns exec` (~5 ms)",
+      );
       rows.push(row);
       if (backend === "nft") medians.set(size, row.medianMs);
-      if (size === 300 && backend === "nft") targets.push({ target: "300 names `apply` ≤ 80 ms (median)", measured: `${fmt(row.medianMs)} ms`, met: judge(row.medianMs <= 80) });
+      if (size === 300 && backend === "nft")
+        targets.push({ target: "300 names `apply` ≤ 80 ms (median)", measured: `${fmt(row.medianMs)} ms`, met: judge(row.medianMs <= 80) });
     }
   }
   return medians;
@@ -144,7 +193,12 @@ async function naive(lab: Lab, applyMedians: Map<number, number>): Promise<void>
     const ours = applyMedians.get(size);
     const ratio = ours === undefined ? undefined : row.medianMs / ours;
     rows.push({ ...row, note: ratio === undefined ? undefined : `${ratio.toFixed(0)}× domainwall's median` });
-    if (size === 300 && ratio !== undefined) targets.push({ target: "300 names ≥ 120× faster than the naive dig+iptables baseline", measured: `${ratio.toFixed(0)}× (${fmt(row.medianMs)} vs ${fmt(ours ?? 0)} ms)`, met: judge(ratio >= 120) });
+    if (size === 300 && ratio !== undefined)
+      targets.push({
+        target: "300 names ≥ 120× faster than the naive dig+iptables baseline",
+        measured: `${ratio.toFixed(0)}× (${fmt(row.medianMs)} vs ${fmt(ours ?? 0)} ms)`,
+        met: judge(ratio >= 120),
+      });
   }
 }
 
@@ -153,7 +207,11 @@ async function original(lab: Lab, applyMedians: Map<number, number>): Promise<vo
   const size = quick ? 10 : 300;
   if (Bun.which("ipset") === null) {
     progress("the original image's way: skipped, no ipset here");
-    targets.push({ target: `${size} names ≥ 100× faster than the original image's way`, measured: "not measured: no `ipset` tool on this machine", met: undefined });
+    targets.push({
+      target: `${size} names ≥ 100× faster than the original image's way`,
+      measured: "not measured: no `ipset` tool on this machine",
+      met: undefined,
+    });
     return;
   }
   const inApp = (...argv: string[]) => ["ip", "netns", "exec", lab.app, ...argv];
@@ -167,11 +225,23 @@ async function original(lab: Lab, applyMedians: Map<number, number>): Promise<vo
   await reset();
   const samples = await repeat(plan.naiveRuns, () => mustRun(inApp("bash", script)), reset);
   await reset();
-  const row = summarise(`the original image's way, ${size} names (one \`dig +short\` per name, one \`ipset add\` per answer; A records only)`, samples, false);
+  const row = summarise(
+    `the original image's way, ${size} names (one \`dig +short\` per name, one \`ipset add\` per answer; A records only)`,
+    samples,
+    false,
+  );
   const ours = applyMedians.get(size);
   const ratio = ours === undefined ? undefined : row.medianMs / ours;
-  rows.push({ ...row, note: ratio === undefined ? undefined : `${ratio.toFixed(0)}× domainwall's median (which also loads 2 AAAA per name)` });
-  if (ratio !== undefined) targets.push({ target: `${size} names ≥ 100× faster than the original image's way`, measured: `${ratio.toFixed(0)}× (${fmt(row.medianMs)} vs ${fmt(ours ?? 0)} ms)`, met: judge(ratio >= 100) });
+  rows.push({
+    ...row,
+    note: ratio === undefined ? undefined : `${ratio.toFixed(0)}× domainwall's median (which also loads 2 AAAA per name)`,
+  });
+  if (ratio !== undefined)
+    targets.push({
+      target: `${size} names ≥ 100× faster than the original image's way`,
+      measured: `${ratio.toFixed(0)}× (${fmt(row.medianMs)} vs ${fmt(ours ?? 0)} ms)`,
+      met: judge(ratio >= 100),
+    });
 }
 
 /**
@@ -180,8 +250,26 @@ async function original(lab: Lab, applyMedians: Map<number, number>): Promise<vo
  */
 async function watchResources(): Promise<void> {
   progress(`watch, 300 names, TTL 5 s, 10 % rotating every 30 s, for ${plan.watchSeconds} s`);
-  const sample = await mustRun([process.execPath, `${root}/bench/watch-resources.ts`, "--bin", bin, "--names", "300", "--ttl", "5", "--seconds", String(plan.watchSeconds), "--rotate-every", quick ? "5" : "30", "--sample-every", quick ? "5" : "30"]);
-  const summary = /RSS ([\d.]+) MiB after start, ([\d.]+) MiB at \d+s, peak ([\d.]+) MiB; CPU ([\d.]+) s over (\d+)s = ([\d.]+)% of one core/.exec(sample.stdout);
+  const sample = await mustRun([
+    process.execPath,
+    `${root}/bench/watch-resources.ts`,
+    "--bin",
+    bin,
+    "--names",
+    "300",
+    "--ttl",
+    "5",
+    "--seconds",
+    String(plan.watchSeconds),
+    "--rotate-every",
+    quick ? "5" : "30",
+    "--sample-every",
+    quick ? "5" : "30",
+  ]);
+  const summary =
+    /RSS ([\d.]+) MiB after start, ([\d.]+) MiB at \d+s, peak ([\d.]+) MiB; CPU ([\d.]+) s over (\d+)s = ([\d.]+)% of one core/.exec(
+      sample.stdout,
+    );
   if (summary === null) throw new Error(`bench/watch-resources.ts printed no summary:\n${sample.stdout}`);
   const [, startMiB, endMiB, peakMiB, , seconds, share] = summary.map(Number) as number[];
   const updates = /ruleset_updates_total\{result="ok"\} (\d+)/.exec(sample.stdout)?.[1] ?? "?";
@@ -192,17 +280,44 @@ async function watchResources(): Promise<void> {
     note: `${share}% of one core; RSS ${startMiB} MiB after start, ${endMiB} MiB at the end, peak ${peakMiB} MiB; ${updates} set updates`,
   });
   const peakMB = (peakMiB ?? 0) * 1.048576;
-  targets.push({ target: "`watch`, 300 names, TTL 5 s, 10 % rotating every 30 s: < 1 % of a core", measured: `${share}% over ${seconds} s`, met: judge((share ?? 100) < 1) });
-  targets.push({ target: "… and < 60 MB RSS (peak)", measured: `${peakMB.toFixed(0)} MB (${peakMiB} MiB; ${endMiB} MiB at the end)`, met: judge(peakMB < 60) });
+  targets.push({
+    target: "`watch`, 300 names, TTL 5 s, 10 % rotating every 30 s: < 1 % of a core",
+    measured: `${share}% over ${seconds} s`,
+    met: judge((share ?? 100) < 1),
+  });
+  targets.push({
+    target: "… and < 60 MB RSS (peak)",
+    measured: `${peakMB.toFixed(0)} MB (${peakMiB} MiB; ${endMiB} MiB at the end)`,
+    met: judge(peakMB < 60),
+  });
 }
 
 /** `apply` with `file` as --allow-file (a literal host: the allow file is what is measured, not DNS). */
 const applyAllowFile = (lab: Lab, backend: string, file: string) => () =>
-  mustRun(["ip", "netns", "exec", lab.app, bin, "apply", "--backend", backend, "--hosts", "203.0.113.1", "--allow-file", file, "--log-format", "json"], { sampleEveryMs: 10 });
+  mustRun(
+    [
+      "ip",
+      "netns",
+      "exec",
+      lab.app,
+      bin,
+      "apply",
+      "--backend",
+      backend,
+      "--hosts",
+      "203.0.113.1",
+      "--allow-file",
+      file,
+      "--log-format",
+      "json",
+    ],
+    { sampleEveryMs: 10 },
+  );
 
 /** Each run starts from an empty namespace (see manyCidrs). */
 const dropNftTables = (lab: Lab) => async () => {
-  for (const table of ["domainwall", NFT_FLOOR_TABLE]) await measure(["ip", "netns", "exec", lab.app, "nft", "delete", "table", "inet", table]);
+  for (const table of ["domainwall", NFT_FLOOR_TABLE])
+    await measure(["ip", "netns", "exec", lab.app, "nft", "delete", "table", "inet", table]);
   await settle();
 };
 
@@ -221,13 +336,31 @@ async function mixedCidrs(lab: Lab): Promise<void> {
   progress(`apply, ${label} mixed CIDRs (nft), alternating with the floor: nft -f of the same elements`);
   const floorText = nftFloor(list.sortedV6, list.sortedV4);
   const floorRun = () => mustRun(["ip", "netns", "exec", lab.app, "nft", "-f", "-"], { stdin: floorText });
-  const [oursSamples, floorSamples] = await alternate(plan.cidrRuns, applyAllowFile(lab, "nft", file), dropNftTables(lab), floorRun, dropNftTables(lab));
+  const [oursSamples, floorSamples] = await alternate(
+    plan.cidrRuns,
+    applyAllowFile(lab, "nft", file),
+    dropNftTables(lab),
+    floorRun,
+    dropNftTables(lab),
+  );
   await dropNftTables(lab)();
-  const ours = summarise(`apply, ${label} mixed CIDRs (40 % IPv4 /32, 20 % IPv4 /28, 40 % IPv6 /64, shuffled) from --allow-file, nft, into an empty namespace`, oursSamples, true);
-  const floor = summarise(`floor: \`nft -f -\` of a minimal table, one interval set per family, the same ${label} mixed CIDRs sorted (runs alternate with the row above)`, floorSamples, false);
+  const ours = summarise(
+    `apply, ${label} mixed CIDRs (40 % IPv4 /32, 20 % IPv4 /28, 40 % IPv6 /64, shuffled) from --allow-file, nft, into an empty namespace`,
+    oursSamples,
+    true,
+  );
+  const floor = summarise(
+    `floor: \`nft -f -\` of a minimal table, one interval set per family, the same ${label} mixed CIDRs sorted (runs alternate with the row above)`,
+    floorSamples,
+    false,
+  );
   const ratio = ours.medianMs / floor.medianMs;
   rows.push(ours, { ...floor, note: `domainwall apply = ${ratio.toFixed(2)}× this` });
-  targets.push({ target: `${label} mixed CIDRs ≤ 1.2× the \`nft -f\` floor`, measured: `${ratio.toFixed(2)}× (${fmt(ours.medianMs)} vs ${fmt(floor.medianMs)} ms)`, met: judge(ratio <= 1.2) });
+  targets.push({
+    target: `${label} mixed CIDRs ≤ 1.2× the \`nft -f\` floor`,
+    measured: `${ratio.toFixed(2)}× (${fmt(ours.medianMs)} vs ${fmt(floor.medianMs)} ms)`,
+    met: judge(ratio <= 1.2),
+  });
 }
 
 async function manyCidrs(lab: Lab): Promise<void> {
@@ -247,16 +380,34 @@ async function manyCidrs(lab: Lab): Promise<void> {
   const floorRun = () => mustRun(inApp("nft", "-f", "-"), { stdin: floorText });
   const [oursSamples, floorSamples] = await alternate(plan.cidrRuns, apply("nft"), dropBoth, floorRun, dropBoth);
   const ours = summarise(`apply, ${label} IPv6 CIDRs from --allow-file, nft, into an empty namespace`, oursSamples, true);
-  const floor = summarise(`floor: \`nft -f -\` of a minimal table, one interval set, the same ${label} CIDRs sorted (runs alternate with the row above)`, floorSamples, false);
+  const floor = summarise(
+    `floor: \`nft -f -\` of a minimal table, one interval set, the same ${label} CIDRs sorted (runs alternate with the row above)`,
+    floorSamples,
+    false,
+  );
   const ratio = ours.medianMs / floor.medianMs;
-  rows.push(ours, { ...floor, note: `domainwall apply = ${ratio.toFixed(2)}× this (no target of its own: the mixed workload is the issue's)` });
+  rows.push(ours, {
+    ...floor,
+    note: `domainwall apply = ${ratio.toFixed(2)}× this (no target of its own: the mixed workload is the issue's)`,
+  });
   progress(`re-apply over the loaded table, ${label} CIDRs (nft)`);
   await dropBoth();
   await apply("nft")();
-  rows.push(summarise(`re-apply, ${label} CIDRs, nft, replacing the loaded table`, await repeat(plan.cidrRuns, apply("nft")), true, "nft reads the old table's elements first: about twice the load time and memory"));
+  rows.push(
+    summarise(
+      `re-apply, ${label} CIDRs, nft, replacing the loaded table`,
+      await repeat(plan.cidrRuns, apply("nft")),
+      true,
+      "nft reads the old table's elements first: about twice the load time and memory",
+    ),
+  );
   await dropBoth();
   const peak = Math.max(ours.selfPeakMiB ?? 0, ours.treePeakMiB ?? 0);
-  targets.push({ target: `peak memory < 200 MB (${label} CIDRs, nft: domainwall and its nft child)`, measured: `${peak.toFixed(0)} MiB (domainwall ${(ours.selfPeakMiB ?? 0).toFixed(0)} MiB)`, met: judge(peak * 1.048576 < 200) });
+  targets.push({
+    target: `peak memory < 200 MB (${label} CIDRs, nft: domainwall and its nft child)`,
+    measured: `${peak.toFixed(0)} MiB (domainwall ${(ours.selfPeakMiB ?? 0).toFixed(0)} MiB)`,
+    met: judge(peak * 1.048576 < 200),
+  });
 
   // The iptables-legacy backend refuses more than IPTABLES_MAX_ENTRIES entries per family (one rule each).
   const iptCount = Math.min(count, IPTABLES_MAX_ENTRIES);
@@ -267,13 +418,20 @@ async function manyCidrs(lab: Lab): Promise<void> {
   progress(`apply, ${iptLabel} CIDRs (iptables-legacy), alternating with the floor: ip6tables-legacy-restore of the same rules`);
   const removeIptables = () => measure(inApp(bin, "remove", "--backend", "iptables-legacy"));
   const iptFloorText = iptablesFloor(iptList.sorted);
-  const dropIptFloor = () => measure(inApp("bash", "-c", `ip6tables-legacy -F ${IPTABLES_FLOOR_CHAIN} && ip6tables-legacy -X ${IPTABLES_FLOOR_CHAIN}`));
+  const dropIptFloor = () =>
+    measure(inApp("bash", "-c", `ip6tables-legacy -F ${IPTABLES_FLOOR_CHAIN} && ip6tables-legacy -X ${IPTABLES_FLOOR_CHAIN}`));
   const iptFloorRun = () => mustRun(inApp("ip6tables-legacy-restore", "--noflush"), { stdin: iptFloorText });
   const dropBothIpt = async () => {
     await removeIptables();
     await dropIptFloor();
   };
-  const [oursIptSamples, iptFloorSamples] = await alternate(plan.cidrRuns, apply("iptables-legacy", iptFile), dropBothIpt, iptFloorRun, dropBothIpt);
+  const [oursIptSamples, iptFloorSamples] = await alternate(
+    plan.cidrRuns,
+    apply("iptables-legacy", iptFile),
+    dropBothIpt,
+    iptFloorRun,
+    dropBothIpt,
+  );
   await removeIptables();
   await dropIptFloor();
   const oursIpt = summarise(
@@ -282,7 +440,11 @@ async function manyCidrs(lab: Lab): Promise<void> {
     true,
     count > iptCount ? `the backend's limit is ${iptLabel} entries per family` : undefined,
   );
-  const iptFloor = summarise(`floor: \`ip6tables-legacy-restore --noflush\` of one chain with the same ${iptLabel} rules (runs alternate with the row above)`, iptFloorSamples, false);
+  const iptFloor = summarise(
+    `floor: \`ip6tables-legacy-restore --noflush\` of one chain with the same ${iptLabel} rules (runs alternate with the row above)`,
+    iptFloorSamples,
+    false,
+  );
   rows.push(oursIpt, { ...iptFloor, note: `domainwall apply = ${(oursIpt.medianMs / iptFloor.medianMs).toFixed(2)}× this` });
 }
 
@@ -290,12 +452,31 @@ async function manyCidrs(lab: Lab): Promise<void> {
 async function executorTransaction(lab: Lab): Promise<void> {
   progress("one add-element transaction: libnftables in process against an nft process");
   const transactions = quick ? 20 : 1000;
-  const sample = await mustRun(["ip", "netns", "exec", lab.app, process.execPath, `${root}/bench/executor-transaction.ts`, "--runs", String(transactions)]);
+  const sample = await mustRun([
+    "ip",
+    "netns",
+    "exec",
+    lab.app,
+    process.execPath,
+    `${root}/bench/executor-transaction.ts`,
+    "--runs",
+    String(transactions),
+  ]);
   const { runs: n, inProcessUs, processUs } = JSON.parse(sample.stdout) as { runs: number; inProcessUs: number; processUs: number };
   const what = "one `add element … timeout 60s` transaction (a new IPv6 element in a timeout set)";
   rows.push(
-    { what: `${what}, libnftables in process (bench/executor-transaction.ts)`, runs: n, medianMs: inProcessUs / 1000, note: `${inProcessUs.toFixed(0)} µs` },
-    { what: `${what}, an \`nft -f -\` process (rounds of 10 alternate with the row above)`, runs: n, medianMs: processUs / 1000, note: `${processUs.toFixed(0)} µs = ${(processUs / inProcessUs).toFixed(0)}× in process` },
+    {
+      what: `${what}, libnftables in process (bench/executor-transaction.ts)`,
+      runs: n,
+      medianMs: inProcessUs / 1000,
+      note: `${inProcessUs.toFixed(0)} µs`,
+    },
+    {
+      what: `${what}, an \`nft -f -\` process (rounds of 10 alternate with the row above)`,
+      runs: n,
+      medianMs: processUs / 1000,
+      note: `${processUs.toFixed(0)} µs = ${(processUs / inProcessUs).toFixed(0)}× in process`,
+    },
   );
 }
 
@@ -303,12 +484,33 @@ async function executorTransaction(lab: Lab): Promise<void> {
 async function admissionLatency(): Promise<void> {
   progress("admission of one answer: createAdmitter through libnftables against nft processes");
   const admissions = quick ? 100 : 10_000;
-  const sample = await mustRun(["unshare", "--net", process.execPath, `${root}/bench/admission-latency.ts`, "--admissions", String(admissions)]);
-  const result = JSON.parse(sample.stdout) as { admissions: number; libnftables: { p50Us: number; p99Us: number }; nft: { p50Us: number; p99Us: number } };
+  const sample = await mustRun([
+    "unshare",
+    "--net",
+    process.execPath,
+    `${root}/bench/admission-latency.ts`,
+    "--admissions",
+    String(admissions),
+  ]);
+  const result = JSON.parse(sample.stdout) as {
+    admissions: number;
+    libnftables: { p50Us: number; p99Us: number };
+    nft: { p50Us: number; p99Us: number };
+  };
   const what = "DNS proxy admission of one answer (createAdmitter, a new or longer element, half IPv4 half IPv6)";
   rows.push(
-    { what: `${what}, libnftables in process (bench/admission-latency.ts)`, runs: result.admissions, medianMs: result.libnftables.p50Us / 1000, note: `p50 ${result.libnftables.p50Us} µs, p99 ${result.libnftables.p99Us} µs` },
-    { what: `${what}, \`nft -f -\` processes (rounds of 500 alternate with the row above)`, runs: result.admissions, medianMs: result.nft.p50Us / 1000, note: `p50 ${result.nft.p50Us} µs, p99 ${result.nft.p99Us} µs` },
+    {
+      what: `${what}, libnftables in process (bench/admission-latency.ts)`,
+      runs: result.admissions,
+      medianMs: result.libnftables.p50Us / 1000,
+      note: `p50 ${result.libnftables.p50Us} µs, p99 ${result.libnftables.p99Us} µs`,
+    },
+    {
+      what: `${what}, \`nft -f -\` processes (rounds of 500 alternate with the row above)`,
+      runs: result.admissions,
+      medianMs: result.nft.p50Us / 1000,
+      note: `p50 ${result.nft.p50Us} µs, p99 ${result.nft.p99Us} µs`,
+    },
   );
 }
 
@@ -326,10 +528,31 @@ interface ProxyRate extends ProxyStats {
 }
 interface ProxyLab {
   readonly load: string;
-  readonly latency: { readonly direct: ProxyStats; readonly proxied: ProxyStats; readonly added: { readonly p50: number; readonly p99: number }; readonly transactions: number };
-  readonly throughput: readonly { readonly rate: number; readonly path: string; readonly result: ProxyRate; readonly transactions: number; readonly load: string; readonly watchCpuUsPerQuery: number; readonly watchCpuShare: number }[];
+  readonly latency: {
+    readonly direct: ProxyStats;
+    readonly proxied: ProxyStats;
+    readonly added: { readonly p50: number; readonly p99: number };
+    readonly transactions: number;
+  };
+  readonly throughput: readonly {
+    readonly rate: number;
+    readonly path: string;
+    readonly result: ProxyRate;
+    readonly transactions: number;
+    readonly load: string;
+    readonly watchCpuUsPerQuery: number;
+    readonly watchCpuShare: number;
+  }[];
   readonly rss: { readonly readyMiB: number; readonly peakMiB: number };
-  readonly soak?: { readonly seconds: number; readonly rate: number; readonly startMiB: number; readonly endMiB: number; readonly peakMiB: number; readonly slopeMiBPerMinute: number; readonly result: ProxyRate };
+  readonly soak?: {
+    readonly seconds: number;
+    readonly rate: number;
+    readonly startMiB: number;
+    readonly endMiB: number;
+    readonly peakMiB: number;
+    readonly slopeMiBPerMinute: number;
+    readonly result: ProxyRate;
+  };
 }
 
 /**
@@ -338,9 +561,13 @@ interface ProxyLab {
  */
 async function dnsProxy(): Promise<void> {
   const p = plan.proxy;
-  progress(`DNS proxy: ${p.queries} queries direct/proxied alternating, ${p.rates}/s for ${p.seconds} s${p.soak > 0 ? `, a ${p.soak} s soak` : ""}`);
+  progress(
+    `DNS proxy: ${p.queries} queries direct/proxied alternating, ${p.rates}/s for ${p.seconds} s${p.soak > 0 ? `, a ${p.soak} s soak` : ""}`,
+  );
   const args = ["--queries", String(p.queries), "--rates", p.rates, "--seconds", String(p.seconds), "--soak", String(p.soak)];
-  const sample = await mustRun(["env", `DOMAINWALL_BIN=${bin}`, process.execPath, `${root}/bench/dns-proxy-lab.ts`, ...args], { timeoutMs: (p.queries * 0.01 + p.seconds * 10 + p.soak * 2 + 120) * 1000 });
+  const sample = await mustRun(["env", `DOMAINWALL_BIN=${bin}`, process.execPath, `${root}/bench/dns-proxy-lab.ts`, ...args], {
+    timeoutMs: (p.queries * 0.01 + p.seconds * 10 + p.soak * 2 + 120) * 1000,
+  });
   const line = sample.stdout.split("\n").find((l) => l.startsWith("RESULT "));
   if (line === undefined) throw new Error(`bench/dns-proxy-lab.ts printed no RESULT line:\n${sample.stdout}`);
   const r = JSON.parse(line.slice("RESULT ".length)) as ProxyLab;
@@ -348,8 +575,18 @@ async function dnsProxy(): Promise<void> {
   const q = (x: number) => `${x.toFixed(3)} ms`;
   const what = `${r.latency.proxied.n + r.latency.direct.n} A queries (a CDN name: 2 of 100 addresses per answer), one at a time, rounds of 100 direct / through the proxy alternating (bench/dns-proxy-lab.ts)`;
   rows.push(
-    { what: `${what}: direct`, runs: direct.n, medianMs: direct.p50, note: `p50 ${q(direct.p50)}, p99 ${q(direct.p99)}; load average ${r.load}` },
-    { what: `${what}: through \`watch --dns-proxy\` (admission by libnftables in process)`, runs: proxied.n, medianMs: proxied.p50, note: `p50 ${q(proxied.p50)}, p99 ${q(proxied.p99)}; added p50 ${q(added.p50)}, p99 ${q(added.p99)}; ${r.latency.transactions} kernel transactions` },
+    {
+      what: `${what}: direct`,
+      runs: direct.n,
+      medianMs: direct.p50,
+      note: `p50 ${q(direct.p50)}, p99 ${q(direct.p99)}; load average ${r.load}`,
+    },
+    {
+      what: `${what}: through \`watch --dns-proxy\` (admission by libnftables in process)`,
+      runs: proxied.n,
+      medianMs: proxied.p50,
+      note: `p50 ${q(proxied.p50)}, p99 ${q(proxied.p99)}; added p50 ${q(added.p50)}, p99 ${q(added.p99)}; ${r.latency.transactions} kernel transactions`,
+    },
   );
   for (const t of r.throughput) {
     const x = t.result;
@@ -370,19 +607,35 @@ async function dnsProxy(): Promise<void> {
     });
   }
   targets.push(
-    { target: `DNS proxy adds p50 < 1 ms (${(direct.n + proxied.n).toLocaleString("en-US")} queries, lab)`, measured: `${q(added.p50)} (${q(proxied.p50)} vs ${q(direct.p50)} direct)`, met: judge(added.p50 < 1) },
+    {
+      target: `DNS proxy adds p50 < 1 ms (${(direct.n + proxied.n).toLocaleString("en-US")} queries, lab)`,
+      measured: `${q(added.p50)} (${q(proxied.p50)} vs ${q(direct.p50)} direct)`,
+      met: judge(added.p50 < 1),
+    },
     { target: "… and p99 < 5 ms", measured: `${q(added.p99)} (${q(proxied.p99)} vs ${q(direct.p99)} direct)`, met: judge(added.p99 < 5) },
   );
   const at2000 = r.throughput.find((t) => t.path === "proxied" && t.rate === 2000);
   if (at2000 !== undefined) {
     const x = at2000.result;
-    targets.push({ target: "DNS proxy sustains ≥ 2,000 queries/s without a lost or late (> 100 ms) answer", measured: `${x.achieved.toFixed(0)}/s sent, ${x.lost} lost, ${x.late} late`, met: judge(x.achieved >= 1990 && x.lost === 0 && x.late === 0) });
+    targets.push({
+      target: "DNS proxy sustains ≥ 2,000 queries/s without a lost or late (> 100 ms) answer",
+      measured: `${x.achieved.toFixed(0)}/s sent, ${x.lost} lost, ${x.late} late`,
+      met: judge(x.achieved >= 1990 && x.lost === 0 && x.late === 0),
+    });
   }
   const peakMiB = Math.max(r.rss.peakMiB, s?.peakMiB ?? 0);
-  targets.push({ target: "`watch --dns-proxy` < 80 MB RSS", measured: `peak ${(peakMiB * 1.048576).toFixed(0)} MB (${peakMiB.toFixed(1)} MiB; ${r.rss.readyMiB.toFixed(1)} MiB when ready)`, met: judge(peakMiB * 1.048576 < 80) });
+  targets.push({
+    target: "`watch --dns-proxy` < 80 MB RSS",
+    measured: `peak ${(peakMiB * 1.048576).toFixed(0)} MB (${peakMiB.toFixed(1)} MiB; ${r.rss.readyMiB.toFixed(1)} MiB when ready)`,
+    met: judge(peakMiB * 1.048576 < 80),
+  });
   if (s !== undefined) {
     const growth = s.slopeMiBPerMinute * 10;
-    targets.push({ target: "… with no growth over a soak (least-squares slope × 10 min < 2 MiB)", measured: `${growth.toFixed(2)} MiB per 10 min over ${s.seconds} s (${s.startMiB.toFixed(1)} → ${s.endMiB.toFixed(1)} MiB)`, met: judge(growth < 2) });
+    targets.push({
+      target: "… with no growth over a soak (least-squares slope × 10 min < 2 MiB)",
+      measured: `${growth.toFixed(2)} MiB per 10 min over ${s.seconds} s (${s.startMiB.toFixed(1)} → ${s.endMiB.toFixed(1)} MiB)`,
+      met: judge(growth < 2),
+    });
   }
 }
 

@@ -64,7 +64,10 @@ async function threadCpu(pid: number): Promise<string[]> {
     const sum = byName.get(name) ?? { user: 0, system: 0 };
     byName.set(name, { user: sum.user + Number(fields[11]) / CLK_TCK, system: sum.system + Number(fields[12]) / CLK_TCK });
   }
-  return [...byName].sort(([, a], [, b]) => b.user + b.system - (a.user + a.system)).slice(0, 6).map(([name, t]) => `${name} ${(t.user + t.system).toFixed(2)} (${t.user.toFixed(2)} + ${t.system.toFixed(2)})`);
+  return [...byName]
+    .sort(([, a], [, b]) => b.user + b.system - (a.user + a.system))
+    .slice(0, 6)
+    .map(([name, t]) => `${name} ${(t.user + t.system).toFixed(2)} (${t.user.toFixed(2)} + ${t.system.toFixed(2)})`);
 }
 
 const children: { pid: number; kill: (signal?: number) => void }[] = [];
@@ -85,14 +88,40 @@ try {
   writeHosts();
   await Bun.sleep(100);
   const dnsmasq = Bun.spawn(
-    ["ip", "netns", "exec", dns, "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", `--addn-hosts=${hostsFile}`, `--local-ttl=${values.ttl}`,
-      "--bind-interfaces", "--listen-address=192.0.2.2", "--local=/example/", "--pid-file="],
+    [
+      "ip",
+      "netns",
+      "exec",
+      dns,
+      "dnsmasq",
+      "--keep-in-foreground",
+      "--no-resolv",
+      "--no-hosts",
+      `--addn-hosts=${hostsFile}`,
+      `--local-ttl=${values.ttl}`,
+      "--bind-interfaces",
+      "--listen-address=192.0.2.2",
+      "--local=/example/",
+      "--pid-file=",
+    ],
     { stderr: "inherit" },
   );
   children.push(dnsmasq);
   await Bun.sleep(300);
   const hosts = Array.from({ length: names }, (_, i) => `n${i}.bench.example`).join(",");
-  const args = ["watch", "--hosts", hosts, "--metrics-addr", "127.0.0.1:9464", "--ready-file", `${dir}/ready`, "--grace", values.grace, "--log-format", "json"];
+  const args = [
+    "watch",
+    "--hosts",
+    hosts,
+    "--metrics-addr",
+    "127.0.0.1:9464",
+    "--ready-file",
+    `${dir}/ready`,
+    "--grace",
+    values.grace,
+    "--log-format",
+    "json",
+  ];
   const watch = Bun.spawn(["ip", "netns", "exec", app, values.bin, ...args], { stderr: Bun.file(`${dir}/watch.log`) });
   children.push(watch);
   const started = performance.now();
@@ -100,7 +129,9 @@ try {
     if (performance.now() - started > 30_000) throw new Error(`not ready after 30 s: ${await Bun.file(`${dir}/watch.log`).text()}`);
     await Bun.sleep(50);
   }
-  console.log(`ready after ${Math.round(performance.now() - started)} ms: ${names} names, TTL ${values.ttl}s, rotating ${values["rotate-share"]} of them every ${rotateEvery}s, grace ${values.grace}`);
+  console.log(
+    `ready after ${Math.round(performance.now() - started)} ms: ${names} names, TTL ${values.ttl}s, rotating ${values["rotate-share"]} of them every ${rotateEvery}s, grace ${values.grace}`,
+  );
   // `ip netns exec` execs the program: the PID is domainwall's.
   const pid = watch.pid;
   const read = async () => {
@@ -131,10 +162,16 @@ try {
     last = { ...now, at };
   }
   const metrics = sh(`ip netns exec ${app} curl -s 127.0.0.1:9464/metrics`);
-  const pick = (name: string) => metrics.split("\n").filter((l) => l.startsWith(name)).join("; ");
+  const pick = (name: string) =>
+    metrics
+      .split("\n")
+      .filter((l) => l.startsWith(name))
+      .join("; ");
   const end = samples.at(-1)!;
-  console.log(`summary: RSS ${first.rss.toFixed(1)} MiB after start, ${end.rss.toFixed(1)} MiB at ${end.t}s, peak ${last.hwm.toFixed(1)} MiB;`,
-    `CPU ${(end.cpu - first.cpu).toFixed(2)} s over ${end.t}s = ${(((end.cpu - first.cpu) / end.t) * 100).toFixed(2)}% of one core`);
+  console.log(
+    `summary: RSS ${first.rss.toFixed(1)} MiB after start, ${end.rss.toFixed(1)} MiB at ${end.t}s, peak ${last.hwm.toFixed(1)} MiB;`,
+    `CPU ${(end.cpu - first.cpu).toFixed(2)} s over ${end.t}s = ${(((end.cpu - first.cpu) / end.t) * 100).toFixed(2)}% of one core`,
+  );
   console.log(`threads (user+system CPU s since the process started): ${(await threadCpu(pid)).join(", ")}`);
   console.log(pick("domainwall_ruleset_updates_total"));
   console.log(pick("domainwall_ruleset_update_duration_seconds_"));

@@ -21,7 +21,7 @@ export function recordsFor(names: number): Record<string, string[]> {
 /** A deterministic shuffle, so files look like a list someone keeps rather than a sorted dump. */
 function shuffled<T>(items: T[]): T[] {
   let seed = 42;
-  const random = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+  const random = () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
   for (let i = items.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));
     [items[i], items[j]] = [items[j] as T, items[i] as T];
@@ -31,7 +31,10 @@ function shuffled<T>(items: T[]): T[] {
 
 /** `count` distinct, non-adjacent IPv6 /64 prefixes in 2001:db8::/32 (so no two merge into one range). */
 export function cidrs(count: number): { shuffled: string[]; sorted: string[] } {
-  const sorted = Array.from({ length: count }, (_, i) => `2001:db8:${(0x1000 + (i >> 10)).toString(16)}:${((i & 1023) * 2).toString(16)}::/64`);
+  const sorted = Array.from(
+    { length: count },
+    (_, i) => `2001:db8:${(0x1000 + (i >> 10)).toString(16)}:${((i & 1023) * 2).toString(16)}::/64`,
+  );
   return { sorted, shuffled: shuffled([...sorted]) };
 }
 

@@ -15,7 +15,12 @@ if (!build.success) {
 
 const tests = Bun.spawnSync(
   [process.execPath, "test", "--timeout", "120000", "--reporter=junit", `--reporter-outfile=${junit}`, ...process.argv.slice(2)],
-  { cwd: root, stdout: "inherit", stderr: "inherit", env: { ...process.env, DOMAINWALL_BIN: process.env.DOMAINWALL_BIN ?? `${root}/dist/domainwall` } },
+  {
+    cwd: root,
+    stdout: "inherit",
+    stderr: "inherit",
+    env: { ...process.env, DOMAINWALL_BIN: process.env.DOMAINWALL_BIN ?? `${root}/dist/domainwall` },
+  },
 );
 
 const report = (await Bun.file(junit).exists()) ? await Bun.file(junit).text() : "";

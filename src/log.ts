@@ -31,7 +31,10 @@ export const stderrSink = (world: { readonly writeStderr: (text: string) => void
  * consola would otherwise drop to warnings whenever NODE_ENV=test. `sink` may be a stream (tests).
  */
 export function createLogger(format: LogFormat, sink: LogSink | NodeJS.WriteStream = process.stderr): Logger {
-  const { write, stream } = "stream" in sink && typeof sink.stream === "function" ? (sink as LogSink) : { write: (text: string) => void (sink as NodeJS.WriteStream).write(text), stream: () => sink as NodeJS.WriteStream };
+  const { write, stream } =
+    "stream" in sink && typeof sink.stream === "function"
+      ? (sink as LogSink)
+      : { write: (text: string) => void (sink as NodeJS.WriteStream).write(text), stream: () => sink as NodeJS.WriteStream };
   // Loaded on first use: importing consola is two thirds of the start-up time, which `--version`
   // and `--help` do not need. JSON needs only consola's core (our reporter): its full entry point
   // also loads the terminal reporters (string width, Intl.Segmenter, box drawing), about 4 ms of

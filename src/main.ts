@@ -49,9 +49,9 @@ export async function main(world: World): Promise<number> {
   let log: Logger | undefined;
   try {
     const invocation = parseCli(world.argv);
-    if (invocation.kind === "version") return void (await world.stdout(`domainwall ${VERSION}\n`)), EXIT.ok;
-    if (invocation.kind === "help") return void (await world.stdout(`${helpText(invocation.command)}\n`)), EXIT.ok;
-    if (invocation.kind === "usage") return void world.writeStderr(`no command given\n\n${helpText()}\n`), EXIT.usage;
+    if (invocation.kind === "version") return (void (await world.stdout(`domainwall ${VERSION}\n`)), EXIT.ok);
+    if (invocation.kind === "help") return (void (await world.stdout(`${helpText(invocation.command)}\n`)), EXIT.ok);
+    if (invocation.kind === "usage") return (void world.writeStderr(`no command given\n\n${helpText()}\n`), EXIT.usage);
     const { command, flags } = invocation;
     const { settings } = await readSettings(world, command, flags);
     // Before anything is logged, locked or opened, and before the allow file is read: backgroundLoop
@@ -73,13 +73,20 @@ export async function main(world: World): Promise<number> {
     let chosen: Promise<Backend> | undefined;
     const nft = () => world.nft().executor;
     const backend = () =>
-      (chosen ??= selectBackend(config.command === "confirm" ? "auto" : config.backend, { run: world.run, nft, filterEmpty: world.legacyFilterEmpty }, { probe, now: world.now }).then((selected) => {
+      (chosen ??= selectBackend(
+        config.command === "confirm" ? "auto" : config.backend,
+        { run: world.run, nft, filterEmpty: world.legacyFilterEmpty },
+        { probe, now: world.now },
+      ).then((selected) => {
         if (probe) logger.info(`backend ${selected.backend.name} (${selected.reason})`);
         if (probe && selected.backend.name === "nft") logger.info(world.nft().reason);
         return selected.backend;
       }));
     let found: ReturnType<Context["others"]> | undefined;
-    const others = () => (found ??= backend().then((chosen) => otherBackends(chosen.name, world.run, { inProcessNft: world.inProcessNft, now: world.now, filterEmpty: world.legacyFilterEmpty })));
+    const others = () =>
+      (found ??= backend().then((chosen) =>
+        otherBackends(chosen.name, world.run, { inProcessNft: world.inProcessNft, now: world.now, filterEmpty: world.legacyFilterEmpty }),
+      ));
     return (await dispatch({ world, log: logger, backend, others, reread: () => loadConfig(world, command, flags) }, config)) ?? EXIT.ok;
   } catch (error) {
     log ??= createLogger("text", stderrSink(world));

@@ -23,10 +23,6 @@ export const runProcess: Run = async (command, args, stdin) => {
   } catch (error) {
     throw runtimeError(`cannot run ${command}: ${error instanceof Error ? error.message : String(error)}`);
   }
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(child.stdout).text(),
-    new Response(child.stderr).text(),
-    child.exited,
-  ]);
+  const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
   return { code, stdout, stderr };
 };

@@ -114,7 +114,6 @@ export interface World {
   readonly normalJit: () => void;
 }
 
-
 /** Keys on the terminal that keep or revert an unconfirmed apply. */
 const KEEP = new Set(["y", "Y", "\r", "\n"]);
 const REVERT = new Set(["n", "N", "\u0003"]);
@@ -216,7 +215,10 @@ const processStats: World["processStats"] = () => {
  * would land inside a line still queued there. Any other failure (a closed pipe) loses the text, as
  * a stream would, and never ends the command. `write` is writeSync on fd 2 (a seam for tests).
  */
-export function stderrWriter(write: (bytes: Uint8Array, offset: number) => number, stream: () => { write(bytes: Uint8Array): unknown }): (text: string) => void {
+export function stderrWriter(
+  write: (bytes: Uint8Array, offset: number) => number,
+  stream: () => { write(bytes: Uint8Array): unknown },
+): (text: string) => void {
   let queued = false;
   return (text) => {
     const bytes = Buffer.from(text, "utf8");
@@ -322,7 +324,8 @@ export function realWorld(): World {
       const chosen = nftOnce();
       return chosen.executor.name === "libnftables" ? chosen.executor : undefined;
     },
-    lock: (name, command, waitMs) => acquireLock(name, { pid: process.pid, command }, { waitMs, now: () => performance.now(), sleep: (ms) => Bun.sleep(ms) }),
+    lock: (name, command, waitMs) =>
+      acquireLock(name, { pid: process.pid, command }, { waitMs, now: () => performance.now(), sleep: (ms) => Bun.sleep(ms) }),
     lockHolder: (name) => holderOf(name),
     legacyFilterEmpty: () => legacyFilterEmpty({ readFile: world.readFile, filterInfo }),
     normalJit: () => Bun.unsafe.setJITPolicy(1),

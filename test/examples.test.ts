@@ -40,7 +40,8 @@ interface DeploymentManifest {
 function validate(where: string, manifest: unknown): void {
   const { apiVersion, kind } = manifest as { apiVersion?: string; kind?: string };
   const isConfigMap = apiVersion === "v1" && kind === "ConfigMap";
-  if (!isConfigMap && (apiVersion !== "apps/v1" || kind !== "Deployment")) throw new Error(`${where}: no validator for ${apiVersion} ${kind}: add one to test/examples.test.ts`);
+  if (!isConfigMap && (apiVersion !== "apps/v1" || kind !== "Deployment"))
+    throw new Error(`${where}: no validator for ${apiVersion} ${kind}: add one to test/examples.test.ts`);
   try {
     if (isConfigMap) new ConfigMap(manifest as ConstructorParameters<typeof ConfigMap>[0]).validate();
     else new Deployment(manifest as ConstructorParameters<typeof Deployment>[0]).validate();
@@ -49,14 +50,24 @@ function validate(where: string, manifest: unknown): void {
   }
 }
 
-const manifestFiles = readdirSync(EXAMPLES).filter((name) => /\.ya?ml$/.test(name)).sort();
-const readmeBlocks = [...(await Bun.file(`${import.meta.dir}/../README.md`).text()).matchAll(/^```yaml\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
+const manifestFiles = readdirSync(EXAMPLES)
+  .filter((name) => /\.ya?ml$/.test(name))
+  .sort();
+const readmeBlocks = [...(await Bun.file(`${import.meta.dir}/../README.md`).text()).matchAll(/^```yaml\n([\s\S]*?)^```$/gm)].map(
+  (m) => m[1]!,
+);
 
 test("the examples and README's yaml blocks are valid Kubernetes objects", async () => {
-  expect(manifestFiles).toEqual(["initcontainer-deployment.yaml", "sidecar-configmap.yaml", "sidecar-dns-proxy.yaml", "sidecar-watch.yaml"]);
+  expect(manifestFiles).toEqual([
+    "initcontainer-deployment.yaml",
+    "sidecar-configmap.yaml",
+    "sidecar-dns-proxy.yaml",
+    "sidecar-watch.yaml",
+  ]);
   for (const name of manifestFiles) {
     const parsed = Bun.YAML.parse(await Bun.file(`${EXAMPLES}/${name}`).text());
-    for (const [i, document] of (Array.isArray(parsed) ? parsed : [parsed]).entries()) validate(`examples/${name} document ${i + 1}`, document);
+    for (const [i, document] of (Array.isArray(parsed) ? parsed : [parsed]).entries())
+      validate(`examples/${name} document ${i + 1}`, document);
   }
   expect(readmeBlocks.length).toBeGreaterThan(0);
   readmeBlocks.forEach((block, i) => validate(`README.md yaml block ${i + 1}`, Bun.YAML.parse(block)));
@@ -127,7 +138,16 @@ test("initcontainer-deployment.yaml: domainwall gets NET_ADMIN and nothing else;
 test("sidecar-configmap.yaml: the sidecar watches the ConfigMap's file, mounted as a directory (never subPath), and the file is a valid watch configuration", async () => {
   const [configMap, deployment] = Bun.YAML.parse(await Bun.file(`${EXAMPLES}/sidecar-configmap.yaml`).text()) as [
     { metadata: { name: string }; data: Record<string, string> },
-    { spec: { template: { spec: { initContainers: (Container & { volumeMounts?: { name: string; mountPath: string; subPath?: string }[] })[]; volumes: { name: string; configMap?: { name: string } }[] } } } },
+    {
+      spec: {
+        template: {
+          spec: {
+            initContainers: (Container & { volumeMounts?: { name: string; mountPath: string; subPath?: string }[] })[];
+            volumes: { name: string; configMap?: { name: string } }[];
+          };
+        };
+      };
+    },
   ];
   const podSpec = deployment.spec.template.spec;
   const sidecar = podSpec.initContainers.find((c) => c.name === "domainwall")!;

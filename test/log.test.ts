@@ -15,7 +15,11 @@ test("json: one object per line with time, level, msg and the structured fields,
   log.warn("a warning");
   log.error("an error");
   log.success({ message: "applied: 1 name", summary: { namesResolved: 1, backend: "nft" } });
-  const lines = out.text().trimEnd().split("\n").map((line) => JSON.parse(line));
+  const lines = out
+    .text()
+    .trimEnd()
+    .split("\n")
+    .map((line) => JSON.parse(line));
   expect(lines.map(({ time, ...rest }) => (expect(new Date(time).toISOString()).toBe(time), rest))).toEqual([
     { level: "info", msg: "backend nft (requested)" },
     { level: "warn", msg: "a warning" },

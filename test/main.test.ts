@@ -92,7 +92,10 @@ async function runMain(
 
 describe("main", () => {
   test("apply resolves, loads one nft transaction and prints a summary", async () => {
-    const { code, stderr, calls, probes } = await runMain(["apply"], { hosts_csv: "api.example,mirror.example,svc.cluster.local", listening_ports_csv: "3000" });
+    const { code, stderr, calls, probes } = await runMain(["apply"], {
+      hosts_csv: "api.example,mirror.example,svc.cluster.local",
+      listening_ports_csv: "3000",
+    });
     expect(code).toBe(0);
     expect(probes).toBe(1); // --backend auto asked the kernel first
     expect(calls).toHaveLength(1);
@@ -105,10 +108,16 @@ describe("main", () => {
   });
 
   test("with forwarding on and no --forward, apply warns that forwarded traffic is not filtered; --forward adds the forward chain", async () => {
-    const files = { "/etc/resolv.conf": POD_RESOLV_CONF, "/proc/sys/net/ipv4/ip_forward": "1\n", "/proc/sys/net/ipv6/conf/all/forwarding": "0\n" };
+    const files = {
+      "/etc/resolv.conf": POD_RESOLV_CONF,
+      "/proc/sys/net/ipv4/ip_forward": "1\n",
+      "/proc/sys/net/ipv6/conf/all/forwarding": "0\n",
+    };
     const plain = await runMain(["apply", "--hosts", "api.example"], {}, {}, { ...files });
     expect(plain.code).toBe(0);
-    expect(plain.stderr).toContain("net.ipv4.ip_forward=1: traffic forwarded through this machine (containers, VMs) is not filtered; --forward filters it");
+    expect(plain.stderr).toContain(
+      "net.ipv4.ip_forward=1: traffic forwarded through this machine (containers, VMs) is not filtered; --forward filters it",
+    );
     expect(plain.calls[0]?.stdin).not.toContain("hook forward");
     const both = await runMain(["apply", "--hosts", "api.example"], {}, {}, { ...files, "/proc/sys/net/ipv6/conf/all/forwarding": "1" });
     expect(both.stderr).toContain("net.ipv4.ip_forward=1 and net.ipv6.conf.all.forwarding=1: traffic forwarded");
@@ -116,7 +125,12 @@ describe("main", () => {
     expect(forwarded.code).toBe(0);
     expect(forwarded.stderr).not.toContain("is not filtered");
     expect(forwarded.calls[0]?.stdin).toContain("type filter hook forward priority filter; policy drop;");
-    const off = await runMain(["apply", "--hosts", "api.example"], {}, {}, { "/etc/resolv.conf": POD_RESOLV_CONF, "/proc/sys/net/ipv4/ip_forward": "0\n" });
+    const off = await runMain(
+      ["apply", "--hosts", "api.example"],
+      {},
+      {},
+      { "/etc/resolv.conf": POD_RESOLV_CONF, "/proc/sys/net/ipv4/ip_forward": "0\n" },
+    );
     expect(off.stderr).not.toContain("is not filtered");
   });
 
@@ -147,8 +161,17 @@ describe("main", () => {
 
   test("--backend iptables-legacy never loads libnftables", async () => {
     let made = 0;
-    const nft = () => (made++, { executor: { name: "libnftables" as const, run: async () => ({ code: 0, stdout: "", stderr: "" }) }, reason: "in process" });
-    const { code, stderr } = await runMain(["apply", "--backend", "iptables-legacy"], { hosts_csv: "api.example" }, {}, undefined, undefined, () => ({ nft }));
+    const nft = () => (
+      made++, { executor: { name: "libnftables" as const, run: async () => ({ code: 0, stdout: "", stderr: "" }) }, reason: "in process" }
+    );
+    const { code, stderr } = await runMain(
+      ["apply", "--backend", "iptables-legacy"],
+      { hosts_csv: "api.example" },
+      {},
+      undefined,
+      undefined,
+      () => ({ nft }),
+    );
     expect(code).toBe(0);
     expect(made).toBe(0);
     expect(stderr).not.toContain("nft transactions");
@@ -173,14 +196,26 @@ describe("main", () => {
   });
 
   test("apply reads this namespace's on-link IPv6 prefixes from /proc/net/if_inet6: outgoing neighbour discovery goes there and to link scope only", async () => {
-    const ifInet6 = "20010db8000100000000000000000001 02 40 00 80    veth0\nfe800000000000000000000000000001 02 40 20 80    veth0\n00000000000000000000000000000001 01 80 10 80       lo\n";
-    const { code, calls } = await runMain(["apply"], { hosts_csv: "api.example" }, {}, { "/etc/resolv.conf": POD_RESOLV_CONF, "/proc/net/if_inet6": ifInet6 });
+    const ifInet6 =
+      "20010db8000100000000000000000001 02 40 00 80    veth0\nfe800000000000000000000000000001 02 40 20 80    veth0\n00000000000000000000000000000001 01 80 10 80       lo\n";
+    const { code, calls } = await runMain(
+      ["apply"],
+      { hosts_csv: "api.example" },
+      {},
+      { "/etc/resolv.conf": POD_RESOLV_CONF, "/proc/net/if_inet6": ifInet6 },
+    );
     expect(code).toBe(0);
-    expect(calls[0]?.stdin).toContain("icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } ip6 daddr { fe80::/10, ff02::/16, 2001:db8:1::/64 } ip6 hoplimit 255 accept\n");
+    expect(calls[0]?.stdin).toContain(
+      "icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } ip6 daddr { fe80::/10, ff02::/16, 2001:db8:1::/64 } ip6 hoplimit 255 accept\n",
+    );
   });
 
   test("bad configuration exits 2, names the value and never runs nft", async () => {
-    const { code, stderr, calls, probes } = await runMain(["apply"], { hosts_csv: "api.example", listening_ports_csv: "3000,99999", extra_whitelist_ips_csv: "10.0.0.0/40" });
+    const { code, stderr, calls, probes } = await runMain(["apply"], {
+      hosts_csv: "api.example",
+      listening_ports_csv: "3000,99999",
+      extra_whitelist_ips_csv: "10.0.0.0/40",
+    });
     expect(code).toBe(2);
     expect(calls).toEqual([]);
     expect(probes).toBe(0); // not even the backend probe runs
@@ -192,7 +227,10 @@ describe("main", () => {
     { argv: ["frobnicate"], message: 'unknown command "frobnicate"' },
     { argv: ["apply", "--nope"], message: "unknown option --nope" },
     { argv: ["apply", "--hots", "a.example"], message: "unknown option --hots (did you mean --hosts?)" },
-    { argv: ["apply", "--ports", "22", "--backend", "nft", "--backend", "iptables-legacy"], message: '--backend is given 2 times ("nft" and "iptables-legacy"): give it once' },
+    {
+      argv: ["apply", "--ports", "22", "--backend", "nft", "--backend", "iptables-legacy"],
+      message: '--backend is given 2 times ("nft" and "iptables-legacy"): give it once',
+    },
     { argv: ["status", "--hosts", "a.example"], message: "--hosts does not apply to 'status'" },
     { argv: ["remove", "--dry-run"], message: "--dry-run is the same as 'render'" },
     { argv: ["apply", "--log-format", "xml"], message: '--log-format: "xml" must be "text" or "json"' },
@@ -222,7 +260,9 @@ describe("main", () => {
   });
 
   test("an unknown option is reported with every other problem, at once", async () => {
-    const { code, stderr } = await runMain(["apply", "--hots", "a.example", "--ports", "99999", "--log-format", "xml"], { hosts_csv: "api.example" });
+    const { code, stderr } = await runMain(["apply", "--hots", "a.example", "--ports", "99999", "--log-format", "xml"], {
+      hosts_csv: "api.example",
+    });
     expect(code).toBe(2);
     expect(stderr).toContain("unknown option --hots (did you mean --hosts?)");
     expect(stderr).toContain('--ports: "99999" is not a port number');
@@ -230,7 +270,9 @@ describe("main", () => {
   });
 
   test("a network that allows everything is accepted with a warning saying so", async () => {
-    const { code, stderr } = await runMain(["apply", "--allow", "0.0.0.0/0,::/0", "--dns-servers", "0.0.0.0/0"], { hosts_csv: "api.example" });
+    const { code, stderr } = await runMain(["apply", "--allow", "0.0.0.0/0,::/0", "--dns-servers", "0.0.0.0/0"], {
+      hosts_csv: "api.example",
+    });
     expect(code).toBe(0);
     expect(stderr).toContain("--allow: 0.0.0.0/0 allows every IPv4 address");
     expect(stderr).toContain("--allow: ::/0 allows every IPv6 address");
@@ -265,7 +307,10 @@ describe("main", () => {
     ] as const) {
       const { code, stderr } = await runMain([...argv], env);
       expect(code).toBe(0);
-      const lines = stderr.trim().split("\n").map((line) => JSON.parse(line));
+      const lines = stderr
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line));
       const summary = lines.find((l) => l.level === "success");
       expect(summary.summary).toMatchObject({ namesResolved: 1, ipv4: 2, ipv6: 1, backend: "nft" });
       expect(typeof summary.time).toBe("string");
@@ -286,30 +331,116 @@ describe("main", () => {
         { counter: { name: "output_dropped", packets: 4, bytes: 240 } },
         { set: { name: "allow_v4", elem: ["203.0.113.10", { prefix: { addr: "192.0.2.0", len: 24 } }] } },
         { set: { name: "allow_v6", elem: [] } },
-        { set: { name: "allow_ports_v4", elem: [{ concat: ["198.51.100.8", "tcp", 443] }, { concat: [{ prefix: { addr: "203.0.113.128", len: 25 } }, "tcp", { range: [8000, 8100] }] }] } },
-        { set: { name: "denied_out_v4", timeout: 3600, elem: [{ elem: { val: { concat: ["203.0.113.20", "tcp", 80] }, expires: 3590, counter: { packets: 4, bytes: 240 } } }] } },
-        { set: { name: "denied_out_v6", timeout: 3600, elem: [{ elem: { val: { concat: ["2001:db8::5", "udp", 5353] }, expires: 3500, counter: { packets: 1, bytes: 80 } } }] } },
-        { rule: { chain: "output", expr: [{ match: { op: "==", left: { payload: { protocol: "th", field: "dport" } }, right: 53 } }, { match: { op: "==", left: { payload: { protocol: "ip", field: "daddr" } }, right: "198.51.100.2" } }, { accept: null }] } },
+        {
+          set: {
+            name: "allow_ports_v4",
+            elem: [
+              { concat: ["198.51.100.8", "tcp", 443] },
+              { concat: [{ prefix: { addr: "203.0.113.128", len: 25 } }, "tcp", { range: [8000, 8100] }] },
+            ],
+          },
+        },
+        {
+          set: {
+            name: "denied_out_v4",
+            timeout: 3600,
+            elem: [{ elem: { val: { concat: ["203.0.113.20", "tcp", 80] }, expires: 3590, counter: { packets: 4, bytes: 240 } } }],
+          },
+        },
+        {
+          set: {
+            name: "denied_out_v6",
+            timeout: 3600,
+            elem: [{ elem: { val: { concat: ["2001:db8::5", "udp", 5353] }, expires: 3500, counter: { packets: 1, bytes: 80 } } }],
+          },
+        },
+        {
+          rule: {
+            chain: "output",
+            expr: [
+              { match: { op: "==", left: { payload: { protocol: "th", field: "dport" } }, right: 53 } },
+              { match: { op: "==", left: { payload: { protocol: "ip", field: "daddr" } }, right: "198.51.100.2" } },
+              { accept: null },
+            ],
+          },
+        },
       ],
     });
-    const names = { "/run/domainwall/names.json": JSON.stringify({ version: 1, writtenAt: EPOCH, names: [{ name: "api.example", addresses: ["203.0.113.10"] }, { name: "ports.example", addresses: ["198.51.100.8"] }] }) };
+    const names = {
+      "/run/domainwall/names.json": JSON.stringify({
+        version: 1,
+        writtenAt: EPOCH,
+        names: [
+          { name: "api.example", addresses: ["203.0.113.10"] },
+          { name: "ports.example", addresses: ["198.51.100.8"] },
+        ],
+      }),
+    };
     const explain = (target: string, more: string[] = []) => runMain(["explain", target, ...more], {}, { stdout: table }, { ...names });
 
     test.each([
-      { target: "api.example:443", code: 0, says: "allowed: api.example:443: api.example is in the allowlist; 203.0.113.10 is allowed by the name api.example (every port)" },
+      {
+        target: "api.example:443",
+        code: 0,
+        says: "allowed: api.example:443: api.example is in the allowlist; 203.0.113.10 is allowed by the name api.example (every port)",
+      },
       { target: "203.0.113.10", code: 0, says: "allowed: 203.0.113.10: 203.0.113.10 is allowed by the name api.example (every port)" },
       { target: "192.0.2.7:8080", code: 0, says: "allowed: 192.0.2.7:8080: 192.0.2.7 is allowed by the network 192.0.2.0/24 (every port)" },
-      { target: "198.51.100.2:53/udp", code: 0, says: "allowed: 198.51.100.2:53/udp: 198.51.100.2 is allowed by DNS to this resolver (port 53)" },
-      { target: "198.51.100.2", code: 1, says: "denied: 198.51.100.2: 198.51.100.2 is denied: not in the allowlist; only DNS (port 53) to it is allowed, as a resolver" },
-      { target: "203.0.113.20:80", code: 1, says: "denied: 203.0.113.20:80: 203.0.113.20 is denied: not in the allowlist\n  recorded as denied: 203.0.113.20 tcp/80, 4 packets, last 10s ago" },
-      { target: "mirror.example", code: 1, says: "denied: mirror.example: mirror.example is not in the allowlist; 203.0.113.20 is denied: not in the allowlist" },
-      { target: "nosuch.example", code: 1, says: "denied: nosuch.example: nosuch.example is not in the allowlist; nosuch.example has no addresses in DNS" },
-      { target: "ports.example:443", code: 0, says: "allowed: ports.example:443: ports.example is in the allowlist; 198.51.100.8 is allowed by ports.example:443/tcp" },
-      { target: "ports.example", code: 0, says: "allowed: ports.example: ports.example is in the allowlist; 198.51.100.8 is allowed by ports.example:443/tcp" },
-      { target: "ports.example:8081", code: 1, says: "denied: ports.example:8081: ports.example is in the allowlist; 198.51.100.8 is denied: not open on 8081/tcp: the allowlist opens it on 443/tcp only" },
-      { target: "198.51.100.8:443/udp", code: 1, says: "denied: 198.51.100.8:443/udp: 198.51.100.8 is denied: not open on 443/udp: the allowlist opens it on 443/tcp only" },
-      { target: "203.0.113.130:8080", code: 0, says: "allowed: 203.0.113.130:8080: 203.0.113.130 is allowed by 203.0.113.128/25:8000-8100/tcp" },
-      { target: "203.0.113.130:443", code: 1, says: "denied: 203.0.113.130:443: 203.0.113.130 is denied: not open on 443/tcp: the allowlist opens it on 8000-8100/tcp only" },
+      {
+        target: "198.51.100.2:53/udp",
+        code: 0,
+        says: "allowed: 198.51.100.2:53/udp: 198.51.100.2 is allowed by DNS to this resolver (port 53)",
+      },
+      {
+        target: "198.51.100.2",
+        code: 1,
+        says: "denied: 198.51.100.2: 198.51.100.2 is denied: not in the allowlist; only DNS (port 53) to it is allowed, as a resolver",
+      },
+      {
+        target: "203.0.113.20:80",
+        code: 1,
+        says: "denied: 203.0.113.20:80: 203.0.113.20 is denied: not in the allowlist\n  recorded as denied: 203.0.113.20 tcp/80, 4 packets, last 10s ago",
+      },
+      {
+        target: "mirror.example",
+        code: 1,
+        says: "denied: mirror.example: mirror.example is not in the allowlist; 203.0.113.20 is denied: not in the allowlist",
+      },
+      {
+        target: "nosuch.example",
+        code: 1,
+        says: "denied: nosuch.example: nosuch.example is not in the allowlist; nosuch.example has no addresses in DNS",
+      },
+      {
+        target: "ports.example:443",
+        code: 0,
+        says: "allowed: ports.example:443: ports.example is in the allowlist; 198.51.100.8 is allowed by ports.example:443/tcp",
+      },
+      {
+        target: "ports.example",
+        code: 0,
+        says: "allowed: ports.example: ports.example is in the allowlist; 198.51.100.8 is allowed by ports.example:443/tcp",
+      },
+      {
+        target: "ports.example:8081",
+        code: 1,
+        says: "denied: ports.example:8081: ports.example is in the allowlist; 198.51.100.8 is denied: not open on 8081/tcp: the allowlist opens it on 443/tcp only",
+      },
+      {
+        target: "198.51.100.8:443/udp",
+        code: 1,
+        says: "denied: 198.51.100.8:443/udp: 198.51.100.8 is denied: not open on 443/udp: the allowlist opens it on 443/tcp only",
+      },
+      {
+        target: "203.0.113.130:8080",
+        code: 0,
+        says: "allowed: 203.0.113.130:8080: 203.0.113.130 is allowed by 203.0.113.128/25:8000-8100/tcp",
+      },
+      {
+        target: "203.0.113.130:443",
+        code: 1,
+        says: "denied: 203.0.113.130:443: 203.0.113.130 is denied: not open on 443/tcp: the allowlist opens it on 8000-8100/tcp only",
+      },
     ])("explain $target: exit $code", async ({ target, code, says }) => {
       const result = await explain(target);
       expect(result.stdout).toStartWith(says);
@@ -319,7 +450,12 @@ describe("main", () => {
     test("explain --json says which entry, and bad input is exit 2 before anything is read", async () => {
       const { stdout, code } = await explain("192.0.2.7:8080", ["--json"]);
       expect(code).toBe(0);
-      expect(JSON.parse(stdout)).toMatchObject({ destination: "192.0.2.7:8080", allowed: true, enforcing: true, addresses: [{ address: "192.0.2.7", allowed: true, by: [{ kind: "cidr", cidr: "192.0.2.0/24", ports: "all" }], denied: [] }] });
+      expect(JSON.parse(stdout)).toMatchObject({
+        destination: "192.0.2.7:8080",
+        allowed: true,
+        enforcing: true,
+        addresses: [{ address: "192.0.2.7", allowed: true, by: [{ kind: "cidr", cidr: "192.0.2.0/24", ports: "all" }], denied: [] }],
+      });
       for (const argv of [["explain"], ["explain", "203.0.113.0/24"], ["explain", "a.example", "b.example"], ["status", "extra"]]) {
         const bad = await runMain(argv, {}, { stdout: table });
         expect(bad.code).toBe(2);
@@ -350,20 +486,44 @@ describe("main", () => {
       const proxied = JSON.stringify({
         nftables: [
           { set: { name: "allow_v4", elem: [] } },
-          { set: { name: "proxy_v4", type: "ipv4_addr", flags: ["timeout"], elem: [{ elem: { val: "203.0.113.57", timeout: 60, expires: 57 } }] } },
+          {
+            set: {
+              name: "proxy_v4",
+              type: "ipv4_addr",
+              flags: ["timeout"],
+              elem: [{ elem: { val: "203.0.113.57", timeout: 60, expires: 57 } }],
+            },
+          },
           { set: { name: "proxy_v6", type: "ipv6_addr", flags: ["timeout"] } },
         ],
       });
-      const proxy = { port: 15353, gid: 2000053, queries: {}, upstreamErrors: 0, admitted: { v4: 1, v6: 0 }, expiredTotal: 0, refused: [], refusedOther: 0, list: { names: ["cdn.example"], wildcards: [] }, addresses: [{ address: "203.0.113.57", names: ["cdn.example"], entries: ["cdn.example"] }] };
+      const proxy = {
+        port: 15353,
+        gid: 2000053,
+        queries: {},
+        upstreamErrors: 0,
+        admitted: { v4: 1, v6: 0 },
+        expiredTotal: 0,
+        refused: [],
+        refusedOther: 0,
+        list: { names: ["cdn.example"], wildcards: [] },
+        addresses: [{ address: "203.0.113.57", names: ["cdn.example"], entries: ["cdn.example"] }],
+      };
       const state = JSON.stringify({ version: 1, pid: 4242, backend: "nft", writtenAt: EPOCH, names: [], proxy });
       const looked: string[] = [];
       const run = (target: string, more: string[] = []) =>
-        runMain(["explain", target, ...more], {}, { stdout: proxied }, { "/run/domainwall/watch.json": state }, undefined, () => ({ lookup: async (host) => (looked.push(host), []) }));
+        runMain(["explain", target, ...more], {}, { stdout: proxied }, { "/run/domainwall/watch.json": state }, undefined, () => ({
+          lookup: async (host) => (looked.push(host), []),
+        }));
       const admitted = await run("203.0.113.57:443");
       expect(admitted.code).toBe(0);
-      expect(admitted.stdout).toBe("allowed: 203.0.113.57:443: 203.0.113.57 is allowed by the DNS proxy: cdn.example (entry cdn.example) told an app this address; it stays admitted for 57s more\n");
+      expect(admitted.stdout).toBe(
+        "allowed: 203.0.113.57:443: 203.0.113.57 is allowed by the DNS proxy: cdn.example (entry cdn.example) told an app this address; it stays admitted for 57s more\n",
+      );
       const json = JSON.parse((await run("203.0.113.57", ["--json"])).stdout);
-      expect(json.addresses[0].by).toEqual([{ kind: "proxy", names: ["cdn.example"], entries: ["cdn.example"], expiresInSeconds: 57, ports: "all" }]);
+      expect(json.addresses[0].by).toEqual([
+        { kind: "proxy", names: ["cdn.example"], entries: ["cdn.example"], expiresInSeconds: 57, ports: "all" },
+      ]);
       expect((await run("203.0.113.250")).code).toBe(1);
       const unlisted = await run("unlisted.example");
       expect(unlisted.code).toBe(1);
@@ -373,7 +533,19 @@ describe("main", () => {
     });
 
     test("suggest: the names the DNS proxy refused (or, with --audit, forwarded anyway) come first, every port", async () => {
-      const proxy = { port: 15353, gid: 2000053, queries: { audited: 3 }, upstreamErrors: 0, admitted: { v4: 1, v6: 0 }, expiredTotal: 0, refused: [{ name: "pypi.example", qtype: "A", count: 2 }, { name: "mirror.example", qtype: "AAAA", count: 1 }], refusedOther: 0 };
+      const proxy = {
+        port: 15353,
+        gid: 2000053,
+        queries: { audited: 3 },
+        upstreamErrors: 0,
+        admitted: { v4: 1, v6: 0 },
+        expiredTotal: 0,
+        refused: [
+          { name: "pypi.example", qtype: "A", count: 2 },
+          { name: "mirror.example", qtype: "AAAA", count: 1 },
+        ],
+        refusedOther: 0,
+      };
       const state = JSON.stringify({ version: 1, pid: 4242, backend: "nft", writtenAt: EPOCH, names: [], proxy });
       const { stdout, code } = await runMain(["suggest"], {}, { stdout: table }, { "/run/domainwall/watch.json": state });
       expect(code).toBe(0);
@@ -430,10 +602,18 @@ describe("main", () => {
       expect(unhooked).not.toBe(listed);
       const { code, stdout } = await runMain(["status"], {}, { stdout: unhooked });
       expect(code).toBe(3);
-      expect(stdout).toStartWith("domainwall is loaded but NOT ENFORCING (nft):\n  nft: the output chain of table inet domainwall has no output hook: nothing filters outgoing traffic\n");
+      expect(stdout).toStartWith(
+        "domainwall is loaded but NOT ENFORCING (nft):\n  nft: the output chain of table inet domainwall has no output hook: nothing filters outgoing traffic\n",
+      );
     });
     const state = (pid: number) =>
-      JSON.stringify({ version: 1, pid, backend: "nft", writtenAt: EPOCH - 1_000, names: [{ name: "api.example", addresses: ["203.0.113.10"], lastResolved: EPOCH - 4_000, failing: 0, lastError: null }] });
+      JSON.stringify({
+        version: 1,
+        pid,
+        backend: "nft",
+        writtenAt: EPOCH - 1_000,
+        names: [{ name: "api.example", addresses: ["203.0.113.10"], lastResolved: EPOCH - 4_000, failing: 0, lastError: null }],
+      });
 
     test("shows the sets, the drop counters and, while a watch runs, each name's addresses and when they were resolved", async () => {
       const { code, stdout } = await runMain(["status"], {}, { stdout: listed }, { [STATE]: state(4242) });
@@ -467,9 +647,25 @@ describe("main", () => {
       const { code, stdout } = await runMain(["status", "--json"], {}, { stdout: listed }, { [STATE]: state(4242) });
       expect(code).toBe(0);
       const json = JSON.parse(stdout);
-      expect(json).toMatchObject({ version: 1, loaded: true, backend: "nft", enforcing: true, allowed: [{ network: "203.0.113.10", ports: "all" }], dns: [] });
+      expect(json).toMatchObject({
+        version: 1,
+        loaded: true,
+        backend: "nft",
+        enforcing: true,
+        allowed: [{ network: "203.0.113.10", ports: "all" }],
+        dns: [],
+      });
       expect(json.denied).toEqual([
-        { address: "203.0.113.10", protocol: "tcp", port: 8443, direction: "out", packets: 3, bytes: 180, lastSeenSecondsAgo: 12, names: ["api.example"] },
+        {
+          address: "203.0.113.10",
+          protocol: "tcp",
+          port: 8443,
+          direction: "out",
+          packets: 3,
+          bytes: 180,
+          lastSeenSecondsAgo: 12,
+          names: ["api.example"],
+        },
         { address: "203.0.113.99", protocol: "udp", port: 53, direction: "out", packets: 1, bytes: 60, lastSeenSecondsAgo: 1, names: [] },
       ]);
       expect(json.names).toEqual({ from: "watch", names: [{ name: "api.example", addresses: ["203.0.113.10"] }] });
@@ -483,7 +679,9 @@ describe("main", () => {
       );
       expect(withPorts).not.toBe(listed);
       const text = await runMain(["status"], {}, { stdout: withPorts });
-      expect(text.stdout).toContain("  set allow_ports_v6: 2 entries\n  counter output_dropped: 7 packets, 420 bytes\nallowed on some ports only:\n  2001:db8::8: 443/tcp, 5000-5010/udp\n");
+      expect(text.stdout).toContain(
+        "  set allow_ports_v6: 2 entries\n  counter output_dropped: 7 packets, 420 bytes\nallowed on some ports only:\n  2001:db8::8: 443/tcp, 5000-5010/udp\n",
+      );
       const json = JSON.parse((await runMain(["status", "--json"], {}, { stdout: withPorts })).stdout);
       expect(json.allowed).toEqual([
         { network: "203.0.113.10", ports: "all" },
@@ -492,10 +690,25 @@ describe("main", () => {
     });
 
     test("--json with the DNS proxy: the names it answered NXDOMAIN for, most asked first; null without the proxy", async () => {
-      const proxy = { port: 15353, gid: 2000053, queries: { forwarded: 4, refused: 3 }, upstreamErrors: 0, admitted: { v4: 2, v6: 0 }, expiredTotal: 0, refused: [{ name: "exfil.example", qtype: "A", count: 2 }, { name: "other.example", qtype: "AAAA", count: 1 }], refusedOther: 0 };
+      const proxy = {
+        port: 15353,
+        gid: 2000053,
+        queries: { forwarded: 4, refused: 3 },
+        upstreamErrors: 0,
+        admitted: { v4: 2, v6: 0 },
+        expiredTotal: 0,
+        refused: [
+          { name: "exfil.example", qtype: "A", count: 2 },
+          { name: "other.example", qtype: "AAAA", count: 1 },
+        ],
+        refusedOther: 0,
+      };
       const withProxy = JSON.stringify({ ...JSON.parse(state(4242)), proxy });
       const json = JSON.parse((await runMain(["status", "--json"], {}, { stdout: listed }, { [STATE]: withProxy })).stdout);
-      expect(json.refusedNames).toEqual([{ name: "exfil.example", qtype: "A", count: 2 }, { name: "other.example", qtype: "AAAA", count: 1 }]);
+      expect(json.refusedNames).toEqual([
+        { name: "exfil.example", qtype: "A", count: 2 },
+        { name: "other.example", qtype: "AAAA", count: 1 },
+      ]);
       expect(json.refusedNamesOther).toBe(0);
       const without = JSON.parse((await runMain(["status", "--json"], {}, { stdout: listed }, { [STATE]: state(4242) })).stdout);
       expect([without.refusedNames, without.refusedNamesOther]).toEqual([null, null]);
@@ -504,7 +717,9 @@ describe("main", () => {
     test("--json while not enforcing: the problems in the object, exit 3", async () => {
       const { code, stdout } = await runMain(["status", "--json"], {}, { stdout: listed.replace(',"hook":"output"', "") });
       expect(code).toBe(3);
-      expect(JSON.parse(stdout).problems).toEqual(["nft: the output chain of table inet domainwall has no output hook: nothing filters outgoing traffic"]);
+      expect(JSON.parse(stdout).problems).toEqual([
+        "nft: the output chain of table inet domainwall has no output hook: nothing filters outgoing traffic",
+      ]);
     });
 
     test("without a watch, the names of the last apply name the addresses; nothing loaded is an object too", async () => {
@@ -518,12 +733,20 @@ describe("main", () => {
     test("audit mode is said first", async () => {
       const audit = listed.replace('"output_dropped"', '"output_audited"');
       const { stdout } = await runMain(["status"], {}, { stdout: audit });
-      expect(stdout.split("\n").slice(0, 2)).toEqual(["domainwall is loaded (nft)", "WARNING: audit mode: the firewall is NOT enforcing; what the policy would refuse is let through and recorded (see 'domainwall status' and 'domainwall suggest')"]);
+      expect(stdout.split("\n").slice(0, 2)).toEqual([
+        "domainwall is loaded (nft)",
+        "WARNING: audit mode: the firewall is NOT enforcing; what the policy would refuse is let through and recorded (see 'domainwall status' and 'domainwall suggest')",
+      ]);
       expect(stdout).toContain("would be denied (audit mode), most packets first");
     });
 
     test("DOMAINWALL_RUN_DIR moves the state file", async () => {
-      const { stdout } = await runMain(["status"], { DOMAINWALL_RUN_DIR: "/var/run/dw" }, { stdout: listed }, { "/var/run/dw/watch.json": state(4242) });
+      const { stdout } = await runMain(
+        ["status"],
+        { DOMAINWALL_RUN_DIR: "/var/run/dw" },
+        { stdout: listed },
+        { "/var/run/dw/watch.json": state(4242) },
+      );
       expect(stdout).toContain("  api.example: 203.0.113.10; resolved 4s ago");
     });
   });
@@ -538,36 +761,57 @@ describe("main", () => {
   });
 
   test("behind the systemd-resolved stub, DNS is allowed to the stub's upstream servers too", async () => {
-    const { code, stderr, calls } = await runMain(["apply"], { hosts_csv: "api.example" }, {}, {
-      "/etc/resolv.conf": "nameserver 127.0.0.53\noptions edns0 trust-ad\n",
-      "/run/systemd/resolve/resolv.conf": "nameserver 198.51.100.53\nnameserver 2001:db8::53\n",
-    });
+    const { code, stderr, calls } = await runMain(
+      ["apply"],
+      { hosts_csv: "api.example" },
+      {},
+      {
+        "/etc/resolv.conf": "nameserver 127.0.0.53\noptions edns0 trust-ad\n",
+        "/run/systemd/resolve/resolv.conf": "nameserver 198.51.100.53\nnameserver 2001:db8::53\n",
+      },
+    );
     expect(code).toBe(0);
     expect(calls[0]?.stdin).toContain("th dport 53 ip daddr { 127.0.0.53, 198.51.100.53 } accept");
     expect(calls[0]?.stdin).toContain("th dport 53 ip6 daddr { 2001:db8::53 } accept");
     expect(stderr).toContain("allowing DNS to its upstream servers 198.51.100.53, 2001:db8::53");
   });
 
-  test.each(["127.0.0.53", "127.0.0.1", "::1"])("behind a loopback stub (%s) whose upstreams are unknown, exit 2 asking for --dns-servers; nothing is loaded", async (stub) => {
-    const { code, stderr, calls } = await runMain(["apply"], { hosts_csv: "api.example" }, {}, { "/etc/resolv.conf": `nameserver ${stub}\n` });
-    expect(code).toBe(2);
-    expect(stderr).toContain(`/etc/resolv.conf lists only a local stub resolver (${stub}) and its upstream servers are unknown (no /run/systemd/resolve/resolv.conf)`);
-    expect(stderr).toContain("pass --dns-servers with the stub's upstream servers");
-    expect(calls).toEqual([]);
-  });
+  test.each(["127.0.0.53", "127.0.0.1", "::1"])(
+    "behind a loopback stub (%s) whose upstreams are unknown, exit 2 asking for --dns-servers; nothing is loaded",
+    async (stub) => {
+      const { code, stderr, calls } = await runMain(
+        ["apply"],
+        { hosts_csv: "api.example" },
+        {},
+        { "/etc/resolv.conf": `nameserver ${stub}\n` },
+      );
+      expect(code).toBe(2);
+      expect(stderr).toContain(
+        `/etc/resolv.conf lists only a local stub resolver (${stub}) and its upstream servers are unknown (no /run/systemd/resolve/resolv.conf)`,
+      );
+      expect(stderr).toContain("pass --dns-servers with the stub's upstream servers");
+      expect(calls).toEqual([]);
+    },
+  );
 
   test("--dns-servers overrides resolv.conf and the stub's upstreams", async () => {
-    const { calls } = await runMain(["apply", "--dns-servers", "192.0.2.53"], { hosts_csv: "api.example" }, {}, {
-      "/etc/resolv.conf": "nameserver 127.0.0.53\n",
-      "/run/systemd/resolve/resolv.conf": "nameserver 198.51.100.53\n",
-    });
+    const { calls } = await runMain(
+      ["apply", "--dns-servers", "192.0.2.53"],
+      { hosts_csv: "api.example" },
+      {},
+      {
+        "/etc/resolv.conf": "nameserver 127.0.0.53\n",
+        "/run/systemd/resolve/resolv.conf": "nameserver 198.51.100.53\n",
+      },
+    );
     expect(calls[0]?.stdin).toContain("th dport 53 ip daddr { 192.0.2.53 } accept");
     expect(calls[0]?.stdin).not.toContain("198.51.100.53");
   });
 
   describe("two policies at once: every backend that works here is seen (issue 12 item 7)", () => {
     /** iptables-legacy-save output with domainwall's output chain loaded and jumped to. */
-    const OURS = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:DOMAINWALL-OUTPUT - [0:0]\n[3:180] -A OUTPUT -j DOMAINWALL-OUTPUT\n[1:60] -A DOMAINWALL-OUTPUT -j DROP\nCOMMIT\n";
+    const OURS =
+      "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:DOMAINWALL-OUTPUT - [0:0]\n[3:180] -A OUTPUT -j DOMAINWALL-OUTPUT\n[1:60] -A DOMAINWALL-OUTPUT -j DROP\nCOMMIT\n";
     /** The kernel's view as the fakes see it: iptables holds our chains until a restore removes them. */
     function kernel(iptablesLoaded: boolean) {
       const order: string[] = [];
@@ -591,7 +835,16 @@ describe("main", () => {
 
     test("apply with nft loads its table first, then removes the iptables-legacy chains loaded before (never open in between)", async () => {
       const k = kernel(true);
-      const { code, stderr } = await runMain(["apply"], { hosts_csv: "api.example" }, k.nft, undefined, undefined, undefined, undefined, k.iptables);
+      const { code, stderr } = await runMain(
+        ["apply"],
+        { hosts_csv: "api.example" },
+        k.nft,
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        k.iptables,
+      );
       expect(code).toBe(0);
       expect(k.order).toEqual(["nft load", "iptables-legacy-restore (remove)", "ip6tables-legacy-restore (remove)"]);
       expect(k.loaded()).toBe(false);
@@ -601,7 +854,10 @@ describe("main", () => {
     test("remove and status with --backend nft still see and handle the iptables-legacy chains", async () => {
       const k = kernel(true);
       const status = await runMain(["status", "--backend", "nft"], {}, k.nft, undefined, undefined, undefined, undefined, k.iptables);
-      expect([status.stderr, status.stdout]).toEqual([expect.anything(), expect.stringContaining("domainwall is loaded (iptables-legacy)")]);
+      expect([status.stderr, status.stdout]).toEqual([
+        expect.anything(),
+        expect.stringContaining("domainwall is loaded (iptables-legacy)"),
+      ]);
       expect(status.stdout).not.toContain("nothing loaded");
       const removed = await runMain(["remove", "--backend", "nft"], {}, k.nft, undefined, undefined, undefined, undefined, k.iptables);
       expect(removed.code).toBe(0);
@@ -611,7 +867,17 @@ describe("main", () => {
 
     test("status names both when two are loaded", async () => {
       const k = kernel(true);
-      const nftLoaded = (call: RunCall): Partial<RunResult> => (call.args.includes("-j") ? { stdout: JSON.stringify({ nftables: [{ table: { family: "inet", name: "domainwall" } }, { chain: { family: "inet", table: "domainwall", name: "output", hook: "output" } }] }) } : {});
+      const nftLoaded = (call: RunCall): Partial<RunResult> =>
+        call.args.includes("-j")
+          ? {
+              stdout: JSON.stringify({
+                nftables: [
+                  { table: { family: "inet", name: "domainwall" } },
+                  { chain: { family: "inet", table: "domainwall", name: "output", hook: "output" } },
+                ],
+              }),
+            }
+          : {};
       const { stdout } = await runMain(["status"], {}, nftLoaded, undefined, undefined, undefined, undefined, k.iptables);
       expect(stdout).toContain("TWO domainwall policies are loaded (nft and iptables-legacy)");
     });
@@ -625,20 +891,46 @@ describe("main", () => {
           return world.run(command, args, stdin);
         };
         return {
-        run,
-        // The chosen executor is the (missing) binary; the other-backend check finds the library.
-        nft: () => ({ executor: processExecutor(run), reason: "nft transactions run the nft binary: a fake" }),
-        inProcessNft: () => ({ name: "libnftables", run: async (script) => (inProcess.push(script.split("\n")[0] ?? ""), script.startsWith("list table") ? { code: 0, stdout: "table inet domainwall {\n}\n", stderr: "" } : { code: 0, stdout: "", stderr: "" }) }),
+          run,
+          // The chosen executor is the (missing) binary; the other-backend check finds the library.
+          nft: () => ({ executor: processExecutor(run), reason: "nft transactions run the nft binary: a fake" }),
+          inProcessNft: () => ({
+            name: "libnftables",
+            run: async (script) => (
+              inProcess.push(script.split("\n")[0] ?? ""),
+              script.startsWith("list table")
+                ? { code: 0, stdout: "table inet domainwall {\n}\n", stderr: "" }
+                : { code: 0, stdout: "", stderr: "" }
+            ),
+          }),
         };
       };
-      const { code, stderr } = await runMain(["apply"], { hosts_csv: "api.example" }, {}, undefined, undefined, noNftBinary, undefined, k.iptables);
+      const { code, stderr } = await runMain(
+        ["apply"],
+        { hosts_csv: "api.example" },
+        {},
+        undefined,
+        undefined,
+        noNftBinary,
+        undefined,
+        k.iptables,
+      );
       expect(code).toBe(0);
       expect(stderr).toContain("backend iptables-legacy (auto: nft is not usable");
       expect(k.order).toEqual(["iptables-legacy-restore", "ip6tables-legacy-restore"]);
       expect(inProcess).toEqual(["table inet domainwall_probe", "list table inet domainwall", "table inet domainwall"]); // probe, snapshot, delete
       expect(stderr).toContain("removed the nft policy loaded before");
 
-      const blind = await runMain(["apply"], { hosts_csv: "api.example" }, {}, undefined, undefined, (world) => ({ ...noNftBinary(world), inProcessNft: () => undefined }), undefined, k.iptables);
+      const blind = await runMain(
+        ["apply"],
+        { hosts_csv: "api.example" },
+        {},
+        undefined,
+        undefined,
+        (world) => ({ ...noNftBinary(world), inProcessNft: () => undefined }),
+        undefined,
+        k.iptables,
+      );
       expect(blind.code).toBe(0);
       expect(blind.stderr).toContain("cannot check nft (");
       expect(blind.stderr).toContain("if one is, it stays loaded beside this one");
@@ -647,7 +939,16 @@ describe("main", () => {
     test("remove --config FILE: the file's backend is used, its other keys ignored", async () => {
       const k = kernel(true);
       const file = 'backend = "iptables-legacy"\nhosts = ["bad;name"]\nports = [22]\n';
-      const { code, stderr } = await runMain(["remove", "--config", "/etc/domainwall.toml"], {}, k.nft, { "/etc/domainwall.toml": file }, undefined, undefined, undefined, k.iptables);
+      const { code, stderr } = await runMain(
+        ["remove", "--config", "/etc/domainwall.toml"],
+        {},
+        k.nft,
+        { "/etc/domainwall.toml": file },
+        undefined,
+        undefined,
+        undefined,
+        k.iptables,
+      );
       expect([code, stderr]).toEqual([0, expect.stringContaining("backend iptables-legacy (requested)")]);
       expect(k.loaded()).toBe(false);
     });
@@ -667,7 +968,8 @@ describe("main", () => {
     });
 
     test("entries with ports, --forward and --refuse-private-answers from the file", async () => {
-      const text = 'hosts = ["api.example:443", "mirror.example:123/udp"]\nallow = ["[2001:db8::/64]:8000-8100"]\nforward = true\nrefuse-private-answers = true\nprivate-domains = ["cluster.local"]\n';
+      const text =
+        'hosts = ["api.example:443", "mirror.example:123/udp"]\nallow = ["[2001:db8::/64]:8000-8100"]\nforward = true\nrefuse-private-answers = true\nprivate-domains = ["cluster.local"]\n';
       const { code, calls } = await withFile(["apply", "--config", "/etc/domainwall.toml"], {}, text);
       expect(code).toBe(0);
       expect(calls[0]?.stdin).toContain("203.0.113.10 . tcp . 443,");
@@ -680,25 +982,68 @@ describe("main", () => {
     });
 
     test("flags override the file, which overrides the environment", async () => {
-      const { calls } = await withFile(["apply", "--config", "/etc/domainwall.toml", "--ports", "8080", "--ports", "8443"], { hosts_csv: "mirror.example", listening_ports_csv: "9" });
+      const { calls } = await withFile(["apply", "--config", "/etc/domainwall.toml", "--ports", "8080", "--ports", "8443"], {
+        hosts_csv: "mirror.example",
+        listening_ports_csv: "9",
+      });
       expect(calls[0]?.stdin).toContain("203.0.113.10, # api.example"); // file beats hosts_csv
       expect(calls[0]?.stdin).not.toContain("203.0.113.20");
       expect(calls[0]?.stdin).toContain("tcp dport { 8080, 8443 } accept"); // flags beat the file, and add up
     });
 
     test.each([
-      { name: "a bad value names the file and the field", text: 'hosts = ["ok.example", "bad;name"]\n', message: '/etc/domainwall.toml: hosts: "bad;name" is not a valid host name' },
-      { name: "an unknown field", text: 'hosts = ["a.example"]\nhostz = ["b.example"]\n', message: '/etc/domainwall.toml: unknown setting "hostz"' },
-      { name: "a wrong type", text: "hosts = { a = 1 }\n", message: '/etc/domainwall.toml: "hosts" must be a string, number, boolean or a list' },
+      {
+        name: "a bad value names the file and the field",
+        text: 'hosts = ["ok.example", "bad;name"]\n',
+        message: '/etc/domainwall.toml: hosts: "bad;name" is not a valid host name',
+      },
+      {
+        name: "an unknown field",
+        text: 'hosts = ["a.example"]\nhostz = ["b.example"]\n',
+        message: '/etc/domainwall.toml: unknown setting "hostz"',
+      },
+      {
+        name: "a wrong type",
+        text: "hosts = { a = 1 }\n",
+        message: '/etc/domainwall.toml: "hosts" must be a string, number, boolean or a list',
+      },
       { name: "not TOML", text: "hosts = [\n", message: "/etc/domainwall.toml:1: not valid TOML" },
       { name: "not TOML further down", text: 'hosts = ["a.example"]\n\nports = \n', message: "/etc/domainwall.toml:3: not valid TOML" },
-      { name: "a float for a port", text: 'hosts = ["a.example"]\nports = [8080.0]\n', message: '/etc/domainwall.toml: ports: "8080.0" is not a port number' },
-      { name: "an exponent for a port", text: 'hosts = ["a.example"]\nports = 1e3\n', message: '/etc/domainwall.toml: ports: "1e3" is not a port number' },
-      { name: "a comma inside one element", text: 'hosts = ["a.example,b.example"]\n', message: '/etc/domainwall.toml: hosts: "a.example,b.example" holds a comma' },
-      { name: "a switch given a number", text: 'hosts = ["a.example"]\nstrict = 1\n', message: '/etc/domainwall.toml: "strict" must be true or false, not 1' },
-      { name: "a switch given a string", text: 'hosts = ["a.example"]\nreject = "yes"\n', message: '/etc/domainwall.toml: "reject" must be true or false, not "yes"' },
-      { name: "a list given a boolean", text: "hosts = true\n", message: '/etc/domainwall.toml: "hosts" must be a string, a number or a list, not true' },
-      { name: "a bad port", text: "hosts = [\"a.example\"]\nports = [70000]\n", message: '/etc/domainwall.toml: ports: "70000" is not a port number' },
+      {
+        name: "a float for a port",
+        text: 'hosts = ["a.example"]\nports = [8080.0]\n',
+        message: '/etc/domainwall.toml: ports: "8080.0" is not a port number',
+      },
+      {
+        name: "an exponent for a port",
+        text: 'hosts = ["a.example"]\nports = 1e3\n',
+        message: '/etc/domainwall.toml: ports: "1e3" is not a port number',
+      },
+      {
+        name: "a comma inside one element",
+        text: 'hosts = ["a.example,b.example"]\n',
+        message: '/etc/domainwall.toml: hosts: "a.example,b.example" holds a comma',
+      },
+      {
+        name: "a switch given a number",
+        text: 'hosts = ["a.example"]\nstrict = 1\n',
+        message: '/etc/domainwall.toml: "strict" must be true or false, not 1',
+      },
+      {
+        name: "a switch given a string",
+        text: 'hosts = ["a.example"]\nreject = "yes"\n',
+        message: '/etc/domainwall.toml: "reject" must be true or false, not "yes"',
+      },
+      {
+        name: "a list given a boolean",
+        text: "hosts = true\n",
+        message: '/etc/domainwall.toml: "hosts" must be a string, a number or a list, not true',
+      },
+      {
+        name: "a bad port",
+        text: 'hosts = ["a.example"]\nports = [70000]\n',
+        message: '/etc/domainwall.toml: ports: "70000" is not a port number',
+      },
     ])("$name exits 2", async ({ text, message }) => {
       const { code, stderr, calls, probes } = await withFile(["apply", "--config", "/etc/domainwall.toml"], {}, text);
       expect(code).toBe(2);
@@ -751,14 +1096,26 @@ describe("main", () => {
     });
 
     test("a keypress keeps the new rules", async () => {
-      const { code, calls, stderr } = await runMain(["apply", "--confirm-within", "60s"], { hosts_csv: "api.example" }, nft, undefined, Promise.resolve("keep"));
+      const { code, calls, stderr } = await runMain(
+        ["apply", "--confirm-within", "60s"],
+        { hosts_csv: "api.example" },
+        nft,
+        undefined,
+        Promise.resolve("keep"),
+      );
       expect(code).toBe(0);
       expect(calls).toHaveLength(2);
       expect(stderr).toContain("confirmed: the new rules stay");
     });
 
     test("a revert (n, Ctrl-C, SIGTERM) restores at once", async () => {
-      const { code, calls } = await runMain(["apply", "--confirm-within", "60s"], { hosts_csv: "api.example" }, nft, undefined, Promise.resolve("revert"));
+      const { code, calls } = await runMain(
+        ["apply", "--confirm-within", "60s"],
+        { hosts_csv: "api.example" },
+        nft,
+        undefined,
+        Promise.resolve("revert"),
+      );
       expect(code).toBe(1);
       expect(calls.at(-1)?.stdin).toContain(previous);
     });
@@ -774,28 +1131,48 @@ describe("main", () => {
 
     test("signals are handled from before the snapshot until after the rollback", async () => {
       const events: string[] = [];
-      const { code, calls } = await runMain(["apply", "--confirm-within", "1s"], { hosts_csv: "api.example" }, (call) => {
-        events.push(`nft ${described(call)}`);
-        return nft(call);
-      }, undefined, undefined, () => ({
-        awaitOperator: () => {
-          events.push("signals handled");
-          return { decision: new Promise(() => {}), done: () => void events.push("signals restored") };
+      const { code, calls } = await runMain(
+        ["apply", "--confirm-within", "1s"],
+        { hosts_csv: "api.example" },
+        (call) => {
+          events.push(`nft ${described(call)}`);
+          return nft(call);
         },
-      }));
+        undefined,
+        undefined,
+        () => ({
+          awaitOperator: () => {
+            events.push("signals handled");
+            return { decision: new Promise(() => {}), done: () => void events.push("signals restored") };
+          },
+        }),
+      );
       expect(code).toBe(1);
       expect(calls).toHaveLength(3);
-      expect(events.filter((e) => !e.includes("domainwall_probe"))).toEqual(["signals handled", "nft list table inet domainwall", "nft -f -", "nft -f -", "signals restored"]);
+      expect(events.filter((e) => !e.includes("domainwall_probe"))).toEqual([
+        "signals handled",
+        "nft list table inet domainwall",
+        "nft -f -",
+        "nft -f -",
+        "signals restored",
+      ]);
     });
 
     test("a failure while waiting still restores the previous rules", async () => {
       let reads = 0;
-      const { code, calls, stderr } = await runMain(["apply", "--confirm-within", "60s"], { hosts_csv: "api.example" }, nft, undefined, undefined, (world) => ({
-        readFile: async (path) => {
-          if (path === pending && ++reads > 2) throw new Error("EIO: i/o error");
-          return world.readFile(path);
-        },
-      }));
+      const { code, calls, stderr } = await runMain(
+        ["apply", "--confirm-within", "60s"],
+        { hosts_csv: "api.example" },
+        nft,
+        undefined,
+        undefined,
+        (world) => ({
+          readFile: async (path) => {
+            if (path === pending && ++reads > 2) throw new Error("EIO: i/o error");
+            return world.readFile(path);
+          },
+        }),
+      );
       expect(code).toBe(1);
       expect(calls.map(described)).toEqual(["list table inet domainwall", "-f -", "-f -"]);
       expect(calls[2]?.stdin).toBe(`table inet domainwall\ndelete table inet domainwall\n${previous}`);
@@ -803,11 +1180,18 @@ describe("main", () => {
     });
 
     test("a run directory that cannot be written exits 1 before anything is loaded", async () => {
-      const { code, calls, stderr } = await runMain(["apply", "--confirm-within", "60s"], { hosts_csv: "api.example" }, nft, undefined, undefined, () => ({
-        writeFile: async () => {
-          throw new Error("EROFS: read-only file system");
-        },
-      }));
+      const { code, calls, stderr } = await runMain(
+        ["apply", "--confirm-within", "60s"],
+        { hosts_csv: "api.example" },
+        nft,
+        undefined,
+        undefined,
+        () => ({
+          writeFile: async () => {
+            throw new Error("EROFS: read-only file system");
+          },
+        }),
+      );
       expect(code).toBe(1);
       expect(calls).toEqual([]);
       expect(stderr).toContain(`cannot write ${pending}: EROFS: read-only file system; nothing was changed`);
@@ -815,7 +1199,14 @@ describe("main", () => {
 
     test("a second apply while one waits is refused before anything is loaded", async () => {
       const alive = () => ({ processAlive: (pid: number) => pid === 7 || pid === 4242 });
-      const { code, calls, stderr, files } = await runMain(["apply", "--confirm-within", "60s"], { hosts_csv: "api.example" }, nft, { [pending]: "an apply is waiting for confirmation (pid 7)\n" }, undefined, alive);
+      const { code, calls, stderr, files } = await runMain(
+        ["apply", "--confirm-within", "60s"],
+        { hosts_csv: "api.example" },
+        nft,
+        { [pending]: "an apply is waiting for confirmation (pid 7)\n" },
+        undefined,
+        alive,
+      );
       expect(code).toBe(1);
       expect(calls).toEqual([]);
       expect(stderr).toContain("another apply is waiting for confirmation");
@@ -823,7 +1214,13 @@ describe("main", () => {
     });
 
     test("a pending file whose process has gone is stale: removed with a warning, and the new apply proceeds", async () => {
-      const { code, calls, stderr, files } = await runMain(["apply", "--confirm-within", "60s"], { hosts_csv: "api.example" }, nft, { [pending]: "an apply is waiting for confirmation (pid 7)\n" }, Promise.resolve("keep"));
+      const { code, calls, stderr, files } = await runMain(
+        ["apply", "--confirm-within", "60s"],
+        { hosts_csv: "api.example" },
+        nft,
+        { [pending]: "an apply is waiting for confirmation (pid 7)\n" },
+        Promise.resolve("keep"),
+      );
       expect(code).toBe(0);
       expect(stderr).toContain(`removing the stale ${pending}: pid 7 is not running (killed before its rollback?)`);
       expect(calls.map(described)).toEqual(["list table inet domainwall", "-f -"]);
@@ -844,7 +1241,15 @@ describe("main", () => {
       const held = new Map<string, Holder>();
       const heldWhile: boolean[] = [];
       const spy = (call: RunCall) => (heldWhile.push(held.has("domainwall-lock")), nft(call));
-      const { code, calls, locks } = await runMain(["apply", "--confirm-within", "1s"], { hosts_csv: "api.example" }, spy, undefined, undefined, undefined, held);
+      const { code, calls, locks } = await runMain(
+        ["apply", "--confirm-within", "1s"],
+        { hosts_csv: "api.example" },
+        spy,
+        undefined,
+        undefined,
+        undefined,
+        held,
+      );
       expect(code).toBe(1);
       expect(calls.map(described)).toEqual(["list table inet domainwall", "-f -", "-f -"]); // snapshot, load, rollback
       expect(heldWhile).toEqual([true, true, true]);
@@ -861,7 +1266,8 @@ describe("main", () => {
   });
 
   describe("the namespace lock", () => {
-    const other = (command: string) => new Map<string, Holder>([[command === "watch" ? "domainwall-watch" : "domainwall-lock", { pid: 77, command }]]);
+    const other = (command: string) =>
+      new Map<string, Holder>([[command === "watch" ? "domainwall-watch" : "domainwall-lock", { pid: 77, command }]]);
 
     test.each([
       { argv: ["apply"], command: "apply" },
@@ -869,7 +1275,15 @@ describe("main", () => {
     ])("$argv takes the kernel lock for its read-decide-write, and releases it", async ({ argv, command }) => {
       const held = new Map<string, Holder>();
       const heldWhile: boolean[] = [];
-      const { code, locks } = await runMain([...argv], { hosts_csv: "api.example" }, () => (heldWhile.push(held.has("domainwall-lock")), {}), undefined, undefined, undefined, held);
+      const { code, locks } = await runMain(
+        [...argv],
+        { hosts_csv: "api.example" },
+        () => (heldWhile.push(held.has("domainwall-lock")), {}),
+        undefined,
+        undefined,
+        undefined,
+        held,
+      );
       expect(code).toBe(0);
       expect(locks.taken).toEqual([`domainwall-lock (${command})`]);
       expect(heldWhile.length).toBeGreaterThan(0);
@@ -878,14 +1292,30 @@ describe("main", () => {
     });
 
     test.each(["apply", "remove"])("%s while another command holds the lock exits 1 naming it, and changes nothing", async (command) => {
-      const { code, calls, stderr } = await runMain([command], { hosts_csv: "api.example" }, {}, undefined, undefined, undefined, other("apply"));
+      const { code, calls, stderr } = await runMain(
+        [command],
+        { hosts_csv: "api.example" },
+        {},
+        undefined,
+        undefined,
+        undefined,
+        other("apply"),
+      );
       expect(code).toBe(1);
       expect(calls).toEqual([]);
       expect(stderr).toContain("pid 77 (apply) still held the lock after 10s; nothing was changed");
     });
 
     test.each(["apply", "remove"])("%s while a watch runs in the namespace is refused (exit 1) and changes nothing", async (command) => {
-      const { code, calls, stderr, locks } = await runMain([command], { hosts_csv: "api.example" }, {}, undefined, undefined, undefined, other("watch"));
+      const { code, calls, stderr, locks } = await runMain(
+        [command],
+        { hosts_csv: "api.example" },
+        {},
+        undefined,
+        undefined,
+        undefined,
+        other("watch"),
+      );
       expect(code).toBe(1);
       expect(calls).toEqual([]);
       expect(stderr).toContain(`a domainwall watch is running in this network namespace (pid 77 (watch))`);
@@ -912,17 +1342,29 @@ describe("main", () => {
     test("under sudo (no SSH_CONNECTION): loud for the port with an established inbound connection, a warning for each other listening port --ports closes", async () => {
       const { code, stderr } = await runMain(["apply"], { hosts_csv: "api.example", listening_ports_csv: "3000" }, {}, files());
       expect(code).toBe(0);
-      expect(stderr).toMatch(/\[error\] port 2222 has an established inbound connection \(from 192\.0\.2\.9\), likely the session you are using.*--confirm-within/);
+      expect(stderr).toMatch(
+        /\[error\] port 2222 has an established inbound connection \(from 192\.0\.2\.9\), likely the session you are using.*--confirm-within/,
+      );
       expect(stderr).toMatch(/\[warn\] TCP port 22 is listening, but --ports 3000 does not list it/);
       expect(stderr).not.toContain("port 3000 is listening");
     });
 
     test("the sockets are read only when --ports filters inbound (each read walks the kernel's socket tables: about 4 ms)", async () => {
-      for (const [ports, expected] of [[undefined, []], ["3000", ["/proc/net/tcp", "/proc/net/tcp6"]]] as const) {
+      for (const [ports, expected] of [
+        [undefined, []],
+        ["3000", ["/proc/net/tcp", "/proc/net/tcp6"]],
+      ] as const) {
         const read: string[] = [];
-        const { code } = await runMain(["apply"], { hosts_csv: "api.example", ...(ports && { listening_ports_csv: ports }) }, {}, files(), undefined, (world) => ({
-          readFile: (path) => (read.push(path), world.readFile(path)),
-        }));
+        const { code } = await runMain(
+          ["apply"],
+          { hosts_csv: "api.example", ...(ports && { listening_ports_csv: ports }) },
+          {},
+          files(),
+          undefined,
+          (world) => ({
+            readFile: (path) => (read.push(path), world.readFile(path)),
+          }),
+        );
         expect(code).toBe(0);
         expect(read.filter((path) => path.startsWith("/proc/net/tcp"))).toEqual([...expected]);
       }
@@ -930,7 +1372,12 @@ describe("main", () => {
 
     test("nothing when --ports lists them, or inbound is left untouched", async () => {
       for (const ports of ["22,2222", undefined]) {
-        const { stderr } = await runMain(["apply"], { hosts_csv: "api.example", ...(ports && { listening_ports_csv: ports }) }, {}, files());
+        const { stderr } = await runMain(
+          ["apply"],
+          { hosts_csv: "api.example", ...(ports && { listening_ports_csv: ports }) },
+          {},
+          files(),
+        );
         expect(stderr).not.toContain("listening, but");
         expect(stderr).not.toContain("established inbound");
       }

@@ -49,7 +49,13 @@ const unitPath = `${import.meta.dir}/../examples/domainwall-dns-proxy.service`;
 
 test("examples/domainwall-dns-proxy.service: watch --dns-proxy with CAP_NET_ADMIN and CAP_SETGID only, restarted whenever it ends", async () => {
   const lines = (await Bun.file(unitPath).text()).split("\n");
-  for (const line of ["CapabilityBoundingSet=CAP_NET_ADMIN CAP_SETGID", "AmbientCapabilities=CAP_NET_ADMIN CAP_SETGID", "NoNewPrivileges=yes", "Restart=always", "SystemCallFilter=@system-service"]) {
+  for (const line of [
+    "CapabilityBoundingSet=CAP_NET_ADMIN CAP_SETGID",
+    "AmbientCapabilities=CAP_NET_ADMIN CAP_SETGID",
+    "NoNewPrivileges=yes",
+    "Restart=always",
+    "SystemCallFilter=@system-service",
+  ]) {
     expect(lines).toContain(line);
   }
   expect(lines.find((l) => l.startsWith("ExecStart="))).toStartWith("ExecStart=/usr/local/bin/domainwall watch --dns-proxy ");

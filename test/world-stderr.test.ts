@@ -24,7 +24,16 @@ function pipe(room: number) {
     return bytes.length - offset;
   };
   const stream = { write: (bytes: Uint8Array) => void queued.push(bytes) };
-  return { write, stream: () => stream, flush: () => void (out += queued.splice(0).map((b) => Buffer.from(b).toString()).join("")), out: () => out };
+  return {
+    write,
+    stream: () => stream,
+    flush: () =>
+      void (out += queued
+        .splice(0)
+        .map((b) => Buffer.from(b).toString())
+        .join("")),
+    out: () => out,
+  };
 }
 
 test("writeStderr: a line cut short by EAGAIN is not overtaken by the next line", () => {

@@ -11,7 +11,12 @@ const drive = async (format: "json" | "text") => {
 test("JSON logs and World.writeStderr go to fd 2 in order, without making the process.stderr stream (which costs start-up time and makes fd 2 non-blocking)", async () => {
   const { code, stderr, nonBlocking } = await drive("json");
   expect(code).toBe(0);
-  expect(stderr.trimEnd().split("\n").map((line) => (line.startsWith("{") ? JSON.parse(line).msg : line))).toEqual(["first", "second", "third"]);
+  expect(
+    stderr
+      .trimEnd()
+      .split("\n")
+      .map((line) => (line.startsWith("{") ? JSON.parse(line).msg : line)),
+  ).toEqual(["first", "second", "third"]);
   expect(nonBlocking).toBe(false);
 });
 

@@ -73,10 +73,16 @@ export type Status = { readonly loaded: false } | LoadedStatus;
  * Allow entries from (network, ports) pairs: every-port networks as they come, then each network
  * listed with ports once, with its ranges in the order given.
  */
-export function allowedEntriesOf(everyPort: readonly string[], withPorts: readonly { network: string; ports: PortRange }[]): AllowedEntry[] {
+export function allowedEntriesOf(
+  everyPort: readonly string[],
+  withPorts: readonly { network: string; ports: PortRange }[],
+): AllowedEntry[] {
   const ported = new Map<string, PortRange[]>();
   for (const { network, ports } of withPorts) ported.set(network, [...(ported.get(network) ?? []), ports]);
-  return [...everyPort.map((network): AllowedEntry => ({ network, ports: "all" })), ...[...ported].map(([network, ports]) => ({ network, ports }))];
+  return [
+    ...everyPort.map((network): AllowedEntry => ({ network, ports: "all" })),
+    ...[...ported].map(([network, ports]) => ({ network, ports })),
+  ];
 }
 
 export const notEnforcing = (problems: readonly string[]): { problems?: readonly string[] } => (problems.length > 0 ? { problems } : {});

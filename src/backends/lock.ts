@@ -20,7 +20,9 @@ export interface Holder {
 }
 
 /** `unknown`: the name is bound, but its owner does not say who it is (not domainwall, or stuck). */
-export type Acquired = { readonly ok: true; readonly release: () => void } | { readonly ok: false; readonly holder: Holder | "unknown" | undefined };
+export type Acquired =
+  | { readonly ok: true; readonly release: () => void }
+  | { readonly ok: false; readonly holder: Holder | "unknown" | undefined };
 
 export interface AcquireOptions {
   /** How long to keep trying while the lock is held; 0 tries once. */
@@ -93,7 +95,8 @@ function parseHolder(text: string): Holder | undefined {
     const value: unknown = JSON.parse(text);
     if (typeof value !== "object" || value === null) return undefined;
     const { pid, command } = value as Record<string, unknown>;
-    if (!Number.isSafeInteger(pid) || (pid as number) <= 0 || typeof command !== "string" || !/^[\w .:/=-]{1,100}$/.test(command)) return undefined;
+    if (!Number.isSafeInteger(pid) || (pid as number) <= 0 || typeof command !== "string" || !/^[\w .:/=-]{1,100}$/.test(command))
+      return undefined;
     return { pid: pid as number, command };
   } catch {
     return undefined;
@@ -168,4 +171,8 @@ export async function acquireLock(name: string, self: Holder, options: AcquireOp
 
 /** A holder as a message names it: `pid 123 (apply)`. */
 export const describeHolder = (holder: Holder | "unknown" | undefined): string =>
-  holder === undefined ? "a process that has just exited" : holder === "unknown" ? "a process that does not say who it is" : `pid ${holder.pid} (${holder.command})`;
+  holder === undefined
+    ? "a process that has just exited"
+    : holder === "unknown"
+      ? "a process that does not say who it is"
+      : `pid ${holder.pid} (${holder.command})`;

@@ -23,7 +23,9 @@ type Probe = { ok: true } | { ok: false; why: string };
 async function probe(run: Run, command: string, args: string[], stdin?: string): Promise<Probe> {
   try {
     const result = await run(command, args, stdin);
-    return result.code === 0 ? { ok: true } : { ok: false, why: `${command} ${args.join(" ")}: ${result.stderr.trim() || `exit ${result.code}`}` };
+    return result.code === 0
+      ? { ok: true }
+      : { ok: false, why: `${command} ${args.join(" ")}: ${result.stderr.trim() || `exit ${result.code}`}` };
   } catch (error) {
     return { ok: false, why: messageOf(error) };
   }
@@ -42,7 +44,12 @@ async function probeNft(executor: NftExecutor): Promise<Probe> {
   }
   try {
     const result = await executor.run(NFT_PROBE, { check: true });
-    return result.code === 0 ? { ok: true } : { ok: false, why: `${executor.name === "nft" ? "nft --check -f -" : "libnftables --check"}: ${result.stderr.trim() || `exit ${result.code}`}` };
+    return result.code === 0
+      ? { ok: true }
+      : {
+          ok: false,
+          why: `${executor.name === "nft" ? "nft --check -f -" : "libnftables --check"}: ${result.stderr.trim() || `exit ${result.code}`}`,
+        };
   } catch (error) {
     return { ok: false, why: messageOf(error) };
   }
@@ -68,7 +75,10 @@ export async function selectBackend(
   // The nft executor is made (libnftables loaded) only when nft is probed or chosen.
   const nft = (reason: string) => ({ backend: createNftBackend(tools.nft(), options.now), reason });
   const iptables = (reason: string) => ({ backend: createIptablesBackend(run, options.now, tools.filterEmpty), reason });
-  if (!options.probe) return choice === "iptables-legacy" ? iptables("requested") : nft(choice === "nft" ? "requested" : "render shows nft unless --backend says otherwise");
+  if (!options.probe)
+    return choice === "iptables-legacy"
+      ? iptables("requested")
+      : nft(choice === "nft" ? "requested" : "render shows nft unless --backend says otherwise");
   if (choice === "nft") {
     const result = await probeNft(tools.nft());
     if (!result.ok) throw runtimeError(`--backend nft does not work here: ${result.why}`);
@@ -118,7 +128,12 @@ export async function otherBackends(
   const nftProbe = await probeNft(binary);
   if (nftProbe.ok) return { backends: [createNftBackend(binary, options.now)] };
   const executor = options.inProcessNft();
-  const checked = executor && (await executor.run(NFT_PROBE, { check: true }).catch((error: unknown) => ({ code: 1, stdout: "", stderr: messageOf(error) })));
+  const checked =
+    executor &&
+    (await executor.run(NFT_PROBE, { check: true }).catch((error: unknown) => ({ code: 1, stdout: "", stderr: messageOf(error) })));
   if (executor !== undefined && checked?.code === 0) return { backends: [createNftBackend(executor, options.now)] };
-  return { backends: [], unseen: `nft (${nftProbe.why}; ${checked === undefined ? "libnftables does not load here" : `libnftables: ${checked.stderr.trim()}`})` };
+  return {
+    backends: [],
+    unseen: `nft (${nftProbe.why}; ${checked === undefined ? "libnftables does not load here" : `libnftables: ${checked.stderr.trim()}`})`,
+  };
 }

@@ -29,7 +29,8 @@ function numberLiterals(text: string): Map<string, string[]> {
   let key: string | undefined;
   let depth = 0;
   // Strings (basic, literal, multi-line), comments, keys at depth 0, and anything number-like.
-  const token = /"""[\s\S]*?"""|'''[\s\S]*?'''|"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|#[^\n]*|[[\]{}]|^[ \t]*([A-Za-z0-9_-]+)[ \t]*=|[+-]?(?:\d[\w.+-]*|inf|nan)/gm;
+  const token =
+    /"""[\s\S]*?"""|'''[\s\S]*?'''|"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|#[^\n]*|[[\]{}]|^[ \t]*([A-Za-z0-9_-]+)[ \t]*=|[+-]?(?:\d[\w.+-]*|inf|nan)/gm;
   for (const match of text.matchAll(token)) {
     const [whole, name] = match;
     if (name !== undefined && depth === 0) key = name;
@@ -65,9 +66,13 @@ export function parseConfigFile(text: string, path: string): ConfigFile {
   try {
     data = Bun.TOML.parse(text);
   } catch (error) {
-    return { settings: new Map(), problems: [`${path}:${errorLine(text)}: not valid TOML: ${messageOf(error).replace(/^TOML Parse error: /, "")}`] };
+    return {
+      settings: new Map(),
+      problems: [`${path}:${errorLine(text)}: not valid TOML: ${messageOf(error).replace(/^TOML Parse error: /, "")}`],
+    };
   }
-  if (typeof data !== "object" || data === null || Array.isArray(data)) return { settings: new Map(), problems: [`${path}: expected key = value pairs`] };
+  if (typeof data !== "object" || data === null || Array.isArray(data))
+    return { settings: new Map(), problems: [`${path}: expected key = value pairs`] };
   const literals = numberLiterals(text);
   const problems: string[] = [];
   const settings = new Map<OptionName, Setting>();
@@ -84,7 +89,9 @@ export function parseConfigFile(text: string, path: string): ConfigFile {
     if (!isScalar(raw) && !(Array.isArray(raw) && raw.every(isScalar)) && typeof raw !== "boolean") {
       problems.push(`${path}: "${key}" must be a string, number, boolean or a list of strings/numbers`);
     } else if ((kind === "switch") !== (typeof raw === "boolean")) {
-      problems.push(`${path}: "${key}" must be ${kind === "switch" ? "true or false" : "a string, a number or a list"}, not ${JSON.stringify(raw)}`);
+      problems.push(
+        `${path}: "${key}" must be ${kind === "switch" ? "true or false" : "a string, a number or a list"}, not ${JSON.stringify(raw)}`,
+      );
     } else if (typeof raw === "boolean") {
       settings.set(name, { from, kind: "switch", on: raw });
     } else if (Array.isArray(raw)) {
@@ -93,7 +100,8 @@ export function parseConfigFile(text: string, path: string): ConfigFile {
         settings.set(name, settingOf(name, from, items.join(",")));
         continue;
       }
-      for (const item of items) if (item.includes(",")) problems.push(`${from}: ${JSON.stringify(item)} holds a comma: write each entry as its own string`);
+      for (const item of items)
+        if (item.includes(",")) problems.push(`${from}: ${JSON.stringify(item)} holds a comma: write each entry as its own string`);
       settings.set(name, { from, kind: "list", items: items.map((item) => item.trim()), text: JSON.stringify(items) });
     } else {
       settings.set(name, settingOf(name, from, written(raw)));
@@ -103,7 +111,10 @@ export function parseConfigFile(text: string, path: string): ConfigFile {
 }
 
 /** `--config FILE`: read and parse it; a missing file, a directory or an unreadable one is a problem like any other. */
-export async function readConfigFile(readFile: (path: string) => Promise<string | undefined>, setting: { from: string; text: string }): Promise<ConfigFile> {
+export async function readConfigFile(
+  readFile: (path: string) => Promise<string | undefined>,
+  setting: { from: string; text: string },
+): Promise<ConfigFile> {
   const path = setting.text;
   let text: string | undefined;
   try {

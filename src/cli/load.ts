@@ -30,9 +30,14 @@ async function readAllowFile(world: SettingSources, settings: Settings): Promise
 }
 
 /** The layered settings of a command: environment, then the `--config` file (read now), then the flags. */
-export async function readSettings(world: SettingSources, command: Command, flags: Settings): Promise<{ settings: Settings; problems: readonly string[] }> {
+export async function readSettings(
+  world: SettingSources,
+  command: Command,
+  flags: Settings,
+): Promise<{ settings: Settings; problems: readonly string[] }> {
   const configSetting = flags.get("config");
-  const file = configSetting?.kind === "value" ? await readConfigFile(world.readFile, configSetting) : { settings: new Map(), problems: [] };
+  const file =
+    configSetting?.kind === "value" ? await readConfigFile(world.readFile, configSetting) : { settings: new Map(), problems: [] };
   return { settings: layerSettings(command, { env: world.env, file: file.settings, flags }), problems: file.problems };
 }
 
@@ -40,7 +45,16 @@ export async function readSettings(world: SettingSources, command: Command, flag
  * Read and validate a command's whole configuration: the settings, the allow file, the words after
  * the command. Throws a usage error naming every problem. `watch` calls it again to reload.
  */
-export async function loadConfig<C extends Command>(world: SettingSources, command: C, flags: Settings, extra: { readonly problems?: readonly string[]; readonly args?: readonly string[] } = {}): Promise<ParsedConfig<C>> {
+export async function loadConfig<C extends Command>(
+  world: SettingSources,
+  command: C,
+  flags: Settings,
+  extra: { readonly problems?: readonly string[]; readonly args?: readonly string[] } = {},
+): Promise<ParsedConfig<C>> {
   const { settings, problems } = await readSettings(world, command, flags);
-  return parseConfig(settings, command, { problems: [...(extra.problems ?? []), ...problems], allowFileText: await readAllowFile(world, settings), args: extra.args ?? [] });
+  return parseConfig(settings, command, {
+    problems: [...(extra.problems ?? []), ...problems],
+    allowFileText: await readAllowFile(world, settings),
+    args: extra.args ?? [],
+  });
 }

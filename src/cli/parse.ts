@@ -10,13 +10,22 @@ export type Invocation =
   | { readonly kind: "usage" }
   /** `problems`: unknown, repeated or misplaced flags, reported with the configuration's own. */
   /** `args`: the words after the command (`explain DESTINATION`); config says which commands take them. */
-  | { readonly kind: "run"; readonly command: Command; readonly flags: Settings; readonly args: readonly string[]; readonly problems: readonly string[] };
+  | {
+      readonly kind: "run";
+      readonly command: Command;
+      readonly flags: Settings;
+      readonly args: readonly string[];
+      readonly problems: readonly string[];
+    };
 
 /** parseArgs' options, from the table: every non-switch may repeat (a list adds up; a value given twice is reported). */
 const PARSE_OPTIONS: ParseArgsConfig["options"] = Object.fromEntries(
   OPTION_NAMES.map((name) => {
     const spec = OPTIONS[name];
-    return [name, { type: spec.kind === "switch" ? "boolean" : "string", multiple: spec.kind !== "switch", ...(spec.short && { short: spec.short }) }];
+    return [
+      name,
+      { type: spec.kind === "switch" ? "boolean" : "string", multiple: spec.kind !== "switch", ...(spec.short && { short: spec.short }) },
+    ];
   }),
 );
 
@@ -28,7 +37,8 @@ function distance(a: string, b: string): number {
   let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const row = [i];
-    for (let j = 1; j <= b.length; j++) row[j] = Math.min(previous[j]! + 1, row[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++)
+      row[j] = Math.min(previous[j]! + 1, row[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
     previous = row;
   }
   return previous[b.length]!;
@@ -60,7 +70,9 @@ export function parseCli(argv: readonly string[]): Invocation {
     const spec = OPTIONS[token.name];
     const value = spec.kind === "switch" ? "true" : token.value;
     if (value === undefined || (!token.inlineValue && spec.kind !== "switch" && value.startsWith("-") && value !== "-")) {
-      problems.push(`${token.rawName} needs a value${value === undefined ? "" : ` (to give one that starts with '-', write --${token.name}=${value})`}`);
+      problems.push(
+        `${token.rawName} needs a value${value === undefined ? "" : ` (to give one that starts with '-', write --${token.name}=${value})`}`,
+      );
       continue;
     }
     if (spec.kind === "switch" && token.value !== undefined) problems.push(`--${token.name} takes no value`);
@@ -72,11 +84,13 @@ export function parseCli(argv: readonly string[]): Invocation {
   if (given.has("version")) return { kind: "version" };
   const [word, extra] = positionals;
   if (word === "help" && !given.has("help")) {
-    if (extra !== undefined && !isCommand(extra)) throw usageError(`unknown command ${JSON.stringify(extra)}; commands: ${COMMANDS.join(", ")}`);
+    if (extra !== undefined && !isCommand(extra))
+      throw usageError(`unknown command ${JSON.stringify(extra)}; commands: ${COMMANDS.join(", ")}`);
     return { kind: "help", ...(extra !== undefined && { command: extra as Command }) };
   }
   if (word !== undefined && !isCommand(word)) throw usageError(`unknown command ${JSON.stringify(word)}; commands: ${COMMANDS.join(", ")}`);
-  if (dryRun && word !== undefined && word !== "render") throw usageError(`--dry-run is the same as 'render' and cannot be combined with '${word}'`);
+  if (dryRun && word !== undefined && word !== "render")
+    throw usageError(`--dry-run is the same as 'render' and cannot be combined with '${word}'`);
   const command: Command | undefined = dryRun ? "render" : word;
   if (given.has("help")) return { kind: "help", ...(command !== undefined && { command }) };
   if (command === undefined) return { kind: "usage" };
@@ -84,7 +98,8 @@ export function parseCli(argv: readonly string[]): Invocation {
   for (const [name, { raw, values }] of given) {
     const spec = OPTIONS[name];
     if (!takes(command, name)) problems.push(`${raw} does not apply to '${command}'`);
-    else if (spec.kind === "value" && new Set(values).size > 1) problems.push(`${raw} is given ${values.length} times (${values.map((v) => JSON.stringify(v)).join(" and ")}): give it once`);
+    else if (spec.kind === "value" && new Set(values).size > 1)
+      problems.push(`${raw} is given ${values.length} times (${values.map((v) => JSON.stringify(v)).join(" and ")}): give it once`);
     else flags.set(name, settingOf(name, raw, spec.kind === "list" ? values.join(",") : values[0]!));
   }
   const args = positionals.slice(1);

@@ -21,22 +21,36 @@ export async function applyCommand(ctx: Context, config: ConfigOf<"apply">): Pro
 }
 
 /** Said at the start of an audit-mode apply or watch, and by `status` while one is loaded. */
-export const AUDIT_WARNING = "audit mode: the firewall is NOT enforcing; what the policy would refuse is let through and recorded (see 'domainwall status' and 'domainwall suggest')";
+export const AUDIT_WARNING =
+  "audit mode: the firewall is NOT enforcing; what the policy would refuse is let through and recorded (see 'domainwall status' and 'domainwall suggest')";
 
 /**
  * Load a prepared policy the way `apply` does: warnings, the optional confirmation, the summary,
  * under the namespace's kernel lock (refused beside a running watch). Shared with `watch` (`command`).
  */
-export async function loadPolicy({ world, log, others: othersHere }: Context, backend: Backend, built: PreparedPolicy, confirmWithinMs: number | undefined, command: "apply" | "watch" = "apply", carryOver?: ProxyCarryOver): Promise<void> {
+export async function loadPolicy(
+  { world, log, others: othersHere }: Context,
+  backend: Backend,
+  built: PreparedPolicy,
+  confirmWithinMs: number | undefined,
+  command: "apply" | "watch" = "apply",
+  carryOver?: ProxyCarryOver,
+): Promise<void> {
   const lock = { command, besideWatch: command === "watch" ? "allow" : "refuse" } as const;
   if (built.config.ports.length === 0) log.info("no listening ports given: inbound traffic is left untouched");
   // Only when inbound is filtered: with no --ports there is nothing to warn about, and each read walks the kernel's socket tables.
-  if (built.config.ports.length > 0) for (const warning of portWarnings(await namespaceSockets(world), built.config.ports)) (warning.loud ? log.error : log.warn)(warning.text);
+  if (built.config.ports.length > 0)
+    for (const warning of portWarnings(await namespaceSockets(world), built.config.ports))
+      (warning.loud ? log.error : log.warn)(warning.text);
   const others = await othersHere();
-  if (others.unseen !== undefined) log.warn(`cannot check ${others.unseen} for a domainwall policy loaded there: if one is, it stays loaded beside this one`);
+  if (others.unseen !== undefined)
+    log.warn(`cannot check ${others.unseen} for a domainwall policy loaded there: if one is, it stays loaded beside this one`);
   if (!built.config.forward) {
     const on = await forwardingOn(world.readFile);
-    if (on.length > 0) log.warn(`${on.join(" and ")}: traffic forwarded through this machine (containers, VMs) is not filtered; --forward filters it with the same policy`);
+    if (on.length > 0)
+      log.warn(
+        `${on.join(" and ")}: traffic forwarded through this machine (containers, VMs) is not filtered; --forward filters it with the same policy`,
+      );
   }
   if (built.policy.verdict === "audit") log.warn(AUDIT_WARNING);
   const loadStarted = world.now();
@@ -77,7 +91,11 @@ async function forwardingOn(readFile: Context["world"]["readFile"]): Promise<str
  * are never left loaded. New first, then old: both drop by default, so for a moment the firewall
  * is the stricter intersection of the two, never open. Returns what was there, for a rollback.
  */
-async function removeOthers(log: Context["log"], loaded: Backend, others: readonly Backend[]): Promise<{ backend: Backend; snapshot: Snapshot }[]> {
+async function removeOthers(
+  log: Context["log"],
+  loaded: Backend,
+  others: readonly Backend[],
+): Promise<{ backend: Backend; snapshot: Snapshot }[]> {
   const removed: { backend: Backend; snapshot: Snapshot }[] = [];
   for (const other of others) {
     const snapshot = await other.snapshot();
@@ -105,10 +123,18 @@ async function namespaceSockets(world: Pick<World, "readFile">): Promise<TcpSock
  * Only a confirmation keeps them: a timeout, a revert or any failure after the load restores the
  * previous rules.
  */
-async function applyWithConfirmation({ world, log }: Pick<Context, "world" | "log">, backend: Backend, others: readonly Backend[], built: PreparedPolicy, withinMs: number): Promise<void> {
+async function applyWithConfirmation(
+  { world, log }: Pick<Context, "world" | "log">,
+  backend: Backend,
+  others: readonly Backend[],
+  built: PreparedPolicy,
+  withinMs: number,
+): Promise<void> {
   const pending = pendingFile(world.env);
   if ((await livePending({ world, log })) !== undefined) {
-    throw runtimeError(`another apply is waiting for confirmation (${pending}): confirm it, or let it roll back, first; nothing was changed`);
+    throw runtimeError(
+      `another apply is waiting for confirmation (${pending}): confirm it, or let it roll back, first; nothing was changed`,
+    );
   }
   const operator = world.awaitOperator();
   try {
@@ -121,8 +147,15 @@ async function applyWithConfirmation({ world, log }: Pick<Context, "world" | "lo
     let removed: Awaited<ReturnType<typeof removeOthers>> = [];
     try {
       removed = await removeOthers(log, backend, others);
-      log.warn(`new rules loaded: run 'domainwall confirm' (or press y here) within ${withinMs / 1000}s to keep them; otherwise the previous rules come back`);
-      outcome = await waitForConfirmation(withinMs, { pendingExists: async () => (await world.readFile(pending)) !== undefined, sleep: world.sleep, now: world.now, decision: operator.decision });
+      log.warn(
+        `new rules loaded: run 'domainwall confirm' (or press y here) within ${withinMs / 1000}s to keep them; otherwise the previous rules come back`,
+      );
+      outcome = await waitForConfirmation(withinMs, {
+        pendingExists: async () => (await world.readFile(pending)) !== undefined,
+        sleep: world.sleep,
+        now: world.now,
+        decision: operator.decision,
+      });
     } finally {
       if (outcome !== "confirmed") {
         await world.removeFile(pending).catch(() => false); // a late 'confirm' now says nothing is waiting
@@ -131,7 +164,9 @@ async function applyWithConfirmation({ world, log }: Pick<Context, "world" | "lo
       }
     }
     if (outcome === "confirmed") return log.success("confirmed: the new rules stay");
-    throw runtimeError(`not confirmed: the previous rules are back (${previous === undefined ? "none were loaded" : "restored in one transaction"})`);
+    throw runtimeError(
+      `not confirmed: the previous rules are back (${previous === undefined ? "none were loaded" : "restored in one transaction"})`,
+    );
   } finally {
     operator.done();
     await world.removeFile(pending).catch(() => false);

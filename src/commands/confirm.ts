@@ -50,13 +50,16 @@ export async function livePending({ world, log }: Pick<Context, "world" | "log">
   if (text === undefined) return undefined;
   const pid = pendingPid(text);
   if (pid !== undefined && world.processAlive(pid)) return pid;
-  log.warn(`removing the stale ${path}: ${pid === undefined ? "it names no process" : `pid ${pid} is not running (killed before its rollback?)`}`);
+  log.warn(
+    `removing the stale ${path}: ${pid === undefined ? "it names no process" : `pid ${pid} is not running (killed before its rollback?)`}`,
+  );
   await world.removeFile(path);
   return undefined;
 }
 
 /** `confirm`: the waiting apply's rules stay (its pending file goes); exit 1 when none waits. */
 export async function confirmCommand(ctx: Context): Promise<void> {
-  if ((await livePending(ctx)) === undefined || !(await ctx.world.removeFile(pendingFile(ctx.world.env)))) throw runtimeError("no apply is waiting for confirmation");
+  if ((await livePending(ctx)) === undefined || !(await ctx.world.removeFile(pendingFile(ctx.world.env))))
+    throw runtimeError("no apply is waiting for confirmation");
   ctx.log.success("confirmed");
 }

@@ -14,7 +14,10 @@ const renderExplanation = (e: Explanation): string =>
   [
     e.summary,
     ...e.addresses.flatMap((a) =>
-      a.denied.map((d) => `  recorded as denied: ${d.address} ${d.protocol}${d.port === 0 ? "" : `/${d.port}`}, ${d.packets} packets${d.lastSeenSecondsAgo === undefined ? "" : `, last ${d.lastSeenSecondsAgo}s ago`}`),
+      a.denied.map(
+        (d) =>
+          `  recorded as denied: ${d.address} ${d.protocol}${d.port === 0 ? "" : `/${d.port}`}, ${d.packets} packets${d.lastSeenSecondsAgo === undefined ? "" : `, last ${d.lastSeenSecondsAgo}s ago`}`,
+      ),
     ),
     "",
   ].join("\n");
@@ -32,7 +35,11 @@ export async function explainCommand({ world, backend: backendFor }: Context, co
   const [status, known] = await Promise.all([backend.status(), knownNames(world)]);
   if (!status.loaded) {
     const text = `allowed: ${describeTarget(destination)}: domainwall has no rules loaded here (${backend.name}); nothing is filtered`;
-    await world.stdout(config.json ? `${JSON.stringify({ destination: describeTarget(destination), allowed: true, loaded: false, summary: text }, null, 2)}\n` : `${text}\n`);
+    await world.stdout(
+      config.json
+        ? `${JSON.stringify({ destination: describeTarget(destination), allowed: true, loaded: false, summary: text }, null, 2)}\n`
+        : `${text}\n`,
+    );
     return EXIT.ok;
   }
   let explanation: Explanation;
@@ -48,12 +55,21 @@ export async function explainCommand({ world, backend: backendFor }: Context, co
     if (listed !== undefined && known.from !== "none") {
       explanation = explain(status, destination, listed.addresses, known.names, { name, listed: true, addressesFrom: known.from });
     } else {
-      const [resolution] = await resolveHosts([name], { lookup: world.lookup, deadlineMs: LOOKUP_DEADLINE_MS, now: world.now, sleep: world.sleep, setTimer: world.setTimer });
-      if (resolution?.status === "failed" && resolution.addresses.length === 0) throw runtimeError(`${name}: lookup failed (${resolution.error}); cannot say which addresses it would reach`);
+      const [resolution] = await resolveHosts([name], {
+        lookup: world.lookup,
+        deadlineMs: LOOKUP_DEADLINE_MS,
+        now: world.now,
+        sleep: world.sleep,
+        setTimer: world.setTimer,
+      });
+      if (resolution?.status === "failed" && resolution.addresses.length === 0)
+        throw runtimeError(`${name}: lookup failed (${resolution.error}); cannot say which addresses it would reach`);
       const addresses = resolution?.status === "empty" || resolution === undefined ? [] : resolution.addresses.map((a) => a.address);
       explanation = explain(status, destination, addresses, known.names, { name, listed: false, addressesFrom: "dns" });
     }
   }
-  await world.stdout(config.json ? `${JSON.stringify({ loaded: true, backend: backend.name, ...explanation }, null, 2)}\n` : renderExplanation(explanation));
+  await world.stdout(
+    config.json ? `${JSON.stringify({ loaded: true, backend: backend.name, ...explanation }, null, 2)}\n` : renderExplanation(explanation),
+  );
   return explanation.allowed ? EXIT.ok : EXIT.denied;
 }

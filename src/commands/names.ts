@@ -30,12 +30,17 @@ export interface KnownNames {
 }
 
 /** The names that held `address`, in configuration order. */
-export const namesOf = (known: KnownNames, address: string): string[] => known.names.filter((n) => n.addresses.includes(address)).map((n) => n.name);
+export const namesOf = (known: KnownNames, address: string): string[] =>
+  known.names.filter((n) => n.addresses.includes(address)).map((n) => n.name);
 
 /** Write the names file after a load; a run directory that cannot be written only costs names in `status`. */
 export async function saveNames(world: World, log: Logger, names: readonly NameAddresses[]): Promise<void> {
   const path = watchStateFile(world.env, NAMES_FILE);
-  const content = { version: 1, writtenAt: world.epochNow(), names: names.map((n) => ({ name: n.host, addresses: n.addresses.map((a) => a.address) })) };
+  const content = {
+    version: 1,
+    writtenAt: world.epochNow(),
+    names: names.map((n) => ({ name: n.host, addresses: n.addresses.map((a) => a.address) })),
+  };
   try {
     await world.writeFile(path, JSON.stringify(content));
   } catch (error) {

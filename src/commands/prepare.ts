@@ -18,11 +18,22 @@ export interface PreparedPolicy {
 }
 
 /** Resolve the names and build the policy; `outcome` is what a failed gate means for the command ("nothing was loaded"). */
-export async function preparePolicy({ world, log }: Context, config: Config, outcome?: string, knownResolvers?: readonly Cidr[]): Promise<PreparedPolicy> {
+export async function preparePolicy(
+  { world, log }: Context,
+  config: Config,
+  outcome?: string,
+  knownResolvers?: readonly Cidr[],
+): Promise<PreparedPolicy> {
   const started = world.now();
   const [resolvers, resolutions, ifInet6] = await Promise.all([
     knownResolvers ?? resolversOf({ world, log }, config),
-    resolveHosts(config.hosts, { lookup: world.lookup, deadlineMs: config.resolveTimeoutMs, now: world.now, sleep: world.sleep, setTimer: world.setTimer }),
+    resolveHosts(config.hosts, {
+      lookup: world.lookup,
+      deadlineMs: config.resolveTimeoutMs,
+      now: world.now,
+      sleep: world.sleep,
+      setTimer: world.setTimer,
+    }),
     world.readFile(IF_INET6),
   ]);
   const resolveMs = Math.round(world.now() - started);

@@ -9,7 +9,6 @@ import type { Watcher } from "../watch/watcher.ts";
 import { AUDIT_WARNING } from "./apply.ts";
 import type { Context } from "./context.ts";
 
-
 /** Bursts of change events (an editor's several writes, the kubelet's symlink swap) settle this long before the file is read. */
 const SETTLE_MS = 100;
 
@@ -25,10 +24,14 @@ function refusedChanges(loaded: ConfigOf<"watch">, next: ConfigOf<"watch">): str
     ...(loaded.logFormat !== next.logFormat ? ["log-format"] : []),
     // The proxy switched the process's group and owns its port before the rules that name both were loaded.
     ...((loaded.policy.dnsProxy === undefined) !== (next.policy.dnsProxy === undefined) ? ["dns-proxy"] : []),
-    ...(loaded.policy.dnsProxy && next.policy.dnsProxy && loaded.policy.dnsProxy.port !== next.policy.dnsProxy.port ? ["dns-proxy-port"] : []),
+    ...(loaded.policy.dnsProxy && next.policy.dnsProxy && loaded.policy.dnsProxy.port !== next.policy.dnsProxy.port
+      ? ["dns-proxy-port"]
+      : []),
     ...(loaded.policy.dnsProxy && next.policy.dnsProxy && loaded.policy.dnsProxy.gid !== next.policy.dnsProxy.gid ? ["dns-proxy-gid"] : []),
     // The proxy's port sets are declared in the loaded table and known to its admitter (see ProxyRuntime.setList).
-    ...(loaded.policy.dnsProxy && next.policy.dnsProxy && proxyPortSetsChanged(loaded.policy, next.policy) ? ["the ports of the DNS proxy's list"] : []),
+    ...(loaded.policy.dnsProxy && next.policy.dnsProxy && proxyPortSetsChanged(loaded.policy, next.policy)
+      ? ["the ports of the DNS proxy's list"]
+      : []),
   ];
 }
 
@@ -40,7 +43,14 @@ const names = (hosts: readonly string[]) => (hosts.length === 0 ? "none" : hosts
  * not parse, or that changes an option that cannot change at run time, is refused as a whole: the
  * loaded policy stays, the problems are logged and a failed reload is counted.
  */
-export function reloadOnChange(ctx: Context, path: string, initial: ConfigOf<"watch">, initialText: string | undefined, watcher: Pick<Watcher, "reconfigure">, onOptions: (next: ConfigOf<"watch">) => void) {
+export function reloadOnChange(
+  ctx: Context,
+  path: string,
+  initial: ConfigOf<"watch">,
+  initialText: string | undefined,
+  watcher: Pick<Watcher, "reconfigure">,
+  onOptions: (next: ConfigOf<"watch">) => void,
+) {
   const { world, log } = ctx;
   let loaded = initial;
   let stats: ReloadStats = { ok: 0, failed: 0, lastOk: true, sha256: initialText === undefined ? undefined : sha256(initialText) };
@@ -63,17 +73,26 @@ export function reloadOnChange(ctx: Context, path: string, initial: ConfigOf<"wa
       const parsed = await ctx.reread!();
       const next = parsed.config as ConfigOf<"watch">;
       const refused = refusedChanges(loaded, next);
-      if (refused.length > 0) return fail(`${refused.join(", ")} cannot change while watch runs (restart it to change ${refused.length === 1 ? "it" : "them"})`);
+      if (refused.length > 0)
+        return fail(`${refused.join(", ")} cannot change while watch runs (restart it to change ${refused.length === 1 ? "it" : "them"})`);
       for (const warning of parsed.warnings) log.warn(warning);
       if (next.policy.audit) log.warn(AUDIT_WARNING);
-      const resolvers = await resolversFor(next.policy.dnsServers, { readFile: world.readFile, warn: (m) => log.warn(m), info: (m) => log.info(m) });
+      const resolvers = await resolversFor(next.policy.dnsServers, {
+        readFile: world.readFile,
+        warn: (m) => log.warn(m),
+        info: (m) => log.info(m),
+      });
       const added = next.policy.hosts.filter((h) => !loaded.policy.hosts.includes(h));
       const removed = loaded.policy.hosts.filter((h) => !next.policy.hosts.includes(h));
       watcher.reconfigure({ config: next.policy, schedule: next.watch, resolvers });
       onOptions(next);
       loaded = next;
       stats = { ok: stats.ok + 1, failed: stats.failed, lastOk: true, sha256: hash };
-      log.info({ message: `${path}: reloaded (${reason}): names added: ${names(added)}; removed: ${names(removed)}; loading the difference`, added: added.length, removed: removed.length });
+      log.info({
+        message: `${path}: reloaded (${reason}): names added: ${names(added)}; removed: ${names(removed)}; loading the difference`,
+        added: added.length,
+        removed: removed.length,
+      });
     } catch (error) {
       fail(messageOf(error));
     }

@@ -17,5 +17,7 @@ export async function removeCommand({ world, log, backend, others }: Context): P
     }
     return found;
   });
-  log.success(removed.length === 0 ? "nothing to remove: domainwall had no rules here" : `removed domainwall's rules (${removed.join(" and ")})`);
+  log.success(
+    removed.length === 0 ? "nothing to remove: domainwall had no rules here" : `removed domainwall's rules (${removed.join(" and ")})`,
+  );
 }

@@ -12,5 +12,8 @@ export async function renderCommand(ctx: Context, config: ConfigOf<"render">): P
 export async function checkCommand(ctx: Context, config: ConfigOf<"check">): Promise<void> {
   const [backend, prepared] = await Promise.all([ctx.backend(), preparePolicy(ctx, config.policy, "nothing was checked")]);
   await backend.check(prepared.policy);
-  ctx.log.success({ message: `the kernel accepts the ruleset: ${describeSummary(prepared.summary, prepared.resolveMs)}`, summary: prepared.summary });
+  ctx.log.success({
+    message: `the kernel accepts the ruleset: ${describeSummary(prepared.summary, prepared.resolveMs)}`,
+    summary: prepared.summary,
+  });
 }

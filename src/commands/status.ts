@@ -16,7 +16,9 @@ const portsText = (ports: AllowedEntry["ports"]): "all" | string[] => (ports ===
 
 /** The loaded entries listed with ports, each with its ports (entries without ports are counted in the sets above). */
 function portLines(allowed: readonly AllowedEntry[]): string[] {
-  const ported = allowed.flatMap((e) => (e.ports === "all" ? [] : [{ network: e.network, ports: e.ports.map(formatPortRange).join(", ") }]));
+  const ported = allowed.flatMap((e) =>
+    e.ports === "all" ? [] : [{ network: e.network, ports: e.ports.map(formatPortRange).join(", ") }],
+  );
   if (ported.length === 0) return [];
   const more = ported.length > DENIED_SHOWN ? [`  and ${ported.length - DENIED_SHOWN} more ('status --json' lists them all)`] : [];
   return ["allowed on some ports only:", ...ported.slice(0, DENIED_SHOWN).map((e) => `  ${e.network}: ${e.ports}`), ...more];
@@ -25,11 +27,13 @@ function portLines(allowed: readonly AllowedEntry[]): string[] {
 /** A denied destination with the names that held its address, as `status --json` prints it. */
 export type NamedDenied = DeniedDestination & { readonly names: readonly string[] };
 
-const ago = (seconds: number): string => (seconds < 60 ? `${seconds}s` : seconds < 3600 ? `${Math.round(seconds / 60)}m` : `${Math.round(seconds / 360) / 10}h`);
+const ago = (seconds: number): string =>
+  seconds < 60 ? `${seconds}s` : seconds < 3600 ? `${Math.round(seconds / 60)}m` : `${Math.round(seconds / 360) / 10}h`;
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 /** `203.0.113.20 tcp/80`, `[2001:db8::1]:443`-style: what the destination is, protocol and port. */
-export const describeDestination = (d: Pick<DeniedDestination, "address" | "protocol" | "port">): string => `${d.address} ${d.protocol}${d.port === 0 ? "" : `/${d.port}`}`;
+export const describeDestination = (d: Pick<DeniedDestination, "address" | "protocol" | "port">): string =>
+  `${d.address} ${d.protocol}${d.port === 0 ? "" : `/${d.port}`}`;
 
 /** The lines about denied destinations: most packets first, with the names domainwall knows for them. */
 function deniedLines(denied: readonly NamedDenied[] | undefined, enforcing: boolean): string[] {
@@ -42,20 +46,28 @@ function deniedLines(denied: readonly NamedDenied[] | undefined, enforcing: bool
     return `  ${describeDestination(d)} ${d.direction}: ${plural(d.packets, "packet")}${seen}${names}`;
   });
   const more = denied.length > DENIED_SHOWN ? [`  and ${denied.length - DENIED_SHOWN} more ('status --json' lists them all)`] : [];
-  return [`${what}, most packets first (each kept ${DENIED.timeoutSeconds / 3600}h after its last packet, up to ${DENIED.size} per direction and family):`, ...lines, ...more];
+  return [
+    `${what}, most packets first (each kept ${DENIED.timeoutSeconds / 3600}h after its last packet, up to ${DENIED.size} per direction and family):`,
+    ...lines,
+    ...more,
+  ];
 }
 
 /** `status`: the kernel's view, the denied destinations, then each name's addresses when a watch is running here. */
 export function renderStatus(status: Status, backend: string, known: KnownNames, epochNow: number): string {
   if (!status.loaded) return `nothing loaded: domainwall has no rules here (${backend})\n`;
   const lines = [
-    ...(status.problems === undefined ? [`domainwall is loaded (${backend})`] : [`domainwall is loaded but NOT ENFORCING (${backend}):`, ...status.problems.map((p) => `  ${p}`)]),
+    ...(status.problems === undefined
+      ? [`domainwall is loaded (${backend})`]
+      : [`domainwall is loaded but NOT ENFORCING (${backend}):`, ...status.problems.map((p) => `  ${p}`)]),
     ...(status.enforcing ? [] : [`WARNING: ${AUDIT_WARNING}`]),
     ...status.sets.map((s) => `  set ${s.name}: ${s.elements} ${s.elements === 1 ? "entry" : "entries"}`),
     ...status.counters.map((c) => `  counter ${c.name}: ${c.packets} packets, ${c.bytes} bytes`),
     ...portLines(status.allowed),
     ...deniedLines(namedDenied(status.denied, known), status.enforcing),
-    ...(known.watch === undefined ? ["no domainwall watch is running here: the sets hold what the last apply resolved"] : describeWatchState(known.watch, epochNow)),
+    ...(known.watch === undefined
+      ? ["no domainwall watch is running here: the sets hold what the last apply resolved"]
+      : describeWatchState(known.watch, epochNow)),
   ];
   return `${lines.join("\n")}\n`;
 }
@@ -103,13 +115,20 @@ export async function statusCommand({ world, log, backend: backendFor, others }:
   const shown = loaded[0] ?? { name: all.map((b) => b.name).join(", "), status: { loaded: false } as Status };
   if (config.json) {
     const alsoLoaded = loaded.slice(1).map((s) => s.name);
-    await world.stdout(`${JSON.stringify({ ...statusJson(shown.status, loaded.length > 0 ? shown.name : chosen.name, known), ...(alsoLoaded.length > 0 && { alsoLoaded }) }, null, 2)}\n`);
+    await world.stdout(
+      `${JSON.stringify({ ...statusJson(shown.status, loaded.length > 0 ? shown.name : chosen.name, known), ...(alsoLoaded.length > 0 && { alsoLoaded }) }, null, 2)}\n`,
+    );
   } else {
-    const two = loaded.length > 1 ? `TWO domainwall policies are loaded (${loaded.map((s) => s.name).join(" and ")}): both filter, so only what both allow passes; run apply (which keeps one) or remove\n` : "";
+    const two =
+      loaded.length > 1
+        ? `TWO domainwall policies are loaded (${loaded.map((s) => s.name).join(" and ")}): both filter, so only what both allow passes; run apply (which keeps one) or remove\n`
+        : "";
     const shownAll = loaded.length > 0 ? loaded : [shown];
     await world.stdout(two + shownAll.map((s) => renderStatus(s.status, s.name, known, world.epochNow())).join(""));
   }
   if (loaded.some((s) => s.status.loaded && s.status.problems !== undefined)) {
-    throw notEnforcingError("domainwall's rules are loaded but not enforced (exit 3): run apply again, which restores the hooks and puts its jumps first");
+    throw notEnforcingError(
+      "domainwall's rules are loaded but not enforced (exit 3): run apply again, which restores the hooks and puts its jumps first",
+    );
   }
 }

@@ -12,6 +12,14 @@ export async function suggestCommand({ world, log, backend: backendFor }: Contex
   const [status, known] = await Promise.all([backend.status(), knownNames(world)]);
   if (!status.loaded) throw runtimeError(`nothing loaded: domainwall has no rules here (${backend.name}), so nothing was recorded`);
   if (status.denied === undefined) throw runtimeError(`the ${backend.name} backend does not record denied destinations: suggest needs nft`);
-  if (status.enforcing) log.info("the loaded rules enforce: these destinations were refused (run with --audit to learn an allowlist without refusing anything)");
-  await world.stdout(renderSuggestion(suggestAllowlist(status.denied, (address) => namesOf(known, address), known.watch?.proxy?.refused ?? []), status.denied.length));
+  if (status.enforcing)
+    log.info(
+      "the loaded rules enforce: these destinations were refused (run with --audit to learn an allowlist without refusing anything)",
+    );
+  await world.stdout(
+    renderSuggestion(
+      suggestAllowlist(status.denied, (address) => namesOf(known, address), known.watch?.proxy?.refused ?? []),
+      status.denied.length,
+    ),
+  );
 }

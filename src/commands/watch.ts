@@ -31,7 +31,10 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
   const { world, log } = ctx;
   const options = config.watch;
   const marker = await world.lock(WATCH_MARKER, "watch", 0);
-  if (!marker.ok) throw runtimeError(`another domainwall watch is running in this network namespace: ${describeHolder(marker.holder)}; nothing was changed`);
+  if (!marker.ok)
+    throw runtimeError(
+      `another domainwall watch is running in this network namespace: ${describeHolder(marker.holder)}; nothing was changed`,
+    );
   const proxyConfig = config.policy.dnsProxy;
   if (proxyConfig !== undefined) {
     const switched = world.switchGroup(proxyConfig.gid);
@@ -50,7 +53,9 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
       resolvers = await resolversOf(ctx, config.policy);
       const upstreams = upstreamsOf(resolvers);
       if (upstreams.length === 0) {
-        throw usageError(`--dns-proxy: no resolver to forward to (${resolvers.length === 0 ? "none found" : `only ${resolvers.map((r) => r.text).join(", ")}`}; a stub on loopback cannot be one): give --dns-servers; nothing was loaded`);
+        throw usageError(
+          `--dns-proxy: no resolver to forward to (${resolvers.length === 0 ? "none found" : `only ${resolvers.map((r) => r.text).join(", ")}`}; a stub on loopback cannot be one): give --dns-servers; nothing was loaded`,
+        );
       }
       const backend = await ctx.backend();
       if (backend.name !== "nft") throw usageError(IPTABLES_NO_PROXY);
@@ -59,7 +64,9 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
         wildcards: config.policy.wildcards,
         hostPorts: config.policy.hostPorts,
         allow: config.policy.allow,
-        ...(config.policy.refusePrivateAnswers && { privateGuard: { resolverNets: resolverNetworks(resolvers), privateDomains: config.policy.privateDomains } }),
+        ...(config.policy.refusePrivateAnswers && {
+          privateGuard: { resolverNets: resolverNetworks(resolvers), privateDomains: config.policy.privateDomains },
+        }),
         audit: config.policy.audit,
         port: proxyConfig.port,
         gid: proxyConfig.gid,
@@ -71,9 +78,13 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
         log,
         now: world.now,
       }).catch((error: unknown) => {
-        throw runtimeError(`--dns-proxy: cannot start the DNS proxy on 127.0.0.1 and ::1 port ${proxyConfig.port}: ${messageOf(error)}; nothing was loaded`);
+        throw runtimeError(
+          `--dns-proxy: cannot start the DNS proxy on 127.0.0.1 and ::1 port ${proxyConfig.port}: ${messageOf(error)}; nothing was loaded`,
+        );
       });
-      log.info(`DNS proxy listening on 127.0.0.1 and ::1 port ${proxy.port} (group ${proxyConfig.gid}), forwarding to ${upstreams.map((u) => u.address).join(", ")}`);
+      log.info(
+        `DNS proxy listening on 127.0.0.1 and ::1 port ${proxy.port} (group ${proxyConfig.gid}), forwarding to ${upstreams.map((u) => u.address).join(", ")}`,
+      );
     }
     const built = await preparePolicy(ctx, config.policy, undefined, resolvers);
     let watcher: Watcher | undefined;
@@ -82,13 +93,27 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     if (options.metricsAddr !== undefined) {
       const { hostname, port } = options.metricsAddr;
       const lateMs = config.policy.resolveTimeoutMs + 30_000;
-      const handle = metricsHandler({ snapshot: () => watcher?.snapshot(), status: async () => chosen?.status(), process: world.processStats, now: world.now, lateMs, reloads: () => reloader?.stats(), proxy: () => proxy?.report() });
+      const handle = metricsHandler({
+        snapshot: () => watcher?.snapshot(),
+        status: async () => chosen?.status(),
+        process: world.processStats,
+        now: world.now,
+        lateMs,
+        reloads: () => reloader?.stats(),
+        proxy: () => proxy?.report(),
+      });
       try {
         server = world.serve(options.metricsAddr, handle);
       } catch (error) {
         throw runtimeError(`--metrics-addr: cannot listen on ${hostname}:${port}: ${messageOf(error)}`);
       }
-      if (config.policy.ports.length > 0 && !config.policy.ports.includes(port) && hostname !== "localhost" && !hostname.startsWith("127.") && hostname !== "::1") {
+      if (
+        config.policy.ports.length > 0 &&
+        !config.policy.ports.includes(port) &&
+        hostname !== "localhost" &&
+        !hostname.startsWith("127.") &&
+        hostname !== "::1"
+      ) {
         log.warn(`--ports does not include the --metrics-addr port ${port}: probes and scrapes from outside the pod will be dropped`);
       }
     }
@@ -98,18 +123,38 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     // Each update, and --remove-on-exit, under the kernel lock; with the proxy a full load carries its admissions over.
     const backend = lockedBackend(world, proxy === undefined ? unlocked : carryingBackend(unlocked, proxy, world.now));
     if (proxy !== undefined) {
-      const admitted = await proxy.admitResolved(built.resolutions.flatMap((r) => (r.status === "empty" ? [] : [{ host: r.host, addresses: r.addresses }])));
+      const admitted = await proxy.admitResolved(
+        built.resolutions.flatMap((r) => (r.status === "empty" ? [] : [{ host: r.host, addresses: r.addresses }])),
+      );
       await proxy.selfCheck().catch((error: unknown) => {
         throw runtimeError(`--dns-proxy: ${messageOf(error)}; the rules stay loaded, so DNS here fails closed`);
       });
-      log.info(`DNS proxy ready: ${config.policy.hosts.length} names (${admitted} addresses admitted at start) and ${config.policy.wildcards.length} wildcards allowed; ${config.policy.audit ? "other names are forwarded anyway and recorded (audit mode)" : "other names get NXDOMAIN"}`);
+      log.info(
+        `DNS proxy ready: ${config.policy.hosts.length} names (${admitted} addresses admitted at start) and ${config.policy.wildcards.length} wildcards allowed; ${config.policy.audit ? "other names are forwarded anyway and recorded (audit mode)" : "other names get NXDOMAIN"}`,
+      );
     }
     const saveState = stateSaver(world, log, backend.name, () => proxy?.report());
     // With the proxy, the watcher looks nothing up (no names): the apps' queries keep the sets fresh.
     const watched = proxy === undefined ? config.policy : proxyLoopConfig(config.policy);
     watcher = createWatcher(
-      { config: watched, schedule: options, resolvers: built.resolvers, resolutions: proxy === undefined ? built.resolutions : [], policy: built.policy, loadedAt: world.now() },
-      { backend, lookup: world.lookup, log, now: world.now, sleep: world.sleep, setTimer: world.setTimer, random: Math.random, cycled: saveState.afterCycle },
+      {
+        config: watched,
+        schedule: options,
+        resolvers: built.resolvers,
+        resolutions: proxy === undefined ? built.resolutions : [],
+        policy: built.policy,
+        loadedAt: world.now(),
+      },
+      {
+        backend,
+        lookup: world.lookup,
+        log,
+        now: world.now,
+        sleep: world.sleep,
+        setTimer: world.setTimer,
+        random: Math.random,
+        cycled: saveState.afterCycle,
+      },
     );
     const current = watcher;
     await saveState(current.snapshot());
@@ -126,7 +171,9 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
             hostPorts: next.config.hostPorts,
             allow: next.config.allow,
             audit: next.config.audit,
-            ...(next.config.refusePrivateAnswers && { privateGuard: { resolverNets: resolverNetworks(next.resolvers), privateDomains: next.config.privateDomains } }),
+            ...(next.config.refusePrivateAnswers && {
+              privateGuard: { resolverNets: resolverNetworks(next.resolvers), privateDomains: next.config.privateDomains },
+            }),
           });
           current.reconfigure({ ...next, config: proxyLoopConfig(next.config) });
         },
@@ -135,9 +182,13 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     }
     if (options.readyFile !== undefined) await world.writeFile(options.readyFile, "loaded\n");
     if (proxy === undefined) {
-      log.info(`watching ${config.policy.hosts.length} names: looked up again as their TTLs run out (between ${options.minTtlMs / 1000}s and ${options.maxTtlMs / 1000}s); unseen addresses stay ${options.graceMs / 1000}s`);
+      log.info(
+        `watching ${config.policy.hosts.length} names: looked up again as their TTLs run out (between ${options.minTtlMs / 1000}s and ${options.maxTtlMs / 1000}s); unseen addresses stay ${options.graceMs / 1000}s`,
+      );
     } else {
-      log.info(`admitted addresses stay their answer's TTL (clamped to ${options.minTtlMs / 1000}s-${options.maxTtlMs / 1000}s) plus ${options.graceMs / 1000}s after the last answer that gave them`);
+      log.info(
+        `admitted addresses stay their answer's TTL (clamped to ${options.minTtlMs / 1000}s-${options.maxTtlMs / 1000}s) plus ${options.graceMs / 1000}s after the last answer that gave them`,
+      );
     }
     await watcher.run(stop.stopped);
     const signal = await stop.stopped;
@@ -149,14 +200,18 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     if (!removeOnExit) {
       proxy?.stop();
       if (proxy !== undefined) {
-        log.warn(`${signal}: the DNS proxy stopped and the rules stay loaded: DNS here now fails closed (queries are redirected to port ${proxy.port}, where nothing listens: connection refused) until domainwall watch --dns-proxy runs again or 'domainwall remove'`);
+        log.warn(
+          `${signal}: the DNS proxy stopped and the rules stay loaded: DNS here now fails closed (queries are redirected to port ${proxy.port}, where nothing listens: connection refused) until domainwall watch --dns-proxy runs again or 'domainwall remove'`,
+        );
       }
       return log.success(`${signal}: stopped; the rules stay loaded`);
     }
     await backend.remove();
     proxy?.stop();
     if (options.readyFile !== undefined) await world.removeFile(options.readyFile);
-    log.success(`${signal}: stopped and removed domainwall's rules (--remove-on-exit)${proxy === undefined ? "" : "; DNS goes to the resolvers directly again"}`);
+    log.success(
+      `${signal}: stopped and removed domainwall's rules (--remove-on-exit)${proxy === undefined ? "" : "; DNS goes to the resolvers directly again"}`,
+    );
   } finally {
     await reloader?.stop();
     clearInterval(stateTimer);
@@ -204,12 +259,16 @@ function stateSaver(world: World, log: Logger, backend: string, proxy: () => Pro
   const save = async (snapshot: WatchSnapshot): Promise<void> => {
     last = { at: world.now(), state: snapshot.state };
     try {
-      await world.writeFile(path, JSON.stringify(watchStateOf(snapshot, { monotonicMs: world.now(), epochMs: world.epochNow() }, world.pid, backend, proxy())));
+      await world.writeFile(
+        path,
+        JSON.stringify(watchStateOf(snapshot, { monotonicMs: world.now(), epochMs: world.epochNow() }, world.pid, backend, proxy())),
+      );
     } catch (error) {
       if (!warned) log.warn(`cannot write ${path} (status will not show per-name addresses): ${messageOf(error)}`);
       warned = true;
     }
   };
-  const afterCycle = (snapshot: WatchSnapshot): Promise<void> => (stateWriteDue(last, snapshot.state, world.now()) ? save(snapshot) : Promise.resolve());
+  const afterCycle = (snapshot: WatchSnapshot): Promise<void> =>
+    stateWriteDue(last, snapshot.state, world.now()) ? save(snapshot) : Promise.resolve();
   return Object.assign(save, { afterCycle });
 }

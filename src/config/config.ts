@@ -132,7 +132,11 @@ const isAsciiSpace = (c: number): boolean => c === 32 || (c >= 9 && c <= 13);
  * CIDR line (nearly all of a 100,000-line file) is scanned into typed arrays, and objects are made
  * only once sorted (see net/cidr-columns.ts); any other line is read by `parseAllowLine`.
  */
-export function parseAllowFile(from: string, path: string, text: string): { entries: AllowEntry[]; problems: string[]; warnings: string[] } {
+export function parseAllowFile(
+  from: string,
+  path: string,
+  text: string,
+): { entries: AllowEntry[]; problems: string[]; warnings: string[] } {
   const columns = cidrColumns(1024);
   const problems: string[] = [];
   const warnings: string[] = [];
@@ -168,8 +172,14 @@ export function parseAllowFile(from: string, path: string, text: string): { entr
     start = end;
   }
   const capped = (messages: string[], what: string) =>
-    messages.length <= FILE_PROBLEMS_SHOWN ? messages : [...messages.slice(0, FILE_PROBLEMS_SHOWN), `${from}: ${path}: and ${messages.length - FILE_PROBLEMS_SHOWN} more ${what}`];
-  return { entries: sortedEntries(columns, others, path, text), problems: capped(problems, "invalid lines"), warnings: capped(warnings, "lines with host bits set") };
+    messages.length <= FILE_PROBLEMS_SHOWN
+      ? messages
+      : [...messages.slice(0, FILE_PROBLEMS_SHOWN), `${from}: ${path}: and ${messages.length - FILE_PROBLEMS_SHOWN} more ${what}`];
+  return {
+    entries: sortedEntries(columns, others, path, text),
+    problems: capped(problems, "invalid lines"),
+    warnings: capped(warnings, "lines with host bits set"),
+  };
 }
 
 const HASH = 35;
@@ -224,8 +234,10 @@ export function parseConfig<C extends Command>(settings: Settings, command: C, i
   const confirmWithinMs = command === "apply" ? value("confirm-within") : undefined;
   const json = takes(command, "json") ? value("json") : undefined;
   const destination = command === "explain" ? destinationArg(inputs.args ?? [], problems) : undefined;
-  if (command !== "explain" && (inputs.args ?? []).length > 0) problems.push(`unexpected argument ${JSON.stringify(inputs.args?.[0])}; run 'domainwall --help'`);
-  if (policy?.dnsProxy !== undefined && backend === "iptables-legacy") problems.push(`${fromOf(settings, "backend")}: ${IPTABLES_NO_PROXY}`);
+  if (command !== "explain" && (inputs.args ?? []).length > 0)
+    problems.push(`unexpected argument ${JSON.stringify(inputs.args?.[0])}; run 'domainwall --help'`);
+  if (policy?.dnsProxy !== undefined && backend === "iptables-legacy")
+    problems.push(`${fromOf(settings, "backend")}: ${IPTABLES_NO_PROXY}`);
   if (problems.length > 0) throw usageError(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
   const config = {
     command,
@@ -244,7 +256,11 @@ export function parseConfig<C extends Command>(settings: Settings, command: C, i
  * The names in input order, unique, and the ports of those listed only with ports. A name listed
  * both with and without ports opens every port (the entry without ports says so), with a warning.
  */
-function portsByName(named: readonly { name: string; raw: string; ports?: PortRange }[], from: string, warnings: string[]): { names: string[]; hostPorts: Map<string, PortRange[]> } {
+function portsByName(
+  named: readonly { name: string; raw: string; ports?: PortRange }[],
+  from: string,
+  warnings: string[],
+): { names: string[]; hostPorts: Map<string, PortRange[]> } {
   const ports = new Map<string, Map<string, PortRange> | "every">();
   /** Each name's entries written with ports, in order (one pass: 300 names, 300 filters each, cost ms). */
   const specs = new Map<string, string[]>();
@@ -259,7 +275,9 @@ function portsByName(named: readonly { name: string; raw: string; ports?: PortRa
   for (const [name, known] of ports) {
     const written = specs.get(name);
     if (known === "every" && written !== undefined) {
-      warnings.push(`${from}: ${name} is listed both with ports (${written.map(show).join(", ")}) and without: every port of it is allowed`);
+      warnings.push(
+        `${from}: ${name} is listed both with ports (${written.map(show).join(", ")}) and without: every port of it is allowed`,
+      );
     }
     if (known !== "every") hostPorts.set(name, [...known.values()].sort(comparePortRange));
   }
@@ -276,7 +294,10 @@ function everyPortWins(lists: readonly (readonly AllowEntry[])[], warnings: stri
   if (!entries.some((e) => e.ports !== undefined)) return [...lists];
   const everyPort = new Set(entries.flatMap((e) => (e.ports === undefined ? [e.cidr.text] : [])));
   const dropped = entries.filter((e) => e.ports !== undefined && everyPort.has(e.cidr.text));
-  for (const e of dropped) warnings.push(`${e.source}: ${show(formatEntry({ target: e.cidr.text, ports: e.ports }))} is also allowed on every port: every port of it is allowed`);
+  for (const e of dropped)
+    warnings.push(
+      `${e.source}: ${show(formatEntry({ target: e.cidr.text, ports: e.ports }))} is also allowed on every port: every port of it is allowed`,
+    );
   const gone = new Set(dropped);
   return lists.map((list) => list.filter((e) => !gone.has(e)));
 }
@@ -284,7 +305,11 @@ function everyPortWins(lists: readonly (readonly AllowEntry[])[], warnings: stri
 /** `explain`'s one argument: the destination to explain. */
 function destinationArg(args: readonly string[], problems: string[]): Destination | undefined {
   if (args.length !== 1) {
-    problems.push(args.length === 0 ? "explain needs a DESTINATION: ADDRESS, ADDRESS:PORT, NAME or NAME:PORT" : `explain takes one DESTINATION, not ${args.length}`);
+    problems.push(
+      args.length === 0
+        ? "explain needs a DESTINATION: ADDRESS, ADDRESS:PORT, NAME or NAME:PORT"
+        : `explain takes one DESTINATION, not ${args.length}`,
+    );
     return undefined;
   }
   const parsed = parseDestination(args[0] ?? "");
@@ -315,36 +340,58 @@ function policyConfig(settings: Settings, value: ValueReader, inputs: ConfigInpu
   }
   warnings.push(...allowFile.warnings);
   const hostsFrom = fromOf(settings, "hosts");
-  const named = (hosts ?? []).flatMap((h) => (h.host.kind === "name" ? [{ name: h.host.name, raw: h.raw, ports: h.ports }] : h.host.kind === "wildcard" ? [{ name: h.host.entry, raw: h.raw, ports: h.ports }] : []));
+  const named = (hosts ?? []).flatMap((h) =>
+    h.host.kind === "name"
+      ? [{ name: h.host.name, raw: h.raw, ports: h.ports }]
+      : h.host.kind === "wildcard"
+        ? [{ name: h.host.entry, raw: h.raw, ports: h.ports }]
+        : [],
+  );
   const { names: entries, hostPorts } = portsByName(named, hostsFrom, warnings);
   const names = entries.filter((name) => !name.startsWith("*"));
   const wildcards = entries.filter((name) => name.startsWith("*"));
   const proxied = value("dns-proxy");
   if (wildcards.length > 0 && !proxied) {
-    problems.push(`${hostsFrom}: ${wildcards.map(show).join(", ")}: wildcards need --dns-proxy (only 'watch --dns-proxy' can allow names that cannot be resolved ahead)`);
+    problems.push(
+      `${hostsFrom}: ${wildcards.map(show).join(", ")}: wildcards need --dns-proxy (only 'watch --dns-proxy' can allow names that cannot be resolved ahead)`,
+    );
   }
-  const literals: AllowEntry[] = (hosts ?? []).flatMap((h) => (h.host.kind === "address" ? [{ cidr: h.host.cidr, source: hostsFrom, ...(h.ports && { ports: h.ports }) }] : []));
-  const flagged = (allow ?? []).map((entry): AllowEntry => ({ cidr: entry.cidr, source: allowFrom, ...(entry.ports && { ports: entry.ports }) }));
+  const literals: AllowEntry[] = (hosts ?? []).flatMap((h) =>
+    h.host.kind === "address" ? [{ cidr: h.host.cidr, source: hostsFrom, ...(h.ports && { ports: h.ports }) }] : [],
+  );
+  const flagged = (allow ?? []).map(
+    (entry): AllowEntry => ({ cidr: entry.cidr, source: allowFrom, ...(entry.ports && { ports: entry.ports }) }),
+  );
   const [fromFlags = [], fromFile = [], fromLiterals = []] = everyPortWins([flagged, allowFile.entries, literals], warnings);
   const refusePrivateAnswers = value("refuse-private-answers");
   const privateDomains = value("private-domains");
   if (!refusePrivateAnswers && (privateDomains ?? []).length > 0) {
-    warnings.push(`${fromOf(settings, "private-domains")} has no effect without --refuse-private-answers: private answers are allowed for every name`);
+    warnings.push(
+      `${fromOf(settings, "private-domains")} has no effect without --refuse-private-answers: private answers are allowed for every name`,
+    );
   }
   for (const entry of [fromFlags, fromFile, fromLiterals].flatMap((list) => list.filter((e) => everything(e.cidr)))) {
-    warnings.push(`${entry.source}: ${entry.cidr.text} allows every IPv${entry.cidr.family} address: outbound IPv${entry.cidr.family} is not restricted`);
+    warnings.push(
+      `${entry.source}: ${entry.cidr.text} allows every IPv${entry.cidr.family} address: outbound IPv${entry.cidr.family} is not restricted`,
+    );
   }
   if (dnsServers?.kind === "list") {
     for (const server of dnsServers.servers.filter(everything)) {
-      warnings.push(`${fromOf(settings, "dns-servers")}: ${server.text} allows DNS (port 53) to every IPv${server.family} address, as "any" does`);
+      warnings.push(
+        `${fromOf(settings, "dns-servers")}: ${server.text} allows DNS (port 53) to every IPv${server.family} address, as "any" does`,
+      );
     }
   }
   const forward = value("forward");
   if (proxied && forward) {
-    problems.push(`${fromOf(settings, "forward")} cannot go with --dns-proxy yet: forwarded DNS would not pass through the proxy (its redirect is on the output hook only), so forwarded names could not be admitted`);
+    problems.push(
+      `${fromOf(settings, "forward")} cannot go with --dns-proxy yet: forwarded DNS would not pass through the proxy (its redirect is on the output hook only), so forwarded names could not be admitted`,
+    );
   }
   if (proxied && dnsServers?.kind === "any") {
-    problems.push(`${fromOf(settings, "dns-servers")}: "any" cannot go with --dns-proxy (all DNS goes through the proxy, which forwards to the resolvers): name them, or leave it to resolv.conf`);
+    problems.push(
+      `${fromOf(settings, "dns-servers")}: "any" cannot go with --dns-proxy (all DNS goes through the proxy, which forwards to the resolvers): name them, or leave it to resolv.conf`,
+    );
   }
   return {
     hosts: names,
@@ -373,7 +420,9 @@ function watchConfig(settings: Settings, value: ValueReader, problems: string[])
   const metricsAddr = value("metrics-addr");
   const configFile = value("config");
   if (minTtlMs !== undefined && maxTtlMs !== undefined && minTtlMs > maxTtlMs) {
-    problems.push(`${fromOf(settings, "min-ttl")} (${minTtlMs / 1000}s) must not be longer than ${fromOf(settings, "max-ttl")} (${maxTtlMs / 1000}s)`);
+    problems.push(
+      `${fromOf(settings, "min-ttl")} (${minTtlMs / 1000}s) must not be longer than ${fromOf(settings, "max-ttl")} (${maxTtlMs / 1000}s)`,
+    );
   }
   return {
     minTtlMs,

@@ -21,14 +21,20 @@ export function parseDestination(input: string): ParsedDestination {
   const rest = protocolMatch ? text.slice(0, protocolMatch.index) : text;
   // A bare IPv6 address holds colons but no port.
   const bare = parseAddress(rest);
-  if (bare !== undefined && !protocolMatch) return { ok: true, destination: { host: { kind: "address", address: canonical(rest) }, protocol } };
+  if (bare !== undefined && !protocolMatch)
+    return { ok: true, destination: { host: { kind: "address", address: canonical(rest) }, protocol } };
   const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):([0-9]{1,5})$/.exec(rest);
   if (protocolMatch && !match) return { ok: false, reason: "a protocol (/tcp, /udp) goes after a port: HOST:PORT/udp" };
   const hostText = match ? (match[1] ?? match[2] ?? "") : rest;
   const port = match ? Number(match[3]) : undefined;
   if (port !== undefined && (port < 1 || port > 65535)) return { ok: false, reason: `port ${port} is not between 1 and 65535` };
-  if (match?.[1] !== undefined && parseAddress(match[1])?.family !== 6) return { ok: false, reason: "only an IPv6 address goes in brackets" };
-  if (parseAddress(hostText) !== undefined) return { ok: true, destination: { host: { kind: "address", address: canonical(hostText) }, protocol, ...(port !== undefined && { port }) } };
+  if (match?.[1] !== undefined && parseAddress(match[1])?.family !== 6)
+    return { ok: false, reason: "only an IPv6 address goes in brackets" };
+  if (parseAddress(hostText) !== undefined)
+    return {
+      ok: true,
+      destination: { host: { kind: "address", address: canonical(hostText) }, protocol, ...(port !== undefined && { port }) },
+    };
   if (hostText.includes("/")) return { ok: false, reason: "a network (CIDR) is not a destination: give one address" };
   const host = parseHost(hostText);
   if (!host.ok) return { ok: false, reason: host.reason };

@@ -34,7 +34,8 @@ export function parseHost(input: string): ParsedHost {
     const star = input.startsWith("**.") ? "**" : input.startsWith("*.") ? "*" : undefined;
     const rest = star === undefined ? "" : input.slice(star.length + 1);
     const suffix = rest.includes("*") ? undefined : parseHost(rest);
-    if (star === undefined || suffix === undefined) return { ok: false, reason: "a '*' or '**' is allowed only as the whole leftmost label, followed by a name" };
+    if (star === undefined || suffix === undefined)
+      return { ok: false, reason: "a '*' or '**' is allowed only as the whole leftmost label, followed by a name" };
     if (!suffix.ok) return suffix;
     if (suffix.host.kind !== "name") return { ok: false, reason: "a wildcard needs a name after it, not an address" };
     return { ok: true, host: { kind: "wildcard", entry: `${star}.${suffix.host.name.replace(/\.$/, "")}` } };

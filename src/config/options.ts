@@ -49,7 +49,15 @@ export interface OptionSpec<T = unknown> {
 const option = <T>(spec: OptionSpec<T>): OptionSpec<T> => spec;
 
 export const OPTIONS = {
-  hosts: option({ kind: "list", commands: POLICY, env: "hosts_csv", file: true, arg: "LIST", help: "names (or IP literals) to allow outbound, comma-separated; NAME:443,\nNAME:8000-8100, NAME:123/udp open only those ports (default: every port)", parse: value.hostList }),
+  hosts: option({
+    kind: "list",
+    commands: POLICY,
+    env: "hosts_csv",
+    file: true,
+    arg: "LIST",
+    help: "names (or IP literals) to allow outbound, comma-separated; NAME:443,\nNAME:8000-8100, NAME:123/udp open only those ports (default: every port)",
+    parse: value.hostList,
+  }),
   ports: option({
     kind: "list",
     commands: POLICY,
@@ -59,8 +67,23 @@ export const OPTIONS = {
     help: "inbound TCP ports to allow; when given, all other inbound\ntraffic is dropped; when absent, inbound is left untouched",
     parse: value.portList,
   }),
-  allow: option({ kind: "list", commands: POLICY, env: "extra_whitelist_ips_csv", file: true, arg: "LIST", help: "extra IPv4/IPv6 addresses and CIDRs to allow outbound, with ports as in\n--hosts (203.0.113.0/24:443, [2001:db8::/64]:443)", parse: value.cidrList }),
-  "allow-file": option({ kind: "value", commands: POLICY, file: true, arg: "PATH", help: "more of them from a file: one address or CIDR per line, # comments", parse: value.text }),
+  allow: option({
+    kind: "list",
+    commands: POLICY,
+    env: "extra_whitelist_ips_csv",
+    file: true,
+    arg: "LIST",
+    help: "extra IPv4/IPv6 addresses and CIDRs to allow outbound, with ports as in\n--hosts (203.0.113.0/24:443, [2001:db8::/64]:443)",
+    parse: value.cidrList,
+  }),
+  "allow-file": option({
+    kind: "value",
+    commands: POLICY,
+    file: true,
+    arg: "PATH",
+    help: "more of them from a file: one address or CIDR per line, # comments",
+    parse: value.text,
+  }),
   "dns-servers": option({
     kind: "list",
     commands: POLICY,
@@ -69,7 +92,13 @@ export const OPTIONS = {
     help: "where DNS (port 53) may go; default: the nameservers in /etc/resolv.conf\n(behind a local stub such as systemd-resolved, also its upstream servers)",
     parse: value.dnsServers,
   }),
-  reject: option({ kind: "switch", commands: POLICY, file: true, help: "reject refused traffic (TCP reset, ICMP admin-prohibited) instead of dropping it", parse: value.flag }),
+  reject: option({
+    kind: "switch",
+    commands: POLICY,
+    file: true,
+    help: "reject refused traffic (TCP reset, ICMP admin-prohibited) instead of dropping it",
+    parse: value.flag,
+  }),
   forward: option({
     kind: "switch",
     commands: POLICY,
@@ -99,7 +128,13 @@ export const OPTIONS = {
     help: "audit mode: load the same policy but let through what it would refuse,\nrecording it for 'status' and 'suggest' (the firewall does not enforce)",
     parse: value.flag,
   }),
-  strict: option({ kind: "switch", commands: POLICY, file: true, help: "fail when a name does not exist or has no addresses (default: skip it, warn)", parse: value.flag }),
+  strict: option({
+    kind: "switch",
+    commands: POLICY,
+    file: true,
+    help: "fail when a name does not exist or has no addresses (default: skip it, warn)",
+    parse: value.flag,
+  }),
   "on-resolve-error": option({
     kind: "value",
     commands: POLICY,
@@ -154,7 +189,14 @@ export const OPTIONS = {
     help: `keep an address this long after DNS last returned it (default ${WATCH_DEFAULTS.grace})`,
     parse: (from) => value.duration(from, WATCH_DEFAULTS.grace, 0, 86_400_000),
   }),
-  "ready-file": option({ kind: "value", commands: ["watch"], file: true, arg: "PATH", help: "write this file once the first ruleset is loaded", parse: value.filePath }),
+  "ready-file": option({
+    kind: "value",
+    commands: ["watch"],
+    file: true,
+    arg: "PATH",
+    help: "write this file once the first ruleset is loaded",
+    parse: value.filePath,
+  }),
   "metrics-addr": option({
     kind: "value",
     commands: ["watch"],
@@ -186,7 +228,13 @@ export const OPTIONS = {
     help: `the group id domainwall switches to; only its sockets skip the redirect and\nmay reach the resolvers (default ${DEFAULT_PROXY_GID})`,
     parse: (from) => value.proxyGid(from, DEFAULT_PROXY_GID),
   }),
-  "remove-on-exit": option({ kind: "switch", commands: ["watch"], file: true, help: "remove the rules on SIGTERM/SIGINT (default: leave them loaded)", parse: value.flag }),
+  "remove-on-exit": option({
+    kind: "switch",
+    commands: ["watch"],
+    file: true,
+    help: "remove the rules on SIGTERM/SIGINT (default: leave them loaded)",
+    parse: value.flag,
+  }),
   backend: option({
     kind: "value",
     commands: ["apply", "render", "check", "remove", "status", "explain", "suggest", "watch"],

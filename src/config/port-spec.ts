@@ -30,12 +30,14 @@ export function parsePortRange(spec: string): { ok: true; ports: PortRange } | {
   const slash = spec.indexOf("/");
   const range = slash < 0 ? spec : spec.slice(0, slash);
   const protocol = slash < 0 ? "tcp" : spec.slice(slash + 1).toLowerCase();
-  if (!(PROTOCOLS as readonly string[]).includes(protocol)) return { ok: false, reason: `unknown protocol ${JSON.stringify(spec.slice(slash + 1))} (tcp or udp)` };
+  if (!(PROTOCOLS as readonly string[]).includes(protocol))
+    return { ok: false, reason: `unknown protocol ${JSON.stringify(spec.slice(slash + 1))} (tcp or udp)` };
   const dash = range.indexOf("-");
   const bounds = dash < 0 ? [range, range] : [range.slice(0, dash), range.slice(dash + 1)];
   const [first, last] = bounds.map((b) => (PORT.test(b) ? Number(b) : Number.NaN)) as [number, number];
   for (const port of [first, last]) {
-    if (!(port >= 1 && port <= 65535)) return { ok: false, reason: `${JSON.stringify(range)} is not a port (1-65535) or a range of ports (e.g. 8000-8100)` };
+    if (!(port >= 1 && port <= 65535))
+      return { ok: false, reason: `${JSON.stringify(range)} is not a port (1-65535) or a range of ports (e.g. 8000-8100)` };
   }
   if (first > last) return { ok: false, reason: `the range ${range} runs backwards` };
   return { ok: true, ports: { protocol: protocol as Protocol, first, last } };
@@ -83,7 +85,9 @@ export const formatPortRange = (ports: PortRange): string =>
 
 /** The entry as a user writes it, brackets around IPv6; `splitPortSpec` reads it back. */
 export const formatEntry = (entry: SplitEntry): string =>
-  entry.ports === undefined ? entry.target : `${entry.target.includes(":") ? `[${entry.target}]` : entry.target}:${formatPortRange(entry.ports)}`;
+  entry.ports === undefined
+    ? entry.target
+    : `${entry.target.includes(":") ? `[${entry.target}]` : entry.target}:${formatPortRange(entry.ports)}`;
 
 export const comparePortRange = (a: PortRange, b: PortRange): number =>
   a.protocol.localeCompare(b.protocol) || a.first - b.first || a.last - b.last;

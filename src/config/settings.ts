@@ -36,13 +36,17 @@ export function rawOf(setting: Setting | undefined): unknown {
  * Merge the layers for `command`: a flag overrides the config file, which overrides the environment.
  * Only the options `command` takes are kept (a stray variable for another command is ignored).
  */
-export function layerSettings(command: Command, layers: { readonly env: Record<string, string | undefined>; readonly file: Settings; readonly flags: Settings }): Settings {
+export function layerSettings(
+  command: Command,
+  layers: { readonly env: Record<string, string | undefined>; readonly file: Settings; readonly flags: Settings },
+): Settings {
   const merged = new Map<OptionName, Setting>();
   for (const name of OPTION_NAMES) {
     if (!takes(command, name)) continue;
     const variable = OPTIONS[name].env;
     const fromEnv = variable === undefined ? undefined : layers.env[variable];
-    const setting = layers.flags.get(name) ?? layers.file.get(name) ?? (fromEnv === undefined ? undefined : settingOf(name, variable!, fromEnv));
+    const setting =
+      layers.flags.get(name) ?? layers.file.get(name) ?? (fromEnv === undefined ? undefined : settingOf(name, variable!, fromEnv));
     if (setting !== undefined) merged.set(name, setting);
   }
   return merged;

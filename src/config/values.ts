@@ -13,7 +13,10 @@ import { parseProxyGid } from "./proxy-gid.ts";
 export type ValueSchema<T> = v.GenericSchema<unknown, T>;
 
 /** A DNS resolver list: "any" or addresses (see policy: where port 53 may go). */
-export type DnsServers = { readonly kind: "resolv.conf" } | { readonly kind: "any" } | { readonly kind: "list"; readonly servers: readonly Cidr[] };
+export type DnsServers =
+  | { readonly kind: "resolv.conf" }
+  | { readonly kind: "any" }
+  | { readonly kind: "list"; readonly servers: readonly Cidr[] };
 
 export type LogFormat = "text" | "json";
 
@@ -67,7 +70,13 @@ export const domainList = (from: string): ValueSchema<string[]> =>
       const parsed = parseHost(raw);
       if (!parsed.ok) return { ok: false, reason: `is not a domain name: ${parsed.reason}` };
       if (parsed.host.kind === "name") return { ok: true, value: parsed.host.name.replace(/\.$/, "") };
-      return { ok: false, reason: parsed.host.kind === "address" ? "is an address, not a domain name" : "is not a domain name: a wildcard (a domain already covers every name under it)" };
+      return {
+        ok: false,
+        reason:
+          parsed.host.kind === "address"
+            ? "is an address, not a domain name"
+            : "is not a domain name: a wildcard (a domain already covers every name under it)",
+      };
     }),
   );
 
@@ -143,7 +152,11 @@ export const optionalDuration = (from: string): ValueSchema<number | undefined> 
 /** One of `choices`; absent means the first. */
 export const oneOf = <const T extends string>(from: string, choices: readonly [T, ...T[]]): ValueSchema<T> =>
   v.optional(
-    v.picklist(choices, (issue) => `${from}: ${show(String(issue.input))} must be ${choices.length === 2 ? `"${choices[0]}" or "${choices[1]}"` : `one of ${choices.join(", ")}`}`),
+    v.picklist(
+      choices,
+      (issue) =>
+        `${from}: ${show(String(issue.input))} must be ${choices.length === 2 ? `"${choices[0]}" or "${choices[1]}"` : `one of ${choices.join(", ")}`}`,
+    ),
     choices[0],
   ) as ValueSchema<T>;
 
@@ -170,14 +183,20 @@ export const listenAddress = (from: string): ValueSchema<ListenAddress | undefin
   v.optional(
     item(from, (raw) => {
       const address = parseListenAddress(raw);
-      return address ? { ok: true, value: address } : { ok: false, reason: "is not HOST:PORT (e.g. 0.0.0.0:9464, [::]:9464, 127.0.0.1:9464)" };
+      return address
+        ? { ok: true, value: address }
+        : { ok: false, reason: "is not HOST:PORT (e.g. 0.0.0.0:9464, [::]:9464, 127.0.0.1:9464)" };
     }),
   ) as ValueSchema<ListenAddress | undefined>;
 
 /** One port number, 1-65535; absent means `fallback`. */
 export const port = (from: string, fallback: number): ValueSchema<number> =>
   v.optional(
-    item(from, (raw) => (/^[0-9]{1,5}$/.test(raw) && Number(raw) >= 1 && Number(raw) <= 65535 ? { ok: true, value: Number(raw) } : { ok: false, reason: "is not a port number (1-65535)" })),
+    item(from, (raw) =>
+      /^[0-9]{1,5}$/.test(raw) && Number(raw) >= 1 && Number(raw) <= 65535
+        ? { ok: true, value: Number(raw) }
+        : { ok: false, reason: "is not a port number (1-65535)" },
+    ),
     String(fallback),
   ) as ValueSchema<number>;
 

@@ -44,7 +44,11 @@ export function hostsFileAnswers(table: HostsTable, name: string, family: Family
  * of 64, and each wave would read the file again), and asks `dns` only for names the file does not
  * list. A missing or unreadable file lists nothing.
  */
-export function withHostsFile(readHosts: () => Promise<string | undefined>, dns: Lookup, { now = () => 0, reuseMs = 0 }: { readonly now?: () => number; readonly reuseMs?: number } = {}): Lookup {
+export function withHostsFile(
+  readHosts: () => Promise<string | undefined>,
+  dns: Lookup,
+  { now = () => 0, reuseMs = 0 }: { readonly now?: () => number; readonly reuseMs?: number } = {},
+): Lookup {
   let parsed: { text: string; table: HostsTable } | undefined;
   /** The read under way, or the last one while it may be reused. */
   let reading: { readonly text: Promise<string | undefined>; readonly startedAt: number; done: boolean } | undefined;

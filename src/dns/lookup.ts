@@ -63,24 +63,28 @@ export function guardedLookup({
   now = () => performance.now(),
 }: GuardOptions = {}): Lookup {
   let troubled = false;
-  return withHostsFile(readHosts, async (host, family) => {
-    if (troubled) {
-      try {
-        await probe(host, family);
-      } catch (error) {
-        if (isTransient(error)) throw error;
+  return withHostsFile(
+    readHosts,
+    async (host, family) => {
+      if (troubled) {
+        try {
+          await probe(host, family);
+        } catch (error) {
+          if (isTransient(error)) throw error;
+        }
       }
-    }
-    const cancelSlow = setTimer(slowMs, () => (troubled = true));
-    try {
-      const answers = await primary(host, family);
-      troubled = false;
-      return answers;
-    } catch (error) {
-      troubled = isTransient(error);
-      throw error;
-    } finally {
-      cancelSlow();
-    }
-  }, { now, reuseMs: HOSTS_REUSE_MS });
+      const cancelSlow = setTimer(slowMs, () => (troubled = true));
+      try {
+        const answers = await primary(host, family);
+        troubled = false;
+        return answers;
+      } catch (error) {
+        troubled = isTransient(error);
+        throw error;
+      } finally {
+        cancelSlow();
+      }
+    },
+    { now, reuseMs: HOSTS_REUSE_MS },
+  );
 }

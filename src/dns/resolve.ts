@@ -76,8 +76,7 @@ type FamilyOutcome =
   | { readonly kind: "not-found" }
   | { readonly kind: "failed"; readonly error: string };
 
-const codeOf = (error: unknown): string =>
-  typeof error === "object" && error !== null && "code" in error ? String(error.code) : "";
+const codeOf = (error: unknown): string => (typeof error === "object" && error !== null && "code" in error ? String(error.code) : "");
 
 /** A timeout, SERVFAIL, refusal or unreachable server: worth another try. */
 export const isTransient = (error: unknown): boolean => TRANSIENT.has(codeOf(error));
@@ -138,7 +137,8 @@ export async function resolveHosts(hosts: readonly string[], options: ResolveOpt
     let lastError = "";
     for (let n = 1; n <= attempts; n++) {
       const budget = Math.min(attemptTimeoutMs, deadline - now());
-      if (budget <= 0) return { kind: "failed", error: `resolution deadline of ${options.deadlineMs} ms passed${lastError && ` (${lastError})`}` };
+      if (budget <= 0)
+        return { kind: "failed", error: `resolution deadline of ${options.deadlineMs} ms passed${lastError && ` (${lastError})`}` };
       try {
         const answers = await limit(() => attempt(host, family, budget));
         return answers.length > 0 ? { kind: "answers", answers } : { kind: "not-found" };
@@ -160,11 +160,13 @@ export async function resolveHosts(hosts: readonly string[], options: ResolveOpt
         ...(v4.kind === "answers" ? v4.answers.map((a) => ({ ...a, family: 4 as const })) : []),
         ...(v6.kind === "answers" ? v6.answers.map((a) => ({ ...a, family: 6 as const })) : []),
       ];
-      const failures = [{ family: 4 as const, outcome: v4 }, { family: 6 as const, outcome: v6 }].flatMap(({ family, outcome }) =>
-        outcome.kind === "failed" ? [{ family, error: outcome.error }] : [],
-      );
+      const failures = [
+        { family: 4 as const, outcome: v4 },
+        { family: 6 as const, outcome: v6 },
+      ].flatMap(({ family, outcome }) => (outcome.kind === "failed" ? [{ family, error: outcome.error }] : []));
       const [failure] = failures;
-      if (failure !== undefined) return { host, status: "failed", error: failure.error, addresses, failedFamilies: failures.map((f) => f.family) };
+      if (failure !== undefined)
+        return { host, status: "failed", error: failure.error, addresses, failedFamilies: failures.map((f) => f.family) };
       return addresses.length > 0 ? { host, status: "resolved", addresses } : { host, status: "empty" };
     }),
   );

@@ -35,6 +35,8 @@ export async function resolversFor(dnsServers: DnsServers, io: ResolverIo): Prom
       `${RESOLV_CONF} lists only a local stub resolver (${servers.map((s) => s.text).join(", ")}) and its upstream servers are unknown (no ${RESOLVED_UPSTREAM_CONF}): its own queries would be dropped; pass --dns-servers with the stub's upstream servers (or --dns-servers any); nothing was loaded`,
     );
   }
-  io.info(`${RESOLV_CONF} points at a local stub resolver; allowing DNS to its upstream servers ${upstream.map((s) => s.text).join(", ")} (from ${RESOLVED_UPSTREAM_CONF})`);
+  io.info(
+    `${RESOLV_CONF} points at a local stub resolver; allowing DNS to its upstream servers ${upstream.map((s) => s.text).join(", ")} (from ${RESOLVED_UPSTREAM_CONF})`,
+  );
   return [...servers, ...upstream];
 }

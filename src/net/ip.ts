@@ -240,7 +240,8 @@ export function parseCidr(text: string): ParsedCidr {
   if (prefix < 0) return { ok: false, reason: `prefix must be 0-${max}` };
   const network = networkOf(addr.words, prefix);
   const hostBitsSet = network !== addr.words;
-  if (!addr.canonical || hostBitsSet || (slash >= 0 && prefix === max)) return { ok: true, cidr: makeCidr(addr.family, network, prefix), hostBitsSet };
+  if (!addr.canonical || hostBitsSet || (slash >= 0 && prefix === max))
+    return { ok: true, cidr: makeCidr(addr.family, network, prefix), hostBitsSet };
   // Already in canonical form (as most of a long allow file is): keep the text instead of printing it again.
   return { ok: true, cidr: { family: addr.family, words: network, prefix, text }, hostBitsSet };
 }
@@ -295,7 +296,17 @@ export function cidr(text: string): Cidr {
 export const CIDR_DIGITS = 18;
 
 /** Writes item `i`'s `CIDR_DIGITS` bytes into `digits` (byte `d` of item `i` at `d * n + i`, see `radixOrder`); IPv4 in `w0`. */
-export function cidrDigits(digits: Uint8Array, n: number, i: number, family: Family, prefix: number, w0: number, w1: number, w2: number, w3: number): void {
+export function cidrDigits(
+  digits: Uint8Array,
+  n: number,
+  i: number,
+  family: Family,
+  prefix: number,
+  w0: number,
+  w1: number,
+  w2: number,
+  w3: number,
+): void {
   digits[i] = prefix;
   const word = (w: number, row: number) => {
     digits[row * n + i] = w & 0xff;
@@ -358,7 +369,8 @@ export function sortByCidr<T>(items: readonly T[], cidrOf: (item: T) => Cidr): T
  */
 export function mergeByCidr<T>(lists: readonly (readonly T[])[], cidrOf: (item: T) => Cidr): T[] {
   let merged: readonly T[] = [];
-  for (const list of lists) merged = merged.length <= list.length ? mergeTwo(list, merged, cidrOf, false) : mergeTwo(merged, list, cidrOf, true);
+  for (const list of lists)
+    merged = merged.length <= list.length ? mergeTwo(list, merged, cidrOf, false) : mergeTwo(merged, list, cidrOf, true);
   return [...merged];
 }
 

@@ -66,14 +66,20 @@ export interface PortWarning {
  */
 export function portWarnings(sockets: readonly TcpSocket[], inboundPorts: readonly number[]): PortWarning[] {
   if (inboundPorts.length === 0) return [];
-  const closed = new Set(sockets.filter((s) => s.state === "listen" && !isLoopback(s.local) && !inboundPorts.includes(s.localPort)).map((s) => s.localPort));
+  const closed = new Set(
+    sockets.filter((s) => s.state === "listen" && !isLoopback(s.local) && !inboundPorts.includes(s.localPort)).map((s) => s.localPort),
+  );
   const listed = `--ports ${inboundPorts.join(",")}`;
   return [...closed]
     .sort((a, b) => a - b)
     .map((port): PortWarning => {
       const peers = sockets.filter((s) => s.state === "established" && s.localPort === port && !isLoopback(s.remote)).map((s) => s.remote);
       if (peers.length === 0) {
-        return { loud: false, port, text: `TCP port ${port} is listening, but ${listed} does not list it: inbound connections to it will be refused` };
+        return {
+          loud: false,
+          port,
+          text: `TCP port ${port} is listening, but ${listed} does not list it: inbound connections to it will be refused`,
+        };
       }
       const count = peers.length === 1 ? "an established inbound connection" : `${peers.length} established inbound connections`;
       return {

@@ -65,7 +65,10 @@ const checkedOf = (address: Cidr): Cidr => {
 };
 
 /** FORBIDDEN_FROM_DNS by family: an answer is checked against its own family's ranges only (it runs for every answer). */
-const FORBIDDEN_BY_FAMILY = { 4: FORBIDDEN_FROM_DNS.filter((r) => r.cidr.family === 4), 6: FORBIDDEN_FROM_DNS.filter((r) => r.cidr.family === 6) } as const;
+const FORBIDDEN_BY_FAMILY = {
+  4: FORBIDDEN_FROM_DNS.filter((r) => r.cidr.family === 4),
+  6: FORBIDDEN_FROM_DNS.filter((r) => r.cidr.family === 6),
+} as const;
 
 /** Why DNS may not open `address` (a full-length CIDR), or undefined when it may. */
 export function forbiddenReason(address: Cidr): string | undefined {

@@ -134,7 +134,11 @@ function collect(sorted: readonly Entry[], more: readonly Entry[]): SetElement[]
     const b = others[j];
     const next = (b === undefined || (a !== undefined && compareCidr(a.cidr, b.cidr) <= 0) ? sorted[i++] : others[j++]) as Entry;
     const order = last === undefined ? 1 : compareCidr(next.cidr, last.cidr);
-    if (order < 0) return collect(sortByCidr(sorted, (e) => e.cidr), more);
+    if (order < 0)
+      return collect(
+        sortByCidr(sorted, (e) => e.cidr),
+        more,
+      );
     if (order > 0 || last === undefined) elements.push((last = { cidr: next.cidr, sources: [next.source] }));
     else if (!last.sources.includes(next.source)) last.sources.push(next.source);
   }
@@ -179,7 +183,11 @@ export function noNameResolved(resolutions: readonly HostResolution[]): boolean 
  * ("nothing was loaded"). Otherwise the names to allow, and a warning for each one left out or
  * only partly resolved.
  */
-export function admitResolutions(config: Config, resolutions: readonly HostResolution[], outcome = "nothing was loaded"): { names: NameAddresses[]; warnings: string[]; counts: NameCounts } {
+export function admitResolutions(
+  config: Config,
+  resolutions: readonly HostResolution[],
+  outcome = "nothing was loaded",
+): { names: NameAddresses[]; warnings: string[]; counts: NameCounts } {
   const warnings: string[] = [];
   const failed = resolutions.filter((r): r is Extract<HostResolution, { status: "failed" }> => r.status === "failed" && !isPartial(r));
   const partial = resolutions.filter(isPartial);
@@ -187,14 +195,18 @@ export function admitResolutions(config: Config, resolutions: readonly HostResol
   const failures = () => failed.map((r) => `${r.host} (${r.error})`).join(", ");
   if (failed.length > 0 && config.onResolveError === "fail") throw resolveError(`could not resolve ${failures()}; ${outcome}`);
   if (noNameResolved(resolutions)) {
-    throw resolveError(`no name resolved and DNS failed for ${failures()}: even with --on-resolve-error=warn this would allow nothing by name; ${outcome}`);
+    throw resolveError(
+      `no name resolved and DNS failed for ${failures()}: even with --on-resolve-error=warn this would allow nothing by name; ${outcome}`,
+    );
   }
   if (empty.length > 0 && config.strict) {
     throw resolveError(`--strict: ${empty.map((r) => r.host).join(", ")} has no addresses; ${outcome}`);
   }
   for (const r of partial) {
     const [family] = failedFamiliesOf(r);
-    warnings.push(`${r.host}: ${family === 4 ? "A" : "AAAA"} lookup failed (${r.error}); allowing its IPv${family === 4 ? 6 : 4} addresses only`);
+    warnings.push(
+      `${r.host}: ${family === 4 ? "A" : "AAAA"} lookup failed (${r.error}); allowing its IPv${family === 4 ? 6 : 4} addresses only`,
+    );
   }
   for (const r of failed) warnings.push(`${r.host}: lookup failed (${r.error}); continuing without it (--on-resolve-error=warn)`);
   for (const r of empty) warnings.push(`${r.host}: no such name or no addresses; skipped`);
@@ -209,7 +221,12 @@ export function admitResolutions(config: Config, resolutions: readonly HostResol
  * names' addresses are admitted into its timeout sets instead (watch does that), so the allow sets
  * hold only `--allow`, the allow file and IP literals: pass no names.
  */
-export function buildPolicy(config: Config, names: readonly NameAddresses[], resolvers: readonly Cidr[], onLink: readonly Cidr[] = []): { policy: Policy; warnings: string[] } {
+export function buildPolicy(
+  config: Config,
+  names: readonly NameAddresses[],
+  resolvers: readonly Cidr[],
+  onLink: readonly Cidr[] = [],
+): { policy: Policy; warnings: string[] } {
   const warnings: string[] = [];
   const fromDns: Entry[] = [];
   const withPorts: PortEntry[] = [];
@@ -227,9 +244,14 @@ export function buildPolicy(config: Config, names: readonly NameAddresses[], res
         warnings.push(`${resolution.host}: not allowing ${address.text} (${reason}) from DNS; list it in --allow to permit it`);
         continue;
       }
-      const refused = config.refusePrivateAnswers && !underDomain(resolution.host, config.privateDomains) ? privateReason(address, resolverNets) : undefined;
+      const refused =
+        config.refusePrivateAnswers && !underDomain(resolution.host, config.privateDomains)
+          ? privateReason(address, resolverNets)
+          : undefined;
       if (refused !== undefined && !config.allow.some((allowed) => contains(allowed.cidr, address))) {
-        warnings.push(`${resolution.host}: not allowing ${address.text} (${refused}) from DNS (--refuse-private-answers); list its domain in --private-domains or the address in --allow to permit it`);
+        warnings.push(
+          `${resolution.host}: not allowing ${address.text} (${refused}) from DNS (--refuse-private-answers); list its domain in --private-domains or the address in --allow to permit it`,
+        );
         continue;
       }
       if (ports === undefined) fromDns.push({ cidr: address, source: resolution.host });
@@ -239,18 +261,25 @@ export function buildPolicy(config: Config, names: readonly NameAddresses[], res
   // With the proxy, names are admitted into its sets (proxy.portSets for those with ports), not these.
   const ported = (config.dnsProxy === undefined && config.hostPorts.size > 0) || config.allow.some((entry) => entry.ports !== undefined);
   const everyPort = ported ? config.allow.filter((entry) => entry.ports === undefined) : config.allow;
-  if (ported) for (const entry of config.allow) if (entry.ports !== undefined) withPorts.push({ cidr: entry.cidr, ports: entry.ports, source: entry.source });
+  if (ported)
+    for (const entry of config.allow)
+      if (entry.ports !== undefined) withPorts.push({ cidr: entry.cidr, ports: entry.ports, source: entry.source });
   const elements = collect(everyPort, fromDns);
   const firstV6 = elements.findIndex((e) => e.cidr.family === 6);
   const allowV4 = firstV6 < 0 ? elements : elements.slice(0, firstV6);
   const allowV6 = firstV6 < 0 ? [] : elements.slice(firstV6);
-  const servers = collect([], resolvers.map((cidr) => ({ cidr, source: "" }))).map((e) => e.cidr);
+  const servers = collect(
+    [],
+    resolvers.map((cidr) => ({ cidr, source: "" })),
+  ).map((e) => e.cidr);
   const portSet = ported ? portElements(withPorts) : [];
   const firstPortV6 = portSet.findIndex((e) => e.cidr.family === 6);
   const policy: Policy = {
     allowV4,
     allowV6,
-    ...(ported && { allowPorts: { v4: firstPortV6 < 0 ? portSet : portSet.slice(0, firstPortV6), v6: firstPortV6 < 0 ? [] : portSet.slice(firstPortV6) } }),
+    ...(ported && {
+      allowPorts: { v4: firstPortV6 < 0 ? portSet : portSet.slice(0, firstPortV6), v6: firstPortV6 < 0 ? [] : portSet.slice(firstPortV6) },
+    }),
     dns:
       config.dnsServers.kind === "any"
         ? { kind: "any" }

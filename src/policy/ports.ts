@@ -35,7 +35,8 @@ function disjoint(ranges: readonly Segment[]): Segment[] {
     const sources = [...new Set(ranges.filter((r) => r.first <= first && last <= r.last).flatMap((r) => r.sources))].sort();
     if (sources.length === 0) continue;
     const previous = pieces.at(-1);
-    if (previous !== undefined && previous.last + 1 === first && previous.sources.join("\n") === sources.join("\n")) pieces[pieces.length - 1] = { ...previous, last };
+    if (previous !== undefined && previous.last + 1 === first && previous.sources.join("\n") === sources.join("\n"))
+      pieces[pieces.length - 1] = { ...previous, last };
     else pieces.push({ first, last, sources });
   }
   return pieces;
@@ -77,7 +78,8 @@ export function portElements(entries: readonly PortEntry[]): PortElement[] {
       while (enclosing.length > 0 && !contains(enclosing.at(-1)!.cidr, group.cidr)) enclosing.pop();
       const own = disjoint(group.ranges);
       const above = enclosing.at(-1)?.covered ?? [];
-      for (const s of subtract(own, above)) elements.push({ cidr: group.cidr, ports: { protocol, first: s.first, last: s.last }, sources: s.sources });
+      for (const s of subtract(own, above))
+        elements.push({ cidr: group.cidr, ports: { protocol, first: s.first, last: s.last }, sources: s.sources });
       enclosing.push({ cidr: group.cidr, covered: disjoint([...above, ...own].map((s) => ({ ...s, sources: [""] }))) });
     }
   }

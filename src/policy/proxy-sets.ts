@@ -50,7 +50,10 @@ export const proxyEntryOf = (entry: string): string => (entry.endsWith(".") ? en
  * to the proxy) opens every port, as config does for one name; otherwise its ports add up.
  * `sets` is sorted by name, for a deterministic render.
  */
-export function proxyPortSets(entries: readonly string[], hostPorts: ReadonlyMap<string, readonly PortRange[]>): { sets: ProxyPortSet[]; byEntry: Map<string, ProxySetNames> } {
+export function proxyPortSets(
+  entries: readonly string[],
+  hostPorts: ReadonlyMap<string, readonly PortRange[]>,
+): { sets: ProxyPortSet[]; byEntry: Map<string, ProxySetNames> } {
   const ports = new Map<string, Map<string, PortRange> | "every">();
   for (const entry of entries) {
     const key = proxyEntryOf(entry);
@@ -89,7 +92,8 @@ export function proxyPortSets(entries: readonly string[], hostPorts: ReadonlyMap
 }
 
 /** The port sets as the table declares them (names and ports, not which entries admit into them): equal keys, equal declarations. */
-export const proxySetsKey = (sets: readonly ProxyPortSet[]): string => JSON.stringify(sets.map((set) => [set.v4, set.v6, set.ports.map(formatPortRange)]));
+export const proxySetsKey = (sets: readonly ProxyPortSet[]): string =>
+  JSON.stringify(sets.map((set) => [set.v4, set.v6, set.ports.map(formatPortRange)]));
 
 /**
  * A reloaded list whose DNS-proxy port sets differ from the loaded one's (a port spec added or
@@ -98,8 +102,16 @@ export const proxySetsKey = (sets: readonly ProxyPortSet[]): string => JSON.stri
  * (a name listed with a spec another entry has) change nothing declared.
  */
 export function proxyPortSetsChanged(
-  loaded: { readonly hosts: readonly string[]; readonly wildcards: readonly string[]; readonly hostPorts: ReadonlyMap<string, readonly PortRange[]> },
-  next: { readonly hosts: readonly string[]; readonly wildcards: readonly string[]; readonly hostPorts: ReadonlyMap<string, readonly PortRange[]> },
+  loaded: {
+    readonly hosts: readonly string[];
+    readonly wildcards: readonly string[];
+    readonly hostPorts: ReadonlyMap<string, readonly PortRange[]>;
+  },
+  next: {
+    readonly hosts: readonly string[];
+    readonly wildcards: readonly string[];
+    readonly hostPorts: ReadonlyMap<string, readonly PortRange[]>;
+  },
 ): boolean {
   const key = (c: typeof loaded) => proxySetsKey(proxyPortSets([...c.hosts, ...c.wildcards], c.hostPorts).sets);
   return key(loaded) !== key(next);

@@ -160,15 +160,33 @@ const LINK_SCOPE = [cidr("fe80::/10"), cidr("ff02::/16")];
 export function chainsOf(policy: Policy): Chain[] {
   const { proxy } = policy;
   const audit = policy.verdict === "audit";
-  const common = (nd: Rule): Rule[] => [{ kind: "established" }, { kind: "invalid" }, { kind: "loopback" }, nd, { kind: "listener-discovery" }];
+  const common = (nd: Rule): Rule[] => [
+    { kind: "established" },
+    { kind: "invalid" },
+    { kind: "loopback" },
+    nd,
+    { kind: "listener-discovery" },
+  ];
   const ndOut: Rule = { kind: "neighbour-discovery", destinations: [...LINK_SCOPE, ...policy.onLink] };
   const redirect: Chain[] =
     proxy === undefined
       ? []
       : [
-          { hook: "output", type: "zone", rules: [{ kind: "zone-proxy-queries", gid: proxy.gid, zone: PROXY_ZONE, resolvers: policy.dns }] },
+          {
+            hook: "output",
+            type: "zone",
+            rules: [{ kind: "zone-proxy-queries", gid: proxy.gid, zone: PROXY_ZONE, resolvers: policy.dns }],
+          },
           { hook: "input", type: "guard", rules: [{ kind: "refuse-new-from-resolvers", resolvers: policy.dns }] },
-          { hook: "output", type: "nat", rules: [{ kind: "keep-loopback-destination" }, { kind: "keep-group", gid: proxy.gid }, { kind: "redirect-dns", port: proxy.port }] },
+          {
+            hook: "output",
+            type: "nat",
+            rules: [
+              { kind: "keep-loopback-destination" },
+              { kind: "keep-group", gid: proxy.gid },
+              { kind: "redirect-dns", port: proxy.port },
+            ],
+          },
         ];
   const output: Chain = {
     hook: "output",
@@ -182,7 +200,9 @@ export function chainsOf(policy: Policy): Chain[] {
       ...(policy.allowPorts ? [{ kind: "allowed-ports", v4: policy.allowPorts.v4, v6: policy.allowPorts.v6 } as const] : []),
       ...(proxy === undefined ? [] : [{ kind: "proxy-admitted", portSets: proxy.portSets ?? [] } as const]),
       { kind: "record-denied", direction: "out" },
-      audit ? { kind: "verdict", verdict: "accept", counter: "output_audited" } : { kind: "verdict", verdict: policy.verdict, counter: "output_dropped" },
+      audit
+        ? { kind: "verdict", verdict: "accept", counter: "output_audited" }
+        : { kind: "verdict", verdict: policy.verdict, counter: "output_dropped" },
     ],
   };
   const input: Chain = {

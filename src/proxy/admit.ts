@@ -211,7 +211,15 @@ export function createAdmitter(options: AdmitterOptions): Admitter {
       const entries = entry?.entries ?? [];
       remember(names, w.name);
       remember(entries, w.entry);
-      known.set(k, { address: w.address, family: w.family, set: w.set, expiresAt: w.expiresAt, timeoutSeconds: w.timeoutSeconds, names, entries });
+      known.set(k, {
+        address: w.address,
+        family: w.family,
+        set: w.set,
+        expiresAt: w.expiresAt,
+        timeoutSeconds: w.timeoutSeconds,
+        names,
+        entries,
+      });
     }
   };
 
@@ -224,9 +232,12 @@ export function createAdmitter(options: AdmitterOptions): Admitter {
     let failure: Error | undefined;
     try {
       const result = await executor.run(render(batch));
-      if (result.code !== 0) failure = new Error(`nft refused admitting ${batch.elements.size} address(es): ${result.stderr.trim() || `exit ${result.code}`}`);
+      if (result.code !== 0)
+        failure = new Error(`nft refused admitting ${batch.elements.size} address(es): ${result.stderr.trim() || `exit ${result.code}`}`);
     } catch (error) {
-      failure = new Error(`nft failed admitting ${batch.elements.size} address(es): ${error instanceof Error ? error.message : String(error)}`);
+      failure = new Error(
+        `nft failed admitting ${batch.elements.size} address(es): ${error instanceof Error ? error.message : String(error)}`,
+      );
     }
     if (failure === undefined) commit(batch);
     inFlight = undefined;
@@ -243,7 +254,8 @@ export function createAdmitter(options: AdmitterOptions): Admitter {
 
   const admit = (admission: Admission): Promise<void> => {
     const pair = admission.sets ?? sets;
-    if (!names.has(pair.v4) || !names.has(pair.v6)) return Promise.reject(new Error(`not admitting ${admission.name}: no sets ${pair.v4}/${pair.v6} in this table`));
+    if (!names.has(pair.v4) || !names.has(pair.v6))
+      return Promise.reject(new Error(`not admitting ${admission.name}: no sets ${pair.v4}/${pair.v6} in this table`));
     const checked: { address: string; family: Family; ttl: number }[] = [];
     for (const a of admission.addresses) {
       const valid = validate(a);
@@ -272,7 +284,8 @@ export function createAdmitter(options: AdmitterOptions): Admitter {
       }
       next ??= newBatch();
       const queued = next.elements.get(k);
-      if (queued === undefined || queued.expiresAt < expiresAt) next.elements.set(k, { address, family, set, expiresAt, timeoutSeconds, name: admission.name, entry: admission.entry });
+      if (queued === undefined || queued.expiresAt < expiresAt)
+        next.elements.set(k, { address, family, set, expiresAt, timeoutSeconds, name: admission.name, entry: admission.entry });
       waits.add(next.done);
     }
     if (waits.size === 0) return Promise.resolve();
@@ -284,13 +297,24 @@ export function createAdmitter(options: AdmitterOptions): Admitter {
     forgetExpired(now(), true);
     const elements = [...known.values()]
       .map((e) => ({ ...e, names: [...e.names], entries: [...e.entries] }))
-      .sort((a, b) => a.family - b.family || (a.address < b.address ? -1 : a.address > b.address ? 1 : 0) || (a.set < b.set ? -1 : a.set > b.set ? 1 : 0));
+      .sort(
+        (a, b) =>
+          a.family - b.family ||
+          (a.address < b.address ? -1 : a.address > b.address ? 1 : 0) ||
+          (a.set < b.set ? -1 : a.set > b.set ? 1 : 0),
+      );
     return { elements };
   };
 
   const seedFromKernel = async (): Promise<number> => {
     let learnt = 0;
-    for (const [set, family] of pairs.flatMap((pair) => [[pair.v4, 4], [pair.v6, 6]] as const)) {
+    for (const [set, family] of pairs.flatMap(
+      (pair) =>
+        [
+          [pair.v4, 4],
+          [pair.v6, 6],
+        ] as const,
+    )) {
       const result = await executor.run(`list set ${table} ${set}`, { json: true });
       if (result.code !== 0) {
         if (result.stderr.includes("No such file or directory")) continue;
@@ -304,7 +328,15 @@ export function createAdmitter(options: AdmitterOptions): Admitter {
         const k = key(set, e.address);
         const expiresAt = at + e.expiresInMs;
         if ((known.get(k)?.expiresAt ?? -Infinity) >= expiresAt || e.expiresInMs <= 0) continue;
-        known.set(k, { address: e.address, family: e.family, set, expiresAt, timeoutSeconds: e.timeoutSeconds, names: known.get(k)?.names ?? [], entries: known.get(k)?.entries ?? [] });
+        known.set(k, {
+          address: e.address,
+          family: e.family,
+          set,
+          expiresAt,
+          timeoutSeconds: e.timeoutSeconds,
+          names: known.get(k)?.names ?? [],
+          entries: known.get(k)?.entries ?? [],
+        });
         learnt++;
       }
     }
@@ -315,7 +347,9 @@ export function createAdmitter(options: AdmitterOptions): Admitter {
     const at = now();
     const { elements } = snapshot();
     const of = (set: string): TimeoutElement[] =>
-      elements.filter((e) => e.set === set).map((e) => ({ address: e.address, family: e.family, timeoutSeconds: e.timeoutSeconds, expiresInMs: e.expiresAt - at }));
+      elements
+        .filter((e) => e.set === set)
+        .map((e) => ({ address: e.address, family: e.family, timeoutSeconds: e.timeoutSeconds, expiresInMs: e.expiresAt - at }));
     const ports = new Map<string, string>();
     for (const pair of options.portSets ?? []) {
       for (const set of [pair.v4, pair.v6]) {

@@ -98,7 +98,10 @@ export function createHandler(deps: HandlerDeps): (bytes: Uint8Array, transport:
         try {
           await deps.admit({ name, qtype, entry, chain, addresses });
         } catch (error) {
-          return servfail(`${name} ${qtype}: admitting ${addresses.map((a) => a.address).join(", ")} failed, SERVFAIL: ${error instanceof Error ? error.message : String(error)}`, "error");
+          return servfail(
+            `${name} ${qtype}: admitting ${addresses.map((a) => a.address).join(", ")} failed, SERVFAIL: ${error instanceof Error ? error.message : String(error)}`,
+            "error",
+          );
         }
         stats.admission((deps.now() - started) / 1000);
       }
@@ -129,12 +132,22 @@ export function createHandler(deps: HandlerDeps): (bytes: Uint8Array, transport:
     if (query.plain && deps.audit?.()) {
       stats.count("audited");
       const report = deps.mayLog();
-      if (report !== undefined) log.info({ message: `would refuse ${query.name} ${qtype} (audit mode): forwarded, its addresses admitted${held(report)}`, name: query.name.toLowerCase(), qtype });
+      if (report !== undefined)
+        log.info({
+          message: `would refuse ${query.name} ${qtype} (audit mode): forwarded, its addresses admitted${held(report)}`,
+          name: query.name.toLowerCase(),
+          qtype,
+        });
       return answer(query, AUDIT_ENTRY, transport, false);
     }
     stats.count("refused");
     const report = deps.mayLog();
-    if (report !== undefined) log.info({ message: `refused ${query.name} ${qtype}: not on the list, NXDOMAIN${held(report)}`, name: query.name.toLowerCase(), qtype });
+    if (report !== undefined)
+      log.info({
+        message: `refused ${query.name} ${qtype}: not on the list, NXDOMAIN${held(report)}`,
+        name: query.name.toLowerCase(),
+        qtype,
+      });
     return encodeReply(query, RCODE.NXDOMAIN);
   };
 }

@@ -34,7 +34,10 @@ export function switchGroup(gid: number, system: GroupSystem = realGroupSystem):
   try {
     system.setgid(gid);
   } catch (error) {
-    return { ok: false, reason: `cannot switch to group ${gid} (root or CAP_SETGID is needed): ${error instanceof Error ? error.message : String(error)}` };
+    return {
+      ok: false,
+      reason: `cannot switch to group ${gid} (root or CAP_SETGID is needed): ${error instanceof Error ? error.message : String(error)}`,
+    };
   }
   const threads = system.threadGids();
   const wrong = threads.find((ids) => ids.length !== 4 || ids.some((id) => id !== gid));

@@ -18,7 +18,8 @@ export type ParsedPattern = { readonly ok: true; readonly pattern: NamePattern }
  */
 export function parsePattern(input: string): ParsedPattern {
   // parseHost reads a misplaced '*' as a bad character; the list's own message says where one may go.
-  if (input.replace(/^\*{1,2}\./, "").includes("*")) return { ok: false, reason: "a '*' or '**' is allowed only as the whole leftmost label, followed by a name" };
+  if (input.replace(/^\*{1,2}\./, "").includes("*"))
+    return { ok: false, reason: "a '*' or '**' is allowed only as the whole leftmost label, followed by a name" };
   const parsed = parseHost(input);
   if (!parsed.ok) return parsed;
   const { host } = parsed;
@@ -29,7 +30,12 @@ export function parsePattern(input: string): ParsedPattern {
   }
   const dot = host.entry.indexOf(".");
   const suffix = host.entry.slice(dot + 1);
-  return { ok: true, pattern: host.entry.startsWith("**.") ? { kind: "any-labels", suffix, entry: host.entry } : { kind: "one-label", suffix, entry: host.entry } };
+  return {
+    ok: true,
+    pattern: host.entry.startsWith("**.")
+      ? { kind: "any-labels", suffix, entry: host.entry }
+      : { kind: "one-label", suffix, entry: host.entry },
+  };
 }
 
 /** Which entry of the list allows a query name; undefined when none does. */

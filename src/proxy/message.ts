@@ -28,7 +28,20 @@ const UDP_PAYLOAD = 1232;
 /** Larger queries are dropped: real ones are a name and an OPT record, a few hundred bytes. */
 export const MAX_QUERY_BYTES = 4096;
 
-const TYPE_NAMES: Readonly<Record<number, string>> = { 1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 15: "MX", 16: "TXT", 28: "AAAA", 33: "SRV", 64: "SVCB", 65: "HTTPS", 255: "ANY" };
+const TYPE_NAMES: Readonly<Record<number, string>> = {
+  1: "A",
+  2: "NS",
+  5: "CNAME",
+  6: "SOA",
+  12: "PTR",
+  15: "MX",
+  16: "TXT",
+  28: "AAAA",
+  33: "SRV",
+  64: "SVCB",
+  65: "HTTPS",
+  255: "ANY",
+};
 /** A query type as logs show it: its mnemonic, or `TYPEn` (RFC 3597). */
 export const typeName = (type: number): string => TYPE_NAMES[type] ?? `TYPE${type}`;
 
@@ -71,7 +84,13 @@ function readQuestion(bytes: Uint8Array): Question | undefined {
   if (offset + 4 > bytes.length) return undefined;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const name = labels.length === 0 ? "." : labels.join(".");
-  return { name, plain: plain && labels.length > 0, type: view.getUint16(offset), class: view.getUint16(offset + 2), bytes: new Uint8Array(bytes.subarray(12, offset + 4)) };
+  return {
+    name,
+    plain: plain && labels.length > 0,
+    type: view.getUint16(offset),
+    class: view.getUint16(offset + 2),
+    bytes: new Uint8Array(bytes.subarray(12, offset + 4)),
+  };
 }
 
 /** A client's query that passed every check. */
@@ -114,10 +133,12 @@ export function readQuery(bytes: Uint8Array): QueryCheck {
   } catch (error) {
     return formerr(`malformed: ${error instanceof Error ? error.message : String(error)}`);
   }
-  if (additionals.length > 1 || additionals.some((record) => record.type !== "OPT")) return formerr("additional records other than one OPT");
+  if (additionals.length > 1 || additionals.some((record) => record.type !== "OPT"))
+    return formerr("additional records other than one OPT");
   const query: Query = { ...question, id, flags, opt: additionals[0] as OptAnswer | undefined };
   if (question.class !== CLASS_IN) return { kind: "reply", reply: encodeReply(query, RCODE.REFUSED), reason: `class ${question.class}` };
-  if (question.type === 251 || question.type === 252) return { kind: "reply", reply: encodeReply(query, RCODE.REFUSED), reason: "zone transfer" };
+  if (question.type === 251 || question.type === 252)
+    return { kind: "reply", reply: encodeReply(query, RCODE.REFUSED), reason: "zone transfer" };
   return { kind: "query", query };
 }
 
@@ -127,15 +148,37 @@ function header(id: number, flags: number, questions: number, additionals: numbe
 
 /** An OPT record: root owner, type 41, payload size as class, version and DO in the TTL field. */
 function encodeOpt(payload: number, version: number, flags: number, options: readonly { code: number; data?: Uint8Array }[]): Uint8Array {
-  const rdata = options.flatMap(({ code, data = new Uint8Array() }) => [code >> 8, code & 255, data.length >> 8, data.length & 255, ...data]);
-  return Uint8Array.from([0, 0, TYPE_OPT, payload >> 8, payload & 255, 0, version, flags >> 8, flags & 255, rdata.length >> 8, rdata.length & 255, ...rdata]);
+  const rdata = options.flatMap(({ code, data = new Uint8Array() }) => [
+    code >> 8,
+    code & 255,
+    data.length >> 8,
+    data.length & 255,
+    ...data,
+  ]);
+  return Uint8Array.from([
+    0,
+    0,
+    TYPE_OPT,
+    payload >> 8,
+    payload & 255,
+    0,
+    version,
+    flags >> 8,
+    flags & 255,
+    rdata.length >> 8,
+    rdata.length & 255,
+    ...rdata,
+  ]);
 }
 
 /**
  * The proxy's own reply with `rcode` and no records: the query's id and RD (and CD), RA set; the
  * question and an OPT record (payload 1232, DO copied, no options) when the query had them.
  */
-export function encodeReply(query: { readonly id: number; readonly flags: number; readonly bytes?: Uint8Array; readonly opt?: OptAnswer | undefined }, rcode: Rcode): Uint8Array {
+export function encodeReply(
+  query: { readonly id: number; readonly flags: number; readonly bytes?: Uint8Array; readonly opt?: OptAnswer | undefined },
+  rcode: Rcode,
+): Uint8Array {
   const flags = QR | RA | (query.flags & (RD | CD)) | rcode;
   const opt = query.opt === undefined ? new Uint8Array() : encodeOpt(UDP_PAYLOAD, 0, query.opt.flags & DO, []);
   const question = query.bytes ?? new Uint8Array();
@@ -151,7 +194,8 @@ export function encodeReply(query: { readonly id: number; readonly flags: number
  */
 export function encodeUpstreamQuery(query: Query, id: number): Uint8Array {
   const opt = query.opt;
-  const optBytes = opt === undefined ? new Uint8Array() : encodeOpt(opt.udpPayloadSize >= UDP_PAYLOAD ? UDP_PAYLOAD : 512, 0, opt.flags & DO, []);
+  const optBytes =
+    opt === undefined ? new Uint8Array() : encodeOpt(opt.udpPayloadSize >= UDP_PAYLOAD ? UDP_PAYLOAD : 512, 0, opt.flags & DO, []);
   return Uint8Array.from([...header(id, query.flags & (RD | CD | AD), 1, opt === undefined ? 0 : 1), ...query.bytes, ...optBytes]);
 }
 
@@ -178,13 +222,23 @@ export function readAnswer(query: Query, id: number, bytes: Uint8Array): AnswerC
   const flags = u16(bytes, 2);
   if (!(flags & QR) || flags & OPCODE) return { ok: false, reason: "not a response to a standard query" };
   const question = u16(bytes, 4) === 1 ? readQuestion(bytes) : undefined;
-  if (question === undefined || question.name.toLowerCase() !== query.name.toLowerCase() || question.type !== query.type || question.class !== query.class) {
+  if (
+    question === undefined ||
+    question.name.toLowerCase() !== query.name.toLowerCase() ||
+    question.type !== query.type ||
+    question.class !== query.class
+  ) {
     return { ok: false, reason: "the answer's question is not the query's" };
   }
   const rcode = flags & 15;
   if (flags & TC) return { ok: true, rcode, truncated: true, records: [] };
   try {
-    return { ok: true, rcode, truncated: false, records: decode(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).answers ?? [] };
+    return {
+      ok: true,
+      rcode,
+      truncated: false,
+      records: decode(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).answers ?? [],
+    };
   } catch (error) {
     return { ok: false, reason: `malformed answer: ${error instanceof Error ? error.message : String(error)}` };
   }
@@ -217,7 +271,9 @@ const MAX_CHAIN = 16;
  * and so are addresses that do not parse as their record's family.
  */
 export function answerAddresses(name: string, records: readonly Answer[]): AnswerAddresses {
-  const inClass = records.filter((record): record is Exclude<Answer, OptAnswer> => record.type !== "OPT" && (record.class ?? "IN") === "IN");
+  const inClass = records.filter(
+    (record): record is Exclude<Answer, OptAnswer> => record.type !== "OPT" && (record.class ?? "IN") === "IN",
+  );
   const chain = [name.toLowerCase().replace(/\.$/, "")];
   for (let grew = true; grew && chain.length < MAX_CHAIN; ) {
     grew = false;

@@ -50,7 +50,11 @@ export interface PrivateGuard {
  * `guard` (--refuse-private-answers), without private ones unless the queried name is under a
  * private domain; an `--allow` entry covering an address lets it through, as in the static policy.
  */
-export function gateAdmission(admission: Admission, allow: readonly AllowEntry[], guard?: PrivateGuard): { admitted: Admission["addresses"]; refused: string[] } {
+export function gateAdmission(
+  admission: Admission,
+  allow: readonly AllowEntry[],
+  guard?: PrivateGuard,
+): { admitted: Admission["addresses"]; refused: string[] } {
   const admitted: Admission["addresses"][number][] = [];
   const refused: string[] = [];
   const checkPrivate = guard !== undefined && !underDomain(admission.name, guard.privateDomains);
@@ -59,8 +63,12 @@ export function gateAdmission(admission: Admission, allow: readonly AllowEntry[]
     const address = parsed === undefined ? undefined : makeCidr(parsed.family, parsed.words, parsed.family === 4 ? 32 : 128);
     const forbidden = address === undefined ? "not an address" : refusedFromDns(address, allow);
     const privately =
-      forbidden === undefined && checkPrivate && address !== undefined && !allow.some((entry) => contains(entry.cidr, address)) ? privateReason(address, guard.resolverNets) : undefined;
-    const reason = forbidden ?? (privately === undefined ? undefined : `${privately}; --refuse-private-answers, unless its domain is in --private-domains`);
+      forbidden === undefined && checkPrivate && address !== undefined && !allow.some((entry) => contains(entry.cidr, address))
+        ? privateReason(address, guard.resolverNets)
+        : undefined;
+    const reason =
+      forbidden ??
+      (privately === undefined ? undefined : `${privately}; --refuse-private-answers, unless its domain is in --private-domains`);
     if (reason === undefined) admitted.push(a);
     else refused.push(`${a.address} (${reason})`);
   }
@@ -120,7 +128,12 @@ export interface ProxyRuntime {
   /** A full table replace between admission transactions, with what was admitted carried over (see Admitter.replaceTable). */
   replaceTable(script: (carryOver: ProxyCarryOver) => string): Promise<NftResult>;
   /** Admit the addresses domainwall resolved itself at start (gated like the proxy's answers). */
-  admitResolved(names: readonly { readonly host: string; readonly addresses: readonly { readonly address: string; readonly family: 4 | 6; readonly ttl: number }[] }[]): Promise<number>;
+  admitResolved(
+    names: readonly {
+      readonly host: string;
+      readonly addresses: readonly { readonly address: string; readonly family: 4 | 6; readonly ttl: number }[];
+    }[],
+  ): Promise<number>;
   /** Ask the proxy one question over UDP on 127.0.0.1; throws when it does not answer. */
   selfCheck(): Promise<void>;
   report(): ProxyReport;
@@ -189,9 +202,17 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
   const setsOf = (entry: string): ProxySetNames => admissionSets(byEntry, entry);
   const admitter =
     options.admitter ??
-    createAdmitter({ executor: options.executor, now, minTtlMs: options.minTtlMs, maxTtlMs: options.maxTtlMs, graceMs: options.graceMs, portSets: portSets.sets });
+    createAdmitter({
+      executor: options.executor,
+      now,
+      minTtlMs: options.minTtlMs,
+      maxTtlMs: options.maxTtlMs,
+      graceMs: options.graceMs,
+      portSets: portSets.sets,
+    });
   const seeded = await admitter.seedFromKernel();
-  if (seeded > 0) log.info({ message: `kept ${seeded} addresses the DNS proxy had admitted before this start (they carry over into the new table)` });
+  if (seeded > 0)
+    log.info({ message: `kept ${seeded} addresses the DNS proxy had admitted before this start (they carry over into the new table)` });
   const mayLog = rateLimiter(10, 10_000, now);
   let refusedAddresses = 0;
   const admit = async (admission: Admission) => {
@@ -199,11 +220,25 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
     if (refused.length > 0) {
       refusedAddresses += refused.length;
       const held = mayLog();
-      if (held !== undefined) log.warn({ message: `${admission.name}: not admitting ${refused.join(", ")} from DNS; list it in --allow to permit it${held ? ` (${held} similar lines held back)` : ""}`, name: admission.name, qtype: admission.qtype });
+      if (held !== undefined)
+        log.warn({
+          message: `${admission.name}: not admitting ${refused.join(", ")} from DNS; list it in --allow to permit it${held ? ` (${held} similar lines held back)` : ""}`,
+          name: admission.name,
+          qtype: admission.qtype,
+        });
     }
-    if (admitted.length > 0) await admitter.admit({ name: admission.name, entry: admission.entry, addresses: admitted, sets: setsOf(admission.entry) });
+    if (admitted.length > 0)
+      await admitter.admit({ name: admission.name, entry: admission.entry, addresses: admitted, sets: setsOf(admission.entry) });
   };
-  const proxy: DnsProxy = await startDnsProxy({ port: options.port, upstreams: options.upstreams, match: (name) => match(name), admit, log, now, audit: () => audit });
+  const proxy: DnsProxy = await startDnsProxy({
+    port: options.port,
+    upstreams: options.upstreams,
+    match: (name) => match(name),
+    admit,
+    log,
+    now,
+    audit: () => audit,
+  });
   const counter = elementCounter();
   const observe = () => {
     const { elements } = admitter.snapshot();
@@ -218,7 +253,17 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
     async admitResolved(names) {
       let count = 0;
       for (const { host, addresses } of names) {
-        const { admitted, refused } = gateAdmission({ name: host, qtype: "A/AAAA", entry: host, chain: [host], addresses: addresses.map((a) => ({ ...a, owner: host, record: a.family === 4 ? "A" : "AAAA" })) }, allow, privateGuard);
+        const { admitted, refused } = gateAdmission(
+          {
+            name: host,
+            qtype: "A/AAAA",
+            entry: host,
+            chain: [host],
+            addresses: addresses.map((a) => ({ ...a, owner: host, record: a.family === 4 ? "A" : "AAAA" })),
+          },
+          allow,
+          privateGuard,
+        );
         for (const r of refused) log.warn({ message: `${host}: not admitting ${r} from DNS; list it in --allow to permit it`, name: host });
         if (admitted.length === 0) continue;
         await admitter.admit({ name: host, entry: host, addresses: admitted, sets: setsOf(host) });
@@ -228,7 +273,12 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
     },
     async selfCheck() {
       const id = Math.floor(Math.random() * 65536);
-      const query = encode({ type: "query", id, flags: 0x0100, questions: [{ type: "A", class: "IN", name: "domainwall-self-check.invalid" }] });
+      const query = encode({
+        type: "query",
+        id,
+        flags: 0x0100,
+        questions: [{ type: "A", class: "IN", name: "domainwall-self-check.invalid" }],
+      });
       let answered: (ok: boolean) => void = () => {};
       const reply = new Promise<boolean>((resolve) => (answered = resolve));
       const socket = await Bun.udpSocket({
@@ -248,7 +298,10 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
     setList(list) {
       const entries = [...list.names, ...list.wildcards];
       const next = proxyPortSets(entries, list.hostPorts);
-      if (proxySetsKey(next.sets) !== proxySetsKey(portSets.sets)) throw new Error("the ports of the DNS proxy's list cannot change while watch runs: its sets were declared at start (restart it to change them)");
+      if (proxySetsKey(next.sets) !== proxySetsKey(portSets.sets))
+        throw new Error(
+          "the ports of the DNS proxy's list cannot change while watch runs: its sets were declared at start (restart it to change them)",
+        );
       match = compile(list.names, list.wildcards);
       byEntry = next.byEntry;
       allow = list.allow;

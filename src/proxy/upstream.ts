@@ -31,7 +31,10 @@ export const exchange: ExchangeFn = (query, upstream, transport, timeoutMs) =>
 function settle(resolve: (result: Exchange) => void, timeoutMs: number, lastError: () => string) {
   let done = false;
   let close: (() => void) | undefined;
-  const timer = setTimeout(() => finish({ ok: false, error: `no answer in ${timeoutMs} ms${lastError() ? ` (${lastError()})` : ""}` }), timeoutMs);
+  const timer = setTimeout(
+    () => finish({ ok: false, error: `no answer in ${timeoutMs} ms${lastError() ? ` (${lastError()})` : ""}` }),
+    timeoutMs,
+  );
   function finish(result: Exchange) {
     if (done) return;
     done = true;

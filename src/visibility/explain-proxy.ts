@@ -21,7 +21,11 @@ export const proxyNamesOf =
  * admitted now are explained one by one); an unlisted name gets NXDOMAIN from the proxy. Without a
  * running watch nothing answers the redirected queries, so no name resolves. Pure.
  */
-export function explainProxyName(status: LoadedStatus, destination: Destination & { readonly host: { readonly kind: "name" } }, watch: ProxyWatchState | undefined): Explanation {
+export function explainProxyName(
+  status: LoadedStatus,
+  destination: Destination & { readonly host: { readonly kind: "name" } },
+  watch: ProxyWatchState | undefined,
+): Explanation {
   const name = destination.host.name;
   const target = describeTarget(destination);
   const denied = (why: string, audit: string): Explanation => ({
@@ -38,10 +42,15 @@ export function explainProxyName(status: LoadedStatus, destination: Destination 
   const compiled = compileMatcher([...watch.list.names, ...watch.list.wildcards]);
   const entry = compiled.ok ? compiled.match(name) : undefined;
   if (entry === undefined) {
-    return denied(`${name} is not in the DNS proxy's list: the proxy answers NXDOMAIN for it`, " (audit mode: the proxy forwards it anyway, and records it)");
+    return denied(
+      `${name} is not in the DNS proxy's list: the proxy answers NXDOMAIN for it`,
+      " (audit mode: the proxy forwards it anyway, and records it)",
+    );
   }
   // Its addresses the kernel still holds (the state file is a few seconds old), each explained.
-  const admitted = watch.addresses.filter((a) => a.names.includes(name) && status.proxy?.some((e) => e.address === a.address && e.expiresInSeconds > 0)).map((a) => a.address);
+  const admitted = watch.addresses
+    .filter((a) => a.names.includes(name) && status.proxy?.some((e) => e.address === a.address && e.expiresInSeconds > 0))
+    .map((a) => a.address);
   const now = explain(status, destination, admitted, [], undefined, proxyNamesOf(watch));
   const parts = now.summary.slice(`${now.allowed ? "allowed" : "denied"}: ${target}: `.length);
   const intro = `${name} is allowed by the DNS proxy's entry ${entry}: its addresses are admitted when an app asks`;

@@ -16,7 +16,13 @@ export type AllowedBy =
    * `names` (matched by `entries`; both empty when no running watch knows them), for
    * `expiresInSeconds` more (the kernel's count).
    */
-  | { readonly kind: "proxy"; readonly names: readonly string[]; readonly entries: readonly string[]; readonly expiresInSeconds: number; readonly ports: "all" }
+  | {
+      readonly kind: "proxy";
+      readonly names: readonly string[];
+      readonly entries: readonly string[];
+      readonly expiresInSeconds: number;
+      readonly ports: "all";
+    }
   /** DNS (port 53) to a resolver the policy allows, or anywhere with `--dns-servers any`. */
   | { readonly kind: "dns"; readonly resolvers: "any" | string; readonly ports: readonly [53] };
 
@@ -38,7 +44,12 @@ export interface Explanation {
   /** False in audit mode: a denied destination is let through anyway (and recorded). */
   readonly enforcing: boolean;
   /** For a name: whether it is in the loaded allowlist and where its addresses came from. */
-  readonly name?: { readonly name: string; readonly listed: boolean; readonly addressesFrom: "watch" | "apply" | "dns" | "proxy"; readonly entry?: string };
+  readonly name?: {
+    readonly name: string;
+    readonly listed: boolean;
+    readonly addressesFrom: "watch" | "apply" | "dns" | "proxy";
+    readonly entry?: string;
+  };
   readonly addresses: readonly AddressExplanation[];
   /** The explanation in one sentence. */
   readonly summary: string;
@@ -53,24 +64,32 @@ export function entryHolds(entry: string, address: string): boolean {
     return outer.ok && contains(outer.cidr, inner);
   }
   const [first, last] = [parseCidr(entry.slice(0, dash)), parseCidr(entry.slice(dash + 1))];
-  return first.ok && last.ok && first.cidr.family === inner.family && compareCidr(first.cidr, inner) <= 0 && compareCidr(inner, last.cidr) <= 0;
+  return (
+    first.ok && last.ok && first.cidr.family === inner.family && compareCidr(first.cidr, inner) <= 0 && compareCidr(inner, last.cidr) <= 0
+  );
 }
 
 export const describeTarget = (d: Destination): string => {
-  const host = d.host.kind === "name" ? d.host.name : d.host.address.includes(":") && d.port !== undefined ? `[${d.host.address}]` : d.host.address;
+  const host =
+    d.host.kind === "name" ? d.host.name : d.host.address.includes(":") && d.port !== undefined ? `[${d.host.address}]` : d.host.address;
   return d.port === undefined ? host : `${host}:${d.port}${d.protocol === "udp" ? "/udp" : ""}`;
 };
 
 /** The ranges of `ports` that hold the destination's port and protocol; all of them when no port was asked. */
 const rangesFor = (ports: readonly PortRange[], destination: Destination): PortRange[] =>
-  destination.port === undefined ? [...ports] : ports.filter((r) => r.protocol === destination.protocol && r.first <= destination.port! && destination.port! <= r.last);
+  destination.port === undefined
+    ? [...ports]
+    : ports.filter((r) => r.protocol === destination.protocol && r.first <= destination.port! && destination.port! <= r.last);
 
 /**
  * Which ports the loaded entries holding an address open to the destination: every port (an entry
  * without ports holds it), these ranges, or none (`open` empty) while `listed` says which ranges
  * the address does have.
  */
-function portsOpen(entries: readonly AllowedEntry[], destination: Destination): { everyPort: readonly AllowedEntry[]; open: PortRange[]; listed: PortRange[] } {
+function portsOpen(
+  entries: readonly AllowedEntry[],
+  destination: Destination,
+): { everyPort: readonly AllowedEntry[]; open: PortRange[]; listed: PortRange[] } {
   const everyPort = entries.filter((e) => e.ports === "all");
   const listed = entries.flatMap((e) => (e.ports === "all" ? [] : e.ports));
   return { everyPort, open: rangesFor(listed, destination), listed };
@@ -84,7 +103,9 @@ function byProxy(status: LoadedStatus, address: string, proxyNames: ProxyNames):
   const element = status.proxy?.find((e) => e.expiresInSeconds > 0 && entryHolds(e.address, address));
   if (element === undefined) return [];
   const known = proxyNames(element.address);
-  return [{ kind: "proxy", names: known?.names ?? [], entries: known?.entries ?? [], expiresInSeconds: element.expiresInSeconds, ports: "all" }];
+  return [
+    { kind: "proxy", names: known?.names ?? [], entries: known?.entries ?? [], expiresInSeconds: element.expiresInSeconds, ports: "all" },
+  ];
 }
 
 /**
@@ -92,7 +113,13 @@ function byProxy(status: LoadedStatus, address: string, proxyNames: ProxyNames):
  * else by the loaded network) on every port or on the ports of the entries listed with ports, then
  * DNS to the resolvers for port 53. Pure.
  */
-export function explainAddress(status: LoadedStatus, address: string, destination: Destination, names: readonly { name: string; addresses: readonly string[] }[], proxyNames: ProxyNames = () => undefined): AddressExplanation {
+export function explainAddress(
+  status: LoadedStatus,
+  address: string,
+  destination: Destination,
+  names: readonly { name: string; addresses: readonly string[] }[],
+  proxyNames: ProxyNames = () => undefined,
+): AddressExplanation {
   const holding = status.allowed.filter((entry) => entryHolds(entry.network, address));
   const { everyPort, open, listed } = portsOpen(holding, destination);
   const ports: "all" | readonly PortRange[] | undefined = everyPort.length > 0 ? "all" : open.length > 0 ? open : undefined;
@@ -108,11 +135,20 @@ export function explainAddress(status: LoadedStatus, address: string, destinatio
             return ranges.length > 0 ? [{ kind: "cidr", cidr: e.network, ports: ranges }] : [];
           });
   const dnsHolds = status.dns === "any" || status.dns.some((entry) => entryHolds(entry, address));
-  const byDns: AllowedBy[] = destination.port === 53 && dnsHolds ? [{ kind: "dns", resolvers: status.dns === "any" ? "any" : address, ports: [53] }] : [];
+  const byDns: AllowedBy[] =
+    destination.port === 53 && dnsHolds ? [{ kind: "dns", resolvers: status.dns === "any" ? "any" : address, ports: [53] }] : [];
   const by = [...byName, ...byCidr, ...byProxy(status, address, proxyNames), ...byDns];
-  const denied = (status.denied ?? []).filter((d) => d.direction === "out" && d.address === address && (destination.port === undefined || d.port === destination.port));
-  const asked = destination.port === undefined ? "" : formatPortRange({ protocol: destination.protocol, first: destination.port, last: destination.port });
-  const notListed = status.proxy === undefined ? "not in the allowlist" : "not in the allowlist, and the DNS proxy has not admitted it (no answer for an allowed name told an app this address, or its time ran out)";
+  const denied = (status.denied ?? []).filter(
+    (d) => d.direction === "out" && d.address === address && (destination.port === undefined || d.port === destination.port),
+  );
+  const asked =
+    destination.port === undefined
+      ? ""
+      : formatPortRange({ protocol: destination.protocol, first: destination.port, last: destination.port });
+  const notListed =
+    status.proxy === undefined
+      ? "not in the allowlist"
+      : "not in the allowlist, and the DNS proxy has not admitted it (no answer for an allowed name told an app this address, or its time ran out)";
   const reason =
     by.length > 0
       ? undefined
@@ -125,7 +161,10 @@ export function explainAddress(status: LoadedStatus, address: string, destinatio
 }
 
 const describeProxy = (by: Extract<AllowedBy, { kind: "proxy" }>): string => {
-  const told = by.names.length === 0 ? "an allowed name's answer told an app this address (which name is not known: no running watch says)" : `${by.names.join(", ")} (entry ${by.entries.join(", ")}) told an app this address`;
+  const told =
+    by.names.length === 0
+      ? "an allowed name's answer told an app this address (which name is not known: no running watch says)"
+      : `${by.names.join(", ")} (entry ${by.entries.join(", ")}) told an app this address`;
   return `the DNS proxy: ${told}; it stays admitted for ${by.expiresInSeconds}s more`;
 };
 
@@ -134,15 +173,26 @@ const describeBy = (by: AllowedBy): string => {
   if (by.kind === "dns") return by.resolvers === "any" ? "DNS to any resolver (--dns-servers any)" : "DNS to this resolver (port 53)";
   const target = by.kind === "name" ? by.name : by.cidr;
   if (by.ports !== "all") return by.ports.map((ports) => formatEntry({ target, ports })).join(", ");
-  return by.kind === "name" ? `the name ${by.name} (every port)` : `${by.cidr.includes("/") || by.cidr.includes("-") ? "the network" : "the address"} ${by.cidr} (every port)`;
+  return by.kind === "name"
+    ? `the name ${by.name} (every port)`
+    : `${by.cidr.includes("/") || by.cidr.includes("-") ? "the network" : "the address"} ${by.cidr} (every port)`;
 };
 
 /** The whole answer for a destination whose addresses are known (an address, or a name's addresses). */
-export function explain(status: LoadedStatus, destination: Destination, addresses: readonly string[], names: readonly { name: string; addresses: readonly string[] }[], name?: Explanation["name"], proxyNames?: ProxyNames): Explanation {
+export function explain(
+  status: LoadedStatus,
+  destination: Destination,
+  addresses: readonly string[],
+  names: readonly { name: string; addresses: readonly string[] }[],
+  name?: Explanation["name"],
+  proxyNames?: ProxyNames,
+): Explanation {
   const target = describeTarget(destination);
   const results = addresses.map((address) => explainAddress(status, address, destination, names, proxyNames));
   const allowed = results.length > 0 && results.every((r) => r.allowed);
-  const parts = results.map((r) => (r.allowed ? `${r.address} is allowed by ${r.by.map(describeBy).join(" and ")}` : `${r.address} is denied: ${r.reason}`));
+  const parts = results.map((r) =>
+    r.allowed ? `${r.address} is allowed by ${r.by.map(describeBy).join(" and ")}` : `${r.address} is denied: ${r.reason}`,
+  );
   const listed = name === undefined ? "" : name.listed ? `${name.name} is in the allowlist; ` : `${name.name} is not in the allowlist; `;
   const none = name !== undefined && results.length === 0 ? `${name.name} has no addresses ${name.listed ? "loaded now" : "in DNS"}` : "";
   const audit = !status.enforcing && !allowed ? " (audit mode: let through anyway, and recorded)" : "";

@@ -13,7 +13,11 @@ export interface Suggestion {
 
 /** The allowlist entry for a host and what was recorded: `HOST:PORT/PROTO`, a bare host for ICMP and other protocols without ports. */
 const entryFor = (host: string, port: number, protocol: string): string =>
-  formatEntry(port === 0 || (protocol !== "tcp" && protocol !== "udp") ? { target: host } : { target: host, ports: { protocol, first: port, last: port } });
+  formatEntry(
+    port === 0 || (protocol !== "tcp" && protocol !== "udp")
+      ? { target: host }
+      : { target: host, ports: { protocol, first: port, last: port } },
+  );
 
 /**
  * An allowlist from outbound destinations recorded as denied: by the name that held the address
@@ -42,7 +46,9 @@ export function suggestAllowlist(
     }
   }
   const byPackets = (a: Suggestion, b: Suggestion) => b.packets - a.packets || a.entry.localeCompare(b.entry);
-  const proxied = [...refusedNames].sort((a, b) => b.count - a.count || a.name.localeCompare(b.name)).map((r): Suggestion => ({ entry: r.name, packets: 0, named: true, queries: r.count }));
+  const proxied = [...refusedNames]
+    .sort((a, b) => b.count - a.count || a.name.localeCompare(b.name))
+    .map((r): Suggestion => ({ entry: r.name, packets: 0, named: true, queries: r.count }));
   const covered = new Set(proxied.map((s) => s.entry));
   const all = [...entries.values()].filter((s) => !(s.named && covered.has(s.entry.replace(/:\d+(\/udp)?$/, ""))));
   return {
@@ -55,7 +61,8 @@ const plural = (n: number) => `${n} packet${n === 1 ? "" : "s"}`;
 
 /** The suggestion as a `hosts_csv` line and as a TOML snippet for `--config`, ready to paste. */
 export function renderSuggestion(suggestion: ReturnType<typeof suggestAllowlist>, recorded: number): string {
-  if (suggestion.hosts.length === 0 && suggestion.ports.length === 0) return "# domainwall suggest: nothing was recorded as denied; nothing to add\n";
+  if (suggestion.hosts.length === 0 && suggestion.ports.length === 0)
+    return "# domainwall suggest: nothing was recorded as denied; nothing to add\n";
   const width = Math.max(0, ...suggestion.hosts.map((s) => s.entry.length + 3));
   const refused = suggestion.hosts.filter((s) => s.queries !== undefined).length;
   const destinations = `${recorded} destination${recorded === 1 ? "" : "s"} recorded as denied`;
@@ -66,8 +73,21 @@ export function renderSuggestion(suggestion: ReturnType<typeof suggestAllowlist>
     ...(suggestion.hosts.length > 0 ? ["# environment:", `hosts_csv=${suggestion.hosts.map((s) => s.entry).join(",")}`] : []),
     ...(suggestion.ports.length > 0 ? [`listening_ports_csv=${suggestion.ports.map((p) => p.port).join(",")}`] : []),
     "# or in a --config file (TOML):",
-    ...(suggestion.hosts.length > 0 ? ["hosts = [", ...suggestion.hosts.map((s) => `  ${`"${s.entry}",`.padEnd(width)} # ${s.queries === undefined ? plural(s.packets) : `${s.queries} DNS ${s.queries === 1 ? "query" : "queries"}`}`), "]"] : []),
-    ...(suggestion.ports.length > 0 ? [`ports = [${suggestion.ports.map((p) => p.port).join(", ")}] # inbound TCP: ${suggestion.ports.map((p) => `${p.port}: ${plural(p.packets)}`).join(", ")}`] : []),
+    ...(suggestion.hosts.length > 0
+      ? [
+          "hosts = [",
+          ...suggestion.hosts.map(
+            (s) =>
+              `  ${`"${s.entry}",`.padEnd(width)} # ${s.queries === undefined ? plural(s.packets) : `${s.queries} DNS ${s.queries === 1 ? "query" : "queries"}`}`,
+          ),
+          "]",
+        ]
+      : []),
+    ...(suggestion.ports.length > 0
+      ? [
+          `ports = [${suggestion.ports.map((p) => p.port).join(", ")}] # inbound TCP: ${suggestion.ports.map((p) => `${p.port}: ${plural(p.packets)}`).join(", ")}`,
+        ]
+      : []),
   ];
   return `${lines.join("\n")}\n`;
 }

@@ -67,15 +67,29 @@ function proxyFamilies(proxy: ProxyReport): string[] {
       "DNS queries the proxy answered, by outcome: forwarded (listed, answer admitted), refused (unlisted: NXDOMAIN), audited (unlisted, forwarded anyway under --audit), failed (SERVFAIL), invalid (FORMERR/NOTIMP/REFUSED), dropped.",
       Object.entries(stats.queries).map(([outcome, value]) => ({ labels: { outcome }, value })),
     ),
-    ...family("domainwall_dns_upstream_errors_total", "counter", "Upstream attempts that failed (timeouts, socket errors, mismatched answers).", [{ value: stats.upstreamErrors }]),
-    ...family("domainwall_dns_admission_duration_seconds", "histogram", "Time from an upstream's answer until its addresses are in the kernel sets.", histogram),
+    ...family(
+      "domainwall_dns_upstream_errors_total",
+      "counter",
+      "Upstream attempts that failed (timeouts, socket errors, mismatched answers).",
+      [{ value: stats.upstreamErrors }],
+    ),
+    ...family(
+      "domainwall_dns_admission_duration_seconds",
+      "histogram",
+      "Time from an upstream's answer until its addresses are in the kernel sets.",
+      histogram,
+    ),
     ...family("domainwall_dns_admitted_elements", "gauge", "Addresses in the proxy's timeout sets now, by family.", [
       { labels: { family: "ipv4" }, value: proxy.elements.v4 },
       { labels: { family: "ipv6" }, value: proxy.elements.v6 },
     ]),
-    ...family("domainwall_dns_elements_admitted_total", "counter", "Addresses that entered the proxy's timeout sets.", [{ value: proxy.admittedTotal }]),
+    ...family("domainwall_dns_elements_admitted_total", "counter", "Addresses that entered the proxy's timeout sets.", [
+      { value: proxy.admittedTotal },
+    ]),
     ...family("domainwall_dns_elements_expired_total", "counter", "Addresses whose timeout ran out.", [{ value: proxy.expiredTotal }]),
-    ...family("domainwall_dns_refused_addresses_total", "counter", "Answer addresses never admitted (loopback, link-local, metadata...).", [{ value: proxy.refusedAddresses }]),
+    ...family("domainwall_dns_refused_addresses_total", "counter", "Answer addresses never admitted (loopback, link-local, metadata...).", [
+      { value: proxy.refusedAddresses },
+    ]),
   ];
 }
 
@@ -84,7 +98,9 @@ const directionOf = (counter: string): string => (counter.startsWith("input") ? 
 
 /** The Prometheus text exposition format (version 0.0.4). Pure: same input, same text. */
 export function renderMetrics({ snapshot, status, process, now, reloads, proxy }: MetricsInput): string {
-  const lines = [...family("domainwall_rules_loaded", "gauge", "1 once domainwall's rules are loaded.", [{ value: snapshot === undefined ? 0 : 1 }])];
+  const lines = [
+    ...family("domainwall_rules_loaded", "gauge", "1 once domainwall's rules are loaded.", [{ value: snapshot === undefined ? 0 : 1 }]),
+  ];
   if (snapshot !== undefined) {
     const names = [...snapshot.state];
     lines.push(
@@ -108,47 +124,86 @@ export function renderMetrics({ snapshot, status, process, now, reloads, proxy }
         "Seconds since every name last resolved and the loaded sets matched the answers.",
         [{ value: Math.max(0, (now - snapshot.lastGoodRefresh) / 1000) }],
       ),
-      ...family("domainwall_ruleset_updates_total", "counter", "Updates of the allowed addresses in the kernel since the first load, by result.", [
-        { labels: { result: "ok" }, value: snapshot.updates.ok },
-        { labels: { result: "error" }, value: snapshot.updates.failed },
-      ]),
       ...family(
-        "domainwall_ruleset_update_duration_seconds",
-        "summary",
-        "Time spent loading updates of the allowed addresses.",
+        "domainwall_ruleset_updates_total",
+        "counter",
+        "Updates of the allowed addresses in the kernel since the first load, by result.",
         [
-          { suffix: "_sum", value: snapshot.updates.seconds },
-          { suffix: "_count", value: snapshot.updates.ok + snapshot.updates.failed },
+          { labels: { result: "ok" }, value: snapshot.updates.ok },
+          { labels: { result: "error" }, value: snapshot.updates.failed },
         ],
       ),
+      ...family("domainwall_ruleset_update_duration_seconds", "summary", "Time spent loading updates of the allowed addresses.", [
+        { suffix: "_sum", value: snapshot.updates.seconds },
+        { suffix: "_count", value: snapshot.updates.ok + snapshot.updates.failed },
+      ]),
     );
   }
   if (reloads !== undefined) {
     lines.push(
-      ...family("domainwall_config_reloads_total", "counter", "Reloads of the --config file, by result (error: the loaded policy stayed).", [
-        { labels: { result: "ok" }, value: reloads.ok },
-        { labels: { result: "error" }, value: reloads.failed },
-      ]),
-      ...family("domainwall_config_last_reload_successful", "gauge", "1 when the last reload of the --config file (or the start) succeeded.", [{ value: reloads.lastOk ? 1 : 0 }]),
-      ...(reloads.sha256 === undefined ? [] : family("domainwall_config_info", "gauge", "The SHA-256 of the --config file loaded now.", [{ labels: { sha256: reloads.sha256 }, value: 1 }])),
+      ...family(
+        "domainwall_config_reloads_total",
+        "counter",
+        "Reloads of the --config file, by result (error: the loaded policy stayed).",
+        [
+          { labels: { result: "ok" }, value: reloads.ok },
+          { labels: { result: "error" }, value: reloads.failed },
+        ],
+      ),
+      ...family(
+        "domainwall_config_last_reload_successful",
+        "gauge",
+        "1 when the last reload of the --config file (or the start) succeeded.",
+        [{ value: reloads.lastOk ? 1 : 0 }],
+      ),
+      ...(reloads.sha256 === undefined
+        ? []
+        : family("domainwall_config_info", "gauge", "The SHA-256 of the --config file loaded now.", [
+            { labels: { sha256: reloads.sha256 }, value: 1 },
+          ])),
     );
   }
   if (status?.loaded) {
     const dropped = status.counters.filter((c) => c.name.includes("_dropped"));
     const audited = status.counters.filter((c) => c.name.includes("_audited"));
-    const sample = (value: (c: (typeof dropped)[number]) => number) => (c: (typeof dropped)[number]) => ({ labels: { counter: c.name, direction: directionOf(c.name) }, value: value(c) });
+    const sample = (value: (c: (typeof dropped)[number]) => number) => (c: (typeof dropped)[number]) => ({
+      labels: { counter: c.name, direction: directionOf(c.name) },
+      value: value(c),
+    });
     lines.push(
-      ...family("domainwall_dropped_packets_total", "counter", "Packets dropped (or rejected) by domainwall's rules, by counter and direction.", dropped.map(sample((c) => c.packets))),
-      ...family("domainwall_dropped_bytes_total", "counter", "Bytes dropped (or rejected) by domainwall's rules, by counter and direction.", dropped.map(sample((c) => c.bytes))),
-      ...(audited.length === 0 ? [] : family("domainwall_audited_packets_total", "counter", "Audit mode: packets the rules would have dropped and let through, by counter and direction.", audited.map(sample((c) => c.packets)))),
+      ...family(
+        "domainwall_dropped_packets_total",
+        "counter",
+        "Packets dropped (or rejected) by domainwall's rules, by counter and direction.",
+        dropped.map(sample((c) => c.packets)),
+      ),
+      ...family(
+        "domainwall_dropped_bytes_total",
+        "counter",
+        "Bytes dropped (or rejected) by domainwall's rules, by counter and direction.",
+        dropped.map(sample((c) => c.bytes)),
+      ),
+      ...(audited.length === 0
+        ? []
+        : family(
+            "domainwall_audited_packets_total",
+            "counter",
+            "Audit mode: packets the rules would have dropped and let through, by counter and direction.",
+            audited.map(sample((c) => c.packets)),
+          )),
     );
     if (status.denied !== undefined) {
       const recorded = (direction: string) => status.denied?.filter((d) => d.direction === direction).length ?? 0;
       lines.push(
-        ...family("domainwall_denied_destinations", "gauge", "Denied destinations (address, protocol, port) the kernel holds a record of now, by direction.", [
-          { labels: { direction: "out" }, value: recorded("out") },
-          { labels: { direction: "in" }, value: recorded("in") },
-        ]),
+        ...family(
+          "domainwall_denied_destinations",
+          "gauge",
+          "Denied destinations (address, protocol, port) the kernel holds a record of now, by direction.",
+          [
+            { labels: { direction: "out" }, value: recorded("out") },
+            { labels: { direction: "in" }, value: recorded("in") },
+          ],
+        ),
       );
     }
   }
@@ -156,7 +211,9 @@ export function renderMetrics({ snapshot, status, process, now, reloads, proxy }
   lines.push(
     ...family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", [{ value: process.residentBytes }]),
     ...family("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.", [{ value: process.cpuSeconds }]),
-    ...family("process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch in seconds.", [{ value: process.startTimeSeconds }]),
+    ...family("process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch in seconds.", [
+      { value: process.startTimeSeconds },
+    ]),
   );
   return `${lines.join("\n")}\n`;
 }
@@ -168,7 +225,8 @@ export function renderMetrics({ snapshot, status, process, now, reloads, proxy }
  */
 export function healthOf(snapshot: WatchSnapshot | undefined, now: number, lateMs: number): { ok: boolean; reason: string } {
   if (snapshot === undefined) return { ok: false, reason: "the rules are not loaded yet" };
-  if (snapshot.updateError !== undefined) return { ok: false, reason: `the last update of the allowed addresses failed: ${snapshot.updateError}` };
+  if (snapshot.updateError !== undefined)
+    return { ok: false, reason: `the last update of the allowed addresses failed: ${snapshot.updateError}` };
   const late = now - snapshot.nextWake;
   if (late > lateMs) return { ok: false, reason: `the refresh loop is ${Math.round(late / 1000)}s behind` };
   const failing = [...snapshot.state.values()].filter((n) => n.failures > 0).length;
@@ -214,7 +272,18 @@ export function metricsHandler(source: MetricsSource): (request: Request) => Pro
         .then(source.status)
         .catch(() => undefined);
       const reloads = source.reloads?.();
-      return reply(renderMetrics({ snapshot: source.snapshot(), status, process: source.process(), now: source.now(), proxy: source.proxy?.(), ...(reloads !== undefined && { reloads }) }), 200, "text/plain; version=0.0.4; charset=utf-8");
+      return reply(
+        renderMetrics({
+          snapshot: source.snapshot(),
+          status,
+          process: source.process(),
+          now: source.now(),
+          proxy: source.proxy?.(),
+          ...(reloads !== undefined && { reloads }),
+        }),
+        200,
+        "text/plain; version=0.0.4; charset=utf-8",
+      );
     }
     return reply("not found: try /healthz or /metrics\n", 404);
   };

@@ -109,7 +109,12 @@ const families = (name: NameState, failed: readonly Family[], now: number): Reco
 };
 
 /** A lookup answered in both families: these addresses are current (the others age out after the grace period). */
-const recordAnswers = (name: NameState, addresses: readonly { address: string; family: Family }[], now: number, nextRefresh: number): NameState => ({
+const recordAnswers = (
+  name: NameState,
+  addresses: readonly { address: string; family: Family }[],
+  now: number,
+  nextRefresh: number,
+): NameState => ({
   ...name,
   addresses: seen(name, addresses, now),
   nextRefresh,
@@ -140,7 +145,13 @@ const recordFailure = (
 });
 
 /** Fold lookup results into the state and schedule each name's next lookup (by TTL, or backing off after failures). */
-export function recordResolutions(state: RefreshState, resolutions: readonly HostResolution[], now: number, schedule: Schedule, random: () => number): RefreshState {
+export function recordResolutions(
+  state: RefreshState,
+  resolutions: readonly HostResolution[],
+  now: number,
+  schedule: Schedule,
+  random: () => number,
+): RefreshState {
   const next = new Map(state);
   for (const r of resolutions) {
     const name = next.get(r.host);

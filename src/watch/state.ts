@@ -45,13 +45,17 @@ const ProxyStateSchema = v.strictObject({
   refused: v.array(v.strictObject({ name: v.pipe(v.string(), v.maxLength(255)), qtype: v.pipe(v.string(), v.maxLength(16)), count })),
   refusedOther: count,
   /** The list it answers for now. */
-  list: v.optional(v.strictObject({ names: v.array(v.pipe(v.string(), v.maxLength(253))), wildcards: v.array(v.pipe(v.string(), v.maxLength(256))) })),
+  list: v.optional(
+    v.strictObject({ names: v.array(v.pipe(v.string(), v.maxLength(253))), wildcards: v.array(v.pipe(v.string(), v.maxLength(256))) }),
+  ),
   /** The admitted addresses with the latest names and entries that admitted them, at most ADMITTED_SHOWN (the kernel has them all). */
   addresses: v.optional(
-    v.pipe(v.array(v.strictObject({ address: v.pipe(v.string(), v.maxLength(43)), names: names(MAX_NAMES), entries: names(MAX_NAMES) })), v.maxLength(ADMITTED_SHOWN)),
+    v.pipe(
+      v.array(v.strictObject({ address: v.pipe(v.string(), v.maxLength(43)), names: names(MAX_NAMES), entries: names(MAX_NAMES) })),
+      v.maxLength(ADMITTED_SHOWN),
+    ),
   ),
 });
-
 
 const WatchStateSchema = v.strictObject({
   version: v.literal(1),
@@ -79,7 +83,13 @@ export interface Clocks {
 let sortedLast = new Map<string, string[]>();
 function sortedOf(addresses: NameState["addresses"], kept: Map<string, string[]>): string[] {
   const key = [...addresses.keys()].join(" ");
-  const sorted = kept.get(key) ?? sortedLast.get(key) ?? [...addresses.keys()].map(cidr).sort(compareCidr).map((c) => c.text);
+  const sorted =
+    kept.get(key) ??
+    sortedLast.get(key) ??
+    [...addresses.keys()]
+      .map(cidr)
+      .sort(compareCidr)
+      .map((c) => c.text);
   kept.set(key, sorted);
   return sorted;
 }
@@ -105,7 +115,9 @@ export function watchStateOf(snapshot: WatchSnapshot, clocks: Clocks, pid: numbe
 }
 
 function proxyStateOf(proxy: ProxyReport): NonNullable<WatchState["proxy"]> {
-  const refused = [...proxy.stats.refusedNames].map(([name, r]) => ({ name, qtype: r.qtype, count: r.count })).sort((a, b) => b.count - a.count || (a.name < b.name ? -1 : 1));
+  const refused = [...proxy.stats.refusedNames]
+    .map(([name, r]) => ({ name, qtype: r.qtype, count: r.count }))
+    .sort((a, b) => b.count - a.count || (a.name < b.name ? -1 : 1));
   return {
     port: proxy.port,
     gid: proxy.gid,
@@ -116,7 +128,9 @@ function proxyStateOf(proxy: ProxyReport): NonNullable<WatchState["proxy"]> {
     refused: refused.slice(0, REFUSED_SHOWN),
     refusedOther: proxy.stats.refusedOther + Math.max(0, refused.length - REFUSED_SHOWN),
     list: { names: [...proxy.list.names], wildcards: [...proxy.list.wildcards] },
-    addresses: proxy.admitted.slice(0, ADMITTED_SHOWN).map((e) => ({ address: e.address, names: e.names.slice(-MAX_NAMES), entries: e.entries.slice(-MAX_NAMES) })),
+    addresses: proxy.admitted
+      .slice(0, ADMITTED_SHOWN)
+      .map((e) => ({ address: e.address, names: e.names.slice(-MAX_NAMES), entries: e.entries.slice(-MAX_NAMES) })),
   };
 }
 
@@ -128,11 +142,16 @@ function proxyStateOf(proxy: ProxyReport): NonNullable<WatchState["proxy"]> {
 export const STATE_REFRESH_MS = 5000;
 
 /** Whether the state file is due after a cycle, given when and from which state it was last written. Pure. */
-export function stateWriteDue(last: { readonly at: number; readonly state: RefreshState } | undefined, state: RefreshState, now: number): boolean {
+export function stateWriteDue(
+  last: { readonly at: number; readonly state: RefreshState } | undefined,
+  state: RefreshState,
+  now: number,
+): boolean {
   if (last === undefined || now - last.at >= STATE_REFRESH_MS || last.state.size !== state.size) return true;
   for (const [host, name] of state) {
     const before = last.state.get(host);
-    if (before === undefined || before.failures !== name.failures || before.lastError !== name.lastError || !sameAddresses(before, name)) return true;
+    if (before === undefined || before.failures !== name.failures || before.lastError !== name.lastError || !sameAddresses(before, name))
+      return true;
   }
   return false;
 }
@@ -162,17 +181,24 @@ export function describeWatchState(state: WatchState, epochNow: number): string[
   for (const n of state.names) {
     const addresses = n.addresses.length > 0 ? n.addresses.map(printable).join(", ") : "no addresses";
     const resolved = n.lastResolved === null ? "never resolved" : `resolved ${ago(epochNow - n.lastResolved)} at ${iso(n.lastResolved)}`;
-    const failing = n.failing > 0 ? `; last ${n.failing === 1 ? "lookup" : `${n.failing} lookups`} failed: ${printable(n.lastError ?? "unknown error")}` : "";
+    const failing =
+      n.failing > 0
+        ? `; last ${n.failing === 1 ? "lookup" : `${n.failing} lookups`} failed: ${printable(n.lastError ?? "unknown error")}`
+        : "";
     const ports = n.ports === undefined ? "" : ` (${n.ports.map(printable).join(", ")})`;
     lines.push(`  ${printable(n.name)}${ports}: ${addresses}; ${resolved}${failing}`);
   }
   const p = state.proxy;
   if (p !== undefined) {
-    const queries = Object.entries(p.queries).map(([outcome, n]) => `${n} ${printable(outcome)}`).join(", ");
+    const queries = Object.entries(p.queries)
+      .map(([outcome, n]) => `${n} ${printable(outcome)}`)
+      .join(", ");
     lines.push(
       `DNS proxy: running on 127.0.0.1 and ::1 port ${p.port} (group ${p.gid}); queries: ${queries}; upstream errors: ${p.upstreamErrors}`,
       `  admitted now: ${p.admitted.v4} IPv4, ${p.admitted.v6} IPv6 (${p.expiredTotal} expired since start)`,
-      p.refused.length === 0 ? "  refused names: none" : `  refused names: ${p.refused.map((r) => `${printable(r.name)} ${printable(r.qtype)} x${r.count}`).join(", ")}${p.refusedOther > 0 ? ` and ${p.refusedOther} more` : ""}`,
+      p.refused.length === 0
+        ? "  refused names: none"
+        : `  refused names: ${p.refused.map((r) => `${printable(r.name)} ${printable(r.qtype)} x${r.count}`).join(", ")}${p.refusedOther > 0 ? ` and ${p.refusedOther} more` : ""}`,
     );
   }
   return lines;

@@ -5,7 +5,18 @@ import type { Logger } from "../log.ts";
 import { messageOf } from "../messages.ts";
 import { formatPortRange, type PortRange } from "../config/port-spec.ts";
 import { buildPolicy, type Policy } from "../policy/policy.ts";
-import { addressesByName, dueHosts, expire, initialState, nextEvent, recordResolutions, sameAddresses, type Expired, type RefreshState, type Schedule } from "./refresh.ts";
+import {
+  addressesByName,
+  dueHosts,
+  expire,
+  initialState,
+  nextEvent,
+  recordResolutions,
+  sameAddresses,
+  type Expired,
+  type RefreshState,
+  type Schedule,
+} from "./refresh.ts";
 import { resolveHosts, type HostResolution, type Lookup } from "../dns/resolve.ts";
 import type { SetTimer } from "../timer.ts";
 
@@ -81,7 +92,9 @@ const LOG_ADDRESSES = 20;
 const elementsOf = (policy: Policy): Map<string, { address: string; sources: readonly string[] }> =>
   new Map([
     ...[...policy.allowV4, ...policy.allowV6].map((e) => [e.cidr.text, { address: e.cidr.text, sources: e.sources }] as const),
-    ...[...(policy.allowPorts?.v4 ?? []), ...(policy.allowPorts?.v6 ?? [])].map((e) => [`${e.cidr.text} ${formatPortRange(e.ports)}`, { address: e.cidr.text, sources: e.sources }] as const),
+    ...[...(policy.allowPorts?.v4 ?? []), ...(policy.allowPorts?.v6 ?? [])].map(
+      (e) => [`${e.cidr.text} ${formatPortRange(e.ports)}`, { address: e.cidr.text, sources: e.sources }] as const,
+    ),
   ]);
 /** `3 IPv4 and 1 IPv6 allowed`, and `, 2 with ports` when the port sets hold something. */
 const describeCounts = (policy: Policy): string => {
@@ -161,7 +174,8 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
   /** Names whose last answer was "no such name / no addresses". */
   const vanished = new Set(start.resolutions.filter((r) => r.status === "empty").map((r) => r.host));
 
-  const wakeAt = () => Math.max(pending !== undefined ? io.now() : Math.min(nextEvent(state, schedule.graceMs), retryAt), lastCycle + MIN_CYCLE_GAP_MS);
+  const wakeAt = () =>
+    Math.max(pending !== undefined ? io.now() : Math.min(nextEvent(state, schedule.graceMs), retryAt), lastCycle + MIN_CYCLE_GAP_MS);
 
   function report(resolutions: readonly HostResolution[], now: number): void {
     for (const r of resolutions) {
@@ -173,12 +187,16 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
         const held = [...name.addresses.values()].filter((a) => only === undefined || a.family === only);
         const newest = Math.max(...held.map((a) => a.lastSeen));
         const known = only === undefined ? "known address" : `known IPv${only} address`;
-        const kept = held.length > 0 ? `keeping its ${plural(held.length, known)}, last seen ${seconds(now - newest)} ago` : `it has no ${known}es`;
+        const kept =
+          held.length > 0 ? `keeping its ${plural(held.length, known)}, last seen ${seconds(now - newest)} ago` : `it has no ${known}es`;
         const lookup = only === undefined ? "lookup" : `${only === 4 ? "A" : "AAAA"} lookup`;
         io.log.warn(`${r.host}: ${lookup} failed (${r.error}); ${kept}; next try in ${seconds(name.nextRefresh - now)}`);
       } else if (r.status === "empty" && !vanished.has(r.host)) {
         vanished.add(r.host);
-        const held = name.addresses.size > 0 ? `${name.addresses.size === 1 ? "its address stays" : `its ${plural(name.addresses.size, "address")} stay`} for the grace period (${seconds(schedule.graceMs)})` : "nothing to allow";
+        const held =
+          name.addresses.size > 0
+            ? `${name.addresses.size === 1 ? "its address stays" : `its ${plural(name.addresses.size, "address")} stay`} for the grace period (${seconds(schedule.graceMs)})`
+            : "nothing to allow";
         io.log.warn(`${r.host}: no such name or no addresses now; ${held}`);
       } else if (r.status === "resolved") {
         vanished.delete(r.host);
@@ -196,7 +214,9 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
       updates = { ...updates, failed: updates.failed + 1, seconds: updates.seconds + took / 1000 };
       updateError = messageOf(error);
       retryAt = io.now() + schedule.minTtlMs;
-      io.log.error(`updating the allowed addresses failed; the rules loaded before stay, retrying in ${seconds(schedule.minTtlMs)}: ${updateError}`);
+      io.log.error(
+        `updating the allowed addresses failed; the rules loaded before stay, retrying in ${seconds(schedule.minTtlMs)}: ${updateError}`,
+      );
       return;
     }
     const now = io.now();
@@ -217,7 +237,8 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
     const built = buildPolicy(config, addressesByName(state), resolvers, start.policy.onLink);
     for (const warning of built.warnings) if (!warned.has(warning)) io.log.warn(warning);
     warned = new Set(built.warnings);
-    if (updateError !== undefined || setKey(built.policy) !== setKey(loaded) || chainKey(built.policy) !== chainKey(loaded)) await update(built.policy, expired);
+    if (updateError !== undefined || setKey(built.policy) !== setKey(loaded) || chainKey(built.policy) !== chainKey(loaded))
+      await update(built.policy, expired);
   }
 
   /** Take a pending configuration: the names' state follows the new list, in its order. */
@@ -236,7 +257,9 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
     let changed = updateError !== undefined || next !== undefined;
     const due = dueHosts(state, lastCycle);
     if (due.length > 0) {
-      const resolutions = await interruptible(resolveHosts(due, { lookup: io.lookup, deadlineMs: config.resolveTimeoutMs, now: io.now, sleep: io.sleep, setTimer: io.setTimer }));
+      const resolutions = await interruptible(
+        resolveHosts(due, { lookup: io.lookup, deadlineMs: config.resolveTimeoutMs, now: io.now, sleep: io.sleep, setTimer: io.setTimer }),
+      );
       if (resolutions === undefined || stopping) return;
       const before = state;
       state = recordResolutions(state, resolutions, io.now(), schedule, io.random);
@@ -251,7 +274,15 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
     if (due.length > 0 || changed || expiry.expired.length > 0) await io.cycled?.(snapshot());
   }
 
-  const snapshot = (): WatchSnapshot => ({ state, hostPorts: config.hostPorts, loaded, lastGoodRefresh, nextWake: wakeAt(), updates, updateError });
+  const snapshot = (): WatchSnapshot => ({
+    state,
+    hostPorts: config.hostPorts,
+    loaded,
+    lastGoodRefresh,
+    nextWake: wakeAt(),
+    updates,
+    updateError,
+  });
 
   async function run(stop: Promise<unknown>): Promise<void> {
     void stop.then(() => {

@@ -28,28 +28,39 @@ const machine = (world: World) => (call: RunCall) => {
 
 test.each([
   { choice: "auto", world: { nft: "ok", iptables: "ok" }, backend: "nft", reason: "auto: nft works" },
-  { choice: "auto", world: { nft: "missing", iptables: "ok" }, backend: "iptables-legacy", reason: "auto: nft is not usable (cannot run nft" },
+  {
+    choice: "auto",
+    world: { nft: "missing", iptables: "ok" },
+    backend: "iptables-legacy",
+    reason: "auto: nft is not usable (cannot run nft",
+  },
   { choice: "auto", world: { nft: "kernel says no", iptables: "ok" }, backend: "iptables-legacy", reason: "Operation not supported" },
   { choice: "nft", world: { nft: "ok", iptables: "missing" }, backend: "nft", reason: "requested" },
   { choice: "iptables-legacy", world: { nft: "ok", iptables: "ok" }, backend: "iptables-legacy", reason: "requested" },
-] as { choice: BackendChoice; world: World; backend: string; reason: string }[])("$choice with nft $world.nft, iptables $world.iptables → $backend", async ({ choice, world, backend, reason }) => {
-  const { run, calls } = fakeRun(machine(world));
-  const selected = await selectBackend(choice, binary(run).tools, { probe: true });
-  expect(selected.backend.name as string).toBe(backend);
-  expect(selected.reason).toContain(reason);
-  // nft is asked first, and with a read: a checked transaction costs the kernel an RCU grace period.
-  if (choice !== "iptables-legacy") expect(calls[0]).toEqual({ command: "nft", args: ["-f", "-"], stdin: "list tables\n" });
-});
+] as { choice: BackendChoice; world: World; backend: string; reason: string }[])(
+  "$choice with nft $world.nft, iptables $world.iptables → $backend",
+  async ({ choice, world, backend, reason }) => {
+    const { run, calls } = fakeRun(machine(world));
+    const selected = await selectBackend(choice, binary(run).tools, { probe: true });
+    expect(selected.backend.name as string).toBe(backend);
+    expect(selected.reason).toContain(reason);
+    // nft is asked first, and with a read: a checked transaction costs the kernel an RCU grace period.
+    if (choice !== "iptables-legacy") expect(calls[0]).toEqual({ command: "nft", args: ["-f", "-"], stdin: "list tables\n" });
+  },
+);
 
 test.each([
   { choice: "auto", world: { nft: "missing", iptables: "missing" }, message: "no backend works here: tried nft (cannot run nft" },
   { choice: "nft", world: { nft: "missing", iptables: "ok" }, message: "--backend nft does not work here" },
   { choice: "iptables-legacy", world: { nft: "ok", iptables: "missing" }, message: "--backend iptables-legacy does not work here" },
-] as { choice: BackendChoice; world: World; message: string }[])("$choice fails when it cannot serve (never a silent switch)", async ({ choice, world, message }) => {
-  const error = await selectBackend(choice, binary(fakeRun(machine(world)).run).tools, { probe: true }).catch((e: unknown) => e);
-  expect(error).toBeInstanceOf(DomainwallError);
-  expect((error as Error).message).toContain(message);
-});
+] as { choice: BackendChoice; world: World; message: string }[])(
+  "$choice fails when it cannot serve (never a silent switch)",
+  async ({ choice, world, message }) => {
+    const error = await selectBackend(choice, binary(fakeRun(machine(world)).run).tools, { probe: true }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DomainwallError);
+    expect((error as Error).message).toContain(message);
+  },
+);
 
 test("render does not probe: auto means nft, and an explicit choice is honoured", async () => {
   const { run, calls } = fakeRun();
@@ -89,8 +100,16 @@ test("the nft probe and every later transaction go through the executor it is gi
 });
 
 test.each([
-  { name: "the kernel refuses", answer: { code: 1, stderr: "Error: Could not process rule: Operation not supported\n" }, why: "libnftables --check: Error: Could not process rule: Operation not supported" },
-  { name: "the library fails", answer: new Error("libnftables: cannot open a netfilter netlink socket: EPERM"), why: "libnftables: cannot open a netfilter netlink socket: EPERM" },
+  {
+    name: "the kernel refuses",
+    answer: { code: 1, stderr: "Error: Could not process rule: Operation not supported\n" },
+    why: "libnftables --check: Error: Could not process rule: Operation not supported",
+  },
+  {
+    name: "the library fails",
+    answer: new Error("libnftables: cannot open a netfilter netlink socket: EPERM"),
+    why: "libnftables: cannot open a netfilter netlink socket: EPERM",
+  },
 ])("a libnftables probe that fails ($name) is named: auto falls back to iptables-legacy, --backend nft fails", async ({ answer, why }) => {
   const { run } = fakeRun();
   const { executor } = inProcess(() => answer);
@@ -143,7 +162,12 @@ test.each([
   const works = fakeRun();
   const found = await otherBackends("nft", works.run, { inProcessNft: () => undefined, ...(filterEmpty && { filterEmpty }) });
   expect(found.backends.map((b) => b.name)).toEqual(["iptables-legacy"]);
-  expect(works.calls.map((c) => `${c.command} ${c.args.join(" ")}`)).toEqual(["iptables-legacy-save -t filter", "ip6tables-legacy-save -t filter"]);
+  expect(works.calls.map((c) => `${c.command} ${c.args.join(" ")}`)).toEqual([
+    "iptables-legacy-save -t filter",
+    "ip6tables-legacy-save -t filter",
+  ]);
   const missing = fakeRun(machine({ nft: "ok", iptables: "missing" }));
-  expect((await otherBackends("nft", missing.run, { inProcessNft: () => undefined, ...(filterEmpty && { filterEmpty }) })).backends).toEqual([]);
+  expect(
+    (await otherBackends("nft", missing.run, { inProcessNft: () => undefined, ...(filterEmpty && { filterEmpty }) })).backends,
+  ).toEqual([]);
 });

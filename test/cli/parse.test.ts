@@ -26,7 +26,11 @@ describe("--allow-file", () => {
   test("is a config file key, and a flag overrides it", () => {
     const file = parseConfigFile('allow-file = "/etc/domainwall/allow.txt"\n', "/etc/domainwall.toml").settings;
     const fromFile = layerSettings("apply", { env: {}, file, flags: new Map() });
-    expect(fromFile.get("allow-file")).toEqual({ from: "/etc/domainwall.toml: allow-file", kind: "value", text: "/etc/domainwall/allow.txt" });
+    expect(fromFile.get("allow-file")).toEqual({
+      from: "/etc/domainwall.toml: allow-file",
+      kind: "value",
+      text: "/etc/domainwall/allow.txt",
+    });
     const flags = run(["apply", "--allow-file", "/tmp/other.txt"]).flags;
     expect(layerSettings("apply", { env: {}, file, flags }).get("allow-file")).toMatchObject({ text: "/tmp/other.txt" });
   });
@@ -50,7 +54,9 @@ describe("repeated flags", () => {
   });
 
   test("a single-valued option given twice is a problem naming both values", () => {
-    expect(run(["apply", "--backend", "nft", "--backend", "iptables-legacy"]).problems).toEqual(['--backend is given 2 times ("nft" and "iptables-legacy"): give it once']);
+    expect(run(["apply", "--backend", "nft", "--backend", "iptables-legacy"]).problems).toEqual([
+      '--backend is given 2 times ("nft" and "iptables-legacy"): give it once',
+    ]);
   });
 
   test("a flag overrides the variable and the file, list or not", () => {
@@ -59,7 +65,9 @@ describe("repeated flags", () => {
     const settings = layerSettings("apply", { env: { hosts_csv: "env.example", DOMAINWALL_BACKEND: "auto" }, file, flags });
     expect(items(settings, "hosts")).toEqual(["flag.example"]);
     expect(settings.get("backend")).toMatchObject({ from: "--backend", text: "iptables-legacy" });
-    expect(layerSettings("apply", { env: { hosts_csv: "env.example" }, file, flags: new Map() }).get("hosts")).toMatchObject({ from: "cfg.toml: hosts" });
+    expect(layerSettings("apply", { env: { hosts_csv: "env.example" }, file, flags: new Map() }).get("hosts")).toMatchObject({
+      from: "cfg.toml: hosts",
+    });
   });
 });
 
@@ -119,7 +127,9 @@ describe("config file", () => {
   });
 
   test("a string is still a comma-separated list, as a variable is", () => {
-    expect(parseConfigFile('hosts = "a.example, b.example"\n', "cfg.toml").settings.get("hosts")).toMatchObject({ items: ["a.example", "b.example"] });
+    expect(parseConfigFile('hosts = "a.example, b.example"\n', "cfg.toml").settings.get("hosts")).toMatchObject({
+      items: ["a.example", "b.example"],
+    });
   });
 
   test("a syntax error names the line", () => {
@@ -127,10 +137,15 @@ describe("config file", () => {
   });
 
   test("a directory is said to be one; a missing file does not exist", async () => {
-    const directory = await readConfigFile(async () => {
-      throw new Error("is a directory, not a file");
-    }, { from: "--config", text: "/etc" });
+    const directory = await readConfigFile(
+      async () => {
+        throw new Error("is a directory, not a file");
+      },
+      { from: "--config", text: "/etc" },
+    );
     expect(directory.problems).toEqual(['--config: "/etc" cannot be read: is a directory, not a file']);
-    expect((await readConfigFile(async () => undefined, { from: "--config", text: "/nope.toml" })).problems).toEqual(['--config: "/nope.toml" does not exist']);
+    expect((await readConfigFile(async () => undefined, { from: "--config", text: "/nope.toml" })).problems).toEqual([
+      '--config: "/nope.toml" does not exist',
+    ]);
   });
 });

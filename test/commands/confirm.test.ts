@@ -27,4 +27,3 @@ test.each([
 ])("a $decision decision on the terminal gives $outcome", async ({ decision, outcome }) => {
   expect(await waitForConfirmation(60_000, io(Infinity, Promise.resolve(decision)))).toBe(outcome as never);
 });
-

@@ -10,12 +10,21 @@ import { parseConfig } from "../support/config.ts";
 
 const WATCH = { removeOnExit: false };
 const watchConfig = (hosts: string, metrics?: string): ConfigOf<"watch"> => {
-  const { config } = parseConfig({ strict: false, reject: false, requireHosts: true, hosts: { from: "FILE: hosts", value: hosts }, watch: { ...WATCH, ...(metrics && { metricsAddr: { from: "FILE: metrics-addr", value: metrics } }) } });
+  const { config } = parseConfig({
+    strict: false,
+    reject: false,
+    requireHosts: true,
+    hosts: { from: "FILE: hosts", value: hosts },
+    watch: { ...WATCH, ...(metrics && { metricsAddr: { from: "FILE: metrics-addr", value: metrics } }) },
+  });
   const { watch, ...policy } = config;
   return { command: "watch", logFormat: "text", backend: "auto", policy, watch: watch! };
 };
 
-const proxied = (config: ConfigOf<"watch">, port = 15353): ConfigOf<"watch"> => ({ ...config, policy: { ...config.policy, dnsProxy: { port, gid: 2000053 } } });
+const proxied = (config: ConfigOf<"watch">, port = 15353): ConfigOf<"watch"> => ({
+  ...config,
+  policy: { ...config.policy, dnsProxy: { port, gid: 2000053 } },
+});
 
 /** A reloader over a fake world: `notify` stands for SIGHUP or a change in the directory. */
 function setup(initial: string, loaded = watchConfig("a.example")) {
@@ -38,7 +47,14 @@ function setup(initial: string, loaded = watchConfig("a.example")) {
     sleep: async () => {},
     configChanges: (_path: string, n: typeof notify) => ((notify = n), { stop: () => {} }),
   } as unknown as World;
-  const reloader = reloadOnChange({ world, log: createLogger("text", stream), backend: async () => ({}) as never, others: async () => ({ backends: [] }), reread }, "/etc/dw/config.toml", loaded, initial, watcher, () => {});
+  const reloader = reloadOnChange(
+    { world, log: createLogger("text", stream), backend: async () => ({}) as never, others: async () => ({ backends: [] }), reread },
+    "/etc/dw/config.toml",
+    loaded,
+    initial,
+    watcher,
+    () => {},
+  );
   const change = async (text: string | undefined, reason: "SIGHUP" | "changed" = "changed") => {
     if (text !== undefined) files["/etc/dw/config.toml"] = text;
     notify(reason);
@@ -70,7 +86,9 @@ describe("reloadOnChange", () => {
     await r.change(undefined);
     expect(r.taken).toEqual([]);
     expect(r.reloader.stats()).toEqual({ ok: 0, failed: 1, lastOk: false, sha256: sha256("hosts = a.example") });
-    expect(r.log()).toContain("/etc/dw/config.toml: not reloaded; the loaded policy stays: invalid configuration:\n  - /etc/dw/config.toml:1: not valid TOML");
+    expect(r.log()).toContain(
+      "/etc/dw/config.toml: not reloaded; the loaded policy stays: invalid configuration:\n  - /etc/dw/config.toml:1: not valid TOML",
+    );
   });
 
   test("an option that cannot change at run time refuses the whole file", async () => {

@@ -4,7 +4,13 @@ import { buildPolicy } from "../../src/policy/policy.ts";
 import { parseConfig } from "../support/config.ts";
 
 describe("watch --dns-proxy: the loop's configuration", () => {
-  const { config: parsed } = parseConfig({ strict: false, reject: false, requireHosts: true, hosts: { from: "FILE: hosts", value: "api.example:443,ntp.example:123/udp,plain.example" }, watch: { removeOnExit: false } });
+  const { config: parsed } = parseConfig({
+    strict: false,
+    reject: false,
+    requireHosts: true,
+    hosts: { from: "FILE: hosts", value: "api.example:443,ntp.example:123/udp,plain.example" },
+    watch: { removeOnExit: false },
+  });
   const { watch: _watch, ...policy } = parsed;
   const config = { ...policy, dnsProxy: { port: 15353, gid: 2000053 } };
 

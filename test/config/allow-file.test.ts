@@ -19,7 +19,9 @@ function referenceParse(from: string, path: string, text: string) {
     const value = (hash < 0 ? line : line.slice(0, hash)).trim();
     if (value === "") continue;
     const quick = parseCidr(value);
-    const parsed = quick.ok ? { ok: true as const, value: { raw: value, cidr: quick.cidr, hostBitsSet: quick.hostBitsSet, ports: undefined } } : parseCidrItem(value);
+    const parsed = quick.ok
+      ? { ok: true as const, value: { raw: value, cidr: quick.cidr, hostBitsSet: quick.hostBitsSet, ports: undefined } }
+      : parseCidrItem(value);
     if (!parsed.ok) problems.push(`${from}: ${path}:${i + 1}: ${show(value)} ${parsed.reason}`);
     else {
       const { cidr, hostBitsSet, ports } = parsed.value;
@@ -27,8 +29,13 @@ function referenceParse(from: string, path: string, text: string) {
       entries.push(ports === undefined ? { cidr, source: `${path}:${i + 1}` } : { cidr, source: `${path}:${i + 1}`, ports });
     }
   }
-  const capped = (messages: string[], what: string) => (messages.length <= 10 ? messages : [...messages.slice(0, 10), `${from}: ${path}: and ${messages.length - 10} more ${what}`]);
-  return { entries: sortByCidr(entries, (e) => e.cidr), problems: capped(problems, "invalid lines"), warnings: capped(warnings, "lines with host bits set") };
+  const capped = (messages: string[], what: string) =>
+    messages.length <= 10 ? messages : [...messages.slice(0, 10), `${from}: ${path}: and ${messages.length - 10} more ${what}`];
+  return {
+    entries: sortByCidr(entries, (e) => e.cidr),
+    problems: capped(problems, "invalid lines"),
+    warnings: capped(warnings, "lines with host bits set"),
+  };
 }
 
 /** A small deterministic generator (mulberry32), so a failure can be replayed from its seed. */
@@ -49,7 +56,8 @@ function lineGenerator(next: () => number) {
   // few distinct values, so that duplicates and networks inside networks are common
   const word = () => pick([0, 0xffffffff, 0xc0000200, 0xc0000201, 0x20010db8, 0x0a000000, int(2 ** 32), (int(16) << 28) >>> 0]);
   const v4 = () => formatAddress(4, [word()]);
-  const v6 = () => formatAddress(6, [pick([0x20010db8, 0, 0xfe800000, word()]), pick([0, word()]), pick([0, word()]), pick([0, 1, word()])]);
+  const v6 = () =>
+    formatAddress(6, [pick([0x20010db8, 0, 0xfe800000, word()]), pick([0, word()]), pick([0, word()]), pick([0, 1, word()])]);
   /** The same address written another way: upper case, leading zeros, uncompressed, a dotted quad. */
   const respell = (text: string) =>
     pick([
@@ -59,7 +67,8 @@ function lineGenerator(next: () => number) {
       (t: string) => (t.startsWith("::") ? "::ffff:192.0.2.1" : t),
       (t: string) => t.replace(/^0+(\d)/, "$1"),
     ])(text);
-  const prefixed = (address: string, max: number) => (next() < 0.2 ? address : `${address}/${pick([max, 0, 1, int(max + 1), int(max + 1), max === 128 ? 64 : 28])}`);
+  const prefixed = (address: string, max: number) =>
+    next() < 0.2 ? address : `${address}/${pick([max, 0, 1, int(max + 1), int(max + 1), max === 128 ? 64 : 28])}`;
   return (): string =>
     pick([
       () => prefixed(v4(), 32),
@@ -71,7 +80,23 @@ function lineGenerator(next: () => number) {
       () => `\u00a0${v4()}`,
       () => `${v4()}:443`,
       () => `[${v6()}]:8000-8100/udp`,
-      () => pick(["", "# only a comment", "   ", "not-an-address", "192.0.2.1/33", "2001:db8::/129", "192.0.2.01", "1.2.3", "2001:db8:::1", "192.0.2.1/024", "192.0.2.1/", "::/0", "0.0.0.0/0", "2001:db8::1%eth0"]),
+      () =>
+        pick([
+          "",
+          "# only a comment",
+          "   ",
+          "not-an-address",
+          "192.0.2.1/33",
+          "2001:db8::/129",
+          "192.0.2.01",
+          "1.2.3",
+          "2001:db8:::1",
+          "192.0.2.1/024",
+          "192.0.2.1/",
+          "::/0",
+          "0.0.0.0/0",
+          "2001:db8::1%eth0",
+        ]),
     ])();
 }
 
@@ -90,7 +115,10 @@ describe("parseAllowFile against the per-line parse and stable sort it replaced"
       const text = Array.from({ length: lines }, line).join("\n");
       expect(parseAllowFile("--allow-file", "/etc/allow.txt", text)).toEqual(referenceParse("--allow-file", "/etc/allow.txt", text));
       // only valid lines
-      const valid = text.split("\n").filter((l) => referenceParse("f", "p", l).problems.length === 0).join("\n");
+      const valid = text
+        .split("\n")
+        .filter((l) => referenceParse("f", "p", l).problems.length === 0)
+        .join("\n");
       expect(parseAllowFile("--allow-file", "/etc/allow.txt", valid)).toEqual(referenceParse("--allow-file", "/etc/allow.txt", valid));
     });
   }
@@ -109,11 +137,20 @@ describe("parseConfig: the allow list is the stable sort of --allow, the file an
     const valid = () => {
       for (;;) {
         const l = line().trim();
-        if (l !== "" && !l.includes("#") && !/\s/.test(l) && referenceParse("f", "p", l).problems.length === 0 && referenceParse("f", "p", l).warnings.length === 0) return l;
+        if (
+          l !== "" &&
+          !l.includes("#") &&
+          !/\s/.test(l) &&
+          referenceParse("f", "p", l).problems.length === 0 &&
+          referenceParse("f", "p", l).warnings.length === 0
+        )
+          return l;
       }
     };
     const flags = Array.from({ length: 1 + Math.floor(next() * 20) }, valid);
-    const literals = Array.from({ length: 1 + Math.floor(next() * 20) }, valid).filter((l) => !l.includes("/") && !l.includes(":4") && !l.includes("]"));
+    const literals = Array.from({ length: 1 + Math.floor(next() * 20) }, valid).filter(
+      (l) => !l.includes("/") && !l.includes(":4") && !l.includes("]"),
+    );
     // the file repeats some of the others, so that equal networks come from every source
     const fileLines = [...Array.from({ length: 3000 }, valid), ...flags.slice(0, 3), ...literals.slice(0, 3)];
     const fileText = fileLines.join("\n");
@@ -124,10 +161,15 @@ describe("parseConfig: the allow list is the stable sort of --allow, the file an
       allowFile: { from: "--allow-file", value: "/etc/allow.txt" },
       allowFileText: fileText,
     });
-    const sources = (list: readonly AllowEntry[]) => list.map((e) => `${e.cidr.text} ${e.source}${e.ports ? ` ${e.ports.protocol}${e.ports.first}` : ""}`);
+    const sources = (list: readonly AllowEntry[]) =>
+      list.map((e) => `${e.cidr.text} ${e.source}${e.ports ? ` ${e.ports.protocol}${e.ports.first}` : ""}`);
     const file = referenceParse("--allow-file", "/etc/allow.txt", fileText);
-    const flagged: AllowEntry[] = flags.map((f) => parseCidrItem(f)).flatMap((p) => (p.ok ? [{ cidr: p.value.cidr, source: "--allow", ...(p.value.ports && { ports: p.value.ports }) }] : []));
-    const hostLiterals: AllowEntry[] = literals.map((l) => parseCidr(l)).flatMap((p) => (p.ok ? [{ cidr: p.cidr, source: "--hosts" }] : []));
+    const flagged: AllowEntry[] = flags
+      .map((f) => parseCidrItem(f))
+      .flatMap((p) => (p.ok ? [{ cidr: p.value.cidr, source: "--allow", ...(p.value.ports && { ports: p.value.ports }) }] : []));
+    const hostLiterals: AllowEntry[] = literals
+      .map((l) => parseCidr(l))
+      .flatMap((p) => (p.ok ? [{ cidr: p.cidr, source: "--hosts" }] : []));
     const everyPort = new Set([...flagged, ...file.entries, ...hostLiterals].filter((e) => e.ports === undefined).map((e) => e.cidr.text));
     const kept = (list: readonly AllowEntry[]) => list.filter((e) => e.ports === undefined || !everyPort.has(e.cidr.text));
     const expected = sortByCidr([...kept(flagged), ...kept(referenceFileOrder(fileText)), ...kept(hostLiterals)], (e) => e.cidr);
@@ -139,5 +181,7 @@ describe("parseConfig: the allow list is the stable sort of --allow, the file an
 const referenceFileOrder = (text: string): AllowEntry[] =>
   text.split("\n").flatMap((line, i) => {
     const parsed = parseCidrItem(line.trim());
-    return parsed.ok ? [{ cidr: parsed.value.cidr, source: `/etc/allow.txt:${i + 1}`, ...(parsed.value.ports && { ports: parsed.value.ports }) }] : [];
+    return parsed.ok
+      ? [{ cidr: parsed.value.cidr, source: `/etc/allow.txt:${i + 1}`, ...(parsed.value.ports && { ports: parsed.value.ports }) }]
+      : [];
   });

@@ -75,22 +75,58 @@ describe("parseConfig rejects, naming the variable or flag and the value", () =>
   test.each([
     { name: "missing hosts", raw: { hosts: undefined }, message: "hosts_csv (or --hosts) is required" },
     { name: "hosts with only commas", raw: { hosts: { from: "--hosts", value: " , ," } }, message: '--hosts: " , ," lists no host names' },
-    { name: "nft syntax in a name", raw: { hosts: { from: "hosts_csv", value: "a.example; flush ruleset" } }, message: 'hosts_csv: "a.example; flush ruleset" is not a valid host name' },
+    {
+      name: "nft syntax in a name",
+      raw: { hosts: { from: "hosts_csv", value: "a.example; flush ruleset" } },
+      message: 'hosts_csv: "a.example; flush ruleset" is not a valid host name',
+    },
     { name: "braces", raw: { hosts: { from: "hosts_csv", value: "a}.example" } }, message: 'hosts_csv: "a}.example"' },
     { name: "quotes", raw: { hosts: { from: "hosts_csv", value: 'a".example' } }, message: 'hosts_csv: "a\\".example"' },
     { name: "newline", raw: { hosts: { from: "hosts_csv", value: "a.example\ndrop" } }, message: 'hosts_csv: "a.example\\ndrop"' },
-    { name: "port 0", raw: { ports: { from: "listening_ports_csv", value: "0" } }, message: 'listening_ports_csv: "0" is not a port number (1-65535)' },
+    {
+      name: "port 0",
+      raw: { ports: { from: "listening_ports_csv", value: "0" } },
+      message: 'listening_ports_csv: "0" is not a port number (1-65535)',
+    },
     { name: "port 65536", raw: { ports: { from: "--ports", value: "65536" } }, message: '--ports: "65536" is not a port number' },
     { name: "port range", raw: { ports: { from: "--ports", value: "80-90" } }, message: '--ports: "80-90"' },
     { name: "negative port", raw: { ports: { from: "--ports", value: "-1" } }, message: '--ports: "-1"' },
-    { name: "bad prefix", raw: { allow: { from: "extra_whitelist_ips_csv", value: "192.0.2.0/33" } }, message: 'extra_whitelist_ips_csv: "192.0.2.0/33" is not an IP address or CIDR: prefix must be 0-32' },
-    { name: "name in allow", raw: { allow: { from: "--allow", value: "example.com" } }, message: '--allow: "example.com" is not an IP address or CIDR' },
-    { name: "smuggled set syntax", raw: { allow: { from: "--allow", value: "192.0.2.0/24 } accept" } }, message: '--allow: "192.0.2.0/24 } accept"' },
-    { name: "dns server name", raw: { dnsServers: { from: "--dns-servers", value: "dns.example" } }, message: '--dns-servers: "dns.example" is not a resolver address' },
-    { name: "one bad dns server among good ones", raw: { dnsServers: { from: "--dns-servers", value: "198.51.100.2,bogus" } }, message: '--dns-servers: "bogus" is not a resolver address' },
+    {
+      name: "bad prefix",
+      raw: { allow: { from: "extra_whitelist_ips_csv", value: "192.0.2.0/33" } },
+      message: 'extra_whitelist_ips_csv: "192.0.2.0/33" is not an IP address or CIDR: prefix must be 0-32',
+    },
+    {
+      name: "name in allow",
+      raw: { allow: { from: "--allow", value: "example.com" } },
+      message: '--allow: "example.com" is not an IP address or CIDR',
+    },
+    {
+      name: "smuggled set syntax",
+      raw: { allow: { from: "--allow", value: "192.0.2.0/24 } accept" } },
+      message: '--allow: "192.0.2.0/24 } accept"',
+    },
+    {
+      name: "dns server name",
+      raw: { dnsServers: { from: "--dns-servers", value: "dns.example" } },
+      message: '--dns-servers: "dns.example" is not a resolver address',
+    },
+    {
+      name: "one bad dns server among good ones",
+      raw: { dnsServers: { from: "--dns-servers", value: "198.51.100.2,bogus" } },
+      message: '--dns-servers: "bogus" is not a resolver address',
+    },
     { name: "empty dns servers", raw: { dnsServers: { from: "--dns-servers", value: "" } }, message: '--dns-servers: expected "any"' },
-    { name: "timeout", raw: { resolveTimeout: { from: "--resolve-timeout", value: "soon" } }, message: '--resolve-timeout: "soon" is not a duration' },
-    { name: "on-resolve-error", raw: { onResolveError: { from: "--on-resolve-error", value: "ignore" } }, message: '--on-resolve-error: "ignore" must be "fail" or "warn"' },
+    {
+      name: "timeout",
+      raw: { resolveTimeout: { from: "--resolve-timeout", value: "soon" } },
+      message: '--resolve-timeout: "soon" is not a duration',
+    },
+    {
+      name: "on-resolve-error",
+      raw: { onResolveError: { from: "--on-resolve-error", value: "ignore" } },
+      message: '--on-resolve-error: "ignore" must be "fail" or "warn"',
+    },
   ])("$name", ({ raw, message }) => {
     expect(problemsOf(raw as Partial<RawConfig>)).toContain(message);
   });
@@ -149,16 +185,40 @@ describe("parseConfig: watch options", () => {
   });
 
   test.each([
-    { name: "min-ttl not a duration", raw: { minTtl: flag("min-ttl", "often") }, message: '--min-ttl: "often" is not a duration between 1s and 3600s (e.g. 5s)' },
+    {
+      name: "min-ttl not a duration",
+      raw: { minTtl: flag("min-ttl", "often") },
+      message: '--min-ttl: "often" is not a duration between 1s and 3600s (e.g. 5s)',
+    },
     { name: "min-ttl below a second", raw: { minTtl: flag("min-ttl", "500ms") }, message: '--min-ttl: "500ms"' },
-    { name: "max-ttl above a day", raw: { maxTtl: flag("max-ttl", "25h") }, message: '--max-ttl: "25h" is not a duration between 1s and 86400s' },
+    {
+      name: "max-ttl above a day",
+      raw: { maxTtl: flag("max-ttl", "25h") },
+      message: '--max-ttl: "25h" is not a duration between 1s and 86400s',
+    },
     { name: "negative grace", raw: { grace: flag("grace", "-1s") }, message: '--grace: "-1s" is not a duration' },
-    { name: "min above max", raw: { minTtl: flag("min-ttl", "2m"), maxTtl: flag("max-ttl", "1m") }, message: "--min-ttl (120s) must not be longer than --max-ttl (60s)" },
+    {
+      name: "min above max",
+      raw: { minTtl: flag("min-ttl", "2m"), maxTtl: flag("max-ttl", "1m") },
+      message: "--min-ttl (120s) must not be longer than --max-ttl (60s)",
+    },
     { name: "empty ready file", raw: { readyFile: flag("ready-file", " ") }, message: "--ready-file: expected a file path" },
-    { name: "metrics port missing", raw: { metricsAddr: flag("metrics-addr", "0.0.0.0") }, message: '--metrics-addr: "0.0.0.0" is not HOST:PORT' },
+    {
+      name: "metrics port missing",
+      raw: { metricsAddr: flag("metrics-addr", "0.0.0.0") },
+      message: '--metrics-addr: "0.0.0.0" is not HOST:PORT',
+    },
     { name: "metrics port 0", raw: { metricsAddr: flag("metrics-addr", ":0") }, message: '--metrics-addr: ":0"' },
-    { name: "metrics host a name", raw: { metricsAddr: flag("metrics-addr", "metrics.example:9464") }, message: '--metrics-addr: "metrics.example:9464"' },
-    { name: "metrics IPv6 without brackets", raw: { metricsAddr: flag("metrics-addr", "::1:9464") }, message: '--metrics-addr: "::1:9464"' },
+    {
+      name: "metrics host a name",
+      raw: { metricsAddr: flag("metrics-addr", "metrics.example:9464") },
+      message: '--metrics-addr: "metrics.example:9464"',
+    },
+    {
+      name: "metrics IPv6 without brackets",
+      raw: { metricsAddr: flag("metrics-addr", "::1:9464") },
+      message: '--metrics-addr: "::1:9464"',
+    },
   ])("rejects $name", ({ raw, message }) => {
     expect(problemsOf(watch(raw))).toContain(message);
   });
@@ -171,7 +231,10 @@ describe("parseConfig: watch options", () => {
 });
 
 describe("parseConfig: --allow-file", () => {
-  const file = (text: string | undefined, from = "--allow-file"): Partial<RawConfig> => ({ allowFile: { from, value: "/etc/allow.txt" }, allowFileText: text });
+  const file = (text: string | undefined, from = "--allow-file"): Partial<RawConfig> => ({
+    allowFile: { from, value: "/etc/allow.txt" },
+    allowFileText: text,
+  });
 
   test("one address or CIDR per line, # comments and blank lines skipped; each entry names its line", () => {
     const text = "# partner ranges\n192.0.2.0/24\n\n  2001:db8:1::/48   # office\n198.51.100.7\n";
@@ -192,8 +255,16 @@ describe("parseConfig: --allow-file", () => {
   });
 
   test.each([
-    { name: "a bad line", text: "192.0.2.0/24\n300.1.1.1\n", message: '--allow-file: /etc/allow.txt:2: "300.1.1.1" is not an IP address or CIDR: not an IPv4 or IPv6 address' },
-    { name: "a bad prefix", text: "\n\n2001:db8::/129 # too long\n", message: '--allow-file: /etc/allow.txt:3: "2001:db8::/129" is not an IP address or CIDR: prefix must be 0-128' },
+    {
+      name: "a bad line",
+      text: "192.0.2.0/24\n300.1.1.1\n",
+      message: '--allow-file: /etc/allow.txt:2: "300.1.1.1" is not an IP address or CIDR: not an IPv4 or IPv6 address',
+    },
+    {
+      name: "a bad prefix",
+      text: "\n\n2001:db8::/129 # too long\n",
+      message: '--allow-file: /etc/allow.txt:3: "2001:db8::/129" is not an IP address or CIDR: prefix must be 0-128',
+    },
     { name: "two values on a line", text: "192.0.2.1 192.0.2.2\n", message: '--allow-file: /etc/allow.txt:1: "192.0.2.1 192.0.2.2"' },
     { name: "nft syntax", text: "192.0.2.0/24 } accept\n", message: '--allow-file: /etc/allow.txt:1: "192.0.2.0/24 } accept"' },
     { name: "a missing file", text: undefined, message: '--allow-file: "/etc/allow.txt" does not exist' },
@@ -230,7 +301,11 @@ describe("parseConfig: ports per entry", () => {
   test("names carry their ports (tcp by default, several per name, sorted and unique); names without ports have none", () => {
     const { config, warnings } = parseConfig({
       ...base,
-      hosts: { from: "--hosts", value: "api.example:443,ntp.example:123/udp,api.example:80,mirror.example:8000-8100,plain.example,api.example:443/tcp,db.example:5432/tcp" },
+      hosts: {
+        from: "--hosts",
+        value:
+          "api.example:443,ntp.example:123/udp,api.example:80,mirror.example:8000-8100,plain.example,api.example:443/tcp,db.example:5432/tcp",
+      },
     });
     expect(config.hosts).toEqual(["api.example", "ntp.example", "mirror.example", "plain.example", "db.example"]);
     expect(config.hostPorts).toEqual(
@@ -253,7 +328,9 @@ describe("parseConfig: ports per entry", () => {
     const { config, warnings } = parseConfig({ ...base, hosts: { from: "hosts_csv", value: "api.example:443,api.example" } });
     expect(config.hosts).toEqual(["api.example"]);
     expect(config.hostPorts.size).toBe(0);
-    expect(warnings).toEqual(['hosts_csv: api.example is listed both with ports ("api.example:443") and without: every port of it is allowed']);
+    expect(warnings).toEqual([
+      'hosts_csv: api.example is listed both with ports ("api.example:443") and without: every port of it is allowed',
+    ]);
   });
 
   test("addresses and CIDRs with ports, from --allow, the host list and the allow file", () => {
@@ -284,22 +361,65 @@ describe("parseConfig: ports per entry", () => {
   });
 
   test.each([
-    { name: "port 0", raw: { hosts: { from: "--hosts", value: "api.example:0" } }, message: '--hosts: "api.example:0" has a bad port: "0" is not a port' },
-    { name: "port 65536", raw: { hosts: { from: "hosts_csv", value: "api.example:65536" } }, message: 'hosts_csv: "api.example:65536" has a bad port' },
-    { name: "reversed range", raw: { hosts: { from: "--hosts", value: "api.example:8100-8000" } }, message: '--hosts: "api.example:8100-8000" has a bad port: the range 8100-8000 runs backwards' },
-    { name: "unknown protocol", raw: { hosts: { from: "--hosts", value: "api.example:53/sctp" } }, message: '--hosts: "api.example:53/sctp" has a bad port: unknown protocol "sctp"' },
-    { name: "nothing after ':'", raw: { hosts: { from: "--hosts", value: "api.example:" } }, message: `--hosts: "api.example:" has a bad port: nothing after ':'` },
-    { name: "a bad name before a good port", raw: { hosts: { from: "--hosts", value: "bad_name:443" } }, message: '--hosts: "bad_name:443" is not a valid host name' },
-    { name: "unbracketed IPv6 with a port (allow)", raw: { allow: { from: "--allow", value: "2001:db8::/64:443" } }, message: '--allow: "2001:db8::/64:443" has a bad port: an IPv6 address or network with a port needs brackets: [2001:db8::/64]:443' },
-    { name: "unbracketed IPv6 with a port (hosts)", raw: { hosts: { from: "--hosts", value: "2001:db8::1:443/tcp" } }, message: "needs brackets: [2001:db8::1]:443/tcp" },
-    { name: "CIDR with port 0", raw: { allow: { from: "extra_whitelist_ips_csv", value: "203.0.113.0/24:0" } }, message: 'extra_whitelist_ips_csv: "203.0.113.0/24:0" has a bad port' },
-    { name: "a name in --allow with a port", raw: { allow: { from: "--allow", value: "api.example:443" } }, message: '--allow: "api.example:443" is not an IP address or CIDR' },
+    {
+      name: "port 0",
+      raw: { hosts: { from: "--hosts", value: "api.example:0" } },
+      message: '--hosts: "api.example:0" has a bad port: "0" is not a port',
+    },
+    {
+      name: "port 65536",
+      raw: { hosts: { from: "hosts_csv", value: "api.example:65536" } },
+      message: 'hosts_csv: "api.example:65536" has a bad port',
+    },
+    {
+      name: "reversed range",
+      raw: { hosts: { from: "--hosts", value: "api.example:8100-8000" } },
+      message: '--hosts: "api.example:8100-8000" has a bad port: the range 8100-8000 runs backwards',
+    },
+    {
+      name: "unknown protocol",
+      raw: { hosts: { from: "--hosts", value: "api.example:53/sctp" } },
+      message: '--hosts: "api.example:53/sctp" has a bad port: unknown protocol "sctp"',
+    },
+    {
+      name: "nothing after ':'",
+      raw: { hosts: { from: "--hosts", value: "api.example:" } },
+      message: `--hosts: "api.example:" has a bad port: nothing after ':'`,
+    },
+    {
+      name: "a bad name before a good port",
+      raw: { hosts: { from: "--hosts", value: "bad_name:443" } },
+      message: '--hosts: "bad_name:443" is not a valid host name',
+    },
+    {
+      name: "unbracketed IPv6 with a port (allow)",
+      raw: { allow: { from: "--allow", value: "2001:db8::/64:443" } },
+      message: '--allow: "2001:db8::/64:443" has a bad port: an IPv6 address or network with a port needs brackets: [2001:db8::/64]:443',
+    },
+    {
+      name: "unbracketed IPv6 with a port (hosts)",
+      raw: { hosts: { from: "--hosts", value: "2001:db8::1:443/tcp" } },
+      message: "needs brackets: [2001:db8::1]:443/tcp",
+    },
+    {
+      name: "CIDR with port 0",
+      raw: { allow: { from: "extra_whitelist_ips_csv", value: "203.0.113.0/24:0" } },
+      message: 'extra_whitelist_ips_csv: "203.0.113.0/24:0" has a bad port',
+    },
+    {
+      name: "a name in --allow with a port",
+      raw: { allow: { from: "--allow", value: "api.example:443" } },
+      message: '--allow: "api.example:443" is not an IP address or CIDR',
+    },
   ])("rejects $name, naming the entry", ({ raw, message }) => {
     expect(problemsOf(raw as Partial<RawConfig>)).toContain(message);
   });
 
   test("the allow file: a bad port names the file and line", () => {
-    const message = problemsOf({ allowFile: { from: "--allow-file", value: "/etc/allow.txt" }, allowFileText: "192.0.2.0/24\n192.0.2.0/24:65536\n[2001:db8::1]443\n" });
+    const message = problemsOf({
+      allowFile: { from: "--allow-file", value: "/etc/allow.txt" },
+      allowFileText: "192.0.2.0/24\n192.0.2.0/24:65536\n[2001:db8::1]443\n",
+    });
     expect(message).toContain('--allow-file: /etc/allow.txt:2: "192.0.2.0/24:65536" has a bad port');
     expect(message).toContain(`--allow-file: /etc/allow.txt:3: "[2001:db8::1]443" has a bad port: expected ':PORT' after ']'`);
   });
@@ -307,10 +427,15 @@ describe("parseConfig: ports per entry", () => {
 
 describe("parseConfig: --private-domains", () => {
   test("domains as names are written (ASCII, lower case, without the trailing dot)", () => {
-    const { config, warnings } = parseConfig({ ...base, privateDomains: { from: "--private-domains", value: "Cluster.Local.,corp.example" } });
+    const { config, warnings } = parseConfig({
+      ...base,
+      privateDomains: { from: "--private-domains", value: "Cluster.Local.,corp.example" },
+    });
     expect(config.privateDomains).toEqual(["cluster.local", "corp.example"]);
     expect(config.refusePrivateAnswers).toBe(false);
-    expect(warnings).toEqual(["--private-domains has no effect without --refuse-private-answers: private answers are allowed for every name"]);
+    expect(warnings).toEqual([
+      "--private-domains has no effect without --refuse-private-answers: private answers are allowed for every name",
+    ]);
   });
 
   test.each([

@@ -8,7 +8,10 @@ describe("splitPortSpec", () => {
     { input: "db.example.com:5432/tcp", expected: { target: "db.example.com", ports: { protocol: "tcp", first: 5432, last: 5432 } } },
     { input: "ntp.example.com:123/udp", expected: { target: "ntp.example.com", ports: { protocol: "udp", first: 123, last: 123 } } },
     { input: "ntp.example.com:123/UDP", expected: { target: "ntp.example.com", ports: { protocol: "udp", first: 123, last: 123 } } },
-    { input: "mirror.example.com:8000-8100", expected: { target: "mirror.example.com", ports: { protocol: "tcp", first: 8000, last: 8100 } } },
+    {
+      input: "mirror.example.com:8000-8100",
+      expected: { target: "mirror.example.com", ports: { protocol: "tcp", first: 8000, last: 8100 } },
+    },
     { input: "*.example.com:443", expected: { target: "*.example.com", ports: { protocol: "tcp", first: 443, last: 443 } } },
     { input: "203.0.113.0/24:443", expected: { target: "203.0.113.0/24", ports: { protocol: "tcp", first: 443, last: 443 } } },
     { input: "203.0.113.7", expected: { target: "203.0.113.7" } },
@@ -64,18 +67,24 @@ describe("formatEntry and splitPortSpec round-trip", () => {
     const byte = () => random(256);
     const hex = () => random(65536).toString(16);
     switch (random(5)) {
-      case 0: return `${["api", "db", "x-1", "ntp"][random(4)]}.${["example", "example.com"][random(2)]}`;
-      case 1: return `${["*", "**"][random(2)]}.example.org`;
-      case 2: return `${byte()}.${byte()}.${byte()}.${byte()}`;
-      case 3: return `203.0.113.0/${24 + random(9)}`;
-      default: return random(2) === 0 ? `2001:db8:${hex()}::${hex()}` : `2001:db8:${hex()}::/${48 + random(17)}`;
+      case 0:
+        return `${["api", "db", "x-1", "ntp"][random(4)]}.${["example", "example.com"][random(2)]}`;
+      case 1:
+        return `${["*", "**"][random(2)]}.example.org`;
+      case 2:
+        return `${byte()}.${byte()}.${byte()}.${byte()}`;
+      case 3:
+        return `203.0.113.0/${24 + random(9)}`;
+      default:
+        return random(2) === 0 ? `2001:db8:${hex()}::${hex()}` : `2001:db8:${hex()}::/${48 + random(17)}`;
     }
   };
   test("2,000 random entries read back to what was written", () => {
     for (let i = 0; i < 2000; i++) {
       const first = 1 + random(65535);
       const last = random(2) === 0 ? first : first + random(65536 - first);
-      const entry: SplitEntry = random(4) === 0 ? { target: targets() } : { target: targets(), ports: { protocol: random(2) === 0 ? "tcp" : "udp", first, last } };
+      const entry: SplitEntry =
+        random(4) === 0 ? { target: targets() } : { target: targets(), ports: { protocol: random(2) === 0 ? "tcp" : "udp", first, last } };
       expect(splitPortSpec(formatEntry(entry))).toEqual({ ok: true, ...entry });
     }
   });

@@ -31,9 +31,12 @@ describe("parseHostsFile", () => {
     { name: "mirror.example", family: 4, expected: ["203.0.113.30"] },
     { name: "v6only.example", family: 4, expected: [] },
     { name: "v6only.example", family: 6, expected: ["2001:db8::30"] },
-  ] as { name: string; family: Family; expected: string[] }[])("$name, IPv$family → $expected (listed: only the file answers)", ({ name, family, expected }) => {
-    expect(hostsFileAnswers(table, name, family)).toEqual(expected.map((address) => ({ address, ttl: 0 })));
-  });
+  ] as { name: string; family: Family; expected: string[] }[])(
+    "$name, IPv$family → $expected (listed: only the file answers)",
+    ({ name, family, expected }) => {
+      expect(hostsFileAnswers(table, name, family)).toEqual(expected.map((address) => ({ address, ttl: 0 })));
+    },
+  );
 
   test.each(["other.example", "broken.example", "zoned.example", "octal.example", "localhost.", "api.example."])(
     "%s is not listed: DNS decides (an absolute name is not matched, as in glibc and c-ares)",

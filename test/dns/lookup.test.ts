@@ -50,10 +50,20 @@ describe("guardedLookup (the c-ares spin on a refusing resolver)", () => {
     },
   ])("$name", async ({ primary, probe, calls, results }) => {
     const seen: string[] = [];
-    const lookup = guardedLookup({ primary: scripted("c-ares", seen, [...primary]), probe: scripted("libc", seen, [...probe]), slowMs: 1000, readHosts: noHostsFile });
+    const lookup = guardedLookup({
+      primary: scripted("c-ares", seen, [...primary]),
+      probe: scripted("libc", seen, [...probe]),
+      slowMs: 1000,
+      readHosts: noHostsFile,
+    });
     const outcomes: string[] = [];
     for (const host of ["a", "b", "c"].slice(0, results.length)) {
-      outcomes.push(await lookup(host, 4).then(() => "ok", (error: { code: string }) => error.code));
+      outcomes.push(
+        await lookup(host, 4).then(
+          () => "ok",
+          (error: { code: string }) => error.code,
+        ),
+      );
     }
     expect(seen).toEqual([...calls]);
     expect(outcomes).toEqual([...results]);
@@ -63,7 +73,13 @@ describe("guardedLookup (the c-ares spin on a refusing resolver)", () => {
     const clock = fakeClock();
     const seen: string[] = [];
     const primary = scripted("c-ares", seen, [{ delayMs: 50 }], clock.sleep);
-    const lookup = guardedLookup({ primary, probe: scripted("libc", seen, ["DNS_EAI_AGAIN"]), slowMs: 10, readHosts: noHostsFile, setTimer: clock.setTimer });
+    const lookup = guardedLookup({
+      primary,
+      probe: scripted("libc", seen, ["DNS_EAI_AGAIN"]),
+      slowMs: 10,
+      readHosts: noHostsFile,
+      setTimer: clock.setTimer,
+    });
     const slow = lookup("a", 4);
     await clock.advance(20);
     expect(await lookup("b", 4).catch((error: { code: string }) => error.code)).toBe("DNS_EAI_AGAIN");
@@ -75,7 +91,13 @@ describe("guardedLookup (the c-ares spin on a refusing resolver)", () => {
     const clock = fakeClock();
     const seen: string[] = [];
     const primary = scripted("c-ares", seen, [{ delayMs: 50 }, { delayMs: 50 }, { delayMs: 0 }], clock.sleep);
-    const lookup = guardedLookup({ primary, probe: scripted("libc", seen, ["DNS_EAI_AGAIN"]), slowMs: 10, readHosts: noHostsFile, setTimer: clock.setTimer });
+    const lookup = guardedLookup({
+      primary,
+      probe: scripted("libc", seen, ["DNS_EAI_AGAIN"]),
+      slowMs: 10,
+      readHosts: noHostsFile,
+      setTimer: clock.setTimer,
+    });
     const first = lookup("a", 4);
     await clock.advance(9);
     // Not yet slow: the next lookup still goes straight to c-ares.
@@ -92,7 +114,13 @@ describe("guardedLookup (the c-ares spin on a refusing resolver)", () => {
     const clock = fakeClock();
     const seen: string[] = [];
     const primary = scripted("c-ares", seen, [{ delayMs: 5 }, { delayMs: 0 }], clock.sleep);
-    const lookup = guardedLookup({ primary, probe: scripted("libc", seen, ["DNS_EAI_AGAIN"]), slowMs: 10, readHosts: noHostsFile, setTimer: clock.setTimer });
+    const lookup = guardedLookup({
+      primary,
+      probe: scripted("libc", seen, ["DNS_EAI_AGAIN"]),
+      slowMs: 10,
+      readHosts: noHostsFile,
+      setTimer: clock.setTimer,
+    });
     expect(await clock.run(lookup("a", 4))).toHaveLength(1);
     expect(clock.pending()).toBe(0);
     await clock.advance(1000);
@@ -105,7 +133,12 @@ describe("guardedLookup reads /etc/hosts first", () => {
   test("a name the hosts file lists is answered from it in both families, even while DNS is failing: neither c-ares nor the probe is asked", async () => {
     const seen: string[] = [];
     const hosts = async () => "127.0.0.1 localhost\n";
-    const lookup = guardedLookup({ primary: scripted("c-ares", seen, ["DNS_ETIMEOUT", "DNS_ETIMEOUT"]), probe: scripted("libc", seen, ["DNS_EAI_AGAIN"]), slowMs: 1000, readHosts: hosts });
+    const lookup = guardedLookup({
+      primary: scripted("c-ares", seen, ["DNS_ETIMEOUT", "DNS_ETIMEOUT"]),
+      probe: scripted("libc", seen, ["DNS_EAI_AGAIN"]),
+      slowMs: 1000,
+      readHosts: hosts,
+    });
     expect(await lookup("a", 4).catch((error: { code: string }) => error.code)).toBe("DNS_ETIMEOUT");
     expect(await lookup("localhost", 4)).toEqual([{ address: "127.0.0.1", ttl: 0 }]);
     expect(await lookup("localhost", 6)).toEqual([]);

@@ -52,19 +52,22 @@ describe("resolveHosts", () => {
     expect(calls).toHaveLength(2);
   });
 
-  test.each(["DNS_ETIMEOUT", "DNS_ESERVFAIL", "DNS_EREFUSED", "DNS_EAI_AGAIN"])("%s is retried with doubling backoff, then succeeds", async (code) => {
-    const { lookup, calls } = fakeLookup({ "api.example": { 4: [code, code, [a("203.0.113.10")]], 6: [[]] } });
-    const sleeps: number[] = [];
-    const results = await resolveHosts(["api.example"], {
-      lookup,
-      deadlineMs: 10_000,
-      backoffMs: 50,
-      sleep: async (ms) => void sleeps.push(ms),
-    });
-    expect(results[0]?.status).toBe("resolved");
-    expect(calls.filter((c) => c === "api.example/4")).toHaveLength(3);
-    expect(sleeps).toEqual([50, 100]);
-  });
+  test.each(["DNS_ETIMEOUT", "DNS_ESERVFAIL", "DNS_EREFUSED", "DNS_EAI_AGAIN"])(
+    "%s is retried with doubling backoff, then succeeds",
+    async (code) => {
+      const { lookup, calls } = fakeLookup({ "api.example": { 4: [code, code, [a("203.0.113.10")]], 6: [[]] } });
+      const sleeps: number[] = [];
+      const results = await resolveHosts(["api.example"], {
+        lookup,
+        deadlineMs: 10_000,
+        backoffMs: 50,
+        sleep: async (ms) => void sleeps.push(ms),
+      });
+      expect(results[0]?.status).toBe("resolved");
+      expect(calls.filter((c) => c === "api.example/4")).toHaveLength(3);
+      expect(sleeps).toEqual([50, 100]);
+    },
+  );
 
   test("a lookup that keeps failing fails after the configured attempts, keeping the other family's answers", async () => {
     const { lookup, calls } = fakeLookup({ "flaky.example": { 4: [[a("203.0.113.30")]], 6: ["DNS_ESERVFAIL"] } });
@@ -86,8 +89,20 @@ describe("resolveHosts", () => {
     });
     const results = await resolveHosts(["v6down.example", "down.example"], { lookup, deadlineMs: 10_000, sleep: noSleep });
     expect(results).toEqual([
-      { host: "v6down.example", status: "failed", error: "getaddrinfo DNS_ETIMEOUT (after 3 attempts)", addresses: [], failedFamilies: [6] },
-      { host: "down.example", status: "failed", error: "getaddrinfo DNS_ESERVFAIL (after 3 attempts)", addresses: [], failedFamilies: [4, 6] },
+      {
+        host: "v6down.example",
+        status: "failed",
+        error: "getaddrinfo DNS_ETIMEOUT (after 3 attempts)",
+        addresses: [],
+        failedFamilies: [6],
+      },
+      {
+        host: "down.example",
+        status: "failed",
+        error: "getaddrinfo DNS_ESERVFAIL (after 3 attempts)",
+        addresses: [],
+        failedFamilies: [4, 6],
+      },
     ]);
   });
 
@@ -106,7 +121,9 @@ describe("resolveHosts", () => {
       attemptsAt.push(clock.now());
       return attemptsAt.length === 1 ? new Promise(() => {}) : Promise.resolve([a("203.0.113.40")]);
     };
-    const [result] = await clock.run(resolveHosts(["slow.example"], { lookup, deadlineMs: 5000, attemptTimeoutMs: 20, backoffMs: 100, ...clock }));
+    const [result] = await clock.run(
+      resolveHosts(["slow.example"], { lookup, deadlineMs: 5000, attemptTimeoutMs: 20, backoffMs: 100, ...clock }),
+    );
     expect(result?.status).toBe("resolved");
     // The first attempt's deadline fires at 20 ms of the injected clock; the retry follows the 100 ms backoff.
     expect(attemptsAt).toEqual([0, 120]);
@@ -133,7 +150,16 @@ describe("resolveHosts", () => {
     };
     const setTimer: typeof clock.setTimer = (ms, fire) => (budgets.push(ms), clock.setTimer(ms, fire));
     const [result] = await clock.run(
-      resolveHosts(["hang.example"], { lookup, deadlineMs: 70, attemptTimeoutMs: 40, backoffMs: 10, attempts: 5, now: clock.now, sleep: clock.sleep, setTimer }),
+      resolveHosts(["hang.example"], {
+        lookup,
+        deadlineMs: 70,
+        attemptTimeoutMs: 40,
+        backoffMs: 10,
+        attempts: 5,
+        now: clock.now,
+        sleep: clock.sleep,
+        setTimer,
+      }),
     );
     // 0: attempts of 40 ms -> 40, 10 ms backoff -> 50: 20 ms left, so attempts of 20 ms -> 70: nothing left.
     expect(attemptsAt).toEqual(["4@0", "6@0", "4@50", "6@50"]);

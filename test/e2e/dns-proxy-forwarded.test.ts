@@ -20,7 +20,10 @@ describeNetns("watch --dns-proxy beside forwarded (masqueraded) DNS of a hosted 
     await lab.setRecords({ "listed.example": ["203.0.113.10"] });
     await lab.addInner();
     // The host masquerades what it forwards for the container (Docker's bridge does the same).
-    const nat = await lab.nft(["-f", "-"], "table ip dwtest_nat {\n\tchain post {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\t\tip saddr 192.0.2.0/24 ip daddr != 192.0.2.0/24 masquerade\n\t}\n}\n");
+    const nat = await lab.nft(
+      ["-f", "-"],
+      "table ip dwtest_nat {\n\tchain post {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\t\tip saddr 192.0.2.0/24 ip daddr != 192.0.2.0/24 masquerade\n\t}\n}\n",
+    );
     if (nat.code !== 0) throw new Error(`masquerade: ${nat.stderr}`);
   });
   afterEach(async () => {
@@ -30,14 +33,21 @@ describeNetns("watch --dns-proxy beside forwarded (masqueraded) DNS of a hosted 
 
   const inner = () => `${lab.app.slice(0, -1)}i`;
   const digFromInner = async (transport: "udp" | "tcp") => {
-    const child = Bun.spawn(["ip", "netns", "exec", inner(), process.execPath, `${import.meta.dir}/../lab/dig.ts`, ADDR.dnsV4, "listed.example", "A", transport], {
-      stdout: "pipe",
-      stderr: "pipe",
-      timeout: 10_000, // dig.ts's own deadline does not cover a TCP connect that hangs
-    });
+    const child = Bun.spawn(
+      ["ip", "netns", "exec", inner(), process.execPath, `${import.meta.dir}/../lab/dig.ts`, ADDR.dnsV4, "listed.example", "A", transport],
+      {
+        stdout: "pipe",
+        stderr: "pipe",
+        timeout: 10_000, // dig.ts's own deadline does not cover a TCP connect that hangs
+      },
+    );
     const out = (await new Response(child.stdout).text()).trim();
     await child.exited;
-    return (out === "" ? { error: `no answer within 10 s (exit ${child.exitCode ?? child.signalCode})` } : JSON.parse(out)) as { rcode?: string; error?: string; answers?: { type: string; data: string }[] };
+    return (out === "" ? { error: `no answer within 10 s (exit ${child.exitCode ?? child.signalCode})` } : JSON.parse(out)) as {
+      rcode?: string;
+      error?: string;
+      answers?: { type: string; data: string }[];
+    };
   };
 
   for (const transport of ["udp", "tcp"] as const) {

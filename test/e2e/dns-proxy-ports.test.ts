@@ -28,13 +28,17 @@ describeNetns("watch --dns-proxy: an app's query from the source port of a proxy
 
   const start = async (extra: string[] = []) => {
     const ready = `${lab.dir}/ready-${Math.random().toString(36).slice(2)}`;
-    const child = lab.spawnDomainwall(["watch", "--dns-proxy", "--hosts", "listed.example", "--ready-file", ready, ...extra], { env: env() });
+    const child = lab.spawnDomainwall(["watch", "--dns-proxy", "--hosts", "listed.example", "--ready-file", ready, ...extra], {
+      env: env(),
+    });
     running.push(child);
     await until("the ready file", 30, async () => (await Bun.file(ready).exists()) || child.exitCode !== null);
     if (child.exitCode !== null) throw new Error(`watch exited ${child.exitCode}`);
   };
   const dig = async (server: string, name: string, type: string) =>
-    JSON.parse((await lab.exec("app", [...NOBODY, process.execPath, `${import.meta.dir}/../lab/dig.ts`, server, name, type, "udp"])).stdout) as { rcode?: string; error?: string };
+    JSON.parse(
+      (await lab.exec("app", [...NOBODY, process.execPath, `${import.meta.dir}/../lab/dig.ts`, server, name, type, "udp"])).stdout,
+    ) as { rcode?: string; error?: string };
 
   for (const [family, resolver, type] of [
     ["IPv4", ADDR.dnsV4, "A"],
@@ -46,13 +50,32 @@ describeNetns("watch --dns-proxy: an app's query from the source port of a proxy
       expect((await dig(resolver, "direct.example", type)).rcode).toBe("NXDOMAIN");
       // The app watches the proxy's upstream sockets (uid 0; the digs run as nobody) while listed
       // queries make the proxy open them, then asks from each port once the socket is closed.
-      const app = Bun.spawn(["ip", "netns", "exec", lab.app, ...NOBODY, process.execPath, `${import.meta.dir}/../lab/same-port.ts`, resolver, "3000", "direct.example", "8", "0"], {
-        stdout: "pipe",
-        stderr: "pipe",
-      });
+      const app = Bun.spawn(
+        [
+          "ip",
+          "netns",
+          "exec",
+          lab.app,
+          ...NOBODY,
+          process.execPath,
+          `${import.meta.dir}/../lab/same-port.ts`,
+          resolver,
+          "3000",
+          "direct.example",
+          "8",
+          "0",
+        ],
+        {
+          stdout: "pipe",
+          stderr: "pipe",
+        },
+      );
       running.push(app);
       for (let i = 0; i < 30; i++) expect((await dig(resolver, "listed.example", type)).rcode).toBe("NOERROR");
-      const outcome = JSON.parse(await new Response(app.stdout).text()) as { seen: number; replies: { port: number; rcode?: string; error?: string }[] };
+      const outcome = JSON.parse(await new Response(app.stdout).text()) as {
+        seen: number;
+        replies: { port: number; rcode?: string; error?: string }[];
+      };
       console.log(`dns-proxy-ports e2e ${family}: saw ${outcome.seen} upstream ports; ${JSON.stringify(outcome.replies)}`);
       expect(outcome.replies.length).toBeGreaterThan(0);
       for (const reply of outcome.replies) expect(reply).toEqual({ port: reply.port, rcode: "NXDOMAIN" });
@@ -67,7 +90,10 @@ describeNetns("watch --dns-proxy: an app's query from the source port of a proxy
     writeFileSync(lab.resolvConf, `nameserver ${ADDR.dnsV4}\n`);
     await start();
     const tcp = async () =>
-      JSON.parse((await lab.exec("app", [...NOBODY, process.execPath, `${import.meta.dir}/../lab/dig.ts`, ADDR.dnsV4, "listed.example", "A", "tcp"])).stdout) as { rcode?: string };
+      JSON.parse(
+        (await lab.exec("app", [...NOBODY, process.execPath, `${import.meta.dir}/../lab/dig.ts`, ADDR.dnsV4, "listed.example", "A", "tcp"]))
+          .stdout,
+      ) as { rcode?: string };
     for (let i = 0; i < 5; i++) expect((await tcp()).rcode).toBe("NOERROR");
     await Bun.sleep(1000);
     const waiting = (await lab.exec("net", ["ss", "-Htn", "state", "last-ack", "src", ADDR.dnsV4])).stdout.trim();
@@ -84,14 +110,31 @@ describeNetns("watch --dns-proxy: an app's query from the source port of a proxy
       writeFileSync(lab.resolvConf, `nameserver ${ADDR.dnsV4}\n`);
       await start(ports);
       const port = 40000 + Math.floor(Math.random() * 10000);
-      const app = Bun.spawn(["ip", "netns", "exec", lab.app, ...NOBODY, process.execPath, `${import.meta.dir}/../lab/wait-then-ask.ts`, ADDR.dnsV4, String(port), "1500", "direct.example"], {
-        stdout: "pipe",
-        stderr: "pipe",
-      });
+      const app = Bun.spawn(
+        [
+          "ip",
+          "netns",
+          "exec",
+          lab.app,
+          ...NOBODY,
+          process.execPath,
+          `${import.meta.dir}/../lab/wait-then-ask.ts`,
+          ADDR.dnsV4,
+          String(port),
+          "1500",
+          "direct.example",
+        ],
+        {
+          stdout: "pipe",
+          stderr: "pipe",
+        },
+      );
       running.push(app);
       const lines = app.stdout.pipeThrough(new TextDecoderStream()).getReader();
       expect((await lines.read()).value).toBe("ready\n");
-      expect((await lab.exec("net", ["python3", `${import.meta.dir}/../lab/spoof-reply.py`, ADDR.dnsV4, ADDR.appV4, String(port)])).stdout).toBe("sent\n");
+      expect(
+        (await lab.exec("net", ["python3", `${import.meta.dir}/../lab/spoof-reply.py`, ADDR.dnsV4, ADDR.appV4, String(port)])).stdout,
+      ).toBe("sent\n");
       const outcome = JSON.parse((await lines.read()).value ?? "") as { arrived: number; reply: string };
       console.log(`dns-proxy-ports e2e: forged answer to port ${port} ${ports.join(" ")}: ${JSON.stringify(outcome)}`);
       expect(outcome).toEqual({ arrived: 0, reply: "NXDOMAIN" });
@@ -103,17 +146,46 @@ describeNetns("watch --dns-proxy: an app's query from the source port of a proxy
   // is in zone 0 (the zone is set for the original direction only), so they find them there.
   test("a resolver on an address of this host: UDP and TCP through the proxy", async () => {
     const local = Bun.spawn(
-      ["ip", "netns", "exec", lab.app, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--pid-file=", "--user=nobody", "--group=nogroup", "--bind-interfaces", `--listen-address=${ADDR.appV4}`, "--address=/listed.example/203.0.113.10", "--address=/direct.example/203.0.113.11"],
+      [
+        "ip",
+        "netns",
+        "exec",
+        lab.app,
+        "dnsmasq",
+        "--keep-in-foreground",
+        "--conf-file=/dev/null",
+        "--no-resolv",
+        "--no-hosts",
+        "--pid-file=",
+        "--user=nobody",
+        "--group=nogroup",
+        "--bind-interfaces",
+        `--listen-address=${ADDR.appV4}`,
+        "--address=/listed.example/203.0.113.10",
+        "--address=/direct.example/203.0.113.11",
+      ],
       { stdin: "ignore", stdout: "ignore", stderr: "pipe" },
     );
     running.push(local);
-    await until("the local resolver answers", 10, async () => (await dig(ADDR.appV4, "direct.example", "A")).rcode === "NOERROR" || local.exitCode !== null);
+    await until(
+      "the local resolver answers",
+      10,
+      async () => (await dig(ADDR.appV4, "direct.example", "A")).rcode === "NOERROR" || local.exitCode !== null,
+    );
     writeFileSync(lab.resolvConf, `nameserver ${ADDR.appV4}\n`);
     await start();
     const ask = async (name: string, transport: string) =>
-      (JSON.parse((await lab.exec("app", [...NOBODY, process.execPath, `${import.meta.dir}/../lab/dig.ts`, ADDR.appV4, name, "A", transport])).stdout) as { rcode?: string; error?: string });
-    expect([await ask("listed.example", "udp"), await ask("listed.example", "tcp")]).toMatchObject([{ rcode: "NOERROR" }, { rcode: "NOERROR" }]);
-    expect([await ask("direct.example", "udp"), await ask("direct.example", "tcp")]).toMatchObject([{ rcode: "NXDOMAIN" }, { rcode: "NXDOMAIN" }]);
+      JSON.parse(
+        (await lab.exec("app", [...NOBODY, process.execPath, `${import.meta.dir}/../lab/dig.ts`, ADDR.appV4, name, "A", transport])).stdout,
+      ) as { rcode?: string; error?: string };
+    expect([await ask("listed.example", "udp"), await ask("listed.example", "tcp")]).toMatchObject([
+      { rcode: "NOERROR" },
+      { rcode: "NOERROR" },
+    ]);
+    expect([await ask("direct.example", "udp"), await ask("direct.example", "tcp")]).toMatchObject([
+      { rcode: "NXDOMAIN" },
+      { rcode: "NXDOMAIN" },
+    ]);
   });
 
   // A flow older than the ruleset has a conntrack entry in zone 0 that NAT never redirected, when
@@ -124,13 +196,30 @@ describeNetns("watch --dns-proxy: an app's query from the source port of a proxy
   for (const transport of ["udp", "tcp"] as const) {
     test(`a ${transport.toUpperCase()} flow opened before the ruleset, conntrack on: its next query is dropped, never answered by the resolver`, async () => {
       writeFileSync(lab.resolvConf, `nameserver ${ADDR.dnsV4}\n`);
-      const other = await lab.exec("app", ["nft", "add table inet other_tool; add chain inet other_tool out { type filter hook output priority 0; policy accept; }; add rule inet other_tool out ct state new counter"]);
+      const other = await lab.exec("app", [
+        "nft",
+        "add table inet other_tool; add chain inet other_tool out { type filter hook output priority 0; policy accept; }; add rule inet other_tool out ct state new counter",
+      ]);
       expect(other.code).toBe(0);
-      const app = Bun.spawn(["ip", "netns", "exec", lab.app, ...NOBODY, process.execPath, `${import.meta.dir}/../lab/early-flow.ts`, ADDR.dnsV4, transport, "direct.example"], {
-        stdin: "pipe",
-        stdout: "pipe",
-        stderr: "pipe",
-      });
+      const app = Bun.spawn(
+        [
+          "ip",
+          "netns",
+          "exec",
+          lab.app,
+          ...NOBODY,
+          process.execPath,
+          `${import.meta.dir}/../lab/early-flow.ts`,
+          ADDR.dnsV4,
+          transport,
+          "direct.example",
+        ],
+        {
+          stdin: "pipe",
+          stdout: "pipe",
+          stderr: "pipe",
+        },
+      );
       running.push(app);
       const lines = app.stdout.pipeThrough(new TextDecoderStream()).getReader();
       expect(JSON.parse((await lines.read()).value ?? "")).toEqual({ first: "NOERROR" });

@@ -22,14 +22,35 @@ describeNetns("watch --dns-proxy behind a local stub resolver (systemd-resolved 
   let lab: Lab;
   let stub: Bun.Subprocess;
   const running: Bun.Subprocess[] = [];
-  const env = () => ({ PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", DOMAINWALL_BACKEND: "nft", DOMAINWALL_RUN_DIR: `${lab.dir}/run` });
+  const env = () => ({
+    PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
+    DOMAINWALL_BACKEND: "nft",
+    DOMAINWALL_RUN_DIR: `${lab.dir}/run`,
+  });
 
   beforeAll(async () => {
     lab = await createLab({ cdn: CDN });
     // The stub caches every answer for 10 minutes (--min-cache-ttl): the rounds below are served
     // from its cache, not by a fresh upstream query each.
     stub = Bun.spawn(
-      ["ip", "netns", "exec", lab.app, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--pid-file=", "--user=nobody", "--group=nogroup", "--bind-interfaces", `--listen-address=${STUB}`, `--server=${ADDR.dnsV4}`, "--min-cache-ttl=600"],
+      [
+        "ip",
+        "netns",
+        "exec",
+        lab.app,
+        "dnsmasq",
+        "--keep-in-foreground",
+        "--conf-file=/dev/null",
+        "--no-resolv",
+        "--no-hosts",
+        "--pid-file=",
+        "--user=nobody",
+        "--group=nogroup",
+        "--bind-interfaces",
+        `--listen-address=${STUB}`,
+        `--server=${ADDR.dnsV4}`,
+        "--min-cache-ttl=600",
+      ],
       { stdin: "ignore", stdout: "ignore", stderr: "pipe" },
     );
     writeFileSync(lab.resolvConf, `nameserver ${STUB}\noptions edns0 trust-ad\n`);
@@ -56,7 +77,12 @@ describeNetns("watch --dns-proxy behind a local stub resolver (systemd-resolved 
     const script = `mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/resolve && printf 'nameserver ${ADDR.dnsV4}\\n' > /run/systemd/resolve/resolv.conf && exec "$@"`;
     const argv = [...domainwallCommand(), "watch", "--dns-proxy", "--hosts", HOSTS, "--ready-file", ready, ...extra];
     // ip netns exec, unshare and sh each exec the next: the PID is domainwall's.
-    const child = Bun.spawn(["ip", "netns", "exec", lab.app, "unshare", "--mount", "sh", "-c", script, "sh", ...argv], { env: env(), stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    const child = Bun.spawn(["ip", "netns", "exec", lab.app, "unshare", "--mount", "sh", "-c", script, "sh", ...argv], {
+      env: env(),
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+    });
     running.push(child);
     let stderr = "";
     const decoder = new TextDecoder();
@@ -68,10 +94,15 @@ describeNetns("watch --dns-proxy behind a local stub resolver (systemd-resolved 
     return { child, stderr: () => stderr };
   };
   const dig = async (name: string, server = STUB) =>
-    JSON.parse((await lab.exec("app", [process.execPath, `${import.meta.dir}/../lab/dig.ts`, server, name, "A", "udp", "53"])).stdout) as { rcode?: string; answers?: { type: string; data: string }[] };
+    JSON.parse((await lab.exec("app", [process.execPath, `${import.meta.dir}/../lab/dig.ts`, server, name, "A", "udp", "53"])).stdout) as {
+      rcode?: string;
+      answers?: { type: string; data: string }[];
+    };
   /** getaddrinfo (`getent ahostsv4`, through resolv.conf: the stub) and a connection to port 80, `rounds` times. */
   const resolveConnect = async (name: string, rounds: number) =>
-    JSON.parse((await lab.exec("app", [process.execPath, `${import.meta.dir}/../lab/resolve-connect.ts`, name, String(rounds), "80", "4"])).stdout) as { connected: number; failures: string[] };
+    JSON.parse(
+      (await lab.exec("app", [process.execPath, `${import.meta.dir}/../lab/resolve-connect.ts`, name, String(rounds), "80", "4"])).stdout,
+    ) as { connected: number; failures: string[] };
   const getent = async (name: string) => (await lab.exec("app", ["getent", "ahostsv4", name])).stdout.split(/\s+/)[0] ?? "";
   const connects = async (host: string) => (await lab.canConnect([{ host, port: 80 }], 500))[0] === true;
   const proxySet = async () => (await lab.nft(["list", "set", "inet", "domainwall", "proxy_v4"])).stdout;
@@ -87,7 +118,11 @@ describeNetns("watch --dns-proxy behind a local stub resolver (systemd-resolved 
     const address = await getent("a.wild.example");
     expect(await proxySet()).toContain(address);
     // The stub asked upstream (through the proxy) once, and answered the other rounds from its cache.
-    const upstreamQueries = lab.cdnLog().slice(before.length).split("\n").filter((line) => line === "a.wild.example A").length;
+    const upstreamQueries = lab
+      .cdnLog()
+      .slice(before.length)
+      .split("\n")
+      .filter((line) => line === "a.wild.example A").length;
     expect(upstreamQueries).toBeGreaterThanOrEqual(1);
     expect(upstreamQueries).toBeLessThan(10);
     // The stub runs as nobody:nogroup: its sockets are neither root's nor the proxy's group.

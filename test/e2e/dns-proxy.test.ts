@@ -11,7 +11,18 @@ setDefaultTimeout(120_000);
 
 const HOSTS = ["cdn.example", "*.wild.example", "**.deep.example", "alias.example", "hints.example", "api.svc.example"];
 const CDN = {
-  names: ["cdn.example", "a.wild.example", "a.b.wild.example", "wild.example", "a.deep.example", "a.b.deep.example", "deep.example", "unlisted.example", "target.cdnprovider.example", "api.svc.example"],
+  names: [
+    "cdn.example",
+    "a.wild.example",
+    "a.b.wild.example",
+    "wild.example",
+    "a.deep.example",
+    "a.b.deep.example",
+    "deep.example",
+    "unlisted.example",
+    "target.cdnprovider.example",
+    "api.svc.example",
+  ],
   cnames: { "alias.example": "target.cdnprovider.example" },
   https: { "hints.example": { v4: ["203.0.113.201"], v6: ["2001:db8:ff::201"] } },
 };
@@ -55,11 +66,25 @@ describeNetns("watch --dns-proxy, end to end", () => {
   };
   /** A query from the app namespace (as root), to `server` port 53 unless said otherwise. */
   const dig = async (name: string, type = "A", transport: "udp" | "tcp" = "udp", server: string = ADDR.dnsV4, port = 53): Promise<Dig> =>
-    JSON.parse((await lab.exec("app", [process.execPath, `${import.meta.dir}/../lab/dig.ts`, server, name, type, transport, String(port)])).stdout) as Dig;
+    JSON.parse(
+      (await lab.exec("app", [process.execPath, `${import.meta.dir}/../lab/dig.ts`, server, name, type, transport, String(port)])).stdout,
+    ) as Dig;
   const addressesOf = (reply: Dig, type = "A") => (reply.answers ?? []).filter((a) => a.type === type).map((a) => a.data);
   const resolveConnect = async (name: string, rounds: number, family: 4 | 6 = 4) =>
-    JSON.parse((await lab.exec("app", [process.execPath, `${import.meta.dir}/../lab/resolve-connect.ts`, name, String(rounds), "80", String(family)])).stdout) as { connected: number; failures: string[] };
-  const proxySet = async (family: 4 | 6 = 4) => (await lab.nft(["list", "set", "inet", "domainwall", family === 4 ? "proxy_v4" : "proxy_v6"])).stdout;
+    JSON.parse(
+      (
+        await lab.exec("app", [
+          process.execPath,
+          `${import.meta.dir}/../lab/resolve-connect.ts`,
+          name,
+          String(rounds),
+          "80",
+          String(family),
+        ])
+      ).stdout,
+    ) as { connected: number; failures: string[] };
+  const proxySet = async (family: 4 | 6 = 4) =>
+    (await lab.nft(["list", "set", "inet", "domainwall", family === 4 ? "proxy_v4" : "proxy_v6"])).stdout;
   const fetchIn = async (path: string) => {
     const script = `const r = await fetch("http://${METRICS}${path}"); console.log(r.status); console.log(await r.text());`;
     const result = await lab.exec("app", [process.execPath, "-e", script]);
@@ -82,7 +107,9 @@ describeNetns("watch --dns-proxy, end to end", () => {
     expect(Number(/domainwall_dns_queries_total\{outcome="forwarded"\} (\d+)/.exec(metrics)?.[1])).toBeGreaterThanOrEqual(40);
     expect(metrics).toMatch(/domainwall_dns_admission_duration_seconds_count [1-9]/);
     const status = await lab.domainwall(["status"], { env: env() });
-    await until("status shows the proxy", 10, async () => (await lab.domainwall(["status"], { env: env() })).stdout.includes(`DNS proxy: running on 127.0.0.1 and ::1 port ${PORT}`));
+    await until("status shows the proxy", 10, async () =>
+      (await lab.domainwall(["status"], { env: env() })).stdout.includes(`DNS proxy: running on 127.0.0.1 and ::1 port ${PORT}`),
+    );
     expect(status.code).toBe(0);
   });
 
@@ -112,10 +139,16 @@ describeNetns("watch --dns-proxy, end to end", () => {
     expect(apart(picked)).toBe(true);
     const [cdn, deep, deeper, wild] = picked as [string, string, string, string];
     const ports = (host: string) => [80, 443, 8081].map((port) => ({ host, port }));
-    const holds = async (set: string, address: string) => (await lab.nft(["list", "set", "inet", "domainwall", set])).stdout.split(/[\s,{}]+/).includes(address);
+    const holds = async (set: string, address: string) =>
+      (await lab.nft(["list", "set", "inet", "domainwall", set])).stdout.split(/[\s,{}]+/).includes(address);
     const setsOf = { 80: "proxy_v4_tcp80", 443: "proxy_v4_tcp443", 8081: "proxy_v4_tcp8081" } as const;
     /** Per host and port (80, 443, 8081): whether a set of that port, or the every-port set, holds it. */
-    const inSets = (hosts: string[]) => Promise.all(hosts.flatMap((host) => ([80, 443, 8081] as const).map(async (port) => (await holds(setsOf[port], host)) || (await holds("proxy_v4", host)))));
+    const inSets = (hosts: string[]) =>
+      Promise.all(
+        hosts.flatMap((host) =>
+          ([80, 443, 8081] as const).map(async (port) => (await holds(setsOf[port], host)) || (await holds("proxy_v4", host))),
+        ),
+      );
     // Each answer opened the ports of the entry that matched: a.b.deep.example's *.b.deep.example:8081
     // is more specific than **.deep.example:443. Port 80 is not checked for the others: watch looks
     // cdn.example up itself, and the CDN may tell it any address (2 random of 100).
@@ -126,7 +159,9 @@ describeNetns("watch --dns-proxy, end to end", () => {
       ...[true, true, true], // *.wild.example: every port
     ]);
     // And the kernel enforces exactly the sets.
-    expect(await lab.canConnect([...ports(cdn), ...ports(deep), ...ports(deeper), ...ports(wild)], 500)).toEqual(await inSets([cdn, deep, deeper, wild]));
+    expect(await lab.canConnect([...ports(cdn), ...ports(deep), ...ports(deeper), ...ports(wild)], 500)).toEqual(
+      await inSets([cdn, deep, deeper, wild]),
+    );
     expect((await proxySet()).includes(`${cdn},`) || (await proxySet()).includes(`${cdn} `)).toBe(false);
     // Killed and restarted: each port set is carried over, so the admitted address keeps its port.
     watch.child.kill("SIGKILL");
@@ -142,7 +177,17 @@ describeNetns("watch --dns-proxy, end to end", () => {
   test("*.x matches one label, **.x one or more, neither x; unlisted names get NXDOMAIN and never reach the resolver", async () => {
     await start();
     const rcodes = async (names: string[]) => Promise.all(names.map(async (n) => `${n} ${(await dig(n)).rcode}`));
-    expect(await rcodes(["a.wild.example", "a.b.wild.example", "wild.example", "a.deep.example", "a.b.deep.example", "deep.example", "unlisted.example"])).toEqual([
+    expect(
+      await rcodes([
+        "a.wild.example",
+        "a.b.wild.example",
+        "wild.example",
+        "a.deep.example",
+        "a.b.deep.example",
+        "deep.example",
+        "unlisted.example",
+      ]),
+    ).toEqual([
       "a.wild.example NOERROR",
       "a.b.wild.example NXDOMAIN",
       "wild.example NXDOMAIN",
@@ -154,16 +199,22 @@ describeNetns("watch --dns-proxy, end to end", () => {
     const deep = addressesOf(await dig("a.b.deep.example"));
     expect(await connects(deep[0] ?? "")).toBe(true);
     const asked = new Set(lab.cdnLog().split("\n"));
-    for (const refused of ["a.b.wild.example A", "wild.example A", "deep.example A", "unlisted.example A"]) expect(asked.has(refused)).toBe(false);
+    for (const refused of ["a.b.wild.example A", "wild.example A", "deep.example A", "unlisted.example A"])
+      expect(asked.has(refused)).toBe(false);
     expect(asked.has("a.b.deep.example A")).toBe(true);
     const status = await lab.domainwall(["status"], { env: env() });
-    await until("status lists the refused names", 10, async () => /refused names: .*unlisted\.example A/.test((await lab.domainwall(["status"], { env: env() })).stdout));
+    await until("status lists the refused names", 10, async () =>
+      /refused names: .*unlisted\.example A/.test((await lab.domainwall(["status"], { env: env() })).stdout),
+    );
     expect(status.code).toBe(0);
   });
 
   test("a search-list walk (ndots:5, cluster-like search domains) still reaches a listed name; the suffixed names never leave the pod", async () => {
     await start();
-    writeFileSync(lab.resolvConf, `nameserver ${ADDR.dnsV4}\nsearch ns1.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n`);
+    writeFileSync(
+      lab.resolvConf,
+      `nameserver ${ADDR.dnsV4}\nsearch ns1.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n`,
+    );
     expect(await resolveConnect("api.svc.example", 3)).toEqual({ connected: 3, failures: [] });
     expect(lab.cdnLog()).not.toContain("cluster.local");
   });
@@ -195,7 +246,10 @@ describeNetns("watch --dns-proxy, end to end", () => {
     expect(await connects(addressesOf(listed)[0] ?? "")).toBe(true);
     expect((await lab.probe([{ host: ADDR.dnsV4, port: 853 }], 500))[0]).toBe("timeout");
     // The proxy's port is loopback only.
-    expect((await lab.exec("net", [process.execPath, `${import.meta.dir}/../lab/dig.ts`, ADDR.appV4, "cdn.example", "A", "udp", String(PORT)])).stdout).toContain("error");
+    expect(
+      (await lab.exec("net", [process.execPath, `${import.meta.dir}/../lab/dig.ts`, ADDR.appV4, "cdn.example", "A", "udp", String(PORT)]))
+        .stdout,
+    ).toContain("error");
   });
 
   test("an app without privileges cannot ride the proxy's own upstream flows (same source port, an established conntrack entry) to the resolver", async () => {
@@ -203,13 +257,29 @@ describeNetns("watch --dns-proxy, end to end", () => {
     const before = lab.cdnLog();
     // The attacker watches /proc/net/udp while listed queries make the proxy open upstream sockets.
     const attack = Bun.spawn(
-      ["ip", "netns", "exec", lab.app, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, `${import.meta.dir}/../lab/reuse-port.ts`, ADDR.dnsV4, "3000", "reused.unlisted.example"],
+      [
+        "ip",
+        "netns",
+        "exec",
+        lab.app,
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        process.execPath,
+        `${import.meta.dir}/../lab/reuse-port.ts`,
+        ADDR.dnsV4,
+        "3000",
+        "reused.unlisted.example",
+      ],
       { stdout: "pipe", stderr: "pipe" },
     );
     running.push(attack);
     for (let i = 0; i < 40; i++) await dig(i % 2 === 0 ? "cdn.example" : "a.wild.example");
     const outcome = JSON.parse(await new Response(attack.stdout).text()) as { seen: number; answered: number; tried: number };
-    console.log(`dns-proxy e2e: source-port reuse saw ${outcome.seen} upstream ports, tried ${outcome.tried}, answered ${outcome.answered}`);
+    console.log(
+      `dns-proxy e2e: source-port reuse saw ${outcome.seen} upstream ports, tried ${outcome.tried}, answered ${outcome.answered}`,
+    );
     expect(outcome.tried).toBeGreaterThan(0);
     // Every query was answered, and the resolver itself never saw the name: each became a flow of
     // its own (the proxy's flows are in a conntrack zone of their own) and was redirected to the
@@ -224,7 +294,10 @@ describeNetns("watch --dns-proxy, end to end", () => {
     watch.child.kill("SIGKILL");
     await watch.child.exited;
     // A squatter in the pod, root but not in the proxy's group, takes the port and answers every query with its own address.
-    const squatter = Bun.spawn(["ip", "netns", "exec", lab.app, process.execPath, "-e", squat(PORT, "203.0.113.66")], { stdout: "pipe", stderr: "pipe" });
+    const squatter = Bun.spawn(["ip", "netns", "exec", lab.app, process.execPath, "-e", squat(PORT, "203.0.113.66")], {
+      stdout: "pipe",
+      stderr: "pipe",
+    });
     running.push(squatter);
     const lines = squatter.stdout.pipeThrough(new TextDecoderStream()).getReader();
     expect((await withTimeout(lines.read(), 10_000, "the squatter did not start")).value).toBe("listening\n");
@@ -238,7 +311,10 @@ describeNetns("watch --dns-proxy, end to end", () => {
 
   test("packets on loopback from port 53 with a source address that is not local are dropped (an answer forged as the resolver's with IPV6_FREEBIND)", async () => {
     const forge = async (local: string, resolver: string) =>
-      JSON.parse((await lab.exec("app", ["python3", `${import.meta.dir}/../lab/forge-answer.py`, local, resolver])).stdout) as { received: string[]; errors: string[] };
+      JSON.parse((await lab.exec("app", ["python3", `${import.meta.dir}/../lab/forge-answer.py`, local, resolver])).stdout) as {
+        received: string[];
+        errors: string[];
+      };
     // Without domainwall the forged datagram arrives: the attack works in this lab. (IPv4 refuses the
     // route for a source that is not local unless the socket has IP_TRANSPARENT, which needs CAP_NET_ADMIN.)
     expect(await forge(ADDR.appV6, ADDR.dnsV6)).toEqual({ received: ["control", "forged"], errors: [] });
@@ -251,9 +327,27 @@ describeNetns("watch --dns-proxy, end to end", () => {
 
   test("the documented limit: a root app that keeps CAP_SETGID can switch to the proxy's group and bypass it (the examples drop it)", async () => {
     await start();
-    const bypass = await lab.exec("app", ["setpriv", `--regid=${GID}`, "--clear-groups", process.execPath, `${import.meta.dir}/../lab/dig.ts`, ADDR.dnsV4, "unlisted.example", "A", "udp"]);
+    const bypass = await lab.exec("app", [
+      "setpriv",
+      `--regid=${GID}`,
+      "--clear-groups",
+      process.execPath,
+      `${import.meta.dir}/../lab/dig.ts`,
+      ADDR.dnsV4,
+      "unlisted.example",
+      "A",
+      "udp",
+    ]);
     expect(JSON.parse(bypass.stdout)).toMatchObject({ rcode: "NOERROR" });
-    const dropped = await lab.exec("app", ["setpriv", "--bounding-set=-setgid", "--inh-caps=-setgid", "setpriv", `--regid=${GID}`, "--clear-groups", "true"]);
+    const dropped = await lab.exec("app", [
+      "setpriv",
+      "--bounding-set=-setgid",
+      "--inh-caps=-setgid",
+      "setpriv",
+      `--regid=${GID}`,
+      "--clear-groups",
+      "true",
+    ]);
     expect(dropped.code).not.toBe(0);
   });
 
@@ -261,11 +355,19 @@ describeNetns("watch --dns-proxy, end to end", () => {
     await start(["--min-ttl", "1s", "--max-ttl", "2s", "--grace", "1s"]);
     const address = addressesOf(await dig("cdn.example"))[0] ?? "";
     expect(POOL_V4).toContain(address);
-    const client = Bun.spawn(["ip", "netns", "exec", lab.app, process.execPath, "-e", hold(address)], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+    const client = Bun.spawn(["ip", "netns", "exec", lab.app, process.execPath, "-e", hold(address)], {
+      stdin: "pipe",
+      stdout: "pipe",
+      stderr: "pipe",
+    });
     running.push(client);
     const lines = client.stdout.pipeThrough(new TextDecoderStream()).getReader();
     expect((await lines.read()).value).toBe("got ok\n");
-    await until(`${address} leaves proxy_v4`, 8, async () => !(await proxySet()).includes(`${address} `) && !(await proxySet()).includes(`${address},`));
+    await until(
+      `${address} leaves proxy_v4`,
+      8,
+      async () => !(await proxySet()).includes(`${address} `) && !(await proxySet()).includes(`${address},`),
+    );
     expect(await connects(address)).toBe(false);
     client.stdin.write("again\n");
     client.stdin.flush();
@@ -356,4 +458,3 @@ socket.on("connect", () => socket.write("ping\\n"));
 process.stdin.setEncoding("utf8");
 process.stdin.on("data", () => socket.write("ping\\n"));
 `;
-

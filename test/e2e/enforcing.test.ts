@@ -19,7 +19,8 @@ describeNetns("status: loaded but not enforcing (issue 12, item 2)", () => {
   afterAll(() => lab.close());
 
   const unlisted = { host: "203.0.113.99", port: 80 };
-  const firstOutputRule = async (tool: string) => (await lab.exec("app", [`${tool}-save`, "-t", "filter"])).stdout.split("\n").find((l) => l.startsWith("-A OUTPUT "));
+  const firstOutputRule = async (tool: string) =>
+    (await lab.exec("app", [`${tool}-save`, "-t", "filter"])).stdout.split("\n").find((l) => l.startsWith("-A OUTPUT "));
 
   test("iptables: a deleted jump, or a foreign ACCEPT above ours, is 'not enforcing' (exit 3); a re-apply puts the jump back first", async () => {
     const apply = () => lab.domainwall(["apply", "--backend", "iptables-legacy", "--hosts", "api.example"]);
@@ -36,7 +37,10 @@ describeNetns("status: loaded but not enforcing (issue 12, item 2)", () => {
     expect((await apply()).code).toBe(0);
     await lab.exec("app", ["ip6tables-legacy", "-I", "OUTPUT", "1", "-j", "ACCEPT"]);
     const shadowed = await status();
-    expect([shadowed.code, shadowed.stdout]).toEqual([3, expect.stringContaining("IPv6: a rule in OUTPUT comes before the jump to DOMAINWALL-OUTPUT and decides first")]);
+    expect([shadowed.code, shadowed.stdout]).toEqual([
+      3,
+      expect.stringContaining("IPv6: a rule in OUTPUT comes before the jump to DOMAINWALL-OUTPUT and decides first"),
+    ]);
 
     expect((await apply()).code).toBe(0);
     expect(await firstOutputRule("ip6tables-legacy")).toBe("-A OUTPUT -j DOMAINWALL-OUTPUT");

@@ -58,14 +58,19 @@ describeNetns("the container image, end to end", () => {
   /** `podman run` of the image in the lab's app namespace: only the given capabilities, read-only root, the lab's resolvers. */
   const runImage = (args: string[], opts: { caps?: string[]; env?: Record<string, string>; entrypoint?: string } = {}) =>
     run([
-      "podman", "run", "--rm", "--pull=never",
+      "podman",
+      "run",
+      "--rm",
+      "--pull=never",
       `--network=ns:/run/netns/${lab.app}`,
-      "--cap-drop=ALL", ...(opts.caps ?? ["NET_ADMIN"]).map((cap) => `--cap-add=${cap}`),
+      "--cap-drop=ALL",
+      ...(opts.caps ?? ["NET_ADMIN"]).map((cap) => `--cap-add=${cap}`),
       "--read-only",
       `--volume=${resolvConf}:/etc/resolv.conf:ro`,
       ...Object.entries(opts.env ?? {}).map(([name, value]) => `--env=${name}=${value}`),
       ...(opts.entrypoint ? [`--entrypoint=${opts.entrypoint}`] : []),
-      image, ...args,
+      image,
+      ...args,
     ]);
 
   beforeAll(async () => {
@@ -85,7 +90,17 @@ describeNetns("the container image, end to end", () => {
     const containerfile = finalStage.replace("COPY --from=rootfs /rootfs/ /", "COPY rootfs/ /");
     expect(containerfile).toContain("COPY rootfs/ /");
     writeFileSync(`${context}/Containerfile`, containerfile);
-    await mustRun(["buildah", "bud", "--quiet", "--pull=never", "--timestamp=0", "--build-arg=VERSION=0.0.0-e2e", `--tag=${image}`, `--file=${context}/Containerfile`, context]);
+    await mustRun([
+      "buildah",
+      "bud",
+      "--quiet",
+      "--pull=never",
+      "--timestamp=0",
+      "--build-arg=VERSION=0.0.0-e2e",
+      `--tag=${image}`,
+      `--file=${context}/Containerfile`,
+      context,
+    ]);
 
     lab = await createLab();
     await lab.setRecords({ "api.example": [...API.v4, ...API.v6], "mirror.example": ["203.0.113.20"] });
@@ -101,14 +116,38 @@ describeNetns("the container image, end to end", () => {
   test("the image holds domainwall, libnftables and iptables-legacy, and no nft binary, shell, package manager or dig", async () => {
     const paths = manifestOf(rootfs).map((line) => line.split(" ")[0]!);
     for (const required of [
-      "/usr/bin/domainwall", "/usr/sbin/xtables-legacy-multi",
-      "/usr/sbin/iptables-legacy", "/usr/sbin/iptables-legacy-save", "/usr/sbin/iptables-legacy-restore",
-      "/usr/sbin/ip6tables-legacy", "/usr/sbin/ip6tables-legacy-save", "/usr/sbin/ip6tables-legacy-restore",
-      "/etc/protocols", "/run/domainwall", "/tmp",
-    ]) expect(paths).toContain(required);
+      "/usr/bin/domainwall",
+      "/usr/sbin/xtables-legacy-multi",
+      "/usr/sbin/iptables-legacy",
+      "/usr/sbin/iptables-legacy-save",
+      "/usr/sbin/iptables-legacy-restore",
+      "/usr/sbin/ip6tables-legacy",
+      "/usr/sbin/ip6tables-legacy-save",
+      "/usr/sbin/ip6tables-legacy-restore",
+      "/etc/protocols",
+      "/run/domainwall",
+      "/tmp",
+    ])
+      expect(paths).toContain(required);
     const names = new Set(paths.map((p) => basename(p)));
     expect(names.has("libnftables.so.1")).toBe(true); // loaded in process by domainwall (bun:ffi)
-    for (const forbidden of ["nft", "libedit.so.2", "sh", "bash", "dash", "busybox", "dig", "nslookup", "host", "apt", "apt-get", "dpkg", "curl", "wget", "resolv.conf"]) {
+    for (const forbidden of [
+      "nft",
+      "libedit.so.2",
+      "sh",
+      "bash",
+      "dash",
+      "busybox",
+      "dig",
+      "nslookup",
+      "host",
+      "apt",
+      "apt-get",
+      "dpkg",
+      "curl",
+      "wget",
+      "resolv.conf",
+    ]) {
       expect(names.has(forbidden)).toBe(false);
     }
     const noShell = await runImage(["-c", "true"], { entrypoint: "/bin/sh" });
@@ -116,7 +155,10 @@ describeNetns("the container image, end to end", () => {
     expect(noShell.stderr).toContain("/bin/sh");
 
     const config = JSON.parse(await mustRun(["podman", "image", "inspect", "--format={{json .Config}}", image])) as {
-      Entrypoint: string[]; Cmd: string[]; Env: string[]; Labels: Record<string, string>;
+      Entrypoint: string[];
+      Cmd: string[];
+      Env: string[];
+      Labels: Record<string, string>;
     };
     expect(config.Entrypoint).toEqual(["/usr/bin/domainwall"]);
     expect(config.Cmd).toEqual(["apply"]);
@@ -170,9 +212,19 @@ describeNetns("the container image, end to end", () => {
         expect(await loaded()).toBe(true);
         const outbound = [...API.v4, ...API.v6].map((h) => at(h));
         expect(await lab.canConnect([...outbound, at("203.0.113.20"), at("203.0.113.99"), at("2001:db8:ff::99")])).toEqual([
-          true, true, true, true, false, false, false,
+          true,
+          true,
+          true,
+          true,
+          false,
+          false,
+          false,
         ]);
-        expect(await lab.canConnectInbound([at(ADDR.appV4, 3000), at(ADDR.appV6, 3000), at(ADDR.appV4, 3001)])).toEqual([true, true, false]);
+        expect(await lab.canConnectInbound([at(ADDR.appV4, 3000), at(ADDR.appV6, 3000), at(ADDR.appV4, 3001)])).toEqual([
+          true,
+          true,
+          false,
+        ]);
         // DNS was allowed to the resolvers of the container's /etc/resolv.conf, and nowhere else.
         expect(await lab.dnsAnswers(ADDR.dnsV4, "api.example")).toBe(true);
         expect(await lab.dnsAnswers(ADDR.rogueDnsV4, "api.example")).toBe(false);
@@ -197,10 +249,29 @@ describeNetns("the container image, end to end", () => {
 
   test("iptables-legacy from the image keeps foreign rules whose extensions domainwall does not use", async () => {
     // Saving and rolling back read the whole filter table: every rule's extension module must be in the image.
-    const foreign = ["-A", "OUTPUT", "-d", "192.0.2.77", "-p", "tcp", "-m", "mark", "--mark", "0x7", "-m", "comment", "--comment", "not ours", "-j", "ACCEPT"];
+    const foreign = [
+      "-A",
+      "OUTPUT",
+      "-d",
+      "192.0.2.77",
+      "-p",
+      "tcp",
+      "-m",
+      "mark",
+      "--mark",
+      "0x7",
+      "-m",
+      "comment",
+      "--comment",
+      "not ours",
+      "-j",
+      "ACCEPT",
+    ];
     expect((await lab.exec("app", ["iptables-legacy", ...foreign])).code).toBe(0);
     try {
-      const applied = await runImage(["apply", "--backend", "iptables-legacy", "--hosts", "api.example"], { caps: ["NET_ADMIN", "NET_RAW"] });
+      const applied = await runImage(["apply", "--backend", "iptables-legacy", "--hosts", "api.example"], {
+        caps: ["NET_ADMIN", "NET_RAW"],
+      });
       expect(applied.code).toBe(0);
       const removed = await runImage(["remove", "--backend", "iptables-legacy"], { caps: ["NET_ADMIN", "NET_RAW"] });
       expect(removed.code).toBe(0);

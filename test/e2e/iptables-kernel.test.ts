@@ -26,7 +26,10 @@ describeNetns("iptables-legacy's filter tables as the kernel reports them (root)
     const child = Bun.spawn(["unshare", "--net", "sh", "-c", script], { stdout: "pipe", stderr: "pipe" });
     const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
     expect({ code, stderr }).toEqual({ code: 0, stderr: "" });
-    const answers = stdout.trim().split("\n").map((line) => JSON.parse(line));
+    const answers = stdout
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line));
     expect(answers).toEqual([
       { empty: true, filterListed: { 4: false, 6: false } },
       { empty: true, filterListed: { 4: true, 6: true } },

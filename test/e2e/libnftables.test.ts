@@ -30,11 +30,34 @@ interface Driven {
 async function drive(
   executor: "libnftables" | "nft" | "auto",
   requests: readonly Request[],
-  opts: { env?: Record<string, string>; concurrent?: boolean; command?: string[]; churn?: number; noDescriptors?: boolean; large?: number; noTrim?: boolean } = {},
+  opts: {
+    env?: Record<string, string>;
+    concurrent?: boolean;
+    command?: string[];
+    churn?: number;
+    noDescriptors?: boolean;
+    large?: number;
+    noTrim?: boolean;
+  } = {},
 ): Promise<Driven> {
   const command = opts.command ?? [process.execPath, DRIVER];
-  const argv = ["unshare", "--net", ...command, executor, ...(opts.concurrent ? ["--concurrent"] : []), ...(opts.churn ? ["--churn", String(opts.churn)] : []), ...(opts.noDescriptors ? ["--no-descriptors"] : []), ...(opts.large ? ["--large", String(opts.large)] : []), ...(opts.noTrim ? ["--no-trim"] : [])];
-  const child = Bun.spawn(argv, { stdin: new Blob([JSON.stringify(requests)]), stdout: "pipe", stderr: "pipe", env: { ...process.env, ...opts.env } });
+  const argv = [
+    "unshare",
+    "--net",
+    ...command,
+    executor,
+    ...(opts.concurrent ? ["--concurrent"] : []),
+    ...(opts.churn ? ["--churn", String(opts.churn)] : []),
+    ...(opts.noDescriptors ? ["--no-descriptors"] : []),
+    ...(opts.large ? ["--large", String(opts.large)] : []),
+    ...(opts.noTrim ? ["--no-trim"] : []),
+  ];
+  const child = Bun.spawn(argv, {
+    stdin: new Blob([JSON.stringify(requests)]),
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, ...opts.env },
+  });
   const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
   if (code !== 0) throw new Error(`${argv.join(" ")} exited ${code}: ${stderr}`);
   return JSON.parse(stdout) as Driven;
@@ -49,7 +72,11 @@ describeNetns("libnftables executor against the kernel (root)", () => {
   });
 
   test.each(goldens)("%s: byte-identical kernel state and results to the nft binary", async (name) => {
-    const requests = [{ script: await golden(name) }, { script: "list table inet domainwall", json: true }, { script: "list table inet domainwall\n" }];
+    const requests = [
+      { script: await golden(name) },
+      { script: "list table inet domainwall", json: true },
+      { script: "list table inet domainwall\n" },
+    ];
     const [inProcess, binary] = await Promise.all([drive("libnftables", requests), drive("nft", requests)]);
     expect(inProcess.name).toBe("libnftables");
     expect(binary.name).toBe("nft");
@@ -108,7 +135,10 @@ describeNetns("libnftables executor against the kernel (root)", () => {
   test("fallback: with the library unloadable, the nft binary loads every golden policy and the reason says so", async () => {
     const env = { DOMAINWALL_LIBNFTABLES: "/nonexistent/libnftables.so.1" };
     for (const name of goldens) {
-      const [fallback, inProcess] = await Promise.all([drive("auto", [{ script: await golden(name) }], { env }), drive("auto", [{ script: await golden(name) }])]);
+      const [fallback, inProcess] = await Promise.all([
+        drive("auto", [{ script: await golden(name) }], { env }),
+        drive("auto", [{ script: await golden(name) }]),
+      ]);
       expect(fallback.name).toBe("nft");
       expect(fallback.reason).toStartWith("nft transactions run the nft binary: cannot load /nonexistent/libnftables.so.1: ");
       expect(inProcess.name).toBe("libnftables");
@@ -120,9 +150,15 @@ describeNetns("libnftables executor against the kernel (root)", () => {
   test("no netlink socket (descriptor table full): the chooser falls back to the binary, and a direct run fails instead of exit()", async () => {
     const chosen = (await drive("auto", [], { noDescriptors: true })) as unknown as { name: string; reason: string };
     expect(chosen.name).toBe("nft");
-    expect(chosen.reason).toBe("nft transactions run the nft binary: libnftables.so.1 loads, but cannot open a netfilter netlink socket: EMFILE");
+    expect(chosen.reason).toBe(
+      "nft transactions run the nft binary: libnftables.so.1 loads, but cannot open a netfilter netlink socket: EMFILE",
+    );
     const direct = (await drive("libnftables", [], { noDescriptors: true })) as unknown as { name: string; error: string };
-    expect(direct).toEqual({ name: "libnftables", reason: "asked for libnftables", error: "libnftables: cannot open a netfilter netlink socket: EMFILE" } as never);
+    expect(direct).toEqual({
+      name: "libnftables",
+      reason: "asked for libnftables",
+      error: "libnftables: cannot open a netfilter netlink socket: EMFILE",
+    } as never);
   });
 
   test("memory: 10,000 add-element transactions with timeouts, RSS flat", async () => {
@@ -139,9 +175,18 @@ describeNetns("libnftables executor against the kernel (root)", () => {
 
   test("memory: after a 2 MB load the context is freed and the heap trimmed, so RSS comes back (control: without, it stays up)", async () => {
     type Large = { bytes: number; rss: { before: number; after: number; next: number } };
-    const [released, kept] = (await Promise.all([drive("libnftables", [], { large: 100_000 }), drive("libnftables", [], { large: 100_000, noTrim: true })])) as unknown as [Large, Large];
+    const [released, kept] = (await Promise.all([
+      drive("libnftables", [], { large: 100_000 }),
+      drive("libnftables", [], { large: 100_000, noTrim: true }),
+    ])) as unknown as [Large, Large];
     const mib = (bytes: number) => bytes / 2 ** 20;
-    console.info(`RSS before/after/next add, MiB: released ${Object.values(released.rss).map(mib).map((v) => v.toFixed(1))}, kept ${Object.values(kept.rss).map(mib).map((v) => v.toFixed(1))}`);
+    console.info(
+      `RSS before/after/next add, MiB: released ${Object.values(released.rss)
+        .map(mib)
+        .map((v) => v.toFixed(1))}, kept ${Object.values(kept.rss)
+        .map(mib)
+        .map((v) => v.toFixed(1))}`,
+    );
     expect(released.bytes).toBeGreaterThan(1 << 20);
     expect(mib(released.rss.next - released.rss.before)).toBeLessThan(8);
     expect(mib(kept.rss.after - released.rss.after)).toBeGreaterThan(16);

@@ -78,7 +78,10 @@ describe("acquireLock (an abstract unix socket: scoped to the network namespace,
     const name = uniqueName();
     const first = await acquireLock(name, self, { waitMs: 0 });
     if (!first.ok) throw new Error("not acquired");
-    expect(await acquireLock(name, { pid: process.pid, command: "remove" }, { waitMs: 50, pollMs: 10 })).toEqual({ ok: false, holder: self });
+    expect(await acquireLock(name, { pid: process.pid, command: "remove" }, { waitMs: 50, pollMs: 10 })).toEqual({
+      ok: false,
+      holder: self,
+    });
     const other = await acquireLock(uniqueName(), self, { waitMs: 0 });
     expect(other.ok).toBe(true);
     if (other.ok) other.release();
@@ -155,7 +158,9 @@ describeNetns("acquireLock across network namespaces", () => {
     expect(second.stdout.toString().trim()).toBe(`busy ${JSON.stringify({ pid: inA.pid, command: "apply" })}`);
     expect(second.exitCode).toBe(1);
     // The root namespace (this test) does not see either.
-    expect(await holderOf(KERNEL_LOCK).then((h) => h === undefined || (typeof h === "object" && h.pid !== inA.pid && h.pid !== inB.pid))).toBe(true);
+    expect(
+      await holderOf(KERNEL_LOCK).then((h) => h === undefined || (typeof h === "object" && h.pid !== inA.pid && h.pid !== inB.pid)),
+    ).toBe(true);
     inA.kill("SIGKILL");
     await inA.exited;
     const after = Bun.spawnSync([...inNs(a), process.execPath, HOLDER, KERNEL_LOCK, "remove", "5000"], { stdout: "pipe", stdin: "ignore" });

@@ -34,18 +34,31 @@ describeNetns("the namespace lock (issue 12, items 1 and 8)", () => {
     rmSync(runDir, { recursive: true, force: true });
   });
   const env = () => ({ DOMAINWALL_RUN_DIR: runDir });
-  const apply = (backend: string, run: Run) => lab.domainwall(["apply", "--backend", backend, "--hosts", RUNS[run].hosts, "--ports", RUNS[run].port], { env: env() });
+  const apply = (backend: string, run: Run) =>
+    lab.domainwall(["apply", "--backend", backend, "--hosts", RUNS[run].hosts, "--ports", RUNS[run].port], { env: env() });
 
   describe.each(["iptables-legacy", "nft"])("%s", (backend) => {
     test("20 rounds of two concurrent applies: each round ends with one jump per hook and family, and one run's whole policy", async () => {
       const outcomes: string[] = [];
       for (let round = 0; round < 20; round++) {
         const [first, second] = await Promise.all([apply(backend, "a"), apply(backend, "b")]);
-        expect([first.code, second.code, first.stderr, second.stderr]).toEqual([0, 0, expect.stringContaining("applied"), expect.stringContaining("applied")]);
+        expect([first.code, second.code, first.stderr, second.stderr]).toEqual([
+          0,
+          0,
+          expect.stringContaining("applied"),
+          expect.stringContaining("applied"),
+        ]);
         if (backend === "nft") {
           const table = await lab.table();
-          expect([count(table, "type filter hook output priority filter; policy drop;"), count(table, "type filter hook input priority filter; policy drop;")]).toEqual([1, 1]);
-          const parts = [whose(table, (r) => table.includes(`${r.v4} `)), whose(table, (r) => table.includes(`${r.v6} `)), whose(table, (r) => table.includes(`dport ${r.port} `) || table.includes(`dport { ${r.port} }`))];
+          expect([
+            count(table, "type filter hook output priority filter; policy drop;"),
+            count(table, "type filter hook input priority filter; policy drop;"),
+          ]).toEqual([1, 1]);
+          const parts = [
+            whose(table, (r) => table.includes(`${r.v4} `)),
+            whose(table, (r) => table.includes(`${r.v6} `)),
+            whose(table, (r) => table.includes(`dport ${r.port} `) || table.includes(`dport { ${r.port} }`)),
+          ];
           expect(new Set(parts).size).toBe(1);
           outcomes.push(parts[0]!);
         } else {
@@ -81,9 +94,17 @@ describeNetns("the namespace lock (issue 12, items 1 and 8)", () => {
           expect(refused.code).toBe(1);
           expect(refused.stderr).toContain(`a domainwall watch is running in this network namespace (pid ${watch.pid} (watch))`);
         }
-        expect(await lab.canConnect([{ host: RUNS.a.v4, port: 80 }, { host: RUNS.b.v4, port: 80 }])).toEqual([true, false]);
+        expect(
+          await lab.canConnect([
+            { host: RUNS.a.v4, port: 80 },
+            { host: RUNS.b.v4, port: 80 },
+          ]),
+        ).toEqual([true, false]);
         const second = await lab.domainwall(["watch", "--backend", backend, "--hosts", RUNS.b.hosts], { env: env() });
-        expect([second.code, second.stderr]).toEqual([1, expect.stringContaining(`another domainwall watch is running in this network namespace: pid ${watch.pid} (watch)`)]);
+        expect([second.code, second.stderr]).toEqual([
+          1,
+          expect.stringContaining(`another domainwall watch is running in this network namespace: pid ${watch.pid} (watch)`),
+        ]);
       } finally {
         watch.kill("SIGTERM");
         await watch.exited;
@@ -93,7 +114,20 @@ describeNetns("the namespace lock (issue 12, items 1 and 8)", () => {
   });
 
   test("a second command waits a bounded time for the lock, then exits 1 naming the holder and changes nothing", async () => {
-    const holder = Bun.spawn(["ip", "netns", "exec", lab.app, process.execPath, `${import.meta.dir}/../support/hold-lock.ts`, "domainwall-lock", "holder-for-test", "0"], { stdin: "pipe", stdout: "pipe" });
+    const holder = Bun.spawn(
+      [
+        "ip",
+        "netns",
+        "exec",
+        lab.app,
+        process.execPath,
+        `${import.meta.dir}/../support/hold-lock.ts`,
+        "domainwall-lock",
+        "holder-for-test",
+        "0",
+      ],
+      { stdin: "pipe", stdout: "pipe" },
+    );
     try {
       const reader = holder.stdout.getReader();
       expect(new TextDecoder().decode((await reader.read()).value)).toBe("held\n");
@@ -126,4 +160,3 @@ describeNetns("the namespace lock (issue 12, items 1 and 8)", () => {
     await lab.domainwall(["remove", "--backend", "nft"], { env: env() });
   });
 });
-

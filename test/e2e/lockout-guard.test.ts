@@ -20,7 +20,11 @@ describeNetns("the lock-out guard reads /proc/net/tcp{,6} (issue 12, item 11)", 
   /** A TCP connection from net into app's port, held open until `close`. */
   async function holdConnection(port: number) {
     const script = `import socket, sys, time\ns = socket.create_connection(("${ADDR.appV4}", ${port}))\nprint("up", flush=True)\nsys.stdin.read()`;
-    const child = Bun.spawn(["ip", "netns", "exec", lab.net, "python3", "-c", script], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+    const child = Bun.spawn(["ip", "netns", "exec", lab.net, "python3", "-c", script], {
+      stdin: "pipe",
+      stdout: "pipe",
+      stderr: "inherit",
+    });
     const reader = child.stdout.getReader();
     expect(new TextDecoder().decode((await reader.read()).value)).toStartWith("up");
     return async () => {
@@ -41,7 +45,9 @@ describeNetns("the lock-out guard reads /proc/net/tcp{,6} (issue 12, item 11)", 
     try {
       const loud = await lab.domainwall(["apply", "--hosts", "api.example", "--ports", "3000"]);
       expect(loud.code).toBe(0);
-      expect(loud.stderr).toMatch(/ERROR +port 3001 has an established inbound connection \(from ::ffff:198\.51\.100\.2\), likely the session you are using: .*--confirm-within/);
+      expect(loud.stderr).toMatch(
+        /ERROR +port 3001 has an established inbound connection \(from ::ffff:198\.51\.100\.2\), likely the session you are using: .*--confirm-within/,
+      );
       // listed: no word about it
       const listed = await lab.domainwall(["apply", "--hosts", "api.example", "--ports", "3000,3001"]);
       expect([listed.code, listed.stderr]).toEqual([0, expect.not.stringMatching(/listening, but|established inbound/)]);

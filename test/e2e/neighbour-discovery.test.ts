@@ -32,7 +32,10 @@ describeNetns("outgoing neighbour discovery is link-scoped (issue 12, item 9)", 
     (await lab.exec(ns, ["python3", ND, "send", kind, dest, ...(dev === undefined ? [] : [dev])])).stdout.trim();
   /** Start listening in `ns` for a message of `kind`, run `act`, and say what arrived. */
   const heard = async (ns: "app" | "net", kind: string, act: () => Promise<unknown>, join: string[] = []) => {
-    const listener = Bun.spawn(["ip", "netns", "exec", ns === "app" ? lab.app : lab.net, "python3", ND, "recv", kind, "3000", ...join], { stdout: "pipe", stderr: "inherit" });
+    const listener = Bun.spawn(["ip", "netns", "exec", ns === "app" ? lab.app : lab.net, "python3", ND, "recv", kind, "3000", ...join], {
+      stdout: "pipe",
+      stderr: "inherit",
+    });
     const reader = listener.stdout.getReader();
     const ready = new TextDecoder().decode((await reader.read()).value);
     expect(ready).toStartWith("ready");
@@ -43,7 +46,8 @@ describeNetns("outgoing neighbour discovery is link-scoped (issue 12, item 9)", 
     return text.trim();
   };
   const dropped = async (backend: string): Promise<number> => {
-    if (backend === "nft") return Number(/packets (\d+)/.exec((await lab.nft(["list", "counter", "inet", "domainwall", "output_dropped"])).stdout)?.[1]);
+    if (backend === "nft")
+      return Number(/packets (\d+)/.exec((await lab.nft(["list", "counter", "inet", "domainwall", "output_dropped"])).stdout)?.[1]);
     const chain = (await lab.exec("app", ["ip6tables-legacy", "-L", "DOMAINWALL-OUTPUT", "-v", "-x", "-n"])).stdout;
     const drop = chain.split("\n").find((line) => /^\s*\d+\s+\d+\s+DROP\s+all/.test(line) && !line.includes("ctstate"));
     return Number(drop?.trim().split(/\s+/)[0]);
@@ -54,7 +58,11 @@ describeNetns("outgoing neighbour discovery is link-scoped (issue 12, item 9)", 
       const apply = await lab.domainwall(["apply", "--backend", backend, "--hosts", "api.example", "--ports", "3000"]);
       expect(apply.code).toBe(0);
       const rules = backend === "nft" ? await lab.table() : (await lab.exec("app", ["ip6tables-legacy-save", "-t", "filter"])).stdout;
-      expect(rules).toContain(backend === "nft" ? "ip6 daddr { 2001:db8:1::/64, fe80::/10, ff02::/16 } ip6 hoplimit 255 accept" : "-A DOMAINWALL-OUTPUT -d 2001:db8:1::/64 -p ipv6-icmp");
+      expect(rules).toContain(
+        backend === "nft"
+          ? "ip6 daddr { 2001:db8:1::/64, fe80::/10, ff02::/16 } ip6 hoplimit 255 accept"
+          : "-A DOMAINWALL-OUTPUT -d 2001:db8:1::/64 -p ipv6-icmp",
+      );
 
       // Outbound: app solicits its router (2001:db8:1::2, a global next hop) and is answered at its global address.
       await flush();
@@ -66,8 +74,15 @@ describeNetns("outgoing neighbour discovery is link-scoped (issue 12, item 9)", 
       expect((await lab.exec("net", ["ip", "-6", "neigh", "show", ADDR.appV6])).stdout).toMatch(/lladdr/);
 
       // Router discovery: app's RS reaches net; net's RA reaches app (input is filtered: --ports).
-      expect(await heard("net", "rs", async () => expect(await send("app", "rs", "ff02::2", veth("app"))).toBe("sent"), ["ff02::2", veth("net")])).toStartWith("received ");
-      expect(await heard("app", "ra", async () => expect(await send("net", "ra", "ff02::1", veth("net"))).toBe("sent"))).toStartWith("received ");
+      expect(
+        await heard("net", "rs", async () => expect(await send("app", "rs", "ff02::2", veth("app"))).toBe("sent"), [
+          "ff02::2",
+          veth("net"),
+        ]),
+      ).toStartWith("received ");
+      expect(await heard("app", "ra", async () => expect(await send("net", "ra", "ff02::1", veth("net"))).toBe("sent"))).toStartWith(
+        "received ",
+      );
 
       // A hop-limit-255 NS to an off-link address would be routed out like any packet: dropped, counted.
       const before = await dropped(backend);

@@ -51,7 +51,16 @@ for (const backend of ["nft", "iptables-legacy"] as const) {
       expect(result.stderr).toContain("applied: 1 names resolved, 0 skipped; 1 IPv4 and 1 IPv6 allowed");
       expect(result.code).toBe(0);
       const targets = [ALLOWED.v4, ALLOWED.v6].flatMap((h) => [at(h, 80), at(h, 8081), at(h, 443)]);
-      expect(await lab.canConnect([...targets, at(OTHER.v4, 80), at(OTHER.v6, 80)])).toEqual([true, false, false, true, false, false, false, false]);
+      expect(await lab.canConnect([...targets, at(OTHER.v4, 80), at(OTHER.v6, 80)])).toEqual([
+        true,
+        false,
+        false,
+        true,
+        false,
+        false,
+        false,
+        false,
+      ]);
       expect((await lab.probeUdp([at(ALLOWED.v4, 8082)], 500))[0]).not.toBe("answered");
       const status = await dw(["status"]);
       expect(status.stdout).toContain(isNft ? "set allow_ports_v4: 1 entry" : "set allow_ports_v4 (rules): 1 entry");
@@ -62,12 +71,21 @@ for (const backend of ["nft", "iptables-legacy"] as const) {
         { network: ALLOWED.v6, ports: ["80/tcp"] },
       ]);
       const allowed = await dw(["explain", "allowed.example:80"]);
-      expect([allowed.code, allowed.stdout]).toEqual([0, `allowed: allowed.example:80: allowed.example is in the allowlist; ${ALLOWED.v4} is allowed by allowed.example:80/tcp; ${ALLOWED.v6} is allowed by allowed.example:80/tcp\n`]);
+      expect([allowed.code, allowed.stdout]).toEqual([
+        0,
+        `allowed: allowed.example:80: allowed.example is in the allowlist; ${ALLOWED.v4} is allowed by allowed.example:80/tcp; ${ALLOWED.v6} is allowed by allowed.example:80/tcp\n`,
+      ]);
       const denied = await dw(["explain", `[${ALLOWED.v6}]:8081`]);
       expect(denied.code).toBe(1);
-      expect(denied.stdout).toStartWith(`denied: [${ALLOWED.v6}]:8081: ${ALLOWED.v6} is denied: not open on 8081/tcp: the allowlist opens it on 80/tcp only\n`);
+      expect(denied.stdout).toStartWith(
+        `denied: [${ALLOWED.v6}]:8081: ${ALLOWED.v6} is denied: not open on 8081/tcp: the allowlist opens it on 80/tcp only\n`,
+      );
       const rendered = await dw(["render", "--hosts", "allowed.example:80"]);
-      expect(rendered.stdout).toContain(isNft ? "203.0.113.30 . tcp . 80, # allowed.example" : "# allowed.example\n-A DOMAINWALL-OUTPUT -d 203.0.113.30 -p tcp -m tcp --dport 80 -j ACCEPT");
+      expect(rendered.stdout).toContain(
+        isNft
+          ? "203.0.113.30 . tcp . 80, # allowed.example"
+          : "# allowed.example\n-A DOMAINWALL-OUTPUT -d 203.0.113.30 -p tcp -m tcp --dport 80 -j ACCEPT",
+      );
     });
 
     test("/udp lets a UDP exchange through and not TCP to the same port", async () => {
@@ -83,7 +101,9 @@ for (const backend of ["nft", "iptables-legacy"] as const) {
     });
 
     test("a CIDR with a port (IPv4, and IPv6 in brackets) opens that port on its addresses only", async () => {
-      expect((await dw(["apply", "--hosts", "allowed.example:8081", "--allow", "203.0.113.64/26:443,[2001:db8:ff::40/124]:443"])).code).toBe(0);
+      expect(
+        (await dw(["apply", "--hosts", "allowed.example:8081", "--allow", "203.0.113.64/26:443,[2001:db8:ff::40/124]:443"])).code,
+      ).toBe(0);
       const inside = [at("203.0.113.70", 443), at("203.0.113.70", 80), at("2001:db8:ff::41", 443), at("2001:db8:ff::41", 80)];
       const outside = [at("203.0.113.10", 443), at("2001:db8:ff::10", 443)];
       expect(await lab.canConnect([...inside, ...outside])).toEqual([true, false, true, false, false, false]);
@@ -122,7 +142,14 @@ for (const backend of ["nft", "iptables-legacy"] as const) {
 
     test("--refuse-private-answers: a listed name answering 10.0.0.1 is refused; under --private-domains it is admitted", async () => {
       // Only the loaded ruleset is checked: no traffic is sent to these addresses.
-      const result = await dw(["apply", "--hosts", "internal.example,db.corp.example,allowed.example", "--refuse-private-answers", "--private-domains", "corp.example"]);
+      const result = await dw([
+        "apply",
+        "--hosts",
+        "internal.example,db.corp.example,allowed.example",
+        "--refuse-private-answers",
+        "--private-domains",
+        "corp.example",
+      ]);
       expect(result.code).toBe(0);
       expect(result.stderr).toContain("internal.example: not allowing 10.0.0.1 (private, RFC 1918) from DNS (--refuse-private-answers)");
       expect(result.stderr).not.toContain("10.0.0.2 (");

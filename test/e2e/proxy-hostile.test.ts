@@ -58,8 +58,18 @@ async function start(answer: Responder, limits: Partial<ProxyLimits> = {}): Prom
   const upstream = await startFakeDns(answer);
   const compiled = compileMatcher(["api.example.com", "**.any.example"]);
   if (!compiled.ok) throw new Error("bad list");
-  const proxy = await startDnsProxy({ port: 0, upstreams: [{ address: "127.0.0.1", port: upstream.port }], match: compiled.match, admit: async () => {}, log: quiet, limits });
-  running.push(() => proxy.stop(), () => upstream.stop());
+  const proxy = await startDnsProxy({
+    port: 0,
+    upstreams: [{ address: "127.0.0.1", port: upstream.port }],
+    match: compiled.match,
+    admit: async () => {},
+    log: quiet,
+    limits,
+  });
+  running.push(
+    () => proxy.stop(),
+    () => upstream.stop(),
+  );
   return { proxy, upstream };
 }
 
@@ -95,7 +105,8 @@ describe("pure functions never throw", () => {
     let read = 0;
     for (let i = 0; i < 50_000; i++) {
       const bytes = new Uint8Array(answer);
-      for (let j = 0, n = 1 + Math.floor(next() * 3); j < n; j++) bytes[12 + Math.floor(next() * (bytes.length - 12))] = Math.floor(next() * 256);
+      for (let j = 0, n = 1 + Math.floor(next() * 3); j < n; j++)
+        bytes[12 + Math.floor(next() * (bytes.length - 12))] = Math.floor(next() * 256);
       const result = readAnswer(check.query, 7, next() < 0.3 ? bytes.slice(0, Math.floor(next() * bytes.length)) : bytes);
       if (!result.ok) continue;
       read++;
@@ -135,11 +146,18 @@ describe("DNS proxy under attack", () => {
     const next = random(4);
     for (let i = 0; i < 50; i++) {
       const closed = Promise.withResolvers<void>();
-      const socket = await Bun.connect({ hostname: "127.0.0.1", port: proxy.port, socket: { data() {}, close: () => closed.resolve(), error() {} } });
-      const bytes = next() < 0.5 ? Uint8Array.from({ length: 1 + Math.floor(next() * 3000) }, () => Math.floor(next() * 256)) : (() => {
-        const p = fuzzPacket(next);
-        return Uint8Array.from([p.length >> 8, p.length & 255, ...p]);
-      })();
+      const socket = await Bun.connect({
+        hostname: "127.0.0.1",
+        port: proxy.port,
+        socket: { data() {}, close: () => closed.resolve(), error() {} },
+      });
+      const bytes =
+        next() < 0.5
+          ? Uint8Array.from({ length: 1 + Math.floor(next() * 3000) }, () => Math.floor(next() * 256))
+          : (() => {
+              const p = fuzzPacket(next);
+              return Uint8Array.from([p.length >> 8, p.length & 255, ...p]);
+            })();
       socket.write(bytes);
       socket.end();
       await withTimeout(closed.promise, 5000, "connection not closed");
@@ -150,7 +168,15 @@ describe("DNS proxy under attack", () => {
   test("a hostile upstream sending mutated answers: SERVFAIL or its answer, never a crash", async () => {
     const next = random(5);
     const hostile: Responder = (query) => {
-      const good = new Uint8Array(encode({ type: "response", id: query.id, flags: 0x8180, questions: query.questions, answers: [{ type: "A", name: query.questions?.[0]?.name ?? "", ttl: 30, data: "192.0.2.1" }] }));
+      const good = new Uint8Array(
+        encode({
+          type: "response",
+          id: query.id,
+          flags: 0x8180,
+          questions: query.questions,
+          answers: [{ type: "A", name: query.questions?.[0]?.name ?? "", ttl: 30, data: "192.0.2.1" }],
+        }),
+      );
       for (let j = 0; j < 2; j++) good[2 + Math.floor(next() * (good.length - 2))] = Math.floor(next() * 256);
       return good;
     };
@@ -164,7 +190,11 @@ describe("DNS proxy under attack", () => {
   test("a TCP client that sends a length and stalls is closed after the idle time", async () => {
     const { proxy } = await start(answerA, { tcpIdleMs: 1000 });
     const closed = Promise.withResolvers<void>();
-    const socket = await Bun.connect({ hostname: "127.0.0.1", port: proxy.port, socket: { data() {}, close: () => closed.resolve(), error() {} } });
+    const socket = await Bun.connect({
+      hostname: "127.0.0.1",
+      port: proxy.port,
+      socket: { data() {}, close: () => closed.resolve(), error() {} },
+    });
     socket.write(Uint8Array.from([0, 40, 0, 1]));
     await withTimeout(closed.promise, 10_000, "the stalled connection was not closed");
   }, 20_000);
@@ -232,11 +262,15 @@ describe("DNS proxy under attack", () => {
 
   test("when every connection has a query being answered, a new connection is closed at once; the others are served", async () => {
     const slow = Promise.withResolvers<void>();
-    const { proxy } = await start(async (query) => (query.questions?.[0]?.name === "slow.any.example" ? (await slow.promise, answerA(query, "tcp")) : answerA(query, "tcp")), {
-      maxTcpConnections: 3,
-      upstreamTimeoutMs: 20_000,
-      attempts: 1,
-    });
+    const { proxy } = await start(
+      async (query) =>
+        query.questions?.[0]?.name === "slow.any.example" ? (await slow.promise, answerA(query, "tcp")) : answerA(query, "tcp"),
+      {
+        maxTcpConnections: 3,
+        upstreamTimeoutMs: 20_000,
+        attempts: 1,
+      },
+    );
     const busy = [0, 1, 2].map((i) => tcpAsk(proxy.port, queryBytes(20 + i, "slow.any.example", "A"), "127.0.0.1", 20_000));
     await Bun.sleep(200); // let the three queries reach the upstream (not a timing assertion: a head start)
     const closed = Promise.withResolvers<void>();
@@ -251,7 +285,22 @@ describe("DNS proxy under attack", () => {
     const { proxy, upstream } = await start(answerA);
     const secret = Buffer.from("exfiltrated-bytes-0123456789");
     const query = (id: number) =>
-      queryBytes(id, "api.example.com", "A", { extra: { additionals: [{ type: "OPT", name: ".", udpPayloadSize: 4096, flags: 0x8000, options: [{ code: 65001, data: secret }, { code: 12, data: secret }] } as unknown as Answer] } });
+      queryBytes(id, "api.example.com", "A", {
+        extra: {
+          additionals: [
+            {
+              type: "OPT",
+              name: ".",
+              udpPayloadSize: 4096,
+              flags: 0x8000,
+              options: [
+                { code: 65001, data: secret },
+                { code: 12, data: secret },
+              ],
+            } as unknown as Answer,
+          ],
+        },
+      });
     expect((await udpAsk(proxy.port, query(1))).rcode).toBe("NOERROR");
     expect((await tcpAsk(proxy.port, query(2))).rcode).toBe("NOERROR");
     expect(upstream.received.map((r) => r.transport)).toEqual(["udp", "tcp"]);
@@ -289,19 +338,34 @@ describe("DNS proxy under attack", () => {
 
   test("a flood beyond maxInFlight is dropped, not queued", async () => {
     const held = Promise.withResolvers<void>();
-    const { proxy, upstream } = await start(async (query) => {
-      await held.promise;
-      return answerA(query, "udp");
-    }, { maxInFlight: 4, upstreamTimeoutMs: 10_000 });
+    const { proxy, upstream } = await start(
+      async (query) => {
+        await held.promise;
+        return answerA(query, "udp");
+      },
+      { maxInFlight: 4, upstreamTimeoutMs: 10_000 },
+    );
     running.unshift(() => held.resolve());
     const socket = await Bun.udpSocket({ hostname: "0.0.0.0", connect: { hostname: "127.0.0.1", port: proxy.port } });
     running.push(() => socket.close());
     for (let i = 0; i < 50; i++) socket.send(queryBytes(i, "api.example.com", "A"));
     // the 4 taken reach the upstream from their own sockets, after the other 46 have been dropped
-    await withTimeout((async () => { while (proxy.stats().queries.dropped < 46 || upstream.received.length < 4) await Bun.sleep(1); })(), 5000, "not dropped");
+    await withTimeout(
+      (async () => {
+        while (proxy.stats().queries.dropped < 46 || upstream.received.length < 4) await Bun.sleep(1);
+      })(),
+      5000,
+      "not dropped",
+    );
     expect(upstream.received).toHaveLength(4);
     held.resolve();
-    await withTimeout((async () => { while (proxy.stats().queries.forwarded < 4) await Bun.sleep(1); })(), 5000, "not forwarded");
+    await withTimeout(
+      (async () => {
+        while (proxy.stats().queries.forwarded < 4) await Bun.sleep(1);
+      })(),
+      5000,
+      "not forwarded",
+    );
     expect(proxy.stats().queries).toMatchObject({ forwarded: 4, dropped: 46 });
   });
 });

@@ -37,15 +37,18 @@ describeNetns("names resolve as the app's getaddrinfo would (issue 12, items 3 a
   const apply = (...args: string[]) => lab.domainwall(["apply", "--backend", "nft", ...args]);
   const getaddrinfo = async (name: string) => (await lab.exec("app", ["getent", "ahostsv4", name])).stdout.split("\n")[0]?.split(/\s+/)[0];
 
-  test.each(["127.0.0.53", "127.0.0.1", "::1"])("a loopback stub (%s) without known upstreams: exit 2 asking for --dns-servers, nothing loaded, either backend (item 4)", async (stub) => {
-    writeFileSync(lab.resolvConf, `nameserver ${stub}\n`);
-    for (const backend of ["nft", "iptables-legacy"]) {
-      const result = await lab.domainwall(["apply", "--backend", backend, "--hosts", "allowed.example"]);
-      expect([result.code, result.stderr]).toEqual([2, expect.stringContaining("pass --dns-servers with the stub's upstream servers")]);
-    }
-    expect(await lab.table()).toBe("");
-    expect((await lab.exec("app", ["iptables-legacy-save", "-t", "filter"])).stdout).not.toContain("DOMAINWALL");
-  });
+  test.each(["127.0.0.53", "127.0.0.1", "::1"])(
+    "a loopback stub (%s) without known upstreams: exit 2 asking for --dns-servers, nothing loaded, either backend (item 4)",
+    async (stub) => {
+      writeFileSync(lab.resolvConf, `nameserver ${stub}\n`);
+      for (const backend of ["nft", "iptables-legacy"]) {
+        const result = await lab.domainwall(["apply", "--backend", backend, "--hosts", "allowed.example"]);
+        expect([result.code, result.stderr]).toEqual([2, expect.stringContaining("pass --dns-servers with the stub's upstream servers")]);
+      }
+      expect(await lab.table()).toBe("");
+      expect((await lab.exec("app", ["iptables-legacy-save", "-t", "filter"])).stdout).not.toContain("DOMAINWALL");
+    },
+  );
 
   test("a trailing dot makes a name absolute: the search list is not applied (item 3)", async () => {
     writeFileSync(lab.resolvConf, `search wild.example\noptions ndots:5\n${RESOLV}`);

@@ -40,12 +40,16 @@ describeNetns("watch --config reloads (nft), end to end", () => {
   const start = async (config: string) => {
     const dir = tempDir("dw-reload-");
     const ready = `${dir}/ready`;
-    watch = lab.spawnDomainwall(["watch", "--backend", "nft", "--config", config, "--ready-file", ready, "--metrics-addr", "127.0.0.1:9464"], { env: { DOMAINWALL_RUN_DIR: dir } });
+    watch = lab.spawnDomainwall(
+      ["watch", "--backend", "nft", "--config", config, "--ready-file", ready, "--metrics-addr", "127.0.0.1:9464"],
+      { env: { DOMAINWALL_RUN_DIR: dir } },
+    );
     expect(await within(15_000, async () => Bun.file(ready).exists())).toBe(true);
   };
   /** Which of api.example and mirror.example connect now. */
   const reachable = async () => (await lab.canConnect([API, MIRROR], 300)).join(",");
-  const metrics = async () => (await lab.exec("app", [process.execPath, "-e", "console.log(await (await fetch('http://127.0.0.1:9464/metrics')).text())"])).stdout;
+  const metrics = async () =>
+    (await lab.exec("app", [process.execPath, "-e", "console.log(await (await fetch('http://127.0.0.1:9464/metrics')).text())"])).stdout;
 
   test("an edit: within 2 s a newly listed name connects and a removed one does not; a broken edit keeps the policy and counts a failed reload", async () => {
     const config = `${tempDir("dw-conf-")}/domainwall.toml`;
@@ -60,7 +64,9 @@ describeNetns("watch --config reloads (nft), end to end", () => {
     const scraped = await metrics();
     expect(scraped).toContain('domainwall_config_reloads_total{result="ok"} 1\n');
     expect(scraped).toContain("domainwall_config_last_reload_successful 0\n");
-    expect(scraped).toContain(`domainwall_config_info{sha256="${new Bun.CryptoHasher("sha256").update('hosts = ["mirror.example"]\n').digest("hex")}"} 1\n`);
+    expect(scraped).toContain(
+      `domainwall_config_info{sha256="${new Bun.CryptoHasher("sha256").update('hosts = ["mirror.example"]\n').digest("hex")}"} 1\n`,
+    );
   });
 
   test("a ConfigMap-style update (the kubelet swaps the ..data symlink): within 2 s the new list is enforced", async () => {

@@ -21,14 +21,20 @@ const el = (text: string, ...sources: string[]) => ({ cidr: cidr(text), sources 
 describeNetns("the kernel accepts the rendered rulesets (root)", () => {
   const all = { ...POLICIES, ...PROXY_POLICIES };
   test.each(Object.keys(all))("%s", (name) => {
-    const result = Bun.spawnSync(["unshare", "--net", "nft", "--check", "-f", "-"], { stdin: Buffer.from(renderNft(all[name]!)), stderr: "pipe" });
+    const result = Bun.spawnSync(["unshare", "--net", "nft", "--check", "-f", "-"], {
+      stdin: Buffer.from(renderNft(all[name]!)),
+      stderr: "pipe",
+    });
     expect(result.stderr.toString()).toBe("");
     expect(result.exitCode).toBe(0);
   });
 
   test("a DNS-proxy table replace keeps the carried-over elements with the time they had left", () => {
     const policy = PROXY_POLICIES["dns-proxy"]!;
-    const first = renderNft(policy, { v4: "elements = { 203.0.113.7 timeout 600s expires 500000ms }", v6: "elements = { 2001:db8::7 timeout 600s expires 500000ms }" });
+    const first = renderNft(policy, {
+      v4: "elements = { 203.0.113.7 timeout 600s expires 500000ms }",
+      v6: "elements = { 2001:db8::7 timeout 600s expires 500000ms }",
+    });
     const again = renderNft(policy, { v4: "elements = { 203.0.113.7 timeout 600s expires 400000ms }", v6: "" });
     const script = `nft -f - <<'A'\n${first}A\nnft -f - <<'B'\n${again}B\nnft list set inet domainwall proxy_v4; nft list set inet domainwall proxy_v6; nft list chain inet domainwall dns_redirect`;
     const result = Bun.spawnSync(["unshare", "--net", "sh", "-ec", script], { stderr: "pipe" });
@@ -76,10 +82,17 @@ describeNetns("the kernel applies a set update (root)", () => {
   });
 
   test("the port sets: replaced by an update, adjacent and cut-apart ranges accepted", async () => {
-    const port = (text: string, protocol: "tcp" | "udp", first: number, last: number) => ({ cidr: cidr(text), ports: { protocol, first, last }, sources: ["api.example"] });
+    const port = (text: string, protocol: "tcp" | "udp", first: number, last: number) => ({
+      cidr: cidr(text),
+      ports: { protocol, first, last },
+      sources: ["api.example"],
+    });
     const next: Policy = {
       ...POLICIES.ports!,
-      allowPorts: { v4: [port("198.51.100.8", "tcp", 8000, 8049), port("198.51.100.8", "tcp", 8050, 8200), port("203.0.113.10", "tcp", 80, 80)], v6: [] },
+      allowPorts: {
+        v4: [port("198.51.100.8", "tcp", 8000, 8049), port("198.51.100.8", "tcp", 8050, 8200), port("203.0.113.10", "tcp", 80, 80)],
+        v6: [],
+      },
     };
     const dir = await mkdtemp(`${tmpdir()}/domainwall-sets-`);
     await Bun.write(`${dir}/full.nft`, renderNft(POLICIES.ports!));
@@ -89,15 +102,26 @@ describeNetns("the kernel applies a set update (root)", () => {
     await rm(dir, { recursive: true });
     expect(result.stderr.toString()).toBe("");
     const [v4 = "", v6 = ""] = result.stdout.toString().split("---\n");
-    expect(v4.replace(/\s+/g, " ")).toContain("elements = { 198.51.100.8 . tcp . 8000-8049, 198.51.100.8 . tcp . 8050-8200, 203.0.113.10 . tcp . 80 }");
+    expect(v4.replace(/\s+/g, " ")).toContain(
+      "elements = { 198.51.100.8 . tcp . 8000-8049, 198.51.100.8 . tcp . 8050-8200, 203.0.113.10 . tcp . 80 }",
+    );
     expect(v6).not.toContain("elements");
-  });});
+  });
+});
 
 /** The goldens are real restore input: iptables-legacy-restore --test accepts them in a throwaway namespace. */
 describeNetns("iptables-legacy accepts the rendered input (root)", () => {
-  test.each(Object.keys(POLICIES).flatMap((name) => [{ name, family: 4 as const }, { name, family: 6 as const }]))("$name IPv$family", ({ name, family }) => {
+  test.each(
+    Object.keys(POLICIES).flatMap((name) => [
+      { name, family: 4 as const },
+      { name, family: 6 as const },
+    ]),
+  )("$name IPv$family", ({ name, family }) => {
     const tool = family === 4 ? "iptables-legacy-restore" : "ip6tables-legacy-restore";
-    const result = Bun.spawnSync(["unshare", "--net", tool, "--noflush", "--test"], { stdin: Buffer.from(renderIptables(POLICIES[name]!, family)), stderr: "pipe" });
+    const result = Bun.spawnSync(["unshare", "--net", tool, "--noflush", "--test"], {
+      stdin: Buffer.from(renderIptables(POLICIES[name]!, family)),
+      stderr: "pipe",
+    });
     expect(result.stderr.toString()).toBe("");
     expect(result.exitCode).toBe(0);
   });
@@ -120,10 +144,16 @@ describeNetns("iptables-legacy takes the restore input back (root)", () => {
   // Any legacy --noflush commit (apply and remove too) zeroes the built-in chains' policy counters:
   // libiptc's doing, not ours to keep. Everything else must be as it was.
   const foreign = (save: string) =>
-    save.split("\n").filter((line) => !line.startsWith("#") && !ourPart(`*filter\n${line}\n`)).map((line) => line.replace(/^(:(INPUT|FORWARD|OUTPUT) \S+) \[\d+:\d+\]$/, "$1 [0:0]"));
+    save
+      .split("\n")
+      .filter((line) => !line.startsWith("#") && !ourPart(`*filter\n${line}\n`))
+      .map((line) => line.replace(/^(:(INPUT|FORWARD|OUTPUT) \S+) \[\d+:\d+\]$/, "$1 [0:0]"));
 
   test.each(RESTORES)("$name", ({ snapshot, current, input, kept }) => {
-    const result = Bun.spawnSync(["unshare", "--net", "sh", "-c", script], { env: { ...process.env, CURRENT: current, INPUT: input }, stderr: "pipe" });
+    const result = Bun.spawnSync(["unshare", "--net", "sh", "-c", script], {
+      env: { ...process.env, CURRENT: current, INPUT: input },
+      stderr: "pipe",
+    });
     expect(result.stderr.toString()).toBe("");
     expect(result.exitCode).toBe(0);
     const [before = "", after = ""] = result.stdout.toString().split("#----\n");
@@ -169,7 +199,15 @@ describeNetns("addresses and /64s in hash sets, networks in interval sets: the s
   test("ends of every network, and just outside them, for nested, adjacent and lone elements of both families", () => {
     const policy: Policy = {
       ...POLICIES["egress-only"]!,
-      allowV4: [el("192.0.2.0/24", "--allow"), el("192.0.2.7", "api.example"), el("198.51.100.10", "a.example"), el("198.51.100.11", "a.example"), el("203.0.113.0/28", "f:1"), el("203.0.113.16", "f:2"), el("203.0.113.255", "f:3")],
+      allowV4: [
+        el("192.0.2.0/24", "--allow"),
+        el("192.0.2.7", "api.example"),
+        el("198.51.100.10", "a.example"),
+        el("198.51.100.11", "a.example"),
+        el("203.0.113.0/28", "f:1"),
+        el("203.0.113.16", "f:2"),
+        el("203.0.113.255", "f:3"),
+      ],
       allowV6: [
         el("2001:db8::/48", "--allow"),
         el("2001:db8::5", "api.example"),
@@ -182,11 +220,33 @@ describeNetns("addresses and /64s in hash sets, networks in interval sets: the s
       ],
     };
     const elements = [...policy.allowV4, ...policy.allowV6].map((e) => e.cidr);
-    const probes = [...new Set(elements.flatMap((c) => ends(c).flatMap((w) => [formatAddress(c.family, w), offset(c.family, w, 1), offset(c.family, w, -1)].filter((a) => a !== undefined))))];
+    const probes = [
+      ...new Set(
+        elements.flatMap((c) =>
+          ends(c).flatMap((w) =>
+            [formatAddress(c.family, w), offset(c.family, w, 1), offset(c.family, w, -1)].filter((a) => a !== undefined),
+          ),
+        ),
+      ),
+    ];
     const net64 = (address: string) => makeCidr(6, cidr(address).words, 64).text.replace("/64", "");
-    const sets = (a: string) => (a.includes(":") ? [["allow_addr_v6", a], ["allow_net64_v6", net64(a)], ["allow_v6", a]] : [["allow_addr_v4", a], ["allow_v4", a]]);
-    const lookups = probes.flatMap((a) => sets(a).map(([set, key]) => `nft get element inet domainwall ${set} '{ ${key} }' >/dev/null 2>&1 && echo ${a} || true`));
-    const result = Bun.spawnSync(["unshare", "--net", "sh", "-ec", `nft -f - <<'R'\n${renderNft(policy)}R\n${lookups.join("\n")}`], { stderr: "pipe" });
+    const sets = (a: string) =>
+      a.includes(":")
+        ? [
+            ["allow_addr_v6", a],
+            ["allow_net64_v6", net64(a)],
+            ["allow_v6", a],
+          ]
+        : [
+            ["allow_addr_v4", a],
+            ["allow_v4", a],
+          ];
+    const lookups = probes.flatMap((a) =>
+      sets(a).map(([set, key]) => `nft get element inet domainwall ${set} '{ ${key} }' >/dev/null 2>&1 && echo ${a} || true`),
+    );
+    const result = Bun.spawnSync(["unshare", "--net", "sh", "-ec", `nft -f - <<'R'\n${renderNft(policy)}R\n${lookups.join("\n")}`], {
+      stderr: "pipe",
+    });
     expect(result.stderr.toString()).toBe("");
     const allowed = [...new Set(result.stdout.toString().trim().split("\n"))].sort();
     const expected = probes.filter((a) => elements.some((c) => contains(c, cidr(a)))).sort();
@@ -217,6 +277,11 @@ describeNetns("a sized hash set (root)", () => {
     const result = Bun.spawnSync(["unshare", "--net", "sh", "-ec", script], { stderr: "pipe" });
     await rm(dir, { recursive: true });
     expect(result.stderr.toString()).toBe("");
-    expect(result.stdout.toString().split("\n").map((l) => l.trim())).toEqual([String(SIZED_FROM), "refused", String(SIZED_FROM), String(over), `size ${hashSetSize(over)}`, ""]);
+    expect(
+      result.stdout
+        .toString()
+        .split("\n")
+        .map((l) => l.trim()),
+    ).toEqual([String(SIZED_FROM), "refused", String(SIZED_FROM), String(over), `size ${hashSetSize(over)}`, ""]);
   });
 });

@@ -31,10 +31,18 @@ describeNetns("two policies at once (issue 12, item 7)", () => {
 
   const at = (host: string) => ({ host, port: 80 });
   const chains = async () => {
-    const saved = await Promise.all(["iptables-legacy-save", "ip6tables-legacy-save"].map((tool) => lab.exec("app", [tool, "-t", "filter"])));
+    const saved = await Promise.all(
+      ["iptables-legacy-save", "ip6tables-legacy-save"].map((tool) => lab.exec("app", [tool, "-t", "filter"])),
+    );
     return saved.map((s) => s.stdout.split("\n").filter((line) => line.includes("DOMAINWALL")).length);
   };
-  const enforcing = async () => expect(await lab.canConnect([at("203.0.113.10"), at("203.0.113.99"), at("2001:db8:ff::10"), at("2001:db8:ff::99")])).toEqual([true, false, true, false]);
+  const enforcing = async () =>
+    expect(await lab.canConnect([at("203.0.113.10"), at("203.0.113.99"), at("2001:db8:ff::10"), at("2001:db8:ff::99")])).toEqual([
+      true,
+      false,
+      true,
+      false,
+    ]);
 
   test("after apply --backend iptables-legacy: status (auto) shows it, plain remove removes it", async () => {
     expect((await lab.domainwall(["apply", "--backend", "iptables-legacy", "--hosts", "api.example"])).code).toBe(0);
@@ -79,7 +87,14 @@ describeNetns("two policies at once (issue 12, item 7)", () => {
     await enforcing();
 
     // and the other way: an nft table loaded beside the chains is seen and removed without the binary
-    expect((await lab.nft(["-f", "-"], "table inet domainwall {\n\tchain output {\n\t\ttype filter hook output priority filter; policy accept;\n\t}\n}\n")).code).toBe(0);
+    expect(
+      (
+        await lab.nft(
+          ["-f", "-"],
+          "table inet domainwall {\n\tchain output {\n\t\ttype filter hook output priority filter; policy accept;\n\t}\n}\n",
+        )
+      ).code,
+    ).toBe(0);
     const status = await lab.domainwall(["status", "--backend", "iptables-legacy"], { path: noNft });
     expect(status.stdout).toContain("TWO domainwall policies are loaded (iptables-legacy and nft)");
     const removed = await lab.domainwall(["remove", "--backend", "iptables-legacy"], { path: noNft });

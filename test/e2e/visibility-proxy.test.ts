@@ -52,10 +52,17 @@ describeNetns("the DNS proxy's visibility (nft), end to end", () => {
     return { stderr: () => stderr };
   };
   const dig = async (name: string, type = "A"): Promise<Dig> =>
-    JSON.parse((await lab.exec("app", [process.execPath, `${import.meta.dir}/../lab/dig.ts`, ADDR.dnsV4, name, type, "udp", "53"])).stdout) as Dig;
+    JSON.parse(
+      (await lab.exec("app", [process.execPath, `${import.meta.dir}/../lab/dig.ts`, ADDR.dnsV4, name, type, "udp", "53"])).stdout,
+    ) as Dig;
   const resolveConnect = async (name: string, rounds: number) =>
-    JSON.parse((await lab.exec("app", [process.execPath, `${import.meta.dir}/../lab/resolve-connect.ts`, name, String(rounds), "80", "4"])).stdout) as { connected: number; failures: string[] };
-  const statusJson = async () => JSON.parse((await lab.domainwall(["status", "--json"], { env: env() })).stdout) as { refusedNames: { name: string; qtype: string; count: number }[] | null };
+    JSON.parse(
+      (await lab.exec("app", [process.execPath, `${import.meta.dir}/../lab/resolve-connect.ts`, name, String(rounds), "80", "4"])).stdout,
+    ) as { connected: number; failures: string[] };
+  const statusJson = async () =>
+    JSON.parse((await lab.domainwall(["status", "--json"], { env: env() })).stdout) as {
+      refusedNames: { name: string; qtype: string; count: number }[] | null;
+    };
 
   test("status --json lists the names the proxy answered NXDOMAIN for, with qtype and count; status prints them", async () => {
     await start(["--dns-proxy", "--hosts", "cdn.example"]);
@@ -63,7 +70,9 @@ describeNetns("the DNS proxy's visibility (nft), end to end", () => {
     expect((await dig("unlisted.example")).rcode).toBe("NXDOMAIN");
     expect((await dig("cdn.example")).rcode).toBe("NOERROR");
     // The watch writes its state every few seconds.
-    expect(await within(10_000, async () => (await statusJson()).refusedNames?.some((r) => r.name === "unlisted.example") === true)).toBe(true);
+    expect(await within(10_000, async () => (await statusJson()).refusedNames?.some((r) => r.name === "unlisted.example") === true)).toBe(
+      true,
+    );
     expect((await statusJson()).refusedNames).toEqual([{ name: "unlisted.example", qtype: "A", count: 2 }]);
     expect((await lab.domainwall(["status"], { env: env() })).stdout).toContain("refused names: unlisted.example A x2");
     expect(lab.cdnLog()).not.toContain("unlisted.example");
@@ -78,16 +87,26 @@ describeNetns("the DNS proxy's visibility (nft), end to end", () => {
     expect(await lab.canConnect([{ host: address, port: 80 }])).toEqual([true]);
     const explain = (target: string) => lab.domainwall(["explain", target], { env: env() });
     // The watch writes the names it admitted for every few seconds; the kernel has the expiry at once.
-    expect(await within(10_000, async () => (await explain(address)).stdout.includes("cdn.example (entry cdn.example) told an app this address"))).toBe(true);
+    expect(
+      await within(10_000, async () =>
+        (await explain(address)).stdout.includes("cdn.example (entry cdn.example) told an app this address"),
+      ),
+    ).toBe(true);
     const allowed = await explain(address);
     expect(allowed.code).toBe(0);
-    expect(allowed.stdout).toMatch(new RegExp(`^allowed: ${address.replace(/\./g, "\\.")}: .* is allowed by the DNS proxy: cdn\\.example \\(entry cdn\\.example\\) told an app this address; it stays admitted for \\d+s more\n$`));
+    expect(allowed.stdout).toMatch(
+      new RegExp(
+        `^allowed: ${address.replace(/\./g, "\\.")}: .* is allowed by the DNS proxy: cdn\\.example \\(entry cdn\\.example\\) told an app this address; it stays admitted for \\d+s more\n$`,
+      ),
+    );
     const never = await explain("203.0.113.250");
     expect(never.code).toBe(1);
     expect(never.stdout).toContain("203.0.113.250 is denied: not in the allowlist, and the DNS proxy has not admitted it");
     const listed = await explain("cdn.example");
     expect(listed.code).toBe(0);
-    expect(listed.stdout).toStartWith("allowed: cdn.example: cdn.example is allowed by the DNS proxy's entry cdn.example: its addresses are admitted when an app asks; now ");
+    expect(listed.stdout).toStartWith(
+      "allowed: cdn.example: cdn.example is allowed by the DNS proxy's entry cdn.example: its addresses are admitted when an app asks; now ",
+    );
     expect(listed.stdout).toContain(`${address} is allowed by the DNS proxy: cdn.example (entry cdn.example)`);
     const unlisted = await explain("unlisted.example");
     expect(unlisted.code).toBe(1);
@@ -100,7 +119,9 @@ describeNetns("the DNS proxy's visibility (nft), end to end", () => {
     expect(watch.stderr()).toContain("audit mode: the firewall is NOT enforcing");
     expect(await resolveConnect("unlisted.example", 3)).toEqual({ connected: 3, failures: [] });
     expect(lab.cdnLog()).toContain("unlisted.example A");
-    expect(await within(10_000, async () => (await statusJson()).refusedNames?.some((r) => r.name === "unlisted.example") === true)).toBe(true);
+    expect(await within(10_000, async () => (await statusJson()).refusedNames?.some((r) => r.name === "unlisted.example") === true)).toBe(
+      true,
+    );
     const suggested = await lab.domainwall(["suggest"], { env: env() });
     expect(suggested.code).toBe(0);
     expect(suggested.stdout).toMatch(/\nhosts_csv=unlisted\.example(,|\n)/);

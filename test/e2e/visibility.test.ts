@@ -12,7 +12,17 @@ const at = (host: string, port = 80) => ({ host, port });
 
 interface StatusJson {
   enforcing: boolean;
-  denied: { address: string; protocol: string; port: number; direction: string; packets: number; lastSeenSecondsAgo?: number; names: string[] }[] | null;
+  denied:
+    | {
+        address: string;
+        protocol: string;
+        port: number;
+        direction: string;
+        packets: number;
+        lastSeenSecondsAgo?: number;
+        names: string[];
+      }[]
+    | null;
 }
 
 describeNetns("when something is blocked (nft), end to end", () => {
@@ -53,13 +63,21 @@ describeNetns("when something is blocked (nft), end to end", () => {
     runDir = tempDir("dw-run-");
     expect((await dw(["apply", "--hosts", "api.example", "--allow", "198.51.100.128/25"])).code).toBe(0);
     const name = await dw(["explain", "api.example:443"]);
-    expect([name.code, name.stdout]).toEqual([0, "allowed: api.example:443: api.example is in the allowlist; 203.0.113.10 is allowed by the name api.example (every port)\n"]);
+    expect([name.code, name.stdout]).toEqual([
+      0,
+      "allowed: api.example:443: api.example is in the allowlist; 203.0.113.10 is allowed by the name api.example (every port)\n",
+    ]);
     const network = await dw(["explain", "198.51.100.200:8443"]);
-    expect([network.code, network.stdout]).toEqual([0, "allowed: 198.51.100.200:8443: 198.51.100.200 is allowed by the network 198.51.100.128/25 (every port)\n"]);
+    expect([network.code, network.stdout]).toEqual([
+      0,
+      "allowed: 198.51.100.200:8443: 198.51.100.200 is allowed by the network 198.51.100.128/25 (every port)\n",
+    ]);
     await lab.canConnect([at("203.0.113.20")], 300);
     const denied = await dw(["explain", "203.0.113.20:80"]);
     expect(denied.code).toBe(1);
-    expect(denied.stdout).toStartWith("denied: 203.0.113.20:80: 203.0.113.20 is denied: not in the allowlist\n  recorded as denied: 203.0.113.20 tcp/80");
+    expect(denied.stdout).toStartWith(
+      "denied: 203.0.113.20:80: 203.0.113.20 is denied: not in the allowlist\n  recorded as denied: 203.0.113.20 tcp/80",
+    );
     const resolver = await dw(["explain", `${ADDR.dnsV4}:53/udp`]);
     expect(resolver.code).toBe(0);
     expect((await dw(["explain", "not a destination"])).code).toBe(2);
@@ -86,7 +104,13 @@ describeNetns("when something is blocked (nft), end to end", () => {
     expect((await dw(["apply", "--hosts", "api.example", "--audit"])).code).toBe(0);
     await lab.canConnect([at("203.0.113.20")], 1000);
     const line = (await dw(["suggest"])).stdout.split("\n").find((l) => l.startsWith("hosts_csv="));
-    expect((await lab.domainwall(["apply"], { env: { DOMAINWALL_BACKEND: "nft", DOMAINWALL_RUN_DIR: runDir, hosts_csv: line!.slice("hosts_csv=".length) } })).code).toBe(0);
+    expect(
+      (
+        await lab.domainwall(["apply"], {
+          env: { DOMAINWALL_BACKEND: "nft", DOMAINWALL_RUN_DIR: runDir, hosts_csv: line!.slice("hosts_csv=".length) },
+        })
+      ).code,
+    ).toBe(0);
     expect(await lab.canConnect([at("203.0.113.20", 80), at("203.0.113.20", 443), at("203.0.113.10")], 500)).toEqual([true, false, false]);
   });
 
@@ -96,11 +120,14 @@ describeNetns("when something is blocked (nft), end to end", () => {
     const flood = await lab.exec("app", [process.execPath, `${import.meta.dir}/../lab/probe.ts`, "udp-flood", "0", "6000"]);
     expect(flood.stdout.trim()).toBe("6000");
     const listed = await lab.nft(["-j", "list", "set", "inet", "domainwall", "denied_out_v4"]);
-    const set = (JSON.parse(listed.stdout) as { nftables: { set?: { size: number; elem?: unknown[] } }[] }).nftables.find((o) => o.set)?.set;
+    const set = (JSON.parse(listed.stdout) as { nftables: { set?: { size: number; elem?: unknown[] } }[] }).nftables.find(
+      (o) => o.set,
+    )?.set;
     expect(set?.size).toBe(4096);
     expect(set?.elem?.length).toBe(4096);
     const counter = await lab.nft(["-j", "list", "counter", "inet", "domainwall", "output_dropped"]);
-    const packets = (JSON.parse(counter.stdout) as { nftables: { counter?: { packets: number } }[] }).nftables.find((o) => o.counter)?.counter?.packets;
+    const packets = (JSON.parse(counter.stdout) as { nftables: { counter?: { packets: number } }[] }).nftables.find((o) => o.counter)
+      ?.counter?.packets;
     // (A few sends of the 6,000 can fail in the socket before reaching netfilter.)
     expect(packets).toBeGreaterThan(5000);
     // No process of ours ran during the flood (apply had exited): the record lives in the kernel only.

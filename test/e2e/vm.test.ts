@@ -73,7 +73,21 @@ describeNetns("on a VM, end to end", () => {
 
   test("behind a systemd-resolved style stub on 127.0.0.53, DNS goes to exactly its upstream servers", async () => {
     const dnsmasq = Bun.spawn(
-      ["ip", "netns", "exec", lab.app, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--pid-file=", "--bind-interfaces", "--listen-address=127.0.0.53", `--server=${ADDR.dnsV4}`],
+      [
+        "ip",
+        "netns",
+        "exec",
+        lab.app,
+        "dnsmasq",
+        "--keep-in-foreground",
+        "--conf-file=/dev/null",
+        "--no-resolv",
+        "--no-hosts",
+        "--pid-file=",
+        "--bind-interfaces",
+        "--listen-address=127.0.0.53",
+        `--server=${ADDR.dnsV4}`,
+      ],
       { stdout: "ignore", stderr: "ignore" },
     );
     const original = readFileSync(lab.resolvConf, "utf8");
@@ -82,9 +96,13 @@ describeNetns("on a VM, end to end", () => {
       const upstream = `nameserver ${ADDR.dnsV4}\nnameserver ${ADDR.dnsV6}\n`;
       // systemd-resolved's upstream list, visible only to this command (private mount namespace).
       const script = `mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/resolve && printf '${upstream.replaceAll("\n", "\\n")}' > /run/systemd/resolve/resolv.conf && exec "$@"`;
-      const result = await lab.exec("app", ["unshare", "--mount", "sh", "-c", script, "sh", ...domainwallCommand(), "apply", "--hosts", "api.example"], {
-        env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin" },
-      });
+      const result = await lab.exec(
+        "app",
+        ["unshare", "--mount", "sh", "-c", script, "sh", ...domainwallCommand(), "apply", "--hosts", "api.example"],
+        {
+          env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin" },
+        },
+      );
       expect(result.stderr).toContain(`allowing DNS to its upstream servers ${ADDR.dnsV4}, ${ADDR.dnsV6}`);
       expect(result.code).toBe(0);
       const table = await lab.table();

@@ -23,7 +23,10 @@ async function start() {
   server = await startCdnDns({ hostname: "127.0.0.1", port: 0, config, log });
   return { port: server.port, log };
 }
-const data = (answers: Answer[] | undefined) => (answers ?? []).map((a) => `${a.type} ${a.name} ${(a as { ttl?: number }).ttl} ${typeof (a as { data: unknown }).data === "string" ? (a as { data: string }).data : ""}`.trim());
+const data = (answers: Answer[] | undefined) =>
+  (answers ?? []).map((a) =>
+    `${a.type} ${a.name} ${(a as { ttl?: number }).ttl} ${typeof (a as { data: unknown }).data === "string" ? (a as { data: string }).data : ""}`.trim(),
+  );
 
 test("A: 2 different addresses out of the 100, TTL 30, changing between queries", async () => {
   const { port } = await start();

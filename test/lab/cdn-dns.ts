@@ -22,7 +22,12 @@ export interface CdnConfig {
 export const TTL = 30;
 export const POOL_V4 = Array.from({ length: 100 }, (_, i) => `203.0.113.${i + 1}`);
 export const POOL_V6 = Array.from({ length: 100 }, (_, i) => `2001:db8:ff::${(i + 1).toString(16)}`);
-const SOA: Answer = { type: "SOA", name: "example", ttl: TTL, data: { mname: "ns.example", rname: "hostmaster.example", serial: 1, refresh: 3600, retry: 600, expire: 86400, minimum: TTL } };
+const SOA: Answer = {
+  type: "SOA",
+  name: "example",
+  ttl: TTL,
+  data: { mname: "ns.example", rname: "hostmaster.example", serial: 1, refresh: 3600, retry: 600, expire: 86400, minimum: TTL },
+};
 
 function twoOf(pool: readonly string[], random: () => number): string[] {
   const first = Math.floor(random() * pool.length);
@@ -44,27 +49,44 @@ export function cdnAnswer(config: CdnConfig, query: DecodedPacket, random: () =>
     name = target.toLowerCase();
   }
   const https = config.https?.[name];
-  if (!names.has(name) && https === undefined) return answers.length > 0 ? { flags: 0x8183, answers, authorities: [SOA] } : { flags: 0x8183, authorities: [SOA] };
+  if (!names.has(name) && https === undefined)
+    return answers.length > 0 ? { flags: 0x8183, answers, authorities: [SOA] } : { flags: 0x8183, authorities: [SOA] };
   if (type === "A" && names.has(name)) for (const data of twoOf(POOL_V4, random)) answers.push({ type: "A", name, ttl: TTL, data });
-  else if (type === "AAAA" && names.has(name)) for (const data of twoOf(POOL_V6, random)) answers.push({ type: "AAAA", name, ttl: TTL, data });
+  else if (type === "AAAA" && names.has(name))
+    for (const data of twoOf(POOL_V6, random)) answers.push({ type: "AAAA", name, ttl: TTL, data });
   else if (type === "UNKNOWN_65" && https !== undefined) answers.push(svcbRecord("HTTPS", name, TTL, svcbRdata(1, ".", https)));
   else return { flags: 0x8180, answers, authorities: [SOA] };
   return { flags: 0x8180, answers };
 }
 
-export function startCdnDns(options: { readonly hostname: string; readonly port: number; readonly config: CdnConfig; readonly log: string }): Promise<FakeDns> {
-  return startFakeDns((query) => {
-    const question = query.questions?.[0];
-    appendFileSync(options.log, `${question?.name ?? "."} ${String(question?.type ?? "?").replace("UNKNOWN_65", "HTTPS")}\n`);
-    return cdnAnswer(options.config, query);
-  }, options.hostname, options.port);
+export function startCdnDns(options: {
+  readonly hostname: string;
+  readonly port: number;
+  readonly config: CdnConfig;
+  readonly log: string;
+}): Promise<FakeDns> {
+  return startFakeDns(
+    (query) => {
+      const question = query.questions?.[0];
+      appendFileSync(options.log, `${question?.name ?? "."} ${String(question?.type ?? "?").replace("UNKNOWN_65", "HTTPS")}\n`);
+      return cdnAnswer(options.config, query);
+    },
+    options.hostname,
+    options.port,
+  );
 }
 
 if (import.meta.main) {
   const { values } = parseArgs({
-    options: { listen: { type: "string", default: "0.0.0.0" }, port: { type: "string", default: "53" }, config: { type: "string" }, log: { type: "string" } },
+    options: {
+      listen: { type: "string", default: "0.0.0.0" },
+      port: { type: "string", default: "53" },
+      config: { type: "string" },
+      log: { type: "string" },
+    },
   });
-  if (values.config === undefined || values.log === undefined) throw new Error("usage: cdn-dns.ts --listen ADDRESS --port N --config FILE.json --log FILE");
+  if (values.config === undefined || values.log === undefined)
+    throw new Error("usage: cdn-dns.ts --listen ADDRESS --port N --config FILE.json --log FILE");
   const config = JSON.parse(readFileSync(values.config, "utf8")) as CdnConfig;
   const server = await startCdnDns({ hostname: values.listen, port: Number(values.port), config, log: values.log });
   console.log(`listening on ${server.hostname} port ${server.port}`);

@@ -5,7 +5,12 @@ import { tcpAsk, udpAsk } from "../support/dns-client.ts";
 import { packetType } from "../support/dns.ts";
 
 const [server = "", name = "", type = "A", transport = "udp", port = "53"] = process.argv.slice(2);
-const query = encode({ type: "query", id: Math.floor(Math.random() * 65536), flags: 0x0100, questions: [{ type: packetType(type) as "A", class: "IN", name }] });
+const query = encode({
+  type: "query",
+  id: Math.floor(Math.random() * 65536),
+  flags: 0x0100,
+  questions: [{ type: packetType(type) as "A", class: "IN", name }],
+});
 try {
   const reply = await (transport === "tcp" ? tcpAsk : udpAsk)(Number(port), query, server, 2000);
   const answers = (reply.answers ?? []).map((a) => ({ type: a.type, data: "data" in a && typeof a.data === "string" ? a.data : a.type }));

@@ -8,7 +8,8 @@ import { connect } from "node:net";
 import { withTimeout } from "../support/dns-client.ts";
 
 const [resolver = "", transport = "udp", name = "direct.example"] = process.argv.slice(2);
-const query = () => encode({ type: "query", id: Math.floor(Math.random() * 65536), flags: 0x0100, questions: [{ type: "A", class: "IN", name }] });
+const query = () =>
+  encode({ type: "query", id: Math.floor(Math.random() * 65536), flags: 0x0100, questions: [{ type: "A", class: "IN", name }] });
 const rcodeOf = (bytes: Uint8Array) => (decode(Buffer.from(bytes)) as { rcode?: string }).rcode ?? "?";
 
 let ask: () => Promise<string>;

@@ -11,15 +11,22 @@ describeNetns("the namespace lab", () => {
   afterAll(() => lab.close());
 
   test("app reaches any address of the outside ranges, v4 and v6", async () => {
-    expect(await lab.probe([{ host: "203.0.113.99", port: 80 }, { host: "2001:db8:ff::99", port: 443 }, { host: "203.0.113.99", port: 81 }])).toEqual([
-      "connected",
-      "connected",
-      "refused",
-    ]);
+    expect(
+      await lab.probe([
+        { host: "203.0.113.99", port: 80 },
+        { host: "2001:db8:ff::99", port: 443 },
+        { host: "203.0.113.99", port: 81 },
+      ]),
+    ).toEqual(["connected", "connected", "refused"]);
   });
 
   test("net reaches the app's listeners, v4 and v6", async () => {
-    expect(await lab.canConnectInbound([{ host: ADDR.appV4, port: 3000 }, { host: ADDR.appV6, port: 3001 }])).toEqual([true, true]);
+    expect(
+      await lab.canConnectInbound([
+        { host: ADDR.appV4, port: 3000 },
+        { host: ADDR.appV6, port: 3001 },
+      ]),
+    ).toEqual([true, true]);
   });
 
   test("dnsmasq answers on the resolver and the rogue address", async () => {
@@ -32,6 +39,10 @@ describeNetns("the namespace lab", () => {
     const script = `for (const [h, f] of [["nx.example", 4], ["v4only.example", 6], ["api.example", 6]]) {
       try { console.log(JSON.stringify(await Bun.dns.lookup(h, { family: f }))); } catch (e) { console.log(e.code); } }`;
     const result = await lab.exec("app", [process.execPath, "-e", script]);
-    expect(result.stdout.trim().split("\n")).toEqual(["DNS_ENOTFOUND", "DNS_ENOTFOUND", '[{"address":"2001:db8:ff::10","family":6,"ttl":30}]']);
+    expect(result.stdout.trim().split("\n")).toEqual([
+      "DNS_ENOTFOUND",
+      "DNS_ENOTFOUND",
+      '[{"address":"2001:db8:ff::10","family":6,"ttl":30}]',
+    ]);
   });
 });

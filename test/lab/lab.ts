@@ -24,9 +24,11 @@ const IP = Bun.which("ip") ?? "/usr/sbin/ip";
 export function describeNetns(name: string, fn: () => void): void {
   if (isRoot) return describe(name, fn);
   if (process.env.DOMAINWALL_REQUIRE_NETNS === "1") {
-    return describe(name, () => test("needs root for network namespaces", () => {
-      throw new Error("DOMAINWALL_REQUIRE_NETNS=1 but not running as root: the namespace tests cannot run");
-    }));
+    return describe(name, () =>
+      test("needs root for network namespaces", () => {
+        throw new Error("DOMAINWALL_REQUIRE_NETNS=1 but not running as root: the namespace tests cannot run");
+      }),
+    );
   }
   console.warn(`skipping "${name}": network-namespace tests need root`);
   describe.skip(name, fn);
@@ -173,18 +175,34 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
     rmSync(dir, { recursive: true, force: true });
   };
   process.once("exit", () => {
-    if (!closed) for (const ns of [app, net, ...(innerAdded ? [inner] : [])]) Bun.spawnSync(["ip", "netns", "delete", ns], { stderr: "ignore" });
+    if (!closed)
+      for (const ns of [app, net, ...(innerAdded ? [inner] : [])]) Bun.spawnSync(["ip", "netns", "delete", ns], { stderr: "ignore" });
   });
 
   const cdnLogFile = `${dir}/cdn.log`;
   const startDns = async () => {
     if (opts.cdn !== undefined) {
       writeFileSync(`${dir}/cdn.json`, JSON.stringify(opts.cdn));
-      dns = Bun.spawn([...inNs("net"), process.execPath, `${import.meta.dir}/cdn-dns.ts`, "--listen", "0.0.0.0", "--port", "53", "--config", `${dir}/cdn.json`, "--log", cdnLogFile], {
-        stdin: "ignore",
-        stdout: "pipe",
-        stderr: "pipe",
-      }) as unknown as Bun.Subprocess<"ignore", "ignore", "pipe">;
+      dns = Bun.spawn(
+        [
+          ...inNs("net"),
+          process.execPath,
+          `${import.meta.dir}/cdn-dns.ts`,
+          "--listen",
+          "0.0.0.0",
+          "--port",
+          "53",
+          "--config",
+          `${dir}/cdn.json`,
+          "--log",
+          cdnLogFile,
+        ],
+        {
+          stdin: "ignore",
+          stdout: "pipe",
+          stderr: "pipe",
+        },
+      ) as unknown as Bun.Subprocess<"ignore", "ignore", "pipe">;
       const reader = (dns.stdout as unknown as ReadableStream<Uint8Array>).getReader();
       const first = await reader.read(); // "listening on ..."
       reader.releaseLock();
@@ -245,8 +263,14 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
     writeFileSync(`${etc}/resolv.conf`, opts.cdn ? `nameserver ${ADDR.dnsV4}\n` : `nameserver ${ADDR.dnsV4}\nnameserver ${ADDR.dnsV6}\n`);
     writeFileSync(hostsFile, "");
     const netPorts = [...NET_PORTS.tcp.map(String), ...NET_PORTS.udp.map((p) => `udp:${p}`)];
-    for (const [ns, ports] of [["net", netPorts], ["app", ["3000", "3001"]]] as const) {
-      const listener = Bun.spawn([...inNs(ns), process.execPath, `${import.meta.dir}/listener.ts`, ...ports], { stdout: "pipe", stderr: "inherit" });
+    for (const [ns, ports] of [
+      ["net", netPorts],
+      ["app", ["3000", "3001"]],
+    ] as const) {
+      const listener = Bun.spawn([...inNs(ns), process.execPath, `${import.meta.dir}/listener.ts`, ...ports], {
+        stdout: "pipe",
+        stderr: "inherit",
+      });
       children.push(listener);
       const reader = listener.stdout.getReader();
       await reader.read(); // "listening"
@@ -258,7 +282,12 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
     throw error;
   }
 
-  const probeFrom = async (ns: "app" | "net" | "inner", targets: readonly Target[], timeoutMs = 1000, mode: "tcp" | "udp" = "tcp"): Promise<Probe[]> => {
+  const probeFrom = async (
+    ns: "app" | "net" | "inner",
+    targets: readonly Target[],
+    timeoutMs = 1000,
+    mode: "tcp" | "udp" = "tcp",
+  ): Promise<Probe[]> => {
     const args = targets.map((t) => (t.host.includes(":") ? `[${t.host}]:${t.port}` : `${t.host}:${t.port}`));
     const result = await run([...inNs(ns), process.execPath, `${import.meta.dir}/probe.ts`, mode, String(timeoutMs), ...args]);
     if (result.code !== 0) throw new Error(`probe failed: ${result.stderr}`);

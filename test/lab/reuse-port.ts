@@ -8,7 +8,11 @@ import { encode } from "dns-packet";
 import { readFileSync } from "node:fs";
 
 const [resolver = "", watchMs = "3000", name = "unlisted.example"] = process.argv.slice(2);
-const hex = `${resolver.split(".").map((b) => Number(b).toString(16).toUpperCase().padStart(2, "0")).reverse().join("")}:0035`;
+const hex = `${resolver
+  .split(".")
+  .map((b) => Number(b).toString(16).toUpperCase().padStart(2, "0"))
+  .reverse()
+  .join("")}:0035`;
 const ports = new Set<number>();
 for (const end = performance.now() + Number(watchMs); performance.now() < end; ) {
   for (const line of readFileSync("/proc/net/udp", "utf8").split("\n").slice(1)) {

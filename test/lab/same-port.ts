@@ -15,7 +15,14 @@ const v6 = resolver.includes(":");
 function procHex(address: string): string {
   const bytes = v6 ? ipv6Bytes(address) : address.split(".").map(Number);
   const words: string[] = [];
-  for (let i = 0; i < bytes.length; i += 4) words.push(bytes.slice(i, i + 4).reverse().map((b) => b.toString(16).toUpperCase().padStart(2, "0")).join(""));
+  for (let i = 0; i < bytes.length; i += 4)
+    words.push(
+      bytes
+        .slice(i, i + 4)
+        .reverse()
+        .map((b) => b.toString(16).toUpperCase().padStart(2, "0"))
+        .join(""),
+    );
   return `${words.join("")}:0035`;
 }
 
@@ -39,7 +46,12 @@ for (const end = performance.now() + Number(watchMs); performance.now() < end; )
 }
 const replies: { port: number; rcode?: string; error?: string }[] = [];
 for (const port of [...ports].slice(0, Number(max))) {
-  const query = encode({ type: "query", id: Math.floor(Math.random() * 65536), flags: 0x0100, questions: [{ type: v6 ? "AAAA" : "A", class: "IN", name }] });
+  const query = encode({
+    type: "query",
+    id: Math.floor(Math.random() * 65536),
+    flags: 0x0100,
+    questions: [{ type: v6 ? "AAAA" : "A", class: "IN", name }],
+  });
   try {
     replies.push({ port, rcode: (await udpAsk(53, query, resolver, 2000, port)).rcode });
   } catch (error) {

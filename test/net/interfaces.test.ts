@@ -2,7 +2,8 @@ import { describe, expect, test } from "bun:test";
 import { onLinkPrefixes } from "../../src/net/interfaces.ts";
 
 // /proc/net/if_inet6: address, ifindex, prefix length, scope, flags (all hex), device.
-const line = (address: string, prefixHex: string, scopeHex: string, device: string) => `${address} 02 ${prefixHex} ${scopeHex} 80 ${device.padStart(8)}`;
+const line = (address: string, prefixHex: string, scopeHex: string, device: string) =>
+  `${address} 02 ${prefixHex} ${scopeHex} 80 ${device.padStart(8)}`;
 
 describe("onLinkPrefixes", () => {
   test("the prefix of each global or ULA address on a non-loopback interface, sorted and unique", () => {
@@ -19,12 +20,20 @@ describe("onLinkPrefixes", () => {
   });
 
   test("a prefix inside a shorter one is left out (an nft anonymous set refuses overlapping intervals); a /128 stays a host", () => {
-    const text = [line("20010db8000100000000000000000001", "40", "00", "a"), line("20010db8000000000000000000000001", "20", "00", "b"), line("fd000000000000000000000000000005", "80", "00", "c")].join("\n");
+    const text = [
+      line("20010db8000100000000000000000001", "40", "00", "a"),
+      line("20010db8000000000000000000000001", "20", "00", "b"),
+      line("fd000000000000000000000000000005", "80", "00", "c"),
+    ].join("\n");
     expect(onLinkPrefixes(text).map((c) => c.text)).toEqual(["2001:db8::/32", "fd00::5"]);
   });
 
   test("no IPv6 (file missing) or a malformed line: nothing from it", () => {
     expect(onLinkPrefixes(undefined)).toEqual([]);
-    expect(onLinkPrefixes("garbage\nzz 02 40 00 80 eth0\n20010db8000100000000000000000001 02 zz 00 80 eth0\n20010db8000100000000000000000001 02 81 00 80 eth0\n")).toEqual([]);
+    expect(
+      onLinkPrefixes(
+        "garbage\nzz 02 40 00 80 eth0\n20010db8000100000000000000000001 02 zz 00 80 eth0\n20010db8000100000000000000000001 02 81 00 80 eth0\n",
+      ),
+    ).toEqual([]);
   });
 });

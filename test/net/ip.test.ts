@@ -63,14 +63,12 @@ describe("contains and order", () => {
 
   test("sorts IPv4 before IPv6, numerically, shorter prefix first", () => {
     const input = ["2001:db8::1", "203.0.113.1", "192.0.2.0/24", "192.0.2.0", "10.0.0.1", "::1"];
-    expect(input.map(cidr).sort(compareCidr).map((c) => c.text)).toEqual([
-      "10.0.0.1",
-      "192.0.2.0/24",
-      "192.0.2.0",
-      "203.0.113.1",
-      "::1",
-      "2001:db8::1",
-    ]);
+    expect(
+      input
+        .map(cidr)
+        .sort(compareCidr)
+        .map((c) => c.text),
+    ).toEqual(["10.0.0.1", "192.0.2.0/24", "192.0.2.0", "203.0.113.1", "::1", "2001:db8::1"]);
   });
 });
 

@@ -67,8 +67,16 @@ describe("portWarnings: what --ports would close, from the namespace's own socke
   test("a listening port without connections is a plain warning; loopback-only listeners and outbound connections are not ports to keep", () => {
     const listening = parseProcNetTcp(TCP, 4).filter((s) => s.state === "listen");
     expect(portWarnings([...listening, ...parseProcNetTcp(TCP6, 6).filter((s) => s.state === "listen")], [3000])).toEqual([
-      { loud: false, port: 22, text: "TCP port 22 is listening, but --ports 3000 does not list it: inbound connections to it will be refused" },
-      { loud: false, port: 8080, text: "TCP port 8080 is listening, but --ports 3000 does not list it: inbound connections to it will be refused" },
+      {
+        loud: false,
+        port: 22,
+        text: "TCP port 22 is listening, but --ports 3000 does not list it: inbound connections to it will be refused",
+      },
+      {
+        loud: false,
+        port: 8080,
+        text: "TCP port 8080 is listening, but --ports 3000 does not list it: inbound connections to it will be refused",
+      },
     ]);
   });
 

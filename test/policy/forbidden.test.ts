@@ -1,6 +1,13 @@
 import { describe, expect, test } from "bun:test";
 import { cidr } from "../../src/net/ip.ts";
-import { embeddedIpv4, FORBIDDEN_FROM_DNS, forbiddenReason, privateReason, resolverNetworks, underDomain } from "../../src/policy/forbidden.ts";
+import {
+  embeddedIpv4,
+  FORBIDDEN_FROM_DNS,
+  forbiddenReason,
+  privateReason,
+  resolverNetworks,
+  underDomain,
+} from "../../src/policy/forbidden.ts";
 
 describe("forbiddenReason: answers DNS may never open on its own", () => {
   // One row per entry of the list (and the embedded-IPv4 forms): each is refused, with its reason.
@@ -31,12 +38,18 @@ describe("forbiddenReason: answers DNS may never open on its own", () => {
     expect(forbiddenReason(cidr(address))).toBe(reason);
   });
 
-  test.each(["203.0.113.10", "100.100.100.201", "192.0.0.193", "168.63.129.17", "2001:db8::1", "fd00:ec2::253", "::ffff:203.0.113.10", "64:ff9b:1:cb00:71:a00::"])(
-    "%s is an ordinary address",
-    (address) => {
-      expect(forbiddenReason(cidr(address))).toBeUndefined();
-    },
-  );
+  test.each([
+    "203.0.113.10",
+    "100.100.100.201",
+    "192.0.0.193",
+    "168.63.129.17",
+    "2001:db8::1",
+    "fd00:ec2::253",
+    "::ffff:203.0.113.10",
+    "64:ff9b:1:cb00:71:a00::",
+  ])("%s is an ordinary address", (address) => {
+    expect(forbiddenReason(cidr(address))).toBeUndefined();
+  });
 
   test("every entry of the list has a row above (the list is the one documented place)", () => {
     expect(FORBIDDEN_FROM_DNS.map((entry) => entry.cidr.text)).toEqual([
@@ -56,7 +69,6 @@ describe("forbiddenReason: answers DNS may never open on its own", () => {
     ]);
   });
 });
-
 
 describe("embeddedIpv4: RFC 6052 address formats", () => {
   // RFC 6052 section 2.4, the table of 192.0.2.33 under each prefix length.

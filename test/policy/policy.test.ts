@@ -30,10 +30,18 @@ describe("buildPolicy", () => {
   test("merges names and --allow into sorted, de-duplicated sets with their sources", () => {
     const { policy, summary, warnings } = buildPolicy(
       configWith({ allow: { from: "--allow", value: "192.0.2.0/24,2001:db8:ff::/64" }, ports: { from: "--ports", value: "3000" } }),
-      [resolved("mirror.example", "203.0.113.11", "2001:db8::11"), resolved("api.example", "203.0.113.11", "203.0.113.10"), { host: "svc.cluster.local", status: "empty" }],
+      [
+        resolved("mirror.example", "203.0.113.11", "2001:db8::11"),
+        resolved("api.example", "203.0.113.11", "203.0.113.10"),
+        { host: "svc.cluster.local", status: "empty" },
+      ],
       [cidr("198.51.100.2"), cidr("2001:db8:1::2"), cidr("198.51.100.2")],
     );
-    expect(texts(policy.allowV4)).toEqual(["192.0.2.0/24 # --allow", "203.0.113.10 # api.example", "203.0.113.11 # api.example, mirror.example"]);
+    expect(texts(policy.allowV4)).toEqual([
+      "192.0.2.0/24 # --allow",
+      "203.0.113.10 # api.example",
+      "203.0.113.11 # api.example, mirror.example",
+    ]);
     expect(texts(policy.allowV6)).toEqual(["2001:db8::11 # mirror.example", "2001:db8:ff::/64 # --allow"]);
     expect(policy.dns).toEqual({ kind: "servers", v4: [cidr("198.51.100.2")], v6: [cidr("2001:db8:1::2")] });
     expect(policy.inboundPorts).toEqual([3000]);
@@ -43,7 +51,13 @@ describe("buildPolicy", () => {
   });
 
   test("an allow list that is not sorted (a Config not made by parseConfig) still gives sorted, merged sets", () => {
-    const config = { ...configWith(), allow: ["2001:db8:ff::/64", "203.0.113.0/24", "192.0.2.1", "203.0.113.0/24"].map((text, i) => ({ cidr: cidr(text), source: `allow.txt:${4 - i}` })) };
+    const config = {
+      ...configWith(),
+      allow: ["2001:db8:ff::/64", "203.0.113.0/24", "192.0.2.1", "203.0.113.0/24"].map((text, i) => ({
+        cidr: cidr(text),
+        source: `allow.txt:${4 - i}`,
+      })),
+    };
     const { policy } = buildPolicy(config, [resolved("api.example", "192.0.2.1", "2001:db8::1")], []);
     expect(texts(policy.allowV4)).toEqual(["192.0.2.1 # allow.txt:2, api.example", "203.0.113.0/24 # allow.txt:1, allow.txt:3"]);
     expect(texts(policy.allowV6)).toEqual(["2001:db8::1 # api.example", "2001:db8:ff::/64 # allow.txt:4"]);
@@ -51,15 +65,25 @@ describe("buildPolicy", () => {
 
   test("a long allow file: parsed, sorted and merged with the names in order", () => {
     const lines = Array.from({ length: 3000 }, (_, i) => `2001:db8:${(i % 7).toString(16)}:${i.toString(16)}::/64`).reverse();
-    const config = configWith({ allowFile: { from: "--allow-file", value: "big.txt" }, allowFileText: `${lines.join("\n")}\n${lines[0]}\n` });
+    const config = configWith({
+      allowFile: { from: "--allow-file", value: "big.txt" },
+      allowFileText: `${lines.join("\n")}\n${lines[0]}\n`,
+    });
     const { policy } = buildPolicy(config, [resolved("api.example", "2001:db8:3::1")], []);
-    const expected = [...lines, "2001:db8:3::1"].map((text) => cidr(text)).sort(compareCidr).map((c) => c.text);
+    const expected = [...lines, "2001:db8:3::1"]
+      .map((text) => cidr(text))
+      .sort(compareCidr)
+      .map((c) => c.text);
     expect(policy.allowV6.map((e) => e.cidr.text)).toEqual(expected);
     expect(policy.allowV6.find((e) => e.cidr.text === cidr(lines[0] ?? "").text)?.sources).toEqual(["big.txt:1", "big.txt:3001"]);
   });
 
   test("--dns-servers any and --reject", () => {
-    const { policy } = buildPolicy(configWith({ dnsServers: { from: "--dns-servers", value: "any" }, reject: true }), [], [cidr("198.51.100.2")]);
+    const { policy } = buildPolicy(
+      configWith({ dnsServers: { from: "--dns-servers", value: "any" }, reject: true }),
+      [],
+      [cidr("198.51.100.2")],
+    );
     expect(policy.dns).toEqual({ kind: "any" });
     expect(policy.verdict).toBe("reject");
   });
@@ -93,7 +117,11 @@ describe("buildPolicy", () => {
   });
 
   test("an explicit --allow covering a forbidden address permits it", () => {
-    const { policy, warnings } = buildPolicy(configWith({ allow: { from: "--allow", value: "169.254.169.254" } }), [resolved("metadata.example", "169.254.169.254")], []);
+    const { policy, warnings } = buildPolicy(
+      configWith({ allow: { from: "--allow", value: "169.254.169.254" } }),
+      [resolved("metadata.example", "169.254.169.254")],
+      [],
+    );
     expect(texts(policy.allowV4)).toEqual(["169.254.169.254 # --allow, metadata.example"]);
     expect(warnings).toEqual([]);
   });
@@ -106,7 +134,11 @@ describe("buildPolicy", () => {
     { answer: { address: "2001:db8::/32", family: 6 as const } },
     { answer: { address: "2001:db8::1/128", family: 6 as const } },
   ])("a malformed DNS answer $answer.address never reaches the policy", ({ answer }) => {
-    const { policy, warnings } = buildPolicy(configWith(), [{ host: "x.example", status: "resolved", addresses: [{ ...answer, ttl: 1 }] }], []);
+    const { policy, warnings } = buildPolicy(
+      configWith(),
+      [{ host: "x.example", status: "resolved", addresses: [{ ...answer, ttl: 1 }] }],
+      [],
+    );
     expect(policy.allowV4).toEqual([]);
     expect(policy.allowV6).toEqual([]);
     expect(warnings[0]).toContain("malformed DNS answer");
@@ -123,14 +155,25 @@ describe("buildPolicy", () => {
     expect(texts(policy.allowV6)).toEqual(["::ffff:c000:201 # x.example", "2001:db8::a # x.example", "2001:db8::1:0:0:1 # x.example"]);
   });
 
-  const failed: HostResolution = { host: "down.example", status: "failed", error: "DNS_ETIMEOUT", addresses: [{ address: "203.0.113.50", family: 4, ttl: 1 }] };
+  const failed: HostResolution = {
+    host: "down.example",
+    status: "failed",
+    error: "DNS_ETIMEOUT",
+    addresses: [{ address: "203.0.113.50", family: 4, ttl: 1 }],
+  };
 
   test("a failed name fails the run by default", () => {
-    expect(() => buildPolicy(configWith(), [failed], [])).toThrow(new DomainwallError("resolve", "could not resolve down.example (DNS_ETIMEOUT); nothing was loaded"));
+    expect(() => buildPolicy(configWith(), [failed], [])).toThrow(
+      new DomainwallError("resolve", "could not resolve down.example (DNS_ETIMEOUT); nothing was loaded"),
+    );
   });
 
   test("--on-resolve-error=warn keeps going with what was resolved", () => {
-    const { policy, warnings, summary } = buildPolicy(configWith({ onResolveError: { from: "--on-resolve-error", value: "warn" } }), [failed], []);
+    const { policy, warnings, summary } = buildPolicy(
+      configWith({ onResolveError: { from: "--on-resolve-error", value: "warn" } }),
+      [failed],
+      [],
+    );
     expect(texts(policy.allowV4)).toEqual(["203.0.113.50 # down.example"]);
     expect(warnings[0]).toContain("down.example: lookup failed");
     expect(summary.namesFailed).toBe(1);
@@ -153,7 +196,13 @@ describe("buildPolicy", () => {
   });
 
   test("the A lookup failing while AAAA answers names IPv4", () => {
-    const aFailed: HostResolution = { host: "v6only.example", status: "failed", error: "DNS_ESERVFAIL", addresses: [{ address: "2001:db8::60", family: 6, ttl: 30 }], failedFamilies: [4] };
+    const aFailed: HostResolution = {
+      host: "v6only.example",
+      status: "failed",
+      error: "DNS_ESERVFAIL",
+      addresses: [{ address: "2001:db8::60", family: 6, ttl: 30 }],
+      failedFamilies: [4],
+    };
     const { policy, warnings } = buildPolicy(configWith(), [aFailed], []);
     expect(texts(policy.allowV6)).toEqual(["2001:db8::60 # v6only.example"]);
     expect(warnings).toEqual(["v6only.example: A lookup failed (DNS_ESERVFAIL); allowing its IPv6 addresses only"]);
@@ -161,13 +210,18 @@ describe("buildPolicy", () => {
 
   test("one family failing while the other has no records: nothing is known, the name fails", () => {
     const nothing: HostResolution = { ...aaaaRefused, addresses: [] };
-    expect(() => buildPolicy(configWith(), [nothing], [])).toThrow("could not resolve v4only.example (DNS_EREFUSED (after 3 attempts)); nothing was loaded");
+    expect(() => buildPolicy(configWith(), [nothing], [])).toThrow(
+      "could not resolve v4only.example (DNS_EREFUSED (after 3 attempts)); nothing was loaded",
+    );
   });
 
   test("every name failing fails the run even with --on-resolve-error=warn (nothing would be allowed)", () => {
     const other: HostResolution = { host: "also-down.example", status: "failed", error: "DNS_ETIMEOUT", addresses: [] };
     expect(() => buildPolicy(warn(), [{ ...failed, addresses: [] }, other, { host: "gone.example", status: "empty" }], [])).toThrow(
-      new DomainwallError("resolve", "no name resolved and DNS failed for down.example (DNS_ETIMEOUT), also-down.example (DNS_ETIMEOUT): even with --on-resolve-error=warn this would allow nothing by name; nothing was loaded"),
+      new DomainwallError(
+        "resolve",
+        "no name resolved and DNS failed for down.example (DNS_ETIMEOUT), also-down.example (DNS_ETIMEOUT): even with --on-resolve-error=warn this would allow nothing by name; nothing was loaded",
+      ),
     );
   });
 
@@ -179,21 +233,43 @@ describe("buildPolicy", () => {
   test.each([
     { name: "nothing failed", resolutions: [{ host: "gone.example", status: "empty" }], expected: false },
     { name: "no names at all", resolutions: [], expected: false },
-    { name: "one failed, none resolved", resolutions: [{ host: "a.example", status: "failed", error: "x", addresses: [] }], expected: true },
-    { name: "one failed, one only partly", resolutions: [{ host: "a.example", status: "failed", error: "x", addresses: [] }, aaaaRefused], expected: false },
-    { name: "one failed, one resolved", resolutions: [{ host: "a.example", status: "failed", error: "x", addresses: [] }, resolved("b.example", "203.0.113.1")], expected: false },
-  ] as { name: string; resolutions: HostResolution[]; expected: boolean }[])("noNameResolved: $name → $expected", ({ resolutions, expected }) => {
-    expect(noNameResolved(resolutions)).toBe(expected);
-  });
+    {
+      name: "one failed, none resolved",
+      resolutions: [{ host: "a.example", status: "failed", error: "x", addresses: [] }],
+      expected: true,
+    },
+    {
+      name: "one failed, one only partly",
+      resolutions: [{ host: "a.example", status: "failed", error: "x", addresses: [] }, aaaaRefused],
+      expected: false,
+    },
+    {
+      name: "one failed, one resolved",
+      resolutions: [{ host: "a.example", status: "failed", error: "x", addresses: [] }, resolved("b.example", "203.0.113.1")],
+      expected: false,
+    },
+  ] as { name: string; resolutions: HostResolution[]; expected: boolean }[])(
+    "noNameResolved: $name → $expected",
+    ({ resolutions, expected }) => {
+      expect(noNameResolved(resolutions)).toBe(expected);
+    },
+  );
 
   test("--strict makes an empty name an error", () => {
-    expect(() => buildPolicy(configWith({ strict: true }), [{ host: "cluster.local", status: "empty" }], [])).toThrow("--strict: cluster.local has no addresses");
+    expect(() => buildPolicy(configWith({ strict: true }), [{ host: "cluster.local", status: "empty" }], [])).toThrow(
+      "--strict: cluster.local has no addresses",
+    );
   });
 });
 
 describe("buildPolicy: entries with ports", () => {
-  const portTexts = (elements: readonly { cidr: { text: string }; ports: { protocol: string; first: number; last: number }; sources: readonly string[] }[] = []) =>
-    elements.map((e) => `${e.cidr.text} . ${e.ports.protocol} . ${e.ports.first}-${e.ports.last} # ${e.sources.join(", ")}`);
+  const portTexts = (
+    elements: readonly {
+      cidr: { text: string };
+      ports: { protocol: string; first: number; last: number };
+      sources: readonly string[];
+    }[] = [],
+  ) => elements.map((e) => `${e.cidr.text} . ${e.ports.protocol} . ${e.ports.first}-${e.ports.last} # ${e.sources.join(", ")}`);
 
   test("a name's addresses carry its ports; names and networks without ports stay in the every-port sets", () => {
     const config = configWith({
@@ -202,7 +278,11 @@ describe("buildPolicy: entries with ports", () => {
     });
     const { policy, summary } = buildPolicy(
       config,
-      [resolved("api.example", "203.0.113.10", "2001:db8:ff::10"), resolved("ntp.example", "203.0.113.20"), resolved("plain.example", "203.0.113.30")],
+      [
+        resolved("api.example", "203.0.113.10", "2001:db8:ff::10"),
+        resolved("ntp.example", "203.0.113.20"),
+        resolved("plain.example", "203.0.113.30"),
+      ],
       [],
     );
     expect(texts(policy.allowV4)).toEqual(["192.0.2.0/24 # --allow", "203.0.113.30 # plain.example"]);
@@ -212,7 +292,11 @@ describe("buildPolicy: entries with ports", () => {
       "203.0.113.10 . tcp . 8000-8100 # api.example",
       "203.0.113.20 . udp . 123-123 # ntp.example",
     ]);
-    expect(portTexts(policy.allowPorts?.v6)).toEqual(["2001:db8::/64 . tcp . 22-22 # --allow", "2001:db8:ff::10 . tcp . 443-443 # api.example", "2001:db8:ff::10 . tcp . 8000-8100 # api.example"]);
+    expect(portTexts(policy.allowPorts?.v6)).toEqual([
+      "2001:db8::/64 . tcp . 22-22 # --allow",
+      "2001:db8:ff::10 . tcp . 443-443 # api.example",
+      "2001:db8:ff::10 . tcp . 8000-8100 # api.example",
+    ]);
     expect(summary).toMatchObject({ ipv4: 4, ipv6: 2 });
   });
 
@@ -222,14 +306,24 @@ describe("buildPolicy: entries with ports", () => {
   });
 
   test("a name with ports that resolved to nothing yet still declares the (empty) port sets, for watch to fill", () => {
-    const { policy } = buildPolicy(configWith({ hosts: { from: "--hosts", value: "api.example:443" } }), [{ host: "api.example", status: "empty" }], []);
+    const { policy } = buildPolicy(
+      configWith({ hosts: { from: "--hosts", value: "api.example:443" } }),
+      [{ host: "api.example", status: "empty" }],
+      [],
+    );
     expect(policy.allowPorts).toEqual({ v4: [], v6: [] });
   });
 
   test("a forbidden answer is refused for a name with ports too", () => {
-    const { policy, warnings } = buildPolicy(configWith({ hosts: { from: "--hosts", value: "api.example:443" } }), [resolved("api.example", "169.254.169.254", "203.0.113.10")], []);
+    const { policy, warnings } = buildPolicy(
+      configWith({ hosts: { from: "--hosts", value: "api.example:443" } }),
+      [resolved("api.example", "169.254.169.254", "203.0.113.10")],
+      [],
+    );
     expect(portTexts(policy.allowPorts?.v4)).toEqual(["203.0.113.10 . tcp . 443-443 # api.example"]);
-    expect(warnings).toEqual(["api.example: not allowing 169.254.169.254 (link-local (AWS, GCP, Azure, OpenStack metadata)) from DNS; list it in --allow to permit it"]);
+    expect(warnings).toEqual([
+      "api.example: not allowing 169.254.169.254 (link-local (AWS, GCP, Azure, OpenStack metadata)) from DNS; list it in --allow to permit it",
+    ]);
   });
 });
 
@@ -238,7 +332,19 @@ describe("buildPolicy: --refuse-private-answers", () => {
   const refusing = (extra: Partial<RawConfig> = {}) =>
     configWith({ hosts: { from: "--hosts", value: "api.example,db.svc.cluster.local,ntp.example:123/udp" }, ...extra });
   const answers: NameAddresses[] = [
-    resolved("api.example", "10.0.0.1", "172.16.5.5", "192.168.1.1", "100.64.0.1", "203.0.113.10", "fd00::1", "::ffff:10.1.2.3", "198.51.100.77", "2001:db8:1::99", "2001:db8:ff::10"),
+    resolved(
+      "api.example",
+      "10.0.0.1",
+      "172.16.5.5",
+      "192.168.1.1",
+      "100.64.0.1",
+      "203.0.113.10",
+      "fd00::1",
+      "::ffff:10.1.2.3",
+      "198.51.100.77",
+      "2001:db8:1::99",
+      "2001:db8:ff::10",
+    ),
     resolved("db.svc.cluster.local", "10.96.0.20"),
     resolved("ntp.example", "192.168.0.123"),
   ].map(addressesOf);
@@ -269,13 +375,21 @@ describe("buildPolicy: --refuse-private-answers", () => {
       allow: { from: "--allow", value: "10.0.0.0/24:443" },
       privateDomains: { from: "--private-domains", value: "cluster.local" },
     });
-    const { policy, warnings } = buildFromNames({ ...config, refusePrivateAnswers: true }, [resolved("api.example", "10.0.0.1", "10.0.1.1"), resolved("db.svc.cluster.local", "10.96.0.20")].map(addressesOf), resolvers);
+    const { policy, warnings } = buildFromNames(
+      { ...config, refusePrivateAnswers: true },
+      [resolved("api.example", "10.0.0.1", "10.0.1.1"), resolved("db.svc.cluster.local", "10.96.0.20")].map(addressesOf),
+      resolvers,
+    );
     expect(texts(policy.allowV4)).toEqual(["10.0.0.1 # api.example", "10.96.0.20 # db.svc.cluster.local"]);
     expect(warnings).toEqual([expect.stringContaining("api.example: not allowing 10.0.1.1 (private, RFC 1918)")]);
   });
 
   test("without the flag, private answers are allowed as before", () => {
-    const { policy, warnings } = buildFromNames(configWith({ hosts: { from: "--hosts", value: "api.example" } }), [resolved("api.example", "10.0.0.1", "198.51.100.77")].map(addressesOf), resolvers);
+    const { policy, warnings } = buildFromNames(
+      configWith({ hosts: { from: "--hosts", value: "api.example" } }),
+      [resolved("api.example", "10.0.0.1", "198.51.100.77")].map(addressesOf),
+      resolvers,
+    );
     expect(texts(policy.allowV4)).toEqual(["10.0.0.1 # api.example", "198.51.100.77 # api.example"]);
     expect(warnings).toEqual([]);
   });

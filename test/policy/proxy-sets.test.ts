@@ -24,7 +24,13 @@ describe("proxyPortSets: the DNS proxy's timeout sets per port spec", () => {
   });
 
   test("an absolute name is the same entry to the proxy: keyed without the dot; its ports add up, and without ports it opens every port", () => {
-    const added = proxyPortSets(["api.example.", "api.example"], new Map([["api.example.", [tcp(443)]], ["api.example", [tcp(80)]]]));
+    const added = proxyPortSets(
+      ["api.example.", "api.example"],
+      new Map([
+        ["api.example.", [tcp(443)]],
+        ["api.example", [tcp(80)]],
+      ]),
+    );
     expect(added.byEntry.get(proxyEntryOf("api.example."))).toEqual({ v4: "proxy_v4_tcp80_tcp443", v6: "proxy_v6_tcp80_tcp443" });
     const every = proxyPortSets(["api.example.", "api.example"], new Map([["api.example.", [tcp(443)]]]));
     expect(every.byEntry.get("api.example")).toBe(EVERY_PORT_SETS);
@@ -42,17 +48,60 @@ describe("proxyPortSets: the DNS proxy's timeout sets per port spec", () => {
 
 describe("proxyPortSetsChanged: what a reload of the proxy's list may not change", () => {
   const list = (hosts: string[], wildcards: string[], ports: [string, PortRange[]][]) => ({ hosts, wildcards, hostPorts: new Map(ports) });
-  const loaded = list(["api.example", "plain.example"], ["*.pypi.org"], [["api.example", [tcp(443)]], ["*.pypi.org", [tcp(443)]]]);
+  const loaded = list(
+    ["api.example", "plain.example"],
+    ["*.pypi.org"],
+    [
+      ["api.example", [tcp(443)]],
+      ["*.pypi.org", [tcp(443)]],
+    ],
+  );
 
   test("entries moving between the declared sets change nothing declared", () => {
     expect(proxyPortSetsChanged(loaded, loaded)).toBe(false);
     // A new name on a spec another entry has, a name without ports, the wildcard gone (api.example keeps tcp443).
-    expect(proxyPortSetsChanged(loaded, list(["api.example", "new.example", "other.example"], [], [["api.example", [tcp(443)]], ["new.example", [tcp(443)]]]))).toBe(false);
+    expect(
+      proxyPortSetsChanged(
+        loaded,
+        list(
+          ["api.example", "new.example", "other.example"],
+          [],
+          [
+            ["api.example", [tcp(443)]],
+            ["new.example", [tcp(443)]],
+          ],
+        ),
+      ),
+    ).toBe(false);
   });
 
   test("a port spec added or gone changes the declared sets", () => {
-    expect(proxyPortSetsChanged(loaded, list(["api.example"], ["*.pypi.org"], [["api.example", [tcp(8443)]], ["*.pypi.org", [tcp(443)]]]))).toBe(true);
+    expect(
+      proxyPortSetsChanged(
+        loaded,
+        list(
+          ["api.example"],
+          ["*.pypi.org"],
+          [
+            ["api.example", [tcp(8443)]],
+            ["*.pypi.org", [tcp(443)]],
+          ],
+        ),
+      ),
+    ).toBe(true);
     expect(proxyPortSetsChanged(loaded, list(["api.example", "plain.example"], ["*.pypi.org"], []))).toBe(true);
-    expect(proxyPortSetsChanged(loaded, list(["api.example"], ["*.pypi.org"], [["api.example", [tcp(443)]], ["*.pypi.org", [tcp(443), udp(443)]]]))).toBe(true);
+    expect(
+      proxyPortSetsChanged(
+        loaded,
+        list(
+          ["api.example"],
+          ["*.pypi.org"],
+          [
+            ["api.example", [tcp(443)]],
+            ["*.pypi.org", [tcp(443), udp(443)]],
+          ],
+        ),
+      ),
+    ).toBe(true);
   });
 });

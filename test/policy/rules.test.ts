@@ -32,7 +32,11 @@ describe("chainsOf", () => {
   test("the port sets are looked up right after the every-port sets, only when the policy has them", () => {
     const rules = chainsOf(POLICIES.ports!)[0]!.rules;
     expect(rules.map((r) => r.kind).slice(-4)).toEqual(["allowed", "allowed-ports", "record-denied", "verdict"]);
-    expect(rules.find((r) => r.kind === "allowed-ports")).toEqual({ kind: "allowed-ports", v4: POLICIES.ports!.allowPorts!.v4, v6: POLICIES.ports!.allowPorts!.v6 });
+    expect(rules.find((r) => r.kind === "allowed-ports")).toEqual({
+      kind: "allowed-ports",
+      v4: POLICIES.ports!.allowPorts!.v4,
+      v6: POLICIES.ports!.allowPorts!.v6,
+    });
   });
 
   test("--forward: a forward chain with the output chain's egress rules, without the link-local ones, recording as out, counted apart", () => {
@@ -80,14 +84,24 @@ describe("chainsOf", () => {
       "filter output: proxy-guard, established, invalid, loopback, neighbour-discovery, listener-discovery, proxy-port, dns, allowed, proxy-admitted, record-denied, verdict",
       "filter input: established, invalid, loopback, neighbour-discovery, listener-discovery, inbound-ports, record-denied, verdict",
     ]);
-    expect(chains[0]?.rules).toEqual([{ kind: "keep-loopback-destination" }, { kind: "keep-group", gid: 2000053 }, { kind: "redirect-dns", port: 15353 }]);
+    expect(chains[0]?.rules).toEqual([
+      { kind: "keep-loopback-destination" },
+      { kind: "keep-group", gid: 2000053 },
+      { kind: "redirect-dns", port: 15353 },
+    ]);
     expect(chains[1]?.rules.find((r) => r.kind === "dns")).toMatchObject({ gid: 2000053 });
     expect(chains[1]?.rules[0]).toEqual({ kind: "proxy-guard", gid: 2000053, port: 15353 });
   });
 
   test("with the DNS proxy and entries with ports: the admitted addresses are proxy_v4/proxy_v6 and then each port spec's pair, after the static port sets", () => {
     const chains = chainsOf(PROXY_POLICIES["dns-proxy-ports"]!).filter((c) => c.type !== "zone" && c.type !== "guard");
-    expect(chains[1]?.rules.map((r) => r.kind).slice(-5)).toEqual(["allowed", "allowed-ports", "proxy-admitted", "record-denied", "verdict"]);
+    expect(chains[1]?.rules.map((r) => r.kind).slice(-5)).toEqual([
+      "allowed",
+      "allowed-ports",
+      "proxy-admitted",
+      "record-denied",
+      "verdict",
+    ]);
     const admitted = chains[1]?.rules.find((r) => r.kind === "proxy-admitted");
     expect(admitted?.kind === "proxy-admitted" && admitted.portSets.map((s) => `${s.v4} ${s.v6}: ${s.entries.join(", ")}`)).toEqual([
       "proxy_v4_tcp22_tcp8000-8100 proxy_v6_tcp22_tcp8000-8100: mirror.example",
@@ -95,13 +109,19 @@ describe("chainsOf", () => {
       "proxy_v4_tcp80_tcp443 proxy_v6_tcp80_tcp443: **.files.example",
       "proxy_v4_udp123 proxy_v6_udp123: ntp.example",
     ]);
-    expect(chainsOf(PROXY_POLICIES["dns-proxy"]!)[3]?.rules.find((r) => r.kind === "proxy-admitted")).toEqual({ kind: "proxy-admitted", portSets: [] });
+    expect(chainsOf(PROXY_POLICIES["dns-proxy"]!)[3]?.rules.find((r) => r.kind === "proxy-admitted")).toEqual({
+      kind: "proxy-admitted",
+      portSets: [],
+    });
   });
 
   test("outgoing neighbour discovery goes only to link-local, link-scope multicast and the on-link prefixes; incoming is not scoped (it is for us)", () => {
     const policy = { ...POLICIES["ingress-reject"]!, onLink: [cidr("2001:db8:1::/64")] };
     const [output, input] = chainsOf(policy);
-    expect(output?.rules.find((r) => r.kind === "neighbour-discovery")).toEqual({ kind: "neighbour-discovery", destinations: [cidr("fe80::/10"), cidr("ff02::/16"), cidr("2001:db8:1::/64")] });
+    expect(output?.rules.find((r) => r.kind === "neighbour-discovery")).toEqual({
+      kind: "neighbour-discovery",
+      destinations: [cidr("fe80::/10"), cidr("ff02::/16"), cidr("2001:db8:1::/64")],
+    });
     expect(input?.rules.find((r) => r.kind === "neighbour-discovery")).toEqual({ kind: "neighbour-discovery" });
   });
 

@@ -55,7 +55,8 @@ describe("createAdmitter", () => {
     const admitter = createAdmitter({ executor, now: clock().now, ...settings });
     await admitter.admit(answer("cdn.example.com", v4("198.51.100.9", 60), v6("2001:db8::9", 60), v4("198.51.100.10", 120)));
     expect(scripts).toEqual([
-      "add element inet domainwall proxy_v4 { 198.51.100.10 timeout 150s expires 150s, 198.51.100.9 timeout 90s expires 90s }\n" + "add element inet domainwall proxy_v6 { 2001:db8::9 timeout 90s expires 90s }\n",
+      "add element inet domainwall proxy_v4 { 198.51.100.10 timeout 150s expires 150s, 198.51.100.9 timeout 90s expires 90s }\n" +
+        "add element inet domainwall proxy_v6 { 2001:db8::9 timeout 90s expires 90s }\n",
     ]);
   });
 
@@ -79,7 +80,11 @@ describe("createAdmitter", () => {
   });
 
   test.each([
-    { name: "not an address", address: v4("198.51.100.9 } ; flush ruleset ; {"), reason: 'not admitting bad.example.com: "198.51.100.9 } ; flush ruleset ; {" is not an IP address' },
+    {
+      name: "not an address",
+      address: v4("198.51.100.9 } ; flush ruleset ; {"),
+      reason: 'not admitting bad.example.com: "198.51.100.9 } ; flush ruleset ; {" is not an IP address',
+    },
     { name: "a CIDR", address: v4("198.51.100.0/24"), reason: "is not an IP address" },
     { name: "the wrong family", address: v4("2001:db8::1"), reason: '"2001:db8::1" is not an IPv4 address' },
     { name: "a bad TTL", address: v4("198.51.100.9", Number.NaN), reason: "TTL NaN of 198.51.100.9 is not a number of seconds" },
@@ -102,7 +107,15 @@ describe("createAdmitter", () => {
     await admitter.admit({ name: "b.example.com", entry: "*.example.com", addresses: [v4("198.51.100.9", 60)] });
     expect(scripts).toHaveLength(1);
     expect(admitter.snapshot().elements).toEqual([
-      { address: "198.51.100.9", family: 4, set: "proxy_v4", expiresAt: 1_090_000, timeoutSeconds: 90, names: ["a.example.com", "b.example.com"], entries: ["a.example.com", "*.example.com"] },
+      {
+        address: "198.51.100.9",
+        family: 4,
+        set: "proxy_v4",
+        expiresAt: 1_090_000,
+        timeoutSeconds: 90,
+        names: ["a.example.com", "b.example.com"],
+        entries: ["a.example.com", "*.example.com"],
+      },
     ]);
   });
 
@@ -113,7 +126,10 @@ describe("createAdmitter", () => {
     await admitter.admit(answer("a.example.com", v4("198.51.100.9", 60)));
     time.advance(10_000); // wanted expiry 10 s later than known: more than 9 s
     await admitter.admit(answer("a.example.com", v4("198.51.100.9", 60)));
-    expect(scripts).toEqual(["add element inet domainwall proxy_v4 { 198.51.100.9 timeout 90s expires 90s }\n", "add element inet domainwall proxy_v4 { 198.51.100.9 timeout 90s expires 90s }\n"]);
+    expect(scripts).toEqual([
+      "add element inet domainwall proxy_v4 { 198.51.100.9 timeout 90s expires 90s }\n",
+      "add element inet domainwall proxy_v4 { 198.51.100.9 timeout 90s expires 90s }\n",
+    ]);
     expect(admitter.snapshot().elements[0]!.expiresAt).toBe(1_100_000);
   });
 
@@ -151,7 +167,8 @@ describe("createAdmitter", () => {
     runs[0]!.answer({});
     expect([await state(first), await state(again), await state(second)]).toEqual(["resolved", "resolved", "pending"]);
     expect(scripts()[1]).toBe(
-      "add element inet domainwall proxy_v4 { 198.51.100.2 timeout 90s expires 90s, 198.51.100.3 timeout 90s expires 90s }\n" + "add element inet domainwall proxy_v6 { 2001:db8::2 timeout 90s expires 90s }\n",
+      "add element inet domainwall proxy_v4 { 198.51.100.2 timeout 90s expires 90s, 198.51.100.3 timeout 90s expires 90s }\n" +
+        "add element inet domainwall proxy_v6 { 2001:db8::2 timeout 90s expires 90s }\n",
     );
     runs[1]!.answer({});
     expect([await state(second), await state(third)]).toEqual(["resolved", "resolved"]);
@@ -161,8 +178,13 @@ describe("createAdmitter", () => {
   test("admissions made in the same turn share one transaction", async () => {
     const { executor, scripts } = okExecutor();
     const admitter = createAdmitter({ executor, now: clock().now, ...settings });
-    await Promise.all([admitter.admit(answer("a.example.com", v4("198.51.100.1"))), admitter.admit(answer("b.example.com", v4("198.51.100.2")))]);
-    expect(scripts).toEqual(["add element inet domainwall proxy_v4 { 198.51.100.1 timeout 90s expires 90s, 198.51.100.2 timeout 90s expires 90s }\n"]);
+    await Promise.all([
+      admitter.admit(answer("a.example.com", v4("198.51.100.1"))),
+      admitter.admit(answer("b.example.com", v4("198.51.100.2"))),
+    ]);
+    expect(scripts).toEqual([
+      "add element inet domainwall proxy_v4 { 198.51.100.1 timeout 90s expires 90s, 198.51.100.2 timeout 90s expires 90s }\n",
+    ]);
   });
 
   test("a refused transaction rejects all its waiters with nft's error and admits none of its elements", async () => {
@@ -171,9 +193,15 @@ describe("createAdmitter", () => {
     await Promise.all([admitter.admit(answer("ok.example.com", v4("198.51.100.1"))), tick().then(() => runs[0]!.answer({}))]);
     const blocked = watched(admitter.admit(answer("a.example.com", v4("198.51.100.2"))));
     await tick();
-    const waiters = [watched(admitter.admit(answer("b.example.com", v4("198.51.100.3")))), watched(admitter.admit(answer("c.example.com", v6("2001:db8::3"))))];
+    const waiters = [
+      watched(admitter.admit(answer("b.example.com", v4("198.51.100.3")))),
+      watched(admitter.admit(answer("c.example.com", v6("2001:db8::3")))),
+    ];
     runs[1]!.answer({ code: 1, stderr: "Error: Could not process rule: No such file or directory\n" });
-    for (const p of [blocked]) expect(await state(p)).toBe("rejected: nft refused admitting 1 address(es): Error: Could not process rule: No such file or directory");
+    for (const p of [blocked])
+      expect(await state(p)).toBe(
+        "rejected: nft refused admitting 1 address(es): Error: Could not process rule: No such file or directory",
+      );
     runs[2]!.answer({ code: 1, stderr: "Error: out of memory\n" });
     for (const p of waiters) expect(await state(p)).toBe("rejected: nft refused admitting 2 address(es): Error: out of memory");
     expect(admitter.snapshot().elements.map((e) => e.address)).toEqual(["198.51.100.1"]);
@@ -212,7 +240,8 @@ describe("createAdmitter", () => {
   test(`at most ${MAX_NAMES} names per element, the latest kept`, async () => {
     const { executor } = okExecutor();
     const admitter = createAdmitter({ executor, now: clock().now, ...settings });
-    for (let i = 0; i < 20; i++) await admitter.admit({ name: `n${i}.example.com`, entry: "**.example.com", addresses: [v4("198.51.100.1")] });
+    for (let i = 0; i < 20; i++)
+      await admitter.admit({ name: `n${i}.example.com`, entry: "**.example.com", addresses: [v4("198.51.100.1")] });
     const [element] = admitter.snapshot().elements;
     expect(element!.names).toEqual(Array.from({ length: MAX_NAMES }, (_, i) => `n${i + 20 - MAX_NAMES}.example.com`));
     expect(element!.entries).toEqual(["**.example.com"]);
@@ -227,7 +256,12 @@ describe("createAdmitter", () => {
 
 describe("seedFromKernel and renderCarryOver", () => {
   const listing = (set: string, type: string, elem?: unknown[]) =>
-    JSON.stringify({ nftables: [{ metainfo: { version: "1.0.6" } }, { set: { family: "inet", name: set, table: "domainwall", type, flags: ["timeout"], ...(elem ? { elem } : {}) } }] });
+    JSON.stringify({
+      nftables: [
+        { metainfo: { version: "1.0.6" } },
+        { set: { family: "inet", name: set, table: "domainwall", type, flags: ["timeout"], ...(elem ? { elem } : {}) } },
+      ],
+    });
 
   test("learns the kernel's elements: not sent again while covered, carried over with what they have left", async () => {
     const { executor, runs, scripts } = heldExecutor();
@@ -236,7 +270,9 @@ describe("seedFromKernel and renderCarryOver", () => {
     const seeded = admitter.seedFromKernel();
     await tick();
     expect(runs[0]).toMatchObject({ script: "list set inet domainwall proxy_v4", json: true });
-    runs[0]!.answer({ stdout: listing("proxy_v4", "ipv4_addr", [{ elem: { val: "198.51.100.9", timeout: 90, expires: 88 } }, "198.51.100.12"]) });
+    runs[0]!.answer({
+      stdout: listing("proxy_v4", "ipv4_addr", [{ elem: { val: "198.51.100.9", timeout: 90, expires: 88 } }, "198.51.100.12"]),
+    });
     await tick();
     expect(runs[1]).toMatchObject({ script: "list set inet domainwall proxy_v6", json: true });
     runs[1]!.answer({ stdout: listing("proxy_v6", "ipv6_addr", [{ elem: { val: "2001:db8::9", timeout: 3630, expires: 10 } }]) });
@@ -252,17 +288,32 @@ describe("seedFromKernel and renderCarryOver", () => {
   });
 
   test("a missing table reads as empty; other errors and bad listings reject", async () => {
-    const missing = createAdmitter({ executor: { name: "nft", run: async () => ({ code: 1, stdout: "", stderr: "Error: No such file or directory\n" }) }, now: clock().now, ...settings });
+    const missing = createAdmitter({
+      executor: { name: "nft", run: async () => ({ code: 1, stdout: "", stderr: "Error: No such file or directory\n" }) },
+      now: clock().now,
+      ...settings,
+    });
     expect(await missing.seedFromKernel()).toBe(0);
-    const bad = (stdout: string) => createAdmitter({ executor: { name: "nft", run: async () => ({ code: 0, stdout, stderr: "" }) }, now: clock().now, ...settings }).seedFromKernel();
+    const bad = (stdout: string) =>
+      createAdmitter({
+        executor: { name: "nft", run: async () => ({ code: 0, stdout, stderr: "" }) },
+        now: clock().now,
+        ...settings,
+      }).seedFromKernel();
     await expect(bad("not json")).rejects.toThrow("cannot read inet domainwall proxy_v4: nft -j output is not JSON");
-    await expect(bad(listing("proxy_v4", "ipv4_addr", [{ elem: { val: "198.51.100.9 } ; flush ruleset", timeout: 9, expires: 9 } }]))).rejects.toThrow(
-      'set proxy_v4 holds "198.51.100.9 } ; flush ruleset", not an IPv4 address',
+    await expect(
+      bad(listing("proxy_v4", "ipv4_addr", [{ elem: { val: "198.51.100.9 } ; flush ruleset", timeout: 9, expires: 9 } }])),
+    ).rejects.toThrow('set proxy_v4 holds "198.51.100.9 } ; flush ruleset", not an IPv4 address');
+    await expect(bad(listing("proxy_v4", "ipv6_addr", [{ elem: { val: "2001:db8::1", timeout: 9, expires: 9 } }]))).rejects.toThrow(
+      "it holds IPv6 addresses",
     );
-    await expect(bad(listing("proxy_v4", "ipv6_addr", [{ elem: { val: "2001:db8::1", timeout: 9, expires: 9 } }]))).rejects.toThrow("it holds IPv6 addresses");
-    await expect(bad(JSON.stringify({ nftables: [{ set: { name: "proxy_v4", type: "ipv4_addr", elem: [{ elem: { val: "198.51.100.9", timeout: "9" } }] } }] }))).rejects.toThrow(
-      "unexpected nft -j set listing",
-    );
+    await expect(
+      bad(
+        JSON.stringify({
+          nftables: [{ set: { name: "proxy_v4", type: "ipv4_addr", elem: [{ elem: { val: "198.51.100.9", timeout: "9" } }] } }],
+        }),
+      ),
+    ).rejects.toThrow("unexpected nft -j set listing");
   });
 
   test("replaceTable waits for the admission in flight, carries it over, and holds later admissions until the replace is loaded", async () => {
@@ -270,14 +321,21 @@ describe("seedFromKernel and renderCarryOver", () => {
     const admitter = createAdmitter({ executor, now: clock().now, ...settings });
     const flying = watched(admitter.admit(answer("a.example.com", v4("198.51.100.1"))));
     await tick();
-    const replaced = watched(admitter.replaceTable((carry) => `table inet domainwall\ndelete table inet domainwall\ntable inet domainwall { set proxy_v4 { type ipv4_addr; flags timeout; ${carry.v4} } }\n`));
+    const replaced = watched(
+      admitter.replaceTable(
+        (carry) =>
+          `table inet domainwall\ndelete table inet domainwall\ntable inet domainwall { set proxy_v4 { type ipv4_addr; flags timeout; ${carry.v4} } }\n`,
+      ),
+    );
     const later = watched(admitter.admit(answer("b.example.com", v4("198.51.100.2"))));
     await tick();
     expect(scripts()).toHaveLength(1);
     runs[0]!.answer({});
     await tick();
     expect(await state(flying)).toBe("resolved");
-    expect(scripts()[1]).toBe("table inet domainwall\ndelete table inet domainwall\ntable inet domainwall { set proxy_v4 { type ipv4_addr; flags timeout; elements = { 198.51.100.1 timeout 90s expires 90000ms } } }\n");
+    expect(scripts()[1]).toBe(
+      "table inet domainwall\ndelete table inet domainwall\ntable inet domainwall { set proxy_v4 { type ipv4_addr; flags timeout; elements = { 198.51.100.1 timeout 90s expires 90000ms } } }\n",
+    );
     expect(scripts()).toHaveLength(2);
     runs[1]!.answer({});
     expect(await state(replaced)).toBe("resolved");
@@ -288,7 +346,11 @@ describe("seedFromKernel and renderCarryOver", () => {
   });
 
   test("carry-over is empty without elements", () => {
-    expect(createAdmitter({ executor: okExecutor().executor, now: clock().now, ...settings }).renderCarryOver()).toEqual({ v4: "", v6: "", ports: new Map() });
+    expect(createAdmitter({ executor: okExecutor().executor, now: clock().now, ...settings }).renderCarryOver()).toEqual({
+      v4: "",
+      v6: "",
+      ports: new Map(),
+    });
   });
 });
 
@@ -296,13 +358,23 @@ describe("several sets: the port specs' pairs beside proxy_v4/proxy_v6", () => {
   const tcp443 = { v4: "proxy_v4_tcp443", v6: "proxy_v6_tcp443" };
   const udp123 = { v4: "proxy_v4_udp123", v6: "proxy_v6_udp123" };
   const listing = (set: string, type: string, elem: unknown[]) =>
-    JSON.stringify({ nftables: [{ metainfo: { version: "1.0.6" } }, { set: { family: "inet", name: set, table: "domainwall", type, flags: ["timeout"], elem } }] });
+    JSON.stringify({
+      nftables: [
+        { metainfo: { version: "1.0.6" } },
+        { set: { family: "inet", name: set, table: "domainwall", type, flags: ["timeout"], elem } },
+      ],
+    });
 
   test("admissions go to the set of their entry's ports; one transaction, one add element per set, sorted by set", async () => {
     const { executor, scripts } = okExecutor();
     const admitter = createAdmitter({ executor, now: clock().now, ...settings, portSets: [tcp443, udp123] });
     await Promise.all([
-      admitter.admit({ name: "api.example.com", entry: "api.example.com", addresses: [v4("198.51.100.9"), v6("2001:db8::9")], sets: tcp443 }),
+      admitter.admit({
+        name: "api.example.com",
+        entry: "api.example.com",
+        addresses: [v4("198.51.100.9"), v6("2001:db8::9")],
+        sets: tcp443,
+      }),
       admitter.admit({ name: "ntp.example.com", entry: "ntp.example.com", addresses: [v4("198.51.100.9")], sets: udp123 }),
       admitter.admit(answer("plain.example.com", v4("198.51.100.9"))),
     ]);
@@ -336,9 +408,13 @@ describe("several sets: the port specs' pairs beside proxy_v4/proxy_v6", () => {
   test("an admission naming sets the table does not have is refused without a script", async () => {
     const { executor, scripts } = okExecutor();
     const admitter = createAdmitter({ executor, now: clock().now, ...settings, portSets: [tcp443] });
-    await expect(admitter.admit({ name: "a.example", entry: "a.example", addresses: [v4("198.51.100.9")], sets: udp123 })).rejects.toThrow("no sets proxy_v4_udp123/proxy_v6_udp123 in this table");
+    await expect(admitter.admit({ name: "a.example", entry: "a.example", addresses: [v4("198.51.100.9")], sets: udp123 })).rejects.toThrow(
+      "no sets proxy_v4_udp123/proxy_v6_udp123 in this table",
+    );
     expect(scripts).toEqual([]);
-    expect(() => createAdmitter({ executor, now: clock().now, ...settings, portSets: [{ v4: "x } ; flush ruleset", v6: "y" }] })).toThrow("not a set name");
+    expect(() => createAdmitter({ executor, now: clock().now, ...settings, portSets: [{ v4: "x } ; flush ruleset", v6: "y" }] })).toThrow(
+      "not a set name",
+    );
   });
 
   test("seeding reads every set, and the carry-over covers each port set by name", async () => {
@@ -354,12 +430,18 @@ describe("several sets: the port specs' pairs beside proxy_v4/proxy_v6", () => {
       run: async (script) => {
         asked.push(script);
         const set = script.split(" ").at(-1)!;
-        return lists[set] ? { code: 0, stdout: lists[set], stderr: "" } : { code: 1, stdout: "", stderr: "Error: No such file or directory\n" };
+        return lists[set]
+          ? { code: 0, stdout: lists[set], stderr: "" }
+          : { code: 1, stdout: "", stderr: "Error: No such file or directory\n" };
       },
     };
     const admitter = createAdmitter({ executor, now: time.now, ...settings, portSets: [tcp443, udp123] });
     expect(await admitter.seedFromKernel()).toBe(3);
-    expect(asked).toEqual(["proxy_v4", "proxy_v6", "proxy_v4_tcp443", "proxy_v6_tcp443", "proxy_v4_udp123", "proxy_v6_udp123"].map((set) => `list set inet domainwall ${set}`));
+    expect(asked).toEqual(
+      ["proxy_v4", "proxy_v6", "proxy_v4_tcp443", "proxy_v6_tcp443", "proxy_v4_udp123", "proxy_v6_udp123"].map(
+        (set) => `list set inet domainwall ${set}`,
+      ),
+    );
     expect(admitter.renderCarryOver()).toEqual({
       v4: "elements = { 198.51.100.1 timeout 90s expires 80000ms }",
       v6: "",

@@ -45,13 +45,23 @@ describe("switchGroup", () => {
   };
 
   test("switches and checks every thread's real, effective, saved and filesystem group", () => {
-    const system = fake([[7, 7, 7, 7], [7, 7, 7, 7]]);
+    const system = fake([
+      [7, 7, 7, 7],
+      [7, 7, 7, 7],
+    ]);
     expect(switchGroup(7, system)).toEqual({ ok: true });
     expect(system.calls).toEqual([7]);
   });
 
   test.each([
-    { case: "a thread kept another group", threads: [[7, 7, 7, 7], [0, 0, 0, 0]], reason: "a thread still has group ids 0 0 0 0" },
+    {
+      case: "a thread kept another group",
+      threads: [
+        [7, 7, 7, 7],
+        [0, 0, 0, 0],
+      ],
+      reason: "a thread still has group ids 0 0 0 0",
+    },
     { case: "the filesystem group differs", threads: [[7, 7, 7, 0]], reason: "7 7 7 0" },
     { case: "no thread could be read", threads: [], reason: "unknown" },
   ])("fails when $case", ({ threads, reason }) => {
@@ -62,7 +72,10 @@ describe("switchGroup", () => {
 
   test("reports a refused setgid", () => {
     const result = switchGroup(7, fake([], "EPERM: operation not permitted"));
-    expect(result).toEqual({ ok: false, reason: "cannot switch to group 7 (root or CAP_SETGID is needed): EPERM: operation not permitted" });
+    expect(result).toEqual({
+      ok: false,
+      reason: "cannot switch to group 7 (root or CAP_SETGID is needed): EPERM: operation not permitted",
+    });
   });
 
   test.skipIf(process.getuid?.() !== 0)("as root, for real in a child process with resolver threads running", () => {

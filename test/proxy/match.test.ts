@@ -49,7 +49,15 @@ describe("compileMatcher", () => {
     }
   });
 
-  const list = ["api.example.com", "*.one.example", "**.any.example", "*.both.example", "**.both.example", "**.deep.any.example", "*.x.one.example"];
+  const list = [
+    "api.example.com",
+    "*.one.example",
+    "**.any.example",
+    "*.both.example",
+    "**.both.example",
+    "**.deep.any.example",
+    "*.x.one.example",
+  ];
   test.each([
     // exact
     { query: "api.example.com", entry: "api.example.com" },

@@ -1,6 +1,16 @@
 import { describe, expect, test } from "bun:test";
 import { decode, encode, type Answer, type DecodedPacket, type OptAnswer } from "dns-packet";
-import { answerAddresses, encodeReply, encodeUpstreamQuery, RCODE, readAnswer, readQuery, typeName, withId, type Query } from "../../src/proxy/message.ts";
+import {
+  answerAddresses,
+  encodeReply,
+  encodeUpstreamQuery,
+  RCODE,
+  readAnswer,
+  readQuery,
+  typeName,
+  withId,
+  type Query,
+} from "../../src/proxy/message.ts";
 import { svcbHints } from "../../src/proxy/svcb.ts";
 import { queryBytes, RECURSION_DESIRED, svcbRdata, svcbRecord } from "../support/dns.ts";
 
@@ -32,7 +42,33 @@ describe("readQuery", () => {
   });
 
   test("a label holding a dot or other bytes is not plain, and is shown escaped", () => {
-    const bytes = Uint8Array.from([0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, 97, 46, 98, 1, 0xff, 7, ...Buffer.from("example"), 0, 0, 1, 0, 1]);
+    const bytes = Uint8Array.from([
+      0,
+      1,
+      1,
+      0,
+      0,
+      1,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      3,
+      97,
+      46,
+      98,
+      1,
+      0xff,
+      7,
+      ...Buffer.from("example"),
+      0,
+      0,
+      1,
+      0,
+      1,
+    ]);
     expect(queryOf(bytes)).toMatchObject({ name: "a\\.b.\\255.example", plain: false });
   });
 
@@ -56,12 +92,24 @@ describe("readQuery", () => {
     { name: "no question", bytes: base.slice(0, 12).map((v, i) => (i === 5 ? 0 : v)), rcode: "FORMERR", reason: "0 questions" },
     { name: "an answer record", bytes: edited(base, (b) => (b[7] = 1)), rcode: "FORMERR", reason: "answer or authority" },
     { name: "a question cut short", bytes: base.slice(0, nameEnd + 2), rcode: "FORMERR", reason: "unreadable question" },
-    { name: "a compressed question", bytes: Uint8Array.from([...base.slice(0, 12), 0xc0, 12, 0, 1, 0, 1]), rcode: "FORMERR", reason: "unreadable question" },
+    {
+      name: "a compressed question",
+      bytes: Uint8Array.from([...base.slice(0, 12), 0xc0, 12, 0, 1, 0, 1]),
+      rcode: "FORMERR",
+      reason: "unreadable question",
+    },
     { name: "a compression-pointer loop", bytes: pointerLoop, rcode: "FORMERR", reason: "malformed" },
-    { name: "an additional record cut short", bytes: Uint8Array.from([...base.slice(0, 11), 1, ...base.slice(12), 0, 0]), rcode: "FORMERR", reason: "malformed" },
+    {
+      name: "an additional record cut short",
+      bytes: Uint8Array.from([...base.slice(0, 11), 1, ...base.slice(12), 0, 0]),
+      rcode: "FORMERR",
+      reason: "malformed",
+    },
     {
       name: "a non-OPT additional record",
-      bytes: queryBytes(1, "a.example", "A", { extra: { additionals: [{ type: "A", name: "a.example", ttl: 1, data: "192.0.2.1" } as Answer] } }),
+      bytes: queryBytes(1, "a.example", "A", {
+        extra: { additionals: [{ type: "A", name: "a.example", ttl: 1, data: "192.0.2.1" } as Answer] },
+      }),
       rcode: "FORMERR",
       reason: "other than one OPT",
     },
@@ -101,12 +149,20 @@ describe("encodeReply", () => {
 
 describe("encodeUpstreamQuery", () => {
   const withOpt = (udpPayloadSize: number, flags: number, options: { code: number; data: Buffer }[], ednsVersion = 0) =>
-    queryBytes(1, "Api.Example.com", "HTTPS", { extra: { additionals: [{ type: "OPT", name: ".", udpPayloadSize, flags, ednsVersion, options } as unknown as Answer] } });
+    queryBytes(1, "Api.Example.com", "HTTPS", {
+      extra: { additionals: [{ type: "OPT", name: ".", udpPayloadSize, flags, ednsVersion, options } as unknown as Answer] },
+    });
   const sentOpt = (bytes: Uint8Array) => decoded(encodeUpstreamQuery(queryOf(bytes), 0x4242)).additionals?.[0] as OptAnswer;
 
   test("a fresh id; the question and RD as the client sent them", () => {
     const sent = decoded(encodeUpstreamQuery(queryOf(withOpt(4096, 0, [])), 0x4242));
-    expect(sent).toMatchObject({ id: 0x4242, type: "query", flag_rd: true, questions: [{ name: "Api.Example.com", type: "UNKNOWN_65", class: "IN" }], answers: [] });
+    expect(sent).toMatchObject({
+      id: 0x4242,
+      type: "query",
+      flag_rd: true,
+      questions: [{ name: "Api.Example.com", type: "UNKNOWN_65", class: "IN" }],
+      answers: [],
+    });
     expect(sent.additionals).toHaveLength(1);
   });
 
@@ -152,7 +208,13 @@ test("withId replaces only the id", () => {
 
 /** An upstream answer to `query` (sent with `id`) holding `answers`. */
 function answerBytes(id: number, name: string, type: string, answers: Answer[], flags = 0x8180): Uint8Array {
-  return encode({ type: flags & 0x8000 ? "response" : "query", id, flags, questions: [{ name, type: type as never, class: "IN" }], answers });
+  return encode({
+    type: flags & 0x8000 ? "response" : "query",
+    id,
+    flags,
+    questions: [{ name, type: type as never, class: "IN" }],
+    answers,
+  });
 }
 
 describe("readAnswer", () => {
@@ -193,36 +255,114 @@ describe("answerAddresses", () => {
   const A = (name: string, data: string, ttl = 30): Answer => ({ type: "A", name, ttl, data });
   const AAAA = (name: string, data: string, ttl = 30): Answer => ({ type: "AAAA", name, ttl, data });
   const CNAME = (name: string, data: string): Answer => ({ type: "CNAME", name, ttl: 300, data });
-  const addresses = (name: string, answers: Answer[]) => answerAddresses(name, recordsOf(answers)).addresses.map((a) => `${a.address} ${a.ttl} ${a.record} ${a.owner}`);
+  const addresses = (name: string, answers: Answer[]) =>
+    answerAddresses(name, recordsOf(answers)).addresses.map((a) => `${a.address} ${a.ttl} ${a.record} ${a.owner}`);
 
   const rows: { case: string; name: string; answers: Answer[]; expected: string[] }[] = [
-    { case: "A and AAAA of the name", name: "api.example.com", answers: [A("api.example.com", "192.0.2.1", 30), AAAA("api.example.com", "2001:db8::1", 60)], expected: ["192.0.2.1 30 A api.example.com", "2001:db8::1 60 AAAA api.example.com"] },
-    { case: "owner case and a trailing dot on the name do not matter", name: "api.example.com.", answers: [A("API.Example.com", "192.0.2.1")], expected: ["192.0.2.1 30 A api.example.com"] },
-    { case: "a CNAME to an unlisted name is followed", name: "api.example.com", answers: [CNAME("api.example.com", "edge.cdn.example.net"), A("edge.cdn.example.net", "203.0.113.7")], expected: ["203.0.113.7 30 A edge.cdn.example.net"] },
-    { case: "a chain of three, records in any order", name: "a.example", answers: [A("c.example", "192.0.2.3"), CNAME("b.example", "c.example"), CNAME("a.example", "b.example")], expected: ["192.0.2.3 30 A c.example"] },
-    { case: "records of other owners are ignored", name: "api.example.com", answers: [A("api.example.com", "192.0.2.1"), A("evil.example", "198.51.100.66"), AAAA("bank.example", "2001:db8::66")], expected: ["192.0.2.1 30 A api.example.com"] },
-    { case: "a CNAME of another owner is not followed", name: "api.example.com", answers: [A("api.example.com", "192.0.2.1"), CNAME("evil.example", "x.example"), A("x.example", "198.51.100.66")], expected: ["192.0.2.1 30 A api.example.com"] },
-    { case: "a chain leaving the answer gives nothing", name: "api.example.com", answers: [CNAME("api.example.com", "elsewhere.example"), A("other.example", "192.0.2.9")], expected: [] },
-    { case: "a CNAME loop ends", name: "a.example", answers: [CNAME("a.example", "b.example"), CNAME("b.example", "a.example"), A("b.example", "192.0.2.2")], expected: ["192.0.2.2 30 A b.example"] },
-    { case: "a repeated address keeps its longest TTL", name: "a.example", answers: [A("a.example", "192.0.2.1", 10), CNAME("a.example", "b.example"), A("b.example", "192.0.2.1", 50)], expected: ["192.0.2.1 50 A b.example"] },
-    { case: "a record of class CH is ignored", name: "a.example", answers: [{ type: "A", name: "a.example", ttl: 30, class: "CH", data: "192.0.2.1" }], expected: [] },
-    { case: "IPv6 is canonical", name: "a.example", answers: [AAAA("a.example", "2001:DB8:0:0:0:0:0:A")], expected: ["2001:db8::a 30 AAAA a.example"] },
+    {
+      case: "A and AAAA of the name",
+      name: "api.example.com",
+      answers: [A("api.example.com", "192.0.2.1", 30), AAAA("api.example.com", "2001:db8::1", 60)],
+      expected: ["192.0.2.1 30 A api.example.com", "2001:db8::1 60 AAAA api.example.com"],
+    },
+    {
+      case: "owner case and a trailing dot on the name do not matter",
+      name: "api.example.com.",
+      answers: [A("API.Example.com", "192.0.2.1")],
+      expected: ["192.0.2.1 30 A api.example.com"],
+    },
+    {
+      case: "a CNAME to an unlisted name is followed",
+      name: "api.example.com",
+      answers: [CNAME("api.example.com", "edge.cdn.example.net"), A("edge.cdn.example.net", "203.0.113.7")],
+      expected: ["203.0.113.7 30 A edge.cdn.example.net"],
+    },
+    {
+      case: "a chain of three, records in any order",
+      name: "a.example",
+      answers: [A("c.example", "192.0.2.3"), CNAME("b.example", "c.example"), CNAME("a.example", "b.example")],
+      expected: ["192.0.2.3 30 A c.example"],
+    },
+    {
+      case: "records of other owners are ignored",
+      name: "api.example.com",
+      answers: [A("api.example.com", "192.0.2.1"), A("evil.example", "198.51.100.66"), AAAA("bank.example", "2001:db8::66")],
+      expected: ["192.0.2.1 30 A api.example.com"],
+    },
+    {
+      case: "a CNAME of another owner is not followed",
+      name: "api.example.com",
+      answers: [A("api.example.com", "192.0.2.1"), CNAME("evil.example", "x.example"), A("x.example", "198.51.100.66")],
+      expected: ["192.0.2.1 30 A api.example.com"],
+    },
+    {
+      case: "a chain leaving the answer gives nothing",
+      name: "api.example.com",
+      answers: [CNAME("api.example.com", "elsewhere.example"), A("other.example", "192.0.2.9")],
+      expected: [],
+    },
+    {
+      case: "a CNAME loop ends",
+      name: "a.example",
+      answers: [CNAME("a.example", "b.example"), CNAME("b.example", "a.example"), A("b.example", "192.0.2.2")],
+      expected: ["192.0.2.2 30 A b.example"],
+    },
+    {
+      case: "a repeated address keeps its longest TTL",
+      name: "a.example",
+      answers: [A("a.example", "192.0.2.1", 10), CNAME("a.example", "b.example"), A("b.example", "192.0.2.1", 50)],
+      expected: ["192.0.2.1 50 A b.example"],
+    },
+    {
+      case: "a record of class CH is ignored",
+      name: "a.example",
+      answers: [{ type: "A", name: "a.example", ttl: 30, class: "CH", data: "192.0.2.1" }],
+      expected: [],
+    },
+    {
+      case: "IPv6 is canonical",
+      name: "a.example",
+      answers: [AAAA("a.example", "2001:DB8:0:0:0:0:0:A")],
+      expected: ["2001:db8::a 30 AAAA a.example"],
+    },
     {
       case: "HTTPS hints of names in the chain",
       name: "a.example",
-      answers: [CNAME("a.example", "b.example"), svcbRecord("HTTPS", "b.example", 40, svcbRdata(1, ".", { v4: ["192.0.2.10", "192.0.2.11"], v6: ["2001:db8::10"] }))],
+      answers: [
+        CNAME("a.example", "b.example"),
+        svcbRecord("HTTPS", "b.example", 40, svcbRdata(1, ".", { v4: ["192.0.2.10", "192.0.2.11"], v6: ["2001:db8::10"] })),
+      ],
       expected: ["192.0.2.10 40 HTTPS b.example", "192.0.2.11 40 HTTPS b.example", "2001:db8::10 40 HTTPS b.example"],
     },
-    { case: "SVCB hints", name: "a.example", answers: [svcbRecord("SVCB", "a.example", 20, svcbRdata(2, "svc.example", { v4: ["198.51.100.1"] }))], expected: ["198.51.100.1 20 SVCB a.example"] },
-    { case: "HTTPS hints of another owner are ignored", name: "a.example", answers: [svcbRecord("HTTPS", "evil.example", 40, svcbRdata(1, ".", { v4: ["198.51.100.66"] }))], expected: [] },
-    { case: "a malformed HTTPS record admits nothing", name: "a.example", answers: [svcbRecord("HTTPS", "a.example", 40, Buffer.from([0, 1, 0, 0, 4, 0, 3, 1, 2, 3]))], expected: [] },
+    {
+      case: "SVCB hints",
+      name: "a.example",
+      answers: [svcbRecord("SVCB", "a.example", 20, svcbRdata(2, "svc.example", { v4: ["198.51.100.1"] }))],
+      expected: ["198.51.100.1 20 SVCB a.example"],
+    },
+    {
+      case: "HTTPS hints of another owner are ignored",
+      name: "a.example",
+      answers: [svcbRecord("HTTPS", "evil.example", 40, svcbRdata(1, ".", { v4: ["198.51.100.66"] }))],
+      expected: [],
+    },
+    {
+      case: "a malformed HTTPS record admits nothing",
+      name: "a.example",
+      answers: [svcbRecord("HTTPS", "a.example", 40, Buffer.from([0, 1, 0, 0, 4, 0, 3, 1, 2, 3]))],
+      expected: [],
+    },
   ];
   test.each(rows)("$case", ({ name, answers, expected }) => {
     expect(addresses(name, answers)).toEqual(expected);
   });
 
   test("the chain is reported", () => {
-    expect(answerAddresses("A.example", recordsOf([CNAME("a.example", "B.example"), CNAME("b.example", "c.example")])).chain).toEqual(["a.example", "b.example", "c.example"]);
+    expect(answerAddresses("A.example", recordsOf([CNAME("a.example", "B.example"), CNAME("b.example", "c.example")])).chain).toEqual([
+      "a.example",
+      "b.example",
+      "c.example",
+    ]);
   });
 
   test("a chain is bounded at 16 names", () => {
@@ -233,11 +373,19 @@ describe("answerAddresses", () => {
 
 describe("svcbHints", () => {
   test.each([
-    { case: "ServiceMode with both hints", rdata: svcbRdata(1, "x.example", { v4: ["192.0.2.1"], v6: ["2001:db8::1"] }), expected: { v4: ["192.0.2.1"], v6: ["2001:db8:0:0:0:0:0:1"] } },
+    {
+      case: "ServiceMode with both hints",
+      rdata: svcbRdata(1, "x.example", { v4: ["192.0.2.1"], v6: ["2001:db8::1"] }),
+      expected: { v4: ["192.0.2.1"], v6: ["2001:db8:0:0:0:0:0:1"] },
+    },
     { case: "ServiceMode without hints", rdata: svcbRdata(1, "."), expected: { v4: [], v6: [] } },
     { case: "AliasMode", rdata: svcbRdata(0, "x.example"), expected: { v4: [], v6: [] } },
     { case: "AliasMode with parameters", rdata: Buffer.from([0, 0, 0, 0, 4, 0, 4, 192, 0, 2, 1]), expected: undefined },
-    { case: "keys out of order", rdata: Buffer.from([0, 1, 0, 0, 6, 0, 16, ...new Array(16).fill(0), 0, 4, 0, 4, 192, 0, 2, 1]), expected: undefined },
+    {
+      case: "keys out of order",
+      rdata: Buffer.from([0, 1, 0, 0, 6, 0, 16, ...new Array(16).fill(0), 0, 4, 0, 4, 192, 0, 2, 1]),
+      expected: undefined,
+    },
     { case: "an ipv4hint of 5 bytes", rdata: Buffer.from([0, 1, 0, 0, 4, 0, 5, 192, 0, 2, 1, 1]), expected: undefined },
     { case: "an empty ipv6hint", rdata: Buffer.from([0, 1, 0, 0, 6, 0, 0]), expected: undefined },
     { case: "a parameter past the end", rdata: Buffer.from([0, 1, 0, 0, 1, 0, 9, 104, 50]), expected: undefined },

@@ -12,7 +12,13 @@ const answer = (...addresses: string[]): Admission => ({
   qtype: "A",
   entry: "api.example",
   chain: ["api.example"],
-  addresses: addresses.map((address) => ({ address, family: address.includes(":") ? 6 : 4, ttl: 30, owner: "api.example", record: address.includes(":") ? "AAAA" : "A" })),
+  addresses: addresses.map((address) => ({
+    address,
+    family: address.includes(":") ? 6 : 4,
+    ttl: 30,
+    owner: "api.example",
+    record: address.includes(":") ? "AAAA" : "A",
+  })),
 });
 
 describe("the DNS proxy's upstreams", () => {
@@ -27,9 +33,16 @@ describe("the DNS proxy's upstreams", () => {
 
 describe("what an answer may admit", () => {
   test("loopback, link-local (metadata) and multicast answers are not admitted, with the reason; the rest are", () => {
-    const { admitted, refused } = gateAdmission(answer("203.0.113.7", "169.254.169.254", "127.0.0.1", "2001:db8:ff::1", "::ffff:127.0.0.1"), []);
+    const { admitted, refused } = gateAdmission(
+      answer("203.0.113.7", "169.254.169.254", "127.0.0.1", "2001:db8:ff::1", "::ffff:127.0.0.1"),
+      [],
+    );
     expect(admitted.map((a) => a.address)).toEqual(["203.0.113.7", "2001:db8:ff::1"]);
-    expect(refused).toEqual(["169.254.169.254 (link-local (AWS, GCP, Azure, OpenStack metadata))", "127.0.0.1 (loopback)", "::ffff:127.0.0.1 (loopback)"]);
+    expect(refused).toEqual([
+      "169.254.169.254 (link-local (AWS, GCP, Azure, OpenStack metadata))",
+      "127.0.0.1 (loopback)",
+      "::ffff:127.0.0.1 (loopback)",
+    ]);
   });
 
   test("an --allow entry covering a forbidden address lets it through, as in the static policy", () => {
@@ -42,7 +55,11 @@ describe("what an answer may admit", () => {
     const named = (name: string, ...addresses: string[]): Admission => ({ ...answer(...addresses), name });
 
     test("private, CGNAT, ULA and the resolvers' network are not admitted, with the reason; public answers are", () => {
-      const { admitted, refused } = gateAdmission(answer("10.0.0.1", "100.64.1.1", "fd00::1", "198.51.100.77", "203.0.113.7", "2001:db8::7"), [], guard);
+      const { admitted, refused } = gateAdmission(
+        answer("10.0.0.1", "100.64.1.1", "fd00::1", "198.51.100.77", "203.0.113.7", "2001:db8::7"),
+        [],
+        guard,
+      );
       expect(admitted.map((a) => a.address)).toEqual(["203.0.113.7", "2001:db8::7"]);
       expect(refused).toEqual([
         "10.0.0.1 (private, RFC 1918; --refuse-private-answers, unless its domain is in --private-domains)",
@@ -66,25 +83,41 @@ describe("what an answer may admit", () => {
 });
 
 describe("the backend watch --dns-proxy hands its loop", () => {
-  const base = { name: "nft", apply: () => Promise.reject(new Error("the plain apply would drop what was admitted")) } as unknown as Backend;
+  const base = {
+    name: "nft",
+    apply: () => Promise.reject(new Error("the plain apply would drop what was admitted")),
+  } as unknown as Backend;
   const carryOver = { v4: "elements = { 203.0.113.7 timeout 30s expires 12s }", v6: "" };
 
   test("a full load goes through replaceTable with the admitted elements carried over", async () => {
     const scripts: string[] = [];
-    const backend = carryingBackend(base, { replaceTable: async (script) => (scripts.push(script(carryOver)), { code: 0, stdout: "", stderr: "" }) }, () => 0);
+    const backend = carryingBackend(
+      base,
+      { replaceTable: async (script) => (scripts.push(script(carryOver)), { code: 0, stdout: "", stderr: "" }) },
+      () => 0,
+    );
     await backend.apply(PROXY_POLICIES["dns-proxy"]!);
     expect(scripts).toHaveLength(1);
-    expect(scripts[0]).toContain("set proxy_v4 {\n\t\ttype ipv4_addr\n\t\tflags timeout\n\t\telements = { 203.0.113.7 timeout 30s expires 12s }\n");
+    expect(scripts[0]).toContain(
+      "set proxy_v4 {\n\t\ttype ipv4_addr\n\t\tflags timeout\n\t\telements = { 203.0.113.7 timeout 30s expires 12s }\n",
+    );
   });
 
   test("a refused load is an error naming nft's complaint", async () => {
-    const backend = carryingBackend(base, { replaceTable: async () => ({ code: 1, stdout: "", stderr: "Error: syntax error\n" }) }, () => 0);
+    const backend = carryingBackend(
+      base,
+      { replaceTable: async () => ({ code: 1, stdout: "", stderr: "Error: syntax error\n" }) },
+      () => 0,
+    );
     await expect(backend.apply(PROXY_POLICIES["dns-proxy"]!)).rejects.toThrow("nft -f failed: Error: syntax error");
   });
 });
 
 describe("the sets an admission goes into", () => {
-  const { byEntry } = proxyPortSets(["api.example", "*.pypi.org", "plain.example"], new Map([["api.example", [{ protocol: "tcp", first: 443, last: 443 }]]]));
+  const { byEntry } = proxyPortSets(
+    ["api.example", "*.pypi.org", "plain.example"],
+    new Map([["api.example", [{ protocol: "tcp", first: 443, last: 443 }]]]),
+  );
 
   test("the matched entry's pair (an absolute name is the same entry); every port for an entry without ports", () => {
     expect(admissionSets(byEntry, "api.example.")).toEqual({ v4: "proxy_v4_tcp443", v6: "proxy_v6_tcp443" });

@@ -14,11 +14,23 @@ const records: Responder = (query) => {
   const q = query.questions?.[0];
   const name = q?.name.toLowerCase() ?? "";
   if (name === "cdn.example.com" && q?.type === "A") {
-    return { answers: [{ type: "CNAME", name: q.name, ttl: 300, data: "edge.cdn.example.net" }, { type: "A", name: "edge.cdn.example.net", ttl: 20, data: "203.0.113.20" }] };
+    return {
+      answers: [
+        { type: "CNAME", name: q.name, ttl: 300, data: "edge.cdn.example.net" },
+        { type: "A", name: "edge.cdn.example.net", ttl: 20, data: "203.0.113.20" },
+      ],
+    };
   }
-  if (q?.type === "A") return { answers: [{ type: "A", name: q.name, ttl: 30, data: "192.0.2.1" }, { type: "A", name: "unrelated.example", ttl: 30, data: "198.51.100.66" }] };
+  if (q?.type === "A")
+    return {
+      answers: [
+        { type: "A", name: q.name, ttl: 30, data: "192.0.2.1" },
+        { type: "A", name: "unrelated.example", ttl: 30, data: "198.51.100.66" },
+      ],
+    };
   if (q?.type === "AAAA") return { answers: [{ type: "AAAA", name: q.name, ttl: 60, data: "2001:db8::1" }] };
-  if (q !== undefined && (q.type as string) === "UNKNOWN_65") return { answers: [svcbRecord("HTTPS", q.name, 40, svcbRdata(1, ".", { v4: ["192.0.2.40"], v6: ["2001:db8::40"] }))] };
+  if (q !== undefined && (q.type as string) === "UNKNOWN_65")
+    return { answers: [svcbRecord("HTTPS", q.name, 40, svcbRdata(1, ".", { v4: ["192.0.2.40"], v6: ["2001:db8::40"] }))] };
   if (q?.type === "TXT") return { answers: [{ type: "TXT", name: q.name, ttl: 30, data: "hello" }] };
   return {};
 };
@@ -43,7 +55,9 @@ function recordingLog(logs: Harness["logs"]): ProxyLog {
   };
 }
 
-async function harness(options: { answer?: Responder; admit?: (a: Admission) => Promise<void>; extra?: Partial<ProxyOptions>; upstreams?: FakeDns[] } = {}): Promise<Harness> {
+async function harness(
+  options: { answer?: Responder; admit?: (a: Admission) => Promise<void>; extra?: Partial<ProxyOptions>; upstreams?: FakeDns[] } = {},
+): Promise<Harness> {
   const upstream = await startFakeDns(options.answer ?? records);
   running.push(() => upstream.stop());
   const admitted: Admission[] = [];
@@ -113,7 +127,14 @@ describe("DNS proxy", () => {
     expect(addressesOf(admitted[0])).toEqual(["192.0.2.1 30"]);
     expect(proxy.stats().queries).toMatchObject({ audited: 1, refused: 0, forwarded: 0 });
     expect([...proxy.stats().refusedNames]).toEqual([["unlisted.example", { count: 1, qtype: "A" }]]);
-    expect(logs[0]).toMatchObject({ level: "info", entry: { message: "would refuse unlisted.example A (audit mode): forwarded, its addresses admitted", name: "unlisted.example", qtype: "A" } });
+    expect(logs[0]).toMatchObject({
+      level: "info",
+      entry: {
+        message: "would refuse unlisted.example A (audit mode): forwarded, its addresses admitted",
+        name: "unlisted.example",
+        qtype: "A",
+      },
+    });
     audit = false;
     expect(await udpAsk(proxy.port, queryBytes(0x4445, "unlisted.example", "A"))).toMatchObject({ rcode: "NXDOMAIN" });
     expect(upstream.received).toHaveLength(1);
@@ -144,7 +165,33 @@ describe("DNS proxy", () => {
   test("a name with a dot inside a label is not listed, whatever it reads like", async () => {
     const { proxy, upstream } = await harness();
     // one label "a.b" under any.example: dns-packet would read it as a.b.any.example
-    const bytes = Uint8Array.from([0, 9, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, 97, 46, 98, 3, ...Buffer.from("one"), 7, ...Buffer.from("example"), 0, 0, 1, 0, 1]);
+    const bytes = Uint8Array.from([
+      0,
+      9,
+      1,
+      0,
+      0,
+      1,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      3,
+      97,
+      46,
+      98,
+      3,
+      ...Buffer.from("one"),
+      7,
+      ...Buffer.from("example"),
+      0,
+      0,
+      1,
+      0,
+      1,
+    ]);
     expect((await udpAsk(proxy.port, bytes)).rcode).toBe("NXDOMAIN");
     expect(upstream.received).toEqual([]);
   });
@@ -203,7 +250,15 @@ describe("DNS proxy", () => {
   test("EDNS0 passes both ways: the upstream gets the client's OPT, the client gets the upstream's", async () => {
     const answer: Responder = (query) => ({
       answers: [{ type: "A", name: query.questions?.[0]?.name ?? "", ttl: 30, data: "192.0.2.1" }],
-      additionals: [{ type: "OPT", name: ".", udpPayloadSize: 1400, flags: 0x8000, options: [{ code: 10, data: Buffer.from("0011223344556677", "hex") }] } as unknown as Answer],
+      additionals: [
+        {
+          type: "OPT",
+          name: ".",
+          udpPayloadSize: 1400,
+          flags: 0x8000,
+          options: [{ code: 10, data: Buffer.from("0011223344556677", "hex") }],
+        } as unknown as Answer,
+      ],
     });
     const { proxy, upstream } = await harness({ answer });
     const reply = await udpAsk(proxy.port, queryBytes(0xfeed, "api.example.com", "A", { edns: true }));
@@ -241,7 +296,12 @@ describe("DNS proxy", () => {
       socket: { data: (_s, data) => void events.push(`reply ${data.readUInt16BE(0)}`) },
     });
     running.push(() => socket.close());
-    const replies = (n: number) => withTimeout(until(() => events.filter((e) => e.startsWith("reply")).length >= n), 5000, "replies");
+    const replies = (n: number) =>
+      withTimeout(
+        until(() => events.filter((e) => e.startsWith("reply")).length >= n),
+        5000,
+        "replies",
+      );
     socket.send(queryBytes(1, "api.example.com", "A"));
     await withTimeout(admitCalled, 5000, "admit");
     // The proxy answers a later query (unlisted: at once) while admit holds the first one's answer.
@@ -280,7 +340,10 @@ describe("DNS proxy", () => {
   });
 
   test("an answer that does not match the query is not taken", async () => {
-    const answer: Responder = (query) => ({ id: ((query.id ?? 0) + 1) & 0xffff, answers: [{ type: "A", name: "api.example.com", ttl: 30, data: "198.51.100.66" }] });
+    const answer: Responder = (query) => ({
+      id: ((query.id ?? 0) + 1) & 0xffff,
+      answers: [{ type: "A", name: "api.example.com", ttl: 30, data: "198.51.100.66" }],
+    });
     const { proxy, admitted } = await harness({ answer, extra: { limits: { upstreamTimeoutMs: 100, attempts: 1 } } });
     expect((await udpAsk(proxy.port, queryBytes(15, "api.example.com", "A"))).rcode).toBe("SERVFAIL");
     expect(admitted).toEqual([]);

@@ -35,8 +35,11 @@ function kernel(): Record<string, { timeout: number; expires: number }> {
   for (const set of ["proxy_v4", "proxy_v6"]) {
     const listed = Bun.spawnSync(["nft", "-j", "list", "set", "inet", "domainwall", set]);
     if (listed.exitCode !== 0) throw new Error(listed.stderr.toString());
-    const parsed = JSON.parse(listed.stdout.toString()) as { nftables: { set?: { elem?: { elem: { val: string; timeout: number; expires: number } }[] } }[] };
-    for (const item of parsed.nftables) for (const { elem } of item.set?.elem ?? []) out[elem.val] = { timeout: elem.timeout, expires: elem.expires };
+    const parsed = JSON.parse(listed.stdout.toString()) as {
+      nftables: { set?: { elem?: { elem: { val: string; timeout: number; expires: number } }[] } }[];
+    };
+    for (const item of parsed.nftables)
+      for (const { elem } of item.set?.elem ?? []) out[elem.val] = { timeout: elem.timeout, expires: elem.expires };
   }
   return out;
 }

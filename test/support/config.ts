@@ -65,4 +65,3 @@ export function parseConfig(raw: RawConfig) {
   const policy = ("policy" in config ? config.policy : { hosts: [] }) as Config;
   return { config: { ...policy, watch: "watch" in config ? config.watch : undefined } as Config & { watch?: WatchConfig }, warnings };
 }
-

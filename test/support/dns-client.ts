@@ -35,7 +35,8 @@ export async function tcpAsk(port: number, message: Uint8Array, hostname = "127.
     socket: {
       data(_s, chunk) {
         buffer = Buffer.concat([buffer, chunk]);
-        if (buffer.length >= 2 && buffer.length >= 2 + buffer.readUInt16BE(0)) resolveReply(new Uint8Array(buffer.subarray(2, 2 + buffer.readUInt16BE(0))));
+        if (buffer.length >= 2 && buffer.length >= 2 + buffer.readUInt16BE(0))
+          resolveReply(new Uint8Array(buffer.subarray(2, 2 + buffer.readUInt16BE(0))));
       },
       close: () => rejectReply(new Error("connection closed without a reply")),
       error: () => {},

@@ -9,7 +9,10 @@ export interface Received {
   readonly transport: Transport;
   readonly packet: DecodedPacket;
 }
-export type Responder = (query: DecodedPacket, transport: Transport) => Packet | Uint8Array | "silent" | Promise<Packet | Uint8Array | "silent">;
+export type Responder = (
+  query: DecodedPacket,
+  transport: Transport,
+) => Packet | Uint8Array | "silent" | Promise<Packet | Uint8Array | "silent">;
 
 export interface FakeDns {
   readonly port: number;
@@ -69,27 +72,27 @@ async function startOnce(answer: Responder, hostname: string, requestedPort: num
   }
   function listen(port: number): TCPSocketListener<{ buffer: Buffer }> {
     return Bun.listen<{ buffer: Buffer }>({
-    hostname,
-    port,
-    socket: {
-      open(socket) {
-        socket.data = { buffer: Buffer.alloc(0) };
+      hostname,
+      port,
+      socket: {
+        open(socket) {
+          socket.data = { buffer: Buffer.alloc(0) };
+        },
+        data(socket: Socket<{ buffer: Buffer }>, chunk) {
+          socket.data.buffer = Buffer.concat([socket.data.buffer, chunk]);
+          while (socket.data.buffer.length >= 2) {
+            const length = socket.data.buffer.readUInt16BE(0);
+            if (socket.data.buffer.length < 2 + length) return;
+            const message = socket.data.buffer.subarray(2, 2 + length);
+            socket.data.buffer = socket.data.buffer.subarray(2 + length);
+            void respond(message, "tcp", answer, received).then((bytes) => {
+              if (bytes !== undefined) socket.write(Buffer.concat([Buffer.from([bytes.length >> 8, bytes.length & 255]), bytes]));
+            });
+          }
+        },
+        error() {},
       },
-      data(socket: Socket<{ buffer: Buffer }>, chunk) {
-        socket.data.buffer = Buffer.concat([socket.data.buffer, chunk]);
-        while (socket.data.buffer.length >= 2) {
-          const length = socket.data.buffer.readUInt16BE(0);
-          if (socket.data.buffer.length < 2 + length) return;
-          const message = socket.data.buffer.subarray(2, 2 + length);
-          socket.data.buffer = socket.data.buffer.subarray(2 + length);
-          void respond(message, "tcp", answer, received).then((bytes) => {
-            if (bytes !== undefined) socket.write(Buffer.concat([Buffer.from([bytes.length >> 8, bytes.length & 255]), bytes]));
-          });
-        }
-      },
-      error() {},
-    },
-  });
+    });
   }
   return {
     port: datagram.port,

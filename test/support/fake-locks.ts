@@ -6,7 +6,10 @@ import type { World } from "../../src/world.ts";
  * play another process holding one). Taking a held lock fails at once (the real wait is tested in
  * test/backends/lock.test.ts); `taken` records every lock this process took, in order.
  */
-export function fakeLocks(pid: number, held = new Map<string, Holder>()): Pick<World, "lock" | "lockHolder"> & { held: Map<string, Holder>; taken: string[] } {
+export function fakeLocks(
+  pid: number,
+  held = new Map<string, Holder>(),
+): Pick<World, "lock" | "lockHolder"> & { held: Map<string, Holder>; taken: string[] } {
   const taken: string[] = [];
   return {
     held,

@@ -25,4 +25,5 @@ export function fakeRun(respond: (call: RunCall) => Partial<RunResult> | Promise
  * fails, a checked probe transaction.
  */
 export const isBackendProbe = (call: RunCall): boolean =>
-  call.command === "nft" && ((call.args.includes("--check") && call.stdin === "table inet domainwall_probe\n") || call.stdin === "list tables\n");
+  call.command === "nft" &&
+  ((call.args.includes("--check") && call.stdin === "table inet domainwall_probe\n") || call.stdin === "list tables\n");

@@ -7,4 +7,6 @@ import { filterInfo, legacyFilterEmpty, listsFilter, TABLE_NAMES } from "../../s
 
 const read = (path: string) => readFile(path, "utf8").catch(() => undefined);
 const empty = await legacyFilterEmpty({ readFile: read, filterInfo });
-console.log(JSON.stringify({ empty, filterListed: { 4: listsFilter(await read(TABLE_NAMES[4])), 6: listsFilter(await read(TABLE_NAMES[6])) } }));
+console.log(
+  JSON.stringify({ empty, filterListed: { 4: listsFilter(await read(TABLE_NAMES[4])), 6: listsFilter(await read(TABLE_NAMES[6])) } }),
+);

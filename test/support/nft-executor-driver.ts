@@ -25,7 +25,10 @@ import { runProcess } from "../../src/run.ts";
 const { values, positionals } = parseArgs({
   args: process.argv.slice(2),
   allowPositionals: true,
-  options: { churn: { type: "string" }, concurrent: { type: "boolean", default: false }, "no-descriptors": { type: "boolean", default: false },
+  options: {
+    churn: { type: "string" },
+    concurrent: { type: "boolean", default: false },
+    "no-descriptors": { type: "boolean", default: false },
     large: { type: "string" },
     "no-trim": { type: "boolean", default: false },
   },
@@ -52,7 +55,13 @@ if (values["no-descriptors"]) {
   if (libc.getrlimit(RLIMIT_NOFILE, ptr(saved)) !== 0) throw new Error("getrlimit failed");
   if (libc.setrlimit(RLIMIT_NOFILE, ptr(new BigUint64Array([0n, saved[1]!]))) !== 0) throw new Error("setrlimit failed");
   const { executor, reason } = choose(positionals[0]);
-  const error = executor.name === "libnftables" ? await executor.run("list tables\n").then(() => "", (e: Error) => e.message) : "";
+  const error =
+    executor.name === "libnftables"
+      ? await executor.run("list tables\n").then(
+          () => "",
+          (e: Error) => e.message,
+        )
+      : "";
   libc.setrlimit(RLIMIT_NOFILE, ptr(saved));
   console.log(JSON.stringify({ name: executor.name, reason, error }));
   process.exit(0);

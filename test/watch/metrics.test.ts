@@ -26,7 +26,14 @@ const snapshot: WatchSnapshot = {
   updateError: undefined,
 };
 const process = { residentBytes: 52_428_800, cpuSeconds: 1.25, startTimeSeconds: 1_700_000_000 };
-const status = { loaded: true as const, enforcing: true, allowed: [], dns: "any" as const, sets: [], counters: [{ name: "output_dropped", packets: 7, bytes: 420 }] };
+const status = {
+  loaded: true as const,
+  enforcing: true,
+  allowed: [],
+  dns: "any" as const,
+  sets: [],
+  counters: [{ name: "output_dropped", packets: 7, bytes: 420 }],
+};
 
 describe("renderMetrics", () => {
   test("reloads by result with the loaded file's hash; audited packets apart from dropped ones; denied destinations recorded, by direction", () => {
@@ -34,10 +41,19 @@ describe("renderMetrics", () => {
     const audit = {
       ...status,
       enforcing: false,
-      counters: [{ name: "output_audited", packets: 5, bytes: 300 }, { name: "input_dropped", packets: 2, bytes: 120 }],
+      counters: [
+        { name: "output_audited", packets: 5, bytes: 300 },
+        { name: "input_dropped", packets: 2, bytes: 120 },
+      ],
       denied: [denied("out"), denied("out"), denied("in")],
     };
-    const text = renderMetrics({ snapshot: undefined, status: audit, process, now: 0, reloads: { ok: 2, failed: 1, lastOk: false, sha256: "ab12" } });
+    const text = renderMetrics({
+      snapshot: undefined,
+      status: audit,
+      process,
+      now: 0,
+      reloads: { ok: 2, failed: 1, lastOk: false, sha256: "ab12" },
+    });
     for (const line of [
       'domainwall_config_reloads_total{result="ok"} 2',
       'domainwall_config_reloads_total{result="error"} 1',
@@ -47,13 +63,16 @@ describe("renderMetrics", () => {
       'domainwall_audited_packets_total{counter="output_audited",direction="out"} 5',
       'domainwall_denied_destinations{direction="out"} 2',
       'domainwall_denied_destinations{direction="in"} 1',
-    ]) expect(text).toContain(`\n${line}\n`);
+    ])
+      expect(text).toContain(`\n${line}\n`);
     expect(text).not.toContain('dropped_packets_total{counter="output_audited"');
     expect(renderMetrics({ snapshot: undefined, status, process, now: 0 })).not.toContain("domainwall_config_");
   });
 
   test("the Prometheus text format, every family with HELP and TYPE", () => {
-    expect(renderMetrics({ snapshot, status, process, now: 4_500 })).toBe(`# HELP domainwall_rules_loaded 1 once domainwall's rules are loaded.
+    expect(
+      renderMetrics({ snapshot, status, process, now: 4_500 }),
+    ).toBe(`# HELP domainwall_rules_loaded 1 once domainwall's rules are loaded.
 # TYPE domainwall_rules_loaded gauge
 domainwall_rules_loaded 1
 # HELP domainwall_allowed_addresses Entries (addresses and CIDRs) in the loaded allow sets, by family.
@@ -109,7 +128,9 @@ process_start_time_seconds 1700000000
 
   test("label values are escaped", () => {
     const odd = { ...snapshot, state: new Map([['a"b\\c\nd', state.get("api.example")!]]) };
-    expect(renderMetrics({ snapshot: odd, status: undefined, process, now: 0 })).toContain('domainwall_resolution_failures_total{name="a\\"b\\\\c\\nd"} 0\n');
+    expect(renderMetrics({ snapshot: odd, status: undefined, process, now: 0 })).toContain(
+      'domainwall_resolution_failures_total{name="a\\"b\\\\c\\nd"} 0\n',
+    );
   });
 });
 
@@ -119,14 +140,26 @@ describe("healthOf", () => {
     { name: "loaded and on time", snap: snapshot, now: 5_000, ok: true, reason: "ok: rules loaded; 2 names, 1 failing" },
     { name: "DNS failing alone is still healthy", snap: snapshot, now: 40_000, ok: true, reason: "ok: rules loaded; 2 names, 1 failing" },
     { name: "the loop stuck", snap: snapshot, now: 45_001, ok: false, reason: "the refresh loop is 40s behind" },
-    { name: "the last update failed", snap: { ...snapshot, updateError: "nft -f failed: boom" }, now: 5_000, ok: false, reason: "the last update of the allowed addresses failed: nft -f failed: boom" },
+    {
+      name: "the last update failed",
+      snap: { ...snapshot, updateError: "nft -f failed: boom" },
+      now: 5_000,
+      ok: false,
+      reason: "the last update of the allowed addresses failed: nft -f failed: boom",
+    },
   ])("$name", ({ snap, now, ok, reason }) => {
     expect(healthOf(snap, now, 40_000)).toEqual({ ok, reason });
   });
 });
 
 describe("metricsHandler", () => {
-  const handle = metricsHandler({ snapshot: () => snapshot, status: async () => status, process: () => process, now: () => 5_000, lateMs: 40_000 });
+  const handle = metricsHandler({
+    snapshot: () => snapshot,
+    status: async () => status,
+    process: () => process,
+    now: () => 5_000,
+    lateMs: 40_000,
+  });
 
   test.each([
     { method: "GET", path: "/healthz", code: 200, type: "text/plain; charset=utf-8" },
@@ -140,7 +173,13 @@ describe("metricsHandler", () => {
   });
 
   test("/healthz is 503 before the rules are loaded; /metrics still answers when the counters cannot be read", async () => {
-    const early = metricsHandler({ snapshot: () => undefined, status: () => Promise.reject(new Error("nft missing")), process: () => process, now: () => 0, lateMs: 40_000 });
+    const early = metricsHandler({
+      snapshot: () => undefined,
+      status: () => Promise.reject(new Error("nft missing")),
+      process: () => process,
+      now: () => 0,
+      lateMs: 40_000,
+    });
     expect((await early(new Request("http://x/healthz"))).status).toBe(503);
     const metrics = await early(new Request("http://x/metrics"));
     expect([metrics.status, (await metrics.text()).includes("domainwall_rules_loaded 0")]).toEqual([200, true]);
@@ -150,7 +189,13 @@ describe("metricsHandler", () => {
 describe("metricsHandler behind a real server, raw requests", () => {
   // As world.ts serves it: Bun.serve with the handler and nothing else.
   const served = () => {
-    const handle = metricsHandler({ snapshot: () => undefined, status: async () => undefined, process: () => process, now: () => 0, lateMs: 40_000 });
+    const handle = metricsHandler({
+      snapshot: () => undefined,
+      status: async () => undefined,
+      process: () => process,
+      now: () => 0,
+      lateMs: 40_000,
+    });
     return Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: handle, idleTimeout: 30 });
   };
   /** Writes `text` on a fresh TCP connection and returns everything the server sent until it closed. */

@@ -1,5 +1,17 @@
 import { describe, expect, test } from "bun:test";
-import { dueHosts, expire, initialState, lastAnswerOf, nextEvent, recordResolutions, refreshDelay, type RefreshState, retryDelay, sameAddresses, addressesByName } from "../../src/watch/refresh.ts";
+import {
+  dueHosts,
+  expire,
+  initialState,
+  lastAnswerOf,
+  nextEvent,
+  recordResolutions,
+  refreshDelay,
+  type RefreshState,
+  retryDelay,
+  sameAddresses,
+  addressesByName,
+} from "../../src/watch/refresh.ts";
 import type { Family } from "../../src/net/ip.ts";
 import type { HostResolution } from "../../src/dns/resolve.ts";
 
@@ -68,14 +80,35 @@ describe("the allowlist over time", () => {
 
   test("every name is due at first; answers schedule the next lookup by TTL", () => {
     expect(dueHosts(start, 0)).toEqual(["api.example", "cdn.example"]);
-    const state = recordResolutions(start, [resolved("api.example", 30, "203.0.113.10"), resolved("cdn.example", 60, "203.0.113.20", "2001:db8::20")], 0, schedule, never);
+    const state = recordResolutions(
+      start,
+      [resolved("api.example", 30, "203.0.113.10"), resolved("cdn.example", 60, "203.0.113.20", "2001:db8::20")],
+      0,
+      schedule,
+      never,
+    );
     expect(dueHosts(state, 29_999)).toEqual([]);
     expect(dueHosts(state, 30_000)).toEqual(["api.example"]);
     expect(nextEvent(state, schedule.graceMs)).toBe(30_000);
   });
 
   test("the shortest TTL of a name's answers wins", () => {
-    const state = recordResolutions(start, [{ host: "api.example", status: "resolved", addresses: [{ address: "203.0.113.10", family: 4, ttl: 300 }, { address: "2001:db8::10", family: 6, ttl: 20 }] }], 0, schedule, never);
+    const state = recordResolutions(
+      start,
+      [
+        {
+          host: "api.example",
+          status: "resolved",
+          addresses: [
+            { address: "203.0.113.10", family: 4, ttl: 300 },
+            { address: "2001:db8::10", family: 6, ttl: 20 },
+          ],
+        },
+      ],
+      0,
+      schedule,
+      never,
+    );
     expect(state.get("api.example")?.nextRefresh).toBe(20_000);
   });
 
@@ -86,7 +119,9 @@ describe("the allowlist over time", () => {
     expect(expire(state, 299_999, schedule.graceMs).expired).toEqual([]);
     expect(nextEvent(state, schedule.graceMs)).toBe(60_000);
     state = recordResolutions(state, [resolved("api.example", 30, "203.0.113.11")], 60_000, schedule, never);
-    expect(nextEvent(recordResolutions(state, [resolved("api.example", 3600, "203.0.113.11")], 90_000, schedule, never), schedule.graceMs)).toBe(300_000);
+    expect(
+      nextEvent(recordResolutions(state, [resolved("api.example", 3600, "203.0.113.11")], 90_000, schedule, never), schedule.graceMs),
+    ).toBe(300_000);
     const after = expire(state, 300_000, schedule.graceMs);
     expect(after.expired).toEqual([{ host: "api.example", address: "203.0.113.10", lastSeen: 0 }]);
     expect(addressesOf(after.state, "api.example")).toEqual(["203.0.113.11"]);
@@ -125,8 +160,15 @@ describe("the allowlist over time", () => {
 
   test("while only AAAA fails, IPv4 addresses the A answers left out expire after the grace; the IPv6 ones stay", () => {
     const grace = 60_000;
-    let state = recordResolutions(initialState(["api.example"], 0), [resolved("api.example", 30, "203.0.113.10", "2001:db8::10")], 0, schedule, never);
-    for (const now of [30_000, 35_000, 45_000]) state = recordResolutions(state, [failedIn("api.example", 6, "203.0.113.11")], now, schedule, never);
+    let state = recordResolutions(
+      initialState(["api.example"], 0),
+      [resolved("api.example", 30, "203.0.113.10", "2001:db8::10")],
+      0,
+      schedule,
+      never,
+    );
+    for (const now of [30_000, 35_000, 45_000])
+      state = recordResolutions(state, [failedIn("api.example", 6, "203.0.113.11")], now, schedule, never);
     expect(state.get("api.example")).toMatchObject({ failures: 3, failuresTotal: 3, nextRefresh: 65_000, lastError: "DNS_ETIMEOUT" });
     expect(lastAnswerOf(state.get("api.example")!)).toBe(45_000);
     expect(state.get("api.example")?.families).toEqual({ 4: { lastAnswer: 45_000, failing: false }, 6: { lastAnswer: 0, failing: true } });
@@ -144,14 +186,21 @@ describe("the allowlist over time", () => {
   test("a CDN rotating its A records every 10 minutes while AAAA keeps failing: 8 hours keep only the current IPv4 address", () => {
     const grace = 60_000;
     const v4 = (now: number) => `203.0.113.${Math.floor(now / 600_000)}`;
-    let state = recordResolutions(initialState(["cdn.example"], 0), [resolved("cdn.example", 30, v4(0), "2001:db8::20")], 0, { ...schedule, graceMs: grace }, never);
+    let state = recordResolutions(
+      initialState(["cdn.example"], 0),
+      [resolved("cdn.example", 30, v4(0), "2001:db8::20")],
+      0,
+      { ...schedule, graceMs: grace },
+      never,
+    );
     const expired: string[] = [];
     const lag: number[] = [];
     let now = 0;
     // Eight hours, and long enough after for the last rotation's grace to end.
     while (now < 8 * 3_600_000 + 120_000) {
       now = nextEvent(state, grace);
-      if (dueHosts(state, now).length > 0) state = recordResolutions(state, [failedIn("cdn.example", 6, v4(now))], now, { ...schedule, graceMs: grace }, never);
+      if (dueHosts(state, now).length > 0)
+        state = recordResolutions(state, [failedIn("cdn.example", 6, v4(now))], now, { ...schedule, graceMs: grace }, never);
       const after = expire(state, now, grace);
       state = after.state;
       expired.push(...after.expired.map((e) => e.address));
@@ -168,7 +217,13 @@ describe("the allowlist over time", () => {
   });
 
   test("a family that answers no data lets its addresses go after the grace; the failing family's stay", () => {
-    let state = recordResolutions(initialState(["api.example"], 0), [resolved("api.example", 30, "203.0.113.10", "2001:db8::10")], 0, schedule, never);
+    let state = recordResolutions(
+      initialState(["api.example"], 0),
+      [resolved("api.example", 30, "203.0.113.10", "2001:db8::10")],
+      0,
+      schedule,
+      never,
+    );
     state = recordResolutions(state, [failedIn("api.example", 6)], 30_000, schedule, never);
     expect(nextEvent(state, schedule.graceMs)).toBe(35_000);
     expect(expire(state, 299_999, schedule.graceMs).expired).toEqual([]);
@@ -177,7 +232,13 @@ describe("the allowlist over time", () => {
   });
 
   test("a failing family keeps even the addresses its last answer had already left out; both failing keeps everything", () => {
-    let state = recordResolutions(initialState(["api.example"], 0), [resolved("api.example", 30, "203.0.113.10", "2001:db8::10")], 0, schedule, never);
+    let state = recordResolutions(
+      initialState(["api.example"], 0),
+      [resolved("api.example", 30, "203.0.113.10", "2001:db8::10")],
+      0,
+      schedule,
+      never,
+    );
     state = recordResolutions(state, [resolved("api.example", 30, "203.0.113.11", "2001:db8::11")], 30_000, schedule, never);
     expect(nextEvent(state, schedule.graceMs)).toBe(60_000);
     // A answers, AAAA fails: 2001:db8::10 is held while AAAA fails; 203.0.113.10 keeps fading.
@@ -186,7 +247,13 @@ describe("the allowlist over time", () => {
     expect(partial.expired.map((e) => e.address)).toEqual(["203.0.113.10"]);
     expect(addressesOf(partial.state, "api.example")).toEqual(["2001:db8::10", "2001:db8::11", "203.0.113.11"]);
     // Both families fail (the resolver is down): nothing of the name fades, nothing's expiry is scheduled.
-    state = recordResolutions(state, [{ host: "api.example", status: "failed", error: "DNS_ECONNREFUSED", addresses: [], failedFamilies: [4, 6] }], 65_000, schedule, never);
+    state = recordResolutions(
+      state,
+      [{ host: "api.example", status: "failed", error: "DNS_ECONNREFUSED", addresses: [], failedFamilies: [4, 6] }],
+      65_000,
+      schedule,
+      never,
+    );
     expect(state.get("api.example")).toMatchObject({ failures: 2 });
     expect(lastAnswerOf(state.get("api.example")!)).toBe(60_000);
     expect(nextEvent(state, schedule.graceMs)).toBe(state.get("api.example")?.nextRefresh ?? NaN);
@@ -206,7 +273,13 @@ describe("the allowlist over time", () => {
 
   test("addressesByName gives buildPolicy the names that have addresses, in configuration order", () => {
     const three = initialState(["api.example", "cdn.example", "new.example"], 0);
-    const state = recordResolutions(three, [resolved("new.example", 60, "203.0.113.30"), resolved("cdn.example", 60, "2001:db8::20", "203.0.113.20"), failed("api.example")], 0, schedule, never);
+    const state = recordResolutions(
+      three,
+      [resolved("new.example", 60, "203.0.113.30"), resolved("cdn.example", 60, "2001:db8::20", "203.0.113.20"), failed("api.example")],
+      0,
+      schedule,
+      never,
+    );
     expect(addressesByName(state)).toEqual([
       {
         host: "cdn.example",

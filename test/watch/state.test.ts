@@ -2,7 +2,15 @@ import { describe, expect, test } from "bun:test";
 import { initialState, recordResolutions } from "../../src/watch/refresh.ts";
 import type { HostResolution } from "../../src/dns/resolve.ts";
 import type { WatchSnapshot } from "../../src/watch/watcher.ts";
-import { ADMITTED_SHOWN, describeWatchState, parseWatchState, STATE_REFRESH_MS, stateWriteDue, watchStateOf, type WatchState } from "../../src/watch/state.ts";
+import {
+  ADMITTED_SHOWN,
+  describeWatchState,
+  parseWatchState,
+  STATE_REFRESH_MS,
+  stateWriteDue,
+  watchStateOf,
+  type WatchState,
+} from "../../src/watch/state.ts";
 import type { ProxyReport } from "../../src/proxy/runtime.ts";
 import { createStats } from "../../src/proxy/stats.ts";
 
@@ -18,12 +26,26 @@ const resolved = (host: string, ...addresses: string[]): HostResolution => ({
 /** A watch that resolved api.example at 1 s, and whose lookups of down.example failed at 2 s and 7 s (monotonic ms). */
 function snapshot(hostPorts: WatchSnapshot["hostPorts"] = new Map()): WatchSnapshot {
   let state = initialState(["api.example", "down.example", "later.example"], 0);
-  state = recordResolutions(state, [resolved("api.example", "203.0.113.10", "2001:db8:ff::10"), resolved("down.example", "203.0.113.20")], 1_000, schedule, never);
+  state = recordResolutions(
+    state,
+    [resolved("api.example", "203.0.113.10", "2001:db8:ff::10"), resolved("down.example", "203.0.113.20")],
+    1_000,
+    schedule,
+    never,
+  );
   const failed: HostResolution = { host: "down.example", status: "failed", error: "SERVFAIL", addresses: [] };
   state = recordResolutions(state, [failed], 2_000, schedule, never);
   state = recordResolutions(state, [failed], 7_000, schedule, never);
   const empty = { allowV4: [], allowV6: [] } as unknown as WatchSnapshot["loaded"];
-  return { state, hostPorts, loaded: empty, lastGoodRefresh: 1_000, nextWake: 12_000, updates: { ok: 0, failed: 0, seconds: 0 }, updateError: undefined };
+  return {
+    state,
+    hostPorts,
+    loaded: empty,
+    lastGoodRefresh: 1_000,
+    nextWake: 12_000,
+    updates: { ok: 0, failed: 0, seconds: 0 },
+    updateError: undefined,
+  };
 }
 
 describe("the watch state file", () => {
@@ -64,12 +86,22 @@ describe("the watch state file", () => {
   });
 
   test("a name listed with ports carries them to the file and the status line; the others open every port", () => {
-    const hostPorts = new Map([["api.example", [{ protocol: "tcp" as const, first: 443, last: 443 }, { protocol: "udp" as const, first: 8000, last: 8100 }]]]);
+    const hostPorts = new Map([
+      [
+        "api.example",
+        [
+          { protocol: "tcp" as const, first: 443, last: 443 },
+          { protocol: "udp" as const, first: 8000, last: 8100 },
+        ],
+      ],
+    ]);
     const state = watchStateOf(snapshot(hostPorts), { monotonicMs: 10_000, epochMs: EPOCH }, 4242, "nft");
     expect(state.names[0]).toMatchObject({ name: "api.example", ports: ["443/tcp", "8000-8100/udp"] });
     expect(state.names[1]).not.toHaveProperty("ports");
     expect(parseWatchState(JSON.stringify(state))).toEqual(state);
-    expect(describeWatchState(state, EPOCH + 2_000)[1]).toBe("  api.example (443/tcp, 8000-8100/udp): 203.0.113.10, 2001:db8:ff::10; resolved 11s ago at 2026-11-25T11:59:51Z");
+    expect(describeWatchState(state, EPOCH + 2_000)[1]).toBe(
+      "  api.example (443/tcp, 8000-8100/udp): 203.0.113.10, 2001:db8:ff::10; resolved 11s ago at 2026-11-25T11:59:51Z",
+    );
   });
 
   test("rewritten at once when a name's addresses, failures or the list change; otherwise at most every STATE_REFRESH_MS", () => {
@@ -80,21 +112,43 @@ describe("the watch state file", () => {
     expect(due(written)).toBe(false);
     expect(due(written, at + STATE_REFRESH_MS)).toBe(true);
     // Looked up again, same answers: only the times moved.
-    expect(due(recordResolutions(written, [resolved("api.example", "2001:db8:ff::10", "203.0.113.10")], 11_000, schedule, never))).toBe(false);
-    expect(due(recordResolutions(written, [resolved("api.example", "203.0.113.11", "2001:db8:ff::10")], 11_000, schedule, never))).toBe(true);
-    expect(due(recordResolutions(written, [{ host: "api.example", status: "failed", error: "SERVFAIL", addresses: [] }], 11_000, schedule, never))).toBe(true);
+    expect(due(recordResolutions(written, [resolved("api.example", "2001:db8:ff::10", "203.0.113.10")], 11_000, schedule, never))).toBe(
+      false,
+    );
+    expect(due(recordResolutions(written, [resolved("api.example", "203.0.113.11", "2001:db8:ff::10")], 11_000, schedule, never))).toBe(
+      true,
+    );
+    expect(
+      due(
+        recordResolutions(written, [{ host: "api.example", status: "failed", error: "SERVFAIL", addresses: [] }], 11_000, schedule, never),
+      ),
+    ).toBe(true);
     expect(due(recordResolutions(written, [resolved("down.example", "203.0.113.20")], 11_000, schedule, never))).toBe(true); // its failures end
     expect(due(new Map([...written].slice(1)))).toBe(true);
     expect(due(new Map([...written, ["new.example", written.get("later.example")!]]))).toBe(true);
   });
 
   test("control characters from the file do not reach the terminal", () => {
-    const state: WatchState = { version: 1, pid: 1, backend: "nft", writtenAt: EPOCH, names: [{ name: "a\u001b[2Jb", addresses: [], lastResolved: null, failing: 1, lastError: "x\ny" }] };
+    const state: WatchState = {
+      version: 1,
+      pid: 1,
+      backend: "nft",
+      writtenAt: EPOCH,
+      names: [{ name: "a\u001b[2Jb", addresses: [], lastResolved: null, failing: 1, lastError: "x\ny" }],
+    };
     expect(describeWatchState(state, EPOCH)[1]).toBe("  a?[2Jb: no addresses; never resolved; last lookup failed: x?y");
   });
 
   describe("with the DNS proxy", () => {
-    const element = (address: string, names: string[], entries: string[]) => ({ address, family: 4 as const, set: "proxy_v4", expiresAt: 60_000, timeoutSeconds: 60, names, entries });
+    const element = (address: string, names: string[], entries: string[]) => ({
+      address,
+      family: 4 as const,
+      set: "proxy_v4",
+      expiresAt: 60_000,
+      timeoutSeconds: 60,
+      names,
+      entries,
+    });
     const report = (admitted: ProxyReport["admitted"]): ProxyReport => ({
       port: 15353,
       gid: 2000053,
@@ -106,10 +160,14 @@ describe("the watch state file", () => {
       expiredTotal: 0,
       refusedAddresses: 0,
     });
-    const stateOf = (admitted: ProxyReport["admitted"]) => watchStateOf(snapshot(), { monotonicMs: 10_000, epochMs: EPOCH }, 4242, "nft", report(admitted));
+    const stateOf = (admitted: ProxyReport["admitted"]) =>
+      watchStateOf(snapshot(), { monotonicMs: 10_000, epochMs: EPOCH }, 4242, "nft", report(admitted));
 
     test("carries the list and each admitted address with the names and entries that admitted it; round-trips", () => {
-      const state = stateOf([element("203.0.113.57", ["cdn.example"], ["cdn.example"]), element("203.0.113.58", ["a.img.example", "b.img.example"], ["*.img.example"])]);
+      const state = stateOf([
+        element("203.0.113.57", ["cdn.example"], ["cdn.example"]),
+        element("203.0.113.58", ["a.img.example", "b.img.example"], ["*.img.example"]),
+      ]);
       expect(state.proxy?.list).toEqual({ names: ["cdn.example"], wildcards: ["*.img.example"] });
       expect(state.proxy?.addresses).toEqual([
         { address: "203.0.113.57", names: ["cdn.example"], entries: ["cdn.example"] },
@@ -119,14 +177,22 @@ describe("the watch state file", () => {
     });
 
     test("bounded: at most ADMITTED_SHOWN addresses and 8 names each; a file with more is ignored", () => {
-      const many = Array.from({ length: ADMITTED_SHOWN + 5 }, (_, i) => element(`198.51.${100 + Math.floor(i / 256)}.${i % 256}`, ["cdn.example"], ["cdn.example"]));
+      const many = Array.from({ length: ADMITTED_SHOWN + 5 }, (_, i) =>
+        element(`198.51.${100 + Math.floor(i / 256)}.${i % 256}`, ["cdn.example"], ["cdn.example"]),
+      );
       const state = stateOf(many);
       expect(state.proxy?.addresses?.length).toBe(ADMITTED_SHOWN);
       expect(parseWatchState(JSON.stringify(state))).toEqual(state);
       const nine = Array.from({ length: 9 }, (_, i) => `n${i}.img.example`);
-      const tooMany = { ...state, proxy: { ...state.proxy, addresses: [{ address: "203.0.113.58", names: nine, entries: ["*.img.example"] }] } };
+      const tooMany = {
+        ...state,
+        proxy: { ...state.proxy, addresses: [{ address: "203.0.113.58", names: nine, entries: ["*.img.example"] }] },
+      };
       expect(parseWatchState(JSON.stringify(tooMany))).toBeUndefined();
-      const tooLong = { ...state, proxy: { ...state.proxy, addresses: [...(state.proxy?.addresses ?? []), { address: "203.0.113.9", names: [], entries: [] }] } };
+      const tooLong = {
+        ...state,
+        proxy: { ...state.proxy, addresses: [...(state.proxy?.addresses ?? []), { address: "203.0.113.9", names: [], entries: [] }] },
+      };
       expect(parseWatchState(JSON.stringify(tooLong))).toBeUndefined();
     });
   });

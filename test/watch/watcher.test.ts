@@ -46,7 +46,16 @@ function sink() {
 const WATCH = { minTtl: { from: "--min-ttl", value: "5s" }, grace: { from: "--grace", value: "60s" }, removeOnExit: false };
 
 /** A watcher started from a real initial resolution, with a fake clock, DNS, nft and log. */
-async function startWatcher(records: Records, options: { onLink?: string[]; hosts?: string; onResolveError?: string; nft?: (call: RunCall) => { code?: number; stderr?: string }; backend?: (b: Backend) => Backend } = {}) {
+async function startWatcher(
+  records: Records,
+  options: {
+    onLink?: string[];
+    hosts?: string;
+    onResolveError?: string;
+    nft?: (call: RunCall) => { code?: number; stderr?: string };
+    backend?: (b: Backend) => Backend;
+  } = {},
+) {
   let clock = 0;
   const dns = fakeDns(records);
   const { run, calls } = fakeRun(options.nft);
@@ -73,7 +82,15 @@ async function startWatcher(records: Records, options: { onLink?: string[]; host
     sleeps.push(ms);
     if (sleeps.length >= stopAfter) stop();
   };
-  const io = { backend, lookup: dns.lookup, log: createLogger("text", log.stream), now: () => clock, sleep, setTimer: () => () => {}, random: () => 0 };
+  const io = {
+    backend,
+    lookup: dns.lookup,
+    log: createLogger("text", log.stream),
+    now: () => clock,
+    sleep,
+    setTimer: () => () => {},
+    random: () => 0,
+  };
   const watcher = createWatcher({ config, schedule, resolvers, resolutions, policy: built.policy, loadedAt: 0 }, io);
   /** Move the clock to `at` and run one cycle. */
   const cycleAt = async (at: number) => {
@@ -92,11 +109,19 @@ async function startWatcher(records: Records, options: { onLink?: string[]; host
   return { watcher, cycleAt, runFor, calls, dns, log: log.out, records, policy: built.policy, configFor, schedule, resolvers };
 }
 
-const elementsOf = (call: RunCall | undefined) => (call?.stdin ?? "").split("\n").filter((l) => l.startsWith("\t")).map((l) => l.trim().split(",")[0]);
+const elementsOf = (call: RunCall | undefined) =>
+  (call?.stdin ?? "")
+    .split("\n")
+    .filter((l) => l.startsWith("\t"))
+    .map((l) => l.trim().split(",")[0]);
 
 describe("reconfigure (a reloaded --config file)", () => {
   test("a new name is looked up at the next cycle and a removed one dropped: one set update", async () => {
-    const w = await startWatcher({ "api.example": { 4: ["203.0.113.10"], ttl: 300 }, "cdn.example": { 4: ["203.0.113.20"], ttl: 300 }, "new.example": { 4: ["203.0.113.30"], ttl: 300 } });
+    const w = await startWatcher({
+      "api.example": { 4: ["203.0.113.10"], ttl: 300 },
+      "cdn.example": { 4: ["203.0.113.20"], ttl: 300 },
+      "new.example": { 4: ["203.0.113.30"], ttl: 300 },
+    });
     w.dns.asked.length = 0;
     w.watcher.reconfigure({ config: w.configFor("api.example,new.example"), schedule: w.schedule, resolvers: w.resolvers });
     expect(w.watcher.snapshot().nextWake).toBe(0); // at once
@@ -129,7 +154,10 @@ describe("reconfigure (a reloaded --config file)", () => {
   });
 
   test("other ports for a name while the port sets stay: one set update, the new ports in, the old out", async () => {
-    const w = await startWatcher({ "api.example": { 4: ["203.0.113.10"], ttl: 300 }, "cdn.example": { 4: ["203.0.113.20"], ttl: 300 } }, { hosts: "api.example:443,cdn.example" });
+    const w = await startWatcher(
+      { "api.example": { 4: ["203.0.113.10"], ttl: 300 }, "cdn.example": { 4: ["203.0.113.20"], ttl: 300 } },
+      { hosts: "api.example:443,cdn.example" },
+    );
     w.watcher.reconfigure({ config: w.configFor("api.example:8443,cdn.example"), schedule: w.schedule, resolvers: w.resolvers });
     await w.cycleAt(200);
     expect(w.calls).toHaveLength(1);
@@ -152,7 +180,10 @@ describe("the watch loop", () => {
   });
 
   test("a rebuilt policy keeps the on-link prefixes apply read (an address added later needs a restart)", async () => {
-    const w = await startWatcher({ "api.example": { 4: ["203.0.113.10"], ttl: 30 } }, { hosts: "api.example", onLink: ["2001:db8:1::/64"] });
+    const w = await startWatcher(
+      { "api.example": { 4: ["203.0.113.10"], ttl: 30 } },
+      { hosts: "api.example", onLink: ["2001:db8:1::/64"] },
+    );
     w.records["api.example"] = { 4: ["203.0.113.11"], ttl: 30 };
     await w.cycleAt(30_000);
     expect(w.calls).toHaveLength(1);
@@ -165,7 +196,10 @@ describe("the watch loop", () => {
   });
 
   test("a new answer is loaded at once as a set update; the old address goes after the grace period", async () => {
-    const w = await startWatcher({ "api.example": { 4: ["203.0.113.10"], 6: ["2001:db8::10"], ttl: 30 }, "cdn.example": { 4: ["203.0.113.20"], ttl: 300 } });
+    const w = await startWatcher({
+      "api.example": { 4: ["203.0.113.10"], 6: ["2001:db8::10"], ttl: 30 },
+      "cdn.example": { 4: ["203.0.113.20"], ttl: 300 },
+    });
     w.records["api.example"] = { 4: ["203.0.113.11"], 6: ["2001:db8::10"], ttl: 30 };
     await w.cycleAt(30_000);
     expect(w.calls).toHaveLength(1);
@@ -185,7 +219,10 @@ describe("the watch loop", () => {
   });
 
   test("a name with ports keeps them when it is looked up again: the port sets are updated, in the same transaction", async () => {
-    const w = await startWatcher({ "api.example": { 4: ["203.0.113.10"], 6: ["2001:db8::10"], ttl: 30 }, "cdn.example": { 4: ["203.0.113.20"], ttl: 300 } }, { hosts: "api.example:443,api.example:8000-8100/udp,cdn.example" });
+    const w = await startWatcher(
+      { "api.example": { 4: ["203.0.113.10"], 6: ["2001:db8::10"], ttl: 30 }, "cdn.example": { 4: ["203.0.113.20"], ttl: 300 } },
+      { hosts: "api.example:443,api.example:8000-8100/udp,cdn.example" },
+    );
     w.records["api.example"] = { 4: ["203.0.113.11"], 6: ["2001:db8::10"], ttl: 30 };
     await w.cycleAt(30_000);
     expect(w.calls).toHaveLength(1);
@@ -200,9 +237,17 @@ describe("the watch loop", () => {
       "2001:db8::10 . tcp . 443",
       "2001:db8::10 . udp . 8000-8100",
     ]);
-    expect(w.log.text).toContain("+203.0.113.11 443/tcp (api.example), +203.0.113.11 8000-8100/udp (api.example); 1 IPv4 and 0 IPv6 allowed, 6 with ports");
+    expect(w.log.text).toContain(
+      "+203.0.113.11 443/tcp (api.example), +203.0.113.11 8000-8100/udp (api.example); 1 IPv4 and 0 IPv6 allowed, 6 with ports",
+    );
     await w.cycleAt(60_000);
-    expect(elementsOf(w.calls[1])).toEqual(["203.0.113.20", "203.0.113.11 . tcp . 443", "203.0.113.11 . udp . 8000-8100", "2001:db8::10 . tcp . 443", "2001:db8::10 . udp . 8000-8100"]);
+    expect(elementsOf(w.calls[1])).toEqual([
+      "203.0.113.20",
+      "203.0.113.11 . tcp . 443",
+      "203.0.113.11 . udp . 8000-8100",
+      "2001:db8::10 . tcp . 443",
+      "2001:db8::10 . udp . 8000-8100",
+    ]);
     expect(w.log.text).toContain("-203.0.113.10 443/tcp (api.example, last seen 60s ago)");
   });
 
@@ -225,7 +270,9 @@ describe("the watch loop", () => {
     expect(snapshot.loaded).toEqual(w.policy);
     expect(snapshot.state.get("api.example")).toMatchObject({ failures: 13, failuresTotal: 13 });
     expect(snapshot.lastGoodRefresh).toBe(0);
-    expect(w.log.text).toMatch(/api\.example: lookup failed \(DNS_ESERVFAIL \(after 3 attempts\)\); keeping its 1 known address, last seen 3\d(\.\d)?s ago; next try in 5s/);
+    expect(w.log.text).toMatch(
+      /api\.example: lookup failed \(DNS_ESERVFAIL \(after 3 attempts\)\); keeping its 1 known address, last seen 3\d(\.\d)?s ago; next try in 5s/,
+    );
     expect(w.log.text).toMatch(/cdn\.example: lookup failed \(DNS_ECONNREFUSED .* last seen 6\d\d(\.\d)?s ago; next try in 60s/);
     expect(w.log.text.match(/lookup failed/g)).toHaveLength(26);
     // When it answers again, what it no longer returns goes (its grace passed long ago).
@@ -250,9 +297,14 @@ describe("the watch loop", () => {
       ["203.0.113.10", "203.0.113.11", "2001:db8::10"],
       ["203.0.113.11", "2001:db8::10"],
     ]);
-    expect(w.watcher.snapshot().state.get("api.example")).toMatchObject({ failures: 3, families: { 4: { failing: false }, 6: { lastAnswer: 0, failing: true } } });
+    expect(w.watcher.snapshot().state.get("api.example")).toMatchObject({
+      failures: 3,
+      families: { 4: { failing: false }, 6: { lastAnswer: 0, failing: true } },
+    });
     expect(w.log.text).toContain("-203.0.113.10 (api.example, last seen 60s ago)");
-    expect(w.log.text).toMatch(/api\.example: AAAA lookup failed \(DNS_ETIMEOUT \(after 3 attempts\)\); keeping its 1 known IPv6 address, last seen 3\d(\.\d)?s ago; next try in 5s/);
+    expect(w.log.text).toMatch(
+      /api\.example: AAAA lookup failed \(DNS_ETIMEOUT \(after 3 attempts\)\); keeping its 1 known IPv6 address, last seen 3\d(\.\d)?s ago; next try in 5s/,
+    );
     // The IPv6 address stays while AAAA fails, however long.
     for (at = w.watcher.snapshot().nextWake; at <= 600_000; at = w.watcher.snapshot().nextWake) await w.cycleAt(at);
     expect(w.calls).toHaveLength(2);
@@ -262,7 +314,10 @@ describe("the watch loop", () => {
   });
 
   test("a name that never resolved (--on-resolve-error warn) joins once it does", async () => {
-    const w = await startWatcher({ "api.example": { error: "DNS_ETIMEOUT" }, "cdn.example": { 4: ["203.0.113.20"], ttl: 30 } }, { onResolveError: "warn" });
+    const w = await startWatcher(
+      { "api.example": { error: "DNS_ETIMEOUT" }, "cdn.example": { 4: ["203.0.113.20"], ttl: 30 } },
+      { onResolveError: "warn" },
+    );
     expect(w.log.text).toBe("");
     await w.cycleAt(5_000);
     expect(w.log.text).toContain("api.example: lookup failed");
@@ -294,11 +349,18 @@ describe("the watch loop", () => {
 
   test("a failed update keeps the loaded sets and is retried after --min-ttl as a full reload", async () => {
     let fail = true;
-    const w = await startWatcher({ "api.example": { 4: ["203.0.113.10"], ttl: 30 } }, { hosts: "api.example", nft: () => (fail ? { code: 1, stderr: "Error: No such file or directory" } : {}) });
+    const w = await startWatcher(
+      { "api.example": { 4: ["203.0.113.10"], ttl: 30 } },
+      { hosts: "api.example", nft: () => (fail ? { code: 1, stderr: "Error: No such file or directory" } : {}) },
+    );
     const loaded = w.watcher.snapshot().loaded;
     w.records["api.example"] = { 4: ["203.0.113.11"], ttl: 30 };
     await w.cycleAt(30_000);
-    expect(w.watcher.snapshot()).toMatchObject({ loaded, updateError: "nft -f (allow sets) failed: Error: No such file or directory", nextWake: 35_000 });
+    expect(w.watcher.snapshot()).toMatchObject({
+      loaded,
+      updateError: "nft -f (allow sets) failed: Error: No such file or directory",
+      nextWake: 35_000,
+    });
     expect(w.log.text).toContain("updating the allowed addresses failed; the rules loaded before stay, retrying in 5s");
     fail = false;
     await w.cycleAt(35_000);
@@ -323,7 +385,19 @@ describe("the watch loop", () => {
 });
 
 /** main() with a fake world; SIGTERM arrives once the fake clock passes `stopAt`. */
-async function runWatch(argv: string[], options: { records?: Records; nft?: (call: RunCall) => Partial<RunResult>; stopAt?: number; bindFails?: boolean; readOnly?: string; held?: Map<string, Holder>; beforeProbe?: (handle: (request: Request) => Promise<Response>) => Promise<void>; files?: Record<string, string> } = {}) {
+async function runWatch(
+  argv: string[],
+  options: {
+    records?: Records;
+    nft?: (call: RunCall) => Partial<RunResult>;
+    stopAt?: number;
+    bindFails?: boolean;
+    readOnly?: string;
+    held?: Map<string, Holder>;
+    beforeProbe?: (handle: (request: Request) => Promise<Response>) => Promise<void>;
+    files?: Record<string, string>;
+  } = {},
+) {
   let clock = 0;
   let signal: (name: string) => void = () => {};
   const stopped = new Promise<string>((resolve) => (signal = resolve));
@@ -361,7 +435,8 @@ async function runWatch(argv: string[], options: { records?: Records; nft?: (cal
       return files[path];
     },
     writeFile: async (path, text) => {
-      if (options.readOnly !== undefined && path.startsWith(options.readOnly)) throw new Error(`EROFS: read-only file system, open '${path}'`);
+      if (options.readOnly !== undefined && path.startsWith(options.readOnly))
+        throw new Error(`EROFS: read-only file system, open '${path}'`);
       events.push(`write ${path}`);
       writes.push({ path, text, at: clock });
       files[path] = text;
@@ -398,7 +473,18 @@ async function runWatch(argv: string[], options: { records?: Records; nft?: (cal
     ...locks,
   };
   const code = await main(world);
-  return { code, calls: allCalls.filter((call) => !isBackendProbe(call) && !/ip6?tables-legacy/.test(call.command)), files, events, writes, served, log: log.out.text, now: () => clock, locks, jit };
+  return {
+    code,
+    calls: allCalls.filter((call) => !isBackendProbe(call) && !/ip6?tables-legacy/.test(call.command)),
+    files,
+    events,
+    writes,
+    served,
+    log: log.out.text,
+    now: () => clock,
+    locks,
+    jit,
+  };
 }
 
 describe("domainwall watch", () => {
@@ -408,7 +494,11 @@ describe("domainwall watch", () => {
   test("holds the watch marker for its whole life and takes the kernel lock for the load and each update", async () => {
     const records: Records = { "api.example": { 4: ["203.0.113.10"], ttl: 1 } };
     const moved = () => ((records["api.example"] = { 4: ["203.0.113.11"], ttl: 1 }), {}); // after the first load
-    const { code, locks, calls } = await runWatch(["watch", "--hosts", "api.example", "--min-ttl", "1", "--remove-on-exit"], { records, nft: moved, stopAt: 2_500 });
+    const { code, locks, calls } = await runWatch(["watch", "--hosts", "api.example", "--min-ttl", "1", "--remove-on-exit"], {
+      records,
+      nft: moved,
+      stopAt: 2_500,
+    });
     expect(code).toBe(0);
     expect(calls.length).toBe(3); // the load, one update, the removal
     expect(locks.taken[0]).toBe("domainwall-watch (watch)");
@@ -438,14 +528,30 @@ describe("domainwall watch", () => {
   });
 
   test("applies as apply does, writes the ready file after, then keeps watching until SIGTERM: exit 0, rules stay", async () => {
-    const { code, calls, files, events, log } = await runWatch(["watch", "--hosts", "api.example", "--ready-file", READY, "--min-ttl", "1"]);
+    const { code, calls, files, events, log } = await runWatch([
+      "watch",
+      "--hosts",
+      "api.example",
+      "--ready-file",
+      READY,
+      "--min-ttl",
+      "1",
+    ]);
     expect(code).toBe(0);
     expect(calls).toHaveLength(1);
     expect(calls[0]?.stdin).toContain("203.0.113.10, # api.example");
     expect(calls[0]?.stdin).toStartWith("#!/usr/sbin/nft -f\n# domainwall: generated ruleset");
     // The ready file's directory is proven writable before the rules are loaded.
     // A background loop from the start (the JIT policy): before the load, which it makes no faster.
-    expect(events.slice(0, 7)).toEqual(["background loop", `remove ${READY}`, `write ${READY}.domainwall-check`, `remove ${READY}.domainwall-check`, "nft -f -", `write ${STATE}`, `write ${READY}`]);
+    expect(events.slice(0, 7)).toEqual([
+      "background loop",
+      `remove ${READY}`,
+      `write ${READY}.domainwall-check`,
+      `remove ${READY}.domainwall-check`,
+      "nft -f -",
+      `write ${STATE}`,
+      `write ${READY}`,
+    ]);
     expect(events.slice(-3)).toEqual(["write /run/domainwall/names.json", `remove ${STATE}`, "signals restored"]);
     expect(events.at(-1)).toBe("signals restored");
     expect(files[READY]).toBe("loaded\n");
@@ -455,7 +561,9 @@ describe("domainwall watch", () => {
   });
 
   test("without the proxy, the background loop starts before the allow file is read: the compiled binary starts itself again there, and an input that can be read once (--allow-file /dev/stdin, <(...)) must reach the run that goes on", async () => {
-    const { code, events, calls } = await runWatch(["watch", "--hosts", "api.example", "--allow-file", "/dev/stdin"], { files: { "/dev/stdin": "198.51.100.0/24\n" } });
+    const { code, events, calls } = await runWatch(["watch", "--hosts", "api.example", "--allow-file", "/dev/stdin"], {
+      files: { "/dev/stdin": "198.51.100.0/24\n" },
+    });
     expect(code).toBe(0);
     expect(events.filter((e) => e === "background loop" || e.startsWith("read "))).toEqual(["background loop", "read /dev/stdin"]);
     expect(calls[0]?.stdin).toContain("198.51.100.0/24");
@@ -477,7 +585,10 @@ describe("domainwall watch", () => {
 
   test("--metrics-addr serves /healthz and /metrics, and stops serving on exit", async () => {
     const { code, served } = await runWatch(["watch", "--hosts", "api.example", "--metrics-addr", "127.0.0.1:9464"], {
-      nft: (call) => (call.args.includes("list") ? { stdout: JSON.stringify({ nftables: [{ counter: { name: "output_dropped", packets: 3, bytes: 180 } }] }) } : {}),
+      nft: (call) =>
+        call.args.includes("list")
+          ? { stdout: JSON.stringify({ nftables: [{ counter: { name: "output_dropped", packets: 3, bytes: 180 } }] }) }
+          : {},
     });
     expect(code).toBe(0);
     expect(served.address).toEqual({ hostname: "127.0.0.1", port: 9464 });
@@ -499,7 +610,12 @@ describe("domainwall watch", () => {
     // After the initial apply, then after each lookup round (TTL 30 s: at 30 s and 60 s, plus jitter).
     expect(states.length).toBe(3);
     const last = JSON.parse(states.at(-1)?.text ?? "");
-    expect(last).toMatchObject({ version: 1, pid: 4242, backend: "nft", names: [{ name: "api.example", addresses: ["203.0.113.10"], failing: 0, lastError: null }] });
+    expect(last).toMatchObject({
+      version: 1,
+      pid: 4242,
+      backend: "nft",
+      names: [{ name: "api.example", addresses: ["203.0.113.10"], failing: 0, lastError: null }],
+    });
     expect(last.names[0].lastResolved).toBe(Math.round(EPOCH + (states.at(-1)?.at ?? 0)));
     expect(files[STATE]).toBeUndefined();
   });
@@ -538,12 +654,18 @@ describe("domainwall watch", () => {
   });
 
   test("warns when --ports filters inbound and leaves out the metrics port", async () => {
-    expect((await runWatch(["watch", "--hosts", "api.example", "--ports", "3000", "--metrics-addr", ":9464"])).log).toContain("--ports does not include the --metrics-addr port 9464");
-    expect((await runWatch(["watch", "--hosts", "api.example", "--ports", "3000,9464", "--metrics-addr", ":9464"])).log).not.toContain("--ports does not include");
+    expect((await runWatch(["watch", "--hosts", "api.example", "--ports", "3000", "--metrics-addr", ":9464"])).log).toContain(
+      "--ports does not include the --metrics-addr port 9464",
+    );
+    expect((await runWatch(["watch", "--hosts", "api.example", "--ports", "3000,9464", "--metrics-addr", ":9464"])).log).not.toContain(
+      "--ports does not include",
+    );
   });
 
   test("a failing initial apply exits 1 and writes no ready file", async () => {
-    const { code, files, log } = await runWatch(["watch", "--hosts", "api.example", "--ready-file", READY], { nft: () => ({ code: 1, stderr: "Error: Operation not permitted" }) });
+    const { code, files, log } = await runWatch(["watch", "--hosts", "api.example", "--ready-file", READY], {
+      nft: () => ({ code: 1, stderr: "Error: Operation not permitted" }),
+    });
     expect(code).toBe(1);
     expect(files[READY]).toBeUndefined();
     expect(log).toContain("nft -f failed: Error: Operation not permitted");
@@ -560,7 +682,10 @@ describe("domainwall watch", () => {
   test.each([
     { argv: ["watch", "--hosts", "api.example", "--confirm-within", "5s"], message: "--confirm-within does not apply to 'watch'" },
     { argv: ["apply", "--hosts", "api.example", "--grace", "5s"], message: "--grace does not apply to 'apply'" },
-    { argv: ["watch", "--hosts", "api.example", "--min-ttl", "10m", "--max-ttl", "1m"], message: "--min-ttl (600s) must not be longer than --max-ttl (60s)" },
+    {
+      argv: ["watch", "--hosts", "api.example", "--min-ttl", "10m", "--max-ttl", "1m"],
+      message: "--min-ttl (600s) must not be longer than --max-ttl (60s)",
+    },
     { argv: ["watch"], message: "hosts_csv (or --hosts) is required" },
   ])("usage error $argv exits 2 and touches nothing", async ({ argv, message }) => {
     const { code, calls, log } = await runWatch([...argv]);
@@ -573,7 +698,16 @@ describe("domainwall watch", () => {
     let out = "";
     const world = { stdout: async (text: string) => void (out += text) } as unknown as World;
     expect(await main({ ...world, argv: ["watch", "--help"] })).toBe(0);
-    for (const flag of ["--min-ttl DURATION", "--max-ttl DURATION", "--grace DURATION", "--ready-file PATH", "--metrics-addr HOST:PORT", "--remove-on-exit", "--hosts LIST"]) expect(out).toContain(flag);
+    for (const flag of [
+      "--min-ttl DURATION",
+      "--max-ttl DURATION",
+      "--grace DURATION",
+      "--ready-file PATH",
+      "--metrics-addr HOST:PORT",
+      "--remove-on-exit",
+      "--hosts LIST",
+    ])
+      expect(out).toContain(flag);
     expect(out).toContain("(default 5s)");
   });
 });

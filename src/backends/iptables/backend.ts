@@ -4,7 +4,20 @@ import { messageOf } from "../../messages.ts";
 import type { Family } from "../../net/ip.ts";
 import type { Policy } from "../../policy/policy.ts";
 import { renderIptables, renderIptablesRestore } from "./render.ts";
-import { allowedEntries, allowedNetworks, dnsDestinations, enforcementProblems, portEntries, portNetworks, verdictCounters, FORWARD_CHAIN, INPUT_CHAIN, OUTPUT_CHAIN, ourPart, parseIptablesState } from "./save.ts";
+import {
+  allowedEntries,
+  allowedNetworks,
+  dnsDestinations,
+  enforcementProblems,
+  portEntries,
+  portNetworks,
+  verdictCounters,
+  FORWARD_CHAIN,
+  INPUT_CHAIN,
+  OUTPUT_CHAIN,
+  ourPart,
+  parseIptablesState,
+} from "./save.ts";
 import type { Run } from "../../run.ts";
 
 const TOOLS = {
@@ -15,7 +28,9 @@ const FAMILIES: readonly Family[] = [4, 6];
 
 /** Both families' restore inputs, as `render` prints them (for a namespace where nothing is loaded yet). */
 export function renderIptablesBoth(policy: Policy): string {
-  return FAMILIES.map((family) => `# ---- ${TOOLS[family].restore} --noflush (${TOOLS[family].label}) ----\n${renderIptables(policy, family)}`).join("\n");
+  return FAMILIES.map(
+    (family) => `# ---- ${TOOLS[family].restore} --noflush (${TOOLS[family].label}) ----\n${renderIptables(policy, family)}`,
+  ).join("\n");
 }
 
 /**
@@ -52,7 +67,11 @@ type Saved = Record<Family, string>;
  * `filterEmpty`: true when the kernel says both families' filter tables are absent or empty
  * (kernel.ts); snapshot, status and remove then know nothing of ours is loaded without a tool.
  */
-export function createIptablesBackend(run: Run, now: () => number = () => performance.now(), filterEmpty: () => Promise<boolean> = async () => false): Backend {
+export function createIptablesBackend(
+  run: Run,
+  now: () => number = () => performance.now(),
+  filterEmpty: () => Promise<boolean> = async () => false,
+): Backend {
   const save = async (family: Family): Promise<string> => {
     const result = await run(TOOLS[family].save, ["-c", "-t", "filter"]);
     if (result.code !== 0) throw runtimeError(`${TOOLS[family].save} failed: ${result.stderr.trim()}`);
@@ -60,7 +79,8 @@ export function createIptablesBackend(run: Run, now: () => number = () => perfor
   };
   const restore = async (family: Family, input: string, args: string[] = ["--noflush"]) => {
     const result = await run(TOOLS[family].restore, args, input);
-    if (result.code !== 0) throw runtimeError(`${TOOLS[family].restore} ${args.join(" ")} failed: ${result.stderr.trim() || "no error output"}`);
+    if (result.code !== 0)
+      throw runtimeError(`${TOOLS[family].restore} ${args.join(" ")} failed: ${result.stderr.trim() || "no error output"}`);
   };
   const saveBoth = async (): Promise<Saved> => ({ 4: await save(4), 6: await save(6) });
   /**
@@ -69,7 +89,11 @@ export function createIptablesBackend(run: Run, now: () => number = () => perfor
    */
   const restorePart = async (family: Family, part: string) => {
     const current = parseIptablesState(await save(family));
-    const nothing = !current.outputChain && !current.inputChain && !current.forwardChain && current.outputJumps + current.inputJumps + (current.forwardJumps ?? 0) === 0;
+    const nothing =
+      !current.outputChain &&
+      !current.inputChain &&
+      !current.forwardChain &&
+      current.outputJumps + current.inputJumps + (current.forwardJumps ?? 0) === 0;
     if (part === "" && nothing) return;
     await restore(family, renderIptablesRestore(part, current), part === "" ? ["--noflush"] : ["--noflush", "--counters"]);
   };
@@ -120,8 +144,12 @@ export function createIptablesBackend(run: Run, now: () => number = () => perfor
       if (!FAMILIES.some((family) => parseIptablesState(saved[family]).outputChain)) return { loaded: false };
       const verdicts = FAMILIES.flatMap((family) => [
         { name: `output_v${family}`, ...verdictCounters(saved[family], OUTPUT_CHAIN) },
-        ...(parseIptablesState(saved[family]).inputChain ? [{ name: `input_v${family}`, ...verdictCounters(saved[family], INPUT_CHAIN) }] : []),
-        ...(parseIptablesState(saved[family]).forwardChain ? [{ name: `forward_v${family}`, ...verdictCounters(saved[family], FORWARD_CHAIN) }] : []),
+        ...(parseIptablesState(saved[family]).inputChain
+          ? [{ name: `input_v${family}`, ...verdictCounters(saved[family], INPUT_CHAIN) }]
+          : []),
+        ...(parseIptablesState(saved[family]).forwardChain
+          ? [{ name: `forward_v${family}`, ...verdictCounters(saved[family], FORWARD_CHAIN) }]
+          : []),
       ]);
       const audit = verdicts.some((c) => c.audit);
       const dns = FAMILIES.map((family) => dnsDestinations(saved[family]));
@@ -136,7 +164,11 @@ export function createIptablesBackend(run: Run, now: () => number = () => perfor
           }),
         ],
         // output_dropped_v4 (or output_audited_v4 in audit mode): the names nft's counters have, per family.
-        counters: verdicts.map(({ name, packets, bytes }) => ({ name: name.replace(/_v/, audit ? "_audited_v" : "_dropped_v"), packets, bytes })),
+        counters: verdicts.map(({ name, packets, bytes }) => ({
+          name: name.replace(/_v/, audit ? "_audited_v" : "_dropped_v"),
+          packets,
+          bytes,
+        })),
         allowed: allowedEntriesOf(
           FAMILIES.flatMap((family) => allowedNetworks(saved[family])),
           FAMILIES.flatMap((family) => portNetworks(saved[family])),

@@ -47,7 +47,10 @@ export const listsFilter = (text: string | undefined): boolean => text !== undef
  * (as iptables-legacy-save does). `filterInfo` undefined: the kernel cannot be asked (no
  * CAP_NET_RAW, no ip_tables), so the answer is false and the tools decide.
  */
-export async function legacyFilterEmpty(io: { readonly readFile: (path: string) => Promise<string | undefined>; readonly filterInfo: (family: Family) => FilterInfo | undefined }): Promise<boolean> {
+export async function legacyFilterEmpty(io: {
+  readonly readFile: (path: string) => Promise<string | undefined>;
+  readonly filterInfo: (family: Family) => FilterInfo | undefined;
+}): Promise<boolean> {
   // `readFile` gives undefined for a file that does not exist and throws for any other failure
   // (EACCES, EIO): a file that could not be read says nothing, so the tools decide.
   let names: (string | undefined)[];
@@ -66,7 +69,6 @@ export async function legacyFilterEmpty(io: { readonly readFile: (path: string) 
   }
   return true;
 }
-
 
 /** socket(2) and getsockopt(2) arguments: AF_INET/SOL_IP and AF_INET6/SOL_IPV6; IPT_SO_GET_INFO = IP6T_SO_GET_INFO = 64. */
 const ASK = { 4: { domain: 2, level: 0 }, 6: { domain: 10, level: 41 } } as const;

@@ -28,7 +28,9 @@ function ruleLines(rule: Rule, hook: keyof typeof CHAIN, family: Family): string
       return [`-A ${chain} ${hook === "input" ? "-i" : "-o"} lo -j ACCEPT`];
     case "neighbour-discovery":
       if (!v6) return [];
-      return (rule.destinations?.map((d) => ` -d ${d.text}`) ?? [""]).flatMap((dest) => ND.map((type) => `-A ${chain}${dest} -p ipv6-icmp -m icmp6 --icmpv6-type ${type} -m hl --hl-eq 255 -j ACCEPT`));
+      return (rule.destinations?.map((d) => ` -d ${d.text}`) ?? [""]).flatMap((dest) =>
+        ND.map((type) => `-A ${chain}${dest} -p ipv6-icmp -m icmp6 --icmpv6-type ${type} -m hl --hl-eq 255 -j ACCEPT`),
+      );
     case "listener-discovery":
       if (!v6) return [];
       return hook !== "input"
@@ -38,14 +40,20 @@ function ruleLines(rule: Rule, hook: keyof typeof CHAIN, family: Family): string
       if (rule.gid !== undefined) throw new Error(IPTABLES_NO_PROXY);
       const port53 = (proto: string, dest: string) => `-A ${chain}${dest} -p ${proto} -m ${proto} --dport 53 -j ACCEPT`;
       if (rule.dns.kind === "any") return [port53("udp", ""), port53("tcp", "")];
-      return (v6 ? rule.dns.v6 : rule.dns.v4).flatMap((server) => [port53("udp", ` -d ${server.text}`), port53("tcp", ` -d ${server.text}`)]);
+      return (v6 ? rule.dns.v6 : rule.dns.v4).flatMap((server) => [
+        port53("udp", ` -d ${server.text}`),
+        port53("tcp", ` -d ${server.text}`),
+      ]);
     }
     case "allowed":
       return (v6 ? rule.allowV6 : rule.allowV4).flatMap((e) => [`# ${sourceComment(e)}`, `-A ${chain} -d ${e.cidr.text} -j ACCEPT`]);
     case "allowed-ports":
       return (v6 ? rule.v6 : rule.v4).flatMap((e) => {
         const ports = e.ports.first === e.ports.last ? `${e.ports.first}` : `${e.ports.first}:${e.ports.last}`;
-        return [`# ${sourceComment(e)}`, `-A ${chain} -d ${e.cidr.text} -p ${e.ports.protocol} -m ${e.ports.protocol} --dport ${ports} -j ACCEPT`];
+        return [
+          `# ${sourceComment(e)}`,
+          `-A ${chain} -d ${e.cidr.text} -p ${e.ports.protocol} -m ${e.ports.protocol} --dport ${ports} -j ACCEPT`,
+        ];
       });
     case "record-denied":
       return []; // no dynamic sets in iptables-legacy (without ipset): the verdict's counters are all it keeps
@@ -64,7 +72,10 @@ function ruleLines(rule: Rule, hook: keyof typeof CHAIN, family: Family): string
       if (rule.verdict === "accept") return [`-A ${chain} -j ACCEPT`];
       return rule.verdict === "drop"
         ? [`-A ${chain} -j DROP`]
-        : [`-A ${chain} -p tcp -j REJECT --reject-with tcp-reset`, `-A ${chain} -j REJECT --reject-with ${v6 ? "icmp6-adm-prohibited" : "icmp-admin-prohibited"}`];
+        : [
+            `-A ${chain} -p tcp -j REJECT --reject-with tcp-reset`,
+            `-A ${chain} -j REJECT --reject-with ${v6 ? "icmp6-adm-prohibited" : "icmp-admin-prohibited"}`,
+          ];
     default:
       return unreachable(rule);
   }

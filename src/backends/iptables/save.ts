@@ -59,7 +59,10 @@ export function ourPart(saved: string): string {
     if (line.startsWith("*")) table = line.slice(1).trim();
     return table === "filter" && isOurs(line);
   });
-  return lines.map((line) => (line.startsWith(":") ? `${line.split(" ")[0]} - [0:0]` : line)).map((line) => `${line}\n`).join("");
+  return lines
+    .map((line) => (line.startsWith(":") ? `${line.split(" ")[0]} - [0:0]` : line))
+    .map((line) => `${line}\n`)
+    .join("");
 }
 
 /** Read our chains and jumps from `iptables-legacy-save -t filter` output. */
@@ -71,7 +74,9 @@ export function parseIptablesState(save: string): IptablesState {
   const forwardJumps = lines.filter((l) => l === `-A FORWARD -j ${FORWARD_CHAIN}`).length;
   const forwardChain = lines.some((l) => l.startsWith(`:${FORWARD_CHAIN} `));
   const first = (builtin: string) => lines.find((l) => l.startsWith(`-A ${builtin} `));
-  const behind = OUR_CHAINS.filter((chain) => lines.some((l) => l === `-A ${ENTRY[chain]} -j ${chain}`) && first(ENTRY[chain]) !== `-A ${ENTRY[chain]} -j ${chain}`);
+  const behind = OUR_CHAINS.filter(
+    (chain) => lines.some((l) => l === `-A ${ENTRY[chain]} -j ${chain}`) && first(ENTRY[chain]) !== `-A ${ENTRY[chain]} -j ${chain}`,
+  );
   return {
     outputJumps: lines.filter((l) => l === `-A OUTPUT -j ${OUTPUT_CHAIN}`).length,
     inputJumps: lines.filter((l) => l === `-A INPUT -j ${INPUT_CHAIN}`).length,
@@ -108,7 +113,8 @@ const rulesOf = (saved: string, chain: string) =>
   });
 
 /** The allowed entries of our output chain: `-A DOMAINWALL-OUTPUT -d CIDR -j ACCEPT`, nothing more (DNS and ICMPv6 rules match more). */
-export const allowedEntries = (saved: string): number => rulesOf(saved, OUTPUT_CHAIN).filter((r) => /^-A \S+ -d \S+ -j ACCEPT$/.test(r.rule)).length;
+export const allowedEntries = (saved: string): number =>
+  rulesOf(saved, OUTPUT_CHAIN).filter((r) => /^-A \S+ -d \S+ -j ACCEPT$/.test(r.rule)).length;
 
 const PORT_RULE = /^-A \S+ -d (\S+) -p (tcp|udp) -m (?:tcp|udp) --dport ([0-9]+(?::[0-9]+)?) -j ACCEPT$/;
 
@@ -129,7 +135,12 @@ export const portNetworks = (saved: string): { network: string; ports: PortRange
     const match = PORT_RULE.exec(r.rule);
     if (match === null || match[3] === "53") return [];
     const [first, last] = (match[3] ?? "").split(":").map(Number) as [number, number | undefined];
-    return [{ network: (match[1] ?? "").replace(/\/(32|128)$/, ""), ports: { protocol: match[2] as PortRange["protocol"], first, last: last ?? first } }];
+    return [
+      {
+        network: (match[1] ?? "").replace(/\/(32|128)$/, ""),
+        ports: { protocol: match[2] as PortRange["protocol"], first, last: last ?? first },
+      },
+    ];
   });
 
 /**
@@ -145,7 +156,9 @@ export function verdictCounters(saved: string, chain: string): { packets: number
 
 /** The allowed networks of our output chain, as `allowedEntries` counts them. */
 export const allowedNetworks = (saved: string): string[] =>
-  rulesOf(saved, OUTPUT_CHAIN).flatMap((r) => /^-A \S+ -d (\S+) -j ACCEPT$/.exec(r.rule)?.[1] ?? []).map((cidr) => cidr.replace(/\/(32|128)$/, ""));
+  rulesOf(saved, OUTPUT_CHAIN)
+    .flatMap((r) => /^-A \S+ -d (\S+) -j ACCEPT$/.exec(r.rule)?.[1] ?? [])
+    .map((cidr) => cidr.replace(/\/(32|128)$/, ""));
 
 /** Where our output chain lets DNS go: "any" when a port-53 rule names no destination. */
 export function dnsDestinations(saved: string): "any" | string[] {

@@ -48,7 +48,8 @@ export function createNftBackend(executor: NftExecutor, now: () => number = () =
       return table === undefined ? undefined : { backend: "nft", table };
     },
     async restore(snapshot) {
-      if (snapshot !== undefined && snapshot.backend !== "nft") throw runtimeError(`cannot restore a ${snapshot.backend} snapshot with nft`);
+      if (snapshot !== undefined && snapshot.backend !== "nft")
+        throw runtimeError(`cannot restore a ${snapshot.backend} snapshot with nft`);
       await load("-f (restore)", snapshot === undefined ? renderNftRemove() : `${renderNftRemove()}${snapshot.table}`);
     },
   };

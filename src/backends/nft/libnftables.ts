@@ -52,7 +52,10 @@ export type LoadResult = { readonly ok: true; readonly executor: LibnftablesExec
  * over it, or why it cannot. Each executor owns one nft context: make one per process (the
  * World does). Nothing touches the kernel until the first run creates the context.
  */
-export function loadLibnftables(path: string = LIBNFTABLES, { releaseAfterBytes = RELEASE_AFTER_BYTES }: { readonly releaseAfterBytes?: number } = {}): LoadResult {
+export function loadLibnftables(
+  path: string = LIBNFTABLES,
+  { releaseAfterBytes = RELEASE_AFTER_BYTES }: { readonly releaseAfterBytes?: number } = {},
+): LoadResult {
   try {
     const { symbols: lib } = dlopen(path, symbols);
     return { ok: true, executor: libnftablesExecutor(lib, openLibc(), releaseAfterBytes) };
@@ -61,8 +64,7 @@ export function loadLibnftables(path: string = LIBNFTABLES, { releaseAfterBytes 
   }
 }
 
-const errnoName = (errno: number): string =>
-  Object.entries(constants.errno).find(([, value]) => value === errno)?.[0] ?? `errno ${errno}`;
+const errnoName = (errno: number): string => Object.entries(constants.errno).find(([, value]) => value === errno)?.[0] ?? `errno ${errno}`;
 
 /**
  * Whether this process can open the netlink socket libnftables needs: socket(AF_NETLINK, SOCK_RAW,
@@ -150,7 +152,9 @@ function libnftablesExecutor(lib: Library, libc: Libc, releaseAfterBytes: number
     lib.nft_ctx_set_dry_run(ctx, options.check === true);
     try {
       // JSON reads state with one command, like `nft -j list table ...` on the command line.
-      const { rc, rename } = options.json ? { rc: lib.nft_run_cmd_from_buffer(ctx, cString(script)), rename: (text: string) => text } : runAsFile(lib, libc, ctx, script);
+      const { rc, rename } = options.json
+        ? { rc: lib.nft_run_cmd_from_buffer(ctx, cString(script)), rename: (text: string) => text }
+        : runAsFile(lib, libc, ctx, script);
       // Copy both out now: the next run overwrites them.
       const stdout = copyOut(lib.nft_ctx_get_output_buffer(ctx));
       const stderr = rename(copyOut(lib.nft_ctx_get_error_buffer(ctx)));

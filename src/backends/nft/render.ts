@@ -26,12 +26,14 @@ const elementLines = <E extends Pick<SetElement, "sources">>(elements: readonly 
   const pad = Array.from({ length: width + 1 }, (_, n) => " ".repeat(n));
   const lines: string[] = [];
   // join: each line a flat string (a template literal would make a rope for the final join to take apart)
-  for (let i = 0; i < elements.length; i++) lines.push([indent, texts[i], ",", pad[width - texts[i]!.length], " # ", sourceComment(elements[i]!)].join(""));
+  for (let i = 0; i < elements.length; i++)
+    lines.push([indent, texts[i], ",", pad[width - texts[i]!.length], " # ", sourceComment(elements[i]!)].join(""));
   return lines.join("\n");
 };
 
 /** `203.0.113.0/24 . tcp . 443`, `198.51.100.8 . udp . 8000-8100`: a port set's element. */
-const portText = (e: PortElement): string => `${e.cidr.text} . ${e.ports.protocol} . ${e.ports.first}${e.ports.last === e.ports.first ? "" : `-${e.ports.last}`}`;
+const portText = (e: PortElement): string =>
+  `${e.cidr.text} . ${e.ports.protocol} . ${e.ports.first}${e.ports.last === e.ports.first ? "" : `-${e.ports.last}`}`;
 
 /** The prefix length of the IPv6 networks kept in their own hash set: a subnet's (RFC 4291 interface ids). */
 export const NET64 = 64;
@@ -51,7 +53,11 @@ const texted = <E>(): Texted<E> => ({ elements: [], texts: [] });
  * the interface id cleared), and the other networks. One pass that reads each element's network
  * once.
  */
-function byKind(elements: readonly SetElement[]): { addresses: Texted<SetElement>; net64: Texted<SetElement>; networks: Texted<SetElement> } {
+function byKind(elements: readonly SetElement[]): {
+  addresses: Texted<SetElement>;
+  net64: Texted<SetElement>;
+  networks: Texted<SetElement>;
+} {
   const kinds = { addresses: texted<SetElement>(), net64: texted<SetElement>(), networks: texted<SetElement>() };
   for (const e of elements) {
     const { family, prefix, text } = e.cidr;
@@ -91,8 +97,16 @@ const NET64_SUFFIX_LENGTH = `/${NET64}`.length;
  * memory to load than the two interval ends of each element, and a packet's lookup is one hash
  * probe. An element inside a network of another set is in both: the same packets match either way.
  */
-function setsOf(policy: Policy): { name: string; type: string; interval: boolean; merge: boolean; size?: number; lines: (indent: string) => string; empty: boolean }[] {
-  const set = <E extends Pick<SetElement, "sources">>(name: string, type: string, interval: boolean, merge: boolean, { elements, texts }: Texted<E>) => ({
+function setsOf(
+  policy: Policy,
+): { name: string; type: string; interval: boolean; merge: boolean; size?: number; lines: (indent: string) => string; empty: boolean }[] {
+  const set = <E extends Pick<SetElement, "sources">>(
+    name: string,
+    type: string,
+    interval: boolean,
+    merge: boolean,
+    { elements, texts }: Texted<E>,
+  ) => ({
     name,
     type,
     interval,
@@ -201,8 +215,13 @@ const proxyPortRules = (set: ProxyPortSet): string[] =>
  */
 function resolverRules(resolvers: Policy["dns"], side: "daddr" | "saddr", match: string, action: string): string[] {
   const family = (ip: "ip" | "ip6", loopback: string, cidrs: readonly Cidr[] | undefined): string[] =>
-    cidrs?.length === 0 ? [] : [`${match} ${ip} ${side} != ${loopback}${cidrs === undefined ? "" : ` ${ip} ${side} ${anonymousSet(cidrs)}`} ${action}`];
-  return [...family("ip", "127.0.0.0/8", resolvers.kind === "any" ? undefined : resolvers.v4), ...family("ip6", "::1", resolvers.kind === "any" ? undefined : resolvers.v6)];
+    cidrs?.length === 0
+      ? []
+      : [`${match} ${ip} ${side} != ${loopback}${cidrs === undefined ? "" : ` ${ip} ${side} ${anonymousSet(cidrs)}`} ${action}`];
+  return [
+    ...family("ip", "127.0.0.0/8", resolvers.kind === "any" ? undefined : resolvers.v4),
+    ...family("ip6", "::1", resolvers.kind === "any" ? undefined : resolvers.v6),
+  ];
 }
 
 /** One rule of the neutral list as nft statements (the allowed addresses live in the sets). */
@@ -216,7 +235,9 @@ function ruleLines(rule: Rule, hook: Chain["hook"]): string[] {
     case "loopback":
       return [`${direction} "lo" accept`];
     case "neighbour-discovery":
-      return [`icmpv6 type ${ND_TYPES}${rule.destinations === undefined ? "" : ` ip6 daddr ${anonymousSet(rule.destinations)}`} ip6 hoplimit 255 accept`];
+      return [
+        `icmpv6 type ${ND_TYPES}${rule.destinations === undefined ? "" : ` ip6 daddr ${anonymousSet(rule.destinations)}`} ip6 hoplimit 255 accept`,
+      ];
     case "listener-discovery":
       return [MLD[hook === "input" ? "input" : "output"]];
     case "dns":
@@ -244,7 +265,13 @@ function ruleLines(rule: Rule, hook: Chain["hook"]): string[] {
     case "proxy-admitted":
       return ["ip daddr @proxy_v4 accept", "ip6 daddr @proxy_v6 accept", ...rule.portSets.flatMap(proxyPortRules)];
     case "allowed":
-      return ["ip daddr @allow_addr_v4 accept", "ip6 daddr @allow_addr_v6 accept", `ip6 daddr & ${NET64_MASK} @allow_net64_v6 accept`, "ip daddr @allow_v4 accept", "ip6 daddr @allow_v6 accept"];
+      return [
+        "ip daddr @allow_addr_v4 accept",
+        "ip6 daddr @allow_addr_v6 accept",
+        `ip6 daddr & ${NET64_MASK} @allow_net64_v6 accept`,
+        "ip daddr @allow_v4 accept",
+        "ip6 daddr @allow_v6 accept",
+      ];
     case "allowed-ports":
       return ["ip daddr . meta l4proto . th dport @allow_ports_v4 accept", "ip6 daddr . meta l4proto . th dport @allow_ports_v6 accept"];
     case "record-denied":
@@ -255,7 +282,10 @@ function ruleLines(rule: Rule, hook: Chain["hook"]): string[] {
       if (rule.verdict === "accept") return [`counter name "${rule.counter}" accept`];
       return rule.verdict === "drop"
         ? [`counter name "${rule.counter}" drop`]
-        : [`meta l4proto tcp counter name "${rule.counter}" reject with tcp reset`, `counter name "${rule.counter}" reject with icmpx type admin-prohibited`];
+        : [
+            `meta l4proto tcp counter name "${rule.counter}" reject with tcp reset`,
+            `counter name "${rule.counter}" reject with icmpx type admin-prohibited`,
+          ];
     default:
       return unreachable(rule);
   }
@@ -308,7 +338,10 @@ function proxySets(proxy: NonNullable<Policy["proxy"]>, carryOver: ProxyCarryOve
     ...renderTimeoutSet("proxy_v6", "ipv6_addr", carryOver.v6),
     ...(proxy.portSets ?? []).flatMap((set) => {
       const comment = `${set.ports.map(formatPortRange).join(", ")}: ${set.entries.join(", ")}`; // entries are validated names and wildcards
-      return [...renderTimeoutSet(set.v4, "ipv4_addr", carryOver.ports?.get(set.v4) ?? "", comment), ...renderTimeoutSet(set.v6, "ipv6_addr", carryOver.ports?.get(set.v6) ?? "", comment)];
+      return [
+        ...renderTimeoutSet(set.v4, "ipv4_addr", carryOver.ports?.get(set.v4) ?? "", comment),
+        ...renderTimeoutSet(set.v6, "ipv6_addr", carryOver.ports?.get(set.v6) ?? "", comment),
+      ];
     }),
   ];
 }
@@ -329,7 +362,10 @@ export function renderNft(policy: Policy, carryOver: ProxyCarryOver = { v4: "", 
     ...chains.flatMap((chain) => counterOf(chain)).flatMap((name) => [`\tcounter ${name} {`, "\t}"]),
     ...setsOf(policy).flatMap(renderSet),
     ...(policy.proxy === undefined ? [] : proxySets(policy.proxy, carryOver)),
-    ...[...new Set(chains.flatMap(recordedDirections))].flatMap((direction) => [...renderDeniedSet(direction, 4), ...renderDeniedSet(direction, 6)]),
+    ...[...new Set(chains.flatMap(recordedDirections))].flatMap((direction) => [
+      ...renderDeniedSet(direction, 4),
+      ...renderDeniedSet(direction, 6),
+    ]),
     ...chains.flatMap(renderChain),
     "}",
   ];
@@ -337,7 +373,8 @@ export function renderNft(policy: Policy, carryOver: ProxyCarryOver = { v4: "", 
 }
 
 /** The directions whose denied destinations a chain records. */
-const recordedDirections = (chain: Chain): Direction[] => chain.rules.flatMap((rule) => (rule.kind === "record-denied" ? [rule.direction] : []));
+const recordedDirections = (chain: Chain): Direction[] =>
+  chain.rules.flatMap((rule) => (rule.kind === "record-denied" ? [rule.direction] : []));
 
 /** The named counters a chain's rules count into. */
 const counterOf = (chain: Chain): string[] => chain.rules.flatMap((rule) => (rule.kind === "verdict" ? [rule.counter] : []));

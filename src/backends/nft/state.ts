@@ -33,7 +33,11 @@ const DeniedElementSchema = v.object({
 
 /** An element of a `proxy_*` set: the address the DNS proxy admitted, its timeout and what is left of it. */
 const ProxyElementSchema = v.object({
-  elem: v.looseObject({ val: v.string(), timeout: v.pipe(v.number(), v.integer(), v.minValue(0)), expires: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))) }),
+  elem: v.looseObject({
+    val: v.string(),
+    timeout: v.pipe(v.number(), v.integer(), v.minValue(0)),
+    expires: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
+  }),
 });
 
 /** The objects of `nft -j list table inet domainwall` that are read; anything else is passed over. */
@@ -51,7 +55,8 @@ const NftListSchema = v.object({
 /** One `match` statement of a rule: `left == right`. */
 const MatchSchema = v.object({ match: v.looseObject({ op: v.string(), left: v.unknown(), right: v.unknown() }) });
 
-const fail = (what: string, issues: Parameters<typeof v.summarize>[0]) => new Error(`nft -j printed an unexpected ${what}: ${v.summarize(issues).replace(/\n/g, "; ")}`);
+const fail = (what: string, issues: Parameters<typeof v.summarize>[0]) =>
+  new Error(`nft -j printed an unexpected ${what}: ${v.summarize(issues).replace(/\n/g, "; ")}`);
 
 /** The text of an interval set element: `192.0.2.0/24`, `203.0.113.10`, `192.0.2.1-192.0.2.9`. */
 function intervalText(element: unknown): string {
@@ -59,15 +64,21 @@ function intervalText(element: unknown): string {
   if (!parsed.success) throw fail("set element", parsed.issues);
   const e = parsed.output;
   const [text, addresses] =
-    typeof e === "string" ? [e, [e]] : "prefix" in e ? [`${e.prefix.addr}/${e.prefix.len}`, [e.prefix.addr]] : [`${e.range[0]}-${e.range[1]}`, e.range];
-  if (addresses.some((a) => parseAddress(a) === undefined)) throw new Error(`nft -j printed a set element that is not an address: ${JSON.stringify(text)}`);
+    typeof e === "string"
+      ? [e, [e]]
+      : "prefix" in e
+        ? [`${e.prefix.addr}/${e.prefix.len}`, [e.prefix.addr]]
+        : [`${e.range[0]}-${e.range[1]}`, e.range];
+  if (addresses.some((a) => parseAddress(a) === undefined))
+    throw new Error(`nft -j printed a set element that is not an address: ${JSON.stringify(text)}`);
   return text;
 }
 
 /** An `allow_net64_v6` element (an IPv6 address, the /64's network) as `addr/64`; throws when it is not one. */
 function net64Of(element: unknown): string {
   const address = typeof element === "string" ? parseAddress(element) : undefined;
-  if (address === undefined || address.family !== 6) throw new Error(`nft -j printed an allow_net64_v6 element that is not an IPv6 address: ${JSON.stringify(element)}`);
+  if (address === undefined || address.family !== 6)
+    throw new Error(`nft -j printed an allow_net64_v6 element that is not an IPv6 address: ${JSON.stringify(element)}`);
   return `${formatAddress(6, address.words)}/64`;
 }
 
@@ -91,7 +102,8 @@ function deniedOf(element: unknown, direction: Direction, timeoutSeconds: number
   if (!parsed.success) throw fail("denied element", parsed.issues);
   const { val, expires, counter } = parsed.output.elem;
   const [address, protocol, port] = val.concat;
-  const validProtocol = typeof protocol === "number" ? Number.isInteger(protocol) && protocol >= 0 && protocol <= 255 : PROTOCOL_NAME.test(protocol);
+  const validProtocol =
+    typeof protocol === "number" ? Number.isInteger(protocol) && protocol >= 0 && protocol <= 255 : PROTOCOL_NAME.test(protocol);
   if (parseAddress(address) === undefined || !validProtocol || !Number.isInteger(port) || port < 0 || port > 65535) {
     throw new Error(`nft -j printed a denied element that does not hold an address, protocol and port: ${JSON.stringify(val.concat)}`);
   }
@@ -111,8 +123,13 @@ function proxyElementOf(element: unknown, family: 4 | 6): ProxyElement {
   if (!parsed.success) throw fail("DNS proxy element", parsed.issues);
   const { val, timeout, expires } = parsed.output.elem;
   const address = parseAddress(val);
-  if (address === undefined || address.family !== family) throw new Error(`nft -j printed a DNS proxy element that is not an IPv${family} address: ${JSON.stringify(val)}`);
-  return { address: formatAddress(address.family, address.words), timeoutSeconds: timeout, expiresInSeconds: Math.min(expires ?? timeout, timeout) };
+  if (address === undefined || address.family !== family)
+    throw new Error(`nft -j printed a DNS proxy element that is not an IPv${family} address: ${JSON.stringify(val)}`);
+  return {
+    address: formatAddress(address.family, address.words),
+    timeoutSeconds: timeout,
+    expiresInSeconds: Math.min(expires ?? timeout, timeout),
+  };
 }
 
 const DENIED_SET = /^denied_(out|in)_v[46]$/;
@@ -124,14 +141,20 @@ const ALLOW_PORTS_SET = /^allow_ports_v[46]$/;
 
 /** Most packets first; then by address, protocol and port, so the order is stable. */
 export const byPackets = (a: DeniedDestination, b: DeniedDestination): number =>
-  b.packets - a.packets || a.address.localeCompare(b.address) || a.protocol.localeCompare(b.protocol) || a.port - b.port || a.direction.localeCompare(b.direction);
+  b.packets - a.packets ||
+  a.address.localeCompare(b.address) ||
+  a.protocol.localeCompare(b.protocol) ||
+  a.port - b.port ||
+  a.direction.localeCompare(b.direction);
 
 /** The match statements of a rule's expression that `v.safeParse` accepts as `MatchSchema`. */
-const matchesOf = (expr: readonly unknown[]) => expr.flatMap((e) => {
-  const parsed = v.safeParse(MatchSchema, e);
-  return parsed.success ? [parsed.output.match] : [];
-});
-const isPayload = (left: unknown, protocol: string, field: string) => v.is(v.object({ payload: v.object({ protocol: v.literal(protocol), field: v.literal(field) }) }), left);
+const matchesOf = (expr: readonly unknown[]) =>
+  expr.flatMap((e) => {
+    const parsed = v.safeParse(MatchSchema, e);
+    return parsed.success ? [parsed.output.match] : [];
+  });
+const isPayload = (left: unknown, protocol: string, field: string) =>
+  v.is(v.object({ payload: v.object({ protocol: v.literal(protocol), field: v.literal(field) }) }), left);
 
 /**
  * Where the output chain lets DNS go: its accepting rules that match `th dport 53`, with the
@@ -166,11 +189,16 @@ export function parseNftStatus(json: string): LoadedStatus {
   const chains = objects.flatMap((o) => (o.chain ? [o.chain] : []));
   const problems = HOOKS.flatMap(({ hook, what }) => {
     const chain = chains.find((c) => c.name === hook);
-    if (chain === undefined) return hook === "output" ? [`nft: the output chain of table inet domainwall is missing: nothing filters ${what} traffic`] : [];
-    return chain.hook === hook ? [] : [`nft: the ${hook} chain of table inet domainwall has no ${hook} hook: nothing filters ${what} traffic`];
+    if (chain === undefined)
+      return hook === "output" ? [`nft: the output chain of table inet domainwall is missing: nothing filters ${what} traffic`] : [];
+    return chain.hook === hook
+      ? []
+      : [`nft: the ${hook} chain of table inet domainwall has no ${hook} hook: nothing filters ${what} traffic`];
   });
   const sets = objects.flatMap((o) => (o.set ? [o.set] : []));
-  const counters = objects.flatMap((o) => (o.counter ? [{ name: o.counter.name, packets: o.counter.packets, bytes: o.counter.bytes }] : []));
+  const counters = objects.flatMap((o) =>
+    o.counter ? [{ name: o.counter.name, packets: o.counter.packets, bytes: o.counter.bytes }] : [],
+  );
   const denied = sets.flatMap((set) => {
     const match = DENIED_SET.exec(set.name);
     return match ? (set.elem ?? []).map((e) => deniedOf(e, match[1] as Direction, set.timeout)) : [];
@@ -185,7 +213,9 @@ export function parseNftStatus(json: string): LoadedStatus {
     sets: sets.filter((set) => !DENIED_SET.test(set.name)).map((set) => ({ name: set.name, elements: set.elem?.length ?? 0 })),
     counters,
     allowed: allowedEntriesOf(
-      sets.flatMap((set) => (ALLOW_SET.test(set.name) ? (set.elem ?? []).map(intervalText) : set.name === NET64_SET ? (set.elem ?? []).map(net64Of) : [])),
+      sets.flatMap((set) =>
+        ALLOW_SET.test(set.name) ? (set.elem ?? []).map(intervalText) : set.name === NET64_SET ? (set.elem ?? []).map(net64Of) : [],
+      ),
       sets.filter((set) => ALLOW_PORTS_SET.test(set.name)).flatMap((set) => (set.elem ?? []).map(portElementOf)),
     ),
     dns: dnsOf(objects.flatMap((o) => (o.rule ? [o.rule] : []))),

@@ -23,10 +23,21 @@ export interface TimeoutElement {
 // timeout; an empty set has no "elem".
 const ElemSchema = v.union([
   v.string(),
-  v.object({ elem: v.object({ val: v.string(), timeout: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))), expires: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))) }) }),
+  v.object({
+    elem: v.object({
+      val: v.string(),
+      timeout: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
+      expires: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
+    }),
+  }),
 ]);
 const ListingSchema = v.object({
-  nftables: v.array(v.union([v.object({ set: v.object({ name: v.string(), type: v.string(), elem: v.optional(v.array(ElemSchema)) }) }), v.object({ metainfo: v.unknown() })])),
+  nftables: v.array(
+    v.union([
+      v.object({ set: v.object({ name: v.string(), type: v.string(), elem: v.optional(v.array(ElemSchema)) }) }),
+      v.object({ metainfo: v.unknown() }),
+    ]),
+  ),
 });
 
 const TYPE_FAMILY: Readonly<Record<string, Family>> = { ipv4_addr: 4, ipv6_addr: 6 };
@@ -52,8 +63,14 @@ export function parseTimeoutElements(json: string): { ok: true; elements: Timeou
     for (const elem of item.set.elem ?? []) {
       if (typeof elem === "string" || elem.elem.timeout === undefined) continue;
       const address = parseAddress(elem.elem.val);
-      if (address === undefined || address.family !== family) return { ok: false, reason: `set ${item.set.name} holds ${JSON.stringify(elem.elem.val)}, not an IPv${family} address` };
-      elements.push({ address: formatAddress(family, address.words), family, timeoutSeconds: elem.elem.timeout, expiresInMs: (elem.elem.expires ?? elem.elem.timeout) * 1000 });
+      if (address === undefined || address.family !== family)
+        return { ok: false, reason: `set ${item.set.name} holds ${JSON.stringify(elem.elem.val)}, not an IPv${family} address` };
+      elements.push({
+        address: formatAddress(family, address.words),
+        family,
+        timeoutSeconds: elem.elem.timeout,
+        expiresInMs: (elem.elem.expires ?? elem.elem.timeout) * 1000,
+      });
     }
   }
   return { ok: true, elements };

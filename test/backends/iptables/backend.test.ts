@@ -11,7 +11,8 @@ import { TABLES } from "../../fixtures/iptables-saves.ts";
 
 const policy = POLICIES["egress-only"]!;
 const EMPTY_SAVE = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n";
-const LOADED_SAVE = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:DOMAINWALL-OUTPUT - [0:0]\n[9:540] -A OUTPUT -j DOMAINWALL-OUTPUT\n[0:0] -A DOMAINWALL-OUTPUT -m conntrack --ctstate INVALID -j DROP\n[0:0] -A DOMAINWALL-OUTPUT -d 203.0.113.10/32 -j ACCEPT\n[0:0] -A DOMAINWALL-OUTPUT -d 198.51.100.2/32 -p udp -m udp --dport 53 -j ACCEPT\n[4:240] -A DOMAINWALL-OUTPUT -j DROP\nCOMMIT\n";
+const LOADED_SAVE =
+  "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:DOMAINWALL-OUTPUT - [0:0]\n[9:540] -A OUTPUT -j DOMAINWALL-OUTPUT\n[0:0] -A DOMAINWALL-OUTPUT -m conntrack --ctstate INVALID -j DROP\n[0:0] -A DOMAINWALL-OUTPUT -d 203.0.113.10/32 -j ACCEPT\n[0:0] -A DOMAINWALL-OUTPUT -d 198.51.100.2/32 -p udp -m udp --dport 53 -j ACCEPT\n[4:240] -A DOMAINWALL-OUTPUT -j DROP\nCOMMIT\n";
 
 const saves = (v4: string, v6: string) => (call: RunCall) =>
   call.command === "iptables-legacy-save" ? { stdout: v4 } : call.command === "ip6tables-legacy-save" ? { stdout: v6 } : {};
@@ -26,7 +27,9 @@ describe("iptables-legacy backend", () => {
     const loaded = calls.filter((c) => c.command.endsWith("-restore")).map((c) => c.stdin ?? "");
     expect(loaded).toHaveLength(2);
     const rendered = backend.render(policy);
-    expect(rendered).toBe(`# ---- iptables-legacy-restore --noflush (IPv4) ----\n${loaded[0]}\n# ---- ip6tables-legacy-restore --noflush (IPv6) ----\n${loaded[1]}`);
+    expect(rendered).toBe(
+      `# ---- iptables-legacy-restore --noflush (IPv4) ----\n${loaded[0]}\n# ---- ip6tables-legacy-restore --noflush (IPv6) ----\n${loaded[1]}`,
+    );
   });
 
   test("once rules are loaded, apply's jumps follow what it finds, which render does not claim to show", async () => {
@@ -68,10 +71,18 @@ describe("iptables-legacy backend", () => {
     const fake = fakeIptables({ tables: { 4: LOADED_SAVE, 6: EMPTY_SAVE } });
     const [v4Before, v6Before] = [fake.saved(4), fake.saved(6)];
     fake.failCommit(6, "ip6tables-restore: line 3 failed");
-    const error = await createIptablesBackend(fake.run).apply(policy).catch((e: unknown) => e);
+    const error = await createIptablesBackend(fake.run)
+      .apply(policy)
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(DomainwallError);
-    expect((error as Error).message).toBe("ip6tables-legacy-restore --noflush failed: ip6tables-restore: line 3 failed; IPv4 was rolled back to what it was");
-    expect(summary(fake.calls).slice(3)).toEqual(["ip6tables-legacy-restore --noflush", "iptables-legacy-save -c -t filter", "iptables-legacy-restore --noflush --counters"]);
+    expect((error as Error).message).toBe(
+      "ip6tables-legacy-restore --noflush failed: ip6tables-restore: line 3 failed; IPv4 was rolled back to what it was",
+    );
+    expect(summary(fake.calls).slice(3)).toEqual([
+      "ip6tables-legacy-restore --noflush",
+      "iptables-legacy-save -c -t filter",
+      "iptables-legacy-restore --noflush --counters",
+    ]);
     expect(fake.calls.at(-1)?.stdin).toBe(LOADED_BACK);
     // In between, IPv4 held the new policy; after the rollback both tables are what they were, counters too.
     expect(fake.calls[2]?.stdin).toContain("-d 203.0.113.11 -j ACCEPT");
@@ -85,7 +96,11 @@ describe("iptables-legacy backend", () => {
     const [v4Before, v6Before] = [fake.saved(4), fake.saved(6)];
     expect(v4Before).toContain("f2b-sshd");
     fake.failCommit(6, "ip6tables-restore: line 3 failed");
-    expect(await createIptablesBackend(fake.run).apply(policy).catch((e: unknown) => (e as Error).message)).toEndWith("; IPv4 was rolled back to what it was");
+    expect(
+      await createIptablesBackend(fake.run)
+        .apply(policy)
+        .catch((e: unknown) => (e as Error).message),
+    ).toEndWith("; IPv4 was rolled back to what it was");
     expect(fake.saved(4)).toBe(v4Before);
     expect(fake.saved(6)).toBe(v6Before);
   });
@@ -94,7 +109,9 @@ describe("iptables-legacy backend", () => {
     const fake = fakeIptables({ tables: { 4: TABLES.withInput, 6: EMPTY_SAVE } });
     const v4Before = fake.saved(4);
     fake.failCommit(6, "ip6tables-restore: line 3 failed");
-    await createIptablesBackend(fake.run).apply(policy).catch(() => {});
+    await createIptablesBackend(fake.run)
+      .apply(policy)
+      .catch(() => {});
     const ours = "[2:120] -A INPUT -j DOMAINWALL-INPUT\n";
     const theirs = "[3:180] -A INPUT -j f2b-sshd\n";
     expect(v4Before).toContain(theirs + ours);
@@ -106,7 +123,11 @@ describe("iptables-legacy backend", () => {
     // While the IPv6 commit runs, another tool adds a rule to IPv4's OUTPUT.
     const foreign = "*filter\n-A OUTPUT -d 192.0.2.99/32 -j ACCEPT\nCOMMIT\n";
     fake.failCommit(6, "ip6tables-restore: line 3 failed", () => (fake.load(4, foreign), true));
-    expect(await createIptablesBackend(fake.run).apply(policy).catch((e: unknown) => (e as Error).message)).toEndWith("; IPv4 was rolled back to what it was");
+    expect(
+      await createIptablesBackend(fake.run)
+        .apply(policy)
+        .catch((e: unknown) => (e as Error).message),
+    ).toEndWith("; IPv4 was rolled back to what it was");
     expect(fake.calls.at(-1)?.stdin).toBe("*filter\n-D OUTPUT -j DOMAINWALL-OUTPUT\n-F DOMAINWALL-OUTPUT\n-X DOMAINWALL-OUTPUT\nCOMMIT\n");
     // What IPv4 holds now: the empty table and the other tool's rule, nothing of ours.
     const expected = fakeIptables({ tables: { 4: EMPTY_SAVE } });
@@ -118,7 +139,9 @@ describe("iptables-legacy backend", () => {
     const fake = fakeIptables({ tables: { 4: LOADED_SAVE, 6: EMPTY_SAVE } });
     fake.failCommit(6, "ip6tables-restore: line 3 failed");
     fake.failCommit(4, "iptables-restore: line 2 failed", (call) => call.args.includes("--counters"));
-    const error = await createIptablesBackend(fake.run).apply(policy).catch((e: unknown) => e);
+    const error = await createIptablesBackend(fake.run)
+      .apply(policy)
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(DomainwallError);
     expect((error as Error).message).toBe(
       "ip6tables-legacy-restore --noflush failed: ip6tables-restore: line 3 failed; and rolling IPv4 back failed too: iptables-legacy-restore --noflush --counters failed: iptables-restore: line 2 failed",
@@ -132,7 +155,11 @@ describe("iptables-legacy backend", () => {
   test("remove writes nothing where nothing is loaded, and only our chains where it is", async () => {
     const { run, calls } = fakeRun(saves(LOADED_SAVE, EMPTY_SAVE));
     await createIptablesBackend(run).remove();
-    expect(summary(calls)).toEqual(["iptables-legacy-save -c -t filter", "iptables-legacy-restore --noflush", "ip6tables-legacy-save -c -t filter"]);
+    expect(summary(calls)).toEqual([
+      "iptables-legacy-save -c -t filter",
+      "iptables-legacy-restore --noflush",
+      "ip6tables-legacy-save -c -t filter",
+    ]);
     expect(calls[1]?.stdin).toBe("*filter\n-D OUTPUT -j DOMAINWALL-OUTPUT\n-F DOMAINWALL-OUTPUT\n-X DOMAINWALL-OUTPUT\nCOMMIT\n");
   });
 
@@ -167,11 +194,13 @@ describe("iptables-legacy backend", () => {
   });
 
   test("status with ports and --forward: entries with ports by network (not DNS to a resolver), the port rules counted, the forward chain's verdict", async () => {
-    const withPorts = LOADED_SAVE.replace(":DOMAINWALL-OUTPUT - [0:0]\n", ":DOMAINWALL-OUTPUT - [0:0]\n:DOMAINWALL-FORWARD - [0:0]\n[1:60] -A FORWARD -j DOMAINWALL-FORWARD\n")
-      .replace(
-        "[4:240] -A DOMAINWALL-OUTPUT -j DROP\n",
-        "[0:0] -A DOMAINWALL-OUTPUT -d 198.51.100.8/32 -p tcp -m tcp --dport 8000:8100 -j ACCEPT\n[0:0] -A DOMAINWALL-OUTPUT -d 198.51.100.8/32 -p udp -m udp --dport 123 -j ACCEPT\n[4:240] -A DOMAINWALL-OUTPUT -j DROP\n[2:120] -A DOMAINWALL-FORWARD -j DROP\n",
-      );
+    const withPorts = LOADED_SAVE.replace(
+      ":DOMAINWALL-OUTPUT - [0:0]\n",
+      ":DOMAINWALL-OUTPUT - [0:0]\n:DOMAINWALL-FORWARD - [0:0]\n[1:60] -A FORWARD -j DOMAINWALL-FORWARD\n",
+    ).replace(
+      "[4:240] -A DOMAINWALL-OUTPUT -j DROP\n",
+      "[0:0] -A DOMAINWALL-OUTPUT -d 198.51.100.8/32 -p tcp -m tcp --dport 8000:8100 -j ACCEPT\n[0:0] -A DOMAINWALL-OUTPUT -d 198.51.100.8/32 -p udp -m udp --dport 123 -j ACCEPT\n[4:240] -A DOMAINWALL-OUTPUT -j DROP\n[2:120] -A DOMAINWALL-FORWARD -j DROP\n",
+    );
     const status = await createIptablesBackend(fakeRun(saves(withPorts, EMPTY_SAVE)).run).status();
     expect(status.loaded && status.allowed).toEqual([
       { network: "203.0.113.10", ports: "all" },
@@ -194,7 +223,10 @@ describe("iptables-legacy backend", () => {
   });
 
   test("snapshot holds only our chains, rules (with counters) and jumps; nothing loaded is undefined", async () => {
-    const foreign = LOADED_SAVE.replace(":DOMAINWALL-OUTPUT", ":f2b-sshd - [0:0]\n:DOMAINWALL-OUTPUT").replace("COMMIT", "[1:60] -A f2b-sshd -j RETURN\n[0:0] -A OUTPUT -d 192.0.2.99/32 -j ACCEPT\nCOMMIT");
+    const foreign = LOADED_SAVE.replace(":DOMAINWALL-OUTPUT", ":f2b-sshd - [0:0]\n:DOMAINWALL-OUTPUT").replace(
+      "COMMIT",
+      "[1:60] -A f2b-sshd -j RETURN\n[0:0] -A OUTPUT -d 192.0.2.99/32 -j ACCEPT\nCOMMIT",
+    );
     const snapshot = await createIptablesBackend(fakeRun(saves(foreign, EMPTY_SAVE)).run).snapshot();
     expect(snapshot).toEqual({ backend: "iptables-legacy", parts: { 4: ourPart(LOADED_SAVE), 6: "" } });
     expect(JSON.stringify(snapshot)).not.toContain("192.0.2.99");
@@ -220,12 +252,22 @@ describe("iptables-legacy backend", () => {
     const backend = createIptablesBackend(run);
     const snapshot = await backend.snapshot();
     // Since the snapshot: a later apply with ports, and someone else's rule in OUTPUT.
-    v4 = "*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:DOMAINWALL-INPUT - [0:0]\n:DOMAINWALL-OUTPUT - [0:0]\n-A INPUT -j DOMAINWALL-INPUT\n-A OUTPUT -d 192.0.2.99/32 -j ACCEPT\n-A OUTPUT -j DOMAINWALL-OUTPUT\n-A DOMAINWALL-INPUT -j DROP\n-A DOMAINWALL-OUTPUT -d 203.0.113.20/32 -j ACCEPT\nCOMMIT\n";
+    v4 =
+      "*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:DOMAINWALL-INPUT - [0:0]\n:DOMAINWALL-OUTPUT - [0:0]\n-A INPUT -j DOMAINWALL-INPUT\n-A OUTPUT -d 192.0.2.99/32 -j ACCEPT\n-A OUTPUT -j DOMAINWALL-OUTPUT\n-A DOMAINWALL-INPUT -j DROP\n-A DOMAINWALL-OUTPUT -d 203.0.113.20/32 -j ACCEPT\nCOMMIT\n";
     calls.length = 0;
     await backend.restore(snapshot);
     // IPv6 had nothing of ours then and has nothing now: no commit at all.
-    expect(summary(calls)).toEqual(["iptables-legacy-save -c -t filter", "iptables-legacy-restore --noflush --counters", "ip6tables-legacy-save -c -t filter"]);
-    expect(calls[1]?.stdin).toBe(LOADED_BACK.replace("-D OUTPUT -j DOMAINWALL-OUTPUT\n", "-D OUTPUT -j DOMAINWALL-OUTPUT\n-D INPUT -j DOMAINWALL-INPUT\n").replace("COMMIT", "-F DOMAINWALL-INPUT\n-X DOMAINWALL-INPUT\nCOMMIT"));
+    expect(summary(calls)).toEqual([
+      "iptables-legacy-save -c -t filter",
+      "iptables-legacy-restore --noflush --counters",
+      "ip6tables-legacy-save -c -t filter",
+    ]);
+    expect(calls[1]?.stdin).toBe(
+      LOADED_BACK.replace("-D OUTPUT -j DOMAINWALL-OUTPUT\n", "-D OUTPUT -j DOMAINWALL-OUTPUT\n-D INPUT -j DOMAINWALL-INPUT\n").replace(
+        "COMMIT",
+        "-F DOMAINWALL-INPUT\n-X DOMAINWALL-INPUT\nCOMMIT",
+      ),
+    );
     expect(calls[1]?.stdin).not.toContain("192.0.2.99");
   });
 
@@ -236,13 +278,17 @@ describe("iptables-legacy backend", () => {
   });
 
   test(`more than ${IPTABLES_MAX_ENTRIES} entries in a family is refused before anything runs (exit 2), naming the count`, async () => {
-    const many = (n: number) => Array.from({ length: n }, (_, i) => ({ cidr: makeCidr(6, [0x20010db8, 0, 0, i], 128), sources: ["--allow"] }));
+    const many = (n: number) =>
+      Array.from({ length: n }, (_, i) => ({ cidr: makeCidr(6, [0x20010db8, 0, 0, i], 128), sources: ["--allow"] }));
     const { run, calls } = fakeRun(saves(EMPTY_SAVE, EMPTY_SAVE));
     const backend = createIptablesBackend(run);
     const tooBig = { ...policy, allowV6: many(IPTABLES_MAX_ENTRIES + 1) };
     const message = `the iptables-legacy backend allows at most ${IPTABLES_MAX_ENTRIES} IPv6 entries (one rule each); this policy has ${IPTABLES_MAX_ENTRIES + 1}: use --backend nft`;
     for (const attempt of [() => backend.apply(tooBig), () => backend.check(tooBig), async () => backend.render(tooBig)]) {
-      const error = await attempt().then(() => undefined, (e: unknown) => e);
+      const error = await attempt().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(error).toBeInstanceOf(DomainwallError);
       expect((error as DomainwallError).kind).toBe("usage");
       expect((error as Error).message).toStartWith(message);
@@ -250,7 +296,9 @@ describe("iptables-legacy backend", () => {
     expect(calls).toEqual([]);
     // At the limit it loads.
     await backend.apply({ ...policy, allowV6: many(IPTABLES_MAX_ENTRIES) });
-    expect(calls.filter((c) => c.command === "ip6tables-legacy-restore")[0]?.stdin?.match(/-j ACCEPT/g)?.length).toBeGreaterThanOrEqual(IPTABLES_MAX_ENTRIES);
+    expect(calls.filter((c) => c.command === "ip6tables-legacy-restore")[0]?.stdin?.match(/-j ACCEPT/g)?.length).toBeGreaterThanOrEqual(
+      IPTABLES_MAX_ENTRIES,
+    );
     // Entries with ports are rules too: the address rules and the port rules add up.
     const ports = many(2).map((e) => ({ ...e, ports: { protocol: "tcp" as const, first: 443, last: 443 } }));
     const mixed = { ...policy, allowV6: many(IPTABLES_MAX_ENTRIES - 1), allowPorts: { v4: [], v6: ports } };

@@ -14,7 +14,11 @@ function getinfo(validHooks: number, entries: number): Uint8Array {
 }
 
 test.each([
-  { name: "an empty filter table: INPUT, FORWARD, OUTPUT policies and the closing entry", bytes: getinfo(0b1110, 4), expected: { validHooks: 0b1110, entries: 4 } },
+  {
+    name: "an empty filter table: INPUT, FORWARD, OUTPUT policies and the closing entry",
+    bytes: getinfo(0b1110, 4),
+    expected: { validHooks: 0b1110, entries: 4 },
+  },
   { name: "one chain and one jump", bytes: getinfo(0b1110, 7), expected: { validHooks: 0b1110, entries: 7 } },
 ])("parseGetinfo: $name", ({ bytes, expected }) => {
   expect(parseGetinfo(bytes)).toEqual(expected);
@@ -37,7 +41,14 @@ function kernel(names: Record<Family, string | undefined>, info: Record<Family, 
   return {
     asked,
     io: {
-      readFile: async (path: string) => (path === "/proc/net/ip_tables_names" ? names[4] : path === "/proc/net/ip6_tables_names" ? names[6] : path === "/proc/net/dev" ? "Inter-|   Receive\n" : undefined),
+      readFile: async (path: string) =>
+        path === "/proc/net/ip_tables_names"
+          ? names[4]
+          : path === "/proc/net/ip6_tables_names"
+            ? names[6]
+            : path === "/proc/net/dev"
+              ? "Inter-|   Receive\n"
+              : undefined,
       filterInfo: (family: Family) => (asked.push(family), info[family]),
     },
   };
@@ -47,22 +58,49 @@ const EMPTY: FilterInfo = { validHooks: 0b1110, entries: 4 };
 const RULES: FilterInfo = { validHooks: 0b1110, entries: 7 };
 
 test.each([
-  { name: "no legacy tables at all (module not loaded)", names: { 4: undefined, 6: undefined }, info: { 4: undefined, 6: undefined }, empty: true, asked: [] },
+  {
+    name: "no legacy tables at all (module not loaded)",
+    names: { 4: undefined, 6: undefined },
+    info: { 4: undefined, 6: undefined },
+    empty: true,
+    asked: [],
+  },
   { name: "no filter table in either family", names: { 4: "nat\n", 6: "" }, info: { 4: RULES, 6: RULES }, empty: true, asked: [] },
-  { name: "filter tables holding only their policies", names: { 4: "filter\n", 6: "filter\n" }, info: { 4: EMPTY, 6: EMPTY }, empty: true, asked: [4, 6] },
+  {
+    name: "filter tables holding only their policies",
+    names: { 4: "filter\n", 6: "filter\n" },
+    info: { 4: EMPTY, 6: EMPTY },
+    empty: true,
+    asked: [4, 6],
+  },
   { name: "IPv4 filter holds rules", names: { 4: "filter\n", 6: "filter\n" }, info: { 4: RULES, 6: EMPTY }, empty: false, asked: [4] },
   { name: "IPv6 filter holds rules", names: { 4: undefined, 6: "filter\n" }, info: { 4: undefined, 6: RULES }, empty: false, asked: [6] },
-  { name: "the kernel cannot be asked (no CAP_NET_RAW)", names: { 4: "filter\n", 6: undefined }, info: { 4: undefined, 6: undefined }, empty: false, asked: [4] },
-  { name: "a filter table with other built-in chains than expected", names: { 4: "filter\n", 6: undefined }, info: { 4: { validHooks: 0b0110, entries: 4 }, 6: undefined }, empty: false, asked: [4] },
-] as { name: string; names: Record<Family, string | undefined>; info: Record<Family, FilterInfo | undefined>; empty: boolean; asked: Family[] }[])(
-  "legacyFilterEmpty: $name → $empty",
-  async ({ names, info, empty, asked }) => {
-    const k = kernel(names, info);
-    expect(await legacyFilterEmpty(k.io)).toBe(empty);
-    // A table /proc does not list is never asked about: asking would create it in this namespace.
-    expect(k.asked).toEqual(asked);
+  {
+    name: "the kernel cannot be asked (no CAP_NET_RAW)",
+    names: { 4: "filter\n", 6: undefined },
+    info: { 4: undefined, 6: undefined },
+    empty: false,
+    asked: [4],
   },
-);
+  {
+    name: "a filter table with other built-in chains than expected",
+    names: { 4: "filter\n", 6: undefined },
+    info: { 4: { validHooks: 0b0110, entries: 4 }, 6: undefined },
+    empty: false,
+    asked: [4],
+  },
+] as {
+  name: string;
+  names: Record<Family, string | undefined>;
+  info: Record<Family, FilterInfo | undefined>;
+  empty: boolean;
+  asked: Family[];
+}[])("legacyFilterEmpty: $name → $empty", async ({ names, info, empty, asked }) => {
+  const k = kernel(names, info);
+  expect(await legacyFilterEmpty(k.io)).toBe(empty);
+  // A table /proc does not list is never asked about: asking would create it in this namespace.
+  expect(k.asked).toEqual(asked);
+});
 
 test.each([
   { name: "ip_tables_names cannot be read (EACCES)", failing: "/proc/net/ip_tables_names", code: "EACCES" },

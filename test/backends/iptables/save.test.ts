@@ -1,26 +1,59 @@
 import { describe, expect, test } from "bun:test";
-import { allowedEntries, enforcementProblems, portEntries, verdictCounters, INPUT_CHAIN, OUTPUT_CHAIN, ourPart, parseIptablesState } from "../../../src/backends/iptables/save.ts";
+import {
+  allowedEntries,
+  enforcementProblems,
+  portEntries,
+  verdictCounters,
+  INPUT_CHAIN,
+  OUTPUT_CHAIN,
+  ourPart,
+  parseIptablesState,
+} from "../../../src/backends/iptables/save.ts";
 import { IN_RULES, OUT_RULES, TABLES } from "../../fixtures/iptables-saves.ts";
 
 describe("parseIptablesState", () => {
   test("reads our state from *-save output, with or without counters", () => {
-    const save = "*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [5:300]\n:DOMAINWALL-OUTPUT - [0:0]\n[3:180] -A OUTPUT -j DOMAINWALL-OUTPUT\n-A OUTPUT -d 192.0.2.1/32 -j ACCEPT\nCOMMIT\n";
+    const save =
+      "*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [5:300]\n:DOMAINWALL-OUTPUT - [0:0]\n[3:180] -A OUTPUT -j DOMAINWALL-OUTPUT\n-A OUTPUT -d 192.0.2.1/32 -j ACCEPT\nCOMMIT\n";
     expect(parseIptablesState(save)).toEqual({ outputJumps: 1, inputJumps: 0, outputChain: true, inputChain: false });
   });
 
   test("a jump of ours that is not the first rule of its built-in chain is behind", () => {
-    const save = "*filter\n:DOMAINWALL-OUTPUT - [0:0]\n:DOMAINWALL-INPUT - [0:0]\n-A INPUT -j DOMAINWALL-INPUT\n-A OUTPUT -j ACCEPT\n-A OUTPUT -j DOMAINWALL-OUTPUT\nCOMMIT\n";
-    expect(parseIptablesState(save)).toEqual({ outputJumps: 1, inputJumps: 1, outputChain: true, inputChain: true, behind: ["DOMAINWALL-OUTPUT"] });
+    const save =
+      "*filter\n:DOMAINWALL-OUTPUT - [0:0]\n:DOMAINWALL-INPUT - [0:0]\n-A INPUT -j DOMAINWALL-INPUT\n-A OUTPUT -j ACCEPT\n-A OUTPUT -j DOMAINWALL-OUTPUT\nCOMMIT\n";
+    expect(parseIptablesState(save)).toEqual({
+      outputJumps: 1,
+      inputJumps: 1,
+      outputChain: true,
+      inputChain: true,
+      behind: ["DOMAINWALL-OUTPUT"],
+    });
   });
 });
 
 describe("enforcementProblems", () => {
   const chains = ":DOMAINWALL-OUTPUT - [0:0]\n:DOMAINWALL-INPUT - [0:0]\n";
   test.each([
-    { name: "both jumps first", rules: "-A INPUT -j DOMAINWALL-INPUT\n-A OUTPUT -j DOMAINWALL-OUTPUT\n-A OUTPUT -j ACCEPT\n", problems: [] },
-    { name: "the output jump missing", rules: "-A INPUT -j DOMAINWALL-INPUT\n", problems: ["IPv4: OUTPUT does not jump to DOMAINWALL-OUTPUT"] },
-    { name: "the input jump missing", rules: "-A OUTPUT -j DOMAINWALL-OUTPUT\n", problems: ["IPv4: INPUT does not jump to DOMAINWALL-INPUT"] },
-    { name: "a rule above our jump", rules: "-A INPUT -j DOMAINWALL-INPUT\n-A OUTPUT -j ACCEPT\n-A OUTPUT -j DOMAINWALL-OUTPUT\n", problems: ["IPv4: a rule in OUTPUT comes before the jump to DOMAINWALL-OUTPUT and decides first"] },
+    {
+      name: "both jumps first",
+      rules: "-A INPUT -j DOMAINWALL-INPUT\n-A OUTPUT -j DOMAINWALL-OUTPUT\n-A OUTPUT -j ACCEPT\n",
+      problems: [],
+    },
+    {
+      name: "the output jump missing",
+      rules: "-A INPUT -j DOMAINWALL-INPUT\n",
+      problems: ["IPv4: OUTPUT does not jump to DOMAINWALL-OUTPUT"],
+    },
+    {
+      name: "the input jump missing",
+      rules: "-A OUTPUT -j DOMAINWALL-OUTPUT\n",
+      problems: ["IPv4: INPUT does not jump to DOMAINWALL-INPUT"],
+    },
+    {
+      name: "a rule above our jump",
+      rules: "-A INPUT -j DOMAINWALL-INPUT\n-A OUTPUT -j ACCEPT\n-A OUTPUT -j DOMAINWALL-OUTPUT\n",
+      problems: ["IPv4: a rule in OUTPUT comes before the jump to DOMAINWALL-OUTPUT and decides first"],
+    },
   ])("$name", ({ rules, problems }) => {
     expect(enforcementProblems(`*filter\n${chains}${rules}COMMIT\n`, "IPv4")).toEqual([...problems]);
   });
@@ -29,19 +62,38 @@ describe("enforcementProblems", () => {
 describe("ourPart", () => {
   test.each([
     { name: "nothing of ours", save: TABLES.foreignOnly, part: "" },
-    { name: "the output chain, its jump and counters; no foreign line", save: TABLES.outputOnly, part: [":DOMAINWALL-OUTPUT - [0:0]", "[9:540] -A OUTPUT -j DOMAINWALL-OUTPUT", ...OUT_RULES("203.0.113.10"), ""].join("\n") },
+    {
+      name: "the output chain, its jump and counters; no foreign line",
+      save: TABLES.outputOnly,
+      part: [":DOMAINWALL-OUTPUT - [0:0]", "[9:540] -A OUTPUT -j DOMAINWALL-OUTPUT", ...OUT_RULES("203.0.113.10"), ""].join("\n"),
+    },
     {
       name: "both chains and jumps",
       save: TABLES.withInput,
-      part: [":DOMAINWALL-INPUT - [0:0]", ":DOMAINWALL-OUTPUT - [0:0]", "[2:120] -A INPUT -j DOMAINWALL-INPUT", "[9:540] -A OUTPUT -j DOMAINWALL-OUTPUT", ...IN_RULES, ...OUT_RULES("203.0.113.10"), ""].join("\n"),
+      part: [
+        ":DOMAINWALL-INPUT - [0:0]",
+        ":DOMAINWALL-OUTPUT - [0:0]",
+        "[2:120] -A INPUT -j DOMAINWALL-INPUT",
+        "[9:540] -A OUTPUT -j DOMAINWALL-OUTPUT",
+        ...IN_RULES,
+        ...OUT_RULES("203.0.113.10"),
+        "",
+      ].join("\n"),
     },
-    { name: "a save without counters", save: "*filter\n:OUTPUT ACCEPT\n:DOMAINWALL-OUTPUT -\n-A OUTPUT -j DOMAINWALL-OUTPUT\n-A OUTPUT -o eth0 -j DOMAINWALL-OUTPUT\n-A DOMAINWALL-OUTPUT -j DROP\n-A DOMAINWALL-OUTPUTS -j DROP\nCOMMIT\n", part: ":DOMAINWALL-OUTPUT - [0:0]\n-A OUTPUT -j DOMAINWALL-OUTPUT\n-A DOMAINWALL-OUTPUT -j DROP\n" },
-    { name: "another table's chains of the same name", save: `*nat\n:DOMAINWALL-OUTPUT - [0:0]\n-A DOMAINWALL-OUTPUT -j RETURN\nCOMMIT\n${TABLES.outputOnly}`, part: ourPart(TABLES.outputOnly) },
+    {
+      name: "a save without counters",
+      save: "*filter\n:OUTPUT ACCEPT\n:DOMAINWALL-OUTPUT -\n-A OUTPUT -j DOMAINWALL-OUTPUT\n-A OUTPUT -o eth0 -j DOMAINWALL-OUTPUT\n-A DOMAINWALL-OUTPUT -j DROP\n-A DOMAINWALL-OUTPUTS -j DROP\nCOMMIT\n",
+      part: ":DOMAINWALL-OUTPUT - [0:0]\n-A OUTPUT -j DOMAINWALL-OUTPUT\n-A DOMAINWALL-OUTPUT -j DROP\n",
+    },
+    {
+      name: "another table's chains of the same name",
+      save: `*nat\n:DOMAINWALL-OUTPUT - [0:0]\n-A DOMAINWALL-OUTPUT -j RETURN\nCOMMIT\n${TABLES.outputOnly}`,
+      part: ourPart(TABLES.outputOnly),
+    },
   ])("$name", ({ save, part }) => {
     expect(ourPart(save)).toBe(part);
   });
 });
-
 
 describe("what status counts", () => {
   test("allowed entries are the plain -d ACCEPT rules of our output chain; DNS, ICMPv6 and foreign rules are not", () => {

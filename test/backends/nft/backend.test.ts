@@ -32,7 +32,9 @@ describe("nft backend", () => {
 
   test("a failing nft is an apply error carrying nft's stderr", async () => {
     const { run } = fakeRun(() => ({ code: 1, stderr: "Error: Could not process rule: Operation not permitted\n" }));
-    const error = await createNftBackend(run).apply(policy).catch((e: unknown) => e);
+    const error = await createNftBackend(run)
+      .apply(policy)
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(DomainwallError);
     expect((error as DomainwallError).kind).toBe("runtime");
     expect((error as Error).message).toBe("nft -f failed: Error: Could not process rule: Operation not permitted");
@@ -51,7 +53,12 @@ describe("nft backend", () => {
         { table: { family: "inet", name: "domainwall" } },
         { chain: { family: "inet", table: "domainwall", name: "output", type: "filter", hook: "output", prio: 0, policy: "drop" } },
         { counter: { name: "output_dropped", packets: 7, bytes: 420 } },
-        { set: { name: "allow_v4", elem: ["203.0.113.10", { prefix: { addr: "192.0.2.0", len: 24 } }, { range: ["198.51.100.7", "198.51.100.9"] }] } },
+        {
+          set: {
+            name: "allow_v4",
+            elem: ["203.0.113.10", { prefix: { addr: "192.0.2.0", len: 24 } }, { range: ["198.51.100.7", "198.51.100.9"] }],
+          },
+        },
         { set: { name: "allow_v6" } },
         {
           set: {
@@ -73,9 +80,41 @@ describe("nft backend", () => {
             ],
           },
         },
-        { set: { name: "denied_in_v6", timeout: 3600, elem: [{ elem: { val: { concat: ["2001:db8::9", 132, 5000] }, counter: { packets: 1, bytes: 60 } } }] } },
-        { rule: { chain: "output", expr: [{ match: { op: "==", left: { meta: { key: "l4proto" } }, right: { set: ["tcp", "udp"] } } }, { match: { op: "==", left: { payload: { protocol: "th", field: "dport" } }, right: 53 } }, { match: { op: "==", left: { payload: { protocol: "ip", field: "daddr" } }, right: { set: ["198.51.100.2", "198.51.100.3"] } } }, { accept: null }] } },
-        { rule: { chain: "output", expr: [{ match: { op: "==", left: { meta: { key: "l4proto" } }, right: { set: ["tcp", "udp"] } } }, { match: { op: "==", left: { payload: { protocol: "th", field: "dport" } }, right: 53 } }, { match: { op: "==", left: { payload: { protocol: "ip6", field: "daddr" } }, right: "2001:db8:1::2" } }, { accept: null }] } },
+        {
+          set: {
+            name: "denied_in_v6",
+            timeout: 3600,
+            elem: [{ elem: { val: { concat: ["2001:db8::9", 132, 5000] }, counter: { packets: 1, bytes: 60 } } }],
+          },
+        },
+        {
+          rule: {
+            chain: "output",
+            expr: [
+              { match: { op: "==", left: { meta: { key: "l4proto" } }, right: { set: ["tcp", "udp"] } } },
+              { match: { op: "==", left: { payload: { protocol: "th", field: "dport" } }, right: 53 } },
+              {
+                match: {
+                  op: "==",
+                  left: { payload: { protocol: "ip", field: "daddr" } },
+                  right: { set: ["198.51.100.2", "198.51.100.3"] },
+                },
+              },
+              { accept: null },
+            ],
+          },
+        },
+        {
+          rule: {
+            chain: "output",
+            expr: [
+              { match: { op: "==", left: { meta: { key: "l4proto" } }, right: { set: ["tcp", "udp"] } } },
+              { match: { op: "==", left: { payload: { protocol: "th", field: "dport" } }, right: 53 } },
+              { match: { op: "==", left: { payload: { protocol: "ip6", field: "daddr" } }, right: "2001:db8:1::2" } },
+              { accept: null },
+            ],
+          },
+        },
       ],
     });
     const { run, calls } = fakeRun(() => ({ stdout: json }));
@@ -114,7 +153,11 @@ describe("nft backend", () => {
   test("status refuses a kernel listing whose denied element is not an address, protocol and port", async () => {
     const hostile = (concat: unknown[]) =>
       JSON.stringify({ nftables: [{ set: { name: "denied_out_v4", timeout: 3600, elem: [{ elem: { val: { concat } } }] } }] });
-    for (const concat of [["203.0.113.20\n# evil", "tcp", 80], ["203.0.113.20", "tcp reset", 80], ["203.0.113.20", "tcp", 70000]]) {
+    for (const concat of [
+      ["203.0.113.20\n# evil", "tcp", 80],
+      ["203.0.113.20", "tcp reset", 80],
+      ["203.0.113.20", "tcp", 70000],
+    ]) {
       const { run } = fakeRun(() => ({ stdout: hostile(concat) }));
       await expect(createNftBackend(run).status()).rejects.toThrow("nft -j printed a denied element");
     }
@@ -122,7 +165,12 @@ describe("nft backend", () => {
 
   test("status refuses a kernel listing whose port set element is not a network, protocol and port range", async () => {
     const hostile = (concat: unknown[]) => JSON.stringify({ nftables: [{ set: { name: "allow_ports_v4", elem: [{ concat }] } }] });
-    for (const concat of [["203.0.113.20\n# evil", "tcp", 80], ["203.0.113.20", "sctp", 80], ["203.0.113.20", "tcp", 70000], ["203.0.113.20", "tcp", { range: [90, 80] }]]) {
+    for (const concat of [
+      ["203.0.113.20\n# evil", "tcp", 80],
+      ["203.0.113.20", "sctp", 80],
+      ["203.0.113.20", "tcp", 70000],
+      ["203.0.113.20", "tcp", { range: [90, 80] }],
+    ]) {
       const { run } = fakeRun(() => ({ stdout: hostile(concat) }));
       await expect(createNftBackend(run).status()).rejects.toThrow("nft -j printed");
     }
@@ -132,7 +180,12 @@ describe("nft backend", () => {
     const json = JSON.stringify({
       nftables: [
         { counter: { name: "output_audited", packets: 1, bytes: 60 } },
-        { rule: { chain: "output", expr: [{ match: { op: "==", left: { payload: { protocol: "th", field: "dport" } }, right: 53 } }, { accept: null }] } },
+        {
+          rule: {
+            chain: "output",
+            expr: [{ match: { op: "==", left: { payload: { protocol: "th", field: "dport" } }, right: 53 } }, { accept: null }],
+          },
+        },
       ],
     });
     const status = await createNftBackend(fakeRun(() => ({ stdout: json })).run).status();
@@ -140,12 +193,36 @@ describe("nft backend", () => {
   });
 
   test.each([
-    { name: "the output chain missing", chains: [], problems: ["nft: the output chain of table inet domainwall is missing: nothing filters outgoing traffic"] },
-    { name: "the output chain without its hook", chains: [{ name: "output" }], problems: ["nft: the output chain of table inet domainwall has no output hook: nothing filters outgoing traffic"] },
-    { name: "the input chain without its hook", chains: [{ name: "output", hook: "output" }, { name: "input" }], problems: ["nft: the input chain of table inet domainwall has no input hook: nothing filters incoming traffic"] },
-    { name: "both hooked", chains: [{ name: "output", hook: "output" }, { name: "input", hook: "input" }], problems: undefined },
+    {
+      name: "the output chain missing",
+      chains: [],
+      problems: ["nft: the output chain of table inet domainwall is missing: nothing filters outgoing traffic"],
+    },
+    {
+      name: "the output chain without its hook",
+      chains: [{ name: "output" }],
+      problems: ["nft: the output chain of table inet domainwall has no output hook: nothing filters outgoing traffic"],
+    },
+    {
+      name: "the input chain without its hook",
+      chains: [{ name: "output", hook: "output" }, { name: "input" }],
+      problems: ["nft: the input chain of table inet domainwall has no input hook: nothing filters incoming traffic"],
+    },
+    {
+      name: "both hooked",
+      chains: [
+        { name: "output", hook: "output" },
+        { name: "input", hook: "input" },
+      ],
+      problems: undefined,
+    },
   ])("status reports chains missing their hooks as not enforcing: $name", async ({ chains, problems }) => {
-    const json = JSON.stringify({ nftables: [{ table: { family: "inet", name: "domainwall" } }, ...chains.map((chain) => ({ chain: { family: "inet", table: "domainwall", ...chain } }))] });
+    const json = JSON.stringify({
+      nftables: [
+        { table: { family: "inet", name: "domainwall" } },
+        ...chains.map((chain) => ({ chain: { family: "inet", table: "domainwall", ...chain } })),
+      ],
+    });
     const status = await createNftBackend(fakeRun(() => ({ stdout: json })).run).status();
     expect(status).toMatchObject({ loaded: true, enforcing: true, sets: [], counters: [] });
     expect(status.loaded && status.problems).toEqual(problems);

@@ -9,7 +9,9 @@ describe("createNftExecutor", () => {
     const { run, calls } = fakeRun();
     const chosen = createNftExecutor({ run, env: {} });
     expect(chosen.executor.name).toBe("libnftables");
-    expect(chosen.reason).toBe("nft transactions run in process through libnftables.so.1 (scripts of 1 MiB or more through the nft binary when it runs)");
+    expect(chosen.reason).toBe(
+      "nft transactions run in process through libnftables.so.1 (scripts of 1 MiB or more through the nft binary when it runs)",
+    );
     expect(calls).toEqual([]);
   });
 
@@ -33,7 +35,9 @@ describe("createNftExecutor", () => {
     const chosen = createNftExecutor({ run, env: {}, probe });
     expect(probed).toBe(1);
     expect(chosen.executor.name).toBe("nft");
-    expect(chosen.reason).toBe("nft transactions run the nft binary: libnftables.so.1 loads, but cannot open a netfilter netlink socket: EPERM");
+    expect(chosen.reason).toBe(
+      "nft transactions run the nft binary: libnftables.so.1 loads, but cannot open a netfilter netlink socket: EPERM",
+    );
     await chosen.executor.run("list tables\n");
     expect(calls).toEqual([{ command: "nft", args: ["-f", "-"], stdin: "list tables\n" }]);
   });
@@ -43,7 +47,9 @@ describe("createNftExecutor", () => {
     const probe = () => (probed++, undefined);
     expect(createNftExecutor({ run: fakeRun().run, env: {}, probe }).executor.name).toBe("libnftables");
     expect(probed).toBe(1);
-    expect(createNftExecutor({ run: fakeRun().run, env: { [LIBNFTABLES_ENV]: "/nonexistent/libnftables.so.1" }, probe }).executor.name).toBe("nft");
+    expect(
+      createNftExecutor({ run: fakeRun().run, env: { [LIBNFTABLES_ENV]: "/nonexistent/libnftables.so.1" }, probe }).executor.name,
+    ).toBe("nft");
     expect(probed).toBe(1);
   });
 
@@ -77,7 +83,10 @@ describe("routeBySize", () => {
     expect((await routed.run("table inet domainwall\n")).stdout).toBe("libnftables");
     expect((await routed.run(large, { check: true })).stdout).toBe("nft");
     expect((await routed.run("list table inet domainwall", { json: true })).stdout).toBe("libnftables");
-    expect(library.runs).toEqual([{ script: "table inet domainwal", check: false }, { script: "list table inet doma", check: false }]);
+    expect(library.runs).toEqual([
+      { script: "table inet domainwal", check: false },
+      { script: "list table inet doma", check: false },
+    ]);
     expect(binary.runs).toEqual([{ script: "table inet domainwal", check: true }]);
   });
 

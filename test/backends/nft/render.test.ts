@@ -18,14 +18,25 @@ describe("renderNft", () => {
   test("the DNS proxy's sets carry admitted elements over a table replace; without the proxy there are none", () => {
     const carried = { v4: "elements = { 203.0.113.7 timeout 35s expires 20000ms }", v6: "" };
     const text = renderNft(PROXY_POLICIES["dns-proxy"]!, carried);
-    expect(text).toContain("\tset proxy_v4 {\n\t\ttype ipv4_addr\n\t\tflags timeout\n\t\telements = { 203.0.113.7 timeout 35s expires 20000ms }\n\t}");
+    expect(text).toContain(
+      "\tset proxy_v4 {\n\t\ttype ipv4_addr\n\t\tflags timeout\n\t\telements = { 203.0.113.7 timeout 35s expires 20000ms }\n\t}",
+    );
     expect(text).toContain("\tset proxy_v6 {\n\t\ttype ipv6_addr\n\t\tflags timeout\n\t}");
     expect(renderNft(POLICIES["egress-only"]!, carried)).not.toContain("proxy_v4");
   });
 
   test("the DNS proxy's zone and guard chains: a family without resolvers has no rule, a stub on loopback is never zoned, the zone is the original direction's only, and without the proxy there are none", () => {
-    const chain = (text: string, name: string) => text.slice(text.indexOf(`\tchain ${name} {`), text.indexOf("\t}", text.indexOf(`\tchain ${name} {`))).split("\n").slice(1).map((l) => l.trim()).filter((l) => l !== "");
-    const v4only = renderNft({ ...PROXY_POLICIES["dns-proxy"]!, dns: { kind: "servers", v4: [cidr("127.0.0.53"), cidr("198.51.100.0/24")], v6: [] } });
+    const chain = (text: string, name: string) =>
+      text
+        .slice(text.indexOf(`\tchain ${name} {`), text.indexOf("\t}", text.indexOf(`\tchain ${name} {`)))
+        .split("\n")
+        .slice(1)
+        .map((l) => l.trim())
+        .filter((l) => l !== "");
+    const v4only = renderNft({
+      ...PROXY_POLICIES["dns-proxy"]!,
+      dns: { kind: "servers", v4: [cidr("127.0.0.53"), cidr("198.51.100.0/24")], v6: [] },
+    });
     expect(chain(v4only, "dns_zone_out")).toEqual([
       "type filter hook output priority raw; policy accept;",
       "meta skgid 2000053 meta l4proto { tcp, udp } th dport 53 ip daddr != 127.0.0.0/8 ip daddr { 127.0.0.53, 198.51.100.0/24 } ct original zone set 53",
@@ -67,15 +78,29 @@ describe("renderNft", () => {
   });
 
   test("denied destinations are recorded in bounded sets per direction: out always, in only with an input chain", () => {
-    const sets = (text: string) => text.split("\n").filter((l) => /^\tset denied_/.test(l)).map((l) => l.trim());
+    const sets = (text: string) =>
+      text
+        .split("\n")
+        .filter((l) => /^\tset denied_/.test(l))
+        .map((l) => l.trim());
     expect(sets(renderNft(POLICIES["egress-only"]!))).toEqual(["set denied_out_v4 {", "set denied_out_v6 {"]);
-    expect(sets(renderNft(POLICIES["ingress-reject"]!))).toEqual(["set denied_out_v4 {", "set denied_out_v6 {", "set denied_in_v4 {", "set denied_in_v6 {"]);
+    expect(sets(renderNft(POLICIES["ingress-reject"]!))).toEqual([
+      "set denied_out_v4 {",
+      "set denied_out_v6 {",
+      "set denied_in_v4 {",
+      "set denied_in_v6 {",
+    ]);
     expect(renderNft(POLICIES["egress-only"]!)).toContain("\t\tsize 4096\n\t\tflags dynamic,timeout\n");
   });
 
   test("--forward: the forward chain records into the output chain's sets, declared once", () => {
     const text = renderNft(POLICIES.ports!);
-    expect(text.split("\n").filter((l) => /^\tset denied_/.test(l)).map((l) => l.trim())).toEqual(["set denied_out_v4 {", "set denied_out_v6 {"]);
+    expect(
+      text
+        .split("\n")
+        .filter((l) => /^\tset denied_/.test(l))
+        .map((l) => l.trim()),
+    ).toEqual(["set denied_out_v4 {", "set denied_out_v6 {"]);
     const forward = text.slice(text.indexOf("\tchain forward {"));
     expect(forward).toContain("update @denied_out_v4 { ip daddr . meta l4proto . th dport counter }");
   });
@@ -85,7 +110,6 @@ describe("renderNft", () => {
   });
 });
 
-
 describe("element comments", () => {
   // An --allow-file path is the user's text and becomes a source: it must not end the comment's line.
   const hostile = "/tmp/x\n}\ntable ip evil { chain c { type filter hook output priority 0; policy accept; } }\r#";
@@ -94,7 +118,9 @@ describe("element comments", () => {
   test("a source with newlines or ruleset syntax stays one comment on the element's line, in both renderers", () => {
     for (const text of [renderNft(policy), renderNftSetUpdate(policy), renderIptables(policy, 4)]) {
       const line = text.split("\n").find((l) => l.includes("# /tmp/x"));
-      expect(line).toEndWith("# /tmp/x???table ip evil ? chain c ? type filter hook output priority 0? policy accept? ? ???:1, api.example");
+      expect(line).toEndWith(
+        "# /tmp/x???table ip evil ? chain c ? type filter hook output priority 0? policy accept? ? ???:1, api.example",
+      );
       expect(text).not.toContain("table ip evil {");
     }
   });
@@ -107,7 +133,10 @@ describe("IPv6 /64s", () => {
       if (!p.ok) throw new Error(p.reason);
       return { cidr: p.cidr, sources: ["--allow"] };
     };
-    const text = renderNft({ ...POLICIES.empty!, allowV6: [parsed("2001:db8:5::/64"), parsed("2001:DB8:6:0::/64"), parsed("2001:db8:7::1/64"), parsed("2001:db8:8::/63")] });
+    const text = renderNft({
+      ...POLICIES.empty!,
+      allowV6: [parsed("2001:db8:5::/64"), parsed("2001:DB8:6:0::/64"), parsed("2001:db8:7::1/64"), parsed("2001:db8:8::/63")],
+    });
     const set = text.slice(text.indexOf("set allow_net64_v6 {"), text.indexOf("set allow_v4 {"));
     expect(set).toContain("\t\t\t2001:db8:5::, # --allow\n\t\t\t2001:db8:6::, # --allow\n\t\t\t2001:db8:7::, # --allow\n");
     expect(text.slice(text.indexOf("set allow_v6 {"))).toContain("\t\t\t2001:db8:8::/63, # --allow\n");
@@ -115,9 +144,11 @@ describe("IPv6 /64s", () => {
 });
 
 describe("large hash sets are declared with a size", () => {
-  const addresses = (n: number) => Array.from({ length: n }, (_, i) => ({ cidr: makeCidr(4, [(240 << 24 >>> 0) + i], 32), sources: ["f"] }));
+  const addresses = (n: number) =>
+    Array.from({ length: n }, (_, i) => ({ cidr: makeCidr(4, [((240 << 24) >>> 0) + i], 32), sources: ["f"] }));
   const net64s = (n: number) => Array.from({ length: n }, (_, i) => ({ cidr: makeCidr(6, [0x20010db8, i, 0, 0], 64), sources: ["f"] }));
-  const sizeOf = (text: string, set: string) => /^\t\tsize (\d+)$/m.exec(text.slice(text.indexOf(`set ${set} {`)).split("\t}")[0] ?? "")?.[1];
+  const sizeOf = (text: string, set: string) =>
+    /^\t\tsize (\d+)$/m.exec(text.slice(text.indexOf(`set ${set} {`)).split("\t}")[0] ?? "")?.[1];
 
   test(`from ${SIZED_FROM} elements on, room for twice as many (a power of two); below, none; never on interval sets`, () => {
     expect(hashSetSize(SIZED_FROM)).toBe(2 * SIZED_FROM);
@@ -128,7 +159,10 @@ describe("large hash sets are declared with a size", () => {
     expect(sizeOf(at, "allow_addr_v4")).toBe(String(2 * SIZED_FROM));
     expect(sizeOf(at, "allow_net64_v6")).toBe("16384");
     expect(sizeOf(at, "allow_addr_v6")).toBeUndefined();
-    const networks = renderNft({ ...POLICIES.empty!, allowV4: addresses(SIZED_FROM).map((e) => ({ ...e, cidr: makeCidr(4, e.cidr.words, 31) })) });
+    const networks = renderNft({
+      ...POLICIES.empty!,
+      allowV4: addresses(SIZED_FROM).map((e) => ({ ...e, cidr: makeCidr(4, e.cidr.words, 31) })),
+    });
     expect(sizeOf(networks, "allow_v4")).toBeUndefined();
     expect(networks).toContain("\t\t\t240.0.0.0/31,");
   });

@@ -3,7 +3,9 @@ import { parseNftStatus } from "../../../src/backends/nft/state.ts";
 
 const output = { chain: { name: "output", hook: "output" } };
 const listing = (...objects: object[]) => JSON.stringify({ nftables: [{ metainfo: { version: "1.0.6" } }, output, ...objects] });
-const proxySet = (name: string, type: string, elem?: unknown[]) => ({ set: { family: "inet", name, table: "domainwall", type, flags: ["timeout"], ...(elem && { elem }) } });
+const proxySet = (name: string, type: string, elem?: unknown[]) => ({
+  set: { family: "inet", name, table: "domainwall", type, flags: ["timeout"], ...(elem && { elem }) },
+});
 
 describe("parseNftStatus: the DNS proxy's timeout sets", () => {
   test("each admitted address with its timeout and what is left of it (as nft 1.0.6 prints them)", () => {
@@ -55,7 +57,11 @@ describe("parseNftStatus: the allow sets", () => {
   });
 
   test("an allow_net64_v6 element that is not an IPv6 address is refused, naming it", () => {
-    expect(() => parseNftStatus(listing({ set: { name: "allow_net64_v6", elem: ["192.0.2.1"] } }))).toThrow('not an IPv6 address: "192.0.2.1"');
-    expect(() => parseNftStatus(listing({ set: { name: "allow_net64_v6", elem: [{ prefix: { addr: "2001:db8::", len: 64 } }] } }))).toThrow("not an IPv6 address");
+    expect(() => parseNftStatus(listing({ set: { name: "allow_net64_v6", elem: ["192.0.2.1"] } }))).toThrow(
+      'not an IPv6 address: "192.0.2.1"',
+    );
+    expect(() => parseNftStatus(listing({ set: { name: "allow_net64_v6", elem: [{ prefix: { addr: "2001:db8::", len: 64 } }] } }))).toThrow(
+      "not an IPv6 address",
+    );
   });
 });
