@@ -8,15 +8,16 @@
 // issue's mixed IPv4/IPv6 100,000-CIDR workload against its floor, and `watch` over minutes
 // (bench/watch-resources.ts), and `watch --dns-proxy` end to end (bench/dns-proxy-lab.ts: added
 // latency, open-loop throughput, RSS and a soak). Prints a Markdown table and writes it to
-// bench/RESULTS.md and into README.md between its bench markers (--quick: small sizes, one run, no
+// bench/RESULTS.md, and from it the tables of README.md and docs/performance.md (--quick: small sizes, one run, no
 // soak, to bench/results/quick.md only; it only proves the suite works and judges no target).
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { IPTABLES_MAX_ENTRIES } from "../src/backends/iptables/backend.ts";
 import { createLab, type Lab } from "../test/lab/lab.ts";
 import { applyTimes, machine, measure, median, mustRun, type Sample } from "./measure.ts";
 import { renderReport, type Row, type Target } from "./report.ts";
+import { writeBenchTables } from "../scripts/bench-tables.ts";
 import {
   allowFile,
   cidrs,
@@ -388,7 +389,7 @@ async function manyCidrs(lab: Lab): Promise<void> {
   const ratio = ours.medianMs / floor.medianMs;
   rows.push(ours, {
     ...floor,
-    note: `domainwall apply = ${ratio.toFixed(2)}× this (no target of its own: the mixed workload is the issue's)`,
+    note: `domainwall apply = ${ratio.toFixed(2)}× this (no target of its own)`,
   });
   progress(`re-apply over the loaded table, ${label} CIDRs (nft)`);
   await dropBoth();
@@ -662,13 +663,8 @@ mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, report);
 console.log(report);
 progress(`written to ${out}`);
-// The full run's table also goes into the README, between its markers (the numbers are never hand-edited).
+// The full run's tables also go into README.md and docs/performance.md (the numbers are never hand-edited).
 if (!quick && values.out === undefined) {
-  const readme = `${root}/README.md`;
-  const [begin, end] = ["<!-- bench:begin (bun run bench writes this) -->", "<!-- bench:end -->"];
-  const text = readFileSync(readme, "utf8");
-  const [from, to] = [text.indexOf(begin), text.indexOf(end)];
-  if (from < 0 || to < from) throw new Error(`README.md has no ${begin} ... ${end} block`);
-  writeFileSync(readme, `${text.slice(0, from + begin.length)}\n${report}\n${text.slice(to)}`);
-  progress(`and into ${readme}`);
+  writeBenchTables(root);
+  progress("and into README.md and docs/performance.md (scripts/bench-tables.ts)");
 }

@@ -1,4 +1,4 @@
-// Every Kubernetes manifest we show — examples/*.yaml and the yaml blocks of README.md — is checked
+// Every Kubernetes manifest we show — examples/*.yaml and the yaml blocks of README.md and docs/ — is checked
 // against the Kubernetes API schema (kubernetes-models: the OpenAPI definitions compiled to
 // validators, offline; it checks types and required fields, not unknown field names). The drop-in
 // initContainer example is then read the way domainwall and the kubelet would read it.
@@ -7,11 +7,13 @@ import { expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
 import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
+import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
 import { parseConfigFile } from "../src/cli/config-file.ts";
 import pkg from "../package.json" with { type: "json" };
 import { parseCli } from "../src/cli/parse.ts";
 import { layerSettings } from "../src/config/settings.ts";
 import { parseConfig } from "../src/config/config.ts";
+import { expandArgs } from "./support/pod.ts";
 
 const EXAMPLES = `${import.meta.dir}/../examples`;
 
@@ -36,15 +38,19 @@ interface DeploymentManifest {
   spec: { template: { spec: { initContainers?: Container[]; containers: Container[] } } };
 }
 
-/** Validate one manifest against the schema of its kind; a kind without a validator here fails. */
-function validate(where: string, manifest: unknown): void {
+/** Validate one manifest against the schema of its kind; a kind without a validator here fails unless `lenient`. */
+function validate(where: string, manifest: unknown, lenient = false): void {
   const { apiVersion, kind } = manifest as { apiVersion?: string; kind?: string };
-  const isConfigMap = apiVersion === "v1" && kind === "ConfigMap";
-  if (!isConfigMap && (apiVersion !== "apps/v1" || kind !== "Deployment"))
-    throw new Error(`${where}: no validator for ${apiVersion} ${kind}: add one to test/examples.test.ts`);
+  const validators: Record<string, (m: never) => { validate(): void }> = {
+    "v1 ConfigMap": (m) => new ConfigMap(m),
+    "apps/v1 Deployment": (m) => new Deployment(m),
+    "networking.k8s.io/v1 NetworkPolicy": (m) => new NetworkPolicy(m),
+  };
+  const make = validators[`${apiVersion} ${kind}`];
+  if (!make && lenient) return;
+  if (!make) throw new Error(`${where}: no validator for ${apiVersion} ${kind}: add one to test/examples.test.ts`);
   try {
-    if (isConfigMap) new ConfigMap(manifest as ConstructorParameters<typeof ConfigMap>[0]).validate();
-    else new Deployment(manifest as ConstructorParameters<typeof Deployment>[0]).validate();
+    make(manifest as never).validate();
   } catch (error) {
     throw new Error(`${where}: ${(error as Error).message}`);
   }
@@ -53,8 +59,14 @@ function validate(where: string, manifest: unknown): void {
 const manifestFiles = readdirSync(EXAMPLES)
   .filter((name) => /\.ya?ml$/.test(name))
   .sort();
-const readmeBlocks = [...(await Bun.file(`${import.meta.dir}/../README.md`).text()).matchAll(/^```yaml\n([\s\S]*?)^```$/gm)].map(
-  (m) => m[1]!,
+const yamlBlocks = async (path: string) =>
+  [...(await Bun.file(`${import.meta.dir}/../${path}`).text()).matchAll(/^```yaml\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
+const readmeBlocks = await yamlBlocks("README.md");
+const docsBlocks = await Promise.all(
+  readdirSync(`${import.meta.dir}/../docs`)
+    .filter((name) => name.endsWith(".md"))
+    .sort()
+    .map(async (name) => ({ name, blocks: await yamlBlocks(`docs/${name}`) })),
 );
 
 test("the examples and README's yaml blocks are valid Kubernetes objects", async () => {
@@ -71,6 +83,12 @@ test("the examples and README's yaml blocks are valid Kubernetes objects", async
   }
   expect(readmeBlocks.length).toBeGreaterThan(0);
   readmeBlocks.forEach((block, i) => validate(`README.md yaml block ${i + 1}`, Bun.YAML.parse(block)));
+  for (const { name, blocks } of docsBlocks)
+    for (const [i, block] of blocks.entries()) {
+      const parsed = Bun.YAML.parse(block);
+      for (const document of Array.isArray(parsed) ? parsed : [parsed])
+        if ((document as { kind?: string })?.kind !== undefined) validate(`docs/${name} yaml block ${i + 1}`, document, true);
+    }
 });
 
 test("the schema check catches the original example's mistakes", () => {
@@ -113,7 +131,8 @@ test("initcontainer-deployment.yaml: a plain initContainer whose args and variab
   const tcp = (port: number) => ({ protocol: "tcp", first: port, last: port });
   expect(config.policy.hostPorts.get("deb.debian.org")).toEqual([tcp(80), tcp(443)] as never);
   expect(config.policy.hostPorts.get("storage.googleapis.com")).toEqual([tcp(443)] as never);
-  expect(config.policy.hostPorts.has("svc.cluster.local")).toBe(false);
+  // A cluster service by its full name, on its port (svc.cluster.local alone opens nothing).
+  expect(config.policy.hostPorts.get("api.test.svc.cluster.local")).toEqual([tcp(8080)] as never);
   expect(config.policy.ports).toEqual([3000]);
   const appPorts = pod.containers.flatMap((c) => (c as { ports?: { containerPort: number }[] }).ports ?? []).map((p) => p.containerPort);
   expect(appPorts.every((port) => config.policy.ports.includes(port))).toBe(true); // inbound is filtered: the app's ports must be open
@@ -152,7 +171,7 @@ test("sidecar-configmap.yaml: the sidecar watches the ConfigMap's file, mounted 
   const podSpec = deployment.spec.template.spec;
   const sidecar = podSpec.initContainers.find((c) => c.name === "domainwall")!;
   expect(sidecar.restartPolicy).toBe("Always");
-  const invocation = parseCli(sidecar.args ?? []);
+  const invocation = parseCli(expandArgs(sidecar));
   if (invocation.kind !== "run") throw new Error("not a run");
   expect(invocation.command).toBe("watch");
   const path = invocation.flags.get("config");

@@ -3,28 +3,32 @@ import { parseCli } from "../src/cli/parse.ts";
 import { layerSettings } from "../src/config/settings.ts";
 import { parseConfig } from "../src/config/config.ts";
 import { tempDirs } from "./support/temp-dirs.ts";
+import { containerEnv, expandArgs, type EnvVar } from "./support/pod.ts";
 
 interface Container {
   name: string;
   restartPolicy?: string;
   args?: string[];
-  env?: { name: string; value: string }[];
+  env?: EnvVar[];
   ports?: { name?: string; containerPort: number }[];
   startupProbe?: { httpGet?: { path: string; port: string | number } };
   securityContext?: { runAsUser?: number; allowPrivilegeEscalation?: boolean; capabilities?: { add?: string[]; drop?: string[] } };
 }
 
-const manifest = Bun.YAML.parse(await Bun.file(`${import.meta.dir}/../examples/sidecar-dns-proxy.yaml`).text()) as {
-  spec: { template: { spec: { initContainers: Container[]; containers: Container[] } } };
-};
+const [manifest] = Bun.YAML.parse(await Bun.file(`${import.meta.dir}/../examples/sidecar-dns-proxy.yaml`).text()) as [
+  {
+    spec: { template: { spec: { initContainers: Container[]; containers: Container[] } } };
+  },
+  ...unknown[],
+];
 const pod = manifest.spec.template.spec;
 const sidecar = pod.initContainers.find((c) => c.name === "domainwall")!;
 
 test("examples/sidecar-dns-proxy.yaml: a native sidecar whose args and variables are a valid watch --dns-proxy configuration", () => {
   expect(sidecar.restartPolicy).toBe("Always");
-  const invocation = parseCli(sidecar.args ?? []);
+  const invocation = parseCli(expandArgs(sidecar));
   if (invocation.kind !== "run") throw new Error("not a command");
-  const env = Object.fromEntries((sidecar.env ?? []).map((e) => [e.name, e.value]));
+  const env = containerEnv(sidecar);
   const { config } = parseConfig(layerSettings("watch", { env, file: new Map(), flags: invocation.flags }), invocation.command);
   if (config.command !== "watch") throw new Error("not watch");
   expect(config.policy.dnsProxy).toEqual({ port: 15353, gid: 2000053 });

@@ -2,6 +2,7 @@ import { expect, test } from "bun:test";
 import { parseCli } from "../src/cli/parse.ts";
 import { layerSettings } from "../src/config/settings.ts";
 import { parseConfig } from "../src/config/config.ts";
+import { containerEnv, expandArgs, POD_IP, type EnvVar } from "./support/pod.ts";
 
 interface Probe {
   httpGet?: { path: string; port: string | number };
@@ -10,7 +11,7 @@ interface Container {
   name: string;
   restartPolicy?: string;
   args?: string[];
-  env?: { name: string; value: string }[];
+  env?: EnvVar[];
   ports?: { name?: string; containerPort: number }[];
   startupProbe?: Probe;
   livenessProbe?: Probe;
@@ -18,20 +19,23 @@ interface Container {
   volumeMounts?: { mountPath: string }[];
 }
 
-const manifest = Bun.YAML.parse(await Bun.file(`${import.meta.dir}/../examples/sidecar-watch.yaml`).text()) as {
-  spec: { template: { spec: { initContainers: Container[]; containers: Container[] } } };
-};
+const [manifest] = Bun.YAML.parse(await Bun.file(`${import.meta.dir}/../examples/sidecar-watch.yaml`).text()) as [
+  {
+    spec: { template: { spec: { initContainers: Container[]; containers: Container[] } } };
+  },
+  ...unknown[],
+];
 const pod = manifest.spec.template.spec;
 const sidecar = pod.initContainers.find((c) => c.name === "domainwall")!;
 
 test("examples/sidecar-watch.yaml: a native sidecar whose args and variables are a valid watch configuration", () => {
   expect(sidecar.restartPolicy).toBe("Always");
-  const invocation = parseCli(sidecar.args ?? []);
+  const invocation = parseCli(expandArgs(sidecar));
   expect(invocation.kind === "run" && invocation.command).toBe("watch");
   if (invocation.kind !== "run") return;
-  const env = Object.fromEntries((sidecar.env ?? []).map((e) => [e.name, e.value]));
+  const env = containerEnv(sidecar);
   const { config } = parseConfig(layerSettings("watch", { env, file: new Map(), flags: invocation.flags }), "watch");
-  expect(config.watch?.metricsAddr).toEqual({ hostname: "0.0.0.0", port: 9464 });
+  expect(config.watch?.metricsAddr).toEqual({ hostname: POD_IP, port: 9464 }); // the pod's own address, not 0.0.0.0
   // The kubelet probes the pod IP from the node: with inbound filtered, the metrics port must be open.
   expect(config.policy.ports).toContain(9464);
   expect(config.policy.hostPorts.get("googleapis.com")).toEqual([{ protocol: "tcp", first: 443, last: 443 }] as never);
