@@ -36,3 +36,13 @@ test("the phrases the first README used are caught", () => {
     expect(internalReferences(text)).not.toEqual([]);
   expect(internalReferences("file a bug report; a round trip; issues of DNS")).toEqual([]);
 });
+
+test("each topic in docs/ starts by saying who it is for", () => {
+  const topics = MARKDOWN.filter((p) => p.startsWith("docs/"));
+  expect(topics.length).toBeGreaterThan(0);
+  const without = topics.filter((p) => {
+    const firstParagraph = read(p).split("\n\n")[1] ?? "";
+    return !/^For\b/.test(firstParagraph);
+  });
+  expect(without).toEqual([]);
+});
