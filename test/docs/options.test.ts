@@ -144,3 +144,9 @@ test("the list of keys a config file takes is the option table's", () => {
 
 // cells is re-exported for tests that parse a row by hand.
 export { cells };
+
+test("the options docs/configuration.md calls list options are the option table's lists", () => {
+  const text = read("docs/configuration.md").replace(/\s+/g, " ");
+  const named = flagsIn(/A list option \(([^)]*)\)/.exec(text)?.[1] ?? "");
+  expect(named.sort()).toEqual(OPTION_NAMES.filter((name) => OPTIONS[name].kind === "list").sort());
+});
