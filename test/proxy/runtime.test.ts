@@ -6,6 +6,13 @@ import { EVERY_PORT_SETS, proxyPortSets } from "../../src/policy/proxy-sets.ts";
 import { AUDIT_ENTRY } from "../../src/proxy/handler.ts";
 import { PROXY_POLICIES } from "../fixtures/policies.ts";
 import type { Admission } from "../../src/proxy/handler.ts";
+import type { AllowEntry } from "../../src/config/config.ts";
+import type { PortRange } from "../../src/config/port-spec.ts";
+import type { Admitter } from "../../src/proxy/admit.ts";
+import { startProxyRuntime } from "../../src/proxy/runtime.ts";
+import { buildPolicy } from "../../src/policy/policy.ts";
+import { createLogger } from "../../src/log.ts";
+import { parseConfig } from "../support/config.ts";
 
 const answer = (...addresses: string[]): Admission => ({
   name: "api.example",
@@ -35,7 +42,7 @@ describe("what an answer may admit", () => {
   test("loopback, link-local (metadata) and multicast answers are not admitted, with the reason; the rest are", () => {
     const { admitted, refused } = gateAdmission(
       answer("203.0.113.7", "169.254.169.254", "127.0.0.1", "2001:db8:ff::1", "::ffff:127.0.0.1"),
-      [],
+      { allow: [] },
     );
     expect(admitted.map((a) => a.address)).toEqual(["203.0.113.7", "2001:db8:ff::1"]);
     expect(refused).toEqual([
@@ -46,19 +53,21 @@ describe("what an answer may admit", () => {
   });
 
   test("an --allow entry covering a forbidden address lets it through, as in the static policy", () => {
-    const { admitted } = gateAdmission(answer("169.254.169.254"), [{ cidr: cidr("169.254.169.254"), source: "--allow" }]);
+    const { admitted } = gateAdmission(answer("169.254.169.254"), { allow: [{ cidr: cidr("169.254.169.254"), source: "--allow" }] });
     expect(admitted.map((a) => a.address)).toEqual(["169.254.169.254"]);
   });
 
   describe("--refuse-private-answers", () => {
-    const guard = { resolverNets: [cidr("198.51.100.0/24")], privateDomains: ["cluster.local"] };
+    const gate = (allow: AllowEntry[] = []) => ({
+      allow,
+      private: { resolverNets: [cidr("198.51.100.0/24")], privateDomains: ["cluster.local"] },
+    });
     const named = (name: string, ...addresses: string[]): Admission => ({ ...answer(...addresses), name });
 
     test("private, CGNAT, ULA and the resolvers' network are not admitted, with the reason; public answers are", () => {
       const { admitted, refused } = gateAdmission(
         answer("10.0.0.1", "100.64.1.1", "fd00::1", "198.51.100.77", "203.0.113.7", "2001:db8::7"),
-        [],
-        guard,
+        gate(),
       );
       expect(admitted.map((a) => a.address)).toEqual(["203.0.113.7", "2001:db8::7"]);
       expect(refused).toEqual([
@@ -70,14 +79,14 @@ describe("what an answer may admit", () => {
     });
 
     test("a name under a --private-domains domain may answer privately; the forbidden ranges stay refused", () => {
-      const { admitted, refused } = gateAdmission(named("api.ns.svc.cluster.local", "10.0.0.1", "127.0.0.1"), [], guard);
+      const { admitted, refused } = gateAdmission(named("api.ns.svc.cluster.local", "10.0.0.1", "127.0.0.1"), gate());
       expect(admitted.map((a) => a.address)).toEqual(["10.0.0.1"]);
       expect(refused).toEqual(["127.0.0.1 (loopback)"]);
     });
 
     test("an --allow entry covering a private address lets it through; without the guard private answers are admitted", () => {
-      expect(gateAdmission(answer("10.1.2.3"), [{ cidr: cidr("10.1.0.0/16"), source: "--allow" }], guard).admitted).toHaveLength(1);
-      expect(gateAdmission(answer("10.1.2.3"), []).admitted).toHaveLength(1);
+      expect(gateAdmission(answer("10.1.2.3"), gate([{ cidr: cidr("10.1.0.0/16"), source: "--allow" }])).admitted).toHaveLength(1);
+      expect(gateAdmission(answer("10.1.2.3"), { allow: [] }).admitted).toHaveLength(1);
     });
   });
 });
@@ -127,5 +136,75 @@ describe("the sets an admission goes into", () => {
   test("an unlisted name admitted in audit mode opens every port; an unknown entry is an error, never a guess", () => {
     expect(admissionSets(byEntry, AUDIT_ENTRY)).toBe(EVERY_PORT_SETS);
     expect(() => admissionSets(byEntry, "other.example")).toThrow('no sets for the entry "other.example"');
+  });
+});
+
+describe("a reloaded policy for the running proxy (replace)", () => {
+  const tcp443 = [{ protocol: "tcp" as const, first: 443, last: 443 }];
+  /** The policy watch --dns-proxy builds for `hosts` and `*.pypi.org` with `wildcardPorts` ("every": every port; "none": not listed). */
+  const policyOf = (hosts: string, wildcardPorts: PortRange[] | "every" | "none" = tcp443) => {
+    const { config } = parseConfig({
+      strict: false,
+      reject: false,
+      requireHosts: true,
+      hosts: { from: "--hosts", value: hosts },
+      watch: { removeOnExit: false },
+    });
+    const { watch: _watch, ...policy } = config;
+    const hostPorts = new Map(policy.hostPorts);
+    if (Array.isArray(wildcardPorts)) hostPorts.set("*.pypi.org", wildcardPorts);
+    const wildcards = wildcardPorts === "none" ? [] : ["*.pypi.org"];
+    return buildPolicy({ ...policy, wildcards, hostPorts, dnsProxy: { port: 0, gid: 2000053 } }, [], []).policy;
+  };
+  const admitted: { entry: string; sets: unknown }[] = [];
+  const admitter: Admitter = {
+    admit: async (a) => void admitted.push({ entry: a.entry, sets: a.sets }),
+    snapshot: () => ({ elements: [] }),
+    seedFromKernel: async () => 0,
+    renderCarryOver: () => ({ v4: "", v6: "", ports: new Map() }),
+    replaceTable: async () => ({ code: 0, stdout: "", stderr: "" }),
+  };
+  const start = (hosts: string) =>
+    startProxyRuntime({
+      policy: policyOf(hosts),
+      upstreams: [],
+      minTtlMs: 5_000,
+      maxTtlMs: 3_600_000,
+      graceMs: 60_000,
+      executor: { run: async () => ({ code: 0, stdout: "", stderr: "" }) } as never,
+      log: createLogger("text", process.stderr),
+      now: () => 0,
+      admitter,
+    });
+  const loaded = "api.example:443,plain.example";
+
+  test("entries moving between the declared sets are taken: the new list, and its entries admit into their sets", async () => {
+    const runtime = await start(loaded);
+    try {
+      // A new name on a spec another entry has, a name without ports, the wildcard gone (api.example keeps tcp443).
+      runtime.replace(policyOf("api.example:443,new.example:443,other.example", "none"));
+      expect(runtime.report().list).toEqual({ names: ["api.example", "new.example", "other.example"], wildcards: [] });
+      admitted.length = 0;
+      await runtime.admitResolved([{ host: "new.example", addresses: [{ address: "203.0.113.7", family: 4, ttl: 30 }] }]);
+      expect(admitted).toEqual([{ entry: "new.example", sets: { v4: "proxy_v4_tcp443", v6: "proxy_v6_tcp443" } }]);
+    } finally {
+      runtime.stop();
+    }
+  });
+
+  test("a port spec added, gone or widened is refused and changes nothing (the sets are declared in the loaded table)", async () => {
+    const runtime = await start(loaded);
+    try {
+      const next = [
+        policyOf("api.example:8443"),
+        policyOf("api.example,plain.example", "every"),
+        policyOf("api.example:443", [...tcp443, { protocol: "udp", first: 443, last: 443 }]),
+      ];
+      for (const policy of next)
+        expect(() => runtime.replace(policy)).toThrow("the ports of the DNS proxy's list cannot change while watch runs");
+      expect(runtime.report().list).toEqual({ names: ["api.example", "plain.example"], wildcards: ["*.pypi.org"] });
+    } finally {
+      runtime.stop();
+    }
   });
 });
