@@ -19,11 +19,12 @@ import type { Cidr } from "../net/ip.ts";
 import { IPTABLES_NO_PROXY } from "../messages.ts";
 import { buildPolicy } from "../policy/policy.ts";
 import type { Upstream } from "../proxy/upstream.ts";
-import { carryingBackend, startProxyRuntime, upstreamsOf, type ProxyReport, type ProxyRuntime } from "../proxy/runtime.ts";
+import { carryingBackend } from "../backends/nft/carrying-backend.ts";
+import { startProxyRuntime, upstreamsOf, type ProxyReport, type ProxyRuntime } from "../watch/dns-proxy.ts";
 
 /**
  * `watch`: apply as `apply` does, then keep the allow sets true to DNS until SIGTERM or SIGINT.
- * With `--dns-proxy` (see proxy/runtime.ts): the process switches to the proxy's group before it
+ * With `--dns-proxy` (see watch/dns-proxy.ts): the process switches to the proxy's group before it
  * opens any socket, the proxy listens before the ruleset that redirects DNS to it is loaded, the
  * names resolved at start are admitted into the proxy's timeout sets, and ready means the proxy
  * answered. domainwall then looks nothing up itself: the apps' own queries keep the sets fresh.

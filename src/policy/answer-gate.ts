@@ -1,5 +1,5 @@
 import type { AllowEntry, Config } from "../config/config.ts";
-import { contains, type Cidr } from "../net/ip.ts";
+import { contains, makeCidr, parseAddress, type Cidr } from "../net/ip.ts";
 import { forbiddenReason, privateReason, resolverNetworks, underDomain } from "./forbidden.ts";
 
 /**
@@ -33,4 +33,28 @@ export function refusedAnswer(
   if (gate.private === undefined || underDomain(name, gate.private.privateDomains)) return undefined;
   const reason = privateReason(address, gate.private.resolverNets);
   return reason === undefined || allowed() ? undefined : { kind: "private", reason };
+}
+
+/**
+ * One answer's addresses (text, as DNS gave them) split into those the gate admits and those it
+ * refuses, each refused one with its reason.
+ */
+export function gateAddresses<T extends { readonly address: string }>(
+  gate: AnswerGate,
+  name: string,
+  addresses: readonly T[],
+): { admitted: T[]; refused: string[] } {
+  const admitted: T[] = [];
+  const refused: string[] = [];
+  for (const a of addresses) {
+    const parsed = parseAddress(a.address);
+    const address = parsed === undefined ? undefined : makeCidr(parsed.family, parsed.words, parsed.family === 4 ? 32 : 128);
+    const gated = address === undefined ? { kind: "forbidden", reason: "not an address" } : refusedAnswer(gate, name, address);
+    if (gated === undefined) admitted.push(a);
+    else
+      refused.push(
+        `${a.address} (${gated.reason}${gated.kind === "private" ? "; --refuse-private-answers, unless its domain is in --private-domains" : ""})`,
+      );
+  }
+  return { admitted, refused };
 }

@@ -1,25 +1,24 @@
 /**
- * `watch --dns-proxy` at run time: the proxy's upstreams, the gate on what an answer may admit, the
- * admitter, the proxy itself, a self-check, and the counts metrics and `status` show. The watch
+ * `watch --dns-proxy` at run time: the proxy (proxy/, which speaks DNS) wired to the policy's
+ * answer gate and the nft admitter (backends/nft/admitter.ts), a self-check, and the counts
+ * metrics and `status` show. The watch
  * command (commands/watch.ts) drives the order: group switch, start, load, admit the names resolved
  * at start, check, ready.
  */
 import { encode } from "dns-packet";
 import type { NftExecutor } from "../backends/nft/executor.ts";
-import type { Backend } from "../backends/backend.ts";
 import type { NftResult } from "../backends/nft/executor.ts";
-import { renderNft, type ProxyCarryOver } from "../backends/nft/render.ts";
-import { runtimeError } from "../errors.ts";
-import { makeCidr, parseAddress, type Cidr } from "../net/ip.ts";
-import { refusedAnswer, type AnswerGate } from "../policy/answer-gate.ts";
+import type { ProxyCarryOver } from "../backends/nft/render.ts";
+import type { Cidr } from "../net/ip.ts";
+import { gateAddresses } from "../policy/answer-gate.ts";
 import type { Policy, ProxyAdmission, ProxyRules } from "../policy/policy.ts";
 import { EVERY_PORT_SETS, proxyEntryOf, proxySetsKey, type ProxySetNames } from "../policy/proxy-sets.ts";
-import { createAdmitter, type AdmittedElement, type Admitter } from "./admit.ts";
-import { AUDIT_ENTRY, type Admission, type ProxyLog } from "./handler.ts";
-import { compileMatcher } from "./match.ts";
-import { startDnsProxy, type DnsProxy } from "./server.ts";
-import { rateLimiter, type ProxyStats } from "./stats.ts";
-import type { Upstream } from "./upstream.ts";
+import { createAdmitter, type AdmittedElement, type Admitter } from "../backends/nft/admitter.ts";
+import { AUDIT_ENTRY, type Admission, type ProxyLog } from "../proxy/handler.ts";
+import { compileMatcher } from "../proxy/match.ts";
+import { startDnsProxy, type DnsProxy } from "../proxy/server.ts";
+import { rateLimiter, type ProxyStats } from "../proxy/stats.ts";
+import type { Upstream } from "../proxy/upstream.ts";
 
 const LOOPBACK_V4 = /^127\./;
 
@@ -32,26 +31,6 @@ export function upstreamsOf(resolvers: readonly Cidr[]): Upstream[] {
   return resolvers
     .filter((r) => r.prefix === (r.family === 4 ? 32 : 128) && !(r.family === 4 ? LOOPBACK_V4.test(r.text) : r.text === "::1"))
     .map((r) => ({ address: r.text, port: 53 }));
-}
-
-/**
- * One answer's addresses as the admitter takes them: those the policy's answer gate refuses
- * (`refusedAnswer`, the resolver path's gate too) are left out, each with its reason.
- */
-export function gateAdmission(admission: Admission, gate: AnswerGate): { admitted: Admission["addresses"]; refused: string[] } {
-  const admitted: Admission["addresses"][number][] = [];
-  const refused: string[] = [];
-  for (const a of admission.addresses) {
-    const parsed = parseAddress(a.address);
-    const address = parsed === undefined ? undefined : makeCidr(parsed.family, parsed.words, parsed.family === 4 ? 32 : 128);
-    const gated = address === undefined ? { kind: "forbidden", reason: "not an address" } : refusedAnswer(gate, admission.name, address);
-    if (gated === undefined) admitted.push(a);
-    else
-      refused.push(
-        `${a.address} (${gated.reason}${gated.kind === "private" ? "; --refuse-private-answers, unless its domain is in --private-domains" : ""})`,
-      );
-  }
-  return { admitted, refused };
 }
 
 /**
@@ -178,7 +157,7 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
   let refusedAddresses = 0;
   /** Gate one answer, log what was refused (rate-limited), admit the rest; resolves to how many were admitted. */
   const admit = async (admission: Admission): Promise<number> => {
-    const { admitted, refused } = gateAdmission(admission, rules.gate);
+    const { admitted, refused } = gateAddresses(rules.gate, admission.name, admission.addresses);
     if (refused.length > 0) {
       refusedAddresses += refused.length;
       const held = mayLog();
@@ -276,27 +255,5 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
       };
     },
     stop: () => proxy.stop(),
-  };
-}
-
-/**
- * The backend `watch --dns-proxy` hands its loop: a full table load (a failed update retried, a
- * reloaded configuration whose chains differ) goes through the admitter's `replaceTable`, so the
- * addresses the proxy admitted are carried over and none admitted meanwhile is lost.
- */
-export function carryingBackend(backend: Backend, runtime: Pick<ProxyRuntime, "replaceTable">, now: () => number): Backend {
-  return {
-    ...backend,
-    async apply(policy) {
-      const started = now();
-      let rendered = started;
-      const result = await runtime.replaceTable((carryOver) => {
-        const text = renderNft(policy, carryOver);
-        rendered = now();
-        return text;
-      });
-      if (result.code !== 0) throw runtimeError(`nft -f failed: ${result.stderr.trim() || "no error output"}`);
-      return { renderMs: rendered - started, loadMs: now() - rendered };
-    },
   };
 }
