@@ -1,4 +1,4 @@
-// Admission latency: createAdmitter (src/proxy/admit.ts) putting one answer's address into the
+// Admission latency: createAdmitter (src/backends/nft/admitter.ts) putting one answer's address into the
 // proxy sets, through libnftables in this process and through `nft -f -` processes, side by side.
 // Run it as root in a network namespace of its own (bench/run.ts does: `unshare --net bun THIS
 // --admissions N`): it declares `table inet domainwall` with the proxy sets and deletes it at the end.
@@ -14,7 +14,7 @@ import { parseArgs } from "node:util";
 import type { NftExecutor } from "../src/backends/nft/executor.ts";
 import { loadLibnftables } from "../src/backends/nft/libnftables.ts";
 import { processExecutor } from "../src/backends/nft/process-executor.ts";
-import { type Admission, createAdmitter } from "../src/proxy/admit.ts";
+import { type SetAdmission, createAdmitter } from "../src/backends/nft/admitter.ts";
 import { runProcess } from "../src/run.ts";
 
 const { values } = parseArgs({ options: { admissions: { type: "string", default: "10000" } } });
@@ -41,7 +41,7 @@ const samples = { libnftables: [] as number[], nft: [] as number[] };
 
 // One counter for both: every admission is new to the kernel, whichever executor sends it.
 let k = 0;
-function nextAnswer(): Admission {
+function nextAnswer(): SetAdmission {
   const i = k++;
   if (i % 2 === 1) {
     const n = i >> 1;

@@ -2,7 +2,6 @@ import type { ConfigOf } from "../config/config.ts";
 import { resolversFor } from "../dns/resolvers.ts";
 
 import { messageOf } from "../messages.ts";
-import { proxyPortSetsChanged } from "../policy/proxy-sets.ts";
 import type { ReloadStats } from "../watch/metrics.ts";
 import type { Watcher } from "../watch/watcher.ts";
 
@@ -28,10 +27,6 @@ function refusedChanges(loaded: ConfigOf<"watch">, next: ConfigOf<"watch">): str
       ? ["dns-proxy-port"]
       : []),
     ...(loaded.policy.dnsProxy && next.policy.dnsProxy && loaded.policy.dnsProxy.gid !== next.policy.dnsProxy.gid ? ["dns-proxy-gid"] : []),
-    // The proxy's port sets are declared in the loaded table and known to its admitter (see ProxyRuntime.setList).
-    ...(loaded.policy.dnsProxy && next.policy.dnsProxy && proxyPortSetsChanged(loaded.policy, next.policy)
-      ? ["the ports of the DNS proxy's list"]
-      : []),
   ];
 }
 

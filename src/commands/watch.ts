@@ -1,5 +1,5 @@
 import type { Backend } from "../backends/backend.ts";
-import type { Config, ConfigOf } from "../config/config.ts";
+import type { ConfigOf } from "../config/config.ts";
 import { runtimeError, usageError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { messageOf } from "../messages.ts";
@@ -17,12 +17,14 @@ import { reloadOnChange, type Reloader } from "./reload.ts";
 import { addressesByName } from "../watch/refresh.ts";
 import type { Cidr } from "../net/ip.ts";
 import { IPTABLES_NO_PROXY } from "../messages.ts";
-import { resolverNetworks } from "../policy/forbidden.ts";
-import { carryingBackend, startProxyRuntime, upstreamsOf, type ProxyReport, type ProxyRuntime } from "../proxy/runtime.ts";
+import { buildPolicy } from "../policy/policy.ts";
+import type { Upstream } from "../proxy/upstream.ts";
+import { carryingBackend } from "../backends/nft/carrying-backend.ts";
+import { startProxyRuntime, upstreamsOf, type ProxyReport, type ProxyRuntime } from "../watch/dns-proxy.ts";
 
 /**
  * `watch`: apply as `apply` does, then keep the allow sets true to DNS until SIGTERM or SIGINT.
- * With `--dns-proxy` (see proxy/runtime.ts): the process switches to the proxy's group before it
+ * With `--dns-proxy` (see watch/dns-proxy.ts): the process switches to the proxy's group before it
  * opens any socket, the proxy listens before the ruleset that redirects DNS to it is loaded, the
  * names resolved at start are admitted into the proxy's timeout sets, and ready means the proxy
  * answered. domainwall then looks nothing up itself: the apps' own queries keep the sets fresh.
@@ -48,10 +50,11 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
   let stateTimer: Timer | undefined;
   try {
     let resolvers: readonly Cidr[] | undefined;
+    let upstreams: readonly Upstream[] = [];
     if (proxyConfig !== undefined) {
       if (options.readyFile !== undefined) await checkWritable(world, options.readyFile, "--ready-file");
       resolvers = await resolversOf(ctx, config.policy);
-      const upstreams = upstreamsOf(resolvers);
+      upstreams = upstreamsOf(resolvers);
       if (upstreams.length === 0) {
         throw usageError(
           `--dns-proxy: no resolver to forward to (${resolvers.length === 0 ? "none found" : `only ${resolvers.map((r) => r.text).join(", ")}`}; a stub on loopback cannot be one): give --dns-servers; nothing was loaded`,
@@ -59,17 +62,11 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
       }
       const backend = await ctx.backend();
       if (backend.name !== "nft") throw usageError(IPTABLES_NO_PROXY);
+    }
+    const built = await preparePolicy(ctx, config.policy, undefined, resolvers);
+    if (proxyConfig !== undefined) {
       proxy = await startProxyRuntime({
-        names: config.policy.hosts,
-        wildcards: config.policy.wildcards,
-        hostPorts: config.policy.hostPorts,
-        allow: config.policy.allow,
-        ...(config.policy.refusePrivateAnswers && {
-          privateGuard: { resolverNets: resolverNetworks(resolvers), privateDomains: config.policy.privateDomains },
-        }),
-        audit: config.policy.audit,
-        port: proxyConfig.port,
-        gid: proxyConfig.gid,
+        policy: built.policy,
         upstreams,
         minTtlMs: options.minTtlMs,
         maxTtlMs: options.maxTtlMs,
@@ -86,7 +83,6 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
         `DNS proxy listening on 127.0.0.1 and ::1 port ${proxy.port} (group ${proxyConfig.gid}), forwarding to ${upstreams.map((u) => u.address).join(", ")}`,
       );
     }
-    const built = await preparePolicy(ctx, config.policy, undefined, resolvers);
     let watcher: Watcher | undefined;
     let chosen: Backend | undefined;
     if (options.readyFile !== undefined && proxy === undefined) await checkWritable(world, options.readyFile, "--ready-file");
@@ -135,10 +131,10 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     }
     const saveState = stateSaver(world, log, backend.name, () => proxy?.report());
     // With the proxy, the watcher looks nothing up (no names): the apps' queries keep the sets fresh.
-    const watched = proxy === undefined ? config.policy : proxyLoopConfig(config.policy);
     watcher = createWatcher(
       {
-        config: watched,
+        config: config.policy,
+        lookUpNames: proxy === undefined,
         schedule: options,
         resolvers: built.resolvers,
         resolutions: proxy === undefined ? built.resolutions : [],
@@ -161,21 +157,11 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     if (proxy !== undefined) stateTimer = setInterval(() => void saveState(current.snapshot()), PROXY_STATE_INTERVAL_MS);
     if (options.configFile !== undefined && ctx.reread !== undefined) {
       const text = await world.readFile(options.configFile).catch(() => undefined);
-      // With the proxy the loop looks nothing up: a reloaded list goes to the proxy, not the loop.
+      // With the proxy, a reloaded list goes to the proxy (it throws, changing nothing, when its declared sets would change).
       const target = {
         reconfigure(next: Reconfiguration) {
-          if (proxy === undefined) return current.reconfigure(next);
-          proxy.setList({
-            names: next.config.hosts,
-            wildcards: next.config.wildcards,
-            hostPorts: next.config.hostPorts,
-            allow: next.config.allow,
-            audit: next.config.audit,
-            ...(next.config.refusePrivateAnswers && {
-              privateGuard: { resolverNets: resolverNetworks(next.resolvers), privateDomains: next.config.privateDomains },
-            }),
-          });
-          current.reconfigure({ ...next, config: proxyLoopConfig(next.config) });
+          proxy?.replace(buildPolicy(next.config, [], next.resolvers, built.policy.onLink).policy);
+          current.reconfigure(next);
         },
       };
       reloader = reloadOnChange(ctx, options.configFile, config, text, target, (next) => void (removeOnExit = next.watch.removeOnExit));
@@ -221,14 +207,6 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     marker.release();
   }
 }
-
-/**
- * The loop's configuration with the proxy: it looks no name up (the apps' queries keep the sets
- * fresh), yet the policy it builds on a reload or a retried load must declare the proxy's port sets
- * of the whole list, names and wildcards alike, as the loaded one does (Policy.proxy.portSets):
- * without the names, a full load would drop the sets of `api.example.com:443` the proxy admits into.
- */
-export const proxyLoopConfig = (config: Config): Config => ({ ...config, hosts: [], wildcards: [...config.hosts, ...config.wildcards] });
 
 /** With the proxy nothing cycles on its own: the state for `status` is written this often. */
 const PROXY_STATE_INTERVAL_MS = 5000;

@@ -1,10 +1,10 @@
 import type { Config } from "../config/config.ts";
 import { resolveError } from "../errors.ts";
-import { compareCidr, contains, parseCidr, sortByCidr, type Cidr, type Family } from "../net/ip.ts";
-import { forbiddenReason, privateReason, resolverNetworks, underDomain } from "./forbidden.ts";
+import { compareCidr, parseCidr, sortByCidr, type Cidr, type Family } from "../net/ip.ts";
+import { answerGateOf, refusedAnswer, type AnswerGate } from "./answer-gate.ts";
 import type { HostResolution } from "../dns/resolve.ts";
 import { portElements, type PortElement, type PortEntry } from "./ports.ts";
-import { proxyPortSets, type ProxyPortSet } from "./proxy-sets.ts";
+import { proxyPortSets, type ProxyPortSet, type ProxySetNames } from "./proxy-sets.ts";
 
 export type { PortElement } from "./ports.ts";
 
@@ -75,6 +75,8 @@ export interface Policy {
    * admit addresses into timeout sets.
    */
   readonly proxy?: ProxyRules;
+  /** With `proxy`: what its answers admit, and where. */
+  readonly proxyAdmission?: ProxyAdmission;
 }
 
 export interface ProxyRules {
@@ -87,6 +89,18 @@ export interface ProxyRules {
   readonly portSets?: readonly ProxyPortSet[];
 }
 
+/** What the DNS proxy admits, derived once from the configuration (see `buildPolicy`). */
+export interface ProxyAdmission {
+  /** The names and wildcards the proxy answers for (the rest get NXDOMAIN, or pass in audit mode). */
+  readonly list: { readonly names: readonly string[]; readonly wildcards: readonly string[] };
+  /** Which sets each list entry's answers go into, by the matcher's entry (`proxyEntryOf`). */
+  readonly admitInto: ReadonlyMap<string, ProxySetNames>;
+  /** What an answer may admit (the same gate as the resolver path's). */
+  readonly gate: AnswerGate;
+  /** `--audit`: unlisted names are forwarded and admitted, and recorded. */
+  readonly audit: boolean;
+}
+
 export interface PolicySummary {
   readonly namesResolved: number;
   readonly namesSkipped: number;
@@ -94,15 +108,6 @@ export interface PolicySummary {
   readonly ipv4: number;
   readonly ipv6: number;
   readonly ports: readonly number[];
-}
-
-/**
- * Why a DNS answer may not open `address` (loopback, metadata, ...), unless an `--allow` entry
- * covers it; undefined when it may. The same gate for the static policy and the DNS proxy.
- */
-export function refusedFromDns(address: Cidr, allow: Config["allow"]): string | undefined {
-  const reason = forbiddenReason(address);
-  return reason !== undefined && !allow.some((allowed) => contains(allowed.cidr, address)) ? reason : undefined;
 }
 
 /**
@@ -230,7 +235,7 @@ export function buildPolicy(
   const warnings: string[] = [];
   const fromDns: Entry[] = [];
   const withPorts: PortEntry[] = [];
-  const resolverNets = config.refusePrivateAnswers ? resolverNetworks(resolvers) : [];
+  const gate = answerGateOf(config, resolvers);
   for (const resolution of names) {
     const ports = config.hostPorts.get(resolution.host);
     for (const answer of resolution.addresses) {
@@ -239,18 +244,14 @@ export function buildPolicy(
         warnings.push(`${resolution.host}: ignoring malformed DNS answer ${JSON.stringify(answer.address)}`);
         continue;
       }
-      const reason = refusedFromDns(address, config.allow);
-      if (reason !== undefined) {
-        warnings.push(`${resolution.host}: not allowing ${address.text} (${reason}) from DNS; list it in --allow to permit it`);
+      const refused = refusedAnswer(gate, resolution.host, address);
+      if (refused?.kind === "forbidden") {
+        warnings.push(`${resolution.host}: not allowing ${address.text} (${refused.reason}) from DNS; list it in --allow to permit it`);
         continue;
       }
-      const refused =
-        config.refusePrivateAnswers && !underDomain(resolution.host, config.privateDomains)
-          ? privateReason(address, resolverNets)
-          : undefined;
-      if (refused !== undefined && !config.allow.some((allowed) => contains(allowed.cidr, address))) {
+      if (refused?.kind === "private") {
         warnings.push(
-          `${resolution.host}: not allowing ${address.text} (${refused}) from DNS (--refuse-private-answers); list its domain in --private-domains or the address in --allow to permit it`,
+          `${resolution.host}: not allowing ${address.text} (${refused.reason}) from DNS (--refuse-private-answers); list its domain in --private-domains or the address in --allow to permit it`,
         );
         continue;
       }
@@ -288,18 +289,27 @@ export function buildPolicy(
     inboundPorts: config.ports,
     ...(config.forward && { forward: true }),
     verdict: config.audit ? "audit" : config.reject ? "reject" : "drop",
-    ...(config.dnsProxy && { proxy: proxyRules(config) }),
+    ...(config.dnsProxy && proxyRules(config, config.dnsProxy, gate)),
   };
   return { policy, warnings };
 }
 
-/** The proxy's rules: its port and group, and a timeout set pair per distinct port spec of the list. */
-function proxyRules(config: Config): ProxyRules {
-  const { sets } = proxyPortSets([...config.hosts, ...config.wildcards], config.hostPorts);
-  return { ...config.dnsProxy!, ...(sets.length > 0 && { portSets: sets }) };
+/**
+ * The proxy's part of the policy, derived here once: its port and group and a timeout set pair per
+ * distinct port spec of the list (what the table declares), which sets each entry's answers go
+ * into, and the answer gate.
+ */
+function proxyRules(
+  config: Config,
+  proxy: { readonly port: number; readonly gid: number },
+  gate: AnswerGate,
+): { proxy: ProxyRules; proxyAdmission: ProxyAdmission } {
+  const { sets, byEntry } = proxyPortSets([...config.hosts, ...config.wildcards], config.hostPorts);
+  return {
+    proxy: { port: proxy.port, gid: proxy.gid, ...(sets.length > 0 && { portSets: sets }) },
+    proxyAdmission: { list: { names: config.hosts, wildcards: config.wildcards }, admitInto: byEntry, gate, audit: config.audit },
+  };
 }
-
-/** How many networks a port set holds (one network may hold several port ranges). */
 const networks = (elements: readonly PortElement[] = []): number => new Set(elements.map((e) => e.cidr.text)).size;
 
 /** Addresses and networks allowed, on every port or on some: what the summary counts. */

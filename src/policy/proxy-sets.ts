@@ -94,25 +94,3 @@ export function proxyPortSets(
 /** The port sets as the table declares them (names and ports, not which entries admit into them): equal keys, equal declarations. */
 export const proxySetsKey = (sets: readonly ProxyPortSet[]): string =>
   JSON.stringify(sets.map((set) => [set.v4, set.v6, set.ports.map(formatPortRange)]));
-
-/**
- * A reloaded list whose DNS-proxy port sets differ from the loaded one's (a port spec added or
- * gone): refused as a whole, like moving the proxy's port, since the sets are declared in the
- * loaded table and the admitter of the running proxy knows them. Entries moving between the sets
- * (a name listed with a spec another entry has) change nothing declared.
- */
-export function proxyPortSetsChanged(
-  loaded: {
-    readonly hosts: readonly string[];
-    readonly wildcards: readonly string[];
-    readonly hostPorts: ReadonlyMap<string, readonly PortRange[]>;
-  },
-  next: {
-    readonly hosts: readonly string[];
-    readonly wildcards: readonly string[];
-    readonly hostPorts: ReadonlyMap<string, readonly PortRange[]>;
-  },
-): boolean {
-  const key = (c: typeof loaded) => proxySetsKey(proxyPortSets([...c.hosts, ...c.wildcards], c.hostPorts).sets);
-  return key(loaded) !== key(next);
-}

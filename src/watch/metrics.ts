@@ -1,5 +1,5 @@
 import type { Status } from "../backends/backend.ts";
-import type { ProxyReport } from "../proxy/runtime.ts";
+import type { ProxyReport } from "./dns-proxy.ts";
 import { ADMISSION_BUCKETS } from "../proxy/stats.ts";
 import type { WatchSnapshot } from "./watcher.ts";
 

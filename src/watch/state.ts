@@ -3,8 +3,8 @@ import { formatPortRange } from "../config/port-spec.ts";
 import { cidr, compareCidr } from "../net/ip.ts";
 import { lastAnswerOf, sameAddresses, type NameState, type RefreshState } from "./refresh.ts";
 import type { WatchSnapshot } from "./watcher.ts";
-import type { ProxyReport } from "../proxy/runtime.ts";
-import { MAX_NAMES } from "../proxy/admit.ts";
+import type { ProxyReport } from "./dns-proxy.ts";
+import { MAX_NAMES } from "../backends/nft/admitter.ts";
 
 /**
  * What a running `watch` leaves in the run directory for `domainwall status`: each name, the

@@ -81,6 +81,11 @@ export interface WatchStart {
   readonly resolutions: readonly HostResolution[];
   readonly policy: Policy;
   readonly loadedAt: number;
+  /**
+   * Whether the loop looks the names up itself (default). With the DNS proxy it does not: the apps'
+   * own queries keep the proxy's sets fresh, and the loop keeps only the static sets loaded.
+   */
+  readonly lookUpNames?: boolean;
 }
 
 /** Cycles are at least this far apart, so names falling due close together share a lookup round and an update. */
@@ -148,7 +153,8 @@ function describeChange(before: Policy, after: Policy, expired: readonly Expired
 export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
   let { config, schedule, resolvers } = start;
   let pending: Reconfiguration | undefined;
-  let state = recordResolutions(initialState(config.hosts, start.loadedAt), start.resolutions, start.loadedAt, schedule, io.random);
+  const namesOf = (c: Config): readonly string[] => (start.lookUpNames === false ? [] : c.hosts);
+  let state = recordResolutions(initialState(namesOf(config), start.loadedAt), start.resolutions, start.loadedAt, schedule, io.random);
   let loaded = start.policy;
   let lastGoodRefresh = start.loadedAt;
   let updates = { ok: 0, failed: 0, seconds: 0 };
@@ -243,8 +249,8 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
 
   /** Take a pending configuration: the names' state follows the new list, in its order. */
   function adopt(next: Reconfiguration): void {
-    const fresh = initialState(next.config.hosts, io.now());
-    state = new Map(next.config.hosts.map((host) => [host, state.get(host) ?? fresh.get(host)!]));
+    const fresh = initialState(namesOf(next.config), io.now());
+    state = new Map(namesOf(next.config).map((host) => [host, state.get(host) ?? fresh.get(host)!]));
     for (const host of vanished) if (!state.has(host)) vanished.delete(host);
     ({ config, schedule, resolvers } = next);
   }

@@ -1,4 +1,4 @@
-// Admission (src/proxy/admit.ts) against the kernel, through libnftables and through nft processes:
+// Admission (src/backends/nft/admitter.ts) against the kernel, through libnftables and through nft processes:
 // test/support/admit-driver.ts in a fresh network namespace of its own. The logic's unit tests are
 // in test/proxy/admit.test.ts.
 import { expect, setDefaultTimeout, test } from "bun:test";

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import type { PortRange } from "../../src/config/port-spec.ts";
-import { EVERY_PORT_SETS, proxyEntryOf, proxyPortSets, proxyPortSetsChanged } from "../../src/policy/proxy-sets.ts";
+import { EVERY_PORT_SETS, proxyEntryOf, proxyPortSets } from "../../src/policy/proxy-sets.ts";
 
 const tcp = (first: number, last = first): PortRange => ({ protocol: "tcp", first, last });
 const udp = (first: number, last = first): PortRange => ({ protocol: "udp", first, last });
@@ -43,65 +43,5 @@ describe("proxyPortSets: the DNS proxy's timeout sets per port spec", () => {
     expect(sets[0]?.v4).toMatch(/^proxy_v4_h[0-9a-f]{8}$/);
     expect(proxyPortSets(["mirror.example"], new Map([["mirror.example", many]])).sets[0]?.v4).toBe(sets[0]!.v4);
     expect(proxyPortSets(["a.example"], new Map()).sets).toEqual([]);
-  });
-});
-
-describe("proxyPortSetsChanged: what a reload of the proxy's list may not change", () => {
-  const list = (hosts: string[], wildcards: string[], ports: [string, PortRange[]][]) => ({ hosts, wildcards, hostPorts: new Map(ports) });
-  const loaded = list(
-    ["api.example", "plain.example"],
-    ["*.pypi.org"],
-    [
-      ["api.example", [tcp(443)]],
-      ["*.pypi.org", [tcp(443)]],
-    ],
-  );
-
-  test("entries moving between the declared sets change nothing declared", () => {
-    expect(proxyPortSetsChanged(loaded, loaded)).toBe(false);
-    // A new name on a spec another entry has, a name without ports, the wildcard gone (api.example keeps tcp443).
-    expect(
-      proxyPortSetsChanged(
-        loaded,
-        list(
-          ["api.example", "new.example", "other.example"],
-          [],
-          [
-            ["api.example", [tcp(443)]],
-            ["new.example", [tcp(443)]],
-          ],
-        ),
-      ),
-    ).toBe(false);
-  });
-
-  test("a port spec added or gone changes the declared sets", () => {
-    expect(
-      proxyPortSetsChanged(
-        loaded,
-        list(
-          ["api.example"],
-          ["*.pypi.org"],
-          [
-            ["api.example", [tcp(8443)]],
-            ["*.pypi.org", [tcp(443)]],
-          ],
-        ),
-      ),
-    ).toBe(true);
-    expect(proxyPortSetsChanged(loaded, list(["api.example", "plain.example"], ["*.pypi.org"], []))).toBe(true);
-    expect(
-      proxyPortSetsChanged(
-        loaded,
-        list(
-          ["api.example"],
-          ["*.pypi.org"],
-          [
-            ["api.example", [tcp(443)]],
-            ["*.pypi.org", [tcp(443), udp(443)]],
-          ],
-        ),
-      ),
-    ).toBe(true);
   });
 });

@@ -1,4 +1,4 @@
-// Admission against the kernel, for test/proxy/admit.test.ts (root): `unshare --net bun
+// Admission against the kernel, for test/e2e/admit-kernel.test.ts (root): `unshare --net bun
 // test/support/admit-driver.ts libnftables|nft`. In this process's fresh network namespace it
 // declares the proxy sets, admits answers through createAdmitter and lists the sets by the nft
 // binary after each step. Its clock is the real one plus an offset the steps advance (so the
@@ -8,7 +8,7 @@
 import type { NftExecutor } from "../../src/backends/nft/executor.ts";
 import { loadLibnftables } from "../../src/backends/nft/libnftables.ts";
 import { processExecutor } from "../../src/backends/nft/process-executor.ts";
-import { type Admission, createAdmitter } from "../../src/proxy/admit.ts";
+import { type SetAdmission, createAdmitter } from "../../src/backends/nft/admitter.ts";
 import { runProcess } from "../../src/run.ts";
 
 const which = process.argv[2];
@@ -47,7 +47,7 @@ function kernel(): Record<string, { timeout: number; expires: number }> {
 let offset = 0;
 const now = () => Date.now() + offset;
 const options = { executor, now, minTtlMs: 5_000, maxTtlMs: 3_600_000, graceMs: 30_000 };
-const answer = (ttl: number, ...addresses: string[]): Admission => ({
+const answer = (ttl: number, ...addresses: string[]): SetAdmission => ({
   name: "cdn.example.com",
   entry: "**.example.com",
   addresses: addresses.map((address) => ({ address, family: address.includes(":") ? 6 : 4, ttl })),

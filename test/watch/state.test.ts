@@ -11,7 +11,7 @@ import {
   watchStateOf,
   type WatchState,
 } from "../../src/watch/state.ts";
-import type { ProxyReport } from "../../src/proxy/runtime.ts";
+import type { ProxyReport } from "../../src/watch/dns-proxy.ts";
 import { createStats } from "../../src/proxy/stats.ts";
 
 const schedule = { minTtlMs: 5_000, maxTtlMs: 3_600_000, graceMs: 300_000 };

@@ -11,10 +11,11 @@
  * spec of the entry that matched (`proxy_v4_tcp443`...). Everything above holds per (set, address):
  * one address admitted for two entries with different ports is an element of each set.
  */
-import type { NftExecutor, NftResult } from "../backends/nft/executor.ts";
-import { parseTimeoutElements, renderTimeoutElements, type TimeoutElement } from "../backends/nft/timeout-elements.ts";
-import { type Family, formatAddress, parseAddress } from "../net/ip.ts";
-import { EVERY_PORT_SETS, type ProxySetNames } from "../policy/proxy-sets.ts";
+import type { NftExecutor, NftResult } from "./executor.ts";
+import { NFT_FAMILY, NFT_TABLE, type ProxyCarryOver } from "./render.ts";
+import { parseTimeoutElements, renderTimeoutElements, type TimeoutElement } from "./timeout-elements.ts";
+import { type Family, formatAddress, parseAddress } from "../../net/ip.ts";
+import { EVERY_PORT_SETS, type ProxySetNames } from "../../policy/proxy-sets.ts";
 
 export interface AdmittedAddress {
   /** Address text, validated again here before it reaches nft text. */
@@ -24,7 +25,7 @@ export interface AdmittedAddress {
   readonly ttl: number;
 }
 
-export interface Admission {
+export interface SetAdmission {
   /** The query name the answer is for. */
   readonly name: string;
   /** The list entry that matched it (`api.example.com`, `*.example.com`, `**.example.com`). */
@@ -60,7 +61,7 @@ export interface Admitter {
    * from now; rejects when an address is not valid (no script runs) or the kernel refused the
    * transaction (the proxy then answers SERVFAIL).
    */
-  admit(admission: Admission): Promise<void>;
+  admit(admission: SetAdmission): Promise<void>;
   /** What is admitted now, for status, explain and metrics. */
   snapshot(): AdmitterSnapshot;
   /**
@@ -69,21 +70,13 @@ export interface Admitter {
    */
   seedFromKernel(): Promise<number>;
   /** `elements = { ... }` lines for the set definitions of a full table replace ("" when empty). */
-  renderCarryOver(): CarryOver;
+  renderCarryOver(): ProxyCarryOver;
   /**
    * Runs a full replace of the table, `script(carryOver)`, between admission transactions: the one
    * in flight finishes first and none starts until it is done, so no admitted element is lost
    * between rendering the carry-over and the kernel loading it. Resolves to nft's result.
    */
-  replaceTable(script: (carryOver: CarryOver) => string): Promise<NftResult>;
-}
-
-export interface CarryOver {
-  /** proxy_v4 and proxy_v6 (the `sets` option). */
-  readonly v4: string;
-  readonly v6: string;
-  /** Each set of `portSets` that holds something, by name. */
-  readonly ports: ReadonlyMap<string, string>;
+  replaceTable(script: (carryOver: ProxyCarryOver) => string): Promise<NftResult>;
 }
 
 export interface AdmitterOptions {
@@ -94,7 +87,6 @@ export interface AdmitterOptions {
   readonly maxTtlMs: number;
   /** Added to every clamped TTL: the client may use an answer a little past its TTL. */
   readonly graceMs: number;
-  readonly table?: "inet domainwall";
   readonly sets?: ProxySetNames;
   /** The port specs' set pairs (Policy.proxy.portSets): admissions may name them; seeded and carried over too. */
   readonly portSets?: readonly ProxySetNames[];
@@ -161,7 +153,7 @@ function validate(a: AdmittedAddress): { ok: true; address: string } | { ok: fal
 
 export function createAdmitter(options: AdmitterOptions): Admitter {
   const { executor, now, minTtlMs, maxTtlMs, graceMs } = options;
-  const table = options.table ?? "inet domainwall";
+  const table = `${NFT_FAMILY} ${NFT_TABLE}`;
   const sets = options.sets ?? EVERY_PORT_SETS;
   const pairs = [sets, ...(options.portSets ?? [])];
   const names = new Set(pairs.flatMap((pair) => [pair.v4, pair.v6]));
@@ -252,7 +244,7 @@ export function createAdmitter(options: AdmitterOptions): Admitter {
     queueMicrotask(() => void flush());
   };
 
-  const admit = (admission: Admission): Promise<void> => {
+  const admit = (admission: SetAdmission): Promise<void> => {
     const pair = admission.sets ?? sets;
     if (!names.has(pair.v4) || !names.has(pair.v6))
       return Promise.reject(new Error(`not admitting ${admission.name}: no sets ${pair.v4}/${pair.v6} in this table`));
@@ -343,7 +335,7 @@ export function createAdmitter(options: AdmitterOptions): Admitter {
     return learnt;
   };
 
-  const renderCarryOver = (): CarryOver => {
+  const renderCarryOver = (): ProxyCarryOver => {
     const at = now();
     const { elements } = snapshot();
     const of = (set: string): TimeoutElement[] =>
@@ -361,7 +353,7 @@ export function createAdmitter(options: AdmitterOptions): Admitter {
   };
 
   let replaceQueue: Promise<unknown> = Promise.resolve();
-  const replaceTable = (script: (carryOver: CarryOver) => string): Promise<NftResult> => {
+  const replaceTable = (script: (carryOver: ProxyCarryOver) => string): Promise<NftResult> => {
     replaces++;
     const run = replaceQueue.then(async () => {
       while (inFlight !== undefined) await inFlight.done.catch(() => undefined);

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import type { NftExecutor, NftResult } from "../../src/backends/nft/executor.ts";
-import { type Admission, createAdmitter, MAX_NAMES } from "../../src/proxy/admit.ts";
+import type { NftExecutor, NftResult } from "../../../src/backends/nft/executor.ts";
+import { type SetAdmission, createAdmitter, MAX_NAMES } from "../../../src/backends/nft/admitter.ts";
 
 /** An executor that records each script and holds it until the test answers it. */
 function heldExecutor() {
@@ -30,7 +30,7 @@ const clock = (start = 1_000_000) => {
 const settings = { minTtlMs: 5_000, maxTtlMs: 3_600_000, graceMs: 30_000 };
 const v4 = (address: string, ttl = 60) => ({ address, family: 4 as const, ttl });
 const v6 = (address: string, ttl = 60) => ({ address, family: 6 as const, ttl });
-const answer = (name: string, ...addresses: Admission["addresses"]): Admission => ({ name, entry: name, addresses });
+const answer = (name: string, ...addresses: SetAdmission["addresses"]): SetAdmission => ({ name, entry: name, addresses });
 const tick = () => new Promise((r) => setTimeout(r, 0));
 const states = new WeakMap<Promise<unknown>, () => string>();
 /** Follows `promise` from now on (so a rejection is handled): see `state`. */

@@ -1,27 +1,24 @@
 /**
- * `watch --dns-proxy` at run time: the proxy's upstreams, the gate on what an answer may admit, the
- * admitter, the proxy itself, a self-check, and the counts metrics and `status` show. The watch
+ * `watch --dns-proxy` at run time: the proxy (proxy/, which speaks DNS) wired to the policy's
+ * answer gate and the nft admitter (backends/nft/admitter.ts), a self-check, and the counts
+ * metrics and `status` show. The watch
  * command (commands/watch.ts) drives the order: group switch, start, load, admit the names resolved
  * at start, check, ready.
  */
 import { encode } from "dns-packet";
 import type { NftExecutor } from "../backends/nft/executor.ts";
-import type { Backend } from "../backends/backend.ts";
 import type { NftResult } from "../backends/nft/executor.ts";
-import { renderNft, type ProxyCarryOver } from "../backends/nft/render.ts";
-import { runtimeError } from "../errors.ts";
-import type { AllowEntry } from "../config/config.ts";
-import { contains, makeCidr, parseAddress, type Cidr } from "../net/ip.ts";
-import { privateReason, underDomain } from "../policy/forbidden.ts";
-import { refusedFromDns } from "../policy/policy.ts";
-import { EVERY_PORT_SETS, proxyEntryOf, proxyPortSets, proxySetsKey, type ProxySetNames } from "../policy/proxy-sets.ts";
-import type { PortRange } from "../config/port-spec.ts";
-import { createAdmitter, type AdmittedElement, type Admitter } from "./admit.ts";
-import { AUDIT_ENTRY, type Admission, type ProxyLog } from "./handler.ts";
-import { compileMatcher } from "./match.ts";
-import { startDnsProxy, type DnsProxy } from "./server.ts";
-import { rateLimiter, type ProxyStats } from "./stats.ts";
-import type { Upstream } from "./upstream.ts";
+import type { ProxyCarryOver } from "../backends/nft/render.ts";
+import type { Cidr } from "../net/ip.ts";
+import { gateAddresses } from "../policy/answer-gate.ts";
+import type { Policy, ProxyAdmission, ProxyRules } from "../policy/policy.ts";
+import { EVERY_PORT_SETS, proxyEntryOf, proxySetsKey, type ProxySetNames } from "../policy/proxy-sets.ts";
+import { createAdmitter, type AdmittedElement, type Admitter } from "../backends/nft/admitter.ts";
+import { AUDIT_ENTRY, type Admission, type ProxyLog } from "../proxy/handler.ts";
+import { compileMatcher } from "../proxy/match.ts";
+import { startDnsProxy, type DnsProxy } from "../proxy/server.ts";
+import { rateLimiter, type ProxyStats } from "../proxy/stats.ts";
+import type { Upstream } from "../proxy/upstream.ts";
 
 const LOOPBACK_V4 = /^127\./;
 
@@ -34,45 +31,6 @@ export function upstreamsOf(resolvers: readonly Cidr[]): Upstream[] {
   return resolvers
     .filter((r) => r.prefix === (r.family === 4 ? 32 : 128) && !(r.family === 4 ? LOOPBACK_V4.test(r.text) : r.text === "::1"))
     .map((r) => ({ address: r.text, port: 53 }));
-}
-
-/**
- * `--refuse-private-answers` for the proxy: the resolvers' networks (`resolverNetworks`) and the
- * domains whose names may answer with private addresses anyway (`--private-domains`).
- */
-export interface PrivateGuard {
-  readonly resolverNets: readonly Cidr[];
-  readonly privateDomains: readonly string[];
-}
-
-/**
- * One answer's addresses as the admitter takes them, without those DNS may never open and, with
- * `guard` (--refuse-private-answers), without private ones unless the queried name is under a
- * private domain; an `--allow` entry covering an address lets it through, as in the static policy.
- */
-export function gateAdmission(
-  admission: Admission,
-  allow: readonly AllowEntry[],
-  guard?: PrivateGuard,
-): { admitted: Admission["addresses"]; refused: string[] } {
-  const admitted: Admission["addresses"][number][] = [];
-  const refused: string[] = [];
-  const checkPrivate = guard !== undefined && !underDomain(admission.name, guard.privateDomains);
-  for (const a of admission.addresses) {
-    const parsed = parseAddress(a.address);
-    const address = parsed === undefined ? undefined : makeCidr(parsed.family, parsed.words, parsed.family === 4 ? 32 : 128);
-    const forbidden = address === undefined ? "not an address" : refusedFromDns(address, allow);
-    const privately =
-      forbidden === undefined && checkPrivate && address !== undefined && !allow.some((entry) => contains(entry.cidr, address))
-        ? privateReason(address, guard.resolverNets)
-        : undefined;
-    const reason =
-      forbidden ??
-      (privately === undefined ? undefined : `${privately}; --refuse-private-answers, unless its domain is in --private-domains`);
-    if (reason === undefined) admitted.push(a);
-    else refused.push(`${a.address} (${reason})`);
-  }
-  return { admitted, refused };
 }
 
 /**
@@ -138,35 +96,18 @@ export interface ProxyRuntime {
   selfCheck(): Promise<void>;
   report(): ProxyReport;
   /**
-   * A reloaded configuration's list: the next query is matched against it (names, wildcards) and
-   * its answers gated by its `--allow` (and `--refuse-private-answers`); nothing admitted is taken
-   * back (it expires on its own). Its entries may move between the port sets declared at start (a
-   * name gains a port spec another entry has, or loses its ports); a list whose port sets differ
-   * (a new port spec, one gone) throws and changes nothing: those sets are declared in the loaded
-   * table and known to the admitter, so changing them needs a restart (`proxyPortSetsChanged`
-   * refuses such a reload before this is called).
+   * A reloaded policy's proxy rules: the next query is matched against its list and its answers
+   * gated by its gate; nothing admitted is taken back (it expires on its own). Its entries may move
+   * between the port sets declared at start; rules whose declared sets differ throw and change
+   * nothing (those sets are in the loaded table and known to the admitter: a restart changes them).
    */
-  setList(list: {
-    readonly names: readonly string[];
-    readonly wildcards: readonly string[];
-    readonly hostPorts: ReadonlyMap<string, readonly PortRange[]>;
-    readonly allow: readonly AllowEntry[];
-    readonly audit: boolean;
-    readonly privateGuard?: PrivateGuard;
-  }): void;
+  replace(policy: Policy): void;
   stop(): void;
 }
 
 export interface ProxyRuntimeOptions {
-  readonly names: readonly string[];
-  readonly wildcards: readonly string[];
-  /** The ports of the names and wildcards listed with ports (Config.hostPorts): their answers open only those. */
-  readonly hostPorts: ReadonlyMap<string, readonly PortRange[]>;
-  readonly allow: readonly AllowEntry[];
-  /** `--refuse-private-answers`: private answers are not admitted either (see `gateAdmission`). */
-  readonly privateGuard?: PrivateGuard;
-  readonly port: number;
-  readonly gid: number;
+  /** The policy built for the proxy (`proxy` and `proxyAdmission` set): list, port sets, where each entry admits, answer gate. */
+  readonly policy: Policy;
   readonly upstreams: readonly Upstream[];
   readonly minTtlMs: number;
   readonly maxTtlMs: number;
@@ -174,10 +115,14 @@ export interface ProxyRuntimeOptions {
   readonly executor: NftExecutor;
   readonly log: ProxyLog;
   readonly now: () => number;
-  /** `--audit`: unlisted names are forwarded and admitted, and recorded as would-be-refused. */
-  readonly audit?: boolean;
   /** Tests replace the admitter; otherwise the real one over `executor`. */
   readonly admitter?: Admitter;
+}
+
+/** A policy's proxy parts; a policy built without the proxy is a programming error. */
+function proxyPartsOf(policy: Policy): { proxy: ProxyRules; admission: ProxyAdmission } {
+  if (policy.proxy === undefined || policy.proxyAdmission === undefined) throw new Error("a policy without the DNS proxy");
+  return { proxy: policy.proxy, admission: policy.proxyAdmission };
 }
 
 /**
@@ -191,15 +136,10 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
     if (!compiled.ok) throw new Error(`the DNS proxy's list: ${compiled.problems.join("; ")}`);
     return compiled.match;
   };
-  let match = compile(options.names, options.wildcards);
-  let list = { names: options.names, wildcards: options.wildcards };
-  let allow = options.allow;
-  let audit = options.audit ?? false;
-  let privateGuard = options.privateGuard;
-  const portSets = proxyPortSets([...options.names, ...options.wildcards], options.hostPorts);
-  /** Which sets each entry admits into; a reload may move entries between the sets declared at start, never declare others. */
-  let byEntry = portSets.byEntry;
-  const setsOf = (entry: string): ProxySetNames => admissionSets(byEntry, entry);
+  const declared = proxyPartsOf(options.policy).proxy;
+  let rules = proxyPartsOf(options.policy).admission;
+  let match = compile(rules.list.names, rules.list.wildcards);
+  const setsOf = (entry: string): ProxySetNames => admissionSets(rules.admitInto, entry);
   const admitter =
     options.admitter ??
     createAdmitter({
@@ -208,15 +148,16 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
       minTtlMs: options.minTtlMs,
       maxTtlMs: options.maxTtlMs,
       graceMs: options.graceMs,
-      portSets: portSets.sets,
+      portSets: declared.portSets ?? [],
     });
   const seeded = await admitter.seedFromKernel();
   if (seeded > 0)
     log.info({ message: `kept ${seeded} addresses the DNS proxy had admitted before this start (they carry over into the new table)` });
   const mayLog = rateLimiter(10, 10_000, now);
   let refusedAddresses = 0;
-  const admit = async (admission: Admission) => {
-    const { admitted, refused } = gateAdmission(admission, allow, privateGuard);
+  /** Gate one answer, log what was refused (rate-limited), admit the rest; resolves to how many were admitted. */
+  const admit = async (admission: Admission): Promise<number> => {
+    const { admitted, refused } = gateAddresses(rules.gate, admission.name, admission.addresses);
     if (refused.length > 0) {
       refusedAddresses += refused.length;
       const held = mayLog();
@@ -229,15 +170,16 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
     }
     if (admitted.length > 0)
       await admitter.admit({ name: admission.name, entry: admission.entry, addresses: admitted, sets: setsOf(admission.entry) });
+    return admitted.length;
   };
   const proxy: DnsProxy = await startDnsProxy({
-    port: options.port,
+    port: declared.port,
     upstreams: options.upstreams,
     match: (name) => match(name),
-    admit,
+    admit: async (admission) => void (await admit(admission)),
     log,
     now,
-    audit: () => audit,
+    audit: () => rules.audit,
   });
   const counter = elementCounter();
   const observe = () => {
@@ -253,21 +195,14 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
     async admitResolved(names) {
       let count = 0;
       for (const { host, addresses } of names) {
-        const { admitted, refused } = gateAdmission(
-          {
-            name: host,
-            qtype: "A/AAAA",
-            entry: host,
-            chain: [host],
-            addresses: addresses.map((a) => ({ ...a, owner: host, record: a.family === 4 ? "A" : "AAAA" })),
-          },
-          allow,
-          privateGuard,
-        );
-        for (const r of refused) log.warn({ message: `${host}: not admitting ${r} from DNS; list it in --allow to permit it`, name: host });
-        if (admitted.length === 0) continue;
-        await admitter.admit({ name: host, entry: host, addresses: admitted, sets: setsOf(host) });
-        count += admitted.length;
+        const record = (family: 4 | 6) => (family === 4 ? "A" : "AAAA");
+        count += await admit({
+          name: host,
+          qtype: "A/AAAA",
+          entry: host,
+          chain: [host],
+          addresses: addresses.map((a) => ({ ...a, owner: host, record: record(a.family) })),
+        });
       }
       return count;
     },
@@ -295,56 +230,30 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
         socket.close();
       }
     },
-    setList(list) {
-      const entries = [...list.names, ...list.wildcards];
-      const next = proxyPortSets(entries, list.hostPorts);
-      if (proxySetsKey(next.sets) !== proxySetsKey(portSets.sets))
+    replace(policy) {
+      const next = proxyPartsOf(policy);
+      if (proxySetsKey(next.proxy.portSets ?? []) !== proxySetsKey(declared.portSets ?? []))
         throw new Error(
           "the ports of the DNS proxy's list cannot change while watch runs: its sets were declared at start (restart it to change them)",
         );
-      match = compile(list.names, list.wildcards);
-      byEntry = next.byEntry;
-      allow = list.allow;
-      audit = list.audit;
-      privateGuard = list.privateGuard;
+      match = compile(next.admission.list.names, next.admission.list.wildcards);
+      rules = next.admission;
     },
     report() {
       const elements = observe();
       const totals = counter.totals();
       return {
         port: proxy.port,
-        gid: options.gid,
+        gid: declared.gid,
         stats: proxy.stats(),
         elements: { v4: elements.filter((e) => e.family === 4).length, v6: elements.filter((e) => e.family === 6).length },
         admitted: elements,
-        list,
+        list: rules.list,
         admittedTotal: totals.admitted,
         expiredTotal: totals.expired,
         refusedAddresses,
       };
     },
     stop: () => proxy.stop(),
-  };
-}
-
-/**
- * The backend `watch --dns-proxy` hands its loop: a full table load (a failed update retried, a
- * reloaded configuration whose chains differ) goes through the admitter's `replaceTable`, so the
- * addresses the proxy admitted are carried over and none admitted meanwhile is lost.
- */
-export function carryingBackend(backend: Backend, runtime: Pick<ProxyRuntime, "replaceTable">, now: () => number): Backend {
-  return {
-    ...backend,
-    async apply(policy) {
-      const started = now();
-      let rendered = started;
-      const result = await runtime.replaceTable((carryOver) => {
-        const text = renderNft(policy, carryOver);
-        rendered = now();
-        return text;
-      });
-      if (result.code !== 0) throw runtimeError(`nft -f failed: ${result.stderr.trim() || "no error output"}`);
-      return { renderMs: rendered - started, loadMs: now() - rendered };
-    },
   };
 }
