@@ -1,6 +1,7 @@
 /**
- * The three ways a run can fail, each with its exit code (mapped in one place: `exitCode`):
- * bad usage or configuration (nothing was touched), DNS, and anything at run time (nft, files).
+ * The ways a run can fail, each with its exit code (mapped in one place: `exitCode`): bad usage or
+ * configuration (nothing was touched), DNS, anything at run time (nft, files), and a check that
+ * found the firewall not enforcing.
  */
 export type ErrorKind = "usage" | "resolve" | "runtime" | "not-enforcing";
 

@@ -67,22 +67,11 @@ export interface World {
   readonly serve: (address: ListenAddress, handle: (request: Request) => Promise<Response>) => { stop: () => void };
   readonly processStats: () => ProcessStats;
   /**
-   * `watch` without the DNS proxy, before it logs, locks or opens anything: from here on this
-   * process is a loop that wakes about once a second for a few milliseconds, and the runtime is set
-   * up for that. JavaScriptCore's optimising tiers (DFG, FTL) cost such a loop more memory than
-   * they save: compiled code, the compilers' pages of the binary in RSS, their thread. The compiled
-   * binary starts itself again (execve, same PID, same arguments) with `BUN_JSC_useDFGJIT=0` in
-   * its environment, the one way to turn them off before the runtime starts (`--compile-exec-argv`
-   * takes Bun flags, not JavaScriptCore options). Where the binary cannot start again (from
-   * source, execve failing) the tier-up thresholds are raised instead (Bun.unsafe.setJITPolicy),
-   * which keeps the loop out of DFG, though not the compilers' start-up pages out of RSS. And a
-   * full garbage collection every BACKGROUND_GC_INTERVAL_MS: each cycle's garbage otherwise piles
-   * up until JavaScriptCore's own trigger, several MiB above the 3 MiB the loop keeps alive.
-   * Measured with 300 names at TTL 5 s (bench/watch-resources.ts, 150 s): peak RSS 78.9 -> 62.4
-   * MiB, CPU 1.37 -> 1.23 % of a core (with FTL alone off instead: 66.3 MiB, 1.05 %). The cost: a
-   * 100,000-CIDR --allow-file renders about 1.5 times slower (0.5 -> 0.8 s) at start and on each
-   * update of the sets. The DNS proxy keeps the normal runtime: it answers queries as fast as apps
-   * send them.
+   * `watch` without the DNS proxy, before it logs, locks or opens anything: set the runtime up for a
+   * loop that wakes about once a second. The compiled binary starts itself again (execve, same PID)
+   * with JavaScriptCore's optimising tiers off (`BUN_JSC_useDFGJIT=0`), which cost such a loop more
+   * memory than they save; from source the tier-up thresholds are raised instead. A full GC runs
+   * every BACKGROUND_GC_INTERVAL_MS. Why, with the figures: docs/watch.md, "The background loop".
    */
   readonly backgroundLoop: () => void;
   /** `watch --dns-proxy`: switch the whole process to this group (see proxy/identity.ts). */

@@ -68,7 +68,6 @@ export interface LoadedStatus {
 /** What is loaded now, as `status` shows it. */
 export type Status = { readonly loaded: false } | LoadedStatus;
 
-/** The `problems` field of a loaded Status: present only when there are some. */
 /**
  * Allow entries from (network, ports) pairs: every-port networks as they come, then each network
  * listed with ports once, with its ranges in the order given.

@@ -124,11 +124,6 @@ export function renderIptables(policy: Policy, family: Family, state: IptablesSt
   return `${lines.join("\n")}\n`;
 }
 
-/** Remove our jumps and chains, leaving everything else in the table as it was. */
-export function renderIptablesRemove(state: IptablesState): string {
-  return renderIptablesRestore("", state);
-}
-
 /**
  * The `*-restore --noflush --counters` input that puts a family's part (from `ourPart`) back over
  * what is loaded now, touching nothing else: the current jumps into our chains go, the part's chains

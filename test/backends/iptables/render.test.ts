@@ -1,8 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { renderIptablesBoth } from "../../../src/backends/iptables/backend.ts";
-import { FRESH, renderIptables, renderIptablesRemove, renderIptablesRestore } from "../../../src/backends/iptables/render.ts";
+import { FRESH, renderIptables, renderIptablesRestore } from "../../../src/backends/iptables/render.ts";
 import { ourPart, parseIptablesState } from "../../../src/backends/iptables/save.ts";
-import { RESTORES, TABLES } from "../../fixtures/iptables-saves.ts";
+import { RESTORES } from "../../fixtures/iptables-saves.ts";
 import { POLICIES } from "../../fixtures/policies.ts";
 import { expectGolden } from "../../support/golden.ts";
 
@@ -37,13 +37,13 @@ describe("renderIptables", () => {
     expect(renderIptables(POLICIES.ports!, 4, state)).not.toContain("-I FORWARD");
     expect(renderIptables(POLICIES["egress-only"]!, 4, state)).toContain(":DOMAINWALL-FORWARD - [0:0]\n");
     expect(renderIptables(POLICIES["egress-only"]!, 4, state)).toContain("-D FORWARD -j DOMAINWALL-FORWARD\n-X DOMAINWALL-FORWARD\nCOMMIT");
-    expect(renderIptablesRemove(state)).toBe(
+    expect(renderIptablesRestore("", state)).toBe(
       "*filter\n-D OUTPUT -j DOMAINWALL-OUTPUT\n-D FORWARD -j DOMAINWALL-FORWARD\n-F DOMAINWALL-OUTPUT\n-X DOMAINWALL-OUTPUT\n-F DOMAINWALL-FORWARD\n-X DOMAINWALL-FORWARD\nCOMMIT\n",
     );
   });
 
   test("remove touches only our jumps and chains", () => {
-    expect(renderIptablesRemove({ outputJumps: 1, inputJumps: 1, outputChain: true, inputChain: true })).toBe(
+    expect(renderIptablesRestore("", { outputJumps: 1, inputJumps: 1, outputChain: true, inputChain: true })).toBe(
       "*filter\n-D OUTPUT -j DOMAINWALL-OUTPUT\n-D INPUT -j DOMAINWALL-INPUT\n-F DOMAINWALL-OUTPUT\n-X DOMAINWALL-OUTPUT\n-F DOMAINWALL-INPUT\n-X DOMAINWALL-INPUT\nCOMMIT\n",
     );
   });
@@ -55,7 +55,7 @@ describe("renderIptables", () => {
     const state = parseIptablesState(save);
     expect(state).toEqual({ outputJumps: 1, inputJumps: 1, outputChain: true, inputChain: true, referenced: ["DOMAINWALL-INPUT"] });
     expect(renderIptables(policy, 4, state)).toContain("-D INPUT -j DOMAINWALL-INPUT\nCOMMIT");
-    expect(renderIptablesRemove(state)).toBe(
+    expect(renderIptablesRestore("", state)).toBe(
       "*filter\n-D OUTPUT -j DOMAINWALL-OUTPUT\n-D INPUT -j DOMAINWALL-INPUT\n-F DOMAINWALL-OUTPUT\n-X DOMAINWALL-OUTPUT\n-F DOMAINWALL-INPUT\nCOMMIT\n",
     );
     // Only an exact chain name counts.
@@ -66,10 +66,5 @@ describe("renderIptables", () => {
 describe("renderIptablesRestore", () => {
   test.each(RESTORES)("$name", ({ snapshot, current, input }) => {
     expect(renderIptablesRestore(ourPart(snapshot), parseIptablesState(current))).toBe(input);
-  });
-
-  test("remove is a restore of nothing", () => {
-    for (const current of Object.values(TABLES))
-      expect(renderIptablesRemove(parseIptablesState(current))).toBe(renderIptablesRestore("", parseIptablesState(current)));
   });
 });
