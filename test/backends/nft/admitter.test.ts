@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import type { NftExecutor, NftResult } from "../../../src/backends/nft/executor.ts";
 import { type SetAdmission, createAdmitter, MAX_NAMES } from "../../../src/backends/nft/admitter.ts";
+import { fakeNft } from "../../support/fake-nft.ts";
 
 /** An executor that records each script and holds it until the test answers it. */
 function heldExecutor() {
@@ -13,6 +14,15 @@ function heldExecutor() {
       }),
   };
   return { executor, runs, scripts: () => runs.map((r) => r.script) };
+}
+
+/** The kernel as a stateful fake holding the proxy's sets (every port, and the port pairs named), on `time`'s clock. */
+function kernel(time = clock(), portSets: readonly string[] = []) {
+  const nft = fakeNft(time.now);
+  for (const set of ["proxy_v4", ...portSets.filter((s) => s.startsWith("proxy_v4_"))]) nft.seed(set, "ipv4_addr", "");
+  for (const set of ["proxy_v6", ...portSets.filter((s) => s.startsWith("proxy_v6_"))]) nft.seed(set, "ipv6_addr", "");
+  nft.transactions.length = 0;
+  return { ...nft, time };
 }
 
 /** An executor that answers every script at once (code 0). */
@@ -50,32 +60,34 @@ async function state(promise: Promise<unknown>): Promise<string> {
 }
 
 describe("createAdmitter", () => {
-  test("one answer: one add element per set in one script, timeout = TTL + grace in whole seconds", async () => {
-    const { executor, scripts } = okExecutor();
-    const admitter = createAdmitter({ executor, now: clock().now, ...settings });
+  test("one answer: one transaction, each address in its family's set for TTL + grace", async () => {
+    const k = kernel();
+    const admitter = createAdmitter({ executor: k.executor, now: k.time.now, ...settings });
     await admitter.admit(answer("cdn.example.com", v4("198.51.100.9", 60), v6("2001:db8::9", 60), v4("198.51.100.10", 120)));
-    expect(scripts).toEqual([
-      "add element inet domainwall proxy_v4 { 198.51.100.10 timeout 150s expires 150s, 198.51.100.9 timeout 90s expires 90s }\n" +
-        "add element inet domainwall proxy_v6 { 2001:db8::9 timeout 90s expires 90s }\n",
-    ]);
+    expect(k.transactions).toHaveLength(1);
+    expect(k.held("proxy_v4")).toEqual(["198.51.100.10", "198.51.100.9"]);
+    expect(k.held("proxy_v6")).toEqual(["2001:db8::9"]);
+    expect([k.secondsLeft("proxy_v4", "198.51.100.10"), k.secondsLeft("proxy_v4", "198.51.100.9")]).toEqual([150, 90]);
+    k.time.advance(90_000);
+    expect(k.held("proxy_v4")).toEqual(["198.51.100.10"]);
   });
 
   test.each([
-    { name: "below the minimum", ttl: 0, timeout: "35s" },
-    { name: "inside", ttl: 300, timeout: "330s" },
-    { name: "above the maximum", ttl: 86_400, timeout: "3630s" },
-    { name: "a fraction of a second rounds up", ttl: 10.2, timeout: "41s" },
+    { name: "below the minimum", ttl: 0, timeout: 35 },
+    { name: "inside", ttl: 300, timeout: 330 },
+    { name: "above the maximum", ttl: 86_400, timeout: 3630 },
+    { name: "a fraction of a second rounds up", ttl: 10.2, timeout: 41 },
   ])("TTL clamped: $name", async ({ ttl, timeout }) => {
-    const { executor, scripts } = okExecutor();
-    await createAdmitter({ executor, now: clock().now, ...settings }).admit(answer("a.example.com", v4("198.51.100.9", ttl)));
-    expect(scripts).toEqual([`add element inet domainwall proxy_v4 { 198.51.100.9 timeout ${timeout} expires ${timeout} }\n`]);
+    const k = kernel();
+    await createAdmitter({ executor: k.executor, now: k.time.now, ...settings }).admit(answer("a.example.com", v4("198.51.100.9", ttl)));
+    expect(k.secondsLeft("proxy_v4", "198.51.100.9")).toBe(timeout);
   });
 
   test("IPv6 addresses are sent in canonical form to the v6 set", async () => {
-    const { executor, scripts } = okExecutor();
-    const admitter = createAdmitter({ executor, now: clock().now, ...settings });
+    const k = kernel();
+    const admitter = createAdmitter({ executor: k.executor, now: k.time.now, ...settings });
     await admitter.admit(answer("a.example.com", v6("2001:DB8:0:0:0:0:0:0A")));
-    expect(scripts).toEqual(["add element inet domainwall proxy_v6 { 2001:db8::a timeout 90s expires 90s }\n"]);
+    expect(k.held("proxy_v6")).toEqual(["2001:db8::a"]);
     expect(admitter.snapshot().elements.map((e) => e.address)).toEqual(["2001:db8::a"]);
   });
 
@@ -90,11 +102,12 @@ describe("createAdmitter", () => {
     { name: "a bad TTL", address: v4("198.51.100.9", Number.NaN), reason: "TTL NaN of 198.51.100.9 is not a number of seconds" },
     { name: "a negative TTL", address: v6("2001:db8::1", -1), reason: "TTL -1 of 2001:db8::1 is not a number of seconds" },
   ])("refused before any script: $name, and the whole answer with it", async ({ address, reason }) => {
-    const { executor, scripts } = okExecutor();
-    const admitter = createAdmitter({ executor, now: clock().now, ...settings });
+    const k = kernel();
+    const admitter = createAdmitter({ executor: k.executor, now: k.time.now, ...settings });
     await expect(admitter.admit(answer("bad.example.com", v4("198.51.100.1"), address))).rejects.toThrow(reason);
     await tick();
-    expect(scripts).toEqual([]);
+    expect(k.transactions).toEqual([]);
+    expect([k.held("proxy_v4"), k.held("proxy_v6")]).toEqual([[], []]);
     expect(admitter.snapshot().elements).toEqual([]);
   });
 
@@ -120,25 +133,25 @@ describe("createAdmitter", () => {
   });
 
   test("a later answer extends the element once it would live more than 10 % (or 1 s) longer", async () => {
-    const { executor, scripts } = okExecutor();
-    const time = clock();
-    const admitter = createAdmitter({ executor, now: time.now, ...settings });
+    const k = kernel();
+    const time = k.time;
+    const admitter = createAdmitter({ executor: k.executor, now: time.now, ...settings });
     await admitter.admit(answer("a.example.com", v4("198.51.100.9", 60)));
     time.advance(10_000); // wanted expiry 10 s later than known: more than 9 s
+    expect(k.secondsLeft("proxy_v4", "198.51.100.9")).toBe(80);
     await admitter.admit(answer("a.example.com", v4("198.51.100.9", 60)));
-    expect(scripts).toEqual([
-      "add element inet domainwall proxy_v4 { 198.51.100.9 timeout 90s expires 90s }\n",
-      "add element inet domainwall proxy_v4 { 198.51.100.9 timeout 90s expires 90s }\n",
-    ]);
+    expect(k.transactions).toHaveLength(2);
+    expect(k.secondsLeft("proxy_v4", "198.51.100.9")).toBe(90);
     expect(admitter.snapshot().elements[0]!.expiresAt).toBe(1_100_000);
   });
 
   test("a shorter answer never shortens an element (the kernel would replace its timeout)", async () => {
-    const { executor, scripts } = okExecutor();
-    const admitter = createAdmitter({ executor, now: clock().now, ...settings });
+    const k = kernel();
+    const admitter = createAdmitter({ executor: k.executor, now: k.time.now, ...settings });
     await admitter.admit(answer("a.example.com", v4("198.51.100.9", 3_000)));
     await admitter.admit(answer("a.example.com", v4("198.51.100.9", 10)));
-    expect(scripts).toEqual(["add element inet domainwall proxy_v4 { 198.51.100.9 timeout 3030s expires 3030s }\n"]);
+    expect(k.transactions).toHaveLength(1);
+    expect(k.secondsLeft("proxy_v4", "198.51.100.9")).toBe(3030);
     expect(admitter.snapshot().elements[0]!.timeoutSeconds).toBe(3030);
   });
 
@@ -365,9 +378,9 @@ describe("several sets: the port specs' pairs beside proxy_v4/proxy_v6", () => {
       ],
     });
 
-  test("admissions go to the set of their entry's ports; one transaction, one add element per set, sorted by set", async () => {
-    const { executor, scripts } = okExecutor();
-    const admitter = createAdmitter({ executor, now: clock().now, ...settings, portSets: [tcp443, udp123] });
+  test("admissions go to the set of their entry's ports, in one transaction", async () => {
+    const k = kernel(clock(), [tcp443.v4, tcp443.v6, udp123.v4, udp123.v6]);
+    const admitter = createAdmitter({ executor: k.executor, now: k.time.now, ...settings, portSets: [tcp443, udp123] });
     await Promise.all([
       admitter.admit({
         name: "api.example.com",
@@ -378,11 +391,14 @@ describe("several sets: the port specs' pairs beside proxy_v4/proxy_v6", () => {
       admitter.admit({ name: "ntp.example.com", entry: "ntp.example.com", addresses: [v4("198.51.100.9")], sets: udp123 }),
       admitter.admit(answer("plain.example.com", v4("198.51.100.9"))),
     ]);
-    expect(scripts).toEqual([
-      "add element inet domainwall proxy_v4 { 198.51.100.9 timeout 90s expires 90s }\n" +
-        "add element inet domainwall proxy_v4_tcp443 { 198.51.100.9 timeout 90s expires 90s }\n" +
-        "add element inet domainwall proxy_v4_udp123 { 198.51.100.9 timeout 90s expires 90s }\n" +
-        "add element inet domainwall proxy_v6_tcp443 { 2001:db8::9 timeout 90s expires 90s }\n",
+    expect(k.transactions).toHaveLength(1);
+    expect(["proxy_v4", "proxy_v4_tcp443", "proxy_v4_udp123", "proxy_v6", "proxy_v6_tcp443", "proxy_v6_udp123"].map(k.held)).toEqual([
+      ["198.51.100.9"],
+      ["198.51.100.9"],
+      ["198.51.100.9"],
+      [],
+      ["2001:db8::9"],
+      [],
     ]);
     expect(admitter.snapshot().elements.map((e) => `${e.set} ${e.address}`)).toEqual([
       "proxy_v4 198.51.100.9",
