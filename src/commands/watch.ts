@@ -1,33 +1,25 @@
 import type { Backend } from "../backends/backend.ts";
+import { describeHolder, WATCH_MARKER } from "../backends/lock.ts";
 import type { ConfigOf } from "../config/config.ts";
 import { runtimeError, usageError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { messageOf } from "../messages.ts";
+import type { ProxyReport } from "../watch/dns-proxy.ts";
 import { metricsHandler } from "../watch/metrics.ts";
+import { addressesByName } from "../watch/refresh.ts";
 import { stateWriteDue, WATCH_STATE_FILE, watchStateOf } from "../watch/state.ts";
 import { createWatcher, type Reconfiguration, type Watcher, type WatchSnapshot } from "../watch/watcher.ts";
 import type { World } from "../world.ts";
-import { describeHolder, WATCH_MARKER } from "../backends/lock.ts";
-import { loadPolicy } from "./apply.ts";
-import { lockedBackend } from "./locking.ts";
 import { watchStateFile, type Context } from "./context.ts";
-import { preparePolicy, resolversOf } from "./prepare.ts";
 import { saveNames } from "./names.ts";
+import { preparePolicy } from "./prepare.ts";
 import { reloadOnChange, type Reloader } from "./reload.ts";
-import { addressesByName } from "../watch/refresh.ts";
-import type { Cidr } from "../net/ip.ts";
-import { IPTABLES_NO_PROXY } from "../messages.ts";
-import { buildPolicy } from "../policy/policy.ts";
-import type { Upstream } from "../proxy/upstream.ts";
-import { carryingBackend } from "../backends/nft/carrying-backend.ts";
-import { startProxyRuntime, upstreamsOf, type ProxyReport, type ProxyRuntime } from "../watch/dns-proxy.ts";
+import { dnsProxyMode } from "./watch/proxy-mode.ts";
+import { resolveMode } from "./watch/resolve-mode.ts";
 
 /**
- * `watch`: apply as `apply` does, then keep the allow sets true to DNS until SIGTERM or SIGINT.
- * With `--dns-proxy` (see watch/dns-proxy.ts): the process switches to the proxy's group before it
- * opens any socket, the proxy listens before the ruleset that redirects DNS to it is loaded, the
- * names resolved at start are admitted into the proxy's timeout sets, and ready means the proxy
- * answered. domainwall then looks nothing up itself: the apps' own queries keep the sets fresh.
+ * `watch`: apply as `apply` does, then keep the policy true to DNS until SIGTERM or SIGINT, in one
+ * of two modes (commands/watch/resolve-mode.ts, commands/watch/proxy-mode.ts), chosen here and run the same way.
  */
 export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Promise<void> {
   const { world, log } = ctx;
@@ -37,55 +29,20 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     throw runtimeError(
       `another domainwall watch is running in this network namespace: ${describeHolder(marker.holder)}; nothing was changed`,
     );
-  const proxyConfig = config.policy.dnsProxy;
-  if (proxyConfig !== undefined) {
-    const switched = world.switchGroup(proxyConfig.gid);
-    if (!switched.ok) throw runtimeError(`--dns-proxy: ${switched.reason}; nothing was loaded`);
-  }
-  const stop = world.untilStopped();
+  const mode = config.policy.dnsProxy === undefined ? resolveMode(ctx, config) : dnsProxyMode(ctx, config, config.policy.dnsProxy);
+  let stop: ReturnType<World["untilStopped"]> | undefined;
   let server: { stop: () => void } | undefined;
   let reloader: Reloader | undefined;
   let removeOnExit = options.removeOnExit;
-  let proxy: ProxyRuntime | undefined;
   let stateTimer: Timer | undefined;
+  let stopped = false;
   try {
-    let resolvers: readonly Cidr[] | undefined;
-    let upstreams: readonly Upstream[] = [];
-    if (proxyConfig !== undefined) {
-      if (options.readyFile !== undefined) await checkWritable(world, options.readyFile, "--ready-file");
-      resolvers = await resolversOf(ctx, config.policy);
-      upstreams = upstreamsOf(resolvers);
-      if (upstreams.length === 0) {
-        throw usageError(
-          `--dns-proxy: no resolver to forward to (${resolvers.length === 0 ? "none found" : `only ${resolvers.map((r) => r.text).join(", ")}`}; a stub on loopback cannot be one): give --dns-servers; nothing was loaded`,
-        );
-      }
-      const backend = await ctx.backend();
-      if (backend.name !== "nft") throw usageError(IPTABLES_NO_PROXY);
-    }
+    const resolvers = await mode.check();
+    stop = world.untilStopped();
+    if (options.readyFile !== undefined) await checkWritable(world, options.readyFile, "--ready-file");
     const built = await preparePolicy(ctx, config.policy, undefined, resolvers);
-    if (proxyConfig !== undefined) {
-      proxy = await startProxyRuntime({
-        policy: built.policy,
-        upstreams,
-        minTtlMs: options.minTtlMs,
-        maxTtlMs: options.maxTtlMs,
-        graceMs: options.graceMs,
-        executor: world.nftExecutor(),
-        log,
-        now: world.now,
-      }).catch((error: unknown) => {
-        throw runtimeError(
-          `--dns-proxy: cannot start the DNS proxy on 127.0.0.1 and ::1 port ${proxyConfig.port}: ${messageOf(error)}; nothing was loaded`,
-        );
-      });
-      log.info(
-        `DNS proxy listening on 127.0.0.1 and ::1 port ${proxy.port} (group ${proxyConfig.gid}), forwarding to ${upstreams.map((u) => u.address).join(", ")}`,
-      );
-    }
     let watcher: Watcher | undefined;
     let chosen: Backend | undefined;
-    if (options.readyFile !== undefined && proxy === undefined) await checkWritable(world, options.readyFile, "--ready-file");
     if (options.metricsAddr !== undefined) {
       const { hostname, port } = options.metricsAddr;
       const lateMs = config.policy.resolveTimeoutMs + 30_000;
@@ -96,7 +53,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
         now: world.now,
         lateMs,
         reloads: () => reloader?.stats(),
-        proxy: () => proxy?.report(),
+        proxy: () => mode.report(),
       });
       try {
         server = world.serve(options.metricsAddr, handle);
@@ -113,31 +70,16 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
         log.warn(`--ports does not include the --metrics-addr port ${port}: probes and scrapes from outside the pod will be dropped`);
       }
     }
-    const unlocked = await ctx.backend();
-    chosen = unlocked;
-    await loadPolicy(ctx, unlocked, built, undefined, "watch", proxy?.carryOver()); // under the kernel lock
-    // Each update, and --remove-on-exit, under the kernel lock; with the proxy a full load carries its admissions over.
-    const backend = lockedBackend(world, proxy === undefined ? unlocked : carryingBackend(unlocked, proxy, world.now));
-    if (proxy !== undefined) {
-      const admitted = await proxy.admitResolved(
-        built.resolutions.flatMap((r) => (r.status === "empty" ? [] : [{ host: r.host, addresses: r.addresses }])),
-      );
-      await proxy.selfCheck().catch((error: unknown) => {
-        throw runtimeError(`--dns-proxy: ${messageOf(error)}; the rules stay loaded, so DNS here fails closed`);
-      });
-      log.info(
-        `DNS proxy ready: ${config.policy.hosts.length} names (${admitted} addresses admitted at start) and ${config.policy.wildcards.length} wildcards allowed; ${config.policy.audit ? "other names are forwarded anyway and recorded (audit mode)" : "other names get NXDOMAIN"}`,
-      );
-    }
-    const saveState = stateSaver(world, log, backend.name, () => proxy?.report());
-    // With the proxy, the watcher looks nothing up (no names): the apps' queries keep the sets fresh.
+    chosen = await ctx.backend();
+    const backend = await mode.start(built, chosen);
+    const saveState = stateSaver(world, log, backend.name, () => mode.report());
     watcher = createWatcher(
       {
         config: config.policy,
-        lookUpNames: proxy === undefined,
+        lookUpNames: mode.looksUpNames,
         schedule: options,
         resolvers: built.resolvers,
-        resolutions: proxy === undefined ? built.resolutions : [],
+        resolutions: mode.looksUpNames ? built.resolutions : [],
         policy: built.policy,
         loadedAt: world.now(),
       },
@@ -154,28 +96,19 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     );
     const current = watcher;
     await saveState(current.snapshot());
-    if (proxy !== undefined) stateTimer = setInterval(() => void saveState(current.snapshot()), PROXY_STATE_INTERVAL_MS);
+    if (mode.stateIntervalMs !== undefined) stateTimer = setInterval(() => void saveState(current.snapshot()), mode.stateIntervalMs);
     if (options.configFile !== undefined && ctx.reread !== undefined) {
       const text = await world.readFile(options.configFile).catch(() => undefined);
-      // With the proxy, a reloaded list goes to the proxy (it throws, changing nothing, when its declared sets would change).
       const target = {
         reconfigure(next: Reconfiguration) {
-          proxy?.replace(buildPolicy(next.config, [], next.resolvers, built.policy.onLink).policy);
+          mode.reconfigure(next);
           current.reconfigure(next);
         },
       };
       reloader = reloadOnChange(ctx, options.configFile, config, text, target, (next) => void (removeOnExit = next.watch.removeOnExit));
     }
     if (options.readyFile !== undefined) await world.writeFile(options.readyFile, "loaded\n");
-    if (proxy === undefined) {
-      log.info(
-        `watching ${config.policy.hosts.length} names: looked up again as their TTLs run out (between ${options.minTtlMs / 1000}s and ${options.maxTtlMs / 1000}s); unseen addresses stay ${options.graceMs / 1000}s`,
-      );
-    } else {
-      log.info(
-        `admitted addresses stay their answer's TTL (clamped to ${options.minTtlMs / 1000}s-${options.maxTtlMs / 1000}s) plus ${options.graceMs / 1000}s after the last answer that gave them`,
-      );
-    }
+    log.info(mode.describe());
     await watcher.run(stop.stopped);
     const signal = await stop.stopped;
     clearInterval(stateTimer);
@@ -184,32 +117,25 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     await world.removeFile(watchStateFile(world.env, WATCH_STATE_FILE));
     await reloader?.stop();
     if (!removeOnExit) {
-      proxy?.stop();
-      if (proxy !== undefined) {
-        log.warn(
-          `${signal}: the DNS proxy stopped and the rules stay loaded: DNS here now fails closed (queries are redirected to port ${proxy.port}, where nothing listens: connection refused) until domainwall watch --dns-proxy runs again or 'domainwall remove'`,
-        );
-      }
+      const said = mode.stop(signal, false);
+      stopped = true;
+      if (said !== undefined) log.warn(said);
       return log.success(`${signal}: stopped; the rules stay loaded`);
     }
     await backend.remove();
-    proxy?.stop();
+    const said = mode.stop(signal, true);
+    stopped = true;
     if (options.readyFile !== undefined) await world.removeFile(options.readyFile);
-    log.success(
-      `${signal}: stopped and removed domainwall's rules (--remove-on-exit)${proxy === undefined ? "" : "; DNS goes to the resolvers directly again"}`,
-    );
+    log.success(`${signal}: stopped and removed domainwall's rules (--remove-on-exit)${said === undefined ? "" : `; ${said}`}`);
   } finally {
     await reloader?.stop();
     clearInterval(stateTimer);
-    proxy?.stop();
+    if (!stopped) mode.stop("error", false);
     server?.stop();
-    stop.done();
+    stop?.done();
     marker.release();
   }
 }
-
-/** With the proxy nothing cycles on its own: the state for `status` is written this often. */
-const PROXY_STATE_INTERVAL_MS = 5000;
 
 /**
  * A file domainwall must write later (after the rules are loaded): remove what is there and prove

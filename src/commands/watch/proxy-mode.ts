@@ -1,0 +1,95 @@
+import { carryingBackend } from "../../backends/nft/carrying-backend.ts";
+import type { ConfigOf } from "../../config/config.ts";
+import { runtimeError, usageError } from "../../errors.ts";
+import { IPTABLES_NO_PROXY, messageOf } from "../../messages.ts";
+import { buildPolicy } from "../../policy/policy.ts";
+import { startProxyRuntime, upstreamsOf, type ProxyRuntime } from "../../watch/dns-proxy.ts";
+import { loadPolicy } from "../apply.ts";
+import type { Context } from "../context.ts";
+import { lockedBackend } from "../locking.ts";
+import { resolversOf } from "../prepare.ts";
+import type { WatchMode } from "./mode.ts";
+
+/** With the proxy nothing cycles on its own: the state for `status` is written this often. */
+const STATE_INTERVAL_MS = 5000;
+
+/**
+ * `watch --dns-proxy` (see watch/dns-proxy.ts): the process switches to the proxy's group before
+ * it opens any socket, the proxy listens before the ruleset that redirects DNS to it is loaded, the
+ * names resolved at start are admitted into the proxy's timeout sets, and ready means the proxy
+ * answered. domainwall then looks nothing up itself: the apps' own queries keep the sets fresh.
+ */
+export function dnsProxyMode(
+  ctx: Context,
+  config: ConfigOf<"watch">,
+  proxyConfig: { readonly port: number; readonly gid: number },
+): WatchMode {
+  const { world, log } = ctx;
+  const options = config.watch;
+  let proxy: ProxyRuntime | undefined;
+  let upstreams: string[] = [];
+  let onLink: Parameters<typeof buildPolicy>[3] = [];
+  return {
+    looksUpNames: false,
+    stateIntervalMs: STATE_INTERVAL_MS,
+    async check() {
+      const switched = world.switchGroup(proxyConfig.gid);
+      if (!switched.ok) throw runtimeError(`--dns-proxy: ${switched.reason}; nothing was loaded`);
+      const resolvers = await resolversOf(ctx, config.policy);
+      upstreams = upstreamsOf(resolvers).map((u) => u.address);
+      if (upstreams.length === 0) {
+        throw usageError(
+          `--dns-proxy: no resolver to forward to (${resolvers.length === 0 ? "none found" : `only ${resolvers.map((r) => r.text).join(", ")}`}; a stub on loopback cannot be one): give --dns-servers; nothing was loaded`,
+        );
+      }
+      if ((await ctx.backend()).name !== "nft") throw usageError(IPTABLES_NO_PROXY);
+      return resolvers;
+    },
+    async start(built, backend) {
+      onLink = built.policy.onLink;
+      const runtime = await startProxyRuntime({
+        policy: built.policy,
+        upstreams: upstreams.map((address) => ({ address, port: 53 })),
+        minTtlMs: options.minTtlMs,
+        maxTtlMs: options.maxTtlMs,
+        graceMs: options.graceMs,
+        executor: world.nftExecutor(),
+        log,
+        now: world.now,
+      }).catch((error: unknown) => {
+        throw runtimeError(
+          `--dns-proxy: cannot start the DNS proxy on 127.0.0.1 and ::1 port ${proxyConfig.port}: ${messageOf(error)}; nothing was loaded`,
+        );
+      });
+      proxy = runtime;
+      log.info(
+        `DNS proxy listening on 127.0.0.1 and ::1 port ${runtime.port} (group ${proxyConfig.gid}), forwarding to ${upstreams.join(", ")}`,
+      );
+      await loadPolicy(ctx, backend, built, undefined, "watch", runtime.carryOver());
+      const admitted = await runtime.admitResolved(
+        built.resolutions.flatMap((r) => (r.status === "empty" ? [] : [{ host: r.host, addresses: r.addresses }])),
+      );
+      await runtime.selfCheck().catch((error: unknown) => {
+        throw runtimeError(`--dns-proxy: ${messageOf(error)}; the rules stay loaded, so DNS here fails closed`);
+      });
+      log.info(
+        `DNS proxy ready: ${config.policy.hosts.length} names (${admitted} addresses admitted at start) and ${config.policy.wildcards.length} wildcards allowed; ${config.policy.audit ? "other names are forwarded anyway and recorded (audit mode)" : "other names get NXDOMAIN"}`,
+      );
+      // A full load (a failed update retried, a reload whose chains differ) carries the admissions over.
+      return lockedBackend(world, carryingBackend(backend, runtime, world.now));
+    },
+    // The proxy takes the reloaded list (it throws, changing nothing, when its declared sets would change).
+    reconfigure: (next) => proxy?.replace(buildPolicy(next.config, [], next.resolvers, onLink).policy),
+    report: () => proxy?.report(),
+    describe: () =>
+      `admitted addresses stay their answer's TTL (clamped to ${options.minTtlMs / 1000}s-${options.maxTtlMs / 1000}s) plus ${options.graceMs / 1000}s after the last answer that gave them`,
+    stop(signal, removed) {
+      const port = proxy?.port ?? proxyConfig.port;
+      proxy?.stop();
+      proxy = undefined;
+      return removed
+        ? "DNS goes to the resolvers directly again"
+        : `${signal}: the DNS proxy stopped and the rules stay loaded: DNS here now fails closed (queries are redirected to port ${port}, where nothing listens: connection refused) until domainwall watch --dns-proxy runs again or 'domainwall remove'`;
+    },
+  };
+}
