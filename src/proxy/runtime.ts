@@ -114,6 +114,8 @@ export interface ProxyReport {
   readonly admitted: readonly AdmittedElement[];
   /** The list the proxy answers for now (a reload changes it). */
   readonly list: { readonly names: readonly string[]; readonly wildcards: readonly string[] };
+  /** The entries listed with ports (by the matcher's entry) and the sets they admit into; the others admit into proxy_v4/proxy_v6. */
+  readonly portedEntries: ReadonlyMap<string, ProxySetNames>;
   /** Elements that appeared (admitted) and vanished (expired) since start, counted every few seconds. */
   readonly admittedTotal: number;
   readonly expiredTotal: number;
@@ -295,18 +297,20 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
         socket.close();
       }
     },
-    setList(list) {
-      const entries = [...list.names, ...list.wildcards];
-      const next = proxyPortSets(entries, list.hostPorts);
+    setList(update) {
+      const entries = [...update.names, ...update.wildcards];
+      const next = proxyPortSets(entries, update.hostPorts);
       if (proxySetsKey(next.sets) !== proxySetsKey(portSets.sets))
         throw new Error(
           "the ports of the DNS proxy's list cannot change while watch runs: its sets were declared at start (restart it to change them)",
         );
-      match = compile(list.names, list.wildcards);
+      match = compile(update.names, update.wildcards);
+      // The report (status, explain) names the list in force, not the one at start.
+      list = { names: update.names, wildcards: update.wildcards };
       byEntry = next.byEntry;
-      allow = list.allow;
-      audit = list.audit;
-      privateGuard = list.privateGuard;
+      allow = update.allow;
+      audit = update.audit;
+      privateGuard = update.privateGuard;
     },
     report() {
       const elements = observe();
@@ -318,6 +322,7 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
         elements: { v4: elements.filter((e) => e.family === 4).length, v6: elements.filter((e) => e.family === 6).length },
         admitted: elements,
         list,
+        portedEntries: new Map([...byEntry].filter(([, sets]) => sets !== EVERY_PORT_SETS)),
         admittedTotal: totals.admitted,
         expiredTotal: totals.expired,
         refusedAddresses,
