@@ -691,8 +691,8 @@ describe("main", () => {
       );
       const json = JSON.parse((await runMain(["status", "--json"], {}, { stdout: withPorts })).stdout);
       expect(json.allowed).toEqual([
-        { network: "203.0.113.10", ports: "all" },
-        { network: "2001:db8::8", ports: ["443/tcp", "5000-5010/udp"] },
+        { network: "203.0.113.10", ports: "all", from: "allowlist" },
+        { network: "2001:db8::8", ports: ["443/tcp", "5000-5010/udp"], from: "allowlist" },
       ]);
     });
 

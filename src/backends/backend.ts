@@ -70,6 +70,8 @@ export interface LoadedStatus {
    * undefined when the rules have no DNS proxy.
    */
   readonly proxy?: readonly ProxyElement[];
+  /** `--dns-proxy`: the port the pod's DNS is redirected to and the group whose queries are not (the proxy's). */
+  readonly proxyRedirect?: { readonly port: number; readonly group?: number };
   /** `--dns-proxy`: its sets, empty ones too, with the ports each opens; undefined without the proxy. */
   readonly proxySets?: readonly ProxySet[];
   /**

@@ -38,9 +38,13 @@ export interface KnownNames {
   readonly watch?: WatchState;
 }
 
-/** The names that held `address`, in configuration order. */
-export const namesOf = (known: KnownNames, address: string): string[] =>
-  known.names.filter((n) => n.addresses.includes(address)).map((n) => n.name);
+/** The names that held `address`, in configuration order, then those a running DNS proxy admitted it for. */
+export const namesOf = (known: KnownNames, address: string): string[] => [
+  ...new Set([
+    ...known.names.filter((n) => n.addresses.includes(address)).map((n) => n.name),
+    ...(known.watch?.proxy?.addresses ?? []).filter((a) => a.address === address).flatMap((a) => a.names),
+  ]),
+];
 
 /** Write the names file after a load; a run directory that cannot be written only costs names in `status`. */
 export async function saveNames(

@@ -78,3 +78,28 @@ export function acceptsLoopbackOf(rules: readonly ListedRule[]): boolean {
     return match !== undefined && v.is(v.object({ meta: v.object({ key: v.literal("oifname") }) }), match.left) && match.right === "lo";
   });
 }
+
+/**
+ * Where the `dns_redirect` chain sends the pod's DNS (`redirect to :PORT`) and the group it leaves
+ * alone (`meta skgid G return`: the proxy's own queries); undefined without a redirect rule.
+ */
+export function proxyRedirectOf(rules: readonly ListedRule[]): { port: number; group?: number } | undefined {
+  let port: number | undefined;
+  let group: number | undefined;
+  for (const rule of rules) {
+    if (rule.chain !== "dns_redirect") continue;
+    for (const e of rule.expr) {
+      if (v.is(v.object({ redirect: v.object({ port: PortSchema }) }), e)) port = e.redirect.port;
+    }
+    const [match] = matchesOf(rule.expr);
+    if (
+      rule.expr.length === 2 &&
+      v.is(v.object({ return: v.null() }), rule.expr[1]) &&
+      match !== undefined &&
+      v.is(v.object({ meta: v.object({ key: v.literal("skgid") }) }), match.left) &&
+      typeof match.right === "number"
+    )
+      group = match.right;
+  }
+  return port === undefined ? undefined : { port, ...(group !== undefined && { group }) };
+}

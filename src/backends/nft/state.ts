@@ -2,7 +2,7 @@ import * as v from "valibot";
 import { formatAddress, parseAddress } from "../../net/ip.ts";
 import type { Direction } from "../../policy/rules.ts";
 import { allowedEntriesOf, notEnforcing, type DeniedDestination, type LoadedStatus, type ProxyElement, type ProxySet } from "../backend.ts";
-import { acceptsLoopbackOf, proxySetsOf } from "./proxy-state.ts";
+import { acceptsLoopbackOf, proxyRedirectOf, proxySetsOf } from "./proxy-state.ts";
 import type { PortRange } from "../../config/port-spec.ts";
 
 /** Our base chains, each named after its hook (src/backends/nft/render.ts); input exists only with --ports. */
@@ -213,6 +213,7 @@ export function parseNftStatus(json: string): LoadedStatus {
     return match ? [{ name: set.name, family: Number(match[1]) as 4 | 6, elements: set.elem ?? [] }] : [];
   });
   const proxySets = proxySetsOf(proxySetElements, rules);
+  const proxyRedirect = proxyRedirectOf(rules);
   return {
     loaded: true,
     enforcing: !counters.some((c) => c.name.endsWith("_audited")),
@@ -229,6 +230,7 @@ export function parseNftStatus(json: string): LoadedStatus {
       proxy: proxySetElements.flatMap((set, i) => set.elements.map((e) => proxyElementOf(e, proxySets[i]!))),
       proxySets,
     }),
+    ...(proxyRedirect !== undefined && { proxyRedirect }),
     acceptsLoopback: acceptsLoopbackOf(rules),
     denied: denied.sort(byPackets),
     ...notEnforcing(problems),

@@ -75,3 +75,19 @@ describe("parseNftStatus: the ports each DNS-proxy set opens, from the output ch
     expect(parseNftStatus(listing()).acceptsLoopback).toBe(false);
   });
 });
+
+describe("parseNftStatus: the DNS proxy's redirect, from the dns_redirect chain", () => {
+  const redirect = (...expr: unknown[]) => ({ rule: { chain: "dns_redirect", expr } });
+  test("the port the pod's DNS goes to and the group left alone", () => {
+    const status = parseNftStatus(
+      listing(
+        redirect({ match: { op: "==", left: { meta: { key: "skgid" } }, right: 2000053 } }, { return: null }),
+        redirect({ match: { op: "==", left: { payload: { protocol: "th", field: "dport" } }, right: 53 } }, { redirect: { port: 15353 } }),
+      ),
+    );
+    expect(status.proxyRedirect).toEqual({ port: 15353, group: 2000053 });
+  });
+  test("none without a redirect rule", () => {
+    expect(parseNftStatus(listing()).proxyRedirect).toBeUndefined();
+  });
+});
