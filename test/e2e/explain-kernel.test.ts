@@ -110,6 +110,12 @@ describeNetns("explain and status answer what the kernel enforces (nft), end to 
         true,
         true,
       ]);
+      // UDP to 443 of an address admitted for 443/tcp: the kernel drops the datagram at output (EPERM) and explain exits 1.
+      const udp443 = await explain("ported.x:443/udp");
+      expect([udp443.code, (await lab.probeUdp([{ host: "203.0.113.60", port: 443 }], 500))[0]]).toEqual([1, "error:EPERM"]);
+      expect([(await explain("203.0.113.63:8082/udp")).code, (await lab.probeUdp([{ host: "203.0.113.63", port: 8082 }], 800))[0]]).toEqual(
+        [0, "answered"],
+      );
       const json = JSON.parse((await explain("203.0.113.60:443", true)).stdout) as ExplainJson;
       expect(json.addresses[0]?.by).toMatchObject([
         { kind: "proxy", set: "proxy_v4_tcp443", ports: [{ protocol: "tcp", first: 443, last: 443 }] },
