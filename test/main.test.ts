@@ -495,6 +495,13 @@ describe("main", () => {
             },
           },
           { set: { name: "proxy_v6", type: "ipv6_addr", flags: ["timeout"] } },
+          // What opens the set's addresses on every port (the kernel's rule, not the set's name).
+          {
+            rule: {
+              chain: "output",
+              expr: [{ match: { op: "==", left: { payload: { protocol: "ip", field: "daddr" } }, right: "@proxy_v4" } }, { accept: null }],
+            },
+          },
         ],
       });
       const proxy = {
@@ -518,11 +525,11 @@ describe("main", () => {
       const admitted = await run("203.0.113.57:443");
       expect(admitted.code).toBe(0);
       expect(admitted.stdout).toBe(
-        "allowed: 203.0.113.57:443: 203.0.113.57 is allowed by the DNS proxy: cdn.example (entry cdn.example) told an app this address; it stays admitted for 57s more\n",
+        "allowed: 203.0.113.57:443: 203.0.113.57 is allowed by the DNS proxy: cdn.example (entry cdn.example) told an app this address; it stays admitted for 57s more (every port)\n",
       );
       const json = JSON.parse((await run("203.0.113.57", ["--json"])).stdout);
       expect(json.addresses[0].by).toEqual([
-        { kind: "proxy", names: ["cdn.example"], entries: ["cdn.example"], expiresInSeconds: 57, ports: "all" },
+        { kind: "proxy", names: ["cdn.example"], entries: ["cdn.example"], set: "proxy_v4", expiresInSeconds: 57, ports: "all" },
       ]);
       expect((await run("203.0.113.250")).code).toBe(1);
       const unlisted = await run("unlisted.example");
@@ -571,7 +578,7 @@ describe("main", () => {
       expect(JSON.parse(files["/run/domainwall/names.json"] ?? "")).toEqual({
         version: 1,
         writtenAt: EPOCH,
-        names: [{ name: "api.example", addresses: ["203.0.113.10", "203.0.113.11", "2001:db8:ff::10"] }],
+        names: [{ name: "api.example", addresses: ["203.0.113.10", "203.0.113.11", "2001:db8:ff::10"], ports: "all" }],
       });
     });
   });
@@ -684,8 +691,8 @@ describe("main", () => {
       );
       const json = JSON.parse((await runMain(["status", "--json"], {}, { stdout: withPorts })).stdout);
       expect(json.allowed).toEqual([
-        { network: "203.0.113.10", ports: "all" },
-        { network: "2001:db8::8", ports: ["443/tcp", "5000-5010/udp"] },
+        { network: "203.0.113.10", ports: "all", from: "allowlist" },
+        { network: "2001:db8::8", ports: ["443/tcp", "5000-5010/udp"], from: "allowlist" },
       ]);
     });
 

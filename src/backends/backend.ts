@@ -31,9 +31,23 @@ export interface AllowedEntry {
   readonly ports: "all" | readonly PortRange[];
 }
 
-/** An address in the DNS proxy's timeout sets (proxy_v4, proxy_v6), as the kernel holds it. */
+/**
+ * One of the DNS proxy's timeout sets, with the ports the output chain's rules open to its
+ * addresses: every port (`proxy_v4`, `proxy_v6`), the port ranges its rules name
+ * (`ip daddr @proxy_v4_tcp443 tcp dport 443 accept`), or none when no rule accepts it.
+ */
+export interface ProxySet {
+  readonly name: string;
+  readonly family: 4 | 6;
+  readonly ports: "all" | readonly PortRange[];
+}
+
+/** An address in one of the DNS proxy's timeout sets (proxy_v4, proxy_v4_tcp443...), as the kernel holds it. */
 export interface ProxyElement {
   readonly address: string;
+  /** The set that holds it, and the ports that set opens (see ProxySet). */
+  readonly set: string;
+  readonly ports: ProxySet["ports"];
   /** Its timeout, whole seconds. */
   readonly timeoutSeconds: number;
   /** What is left of it, whole seconds (rounded down by nft). */
@@ -56,6 +70,15 @@ export interface LoadedStatus {
    * undefined when the rules have no DNS proxy.
    */
   readonly proxy?: readonly ProxyElement[];
+  /** `--dns-proxy`: the port the pod's DNS is redirected to and the group whose queries are not (the proxy's). */
+  readonly proxyRedirect?: { readonly port: number; readonly group?: number };
+  /** `--dns-proxy`: its sets, empty ones too, with the ports each opens; undefined without the proxy. */
+  readonly proxySets?: readonly ProxySet[];
+  /**
+   * Whether the output chain accepts whatever leaves through `lo` (a connect to this namespace's own
+   * addresses or loopback); undefined where the backend does not say.
+   */
+  readonly acceptsLoopback?: boolean;
   /** Destinations refused, most packets first; undefined when the backend does not record them (iptables-legacy). */
   readonly denied?: readonly DeniedDestination[];
   /**

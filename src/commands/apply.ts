@@ -17,7 +17,7 @@ export async function applyCommand(ctx: Context, config: ConfigOf<"apply">): Pro
   const [backend, prepared] = await Promise.all([ctx.backend(), preparePolicy(ctx, config.policy), ctx.others().catch(() => undefined)]);
   await loadPolicy(ctx, backend, prepared, config.confirmWithinMs);
   const names = prepared.resolutions.flatMap((r) => (r.status === "empty" ? [] : [{ host: r.host, addresses: r.addresses }]));
-  await saveNames(ctx.world, ctx.log, names);
+  await saveNames(ctx.world, ctx.log, names, config.policy.hostPorts);
 }
 
 /** Said at the start of an audit-mode apply or watch, and by `status` while one is loaded. */

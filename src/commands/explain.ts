@@ -2,7 +2,8 @@ import type { ConfigOf } from "../config/config.ts";
 import { resolveHosts } from "../dns/resolve.ts";
 import { EXIT } from "../errors.ts";
 import { describeTarget, explain, type Explanation } from "../visibility/explain.ts";
-import { explainProxyName, proxyNamesOf } from "../visibility/explain-proxy.ts";
+import { canonicalName, explainProxyName, proxyNamesOf } from "../visibility/explain-proxy.ts";
+import { FIB_TRIE, IF_INET6, localNetworks } from "../visibility/local.ts";
 import { runtimeError } from "../errors.ts";
 import type { Context } from "./context.ts";
 import { knownNames } from "./names.ts";
@@ -32,7 +33,14 @@ const renderExplanation = (e: Explanation): string =>
 export async function explainCommand({ world, backend: backendFor }: Context, config: ConfigOf<"explain">): Promise<number> {
   const { destination } = config;
   const backend = await backendFor();
-  const [status, known] = await Promise.all([backend.status(), knownNames(world)]);
+  // This namespace's own addresses, as the kernel routes them when asked (a pod's address changes with the pod).
+  const [status, known, fibTrie, ifInet6] = await Promise.all([
+    backend.status(),
+    knownNames(world),
+    world.readFile(FIB_TRIE).catch(() => undefined),
+    world.readFile(IF_INET6).catch(() => undefined),
+  ]);
+  const local = localNetworks(fibTrie, ifInet6);
   if (!status.loaded) {
     const text = `allowed: ${describeTarget(destination)}: domainwall has no rules loaded here (${backend.name}); nothing is filtered`;
     await world.stdout(
@@ -46,14 +54,24 @@ export async function explainCommand({ world, backend: backendFor }: Context, co
   const proxyWatch = known.watch?.proxy;
   const proxyState = proxyWatch?.list === undefined ? undefined : { list: proxyWatch.list, addresses: proxyWatch.addresses ?? [] };
   if (destination.host.kind === "address") {
-    explanation = explain(status, destination, [destination.host.address], known.names, undefined, proxyNamesOf(proxyState));
+    explanation = explain(status, destination, [destination.host.address], known.names, undefined, {
+      proxyNames: proxyNamesOf(proxyState),
+      local,
+    });
   } else if (status.proxy !== undefined) {
-    explanation = explainProxyName(status, { ...destination, host: destination.host }, proxyState);
+    explanation = explainProxyName(status, { ...destination, host: destination.host }, proxyState, { local });
   } else {
-    const name = destination.host.name;
+    const name = canonicalName(destination.host.name);
     const listed = known.names.find((n) => n.name === name);
     if (listed !== undefined && known.from !== "none") {
-      explanation = explain(status, destination, listed.addresses, known.names, { name, listed: true, addressesFrom: known.from });
+      explanation = explain(
+        status,
+        destination,
+        listed.addresses,
+        known.names,
+        { name, listed: true, addressesFrom: known.from },
+        { local },
+      );
     } else {
       const [resolution] = await resolveHosts([name], {
         lookup: world.lookup,
@@ -65,7 +83,7 @@ export async function explainCommand({ world, backend: backendFor }: Context, co
       if (resolution?.status === "failed" && resolution.addresses.length === 0)
         throw runtimeError(`${name}: lookup failed (${resolution.error}); cannot say which addresses it would reach`);
       const addresses = resolution?.status === "empty" || resolution === undefined ? [] : resolution.addresses.map((a) => a.address);
-      explanation = explain(status, destination, addresses, known.names, { name, listed: false, addressesFrom: "dns" });
+      explanation = explain(status, destination, addresses, known.names, { name, listed: false, addressesFrom: "dns" }, { local });
     }
   }
   await world.stdout(

@@ -7,16 +7,17 @@ import { describeWatchState } from "../watch/state.ts";
 import { AUDIT_WARNING } from "./apply.ts";
 import type { Context } from "./context.ts";
 import { knownNames, namesOf, type KnownNames } from "./names.ts";
+import { allowedJson, dnsProxyJson, portedOnly, proxyLines } from "../visibility/status-view.ts";
 
 /** Denied destinations (and allowed entries with ports) listed one by one in the text; `--json` lists them all. */
 const DENIED_SHOWN = 50;
 
-/** `all`, or the entry's port ranges as the entry syntax writes them: `["443/tcp", "123/udp"]`. */
-const portsText = (ports: AllowedEntry["ports"]): "all" | string[] => (ports === "all" ? "all" : ports.map(formatPortRange));
-
-/** The loaded entries listed with ports, each with its ports (entries without ports are counted in the sets above). */
+/**
+ * The loaded entries listed with ports, each with its ports (entries without ports are counted in
+ * the sets above); one that an every-port entry also holds is open on every port and left out.
+ */
 function portLines(allowed: readonly AllowedEntry[]): string[] {
-  const ported = allowed.flatMap((e) =>
+  const ported = portedOnly(allowed).flatMap((e) =>
     e.ports === "all" ? [] : [{ network: e.network, ports: e.ports.map(formatPortRange).join(", ") }],
   );
   if (ported.length === 0) return [];
@@ -64,6 +65,7 @@ export function renderStatus(status: Status, backend: string, known: KnownNames,
     ...status.sets.map((s) => `  set ${s.name}: ${s.elements} ${s.elements === 1 ? "entry" : "entries"}`),
     ...status.counters.map((c) => `  counter ${c.name}: ${c.packets} packets, ${c.bytes} bytes`),
     ...portLines(status.allowed),
+    ...proxyLines(status, known.watch?.proxy?.addresses ?? [], DENIED_SHOWN),
     ...deniedLines(namedDenied(status.denied, known), status.enforcing),
     ...(known.watch === undefined
       ? ["no domainwall watch is running here: the sets hold what the last apply resolved"]
@@ -90,7 +92,7 @@ export function statusJson(status: Status, backend: string, known: KnownNames) {
     problems: status.problems ?? [],
     sets: status.sets,
     counters: status.counters,
-    allowed: status.allowed.map((e) => ({ network: e.network, ports: portsText(e.ports) })),
+    allowed: allowedJson(status, known.watch?.proxy?.addresses ?? []),
     dns: status.dns,
     denied: namedDenied(status.denied, known) ?? null,
     names: { from: known.from, names: known.names.map((n) => ({ name: n.name, addresses: n.addresses })) },
@@ -98,6 +100,7 @@ export function statusJson(status: Status, backend: string, known: KnownNames) {
     // `watch --dns-proxy`: the names it answered NXDOMAIN for (in audit mode: would have), most asked first; null without it.
     refusedNames: known.watch?.proxy?.refused ?? null,
     refusedNamesOther: known.watch?.proxy?.refusedOther ?? null,
+    dnsProxy: dnsProxyJson(status, { running: known.watch?.proxy !== undefined, admitted: known.watch?.proxy?.addresses ?? [] }),
   };
 }
 

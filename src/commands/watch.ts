@@ -113,7 +113,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     const signal = await stop.stopped;
     clearInterval(stateTimer);
     // What the rules hold now, named, for status after this process has gone.
-    await saveNames(world, log, addressesByName(current.snapshot().state));
+    await saveNames(world, log, addressesByName(current.snapshot().state), current.snapshot().hostPorts);
     await world.removeFile(watchStateFile(world.env, WATCH_STATE_FILE));
     await reloader?.stop();
     if (!removeOnExit) {

@@ -72,6 +72,8 @@ export interface ProxyReport {
   readonly admitted: readonly AdmittedElement[];
   /** The list the proxy answers for now (a reload changes it). */
   readonly list: { readonly names: readonly string[]; readonly wildcards: readonly string[] };
+  /** The entries listed with ports (by the matcher's entry) and the sets they admit into; the others admit into proxy_v4/proxy_v6. */
+  readonly portedEntries: ReadonlyMap<string, ProxySetNames>;
   /** Elements that appeared (admitted) and vanished (expired) since start, counted every few seconds. */
   readonly admittedTotal: number;
   readonly expiredTotal: number;
@@ -249,6 +251,7 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
         elements: { v4: elements.filter((e) => e.family === 4).length, v6: elements.filter((e) => e.family === 6).length },
         admitted: elements,
         list: rules.list,
+        portedEntries: new Map([...rules.admitInto].filter(([, sets]) => sets !== EVERY_PORT_SETS)),
         admittedTotal: totals.admitted,
         expiredTotal: totals.expired,
         refusedAddresses,

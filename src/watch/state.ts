@@ -46,12 +46,30 @@ const ProxyStateSchema = v.strictObject({
   refusedOther: count,
   /** The list it answers for now. */
   list: v.optional(
-    v.strictObject({ names: v.array(v.pipe(v.string(), v.maxLength(253))), wildcards: v.array(v.pipe(v.string(), v.maxLength(256))) }),
+    v.strictObject({
+      names: v.array(v.pipe(v.string(), v.maxLength(253))),
+      wildcards: v.array(v.pipe(v.string(), v.maxLength(256))),
+      /** The entries listed with ports and the two sets each admits into (the others: proxy_v4, proxy_v6). */
+      ported: v.optional(
+        v.record(
+          v.pipe(v.string(), v.maxLength(256)),
+          v.strictObject({ v4: v.pipe(v.string(), v.maxLength(255)), v6: v.pipe(v.string(), v.maxLength(255)) }),
+        ),
+      ),
+    }),
   ),
   /** The admitted addresses with the latest names and entries that admitted them, at most ADMITTED_SHOWN (the kernel has them all). */
   addresses: v.optional(
     v.pipe(
-      v.array(v.strictObject({ address: v.pipe(v.string(), v.maxLength(43)), names: names(MAX_NAMES), entries: names(MAX_NAMES) })),
+      v.array(
+        v.strictObject({
+          address: v.pipe(v.string(), v.maxLength(43)),
+          /** The kernel set that holds it (an address may be in two: one entry's every-port set, another's port set). */
+          set: v.optional(v.pipe(v.string(), v.maxLength(255))),
+          names: names(MAX_NAMES),
+          entries: names(MAX_NAMES),
+        }),
+      ),
       v.maxLength(ADMITTED_SHOWN),
     ),
   ),
@@ -127,10 +145,14 @@ function proxyStateOf(proxy: ProxyReport): NonNullable<WatchState["proxy"]> {
     expiredTotal: proxy.expiredTotal,
     refused: refused.slice(0, REFUSED_SHOWN),
     refusedOther: proxy.stats.refusedOther + Math.max(0, refused.length - REFUSED_SHOWN),
-    list: { names: [...proxy.list.names], wildcards: [...proxy.list.wildcards] },
+    list: {
+      names: [...proxy.list.names],
+      wildcards: [...proxy.list.wildcards],
+      ported: Object.fromEntries([...proxy.portedEntries].map(([entry, sets]) => [entry, { v4: sets.v4, v6: sets.v6 }])),
+    },
     addresses: proxy.admitted
       .slice(0, ADMITTED_SHOWN)
-      .map((e) => ({ address: e.address, names: e.names.slice(-MAX_NAMES), entries: e.entries.slice(-MAX_NAMES) })),
+      .map((e) => ({ address: e.address, set: e.set, names: e.names.slice(-MAX_NAMES), entries: e.entries.slice(-MAX_NAMES) })),
   };
 }
 

@@ -67,8 +67,8 @@ for (const backend of ["nft", "iptables-legacy"] as const) {
       expect(status.stdout).toContain(isNft ? "set allow_ports_v6: 1 entry" : "set allow_ports_v6 (rules): 1 entry");
       const json = JSON.parse((await dw(["status", "--json"])).stdout) as { allowed: unknown[] };
       expect(json.allowed).toEqual([
-        { network: ALLOWED.v4, ports: ["80/tcp"] },
-        { network: ALLOWED.v6, ports: ["80/tcp"] },
+        { network: ALLOWED.v4, ports: ["80/tcp"], from: "allowlist" },
+        { network: ALLOWED.v6, ports: ["80/tcp"], from: "allowlist" },
       ]);
       const allowed = await dw(["explain", "allowed.example:80"]);
       expect([allowed.code, allowed.stdout]).toEqual([

@@ -96,7 +96,7 @@ describeNetns("the DNS proxy's visibility (nft), end to end", () => {
     expect(allowed.code).toBe(0);
     expect(allowed.stdout).toMatch(
       new RegExp(
-        `^allowed: ${address.replace(/\./g, "\\.")}: .* is allowed by the DNS proxy: cdn\\.example \\(entry cdn\\.example\\) told an app this address; it stays admitted for \\d+s more\n$`,
+        `^allowed: ${address.replace(/\./g, "\\.")}: .* is allowed by the DNS proxy: cdn\\.example \\(entry cdn\\.example\\) told an app this address; it stays admitted for \\d+s more \\(every port\\)\n$`,
       ),
     );
     const never = await explain("203.0.113.250");

@@ -12,9 +12,9 @@ const status = (more: Partial<LoadedStatus> = {}): LoadedStatus => ({
   allowed: [{ network: "192.0.2.0/24", ports: "all" }],
   dns: ["198.51.100.2"],
   proxy: [
-    { address: "203.0.113.57", timeoutSeconds: 60, expiresInSeconds: 57 },
-    { address: "203.0.113.58", timeoutSeconds: 60, expiresInSeconds: 12 },
-    { address: "203.0.113.59", timeoutSeconds: 60, expiresInSeconds: 0 },
+    { address: "203.0.113.57", set: "proxy_v4", ports: "all", timeoutSeconds: 60, expiresInSeconds: 57 },
+    { address: "203.0.113.58", set: "proxy_v4", ports: "all", timeoutSeconds: 60, expiresInSeconds: 12 },
+    { address: "203.0.113.59", set: "proxy_v4", ports: "all", timeoutSeconds: 60, expiresInSeconds: 0 },
   ],
   ...more,
 });
@@ -34,7 +34,7 @@ const destination = (text: string): Destination => {
 const ofAddress = (text: string, s = status(), w: ProxyWatchState | null = watch) => {
   const d = destination(text);
   if (d.host.kind !== "address") throw new Error("not an address");
-  return explain(s, d, [d.host.address], [], undefined, proxyNamesOf(w ?? undefined));
+  return explain(s, d, [d.host.address], [], undefined, { proxyNames: proxyNamesOf(w ?? undefined) });
 };
 const ofName = (text: string, s = status(), w: ProxyWatchState | null = watch) => {
   const d = destination(text);
@@ -47,12 +47,12 @@ describe("explain under --dns-proxy: an address", () => {
     {
       target: "203.0.113.57:443",
       allowed: true,
-      says: "allowed: 203.0.113.57:443: 203.0.113.57 is allowed by the DNS proxy: cdn.example (entry cdn.example) told an app this address; it stays admitted for 57s more",
+      says: "allowed: 203.0.113.57:443: 203.0.113.57 is allowed by the DNS proxy: cdn.example (entry cdn.example) told an app this address; it stays admitted for 57s more (every port)",
     },
     {
       target: "203.0.113.58",
       allowed: true,
-      says: "allowed: 203.0.113.58: 203.0.113.58 is allowed by the DNS proxy: a.img.example, b.img.example (entry *.img.example) told an app this address; it stays admitted for 12s more",
+      says: "allowed: 203.0.113.58: 203.0.113.58 is allowed by the DNS proxy: a.img.example, b.img.example (entry *.img.example) told an app this address; it stays admitted for 12s more (every port)",
     },
     {
       target: "203.0.113.59",
@@ -73,7 +73,7 @@ describe("explain under --dns-proxy: an address", () => {
 
   test("the JSON form names the entry and the expiry", () => {
     expect(ofAddress("203.0.113.57").addresses[0]?.by).toEqual([
-      { kind: "proxy", names: ["cdn.example"], entries: ["cdn.example"], expiresInSeconds: 57, ports: "all" },
+      { kind: "proxy", names: ["cdn.example"], entries: ["cdn.example"], set: "proxy_v4", expiresInSeconds: 57, ports: "all" },
     ]);
   });
 
@@ -81,9 +81,9 @@ describe("explain under --dns-proxy: an address", () => {
     const e = ofAddress("203.0.113.57", status(), null);
     expect(e.allowed).toBe(true);
     expect(e.summary).toBe(
-      "allowed: 203.0.113.57: 203.0.113.57 is allowed by the DNS proxy: an allowed name's answer told an app this address (which name is not known: no running watch says); it stays admitted for 57s more",
+      "allowed: 203.0.113.57: 203.0.113.57 is allowed by the DNS proxy: an allowed name's answer told an app this address (which name is not known: no running watch says); it stays admitted for 57s more (every port)",
     );
-    expect(e.addresses[0]?.by).toEqual([{ kind: "proxy", names: [], entries: [], expiresInSeconds: 57, ports: "all" }]);
+    expect(e.addresses[0]?.by).toEqual([{ kind: "proxy", names: [], entries: [], set: "proxy_v4", expiresInSeconds: 57, ports: "all" }]);
   });
 
   test("without the proxy the reason does not mention it", () => {
@@ -98,7 +98,7 @@ describe("explain under --dns-proxy: a name, never looked up", () => {
     {
       target: "cdn.example",
       allowed: true,
-      says: "allowed: cdn.example: cdn.example is allowed by the DNS proxy's entry cdn.example: its addresses are admitted when an app asks; now 203.0.113.57 is allowed by the DNS proxy: cdn.example (entry cdn.example) told an app this address; it stays admitted for 57s more",
+      says: "allowed: cdn.example: cdn.example is allowed by the DNS proxy's entry cdn.example: its addresses are admitted when an app asks; now 203.0.113.57 is allowed by the DNS proxy: cdn.example (entry cdn.example) told an app this address; it stays admitted for 57s more (every port)",
     },
     {
       target: "b.img.example:443",

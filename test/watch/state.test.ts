@@ -156,6 +156,7 @@ describe("the watch state file", () => {
       elements: { v4: admitted.length, v6: 0 },
       admitted,
       list: { names: ["cdn.example"], wildcards: ["*.img.example"] },
+      portedEntries: new Map([["*.img.example", { v4: "proxy_v4_tcp443", v6: "proxy_v6_tcp443" }]]),
       admittedTotal: admitted.length,
       expiredTotal: 0,
       refusedAddresses: 0,
@@ -168,10 +169,14 @@ describe("the watch state file", () => {
         element("203.0.113.57", ["cdn.example"], ["cdn.example"]),
         element("203.0.113.58", ["a.img.example", "b.img.example"], ["*.img.example"]),
       ]);
-      expect(state.proxy?.list).toEqual({ names: ["cdn.example"], wildcards: ["*.img.example"] });
+      expect(state.proxy?.list).toEqual({
+        names: ["cdn.example"],
+        wildcards: ["*.img.example"],
+        ported: { "*.img.example": { v4: "proxy_v4_tcp443", v6: "proxy_v6_tcp443" } },
+      });
       expect(state.proxy?.addresses).toEqual([
-        { address: "203.0.113.57", names: ["cdn.example"], entries: ["cdn.example"] },
-        { address: "203.0.113.58", names: ["a.img.example", "b.img.example"], entries: ["*.img.example"] },
+        { address: "203.0.113.57", set: "proxy_v4", names: ["cdn.example"], entries: ["cdn.example"] },
+        { address: "203.0.113.58", set: "proxy_v4", names: ["a.img.example", "b.img.example"], entries: ["*.img.example"] },
       ]);
       expect(parseWatchState(JSON.stringify(state))).toEqual(state);
     });

@@ -5,6 +5,7 @@ import type { Family } from "../../net/ip.ts";
 import type { Policy } from "../../policy/policy.ts";
 import { renderIptables, renderIptablesRestore } from "./render.ts";
 import {
+  acceptsLoopback,
   allowedEntries,
   allowedNetworks,
   dnsDestinations,
@@ -174,6 +175,7 @@ export function createIptablesBackend(
           FAMILIES.flatMap((family) => portNetworks(saved[family])),
         ),
         dns: dns.some((d) => d === "any") ? "any" : dns.flatMap((d) => (d === "any" ? [] : d)),
+        acceptsLoopback: FAMILIES.every((family) => acceptsLoopback(saved[family])),
         // No `denied`: iptables-legacy has no dynamic sets (without ipset) to record destinations in.
         ...notEnforcing(FAMILIES.flatMap((family) => enforcementProblems(saved[family], TOOLS[family].label))),
       };

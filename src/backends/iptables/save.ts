@@ -160,6 +160,10 @@ export const allowedNetworks = (saved: string): string[] =>
     .flatMap((r) => /^-A \S+ -d (\S+) -j ACCEPT$/.exec(r.rule)?.[1] ?? [])
     .map((cidr) => cidr.replace(/\/(32|128)$/, ""));
 
+/** Whether our output chain accepts whatever leaves through lo (`-o lo -j ACCEPT`): a connect to this host's own addresses. */
+export const acceptsLoopback = (saved: string): boolean =>
+  rulesOf(saved, OUTPUT_CHAIN).some((r) => /^-A \S+ -o lo -j ACCEPT$/.test(r.rule));
+
 /** Where our output chain lets DNS go: "any" when a port-53 rule names no destination. */
 export function dnsDestinations(saved: string): "any" | string[] {
   const rules = rulesOf(saved, OUTPUT_CHAIN).filter((r) => / --dport 53 -j ACCEPT$/.test(r.rule));

@@ -1,7 +1,8 @@
 import * as v from "valibot";
 import { formatAddress, parseAddress } from "../../net/ip.ts";
 import type { Direction } from "../../policy/rules.ts";
-import { allowedEntriesOf, notEnforcing, type DeniedDestination, type LoadedStatus, type ProxyElement } from "../backend.ts";
+import { allowedEntriesOf, notEnforcing, type DeniedDestination, type LoadedStatus, type ProxyElement, type ProxySet } from "../backend.ts";
+import { acceptsLoopbackOf, proxyRedirectOf, proxySetsOf } from "./proxy-state.ts";
 import type { PortRange } from "../../config/port-spec.ts";
 
 /** Our base chains, each named after its hook (src/backends/nft/render.ts); input exists only with --ports. */
@@ -118,7 +119,8 @@ function deniedOf(element: unknown, direction: Direction, timeoutSeconds: number
   };
 }
 
-function proxyElementOf(element: unknown, family: 4 | 6): ProxyElement {
+function proxyElementOf(element: unknown, set: ProxySet): ProxyElement {
+  const family = set.family;
   const parsed = v.safeParse(ProxyElementSchema, element);
   if (!parsed.success) throw fail("DNS proxy element", parsed.issues);
   const { val, timeout, expires } = parsed.output.elem;
@@ -127,6 +129,8 @@ function proxyElementOf(element: unknown, family: 4 | 6): ProxyElement {
     throw new Error(`nft -j printed a DNS proxy element that is not an IPv${family} address: ${JSON.stringify(val)}`);
   return {
     address: formatAddress(address.family, address.words),
+    set: set.name,
+    ports: set.ports,
     timeoutSeconds: timeout,
     expiresInSeconds: Math.min(expires ?? timeout, timeout),
   };
@@ -203,10 +207,13 @@ export function parseNftStatus(json: string): LoadedStatus {
     const match = DENIED_SET.exec(set.name);
     return match ? (set.elem ?? []).map((e) => deniedOf(e, match[1] as Direction, set.timeout)) : [];
   });
-  const proxySets = sets.flatMap((set) => {
+  const rules = objects.flatMap((o) => (o.rule ? [o.rule] : []));
+  const proxySetElements = sets.flatMap((set) => {
     const match = PROXY_SET.exec(set.name);
-    return match ? [{ family: Number(match[1]) as 4 | 6, elements: set.elem ?? [] }] : [];
+    return match ? [{ name: set.name, family: Number(match[1]) as 4 | 6, elements: set.elem ?? [] }] : [];
   });
+  const proxySets = proxySetsOf(proxySetElements, rules);
+  const proxyRedirect = proxyRedirectOf(rules);
   return {
     loaded: true,
     enforcing: !counters.some((c) => c.name.endsWith("_audited")),
@@ -218,8 +225,13 @@ export function parseNftStatus(json: string): LoadedStatus {
       ),
       sets.filter((set) => ALLOW_PORTS_SET.test(set.name)).flatMap((set) => (set.elem ?? []).map(portElementOf)),
     ),
-    dns: dnsOf(objects.flatMap((o) => (o.rule ? [o.rule] : []))),
-    ...(proxySets.length > 0 && { proxy: proxySets.flatMap((set) => set.elements.map((e) => proxyElementOf(e, set.family))) }),
+    dns: dnsOf(rules),
+    ...(proxySets.length > 0 && {
+      proxy: proxySetElements.flatMap((set, i) => set.elements.map((e) => proxyElementOf(e, proxySets[i]!))),
+      proxySets,
+    }),
+    ...(proxyRedirect !== undefined && { proxyRedirect }),
+    acceptsLoopback: acceptsLoopbackOf(rules),
     denied: denied.sort(byPackets),
     ...notEnforcing(problems),
   };

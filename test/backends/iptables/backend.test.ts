@@ -168,6 +168,8 @@ describe("iptables-legacy backend", () => {
     expect(await createIptablesBackend(run).status()).toEqual({
       loaded: true,
       enforcing: true,
+      // The saves here have no -o lo rule.
+      acceptsLoopback: false,
       allowed: [{ network: "203.0.113.10", ports: "all" }],
       dns: ["198.51.100.2"],
       sets: [

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import {
+  acceptsLoopback,
   allowedEntries,
   enforcementProblems,
   portEntries,
@@ -132,5 +133,16 @@ describe("what status counts", () => {
     expect(verdictCounters(TABLES.withInput, INPUT_CHAIN)).toEqual({ packets: 5, bytes: 300, audit: false });
     const withInvalid = TABLES.outputOnly.replace("COMMIT", "[7:700] -A DOMAINWALL-OUTPUT -m conntrack --ctstate INVALID -j DROP\nCOMMIT");
     expect(verdictCounters(withInvalid, OUTPUT_CHAIN)).toEqual({ packets: 4, bytes: 240, audit: false });
+  });
+});
+
+describe("acceptsLoopback: our output chain's -o lo -j ACCEPT, that rule alone", () => {
+  const saved = (rule: string) => `*filter\n:${OUTPUT_CHAIN} - [0:0]\n[3:180] -A ${OUTPUT_CHAIN} ${rule}\nCOMMIT\n`;
+  test.each([
+    { rule: "-o lo -j ACCEPT", expected: true },
+    { rule: "-o lo -p tcp -m tcp --dport 53 -j ACCEPT", expected: false },
+    { rule: "-o lo -j DROP", expected: false },
+  ])("$rule: $expected", ({ rule, expected }) => {
+    expect(acceptsLoopback(saved(rule))).toBe(expected);
   });
 });

@@ -121,6 +121,7 @@ describe("nft backend", () => {
     expect(await createNftBackend(run).status()).toEqual({
       loaded: true,
       enforcing: true,
+      acceptsLoopback: false,
       sets: [
         { name: "allow_v4", elements: 3 },
         { name: "allow_v6", elements: 0 },

@@ -16,8 +16,8 @@ describe("parseNftStatus: the DNS proxy's timeout sets", () => {
       ),
     );
     expect(status.proxy).toEqual([
-      { address: "203.0.113.57", timeoutSeconds: 60, expiresInSeconds: 56 },
-      { address: "2001:db8:ff::5", timeoutSeconds: 35, expiresInSeconds: 0 },
+      { address: "203.0.113.57", set: "proxy_v4", ports: [], timeoutSeconds: 60, expiresInSeconds: 56 },
+      { address: "2001:db8:ff::5", set: "proxy_v6", ports: [], timeoutSeconds: 35, expiresInSeconds: 0 },
     ]);
   });
 
