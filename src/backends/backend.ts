@@ -1,6 +1,5 @@
 import type { Family } from "../net/ip.ts";
 import type { Policy } from "../policy/policy.ts";
-import type { ProxyCarryOver } from "./nft/render.ts";
 import type { Direction } from "../policy/rules.ts";
 import type { PortRange } from "../config/port-spec.ts";
 
@@ -155,4 +154,13 @@ export interface Backend {
   snapshot(): Promise<Snapshot | undefined>;
   /** Put a snapshot back exactly, in one transaction (undefined: remove everything). */
   restore(snapshot: Snapshot | undefined): Promise<void>;
+}
+
+/** What the DNS proxy admitted, to carry over a table replace (nft: `elements = { ... }` lines, see backends/nft/render.ts). */
+export interface ProxyCarryOver {
+  /** proxy_v4 and proxy_v6. */
+  readonly v4: string;
+  readonly v6: string;
+  /** The port sets' (`ProxyPortSet`), by set name; a set missing here starts empty. */
+  readonly ports?: ReadonlyMap<string, string>;
 }

@@ -1,5 +1,5 @@
 import type { Backend, Snapshot } from "../backends/backend.ts";
-import type { ProxyCarryOver } from "../backends/nft/render.ts";
+import type { ProxyCarryOver } from "../backends/backend.ts";
 import type { ConfigOf } from "../config/config.ts";
 import { runtimeError } from "../errors.ts";
 import { messageOf } from "../messages.ts";

@@ -1,6 +1,6 @@
 import type { AllowedEntry, DeniedDestination, Status } from "../backends/backend.ts";
 import { formatPortRange } from "../config/port-spec.ts";
-import { DENIED } from "../backends/nft/render.ts";
+import { DENIED_RECORD } from "../policy/rules.ts";
 import type { ConfigOf } from "../config/config.ts";
 import { notEnforcingError } from "../errors.ts";
 import { describeWatchState } from "../watch/state.ts";
@@ -48,7 +48,7 @@ function deniedLines(denied: readonly NamedDenied[] | undefined, enforcing: bool
   });
   const more = denied.length > DENIED_SHOWN ? [`  and ${denied.length - DENIED_SHOWN} more ('status --json' lists them all)`] : [];
   return [
-    `${what}, most packets first (each kept ${DENIED.timeoutSeconds / 3600}h after its last packet, up to ${DENIED.size} per direction and family):`,
+    `${what}, most packets first (each kept ${DENIED_RECORD.timeoutSeconds / 3600}h after its last packet, up to ${DENIED_RECORD.size} per direction and family):`,
     ...lines,
     ...more,
   ];

@@ -225,3 +225,6 @@ export function chainsOf(policy: Policy): Chain[] {
   };
   return [...redirect, output, ...(policy.inboundPorts.length > 0 ? [input] : []), ...(policy.forward === true ? [forward] : [])];
 }
+
+/** How the kernel's record of denied destinations is bounded (nft only): entries per direction and family, and how long each is kept after its last packet. */
+export const DENIED_RECORD = { size: 4096, timeoutSeconds: 3600 } as const;

@@ -8,7 +8,7 @@
 import { encode } from "dns-packet";
 import type { NftExecutor } from "../backends/nft/executor.ts";
 import type { NftResult } from "../backends/nft/executor.ts";
-import type { ProxyCarryOver } from "../backends/nft/render.ts";
+import type { ProxyCarryOver } from "../backends/backend.ts";
 import type { Cidr } from "../net/ip.ts";
 import { gateAddresses } from "../policy/answer-gate.ts";
 import type { Policy, ProxyAdmission, ProxyRules } from "../policy/policy.ts";

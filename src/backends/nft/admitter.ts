@@ -12,7 +12,8 @@
  * one address admitted for two entries with different ports is an element of each set.
  */
 import type { NftExecutor, NftResult } from "./executor.ts";
-import { NFT_FAMILY, NFT_TABLE, type ProxyCarryOver } from "./render.ts";
+import type { ProxyCarryOver } from "../backend.ts";
+import { NFT_FAMILY, NFT_TABLE } from "./render.ts";
 import { parseTimeoutElements, renderTimeoutElements, type TimeoutElement } from "./timeout-elements.ts";
 import { type Family, formatAddress, parseAddress } from "../../net/ip.ts";
 import { EVERY_PORT_SETS, type ProxySetNames } from "../../policy/proxy-sets.ts";

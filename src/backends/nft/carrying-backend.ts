@@ -1,7 +1,7 @@
-import type { Backend } from "../backend.ts";
+import type { Backend, ProxyCarryOver } from "../backend.ts";
 import { runtimeError } from "../../errors.ts";
 import type { NftResult } from "./executor.ts";
-import { renderNft, type ProxyCarryOver } from "./render.ts";
+import { renderNft } from "./render.ts";
 
 /**
  * The backend `watch --dns-proxy` hands its loop: a full table load (a failed update retried, a

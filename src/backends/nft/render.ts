@@ -1,8 +1,9 @@
 import type { Cidr } from "../../net/ip.ts";
 import { sourceComment, type Policy, type PortElement, type SetElement } from "../../policy/policy.ts";
-import { chainsOf, unreachable, type Chain, type Direction, type Rule } from "../../policy/rules.ts";
+import { chainsOf, DENIED_RECORD, unreachable, type Chain, type Direction, type Rule } from "../../policy/rules.ts";
 import { formatPortRange, PROTOCOLS, type PortRange } from "../../config/port-spec.ts";
 import type { ProxyPortSet } from "../../policy/proxy-sets.ts";
+import type { ProxyCarryOver } from "../backend.ts";
 
 /** domainwall owns exactly this table and never touches any other. */
 export const NFT_TABLE = "domainwall";
@@ -154,15 +155,14 @@ const renderSet = (set: ReturnType<typeof setsOf>[number]): string[] => [
  * refreshes an element's timeout on each packet, so its age is `timeout - expires` (last seen), and
  * the `counter` in the statement counts its packets and bytes.
  */
-export const DENIED = { size: 4096, timeoutSeconds: 3600 } as const;
 export const deniedSetName = (direction: Direction, family: 4 | 6) => `denied_${direction}_v${family}`;
 
 const renderDeniedSet = (direction: Direction, family: 4 | 6): string[] => [
   `\tset ${deniedSetName(direction, family)} {`,
   `\t\ttype ${family === 4 ? "ipv4_addr" : "ipv6_addr"} . inet_proto . inet_service`,
-  `\t\tsize ${DENIED.size}`,
+  `\t\tsize ${DENIED_RECORD.size}`,
   "\t\tflags dynamic,timeout",
-  `\t\ttimeout ${DENIED.timeoutSeconds / 3600}h`,
+  `\t\ttimeout ${DENIED_RECORD.timeoutSeconds / 3600}h`,
   "\t}",
 ];
 
@@ -319,15 +319,6 @@ const renderTimeoutSet = (name: string, type: string, elements: string, comment?
   ...(elements === "" ? [] : [`\t\t${elements}`]),
   "\t}",
 ];
-
-/** What the DNS proxy admitted, to carry over a table replace (see `renderTimeoutSet`). */
-export interface ProxyCarryOver {
-  /** proxy_v4 and proxy_v6. */
-  readonly v4: string;
-  readonly v6: string;
-  /** The port sets' (`ProxyPortSet`), by set name; a set missing here starts empty. */
-  readonly ports?: ReadonlyMap<string, string>;
-}
 
 /** The DNS proxy's timeout sets: every port, then one pair per port spec with a comment naming its ports and entries. */
 function proxySets(proxy: NonNullable<Policy["proxy"]>, carryOver: ProxyCarryOver): string[] {
