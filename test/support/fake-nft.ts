@@ -23,25 +23,24 @@ interface FakeTable {
   readonly sets: Map<string, FakeSet>;
 }
 
-const seconds = (text: string | undefined): number | undefined => {
-  const m = text === undefined ? null : /^(\d+)s$/.exec(text);
-  return m ? Number(m[1]) : undefined;
-};
-
-/** `198.51.100.9 timeout 90s expires 80s, 2001:db8::1` → elements (trailing `# comment`s allowed). */
+/**
+ * `198.51.100.9 timeout 90s expires 80s, 2001:db8::1, 203.0.113.0/24 . tcp . 443` → elements, keyed by
+ * everything before `timeout` (an address, a network, a concatenation); `# comments` end a line.
+ */
 function parseElements(text: string, now: number): FakeElement[] {
   return text
-    .split(/,|\n/)
-    .map((part) => part.replace(/#.*$/, "").trim())
+    .split("\n")
+    .map((line) => line.replace(/#.*$/, ""))
+    .join(" ")
+    .split(",")
+    .map((part) => part.trim())
     .filter((part) => part !== "")
     .map((part) => {
-      const [address, ...rest] = part.split(/\s+/);
-      const options = new Map<string, string>();
-      for (let i = 0; i + 1 < rest.length; i += 2) options.set(rest[i]!, rest[i + 1]!);
-      const timeout = seconds(options.get("timeout"));
-      const expires = seconds(options.get("expires")) ?? timeout;
+      const m = /^(.*?)(?:\s+timeout\s+(\d+)s)?(?:\s+expires\s+(\d+)s)?$/.exec(part)!;
+      const timeout = m[2] === undefined ? undefined : Number(m[2]);
+      const expires = m[3] === undefined ? timeout : Number(m[3]);
       return {
-        address: address!,
+        address: m[1]!,
         ...(timeout !== undefined && { timeoutSeconds: timeout }),
         ...(expires !== undefined && { expiresAt: now + expires * 1000 }),
       };
@@ -61,6 +60,8 @@ function braced(text: string, from: number): { body: string; end: number } {
 export function fakeNft(now: () => number, table = "inet domainwall") {
   let tables = new Map<string, FakeTable>();
   const transactions: string[] = [];
+  /** A full load: the table deleted and declared anew in one transaction (not a set update). */
+  const isFullLoad = (script: string) => /^delete table /m.test(script) && /^table \w+ \w+ \{/m.test(script);
   const failNext: string[] = [];
 
   const live = (set: FakeSet) => {
@@ -133,6 +134,19 @@ export function fakeNft(now: () => number, table = "inet domainwall") {
     tables = next;
   }
 
+  /** One script as one transaction: nft's result, the state changed only when it worked. */
+  function take(script: string): NftResult {
+    const failure = failNext.shift();
+    if (failure !== undefined) return { code: 1, stdout: "", stderr: `${failure}\n` };
+    try {
+      apply(script);
+      transactions.push(script);
+      return { code: 0, stdout: "", stderr: "" };
+    } catch (error) {
+      return { code: 1, stdout: "", stderr: `${error instanceof Error ? error.message : String(error)}\n` };
+    }
+  }
+
   const executor: NftExecutor = {
     name: "libnftables",
     run: async (script, options = {}): Promise<NftResult> => {
@@ -148,22 +162,18 @@ export function fakeNft(now: () => number, table = "inet domainwall") {
         const json = { nftables: [{ metainfo: {} }, { set: { name: list[2], type: set.type, ...(elem.length > 0 && { elem }) } }] };
         return { code: 0, stdout: options.json ? JSON.stringify(json) : "", stderr: "" };
       }
-      const failure = failNext.shift();
-      if (failure !== undefined) return { code: 1, stdout: "", stderr: `${failure}\n` };
-      try {
-        apply(script);
-        transactions.push(script);
-        return { code: 0, stdout: "", stderr: "" };
-      } catch (error) {
-        return { code: 1, stdout: "", stderr: `${error instanceof Error ? error.message : String(error)}\n` };
-      }
+      return take(script);
     },
   };
 
   return {
     executor,
+    /** The same as `executor.run` for a script, synchronously (for a fake `nft -f -` process). */
+    take,
     /** Scripts the fake took, one transaction each (listings are not counted). */
     transactions,
+    /** How many transactions were full loads (the table deleted and declared anew). */
+    replacements: () => transactions.filter(isFullLoad).length,
     /** The next transaction fails with `stderr` and changes nothing. */
     failNext: (stderr: string) => void failNext.push(stderr),
     /** The live addresses of a set of `table`, sorted; undefined when the table or set does not exist. */

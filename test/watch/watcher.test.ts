@@ -16,6 +16,7 @@ import { resolveHosts, type Lookup } from "../../src/dns/resolve.ts";
 import type { RunResult } from "../../src/run.ts";
 import { createWatcher } from "../../src/watch/watcher.ts";
 import { fakeRun, isBackendProbe, type RunCall } from "../support/fake-run.ts";
+import { fakeNft } from "../support/fake-nft.ts";
 
 /** The fake wall clock starts here (2025-11-24T16:00:00Z); the fake monotonic clock at 0. */
 const EPOCH = 1_764_000_000_000;
@@ -58,7 +59,13 @@ async function startWatcher(
 ) {
   let clock = 0;
   const dns = fakeDns(records);
-  const { run, calls } = fakeRun(options.nft);
+  // The kernel as a stateful fake: each `nft -f -` is one transaction on it (unless options.nft fails the call).
+  const kernel = fakeNft(() => clock);
+  const { run, calls } = fakeRun((call) => {
+    const forced = options.nft?.(call) ?? {};
+    if ((forced.code ?? 0) !== 0 || call.stdin === undefined || !call.args.includes("-f")) return forced;
+    return { ...kernel.take(call.stdin), ...forced };
+  });
   const backend = (options.backend ?? ((b) => b))(createNftBackend(processExecutor(run)));
   const log = sink();
   const { config } = parseConfig({
@@ -91,6 +98,8 @@ async function startWatcher(
     setTimer: () => () => {},
     random: () => 0,
   };
+  if (kernel.take(renderNft(built.policy)).code !== 0) throw new Error("the fake kernel refused the initial ruleset");
+  kernel.transactions.length = 0;
   const watcher = createWatcher({ config, schedule, resolvers, resolutions, policy: built.policy, loadedAt: 0 }, io);
   /** Move the clock to `at` and run one cycle. */
   const cycleAt = async (at: number) => {
@@ -106,7 +115,7 @@ async function startWatcher(
   /** The configuration for `hosts` (and `reject`), as a reloaded file would give it. */
   const configFor = (hosts: string, reject = false) =>
     parseConfig({ strict: false, reject, requireHosts: true, hosts: { from: "FILE: hosts", value: hosts }, watch: WATCH }).config;
-  return { watcher, cycleAt, runFor, calls, dns, log: log.out, records, policy: built.policy, configFor, schedule, resolvers };
+  return { watcher, cycleAt, runFor, calls, kernel, dns, log: log.out, records, policy: built.policy, configFor, schedule, resolvers };
 }
 
 const elementsOf = (call: RunCall | undefined) =>
@@ -127,9 +136,9 @@ describe("reconfigure (a reloaded --config file)", () => {
     expect(w.watcher.snapshot().nextWake).toBe(0); // at once
     await w.cycleAt(200);
     expect(w.dns.asked).toEqual(["new.example/4", "new.example/6"]);
-    expect(w.calls).toHaveLength(1);
-    expect(w.calls[0]?.stdin).toStartWith("#!/usr/sbin/nft -f\n# domainwall: new allow sets");
-    expect(elementsOf(w.calls[0])).toEqual(["203.0.113.10", "203.0.113.30"]);
+    expect(w.kernel.transactions).toHaveLength(1);
+    expect(w.kernel.replacements()).toBe(0); // the sets alone
+    expect(w.kernel.held("allow_addr_v4")).toEqual(["203.0.113.10", "203.0.113.30"]);
     expect([...w.watcher.snapshot().state.keys()]).toEqual(["api.example", "new.example"]);
   });
 
@@ -137,19 +146,20 @@ describe("reconfigure (a reloaded --config file)", () => {
     const w = await startWatcher({ "api.example": { 4: ["203.0.113.10"], ttl: 300 }, "cdn.example": { 4: ["203.0.113.20"], ttl: 300 } });
     w.watcher.reconfigure({ config: w.configFor("api.example,cdn.example", true), schedule: w.schedule, resolvers: w.resolvers });
     await w.cycleAt(200);
-    expect(w.calls).toHaveLength(1);
-    expect(w.calls[0]?.stdin).toStartWith("#!/usr/sbin/nft -f\n# domainwall: generated ruleset");
-    expect(w.calls[0]?.stdin).toContain("reject with tcp reset");
+    expect(w.kernel.transactions).toHaveLength(1);
+    expect(w.kernel.replacements()).toBe(1);
     expect(w.watcher.snapshot().loaded.verdict).toBe("reject");
+    expect(w.kernel.held("allow_addr_v4")).toEqual(["203.0.113.10", "203.0.113.20"]);
   });
 
   test("a name given ports where no entry had any: the port sets appear, so the whole table is loaded", async () => {
     const w = await startWatcher({ "api.example": { 4: ["203.0.113.10"], ttl: 300 }, "cdn.example": { 4: ["203.0.113.20"], ttl: 300 } });
     w.watcher.reconfigure({ config: w.configFor("api.example:443,cdn.example"), schedule: w.schedule, resolvers: w.resolvers });
     await w.cycleAt(200);
-    expect(w.calls).toHaveLength(1);
-    expect(w.calls[0]?.stdin).toStartWith("#!/usr/sbin/nft -f\n# domainwall: generated ruleset");
-    expect(w.calls[0]?.stdin).toContain("\t\t\t203.0.113.10 . tcp . 443, # api.example\n");
+    expect(w.kernel.transactions).toHaveLength(1);
+    expect(w.kernel.replacements()).toBe(1);
+    expect(w.kernel.held("allow_ports_v4")).toEqual(["203.0.113.10 . tcp . 443"]);
+    expect(w.kernel.held("allow_addr_v4")).toEqual(["203.0.113.20"]);
     expect(w.watcher.snapshot().loaded.allowV4.map((e) => e.cidr.text)).toEqual(["203.0.113.20"]);
   });
 
@@ -160,10 +170,9 @@ describe("reconfigure (a reloaded --config file)", () => {
     );
     w.watcher.reconfigure({ config: w.configFor("api.example:8443,cdn.example"), schedule: w.schedule, resolvers: w.resolvers });
     await w.cycleAt(200);
-    expect(w.calls).toHaveLength(1);
-    expect(w.calls[0]?.stdin).toStartWith("#!/usr/sbin/nft -f\n# domainwall: new allow sets");
-    expect(w.calls[0]?.stdin).toContain("203.0.113.10 . tcp . 8443");
-    expect(w.calls[0]?.stdin).not.toContain(". 443");
+    expect(w.kernel.transactions).toHaveLength(1);
+    expect(w.kernel.replacements()).toBe(0);
+    expect(w.kernel.held("allow_ports_v4")).toEqual(["203.0.113.10 . tcp . 8443"]);
   });
 });
 
