@@ -60,6 +60,8 @@ function braced(text: string, from: number): { body: string; end: number } {
 export function fakeNft(now: () => number, table = "inet domainwall") {
   let tables = new Map<string, FakeTable>();
   const transactions: string[] = [];
+  /** Each set's live elements right after each transaction (set name → sorted elements). */
+  const after: Map<string, string[]>[] = [];
   /** A full load: the table deleted and declared anew in one transaction (not a set update). */
   const isFullLoad = (script: string) => /^delete table /m.test(script) && /^table \w+ \w+ \{/m.test(script);
   const failNext: string[] = [];
@@ -141,6 +143,8 @@ export function fakeNft(now: () => number, table = "inet domainwall") {
     try {
       apply(script);
       transactions.push(script);
+      const sets = tables.get(table)?.sets ?? new Map<string, FakeSet>();
+      after.push(new Map([...sets].map(([name, set]) => [name, [...live(set).elements.keys()].sort()])));
       return { code: 0, stdout: "", stderr: "" };
     } catch (error) {
       return { code: 1, stdout: "", stderr: `${error instanceof Error ? error.message : String(error)}\n` };
@@ -172,6 +176,11 @@ export function fakeNft(now: () => number, table = "inet domainwall") {
     take,
     /** Scripts the fake took, one transaction each (listings are not counted). */
     transactions,
+    /** What `sets` held right after transaction `i` (in the order of `sets`, each sorted). */
+    heldAfter: (i: number, sets: readonly string[]): string[] | undefined => {
+      const state = after[after.length - transactions.length + i];
+      return state === undefined ? undefined : sets.flatMap((set) => state.get(set) ?? []);
+    },
     /** How many transactions were full loads (the table deleted and declared anew). */
     replacements: () => transactions.filter(isFullLoad).length,
     /** The next transaction fails with `stderr` and changes nothing. */

@@ -11,7 +11,7 @@ import type { World } from "../../src/world.ts";
 import { createNftBackend } from "../../src/backends/nft/backend.ts";
 import { processExecutor } from "../../src/backends/nft/process-executor.ts";
 import { admitResolutions, buildPolicy } from "../../src/policy/policy.ts";
-import { renderNft, renderNftSetUpdate } from "../../src/backends/nft/render.ts";
+import { renderNft } from "../../src/backends/nft/render.ts";
 import { resolveHosts, type Lookup } from "../../src/dns/resolve.ts";
 import type { RunResult } from "../../src/run.ts";
 import { createWatcher } from "../../src/watch/watcher.ts";
@@ -118,11 +118,12 @@ async function startWatcher(
   return { watcher, cycleAt, runFor, calls, kernel, dns, log: log.out, records, policy: built.policy, configFor, schedule, resolvers };
 }
 
-const elementsOf = (call: RunCall | undefined) =>
-  (call?.stdin ?? "")
-    .split("\n")
-    .filter((l) => l.startsWith("\t"))
-    .map((l) => l.trim().split(",")[0]);
+/** The allow sets, in the renderer's order: what a name's addresses and the --allow entries go into. */
+const ALLOW_SETS = ["allow_addr_v4", "allow_addr_v6", "allow_net64_v6", "allow_v4", "allow_v6", "allow_ports_v4", "allow_ports_v6"];
+/** What the allow sets held after each of the kernel's transactions since the watcher started. */
+const allowedAfterEach = (w: {
+  kernel: { transactions: string[]; heldAfter: (i: number, sets: readonly string[]) => string[] | undefined };
+}) => w.kernel.transactions.map((_, i) => w.kernel.heldAfter(i, ALLOW_SETS));
 
 describe("reconfigure (a reloaded --config file)", () => {
   test("a new name is looked up at the next cycle and a removed one dropped: one set update", async () => {
@@ -213,8 +214,8 @@ describe("the watch loop", () => {
     await w.cycleAt(30_000);
     expect(w.calls).toHaveLength(1);
     expect(w.calls[0]?.args).toEqual(["-f", "-"]);
-    expect(w.calls[0]?.stdin).toStartWith(renderNftSetUpdate(w.watcher.snapshot().loaded).slice(0, 40));
-    expect(elementsOf(w.calls[0])).toEqual(["203.0.113.10", "203.0.113.11", "203.0.113.20", "2001:db8::10"]);
+    expect(w.kernel.replacements()).toBe(0); // a set update
+    expect(allowedAfterEach(w)[0]).toEqual(["203.0.113.10", "203.0.113.11", "203.0.113.20", "2001:db8::10"]);
     expect(w.log.text).toContain("allowlist updated in 0 ms: +203.0.113.11 (api.example); 3 IPv4 and 1 IPv6 allowed");
     // Still within the grace of 203.0.113.10 (last seen at 0): nothing changes.
     await w.cycleAt(59_000);
@@ -222,7 +223,7 @@ describe("the watch loop", () => {
     expect(w.watcher.snapshot().nextWake).toBe(60_000);
     await w.cycleAt(60_000);
     expect(w.calls).toHaveLength(2);
-    expect(elementsOf(w.calls[1])).toEqual(["203.0.113.11", "203.0.113.20", "2001:db8::10"]);
+    expect(allowedAfterEach(w)[1]).toEqual(["203.0.113.11", "203.0.113.20", "2001:db8::10"]);
     expect(w.log.text).toContain("-203.0.113.10 (api.example, last seen 60s ago)");
     expect(w.watcher.snapshot().updates).toMatchObject({ ok: 2, failed: 0 });
   });
@@ -235,9 +236,8 @@ describe("the watch loop", () => {
     w.records["api.example"] = { 4: ["203.0.113.11"], 6: ["2001:db8::10"], ttl: 30 };
     await w.cycleAt(30_000);
     expect(w.calls).toHaveLength(1);
-    expect(w.calls[0]?.stdin).toBe(renderNftSetUpdate(w.watcher.snapshot().loaded));
-    expect(w.calls[0]?.stdin).toContain("flush set inet domainwall allow_ports_v4\n");
-    expect(elementsOf(w.calls[0])).toEqual([
+    expect(w.kernel.replacements()).toBe(0); // a set update, the port sets in the same transaction
+    expect(allowedAfterEach(w)[0]).toEqual([
       "203.0.113.20",
       "203.0.113.10 . tcp . 443",
       "203.0.113.10 . udp . 8000-8100",
@@ -250,7 +250,7 @@ describe("the watch loop", () => {
       "+203.0.113.11 443/tcp (api.example), +203.0.113.11 8000-8100/udp (api.example); 1 IPv4 and 0 IPv6 allowed, 6 with ports",
     );
     await w.cycleAt(60_000);
-    expect(elementsOf(w.calls[1])).toEqual([
+    expect(allowedAfterEach(w)[1]).toEqual([
       "203.0.113.20",
       "203.0.113.11 . tcp . 443",
       "203.0.113.11 . udp . 8000-8100",
@@ -266,7 +266,7 @@ describe("the watch loop", () => {
     await w.cycleAt(30_000);
     await w.cycleAt(60_000);
     await w.cycleAt(90_000);
-    expect(w.calls.map(elementsOf)).toEqual([["203.0.113.10", "203.0.113.11"]]);
+    expect(allowedAfterEach(w)).toEqual([["203.0.113.10", "203.0.113.11"]]);
   });
 
   test("DNS trouble never shrinks the allowlist: failing names keep their addresses past the grace, with a warning each time", async () => {
@@ -288,7 +288,7 @@ describe("the watch loop", () => {
     w.records["api.example"] = { 4: ["203.0.113.11"], ttl: 30 };
     w.records["cdn.example"] = { 4: ["203.0.113.20"], ttl: 30 };
     await w.cycleAt(700_000);
-    expect(w.calls.map(elementsOf)).toEqual([["203.0.113.11", "203.0.113.20"]]);
+    expect(allowedAfterEach(w)).toEqual([["203.0.113.11", "203.0.113.20"]]);
     expect(w.watcher.snapshot().lastGoodRefresh).toBe(700_000);
   });
 
@@ -302,7 +302,7 @@ describe("the watch loop", () => {
     }
     // The update that removes 203.0.113.10 comes at the end of its grace (60 s after A last returned it), AAAA failing all along.
     expect(at).toBe(60_000);
-    expect(w.calls.map(elementsOf)).toEqual([
+    expect(allowedAfterEach(w)).toEqual([
       ["203.0.113.10", "203.0.113.11", "2001:db8::10"],
       ["203.0.113.11", "2001:db8::10"],
     ]);
@@ -333,7 +333,7 @@ describe("the watch loop", () => {
     expect(w.log.text).toContain("it has no known addresses; next try in 10s");
     w.records["api.example"] = { 4: ["203.0.113.10"], ttl: 30 };
     await w.cycleAt(w.watcher.snapshot().nextWake);
-    expect(w.calls.map(elementsOf)).toEqual([["203.0.113.10", "203.0.113.20"]]);
+    expect(allowedAfterEach(w)).toEqual([["203.0.113.10", "203.0.113.20"]]);
   });
 
   test("a name that stops existing warns once and keeps its addresses for the grace period", async () => {
@@ -344,7 +344,7 @@ describe("the watch loop", () => {
     expect(w.log.text.match(/no such name or no addresses now/g)).toHaveLength(1);
     expect(w.calls).toEqual([]);
     await w.cycleAt(60_000);
-    expect(w.calls.map(elementsOf)).toEqual([[]]);
+    expect(allowedAfterEach(w)).toEqual([[]]);
   });
 
   test("a refused answer (loopback) is warned about once, not every cycle", async () => {
@@ -373,8 +373,10 @@ describe("the watch loop", () => {
     expect(w.log.text).toContain("updating the allowed addresses failed; the rules loaded before stay, retrying in 5s");
     fail = false;
     await w.cycleAt(35_000);
-    expect(w.calls.map((c) => c.stdin?.includes("delete table inet domainwall"))).toEqual([false, true]);
-    expect(w.calls[1]?.stdin).toBe(renderNft(w.watcher.snapshot().loaded));
+    // The failed set update changed nothing; the retry is a full load of the whole table.
+    expect(w.calls).toHaveLength(2);
+    expect([w.kernel.transactions.length, w.kernel.replacements()]).toEqual([1, 1]);
+    expect(w.kernel.held("allow_addr_v4")).toEqual(["203.0.113.10", "203.0.113.11"]);
     expect(w.watcher.snapshot()).toMatchObject({ updateError: undefined, updates: { ok: 1, failed: 1 } });
     expect(w.log.text).toContain("allowlist updated (full reload)");
   });
