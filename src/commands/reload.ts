@@ -70,8 +70,6 @@ export function reloadOnChange(
       const refused = refusedChanges(loaded, next);
       if (refused.length > 0)
         return fail(`${refused.join(", ")} cannot change while watch runs (restart it to change ${refused.length === 1 ? "it" : "them"})`);
-      for (const warning of parsed.warnings) log.warn(warning);
-      if (next.policy.audit) log.warn(AUDIT_WARNING);
       const resolvers = await resolversFor(next.policy.dnsServers, {
         readFile: world.readFile,
         warn: (m) => log.warn(m),
@@ -79,7 +77,10 @@ export function reloadOnChange(
       });
       const added = next.policy.hosts.filter((h) => !loaded.policy.hosts.includes(h));
       const removed = loaded.policy.hosts.filter((h) => !next.policy.hosts.includes(h));
+      // Throws, changing nothing, when the running watch cannot take it (the DNS proxy's declared port sets).
       watcher.reconfigure({ config: next.policy, schedule: next.watch, resolvers });
+      for (const warning of parsed.warnings) log.warn(warning);
+      if (next.policy.audit) log.warn(AUDIT_WARNING);
       onOptions(next);
       loaded = next;
       stats = { ok: stats.ok + 1, failed: stats.failed, lastOk: true, sha256: hash };

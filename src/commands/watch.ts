@@ -35,10 +35,9 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
   let reloader: Reloader | undefined;
   let removeOnExit = options.removeOnExit;
   let stateTimer: Timer | undefined;
-  let stopped = false;
   try {
-    const resolvers = await mode.check();
     stop = world.untilStopped();
+    const resolvers = await mode.check();
     if (options.readyFile !== undefined) await checkWritable(world, options.readyFile, "--ready-file");
     const built = await preparePolicy(ctx, config.policy, undefined, resolvers);
     let watcher: Watcher | undefined;
@@ -118,19 +117,17 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     await reloader?.stop();
     if (!removeOnExit) {
       const said = mode.stop(signal, false);
-      stopped = true;
       if (said !== undefined) log.warn(said);
       return log.success(`${signal}: stopped; the rules stay loaded`);
     }
     await backend.remove();
     const said = mode.stop(signal, true);
-    stopped = true;
     if (options.readyFile !== undefined) await world.removeFile(options.readyFile);
     log.success(`${signal}: stopped and removed domainwall's rules (--remove-on-exit)${said === undefined ? "" : `; ${said}`}`);
   } finally {
     await reloader?.stop();
     clearInterval(stateTimer);
-    if (!stopped) mode.stop("error", false);
+    mode.stop("error", false); // a second stop does nothing
     server?.stop();
     stop?.done();
     marker.release();

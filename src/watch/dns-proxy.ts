@@ -1,9 +1,8 @@
 /**
- * `watch --dns-proxy` at run time: the proxy (proxy/, which speaks DNS) wired to the policy's
- * answer gate and the nft admitter (backends/nft/admitter.ts), a self-check, and the counts
- * metrics and `status` show. The watch
- * command (commands/watch.ts) drives the order: group switch, start, load, admit the names resolved
- * at start, check, ready.
+ * `watch --dns-proxy` at run time: the proxy (proxy/, which speaks DNS) wired to the policy's answer
+ * gate and the nft admitter (backends/nft/admitter.ts), a self-check, and the counts metrics and
+ * `status` show. The proxy mode of the watch command (commands/watch/proxy-mode.ts) drives the
+ * order: group switch, start, load, admit the names resolved at start, check, ready.
  */
 import { encode } from "dns-packet";
 import type { NftExecutor } from "../backends/nft/executor.ts";
@@ -157,12 +156,16 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
     log.info({ message: `kept ${seeded} addresses the DNS proxy had admitted before this start (they carry over into the new table)` });
   const mayLog = rateLimiter(10, 10_000, now);
   let refusedAddresses = 0;
-  /** Gate one answer, log what was refused (rate-limited), admit the rest; resolves to how many were admitted. */
-  const admit = async (admission: Admission): Promise<number> => {
+  /**
+   * Gate one answer, log what was refused, admit the rest; resolves to how many were admitted. The
+   * apps' answers are logged rate-limited; the names resolved at start (`atStart`, as many as the
+   * list) each get their line, as apply gives them.
+   */
+  const admit = async (admission: Admission, atStart = false): Promise<number> => {
     const { admitted, refused } = gateAddresses(rules.gate, admission.name, admission.addresses);
     if (refused.length > 0) {
       refusedAddresses += refused.length;
-      const held = mayLog();
+      const held = atStart ? 0 : mayLog();
       if (held !== undefined)
         log.warn({
           message: `${admission.name}: not admitting ${refused.join(", ")} from DNS; list it in --allow to permit it${held ? ` (${held} similar lines held back)` : ""}`,
@@ -198,13 +201,16 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
       let count = 0;
       for (const { host, addresses } of names) {
         const record = (family: 4 | 6) => (family === 4 ? "A" : "AAAA");
-        count += await admit({
-          name: host,
-          qtype: "A/AAAA",
-          entry: host,
-          chain: [host],
-          addresses: addresses.map((a) => ({ ...a, owner: host, record: record(a.family) })),
-        });
+        count += await admit(
+          {
+            name: host,
+            qtype: "A/AAAA",
+            entry: host,
+            chain: [host],
+            addresses: addresses.map((a) => ({ ...a, owner: host, record: record(a.family) })),
+          },
+          true,
+        );
       }
       return count;
     },

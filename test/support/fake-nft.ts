@@ -2,10 +2,14 @@
 // scripts domainwall sends (a full table replace, `add element`, `flush set`, `delete table`,
 // `list set` with JSON) as one transaction each, keeps the tables, chains and sets they leave, and
 // lets elements with a timeout expire on the test's clock. Tests then assert what the sets hold,
-// not how a script is spelt (the goldens check the spelling).
+// not how a script is spelt (the goldens check the spelling). It refuses, like the kernel, an
+// element of the wrong family or form, a timeout on a set without `flags timeout`, a set declared
+// again with another type, more elements than a set's `size`, and a rule naming a set that does not
+// exist. Timeouts are modelled in whole seconds only (`90s`), the one unit domainwall writes.
 import type { NftExecutor, NftResult } from "../../src/backends/nft/executor.ts";
+import { parseAddress, parseCidr } from "../../src/net/ip.ts";
 
-/** One element: its address and, for a timeout set, when it expires (ms on the fake clock). */
+/** One element: its key (an address, a network, a range, a concatenation) and, with a timeout, when it expires (ms on the fake clock). */
 export interface FakeElement {
   readonly address: string;
   readonly timeoutSeconds?: number;
@@ -15,19 +19,50 @@ export interface FakeElement {
 interface FakeSet {
   readonly type: string;
   readonly timeout: boolean;
+  readonly interval: boolean;
+  readonly size?: number;
   readonly elements: Map<string, FakeElement>;
 }
 
 interface FakeTable {
-  readonly chains: Set<string>;
+  /** Each chain's rule lines, as written. */
+  readonly chains: Map<string, string[]>;
   readonly sets: Map<string, FakeSet>;
 }
 
-/**
- * `198.51.100.9 timeout 90s expires 80s, 2001:db8::1, 203.0.113.0/24 . tcp . 443` → elements, keyed by
- * everything before `timeout` (an address, a network, a concatenation); `# comments` end a line.
- */
-function parseElements(text: string, now: number): FakeElement[] {
+interface ParsedElement {
+  readonly key: string;
+  readonly timeoutSeconds?: number;
+  readonly expiresSeconds?: number;
+}
+
+const PROTOCOLS = new Set(["tcp", "udp", "icmp", "ipv6-icmp", "sctp"]);
+
+/** Whether `value` is a valid element of a set of `type` (`ipv4_addr`, `ipv6_addr . inet_proto . inet_service`...). */
+function validKey(type: string, interval: boolean, key: string): boolean {
+  const types = type.split(" . ");
+  const parts = key.split(" . ");
+  if (parts.length !== types.length) return false;
+  return types.every((t, i) => {
+    const part = parts[i]!.trim();
+    if (t === "ipv4_addr" || t === "ipv6_addr") {
+      const family = t === "ipv4_addr" ? 4 : 6;
+      if (part.includes("/")) {
+        const parsed = parseCidr(part);
+        return interval && parsed.ok && parsed.cidr.family === family;
+      }
+      const ends = part.split("-");
+      if (ends.length === 2 && !interval) return false;
+      return ends.length <= 2 && ends.every((end) => parseAddress(end)?.family === family);
+    }
+    if (t === "inet_proto") return PROTOCOLS.has(part);
+    if (t === "inet_service") return /^\d{1,5}(-\d{1,5})?$/.test(part) && part.split("-").every((p) => Number(p) <= 65535);
+    return false;
+  });
+}
+
+/** `198.51.100.9 timeout 90s expires 80s, 203.0.113.0/24 . tcp . 443` → elements; `# comments` end a line. */
+function parseElements(text: string): ParsedElement[] {
   return text
     .split("\n")
     .map((line) => line.replace(/#.*$/, ""))
@@ -36,14 +71,14 @@ function parseElements(text: string, now: number): FakeElement[] {
     .map((part) => part.trim())
     .filter((part) => part !== "")
     .map((part) => {
-      const m = /^(.*?)(?:\s+timeout\s+(\d+)s)?(?:\s+expires\s+(\d+)s)?$/.exec(part)!;
-      const timeout = m[2] === undefined ? undefined : Number(m[2]);
-      const expires = m[3] === undefined ? timeout : Number(m[3]);
-      return {
-        address: m[1]!,
-        ...(timeout !== undefined && { timeoutSeconds: timeout }),
-        ...(expires !== undefined && { expiresAt: now + expires * 1000 }),
+      const m = /^(.*?)(?:\s+timeout\s+(\S+))?(?:\s+expires\s+(\S+))?$/.exec(part)!;
+      const seconds = (value: string | undefined) => {
+        if (value === undefined) return undefined;
+        const s = /^(\d+)s$/.exec(value);
+        if (!s) throw new Error(`Error: the fake models timeouts in whole seconds only: ${JSON.stringify(value)}`);
+        return Number(s[1]);
       };
+      return { key: m[1]!, timeoutSeconds: seconds(m[2]), expiresSeconds: seconds(m[3]) };
     });
 }
 
@@ -62,29 +97,56 @@ export function fakeNft(now: () => number, table = "inet domainwall") {
   const transactions: string[] = [];
   /** Each set's live elements right after each transaction (set name → sorted elements). */
   const after: Map<string, string[]>[] = [];
+  const failNext: string[] = [];
   /** A full load: the table deleted and declared anew in one transaction (not a set update). */
   const isFullLoad = (script: string) => /^delete table /m.test(script) && /^table \w+ \w+ \{/m.test(script);
-  const failNext: string[] = [];
 
   const live = (set: FakeSet) => {
     for (const [key, e] of set.elements) if (e.expiresAt !== undefined && e.expiresAt <= now()) set.elements.delete(key);
     return set;
   };
 
+  /**
+   * Puts `e` into `set` as the kernel does: a new element lives its timeout (or what `expires` says);
+   * an existing one given the same timeout and no `expires` keeps its countdown running.
+   */
+  function insert(name: string, set: FakeSet, e: ParsedElement): void {
+    if (!validKey(set.type, set.interval, e.key))
+      throw new Error(`Error: ${JSON.stringify(e.key)} is not an element of set ${name} (${set.type})`);
+    if (e.timeoutSeconds !== undefined && !set.timeout) throw new Error(`Error: set ${name} has no timeout flag`);
+    const known = live(set).elements.get(e.key);
+    const left = e.expiresSeconds ?? e.timeoutSeconds;
+    if (known !== undefined && e.expiresSeconds === undefined && known.timeoutSeconds === e.timeoutSeconds) return;
+    set.elements.set(e.key, {
+      address: e.key,
+      ...(e.timeoutSeconds !== undefined && { timeoutSeconds: e.timeoutSeconds }),
+      ...(left !== undefined && { expiresAt: now() + left * 1000 }),
+    });
+    if (set.size !== undefined && set.elements.size > set.size) throw new Error(`Error: set ${name} is full (size ${set.size})`);
+  }
+
   /** Apply one script to a copy of the state; the copy replaces the state only when every statement worked (one transaction). */
   function apply(script: string): void {
     const next = new Map(
       [...tables].map(([n, t]) => [
         n,
-        { chains: new Set(t.chains), sets: new Map([...t.sets].map(([s, v]) => [s, { ...v, elements: new Map(v.elements) }])) },
+        {
+          chains: new Map([...t.chains].map(([c, rules]) => [c, [...rules]])),
+          sets: new Map([...t.sets].map(([s, v]) => [s, { ...v, elements: new Map(v.elements) }])),
+        },
       ]),
     );
-    const text = script.replace(/^#.*$/gm, "");
+    const text = script.replace(/^\s*#.*$/gm, "");
     let i = 0;
     const need = (name: string) => {
       const t = next.get(name);
       if (t === undefined) throw new Error(`Error: No such file or directory; table ${name}`);
       return t;
+    };
+    const setOf = (t: FakeTable, name: string) => {
+      const set = t.sets.get(name);
+      if (set === undefined) throw new Error(`Error: No such file or directory; set ${name}`);
+      return set;
     };
     while (i < text.length) {
       const rest = text.slice(i);
@@ -93,45 +155,59 @@ export function fakeNft(now: () => number, table = "inet domainwall") {
         i += blank[0].length;
         continue;
       }
+      const line = rest.split("\n")[0]!.trimEnd();
       let m: RegExpExecArray | null;
       if ((m = /^table (\w+ \w+) \{/.exec(rest))) {
         const { body, end } = braced(text, i + m[0].length - 1);
-        const t = next.get(m[1]!) ?? { chains: new Set<string>(), sets: new Map<string, FakeSet>() };
-        for (const chain of body.matchAll(/^\s*chain (\S+) \{/gm)) t.chains.add(chain[1]!);
+        const t = next.get(m[1]!) ?? { chains: new Map<string, string[]>(), sets: new Map<string, FakeSet>() };
         for (const set of body.matchAll(/^\s*set (\S+) \{/gm)) {
           const { body: setBody } = braced(body, set.index! + set[0].length - 1);
-          const type = /type (\S+)/.exec(setBody)?.[1] ?? "?";
-          const elements = /elements = \{([^}]*)\}/.exec(setBody)?.[1];
+          const type = /type ([^\n]+)/.exec(setBody)?.[1]?.trim() ?? "?";
+          const flags = /flags ([^\n]+)/.exec(setBody)?.[1] ?? "";
+          const size = /size (\d+)/.exec(setBody)?.[1];
           const known = t.sets.get(set[1]!);
-          const fresh: FakeSet = known ?? { type, timeout: /flags [^\n]*timeout/.test(setBody), elements: new Map() };
-          for (const e of elements === undefined ? [] : parseElements(elements, now())) fresh.elements.set(e.address, e);
-          t.sets.set(set[1]!, fresh);
+          if (known !== undefined && known.type !== type)
+            throw new Error(`Error: set ${set[1]} exists with type ${known.type}, not ${type}`);
+          const declared: FakeSet = known ?? {
+            type,
+            timeout: flags.includes("timeout"),
+            interval: flags.includes("interval"),
+            ...(size !== undefined && { size: Number(size) }),
+            elements: new Map(),
+          };
+          t.sets.set(set[1]!, declared);
+          const elements = /elements = \{([^}]*)\}/.exec(setBody)?.[1];
+          for (const e of elements === undefined ? [] : parseElements(elements)) insert(set[1]!, declared, e);
+        }
+        for (const chain of body.matchAll(/^\s*chain (\S+) \{/gm)) {
+          const { body: chainBody } = braced(body, chain.index! + chain[0].length - 1);
+          const rules = chainBody
+            .split("\n")
+            .map((l) => l.replace(/#.*$/, "").trim())
+            .filter((l) => l !== "");
+          for (const rule of rules)
+            for (const ref of rule.matchAll(/@(\w+)/g))
+              if (!t.sets.has(ref[1]!)) throw new Error(`Error: No such file or directory; set @${ref[1]} in: ${rule}`);
+          t.chains.set(chain[1]!, rules);
         }
         next.set(m[1]!, t);
-        i += end - i;
-      } else if ((m = /^table (\w+ \w+)\s*$/m.exec(rest)) && rest.startsWith(m[0])) {
-        if (!next.has(m[1]!)) next.set(m[1]!, { chains: new Set(), sets: new Map() });
-        i += m[0].length;
-      } else if ((m = /^delete table (\w+ \w+)\s*$/m.exec(rest)) && rest.startsWith(m[0])) {
+        i = end;
+      } else if ((m = /^table (\w+ \w+)$/.exec(line))) {
+        if (!next.has(m[1]!)) next.set(m[1]!, { chains: new Map(), sets: new Map() });
+        i += line.length;
+      } else if ((m = /^delete table (\w+ \w+)$/.exec(line))) {
         need(m[1]!);
         next.delete(m[1]!);
-        i += m[0].length;
-      } else if ((m = /^flush set (\w+ \w+) (\S+)\s*$/m.exec(rest)) && rest.startsWith(m[0])) {
-        const set = need(m[1]!).sets.get(m[2]!);
-        if (set === undefined) throw new Error(`Error: No such file or directory; set ${m[2]}`);
-        set.elements.clear();
-        i += m[0].length;
+        i += line.length;
+      } else if ((m = /^flush set (\w+ \w+) (\S+)$/.exec(line))) {
+        setOf(need(m[1]!), m[2]!).elements.clear();
+        i += line.length;
       } else if ((m = /^add element (\w+ \w+) (\S+) \{/.exec(rest))) {
         const { body, end } = braced(text, i + m[0].length - 1);
-        const set = need(m[1]!).sets.get(m[2]!);
-        if (set === undefined) throw new Error(`Error: No such file or directory; set ${m[2]}`);
-        for (const e of parseElements(body, now())) {
-          const known = live(set).elements.get(e.address);
-          // The kernel keeps a running countdown unless `expires` is given; the admitter always gives it.
-          set.elements.set(e.address, known !== undefined && e.expiresAt === undefined ? known : e);
-        }
+        const set = setOf(need(m[1]!), m[2]!);
+        for (const e of parseElements(body)) insert(m[2]!, set, e);
         i = end;
-      } else throw new Error(`Error: syntax error, unexpected: ${rest.split("\n")[0]}`);
+      } else throw new Error(`Error: syntax error, unexpected: ${line}`);
     }
     tables = next;
   }
@@ -185,7 +261,7 @@ export function fakeNft(now: () => number, table = "inet domainwall") {
     replacements: () => transactions.filter(isFullLoad).length,
     /** The next transaction fails with `stderr` and changes nothing. */
     failNext: (stderr: string) => void failNext.push(stderr),
-    /** The live addresses of a set of `table`, sorted; undefined when the table or set does not exist. */
+    /** The live elements of a set of `table`, sorted; undefined when the table or set does not exist. */
     held(set: string): string[] | undefined {
       const s = tables.get(table)?.sets.get(set);
       return s === undefined ? undefined : [...live(s).elements.keys()].sort();
@@ -196,11 +272,16 @@ export function fakeNft(now: () => number, table = "inet domainwall") {
       const e = s === undefined ? undefined : live(s).elements.get(address);
       return e?.expiresAt === undefined ? undefined : (e.expiresAt - now()) / 1000;
     },
-    chains: (): string[] => [...(tables.get(table)?.chains ?? [])].sort(),
+    chains: (): string[] => [...(tables.get(table)?.chains.keys() ?? [])].sort(),
+    /** A chain's rules as loaded (comments dropped), for what a verdict or a match is; undefined when it does not exist. */
+    rules: (chain: string): readonly string[] | undefined => tables.get(table)?.chains.get(chain),
     hasTable: (): boolean => tables.has(table),
     /** Create a set by hand (a table a previous run left). */
     seed(set: string, type: "ipv4_addr" | "ipv6_addr", elements: string) {
-      apply(`table ${table} {\n\tset ${set} {\n\t\ttype ${type}\n\t\tflags timeout\n\t\telements = { ${elements} }\n\t}\n}\n`);
+      const result = take(
+        `table ${table} {\n\tset ${set} {\n\t\ttype ${type}\n\t\tflags timeout\n\t\telements = { ${elements} }\n\t}\n}\n`,
+      );
+      if (result.code !== 0) throw new Error(result.stderr);
     },
   };
 }

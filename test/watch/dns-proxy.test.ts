@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { Writable } from "node:stream";
 import { cidr } from "../../src/net/ip.ts";
 import type { Backend } from "../../src/backends/backend.ts";
 import { admissionSets, upstreamsOf } from "../../src/watch/dns-proxy.ts";
@@ -97,6 +98,8 @@ describe("a reloaded policy for the running proxy (replace)", () => {
     renderCarryOver: () => ({ v4: "", v6: "", ports: new Map() }),
     replaceTable: async () => ({ code: 0, stdout: "", stderr: "" }),
   };
+  let logged = "";
+  const sink = new Writable({ write: (chunk, _enc, done) => ((logged += chunk.toString()), done()) }) as unknown as NodeJS.WriteStream;
   const start = (hosts: string) =>
     startProxyRuntime({
       policy: policyOf(hosts),
@@ -105,7 +108,7 @@ describe("a reloaded policy for the running proxy (replace)", () => {
       maxTtlMs: 3_600_000,
       graceMs: 60_000,
       executor: { run: async () => ({ code: 0, stdout: "", stderr: "" }) } as never,
-      log: createLogger("text", process.stderr),
+      log: createLogger("text", sink),
       now: () => 0,
       admitter,
     });
@@ -136,6 +139,26 @@ describe("a reloaded policy for the running proxy (replace)", () => {
       for (const policy of next)
         expect(() => runtime.replace(policy)).toThrow("the ports of the DNS proxy's list cannot change while watch runs");
       expect(runtime.report().list).toEqual({ names: ["api.example", "plain.example"], wildcards: ["*.pypi.org"] });
+    } finally {
+      runtime.stop();
+    }
+  });
+
+  test("what the names resolved at start gave and the gate refused is warned about name by name, never held back, and counted", async () => {
+    const runtime = await start(Array.from({ length: 12 }, (_, i) => `n${i}.example`).join(","));
+    try {
+      logged = "";
+      const names = Array.from({ length: 12 }, (_, i) => ({
+        host: `n${i}.example`,
+        addresses: [
+          { address: "127.0.0.1", family: 4 as const, ttl: 30 },
+          { address: "203.0.113.7", family: 4 as const, ttl: 30 },
+        ],
+      }));
+      expect(await runtime.admitResolved(names)).toBe(12);
+      expect(logged.match(/not admitting 127\.0\.0\.1 \(loopback\) from DNS/g)).toHaveLength(12);
+      expect(logged).not.toContain("held back");
+      expect(runtime.report().refusedAddresses).toBe(12);
     } finally {
       runtime.stop();
     }

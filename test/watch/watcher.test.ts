@@ -150,6 +150,8 @@ describe("reconfigure (a reloaded --config file)", () => {
     expect(w.kernel.transactions).toHaveLength(1);
     expect(w.kernel.replacements()).toBe(1);
     expect(w.watcher.snapshot().loaded.verdict).toBe("reject");
+    // The kernel's output chain now answers refused traffic instead of dropping it.
+    expect(w.kernel.rules("output")?.some((rule) => rule.includes("reject"))).toBe(true);
     expect(w.kernel.held("allow_addr_v4")).toEqual(["203.0.113.10", "203.0.113.20"]);
   });
 

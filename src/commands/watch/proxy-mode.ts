@@ -8,6 +8,7 @@ import { loadPolicy } from "../apply.ts";
 import type { Context } from "../context.ts";
 import { lockedBackend } from "../locking.ts";
 import { resolversOf } from "../prepare.ts";
+import type { Upstream } from "../../proxy/upstream.ts";
 import type { WatchMode } from "./mode.ts";
 
 /** With the proxy nothing cycles on its own: the state for `status` is written this often. */
@@ -27,7 +28,7 @@ export function dnsProxyMode(
   const { world, log } = ctx;
   const options = config.watch;
   let proxy: ProxyRuntime | undefined;
-  let upstreams: string[] = [];
+  let upstreams: readonly Upstream[] = [];
   let onLink: Parameters<typeof buildPolicy>[3] = [];
   return {
     looksUpNames: false,
@@ -36,7 +37,7 @@ export function dnsProxyMode(
       const switched = world.switchGroup(proxyConfig.gid);
       if (!switched.ok) throw runtimeError(`--dns-proxy: ${switched.reason}; nothing was loaded`);
       const resolvers = await resolversOf(ctx, config.policy);
-      upstreams = upstreamsOf(resolvers).map((u) => u.address);
+      upstreams = upstreamsOf(resolvers);
       if (upstreams.length === 0) {
         throw usageError(
           `--dns-proxy: no resolver to forward to (${resolvers.length === 0 ? "none found" : `only ${resolvers.map((r) => r.text).join(", ")}`}; a stub on loopback cannot be one): give --dns-servers; nothing was loaded`,
@@ -49,7 +50,7 @@ export function dnsProxyMode(
       onLink = built.policy.onLink;
       const runtime = await startProxyRuntime({
         policy: built.policy,
-        upstreams: upstreams.map((address) => ({ address, port: 53 })),
+        upstreams,
         minTtlMs: options.minTtlMs,
         maxTtlMs: options.maxTtlMs,
         graceMs: options.graceMs,
@@ -63,7 +64,7 @@ export function dnsProxyMode(
       });
       proxy = runtime;
       log.info(
-        `DNS proxy listening on 127.0.0.1 and ::1 port ${runtime.port} (group ${proxyConfig.gid}), forwarding to ${upstreams.join(", ")}`,
+        `DNS proxy listening on 127.0.0.1 and ::1 port ${runtime.port} (group ${proxyConfig.gid}), forwarding to ${upstreams.map((u) => u.address).join(", ")}`,
       );
       await loadPolicy(ctx, backend, built, undefined, "watch", runtime.carryOver());
       const admitted = await runtime.admitResolved(
