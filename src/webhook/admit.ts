@@ -2,6 +2,9 @@ import type { InjectionSettings } from "../config/webhook.ts";
 import { decide } from "./inject.ts";
 import { readPod } from "./pod.ts";
 import type { ReviewRequest, Verdict } from "./review.ts";
+import { SIDECAR_NAME } from "./sidecar.ts";
+
+const EPHEMERAL = "ephemeralcontainers";
 
 /** How a review ended, for the decision log and the metrics. */
 export type Outcome = "injected" | "unchanged" | "hardened" | "refused" | "skipped" | "invalid";
@@ -21,7 +24,8 @@ export function reviewPod(request: ReviewRequest, settings: InjectionSettings, v
     operation: request.operation ?? "",
     ...(request.dryRun === true && { dryRun: true }),
   };
-  if (request.kind?.kind !== "Pod" || (request.kind.group ?? "") !== "" || (request.subResource ?? "") !== "")
+  const subResource = request.subResource ?? "";
+  if (request.kind?.kind !== "Pod" || (request.kind.group ?? "") !== "" || (subResource !== "" && subResource !== EPHEMERAL))
     return { verdict: { allowed: true }, outcome: "skipped", fields: { ...base, reason: "not a pod" } };
   const read = readPod(request.object);
   if (!read.ok)
@@ -32,6 +36,13 @@ export function reviewPod(request: ReviewRequest, settings: InjectionSettings, v
     };
   const { metadata } = read.pod;
   const pod = metadata.name ?? (metadata.generateName === undefined ? "" : `${metadata.generateName}*`);
+  // `kubectl debug` adds ephemeral containers to a running pod: checked and hardened like the others, when there is a sidecar to protect.
+  if (subResource === EPHEMERAL && read.pod.spec.initContainers?.[0]?.name !== SIDECAR_NAME)
+    return {
+      verdict: { allowed: true },
+      outcome: "skipped",
+      fields: { ...base, pod, reason: "ephemeral containers of a pod without domainwall" },
+    };
   const decision = decide(read.pod, settings, version);
   const fields = { ...base, pod };
   switch (decision.kind) {

@@ -282,3 +282,31 @@ describe("malformed input", () => {
     expect(reviewPod(read.request, SETTINGS, "0.1.0")).toMatchObject({ outcome: "skipped", verdict: { allowed: true } });
   });
 });
+
+describe("kubectl debug (the pods/ephemeralcontainers subresource)", () => {
+  const withDebug = (pod: Record<string, unknown>, securityContext?: unknown) => {
+    const copy = structuredClone(pod) as { spec: Record<string, unknown> };
+    copy.spec.ephemeralContainers = [{ name: "debugger", image: "busybox", ...(securityContext !== undefined && { securityContext }) }];
+    return copy as never as Record<string, unknown>;
+  };
+  const debug = { operation: "UPDATE", subResource: "ephemeralcontainers" };
+  test("an ephemeral container in an injected pod gets the app drops; nothing is injected again", () => {
+    const injected = admit(deploymentPod()).pod as never as Record<string, unknown>;
+    const { result, pod } = admit(withDebug(injected), debug);
+    expect(result.outcome).toBe("hardened");
+    expect((pod.spec as never as { ephemeralContainers: ContainerShape[] }).ephemeralContainers[0]?.securityContext).toEqual({
+      capabilities: { drop: ["NET_RAW", "NET_ADMIN", "SETGID"] },
+    });
+    expect(pod.spec.initContainers.filter((c) => c.name === "domainwall")).toHaveLength(1);
+  });
+  test("one adding NET_ADMIN is refused", () => {
+    const injected = admit(deploymentPod()).pod as never as Record<string, unknown>;
+    const { result } = admit(withDebug(injected, { capabilities: { add: ["NET_ADMIN"] } }), debug);
+    expect(result.outcome).toBe("refused");
+  });
+  test("a pod without domainwall is left alone (it has nothing to bypass)", () => {
+    const { result, patch } = admit(withDebug(deploymentPod()), debug);
+    expect(result.outcome).toBe("skipped");
+    expect(patch).toEqual([]);
+  });
+});

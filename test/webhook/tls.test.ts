@@ -65,6 +65,7 @@ const servedSerial = (port: number): Promise<string> =>
   });
 
 let webhook: Bun.Subprocess<"ignore", "pipe", "pipe">;
+let logged = "";
 let port = 0;
 let metricsPort = 0;
 let serials: { first: string; second: string };
@@ -94,6 +95,9 @@ beforeAll(async () => {
     ],
     { stdin: "ignore", stdout: "pipe", stderr: "pipe" },
   );
+  void (async () => {
+    for await (const chunk of webhook.stderr) logged += new TextDecoder().decode(chunk);
+  })();
   const started = Date.now();
   while (Date.now() - started < 30_000) {
     const ok = await fetch(`http://127.0.0.1:${metricsPort}/healthz`).then(
@@ -134,6 +138,26 @@ describe("domainwall webhook over HTTPS", () => {
     );
     expect([400, 413]).toContain(oversized as number);
     expect((await post(JSON.stringify(review(deploymentPod())))).status).toBe(200);
+  });
+  test("one JSON log line per decision: outcome, uid, namespace, pod, time taken", async () => {
+    const before = logged.length;
+    await post(JSON.stringify(review(deploymentPod())));
+    await Bun.sleep(200);
+    const lines = logged
+      .slice(before)
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({
+      level: "info",
+      outcome: "injected",
+      uid: "705ab4f5-6393-11e8-b7cc-42010a800002",
+      namespace: "shop",
+      pod: "web-7d4b9c-*",
+      mode: "proxy",
+    });
+    expect(typeof lines[0]?.ms).toBe("number");
   });
   test("/metrics counts requests by outcome and has the latency histogram", async () => {
     const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
@@ -185,5 +209,28 @@ describe("domainwall webhook over HTTPS", () => {
     }
     expect(await servedSerial(port)).toBe(serials.second);
     expect((await post(JSON.stringify(review(deploymentPod())))).status).toBe(200);
+  });
+  test("the --config file is reloaded live: a new image is injected; a file that does not validate keeps the loaded one", async () => {
+    const injectedImage = async () => {
+      const body = (await (await post(JSON.stringify(review(deploymentPod())))).json()) as { response: { patch: string } };
+      const patch = JSON.parse(Buffer.from(body.response.patch, "base64").toString()) as { path: string; value: { image?: string }[] }[];
+      return patch.find((op) => op.path === "/spec/initContainers")?.value[0]?.image;
+    };
+    const metrics = async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(await injectedImage()).toBe("registry.example/domainwall:test");
+    writeFileSync(`${dir}/webhook.toml.next`, 'image = "registry.example/domainwall:next"\nmode = "apply"\n');
+    renameSync(`${dir}/webhook.toml.next`, `${dir}/webhook.toml`);
+    const started = Date.now();
+    while ((await injectedImage()) !== "registry.example/domainwall:next") {
+      if (Date.now() - started > 20_000) throw new Error("the new image was not injected within 20 s");
+      await Bun.sleep(100);
+    }
+    writeFileSync(`${dir}/webhook.toml`, 'image = "registry.example/domainwall:next"\nmode = "enforce"\n');
+    while (!(await metrics()).includes('domainwall_webhook_reloads_total{file="config",result="error"} 1')) {
+      if (Date.now() - started > 20_000) throw new Error("the bad config was not noticed within 20 s");
+      await Bun.sleep(100);
+    }
+    expect(await injectedImage()).toBe("registry.example/domainwall:next");
+    expect(await metrics()).toContain('domainwall_webhook_reloads_total{file="config",result="ok"} 1');
   });
 });
