@@ -30,7 +30,7 @@ if (values["serve-static"] !== undefined) {
   const certificate = { cert: await Bun.file(`${dir}/tls.crt`).text(), key: await Bun.file(`${dir}/tls.key`).text() };
   const file = Bun.file(`${dir}/response.json`);
   const fetch = async (request: Request) => (await request.arrayBuffer(), new Response(file));
-  serveTls({ hostname: "127.0.0.1", port: relayPort! }, certificate, fetch, 4 * 1024 * 1024);
+  serveTls({ hostname: "127.0.0.1", port: relayPort! }, certificate, fetch);
   Bun.serve({ hostname: "127.0.0.1", port: directPort!, tls: certificate, fetch });
   console.log("ready");
   await new Promise(() => {});

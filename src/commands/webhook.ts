@@ -5,7 +5,6 @@ import { messageOf } from "../messages.ts";
 import { VERSION } from "../version.ts";
 import { admissionHandler } from "../webhook/handler.ts";
 import { emptyStats, renderWebhookMetrics, type RequestOutcome } from "../webhook/metrics.ts";
-import { MAX_REVIEW_BYTES } from "../webhook/review.ts";
 import { serveTls, type Certificate } from "../webhook/tls-front.ts";
 import type { Context } from "./context.ts";
 
@@ -54,7 +53,7 @@ export async function webhookCommand(ctx: Context, config: ConfigOf<"webhook">):
 
   let front: ReturnType<typeof serveTls>;
   try {
-    front = serveTls(options.listen, certificate, tlsFetch, MAX_REVIEW_BYTES + 64 * 1024);
+    front = serveTls(options.listen, certificate, tlsFetch);
   } catch (error) {
     throw runtimeError(`--listen ${options.listen.hostname}:${options.listen.port}: cannot serve HTTPS: ${messageOf(error)}`);
   }
@@ -121,6 +120,9 @@ export async function webhookCommand(ctx: Context, config: ConfigOf<"webhook">):
     loadedText = text;
     try {
       const next = (await ctx.reread!()).config as ConfigOf<"webhook">;
+      const { hostname, port } = next.webhook.metricsAddr;
+      if (hostname !== options.metricsAddr.hostname || port !== options.metricsAddr.port)
+        log.warn(`${path}: metrics-addr cannot change while the webhook runs (restart it); the rest is reloaded`);
       settings = next.webhook.injection;
       stats.reloads.config.ok++;
       log.info({ message: `${path}: reloaded`, image: settings.image, mode: settings.mode, extraHosts: settings.extraHosts.length });

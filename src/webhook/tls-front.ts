@@ -64,9 +64,17 @@ function relay(from: Socket<Pipe>, to: Socket<Pipe> | undefined, queue: Pipe, ch
  * relays each connection to the HTTPS server of the certificate current when it arrived, on
  * loopback. A replaced server takes no new connection and stops once its last one closes.
  */
-export function serveTls(address: ListenAddress, first: Certificate, fetch: (request: Request) => Promise<Response>, maxBodyBytes: number) {
+export function serveTls(address: ListenAddress, first: Certificate, fetch: (request: Request) => Promise<Response>) {
   const backendFor = (certificate: Certificate): Backend => ({
-    server: Bun.serve({ hostname: "127.0.0.1", port: 0, tls: certificate, fetch, maxRequestBodySize: maxBodyBytes, idleTimeout: 120 }),
+    // No body limit here: `fetch` reads a body only up to its own cap and answers 400 past it (Bun's limit would answer 413).
+    server: Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      tls: certificate,
+      fetch,
+      maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+      idleTimeout: 120,
+    }),
     open: 0,
     retired: false,
   });

@@ -139,5 +139,16 @@ describeNetns("the webhook's sidecar, run as injected (nft, DNS proxy), end to e
     expect((await dig("api.example")).rcode).toBe("NXDOMAIN");
     expect(await resolvesAndConnects("cluster.example")).toBe(true);
     expect(stderr).toContain("reloaded");
+
+    // The rollout of docs/kubernetes.md, live: audit = true lets an unlisted name through (and records it), removing it enforces again.
+    configMap.write('hosts = ["other.example"]\naudit = true\n');
+    await until("api.example let through in audit mode", 20, () => resolvesAndConnects("api.example"));
+    // `kubectl exec ... -c domainwall -- domainwall suggest`: the sidecar writes what it saw to the run directory every few seconds.
+    await until("suggest names api.example", 20, async () =>
+      (await lab.domainwall(["suggest"], { env: env() })).stdout.includes('"api.example"'),
+    );
+    configMap.write('hosts = ["other.example"]\n');
+    await until("api.example refused again once audit is off", 20, async () => (await dig("api.example")).rcode === "NXDOMAIN");
+    expect(await resolvesAndConnects("other.example")).toBe(true);
   });
 });

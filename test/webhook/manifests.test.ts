@@ -127,6 +127,7 @@ function unwrapBase64(object: Manifest): Manifest {
 }
 
 async function render(overlay: string): Promise<Manifest[]> {
+  if (Bun.which("kubectl") === null) throw new Error("kubectl (with its built-in kustomize, v5) is needed to render deploy/: install it");
   cpSync(`${ROOT}/deploy`, `${work}/${overlay}/deploy`, { recursive: true });
   const dir = `${work}/${overlay}/deploy/overlays/${overlay}`;
   if (overlay === "manual-certs") makeCertificates(dir);
