@@ -13,19 +13,26 @@ export interface HandlerDeps {
   readonly decided: (outcome: RequestOutcome, fields: Readonly<Record<string, unknown>>) => void;
 }
 
-/** The body as text, or undefined once it passes `max` bytes (read no further). */
+/**
+ * Past the cap, a body is still read (and thrown away) up to this size before the 400 goes out: a
+ * server that answers and closes while the client is still sending resets the connection, and the
+ * client sees a failed request instead of the 400. Larger bodies are answered at once.
+ */
+const DISCARD_LIMIT = 16 * 1024 * 1024;
+
+/** The body as text, or undefined when it passes `max` bytes (nothing past `max` is kept). */
 async function boundedText(request: Request, max: number): Promise<string | undefined> {
   const length = Number(request.headers.get("content-length") ?? "0");
-  if (length > max) return undefined;
+  if (length > DISCARD_LIMIT) return undefined;
   if (request.body === null) return "";
   const chunks: Uint8Array[] = [];
   let total = 0;
   for await (const chunk of request.body) {
     total += chunk.byteLength;
-    if (total > max) return undefined;
-    chunks.push(chunk);
+    if (total > DISCARD_LIMIT) return undefined;
+    if (total <= max) chunks.push(chunk);
   }
-  return Buffer.concat(chunks).toString("utf8");
+  return total > max ? undefined : Buffer.concat(chunks).toString("utf8");
 }
 
 const json = (body: string) => new Response(body, { headers: { "content-type": "application/json" } });

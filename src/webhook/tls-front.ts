@@ -22,39 +22,41 @@ interface Pipe {
   readonly backend: Backend;
 }
 
-/** Per direction of a connection: a peer that reads slower than this is cut off. */
-const MAX_PENDING_BYTES = 8 * 1024 * 1024;
+/** Per direction of a connection: past this many queued bytes the sending side is paused until the queue drains. */
+const HIGH_WATER_BYTES = 1024 * 1024;
+/** And a side that keeps sending while paused is cut off here: every queue is capped. */
+const MAX_PENDING_BYTES = 16 * 1024 * 1024;
 /** A retired certificate's connections (keep-alive from the API server) are closed after this. */
 const RETIRED_MAX_MS = 10 * 60_000;
 
-/** Write what is queued; true when all of it went. */
-function flush(socket: Socket<Pipe>, queue: Pipe): boolean {
+/** Write what is queued for `socket`; once all of it went, let its peer send again. */
+function flush(socket: Socket<Pipe>, queue: Pipe): void {
   while (queue.pending.length > 0) {
     const chunk = queue.pending[0]!;
-    const written = socket.write(chunk);
-    queue.pendingBytes -= Math.max(written, 0);
+    const written = Math.max(socket.write(chunk), 0);
+    queue.pendingBytes -= written;
     if (written < chunk.byteLength) {
-      queue.pending[0] = chunk.subarray(Math.max(written, 0));
-      return false;
+      queue.pending[0] = chunk.subarray(written);
+      return;
     }
     queue.pending.shift();
   }
-  return true;
+  socket.data.peer?.resume();
 }
 
-/** Send `chunk` to `to`, queueing what it does not take; a queue over the cap closes both sides. */
+/** Send `chunk` from `from` to `to`, queueing what it does not take; a long queue pauses `from`. */
 function relay(from: Socket<Pipe>, to: Socket<Pipe> | undefined, queue: Pipe, chunk: Uint8Array): void {
   if (to !== undefined && queue.pending.length === 0) {
-    const written = to.write(chunk);
+    const written = Math.max(to.write(chunk), 0);
     if (written >= chunk.byteLength) return;
-    chunk = chunk.subarray(Math.max(written, 0));
+    chunk = chunk.subarray(written);
   }
   queue.pending.push(new Uint8Array(chunk));
   queue.pendingBytes += chunk.byteLength;
   if (queue.pendingBytes > MAX_PENDING_BYTES) {
     from.end();
     to?.end();
-  }
+  } else if (queue.pendingBytes > HIGH_WATER_BYTES) from.pause();
 }
 
 /**
@@ -102,14 +104,14 @@ export function serveTls(address: ListenAddress, first: Certificate, fetch: (req
               flush(upstream, upstream.data);
             },
             data: (upstream, chunk) => relay(upstream, client, client.data, chunk),
-            drain: (upstream) => void flush(upstream, upstream.data),
+            drain: (upstream) => flush(upstream, upstream.data),
             close: () => void client.end(),
             error: () => void client.end(),
           },
         }).catch(() => void client.end());
       },
       data: (client, chunk) => relay(client, client.data.peer, client.data.peer?.data ?? client.data, chunk),
-      drain: (client) => void flush(client, client.data),
+      drain: (client) => flush(client, client.data),
       close(client) {
         client.data.peer?.end();
         client.data.backend.open--;
