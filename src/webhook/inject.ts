@@ -69,7 +69,8 @@ interface AppContainer {
 }
 
 /** Why an app container could step around the rules, as a sentence that says what to change. */
-function appProblems({ list, index, container }: AppContainer, podGroup: number | undefined): string[] {
+function appProblems({ list, index, container }: AppContainer, pod: Pod): string[] {
+  const podGroup = pod.spec.securityContext?.runAsGroup;
   const where = `${list}[${index}] ${show(container.name)}`;
   const sc = container.securityContext;
   const problems: string[] = [];
@@ -81,6 +82,13 @@ function appProblems({ list, index, container }: AppContainer, podGroup: number 
     problems.push(
       `${where} adds ${bypass.join(", ")}: remove ${bypass.length === 1 ? "it" : "them"} from securityContext.capabilities.add (each lets the app change or step around the pod's rules)`,
     );
+  // With one process namespace, SYS_PTRACE reaches into the sidecar, which holds NET_ADMIN.
+  if (pod.spec.shareProcessNamespace === true && (added.includes("ALL") || added.includes("SYS_PTRACE")))
+    problems.push(
+      `${where} adds SYS_PTRACE in a pod that shares its process namespace: remove one or the other (it could take over domainwall's process)`,
+    );
+  const mounted = (container.volumeMounts ?? []).filter((m) => m.name === POLICY_VOLUME || m.name === RUN_VOLUME).map((m) => show(m.name));
+  if (mounted.length > 0) problems.push(`${where} mounts ${mounted.join(", ")}, the sidecar's: remove the mount`);
   if ((sc?.runAsGroup ?? podGroup) === DEFAULT_PROXY_GID)
     problems.push(
       `${where} runs as group ${DEFAULT_PROXY_GID}, domainwall's DNS-proxy group, whose traffic skips the proxy: choose another runAsGroup`,
@@ -157,7 +165,7 @@ export function decide(pod: Pod, settings: InjectionSettings, version: string): 
     problems.push(
       `${impostor.list}[${impostor.index}] is named ${show(SIDECAR_NAME)}, the name of the container this webhook injects first: rename it`,
     );
-  for (const app of apps) problems.push(...appProblems(app, pod.spec.securityContext?.runAsGroup));
+  for (const app of apps) problems.push(...appProblems(app, pod));
   const { ports, note } = appPorts(pod);
   const expected = sidecarContainer(settings, { ...choice, ports });
   const volumes = pod.spec.volumes ?? [];

@@ -40,6 +40,7 @@ export interface Pod {
   };
   readonly spec: {
     readonly hostNetwork?: boolean;
+    readonly shareProcessNamespace?: boolean;
     readonly securityContext?: { readonly runAsGroup?: number };
     readonly initContainers?: readonly Container[];
     readonly containers: readonly Container[];
@@ -100,7 +101,8 @@ export function readPod(value: unknown): { ok: true; pod: Pod } | { ok: false; r
   }
   if (!optional(spec.volumes, (v) => Array.isArray(v) && v.every((item) => isObject(item) && typeof item.name === "string")))
     return { ok: false, reason: "spec.volumes is not a list of named volumes" };
-  if (!optional(spec.hostNetwork, (h) => typeof h === "boolean")) return { ok: false, reason: "spec.hostNetwork is not a boolean" };
+  for (const key of ["hostNetwork", "shareProcessNamespace"] as const)
+    if (!optional(spec[key], (h) => typeof h === "boolean")) return { ok: false, reason: `spec.${key} is not a boolean` };
   if (!optional(spec.securityContext, isObject)) return { ok: false, reason: "spec.securityContext is not an object" };
   if (isObject(spec.securityContext) && !optional(spec.securityContext.runAsGroup, Number.isInteger))
     return { ok: false, reason: "spec.securityContext.runAsGroup is not an integer" };

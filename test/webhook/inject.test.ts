@@ -241,6 +241,19 @@ describe("refusals say what to change", () => {
       pod: withApp((p) => ((p as never as { metadata: Record<string, unknown> }).metadata.annotations = { "domainwall.io/audit": "yes" })),
       message: 'annotation domainwall.io/audit: "yes" must be "true" or "false"',
     },
+    {
+      name: "SYS_PTRACE in a pod that shares its process namespace",
+      pod: withApp((p) => {
+        p.spec.shareProcessNamespace = true;
+        p.spec.containers[0]!.securityContext = { capabilities: { add: ["SYS_PTRACE"] } };
+      }),
+      message: "adds SYS_PTRACE in a pod that shares its process namespace",
+    },
+    {
+      name: "an app container mounting the sidecar's run directory",
+      pod: withApp((p) => (p.spec.containers[0]!.volumeMounts = [{ name: "domainwall-run", mountPath: "/x" }])),
+      message: 'mounts "domainwall-run", the sidecar\'s: remove the mount',
+    },
     { name: "an app container named domainwall", pod: withApp((p) => (p.spec.containers[0]!.name = "domainwall")), message: "rename it" },
     {
       name: "a volume with the webhook's name",
