@@ -125,7 +125,7 @@ export function helpText(command?: Command): string {
   if (command === undefined) return MAIN;
   const options = OPTION_NAMES.filter((name) => takes(command, name) && !UNLISTED.includes(name)).flatMap(optionLines);
   const runDir =
-    command === "confirm" || command === "remove"
+    command === "confirm" || command === "remove" || command === "webhook"
       ? []
       : ["  The run directory (DOMAINWALL_RUN_DIR, default /run/domainwall) holds the confirm handshake and watch's state."];
   return [ABOUT[command], "", "Options:", ...options, ...runDir, "", EXIT_CODES].join("\n");

@@ -110,9 +110,13 @@ function hardening({ list, index, container }: AppContainer): PatchOp[] {
   return missing.map((cap) => add(pointer(...base, "capabilities", "drop", "-"), cap));
 }
 
-/** The app containers' TCP ports for `--ports`; none when one listens on UDP or SCTP (inbound filtering is TCP only). */
+/**
+ * The TCP ports of the app containers and of other native sidecars, for `--ports`; none when one
+ * listens on UDP or SCTP (inbound filtering is TCP only).
+ */
 function appPorts(pod: Pod): { ports: number[]; note?: string } {
-  const ports = pod.spec.containers.flatMap((c) => c.ports ?? []);
+  const sidecars = (pod.spec.initContainers ?? []).filter((c) => c.restartPolicy === "Always" && c.name !== SIDECAR_NAME);
+  const ports = [...pod.spec.containers, ...sidecars].flatMap((c) => c.ports ?? []);
   const other = ports.filter((p) => (p.protocol ?? "TCP") !== "TCP");
   if (other.length > 0)
     return {

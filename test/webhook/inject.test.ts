@@ -135,6 +135,17 @@ describe("a pod with initContainers, volumes and security contexts", () => {
   });
 });
 
+test("the ports of another native sidecar are opened too; a UDP port leaves inbound to the policy, with a warning", () => {
+  const pod = deploymentPod() as { spec: Record<string, unknown> };
+  pod.spec.initContainers = [{ name: "proxy", image: "envoy", restartPolicy: "Always", ports: [{ containerPort: 15001 }] }];
+  expect(admit(pod as never).pod.spec.initContainers[0]?.env).toEqual([{ name: "listening_ports_csv", value: "8080,8443,15001" }]);
+  const udp = deploymentPod() as { spec: { containers: { ports: unknown[] }[] } };
+  udp.spec.containers[0]!.ports.push({ containerPort: 5353, protocol: "UDP" });
+  const { pod: patched, answer } = admit(udp as never);
+  expect(patched.spec.initContainers[0]?.env).toBeUndefined();
+  expect((answer.response as { warnings?: string[] }).warnings?.[0]).toContain("5353/UDP");
+});
+
 describe("annotations", () => {
   const annotated = (annotations: Record<string, string>) => {
     const pod = deploymentPod();
