@@ -26,6 +26,8 @@ interface Pipe {
 const HIGH_WATER_BYTES = 1024 * 1024;
 /** And a side that keeps sending while paused is cut off here: every queue is capped. */
 const MAX_PENDING_BYTES = 16 * 1024 * 1024;
+/** Connections relayed at once; more are closed as they arrive (the API server keeps a few alive). */
+const MAX_CONNECTIONS = 1024;
 /** A retired certificate's connections (keep-alive from the API server) are closed after this. */
 const RETIRED_MAX_MS = 10 * 60_000;
 
@@ -81,6 +83,7 @@ export function serveTls(address: ListenAddress, first: Certificate, fetch: (req
     retired: false,
   });
   let current = backendFor(first);
+  let open = 0;
   const stopIfDone = (backend: Backend) => {
     if (backend.retired && backend.open === 0) void backend.server.stop(true);
   };
@@ -89,6 +92,8 @@ export function serveTls(address: ListenAddress, first: Certificate, fetch: (req
     port: address.port,
     socket: {
       open(client) {
+        if (open >= MAX_CONNECTIONS) return void client.end();
+        open++;
         const backend = current;
         backend.open++;
         client.data = { pending: [], pendingBytes: 0, backend };
@@ -113,6 +118,8 @@ export function serveTls(address: ListenAddress, first: Certificate, fetch: (req
       data: (client, chunk) => relay(client, client.data.peer, client.data.peer?.data ?? client.data, chunk),
       drain: (client) => flush(client, client.data),
       close(client) {
+        if (client.data === undefined) return; // closed at the cap, before it was counted
+        open--;
         client.data.peer?.end();
         client.data.backend.open--;
         stopIfDone(client.data.backend);
