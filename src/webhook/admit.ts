@@ -35,7 +35,8 @@ export function reviewPod(request: ReviewRequest, settings: InjectionSettings, v
       fields: { ...base, reason: read.reason },
     };
   const { metadata } = read.pod;
-  const pod = metadata.name ?? (metadata.generateName === undefined ? "" : `${metadata.generateName}*`);
+  // Cut to a name's maximum: admission runs before validation, and this goes to the log.
+  const pod = (metadata.name ?? (metadata.generateName === undefined ? "" : `${metadata.generateName}*`)).slice(0, 254);
   // `kubectl debug` adds ephemeral containers to a running pod: checked and hardened like the others, when there is a sidecar to protect.
   if (subResource === EPHEMERAL && read.pod.spec.initContainers?.[0]?.name !== SIDECAR_NAME)
     return {

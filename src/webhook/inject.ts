@@ -34,7 +34,11 @@ export type Decision =
 /** A Kubernetes object name (RFC 1123 subdomain), as a ConfigMap's must be. */
 const SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
-const show = (value: unknown): string => JSON.stringify(value);
+/** A value from the pod, quoted and cut short: admission runs before validation, so names and annotations can be any length. */
+const show = (value: unknown): string => {
+  const text = JSON.stringify(value) ?? "undefined";
+  return text.length > 80 ? `${text.slice(0, 80)}...` : text;
+};
 
 /** Deep equality of JSON values, whatever the key order. */
 const canonical = (value: unknown): string =>

@@ -283,6 +283,14 @@ describe("refusals say what to change", () => {
     });
 });
 
+test("a refusal quotes pod values cut short (admission runs before validation: a value may be huge)", () => {
+  const pod = deploymentPod() as { metadata: Record<string, unknown> };
+  pod.metadata.annotations = { "domainwall.io/mode": "x".repeat(100_000) };
+  const { answer } = admit(pod as never);
+  expect(answer.response.status?.message.length).toBeLessThan(400);
+  expect(answer.response.status?.message).toContain(`"${"x".repeat(79)}...`);
+});
+
 describe("malformed input", () => {
   test("bodies that are not an AdmissionReview are named", () => {
     expect(readReview("{not json")).toMatchObject({ ok: false, reason: expect.stringContaining("not JSON") });
