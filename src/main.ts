@@ -13,6 +13,7 @@ import { statusCommand } from "./commands/status.ts";
 import { explainCommand } from "./commands/explain.ts";
 import { suggestCommand } from "./commands/suggest.ts";
 import { watchCommand } from "./commands/watch.ts";
+import { webhookCommand } from "./commands/webhook.ts";
 import type { CommandConfig } from "./config/config.ts";
 import { DomainwallError, EXIT, exitCode } from "./errors.ts";
 import { createLogger, stderrSink, type Logger } from "./log.ts";
@@ -41,6 +42,8 @@ function dispatch(ctx: Context, config: CommandConfig): Promise<number | void> {
       return suggestCommand(ctx);
     case "confirm":
       return confirmCommand(ctx);
+    case "webhook":
+      return webhookCommand(ctx, config);
   }
 }
 
@@ -74,7 +77,7 @@ export async function main(world: World): Promise<number> {
     const nft = () => world.nft().executor;
     const backend = () =>
       (chosen ??= selectBackend(
-        config.command === "confirm" ? "auto" : config.backend,
+        "backend" in config ? config.backend : "auto",
         { run: world.run, nft, filterEmpty: world.legacyFilterEmpty },
         { probe, now: world.now },
       ).then((selected) => {

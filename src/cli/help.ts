@@ -24,6 +24,8 @@ Commands:
   confirm  keep the rules of an 'apply --confirm-within' that is waiting
   watch    apply, then keep running: look names up again as their TTLs run out and update the
            allowed addresses in place
+  webhook  serve the Kubernetes mutating admission webhook that injects domainwall into the pods
+           of labelled namespaces (see docs/kubernetes.md)
   help     this text; 'domainwall help <command>' for a command's options
 
 Run 'domainwall <command> --help' for a command's options. 'domainwall --version' prints the version.
@@ -88,6 +90,17 @@ DNS last returned it. A name whose lookups fail keeps its last known addresses u
 again (a warning each time); it is retried after --min-ttl, doubling up to a minute. A failed
 update is logged and retried; the rules loaded last stay. SIGTERM or SIGINT: exit 0 and leave the
 rules loaded (the pod stays protected), unless --remove-on-exit.`,
+  webhook: `Usage: domainwall webhook --tls-cert FILE --tls-key FILE --config FILE [options]
+
+A mutating admission webhook (admission.k8s.io/v1): POST /mutate over HTTPS. A pod it is sent gets
+domainwall as its first initContainer (the 'watch --dns-proxy' native sidecar, or with the
+annotation domainwall.io/mode: apply a one-shot 'apply'), the policy ConfigMap named by
+domainwall.io/policy (default domainwall-policy) mounted read-only, and NET_RAW, NET_ADMIN and
+SETGID dropped from its app containers; a pod with hostNetwork, a privileged app container or one
+adding NET_ADMIN, NET_RAW, SETGID or SYS_ADMIN is refused with a message that says what to change.
+No call to the API server. The certificate and the --config file are reloaded when they change; a
+request body over 3 MiB gets a 400. /healthz and /metrics on --metrics-addr, over plain HTTP; one
+log line per decision. Install with kustomize: deploy/ (see docs/kubernetes.md).`,
 };
 
 const COLUMN = 27;
@@ -112,7 +125,7 @@ export function helpText(command?: Command): string {
   if (command === undefined) return MAIN;
   const options = OPTION_NAMES.filter((name) => takes(command, name) && !UNLISTED.includes(name)).flatMap(optionLines);
   const runDir =
-    command === "confirm" || command === "remove"
+    command === "confirm" || command === "remove" || command === "webhook"
       ? []
       : ["  The run directory (DOMAINWALL_RUN_DIR, default /run/domainwall) holds the confirm handshake and watch's state."];
   return [ABOUT[command], "", "Options:", ...options, ...runDir, "", EXIT_CODES].join("\n");

@@ -8,6 +8,7 @@ import { addCidr, addScanned, cidrAt, cidrColumns, cidrOrder, type CidrColumns }
 import { parseDestination, type Destination } from "./destination.ts";
 import { comparePortRange, formatEntry, formatPortRange, type PortRange } from "./port-spec.ts";
 import { parseCidrItem, show, type DnsServers, type ListenAddress, type LogFormat } from "./values.ts";
+import { webhookConfig, type WebhookConfig } from "./webhook.ts";
 
 export type { DnsServers, ListenAddress, LogFormat } from "./values.ts";
 
@@ -90,7 +91,8 @@ export type CommandConfig =
   | (WithBackend & { readonly command: "status"; readonly json: boolean })
   | (WithBackend & { readonly command: "explain"; readonly json: boolean; readonly destination: Destination })
   | (WithBackend & { readonly command: "suggest" })
-  | (Common & { readonly command: "confirm" });
+  | (Common & { readonly command: "confirm" })
+  | (Common & { readonly command: "webhook"; readonly webhook: WebhookConfig });
 
 export type ConfigOf<C extends Command> = Extract<CommandConfig, { command: C }>;
 
@@ -232,6 +234,7 @@ export function parseConfig<C extends Command>(settings: Settings, command: C, i
   const policy = takes(command, "hosts") ? policyConfig(settings, value, inputs, problems, warnings) : undefined;
   const watch = command === "watch" ? watchConfig(settings, value, problems) : undefined;
   const confirmWithinMs = command === "apply" ? value("confirm-within") : undefined;
+  const webhook = command === "webhook" ? webhookConfig(value, (name) => fromOf(settings, name), problems) : undefined;
   const json = takes(command, "json") ? value("json") : undefined;
   const destination = command === "explain" ? destinationArg(inputs.args ?? [], problems) : undefined;
   if (command !== "explain" && (inputs.args ?? []).length > 0)
@@ -242,7 +245,8 @@ export function parseConfig<C extends Command>(settings: Settings, command: C, i
   const config = {
     command,
     logFormat,
-    ...(command !== "confirm" && { backend }),
+    ...(command !== "confirm" && command !== "webhook" && { backend }),
+    ...(webhook && { webhook }),
     ...(policy && { policy }),
     ...(watch && { watch }),
     ...(confirmWithinMs !== undefined && { confirmWithinMs }),

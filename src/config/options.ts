@@ -2,7 +2,7 @@ import type * as v from "valibot";
 import * as value from "./values.ts";
 import { DEFAULT_PROXY_GID } from "./proxy-gid.ts";
 
-export const COMMANDS = ["apply", "render", "check", "remove", "status", "explain", "suggest", "confirm", "watch"] as const;
+export const COMMANDS = ["apply", "render", "check", "remove", "status", "explain", "suggest", "confirm", "watch", "webhook"] as const;
 export type Command = (typeof COMMANDS)[number];
 
 /** The commands that resolve names and build a ruleset. */
@@ -13,6 +13,14 @@ const ALL: readonly Command[] = COMMANDS;
 const READ: readonly Command[] = ["status", "explain"];
 /** Defaults of `watch`: see WatchConfig. */
 const WATCH_DEFAULTS = { minTtl: "5s", maxTtl: "1h", grace: "5m" } as const;
+/** Defaults of `webhook`: see WebhookConfig. */
+export const WEBHOOK_DEFAULTS = {
+  listen: ":8443",
+  metricsAddr: ":8080",
+  sidecarMetricsPort: 9464,
+  requests: ["cpu=10m", "memory=64Mi"],
+  limits: ["memory=128Mi"],
+} as const;
 const DEFAULT_RESOLVE_TIMEOUT = "10s";
 /**
  * The DNS proxy's port on 127.0.0.1 and ::1. Fixed rather than chosen by the kernel: the ruleset
@@ -65,6 +73,21 @@ export const OPTIONS = {
     file: true,
     arg: "LIST",
     help: "inbound TCP ports to allow; when given, all other inbound\ntraffic is dropped; when absent, inbound is left untouched",
+    parse: value.portList,
+  }),
+  "extra-hosts": option({
+    kind: "list",
+    commands: [...POLICY, "webhook"],
+    file: true,
+    arg: "LIST",
+    help: "more entries as in --hosts, added to the hosts wherever those are set (a flag\nhere is not overridden by a config file's hosts); 'webhook': the cluster-wide\nentries every injected sidecar gets as this flag (fixed for a pod's life)",
+    parse: value.hostList,
+  }),
+  "extra-ports": option({
+    kind: "list",
+    commands: POLICY,
+    arg: "LIST",
+    help: "inbound TCP ports added to --ports whenever those are set (an injected\nsidecar's own metrics port, so its probes still pass)",
     parse: value.portList,
   }),
   allow: option({
@@ -153,9 +176,9 @@ export const OPTIONS = {
   }),
   config: option({
     kind: "value",
-    commands: [...POLICY, "remove", "status"],
+    commands: [...POLICY, "remove", "status", "webhook"],
     arg: "FILE",
-    help: "read settings from a TOML file whose keys are these long option names;\nflags override the file, which overrides the environment",
+    help: "read settings from a TOML file whose keys are these long option names;\nflags override the file, which overrides the environment (watch and webhook\nreload it when it changes)",
     parse: value.text,
   }),
   "confirm-within": option({
@@ -199,11 +222,72 @@ export const OPTIONS = {
   }),
   "metrics-addr": option({
     kind: "value",
-    commands: ["watch"],
+    commands: ["watch", "webhook"],
     file: true,
     arg: "HOST:PORT",
-    help: "serve /healthz (200 once loaded and keeping up) and /metrics (Prometheus)\non this address, e.g. 0.0.0.0:9464 or [::]:9464",
+    help: `serve /healthz (watch: 200 once loaded and keeping up) and /metrics (Prometheus)\non this address over plain HTTP, e.g. 0.0.0.0:9464 or [::]:9464 (webhook: default ${WEBHOOK_DEFAULTS.metricsAddr})`,
     parse: value.listenAddress,
+  }),
+  listen: option({
+    kind: "value",
+    commands: ["webhook"],
+    arg: "HOST:PORT",
+    help: `where the webhook serves AdmissionReviews over HTTPS (default ${WEBHOOK_DEFAULTS.listen})`,
+    parse: value.listenAddress,
+  }),
+  "tls-cert": option({
+    kind: "value",
+    commands: ["webhook"],
+    arg: "FILE",
+    help: "the webhook's certificate (PEM, with its chain); reloaded when it changes",
+    parse: value.filePath,
+  }),
+  "tls-key": option({
+    kind: "value",
+    commands: ["webhook"],
+    arg: "FILE",
+    help: "its private key (PEM); reloaded with the certificate",
+    parse: value.filePath,
+  }),
+  image: option({
+    kind: "value",
+    commands: ["webhook"],
+    file: true,
+    arg: "IMAGE",
+    help: "the domainwall image the webhook injects (required), e.g.\nghcr.io/domainwall/domainwall:0.1.0",
+    parse: value.text,
+  }),
+  mode: option({
+    kind: "value",
+    commands: ["webhook"],
+    file: true,
+    arg: "proxy|apply",
+    help: "what a pod gets unless its annotation domainwall.io/mode says otherwise:\nproxy (default: the watch --dns-proxy sidecar) or apply (a one-shot initContainer)",
+    parse: (from) => value.oneOf(from, ["proxy", "apply"]),
+  }),
+  "sidecar-metrics-port": option({
+    kind: "value",
+    commands: ["webhook"],
+    file: true,
+    arg: "PORT",
+    help: `the injected sidecar's /healthz and /metrics port (default ${WEBHOOK_DEFAULTS.sidecarMetricsPort})`,
+    parse: (from) => value.port(from, WEBHOOK_DEFAULTS.sidecarMetricsPort),
+  }),
+  "sidecar-requests": option({
+    kind: "list",
+    commands: ["webhook"],
+    file: true,
+    arg: "LIST",
+    help: `the injected container's resource requests (default ${WEBHOOK_DEFAULTS.requests.join(",")})`,
+    parse: (from) => value.resourceList(from, WEBHOOK_DEFAULTS.requests),
+  }),
+  "sidecar-limits": option({
+    kind: "list",
+    commands: ["webhook"],
+    file: true,
+    arg: "LIST",
+    help: `and its limits (default ${WEBHOOK_DEFAULTS.limits.join(",")})`,
+    parse: (from) => value.resourceList(from, WEBHOOK_DEFAULTS.limits),
   }),
   "dns-proxy": option({
     kind: "switch",

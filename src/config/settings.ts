@@ -49,5 +49,25 @@ export function layerSettings(
       layers.flags.get(name) ?? layers.file.get(name) ?? (fromEnv === undefined ? undefined : settingOf(name, variable!, fromEnv));
     if (setting !== undefined) merged.set(name, setting);
   }
+  // Added to the hosts and ports from whichever layer set them, never replaced by a file's: the
+  // cluster-wide entries and the probe port a webhook-injected sidecar gets as flags.
+  if (command !== "webhook") {
+    addList(merged, "hosts", merged.get("extra-hosts"), true);
+    addList(merged, "ports", merged.get("extra-ports"), false);
+  }
   return merged;
+}
+
+/** Append `extra`'s items to the list `name`, naming both sources; without `create`, only to a list that holds items. */
+function addList(merged: Map<OptionName, Setting>, name: OptionName, extra: Setting | undefined, create: boolean): void {
+  const base = merged.get(name);
+  if (extra?.kind !== "list" || (base !== undefined && base.kind !== "list")) return;
+  if (!create && (base === undefined || base.items.length === 0)) return;
+  const items = [...(base?.items ?? []), ...extra.items];
+  merged.set(name, {
+    from: base === undefined ? extra.from : `${base.from} (with ${extra.from})`,
+    kind: "list",
+    items,
+    text: items.join(","),
+  });
 }

@@ -209,3 +209,25 @@ export const proxyGid = (from: string, fallback: number): ValueSchema<number> =>
     }),
     String(fallback),
   ) as ValueSchema<number>;
+
+/** A container resource (`cpu=10m`, `memory=64Mi`) as the Kubernetes API reads it. */
+export interface ResourceItem {
+  readonly name: "cpu" | "memory" | "ephemeral-storage";
+  readonly quantity: string;
+}
+
+/** A Kubernetes quantity: a decimal number with an optional SI or binary suffix (no exponents). */
+const QUANTITY = /^(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)(?:m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/;
+
+function parseResourceItem(raw: string): Parsed<ResourceItem> {
+  const [name, quantity, ...rest] = raw.split("=");
+  if (rest.length > 0 || quantity === undefined) return { ok: false, reason: "is not NAME=QUANTITY (e.g. cpu=10m, memory=64Mi)" };
+  if (name !== "cpu" && name !== "memory" && name !== "ephemeral-storage")
+    return { ok: false, reason: "names no resource: cpu, memory or ephemeral-storage" };
+  if (!QUANTITY.test(quantity)) return { ok: false, reason: "is not a Kubernetes quantity (e.g. 100m, 64Mi, 1)" };
+  return { ok: true, value: { name, quantity } };
+}
+
+/** Container resources as `NAME=QUANTITY` items; absent means `fallback`. */
+export const resourceList = (from: string, fallback: readonly string[]): ValueSchema<ResourceItem[]> =>
+  v.optional(v.array(item(from, parseResourceItem)), [...fallback]) as ValueSchema<ResourceItem[]>;
