@@ -10,7 +10,7 @@ import type { World } from "../world.ts";
 import { describeHolder, WATCH_MARKER } from "../backends/lock.ts";
 import { loadPolicy } from "./apply.ts";
 import { lockedBackend } from "./locking.ts";
-import { watchStateFile, type Context } from "./context.ts";
+import { checkRunDir, watchStateFile, type Context } from "./context.ts";
 import { preparePolicy, resolversOf } from "./prepare.ts";
 import { saveNames } from "./names.ts";
 import { reloadOnChange, type Reloader } from "./reload.ts";
@@ -30,6 +30,7 @@ import { carryingBackend, startProxyRuntime, upstreamsOf, type ProxyReport, type
 export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Promise<void> {
   const { world, log } = ctx;
   const options = config.watch;
+  await checkRunDir(world);
   const marker = await world.lock(WATCH_MARKER, "watch", 0);
   if (!marker.ok)
     throw runtimeError(

@@ -1,6 +1,7 @@
 import type { Config } from "../config/config.ts";
 import { resolveError } from "../errors.ts";
 import { compareCidr, contains, parseCidr, sortByCidr, type Cidr, type Family } from "../net/ip.ts";
+import { ipv4OfMapped } from "../config/mapped.ts";
 import { forbiddenReason, privateReason, resolverNetworks, underDomain } from "./forbidden.ts";
 import type { HostResolution } from "../dns/resolve.ts";
 import { portElements, type PortElement, type PortEntry } from "./ports.ts";
@@ -102,6 +103,10 @@ export interface PolicySummary {
  */
 export function refusedFromDns(address: Cidr, allow: Config["allow"]): string | undefined {
   const reason = forbiddenReason(address);
+  // A mapped answer is never admitted, whatever covers it: an IPv6 set never matches it (its IPv4 form is checked above).
+  const mapped = ipv4OfMapped(address);
+  if (mapped !== undefined)
+    return reason ?? `IPv4-mapped, for ${mapped.text}: connections to it leave as IPv4, which only an A answer opens`;
   return reason !== undefined && !allow.some((allowed) => contains(allowed.cidr, address)) ? reason : undefined;
 }
 
@@ -241,7 +246,8 @@ export function buildPolicy(
       }
       const reason = refusedFromDns(address, config.allow);
       if (reason !== undefined) {
-        warnings.push(`${resolution.host}: not allowing ${address.text} (${reason}) from DNS; list it in --allow to permit it`);
+        const hint = ipv4OfMapped(address) === undefined ? "; list it in --allow to permit it" : "";
+        warnings.push(`${resolution.host}: not allowing ${address.text} (${reason}) from DNS${hint}`);
         continue;
       }
       const refused =
