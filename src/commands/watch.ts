@@ -11,7 +11,7 @@ import { describeHolder, WATCH_MARKER } from "../backends/lock.ts";
 import { loadPolicy } from "./apply.ts";
 import { lockedBackend } from "./locking.ts";
 import { checkRunDir, watchStateFile, type Context } from "./context.ts";
-import { preparePolicy, resolversOf } from "./prepare.ts";
+import { preparePolicy, readLocalNetworks, resolversOf } from "./prepare.ts";
 import { saveNames } from "./names.ts";
 import { reloadOnChange, type Reloader } from "./reload.ts";
 import { addressesByName } from "../watch/refresh.ts";
@@ -49,6 +49,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
   let stateTimer: Timer | undefined;
   try {
     let resolvers: readonly Cidr[] | undefined;
+    const localNets = proxyConfig === undefined ? [] : await readLocalNetworks(world);
     if (proxyConfig !== undefined) {
       if (options.readyFile !== undefined) await checkWritable(world, options.readyFile, "--ready-file");
       resolvers = await resolversOf(ctx, config.policy);
@@ -66,7 +67,11 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
         hostPorts: config.policy.hostPorts,
         allow: config.policy.allow,
         ...(config.policy.refusePrivateAnswers && {
-          privateGuard: { resolverNets: resolverNetworks(resolvers), privateDomains: config.policy.privateDomains },
+          privateGuard: {
+            resolverNets: resolverNetworks(resolvers),
+            localNets,
+            privateDomains: config.policy.privateDomains,
+          },
         }),
         audit: config.policy.audit,
         port: proxyConfig.port,
@@ -173,7 +178,11 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
             allow: next.config.allow,
             audit: next.config.audit,
             ...(next.config.refusePrivateAnswers && {
-              privateGuard: { resolverNets: resolverNetworks(next.resolvers), privateDomains: next.config.privateDomains },
+              privateGuard: {
+                resolverNets: resolverNetworks(next.resolvers),
+                localNets,
+                privateDomains: next.config.privateDomains,
+              },
             }),
           });
           current.reconfigure({ ...next, config: proxyLoopConfig(next.config) });

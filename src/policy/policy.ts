@@ -2,6 +2,7 @@ import type { Config } from "../config/config.ts";
 import { resolveError } from "../errors.ts";
 import { compareCidr, contains, parseCidr, sortByCidr, type Cidr, type Family } from "../net/ip.ts";
 import { ipv4OfMapped } from "../config/mapped.ts";
+import type { LocalNet } from "../net/interfaces.ts";
 import { forbiddenReason, privateReason, resolverNetworks, underDomain } from "./forbidden.ts";
 import type { HostResolution } from "../dns/resolve.ts";
 import { portElements, type PortElement, type PortEntry } from "./ports.ts";
@@ -58,6 +59,11 @@ export interface Policy {
    * built): outgoing neighbour discovery may go there besides link-local and link-scope multicast.
    */
   readonly onLink: readonly Cidr[];
+  /**
+   * This namespace's own addresses, on-link networks and gateways (`net/interfaces.ts`, read when
+   * the policy is built): with `--refuse-private-answers`, DNS may not open them. Not rendered.
+   */
+  readonly localNets?: readonly LocalNet[];
   /** Inbound TCP ports; empty means inbound traffic is left untouched. */
   readonly inboundPorts: readonly number[];
   /**
@@ -231,6 +237,7 @@ export function buildPolicy(
   names: readonly NameAddresses[],
   resolvers: readonly Cidr[],
   onLink: readonly Cidr[] = [],
+  localNets: readonly LocalNet[] = [],
 ): { policy: Policy; warnings: string[] } {
   const warnings: string[] = [];
   const fromDns: Entry[] = [];
@@ -252,7 +259,7 @@ export function buildPolicy(
       }
       const refused =
         config.refusePrivateAnswers && !underDomain(resolution.host, config.privateDomains)
-          ? privateReason(address, resolverNets)
+          ? privateReason(address, resolverNets, localNets)
           : undefined;
       if (refused !== undefined && !config.allow.some((allowed) => contains(allowed.cidr, address))) {
         warnings.push(
@@ -291,6 +298,7 @@ export function buildPolicy(
         ? { kind: "any" }
         : { kind: "servers", v4: servers.filter((c) => c.family === 4), v6: servers.filter((c) => c.family === 6) },
     onLink,
+    ...(localNets.length > 0 && { localNets }),
     inboundPorts: config.ports,
     ...(config.forward && { forward: true }),
     verdict: config.audit ? "audit" : config.reject ? "reject" : "drop",

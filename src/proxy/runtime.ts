@@ -13,6 +13,7 @@ import { runtimeError } from "../errors.ts";
 import type { AllowEntry } from "../config/config.ts";
 import { contains, makeCidr, parseAddress, type Cidr } from "../net/ip.ts";
 import { privateReason, underDomain } from "../policy/forbidden.ts";
+import type { LocalNet } from "../net/interfaces.ts";
 import { refusedFromDns } from "../policy/policy.ts";
 import { EVERY_PORT_SETS, proxyEntryOf, proxyPortSets, proxySetsKey, type ProxySetNames } from "../policy/proxy-sets.ts";
 import type { PortRange } from "../config/port-spec.ts";
@@ -42,6 +43,8 @@ export function upstreamsOf(resolvers: readonly Cidr[]): Upstream[] {
  */
 export interface PrivateGuard {
   readonly resolverNets: readonly Cidr[];
+  /** This namespace's own addresses, on-link networks and gateways (net/interfaces.ts). */
+  readonly localNets?: readonly LocalNet[];
   readonly privateDomains: readonly string[];
 }
 
@@ -64,7 +67,7 @@ export function gateAdmission(
     const forbidden = address === undefined ? "not an address" : refusedFromDns(address, allow);
     const privately =
       forbidden === undefined && checkPrivate && address !== undefined && !allow.some((entry) => contains(entry.cidr, address))
-        ? privateReason(address, guard.resolverNets)
+        ? privateReason(address, guard.resolverNets, guard.localNets)
         : undefined;
     const reason =
       forbidden ??

@@ -1,0 +1,56 @@
+// End-to-end, with the binary (DOMAINWALL_BIN, else the source), the kernel's netfilter and a real
+// DNS server in namespaces the lab creates: which DNS answers `apply` lets into the allow sets.
+import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { createLab, describeNetns, killAndRemove, type Lab } from "../lab/lab.ts";
+import { tempDirs } from "../support/temp-dirs.ts";
+
+setDefaultTimeout(120_000);
+const tempDir = tempDirs();
+
+describeNetns("--refuse-private-answers: this namespace's own addresses, on-link networks and gateways (nft)", () => {
+  let lab: Lab;
+  beforeAll(async () => {
+    lab = await createLab();
+    // app is 198.51.100.1/24 (gateway 198.51.100.2, also the resolver), and here also 192.0.2.50/28 on the same link.
+    const veth = (await lab.exec("app", ["ip", "-o", "-4", "addr", "show"])).stdout.match(/^\d+: (\S+)\s+inet 198\.51\.100\.1\//m)?.[1];
+    expect(veth).toBeDefined();
+    expect((await lab.exec("app", ["ip", "addr", "add", "192.0.2.50/28", "dev", veth!])).code).toBe(0);
+    await lab.setRecords({
+      "own.example": ["198.51.100.1"],
+      "gateway.example": ["198.51.100.2"],
+      "link.example": ["198.51.100.77"],
+      "dummy.example": ["192.0.2.50", "192.0.2.52"],
+      "public.example": ["203.0.113.10"],
+    });
+  });
+  afterEach(() => killAndRemove(lab, [], { DOMAINWALL_BACKEND: "nft" }));
+  afterAll(() => lab.close());
+
+  test("with the resolver elsewhere (--dns-servers on IPv6), the pod's own address, its gateway and its on-link networks are refused, naming each", async () => {
+    const result = await lab.domainwall(
+      [
+        "apply",
+        "--backend",
+        "nft",
+        "--refuse-private-answers",
+        "--dns-servers",
+        "2001:db8:1::2",
+        "--hosts",
+        "own.example,gateway.example,link.example,dummy.example,public.example",
+      ],
+      { env: { DOMAINWALL_RUN_DIR: `${tempDir("dw-answers-")}/run` } },
+    );
+    expect(result.code).toBe(0);
+    for (const [name, address, what] of [
+      ["own.example", "198.51.100.1", "address 198.51.100.1"],
+      ["gateway.example", "198.51.100.2", "gateway 198.51.100.2"],
+      ["link.example", "198.51.100.77", "on-link network 198.51.100.0/24"],
+      ["dummy.example", "192.0.2.50", "address 192.0.2.50"],
+      ["dummy.example", "192.0.2.52", "on-link network 192.0.2.48/28"],
+    ])
+      expect(result.stderr).toContain(`${name}: not allowing ${address} (this namespace's ${what}) from DNS (--refuse-private-answers)`);
+    const table = await lab.table();
+    expect(table).toContain("203.0.113.10");
+    expect(table).not.toMatch(/198\.51\.100\.|192\.0\.2\.5/);
+  });
+});
