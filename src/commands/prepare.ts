@@ -39,7 +39,14 @@ export async function preparePolicy(
   // Read whatever the configuration says: a reload may turn --refuse-private-answers on.
   const localNets = await readLocalNetworks(world, ifInet6);
   const resolveMs = Math.round(world.now() - started);
-  const admitted = admitResolutions(config, resolutions, outcome);
+  // The DNS proxy needs no answer to start: the apps' own queries admit their addresses once the resolver answers.
+  const unresolved = config.dnsProxy === undefined ? [] : resolutions.filter((r) => r.status === "failed" && r.addresses.length === 0);
+  if (unresolved.length > 0)
+    log.warn(
+      `--dns-proxy: could not resolve ${unresolved.map((r) => `${r.host} (${r.status === "failed" ? r.error : ""})`).join(", ")} at start-up: starting with nothing admitted for ${unresolved.length === 1 ? "it" : "them"}; the apps' queries admit their answers once the resolver answers`,
+    );
+  const gated = unresolved.length === 0 ? resolutions : resolutions.filter((r) => !unresolved.includes(r));
+  const admitted = admitResolutions(config, gated, outcome);
   const names = config.dnsProxy === undefined ? admitted.names : [];
   const { policy, warnings } = buildPolicy(config, names, resolvers, onLinkPrefixes(ifInet6), localNets);
   const buildMs = world.now() - started - resolveMs;

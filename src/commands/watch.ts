@@ -13,6 +13,7 @@ import { lockedBackend } from "./locking.ts";
 import { checkRunDir, watchStateFile, type Context } from "./context.ts";
 import { preparePolicy, readLocalNetworks, resolversOf } from "./prepare.ts";
 import { saveNames } from "./names.ts";
+import { explainResolveFailure } from "./blocked-lookups.ts";
 import { reloadOnChange, type Reloader } from "./reload.ts";
 import { addressesByName } from "../watch/refresh.ts";
 import type { Cidr } from "../net/ip.ts";
@@ -92,7 +93,9 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
         `DNS proxy listening on 127.0.0.1 and ::1 port ${proxy.port} (group ${proxyConfig.gid}), forwarding to ${upstreams.map((u) => u.address).join(", ")}`,
       );
     }
-    const built = await preparePolicy(ctx, config.policy, undefined, resolvers);
+    const built = await preparePolicy(ctx, config.policy, undefined, resolvers).catch(async (error: unknown) => {
+      throw await explainResolveFailure(ctx, ctx.backend, error);
+    });
     let watcher: Watcher | undefined;
     let chosen: Backend | undefined;
     if (options.readyFile !== undefined && proxy === undefined) await checkWritable(world, options.readyFile, "--ready-file");
