@@ -6,6 +6,7 @@ import type { ListenAddress } from "./config/values.ts";
 import { acquireLock, holderOf, type Acquired, type Holder } from "./backends/lock.ts";
 import { filterInfo, legacyFilterEmpty } from "./backends/iptables/kernel.ts";
 import { guardedLookup } from "./dns/lookup.ts";
+import { wireLookup } from "./dns/wire-lookup.ts";
 import type { Lookup } from "./dns/resolve.ts";
 import { runProcess, type Run } from "./run.ts";
 import { readRegularFile, runDirProblem, writeReplacing } from "./files.ts";
@@ -289,7 +290,7 @@ export function realWorld(): World {
     writeStderr,
     run: runProcess,
     nft: nftOnce,
-    lookup: guardedLookup({ setTimer }),
+    lookup: guardedLookup({ setTimer, primary: wireLookup({ readResolvConf: () => readRegularFile("/etc/resolv.conf") }) }),
     readFile: (path, maxBytes) => readRegularFile(path, maxBytes),
     writeFile: async (path, text) => {
       await mkdir(dirname(path), { recursive: true });

@@ -2,6 +2,7 @@
 // DNS server in namespaces the lab creates: which DNS answers `apply` lets into the allow sets.
 import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { createLab, describeNetns, killAndRemove, type Lab } from "../lab/lab.ts";
+import { POOL_V4, POOL_V6 } from "../lab/cdn-dns.ts";
 import { tempDirs } from "../support/temp-dirs.ts";
 
 setDefaultTimeout(120_000);
@@ -52,5 +53,45 @@ describeNetns("--refuse-private-answers: this namespace's own addresses, on-link
     const table = await lab.table();
     expect(table).toContain("203.0.113.10");
     expect(table).not.toMatch(/198\.51\.100\.|192\.0\.2\.5/);
+  });
+});
+
+describeNetns("apply admits only the addresses on the CNAME chain from the name asked (nft)", () => {
+  let lab: Lab;
+  beforeAll(async () => {
+    // stray.example is a CNAME to target.example; its answers also carry records for a name never asked.
+    lab = await createLab({
+      cdn: {
+        names: ["target.example"],
+        cnames: { "stray.example": "target.example" },
+        strays: {
+          "stray.example": [
+            { name: "other.unlisted.example", type: "A", address: "203.0.113.250" },
+            { name: "other.unlisted.example", type: "AAAA", address: "2001:db8:ff::250" },
+          ],
+        },
+      },
+    });
+  });
+  afterEach(() => killAndRemove(lab, [], { DOMAINWALL_BACKEND: "nft" }));
+  afterAll(() => lab.close());
+
+  test("a stray record in the answer for stray.example is not allowed; the chain's addresses are", async () => {
+    // The server does send it: a resolver library that takes every A record of the answer would allow it.
+    const dig = (await lab.exec("app", ["dig", "+noall", "+answer", "stray.example"])).stdout;
+    expect(dig).toContain("other.unlisted.example.");
+    const result = await lab.domainwall(["apply", "--backend", "nft", "--hosts", "stray.example"], {
+      env: { DOMAINWALL_RUN_DIR: `${tempDir("dw-stray-")}/run` },
+    });
+    expect(result.code).toBe(0);
+    const table = await lab.table();
+    expect(table).not.toContain("203.0.113.250");
+    expect(table).not.toContain("2001:db8:ff::250");
+    const v4 = table.match(/203\.0\.113\.\d+/g) ?? [];
+    const v6 = table.match(/2001:db8:ff::[0-9a-f]+/g) ?? [];
+    expect(v4.length).toBe(2);
+    expect(v6.length).toBe(2);
+    for (const address of v4) expect(POOL_V4).toContain(address);
+    for (const address of v6) expect(POOL_V6).toContain(address);
   });
 });
