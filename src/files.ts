@@ -81,16 +81,22 @@ const GROUP_OR_OTHER_WRITE = 0o022;
 
 /**
  * Why `dir` may not be domainwall's run directory, or undefined when it may: created (0755) when
- * missing; refused when it is a symlink, not a directory, owned by someone other than root or
+ * missing (where it cannot be, undefined); refused when it is a symlink, not a directory, owned by someone other than root or
  * `euid`, or writable by group or others (anyone who can write there could plant a file or swap one).
  */
 export async function runDirProblem(dir: string, euid: number): Promise<string | undefined> {
   try {
     await mkdir(dir, { recursive: true, mode: 0o755 });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "EEXIST") return `cannot be created: ${(error as Error).message}`;
+  } catch {
+    // Cannot be made (a read-only root file system): nothing can be planted in it either, and the
+    // writes that need it fail and warn as before (apply's names.json only costs names in status).
   }
-  const stat = await lstat(dir);
+  let stat: Awaited<ReturnType<typeof lstat>>;
+  try {
+    stat = await lstat(dir);
+  } catch {
+    return undefined;
+  }
   if (stat.isSymbolicLink()) return "is a symlink";
   if (!stat.isDirectory()) return "is not a directory";
   if (stat.uid !== 0 && stat.uid !== euid) return `is owned by uid ${stat.uid}, not by root${euid === 0 ? "" : ` or uid ${euid}`}`;

@@ -78,6 +78,21 @@ describe("runDirProblem", () => {
     expect(await runDirProblem(dir, 0)).toBe(problem);
   });
 
+  test("a directory inside a world-writable one (a Kubernetes emptyDir, 0777) is made 0755 and accepted", async () => {
+    const volume = `${tempDir("dw-files-")}/volume`;
+    mkdirSync(volume);
+    chmodSync(volume, 0o777);
+    expect(await runDirProblem(volume, 0)).toBe("is writable by its group and others (mode 0777)");
+    expect(await runDirProblem(`${volume}/state`, 0)).toBeUndefined();
+    expect(lstatSync(`${volume}/state`).mode & 0o777).toBe(0o755);
+  });
+
+  test("one that cannot be made (under a file, or a read-only file system) is no problem here: the writes that need it warn", async () => {
+    const file = `${tempDir("dw-files-")}/file`;
+    writeFileSync(file, "");
+    expect(await runDirProblem(`${file}/run`, 0)).toBeUndefined();
+  });
+
   test("a symlink to a good directory is refused", async () => {
     const base = tempDir("dw-files-");
     mkdirSync(`${base}/real`, { mode: 0o755 });

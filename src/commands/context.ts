@@ -31,5 +31,7 @@ export async function checkRunDir(world: Pick<World, "env" | "runDirProblem">): 
   const dir = runDir(world.env);
   const problem = await world.runDirProblem?.(dir);
   if (problem !== undefined)
-    throw usageError(`run directory ${show(dir)} (DOMAINWALL_RUN_DIR) ${problem}: refusing to keep state there; nothing was changed`);
+    throw usageError(
+      `run directory ${show(dir)} (DOMAINWALL_RUN_DIR) ${problem}: refusing to keep state there; nothing was changed (give one only root can write to, or a path inside this one for domainwall to create 0755, e.g. ${show(`${dir}/state`)}: a Kubernetes emptyDir is 0777)`,
+    );
 }
