@@ -21,6 +21,10 @@ export function blockedLookupsHint(loadedDns: "any" | readonly string[], system:
   return `the domainwall policy loaded here lets DNS go only to ${loadedDns.length === 0 ? "no server" : loadedDns.join(", ")}, so it blocks this host's resolvers (/etc/resolv.conf) ${blocked.map((s) => s.text).join(", ")} and domainwall's own lookups: run 'domainwall remove' (which opens everything until the next apply), then apply again with --dns-servers including ${names} (or --dns-servers any)`;
 }
 
+/** A DNS-proxy policy redirects this host's lookups, domainwall's own too, to its proxy. */
+const PROXY_HINT =
+  "a domainwall policy with the DNS proxy is loaded here: this host's lookups, domainwall's own too, are redirected to the proxy, which answers only while 'domainwall watch --dns-proxy' runs and only for the names it lists: start that watch again, or run 'domainwall remove' (which opens everything until the next apply) first";
+
 /**
  * A resolution error, told why when the loaded policy of ours blocks the lookups (blockedLookupsHint);
  * any other error as it was. Reads the kernel's table (status) and resolv.conf, at the time of the error.
@@ -34,7 +38,7 @@ export async function explainResolveFailure(
   try {
     const status = await (await backend()).status();
     if (!status.loaded) return error;
-    const hint = blockedLookupsHint(status.dns, await systemResolvers(ctx.world));
+    const hint = status.proxy !== undefined ? PROXY_HINT : blockedLookupsHint(status.dns, await systemResolvers(ctx.world));
     return hint === undefined ? error : resolveError(`${error.message}: ${hint}`);
   } catch {
     return error; // the kernel could not be asked: the failure stands as it was

@@ -46,6 +46,20 @@ describeNetns("resolver safety, end to end (nft)", () => {
     expect(fixed.stderr).not.toContain("leaves out");
   });
 
+  test("after watch --dns-proxy stopped (its rules stay), apply's failed lookups name the proxy policy and what to run", async () => {
+    const ready = `${lab.dir}/ready-${Math.random().toString(36).slice(2)}`;
+    const watch = lab.spawnDomainwall(["watch", "--dns-proxy", "--hosts", "api.example", "--ready-file", ready], { env: env() });
+    running.push(watch);
+    await until("the ready file", 60, async () => (await Bun.file(ready).exists()) || watch.exitCode !== null);
+    watch.kill("SIGTERM");
+    expect(await watch.exited).toBe(0);
+    const next = await lab.domainwall(["apply", "--hosts", "api.example", "--resolve-timeout", "2s"], { env: env() });
+    expect(next.code).toBe(1);
+    expect(next.stderr).toContain("could not resolve api.example");
+    expect(next.stderr).toContain("a domainwall policy with the DNS proxy is loaded here");
+    expect(next.stderr).toContain("run 'domainwall remove'");
+  });
+
   test("watch --dns-proxy starts and serves with the resolver unreachable at start-up, and admits once it answers", async () => {
     await lab.stopDns();
     const ready = `${lab.dir}/ready-${Math.random().toString(36).slice(2)}`;
