@@ -14,7 +14,7 @@ import type { Lookup } from "./resolve.ts";
  * what the apps get; the TTLs are the answer's.
  */
 
-/** How long one server gets for one question before the next server is asked. */
+/** How long one server (but the last) gets for one question before the next server is asked. */
 const SERVER_TIMEOUT_MS = 1000;
 /** A lookup stops asking after this long (resolveHosts' own deadline usually ends it sooner). */
 const LOOKUP_BUDGET_MS = 4000;
@@ -90,10 +90,13 @@ export function wireLookup({ exchange = realExchange, readResolvConf, now = () =
     for (const name of candidates(host, { search, ndots })) {
       const query = questionOf(name, family);
       let settled = false;
-      for (const server of servers) {
-        if (now() - started > LOOKUP_BUDGET_MS) break;
-        let result = await exchange(query, server, "udp", SERVER_TIMEOUT_MS);
-        if (result.ok && result.answer.truncated) result = await exchange(query, server, "tcp", SERVER_TIMEOUT_MS);
+      for (const [i, server] of servers.entries()) {
+        const left = LOOKUP_BUDGET_MS - (now() - started);
+        if (left <= 0) break;
+        // The last server may take what is left: a cold recursive lookup can take longer than a second.
+        const timeoutMs = i === servers.length - 1 ? Math.max(left, SERVER_TIMEOUT_MS) : SERVER_TIMEOUT_MS;
+        let result = await exchange(query, server, "udp", timeoutMs);
+        if (result.ok && result.answer.truncated) result = await exchange(query, server, "tcp", timeoutMs);
         if (!result.ok) {
           transient = { code: "DNS_ETIMEOUT", message: `${server.address}: ${result.error}` };
           continue;
