@@ -59,7 +59,21 @@ export function candidates(host: string, view: Pick<ResolvConfView, "search" | "
 
 const dnsError = (code: string, message: string) => Object.assign(new Error(message), { code });
 
+/** Questions already encoded: `watch` asks the same names every cycle. Bounded; cleared when full. */
+const QUESTIONS_KEPT = 4096;
+const questions = new Map<string, Query>();
+
 function questionOf(name: string, family: Family): Query {
+  const key = `${family} ${name}`;
+  const known = questions.get(key);
+  if (known !== undefined) return known;
+  if (questions.size >= QUESTIONS_KEPT) questions.clear();
+  const query = encodeQuestion(name, family);
+  questions.set(key, query);
+  return query;
+}
+
+function encodeQuestion(name: string, family: Family): Query {
   const bytes = encode({ type: "query", id: 0, flags: RD, questions: [{ type: family === 4 ? "A" : "AAAA", name, class: "IN" }] });
   const read = readQuery(new Uint8Array(bytes));
   if (read.kind !== "query") throw dnsError("DNS_EBADNAME", `cannot ask for ${JSON.stringify(name)}: ${read.reason}`);
