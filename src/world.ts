@@ -1,13 +1,15 @@
 import { realpathSync, watch, writeSync } from "node:fs";
-import { mkdir, readFile, rm } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import { createNftExecutor, type ChosenExecutor } from "./backends/nft/choose-executor.ts";
 import type { ListenAddress } from "./config/values.ts";
 import { acquireLock, holderOf, type Acquired, type Holder } from "./backends/lock.ts";
 import { filterInfo, legacyFilterEmpty } from "./backends/iptables/kernel.ts";
 import { guardedLookup } from "./dns/lookup.ts";
+import { wireLookup } from "./dns/wire-lookup.ts";
 import type { Lookup } from "./dns/resolve.ts";
 import { runProcess, type Run } from "./run.ts";
+import { readRegularFile, runDirProblem, writeReplacing } from "./files.ts";
 import type { ProcessStats } from "./watch/metrics.ts";
 import type { NftExecutor } from "./backends/nft/executor.ts";
 import { switchGroup, type GroupSwitch } from "./proxy/identity.ts";
@@ -34,9 +36,18 @@ export interface World {
    */
   readonly nft: () => ChosenExecutor;
   readonly lookup: Lookup;
-  /** A file's text; undefined when it does not exist; throws when it cannot be read (a directory). */
-  readonly readFile: (path: string) => Promise<string | undefined>;
+  /**
+   * A regular file's text; undefined when it does not exist; throws at once when it is not a regular
+   * file (a FIFO, a device, a directory) or holds more than `maxBytes` (CONFIG_FILE_CAP by default).
+   */
+  readonly readFile: (path: string, maxBytes?: number) => Promise<string | undefined>;
+  /** Writes through a new file renamed into place: a symlink at `path` is replaced, never followed (files.ts). */
   readonly writeFile: (path: string, text: string) => Promise<void>;
+  /**
+   * The run directory's problem (files.ts runDirProblem), after creating it when missing; undefined
+   * when it is safe to use. Absent in test worlds.
+   */
+  readonly runDirProblem?: (dir: string) => Promise<string | undefined>;
   /** Removes a file; false when it did not exist. */
   readonly removeFile: (path: string) => Promise<boolean>;
   /** A monotonic clock (ms) for durations and schedules. */
@@ -268,20 +279,13 @@ export function realWorld(): World {
     writeStderr,
     run: runProcess,
     nft: nftOnce,
-    lookup: guardedLookup({ setTimer }),
-    readFile: async (path) => {
-      try {
-        return await readFile(path, "utf8");
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-        if ((error as NodeJS.ErrnoException).code === "EISDIR") throw new Error("is a directory, not a file");
-        throw error;
-      }
-    },
+    lookup: guardedLookup({ setTimer, primary: wireLookup({ readResolvConf: () => readRegularFile("/etc/resolv.conf") }) }),
+    readFile: (path, maxBytes) => readRegularFile(path, maxBytes),
     writeFile: async (path, text) => {
       await mkdir(dirname(path), { recursive: true });
-      await Bun.write(path, text);
+      await writeReplacing(path, text);
     },
+    runDirProblem: (dir) => runDirProblem(dir, process.geteuid?.() ?? 0),
     removeFile: async (path) => {
       const existed = await Bun.file(path).exists();
       await rm(path, { force: true });

@@ -1,4 +1,4 @@
-import { messageOf } from "../messages.ts";
+import { clip, messageOf, show } from "../messages.ts";
 import { FILE_KEYS, OPTIONS, type OptionName } from "../config/options.ts";
 import { settingOf, type Setting } from "../config/settings.ts";
 
@@ -45,8 +45,10 @@ function numberLiterals(text: string): Map<string, string[]> {
  * The line where a TOML statement that does not parse begins: the one after the longest prefix of
  * whole lines that parses (Bun's parser does not say).
  */
-function errorLine(text: string): number {
+function errorLine(text: string): number | undefined {
   const lines = text.split("\n");
+  // One parse per line: quadratic, so only for a file of a length people write by hand.
+  if (lines.length > ERROR_LINE_MAX_LINES) return undefined;
   let good = 0;
   for (let n = 1; n <= lines.length; n++) {
     try {
@@ -59,6 +61,8 @@ function errorLine(text: string): number {
   return Math.min(good + 1, lines.length);
 }
 
+const ERROR_LINE_MAX_LINES = 2000;
+
 const isScalar = (value: unknown): value is Scalar => typeof value === "string" || typeof value === "number";
 
 export function parseConfigFile(text: string, path: string): ConfigFile {
@@ -68,7 +72,7 @@ export function parseConfigFile(text: string, path: string): ConfigFile {
   } catch (error) {
     return {
       settings: new Map(),
-      problems: [`${path}:${errorLine(text)}: not valid TOML: ${messageOf(error).replace(/^TOML Parse error: /, "")}`],
+      problems: [`${path}:${errorLine(text) ?? ""}: not valid TOML: ${clip(messageOf(error).replace(/^TOML Parse error: /, ""))}`],
     };
   }
   if (typeof data !== "object" || data === null || Array.isArray(data))
@@ -78,7 +82,7 @@ export function parseConfigFile(text: string, path: string): ConfigFile {
   const settings = new Map<OptionName, Setting>();
   for (const [key, raw] of Object.entries(data)) {
     if (!(FILE_KEYS as readonly string[]).includes(key)) {
-      problems.push(`${path}: unknown setting "${key}"; known: ${FILE_KEYS.join(", ")}`);
+      problems.push(`${path}: unknown setting ${show(key)}; known: ${FILE_KEYS.join(", ")}`);
       continue;
     }
     const name = key as OptionName;
@@ -90,7 +94,7 @@ export function parseConfigFile(text: string, path: string): ConfigFile {
       problems.push(`${path}: "${key}" must be a string, number, boolean or a list of strings/numbers`);
     } else if ((kind === "switch") !== (typeof raw === "boolean")) {
       problems.push(
-        `${path}: "${key}" must be ${kind === "switch" ? "true or false" : "a string, a number or a list"}, not ${JSON.stringify(raw)}`,
+        `${path}: "${key}" must be ${kind === "switch" ? "true or false" : "a string, a number or a list"}, not ${clip(JSON.stringify(raw))}`,
       );
     } else if (typeof raw === "boolean") {
       settings.set(name, { from, kind: "switch", on: raw });
@@ -101,7 +105,7 @@ export function parseConfigFile(text: string, path: string): ConfigFile {
         continue;
       }
       for (const item of items)
-        if (item.includes(",")) problems.push(`${from}: ${JSON.stringify(item)} holds a comma: write each entry as its own string`);
+        if (item.includes(",")) problems.push(`${from}: ${show(item)} holds a comma: write each entry as its own string`);
       settings.set(name, { from, kind: "list", items: items.map((item) => item.trim()), text: JSON.stringify(items) });
     } else {
       settings.set(name, settingOf(name, from, written(raw)));
@@ -120,8 +124,8 @@ export async function readConfigFile(
   try {
     text = await readFile(path);
   } catch (error) {
-    return { settings: new Map(), problems: [`${setting.from}: ${JSON.stringify(path)} cannot be read: ${messageOf(error)}`] };
+    return { settings: new Map(), problems: [`${setting.from}: ${show(path)} cannot be read: ${messageOf(error)}`] };
   }
-  if (text === undefined) return { settings: new Map(), problems: [`${setting.from}: ${JSON.stringify(path)} does not exist`] };
+  if (text === undefined) return { settings: new Map(), problems: [`${setting.from}: ${show(path)} does not exist`] };
   return parseConfigFile(text, path);
 }

@@ -2,11 +2,15 @@ import type { Command } from "../config/options.ts";
 import { readConfigFile } from "./config-file.ts";
 import { layerSettings, type Settings } from "../config/settings.ts";
 import { parseConfig, type ParsedConfig } from "../config/config.ts";
+import { show } from "../config/values.ts";
+import { ALLOW_FILE_CAP } from "../files.ts";
+import { messageOf } from "../messages.ts";
 
 /** Where settings come from besides the flags: the environment and files (a `World` fits). */
 export interface SettingSources {
   readonly env: Record<string, string | undefined>;
-  readonly readFile: (path: string) => Promise<string | undefined>;
+  /** See World.readFile: throws for anything but a regular file, or one over `maxBytes`. */
+  readonly readFile: (path: string, maxBytes?: number) => Promise<string | undefined>;
   /** The JIT's normal tier-up policy (see `World.normalJit`), for a long allow file. */
   readonly normalJit?: () => void;
 }
@@ -20,13 +24,20 @@ export interface SettingSources {
  */
 export const LONG_ALLOW_FILE = 1024 * 1024;
 
-/** The allow file's text for `parseConfig` (which stays pure); undefined when there is none to read. */
-async function readAllowFile(world: SettingSources, settings: Settings): Promise<string | undefined> {
+/**
+ * The allow file's text for `parseConfig` (which stays pure); undefined when there is none to read.
+ * One that cannot be read (not a regular file, over ALLOW_FILE_CAP) is a problem, with empty text.
+ */
+async function readAllowFile(world: SettingSources, settings: Settings): Promise<{ text?: string; problem?: string }> {
   const setting = settings.get("allow-file");
-  if (setting?.kind !== "value" || setting.text.trim() === "") return undefined;
-  const text = await world.readFile(setting.text);
-  if (text !== undefined && text.length >= LONG_ALLOW_FILE) world.normalJit?.();
-  return text;
+  if (setting?.kind !== "value" || setting.text.trim() === "") return {};
+  try {
+    const text = await world.readFile(setting.text, ALLOW_FILE_CAP);
+    if (text !== undefined && text.length >= LONG_ALLOW_FILE) world.normalJit?.();
+    return text === undefined ? {} : { text };
+  } catch (error) {
+    return { text: "", problem: `${setting.from}: ${show(setting.text)} cannot be read: ${messageOf(error)}` };
+  }
 }
 
 /** The layered settings of a command: environment, then the `--config` file (read now), then the flags. */
@@ -52,9 +63,10 @@ export async function loadConfig<C extends Command>(
   extra: { readonly problems?: readonly string[]; readonly args?: readonly string[] } = {},
 ): Promise<ParsedConfig<C>> {
   const { settings, problems } = await readSettings(world, command, flags);
+  const allowFile = await readAllowFile(world, settings);
   return parseConfig(settings, command, {
-    problems: [...(extra.problems ?? []), ...problems],
-    allowFileText: await readAllowFile(world, settings),
+    problems: [...(extra.problems ?? []), ...problems, ...(allowFile.problem === undefined ? [] : [allowFile.problem])],
+    ...(allowFile.text !== undefined && { allowFileText: allowFile.text }),
     args: extra.args ?? [],
   });
 }

@@ -1,3 +1,4 @@
+import { show } from "../messages.ts";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { usageError } from "../errors.ts";
 import { COMMANDS, OPTION_NAMES, OPTIONS, takes, type Command, type OptionName } from "../config/options.ts";
@@ -84,11 +85,10 @@ export function parseCli(argv: readonly string[]): Invocation {
   if (given.has("version")) return { kind: "version" };
   const [word, extra] = positionals;
   if (word === "help" && !given.has("help")) {
-    if (extra !== undefined && !isCommand(extra))
-      throw usageError(`unknown command ${JSON.stringify(extra)}; commands: ${COMMANDS.join(", ")}`);
+    if (extra !== undefined && !isCommand(extra)) throw usageError(`unknown command ${show(extra)}; commands: ${COMMANDS.join(", ")}`);
     return { kind: "help", ...(extra !== undefined && { command: extra as Command }) };
   }
-  if (word !== undefined && !isCommand(word)) throw usageError(`unknown command ${JSON.stringify(word)}; commands: ${COMMANDS.join(", ")}`);
+  if (word !== undefined && !isCommand(word)) throw usageError(`unknown command ${show(word)}; commands: ${COMMANDS.join(", ")}`);
   if (dryRun && word !== undefined && word !== "render")
     throw usageError(`--dry-run is the same as 'render' and cannot be combined with '${word}'`);
   const command: Command | undefined = dryRun ? "render" : word;
@@ -99,7 +99,7 @@ export function parseCli(argv: readonly string[]): Invocation {
     const spec = OPTIONS[name];
     if (!takes(command, name)) problems.push(`${raw} does not apply to '${command}'`);
     else if (spec.kind === "value" && new Set(values).size > 1)
-      problems.push(`${raw} is given ${values.length} times (${values.map((v) => JSON.stringify(v)).join(" and ")}): give it once`);
+      problems.push(`${raw} is given ${values.length} times (${values.map((v) => show(v)).join(" and ")}): give it once`);
     else flags.set(name, settingOf(name, raw, spec.kind === "list" ? values.join(",") : values[0]!));
   }
   const args = positionals.slice(1);

@@ -6,15 +6,20 @@ import { messageOf } from "../messages.ts";
 import { parseProcNetTcp, portWarnings, type TcpSocket } from "../net/listening.ts";
 import type { World } from "../world.ts";
 import { livePending, pendingText, waitForConfirmation } from "./confirm.ts";
-import { pendingFile, type Context } from "./context.ts";
+import { checkRunDir, pendingFile, type Context } from "./context.ts";
 import { withKernelLock } from "./locking.ts";
+import { explainResolveFailure } from "./blocked-lookups.ts";
 import { saveNames } from "./names.ts";
 import { describeSummary, preparePolicy, type PreparedPolicy } from "./prepare.ts";
 
 /** `apply`: resolve while the backends are probed, then load (with `--confirm-within`, only until confirmed). */
 export async function applyCommand(ctx: Context, config: ConfigOf<"apply">): Promise<void> {
+  await checkRunDir(ctx.world);
   // The other backends are probed too (read-only) while the names resolve; loadPolicy decides under the lock.
-  const [backend, prepared] = await Promise.all([ctx.backend(), preparePolicy(ctx, config.policy), ctx.others().catch(() => undefined)]);
+  const prepare = preparePolicy(ctx, config.policy).catch(async (error: unknown) => {
+    throw await explainResolveFailure(ctx, ctx.backend, error);
+  });
+  const [backend, prepared] = await Promise.all([ctx.backend(), prepare, ctx.others().catch(() => undefined)]);
   await loadPolicy(ctx, backend, prepared, config.confirmWithinMs);
   const names = prepared.resolutions.flatMap((r) => (r.status === "empty" ? [] : [{ host: r.host, addresses: r.addresses }]));
   await saveNames(ctx.world, ctx.log, names, config.policy.hostPorts);

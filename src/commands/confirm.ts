@@ -1,5 +1,5 @@
 import { runtimeError } from "../errors.ts";
-import { pendingFile, type Context } from "./context.ts";
+import { checkRunDir, pendingFile, type Context } from "./context.ts";
 
 /**
  * Safe apply on a machine reached over SSH: after loading new rules, wait for a confirmation and
@@ -59,6 +59,7 @@ export async function livePending({ world, log }: Pick<Context, "world" | "log">
 
 /** `confirm`: the waiting apply's rules stay (its pending file goes); exit 1 when none waits. */
 export async function confirmCommand(ctx: Context): Promise<void> {
+  await checkRunDir(ctx.world);
   if ((await livePending(ctx)) === undefined || !(await ctx.world.removeFile(pendingFile(ctx.world.env))))
     throw runtimeError("no apply is waiting for confirmation");
   ctx.log.success("confirmed");

@@ -1,7 +1,7 @@
 import type { Config } from "../config/config.ts";
 import { resolversFor } from "../dns/resolvers.ts";
 import { resolveHosts, type HostResolution } from "../dns/resolve.ts";
-import { IF_INET6, onLinkPrefixes } from "../net/interfaces.ts";
+import { FIB_TRIE, IF_INET6, localNetworks, onLinkPrefixes, ROUTE_V4, ROUTE_V6, type LocalNet } from "../net/interfaces.ts";
 import type { Cidr } from "../net/ip.ts";
 import { admitResolutions, buildPolicy, summarize, type Policy, type PolicySummary } from "../policy/policy.ts";
 import type { Context } from "./context.ts";
@@ -36,12 +36,29 @@ export async function preparePolicy(
     }),
     world.readFile(IF_INET6),
   ]);
+  // Read whatever the configuration says: a reload may turn --refuse-private-answers on.
+  const localNets = await readLocalNetworks(world, ifInet6);
   const resolveMs = Math.round(world.now() - started);
-  const admitted = admitResolutions(config, resolutions, outcome);
-  const { policy, warnings } = buildPolicy(config, config.dnsProxy === undefined ? admitted.names : [], resolvers, onLinkPrefixes(ifInet6));
+  // The DNS proxy needs no answer to start: the apps' own queries admit their addresses once the resolver answers.
+  const unresolved = config.dnsProxy === undefined ? [] : resolutions.filter((r) => r.status === "failed" && r.addresses.length === 0);
+  if (unresolved.length > 0)
+    log.warn(
+      `--dns-proxy: could not resolve ${unresolved.map((r) => `${r.host} (${r.status === "failed" ? r.error : ""})`).join(", ")} at start-up: starting with nothing admitted for ${unresolved.length === 1 ? "it" : "them"}; the apps' queries admit their answers once the resolver answers`,
+    );
+  const gated = unresolved.length === 0 ? resolutions : resolutions.filter((r) => !unresolved.includes(r));
+  const admitted = admitResolutions(config, gated, outcome);
+  const names = config.dnsProxy === undefined ? admitted.names : [];
+  const { policy, warnings } = buildPolicy(config, names, resolvers, onLinkPrefixes(ifInet6), localNets);
   const buildMs = world.now() - started - resolveMs;
   for (const warning of [...admitted.warnings, ...warnings]) log.warn(warning);
   return { config, policy, summary: summarize(admitted.counts, policy), resolutions, resolvers, resolveMs, buildMs };
+}
+
+/** This namespace's own addresses, on-link networks and gateways, from /proc (unreadable files count as empty). */
+export async function readLocalNetworks(world: Pick<Context["world"], "readFile">, ifInet6?: string): Promise<LocalNet[]> {
+  const read = (path: string) => world.readFile(path).catch(() => undefined);
+  const [route, ipv6Route, fibTrie, inet6] = await Promise.all([read(ROUTE_V4), read(ROUTE_V6), read(FIB_TRIE), ifInet6 ?? read(IF_INET6)]);
+  return localNetworks({ route, ipv6Route, fibTrie, ifInet6: inet6 });
 }
 
 /** The resolvers DNS may go to (resolv.conf, its stub's upstream file, or --dns-servers). */

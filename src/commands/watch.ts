@@ -10,7 +10,8 @@ import { addressesByName } from "../watch/refresh.ts";
 import { stateWriteDue, WATCH_STATE_FILE, watchStateOf } from "../watch/state.ts";
 import { createWatcher, type Reconfiguration, type Watcher, type WatchSnapshot } from "../watch/watcher.ts";
 import type { World } from "../world.ts";
-import { watchStateFile, type Context } from "./context.ts";
+import { explainResolveFailure } from "./blocked-lookups.ts";
+import { checkRunDir, watchStateFile, type Context } from "./context.ts";
 import { saveNames } from "./names.ts";
 import { preparePolicy } from "./prepare.ts";
 import { reloadOnChange, type Reloader } from "./reload.ts";
@@ -24,6 +25,7 @@ import { resolveMode } from "./watch/resolve-mode.ts";
 export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Promise<void> {
   const { world, log } = ctx;
   const options = config.watch;
+  await checkRunDir(world);
   const marker = await world.lock(WATCH_MARKER, "watch", 0);
   if (!marker.ok)
     throw runtimeError(
@@ -39,7 +41,9 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     stop = world.untilStopped();
     const resolvers = await mode.check();
     if (options.readyFile !== undefined) await checkWritable(world, options.readyFile, "--ready-file");
-    const built = await preparePolicy(ctx, config.policy, undefined, resolvers);
+    const built = await preparePolicy(ctx, config.policy, undefined, resolvers).catch(async (error: unknown) => {
+      throw await explainResolveFailure(ctx, ctx.backend, error);
+    });
     let watcher: Watcher | undefined;
     let chosen: Backend | undefined;
     if (options.metricsAddr !== undefined) {

@@ -6,6 +6,7 @@ import { IPTABLES_NO_PROXY } from "../messages.ts";
 import { mergeByCidr, parseCidr, SCANNED, sortByCidr, type Cidr } from "../net/ip.ts";
 import { addCidr, addScanned, cidrAt, cidrColumns, cidrOrder, type CidrColumns } from "../net/cidr-columns.ts";
 import { parseDestination, type Destination } from "./destination.ts";
+import { mappedProblems } from "./mapped.ts";
 import { comparePortRange, formatEntry, formatPortRange, type PortRange } from "./port-spec.ts";
 import { parseCidrItem, show, type DnsServers, type ListenAddress, type LogFormat } from "./values.ts";
 import { webhookConfig, type WebhookConfig } from "./webhook.ts";
@@ -238,7 +239,7 @@ export function parseConfig<C extends Command>(settings: Settings, command: C, i
   const json = takes(command, "json") ? value("json") : undefined;
   const destination = command === "explain" ? destinationArg(inputs.args ?? [], problems) : undefined;
   if (command !== "explain" && (inputs.args ?? []).length > 0)
-    problems.push(`unexpected argument ${JSON.stringify(inputs.args?.[0])}; run 'domainwall --help'`);
+    problems.push(`unexpected argument ${show(inputs.args?.[0] ?? "")}; run 'domainwall --help'`);
   if (policy?.dnsProxy !== undefined && backend === "iptables-legacy")
     problems.push(`${fromOf(settings, "backend")}: ${IPTABLES_NO_PROXY}`);
   if (problems.length > 0) throw usageError(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
@@ -366,6 +367,7 @@ function policyConfig(settings: Settings, value: ValueReader, inputs: ConfigInpu
   const flagged = (allow ?? []).map(
     (entry): AllowEntry => ({ cidr: entry.cidr, source: allowFrom, ...(entry.ports && { ports: entry.ports }) }),
   );
+  problems.push(...mappedProblems([...flagged, ...allowFile.entries, ...literals]));
   const [fromFlags = [], fromFile = [], fromLiterals = []] = everyPortWins([flagged, allowFile.entries, literals], warnings);
   const refusePrivateAnswers = value("refuse-private-answers");
   const privateDomains = value("private-domains");

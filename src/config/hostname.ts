@@ -1,5 +1,6 @@
 import { domainToASCII } from "node:url";
 import { parseCidr, type Cidr } from "../net/ip.ts";
+import { show } from "../messages.ts";
 
 export type HostEntry =
   /**
@@ -55,7 +56,7 @@ export function parseHost(input: string): ParsedHost {
   const labels = ascii.split(".");
   const bad = labels.find((label) => !LABEL.test(label));
   if (bad !== undefined) {
-    return { ok: false, reason: `label "${bad}" must be 1-63 letters, digits or '-', not starting or ending with '-'` };
+    return { ok: false, reason: `label ${show(bad)} must be 1-63 letters, digits or '-', not starting or ending with '-'` };
   }
   return { ok: true, host: { kind: "name", name: absolute ? `${ascii}.` : ascii } };
 }

@@ -1,3 +1,4 @@
+import { show } from "../messages.ts";
 import { parseCidr } from "../net/ip.ts";
 
 export type Protocol = "tcp" | "udp";
@@ -31,13 +32,13 @@ export function parsePortRange(spec: string): { ok: true; ports: PortRange } | {
   const range = slash < 0 ? spec : spec.slice(0, slash);
   const protocol = slash < 0 ? "tcp" : spec.slice(slash + 1).toLowerCase();
   if (!(PROTOCOLS as readonly string[]).includes(protocol))
-    return { ok: false, reason: `unknown protocol ${JSON.stringify(spec.slice(slash + 1))} (tcp or udp)` };
+    return { ok: false, reason: `unknown protocol ${show(spec.slice(slash + 1))} (tcp or udp)` };
   const dash = range.indexOf("-");
   const bounds = dash < 0 ? [range, range] : [range.slice(0, dash), range.slice(dash + 1)];
   const [first, last] = bounds.map((b) => (PORT.test(b) ? Number(b) : Number.NaN)) as [number, number];
   for (const port of [first, last]) {
     if (!(port >= 1 && port <= 65535))
-      return { ok: false, reason: `${JSON.stringify(range)} is not a port (1-65535) or a range of ports (e.g. 8000-8100)` };
+      return { ok: false, reason: `${show(range)} is not a port (1-65535) or a range of ports (e.g. 8000-8100)` };
   }
   if (first > last) return { ok: false, reason: `the range ${range} runs backwards` };
   return { ok: true, ports: { protocol: protocol as Protocol, first, last } };
@@ -61,7 +62,7 @@ export function splitPortSpec(entry: string): SplitResult {
     const target = entry.slice(1, close);
     const rest = entry.slice(close + 1);
     if (rest === "") return { ok: true, target };
-    if (!rest.startsWith(":")) return { ok: false, reason: `expected ':PORT' after ']', not ${JSON.stringify(rest)}` };
+    if (!rest.startsWith(":")) return { ok: false, reason: `expected ':PORT' after ']', not ${show(rest)}` };
     return withPorts(target, rest.slice(1));
   }
   const colons = entry.split(":").length - 1;

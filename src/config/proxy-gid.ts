@@ -1,3 +1,4 @@
+import { show } from "../messages.ts";
 /** The DNS proxy's group id as configuration: its default and what a valid one is (see proxy/identity.ts). */
 /** Chosen to be unlikely in a pod or on a VM: above the ranges distributions and `runAsGroup` habits use. */
 export const DEFAULT_PROXY_GID = 2_000_053;
@@ -10,7 +11,7 @@ export type ParsedGid = { readonly ok: true; readonly gid: number } | { readonly
  * not 4294967295 (-1, "no change" to setgid).
  */
 export function parseProxyGid(text: string): ParsedGid {
-  if (!/^[0-9]{1,10}$/.test(text)) return { ok: false, reason: `${JSON.stringify(text)} is not a decimal group id` };
+  if (!/^[0-9]{1,10}$/.test(text)) return { ok: false, reason: `${show(text)} is not a decimal group id` };
   const gid = Number(text);
   if (gid === 0) return { ok: false, reason: "0 is root's group: every root process would bypass the DNS proxy" };
   if (gid === 65534) return { ok: false, reason: "65534 is nogroup, shared by unprivileged services" };

@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { show } from "../messages.ts";
 import { parseDuration } from "./duration.ts";
 import { parseHost, type HostEntry } from "./hostname.ts";
 import { splitPortSpec, type PortRange } from "./port-spec.ts";
@@ -26,7 +27,7 @@ export interface ListenAddress {
   readonly port: number;
 }
 
-export const show = (value: string): string => JSON.stringify(value);
+export { show } from "../messages.ts";
 
 type Parsed<T> = { ok: true; value: T } | { ok: false; reason: string };
 

@@ -52,7 +52,9 @@ const HOSTS_REUSE_MS = 1000;
  * `slowMs`, each further one first asks `probe` (getaddrinfo, which fails at once) and goes to
  * `primary` (c-ares, which has the TTLs) only when the probe did not fail the same way. An answer
  * from `primary` ends it. While DNS works, nothing changes. `setTimer` runs the `slowMs` guard; `now`
- * the hosts file's reuse (HOSTS_REUSE_MS).
+ * the hosts file's reuse (HOSTS_REUSE_MS). The real world's `primary` is wire-lookup.ts (its own
+ * queries, only the CNAME chain's addresses, TTLs kept): c-ares returns every A/AAAA record of an
+ * answer, a stray one for another name too.
  */
 export function guardedLookup({
   primary = bunLookup,

@@ -1,4 +1,5 @@
 import { cidr, contains, makeCidr, type Cidr } from "../net/ip.ts";
+import type { LocalNet } from "../net/interfaces.ts";
 
 /**
  * Addresses a DNS answer may never open on its own: the one documented list (README, "Answers DNS
@@ -103,13 +104,20 @@ export const resolverNetworks = (resolvers: readonly Cidr[]): Cidr[] =>
     return r.prefix <= prefix ? r : makeCidr(r.family, r.words, prefix);
   });
 
-/** Why `--refuse-private-answers` refuses `address` (a full-length CIDR), or undefined when it does not. */
-export function privateReason(address: Cidr, resolverNets: readonly Cidr[]): string | undefined {
+/**
+ * Why `--refuse-private-answers` refuses `address` (a full-length CIDR), or undefined when it does
+ * not: a private range, the resolvers' networks, or this namespace's own addresses, on-link
+ * networks and gateways (`localNets`, net/interfaces.ts), wherever the resolver is.
+ */
+export function privateReason(address: Cidr, resolverNets: readonly Cidr[], localNets: readonly LocalNet[] = []): string | undefined {
   const checked = checkedOf(address);
   const listed = PRIVATE_FROM_DNS.find((range) => contains(range.cidr, checked))?.what;
   if (listed !== undefined) return listed;
   const resolver = resolverNets.find((net) => contains(net, checked));
-  return resolver === undefined ? undefined : `the resolvers' network ${resolver.text}`;
+  if (resolver !== undefined) return `the resolvers' network ${resolver.text}`;
+  // The narrowest one that holds it: "address 198.51.100.1" rather than its on-link network.
+  const local = localNets.filter((net) => contains(net.cidr, checked)).sort((a, b) => b.cidr.prefix - a.cidr.prefix)[0];
+  return local === undefined ? undefined : `this namespace's ${local.what} ${local.cidr.text}`;
 }
 
 /** Whether `host` is one of `domains` or under one (`api.svc.cluster.local` under `cluster.local`); a trailing dot does not count. */

@@ -1,6 +1,7 @@
 import type { Config } from "../config/config.ts";
 import { resolveError } from "../errors.ts";
 import { compareCidr, parseCidr, sortByCidr, type Cidr, type Family } from "../net/ip.ts";
+import type { LocalNet } from "../net/interfaces.ts";
 import { answerGateOf, refusedAnswer, type AnswerGate } from "./answer-gate.ts";
 import type { HostResolution } from "../dns/resolve.ts";
 import { portElements, type PortElement, type PortEntry } from "./ports.ts";
@@ -57,6 +58,11 @@ export interface Policy {
    * built): outgoing neighbour discovery may go there besides link-local and link-scope multicast.
    */
   readonly onLink: readonly Cidr[];
+  /**
+   * This namespace's own addresses, on-link networks and gateways (`net/interfaces.ts`, read when
+   * the policy is built): with `--refuse-private-answers`, DNS may not open them. Not rendered.
+   */
+  readonly localNets?: readonly LocalNet[];
   /** Inbound TCP ports; empty means inbound traffic is left untouched. */
   readonly inboundPorts: readonly number[];
   /**
@@ -231,11 +237,12 @@ export function buildPolicy(
   names: readonly NameAddresses[],
   resolvers: readonly Cidr[],
   onLink: readonly Cidr[] = [],
+  localNets: readonly LocalNet[] = [],
 ): { policy: Policy; warnings: string[] } {
   const warnings: string[] = [];
   const fromDns: Entry[] = [];
   const withPorts: PortEntry[] = [];
-  const gate = answerGateOf(config, resolvers);
+  const gate = answerGateOf(config, resolvers, localNets);
   for (const resolution of names) {
     const ports = config.hostPorts.get(resolution.host);
     for (const answer of resolution.addresses) {
@@ -245,8 +252,9 @@ export function buildPolicy(
         continue;
       }
       const refused = refusedAnswer(gate, resolution.host, address);
-      if (refused?.kind === "forbidden") {
-        warnings.push(`${resolution.host}: not allowing ${address.text} (${refused.reason}) from DNS; list it in --allow to permit it`);
+      if (refused?.kind === "forbidden" || refused?.kind === "mapped") {
+        const hint = refused.kind === "forbidden" ? "; list it in --allow to permit it" : "";
+        warnings.push(`${resolution.host}: not allowing ${address.text} (${refused.reason}) from DNS${hint}`);
         continue;
       }
       if (refused?.kind === "private") {
@@ -286,6 +294,7 @@ export function buildPolicy(
         ? { kind: "any" }
         : { kind: "servers", v4: servers.filter((c) => c.family === 4), v6: servers.filter((c) => c.family === 6) },
     onLink,
+    ...(localNets.length > 0 && { localNets }),
     inboundPorts: config.ports,
     ...(config.forward && { forward: true }),
     verdict: config.audit ? "audit" : config.reject ? "reject" : "drop",

@@ -240,7 +240,7 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
 
   /** Build the policy from the state as `apply` does; load its sets when they differ from the loaded ones. */
   async function rebuild(expired: readonly Expired[]): Promise<void> {
-    const built = buildPolicy(config, addressesByName(state), resolvers, start.policy.onLink);
+    const built = buildPolicy(config, addressesByName(state), resolvers, start.policy.onLink, start.policy.localNets);
     for (const warning of built.warnings) if (!warned.has(warning)) io.log.warn(warning);
     warned = new Set(built.warnings);
     if (updateError !== undefined || setKey(built.policy) !== setKey(loaded) || chainKey(built.policy) !== chainKey(loaded))

@@ -141,6 +141,7 @@ describe("parseConfig: the allow list is the stable sort of --allow, the file an
           l !== "" &&
           !l.includes("#") &&
           !/\s/.test(l) &&
+          !/^::ffff:/i.test(l) && // refused by parseConfig (config/mapped.ts), though the file's own parse reads it
           referenceParse("f", "p", l).problems.length === 0 &&
           referenceParse("f", "p", l).warnings.length === 0
         )

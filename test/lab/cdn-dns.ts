@@ -17,6 +17,11 @@ export interface CdnConfig {
   readonly cnames?: Readonly<Record<string, string>>;
   /** Name → HTTPS record hints (ServiceMode, priority 1, TargetName "."). */
   readonly https?: Readonly<Record<string, { readonly v4?: readonly string[]; readonly v6?: readonly string[] }>>;
+  /**
+   * Queried name → records added to its answers though they are not on its CNAME chain (a hostile
+   * or broken server's extra `other.unlisted.x A ...`), in the answer section after the chain's.
+   */
+  readonly strays?: Readonly<Record<string, readonly { readonly name: string; readonly type: "A" | "AAAA"; readonly address: string }[]>>;
 }
 
 export const TTL = 30;
@@ -56,6 +61,8 @@ export function cdnAnswer(config: CdnConfig, query: DecodedPacket, random: () =>
     for (const data of twoOf(POOL_V6, random)) answers.push({ type: "AAAA", name, ttl: TTL, data });
   else if (type === "UNKNOWN_65" && https !== undefined) answers.push(svcbRecord("HTTPS", name, TTL, svcbRdata(1, ".", https)));
   else return { flags: 0x8180, answers, authorities: [SOA] };
+  for (const stray of config.strays?.[question.name.toLowerCase()] ?? [])
+    if (stray.type === type) answers.push({ type: stray.type, name: stray.name, ttl: TTL, data: stray.address });
   return { flags: 0x8180, answers };
 }
 

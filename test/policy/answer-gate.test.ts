@@ -42,7 +42,7 @@ describe("what an answer may admit", () => {
   describe("--refuse-private-answers", () => {
     const gate = (allow: AllowEntry[] = []) => ({
       allow,
-      private: { resolverNets: [cidr("198.51.100.0/24")], privateDomains: ["cluster.local"] },
+      private: { resolverNets: [cidr("198.51.100.0/24")], localNets: [], privateDomains: ["cluster.local"] },
     });
     const named = (name: string, ...addresses: string[]): Admission => ({ ...answer(...addresses), name });
 

@@ -148,11 +148,20 @@ describe("buildPolicy", () => {
     const answers = [
       { address: "2001:DB8:0:0::0A", family: 6 as const, ttl: 1 },
       { address: "2001:db8:0:0:1:0:0:1", family: 6 as const, ttl: 1 },
-      { address: "::ffff:192.0.2.1", family: 6 as const, ttl: 1 },
     ];
     const { policy, warnings } = buildPolicy(configWith(), [{ host: "x.example", status: "resolved", addresses: answers }], []);
     expect(warnings).toEqual([]);
-    expect(texts(policy.allowV6)).toEqual(["::ffff:c000:201 # x.example", "2001:db8::a # x.example", "2001:db8::1:0:0:1 # x.example"]);
+    expect(texts(policy.allowV6)).toEqual(["2001:db8::a # x.example", "2001:db8::1:0:0:1 # x.example"]);
+  });
+
+  test("an IPv4-mapped AAAA answer is never admitted (an IPv6 set never matches it), even under an --allow covering it", () => {
+    const answers = [{ address: "::ffff:192.0.2.1", family: 6 as const, ttl: 1 }];
+    const config = configWith({ allow: { from: "--allow", value: "::/0" } });
+    const { policy, warnings } = buildPolicy(config, [{ host: "x.example", status: "resolved", addresses: answers }], []);
+    expect(texts(policy.allowV6)).toEqual(["::/0 # --allow"]);
+    expect(warnings).toEqual([
+      "x.example: not allowing ::ffff:c000:201 (IPv4-mapped, for 192.0.2.1: connections to it leave as IPv4, which only an A answer opens) from DNS",
+    ]);
   });
 
   const failed: HostResolution = {
@@ -361,7 +370,7 @@ describe("buildPolicy: --refuse-private-answers", () => {
       "api.example: not allowing 192.168.1.1 (private, RFC 1918) from DNS (--refuse-private-answers); list its domain in --private-domains or the address in --allow to permit it",
       "api.example: not allowing 100.64.0.1 (carrier-grade NAT, RFC 6598) from DNS (--refuse-private-answers); list its domain in --private-domains or the address in --allow to permit it",
       "api.example: not allowing fd00::1 (unique local, RFC 4193) from DNS (--refuse-private-answers); list its domain in --private-domains or the address in --allow to permit it",
-      "api.example: not allowing ::ffff:a01:203 (private, RFC 1918) from DNS (--refuse-private-answers); list its domain in --private-domains or the address in --allow to permit it",
+      "api.example: not allowing ::ffff:a01:203 (IPv4-mapped, for 10.1.2.3: connections to it leave as IPv4, which only an A answer opens) from DNS",
       "api.example: not allowing 198.51.100.77 (the resolvers' network 198.51.100.0/24) from DNS (--refuse-private-answers); list its domain in --private-domains or the address in --allow to permit it",
       "api.example: not allowing 2001:db8:1::99 (the resolvers' network 2001:db8:1::/64) from DNS (--refuse-private-answers); list its domain in --private-domains or the address in --allow to permit it",
       "db.svc.cluster.local: not allowing 10.96.0.20 (private, RFC 1918) from DNS (--refuse-private-answers); list its domain in --private-domains or the address in --allow to permit it",

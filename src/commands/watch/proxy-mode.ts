@@ -2,7 +2,7 @@ import { carryingBackend } from "../../backends/nft/carrying-backend.ts";
 import type { ConfigOf } from "../../config/config.ts";
 import { runtimeError, usageError } from "../../errors.ts";
 import { IPTABLES_NO_PROXY, messageOf } from "../../messages.ts";
-import { buildPolicy } from "../../policy/policy.ts";
+import { buildPolicy, type Policy } from "../../policy/policy.ts";
 import { startProxyRuntime, upstreamsOf, type ProxyRuntime } from "../../watch/dns-proxy.ts";
 import { loadPolicy } from "../apply.ts";
 import type { Context } from "../context.ts";
@@ -29,7 +29,8 @@ export function dnsProxyMode(
   const options = config.watch;
   let proxy: ProxyRuntime | undefined;
   let upstreams: readonly Upstream[] = [];
-  let onLink: Parameters<typeof buildPolicy>[3] = [];
+  /** What the loaded policy read of this namespace (on-link prefixes, local networks): a reloaded one is built with the same. */
+  let namespace: Pick<Policy, "onLink" | "localNets"> = { onLink: [] };
   return {
     looksUpNames: false,
     stateIntervalMs: STATE_INTERVAL_MS,
@@ -47,7 +48,7 @@ export function dnsProxyMode(
       return resolvers;
     },
     async start(built, backend) {
-      onLink = built.policy.onLink;
+      namespace = built.policy;
       const runtime = await startProxyRuntime({
         policy: built.policy,
         upstreams,
@@ -80,7 +81,7 @@ export function dnsProxyMode(
       return lockedBackend(world, carryingBackend(backend, runtime, world.now));
     },
     // The proxy takes the reloaded list (it throws, changing nothing, when its declared sets would change).
-    reconfigure: (next) => proxy?.replace(buildPolicy(next.config, [], next.resolvers, onLink).policy),
+    reconfigure: (next) => proxy?.replace(buildPolicy(next.config, [], next.resolvers, namespace.onLink, namespace.localNets).policy),
     report: () => proxy?.report(),
     describe: () =>
       `admitted addresses stay their answer's TTL (clamped to ${options.minTtlMs / 1000}s-${options.maxTtlMs / 1000}s) plus ${options.graceMs / 1000}s after the last answer that gave them`,
