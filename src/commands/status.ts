@@ -78,7 +78,7 @@ const namedDenied = (denied: readonly DeniedDestination[] | undefined, known: Kn
   denied?.map((d) => ({ ...d, names: namesOf(known, d.address) }));
 
 /**
- * `status --json`: one object, documented in the README ("When something is blocked"). `denied`
+ * `status --json`: one object, documented in docs/visibility.md ("status --json"). `denied`
  * is null where the backend does not record destinations; `watch` is null unless one runs here;
  * `refusedNames` is null unless that watch runs the DNS proxy.
  */

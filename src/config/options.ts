@@ -337,7 +337,12 @@ export const OPTIONS = {
     help: "log format on stderr (default text)",
     parse: (from) => value.oneOf(from, ["text", "json"]),
   }),
-  json: option({ kind: "switch", commands: READ, help: "print one JSON object on stdout instead of text (see README)", parse: value.flag }),
+  json: option({
+    kind: "switch",
+    commands: READ,
+    help: "print one JSON object on stdout instead of text (its fields: docs/visibility.md)",
+    parse: value.flag,
+  }),
   "dry-run": option({ kind: "switch", commands: ["render"], help: "the same as the command 'render'", parse: value.flag }),
   help: option({ kind: "switch", commands: ALL, short: "h", help: "show help", parse: value.flag }),
   version: option({ kind: "switch", commands: ALL, short: "V", help: "print the version", parse: value.flag }),
