@@ -5,8 +5,7 @@ import { createNftExecutor, type ChosenExecutor } from "./backends/nft/choose-ex
 import type { ListenAddress } from "./config/values.ts";
 import { acquireLock, holderOf, type Acquired, type Holder } from "./backends/lock.ts";
 import { filterInfo, legacyFilterEmpty } from "./backends/iptables/kernel.ts";
-import { guardedLookup } from "./dns/lookup.ts";
-import { wireLookup } from "./dns/wire-lookup.ts";
+import { bunLookup, chainChecked, guardedLookup, libcLookup } from "./dns/lookup.ts";
 import type { Lookup } from "./dns/resolve.ts";
 import { runProcess, type Run } from "./run.ts";
 import { readRegularFile, runDirProblem, writeReplacing } from "./files.ts";
@@ -35,7 +34,13 @@ export interface World {
    * and why that one; made on the first call, the same one after.
    */
   readonly nft: () => ChosenExecutor;
+  /** DNS for apply and watch's start: only the addresses on the CNAME chain (dns/lookup.ts chainChecked). */
   readonly lookup: Lookup;
+  /**
+   * DNS for watch's refresh loop: c-ares alone, which has the TTLs; one lookup per name and family
+   * keeps the loop within its CPU budget, at the cost of the chain check (docs/watch.md).
+   */
+  readonly refreshLookup: Lookup;
   /**
    * A regular file's text; undefined when it does not exist; throws at once when it is not a regular
    * file (a FIFO, a device, a directory) or holds more than `maxBytes` (CONFIG_FILE_CAP by default).
@@ -279,7 +284,8 @@ export function realWorld(): World {
     writeStderr,
     run: runProcess,
     nft: nftOnce,
-    lookup: guardedLookup({ setTimer, primary: wireLookup({ readResolvConf: () => readRegularFile("/etc/resolv.conf") }) }),
+    lookup: guardedLookup({ setTimer, primary: chainChecked(bunLookup, libcLookup) }),
+    refreshLookup: guardedLookup({ setTimer }),
     readFile: (path, maxBytes) => readRegularFile(path, maxBytes),
     writeFile: async (path, text) => {
       await mkdir(dirname(path), { recursive: true });

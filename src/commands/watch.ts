@@ -88,7 +88,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
       },
       {
         backend,
-        lookup: world.lookup,
+        lookup: world.refreshLookup,
         log,
         now: world.now,
         sleep: world.sleep,

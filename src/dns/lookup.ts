@@ -19,6 +19,25 @@ export const libcLookup: Lookup = async (host: string, family: Family) => {
   return answers.filter((a) => a.family === family).map((a) => ({ address: a.address, ttl: 0 }));
 };
 
+/**
+ * Only the addresses on the CNAME chain from the name asked. `primary` (c-ares, the backend with
+ * TTLs and precise errors) returns every A/AAAA record of the answer section, a stray one for another
+ * name too (`other.unlisted.x A ...` in the answer for `stray.x`); `chain` (getaddrinfo, Bun's libc
+ * backend) checks each record's owner as it walks the chain, as the apps' own lookups do. Both are
+ * asked at once: the addresses are `chain`'s, with the TTL `primary` gave the name (one answer's
+ * records share it); a failure is `primary`'s (it says which kind), else `chain`'s. Two lookups
+ * rather than a check of one against the other: a CDN answers each query with other addresses.
+ */
+export function chainChecked(primary: Lookup, chain: Lookup): Lookup {
+  return async (host, family) => {
+    const [precise, onChain] = await Promise.allSettled([primary(host, family), chain(host, family)]);
+    if (precise.status === "rejected") throw precise.reason;
+    if (onChain.status === "rejected") throw onChain.reason;
+    const ttl = precise.value.length === 0 ? 0 : Math.min(...precise.value.map((a) => a.ttl));
+    return [...new Set(onChain.value.map((a) => a.address))].map((address) => ({ address, ttl }));
+  };
+}
+
 /** The real hosts file; undefined when there is none. */
 export const readEtcHosts = async (): Promise<string | undefined> => {
   const file = Bun.file("/etc/hosts");
@@ -52,9 +71,8 @@ const HOSTS_REUSE_MS = 1000;
  * `slowMs`, each further one first asks `probe` (getaddrinfo, which fails at once) and goes to
  * `primary` (c-ares, which has the TTLs) only when the probe did not fail the same way. An answer
  * from `primary` ends it. While DNS works, nothing changes. `setTimer` runs the `slowMs` guard; `now`
- * the hosts file's reuse (HOSTS_REUSE_MS). The real world's `primary` is wire-lookup.ts (its own
- * queries, only the CNAME chain's addresses, TTLs kept): c-ares returns every A/AAAA record of an
- * answer, a stray one for another name too.
+ * the hosts file's reuse (HOSTS_REUSE_MS). The real world's `primary` is c-ares whose answers are
+ * kept to the CNAME chain's (`chainChecked`).
  */
 export function guardedLookup({
   primary = bunLookup,

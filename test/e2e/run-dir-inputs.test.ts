@@ -111,7 +111,7 @@ describeNetns("the run directory and inputs, end to end (nft)", () => {
     expect(result.code).toBe(0);
     expect(readFileSync(victim, "utf8")).toBe("precious\n");
     expect(lstatSync(`${run}/names.json`).isSymbolicLink()).toBe(false);
-    expect(JSON.parse(readFileSync(`${run}/names.json`, "utf8")).names).toEqual([{ name: "api.example", addresses: [API.host] }]);
+    expect(JSON.parse(readFileSync(`${run}/names.json`, "utf8")).names).toMatchObject([{ name: "api.example", addresses: [API.host] }]);
   });
 
   test("watch: a symlinked watch.json (and names.json, written when it stops) is replaced, its target left untouched", async () => {
