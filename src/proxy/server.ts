@@ -15,6 +15,7 @@ import { MAX_QUERY_BYTES } from "./message.ts";
 import type { NameMatcher } from "./match.ts";
 import { createStats, rateLimiter, type ProxyStats } from "./stats.ts";
 import { exchange as realExchange, type ExchangeFn, type Transport, type Upstream } from "./upstream.ts";
+import { describeError, errorOf, isClientGone } from "./socket-errors.ts";
 
 export type LoopbackAddress = "127.0.0.1" | "::1";
 
@@ -113,6 +114,21 @@ export async function startDnsProxy(options: ProxyOptions): Promise<DnsProxy> {
   let inFlight = 0;
   const connections = new Set<Socket<Connection>>();
   const log = options.log;
+  const mayLog = rateLimiter(limits.logsPerInterval, limits.logIntervalMs, now);
+  /** A warning, at most `logsPerInterval` of them per interval: nothing a client does can flood the log. */
+  const warn = (message: string) => {
+    const held = mayLog();
+    if (held !== undefined) log.warn({ message: `${message}${held ? ` (${held} similar lines held back)` : ""}` });
+  };
+  /** A socket error: a client that has gone is counted; anything else is logged (bounded, one line). Never throws. */
+  const socketError = (what: string, error: unknown) => {
+    try {
+      if (isClientGone(error)) stats.undelivered();
+      else warn(`DNS proxy ${what}: ${describeError(error)}`);
+    } catch {
+      // a handler must not throw: the error is already counted or dropped
+    }
+  };
 
   /** The reply to one message, or undefined (dropped); never rejects. */
   async function reply(bytes: Uint8Array, transport: Transport): Promise<Uint8Array | undefined> {
@@ -125,7 +141,7 @@ export async function startDnsProxy(options: ProxyOptions): Promise<DnsProxy> {
       return await handle(bytes, transport);
     } catch (error) {
       stats.count("failed");
-      log.error({ message: `unexpected failure answering a query: ${error instanceof Error ? error.message : String(error)}` });
+      warn(`unexpected failure answering a query: ${describeError(error)}`);
       return undefined;
     } finally {
       inFlight--;
@@ -137,9 +153,30 @@ export async function startDnsProxy(options: ProxyOptions): Promise<DnsProxy> {
     if (state.unsent.length > 0) state.unsent.push(bytes);
     else {
       const written = socket.write(bytes);
-      if (written < bytes.length) state.unsent.push(bytes.subarray(Math.max(0, written)));
+      if (written < 0) {
+        stats.undelivered();
+        return;
+      }
+      if (written < bytes.length) state.unsent.push(bytes.subarray(written));
     }
     if (state.unsent.reduce((n, b) => n + b.length, 0) > MAX_UNSENT) socket.terminate();
+  }
+
+  /**
+   * One UDP reply. A send fails with the error pending on the socket: the ICMP port unreachable of
+   * an earlier reply to a client that has gone. That error is this call's, not this reply's (it is
+   * cleared by the failed call), so the reply is sent again.
+   */
+  function sendUdp(socket: udp.Socket<"buffer">, bytes: Uint8Array, port: number, address: string) {
+    for (let attempt = 0; attempt < 8; attempt++) {
+      try {
+        if (!socket.send(bytes, port, address)) stats.undelivered();
+        return;
+      } catch (error) {
+        socketError("UDP reply", error);
+        if (!isClientGone(error)) return;
+      }
+    }
   }
 
   /** (Re)starts the idle deadline of a connection with nothing pending. */
@@ -178,7 +215,10 @@ export async function startDnsProxy(options: ProxyOptions): Promise<DnsProxy> {
       state.lastActive = now();
       void reply(message, "tcp").then((bytes) => {
         state.pending--;
-        if (socket.readyState !== 1) return;
+        if (socket.readyState !== 1) {
+          if (bytes !== undefined) stats.undelivered();
+          return;
+        }
         if (bytes !== undefined) send(socket, framed(bytes));
         if (state.pending === 0) idle(socket);
         serve(socket);
@@ -207,11 +247,12 @@ export async function startDnsProxy(options: ProxyOptions): Promise<DnsProxy> {
                 return;
               }
               void reply(new Uint8Array(data), "udp").then((bytes) => {
-                if (bytes !== undefined && !socket.closed) socket.send(bytes, clientPort, address);
+                if (bytes !== undefined && !socket.closed) sendUdp(socket, bytes, clientPort, address);
               });
             },
-            error(_socket, error) {
-              log.warn({ message: `DNS proxy UDP socket: ${error.message}` });
+            // Bun passes the error alone here; a reply's ICMP port unreachable surfaces as ECONNREFUSED on a later read.
+            error(...args: unknown[]) {
+              socketError("UDP socket", errorOf(args));
             },
           },
         });
@@ -263,8 +304,8 @@ export async function startDnsProxy(options: ProxyOptions): Promise<DnsProxy> {
                 clearTimeout(socket.data.deadline);
                 connections.delete(socket);
               },
-              error(_socket, error) {
-                log.warn({ message: `DNS proxy TCP connection: ${error.message}` });
+              error(...args: unknown[]) {
+                socketError("TCP connection", errorOf(args));
               },
             },
           }),

@@ -17,6 +17,8 @@ export interface CdnConfig {
   readonly cnames?: Readonly<Record<string, string>>;
   /** Name → HTTPS record hints (ServiceMode, priority 1, TargetName "."). */
   readonly https?: Readonly<Record<string, { readonly v4?: readonly string[]; readonly v6?: readonly string[] }>>;
+  /** Name → the TTL of its A and AAAA records (default TTL). */
+  readonly ttls?: Readonly<Record<string, number>>;
 }
 
 export const TTL = 30;
@@ -51,9 +53,9 @@ export function cdnAnswer(config: CdnConfig, query: DecodedPacket, random: () =>
   const https = config.https?.[name];
   if (!names.has(name) && https === undefined)
     return answers.length > 0 ? { flags: 0x8183, answers, authorities: [SOA] } : { flags: 0x8183, authorities: [SOA] };
-  if (type === "A" && names.has(name)) for (const data of twoOf(POOL_V4, random)) answers.push({ type: "A", name, ttl: TTL, data });
-  else if (type === "AAAA" && names.has(name))
-    for (const data of twoOf(POOL_V6, random)) answers.push({ type: "AAAA", name, ttl: TTL, data });
+  const ttl = config.ttls?.[name] ?? TTL;
+  if (type === "A" && names.has(name)) for (const data of twoOf(POOL_V4, random)) answers.push({ type: "A", name, ttl, data });
+  else if (type === "AAAA" && names.has(name)) for (const data of twoOf(POOL_V6, random)) answers.push({ type: "AAAA", name, ttl, data });
   else if (type === "UNKNOWN_65" && https !== undefined) answers.push(svcbRecord("HTTPS", name, TTL, svcbRdata(1, ".", https)));
   else return { flags: 0x8180, answers, authorities: [SOA] };
   return { flags: 0x8180, answers };
