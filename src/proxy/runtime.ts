@@ -238,6 +238,8 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
     log,
     now,
     audit: () => audit,
+    // An admission lasts the clamped TTL plus the grace: a client is told at most --max-ttl (ttl.ts).
+    maxAnswerTtlSeconds: Math.floor(options.maxTtlMs / 1000),
   });
   const counter = elementCounter();
   const observe = () => {

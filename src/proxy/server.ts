@@ -62,6 +62,8 @@ export interface ProxyOptions {
   readonly limits?: Partial<ProxyLimits>;
   /** `--audit`: see HandlerDeps.audit. */
   readonly audit?: () => boolean;
+  /** See HandlerDeps.maxAnswerTtlSeconds. */
+  readonly maxAnswerTtlSeconds?: number;
 }
 
 export interface DnsProxy {
@@ -110,6 +112,7 @@ export async function startDnsProxy(options: ProxyOptions): Promise<DnsProxy> {
     stats,
     mayLog: rateLimiter(limits.logsPerInterval, limits.logIntervalMs, now),
     ...(options.audit && { audit: options.audit }),
+    ...(options.maxAnswerTtlSeconds !== undefined && { maxAnswerTtlSeconds: options.maxAnswerTtlSeconds }),
   });
   let inFlight = 0;
   const connections = new Set<Socket<Connection>>();

@@ -57,6 +57,36 @@ describeNetns("watch --dns-proxy: clients that leave, TTLs, floods", () => {
         .stdout,
     ) as Dig;
 
+  /** The kernel's timeout (seconds) of `address` in proxy_v4. */
+  const timeoutOf = async (address: string): Promise<number | undefined> => {
+    const listing = (await lab.nft(["list", "set", "inet", "domainwall", "proxy_v4"])).stdout;
+    const match = new RegExp(`${address.replaceAll(".", "\\.")} timeout ((?:\\d+[dhms])+)`).exec(listing);
+    if (match === null) return undefined;
+    const units: Record<string, number> = { d: 86_400, h: 3600, m: 60, s: 1 };
+    return [...(match[1] ?? "").matchAll(/(\d+)([dhms])/g)].reduce((sum, [, n, unit]) => sum + Number(n) * (units[unit ?? "s"] ?? 0), 0);
+  };
+
+  test("TTLs: an answer with TTL 86,400 reaches the client with at most --max-ttl, within its admission; a TTL 0 stays 0, admitted for --min-ttl + --grace", async () => {
+    await start(["--max-ttl", "60s", "--min-ttl", "5s", "--grace", "30s"]);
+    for (const transport of ["udp", "tcp"] as const) {
+      const long = await dig("long.example", "A", transport);
+      expect(long.rcode).toBe("NOERROR");
+      expect(long.answers?.length).toBe(2);
+      for (const a of long.answers ?? []) {
+        expect(a.ttl).toBe(60);
+        expect(await timeoutOf(a.data)).toBeGreaterThanOrEqual(60);
+      }
+      const zero = await dig("zero.example", "A", transport);
+      expect(zero.answers?.map((a) => a.ttl)).toEqual([0, 0]);
+      // At least: the CDN may have given the same address for long.example (90 s).
+      for (const a of zero.answers ?? []) expect(await timeoutOf(a.data)).toBeGreaterThanOrEqual(35);
+    }
+    // An unknown name's negative answer: its SOA is cut too.
+    const missing = await dig("nothing.wild.example");
+    expect(missing.rcode).toBe("NXDOMAIN");
+    for (const a of missing.authorities ?? []) expect(a.ttl).toBeLessThanOrEqual(60);
+  });
+
   test("500 queries a second from sockets closed at once, for 5 s: a well-behaved client beside them loses no answer, the log stays small", async () => {
     const watch = await start();
     const logBefore = watch.stderr().length;
