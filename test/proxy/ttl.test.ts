@@ -36,8 +36,14 @@ const response = new Uint8Array(
   }),
 );
 
+interface Row {
+  readonly name: string;
+  readonly max: number;
+  readonly expected: { answers: string[]; authorities: string[]; additionals: string[] };
+}
+
 describe("clampTtls", () => {
-  test.each([
+  test.each<Row>([
     {
       name: "every record at most the max; shorter ones, 0 included, unchanged; OPT untouched",
       max: 60,
