@@ -19,6 +19,7 @@ import type { Cidr } from "../net/ip.ts";
 import { IPTABLES_NO_PROXY } from "../messages.ts";
 import { resolverNetworks } from "../policy/forbidden.ts";
 import { carryingBackend, startProxyRuntime, upstreamsOf, type ProxyReport, type ProxyRuntime } from "../proxy/runtime.ts";
+import { inheritedSockets, notifyReady, selfCommand, supervisorPid } from "../proxy/supervisor.ts";
 
 /**
  * `watch`: apply as `apply` does, then keep the allow sets true to DNS until SIGTERM or SIGINT.
@@ -27,9 +28,12 @@ import { carryingBackend, startProxyRuntime, upstreamsOf, type ProxyReport, type
  * names resolved at start are admitted into the proxy's timeout sets, and ready means the proxy
  * answered. domainwall then looks nothing up itself: the apps' own queries keep the sets fresh.
  */
-export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Promise<void> {
+export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Promise<number | void> {
   const { world, log } = ctx;
   const options = config.watch;
+  const inherited = proxySockets(world);
+  if (config.policy.dnsProxy !== undefined && inherited === undefined && world.superviseProxy !== undefined)
+    return superviseWatch(ctx, config.policy.dnsProxy);
   const marker = await world.lock(WATCH_MARKER, "watch", 0);
   if (!marker.ok)
     throw runtimeError(
@@ -74,6 +78,8 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
         minTtlMs: options.minTtlMs,
         maxTtlMs: options.maxTtlMs,
         graceMs: options.graceMs,
+        ...(inherited !== undefined && { inherited }),
+        pids: { worker: world.pid, supervisor: supervisorPid(world.env) },
         executor: world.nftExecutor(),
         log,
         now: world.now,
@@ -181,6 +187,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
       reloader = reloadOnChange(ctx, options.configFile, config, text, target, (next) => void (removeOnExit = next.watch.removeOnExit));
     }
     if (options.readyFile !== undefined) await world.writeFile(options.readyFile, "loaded\n");
+    if (proxy !== undefined) notifyReady(world.env);
     if (proxy === undefined) {
       log.info(
         `watching ${config.policy.hosts.length} names: looked up again as their TTLs run out (between ${options.minTtlMs / 1000}s and ${options.maxTtlMs / 1000}s); unseen addresses stay ${options.graceMs / 1000}s`,
@@ -219,6 +226,28 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     server?.stop();
     stop.done();
     marker.release();
+  }
+}
+
+/** A worker's sockets, inherited from its supervisor; undefined in any other process. */
+function proxySockets(world: World) {
+  try {
+    return inheritedSockets(world.env);
+  } catch (error) {
+    throw runtimeError(`--dns-proxy: ${messageOf(error)}; nothing was loaded`);
+  }
+}
+
+/** `watch --dns-proxy`: this process holds the proxy's sockets and runs the watch as a worker on them (proxy/supervisor.ts). */
+async function superviseWatch(ctx: Context, proxy: { readonly port: number; readonly gid: number }): Promise<number> {
+  const { world, log } = ctx;
+  const supervise = world.superviseProxy as NonNullable<World["superviseProxy"]>;
+  try {
+    return await supervise({ port: proxy.port, gid: proxy.gid, command: selfCommand(), env: world.env, warn: (m) => log.warn(m) });
+  } catch (error) {
+    throw runtimeError(
+      `--dns-proxy: cannot hold the DNS proxy's sockets on 127.0.0.1 and ::1 port ${proxy.port}: ${messageOf(error)}; nothing was loaded`,
+    );
   }
 }
 

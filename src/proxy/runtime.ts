@@ -19,7 +19,7 @@ import type { PortRange } from "../config/port-spec.ts";
 import { createAdmitter, type AdmittedElement, type Admitter } from "./admit.ts";
 import { AUDIT_ENTRY, type Admission, type ProxyLog } from "./handler.ts";
 import { compileMatcher } from "./match.ts";
-import { startDnsProxy, type DnsProxy } from "./server.ts";
+import { startDnsProxy, type DnsProxy, type InheritedSockets } from "./server.ts";
 import { enlargeReceiveBuffers } from "./receive-buffer.ts";
 import { rateLimiter, type ProxyStats } from "./stats.ts";
 import type { Upstream } from "./upstream.ts";
@@ -121,6 +121,9 @@ export interface ProxyReport {
   readonly expiredTotal: number;
   /** Addresses answers gave that were not admitted (loopback, metadata...). */
   readonly refusedAddresses: number;
+  /** The process answering, and the supervisor holding its sockets (undefined: not supervised). */
+  readonly workerPid?: number;
+  readonly supervisorPid?: number;
 }
 
 export interface ProxyRuntime {
@@ -180,6 +183,10 @@ export interface ProxyRuntimeOptions {
   readonly audit?: boolean;
   /** Tests replace the admitter; otherwise the real one over `executor`. */
   readonly admitter?: Admitter;
+  /** The sockets a supervisor holds (proxy/supervisor.ts): answered on instead of new ones. */
+  readonly inherited?: readonly InheritedSockets[];
+  /** This process's PID and its supervisor's, for status. */
+  readonly pids?: { readonly worker: number; readonly supervisor: number | undefined };
 }
 
 /**
@@ -242,9 +249,11 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
     audit: () => audit,
     // An admission lasts the clamped TTL plus the grace: a client is told at most --max-ttl (ttl.ts).
     maxAnswerTtlSeconds: Math.floor(options.maxTtlMs / 1000),
+    ...(options.inherited !== undefined && { inherited: options.inherited }),
   });
   // 4 MiB, some 5,000 queries: enough for a stall of a quarter second under a flood of 20,000 q/s.
   const enlarged = (() => {
+    if (options.inherited !== undefined) return 1;
     try {
       return enlargeReceiveBuffers(proxy.port, RECEIVE_BUFFER_BYTES);
     } catch {
@@ -335,6 +344,8 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
         admittedTotal: totals.admitted,
         expiredTotal: totals.expired,
         refusedAddresses,
+        ...(options.pids !== undefined && { workerPid: options.pids.worker }),
+        ...(options.pids?.supervisor !== undefined && { supervisorPid: options.pids.supervisor }),
       };
     },
     stop: () => proxy.stop(),

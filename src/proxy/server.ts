@@ -25,6 +25,13 @@ import { evictable } from "./eviction.ts";
 
 export type LoopbackAddress = "127.0.0.1" | "::1";
 
+/** One address's UDP and TCP sockets, bound and listening, by descriptor (made and held by a supervisor: supervisor.ts). */
+export interface InheritedSockets {
+  readonly hostname: LoopbackAddress;
+  readonly udp: number;
+  readonly tcp: number;
+}
+
 export interface ProxyLimits {
   /** Per upstream attempt. */
   readonly upstreamTimeoutMs: number;
@@ -82,6 +89,8 @@ export interface ProxyOptions {
   readonly audit?: () => boolean;
   /** See HandlerDeps.maxAnswerTtlSeconds. */
   readonly maxAnswerTtlSeconds?: number;
+  /** Answer on these sockets (bound to `port`) instead of opening new ones; `listen` is then ignored. */
+  readonly inherited?: readonly InheritedSockets[];
 }
 
 export interface DnsProxy {
@@ -280,10 +289,11 @@ export async function startDnsProxy(options: ProxyOptions): Promise<DnsProxy> {
       for (const socket of connections) clearTimeout(socket.data.deadline);
     };
     try {
-      for (const hostname of hosts) {
+      const targets = options.inherited ?? hosts.map((hostname) => ({ hostname, udp: undefined, tcp: undefined }));
+      for (const { hostname, udp, tcp: tcpFd } of targets) {
+        // Bun adopts a descriptor given as `fd` (not in its types): the supervisor's sockets.
         const socket = await Bun.udpSocket({
-          hostname,
-          port,
+          ...(udp === undefined ? { hostname, port } : ({ fd: udp } as unknown as { hostname: string })),
           socket: {
             data(socket, data, clientPort, address, flags) {
               if (flags.truncated) {
@@ -311,11 +321,10 @@ export async function startDnsProxy(options: ProxyOptions): Promise<DnsProxy> {
           },
         });
         datagrams.push(socket);
-        port = socket.port;
+        if (udp === undefined) port = socket.port;
         tcp.push(
           Bun.listen<Connection>({
-            hostname,
-            port,
+            ...(tcpFd === undefined ? { hostname, port } : ({ fd: tcpFd } as unknown as { hostname: string; port: number })),
             data: { key: "", buffer: new Uint8Array(), pending: 0, unsent: [], lastActive: 0, deadline: undefined },
             socket: {
               open(socket) {

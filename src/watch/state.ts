@@ -48,6 +48,9 @@ const ProxyStateSchema = v.strictObject({
   list: v.optional(
     v.strictObject({ names: v.array(v.pipe(v.string(), v.maxLength(253))), wildcards: v.array(v.pipe(v.string(), v.maxLength(256))) }),
   ),
+  /** The process answering the DNS proxy's queries, and the supervisor holding its sockets (absent: not supervised). */
+  workerPid: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
+  supervisorPid: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
   /** The admitted addresses with the latest names and entries that admitted them, at most ADMITTED_SHOWN (the kernel has them all). */
   addresses: v.optional(
     v.pipe(
@@ -128,6 +131,8 @@ function proxyStateOf(proxy: ProxyReport): NonNullable<WatchState["proxy"]> {
     refused: refused.slice(0, REFUSED_SHOWN),
     refusedOther: proxy.stats.refusedOther + Math.max(0, refused.length - REFUSED_SHOWN),
     list: { names: [...proxy.list.names], wildcards: [...proxy.list.wildcards] },
+    ...(proxy.workerPid !== undefined && { workerPid: proxy.workerPid }),
+    ...(proxy.supervisorPid !== undefined && { supervisorPid: proxy.supervisorPid }),
     addresses: proxy.admitted
       .slice(0, ADMITTED_SHOWN)
       .map((e) => ({ address: e.address, names: e.names.slice(-MAX_NAMES), entries: e.entries.slice(-MAX_NAMES) })),

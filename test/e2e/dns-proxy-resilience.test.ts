@@ -8,7 +8,7 @@ import { ADDR, createLab, describeNetns, killAndRemove, type Lab, until } from "
 setDefaultTimeout(120_000);
 
 const CDN = {
-  names: ["cdn.example", "long.example", "zero.example", "a.wild.example"],
+  names: ["cdn.example", "long.example", "zero.example", "a.wild.example", "unlisted.example"],
   ttls: { "long.example": 86_400, "zero.example": 0 },
 };
 const HOSTS = ["cdn.example", "long.example", "zero.example", "*.wild.example"];
@@ -86,6 +86,55 @@ describeNetns("watch --dns-proxy: clients that leave, TTLs, floods", () => {
     const missing = await dig("nothing.wild.example");
     expect(missing.rcode).toBe("NXDOMAIN");
     for (const a of missing.authorities ?? []) expect(a.ttl).toBeLessThanOrEqual(60);
+  });
+
+  /** The watch state file's DNS proxy part, once it names a worker other than `not`. */
+  const proxyState = async (not?: number) => {
+    let state: { workerPid?: number; supervisorPid?: number } | undefined;
+    await until("the state file names the worker", 30, async () => {
+      const text = await Bun.file(`${lab.dir}/run/watch.json`)
+        .text()
+        .catch(() => "{}");
+      state = (JSON.parse(text) as { proxy?: typeof state }).proxy;
+      return state?.workerPid !== undefined && state.workerPid !== not;
+    });
+    return state as { workerPid: number; supervisorPid?: number };
+  };
+
+  test("SIGKILL of the answering worker during 500 q/s for 6 s: at most 0.5 % lost, every answer domainwall's, admitted addresses stay reachable; killing the supervisor too fails closed", async () => {
+    const watch = await start();
+    const { workerPid, supervisorPid } = await proxyState();
+    expect(supervisorPid).toBe(watch.child.pid);
+    expect(workerPid).not.toBe(watch.child.pid);
+    const admitted = (await dig("cdn.example")).answers?.map((a) => a.data) ?? [];
+    expect(admitted.length).toBe(2);
+    const load = lab.exec("app", [
+      process.execPath,
+      `${import.meta.dir}/../lab/steady-load.ts`,
+      ADDR.dnsV4,
+      "cdn.example",
+      "unlisted.example",
+      "500",
+      "6",
+    ]);
+    await Bun.sleep(2000);
+    process.kill(workerPid, "SIGKILL");
+    const result = JSON.parse((await load).stdout) as { sent: number; answered: number; lost: number; wrong: string[] };
+    console.log(`worker killed under load: ${JSON.stringify(result)}`);
+    expect(result.sent).toBeGreaterThan(2500);
+    expect(result.wrong).toEqual([]);
+    expect(result.lost).toBeLessThanOrEqual(result.sent * 0.005);
+    const restarted = await proxyState(workerPid);
+    expect(restarted.supervisorPid).toBe(watch.child.pid);
+    expect(await lab.canConnect(admitted.map((host) => ({ host, port: 80 })))).toEqual([true, true]);
+    expect(watch.stderr()).toContain(`the DNS proxy's worker (pid ${workerPid}) ended (SIGKILL)`);
+    // The whole process group: nothing holds the sockets, the rules stay: DNS fails closed.
+    process.kill(watch.child.pid, "SIGKILL");
+    process.kill(restarted.workerPid, "SIGKILL");
+    await watch.child.exited;
+    await until("the worker is gone", 10, async () => !(await Bun.file(`/proc/${restarted.workerPid}/stat`).exists()));
+    expect((await dig("cdn.example")).error).toBeDefined();
+    expect(await lab.canConnect([{ host: "203.0.113.250", port: 80 }])).toEqual([false]);
   });
 
   test("500 queries a second from sockets closed at once, for 5 s: a well-behaved client beside them loses no answer, the log stays small", async () => {

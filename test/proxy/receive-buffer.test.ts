@@ -8,7 +8,7 @@ const UDP = `   sl  local_address rem_address   st tx_queue rx_queue tr tm->when
 const UDP6 = `  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
  1201: 00000000000000000000000001000000:3BF9 00000000000000000000000000000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 252280 2 0000000000000000 0`;
 
-test.each([
+test.each<{ name: string; port: number; expected: string[] }>([
   { name: "IPv4 and IPv6 sockets on the port", port: 15353, expected: ["252272", "252280"] },
   { name: "another port", port: 15354, expected: ["252273"] },
   { name: "a port only as a remote one (53) is not ours", port: 53, expected: [] },
