@@ -17,6 +17,8 @@ export interface CdnConfig {
   readonly cnames?: Readonly<Record<string, string>>;
   /** Name → HTTPS record hints (ServiceMode, priority 1, TargetName "."). */
   readonly https?: Readonly<Record<string, { readonly v4?: readonly string[]; readonly v6?: readonly string[] }>>;
+  /** Domains every name under which is answered as the names are (`w.example`: `x.w.example`, `a.b.w.example`). */
+  readonly wildcards?: readonly string[];
   /** Name → the TTL of its A and AAAA records (default TTL). */
   readonly ttls?: Readonly<Record<string, number>>;
 }
@@ -42,7 +44,8 @@ export function cdnAnswer(config: CdnConfig, query: DecodedPacket, random: () =>
   const question = query.questions?.[0];
   if (question === undefined) return { flags: 0x8181 };
   const type = question.type as string;
-  const names = new Set(config.names.map((n) => n.toLowerCase()));
+  const listed = new Set(config.names.map((n) => n.toLowerCase()));
+  const names = { has: (n: string) => listed.has(n) || (config.wildcards ?? []).some((w) => n.endsWith(`.${w.toLowerCase()}`)) };
   const answers: Answer[] = [];
   let name = question.name.toLowerCase();
   for (let hops = 0; config.cnames?.[name] !== undefined && hops < 8; hops++) {
