@@ -25,6 +25,7 @@ const READY_SIGNAL = "SIGUSR2";
 /** A worker that lived less than this before dying is restarted after a growing delay (100 ms doubling, at most 5 s). */
 const STEADY_MS = 2000;
 const MAX_DELAY_MS = 5000;
+const CLEAN_STOP_DELAY_MS = 100;
 
 export interface SuperviseOptions {
   readonly port: number;
@@ -112,6 +113,8 @@ export async function supervise(options: SuperviseOptions): Promise<number> {
       const how = worker.signalCode === null ? `exit ${code}` : worker.signalCode;
       if (stopping !== undefined || !ready) return exitCodeOf(worker);
       delay = performance.now() - started < STEADY_MS ? Math.min(MAX_DELAY_MS, Math.max(100, delay * 2)) : 0;
+      // A clean stop of the worker alone is a planned restart, unless our own SIGTERM is on its way (systemd signals the whole group).
+      if (code === 0 && worker.signalCode === null) delay = Math.max(delay, CLEAN_STOP_DELAY_MS);
       options.warn(
         `the DNS proxy's worker (pid ${pid}) ended (${how}); starting another on the same sockets (port ${port})${delay > 0 ? ` in ${delay} ms` : ""}: queries wait meanwhile`,
       );
