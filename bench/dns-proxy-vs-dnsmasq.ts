@@ -8,7 +8,8 @@
 // /etc/group in a mount namespace of its own). Each round, interleaved: --names fresh names one at a
 // time directly to the resolver (a socket of the proxy's group), through domainwall, through
 // dnsmasq. Added latency = the system's minus the direct one of the same round; medians over rounds. Then open-loop rates through each
-// (and directly, the load generator's own ceiling): lost = no answer within 1 s. Prints Markdown.
+// (and directly, the load generator's own ceiling): lost = no answer within 1 s. Prints Markdown, then
+// one line `RESULT {json}` for bench/run.ts.
 import { parseArgs } from "node:util";
 import { loadavg } from "node:os";
 import { ADDR, createLab, type Lab } from "../test/lab/lab.ts";
@@ -113,10 +114,12 @@ try {
     console.log(`round ${round + 1}: ${JSON.stringify(got)}`);
   }
   const rates: string[] = [];
+  const rateResults: { system: string; rate: number; achieved: number; sent: number; lost: number }[] = [];
   for (const rate of (values.rates ?? "").split(",").map(Number)) {
     for (const s of systems) {
       const r = await client(s.lab, ["rate", ...s.args, String(rate), values.seconds ?? "5", "w.example", ...(s.gid ? [s.gid] : [])]);
       rates.push(`| ${s.name} | ${rate} | ${r.achieved} | ${r.sent} | ${r.lost} |`);
+      rateResults.push({ system: s.name, rate, achieved: r.achieved ?? 0, sent: r.sent ?? 0, lost: r.lost ?? 0 });
     }
   }
   const kernel = (await dnsmasqLab.nft(["list", "set", "inet", "bench", "s"])).stdout.match(/203\.0\.113\.\d+/g)?.length ?? 0;
@@ -131,6 +134,13 @@ try {
     `\n(dnsmasq's set holds ${kernel} addresses: it admitted)\n\n| system | target q/s | achieved q/s | sent | lost (> 1 s) |\n|---|---|---|---|---|`,
   );
   for (const line of rates) console.log(line);
+  const summary = Object.fromEntries(Object.entries(added).map(([k, a]) => [k, { p50: median(a.p50), p99: median(a.p99), lost: a.lost }]));
+  const load = loadavg()
+    .map((x) => x.toFixed(2))
+    .join(" ");
+  console.log(
+    `RESULT ${JSON.stringify({ added: summary, rates: rateResults, names: Number(values.names), rounds: Number(values.rounds), load })}`,
+  );
 } finally {
   for (const child of children) child.kill("SIGKILL");
   await Promise.all(children.map((c) => c.exited));
