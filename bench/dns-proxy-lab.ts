@@ -11,7 +11,7 @@
 //   throughput  open loop at each of --rates queries/s for --seconds through the proxy (and directly
 //               at the highest rate, the lab's own ceiling): lost (no answer in 1 s), late (> 100 ms),
 //               the achieved sending rate.
-//   memory      the watch process's VmRSS, sampled every second during the above; with --soak S, a
+//   memory      the PSS of the watch's processes (supervisor and worker), sampled every second during the above; with --soak S, a
 //               steady --soak-rate of listed, wildcard and fresh unlisted names for S seconds, RSS at
 //               start, every minute and at the end, and the least-squares slope.
 // Prints Markdown, then one line `RESULT {json}` for bench/run.ts. Documentation addresses only.
@@ -56,11 +56,40 @@ interface RateResult extends Stats {
   readonly late: number;
 }
 
-/** RSS of a process in MiB, from /proc/PID/status (the namespaces share the host's PID space). */
-const rssMiB = (pid: number): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]) / 1024;
+/** `pid` and its descendants: `watch --dns-proxy` is a supervisor and its worker (src/proxy/supervisor.ts). */
+function family(pid: number): number[] {
+  const pids = [pid];
+  for (let i = 0; i < pids.length; i++) {
+    try {
+      for (const child of readFileSync(`/proc/${pids[i]}/task/${pids[i]}/children`, "utf8").trim().split(/\s+/))
+        if (child !== "") pids.push(Number(child));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+const sumOver = (pid: number, of: (p: number) => number) =>
+  family(pid).reduce((sum, p) => {
+    try {
+      return sum + of(p);
+    } catch {
+      return sum;
+    }
+  }, 0);
+
+/**
+ * Memory of the watch's processes together, MiB: their proportional set sizes (a supervisor and its
+ * worker share the binary's pages, counted once). The namespaces share the host's PID space.
+ */
+const rssMiB = (pid: number): number =>
+  sumOver(pid, (p) => Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${p}/smaps_rollup`, "utf8"))?.[1]) / 1024);
 
 /** User + system CPU seconds of a process so far (all its threads). */
 function cpuSeconds(pid: number): number {
+  return sumOver(pid, ownCpuSeconds);
+}
+function ownCpuSeconds(pid: number): number {
   const text = readFileSync(`/proc/${pid}/stat`, "utf8");
   const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) / 100;
@@ -135,7 +164,7 @@ try {
   );
   const latencyTransactions = await stopCount();
   const added = { p50: lat.proxied.p50 - lat.direct.p50, p99: lat.proxied.p99 - lat.direct.p99 };
-  console.log(`Load average at start ${loadAtStart}; watch RSS ${rssAtStart.toFixed(1)} MiB when ready.\n`);
+  console.log(`Load average at start ${loadAtStart}; watch PSS ${rssAtStart.toFixed(1)} MiB when ready.\n`);
   console.log(
     `| ${queries} A queries for ${ADMITTING.join(", ")}, one at a time, rounds of ${values.round} alternating | direct | through the proxy (admission by libnftables in process) | added |`,
   );
@@ -190,7 +219,7 @@ try {
   }
   rss.stop();
   console.log(
-    `\nwatch RSS: ${rssAtStart.toFixed(1)} MiB when ready, peak ${rss.peak().toFixed(1)} MiB during latency and throughput, ${rssMiB(pid).toFixed(1)} MiB after.`,
+    `\nwatch PSS (supervisor + worker): ${rssAtStart.toFixed(1)} MiB when ready, peak ${rss.peak().toFixed(1)} MiB during latency and throughput, ${rssMiB(pid).toFixed(1)} MiB after.`,
   );
 
   // (c) soak

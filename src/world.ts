@@ -12,6 +12,7 @@ import { readRegularFile, runDirProblem, writeReplacing } from "./files.ts";
 import type { ProcessStats } from "./watch/metrics.ts";
 import type { NftExecutor } from "./backends/nft/executor.ts";
 import { switchGroup, type GroupSwitch } from "./proxy/identity.ts";
+import { supervise, type SuperviseOptions } from "./proxy/supervisor.ts";
 import { realSetTimer, type SetTimer } from "./timer.ts";
 
 /** Everything the program touches in the world, injected so tests can replace any of it. */
@@ -117,6 +118,12 @@ export interface World {
    * before anything else (a watch without the proxy calls backgroundLoop instead).
    */
   readonly normalJit: () => void;
+  /**
+   * `watch --dns-proxy`: hold the proxy's sockets in this process and run the watch as a worker on
+   * them, started again when it dies (src/proxy/supervisor.ts); resolves to the exit code. Absent
+   * in test worlds: the watch then answers in its own process.
+   */
+  readonly superviseProxy?: (options: SuperviseOptions) => Promise<number>;
 }
 
 /** Keys on the terminal that keep or revert an unconfirmed apply. */
@@ -328,6 +335,7 @@ export function realWorld(): World {
     lockHolder: (name) => holderOf(name),
     legacyFilterEmpty: () => legacyFilterEmpty({ readFile: world.readFile, filterInfo }),
     normalJit: () => Bun.unsafe.setJITPolicy(1),
+    superviseProxy: supervise,
   };
   return world;
 }

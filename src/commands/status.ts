@@ -100,7 +100,12 @@ export function statusJson(status: Status, backend: string, known: KnownNames) {
     // `watch --dns-proxy`: the names it answered NXDOMAIN for (in audit mode: would have), most asked first; null without it.
     refusedNames: known.watch?.proxy?.refused ?? null,
     refusedNamesOther: known.watch?.proxy?.refusedOther ?? null,
-    dnsProxy: dnsProxyJson(status, { running: known.watch?.proxy !== undefined, admitted: known.watch?.proxy?.addresses ?? [] }),
+    dnsProxy: dnsProxyJson(status, {
+      running: known.watch?.proxy !== undefined,
+      admitted: known.watch?.proxy?.addresses ?? [],
+      ...(known.watch?.proxy?.workerPid !== undefined && { workerPid: known.watch.proxy.workerPid }),
+      ...(known.watch?.proxy?.supervisorPid !== undefined && { supervisorPid: known.watch.proxy.supervisorPid }),
+    }),
   };
 }
 

@@ -15,6 +15,7 @@ import { checkRunDir, watchStateFile, type Context } from "./context.ts";
 import { saveNames } from "./names.ts";
 import { preparePolicy } from "./prepare.ts";
 import { reloadOnChange, type Reloader } from "./reload.ts";
+import { inheritedSockets, selfCommand } from "../proxy/supervisor.ts";
 import { dnsProxyMode } from "./watch/proxy-mode.ts";
 import { resolveMode } from "./watch/resolve-mode.ts";
 
@@ -22,16 +23,21 @@ import { resolveMode } from "./watch/resolve-mode.ts";
  * `watch`: apply as `apply` does, then keep the policy true to DNS until SIGTERM or SIGINT, in one
  * of two modes (commands/watch/resolve-mode.ts, commands/watch/proxy-mode.ts), chosen here and run the same way.
  */
-export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Promise<void> {
+export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Promise<number | void> {
   const { world, log } = ctx;
   const options = config.watch;
   await checkRunDir(world);
+  // With the proxy, a supervisor holds its sockets and runs this command again as the answering worker (proxy/supervisor.ts).
+  const inherited = proxySockets(world);
+  if (config.policy.dnsProxy !== undefined && inherited === undefined && world.superviseProxy !== undefined)
+    return superviseWatch(ctx, config.policy.dnsProxy);
   const marker = await world.lock(WATCH_MARKER, "watch", 0);
   if (!marker.ok)
     throw runtimeError(
       `another domainwall watch is running in this network namespace: ${describeHolder(marker.holder)}; nothing was changed`,
     );
-  const mode = config.policy.dnsProxy === undefined ? resolveMode(ctx, config) : dnsProxyMode(ctx, config, config.policy.dnsProxy);
+  const mode =
+    config.policy.dnsProxy === undefined ? resolveMode(ctx, config) : dnsProxyMode(ctx, config, config.policy.dnsProxy, inherited);
   let stop: ReturnType<World["untilStopped"]> | undefined;
   let server: { stop: () => void } | undefined;
   let reloader: Reloader | undefined;
@@ -111,6 +117,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
       reloader = reloadOnChange(ctx, options.configFile, config, text, target, (next) => void (removeOnExit = next.watch.removeOnExit));
     }
     if (options.readyFile !== undefined) await world.writeFile(options.readyFile, "loaded\n");
+    mode.ready();
     log.info(mode.describe());
     await watcher.run(stop.stopped);
     const signal = await stop.stopped;
@@ -135,6 +142,28 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     server?.stop();
     stop?.done();
     marker.release();
+  }
+}
+
+/** A worker's sockets, inherited from its supervisor; undefined in any other process. */
+function proxySockets(world: World) {
+  try {
+    return inheritedSockets(world.env);
+  } catch (error) {
+    throw runtimeError(`--dns-proxy: ${messageOf(error)}; nothing was loaded`);
+  }
+}
+
+/** `watch --dns-proxy`: this process holds the proxy's sockets and runs the watch as a worker on them (proxy/supervisor.ts). */
+async function superviseWatch(ctx: Context, proxy: { readonly port: number; readonly gid: number }): Promise<number> {
+  const { world, log } = ctx;
+  const supervise = world.superviseProxy as NonNullable<World["superviseProxy"]>;
+  try {
+    return await supervise({ port: proxy.port, gid: proxy.gid, command: selfCommand(), env: world.env, warn: (m) => log.warn(m) });
+  } catch (error) {
+    throw runtimeError(
+      `--dns-proxy: cannot hold the DNS proxy's sockets on 127.0.0.1 and ::1 port ${proxy.port}: ${messageOf(error)}; nothing was loaded`,
+    );
   }
 }
 

@@ -5,6 +5,7 @@
 import { answerAddresses, encodeReply, RCODE, readQuery, typeName, withId, type AnswerAddress, type Query } from "./message.ts";
 import type { NameMatcher } from "./match.ts";
 import type { StatsRecorder } from "./stats.ts";
+import { clampTtls } from "./ttl.ts";
 import type { ExchangeFn, Transport, Upstream } from "./upstream.ts";
 
 /** What an answer told a client, handed to `admit` before the client sees it. */
@@ -46,6 +47,8 @@ export interface HandlerDeps {
   readonly mayLog: () => number | undefined;
   /** `--audit`: forward an unlisted name (and admit its answer) instead of refusing it; asked per query (a reload may change it). */
   readonly audit?: () => boolean;
+  /** Every TTL of a forwarded answer is cut to this (see ttl.ts); undefined: passed on as the upstream gave them. */
+  readonly maxAnswerTtlSeconds?: number;
 }
 
 /**
@@ -106,8 +109,10 @@ export function createHandler(deps: HandlerDeps): (bytes: Uint8Array, transport:
         stats.admission((deps.now() - started) / 1000);
       }
     }
+    const bytes = deps.maxAnswerTtlSeconds === undefined ? result.bytes : clampTtls(result.bytes, deps.maxAnswerTtlSeconds);
+    if (bytes === undefined) return servfail(`${name} ${qtype}: an answer whose records cannot be read, SERVFAIL`, "warn");
     if (counted) stats.count("forwarded");
-    return withId(result.bytes, query.id);
+    return withId(bytes, query.id);
   }
 
   return async (bytes, transport) => {

@@ -27,6 +27,8 @@ export interface ProxyStats {
   /** Refused names and how often each was asked, at most `maxRefusedNames`; the rest are counted in `refusedOther`. */
   readonly refusedNames: ReadonlyMap<string, RefusedName>;
   readonly refusedOther: number;
+  /** Replies the client was gone for (a closed UDP socket, a reset TCP connection): dropped, not logged. */
+  readonly undelivered: number;
 }
 
 export interface StatsRecorder {
@@ -34,6 +36,7 @@ export interface StatsRecorder {
   upstreamError(): void;
   admission(seconds: number): void;
   refused(name: string, qtype: string): void;
+  undelivered(): void;
   snapshot(): ProxyStats;
 }
 
@@ -45,6 +48,7 @@ export function createStats(maxRefusedNames: number): StatsRecorder {
   let admissionSeconds = 0;
   const refusedNames = new Map<string, RefusedName>();
   let refusedOther = 0;
+  let undelivered = 0;
   return {
     count: (outcome) => void queries[outcome]++,
     upstreamError: () => void upstreamErrors++,
@@ -61,12 +65,14 @@ export function createStats(maxRefusedNames: number): StatsRecorder {
       if (seen === undefined && refusedNames.size >= maxRefusedNames) refusedOther++;
       else refusedNames.set(key, { count: (seen?.count ?? 0) + 1, qtype });
     },
+    undelivered: () => void undelivered++,
     snapshot: () => ({
       queries: { ...queries },
       upstreamErrors,
       admission: { count: admissions, sumSeconds: admissionSeconds, buckets: [...buckets] },
       refusedNames: new Map(refusedNames),
       refusedOther,
+      undelivered,
     }),
   };
 }

@@ -2,6 +2,7 @@
  * One exchange with an upstream resolver: the query under a fresh random id, from a fresh socket
  * (so a random source port too), the first answer that matches the query, or an error.
  */
+import { describeError, errorOf } from "./socket-errors.ts";
 import { encodeUpstreamQuery, readAnswer, type AnswerCheck, type Query } from "./message.ts";
 
 export interface Upstream {
@@ -74,8 +75,9 @@ function exchangeUdp(query: Query, upstream: Upstream, timeoutMs: number): Promi
           if (answer.ok) s.finish({ ok: true, bytes: new Uint8Array(data), answer });
           else lastError = answer.reason;
         },
-        error(_socket, error) {
-          lastError = error.message;
+        // Bun passes the error alone here (not `(socket, error)`).
+        error(...args: unknown[]) {
+          lastError = describeError(errorOf(args));
         },
       },
     }).then(
@@ -123,11 +125,11 @@ function exchangeTcp(query: Query, upstream: Upstream, timeoutMs: number): Promi
         close() {
           s.finish({ ok: false, error: lastError || "connection closed before an answer" });
         },
-        error(_socket, error) {
-          lastError = error.message;
+        error(...args: unknown[]) {
+          lastError = describeError(errorOf(args));
         },
-        connectError(_socket, error) {
-          s.finish({ ok: false, error: `connect: ${error.message}` });
+        connectError(...args: unknown[]) {
+          s.finish({ ok: false, error: `connect: ${describeError(errorOf(args))}` });
         },
       },
     }).catch((error: unknown) => s.finish({ ok: false, error: `connect: ${error instanceof Error ? error.message : String(error)}` }));

@@ -61,12 +61,18 @@ export function allowedJson(status: LoadedStatus, admitted: readonly AdmittedNam
  * redirect rule's; each set with the ports its rules open and its elements, named from a running
  * watch's state (empty names without one).
  */
-export function dnsProxyJson(status: LoadedStatus, watch: { running: boolean; admitted: readonly AdmittedNames[] }) {
+export function dnsProxyJson(
+  status: LoadedStatus,
+  watch: { running: boolean; admitted: readonly AdmittedNames[]; workerPid?: number; supervisorPid?: number },
+) {
   if (status.proxySets === undefined) return null;
   return {
     port: status.proxyRedirect?.port ?? null,
     group: status.proxyRedirect?.group ?? null,
     running: watch.running,
+    // The process answering the queries now, and the supervisor holding the sockets (null: no watch, or not supervised).
+    workerPid: watch.workerPid ?? null,
+    supervisorPid: watch.supervisorPid ?? null,
     sets: status.proxySets.map((set) => ({
       name: set.name,
       family: set.family,

@@ -15,11 +15,13 @@ import { EVERY_PORT_SETS, proxyEntryOf, proxySetsKey, type ProxySetNames } from 
 import { createAdmitter, type AdmittedElement, type Admitter } from "../backends/nft/admitter.ts";
 import { AUDIT_ENTRY, type Admission, type ProxyLog } from "../proxy/handler.ts";
 import { compileMatcher } from "../proxy/match.ts";
-import { startDnsProxy, type DnsProxy } from "../proxy/server.ts";
+import { startDnsProxy, type DnsProxy, type InheritedSockets } from "../proxy/server.ts";
+import { enlargeReceiveBuffers } from "../proxy/receive-buffer.ts";
 import { rateLimiter, type ProxyStats } from "../proxy/stats.ts";
 import type { Upstream } from "../proxy/upstream.ts";
 
 const LOOPBACK_V4 = /^127\./;
+const RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
 
 /**
  * Where the proxy forwards: the resolvers, never one on loopback (a local stub such as
@@ -78,6 +80,9 @@ export interface ProxyReport {
   readonly expiredTotal: number;
   /** Addresses answers gave that were not admitted (loopback, metadata...). */
   readonly refusedAddresses: number;
+  /** The process answering, and the supervisor holding its sockets (undefined: not supervised). */
+  readonly workerPid?: number;
+  readonly supervisorPid?: number;
 }
 
 export interface ProxyRuntime {
@@ -118,6 +123,10 @@ export interface ProxyRuntimeOptions {
   readonly now: () => number;
   /** Tests replace the admitter; otherwise the real one over `executor`. */
   readonly admitter?: Admitter;
+  /** The sockets a supervisor holds (proxy/supervisor.ts): answered on instead of new ones. */
+  readonly inherited?: readonly InheritedSockets[];
+  /** This process's PID and its supervisor's, for status. */
+  readonly pids?: { readonly worker: number; readonly supervisor: number | undefined };
 }
 
 /** A policy's proxy parts; a policy built without the proxy is a programming error. */
@@ -185,7 +194,21 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
     log,
     now,
     audit: () => rules.audit,
+    // An admission lasts the clamped TTL plus the grace: a client is told at most --max-ttl (ttl.ts).
+    maxAnswerTtlSeconds: Math.floor(options.maxTtlMs / 1000),
+    ...(options.inherited !== undefined && { inherited: options.inherited }),
   });
+  // 4 MiB, some 5,000 queries: enough for a stall of a quarter second under a flood of 20,000 q/s.
+  const enlarged = (() => {
+    if (options.inherited !== undefined) return 1;
+    try {
+      return enlargeReceiveBuffers(proxy.port, RECEIVE_BUFFER_BYTES);
+    } catch {
+      return 0;
+    }
+  })();
+  if (enlarged === 0)
+    log.warn({ message: "the DNS proxy's UDP receive buffers keep the kernel's default size: a flood may drop queries sooner" });
   const counter = elementCounter();
   const observe = () => {
     const { elements } = admitter.snapshot();
@@ -261,6 +284,8 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
         admittedTotal: totals.admitted,
         expiredTotal: totals.expired,
         refusedAddresses,
+        ...(options.pids !== undefined && { workerPid: options.pids.worker }),
+        ...(options.pids?.supervisor !== undefined && { supervisorPid: options.pids.supervisor }),
       };
     },
     stop: () => proxy.stop(),

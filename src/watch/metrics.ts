@@ -68,6 +68,12 @@ function proxyFamilies(proxy: ProxyReport): string[] {
       Object.entries(stats.queries).map(([outcome, value]) => ({ labels: { outcome }, value })),
     ),
     ...family(
+      "domainwall_dns_replies_undelivered_total",
+      "counter",
+      "Replies to clients that had gone (a UDP socket closed before its answer, a TCP connection reset): dropped, not logged.",
+      [{ value: stats.undelivered }],
+    ),
+    ...family(
       "domainwall_dns_upstream_errors_total",
       "counter",
       "Upstream attempts that failed (timeouts, socket errors, mismatched answers).",

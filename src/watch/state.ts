@@ -58,6 +58,9 @@ const ProxyStateSchema = v.strictObject({
       ),
     }),
   ),
+  /** The process answering the DNS proxy's queries, and the supervisor holding its sockets (absent: not supervised). */
+  workerPid: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
+  supervisorPid: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
   /** The admitted addresses with the latest names and entries that admitted them, at most ADMITTED_SHOWN (the kernel has them all). */
   addresses: v.optional(
     v.pipe(
@@ -150,6 +153,8 @@ function proxyStateOf(proxy: ProxyReport): NonNullable<WatchState["proxy"]> {
       wildcards: [...proxy.list.wildcards],
       ported: Object.fromEntries([...proxy.portedEntries].map(([entry, sets]) => [entry, { v4: sets.v4, v6: sets.v6 }])),
     },
+    ...(proxy.workerPid !== undefined && { workerPid: proxy.workerPid }),
+    ...(proxy.supervisorPid !== undefined && { supervisorPid: proxy.supervisorPid }),
     addresses: proxy.admitted
       .slice(0, ADMITTED_SHOWN)
       .map((e) => ({ address: e.address, set: e.set, names: e.names.slice(-MAX_NAMES), entries: e.entries.slice(-MAX_NAMES) })),

@@ -260,25 +260,34 @@ describe("DNS proxy under attack", () => {
     await withTimeout(closed.promise, 10_000, "the trickling connection was not closed");
   }, 20_000);
 
-  test("when every connection has a query being answered, a new connection is closed at once; the others are served", async () => {
+  test("when every connection has a query being answered, a new connection closes the one with the most pending (a pipelining client), and is served", async () => {
     const slow = Promise.withResolvers<void>();
     const { proxy } = await start(
       async (query) =>
-        query.questions?.[0]?.name === "slow.any.example" ? (await slow.promise, answerA(query, "tcp")) : answerA(query, "tcp"),
+        query.questions?.[0]?.name.endsWith("slow.any.example") ? (await slow.promise, answerA(query, "tcp")) : answerA(query, "tcp"),
       {
         maxTcpConnections: 3,
         upstreamTimeoutMs: 20_000,
         attempts: 1,
       },
     );
-    const busy = [0, 1, 2].map((i) => tcpAsk(proxy.port, queryBytes(20 + i, "slow.any.example", "A"), "127.0.0.1", 20_000));
-    await Bun.sleep(200); // let the three queries reach the upstream (not a timing assertion: a head start)
-    const closed = Promise.withResolvers<void>();
-    await Bun.connect({ hostname: "127.0.0.1", port: proxy.port, socket: { data() {}, close: () => closed.resolve(), error() {} } });
-    await withTimeout(closed.promise, 5000, "the fourth connection was not closed");
+    // A pipelining client: three slow queries in one write on one connection.
+    const pipelined = Promise.withResolvers<void>();
+    const frames = [1, 2, 3]
+      .map((i) => queryBytes(30 + i, `${i}.slow.any.example`, "A"))
+      .flatMap((q) => [q.length >> 8, q.length & 255, ...q]);
+    const pipelining = await Bun.connect({
+      hostname: "127.0.0.1",
+      port: proxy.port,
+      socket: { data() {}, close: () => pipelined.resolve(), error() {} },
+    });
+    pipelining.write(Uint8Array.from(frames));
+    const busy = [0, 1].map((i) => tcpAsk(proxy.port, queryBytes(20 + i, "slow.any.example", "A"), "127.0.0.1", 20_000));
+    await Bun.sleep(200); // let the queries reach the upstream (not a timing assertion: a head start)
+    expect((await tcpAsk(proxy.port, queryBytes(3, "api.example.com", "A"))).rcode).toBe("NOERROR");
+    await withTimeout(pipelined.promise, 5000, "the pipelining connection was not closed");
     slow.resolve();
     for (const reply of await Promise.all(busy)) expect(reply.rcode).toBe("NOERROR");
-    expect((await tcpAsk(proxy.port, queryBytes(3, "api.example.com", "A"))).rcode).toBe("NOERROR");
   }, 30_000);
 
   test("EDNS options a client sends (a tunnel through a listed name) never reach the upstream, over UDP or TCP", async () => {
@@ -336,36 +345,38 @@ describe("DNS proxy under attack", () => {
     expect([...ids].sort()).toEqual([1, 2, 3]);
   });
 
-  test("a flood beyond maxInFlight is dropped, not queued", async () => {
+  test("a flood beyond maxInFlight waits in a bounded queue: the flooding socket's oldest queries are dropped, another socket is served next", async () => {
     const held = Promise.withResolvers<void>();
     const { proxy, upstream } = await start(
       async (query) => {
-        await held.promise;
+        if (query.questions?.[0]?.name !== "other.any.example") await held.promise;
         return answerA(query, "udp");
       },
-      { maxInFlight: 4, upstreamTimeoutMs: 10_000 },
+      { maxInFlight: 4, maxQueuedPerClient: 8, upstreamTimeoutMs: 10_000 },
     );
     running.unshift(() => held.resolve());
     const socket = await Bun.udpSocket({ hostname: "0.0.0.0", connect: { hostname: "127.0.0.1", port: proxy.port } });
     running.push(() => socket.close());
     for (let i = 0; i < 50; i++) socket.send(queryBytes(i, "api.example.com", "A"));
-    // the 4 taken reach the upstream from their own sockets, after the other 46 have been dropped
+    // 4 taken reach the upstream, 8 wait, the other 38 are dropped
     await withTimeout(
       (async () => {
-        while (proxy.stats().queries.dropped < 46 || upstream.received.length < 4) await Bun.sleep(1);
+        while (proxy.stats().queries.dropped < 38 || upstream.received.length < 4) await Bun.sleep(1);
       })(),
       5000,
       "not dropped",
     );
     expect(upstream.received).toHaveLength(4);
+    const other = udpAsk(proxy.port, queryBytes(99, "other.any.example", "A"));
     held.resolve();
+    expect((await other).rcode).toBe("NOERROR");
     await withTimeout(
       (async () => {
-        while (proxy.stats().queries.forwarded < 4) await Bun.sleep(1);
+        while (proxy.stats().queries.forwarded < 13) await Bun.sleep(1);
       })(),
       5000,
       "not forwarded",
     );
-    expect(proxy.stats().queries).toMatchObject({ forwarded: 4, dropped: 46 });
+    expect(proxy.stats().queries).toMatchObject({ forwarded: 13, dropped: 38 });
   });
 });

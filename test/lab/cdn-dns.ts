@@ -22,6 +22,10 @@ export interface CdnConfig {
    * or broken server's extra `other.unlisted.x A ...`), in the answer section after the chain's.
    */
   readonly strays?: Readonly<Record<string, readonly { readonly name: string; readonly type: "A" | "AAAA"; readonly address: string }[]>>;
+  /** Domains every name under which is answered as the names are (`w.example`: `x.w.example`, `a.b.w.example`). */
+  readonly wildcards?: readonly string[];
+  /** Name → the TTL of its A and AAAA records (default TTL). */
+  readonly ttls?: Readonly<Record<string, number>>;
 }
 
 export const TTL = 30;
@@ -45,7 +49,8 @@ export function cdnAnswer(config: CdnConfig, query: DecodedPacket, random: () =>
   const question = query.questions?.[0];
   if (question === undefined) return { flags: 0x8181 };
   const type = question.type as string;
-  const names = new Set(config.names.map((n) => n.toLowerCase()));
+  const listed = new Set(config.names.map((n) => n.toLowerCase()));
+  const names = { has: (n: string) => listed.has(n) || (config.wildcards ?? []).some((w) => n.endsWith(`.${w.toLowerCase()}`)) };
   const answers: Answer[] = [];
   let name = question.name.toLowerCase();
   for (let hops = 0; config.cnames?.[name] !== undefined && hops < 8; hops++) {
@@ -56,9 +61,9 @@ export function cdnAnswer(config: CdnConfig, query: DecodedPacket, random: () =>
   const https = config.https?.[name];
   if (!names.has(name) && https === undefined)
     return answers.length > 0 ? { flags: 0x8183, answers, authorities: [SOA] } : { flags: 0x8183, authorities: [SOA] };
-  if (type === "A" && names.has(name)) for (const data of twoOf(POOL_V4, random)) answers.push({ type: "A", name, ttl: TTL, data });
-  else if (type === "AAAA" && names.has(name))
-    for (const data of twoOf(POOL_V6, random)) answers.push({ type: "AAAA", name, ttl: TTL, data });
+  const ttl = config.ttls?.[name] ?? TTL;
+  if (type === "A" && names.has(name)) for (const data of twoOf(POOL_V4, random)) answers.push({ type: "A", name, ttl, data });
+  else if (type === "AAAA" && names.has(name)) for (const data of twoOf(POOL_V6, random)) answers.push({ type: "AAAA", name, ttl, data });
   else if (type === "UNKNOWN_65" && https !== undefined) answers.push(svcbRecord("HTTPS", name, TTL, svcbRdata(1, ".", https)));
   else return { flags: 0x8180, answers, authorities: [SOA] };
   for (const stray of config.strays?.[question.name.toLowerCase()] ?? [])

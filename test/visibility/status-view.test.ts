@@ -74,10 +74,12 @@ describe("status --json with the DNS proxy", () => {
   });
 
   test("dnsProxy: the kernel's port and group, each set with its ports and elements, named from the watch", () => {
-    expect(dnsProxyJson(proxied, { running: true, admitted })).toEqual({
+    expect(dnsProxyJson(proxied, { running: true, admitted, workerPid: 4243, supervisorPid: 4242 })).toEqual({
       port: 15353,
       group: 2000053,
       running: true,
+      workerPid: 4243,
+      supervisorPid: 4242,
       sets: [
         {
           name: "proxy_v4",
@@ -97,6 +99,7 @@ describe("status --json with the DNS proxy", () => {
       ],
     });
     expect(dnsProxyJson({ ...proxied, proxySets: undefined }, { running: false, admitted: [] })).toBeNull();
+    expect(dnsProxyJson(proxied, { running: false, admitted: [] })).toMatchObject({ running: false, workerPid: null, supervisorPid: null });
   });
 
   test("the text lines: by set with its ports, bounded", () => {

@@ -28,6 +28,8 @@ export interface WatchMode {
   /** A reloaded configuration's part for this mode; throws, changing nothing, when it cannot take it. */
   reconfigure(next: Reconfiguration): void;
   report(): ProxyReport | undefined;
+  /** Once the policy is loaded and the ready file written (a supervised proxy tells its supervisor). */
+  ready(): void;
   /** What runs, for the log line once ready. */
   describe(): string;
   /** Stop; what the log should add about it (`removed`: the rules were removed, --remove-on-exit). */

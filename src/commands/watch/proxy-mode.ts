@@ -9,6 +9,8 @@ import type { Context } from "../context.ts";
 import { lockedBackend } from "../locking.ts";
 import { resolversOf } from "../prepare.ts";
 import type { Upstream } from "../../proxy/upstream.ts";
+import type { InheritedSockets } from "../../proxy/server.ts";
+import { notifyReady, supervisorPid } from "../../proxy/supervisor.ts";
 import type { WatchMode } from "./mode.ts";
 
 /** With the proxy nothing cycles on its own: the state for `status` is written this often. */
@@ -24,6 +26,8 @@ export function dnsProxyMode(
   ctx: Context,
   config: ConfigOf<"watch">,
   proxyConfig: { readonly port: number; readonly gid: number },
+  /** The sockets a supervisor holds (this process is its worker); undefined: the proxy opens its own. */
+  inherited?: readonly InheritedSockets[],
 ): WatchMode {
   const { world, log } = ctx;
   const options = config.watch;
@@ -55,6 +59,8 @@ export function dnsProxyMode(
         minTtlMs: options.minTtlMs,
         maxTtlMs: options.maxTtlMs,
         graceMs: options.graceMs,
+        ...(inherited !== undefined && { inherited }),
+        pids: { worker: world.pid, supervisor: supervisorPid(world.env) },
         executor: world.nftExecutor(),
         log,
         now: world.now,
@@ -83,6 +89,7 @@ export function dnsProxyMode(
     // The proxy takes the reloaded list (it throws, changing nothing, when its declared sets would change).
     reconfigure: (next) => proxy?.replace(buildPolicy(next.config, [], next.resolvers, namespace.onLink, namespace.localNets).policy),
     report: () => proxy?.report(),
+    ready: () => notifyReady(world.env),
     describe: () =>
       `admitted addresses stay their answer's TTL (clamped to ${options.minTtlMs / 1000}s-${options.maxTtlMs / 1000}s) plus ${options.graceMs / 1000}s after the last answer that gave them`,
     stop(signal, removed) {

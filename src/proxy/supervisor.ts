@@ -1,0 +1,131 @@
+/**
+ * `watch --dns-proxy` as two processes of the one binary, so a crash of the process that answers
+ * is not a DNS outage: this supervisor switches to the proxy's group, binds the proxy's sockets
+ * and holds them, and runs the watch itself as a worker that answers on them (handed over as
+ * descriptors 3, 4, ...). When the worker dies, another starts at once on the same sockets;
+ * meanwhile queries wait in the kernel's socket buffers and admitted elements stay in the kernel.
+ * Killing the supervisor too closes the sockets: DNS then fails closed, as before.
+ */
+import { describeError } from "./socket-errors.ts";
+import { inheritedLayout, openListenSockets, parseInherited, renderInherited } from "./listen-sockets.ts";
+import type { InheritedSockets } from "./server.ts";
+import { switchGroup } from "./identity.ts";
+import { openLibc } from "../libc.ts";
+
+/** The worker's environment variable naming its inherited sockets (`127.0.0.1=3/4,::1=5/6`). */
+export const INHERITED_ENV = "DOMAINWALL_PROXY_SOCKETS";
+/** The worker's environment variable naming its supervisor's PID. */
+const SUPERVISOR_ENV = "DOMAINWALL_PROXY_SUPERVISOR";
+const PR_SET_PDEATHSIG = 1;
+const SIGKILL = 9;
+
+/** The worker tells the supervisor it is ready (its proxy answered) with this signal to its parent. */
+const READY_SIGNAL = "SIGUSR2";
+
+/** A worker that lived less than this before dying is restarted after a growing delay (100 ms doubling, at most 5 s). */
+const STEADY_MS = 2000;
+const MAX_DELAY_MS = 5000;
+const CLEAN_STOP_DELAY_MS = 100;
+
+export interface SuperviseOptions {
+  readonly port: number;
+  readonly gid: number;
+  /** The worker's command line (the binary and its arguments, this one's). */
+  readonly command: readonly string[];
+  readonly env: Record<string, string | undefined>;
+  readonly warn: (message: string) => void;
+}
+
+/**
+ * In a worker: its inherited sockets; undefined in any other process. Throws when the variables
+ * are malformed. A worker dies with its supervisor (PR_SET_PDEATHSIG): nothing may answer on the
+ * sockets once the process holding them is gone.
+ */
+export function inheritedSockets(env: Record<string, string | undefined>): InheritedSockets[] | undefined {
+  const text = env[INHERITED_ENV];
+  if (text === undefined) return undefined;
+  const sockets = parseInherited(text);
+  if (sockets === undefined) throw new Error(`${INHERITED_ENV}=${JSON.stringify(text.slice(0, 100))} does not name sockets`);
+  const supervisor = supervisorPid(env);
+  if (supervisor === undefined) throw new Error(`${SUPERVISOR_ENV} does not name a process`);
+  openLibc().prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (process.ppid !== supervisor) throw new Error(`its supervisor (pid ${supervisor}) is gone`);
+  return sockets;
+}
+
+/** In a worker: its supervisor's PID; undefined when not supervised. */
+export function supervisorPid(env: Record<string, string | undefined>): number | undefined {
+  const pid = Number(env[SUPERVISOR_ENV]);
+  return env[INHERITED_ENV] !== undefined && Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+/** In a worker, once its proxy answers: tells the supervisor (a restart after a crash is then immediate). */
+export function notifyReady(env: Record<string, string | undefined>): void {
+  const supervisor = supervisorPid(env);
+  if (supervisor === undefined) return;
+  try {
+    process.kill(supervisor, READY_SIGNAL);
+  } catch {
+    // the supervisor is gone: nothing to tell
+  }
+}
+
+/** This program's command line, to start it again as the worker (compiled: the program is embedded, argv[1] names it). */
+export function selfCommand(): string[] {
+  const compiled = import.meta.path.startsWith("/$bunfs/");
+  return [process.execPath, ...(compiled ? [] : [process.argv[1] ?? ""]), ...process.argv.slice(2)];
+}
+
+const exitCodeOf = (child: Bun.Subprocess): number => child.exitCode ?? 128 + (child.signalCode === "SIGKILL" ? 9 : 15);
+
+/**
+ * Runs the worker until the supervisor is told to stop (SIGTERM, SIGINT: passed on; SIGHUP passed
+ * on too) and resolves to the worker's exit code then. A worker that ends before it was ever ready
+ * (a configuration error, a failed first load) ends the supervisor with its exit code.
+ */
+export async function supervise(options: SuperviseOptions): Promise<number> {
+  const switched = switchGroup(options.gid);
+  if (!switched.ok) throw new Error(switched.reason);
+  const { port, sockets } = openListenSockets(["127.0.0.1", "::1"], options.port);
+  const env = { ...options.env, [INHERITED_ENV]: renderInherited(inheritedLayout(sockets)), [SUPERVISOR_ENV]: String(process.pid) };
+  const descriptors = sockets.flatMap((s) => [s.udp, s.tcp]);
+  let worker: Bun.Subprocess | undefined;
+  let stopping: NodeJS.Signals | undefined;
+  let ready = false;
+  const pass = (signal: NodeJS.Signals) => () => {
+    if (signal !== "SIGHUP") stopping = signal;
+    worker?.kill(signal);
+  };
+  const handlers = (["SIGTERM", "SIGINT", "SIGHUP"] as const).map((signal) => [signal, pass(signal)] as const);
+  for (const [signal, handler] of handlers) process.on(signal, handler);
+  const onReady = () => void (ready = true);
+  process.on(READY_SIGNAL, onReady);
+  try {
+    let delay = 0;
+    for (;;) {
+      const started = performance.now();
+      worker = Bun.spawn([...options.command], {
+        env,
+        stdio: ["inherit", "inherit", "inherit", ...descriptors],
+      });
+      const code = await worker.exited;
+      const pid = worker.pid;
+      const how = worker.signalCode === null ? `exit ${code}` : worker.signalCode;
+      if (stopping !== undefined || !ready) return exitCodeOf(worker);
+      delay = performance.now() - started < STEADY_MS ? Math.min(MAX_DELAY_MS, Math.max(100, delay * 2)) : 0;
+      // A clean stop of the worker alone is a planned restart, unless our own SIGTERM is on its way (systemd signals the whole group).
+      if (code === 0 && worker.signalCode === null) delay = Math.max(delay, CLEAN_STOP_DELAY_MS);
+      options.warn(
+        `the DNS proxy's worker (pid ${pid}) ended (${how}); starting another on the same sockets (port ${port})${delay > 0 ? ` in ${delay} ms` : ""}: queries wait meanwhile`,
+      );
+      if (delay > 0) await Bun.sleep(delay);
+      if (stopping !== undefined) return exitCodeOf(worker);
+    }
+  } catch (error) {
+    options.warn(`the DNS proxy's supervisor: ${describeError(error)}`);
+    return 1;
+  } finally {
+    for (const [signal, handler] of handlers) process.off(signal, handler);
+    process.off(READY_SIGNAL, onReady);
+  }
+}

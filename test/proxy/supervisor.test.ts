@@ -1,0 +1,50 @@
+// The supervisor's decisions with a stand-in worker (a short Bun script): as root (it switches group).
+import { describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { supervise } from "../../src/proxy/supervisor.ts";
+
+const root = process.getuid?.() === 0;
+const gid = process.getgid?.() ?? 0;
+
+/** A worker that records its pid and inherited sockets, signals ready when `ready`, and exits `code` after `ms`. */
+const worker = (log: string, ready: boolean, code: number, ms: number) => [
+  process.execPath,
+  "-e",
+  `require("node:fs").appendFileSync(${JSON.stringify(log)}, process.pid + " " + process.env.DOMAINWALL_PROXY_SOCKETS + "\\n");
+   ${ready ? 'process.kill(Number(process.env.DOMAINWALL_PROXY_SUPERVISOR), "SIGUSR2");' : ""}
+   setTimeout(() => process.exit(${code}), ${ms});`,
+];
+
+describe.if(root)("supervise", () => {
+  test("a worker that ends before it was ever ready ends the supervisor with its exit code; it got the sockets at 3..6", async () => {
+    const log = `${mkdtempSync(`${tmpdir()}/dw-sup-`)}/log`;
+    const warnings: string[] = [];
+    const code = await supervise({ port: 0, gid, command: worker(log, false, 3, 10), env: process.env, warn: (m) => warnings.push(m) });
+    expect(code).toBe(3);
+    expect(
+      readFileSync(log, "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => l.split(" ")[1]),
+    ).toEqual(["127.0.0.1=3/4,::1=5/6"]);
+    expect(warnings).toEqual([]);
+  });
+
+  test("a worker that dies after it was ready is started again on the same sockets; SIGTERM is passed on and ends it", async () => {
+    const log = `${mkdtempSync(`${tmpdir()}/dw-sup-`)}/log`;
+    const warnings: string[] = [];
+    const running = supervise({ port: 0, gid, command: worker(log, true, 1, 300), env: process.env, warn: (m) => warnings.push(m) });
+    for (let i = 0; i < 200; i++) {
+      await Bun.sleep(25);
+      if ((readFileSync(log, { encoding: "utf8", flag: "a+" }).match(/\n/g)?.length ?? 0) >= 2) break;
+    }
+    process.kill(process.pid, "SIGTERM"); // the supervisor's handler takes it: passed to the worker
+    const code = await running;
+    const starts = readFileSync(log, "utf8").trim().split("\n");
+    expect(starts.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(starts.map((l) => l.split(" ")[1]))).toEqual(new Set(["127.0.0.1=3/4,::1=5/6"]));
+    expect(warnings[0]).toMatch(/^the DNS proxy's worker \(pid \d+\) ended \(exit 1\); starting another on the same sockets/);
+    expect(code).toBe(143);
+  }, 20_000);
+});
