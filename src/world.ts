@@ -1,4 +1,4 @@
-import { realpathSync, watch, writeSync } from "node:fs";
+import { readFileSync, realpathSync, watch, writeSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import { createNftExecutor, type ChosenExecutor } from "./backends/nft/choose-executor.ts";
@@ -310,10 +310,16 @@ export function realWorld(): World {
     processAlive: (pid) => {
       try {
         process.kill(pid, 0);
-        return true;
       } catch (error) {
         // EPERM: it exists but belongs to someone else.
         return (error as NodeJS.ErrnoException).code === "EPERM";
+      }
+      // A zombie (killed, not yet reaped: a supervised worker whose supervisor was killed) is gone.
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+        return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+      } catch {
+        return false;
       }
     },
     sleep: (ms) => Bun.sleep(ms),

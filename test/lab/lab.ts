@@ -389,5 +389,12 @@ export async function killAndRemove(lab: Lab, running: Bun.Subprocess[], env: Re
     child.kill("SIGKILL");
     await child.exited;
   }
-  await lab.domainwall(["remove"], { env });
+  // A supervised proxy's worker dies with its supervisor (PR_SET_PDEATHSIG) a moment after it: until
+  // then it holds the watch lock and `remove` is refused beside it. Retry, and fail loudly if it never goes.
+  let last = await lab.domainwall(["remove"], { env });
+  for (let tries = 0; last.code !== 0 && tries < 50; tries++) {
+    await Bun.sleep(100);
+    last = await lab.domainwall(["remove"], { env });
+  }
+  if (last.code !== 0) throw new Error(`domainwall remove failed after the test: ${last.stderr}`);
 }
