@@ -9,6 +9,8 @@ import {
   sidecarContainer,
   sidecarVolumes,
   PORTS_VARIABLE,
+  RUN_DIR_VARIABLE,
+  RUN_DIR,
   type SidecarChoice,
 } from "./sidecar.ts";
 
@@ -140,7 +142,10 @@ function sidecarDifference(
   for (const field of ["image", "command", "args", "restartPolicy", "securityContext", "volumeMounts"] as const)
     if (canonical(found[field]) !== canonical(expected[field])) return field;
   const env = found.env ?? [];
-  if (!env.every((e) => e.name === PORTS_VARIABLE && e.valueFrom === undefined && /^[0-9,]*$/.test(e.value ?? ""))) return "env";
+  const expectedEnv = (e: (typeof env)[number]) =>
+    e.valueFrom === undefined &&
+    ((e.name === PORTS_VARIABLE && /^[0-9,]*$/.test(e.value ?? "")) || (e.name === RUN_DIR_VARIABLE && e.value === `${RUN_DIR}/state`));
+  if (!env.every(expectedEnv)) return "env";
   const policyVolume = volumes.find((v) => v.name === POLICY_VOLUME);
   const runVolume = volumes.find((v) => v.name === RUN_VOLUME);
   const configMap = policyVolume?.configMap as { name?: unknown } | undefined;

@@ -14,6 +14,7 @@ export const RUN_DIR = "/run/domainwall";
 export const METRICS_PORT_NAME = "dw-metrics";
 /** The variable that sets `--ports`: below the policy file, which overrides it when it sets `ports` itself. */
 export const PORTS_VARIABLE = "listening_ports_csv";
+export const RUN_DIR_VARIABLE = "DOMAINWALL_RUN_DIR";
 
 /** What one pod gets: decided from its annotations and containers (see inject.ts). */
 export interface SidecarChoice {
@@ -58,7 +59,11 @@ export function sidecarContainer(settings: InjectionSettings, choice: SidecarCho
     image: settings.image,
     ...(proxy && { restartPolicy: "Always" }),
     args: sidecarArgs(settings, choice),
-    ...(choice.ports.length > 0 && { env: [{ name: PORTS_VARIABLE, value: choice.ports.join(",") }] }),
+    env: [
+      // The emptyDir is world-writable (0777), which domainwall refuses as its run directory: it makes this one inside it, 0755.
+      { name: RUN_DIR_VARIABLE, value: `${RUN_DIR}/state` },
+      ...(choice.ports.length > 0 ? [{ name: PORTS_VARIABLE, value: choice.ports.join(",") }] : []),
+    ],
     ...(proxy && {
       ports: [{ name: METRICS_PORT_NAME, containerPort: settings.metricsPort, protocol: "TCP" }],
       // The app starts once the rules are loaded and the proxy has answered (startup), and the sidecar restarts if it stops keeping up.

@@ -6,7 +6,7 @@
 // DOMAINWALL_RUN_DIR (the host's /etc and /run are shared). Then the ConfigMap changes, as the
 // kubelet applies it, and what is reachable follows, live.
 import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdirSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
 import jsonpatch from "fast-json-patch";
 import { createLab, describeNetns, killAndRemove, type Lab, until } from "../lab/lab.ts";
 import { reviewPod } from "../../src/webhook/admit.ts";
@@ -49,11 +49,13 @@ describeNetns("the webhook's sidecar, run as injected (nft, DNS proxy), end to e
   let lab: Lab;
   const running: Bun.Subprocess[] = [];
   let runDir = "";
-  const env = () => ({ DOMAINWALL_BACKEND: "nft", DOMAINWALL_RUN_DIR: runDir });
+  const env = () => ({ DOMAINWALL_BACKEND: "nft", DOMAINWALL_RUN_DIR: `${runDir}/state` });
   beforeAll(async () => {
     lab = await createLab();
+    // The run volume as the kubelet makes an emptyDir: world-writable (domainwall makes its own directory inside).
     runDir = `${lab.dir}/run`;
     mkdirSync(runDir);
+    chmodSync(runDir, 0o777);
     await lab.setRecords({ "api.example": [API.host], "other.example": [OTHER.host], "cluster.example": [CLUSTER.host] });
   });
   afterEach(() => killAndRemove(lab, running, env()));
@@ -103,8 +105,10 @@ describeNetns("the webhook's sidecar, run as injected (nft, DNS proxy), end to e
     );
     expect(args.filter((arg, i) => arg !== sidecar.args[i])).toEqual([`${configMap.dir}/${POLICY_KEY}`]);
     const containerEnv = Object.fromEntries((sidecar.env ?? []).map((e) => [e.name, e.value]));
-    expect(containerEnv).toEqual({ listening_ports_csv: "3000" });
-    const child = lab.spawnDomainwall(args, { env: { ...containerEnv, DOMAINWALL_RUN_DIR: runDir } });
+    expect(containerEnv).toEqual({ listening_ports_csv: "3000", DOMAINWALL_RUN_DIR: `${RUN_DIR}/state` });
+    // Only the run volume's mount point moves, as the policy volume's did.
+    const runEnv = { DOMAINWALL_RUN_DIR: `${runDir}${containerEnv.DOMAINWALL_RUN_DIR!.slice(RUN_DIR.length)}` };
+    const child = lab.spawnDomainwall(args, { env: { ...containerEnv, ...runEnv } });
     running.push(child);
     let stderr = "";
     void (async () => {

@@ -74,7 +74,10 @@ describe("a Deployment's pod (generateName, no initContainers, volumes or securi
       "--log-format",
       "json",
     ]);
-    expect(sidecar?.env).toEqual([{ name: "listening_ports_csv", value: "8080,8443" }]);
+    expect(sidecar?.env).toEqual([
+      { name: "DOMAINWALL_RUN_DIR", value: "/run/domainwall/state" },
+      { name: "listening_ports_csv", value: "8080,8443" },
+    ]);
   });
   test("probes on /healthz, the metrics port, minimal capabilities, read-only root, RuntimeDefault seccomp", () => {
     expect(sidecar?.startupProbe?.httpGet).toEqual({ path: "/healthz", port: 9464 });
@@ -131,18 +134,21 @@ describe("a pod with initContainers, volumes and security contexts", () => {
     expect(pod.spec.containers[2]?.securityContext).toEqual({ capabilities: { drop: ["ALL"] } });
   });
   test("no containerPort: no listening_ports_csv, inbound is left to the policy", () => {
-    expect(pod.spec.initContainers[0]?.env).toBeUndefined();
+    expect(pod.spec.initContainers[0]?.env).toEqual([{ name: "DOMAINWALL_RUN_DIR", value: "/run/domainwall/state" }]);
   });
 });
 
 test("the ports of another native sidecar are opened too; a UDP port leaves inbound to the policy, with a warning", () => {
   const pod = deploymentPod() as { spec: Record<string, unknown> };
   pod.spec.initContainers = [{ name: "proxy", image: "envoy", restartPolicy: "Always", ports: [{ containerPort: 15001 }] }];
-  expect(admit(pod as never).pod.spec.initContainers[0]?.env).toEqual([{ name: "listening_ports_csv", value: "8080,8443,15001" }]);
+  expect(admit(pod as never).pod.spec.initContainers[0]?.env).toEqual([
+    { name: "DOMAINWALL_RUN_DIR", value: "/run/domainwall/state" },
+    { name: "listening_ports_csv", value: "8080,8443,15001" },
+  ]);
   const udp = deploymentPod() as { spec: { containers: { ports: unknown[] }[] } };
   udp.spec.containers[0]!.ports.push({ containerPort: 5353, protocol: "UDP" });
   const { pod: patched, answer } = admit(udp as never);
-  expect(patched.spec.initContainers[0]?.env).toBeUndefined();
+  expect(patched.spec.initContainers[0]?.env).toEqual([{ name: "DOMAINWALL_RUN_DIR", value: "/run/domainwall/state" }]);
   expect((answer.response as { warnings?: string[] }).warnings?.[0]).toContain("5353/UDP");
 });
 
