@@ -44,7 +44,7 @@ export function reviewPod(request: ReviewRequest, settings: InjectionSettings, v
       outcome: "skipped",
       fields: { ...base, pod, reason: "ephemeral containers of a pod without domainwall" },
     };
-  const decision = decide(read.pod, settings, version);
+  const decision = decide(read.pod, request.namespace ?? read.pod.metadata.namespace ?? "", settings, version);
   const fields = { ...base, pod };
   switch (decision.kind) {
     case "refuse":

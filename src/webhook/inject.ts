@@ -16,6 +16,7 @@ import {
 export const ANNOTATION = {
   mode: "domainwall.io/mode",
   policy: "domainwall.io/policy",
+  /** No longer read: refused, so that nobody believes a pod is in audit mode when it is not. */
   audit: "domainwall.io/audit",
   injected: "domainwall.io/injected-version",
 } as const;
@@ -48,9 +49,24 @@ const canonical = (value: unknown): string =>
       : v,
   );
 
-/** The pod's choices from its annotations, or the problems with them. */
-function readChoice(pod: Pod, settings: InjectionSettings, problems: string[]): Omit<SidecarChoice, "ports"> {
+/**
+ * The pod's choices from its annotations, or the problems with them. Mode and policy are the pod
+ * author's: `apply` drops the proxy, and any ConfigMap can be named; so they are read only in the
+ * namespaces the cluster admin listed (annotation-namespaces). Audit mode is never the pod's: it
+ * comes from the namespace's policy ConfigMap (`audit = true`).
+ */
+function readChoice(pod: Pod, namespace: string, settings: InjectionSettings, problems: string[]): Omit<SidecarChoice, "ports"> {
   const annotations = pod.metadata.annotations ?? {};
+  if (annotations[ANNOTATION.audit] !== undefined)
+    problems.push(
+      `annotation ${ANNOTATION.audit} is not honoured: audit mode comes from the namespace's policy ConfigMap (audit = true); remove the annotation`,
+    );
+  const allowed = settings.annotationNamespaces.includes(namespace);
+  for (const key of [ANNOTATION.mode, ANNOTATION.policy])
+    if (annotations[key] !== undefined && !allowed)
+      problems.push(
+        `annotation ${key} is not allowed in namespace ${show(namespace)}: remove it, or have the cluster admin add the namespace to the webhook's annotation-namespaces`,
+      );
   const mode = annotations[ANNOTATION.mode] ?? settings.mode;
   if (mode !== "proxy" && mode !== "apply")
     problems.push(
@@ -61,9 +77,7 @@ function readChoice(pod: Pod, settings: InjectionSettings, problems: string[]): 
     problems.push(
       `annotation ${ANNOTATION.policy}: ${show(policy)} is not a ConfigMap name (lower-case letters, digits, '-' and '.', at most 253)`,
     );
-  const audit = annotations[ANNOTATION.audit] ?? "false";
-  if (audit !== "true" && audit !== "false") problems.push(`annotation ${ANNOTATION.audit}: ${show(audit)} must be "true" or "false"`);
-  return { mode: mode === "apply" ? "apply" : "proxy", policy, audit: audit === "true" };
+  return { mode: mode === "apply" ? "apply" : "proxy", policy };
 }
 
 interface AppContainer {
@@ -153,9 +167,9 @@ function sidecarDifference(
  * What to do with a pod to be injected: the JSON Patch that injects domainwall and hardens the app
  * containers, nothing (already injected), or a refusal that says what to change. Pure.
  */
-export function decide(pod: Pod, settings: InjectionSettings, version: string): Decision {
+export function decide(pod: Pod, namespace: string, settings: InjectionSettings, version: string): Decision {
   const problems: string[] = [];
-  const choice = readChoice(pod, settings, problems);
+  const choice = readChoice(pod, namespace, settings, problems);
   if (pod.spec.hostNetwork === true)
     problems.push(
       "hostNetwork: true shares the node's network: domainwall would firewall the node, not the pod; remove hostNetwork or run the pod in a namespace without domainwall.io/inject=enabled",

@@ -11,10 +11,10 @@ interface Answer {
 }
 
 /** The webhook's answer to `object` as the API server reads it, and the pod once its patch is applied (RFC 6902, validated). */
-function admit(object: Record<string, unknown>, extra: Record<string, unknown> = {}) {
+function admit(object: Record<string, unknown>, extra: Record<string, unknown> = {}, settings = SETTINGS) {
   const read = readReview(JSON.stringify(review(object, extra)));
   if (!read.ok) throw new Error(read.reason);
-  const result = reviewPod(read.request, SETTINGS, "0.1.0");
+  const result = reviewPod(read.request, settings, "0.1.0");
   const answer = JSON.parse(renderResponse(read.request.uid, result.verdict)) as Answer;
   const patch = answer.response.patch === undefined ? [] : JSON.parse(Buffer.from(answer.response.patch, "base64").toString());
   expect(jsonpatch.validate(patch, structuredClone(object))).toBeUndefined();
@@ -153,7 +153,11 @@ describe("annotations", () => {
     return pod;
   };
   test("mode apply: a one-shot initContainer with NET_ADMIN only, no probes, no wildcard defaults", () => {
-    const { pod } = admit(annotated({ "domainwall.io/mode": "apply", "domainwall.io/policy": "egress.v2", "domainwall.io/audit": "true" }));
+    const { pod } = admit(
+      annotated({ "domainwall.io/mode": "apply", "domainwall.io/policy": "egress.v2" }),
+      {},
+      { ...SETTINGS, annotationNamespaces: ["shop"] },
+    );
     const [sidecar] = pod.spec.initContainers;
     expect(sidecar?.restartPolicy).toBeUndefined();
     expect(sidecar?.startupProbe).toBeUndefined();
@@ -163,7 +167,6 @@ describe("annotations", () => {
       "/etc/domainwall/policy.toml",
       "--extra-hosts",
       "kube-dns.kube-system.svc.cluster.local",
-      "--audit",
       "--log-format",
       "json",
     ]);
@@ -248,11 +251,6 @@ describe("refusals say what to change", () => {
       message: 'annotation domainwall.io/policy: "../etc" is not a ConfigMap name',
     },
     {
-      name: "an audit value that is not a boolean",
-      pod: withApp((p) => ((p as never as { metadata: Record<string, unknown> }).metadata.annotations = { "domainwall.io/audit": "yes" })),
-      message: 'annotation domainwall.io/audit: "yes" must be "true" or "false"',
-    },
-    {
       name: "SYS_PTRACE in a pod that shares its process namespace",
       pod: withApp((p) => {
         p.spec.shareProcessNamespace = true;
@@ -274,7 +272,7 @@ describe("refusals say what to change", () => {
   ];
   for (const row of rows)
     test(row.name, () => {
-      const { answer, result } = admit(row.pod);
+      const { answer, result } = admit(row.pod, {}, { ...SETTINGS, annotationNamespaces: ["shop"] });
       expect(result.outcome).toBe("refused");
       expect(answer.response.allowed).toBe(false);
       expect(answer.response.patch).toBeUndefined();
