@@ -1,16 +1,9 @@
 import { DEFAULT_PROXY_GID } from "../config/proxy-gid.ts";
 import type { InjectionSettings } from "../config/webhook.ts";
 import { add, pointer, type PatchOp } from "./patch.ts";
-import { capabilityName, type Container, type ContainerList, type Pod, type Volume } from "./pod.ts";
-import {
-  POLICY_VOLUME,
-  RUN_VOLUME,
-  SIDECAR_NAME,
-  sidecarContainer,
-  sidecarVolumes,
-  PORTS_VARIABLE,
-  type SidecarChoice,
-} from "./sidecar.ts";
+import { capabilityName, type Container, type ContainerList, type Pod } from "./pod.ts";
+import { sidecarDifferences } from "./sidecar-match.ts";
+import { POLICY_VOLUME, RUN_VOLUME, SIDECAR_NAME, sidecarContainer, sidecarVolumes, type SidecarChoice } from "./sidecar.ts";
 
 /** The annotations the webhook reads on a pod, and the one it writes. */
 export const ANNOTATION = {
@@ -40,14 +33,6 @@ const show = (value: unknown): string => {
   const text = JSON.stringify(value) ?? "undefined";
   return text.length > 80 ? `${text.slice(0, 80)}...` : text;
 };
-
-/** Deep equality of JSON values, whatever the key order. */
-const canonical = (value: unknown): string =>
-  JSON.stringify(value, (_key, v: unknown) =>
-    typeof v === "object" && v !== null && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1)))
-      : v,
-  );
 
 /**
  * The pod's choices from its annotations, or the problems with them. Mode and policy are the pod
@@ -144,25 +129,6 @@ function appPorts(pod: Pod): { ports: number[]; note?: string } {
   return { ports: [...new Set(ports.map((p) => p.containerPort))].sort((a, b) => a - b) };
 }
 
-/** Where the injected container differs from what this webhook would inject now (security-relevant fields only: the API server adds defaults to the rest). */
-function sidecarDifference(
-  found: Container,
-  expected: Record<string, unknown>,
-  volumes: readonly Volume[],
-  policy: string,
-): string | undefined {
-  for (const field of ["image", "command", "args", "restartPolicy", "securityContext", "volumeMounts"] as const)
-    if (canonical(found[field]) !== canonical(expected[field])) return field;
-  const env = found.env ?? [];
-  if (!env.every((e) => e.name === PORTS_VARIABLE && e.valueFrom === undefined && /^[0-9,]*$/.test(e.value ?? ""))) return "env";
-  const policyVolume = volumes.find((v) => v.name === POLICY_VOLUME);
-  const runVolume = volumes.find((v) => v.name === RUN_VOLUME);
-  const configMap = policyVolume?.configMap as { name?: unknown } | undefined;
-  if (policyVolume === undefined || Object.keys(policyVolume).length !== 2 || configMap?.name !== policy) return `volume ${POLICY_VOLUME}`;
-  if (runVolume === undefined || Object.keys(runVolume).length !== 2 || runVolume.emptyDir === undefined) return `volume ${RUN_VOLUME}`;
-  return undefined;
-}
-
 /**
  * What to do with a pod to be injected: the JSON Patch that injects domainwall and hardens the app
  * containers, nothing (already injected), or a refusal that says what to change. Pure.
@@ -192,10 +158,10 @@ export function decide(pod: Pod, namespace: string, settings: InjectionSettings,
   const expected = sidecarContainer(settings, { ...choice, ports });
   const volumes = pod.spec.volumes ?? [];
   if (ours) {
-    const difference = sidecarDifference(init[0]!, expected, volumes, choice.policy);
-    if (difference !== undefined)
+    const differences = sidecarDifferences(init[0]!, expected, volumes, sidecarVolumes(choice.policy));
+    if (differences.length > 0)
       problems.push(
-        `initContainers[0] ${show(SIDECAR_NAME)} is not the container this webhook injects (its ${difference} differs): remove it and let the webhook inject it`,
+        `initContainers[0] ${show(SIDECAR_NAME)} is not the container this webhook injects (it differs in ${differences.join(", ").slice(0, 200)}): remove it and its volumes and let the webhook inject them`,
       );
   } else {
     const taken = volumes.filter((v) => v.name === POLICY_VOLUME || v.name === RUN_VOLUME).map((v) => show(v.name));

@@ -57,3 +57,45 @@ describe("pod-author annotations", () => {
     refused(pod, "not allowed", {}, { ...SETTINGS, annotationNamespaces: ["trusted"] });
   });
 });
+
+describe("a home-made 'already injected' sidecar", () => {
+  const injected = () => admit(deploymentPod()).pod;
+  const withSidecar = (change: (sidecar: Json, pod: Json) => void): Json => {
+    const pod = injected();
+    change(pod.spec.initContainers[0], pod);
+    return pod;
+  };
+  const extras: [string, (sidecar: Json, pod: Json) => void, string][] = [
+    ["livenessProbe.exec", (s) => (s.livenessProbe = { exec: { command: ["sh", "-c", "nft flush ruleset"] } }), "livenessProbe"],
+    ["lifecycle.postStart", (s) => (s.lifecycle = { postStart: { exec: { command: ["sh"] } } }), "lifecycle"],
+    ["envFrom", (s) => (s.envFrom = [{ configMapRef: { name: "evil" } }]), "envFrom"],
+    ["workingDir", (s) => (s.workingDir = "/tmp"), "workingDir"],
+    ["command", (s) => (s.command = ["/bin/sh"]), "command"],
+    ["another env variable", (s) => (s.env = [...s.env, { name: "LD_PRELOAD", value: "/x.so" }]), "env"],
+    ["stdin", (s) => (s.stdin = true), "stdin"],
+    ["a probe timeout that is not the default", (s) => (s.livenessProbe = { ...s.livenessProbe, timeoutSeconds: 30 }), "livenessProbe"],
+    ["a policy volume with items", (_s, p) => (p.spec.volumes[0].configMap.items = [{ key: "x", path: "policy.toml" }]), "configMap"],
+    ["an optional policy volume", (_s, p) => (p.spec.volumes[0].configMap.optional = true), "configMap"],
+    ["a run volume on disk", (_s, p) => (p.spec.volumes[1] = { name: "domainwall-run", emptyDir: {} }), "domainwall-run"],
+  ];
+  for (const [name, change, field] of extras)
+    test(`${name} is refused, naming the field`, () => {
+      refused(withSidecar(change), `initContainers[0] "domainwall" is not the container this webhook injects (it differs in`);
+      expect(admit(withSidecar(change)).answer.status.message).toContain(field);
+    });
+  test("the fields the API server defaults, at their default values, are accepted", () => {
+    const pod = withSidecar((s, p) => {
+      Object.assign(s, {
+        terminationMessagePath: "/dev/termination-log",
+        terminationMessagePolicy: "File",
+        imagePullPolicy: "IfNotPresent",
+      });
+      for (const probe of [s.startupProbe, s.livenessProbe]) {
+        Object.assign(probe, { timeoutSeconds: 1, successThreshold: 1 });
+        probe.httpGet.scheme = "HTTP";
+      }
+      p.spec.volumes[0].configMap.defaultMode = 420;
+    });
+    expect(admit(pod).result.outcome).toBe("unchanged");
+  });
+});
