@@ -2,6 +2,7 @@ import { DEFAULT_PROXY_GID } from "../config/proxy-gid.ts";
 import type { InjectionSettings } from "../config/webhook.ts";
 import { add, pointer, type PatchOp } from "./patch.ts";
 import { capabilityName, type Container, type ContainerList, type Pod } from "./pod.ts";
+import { podProblems } from "./pod-checks.ts";
 import { sidecarDifferences } from "./sidecar-match.ts";
 import { POLICY_VOLUME, RUN_VOLUME, SIDECAR_NAME, sidecarContainer, sidecarVolumes, type SidecarChoice } from "./sidecar.ts";
 
@@ -92,6 +93,10 @@ function appProblems({ list, index, container }: AppContainer, pod: Pod): string
     );
   const mounted = (container.volumeMounts ?? []).filter((m) => m.name === POLICY_VOLUME || m.name === RUN_VOLUME).map((m) => show(m.name));
   if (mounted.length > 0) problems.push(`${where} mounts ${mounted.join(", ")}, the sidecar's: remove the mount`);
+  if (sc?.allowPrivilegeEscalation === true)
+    problems.push(
+      `${where} sets allowPrivilegeEscalation: true: remove it (a setgid binary could join domainwall's DNS-proxy group, whose traffic skips the proxy)`,
+    );
   if ((sc?.runAsGroup ?? podGroup) === DEFAULT_PROXY_GID)
     problems.push(
       `${where} runs as group ${DEFAULT_PROXY_GID}, domainwall's DNS-proxy group, whose traffic skips the proxy: choose another runAsGroup`,
@@ -99,18 +104,27 @@ function appProblems({ list, index, container }: AppContainer, pod: Pod): string
   return problems;
 }
 
-/** The ops that add the app drops to one container, whatever it lacks (securityContext, capabilities, drop). */
+/**
+ * The ops that harden one container, whatever it lacks (securityContext, capabilities, drop): the app
+ * drops, and allowPrivilegeEscalation false (no setgid binary reaches the proxy's group). Only "ALL"
+ * in any case counts as dropping all; other names count only as written: the runtime prefixes `CAP_`
+ * itself, so `CAP_NET_RAW` drops nothing.
+ */
 function hardening({ list, index, container }: AppContainer): PatchOp[] {
   const base = ["spec", list, index, "securityContext"] as const;
   const sc = container.securityContext;
-  const drop = (sc?.capabilities?.drop ?? []).map(capabilityName);
-  if (drop.includes("ALL")) return [];
-  const missing = APP_DROPS.filter((cap) => !drop.includes(cap));
-  if (missing.length === 0) return [];
-  if (sc === undefined) return [add(pointer(...base), { capabilities: { drop: [...missing] } })];
-  if (sc.capabilities === undefined) return [add(pointer(...base, "capabilities"), { drop: [...missing] })];
-  if (sc.capabilities.drop === undefined) return [add(pointer(...base, "capabilities", "drop"), [...missing])];
-  return missing.map((cap) => add(pointer(...base, "capabilities", "drop", "-"), cap));
+  const drop = sc?.capabilities?.drop ?? [];
+  const missing = drop.some((cap) => /^all$/i.test(cap)) ? [] : APP_DROPS.filter((cap) => !drop.includes(cap));
+  const escalation = sc?.allowPrivilegeEscalation === undefined;
+  if (sc === undefined)
+    return [
+      add(pointer(...base), { allowPrivilegeEscalation: false, ...(missing.length > 0 && { capabilities: { drop: [...missing] } }) }),
+    ];
+  const ops = escalation ? [add(pointer(...base, "allowPrivilegeEscalation"), false)] : [];
+  if (missing.length === 0) return ops;
+  if (sc.capabilities === undefined) return [...ops, add(pointer(...base, "capabilities"), { drop: [...missing] })];
+  if (sc.capabilities.drop === undefined) return [...ops, add(pointer(...base, "capabilities", "drop"), [...missing])];
+  return [...ops, ...missing.map((cap) => add(pointer(...base, "capabilities", "drop", "-"), cap))];
 }
 
 /**
@@ -140,6 +154,7 @@ export function decide(pod: Pod, namespace: string, settings: InjectionSettings,
     problems.push(
       "hostNetwork: true shares the node's network: domainwall would firewall the node, not the pod; remove hostNetwork or run the pod in a namespace without domainwall.io/inject=enabled",
     );
+  problems.push(...podProblems(pod));
   const init = pod.spec.initContainers ?? [];
   const ours = init[0]?.name === SIDECAR_NAME;
   const lists: ContainerList[] = ["initContainers", "containers", "ephemeralContainers"];

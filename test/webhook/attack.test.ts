@@ -99,3 +99,62 @@ describe("a home-made 'already injected' sidecar", () => {
     expect(admit(pod).result.outcome).toBe("unchanged");
   });
 });
+
+const G = 2000053;
+const app = (securityContext: Json) => ({ name: "web", image: "nginx:1.27", securityContext });
+
+describe("app drops are counted only as the runtime reads them", () => {
+  const dropsAfter = (drop: string[]) =>
+    admit(withPod((p) => (p.spec.containers = [app({ capabilities: { drop } })]))).pod.spec.containers[0].securityContext.capabilities.drop;
+  test("CAP_-prefixed or lower-case names drop nothing (containerd makes CAP_CAP_NET_RAW): the exact names are appended", () => {
+    expect(dropsAfter(["CAP_NET_RAW", "CAP_NET_ADMIN", "CAP_SETGID"])).toEqual([
+      "CAP_NET_RAW",
+      "CAP_NET_ADMIN",
+      "CAP_SETGID",
+      "NET_RAW",
+      "NET_ADMIN",
+      "SETGID",
+    ]);
+    expect(dropsAfter(["net_raw"])).toEqual(["net_raw", "NET_RAW", "NET_ADMIN", "SETGID"]);
+  });
+  test("ALL in any case counts as all; exact names already there are not repeated", () => {
+    expect(dropsAfter(["all"])).toEqual(["all"]);
+    expect(dropsAfter(["NET_RAW", "SETGID"])).toEqual(["NET_RAW", "SETGID", "NET_ADMIN"]);
+  });
+  test("adds are still read whatever the spelling", () =>
+    refused(
+      withPod((p) => (p.spec.containers = [app({ capabilities: { add: ["cap_net_admin"] } })])),
+      "adds NET_ADMIN",
+    ));
+});
+
+describe("the proxy's group cannot be gained", () => {
+  test("every app container (init, regular, ephemeral) gets allowPrivilegeEscalation: false", () => {
+    const injected = admit(
+      withPod((p) => {
+        p.spec.initContainers = [{ name: "init", image: "i:1" }];
+        p.spec.containers.push(app({ runAsUser: 0 }));
+      }),
+    ).pod;
+    const apps = [...injected.spec.initContainers.slice(1), ...injected.spec.containers];
+    expect(apps.map((c: Json) => c.securityContext.allowPrivilegeEscalation)).toEqual([false, false, false]);
+    injected.spec.ephemeralContainers = [{ name: "debugger", image: "busybox" }];
+    const debugged = admit(injected, { operation: "UPDATE", subResource: "ephemeralcontainers" }).pod;
+    expect(debugged.spec.ephemeralContainers[0].securityContext.allowPrivilegeEscalation).toBe(false);
+  });
+  test("an explicit allowPrivilegeEscalation: true is refused", () =>
+    refused(
+      withPod((p) => (p.spec.containers = [app({ allowPrivilegeEscalation: true })])),
+      "allowPrivilegeEscalation: true: remove it",
+    ));
+  test("the group as fsGroup or in supplementalGroups is refused", () => {
+    refused(
+      withPod((p) => (p.spec.securityContext = { fsGroup: G })),
+      "choose another fsGroup",
+    );
+    refused(
+      withPod((p) => (p.spec.securityContext = { supplementalGroups: [1000, G] })),
+      `supplementalGroups holds ${G}`,
+    );
+  });
+});

@@ -100,8 +100,11 @@ describe("a Deployment's pod (generateName, no initContainers, volumes or securi
       { name: "domainwall-run", mountPath: "/run/domainwall" },
     ]);
   });
-  test("the app container gets NET_RAW, NET_ADMIN and SETGID dropped", () => {
-    expect(pod.spec.containers[0]?.securityContext).toEqual({ capabilities: { drop: ["NET_RAW", "NET_ADMIN", "SETGID"] } });
+  test("the app container gets NET_RAW, NET_ADMIN and SETGID dropped, and no privilege escalation", () => {
+    expect(pod.spec.containers[0]?.securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ["NET_RAW", "NET_ADMIN", "SETGID"] },
+    });
   });
   test("a dry run gets the same answer", () => {
     const dry = admit(deploymentPod(), { dryRun: true });
@@ -119,16 +122,20 @@ describe("a pod with initContainers, volumes and security contexts", () => {
     expect(pod.metadata.annotations).toEqual({ "example.com/owner": "team-a", "domainwall.io/injected-version": "0.1.0" });
   });
   test("each app container's drops are completed, whatever it had; drop ALL is left alone", () => {
-    expect(pod.spec.initContainers[1]?.securityContext).toEqual({ capabilities: { drop: ["NET_RAW", "NET_ADMIN", "SETGID"] } });
+    expect(pod.spec.initContainers[1]?.securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ["NET_RAW", "NET_ADMIN", "SETGID"] },
+    });
     expect(pod.spec.containers[0]?.securityContext).toEqual({
       readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
       capabilities: { drop: ["NET_RAW", "NET_ADMIN", "SETGID"] },
     });
     expect(pod.spec.containers[1]?.securityContext?.capabilities).toEqual({
       add: ["NET_BIND_SERVICE"],
       drop: ["NET_RAW", "NET_ADMIN", "SETGID"],
     });
-    expect(pod.spec.containers[2]?.securityContext).toEqual({ capabilities: { drop: ["ALL"] } });
+    expect(pod.spec.containers[2]?.securityContext).toEqual({ allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } });
   });
   test("no containerPort: no listening_ports_csv, inbound is left to the policy", () => {
     expect(pod.spec.initContainers[0]?.env).toBeUndefined();
@@ -189,7 +196,10 @@ describe("already injected", () => {
     const again = admit(first.pod as never);
     expect(again.result.outcome).toBe("hardened");
     expect(again.pod.spec.initContainers.filter((c) => c.name === "domainwall")).toHaveLength(1);
-    expect(again.pod.spec.containers[1]?.securityContext).toEqual({ capabilities: { drop: ["NET_RAW", "NET_ADMIN", "SETGID"] } });
+    expect(again.pod.spec.containers[1]?.securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ["NET_RAW", "NET_ADMIN", "SETGID"] },
+    });
   });
   test("a container named domainwall that is not the injected one is refused", () => {
     const first = admit(deploymentPod());
@@ -325,6 +335,7 @@ describe("kubectl debug (the pods/ephemeralcontainers subresource)", () => {
     const { result, pod } = admit(withDebug(injected), debug);
     expect(result.outcome).toBe("hardened");
     expect((pod.spec as never as { ephemeralContainers: ContainerShape[] }).ephemeralContainers[0]?.securityContext).toEqual({
+      allowPrivilegeEscalation: false,
       capabilities: { drop: ["NET_RAW", "NET_ADMIN", "SETGID"] },
     });
     expect(pod.spec.initContainers.filter((c) => c.name === "domainwall")).toHaveLength(1);
