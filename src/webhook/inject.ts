@@ -2,7 +2,7 @@ import { DEFAULT_PROXY_GID } from "../config/proxy-gid.ts";
 import type { InjectionSettings } from "../config/webhook.ts";
 import { add, pointer, type PatchOp } from "./patch.ts";
 import { capabilityName, type Container, type ContainerList, type Pod } from "./pod.ts";
-import { podProblems } from "./pod-checks.ts";
+import { containerBaselineProblems, podProblems } from "./pod-checks.ts";
 import { sidecarDifferences } from "./sidecar-match.ts";
 import { POLICY_VOLUME, RUN_VOLUME, SIDECAR_NAME, sidecarContainer, sidecarVolumes, type SidecarChoice } from "./sidecar.ts";
 
@@ -86,11 +86,6 @@ function appProblems({ list, index, container }: AppContainer, pod: Pod): string
     problems.push(
       `${where} adds ${bypass.join(", ")}: remove ${bypass.length === 1 ? "it" : "them"} from securityContext.capabilities.add (each lets the app change or step around the pod's rules)`,
     );
-  // With one process namespace, SYS_PTRACE reaches into the sidecar, which holds NET_ADMIN.
-  if (pod.spec.shareProcessNamespace === true && (added.includes("ALL") || added.includes("SYS_PTRACE")))
-    problems.push(
-      `${where} adds SYS_PTRACE in a pod that shares its process namespace: remove one or the other (it could take over domainwall's process)`,
-    );
   const mounted = (container.volumeMounts ?? []).filter((m) => m.name === POLICY_VOLUME || m.name === RUN_VOLUME).map((m) => show(m.name));
   if (mounted.length > 0) problems.push(`${where} mounts ${mounted.join(", ")}, the sidecar's: remove the mount`);
   if (sc?.allowPrivilegeEscalation === true)
@@ -168,7 +163,7 @@ export function decide(pod: Pod, namespace: string, settings: InjectionSettings,
     problems.push(
       `${impostor.list}[${impostor.index}] is named ${show(SIDECAR_NAME)}, the name of the container this webhook injects first: rename it`,
     );
-  for (const app of apps) problems.push(...appProblems(app, pod));
+  for (const app of apps) problems.push(...appProblems(app, pod), ...containerBaselineProblems(app.list, app.index, app.container, pod));
   const { ports, note } = appPorts(pod);
   const expected = sidecarContainer(settings, { ...choice, ports });
   const volumes = pod.spec.volumes ?? [];

@@ -15,6 +15,7 @@ export interface ContainerSecurity {
 export interface ContainerPort {
   readonly containerPort: number;
   readonly protocol?: string;
+  readonly hostPort?: number;
 }
 export interface Container {
   readonly name: string;

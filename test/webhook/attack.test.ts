@@ -158,3 +158,81 @@ describe("the proxy's group cannot be gained", () => {
     );
   });
 });
+
+describe("Pod Security baseline for the app containers of an injected pod", () => {
+  const rows: [string, (p: Json) => void, string][] = [
+    ["hostPID", (p) => (p.spec.hostPID = true), "hostPID: true shares the node's processes: remove it"],
+    ["hostIPC", (p) => (p.spec.hostIPC = true), "hostIPC: true shares the node's IPC: remove it"],
+    [
+      "a hostPath volume (containerd.sock)",
+      (p) => {
+        p.spec.volumes = [{ name: "sock", hostPath: { path: "/run/containerd/containerd.sock" } }];
+        p.spec.containers[0].volumeMounts = [{ name: "sock", mountPath: "/s" }];
+      },
+      'volumes "sock" are hostPath: use another volume type',
+    ],
+    ["SYS_MODULE", (p) => (p.spec.containers[0].securityContext = { capabilities: { add: ["SYS_MODULE"] } }), "adds SYS_MODULE: remove it"],
+    [
+      "BPF, PERFMON, DAC_READ_SEARCH",
+      (p) => (p.spec.containers[0].securityContext = { capabilities: { add: ["BPF", "PERFMON", "DAC_READ_SEARCH", "CHOWN"] } }),
+      "adds BPF, PERFMON, DAC_READ_SEARCH: remove them",
+    ],
+    ["procMount Unmasked", (p) => (p.spec.containers[0].securityContext = { procMount: "Unmasked" }), 'procMount "Unmasked": remove it'],
+    [
+      "a pod's seccomp Unconfined",
+      (p) => (p.spec.securityContext = { seccompProfile: { type: "Unconfined" } }),
+      "securityContext.seccompProfile is Unconfined: use RuntimeDefault",
+    ],
+    [
+      "a container's AppArmor Unconfined",
+      (p) => (p.spec.containers[0].securityContext = { appArmorProfile: { type: "Unconfined" } }),
+      "appArmorProfile is Unconfined",
+    ],
+    [
+      "the AppArmor annotation unconfined",
+      (p) => (p.metadata.annotations = { "container.apparmor.security.beta.kubernetes.io/web": "unconfined" }),
+      "is unconfined: remove it",
+    ],
+    [
+      "a Windows host process",
+      (p) => (p.spec.securityContext = { windowsOptions: { hostProcess: true } }),
+      "windowsOptions.hostProcess is true",
+    ],
+    [
+      "SYS_PTRACE with hostPID",
+      (p) => {
+        p.spec.hostPID = true;
+        p.spec.containers[0].securityContext = { capabilities: { add: ["SYS_PTRACE"] } };
+      },
+      "adds SYS_PTRACE and can see domainwall's process",
+    ],
+    [
+      "SYS_PTRACE alone",
+      (p) => (p.spec.containers[0].securityContext = { capabilities: { add: ["SYS_PTRACE"] } }),
+      "adds SYS_PTRACE: remove it",
+    ],
+  ];
+  for (const [name, change, message] of rows) test(`${name} is refused`, () => refused(withPod(change), message));
+  test("an ephemeral container aimed at domainwall with SYS_PTRACE is refused", () => {
+    const injected = admit(deploymentPod()).pod;
+    injected.spec.ephemeralContainers = [
+      { name: "dbg", image: "busybox", targetContainerName: "domainwall", securityContext: { capabilities: { add: ["SYS_PTRACE"] } } },
+    ];
+    refused(injected, "can see domainwall's process", { operation: "UPDATE", subResource: "ephemeralcontainers" });
+  });
+  test("what baseline allows is still allowed", () => {
+    const pod = withPod((p) => {
+      p.spec.securityContext = { seccompProfile: { type: "RuntimeDefault" }, sysctls: [{ name: "net.ipv4.tcp_syncookies", value: "1" }] };
+      p.spec.containers[0].securityContext = { capabilities: { add: ["NET_BIND_SERVICE", "CHOWN"] }, procMount: "Default" };
+    });
+    expect(admit(pod).result.outcome).toBe("injected");
+  });
+});
+
+describe("hostAliases", () => {
+  test("are refused: /etc/hosts would point an allowed name anywhere", () =>
+    refused(
+      withPod((p) => (p.spec.hostAliases = [{ ip: "203.0.113.66", hostnames: ["api.allowed.example"] }])),
+      "hostAliases write names into /etc/hosts, past domainwall's DNS proxy: remove them",
+    ));
+});

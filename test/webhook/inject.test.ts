@@ -266,7 +266,7 @@ describe("refusals say what to change", () => {
         p.spec.shareProcessNamespace = true;
         p.spec.containers[0]!.securityContext = { capabilities: { add: ["SYS_PTRACE"] } };
       }),
-      message: "adds SYS_PTRACE in a pod that shares its process namespace",
+      message: "adds SYS_PTRACE and can see domainwall's process",
     },
     {
       name: "an app container mounting the sidecar's run directory",
