@@ -14,6 +14,8 @@ export interface ReviewRequest {
   readonly namespace?: string;
   readonly operation?: string;
   readonly object?: unknown;
+  /** The pod before the change: UPDATE only. */
+  readonly oldObject?: unknown;
   readonly dryRun?: boolean;
 }
 

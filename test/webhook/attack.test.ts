@@ -236,3 +236,51 @@ describe("hostAliases", () => {
       "hostAliases write names into /etc/hosts, past domainwall's DNS proxy: remove them",
     ));
 });
+
+describe("pod UPDATE (kubectl patch) is validated, never patched", () => {
+  const update = (change: (pod: Json) => void) => {
+    const old = admit(deploymentPod()).pod;
+    old.metadata.name = "web-7d4b9c-abcde";
+    const next = structuredClone(old);
+    change(next);
+    return admit(next, { operation: "UPDATE", oldObject: old });
+  };
+  test("swapping the sidecar's image is refused", () => {
+    const { answer } = update((p) => (p.spec.initContainers[0].image = "evil.example/domainwall:1"));
+    expect(answer.allowed).toBe(false);
+    expect(answer.status.message).toContain('changes initContainers[0] "domainwall"');
+    expect(answer.status.message).toContain("recreate the pod");
+  });
+  test("undoing an app container's hardening is refused", () => {
+    const { answer } = update((p) => (p.spec.containers[0].securityContext = {}));
+    expect(answer.allowed).toBe(false);
+    expect(answer.status.message).toContain("containers[0].securityContext");
+  });
+  test("changing the policy volume is refused", () =>
+    expect(update((p) => (p.spec.volumes[0].configMap.name = "kube-root-ca.crt")).answer.status.message).toContain(
+      "volume domainwall-policy",
+    ));
+  test("an ordinary update (labels, an app image) is allowed with no patch", () => {
+    const { answer, result } = update((p) => {
+      p.metadata.labels = { app: "web", extra: "1" };
+      p.spec.containers[0].image = "nginx:1.28";
+    });
+    expect(answer.allowed).toBe(true);
+    expect(answer.patch).toBeUndefined();
+    expect(result.outcome).toBe("unchanged");
+  });
+  test("an update of a pod without domainwall is let through unreviewed, never injected", () => {
+    const old = { ...deploymentPod(), metadata: { name: "web-1", namespace: "shop" } };
+    const { answer, result } = admit(structuredClone(old), { operation: "UPDATE", oldObject: old });
+    expect(answer).toMatchObject({ allowed: true });
+    expect(answer.patch).toBeUndefined();
+    expect(result.outcome).toBe("skipped");
+  });
+});
+
+test("deploy/: both webhooks register UPDATE on pods", async () => {
+  const text = await Bun.file(`${import.meta.dir}/../../deploy/base/mutatingwebhookconfiguration.yaml`).text();
+  const config = Bun.YAML.parse(text) as { webhooks: { rules: { operations: string[]; resources: string[] }[] }[] };
+  for (const webhook of config.webhooks)
+    expect(webhook.rules.filter((r) => r.resources.includes("pods")).flatMap((r) => r.operations)).toEqual(["CREATE", "UPDATE"]);
+});
