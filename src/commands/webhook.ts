@@ -36,14 +36,16 @@ export async function webhookCommand(ctx: Context, config: ConfigOf<"webhook">):
 
   let badWindow = { second: -1, lines: 0, suppressed: 0 };
   const decided = (outcome: RequestOutcome, fields: Readonly<Record<string, unknown>>) => {
-    if (outcome === "bad-request") {
+    // Anyone in the cluster can send these: rate-limited.
+    if (outcome === "bad-request" || outcome === "error") {
       const second = Math.floor(world.now() / 1000);
       if (second !== badWindow.second) {
         if (badWindow.suppressed > 0) log.warn(`${badWindow.suppressed} more bad requests in the last second were not logged`);
         badWindow = { second, lines: 0, suppressed: 0 };
       }
       if (++badWindow.lines > BAD_LINES_PER_SECOND) return void badWindow.suppressed++;
-      return log.warn({ message: `review ${outcome}`, outcome, ...fields });
+      const line = { message: `review ${outcome}`, outcome, ...fields };
+      return outcome === "error" ? log.error(line) : log.warn(line);
     }
     log.info({ message: `review ${outcome}`, outcome, ...fields });
   };

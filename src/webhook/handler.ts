@@ -58,7 +58,16 @@ export function admissionHandler(deps: HandlerDeps): (request: Request) => Promi
     if (body === undefined) return bad(start, 400, `the request body is over ${MAX_REVIEW_BYTES} bytes`);
     const read = readReview(body);
     if (!read.ok) return bad(start, 400, read.reason);
-    const review = reviewPod(read.request, deps.settings(), deps.version);
+    let review: ReturnType<typeof reviewPod>;
+    try {
+      review = reviewPod(read.request, deps.settings(), deps.version);
+    } catch (error) {
+      // Never Bun's 500 page: the API server reads an AdmissionReview, and the failure is logged and counted.
+      const reason = `the review failed: ${error instanceof Error ? error.message : String(error)}`.slice(0, 200);
+      observe(deps.stats, "error", (deps.now() - start) / 1000);
+      deps.decided("error", { uid: read.request.uid, reason });
+      return json(renderResponse(read.request.uid, { allowed: false, code: 500, message: `domainwall: ${reason}` }));
+    }
     const answer = renderResponse(read.request.uid, review.verdict);
     const seconds = (deps.now() - start) / 1000;
     observe(deps.stats, review.outcome, seconds);
