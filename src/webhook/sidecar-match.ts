@@ -1,5 +1,5 @@
 import type { Container, Volume } from "./pod.ts";
-import { POLICY_VOLUME } from "./sidecar.ts";
+import { POLICY_VOLUME, PORTS_VARIABLE } from "./sidecar.ts";
 
 /** Deep equality of JSON values, whatever the key order (the depth is bounded when the review is read). */
 export const canonical = (value: unknown): string =>
@@ -57,6 +57,24 @@ function containerWithoutDefaults(found: Container, expected: Json): Json {
   return rest;
 }
 
+/** A `--ports` list as the webhook writes it: port numbers, comma-separated. */
+const PORT_LIST = /^([1-9][0-9]{0,4})(,[1-9][0-9]{0,4})*$/;
+
+/**
+ * The env the webhook may have written on its first pass: only the ports variable, with a plain
+ * value. Another webhook that runs after it can add containers with ports, so on re-invocation the
+ * ports computed now may differ from those written then.
+ */
+const isPortsEnv = (env: unknown): boolean =>
+  Array.isArray(env) &&
+  env.length === 1 &&
+  isObject(env[0]) &&
+  Object.keys(env[0]).length === 2 &&
+  env[0].name === PORTS_VARIABLE &&
+  typeof env[0].value === "string" &&
+  PORT_LIST.test(env[0].value) &&
+  env[0].value.split(",").every((port) => Number(port) <= 65535);
+
 /** The fields whose values differ between two objects, sorted. */
 const differing = (found: Json, expected: Json): string[] =>
   [...new Set([...Object.keys(found), ...Object.keys(expected)])]
@@ -74,7 +92,13 @@ export function sidecarDifferences(
   volumes: readonly Volume[],
   expectedVolumes: readonly Json[],
 ): string[] {
-  const fields = differing(containerWithoutDefaults(found, expected), dropDefault(expected, "resources", {}));
+  const have = containerWithoutDefaults(found, expected);
+  const want = { ...dropDefault(expected, "resources", {}) };
+  if ((have.env === undefined || isPortsEnv(have.env)) && (want.env === undefined || isPortsEnv(want.env))) {
+    have.env = undefined;
+    want.env = undefined;
+  }
+  const fields = differing(have, want);
   for (const want of expectedVolumes) {
     const name = want.name as string;
     const have = volumes.find((v) => v.name === name);

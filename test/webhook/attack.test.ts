@@ -284,3 +284,21 @@ test("deploy/: both webhooks register UPDATE on pods", async () => {
   for (const webhook of config.webhooks)
     expect(webhook.rules.filter((r) => r.resources.includes("pods")).flatMap((r) => r.operations)).toEqual(["CREATE", "UPDATE"]);
 });
+
+test("a re-invocation after another webhook added a container with ports keeps the sidecar (its ports variable is from the first pass)", () => {
+  const injected = admit(deploymentPod()).pod;
+  injected.spec.containers.push({ name: "mesh-proxy", image: "proxy:1", ports: [{ containerPort: 4143 }] });
+  const again = admit(injected);
+  expect(again.result.outcome).toBe("hardened");
+  const udpFirst = admit(withPod((p) => p.spec.containers[0].ports.push({ containerPort: 53, protocol: "UDP" }))).pod;
+  expect(udpFirst.spec.initContainers[0].env).toBeUndefined();
+  udpFirst.spec.containers[0].ports.pop();
+  expect(admit(udpFirst).result.outcome).toBe("unchanged");
+  injected.spec.initContainers[0].env = [
+    { name: "listening_ports_csv", value: "22,8080" },
+    { name: "X", value: "1" },
+  ];
+  refused(injected, "it differs in env");
+  injected.spec.initContainers[0].env = [{ name: "listening_ports_csv", valueFrom: { configMapKeyRef: { name: "x", key: "y" } } }];
+  refused(injected, "it differs in env");
+});
