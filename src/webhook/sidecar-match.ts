@@ -26,6 +26,42 @@ const pullDefault = (image: unknown): string => {
   return !last.includes(":") || last.endsWith(":latest") ? "Always" : "IfNotPresent";
 };
 
+const SUFFIX: Readonly<Record<string, number>> = {
+  "": 1,
+  m: 1e-3,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+  E: 1e18,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+  Ei: 2 ** 60,
+};
+/** A Kubernetes quantity's value, or undefined: the API server rewrites quantities in canonical form (`0.1` becomes `100m`). */
+function quantity(value: unknown): number | undefined {
+  const match = typeof value === "string" ? /^([0-9]*\.?[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/.exec(value) : null;
+  return match === null ? undefined : Number(match[1]) * SUFFIX[match[2] ?? ""]!;
+}
+/** Whether two resource maps (`{requests, limits}`) hold the same quantities, however written. */
+function sameResources(found: unknown, expected: unknown): boolean {
+  if (!isObject(found) || !isObject(expected) || differing(found, expected).some((key) => !(key in found && key in expected))) return false;
+  return Object.keys(expected).every((kind) => {
+    const have = found[kind];
+    const want = expected[kind];
+    if (!isObject(have) || !isObject(want) || Object.keys(have).sort().join() !== Object.keys(want).sort().join()) return false;
+    return Object.keys(want).every((name) => {
+      const a = quantity(have[name]);
+      const b = quantity(want[name]);
+      return a !== undefined && b !== undefined && Math.abs(a - b) <= Math.abs(b) * 1e-12;
+    });
+  });
+}
+
 function probeWithoutDefaults(probe: unknown): unknown {
   if (!isObject(probe)) return probe;
   let rest = probe;
@@ -50,6 +86,7 @@ function containerWithoutDefaults(found: Container, expected: Json): Json {
   if (isObject(rest.resources) && want?.requests === undefined && want?.limits !== undefined)
     rest = { ...rest, resources: dropDefault(rest.resources, "requests", want.limits) };
   if (canonical(want ?? {}) === "{}") rest = dropDefault(rest, "resources", {});
+  else if (sameResources(rest.resources, want)) rest = { ...rest, resources: want };
   rest = dropDefault(rest, "terminationMessagePath", "/dev/termination-log");
   rest = dropDefault(rest, "terminationMessagePolicy", "File");
   rest = dropDefault(rest, "imagePullPolicy", pullDefault(found.image));

@@ -302,3 +302,14 @@ test("a re-invocation after another webhook added a container with ports keeps t
   injected.spec.initContainers[0].env = [{ name: "listening_ports_csv", valueFrom: { configMapKeyRef: { name: "x", key: "y" } } }];
   refused(injected, "it differs in env");
 });
+
+test("resources the API server rewrote in canonical form (0.1 → 100m) still match; other values do not", () => {
+  const settings = { ...SETTINGS, requests: [{ name: "cpu" as const, quantity: "0.1" }] };
+  const injected = admit(deploymentPod(), {}, settings).pod;
+  injected.spec.initContainers[0].resources.requests.cpu = "100m";
+  expect(admit(injected, {}, settings).result.outcome).toBe("unchanged");
+  injected.spec.initContainers[0].resources.requests.cpu = "200m";
+  refused(injected, "it differs in resources", {}, settings);
+  injected.spec.initContainers[0].resources.requests = { cpu: "100m", memory: "1Gi" };
+  refused(injected, "it differs in resources", {}, settings);
+});
