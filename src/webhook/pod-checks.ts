@@ -118,6 +118,12 @@ export function podProblems(pod: Pod): string[] {
   // /etc/hosts is read before DNS: an allowed name pointed at any address would pass the allowlist.
   if (Array.isArray(spec.hostAliases) && spec.hostAliases.length > 0)
     problems.push("hostAliases write names into /etc/hosts, past domainwall's DNS proxy: remove them (use DNS names the policy allows)");
+  // The proxy forwards to the resolvers in the pod's resolv.conf: one the pod names could answer an allowed name with any address.
+  const nameservers = objectAt(spec, "dnsConfig")?.nameservers;
+  if (Array.isArray(nameservers) && nameservers.length > 0)
+    problems.push(
+      "dnsConfig.nameservers choose the resolver domainwall's DNS proxy trusts: remove them (the namespace's policy can set dns-servers)",
+    );
   const hostPaths = (pod.spec.volumes ?? []).filter((v) => v.hostPath !== undefined).map((v) => show(v.name));
   if (hostPaths.length > 0)
     problems.push(`volumes ${hostPaths.join(", ")} are hostPath: use another volume type (the node's files are outside the pod)`);

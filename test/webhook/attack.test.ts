@@ -313,3 +313,14 @@ test("resources the API server rewrote in canonical form (0.1 → 100m) still ma
   injected.spec.initContainers[0].resources.requests = { cpu: "100m", memory: "1Gi" };
   refused(injected, "it differs in resources", {}, settings);
 });
+
+test("dnsConfig.nameservers are refused: the proxy forwards to the pod's resolv.conf, whose server would answer allowed names with any address", () => {
+  refused(
+    withPod((p) => {
+      p.spec.dnsPolicy = "None";
+      p.spec.dnsConfig = { nameservers: ["203.0.113.53"] };
+    }),
+    "dnsConfig.nameservers",
+  );
+  expect(admit(withPod((p) => (p.spec.dnsConfig = { options: [{ name: "ndots", value: "2" }] }))).result.outcome).toBe("injected");
+});
