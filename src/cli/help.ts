@@ -93,12 +93,13 @@ rules loaded (the pod stays protected), unless --remove-on-exit.`,
   webhook: `Usage: domainwall webhook --tls-cert FILE --tls-key FILE --config FILE [options]
 
 A mutating admission webhook (admission.k8s.io/v1): POST /mutate over HTTPS. A pod it is sent gets
-domainwall as its first initContainer (the 'watch --dns-proxy' native sidecar, or with the
-annotation domainwall.io/mode: apply a one-shot 'apply'), the policy ConfigMap named by
-domainwall.io/policy (default domainwall-policy) mounted read-only, and NET_RAW, NET_ADMIN and
-SETGID dropped from its app containers; a pod with hostNetwork, a privileged app container or one
-adding NET_ADMIN, NET_RAW, SETGID or SYS_ADMIN is refused with a message that says what to change.
-No call to the API server. The certificate and the --config file are reloaded when they change; a
+domainwall as its first initContainer (the 'watch --dns-proxy' native sidecar, or a one-shot
+'apply'), the policy ConfigMap domainwall-policy mounted read-only (the annotations
+domainwall.io/mode and domainwall.io/policy only in --annotation-namespaces), and NET_RAW,
+NET_ADMIN and SETGID dropped and privilege escalation off in its app containers. A pod with
+hostNetwork, hostAliases, a privileged app container, one adding NET_ADMIN, NET_RAW, SETGID or
+SYS_ADMIN, or anything below Pod Security baseline is refused with a message that says what to
+change; an UPDATE that changes the sidecar or the hardening too. No call to the API server. The certificate and the --config file are reloaded when they change; a
 request body over 3 MiB gets a 400. /healthz and /metrics on --metrics-addr, over plain HTTP; one
 log line per decision. Install with kustomize: deploy/ (see docs/kubernetes.md).`,
 };

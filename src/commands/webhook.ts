@@ -3,7 +3,7 @@ import type { InjectionSettings } from "../config/webhook.ts";
 import { runtimeError, usageError } from "../errors.ts";
 import { messageOf } from "../messages.ts";
 import { VERSION } from "../version.ts";
-import { admissionHandler } from "../webhook/handler.ts";
+import { admissionHandler, bodyBudget } from "../webhook/handler.ts";
 import { emptyStats, renderWebhookMetrics, type RequestOutcome } from "../webhook/metrics.ts";
 import { serveTls, type Certificate } from "../webhook/tls-front.ts";
 import type { Context } from "./context.ts";
@@ -36,18 +36,20 @@ export async function webhookCommand(ctx: Context, config: ConfigOf<"webhook">):
 
   let badWindow = { second: -1, lines: 0, suppressed: 0 };
   const decided = (outcome: RequestOutcome, fields: Readonly<Record<string, unknown>>) => {
-    if (outcome === "bad-request") {
+    // Anyone in the cluster can send these: rate-limited.
+    if (outcome === "bad-request" || outcome === "error" || outcome === "busy") {
       const second = Math.floor(world.now() / 1000);
       if (second !== badWindow.second) {
         if (badWindow.suppressed > 0) log.warn(`${badWindow.suppressed} more bad requests in the last second were not logged`);
         badWindow = { second, lines: 0, suppressed: 0 };
       }
       if (++badWindow.lines > BAD_LINES_PER_SECOND) return void badWindow.suppressed++;
-      return log.warn({ message: `review ${outcome}`, outcome, ...fields });
+      const line = { message: `review ${outcome}`, outcome, ...fields };
+      return outcome === "error" ? log.error(line) : log.warn(line);
     }
     log.info({ message: `review ${outcome}`, outcome, ...fields });
   };
-  const mutate = admissionHandler({ settings: () => settings, version: VERSION, now: world.now, stats, decided });
+  const mutate = admissionHandler({ settings: () => settings, version: VERSION, now: world.now, stats, bodies: bodyBudget(), decided });
   const tlsFetch = (request: Request) =>
     new URL(request.url).pathname === "/healthz" ? Promise.resolve(new Response("ok\n")) : mutate(request);
 
@@ -61,16 +63,30 @@ export async function webhookCommand(ctx: Context, config: ConfigOf<"webhook">):
   const selfUrl = `https://${self.includes(":") && !self.startsWith("[") ? `[${self}]` : self}:${front.port}/healthz`;
 
   // Healthy when a TLS request to our own listener is answered now: the listener, a certificate that loads, the server behind it.
+  // One check at a time, shared by the requests that arrive meanwhile: a flood of /healthz opens one connection, not thousands.
+  let checking: Promise<{ status: number; text: string }> | undefined;
+  const selfCheck = async (): Promise<{ status: number; text: string }> => {
+    try {
+      // A fresh connection each time: a pooled one would pass while new connections (the API server's) are refused.
+      const answer = await fetch(selfUrl, {
+        tls: { rejectUnauthorized: false },
+        keepalive: false,
+        headers: { connection: "close" },
+        signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS),
+      });
+      await answer.arrayBuffer();
+      return { status: answer.ok ? 200 : 503, text: answer.ok ? "ok\n" : `HTTPS answered ${answer.status}\n` };
+    } catch (error) {
+      return { status: 503, text: `HTTPS not answering: ${messageOf(error)}\n` };
+    }
+  };
   const health = async (request: Request): Promise<Response> => {
     const path = new URL(request.url).pathname;
     if (path === "/metrics") return new Response(renderWebhookMetrics(stats), { headers: { "content-type": "text/plain; version=0.0.4" } });
     if (path !== "/healthz") return new Response("not found\n", { status: 404 });
-    try {
-      const answer = await fetch(selfUrl, { tls: { rejectUnauthorized: false }, signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS) });
-      return new Response(answer.ok ? "ok\n" : `HTTPS answered ${answer.status}\n`, { status: answer.ok ? 200 : 503 });
-    } catch (error) {
-      return new Response(`HTTPS not answering: ${messageOf(error)}\n`, { status: 503 });
-    }
+    checking ??= selfCheck().finally(() => (checking = undefined));
+    const { status, text } = await checking;
+    return new Response(text, { status });
   };
   let plain: { stop: () => void };
   try {

@@ -289,6 +289,14 @@ export const OPTIONS = {
     help: `and its limits (default ${WEBHOOK_DEFAULTS.limits.join(",")})`,
     parse: (from) => value.resourceList(from, WEBHOOK_DEFAULTS.limits),
   }),
+  "annotation-namespaces": option({
+    kind: "list",
+    commands: ["webhook"],
+    file: true,
+    arg: "LIST",
+    help: "namespaces whose pods may set the annotations domainwall.io/mode and\ndomainwall.io/policy (default none: those annotations are refused)",
+    parse: value.namespaceList,
+  }),
   "dns-proxy": option({
     kind: "switch",
     commands: ["watch"],

@@ -64,6 +64,16 @@ export const hostList = (from: string): ValueSchema<HostItem[]> =>
     }),
   );
 
+/** Kubernetes namespace names (RFC 1123 labels). */
+export const namespaceList = (from: string): ValueSchema<string[]> =>
+  listOf(
+    item(from, (raw) =>
+      /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(raw)
+        ? { ok: true, value: raw }
+        : { ok: false, reason: "is not a namespace name (lower-case letters, digits and '-', at most 63)" },
+    ),
+  );
+
 /** DNS domains (`cluster.local`): names as `--hosts` takes them, without ports, addresses or wildcards. */
 export const domainList = (from: string): ValueSchema<string[]> =>
   listOf(

@@ -13,6 +13,8 @@ export interface InjectionSettings {
   readonly metricsPort: number;
   readonly requests: readonly ResourceItem[];
   readonly limits: readonly ResourceItem[];
+  /** Namespaces whose pods may choose their mode and policy ConfigMap by annotation (pod authors there are trusted with it). */
+  readonly annotationNamespaces: readonly string[];
 }
 
 /** `webhook`: where it listens, its certificate, and what it injects. */
@@ -56,6 +58,7 @@ export function webhookConfig(value: ValueReader, fromOf: (name: OptionName) => 
       metricsPort,
       requests: value("sidecar-requests") ?? [],
       limits: value("sidecar-limits") ?? [],
+      annotationNamespaces: value("annotation-namespaces") ?? [],
     },
   };
 }

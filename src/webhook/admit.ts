@@ -3,6 +3,7 @@ import { decide } from "./inject.ts";
 import { readPod } from "./pod.ts";
 import type { ReviewRequest, Verdict } from "./review.ts";
 import { SIDECAR_NAME } from "./sidecar.ts";
+import { isInjected, updateProblem } from "./update.ts";
 
 const EPHEMERAL = "ephemeralcontainers";
 
@@ -37,6 +38,21 @@ export function reviewPod(request: ReviewRequest, settings: InjectionSettings, v
   const { metadata } = read.pod;
   // Cut to a name's maximum: admission runs before validation, and this goes to the log.
   const pod = (metadata.name ?? (metadata.generateName === undefined ? "" : `${metadata.generateName}*`)).slice(0, 254);
+  if (request.operation === "UPDATE" && subResource === "") {
+    const old = readPod(request.oldObject);
+    if (!old.ok)
+      return {
+        verdict: { allowed: false, code: 400, message: `domainwall: malformed oldObject: ${old.reason}` },
+        outcome: "invalid",
+        fields: { ...base, pod, reason: old.reason },
+      };
+    if (!isInjected(old.pod))
+      return { verdict: { allowed: true }, outcome: "skipped", fields: { ...base, pod, reason: "update of a pod without domainwall" } };
+    const problem = updateProblem(old.pod, read.pod);
+    return problem === undefined
+      ? { verdict: { allowed: true }, outcome: "unchanged", fields: { ...base, pod, reason: "update leaves domainwall as it was" } }
+      : { verdict: { allowed: false, code: 403, message: problem }, outcome: "refused", fields: { ...base, pod, reason: problem } };
+  }
   // `kubectl debug` adds ephemeral containers to a running pod: checked and hardened like the others, when there is a sidecar to protect.
   if (subResource === EPHEMERAL && read.pod.spec.initContainers?.[0]?.name !== SIDECAR_NAME)
     return {
@@ -44,7 +60,7 @@ export function reviewPod(request: ReviewRequest, settings: InjectionSettings, v
       outcome: "skipped",
       fields: { ...base, pod, reason: "ephemeral containers of a pod without domainwall" },
     };
-  const decision = decide(read.pod, settings, version);
+  const decision = decide(read.pod, request.namespace ?? read.pod.metadata.namespace ?? "", settings, version);
   const fields = { ...base, pod };
   switch (decision.kind) {
     case "refuse":

@@ -1,23 +1,16 @@
 import { DEFAULT_PROXY_GID } from "../config/proxy-gid.ts";
 import type { InjectionSettings } from "../config/webhook.ts";
 import { add, pointer, type PatchOp } from "./patch.ts";
-import { capabilityName, type Container, type ContainerList, type Pod, type Volume } from "./pod.ts";
-import {
-  POLICY_VOLUME,
-  RUN_VOLUME,
-  SIDECAR_NAME,
-  sidecarContainer,
-  sidecarVolumes,
-  PORTS_VARIABLE,
-  RUN_DIR_VARIABLE,
-  RUN_DIR,
-  type SidecarChoice,
-} from "./sidecar.ts";
+import { capabilityName, type Container, type ContainerList, type Pod } from "./pod.ts";
+import { containerBaselineProblems, podProblems } from "./pod-checks.ts";
+import { sidecarDifferences } from "./sidecar-match.ts";
+import { POLICY_VOLUME, RUN_VOLUME, SIDECAR_NAME, sidecarContainer, sidecarVolumes, type SidecarChoice } from "./sidecar.ts";
 
 /** The annotations the webhook reads on a pod, and the one it writes. */
 export const ANNOTATION = {
   mode: "domainwall.io/mode",
   policy: "domainwall.io/policy",
+  /** No longer read: refused, so that nobody believes a pod is in audit mode when it is not. */
   audit: "domainwall.io/audit",
   injected: "domainwall.io/injected-version",
 } as const;
@@ -42,17 +35,24 @@ const show = (value: unknown): string => {
   return text.length > 80 ? `${text.slice(0, 80)}...` : text;
 };
 
-/** Deep equality of JSON values, whatever the key order. */
-const canonical = (value: unknown): string =>
-  JSON.stringify(value, (_key, v: unknown) =>
-    typeof v === "object" && v !== null && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1)))
-      : v,
-  );
-
-/** The pod's choices from its annotations, or the problems with them. */
-function readChoice(pod: Pod, settings: InjectionSettings, problems: string[]): Omit<SidecarChoice, "ports"> {
+/**
+ * The pod's choices from its annotations, or the problems with them. Mode and policy are the pod
+ * author's: `apply` drops the proxy, and any ConfigMap can be named; so they are read only in the
+ * namespaces the cluster admin listed (annotation-namespaces). Audit mode is never the pod's: it
+ * comes from the namespace's policy ConfigMap (`audit = true`).
+ */
+function readChoice(pod: Pod, namespace: string, settings: InjectionSettings, problems: string[]): Omit<SidecarChoice, "ports"> {
   const annotations = pod.metadata.annotations ?? {};
+  if (annotations[ANNOTATION.audit] !== undefined)
+    problems.push(
+      `annotation ${ANNOTATION.audit} is not honoured: audit mode comes from the namespace's policy ConfigMap (audit = true); remove the annotation`,
+    );
+  const allowed = settings.annotationNamespaces.includes(namespace);
+  for (const key of [ANNOTATION.mode, ANNOTATION.policy])
+    if (annotations[key] !== undefined && !allowed)
+      problems.push(
+        `annotation ${key} is not allowed in namespace ${show(namespace)}: remove it, or have the cluster admin add the namespace to the webhook's annotation-namespaces`,
+      );
   const mode = annotations[ANNOTATION.mode] ?? settings.mode;
   if (mode !== "proxy" && mode !== "apply")
     problems.push(
@@ -63,9 +63,7 @@ function readChoice(pod: Pod, settings: InjectionSettings, problems: string[]): 
     problems.push(
       `annotation ${ANNOTATION.policy}: ${show(policy)} is not a ConfigMap name (lower-case letters, digits, '-' and '.', at most 253)`,
     );
-  const audit = annotations[ANNOTATION.audit] ?? "false";
-  if (audit !== "true" && audit !== "false") problems.push(`annotation ${ANNOTATION.audit}: ${show(audit)} must be "true" or "false"`);
-  return { mode: mode === "apply" ? "apply" : "proxy", policy, audit: audit === "true" };
+  return { mode: mode === "apply" ? "apply" : "proxy", policy };
 }
 
 interface AppContainer {
@@ -88,13 +86,12 @@ function appProblems({ list, index, container }: AppContainer, pod: Pod): string
     problems.push(
       `${where} adds ${bypass.join(", ")}: remove ${bypass.length === 1 ? "it" : "them"} from securityContext.capabilities.add (each lets the app change or step around the pod's rules)`,
     );
-  // With one process namespace, SYS_PTRACE reaches into the sidecar, which holds NET_ADMIN.
-  if (pod.spec.shareProcessNamespace === true && (added.includes("ALL") || added.includes("SYS_PTRACE")))
-    problems.push(
-      `${where} adds SYS_PTRACE in a pod that shares its process namespace: remove one or the other (it could take over domainwall's process)`,
-    );
   const mounted = (container.volumeMounts ?? []).filter((m) => m.name === POLICY_VOLUME || m.name === RUN_VOLUME).map((m) => show(m.name));
   if (mounted.length > 0) problems.push(`${where} mounts ${mounted.join(", ")}, the sidecar's: remove the mount`);
+  if (sc?.allowPrivilegeEscalation === true)
+    problems.push(
+      `${where} sets allowPrivilegeEscalation: true: remove it (a setgid binary could join domainwall's DNS-proxy group, whose traffic skips the proxy)`,
+    );
   if ((sc?.runAsGroup ?? podGroup) === DEFAULT_PROXY_GID)
     problems.push(
       `${where} runs as group ${DEFAULT_PROXY_GID}, domainwall's DNS-proxy group, whose traffic skips the proxy: choose another runAsGroup`,
@@ -102,18 +99,27 @@ function appProblems({ list, index, container }: AppContainer, pod: Pod): string
   return problems;
 }
 
-/** The ops that add the app drops to one container, whatever it lacks (securityContext, capabilities, drop). */
+/**
+ * The ops that harden one container, whatever it lacks (securityContext, capabilities, drop): the app
+ * drops, and allowPrivilegeEscalation false (no setgid binary reaches the proxy's group). Only "ALL"
+ * in any case counts as dropping all; other names count only as written: the runtime prefixes `CAP_`
+ * itself, so `CAP_NET_RAW` drops nothing.
+ */
 function hardening({ list, index, container }: AppContainer): PatchOp[] {
   const base = ["spec", list, index, "securityContext"] as const;
   const sc = container.securityContext;
-  const drop = (sc?.capabilities?.drop ?? []).map(capabilityName);
-  if (drop.includes("ALL")) return [];
-  const missing = APP_DROPS.filter((cap) => !drop.includes(cap));
-  if (missing.length === 0) return [];
-  if (sc === undefined) return [add(pointer(...base), { capabilities: { drop: [...missing] } })];
-  if (sc.capabilities === undefined) return [add(pointer(...base, "capabilities"), { drop: [...missing] })];
-  if (sc.capabilities.drop === undefined) return [add(pointer(...base, "capabilities", "drop"), [...missing])];
-  return missing.map((cap) => add(pointer(...base, "capabilities", "drop", "-"), cap));
+  const drop = sc?.capabilities?.drop ?? [];
+  const missing = drop.some((cap) => /^all$/i.test(cap)) ? [] : APP_DROPS.filter((cap) => !drop.includes(cap));
+  const escalation = sc?.allowPrivilegeEscalation === undefined;
+  if (sc === undefined)
+    return [
+      add(pointer(...base), { allowPrivilegeEscalation: false, ...(missing.length > 0 && { capabilities: { drop: [...missing] } }) }),
+    ];
+  const ops = escalation ? [add(pointer(...base, "allowPrivilegeEscalation"), false)] : [];
+  if (missing.length === 0) return ops;
+  if (sc.capabilities === undefined) return [...ops, add(pointer(...base, "capabilities"), { drop: [...missing] })];
+  if (sc.capabilities.drop === undefined) return [...ops, add(pointer(...base, "capabilities", "drop"), [...missing])];
+  return [...ops, ...missing.map((cap) => add(pointer(...base, "capabilities", "drop", "-"), cap))];
 }
 
 /**
@@ -132,39 +138,18 @@ function appPorts(pod: Pod): { ports: number[]; note?: string } {
   return { ports: [...new Set(ports.map((p) => p.containerPort))].sort((a, b) => a - b) };
 }
 
-/** Where the injected container differs from what this webhook would inject now (security-relevant fields only: the API server adds defaults to the rest). */
-function sidecarDifference(
-  found: Container,
-  expected: Record<string, unknown>,
-  volumes: readonly Volume[],
-  policy: string,
-): string | undefined {
-  for (const field of ["image", "command", "args", "restartPolicy", "securityContext", "volumeMounts"] as const)
-    if (canonical(found[field]) !== canonical(expected[field])) return field;
-  const env = found.env ?? [];
-  const expectedEnv = (e: (typeof env)[number]) =>
-    e.valueFrom === undefined &&
-    ((e.name === PORTS_VARIABLE && /^[0-9,]*$/.test(e.value ?? "")) || (e.name === RUN_DIR_VARIABLE && e.value === `${RUN_DIR}/state`));
-  if (!env.every(expectedEnv)) return "env";
-  const policyVolume = volumes.find((v) => v.name === POLICY_VOLUME);
-  const runVolume = volumes.find((v) => v.name === RUN_VOLUME);
-  const configMap = policyVolume?.configMap as { name?: unknown } | undefined;
-  if (policyVolume === undefined || Object.keys(policyVolume).length !== 2 || configMap?.name !== policy) return `volume ${POLICY_VOLUME}`;
-  if (runVolume === undefined || Object.keys(runVolume).length !== 2 || runVolume.emptyDir === undefined) return `volume ${RUN_VOLUME}`;
-  return undefined;
-}
-
 /**
  * What to do with a pod to be injected: the JSON Patch that injects domainwall and hardens the app
  * containers, nothing (already injected), or a refusal that says what to change. Pure.
  */
-export function decide(pod: Pod, settings: InjectionSettings, version: string): Decision {
+export function decide(pod: Pod, namespace: string, settings: InjectionSettings, version: string): Decision {
   const problems: string[] = [];
-  const choice = readChoice(pod, settings, problems);
+  const choice = readChoice(pod, namespace, settings, problems);
   if (pod.spec.hostNetwork === true)
     problems.push(
       "hostNetwork: true shares the node's network: domainwall would firewall the node, not the pod; remove hostNetwork or run the pod in a namespace without domainwall.io/inject=enabled",
     );
+  problems.push(...podProblems(pod));
   const init = pod.spec.initContainers ?? [];
   const ours = init[0]?.name === SIDECAR_NAME;
   const lists: ContainerList[] = ["initContainers", "containers", "ephemeralContainers"];
@@ -178,15 +163,15 @@ export function decide(pod: Pod, settings: InjectionSettings, version: string): 
     problems.push(
       `${impostor.list}[${impostor.index}] is named ${show(SIDECAR_NAME)}, the name of the container this webhook injects first: rename it`,
     );
-  for (const app of apps) problems.push(...appProblems(app, pod));
+  for (const app of apps) problems.push(...appProblems(app, pod), ...containerBaselineProblems(app.list, app.index, app.container, pod));
   const { ports, note } = appPorts(pod);
   const expected = sidecarContainer(settings, { ...choice, ports });
   const volumes = pod.spec.volumes ?? [];
   if (ours) {
-    const difference = sidecarDifference(init[0]!, expected, volumes, choice.policy);
-    if (difference !== undefined)
+    const differences = sidecarDifferences(init[0]!, expected, volumes, sidecarVolumes(choice.policy));
+    if (differences.length > 0)
       problems.push(
-        `initContainers[0] ${show(SIDECAR_NAME)} is not the container this webhook injects (its ${difference} differs): remove it and let the webhook inject it`,
+        `initContainers[0] ${show(SIDECAR_NAME)} is not the container this webhook injects (it differs in ${differences.join(", ").slice(0, 200)}): remove it and its volumes and let the webhook inject them`,
       );
   } else {
     const taken = volumes.filter((v) => v.name === POLICY_VOLUME || v.name === RUN_VOLUME).map((v) => show(v.name));

@@ -3,7 +3,8 @@ import type { Outcome } from "./admit.ts";
 /** Latency buckets (seconds) of the review histogram: the API server's timeout is seconds, the target milliseconds. */
 export const REVIEW_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1] as const;
 
-export type RequestOutcome = Outcome | "bad-request";
+/** `error`: the review threw (a bug, or input that got past the checks); answered with an AdmissionReview error. */
+export type RequestOutcome = Outcome | "bad-request" | "error" | "busy";
 
 /** The webhook's counters: reviews by outcome, their latency, and reloads of the config and certificate. */
 export interface WebhookStats {
@@ -15,7 +16,7 @@ export interface WebhookStats {
 }
 
 export const emptyStats = (): WebhookStats => ({
-  requests: { injected: 0, unchanged: 0, hardened: 0, refused: 0, skipped: 0, invalid: 0, "bad-request": 0 },
+  requests: { injected: 0, unchanged: 0, hardened: 0, refused: 0, skipped: 0, invalid: 0, "bad-request": 0, error: 0, busy: 0 },
   buckets: REVIEW_BUCKETS.map(() => 0),
   count: 0,
   sumSeconds: 0,

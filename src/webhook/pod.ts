@@ -8,12 +8,14 @@ export interface Capabilities {
 }
 export interface ContainerSecurity {
   readonly privileged?: boolean;
+  readonly allowPrivilegeEscalation?: boolean;
   readonly runAsGroup?: number;
   readonly capabilities?: Capabilities;
 }
 export interface ContainerPort {
   readonly containerPort: number;
   readonly protocol?: string;
+  readonly hostPort?: number;
 }
 export interface Container {
   readonly name: string;
@@ -41,7 +43,7 @@ export interface Pod {
   readonly spec: {
     readonly hostNetwork?: boolean;
     readonly shareProcessNamespace?: boolean;
-    readonly securityContext?: { readonly runAsGroup?: number };
+    readonly securityContext?: { readonly runAsGroup?: number; readonly fsGroup?: number; readonly supplementalGroups?: readonly number[] };
     readonly initContainers?: readonly Container[];
     readonly containers: readonly Container[];
     readonly ephemeralContainers?: readonly Container[];
@@ -61,7 +63,8 @@ function containerProblem(value: unknown, where: string): string | undefined {
   const sc = value.securityContext;
   if (!optional(sc, isObject)) return `${where}.securityContext is not an object`;
   if (isObject(sc)) {
-    if (!optional(sc.privileged, (p) => typeof p === "boolean")) return `${where}.securityContext.privileged is not a boolean`;
+    for (const key of ["privileged", "allowPrivilegeEscalation"] as const)
+      if (!optional(sc[key], (p) => typeof p === "boolean")) return `${where}.securityContext.${key} is not a boolean`;
     if (!optional(sc.runAsGroup, Number.isInteger)) return `${where}.securityContext.runAsGroup is not an integer`;
     const caps = sc.capabilities;
     if (!optional(caps, isObject)) return `${where}.securityContext.capabilities is not an object`;
@@ -104,8 +107,13 @@ export function readPod(value: unknown): { ok: true; pod: Pod } | { ok: false; r
   for (const key of ["hostNetwork", "shareProcessNamespace"] as const)
     if (!optional(spec[key], (h) => typeof h === "boolean")) return { ok: false, reason: `spec.${key} is not a boolean` };
   if (!optional(spec.securityContext, isObject)) return { ok: false, reason: "spec.securityContext is not an object" };
-  if (isObject(spec.securityContext) && !optional(spec.securityContext.runAsGroup, Number.isInteger))
-    return { ok: false, reason: "spec.securityContext.runAsGroup is not an integer" };
+  if (isObject(spec.securityContext)) {
+    for (const key of ["runAsGroup", "fsGroup"] as const)
+      if (!optional(spec.securityContext[key], Number.isInteger))
+        return { ok: false, reason: `spec.securityContext.${key} is not an integer` };
+    if (!optional(spec.securityContext.supplementalGroups, (g) => Array.isArray(g) && g.every(Number.isInteger)))
+      return { ok: false, reason: "spec.securityContext.supplementalGroups is not a list of integers" };
+  }
   return { ok: true, pod: value as unknown as Pod };
 }
 

@@ -6,6 +6,27 @@ import type { PatchOp } from "./patch.ts";
  */
 export const MAX_REVIEW_BYTES = 3 * 1024 * 1024;
 
+/** The deepest nesting read: a pod is about 20 deep; past this, recursive comparisons could run out of stack. */
+export const MAX_REVIEW_DEPTH = 100;
+
+/** How deep `text` (valid JSON) nests its arrays and objects, counted without recursion (brackets in strings skipped). */
+function nestingDepth(text: string): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) deepest = Math.max(deepest, ++depth);
+    else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return deepest;
+}
+
 /** The parts of an `admission.k8s.io/v1` AdmissionReview request the webhook reads. */
 export interface ReviewRequest {
   readonly uid: string;
@@ -14,6 +35,8 @@ export interface ReviewRequest {
   readonly namespace?: string;
   readonly operation?: string;
   readonly object?: unknown;
+  /** The pod before the change: UPDATE only. */
+  readonly oldObject?: unknown;
   readonly dryRun?: boolean;
 }
 
@@ -23,6 +46,7 @@ const isObject = (value: unknown): value is Record<string, unknown> => typeof va
 
 /** The request of an AdmissionReview body, or why it is not one (the caller answers 400). */
 export function readReview(body: string): ReadReview {
+  if (nestingDepth(body) > MAX_REVIEW_DEPTH) return { ok: false, reason: `the body is nested deeper than ${MAX_REVIEW_DEPTH} levels` };
   let data: unknown;
   try {
     data = JSON.parse(body);

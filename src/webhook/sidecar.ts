@@ -20,7 +20,6 @@ export const RUN_DIR_VARIABLE = "DOMAINWALL_RUN_DIR";
 export interface SidecarChoice {
   readonly mode: "proxy" | "apply";
   readonly policy: string;
-  readonly audit: boolean;
   /** The app containers' TCP ports; empty leaves inbound traffic to the policy file. */
   readonly ports: readonly number[];
 }
@@ -40,7 +39,6 @@ export function sidecarArgs(settings: InjectionSettings, choice: SidecarChoice):
     ...(proxy ? ["--dns-proxy-gid", String(DEFAULT_PROXY_GID)] : []),
     ...(proxy ? ["--metrics-addr", `0.0.0.0:${settings.metricsPort}`, "--extra-ports", String(settings.metricsPort)] : []),
     ...(extraHosts.length > 0 ? ["--extra-hosts", extraHosts.join(",")] : []),
-    ...(choice.audit ? ["--audit"] : []),
     "--log-format",
     "json",
   ];

@@ -16,6 +16,11 @@ interface Backend {
 
 interface Pipe {
   peer?: Socket<Pipe>;
+  /** The client's address, counted against the per-source cap (the client side only). */
+  source?: string;
+  /** Until the first request's headers arrive: closes the connection at the deadline. */
+  deadline?: ReturnType<typeof setTimeout>;
+  closed?: boolean;
   /** Bytes waiting for the peer (or for the backend connection to open); capped at MAX_PENDING_BYTES. */
   pending: Uint8Array[];
   pendingBytes: number;
@@ -26,8 +31,17 @@ interface Pipe {
 const HIGH_WATER_BYTES = 1024 * 1024;
 /** And a side that keeps sending while paused is cut off here: every queue is capped. */
 const MAX_PENDING_BYTES = 16 * 1024 * 1024;
-/** Connections relayed at once; more are closed as they arrive (the API server keeps a few alive). */
-const MAX_CONNECTIONS = 1024;
+/**
+ * What one client may hold. Every connection must finish its TLS handshake and send a request's
+ * headers within `firstRequestMs` (the API server does at once), or it is closed: idle sockets that
+ * never send a ClientHello cannot fill the connection cap. One address may hold `maxPerSource`.
+ */
+export interface FrontLimits {
+  readonly maxConnections: number;
+  readonly maxPerSource: number;
+  readonly firstRequestMs: number;
+}
+export const FRONT_LIMITS: FrontLimits = { maxConnections: 1024, maxPerSource: 256, firstRequestMs: 10_000 };
 /** A retired certificate's connections (keep-alive from the API server) are closed after this. */
 const RETIRED_MAX_MS = 10 * 60_000;
 
@@ -68,14 +82,33 @@ function relay(from: Socket<Pipe>, to: Socket<Pipe> | undefined, queue: Pipe, ch
  * relays each connection to the HTTPS server of the certificate current when it arrived, on
  * loopback. A replaced server takes no new connection and stops once its last one closes.
  */
-export function serveTls(address: ListenAddress, first: Certificate, fetch: (request: Request) => Promise<Response>) {
+export function serveTls(
+  address: ListenAddress,
+  first: Certificate,
+  fetch: (request: Request) => Promise<Response>,
+  limits: FrontLimits = FRONT_LIMITS,
+) {
+  /** Connections still waiting for their first request's headers, by the local port of their relay to the backend. */
+  const waiting = new Map<number, Socket<Pipe>>();
+  const arrived = (upstreamPort: number) => {
+    const client = waiting.get(upstreamPort);
+    if (client === undefined) return;
+    waiting.delete(upstreamPort);
+    clearTimeout(client.data.deadline);
+  };
+  const bySource = new Map<string, number>();
   const backendFor = (certificate: Certificate): Backend => ({
     // No body limit here: `fetch` reads a body only up to its own cap and answers 400 past it (Bun's limit would answer 413).
     server: Bun.serve({
       hostname: "127.0.0.1",
       port: 0,
       tls: certificate,
-      fetch,
+      fetch(request, server) {
+        // Headers are in: the relay connection this came over (its port on loopback) has met its deadline.
+        const peer = server.requestIP(request);
+        if (peer !== null) arrived(peer.port);
+        return fetch(request);
+      },
       maxRequestBodySize: Number.MAX_SAFE_INTEGER,
       idleTimeout: 120,
     }),
@@ -92,16 +125,22 @@ export function serveTls(address: ListenAddress, first: Certificate, fetch: (req
     port: address.port,
     socket: {
       open(client) {
-        if (open >= MAX_CONNECTIONS) return void client.end();
+        const source = client.remoteAddress;
+        const fromSource = bySource.get(source) ?? 0;
+        if (open >= limits.maxConnections || fromSource >= limits.maxPerSource) return void client.terminate();
         open++;
+        bySource.set(source, fromSource + 1);
         const backend = current;
         backend.open++;
-        client.data = { pending: [], pendingBytes: 0, backend };
+        const deadline = setTimeout(() => client.terminate(), limits.firstRequestMs);
+        client.data = { pending: [], pendingBytes: 0, backend, source, deadline };
         Bun.connect<Pipe>({
           hostname: "127.0.0.1",
           port: backend.server.port!,
           socket: {
             open(upstream) {
+              if (client.data.closed === true) return void upstream.end(); // the client left (or met its deadline) first
+              waiting.set(upstream.localPort, client);
               upstream.data = { peer: client, pending: client.data.pending, pendingBytes: client.data.pendingBytes, backend };
               client.data.peer = upstream;
               client.data.pending = [];
@@ -110,7 +149,10 @@ export function serveTls(address: ListenAddress, first: Certificate, fetch: (req
             },
             data: (upstream, chunk) => relay(upstream, client, client.data, chunk),
             drain: (upstream) => flush(upstream, upstream.data),
-            close: () => void client.end(),
+            close(upstream) {
+              waiting.delete(upstream.localPort);
+              client.end();
+            },
             error: () => void client.end(),
           },
         }).catch(() => void client.end());
@@ -120,6 +162,12 @@ export function serveTls(address: ListenAddress, first: Certificate, fetch: (req
       close(client) {
         if (client.data === undefined) return; // closed at the cap, before it was counted
         open--;
+        client.data.closed = true;
+        clearTimeout(client.data.deadline);
+        const source = client.data.source!;
+        const left = (bySource.get(source) ?? 1) - 1;
+        if (left === 0) bySource.delete(source);
+        else bySource.set(source, left);
         client.data.peer?.end();
         client.data.backend.open--;
         stopIfDone(client.data.backend);

@@ -13,6 +13,7 @@ export const SETTINGS: InjectionSettings = {
     { name: "memory", quantity: "64Mi" },
   ],
   limits: [{ name: "memory", quantity: "128Mi" }],
+  annotationNamespaces: [],
 };
 
 /** A Deployment's pod as the API server sends it: generateName, no name, no initContainers, volumes or securityContext. */

@@ -11,10 +11,10 @@ interface Answer {
 }
 
 /** The webhook's answer to `object` as the API server reads it, and the pod once its patch is applied (RFC 6902, validated). */
-function admit(object: Record<string, unknown>, extra: Record<string, unknown> = {}) {
+function admit(object: Record<string, unknown>, extra: Record<string, unknown> = {}, settings = SETTINGS) {
   const read = readReview(JSON.stringify(review(object, extra)));
   if (!read.ok) throw new Error(read.reason);
-  const result = reviewPod(read.request, SETTINGS, "0.1.0");
+  const result = reviewPod(read.request, settings, "0.1.0");
   const answer = JSON.parse(renderResponse(read.request.uid, result.verdict)) as Answer;
   const patch = answer.response.patch === undefined ? [] : JSON.parse(Buffer.from(answer.response.patch, "base64").toString());
   expect(jsonpatch.validate(patch, structuredClone(object))).toBeUndefined();
@@ -103,8 +103,11 @@ describe("a Deployment's pod (generateName, no initContainers, volumes or securi
       { name: "domainwall-run", mountPath: "/run/domainwall" },
     ]);
   });
-  test("the app container gets NET_RAW, NET_ADMIN and SETGID dropped", () => {
-    expect(pod.spec.containers[0]?.securityContext).toEqual({ capabilities: { drop: ["NET_RAW", "NET_ADMIN", "SETGID"] } });
+  test("the app container gets NET_RAW, NET_ADMIN and SETGID dropped, and no privilege escalation", () => {
+    expect(pod.spec.containers[0]?.securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ["NET_RAW", "NET_ADMIN", "SETGID"] },
+    });
   });
   test("a dry run gets the same answer", () => {
     const dry = admit(deploymentPod(), { dryRun: true });
@@ -122,16 +125,20 @@ describe("a pod with initContainers, volumes and security contexts", () => {
     expect(pod.metadata.annotations).toEqual({ "example.com/owner": "team-a", "domainwall.io/injected-version": "0.1.0" });
   });
   test("each app container's drops are completed, whatever it had; drop ALL is left alone", () => {
-    expect(pod.spec.initContainers[1]?.securityContext).toEqual({ capabilities: { drop: ["NET_RAW", "NET_ADMIN", "SETGID"] } });
+    expect(pod.spec.initContainers[1]?.securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ["NET_RAW", "NET_ADMIN", "SETGID"] },
+    });
     expect(pod.spec.containers[0]?.securityContext).toEqual({
       readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
       capabilities: { drop: ["NET_RAW", "NET_ADMIN", "SETGID"] },
     });
     expect(pod.spec.containers[1]?.securityContext?.capabilities).toEqual({
       add: ["NET_BIND_SERVICE"],
       drop: ["NET_RAW", "NET_ADMIN", "SETGID"],
     });
-    expect(pod.spec.containers[2]?.securityContext).toEqual({ capabilities: { drop: ["ALL"] } });
+    expect(pod.spec.containers[2]?.securityContext).toEqual({ allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } });
   });
   test("no containerPort: no listening_ports_csv, inbound is left to the policy", () => {
     expect(pod.spec.initContainers[0]?.env).toEqual([{ name: "DOMAINWALL_RUN_DIR", value: "/run/domainwall/state" }]);
@@ -159,7 +166,11 @@ describe("annotations", () => {
     return pod;
   };
   test("mode apply: a one-shot initContainer with NET_ADMIN only, no probes, no wildcard defaults", () => {
-    const { pod } = admit(annotated({ "domainwall.io/mode": "apply", "domainwall.io/policy": "egress.v2", "domainwall.io/audit": "true" }));
+    const { pod } = admit(
+      annotated({ "domainwall.io/mode": "apply", "domainwall.io/policy": "egress.v2" }),
+      {},
+      { ...SETTINGS, annotationNamespaces: ["shop"] },
+    );
     const [sidecar] = pod.spec.initContainers;
     expect(sidecar?.restartPolicy).toBeUndefined();
     expect(sidecar?.startupProbe).toBeUndefined();
@@ -169,7 +180,6 @@ describe("annotations", () => {
       "/etc/domainwall/policy.toml",
       "--extra-hosts",
       "kube-dns.kube-system.svc.cluster.local",
-      "--audit",
       "--log-format",
       "json",
     ]);
@@ -192,7 +202,10 @@ describe("already injected", () => {
     const again = admit(first.pod as never);
     expect(again.result.outcome).toBe("hardened");
     expect(again.pod.spec.initContainers.filter((c) => c.name === "domainwall")).toHaveLength(1);
-    expect(again.pod.spec.containers[1]?.securityContext).toEqual({ capabilities: { drop: ["NET_RAW", "NET_ADMIN", "SETGID"] } });
+    expect(again.pod.spec.containers[1]?.securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ["NET_RAW", "NET_ADMIN", "SETGID"] },
+    });
   });
   test("a container named domainwall that is not the injected one is refused", () => {
     const first = admit(deploymentPod());
@@ -254,17 +267,12 @@ describe("refusals say what to change", () => {
       message: 'annotation domainwall.io/policy: "../etc" is not a ConfigMap name',
     },
     {
-      name: "an audit value that is not a boolean",
-      pod: withApp((p) => ((p as never as { metadata: Record<string, unknown> }).metadata.annotations = { "domainwall.io/audit": "yes" })),
-      message: 'annotation domainwall.io/audit: "yes" must be "true" or "false"',
-    },
-    {
       name: "SYS_PTRACE in a pod that shares its process namespace",
       pod: withApp((p) => {
         p.spec.shareProcessNamespace = true;
         p.spec.containers[0]!.securityContext = { capabilities: { add: ["SYS_PTRACE"] } };
       }),
-      message: "adds SYS_PTRACE in a pod that shares its process namespace",
+      message: "adds SYS_PTRACE and can see domainwall's process",
     },
     {
       name: "an app container mounting the sidecar's run directory",
@@ -280,7 +288,7 @@ describe("refusals say what to change", () => {
   ];
   for (const row of rows)
     test(row.name, () => {
-      const { answer, result } = admit(row.pod);
+      const { answer, result } = admit(row.pod, {}, { ...SETTINGS, annotationNamespaces: ["shop"] });
       expect(result.outcome).toBe("refused");
       expect(answer.response.allowed).toBe(false);
       expect(answer.response.patch).toBeUndefined();
@@ -333,6 +341,7 @@ describe("kubectl debug (the pods/ephemeralcontainers subresource)", () => {
     const { result, pod } = admit(withDebug(injected), debug);
     expect(result.outcome).toBe("hardened");
     expect((pod.spec as never as { ephemeralContainers: ContainerShape[] }).ephemeralContainers[0]?.securityContext).toEqual({
+      allowPrivilegeEscalation: false,
       capabilities: { drop: ["NET_RAW", "NET_ADMIN", "SETGID"] },
     });
     expect(pod.spec.initContainers.filter((c) => c.name === "domainwall")).toHaveLength(1);

@@ -11,6 +11,7 @@ import { Secret } from "kubernetes-models/v1/Secret";
 import { Service } from "kubernetes-models/v1/Service";
 import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
+import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
 import { MutatingWebhookConfiguration } from "kubernetes-models/admissionregistration.k8s.io/v1/MutatingWebhookConfiguration";
 import { parseConfigFile } from "../../src/cli/config-file.ts";
 import { parseCli } from "../../src/cli/parse.ts";
@@ -30,6 +31,7 @@ const VALIDATORS: Record<string, new (data: never) => { validate(): void }> = {
   "v1/Service": Service,
   "apps/v1/Deployment": Deployment,
   "policy/v1/PodDisruptionBudget": PodDisruptionBudget,
+  "networking.k8s.io/v1/NetworkPolicy": NetworkPolicy,
   "admissionregistration.k8s.io/v1/MutatingWebhookConfiguration": MutatingWebhookConfiguration,
 };
 
@@ -144,6 +146,27 @@ for (const overlay of ["cert-manager", "manual-certs"]) {
     test("every rendered object validates", () => {
       expect(objects.length).toBeGreaterThan(6);
       for (const [i, object] of objects.entries()) validate(`object ${i + 1}`, object);
+    });
+
+    test("a NetworkPolicy selects the webhook's pods and lets in only port 8443 from outside the pod network, and 8080", () => {
+      const [policy] = find("NetworkPolicy") as never as {
+        metadata: { namespace: string };
+        spec: {
+          podSelector: { matchLabels: Record<string, string> };
+          policyTypes: string[];
+          ingress: { ports: { port: number }[]; from?: { ipBlock?: { cidr: string; except?: string[] } }[] }[];
+        };
+      }[];
+      const [deployment] = find("Deployment") as never as { spec: { template: { metadata: { labels: Record<string, string> } } } }[];
+      expect(policy?.metadata.namespace).toBe("domainwall-system");
+      expect(policy?.spec.policyTypes).toEqual(["Ingress"]);
+      for (const [key, value] of Object.entries(policy?.spec.podSelector.matchLabels ?? {}))
+        expect(deployment?.spec.template.metadata.labels[key]).toBe(value);
+      const [admission, metrics] = policy?.spec.ingress ?? [];
+      expect(admission?.ports).toEqual([{ port: 8443, protocol: "TCP" }] as never);
+      expect(admission?.from?.[0]?.ipBlock?.except?.length).toBeGreaterThan(0);
+      expect(metrics?.ports).toEqual([{ port: 8080, protocol: "TCP" }] as never);
+      expect(policy?.spec.ingress).toHaveLength(2);
     });
 
     test("the MutatingWebhookConfiguration: Fail, no side effects, v1 reviews, a timeout, never kube-system or domainwall-system", () => {

@@ -4,6 +4,7 @@
 // compiled binary when DOMAINWALL_BIN is set, else the source.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { renameSync, writeFileSync } from "node:fs";
+import { connect as tcpConnect } from "node:net";
 import { connect } from "node:tls";
 import { MAX_REVIEW_BYTES } from "../../src/webhook/review.ts";
 import { deploymentPod, review } from "./fixtures.ts";
@@ -229,4 +230,24 @@ describe("domainwall webhook over HTTPS", () => {
     expect(await injectedImage()).toBe("registry.example/domainwall:next");
     expect(await metrics()).toContain('domainwall_webhook_reloads_total{file="config",result="ok"} 1');
   });
+  test("/healthz connects afresh: while idle sockets fill the front it says 503, and recovers once they are closed at the deadline", async () => {
+    const health = () => fetch(`http://127.0.0.1:${metricsPort}/healthz`).then((r) => r.status);
+    expect(await health()).toBe(200); // a connection the old check would have kept and reused
+    const sockets = Array.from({ length: 1030 }, () => {
+      const socket = tcpConnect({ host: "127.0.0.1", port });
+      socket.on("error", () => {});
+      return socket;
+    });
+    try {
+      await Bun.sleep(1500);
+      expect(await health()).toBe(503);
+      const started = Date.now();
+      while ((await health()) !== 200) {
+        if (Date.now() - started > 40_000) throw new Error("/healthz did not recover within 40 s of the flood");
+        await Bun.sleep(250);
+      }
+    } finally {
+      for (const socket of sockets) socket.destroy();
+    }
+  }, 90_000);
 });
