@@ -20,6 +20,9 @@ import { messageOf } from "./messages.ts";
 import { VERSION } from "./version.ts";
 import type { World } from "./world.ts";
 
+/** The commands that only read what is loaded (or remove it): their answer is all they print at the default level. */
+const QUIET: readonly string[] = ["status", "explain", "suggest", "remove"];
+
 /** Run one command with its typed configuration; a command may say its exit code (explain: 1 when denied). */
 function dispatch(ctx: Context, config: CommandConfig): Promise<number | void> {
   switch (config.command) {
@@ -65,11 +68,18 @@ export async function main(world: World): Promise<number> {
       (proxy?.kind === "switch" && proxy.on ? world.normalJit : world.backgroundLoop)();
     }
     const logFormat = settings.get("log-format");
-    log = createLogger(logFormat?.kind === "value" && logFormat.text === "json" ? "json" : "text", stderrSink(world));
+    const logLevel = settings.get("log-level");
+    log = createLogger(
+      logFormat?.kind === "value" && logFormat.text === "json" ? "json" : "text",
+      stderrSink(world),
+      logLevel?.kind === "value" && logLevel.text === "debug" ? "debug" : "info",
+    );
     const logger = log;
     const { config, warnings } = await loadConfig(world, command, flags, { problems: invocation.problems, args: invocation.args });
     for (const warning of warnings) logger.warn(warning);
     const probe = command !== "render";
+    // Read commands print their answer and nothing else: which backend and executor answered is a detail.
+    const detail = QUIET.includes(command) ? logger.debug : logger.info;
     let chosen: Promise<Backend> | undefined;
     const nft = () => world.nft().executor;
     const backend = () =>
@@ -78,8 +88,8 @@ export async function main(world: World): Promise<number> {
         { run: world.run, nft, filterEmpty: world.legacyFilterEmpty },
         { probe, now: world.now },
       ).then((selected) => {
-        if (probe) logger.info(`backend ${selected.backend.name} (${selected.reason})`);
-        if (probe && selected.backend.name === "nft") logger.info(world.nft().reason);
+        if (probe) detail(`backend ${selected.backend.name} (${selected.reason})`);
+        if (probe && selected.backend.name === "nft") detail(world.nft().reason);
         return selected.backend;
       }));
     let found: ReturnType<Context["others"]> | undefined;

@@ -18,6 +18,8 @@ import { addressesByName } from "../watch/refresh.ts";
 import type { Cidr } from "../net/ip.ts";
 import { IPTABLES_NO_PROXY } from "../messages.ts";
 import { resolverNetworks } from "../policy/forbidden.ts";
+import { listDenied } from "../backends/nft/denied.ts";
+import { logDenial, startDenialStream, type DenialStream } from "../watch/denial-stream.ts";
 import { carryingBackend, startProxyRuntime, upstreamsOf, type ProxyReport, type ProxyRuntime } from "../proxy/runtime.ts";
 
 /**
@@ -46,6 +48,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
   let removeOnExit = options.removeOnExit;
   let proxy: ProxyRuntime | undefined;
   let stateTimer: Timer | undefined;
+  let denials: DenialStream | undefined;
   try {
     let resolvers: readonly Cidr[] | undefined;
     if (proxyConfig !== undefined) {
@@ -181,6 +184,11 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
       reloader = reloadOnChange(ctx, options.configFile, config, text, target, (next) => void (removeOnExit = next.watch.removeOnExit));
     }
     if (options.readyFile !== undefined) await world.writeFile(options.readyFile, "loaded\n");
+    denials = denialStream(ctx, unlocked, (address) =>
+      proxy === undefined
+        ? addressesByName(current.snapshot().state).flatMap((n) => (n.addresses.some((a) => a.address === address) ? [n.host] : []))
+        : (proxy.report().admitted.find((a) => a.address === address)?.names ?? []),
+    );
     if (proxy === undefined) {
       log.info(
         `watching ${config.policy.hosts.length} names: looked up again as their TTLs run out (between ${options.minTtlMs / 1000}s and ${options.maxTtlMs / 1000}s); unseen addresses stay ${options.graceMs / 1000}s`,
@@ -193,6 +201,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     await watcher.run(stop.stopped);
     const signal = await stop.stopped;
     clearInterval(stateTimer);
+    await denials?.stop();
     // What the rules hold now, named, for status after this process has gone.
     await saveNames(world, log, addressesByName(current.snapshot().state));
     await world.removeFile(watchStateFile(world.env, WATCH_STATE_FILE));
@@ -213,6 +222,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
       `${signal}: stopped and removed domainwall's rules (--remove-on-exit)${proxy === undefined ? "" : "; DNS goes to the resolvers directly again"}`,
     );
   } finally {
+    await denials?.stop();
     await reloader?.stop();
     clearInterval(stateTimer);
     proxy?.stop();
@@ -220,6 +230,25 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     stop.done();
     marker.release();
   }
+}
+
+/**
+ * The live denial stream in the logs (nft only: iptables-legacy keeps counters, not destinations).
+ * `namesOf`: the listed names that last gave an address, from the watch's own state.
+ */
+function denialStream({ world, log }: Context, backend: Backend, namesOf: (address: string) => readonly string[]) {
+  if (backend.name !== "nft") {
+    log.info("denied destinations are not logged with iptables-legacy (it keeps counters only; see status)");
+    return undefined;
+  }
+  const executor = world.nft().executor;
+  return startDenialStream({
+    read: () => listDenied(executor),
+    emit: logDenial(log, namesOf),
+    failed: (message) => log.warn(`cannot read the denied destinations for the log: ${message}`),
+    now: world.now,
+    setTimer: world.setTimer,
+  });
 }
 
 /**
