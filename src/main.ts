@@ -50,6 +50,7 @@ function dispatch(ctx: Context, config: CommandConfig): Promise<number | void> {
 /** The whole program: parse, run one command, map the outcome to an exit code. */
 export async function main(world: World): Promise<number> {
   let log: Logger | undefined;
+  let jsonLogs = false;
   try {
     const invocation = parseCli(world.argv);
     if (invocation.kind === "version") return (void (await world.stdout(`domainwall ${VERSION}\n`)), EXIT.ok);
@@ -69,6 +70,7 @@ export async function main(world: World): Promise<number> {
     }
     const logFormat = settings.get("log-format");
     const logLevel = settings.get("log-level");
+    jsonLogs = logFormat?.kind === "value" && logFormat.text === "json";
     log = createLogger(
       logFormat?.kind === "value" && logFormat.text === "json" ? "json" : "text",
       stderrSink(world),
@@ -100,7 +102,11 @@ export async function main(world: World): Promise<number> {
     return (await dispatch({ world, log: logger, backend, others, reread: () => loadConfig(world, command, flags) }, config)) ?? EXIT.ok;
   } catch (error) {
     log ??= createLogger("text", stderrSink(world));
-    if (error instanceof DomainwallError) log.error(error.message);
+    if (error instanceof DomainwallError && error.detail !== undefined) {
+      // One line a person acts on; the tool's own (multi-line) words at debug, and as a field in JSON.
+      log.error(jsonLogs ? { message: error.message, detail: error.detail } : error.message);
+      if (!jsonLogs) log.debug(error.detail);
+    } else if (error instanceof DomainwallError) log.error(error.message);
     else log.error(`unexpected failure: ${error instanceof Error ? (error.stack ?? error.message) : messageOf(error)}`);
     return exitCode(error);
   }

@@ -6,6 +6,7 @@ import type { ListenAddress } from "./config/values.ts";
 import { acquireLock, holderOf, type Acquired, type Holder } from "./backends/lock.ts";
 import { filterInfo, legacyFilterEmpty } from "./backends/iptables/kernel.ts";
 import { guardedLookup } from "./dns/lookup.ts";
+import { askResolver, type AskResolver } from "./dns/ask-resolver.ts";
 import type { Lookup } from "./dns/resolve.ts";
 import { runProcess, type Run } from "./run.ts";
 import type { ProcessStats } from "./watch/metrics.ts";
@@ -34,6 +35,8 @@ export interface World {
    */
   readonly nft: () => ChosenExecutor;
   readonly lookup: Lookup;
+  /** One DNS query straight to a resolver, to say why lookups failed (dns/diagnose.ts); absent in unit tests: no diagnosis. */
+  readonly askResolver?: AskResolver;
   /** A file's text; undefined when it does not exist; throws when it cannot be read (a directory). */
   readonly readFile: (path: string) => Promise<string | undefined>;
   readonly writeFile: (path: string, text: string) => Promise<void>;
@@ -280,6 +283,7 @@ export function realWorld(): World {
     run: runProcess,
     nft: nftOnce,
     lookup: guardedLookup({ setTimer }),
+    askResolver,
     readFile: async (path) => {
       try {
         return await readFile(path, "utf8");

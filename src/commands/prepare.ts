@@ -1,6 +1,7 @@
 import type { Config } from "../config/config.ts";
 import { resolversFor } from "../dns/resolvers.ts";
 import { resolveHosts, type HostResolution } from "../dns/resolve.ts";
+import { withDnsDiagnosis } from "../dns/diagnose.ts";
 import { IF_INET6, onLinkPrefixes } from "../net/interfaces.ts";
 import type { Cidr } from "../net/ip.ts";
 import { admitResolutions, buildPolicy, summarize, type Policy, type PolicySummary } from "../policy/policy.ts";
@@ -37,7 +38,11 @@ export async function preparePolicy(
     world.readFile(IF_INET6),
   ]);
   const resolveMs = Math.round(world.now() - started);
-  const admitted = admitResolutions(config, resolutions, outcome);
+  const admitted = await Promise.resolve()
+    .then(() => admitResolutions(config, resolutions, outcome))
+    .catch(async (error: unknown) => {
+      throw await withDnsDiagnosis(error, resolutions, world);
+    });
   const { policy, warnings } = buildPolicy(config, config.dnsProxy === undefined ? admitted.names : [], resolvers, onLinkPrefixes(ifInet6));
   const buildMs = world.now() - started - resolveMs;
   for (const warning of [...admitted.warnings, ...warnings]) log.warn(warning);
