@@ -43,19 +43,32 @@ export async function preparePolicy(
     .catch(async (error: unknown) => {
       throw await withDnsDiagnosis(error, resolutions, world);
     });
-  const { policy, warnings } = buildPolicy(config, config.dnsProxy === undefined ? admitted.names : [], resolvers, onLinkPrefixes(ifInet6));
+  const { policy, warnings, refusedNames } = buildPolicy(
+    config,
+    config.dnsProxy === undefined ? admitted.names : [],
+    resolvers,
+    onLinkPrefixes(ifInet6),
+  );
+  // A name whose every answer was refused allows nothing: skipped, not resolved.
+  const counts = {
+    ...admitted.counts,
+    namesResolved: admitted.counts.namesResolved - refusedNames.length,
+    namesSkipped: admitted.counts.namesSkipped + refusedNames.length,
+  };
   const buildMs = world.now() - started - resolveMs;
   for (const warning of [...admitted.warnings, ...warnings]) log.warn(warning);
-  return { config, policy, summary: summarize(admitted.counts, policy), resolutions, resolvers, resolveMs, buildMs };
+  return { config, policy, summary: summarize(counts, policy), resolutions, resolvers, resolveMs, buildMs };
 }
 
 /** The resolvers DNS may go to (resolv.conf, its stub's upstream file, or --dns-servers). */
 export const resolversOf = ({ world, log }: Pick<Context, "world" | "log">, config: Config): Promise<Cidr[]> =>
   resolversFor(config.dnsServers, { readFile: world.readFile, warn: (m) => log.warn(m), info: (m) => log.info(m) });
 
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
 export const describeSummary = (s: PolicySummary, resolveMs: number, times?: { renderMs: number; loadMs: number }): string =>
   [
-    `${s.namesResolved} names resolved, ${s.namesSkipped} skipped${s.namesFailed > 0 ? `, ${s.namesFailed} failed` : ""}`,
+    `${plural(s.namesResolved, "name")} resolved, ${s.namesSkipped} skipped${s.namesFailed > 0 ? `, ${s.namesFailed} failed` : ""}`,
     `${s.ipv4} IPv4 and ${s.ipv6} IPv6 allowed`,
     s.ports.length > 0 ? `inbound TCP ${s.ports.join(",")}` : "inbound untouched",
     `resolve ${resolveMs} ms${times === undefined ? "" : `, render ${times.renderMs} ms, load ${times.loadMs} ms`}`,

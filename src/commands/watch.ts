@@ -191,7 +191,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     );
     if (proxy === undefined) {
       log.info(
-        `watching ${config.policy.hosts.length} names: looked up again as their TTLs run out (between ${options.minTtlMs / 1000}s and ${options.maxTtlMs / 1000}s); unseen addresses stay ${options.graceMs / 1000}s`,
+        `watching ${config.policy.hosts.length} ${config.policy.hosts.length === 1 ? "name" : "names"}: looked up again as their TTLs run out (between ${options.minTtlMs / 1000}s and ${options.maxTtlMs / 1000}s); unseen addresses stay ${options.graceMs / 1000}s`,
       );
     } else {
       log.info(

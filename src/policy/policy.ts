@@ -1,6 +1,6 @@
 import type { Config } from "../config/config.ts";
 import { resolveError } from "../errors.ts";
-import { compareCidr, contains, parseCidr, sortByCidr, type Cidr, type Family } from "../net/ip.ts";
+import { cidr, compareCidr, contains, parseCidr, sortByCidr, type Cidr, type Family } from "../net/ip.ts";
 import { forbiddenReason, privateReason, resolverNetworks, underDomain } from "./forbidden.ts";
 import type { HostResolution } from "../dns/resolve.ts";
 import { portElements, type PortElement, type PortEntry } from "./ports.ts";
@@ -226,13 +226,16 @@ export function buildPolicy(
   names: readonly NameAddresses[],
   resolvers: readonly Cidr[],
   onLink: readonly Cidr[] = [],
-): { policy: Policy; warnings: string[] } {
+): { policy: Policy; warnings: string[]; refusedNames: string[] } {
   const warnings: string[] = [];
+  /** Names that had addresses, every one of them refused: not counted as resolved. */
+  const refusedNames: string[] = [];
   const fromDns: Entry[] = [];
   const withPorts: PortEntry[] = [];
   const resolverNets = config.refusePrivateAnswers ? resolverNetworks(resolvers) : [];
   for (const resolution of names) {
     const ports = config.hostPorts.get(resolution.host);
+    const before = fromDns.length + withPorts.length;
     for (const answer of resolution.addresses) {
       const address = parseAnswer(answer.address);
       if (address === undefined || address.family !== answer.family) {
@@ -241,7 +244,9 @@ export function buildPolicy(
       }
       const reason = refusedFromDns(address, config.allow);
       if (reason !== undefined) {
-        warnings.push(`${resolution.host}: not allowing ${address.text} (${reason}) from DNS; list it in --allow to permit it`);
+        // Loopback is always allowed (rules.ts): localhost's 127.0.0.1 needs no word.
+        if (!isLoopback(address))
+          warnings.push(`${resolution.host}: not allowing ${address.text} (${reason}) from DNS; list it in --allow to permit it`);
         continue;
       }
       const refused =
@@ -257,6 +262,7 @@ export function buildPolicy(
       if (ports === undefined) fromDns.push({ cidr: address, source: resolution.host });
       else for (const range of ports) withPorts.push({ cidr: address, ports: range, source: resolution.host });
     }
+    if (resolution.addresses.length > 0 && fromDns.length + withPorts.length === before) refusedNames.push(resolution.host);
   }
   // With the proxy, names are admitted into its sets (proxy.portSets for those with ports), not these.
   const ported = (config.dnsProxy === undefined && config.hostPorts.size > 0) || config.allow.some((entry) => entry.ports !== undefined);
@@ -290,8 +296,11 @@ export function buildPolicy(
     verdict: config.audit ? "audit" : config.reject ? "reject" : "drop",
     ...(config.dnsProxy && { proxy: proxyRules(config) }),
   };
-  return { policy, warnings };
+  return { policy, warnings, refusedNames };
 }
+
+const LOOPBACK = [cidr("127.0.0.0/8"), cidr("::1")];
+const isLoopback = (address: Cidr): boolean => LOOPBACK.some((range) => contains(range, address));
 
 /** The proxy's rules: its port and group, and a timeout set pair per distinct port spec of the list. */
 function proxyRules(config: Config): ProxyRules {

@@ -50,7 +50,7 @@ for (const backend of ["nft", "iptables-legacy"] as const) {
 
     test("an allowed name's IPv4 and IPv6 addresses are reachable; unlisted ones are not", async () => {
       const result = await apply([], { hosts_csv: "api.example" });
-      expect(result.stderr).toContain("applied: 1 names resolved, 0 skipped; 2 IPv4 and 2 IPv6 allowed");
+      expect(result.stderr).toContain("applied: 1 name resolved, 0 skipped; 2 IPv4 and 2 IPv6 allowed");
       expect(result.code).toBe(0);
       const allowed = [...API.v4, ...API.v6].map((h) => at(h));
       expect(await lab.canConnect([...allowed, at("203.0.113.99"), at("2001:db8:ff::99"), at("203.0.113.20")])).toEqual([

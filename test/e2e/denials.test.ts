@@ -165,11 +165,29 @@ describeNetns("the live denial stream and Extended DNS Errors (nft), end to end"
     expect(stderr()).toBe("");
   });
 
-  test("status at the default level prints its answer and nothing else", async () => {
-    expect((await lab.domainwall(["apply", "--hosts", "api.example"], { env: env() })).code).toBe(0);
+  test("status, explain, suggest and remove at the default level print their answer and nothing else", async () => {
+    expect((await lab.domainwall(["apply", "--hosts", "api.example,localhost"], { env: env() })).stderr).not.toContain("127.0.0.1");
     const status = await lab.domainwall(["status"], { env: env() });
-    expect(status.code).toBe(0);
-    expect(status.stderr).toBe("");
+    expect([status.code, status.stderr]).toEqual([0, ""]);
     expect(status.stdout).toStartWith("domainwall is loaded (nft)\n");
+    for (const args of [["explain", "api.example:443"], ["suggest"]]) {
+      const result = await lab.domainwall(args, { env: env() });
+      expect([args, result.code, result.stderr]).toEqual([args, 0, ""]);
+    }
+    // remove's answer is its one line (a log line, as apply's summary is).
+    const removed = await lab.domainwall(["remove"], { env: env() });
+    expect([removed.code, removed.stderr.trim().split("\n")]).toEqual([0, [expect.stringContaining("removed domainwall's rules (nft)")]]);
+  });
+
+  test("suggest after DNS to an unlisted resolver in audit mode: not a host entry, but --dns-servers with a warning", async () => {
+    expect((await lab.domainwall(["apply", "--hosts", "api.example", "--audit"], { env: env() })).code).toBe(0);
+    const asked = await lab.exec("app", ["dig", "+tries=1", "+time=2", `@${ADDR.rogueDnsV4}`, "api.example", "A"]);
+    expect(asked.stdout).toContain("status: NOERROR"); // audit mode lets it through, and records it
+    const suggested = await lab.domainwall(["suggest"], { env: env() });
+    expect(suggested.code).toBe(0);
+    console.log(`suggest after DNS to ${ADDR.rogueDnsV4}:\n${suggested.stdout}`);
+    expect(suggested.stdout).not.toContain(`${ADDR.rogueDnsV4}:53`);
+    expect(suggested.stdout).toContain(`# WARNING: DNS (port 53) to ${ADDR.rogueDnsV4} (`);
+    expect(suggested.stdout).toContain(`\n# --dns-servers ${ADDR.rogueDnsV4}\n`);
   });
 });

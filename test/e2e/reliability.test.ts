@@ -54,7 +54,7 @@ describeNetns("names resolve as the app's getaddrinfo would (issue 12, items 3 a
     writeFileSync(lab.resolvConf, `search wild.example\noptions ndots:5\n${RESOLV}`);
     expect(await getaddrinfo("allowed.example.")).toBe("203.0.113.1");
     const result = await apply("--hosts", "allowed.example.");
-    expect(result.stderr).toContain("applied: 1 names resolved");
+    expect(result.stderr).toContain("applied: 1 name resolved");
     expect(result.code).toBe(0);
     const targets = ["203.0.113.1", "2001:db8:ff::1", "203.0.113.66", "2001:db8:ff::66"].map((h) => at(h));
     expect(await lab.canConnect(targets)).toEqual([true, true, false, false]);
@@ -106,7 +106,7 @@ describeNetns("a resolver that refuses the record type it has no data for (issue
     const result = await lab.domainwall(["apply", "--backend", "nft", "--hosts", "v4only.example"]);
     expect(result.stderr).toContain("v4only.example: AAAA lookup failed");
     expect(result.stderr).toContain("allowing its IPv4 addresses only");
-    expect(result.stderr).toContain("applied: 1 names resolved");
+    expect(result.stderr).toContain("applied: 1 name resolved");
     expect(result.code).toBe(0);
     expect(await lab.canConnect([at("203.0.113.40"), at("203.0.113.41")])).toEqual([true, false]);
   });

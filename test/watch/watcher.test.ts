@@ -338,12 +338,12 @@ describe("the watch loop", () => {
     expect(w.calls.map(elementsOf)).toEqual([[]]);
   });
 
-  test("a refused answer (loopback) is warned about once, not every cycle", async () => {
+  test("a refused answer (link-local) is warned about once, not every cycle", async () => {
     const w = await startWatcher({ "api.example": { 4: ["203.0.113.10"], ttl: 30 } }, { hosts: "api.example" });
-    w.records["api.example"] = { 4: ["203.0.113.10", "127.0.0.1"], ttl: 30 };
+    w.records["api.example"] = { 4: ["203.0.113.10", "169.254.169.254"], ttl: 30 };
     await w.cycleAt(30_000);
     await w.cycleAt(60_000);
-    expect(w.log.text.match(/not allowing 127\.0\.0\.1 \(loopback\)/g)).toHaveLength(1);
+    expect(w.log.text.match(/not allowing 169\.254\.169\.254 \(link-local/g)).toHaveLength(1);
     expect(w.calls).toEqual([]);
   });
 
@@ -559,8 +559,8 @@ describe("domainwall watch", () => {
     expect(events.slice(-3)).toEqual(["write /run/domainwall/names.json", `remove ${STATE}`, "signals restored"]);
     expect(events.at(-1)).toBe("signals restored");
     expect(files[READY]).toBe("loaded\n");
-    expect(log).toContain("applied: 1 names resolved, 0 skipped; 1 IPv4 and 0 IPv6 allowed");
-    expect(log).toContain("watching 1 names: looked up again as their TTLs run out (between 1s and 3600s); unseen addresses stay 300s");
+    expect(log).toContain("applied: 1 name resolved, 0 skipped; 1 IPv4 and 0 IPv6 allowed");
+    expect(log).toContain("watching 1 name: looked up again as their TTLs run out (between 1s and 3600s); unseen addresses stay 300s");
     expect(log).toContain("SIGTERM: stopped; the rules stay loaded");
   });
 
@@ -668,11 +668,11 @@ describe("domainwall watch", () => {
 
   test("a failing initial apply exits 1 and writes no ready file", async () => {
     const { code, files, log } = await runWatch(["watch", "--hosts", "api.example", "--ready-file", READY], {
-      nft: () => ({ code: 1, stderr: "Error: Operation not permitted" }),
+      nft: () => ({ code: 1, stderr: "Error: Could not process rule: No buffer space available" }),
     });
     expect(code).toBe(1);
     expect(files[READY]).toBeUndefined();
-    expect(log).toContain("nft -f failed: Error: Operation not permitted");
+    expect(log).toContain("nft -f failed: Error: Could not process rule: No buffer space available");
   });
 
   test("a name that fails at start follows apply's rules: exit 1 unless --on-resolve-error warn", async () => {
