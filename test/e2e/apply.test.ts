@@ -327,16 +327,20 @@ for (const backend of ["nft", "iptables-legacy"] as const) {
           "--hosts",
           "192.0.2.10",
         ]);
-      const [library, binary] = [await run(), await run({ DOMAINWALL_LIBNFTABLES: "/nonexistent/libnftables.so.1" })];
+      // One line at the default level; nft's own words at --log-level debug.
+      const debug = { DOMAINWALL_LOG_LEVEL: "debug" };
+      const [library, binary] = [await run(debug), await run({ ...debug, DOMAINWALL_LIBNFTABLES: "/nonexistent/libnftables.so.1" })];
       const refusal = (stderr: string) => stderr.slice(stderr.indexOf("/dev/stdin:"));
       expect(library.code).toBe(1);
       expect(binary.code).toBe(1);
+      for (const { stderr } of [library, binary])
+        expect(stderr).toContain("domainwall needs root with CAP_NET_ADMIN in this network namespace (nft: Operation not permitted)");
       expect(library.stderr).toContain(
-        "--backend nft does not work here: libnftables --check: /dev/stdin:1:1-28: Error: Could not process rule: Operation not permitted\ntable inet domainwall_probe\n^^^",
+        "libnftables --check: /dev/stdin:1:1-28: Error: Could not process rule: Operation not permitted\ntable inet domainwall_probe\n^^^",
       );
-      expect(binary.stderr).toContain(
-        "--backend nft does not work here: nft --check -f -: /dev/stdin:1:1-28: Error: Could not process rule: Operation not permitted",
-      );
+      expect(binary.stderr).toContain("nft --check -f -: /dev/stdin:1:1-28: Error: Could not process rule: Operation not permitted");
+      const plain = await run();
+      expect([plain.code, plain.stderr]).toEqual([1, expect.not.stringContaining("^^^")]);
       expect(refusal(library.stderr)).toBe(refusal(binary.stderr));
     });
 
