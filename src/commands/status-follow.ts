@@ -1,4 +1,4 @@
-import { listDenied } from "../backends/nft/denied.ts";
+import { deniedReader } from "../backends/nft/denied.ts";
 import type { ConfigOf } from "../config/config.ts";
 import { usageError } from "../errors.ts";
 import { startDenialStream } from "../watch/denial-stream.ts";
@@ -16,8 +16,8 @@ export async function statusFollowCommand({ world, log, backend }: Context, conf
   const chosen = await backend();
   if (chosen.name !== "nft")
     throw usageError("status --follow needs the nft backend: iptables-legacy keeps counters, not the destinations it denied");
-  const executor = world.nft().executor;
-  const first = await listDenied(executor);
+  const read = deniedReader(world.nft().executor);
+  const first = await read();
   if (!config.json) {
     await world.stdout(
       first === undefined
@@ -34,7 +34,7 @@ export async function statusFollowCommand({ world, log, backend }: Context, conf
   const stop = world.untilStopped();
   let given = false;
   const stream = startDenialStream({
-    read: async () => (given ? listDenied(executor) : ((given = true), first)),
+    read: async () => (given ? read() : ((given = true), first)),
     emit: print,
     failed: (message) => log.warn(`cannot read the denied destinations: ${message}`),
     now: world.now,

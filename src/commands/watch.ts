@@ -18,7 +18,7 @@ import { addressesByName } from "../watch/refresh.ts";
 import type { Cidr } from "../net/ip.ts";
 import { IPTABLES_NO_PROXY } from "../messages.ts";
 import { resolverNetworks } from "../policy/forbidden.ts";
-import { listDenied } from "../backends/nft/denied.ts";
+import { deniedReader } from "../backends/nft/denied.ts";
 import { logDenial, startDenialStream, type DenialStream } from "../watch/denial-stream.ts";
 import { carryingBackend, startProxyRuntime, upstreamsOf, type ProxyReport, type ProxyRuntime } from "../proxy/runtime.ts";
 
@@ -241,9 +241,8 @@ function denialStream({ world, log }: Context, backend: Backend, namesOf: (addre
     log.info("denied destinations are not logged with iptables-legacy (it keeps counters only; see status)");
     return undefined;
   }
-  const executor = world.nft().executor;
   return startDenialStream({
-    read: () => listDenied(executor),
+    read: deniedReader(world.nft().executor),
     emit: logDenial(log, namesOf),
     failed: (message) => log.warn(`cannot read the denied destinations for the log: ${message}`),
     now: world.now,

@@ -172,4 +172,22 @@ describe("denial stream", () => {
     expect(emitted).toEqual(["denied 203.0.113.20:443 +1=1", "still-denied 203.0.113.20:443 +40=41"]);
     expect(failures).toEqual(["nft list set denied_out_v4 failed: Operation not permitted"]);
   });
+
+  test("a slow read (a full set) spaces the next: at least 100 times as long as it took, never under a second", async () => {
+    let clock = 0;
+    const waits: number[] = [];
+    const timers: (() => void)[] = [];
+    const stream = startDenialStream({
+      read: async () => ((clock += waits.length === 0 ? 2 : 60), { denied: [], audit: false }),
+      emit: () => {},
+      failed: () => {},
+      now: () => clock,
+      setTimer: (ms, fire) => (waits.push(ms), timers.push(fire), () => {}),
+    });
+    await Bun.sleep(1);
+    timers.shift()?.();
+    await Bun.sleep(1);
+    await stream.stop();
+    expect(waits).toEqual([1000, 6000]);
+  });
 });
