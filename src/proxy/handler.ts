@@ -153,6 +153,7 @@ export function createHandler(deps: HandlerDeps): (bytes: Uint8Array, transport:
       if (report !== undefined)
         log.info({
           message: `would refuse ${query.name} ${qtype} (audit mode): forwarded, its addresses admitted${report}`,
+          event: "would-refuse",
           name: query.name.toLowerCase(),
           qtype,
         });
@@ -163,6 +164,7 @@ export function createHandler(deps: HandlerDeps): (bytes: Uint8Array, transport:
     if (report !== undefined)
       log.info({
         message: `refused ${query.name} ${qtype}: not in the allowlist, NXDOMAIN${report}`,
+        event: "refused",
         name: query.name.toLowerCase(),
         qtype,
       });

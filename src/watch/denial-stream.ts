@@ -13,10 +13,10 @@ export const DENIAL_POLL_MS = 1000;
 /**
  * A read costs about 20 µs per recorded destination (libnftables printing the set; 4,000 take
  * 50-100 ms): the next read waits at least this many times as long as the last took, so reading
- * stays under about 1 % of a core even with the sets full (a scan), at the price of a slower
- * stream then. A few destinations read in well under a millisecond: once a second.
+ * stays under about 0.5 % of a core even with the sets full (a scan), at the price of a slower
+ * stream then (one read every 10-20 s). A few destinations read in well under a millisecond: once a second.
  */
-const READ_SHARE = 100;
+const READ_SHARE = 200;
 
 export interface DenialStreamDeps {
   /** The kernel's record now; undefined when nothing of ours is loaded. */
@@ -56,7 +56,7 @@ export function startDenialStream(deps: DenialStreamDeps): DenialStream {
       failing = true;
     }
   };
-  /** Each read is timed: the next waits at least READ_SHARE times as long (see READ_SHARE). */
+  /** Each read is timed: the next waits at least READ_SHARE times as long. */
   const timedTick = async () => {
     const started = deps.now();
     await tick();

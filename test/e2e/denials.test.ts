@@ -144,7 +144,7 @@ describeNetns("the live denial stream and Extended DNS Errors (nft), end to end"
     await until("the refused line", 10, async () => refused().length > 0);
     await Bun.sleep(500);
     expect(refused()).toHaveLength(1);
-    expect(refused()[0]).toMatchObject({ level: "info", name: "unlisted.example", qtype: "A" });
+    expect(refused()[0]).toMatchObject({ level: "info", event: "refused", name: "unlisted.example", qtype: "A" });
     expect(await stop(child)).toBe(0);
   });
 
