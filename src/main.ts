@@ -72,7 +72,7 @@ export async function main(world: World): Promise<number> {
     const logLevel = settings.get("log-level");
     jsonLogs = logFormat?.kind === "value" && logFormat.text === "json";
     log = createLogger(
-      logFormat?.kind === "value" && logFormat.text === "json" ? "json" : "text",
+      jsonLogs ? "json" : "text",
       stderrSink(world),
       logLevel?.kind === "value" && logLevel.text === "debug" ? "debug" : "info",
     );

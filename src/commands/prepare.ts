@@ -38,11 +38,12 @@ export async function preparePolicy(
     world.readFile(IF_INET6),
   ]);
   const resolveMs = Math.round(world.now() - started);
-  const admitted = await Promise.resolve()
-    .then(() => admitResolutions(config, resolutions, outcome))
-    .catch(async (error: unknown) => {
-      throw await withDnsDiagnosis(error, resolutions, world);
-    });
+  let admitted: ReturnType<typeof admitResolutions>;
+  try {
+    admitted = admitResolutions(config, resolutions, outcome);
+  } catch (error) {
+    throw await withDnsDiagnosis(error, resolutions, world); // names the resolvers asked and how each failed
+  }
   const { policy, warnings, refusedNames } = buildPolicy(
     config,
     config.dnsProxy === undefined ? admitted.names : [],
