@@ -281,10 +281,12 @@ for (const backend of ["nft", "iptables-legacy"] as const) {
         const checked = await dw(["check", "--hosts", "api.example"], { env: unloadable });
         expect(checked.stderr).toContain("the kernel accepts the ruleset");
         expect(checked.stderr).toContain("nft transactions run the nft binary");
-        const status = await dw(["status"], { env: unloadable });
+        // Read commands say which executor answered at --log-level debug only.
+        const debug = { ...unloadable, DOMAINWALL_LOG_LEVEL: "debug" };
+        const status = await dw(["status"], { env: debug });
         expect(status.stdout).toContain("set allow_addr_v4: 3 entries"); // api.example 203.0.113.10 and .11, mirror.example .20: a hash set keeps adjacent addresses apart
         expect(status.stderr).toContain("nft transactions run the nft binary");
-        const removed = await dw(["remove"], { env: unloadable });
+        const removed = await dw(["remove"], { env: debug });
         expect(removed.code).toBe(0);
         expect(removed.stderr).toContain("nft transactions run the nft binary");
         expect(await lab.table()).toBe("");
