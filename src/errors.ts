@@ -10,6 +10,8 @@ export class DomainwallError extends Error {
   constructor(
     readonly kind: ErrorKind,
     message: string,
+    /** What a person needs only when digging (a tool's own multi-line output): logged at debug, and as a field in JSON. */
+    readonly detail?: string,
   ) {
     super(message);
   }
@@ -18,6 +20,17 @@ export class DomainwallError extends Error {
 export const usageError = (message: string) => new DomainwallError("usage", message);
 export const resolveError = (message: string) => new DomainwallError("resolve", message);
 export const runtimeError = (message: string) => new DomainwallError("runtime", message);
+/** nft's and iptables-legacy's own words when this process may not change (or read) the firewall here. */
+export const lacksPrivilege = (text: string): boolean => /Operation not permitted|Permission denied \(you must be root\)/.test(text);
+
+/** The one line a person acts on without the privilege (exit 1); the tool's own output goes in `detail`. */
+export const privilegeError = (tool: "nft" | "iptables-legacy", detail: string) =>
+  new DomainwallError(
+    "runtime",
+    `domainwall needs root with CAP_NET_ADMIN in this network namespace (${tool}: ${tool === "nft" ? "Operation not permitted" : "Permission denied"})`,
+    detail,
+  );
+
 /** `status`: domainwall's rules are loaded but a hook or jump is missing, or a rule decides before ours. */
 export const notEnforcingError = (message: string) => new DomainwallError("not-enforcing", message);
 

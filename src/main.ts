@@ -21,6 +21,9 @@ import { messageOf } from "./messages.ts";
 import { VERSION } from "./version.ts";
 import type { World } from "./world.ts";
 
+/** The commands that only read what is loaded (or remove it): their answer is all they print at the default level. */
+const QUIET: readonly string[] = ["status", "explain", "suggest", "remove"];
+
 /** Run one command with its typed configuration; a command may say its exit code (explain: 1 when denied). */
 function dispatch(ctx: Context, config: CommandConfig): Promise<number | void> {
   switch (config.command) {
@@ -50,6 +53,7 @@ function dispatch(ctx: Context, config: CommandConfig): Promise<number | void> {
 /** The whole program: parse, run one command, map the outcome to an exit code. */
 export async function main(world: World): Promise<number> {
   let log: Logger | undefined;
+  let jsonLogs = false;
   try {
     const invocation = parseCli(world.argv);
     if (invocation.kind === "version") return (void (await world.stdout(`domainwall ${VERSION}\n`)), EXIT.ok);
@@ -68,11 +72,19 @@ export async function main(world: World): Promise<number> {
       (proxy?.kind === "switch" && proxy.on ? world.normalJit : world.backgroundLoop)();
     }
     const logFormat = settings.get("log-format");
-    log = createLogger(logFormat?.kind === "value" && logFormat.text === "json" ? "json" : "text", stderrSink(world));
+    const logLevel = settings.get("log-level");
+    jsonLogs = logFormat?.kind === "value" && logFormat.text === "json";
+    log = createLogger(
+      jsonLogs ? "json" : "text",
+      stderrSink(world),
+      logLevel?.kind === "value" && logLevel.text === "debug" ? "debug" : "info",
+    );
     const logger = log;
     const { config, warnings } = await loadConfig(world, command, flags, { problems: invocation.problems, args: invocation.args });
     for (const warning of warnings) logger.warn(warning);
     const probe = command !== "render";
+    // Read commands print their answer and nothing else: which backend and executor answered is a detail.
+    const detail = QUIET.includes(command) ? logger.debug : logger.info;
     let chosen: Promise<Backend> | undefined;
     const nft = () => world.nft().executor;
     const backend = () =>
@@ -81,8 +93,8 @@ export async function main(world: World): Promise<number> {
         { run: world.run, nft, filterEmpty: world.legacyFilterEmpty },
         { probe, now: world.now },
       ).then((selected) => {
-        if (probe) logger.info(`backend ${selected.backend.name} (${selected.reason})`);
-        if (probe && selected.backend.name === "nft") logger.info(world.nft().reason);
+        if (probe) detail(`backend ${selected.backend.name} (${selected.reason})`);
+        if (probe && selected.backend.name === "nft") detail(world.nft().reason);
         return selected.backend;
       }));
     let found: ReturnType<Context["others"]> | undefined;
@@ -93,7 +105,11 @@ export async function main(world: World): Promise<number> {
     return (await dispatch({ world, log: logger, backend, others, reread: () => loadConfig(world, command, flags) }, config)) ?? EXIT.ok;
   } catch (error) {
     log ??= createLogger("text", stderrSink(world));
-    if (error instanceof DomainwallError) log.error(error.message);
+    if (error instanceof DomainwallError && error.detail !== undefined) {
+      // One line a person acts on; the tool's own (multi-line) words at debug, and as a field in JSON.
+      log.error(jsonLogs ? { message: error.message, detail: error.detail } : error.message);
+      if (!jsonLogs) log.debug(error.detail);
+    } else if (error instanceof DomainwallError) log.error(error.message);
     else log.error(`unexpected failure: ${error instanceof Error ? (error.stack ?? error.message) : messageOf(error)}`);
     return exitCode(error);
   }

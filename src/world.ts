@@ -6,6 +6,7 @@ import type { ListenAddress } from "./config/values.ts";
 import { acquireLock, holderOf, type Acquired, type Holder } from "./backends/lock.ts";
 import { filterInfo, legacyFilterEmpty } from "./backends/iptables/kernel.ts";
 import { bunLookup, chainChecked, guardedLookup, libcLookup } from "./dns/lookup.ts";
+import { askResolver, type AskResolver } from "./dns/ask-resolver.ts";
 import type { Lookup } from "./dns/resolve.ts";
 import { runProcess, type Run } from "./run.ts";
 import { readRegularFile, runDirProblem, writeReplacing } from "./files.ts";
@@ -37,6 +38,8 @@ export interface World {
   readonly nft: () => ChosenExecutor;
   /** DNS for apply and watch's start: only the addresses on the CNAME chain (dns/lookup.ts chainChecked). */
   readonly lookup: Lookup;
+  /** One DNS query straight to a resolver, to say why lookups failed (dns/diagnose.ts); absent in unit tests: no diagnosis. */
+  readonly askResolver?: AskResolver;
   /**
    * DNS for watch's refresh loop: c-ares alone, which has the TTLs; one lookup per name and family
    * keeps the loop within its CPU budget, at the cost of the chain check (docs/watch.md).
@@ -293,6 +296,7 @@ export function realWorld(): World {
     nft: nftOnce,
     lookup: guardedLookup({ setTimer, primary: chainChecked(bunLookup, libcLookup) }),
     refreshLookup: guardedLookup({ setTimer }),
+    askResolver,
     readFile: (path, maxBytes) => readRegularFile(path, maxBytes),
     writeFile: async (path, text) => {
       await mkdir(dirname(path), { recursive: true });

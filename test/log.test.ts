@@ -24,7 +24,7 @@ test("json: one object per line with time, level, msg and the structured fields,
     { level: "info", msg: "backend nft (requested)" },
     { level: "warn", msg: "a warning" },
     { level: "error", msg: "an error" },
-    { level: "success", msg: "applied: 1 name", summary: { namesResolved: 1, backend: "nft" } },
+    { level: "info", msg: "applied: 1 name", summary: { namesResolved: 1, backend: "nft" } },
   ]);
   expect(Object.keys(lines[3])).toEqual(["time", "level", "msg", "summary"]);
 });
@@ -42,4 +42,33 @@ test("text: the message on stderr, without a date", () => {
   createLogger("text", out.stream).warn("a warning");
   expect(out.text()).toContain("a warning");
   expect(out.text()).not.toMatch(/\d\d:\d\d:\d\d/);
+});
+
+test("json: every consola type maps to a level log collectors know (info, warn, error, debug)", () => {
+  const out = sink();
+  const log = createLogger("json", out.stream, "debug");
+  log.success("a");
+  log.ready("b");
+  log.start("c");
+  log.fail("d");
+  log.fatal("e");
+  log.debug("f");
+  log.log("g");
+  const levels = out
+    .text()
+    .trimEnd()
+    .split("\n")
+    .map((line) => JSON.parse(line).level);
+  expect(levels).toEqual(["info", "info", "info", "error", "error", "debug", "info"]);
+});
+
+test("the debug level shows debug lines in both formats; the default hides them", () => {
+  for (const format of ["json", "text"] as const) {
+    const shown = sink();
+    createLogger(format, shown.stream, "debug").debug("details here");
+    expect(shown.text()).toContain("details here");
+    const hidden = sink();
+    createLogger(format, hidden.stream).debug("details here");
+    expect(hidden.text()).toBe("");
+  }
 });

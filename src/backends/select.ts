@@ -1,6 +1,6 @@
 import type { Backend } from "./backend.ts";
 import type { BackendChoice } from "../config/options.ts";
-import { runtimeError } from "../errors.ts";
+import { lacksPrivilege, privilegeError, runtimeError } from "../errors.ts";
 import { messageOf } from "../messages.ts";
 import { createIptablesBackend } from "./iptables/backend.ts";
 import { createNftBackend } from "./nft/backend.ts";
@@ -81,11 +81,13 @@ export async function selectBackend(
       : nft(choice === "nft" ? "requested" : "render shows nft unless --backend says otherwise");
   if (choice === "nft") {
     const result = await probeNft(tools.nft());
+    if (!result.ok && lacksPrivilege(result.why)) throw privilegeError("nft", result.why);
     if (!result.ok) throw runtimeError(`--backend nft does not work here: ${result.why}`);
     return nft("requested");
   }
   if (choice === "iptables-legacy") {
     const result = await probeIptables(run);
+    if (!result.ok && lacksPrivilege(result.why)) throw privilegeError("iptables-legacy", result.why);
     if (!result.ok) throw runtimeError(`--backend iptables-legacy does not work here: ${result.why}`);
     return iptables("requested");
   }
@@ -93,7 +95,9 @@ export async function selectBackend(
   if (nftProbe.ok) return nft("auto: nft works in this network namespace");
   const iptablesProbe = await probeIptables(run);
   if (iptablesProbe.ok) return iptables(`auto: nft is not usable (${nftProbe.why}); iptables-legacy works`);
-  throw runtimeError(`no backend works here: tried nft (${nftProbe.why}) and iptables-legacy (${iptablesProbe.why})`);
+  const tried = `tried nft (${nftProbe.why}) and iptables-legacy (${iptablesProbe.why})`;
+  if (lacksPrivilege(nftProbe.why)) throw privilegeError("nft", tried);
+  throw runtimeError(`no backend works here: ${tried}`);
 }
 
 /** The backends besides the chosen one that work here, and what could not be checked. */

@@ -59,7 +59,9 @@ Show whether domainwall's rules are loaded (and whether they enforce: not in aud
 entries they allow per family, their drop counters, and the destinations the kernel recorded as
 denied (nft), most packets first, with the names that held their addresses where domainwall knows
 them; while 'domainwall watch' runs here, also each name's addresses and when it was last resolved
-(from the run directory, DOMAINWALL_RUN_DIR, default /run/domainwall). --json prints one JSON object.`,
+(from the run directory, DOMAINWALL_RUN_DIR, default /run/domainwall). --json prints one JSON object.
+--follow keeps printing each newly denied destination as the kernel records it (no watch needed), until
+Ctrl-C.`,
   explain: `Usage: domainwall explain DESTINATION [options]
 
 DESTINATION is ADDRESS, ADDRESS:PORT, [IPv6]:PORT, NAME or NAME:PORT (add /udp after a port for

@@ -21,7 +21,8 @@ export async function applyCommand(ctx: Context, config: ConfigOf<"apply">): Pro
   });
   const [backend, prepared] = await Promise.all([ctx.backend(), prepare, ctx.others().catch(() => undefined)]);
   await loadPolicy(ctx, backend, prepared, config.confirmWithinMs);
-  const names = prepared.resolutions.flatMap((r) => (r.status === "empty" ? [] : [{ host: r.host, addresses: r.addresses }]));
+  // A skipped name (no addresses) is kept too, so `explain` can say it was skipped rather than unlisted.
+  const names = prepared.resolutions.map((r) => ({ host: r.host, addresses: r.status === "empty" ? [] : r.addresses }));
   await saveNames(ctx.world, ctx.log, names, config.policy.hostPorts);
 }
 

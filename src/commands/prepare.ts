@@ -1,6 +1,7 @@
 import type { Config } from "../config/config.ts";
 import { resolversFor } from "../dns/resolvers.ts";
 import { resolveHosts, type HostResolution } from "../dns/resolve.ts";
+import { withDnsDiagnosis } from "../dns/diagnose.ts";
 import { FIB_TRIE, IF_INET6, localNetworks, onLinkPrefixes, ROUTE_V4, ROUTE_V6, type LocalNet } from "../net/interfaces.ts";
 import type { Cidr } from "../net/ip.ts";
 import { admitResolutions, buildPolicy, summarize, type Policy, type PolicySummary } from "../policy/policy.ts";
@@ -46,12 +47,23 @@ export async function preparePolicy(
       `--dns-proxy: could not resolve ${unresolved.map((r) => `${r.host} (${r.status === "failed" ? r.error : ""})`).join(", ")} at start-up: starting with nothing admitted for ${unresolved.length === 1 ? "it" : "them"}; the apps' queries admit their answers once the resolver answers`,
     );
   const gated = unresolved.length === 0 ? resolutions : resolutions.filter((r) => !unresolved.includes(r));
-  const admitted = admitResolutions(config, gated, outcome);
+  let admitted: ReturnType<typeof admitResolutions>;
+  try {
+    admitted = admitResolutions(config, gated, outcome);
+  } catch (error) {
+    throw await withDnsDiagnosis(error, resolutions, world); // names the resolvers asked and how each failed
+  }
   const names = config.dnsProxy === undefined ? admitted.names : [];
-  const { policy, warnings } = buildPolicy(config, names, resolvers, onLinkPrefixes(ifInet6), localNets);
+  const { policy, warnings, refusedNames } = buildPolicy(config, names, resolvers, onLinkPrefixes(ifInet6), localNets);
+  // A name whose every answer was refused allows nothing: skipped, not resolved.
+  const counts = {
+    ...admitted.counts,
+    namesResolved: admitted.counts.namesResolved - refusedNames.length,
+    namesSkipped: admitted.counts.namesSkipped + refusedNames.length,
+  };
   const buildMs = world.now() - started - resolveMs;
   for (const warning of [...admitted.warnings, ...warnings]) log.warn(warning);
-  return { config, policy, summary: summarize(admitted.counts, policy), resolutions, resolvers, resolveMs, buildMs };
+  return { config, policy, summary: summarize(counts, policy), resolutions, resolvers, resolveMs, buildMs };
 }
 
 /** This namespace's own addresses, on-link networks and gateways, from /proc (unreadable files count as empty). */
@@ -65,9 +77,11 @@ export async function readLocalNetworks(world: Pick<Context["world"], "readFile"
 export const resolversOf = ({ world, log }: Pick<Context, "world" | "log">, config: Config): Promise<Cidr[]> =>
   resolversFor(config.dnsServers, { readFile: world.readFile, warn: (m) => log.warn(m), info: (m) => log.info(m) });
 
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
 export const describeSummary = (s: PolicySummary, resolveMs: number, times?: { renderMs: number; loadMs: number }): string =>
   [
-    `${s.namesResolved} names resolved, ${s.namesSkipped} skipped${s.namesFailed > 0 ? `, ${s.namesFailed} failed` : ""}`,
+    `${plural(s.namesResolved, "name")} resolved, ${s.namesSkipped} skipped${s.namesFailed > 0 ? `, ${s.namesFailed} failed` : ""}`,
     `${s.ipv4} IPv4 and ${s.ipv6} IPv6 allowed`,
     s.ports.length > 0 ? `inbound TCP ${s.ports.join(",")}` : "inbound untouched",
     `resolve ${resolveMs} ms${times === undefined ? "" : `, render ${times.renderMs} ms, load ${times.loadMs} ms`}`,

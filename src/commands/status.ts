@@ -8,6 +8,7 @@ import { AUDIT_WARNING } from "./apply.ts";
 import type { Context } from "./context.ts";
 import { knownNames, namesOf, type KnownNames } from "./names.ts";
 import { allowedJson, dnsProxyJson, portedOnly, proxyLines } from "../visibility/status-view.ts";
+import { statusFollowCommand } from "./status-follow.ts";
 
 /** Denied destinations (and allowed entries with ports) listed one by one in the text; `--json` lists them all. */
 const DENIED_SHOWN = 50;
@@ -114,7 +115,9 @@ export function statusJson(status: Status, backend: string, known: KnownNames) {
  * filters too): the one that holds rules, or each of two, naming them. `--json` describes the
  * first that holds rules (the chosen backend first) and names the others in `alsoLoaded`.
  */
-export async function statusCommand({ world, log, backend: backendFor, others }: Context, config: ConfigOf<"status">): Promise<void> {
+export async function statusCommand(ctx: Context, config: ConfigOf<"status">): Promise<void> {
+  if (config.follow) return statusFollowCommand(ctx, config);
+  const { world, log, backend: backendFor, others } = ctx;
   const [chosen, other, known] = await Promise.all([backendFor(), others(), knownNames(world)]);
   if (other.unseen !== undefined) log.warn(`cannot check ${other.unseen} for a domainwall policy`);
   const all = [chosen, ...other.backends];

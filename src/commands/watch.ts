@@ -18,6 +18,8 @@ import { reloadOnChange, type Reloader } from "./reload.ts";
 import { inheritedSockets, selfCommand } from "../proxy/supervisor.ts";
 import { dnsProxyMode } from "./watch/proxy-mode.ts";
 import { resolveMode } from "./watch/resolve-mode.ts";
+import { deniedReader } from "../backends/nft/denied.ts";
+import { logDenial, startDenialStream, type DenialStream } from "../watch/denial-stream.ts";
 
 /**
  * `watch`: apply as `apply` does, then keep the policy true to DNS until SIGTERM or SIGINT, in one
@@ -43,6 +45,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
   let reloader: Reloader | undefined;
   let removeOnExit = options.removeOnExit;
   let stateTimer: Timer | undefined;
+  let denials: DenialStream | undefined;
   try {
     stop = world.untilStopped();
     const resolvers = await mode.check();
@@ -118,10 +121,19 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     }
     if (options.readyFile !== undefined) await world.writeFile(options.readyFile, "loaded\n");
     mode.ready();
+    // The listed names that last gave a denied address: the proxy's admissions, or the loop's own answers.
+    denials = denialStream(
+      ctx,
+      chosen,
+      (address) =>
+        mode.report()?.admitted.find((a) => a.address === address)?.names ??
+        addressesByName(current.snapshot().state).flatMap((n) => (n.addresses.some((a) => a.address === address) ? [n.host] : [])),
+    );
     log.info(mode.describe());
     await watcher.run(stop.stopped);
     const signal = await stop.stopped;
     clearInterval(stateTimer);
+    await denials?.stop();
     // What the rules hold now, named, for status after this process has gone.
     await saveNames(world, log, addressesByName(current.snapshot().state), current.snapshot().hostPorts);
     await world.removeFile(watchStateFile(world.env, WATCH_STATE_FILE));
@@ -136,6 +148,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     if (options.readyFile !== undefined) await world.removeFile(options.readyFile);
     log.success(`${signal}: stopped and removed domainwall's rules (--remove-on-exit)${said === undefined ? "" : `; ${said}`}`);
   } finally {
+    await denials?.stop();
     await reloader?.stop();
     clearInterval(stateTimer);
     mode.stop("error", false); // a second stop does nothing
@@ -152,6 +165,24 @@ function proxySockets(world: World) {
   } catch (error) {
     throw runtimeError(`--dns-proxy: ${messageOf(error)}; nothing was loaded`);
   }
+}
+
+/**
+ * The live denial stream in the logs (nft only: iptables-legacy keeps counters, not destinations).
+ * `namesOf`: the listed names that last gave an address, from the watch's own state.
+ */
+function denialStream({ world, log }: Context, backend: Backend, namesOf: (address: string) => readonly string[]) {
+  if (backend.name !== "nft") {
+    log.info("denied destinations are not logged with iptables-legacy (it keeps counters only; see status)");
+    return undefined;
+  }
+  return startDenialStream({
+    read: deniedReader(world.nft().executor),
+    emit: logDenial(log, namesOf),
+    failed: (message) => log.warn(`cannot read the denied destinations for the log: ${message}`),
+    now: world.now,
+    setTimer: world.setTimer,
+  });
 }
 
 /** `watch --dns-proxy`: this process holds the proxy's sockets and runs the watch as a worker on them (proxy/supervisor.ts). */

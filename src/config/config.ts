@@ -82,7 +82,7 @@ export type CommandConfig =
   | (WithBackend & { readonly command: "check"; readonly policy: Config })
   | (WithBackend & { readonly command: "watch"; readonly policy: Config; readonly watch: WatchConfig })
   | (WithBackend & { readonly command: "remove" })
-  | (WithBackend & { readonly command: "status"; readonly json: boolean })
+  | (WithBackend & { readonly command: "status"; readonly json: boolean; readonly follow: boolean })
   | (WithBackend & { readonly command: "explain"; readonly json: boolean; readonly destination: Destination })
   | (WithBackend & { readonly command: "suggest" })
   | (Common & { readonly command: "confirm" })
@@ -129,12 +129,14 @@ export function parseConfig<C extends Command>(settings: Settings, command: C, i
     return undefined as ValueOf<N>;
   };
   const logFormat = value("log-format");
+  value("log-level"); // validated here (exit 2 naming it); main reads it before the logger exists
   const backend = value("backend");
   const policy = takes(command, "hosts") ? policyConfig(settings, value, inputs, problems, warnings) : undefined;
   const watch = command === "watch" ? watchConfig(settings, value, problems) : undefined;
   const confirmWithinMs = command === "apply" ? value("confirm-within") : undefined;
   const webhook = command === "webhook" ? webhookConfig(value, (name) => fromOf(settings, name), problems) : undefined;
   const json = takes(command, "json") ? value("json") : undefined;
+  const follow = command === "status" ? value("follow") : undefined;
   const destination = command === "explain" ? destinationArg(inputs.args ?? [], problems) : undefined;
   if (command !== "explain" && (inputs.args ?? []).length > 0)
     problems.push(`unexpected argument ${show(inputs.args?.[0] ?? "")}; run 'domainwall --help'`);
@@ -150,6 +152,7 @@ export function parseConfig<C extends Command>(settings: Settings, command: C, i
     ...(watch && { watch }),
     ...(confirmWithinMs !== undefined && { confirmWithinMs }),
     ...(json !== undefined && { json }),
+    ...(follow !== undefined && { follow }),
     ...(destination !== undefined && { destination }),
   };
   return { config: config as unknown as ConfigOf<C>, warnings };

@@ -126,7 +126,7 @@ export async function resolveHosts(hosts: readonly string[], options: ResolveOpt
   const attempt = (host: string, family: Family, budgetMs: number): Promise<readonly Answer[]> =>
     new Promise((resolve, reject) => {
       const answer = options.lookup(host, family); // a lookup that throws at once rejects here, before any timer
-      const cancel = setTimer(budgetMs, () => reject(new AttemptTimeout(`no answer within ${budgetMs} ms`)));
+      const cancel = setTimer(budgetMs, () => reject(new AttemptTimeout(`no answer within ${Math.round(budgetMs)} ms`)));
       answer.then(
         (answers) => (cancel(), resolve(answers)),
         (error: unknown) => (cancel(), reject(error)),

@@ -1,6 +1,6 @@
 import type { Config } from "../config/config.ts";
 import { resolveError } from "../errors.ts";
-import { compareCidr, parseCidr, sortByCidr, type Cidr, type Family } from "../net/ip.ts";
+import { cidr, compareCidr, contains, parseCidr, sortByCidr, type Cidr, type Family } from "../net/ip.ts";
 import type { LocalNet } from "../net/interfaces.ts";
 import { answerGateOf, refusedAnswer, type AnswerGate } from "./answer-gate.ts";
 import type { HostResolution } from "../dns/resolve.ts";
@@ -238,13 +238,16 @@ export function buildPolicy(
   resolvers: readonly Cidr[],
   onLink: readonly Cidr[] = [],
   localNets: readonly LocalNet[] = [],
-): { policy: Policy; warnings: string[] } {
+): { policy: Policy; warnings: string[]; refusedNames: string[] } {
   const warnings: string[] = [];
+  /** Names that had addresses, every one of them refused: not counted as resolved. */
+  const refusedNames: string[] = [];
   const fromDns: Entry[] = [];
   const withPorts: PortEntry[] = [];
   const gate = answerGateOf(config, resolvers, localNets);
   for (const resolution of names) {
     const ports = config.hostPorts.get(resolution.host);
+    const before = fromDns.length + withPorts.length;
     for (const answer of resolution.addresses) {
       const address = parseAnswer(answer.address);
       if (address === undefined || address.family !== answer.family) {
@@ -254,7 +257,8 @@ export function buildPolicy(
       const refused = refusedAnswer(gate, resolution.host, address);
       if (refused?.kind === "forbidden" || refused?.kind === "mapped") {
         const hint = refused.kind === "forbidden" ? "; list it in --allow to permit it" : "";
-        warnings.push(`${resolution.host}: not allowing ${address.text} (${refused.reason}) from DNS${hint}`);
+        // Loopback is always allowed (rules.ts): localhost's 127.0.0.1 needs no word.
+        if (!isLoopback(address)) warnings.push(`${resolution.host}: not allowing ${address.text} (${refused.reason}) from DNS${hint}`);
         continue;
       }
       if (refused?.kind === "private") {
@@ -266,6 +270,7 @@ export function buildPolicy(
       if (ports === undefined) fromDns.push({ cidr: address, source: resolution.host });
       else for (const range of ports) withPorts.push({ cidr: address, ports: range, source: resolution.host });
     }
+    if (resolution.addresses.length > 0 && fromDns.length + withPorts.length === before) refusedNames.push(resolution.host);
   }
   // With the proxy, names are admitted into its sets (proxy.portSets for those with ports), not these.
   const ported = (config.dnsProxy === undefined && config.hostPorts.size > 0) || config.allow.some((entry) => entry.ports !== undefined);
@@ -300,8 +305,11 @@ export function buildPolicy(
     verdict: config.audit ? "audit" : config.reject ? "reject" : "drop",
     ...(config.dnsProxy && proxyRules(config, config.dnsProxy, gate)),
   };
-  return { policy, warnings };
+  return { policy, warnings, refusedNames };
 }
+
+const LOOPBACK = [cidr("127.0.0.0/8"), cidr("::1")];
+const isLoopback = (address: Cidr): boolean => LOOPBACK.some((range) => contains(range, address));
 
 /**
  * The proxy's part of the policy, derived here once: its port and group and a timeout set pair per

@@ -2,7 +2,8 @@
  * What the proxy does with one client message, without sockets: check it, refuse an unlisted
  * name at once, forward a listed one, admit the answer's addresses, and only then give the answer.
  */
-import { answerAddresses, encodeReply, RCODE, readQuery, typeName, withId, type AnswerAddress, type Query } from "./message.ts";
+import { answerAddresses, EDE, encodeReply, RCODE, readQuery, typeName, withId, type AnswerAddress, type Query } from "./message.ts";
+import { keyedLimiter } from "./name-limiter.ts";
 import type { NameMatcher } from "./match.ts";
 import type { StatsRecorder } from "./stats.ts";
 import { clampTtls } from "./ttl.ts";
@@ -65,8 +66,24 @@ const ADMITTED_TYPES = new Set([1, 28, 64, 65]);
 
 const held = (count: number | undefined) => (count ? ` (${count} similar lines held back)` : "");
 
+/** What a client that sent EDNS is told with an unlisted name's NXDOMAIN (dig prints it). */
+const BLOCKED = { code: EDE.BLOCKED, text: "not in the domainwall allowlist" } as const;
+/** ...and with the SERVFAIL of an answer whose addresses could not be admitted. */
+const NOT_ADMITTED = { code: EDE.OTHER, text: "domainwall could not admit the answer's addresses into the firewall" } as const;
+/** One line per refused name at most this often (and at most this many names remembered). */
+const REFUSED_NAME_INTERVAL_MS = 60_000;
+const REFUSED_NAMES_REMEMBERED = 4096;
+
 export function createHandler(deps: HandlerDeps): (bytes: Uint8Array, transport: Transport) => Promise<Uint8Array | undefined> {
   const { stats, log } = deps;
+  const byName = keyedLimiter(REFUSED_NAME_INTERVAL_MS, REFUSED_NAMES_REMEMBERED, deps.now);
+  /** A refused name's line: once per name per minute, within the overall limit; with what was held back. */
+  const mayLogRefused = (name: string): string | undefined => {
+    const again = byName(name.toLowerCase());
+    const report = again === undefined ? undefined : deps.mayLog();
+    if (report === undefined) return undefined;
+    return `${again ? ` (asked ${again} more times since its last line)` : ""}${held(report)}`;
+  };
 
   /** The first answer from the upstreams, in order, within `attempts` tries. */
   async function forward(query: Query, transport: Transport) {
@@ -85,11 +102,11 @@ export function createHandler(deps: HandlerDeps): (bytes: Uint8Array, transport:
   async function answer(query: Query, entry: string, transport: Transport, counted = true): Promise<Uint8Array> {
     const name = query.name.toLowerCase();
     const qtype = typeName(query.type);
-    const servfail = (message: string, level: "warn" | "error") => {
+    const servfail = (message: string, level: "warn" | "error", ede?: typeof NOT_ADMITTED) => {
       stats.count("failed");
       const report = deps.mayLog();
       if (report !== undefined) log[level]({ message: `${message}${held(report)}`, name, qtype });
-      return encodeReply(query, RCODE.SERVFAIL);
+      return encodeReply(query, RCODE.SERVFAIL, ede);
     };
     const result = await forward(query, transport);
     if (!result.ok) return servfail(`${name} ${qtype}: no upstream answered, SERVFAIL: ${result.error}`, "warn");
@@ -104,6 +121,7 @@ export function createHandler(deps: HandlerDeps): (bytes: Uint8Array, transport:
           return servfail(
             `${name} ${qtype}: admitting ${addresses.map((a) => a.address).join(", ")} failed, SERVFAIL: ${error instanceof Error ? error.message : String(error)}`,
             "error",
+            NOT_ADMITTED,
           );
         }
         stats.admission((deps.now() - started) / 1000);
@@ -136,23 +154,25 @@ export function createHandler(deps: HandlerDeps): (bytes: Uint8Array, transport:
     stats.refused(query.name, qtype);
     if (query.plain && deps.audit?.()) {
       stats.count("audited");
-      const report = deps.mayLog();
+      const report = mayLogRefused(query.name);
       if (report !== undefined)
         log.info({
-          message: `would refuse ${query.name} ${qtype} (audit mode): forwarded, its addresses admitted${held(report)}`,
+          message: `would refuse ${query.name} ${qtype} (audit mode): forwarded, its addresses admitted${report}`,
+          event: "would-refuse",
           name: query.name.toLowerCase(),
           qtype,
         });
       return answer(query, AUDIT_ENTRY, transport, false);
     }
     stats.count("refused");
-    const report = deps.mayLog();
+    const report = mayLogRefused(query.name);
     if (report !== undefined)
       log.info({
-        message: `refused ${query.name} ${qtype}: not on the list, NXDOMAIN${held(report)}`,
+        message: `refused ${query.name} ${qtype}: not in the allowlist, NXDOMAIN${report}`,
+        event: "refused",
         name: query.name.toLowerCase(),
         qtype,
       });
-    return encodeReply(query, RCODE.NXDOMAIN);
+    return encodeReply(query, RCODE.NXDOMAIN, BLOCKED);
   };
 }

@@ -171,16 +171,35 @@ function encodeOpt(payload: number, version: number, flags: number, options: rea
   ]);
 }
 
+/** RFC 8914 Extended DNS Error INFO-CODEs the proxy sends. */
+export const EDE = { OTHER: 0, BLOCKED: 15 } as const;
+/** An Extended DNS Error: its INFO-CODE and EXTRA-TEXT (UTF-8, for people: dig prints it). */
+export interface ExtendedError {
+  readonly code: number;
+  readonly text: string;
+}
+/** The EDNS option code of an Extended DNS Error. */
+const EDE_OPTION = 15;
+
+/** An Extended DNS Error as an EDNS option: the 2-byte INFO-CODE, then the text. */
+const edeOption = ({ code, text }: ExtendedError) => ({
+  code: EDE_OPTION,
+  data: Uint8Array.from([code >> 8, code & 255, ...new TextEncoder().encode(text)]),
+});
+
 /**
  * The proxy's own reply with `rcode` and no records: the query's id and RD (and CD), RA set; the
- * question and an OPT record (payload 1232, DO copied, no options) when the query had them.
+ * question and an OPT record (payload 1232, DO copied) when the query had them. `ede` goes into
+ * that OPT record: only a client that sent EDNS gets it (RFC 8914).
  */
 export function encodeReply(
   query: { readonly id: number; readonly flags: number; readonly bytes?: Uint8Array; readonly opt?: OptAnswer | undefined },
   rcode: Rcode,
+  ede?: ExtendedError,
 ): Uint8Array {
   const flags = QR | RA | (query.flags & (RD | CD)) | rcode;
-  const opt = query.opt === undefined ? new Uint8Array() : encodeOpt(UDP_PAYLOAD, 0, query.opt.flags & DO, []);
+  const opt =
+    query.opt === undefined ? new Uint8Array() : encodeOpt(UDP_PAYLOAD, 0, query.opt.flags & DO, ede === undefined ? [] : [edeOption(ede)]);
   const question = query.bytes ?? new Uint8Array();
   return Uint8Array.from([...header(query.id, flags, question.length > 0 ? 1 : 0, opt.length > 0 ? 1 : 0), ...question, ...opt]);
 }

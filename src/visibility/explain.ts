@@ -293,7 +293,12 @@ export function explain(
     ].join(""),
   );
   const listed = name === undefined ? "" : name.listed ? `${name.name} is in the allowlist; ` : `${name.name} is not in the allowlist; `;
-  const none = name !== undefined && results.length === 0 ? `${name.name} has no addresses ${name.listed ? "loaded now" : "in DNS"}` : "";
+  const none =
+    name === undefined || results.length > 0
+      ? ""
+      : name.listed
+        ? `skipped: ${name.name} had no addresses when it was last resolved (no such name, or no A/AAAA records), so nothing is allowed for it`
+        : `${name.name} has no addresses in DNS`;
   const audit = !status.enforcing && !allowed ? " (audit mode: let through anyway, and recorded)" : "";
   const summary = `${allowed ? "allowed" : "denied"}: ${target}: ${listed}${none}${parts.join("; ")}${audit}`;
   return { destination: target, allowed, enforcing: status.enforcing, ...(name !== undefined && { name }), addresses: results, summary };

@@ -24,18 +24,25 @@ const entryFor = (host: string, port: number, protocol: string): string =>
  * where one is known (several destinations of one name and port become one entry), else by the
  * address; names first, each group by packets. Inbound destinations suggest `ports` instead.
  * The names the DNS proxy refused come before all of them, by queries, with every port (the proxy
- * sees names, not ports); a recorded destination of such a name adds nothing more.
+ * sees names, not ports); a recorded destination of such a name adds nothing more. DNS (port 53)
+ * to an address is never an entry: an entry would open DNS to that server, a way to carry data out
+ * in queries; it is proposed for --dns-servers instead, with a warning.
  */
 export function suggestAllowlist(
   denied: readonly DeniedDestination[],
   namesOf: (address: string) => readonly string[],
   refusedNames: readonly { readonly name: string; readonly count: number }[] = [],
-): { hosts: Suggestion[]; ports: { port: number; packets: number }[] } {
+): { hosts: Suggestion[]; ports: { port: number; packets: number }[]; dnsServers: { address: string; packets: number }[] } {
   const entries = new Map<string, Suggestion>();
   const ports = new Map<number, number>();
+  const resolvers = new Map<string, number>();
   for (const d of denied) {
     if (d.direction === "in") {
       if (d.protocol === "tcp") ports.set(d.port, (ports.get(d.port) ?? 0) + d.packets);
+      continue;
+    }
+    if (d.port === 53 && (d.protocol === "udp" || d.protocol === "tcp")) {
+      resolvers.set(d.address, (resolvers.get(d.address) ?? 0) + d.packets);
       continue;
     }
     const names = namesOf(d.address);
@@ -54,7 +61,19 @@ export function suggestAllowlist(
   return {
     hosts: [...proxied, ...all.filter((s) => s.named).sort(byPackets), ...all.filter((s) => !s.named).sort(byPackets)],
     ports: [...ports].map(([port, packets]) => ({ port, packets })).sort((a, b) => b.packets - a.packets || a.port - b.port),
+    dnsServers: [...resolvers]
+      .map(([address, packets]) => ({ address, packets }))
+      .sort((a, b) => b.packets - a.packets || a.address.localeCompare(b.address)),
   };
+}
+
+/** The warning and the --dns-servers line for DNS that was denied to addresses of no resolver of the policy. */
+function dnsLines(servers: ReturnType<typeof suggestAllowlist>["dnsServers"]): string[] {
+  if (servers.length === 0) return [];
+  return [
+    `# WARNING: DNS (port 53) to ${servers.map((s) => `${s.address} (${plural(s.packets)})`).join(", ")} was denied. An entry for it would let anything here send data to that server as DNS queries; if this host should use it as its resolver, add it to --dns-servers instead:`,
+    `# --dns-servers ${servers.map((s) => s.address).join(",")}`,
+  ];
 }
 
 const plural = (n: number) => `${n} packet${n === 1 ? "" : "s"}`;
@@ -62,7 +81,13 @@ const plural = (n: number) => `${n} packet${n === 1 ? "" : "s"}`;
 /** The suggestion as a `hosts_csv` line and as a TOML snippet for `--config`, ready to paste. */
 export function renderSuggestion(suggestion: ReturnType<typeof suggestAllowlist>, recorded: number): string {
   if (suggestion.hosts.length === 0 && suggestion.ports.length === 0)
-    return "# domainwall suggest: nothing was recorded as denied; nothing to add\n";
+    return [
+      suggestion.dnsServers.length === 0
+        ? "# domainwall suggest: nothing was recorded as denied; nothing to add"
+        : "# domainwall suggest: no allowlist entry to add",
+      ...dnsLines(suggestion.dnsServers),
+      "",
+    ].join("\n");
   const width = Math.max(0, ...suggestion.hosts.map((s) => s.entry.length + 3));
   const refused = suggestion.hosts.filter((s) => s.queries !== undefined).length;
   const destinations = `${recorded} destination${recorded === 1 ? "" : "s"} recorded as denied`;
@@ -70,6 +95,7 @@ export function renderSuggestion(suggestion: ReturnType<typeof suggestAllowlist>
     refused === 0
       ? `# domainwall suggest: ${destinations}, as allowlist entries to add (names where known, most packets first)`
       : `# domainwall suggest: ${refused} name${refused === 1 ? "" : "s"} the DNS proxy refused and ${destinations}, as allowlist entries to add (names first, most queries and packets first)`,
+    ...dnsLines(suggestion.dnsServers),
     ...(suggestion.hosts.length > 0 ? ["# environment:", `hosts_csv=${suggestion.hosts.map((s) => s.entry).join(",")}`] : []),
     ...(suggestion.ports.length > 0 ? [`listening_ports_csv=${suggestion.ports.map((p) => p.port).join(",")}`] : []),
     "# or in a --config file (TOML):",

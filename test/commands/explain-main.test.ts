@@ -154,6 +154,7 @@ describe("explain and suggest, through main", () => {
         '  "mirror.example:80/tcp",  # 4 packets',
         '  "[2001:db8::5]:5353/udp", # 1 packet',
         "]",
+        "# the loaded rules enforce: these destinations were refused (run with --audit to learn an allowlist without refusing anything)",
         "",
       ].join("\n"),
     );
@@ -249,17 +250,25 @@ describe("explain and suggest, through main", () => {
         '  "203.0.113.20:80/tcp",    # 4 packets',
         '  "[2001:db8::5]:5353/udp", # 1 packet',
         "]",
+        "# the loaded rules enforce: these destinations were refused (run with --audit to learn an allowlist without refusing anything)",
         "",
       ].join("\n"),
     );
   });
 
-  test("apply leaves the names it loaded for status, explain and suggest", async () => {
+  test("apply leaves the names it loaded for status, explain and suggest; explain says a skipped name was skipped", async () => {
     const { files } = await runMain(["apply"], { env: { hosts_csv: "api.example,svc.cluster.local" } });
     expect(JSON.parse(files["/run/domainwall/names.json"] ?? "")).toEqual({
       version: 1,
       writtenAt: EPOCH,
-      names: [{ name: "api.example", addresses: ["203.0.113.10", "203.0.113.11", "2001:db8:ff::10"], ports: "all" }],
+      names: [
+        { name: "api.example", addresses: ["203.0.113.10", "203.0.113.11", "2001:db8:ff::10"], ports: "all" },
+        { name: "svc.cluster.local", addresses: [], ports: "all" },
+      ],
     });
+    const skipped = await runMain(["explain", "svc.cluster.local"], { nft: { stdout: table }, files });
+    expect(skipped.stdout).toStartWith(
+      "denied: svc.cluster.local: svc.cluster.local is in the allowlist; skipped: svc.cluster.local had no addresses when it was last resolved (no such name, or no A/AAAA records), so nothing is allowed for it",
+    );
   });
 });

@@ -110,7 +110,7 @@ describe("two policies at once: every backend that works here is seen", () => {
   test("remove --config FILE: the file's backend is used, its other keys ignored", async () => {
     const k = kernel(true);
     const file = 'backend = "iptables-legacy"\nhosts = ["bad;name"]\nports = [22]\n';
-    const { code, stderr } = await runMain(["remove", "--config", "/etc/domainwall.toml"], {
+    const { code, stderr } = await runMain(["remove", "--config", "/etc/domainwall.toml", "--log-level", "debug"], {
       nft: k.nft,
       files: { "/etc/domainwall.toml": file },
       iptables: k.iptables,

@@ -207,7 +207,7 @@ describeNetns("the container image, end to end", () => {
           caps,
           env: { hosts_csv: "api.example", listening_ports_csv: "3000" },
         });
-        expect(applied.stderr).toContain("applied: 1 names resolved, 0 skipped; 2 IPv4 and 2 IPv6 allowed");
+        expect(applied.stderr).toContain("applied: 1 name resolved, 0 skipped; 2 IPv4 and 2 IPv6 allowed");
         expect(applied.code).toBe(0);
         expect(await loaded()).toBe(true);
         const outbound = [...API.v4, ...API.v6].map((h) => at(h));

@@ -48,7 +48,7 @@ for (const backend of ["nft", "iptables-legacy"] as const) {
 
     test("name:80 reaches port 80 of its addresses and no other port, v4 and v6; status and render show the port set", async () => {
       const result = await dw(["apply", "--hosts", "allowed.example:80"]);
-      expect(result.stderr).toContain("applied: 1 names resolved, 0 skipped; 1 IPv4 and 1 IPv6 allowed");
+      expect(result.stderr).toContain("applied: 1 name resolved, 0 skipped; 1 IPv4 and 1 IPv6 allowed");
       expect(result.code).toBe(0);
       const targets = [ALLOWED.v4, ALLOWED.v6].flatMap((h) => [at(h, 80), at(h, 8081), at(h, 443)]);
       expect(await lab.canConnect([...targets, at(OTHER.v4, 80), at(OTHER.v6, 80)])).toEqual([

@@ -112,8 +112,33 @@ describe("buildPolicy", () => {
   ])("a DNS answer of $address ($reason) is not allowed", ({ address, reason }) => {
     const { policy, warnings } = buildPolicy(configWith(), [resolved("evil.example", address, "203.0.113.10")], []);
     expect(texts([...policy.allowV4, ...policy.allowV6])).toEqual(["203.0.113.10 # evil.example"]);
+    // Loopback is always allowed by the rules themselves: refusing it from DNS needs no warning.
+    if (reason === "loopback") return expect(warnings).toEqual([]);
     expect(warnings).toEqual([expect.stringContaining(`evil.example: not allowing`)]);
     expect(warnings[0]).toContain(`(${reason})`);
+  });
+
+  test("a name whose every answer was refused is reported, so the summary does not count it as resolved; localhost says nothing", () => {
+    const config = configWith({ hosts: { from: "hosts_csv", value: "api.example,localhost,meta.example" } });
+    const built = buildFromNames(
+      config,
+      [
+        { host: "api.example", addresses: [{ address: "203.0.113.10", family: 4 }] },
+        {
+          host: "localhost",
+          addresses: [
+            { address: "127.0.0.1", family: 4 },
+            { address: "::1", family: 6 },
+          ],
+        },
+        { host: "meta.example", addresses: [{ address: "169.254.169.254", family: 4 }] },
+      ],
+      [],
+    );
+    expect(built.refusedNames).toEqual(["localhost", "meta.example"]);
+    expect(built.warnings).toEqual([
+      "meta.example: not allowing 169.254.169.254 (link-local (AWS, GCP, Azure, OpenStack metadata)) from DNS; list it in --allow to permit it",
+    ]);
   });
 
   test("an explicit --allow covering a forbidden address permits it", () => {

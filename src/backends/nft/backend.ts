@@ -1,11 +1,14 @@
-import { runtimeError } from "../../errors.ts";
+import { lacksPrivilege, privilegeError, runtimeError } from "../../errors.ts";
 import { messageOf } from "../../messages.ts";
 import type { Backend } from "../backend.ts";
 import type { NftExecutor } from "./executor.ts";
 import { NFT_FAMILY, NFT_TABLE, renderNft, renderNftRemove, renderNftSetUpdate } from "./render.ts";
 import { parseNftStatus } from "./state.ts";
 
-const failed = (what: string, stderr: string) => runtimeError(`nft ${what} failed: ${stderr.trim() || "no error output"}`);
+const failed = (what: string, stderr: string) =>
+  lacksPrivilege(stderr)
+    ? privilegeError("nft", `nft ${what}: ${stderr.trim()}`)
+    : runtimeError(`nft ${what} failed: ${stderr.trim() || "no error output"}`);
 
 /** The nftables backend: one table, replaced with one nft transaction through `executor`. */
 export function createNftBackend(executor: NftExecutor, now: () => number = () => performance.now()): Backend {

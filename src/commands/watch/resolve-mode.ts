@@ -18,7 +18,7 @@ export function resolveMode(ctx: Context, config: ConfigOf<"watch">): WatchMode 
     report: () => undefined,
     ready: () => {},
     describe: () =>
-      `watching ${config.policy.hosts.length} names: looked up again as their TTLs run out (between ${options.minTtlMs / 1000}s and ${options.maxTtlMs / 1000}s); unseen addresses stay ${options.graceMs / 1000}s`,
+      `watching ${config.policy.hosts.length} ${config.policy.hosts.length === 1 ? "name" : "names"}: looked up again as their TTLs run out (between ${options.minTtlMs / 1000}s and ${options.maxTtlMs / 1000}s); unseen addresses stay ${options.graceMs / 1000}s`,
     stop: () => undefined,
   };
 }

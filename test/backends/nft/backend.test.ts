@@ -31,13 +31,29 @@ describe("nft backend", () => {
   });
 
   test("a failing nft is an apply error carrying nft's stderr", async () => {
-    const { run } = fakeRun(() => ({ code: 1, stderr: "Error: Could not process rule: Operation not permitted\n" }));
+    const { run } = fakeRun(() => ({ code: 1, stderr: "Error: Could not process rule: Device or resource busy\n" }));
     const error = await createNftBackend(run)
       .apply(policy)
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(DomainwallError);
     expect((error as DomainwallError).kind).toBe("runtime");
-    expect((error as Error).message).toBe("nft -f failed: Error: Could not process rule: Operation not permitted");
+    expect((error as Error).message).toBe("nft -f failed: Error: Could not process rule: Device or resource busy");
+  });
+
+  test("without the privilege: one line saying what is needed; nft's own output is the detail", async () => {
+    const stderr = "/dev/stdin:1:1-28: Error: Could not process rule: Operation not permitted\ntable inet domainwall\n^^^^^^^^\n";
+    const { run } = fakeRun(() => ({ code: 1, stderr }));
+    for (const call of [
+      (b: ReturnType<typeof createNftBackend>) => b.apply(policy),
+      (b: ReturnType<typeof createNftBackend>) => b.status(),
+    ]) {
+      const error = (await call(createNftBackend(run)).catch((e: unknown) => e)) as DomainwallError;
+      expect([error.kind, error.message]).toEqual([
+        "runtime",
+        "domainwall needs root with CAP_NET_ADMIN in this network namespace (nft: Operation not permitted)",
+      ]);
+      expect(error.detail).toContain("^^^^^^^^");
+    }
   });
 
   test("remove deletes only our table", async () => {
@@ -232,7 +248,7 @@ describe("nft backend", () => {
   test("status of a missing table is 'not loaded'; other errors are errors", async () => {
     const missing = fakeRun(() => ({ code: 1, stderr: "Error: No such file or directory\nlist table inet domainwall\n" }));
     expect(await createNftBackend(missing.run).status()).toEqual({ loaded: false });
-    const denied = fakeRun(() => ({ code: 1, stderr: "Error: Operation not permitted" }));
-    await expect(createNftBackend(denied.run).status()).rejects.toThrow("nft list table failed: Error: Operation not permitted");
+    const denied = fakeRun(() => ({ code: 1, stderr: "Error: Device or resource busy" }));
+    await expect(createNftBackend(denied.run).status()).rejects.toThrow("nft list table failed: Error: Device or resource busy");
   });
 });
