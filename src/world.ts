@@ -36,15 +36,15 @@ export interface World {
    * and why that one; made on the first call, the same one after.
    */
   readonly nft: () => ChosenExecutor;
-  /** DNS for apply and watch's start: only the addresses on the CNAME chain (dns/lookup.ts chainChecked). */
+  /** DNS for apply (and render, check, explain): only the addresses on the CNAME chain (dns/lookup.ts chainChecked). */
   readonly lookup: Lookup;
   /** One DNS query straight to a resolver, to say why lookups failed (dns/diagnose.ts); absent in unit tests: no diagnosis. */
   readonly askResolver?: AskResolver;
   /**
-   * DNS for watch's refresh loop: c-ares alone, which has the TTLs; one lookup per name and family
-   * keeps the loop within its CPU budget, at the cost of the chain check (docs/watch.md).
+   * DNS for watch, at start and in its loop: c-ares alone, which has the TTLs; one lookup per name
+   * and family keeps the loop within its CPU budget, at the cost of the chain check (docs/watch.md).
    */
-  readonly refreshLookup: Lookup;
+  readonly watchLookup: Lookup;
   /**
    * A regular file's text; undefined when it does not exist; throws at once when it is not a regular
    * file (a FIFO, a device, a directory) or holds more than `maxBytes` (CONFIG_FILE_CAP by default).
@@ -295,7 +295,7 @@ export function realWorld(): World {
     run: runProcess,
     nft: nftOnce,
     lookup: guardedLookup({ setTimer, primary: chainChecked(bunLookup, libcLookup) }),
-    refreshLookup: guardedLookup({ setTimer }),
+    watchLookup: guardedLookup({ setTimer }),
     askResolver,
     readFile: (path, maxBytes) => readRegularFile(path, maxBytes),
     writeFile: async (path, text) => {

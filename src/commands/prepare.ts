@@ -24,12 +24,14 @@ export async function preparePolicy(
   config: Config,
   outcome?: string,
   knownResolvers?: readonly Cidr[],
+  /** The lookup to resolve through: `world.lookup` unless said (watch: `world.watchLookup`). */
+  lookup = world.lookup,
 ): Promise<PreparedPolicy> {
   const started = world.now();
   const [resolvers, resolutions, ifInet6] = await Promise.all([
     knownResolvers ?? resolversOf({ world, log }, config),
     resolveHosts(config.hosts, {
-      lookup: world.lookup,
+      lookup,
       deadlineMs: config.resolveTimeoutMs,
       now: world.now,
       sleep: world.sleep,

@@ -50,7 +50,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     stop = world.untilStopped();
     const resolvers = await mode.check();
     if (options.readyFile !== undefined) await checkWritable(world, options.readyFile, "--ready-file");
-    const built = await preparePolicy(ctx, config.policy, undefined, resolvers).catch(async (error: unknown) => {
+    const built = await preparePolicy(ctx, config.policy, undefined, resolvers, world.watchLookup).catch(async (error: unknown) => {
       throw await explainResolveFailure(ctx, ctx.backend, error);
     });
     let watcher: Watcher | undefined;
@@ -97,7 +97,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
       },
       {
         backend,
-        lookup: world.refreshLookup,
+        lookup: world.watchLookup,
         log,
         now: world.now,
         sleep: world.sleep,

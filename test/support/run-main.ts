@@ -71,7 +71,7 @@ export async function runMain(argv: string[], options: RunOptions = {}) {
     run,
     nft: () => ({ executor: processExecutor(run), reason: "nft transactions run the nft binary: a fake" }),
     lookup,
-    refreshLookup: lookup,
+    watchLookup: lookup,
     readFile: async (path) => files[path],
     writeFile: async (path, text) => void (files[path] = text),
     removeFile: async (path) => {

@@ -443,7 +443,7 @@ async function runWatch(
     run,
     nft: () => ({ executor: processExecutor(run), reason: "nft transactions run the nft binary: a fake" }),
     lookup: fakeDns(options.records ?? { "api.example": { 4: ["203.0.113.10"], ttl: 30 } }).lookup,
-    refreshLookup: fakeDns(options.records ?? { "api.example": { 4: ["203.0.113.10"], ttl: 30 } }).lookup,
+    watchLookup: fakeDns(options.records ?? { "api.example": { 4: ["203.0.113.10"], ttl: 30 } }).lookup,
     readFile: async (path) => {
       if (options.files !== undefined && path in options.files) events.push(`read ${path}`); // only the files a test gives
       return files[path];
