@@ -7,7 +7,7 @@ import { renameSync, writeFileSync } from "node:fs";
 import { connect as tcpConnect } from "node:net";
 import { connect } from "node:tls";
 import { MAX_REVIEW_BYTES } from "../../src/webhook/review.ts";
-import { deploymentPod, review } from "./fixtures.ts";
+import { deploymentPod, review } from "../webhook/fixtures.ts";
 import { tempDirs } from "../support/temp-dirs.ts";
 
 const dir = tempDirs()("domainwall-webhook-tls-");
