@@ -12,6 +12,7 @@ import type { ProcessStats } from "./watch/metrics.ts";
 import type { NftExecutor } from "./backends/nft/executor.ts";
 import { switchGroup, type GroupSwitch } from "./proxy/identity.ts";
 import { realSetTimer, type SetTimer } from "./timer.ts";
+import { openTableEvents, type TableEventListener, type TableEventSource } from "./backends/nft/events.ts";
 
 /** Everything the program touches in the world, injected so tests can replace any of it. */
 export interface World {
@@ -106,6 +107,8 @@ export interface World {
    * (src/backends/iptables/kernel.ts): nothing of ours is there. False when it cannot tell.
    */
   readonly legacyFilterEmpty: () => Promise<boolean>;
+  /** `watch`: the kernel's announcements of changes to our nft table (backends/nft/events.ts); throws when it cannot subscribe. */
+  readonly tableEvents: (listener: TableEventListener) => TableEventSource;
   /**
    * Give JavaScriptCore its normal tier-up policy. The compiled binary starts with a reluctant one
    * (scripts/build.ts) that suits one-shot commands; `watch --dns-proxy` runs on, so main calls this
@@ -328,6 +331,7 @@ export function realWorld(): World {
       acquireLock(name, { pid: process.pid, command }, { waitMs, now: () => performance.now(), sleep: (ms) => Bun.sleep(ms) }),
     lockHolder: (name) => holderOf(name),
     legacyFilterEmpty: () => legacyFilterEmpty({ readFile: world.readFile, filterInfo }),
+    tableEvents: openTableEvents,
     normalJit: () => Bun.unsafe.setJITPolicy(1),
   };
   return world;

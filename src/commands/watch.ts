@@ -18,6 +18,8 @@ import { addressesByName } from "../watch/refresh.ts";
 import type { Cidr } from "../net/ip.ts";
 import { IPTABLES_NO_PROXY } from "../messages.ts";
 import { resolverNetworks } from "../policy/forbidden.ts";
+import { startWatchGuard, stateOnStop } from "../watch/guard-start.ts";
+import type { RulesetGuard } from "../watch/guard.ts";
 import { carryingBackend, startProxyRuntime, upstreamsOf, type ProxyReport, type ProxyRuntime } from "../proxy/runtime.ts";
 
 /**
@@ -46,6 +48,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
   let removeOnExit = options.removeOnExit;
   let proxy: ProxyRuntime | undefined;
   let stateTimer: Timer | undefined;
+  let guard: RulesetGuard | undefined;
   try {
     let resolvers: readonly Cidr[] | undefined;
     if (proxyConfig !== undefined) {
@@ -101,6 +104,8 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
         lateMs,
         reloads: () => reloader?.stats(),
         proxy: () => proxy?.report(),
+        missing: async () => (watcher === undefined || chosen === undefined ? [] : chosen.missing(watcher.snapshot().loaded)),
+        guard: () => guard?.stats(),
       });
       try {
         server = world.serve(options.metricsAddr, handle);
@@ -157,6 +162,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
       },
     );
     const current = watcher;
+    guard = startWatchGuard(backend, () => current.snapshot().loaded, log, world);
     await saveState(current.snapshot());
     if (proxy !== undefined) stateTimer = setInterval(() => void saveState(current.snapshot()), PROXY_STATE_INTERVAL_MS);
     if (options.configFile !== undefined && ctx.reread !== undefined) {
@@ -192,6 +198,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     }
     await watcher.run(stop.stopped);
     const signal = await stop.stopped;
+    guard.stop();
     clearInterval(stateTimer);
     // What the rules hold now, named, for status after this process has gone.
     await saveNames(world, log, addressesByName(current.snapshot().state));
@@ -199,6 +206,8 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     await reloader?.stop();
     if (!removeOnExit) {
       proxy?.stop();
+      const missing = await stateOnStop(backend, current.snapshot().loaded);
+      if (missing !== undefined) return log.error(`${signal}: stopped; domainwall's rules are NOT loaded as they should be: ${missing}`);
       if (proxy !== undefined) {
         log.warn(
           `${signal}: the DNS proxy stopped and the rules stay loaded: DNS here now fails closed (queries are redirected to port ${proxy.port}, where nothing listens: connection refused) until domainwall watch --dns-proxy runs again or 'domainwall remove'`,
@@ -213,6 +222,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
       `${signal}: stopped and removed domainwall's rules (--remove-on-exit)${proxy === undefined ? "" : "; DNS goes to the resolvers directly again"}`,
     );
   } finally {
+    guard?.stop();
     await reloader?.stop();
     clearInterval(stateTimer);
     proxy?.stop();

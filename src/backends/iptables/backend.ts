@@ -15,6 +15,7 @@ import {
   FORWARD_CHAIN,
   INPUT_CHAIN,
   OUTPUT_CHAIN,
+  missingRules,
   ourPart,
   parseIptablesState,
 } from "./save.ts";
@@ -177,6 +178,10 @@ export function createIptablesBackend(
         // No `denied`: iptables-legacy has no dynamic sets (without ipset) to record destinations in.
         ...notEnforcing(FAMILIES.flatMap((family) => enforcementProblems(saved[family], TOOLS[family].label))),
       };
+    },
+    async missing(policy) {
+      const saved = (await filterEmpty()) ? { 4: "", 6: "" } : await saveBoth();
+      return FAMILIES.flatMap((family) => missingRules(renderIptables(checkSize(policy), family), saved[family], TOOLS[family].label));
     },
     async snapshot() {
       if (await filterEmpty()) return undefined;

@@ -166,3 +166,23 @@ export function dnsDestinations(saved: string): "any" | string[] {
   if (rules.some((r) => !r.rule.includes(" -d "))) return "any";
   return [...new Set(rules.flatMap((r) => / -d (\S+)/.exec(r.rule)?.[1] ?? []).map((cidr) => cidr.replace(/\/(32|128)$/, "")))];
 }
+
+/**
+ * What of a family's rendered restore input (`renderIptables`) its saved table lacks: each chain of
+ * ours, its number of rules and the jump into it. Rule text is not compared (`*-save` writes rules
+ * in its own normal form), so a rule swapped for another of the same count goes unseen.
+ */
+export function missingRules(rendered: string, saved: string, label: string): string[] {
+  const savedRules = saved.split("\n").map((line) => split(line).rule);
+  const renderedLines = rendered.split("\n");
+  return OUR_CHAINS.flatMap((chain) => {
+    const wanted = renderedLines.filter((l) => l.startsWith(`-A ${chain} `)).length;
+    if (!renderedLines.includes(`:${chain} - [0:0]`) || wanted === 0) return [];
+    if (!savedRules.some((l) => l.startsWith(`:${chain} `))) return [`${label}: chain ${chain}`];
+    const held = savedRules.filter((l) => l.startsWith(`-A ${chain} `)).length;
+    const rules = held === wanted ? [] : [`${label}: rules of chain ${chain} (${held} held of ${wanted})`];
+    return savedRules.includes(`-A ${ENTRY[chain]} -j ${chain}`)
+      ? rules
+      : [...rules, `${label}: the jump from ${ENTRY[chain]} to ${chain}`];
+  });
+}

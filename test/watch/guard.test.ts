@@ -1,0 +1,138 @@
+import { expect, test } from "bun:test";
+import { createLogger } from "../../src/log.ts";
+import { startRulesetGuard, type GuardIo } from "../../src/watch/guard.ts";
+
+/** A fake clock with timers fired by `advance`, and a log collected as text. */
+function harness(io: Partial<GuardIo> & Pick<GuardIo, "missing" | "restore">) {
+  let clock = 0;
+  const timers: { at: number; fire: () => void; cancelled: boolean }[] = [];
+  let logged = "";
+  const log = createLogger("json", { write: (text: string) => void (logged += text), stream: () => process.stderr });
+  let changed: (events: readonly string[]) => void = () => {};
+  const closed = { value: false };
+  const guard = startRulesetGuard({
+    log,
+    now: () => clock,
+    setTimer: (ms, fire) => {
+      const timer = { at: clock + ms, fire, cancelled: false };
+      timers.push(timer);
+      return () => void (timer.cancelled = true);
+    },
+    subscribe: (listener) => ((changed = listener), { close: () => void (closed.value = true) }),
+    ...io,
+  });
+  const advance = async (ms: number) => {
+    const until = clock + ms;
+    for (;;) {
+      const next = timers.filter((t) => !t.cancelled && t.at <= until).sort((a, b) => a.at - b.at)[0];
+      if (next === undefined) break;
+      next.cancelled = true;
+      clock = next.at;
+      next.fire();
+      for (let i = 0; i < 10; i++) await Promise.resolve();
+    }
+    clock = until;
+  };
+  return { guard, advance, announce: (events: string[]) => changed(events), log: () => logged, closed, timers };
+}
+
+test("an announced removal is checked once after the burst, restored, logged at error level naming what was missing, and counted", async () => {
+  let kernelHasIt = true;
+  let restores = 0;
+  const h = harness({
+    missing: async () => (kernelHasIt ? [] : ["chain dns_redirect"]),
+    restore: async () => void (restores++, (kernelHasIt = true)),
+  });
+  kernelHasIt = false;
+  h.announce(["delete rule in chain dns_redirect"]);
+  h.announce(["delete chain dns_redirect"]);
+  await h.advance(1000);
+  expect(restores).toBe(1);
+  expect(h.guard.stats()).toEqual({ restored: 1, failed: 0 });
+  const lines = h
+    .log()
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as { level: string; msg: string });
+  expect(lines[0]).toMatchObject({
+    level: "error",
+    msg: "domainwall's rules were changed from outside (the kernel announced: delete rule in chain dns_redirect, delete chain dns_redirect); missing: chain dns_redirect; loading the whole policy again",
+  });
+  expect(lines[1]?.msg).toStartWith("domainwall's rules restored in ");
+});
+
+test("our own changes (nothing missing afterwards) restore nothing", async () => {
+  let restores = 0;
+  const h = harness({ missing: async () => [], restore: async () => void restores++ });
+  h.announce(["delete table"]);
+  await h.advance(1000);
+  expect(restores).toBe(0);
+  expect(h.log()).toBe("");
+});
+
+test("a failing restore is logged at error level each time and retried later and later, up to 30 s apart, until it succeeds", async () => {
+  let attempts = 0;
+  let ok = false;
+  const h = harness({
+    missing: async () => (ok ? [] : ["table inet domainwall"]),
+    restore: async () => {
+      attempts++;
+      if (attempts < 8) throw new Error("nft -f failed: Operation not permitted");
+      ok = true;
+    },
+  });
+  h.announce(["delete table"]);
+  await h.advance(50);
+  expect(attempts).toBe(1);
+  await h.advance(1000);
+  expect(attempts).toBe(2);
+  await h.advance(2000);
+  expect(attempts).toBe(3);
+  await h.advance(4000 + 8000 + 16000 + 30000 + 30000);
+  expect(attempts).toBe(8);
+  expect(h.guard.stats()).toEqual({ restored: 1, failed: 7 });
+  const errors = h
+    .log()
+    .split("\n")
+    .filter((l) => l.includes("restoring domainwall's rules failed"));
+  expect(errors).toHaveLength(7);
+  expect(errors.at(-1)).toContain("trying again in 30s: nft -f failed: Operation not permitted");
+});
+
+test("without events (the socket refused), a warning says so and the rules are checked every second", async () => {
+  let checks = 0;
+  let logged = "";
+  let clock = 0;
+  const timers: { at: number; fire: () => void }[] = [];
+  startRulesetGuard({
+    missing: async () => (checks++, []),
+    restore: async () => {},
+    subscribe: () => {
+      throw new Error("bind to NFNLGRP_NFTABLES failed: EPERM");
+    },
+    log: createLogger("json", { write: (text: string) => void (logged += text), stream: () => process.stderr }),
+    now: () => clock,
+    setTimer: (ms, fire) => (timers.push({ at: clock + ms, fire }), () => {}),
+  });
+  expect(logged).toContain(
+    "cannot subscribe to the kernel's nftables events (bind to NFNLGRP_NFTABLES failed: EPERM): checking domainwall's rules every 1s instead",
+  );
+  for (let i = 0; i < 3; i++) {
+    const next = timers.shift()!;
+    clock = next.at;
+    next.fire();
+    for (let j = 0; j < 10; j++) await Promise.resolve();
+  }
+  expect(checks).toBe(3);
+  expect(clock).toBe(3000);
+});
+
+test("stop closes the subscription and cancels what is scheduled", async () => {
+  let checks = 0;
+  const h = harness({ missing: async () => (checks++, []), restore: async () => {} });
+  h.announce(["delete table"]);
+  h.guard.stop();
+  await h.advance(5000);
+  expect(checks).toBe(0);
+  expect(h.closed.value).toBe(true);
+});
