@@ -15,6 +15,7 @@ import {
   FORWARD_CHAIN,
   INPUT_CHAIN,
   OUTPUT_CHAIN,
+  familyProblems,
   missingRules,
   ourPart,
   parseIptablesState,
@@ -176,7 +177,10 @@ export function createIptablesBackend(
         ),
         dns: dns.some((d) => d === "any") ? "any" : dns.flatMap((d) => (d === "any" ? [] : d)),
         // No `denied`: iptables-legacy has no dynamic sets (without ipset) to record destinations in.
-        ...notEnforcing(FAMILIES.flatMap((family) => enforcementProblems(saved[family], TOOLS[family].label))),
+        ...notEnforcing([
+          ...familyProblems(saved[4], saved[6]),
+          ...FAMILIES.flatMap((family) => enforcementProblems(saved[family], TOOLS[family].label)),
+        ]),
       };
     },
     async missing(policy) {

@@ -186,3 +186,29 @@ export function missingRules(rendered: string, saved: string, label: string): st
       : [...rules, `${label}: the jump from ${ENTRY[chain]} to ${chain}`];
   });
 }
+
+const MARK = /^-A DOMAINWALL-OUTPUT -m comment --comment "?domainwall policy ([0-9a-f]+)"?$/;
+
+/**
+ * The policy mark of a family's saved table (render.ts `policyMark`): undefined when our output
+ * chain is not there, "" when it is but carries no mark (loaded by a domainwall before the marks).
+ */
+export function policyMarkOf(saved: string): string | undefined {
+  const rules = saved.split("\n").map((line) => split(line).rule);
+  if (!rules.some((l) => l.startsWith(`:${OUTPUT_CHAIN} `))) return undefined;
+  for (const rule of rules) {
+    const mark = MARK.exec(rule);
+    if (mark !== null) return mark[1]!;
+  }
+  return "";
+}
+
+/** Why the two families' policies are not the same one (an apply interrupted between their commits); empty when they are. */
+export function familyProblems(savedV4: string, savedV6: string): string[] {
+  const [v4, v6] = [policyMarkOf(savedV4), policyMarkOf(savedV6)];
+  if (v4 === v6) return [];
+  const describe = (mark: string | undefined) => (mark === undefined ? "none loaded" : mark === "" ? "unmarked" : mark);
+  return [
+    `IPv4 and IPv6 policies differ (IPv4: ${describe(v4)}, IPv6: ${describe(v6)}): an apply was interrupted between the two families' commits; run apply again`,
+  ];
+}
