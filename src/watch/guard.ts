@@ -33,7 +33,7 @@ export interface RulesetGuard {
 }
 
 /** Events come in bursts (a `flush ruleset` is one message per object): one check after the burst. */
-const SETTLE_MS = 50;
+const SETTLE_MS = 10;
 /** Without events (iptables-legacy, or the socket refused): a check this often. */
 export const POLL_MS = 1000;
 /** A failed restore is retried after 1 s, then twice as long each time, up to this. */

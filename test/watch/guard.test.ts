@@ -82,7 +82,7 @@ test("a failing restore is logged at error level each time and retried later and
     },
   });
   h.announce(["delete table"]);
-  await h.advance(50);
+  await h.advance(10);
   expect(attempts).toBe(1);
   await h.advance(1000);
   expect(attempts).toBe(2);
