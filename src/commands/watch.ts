@@ -18,7 +18,7 @@ import { addressesByName } from "../watch/refresh.ts";
 import type { Cidr } from "../net/ip.ts";
 import { IPTABLES_NO_PROXY } from "../messages.ts";
 import { resolverNetworks } from "../policy/forbidden.ts";
-import { startWatchGuard, stateOnStop } from "../watch/guard-start.ts";
+import { guardBackend, startWatchGuard, stateOnStop, type GuardedBackend } from "../watch/guard-start.ts";
 import type { RulesetGuard } from "../watch/guard.ts";
 import { carryingBackend, startProxyRuntime, upstreamsOf, type ProxyReport, type ProxyRuntime } from "../proxy/runtime.ts";
 
@@ -49,6 +49,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
   let proxy: ProxyRuntime | undefined;
   let stateTimer: Timer | undefined;
   let guard: RulesetGuard | undefined;
+  let guarded: GuardedBackend | undefined;
   try {
     let resolvers: readonly Cidr[] | undefined;
     if (proxyConfig !== undefined) {
@@ -104,7 +105,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
         lateMs,
         reloads: () => reloader?.stats(),
         proxy: () => proxy?.report(),
-        missing: async () => (watcher === undefined || chosen === undefined ? [] : chosen.missing(watcher.snapshot().loaded)),
+        missing: async () => (guarded === undefined ? [] : guarded.missing()),
         guard: () => guard?.stats(),
       });
       try {
@@ -126,7 +127,13 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     chosen = unlocked;
     await loadPolicy(ctx, unlocked, built, undefined, "watch", proxy?.carryOver()); // under the kernel lock
     // Each update, and --remove-on-exit, under the kernel lock; with the proxy a full load carries its admissions over.
-    const backend = lockedBackend(world, proxy === undefined ? unlocked : carryingBackend(unlocked, proxy, world.now));
+    // The guard puts the rules back when they are removed from outside, through the same queue as the loop's loads.
+    guarded = guardBackend(
+      lockedBackend(world, proxy === undefined ? unlocked : carryingBackend(unlocked, proxy, world.now)),
+      built.policy,
+    );
+    const { backend } = guarded;
+    guard = startWatchGuard(guarded, backend.name, log, world);
     if (proxy !== undefined) {
       const admitted = await proxy.admitResolved(
         built.resolutions.flatMap((r) => (r.status === "empty" ? [] : [{ host: r.host, addresses: r.addresses }])),
@@ -162,7 +169,6 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
       },
     );
     const current = watcher;
-    guard = startWatchGuard(backend, () => current.snapshot().loaded, log, world);
     await saveState(current.snapshot());
     if (proxy !== undefined) stateTimer = setInterval(() => void saveState(current.snapshot()), PROXY_STATE_INTERVAL_MS);
     if (options.configFile !== undefined && ctx.reread !== undefined) {
@@ -206,7 +212,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     await reloader?.stop();
     if (!removeOnExit) {
       proxy?.stop();
-      const missing = await stateOnStop(backend, current.snapshot().loaded);
+      const missing = await stateOnStop(guarded);
       if (missing !== undefined) return log.error(`${signal}: stopped; domainwall's rules are NOT loaded as they should be: ${missing}`);
       if (proxy !== undefined) {
         log.warn(

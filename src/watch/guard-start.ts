@@ -6,21 +6,65 @@ import type { World } from "../world.ts";
 import { startRulesetGuard, type RulesetGuard } from "./guard.ts";
 
 /**
- * The guard of a running watch over `backend` (the one its loop loads through: under the kernel
- * lock, with the proxy's admissions carried over): nft announces changes to our table, which the
- * guard subscribes to; iptables-legacy announces nothing and is checked every second.
+ * The watch's backend with its loads in one queue, and the policy the kernel was last given. The
+ * guard's checks and restores join the same queue and compare with that policy: a check never
+ * runs during the loop's own load, nor against a policy older than the one just loaded (which it
+ * would otherwise "restore").
+ */
+export interface GuardedBackend {
+  /** For the loop: the same backend, each change queued and remembered once it succeeds. */
+  readonly backend: Backend;
+  /** What of the policy loaded last the kernel does not hold now (read now, in the queue). */
+  missing(): Promise<readonly string[]>;
+  /** Load the policy loaded last again, whole (in the queue). */
+  restore(): Promise<void>;
+}
+
+export function guardBackend(backend: Backend, loaded: Policy): GuardedBackend {
+  let current = loaded;
+  let queue: Promise<unknown> = Promise.resolve();
+  const queued = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = queue.then(fn);
+    queue = run.catch(() => undefined);
+    return run;
+  };
+  return {
+    backend: {
+      ...backend,
+      apply: (policy, carryOver) =>
+        queued(async () => {
+          const times = await backend.apply(policy, carryOver);
+          current = policy;
+          return times;
+        }),
+      updateSets: (policy) =>
+        queued(async () => {
+          await backend.updateSets(policy);
+          current = policy;
+        }),
+      remove: () => queued(() => backend.remove()),
+      restore: (snapshot) => queued(() => backend.restore(snapshot)),
+    },
+    missing: () => queued(() => backend.missing(current)),
+    restore: () => queued(async () => void (await backend.apply(current))),
+  };
+}
+
+/**
+ * The guard of a running watch: nft announces changes to our table, which the guard subscribes
+ * to; iptables-legacy announces nothing and is checked every second.
  */
 export function startWatchGuard(
-  backend: Backend,
-  loaded: () => Policy,
+  guarded: GuardedBackend,
+  backendName: Backend["name"],
   log: Logger,
   world: Pick<World, "now" | "setTimer" | "tableEvents">,
 ): RulesetGuard {
-  if (backend.name !== "nft") log.info("iptables-legacy announces no changes: domainwall's rules are checked every second instead");
+  if (backendName !== "nft") log.info("iptables-legacy announces no changes: domainwall's rules are checked every second instead");
   return startRulesetGuard({
-    missing: () => backend.missing(loaded()),
-    restore: async () => void (await backend.apply(loaded())),
-    ...(backend.name === "nft" && { subscribe: world.tableEvents }),
+    missing: guarded.missing,
+    restore: guarded.restore,
+    ...(backendName === "nft" && { subscribe: world.tableEvents }),
     log,
     now: world.now,
     setTimer: world.setTimer,
@@ -28,9 +72,9 @@ export function startWatchGuard(
 }
 
 /** On SIGTERM: undefined when the kernel holds all of the loaded policy; otherwise what is missing (or why it cannot tell). */
-export async function stateOnStop(backend: Backend, loaded: Policy): Promise<string | undefined> {
+export async function stateOnStop(guarded: GuardedBackend): Promise<string | undefined> {
   try {
-    const missing = await backend.missing(loaded);
+    const missing = await guarded.missing();
     return missing.length === 0 ? undefined : `missing ${missing.join(", ")}; run 'domainwall apply' (or watch again) to load them`;
   } catch (error) {
     return `cannot read them from the kernel: ${messageOf(error)}`;

@@ -1,6 +1,9 @@
 import { expect, test } from "bun:test";
 import { createLogger } from "../../src/log.ts";
 import { startRulesetGuard, type GuardIo } from "../../src/watch/guard.ts";
+import type { Backend } from "../../src/backends/backend.ts";
+import { guardBackend } from "../../src/watch/guard-start.ts";
+import type { Policy } from "../../src/policy/policy.ts";
 
 /** A fake clock with timers fired by `advance`, and a log collected as text. */
 function harness(io: Partial<GuardIo> & Pick<GuardIo, "missing" | "restore">) {
@@ -135,4 +138,29 @@ test("stop closes the subscription and cancels what is scheduled", async () => {
   await h.advance(5000);
   expect(checks).toBe(0);
   expect(h.closed.value).toBe(true);
+});
+
+test("the guard's check waits for the loop's load under way and compares with the policy it loaded, never an older one", async () => {
+  const [old, next] = [{ id: "old" }, { id: "next" }] as unknown as [Policy, Policy];
+  let kernel: Policy = old;
+  let finishLoad: () => void = () => {};
+  const compared: Policy[] = [];
+  const backend = {
+    name: "nft",
+    apply: async (policy: Policy) => {
+      await new Promise<void>((resolve) => (finishLoad = resolve));
+      kernel = policy;
+      return { renderMs: 0, loadMs: 0 };
+    },
+    missing: async (policy: Policy) => (compared.push(policy), policy === kernel ? [] : ["rules of chain output"]),
+  } as unknown as Backend;
+  const guarded = guardBackend(backend, old);
+  const load = guarded.backend.apply(next);
+  const check = guarded.missing();
+  await Promise.resolve();
+  expect(compared).toEqual([]); // not during the load
+  finishLoad();
+  await load;
+  expect(await check).toEqual([]);
+  expect(compared).toEqual([next]);
 });

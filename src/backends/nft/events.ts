@@ -17,7 +17,7 @@ const SOL_SOCKET = 1;
 const SO_RCVBUF = 8;
 const SO_RCVTIMEO = 20;
 /** A blocked read returns after this long with nothing, so `close` takes effect within it. */
-const READ_TIMEOUT_S = 1;
+const READ_TIMEOUT_S = 10;
 const NFNL_SUBSYS_NFTABLES = 10;
 const NFPROTO_INET = 1;
 const NLMSG_HDRLEN = 16;
