@@ -105,7 +105,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
         lateMs,
         reloads: () => reloader?.stats(),
         proxy: () => proxy?.report(),
-        missing: async () => (guarded === undefined ? [] : guarded.missing()),
+        missing: async () => (guarded === undefined ? [] : guarded.missingNow()),
         guard: () => guard?.stats(),
       });
       try {

@@ -16,6 +16,12 @@ export interface GuardedBackend {
   readonly backend: Backend;
   /** What of the policy loaded last the kernel does not hold now (read now, in the queue). */
   missing(): Promise<readonly string[]>;
+  /**
+   * The same, read at once, not behind a load under way (a restore may wait 10 s for the kernel
+   * lock): for /healthz and SIGTERM, which must answer now. During the loop's own reload it may
+   * see the new rules against the old policy for as long as that load takes to return.
+   */
+  missingNow(): Promise<readonly string[]>;
   /** Load the policy loaded last again, whole (in the queue). */
   restore(): Promise<void>;
 }
@@ -46,6 +52,7 @@ export function guardBackend(backend: Backend, loaded: Policy): GuardedBackend {
       restore: (snapshot) => queued(() => backend.restore(snapshot)),
     },
     missing: () => queued(() => backend.missing(current)),
+    missingNow: () => backend.missing(current),
     restore: () => queued(async () => void (await backend.apply(current))),
   };
 }
@@ -74,7 +81,7 @@ export function startWatchGuard(
 /** On SIGTERM: undefined when the kernel holds all of the loaded policy; otherwise what is missing (or why it cannot tell). */
 export async function stateOnStop(guarded: GuardedBackend): Promise<string | undefined> {
   try {
-    const missing = await guarded.missing();
+    const missing = await guarded.missingNow();
     return missing.length === 0 ? undefined : `missing ${missing.join(", ")}; run 'domainwall apply' (or watch again) to load them`;
   } catch (error) {
     return `cannot read them from the kernel: ${messageOf(error)}`;

@@ -40,6 +40,11 @@ export const POLL_MS = 1000;
 const MAX_RETRY_MS = 30_000;
 /** Events and parts named in one log line; the rest are counted. */
 const NAMED = 8;
+/** Announcements kept for the next check's log line (the rest of a burst is not needed to name it). */
+const MAX_REASONS = 32;
+/** Restores logged one by one per window; beyond, one line counts them (a tool fighting us must not flood the log). */
+const LOG_WINDOW_MS = 60_000;
+const LOGGED_PER_WINDOW = 5;
 
 const listed = (items: readonly string[]): string => {
   const unique = [...new Set(items)];
@@ -58,11 +63,37 @@ export function startRulesetGuard(io: GuardIo): RulesetGuard {
   let failed = 0;
   let stopped = false;
   let running: Promise<void> | undefined;
-  let again: string[] | undefined;
+  /** Something was announced while a check ran: check once more after it. */
+  let rerun = false;
   let cancelTimer: () => void = () => {};
+  /** When the check now scheduled runs; undefined when none is. */
+  let timerAt: number | undefined;
   let retryMs = 0;
-  /** What the kernel announced since the check now scheduled was (re)scheduled: a burst is named whole. */
-  let waiting: readonly string[] = [];
+  /** After a failure, no check before this (events do not hurry a retry). */
+  let retryUntil = -Infinity;
+  /** What the kernel announced since the last check, at most MAX_REASONS of it. */
+  let waiting: string[] = [];
+  /** Restores logged in the current LOG_WINDOW_MS, and those beyond LOGGED_PER_WINDOW left unlogged. */
+  let window = { start: -Infinity, logged: 0, unlogged: 0 };
+
+  const remember = (reason: readonly string[]): void => {
+    for (const r of reason) if (waiting.length < MAX_REASONS && !waiting.includes(r)) waiting.push(r);
+  };
+
+  /** Whether this restore is logged: LOGGED_PER_WINDOW per window, then one line saying how many were not. */
+  function mayLog(): boolean {
+    const now = io.now();
+    if (now - window.start >= LOG_WINDOW_MS) {
+      if (window.unlogged > 0)
+        io.log.error(
+          `${window.unlogged} more restores of domainwall's rules in the last ${LOG_WINDOW_MS / 1000}s were not logged one by one (something keeps removing them; see domainwall_ruleset_restored_total)`,
+        );
+      window = { start: now, logged: 0, unlogged: 0 };
+    }
+    if (window.logged < LOGGED_PER_WINDOW) return (window.logged++, true);
+    window.unlogged++;
+    return false;
+  }
 
   /** One check, and a restore when something is missing; true when it failed and should be retried. */
   async function checkOnce(reason: readonly string[]): Promise<boolean> {
@@ -80,52 +111,60 @@ export function startRulesetGuard(io: GuardIo): RulesetGuard {
       retryMs = 0;
       return false;
     }
+    const logged = mayLog();
     const why = reason.length > 0 ? ` (the kernel announced: ${listed(reason)})` : "";
-    io.log.error(`domainwall's rules were changed from outside${why}; missing: ${listed(missing)}; loading the whole policy again`);
+    if (logged)
+      io.log.error(`domainwall's rules were changed from outside${why}; missing: ${listed(missing)}; loading the whole policy again`);
     const started = io.now();
     try {
       await io.restore();
     } catch (error) {
       failed++;
       io.log.error(
-        `restoring domainwall's rules failed (${failed} failures so far), trying again in ${nextRetry() / 1000}s: ${messageOf(error)}`,
+        `restoring domainwall's rules (missing: ${listed(missing)}) failed (${failed} failures so far), trying again in ${nextRetry() / 1000}s: ${messageOf(error)}`,
       );
       return true;
     }
     restored++;
     retryMs = 0;
-    io.log.info(`domainwall's rules restored in ${Math.round(io.now() - started)} ms (${restored} restores since start)`);
+    if (logged) io.log.info(`domainwall's rules restored in ${Math.round(io.now() - started)} ms (${restored} restores since start)`);
     return false;
   }
 
   const nextRetry = (): number => (retryMs = Math.min(MAX_RETRY_MS, Math.max(1000, retryMs * 2)));
 
+  /** Check `delayMs` from now (not before a pending retry); a check already due sooner is left as it is, never postponed. */
   function schedule(reason: readonly string[], delayMs: number): void {
     if (stopped) return;
+    remember(reason);
     if (running !== undefined) {
-      again = [...(again ?? []), ...reason];
+      rerun = true;
       return;
     }
+    const at = Math.max(io.now() + delayMs, retryUntil);
+    if (timerAt !== undefined && timerAt <= at) return;
     cancelTimer();
-    waiting = [...waiting, ...reason];
-    cancelTimer = io.setTimer(delayMs, () => {
-      const reasons = waiting;
-      waiting = [];
-      void check(reasons);
+    timerAt = at;
+    cancelTimer = io.setTimer(at - io.now(), () => {
+      timerAt = undefined;
+      void check();
     });
   }
 
   function check(reason: readonly string[] = []): Promise<void> {
+    remember(reason);
     if (running !== undefined) {
-      again = [...(again ?? []), ...reason];
+      rerun = true;
       return running;
     }
-    running = checkOnce(reason).then((retry) => {
+    const reasons = waiting;
+    waiting = [];
+    running = checkOnce(reasons).then((retry) => {
       running = undefined;
-      const next = again;
-      again = undefined;
-      if (next !== undefined) schedule(next, SETTLE_MS);
-      else if (retry) schedule([], retryMs);
+      retryUntil = retry ? io.now() + retryMs : -Infinity;
+      const again = rerun;
+      rerun = false;
+      if (again || retry) schedule([], again ? SETTLE_MS : retryMs);
     });
     return running;
   }
@@ -134,7 +173,7 @@ export function startRulesetGuard(io: GuardIo): RulesetGuard {
   let poll: (() => void) | undefined;
   const polling = (): void => {
     poll = io.setTimer(POLL_MS, () => {
-      void check().finally(() => {
+      void (io.now() < retryUntil ? Promise.resolve() : check()).finally(() => {
         if (!stopped) polling();
       });
     });

@@ -99,6 +99,32 @@ describeNetns("a running watch keeps its rules in the kernel", () => {
     }
   }
 
+  test("watch with iptables-legacy (no change events): a deleted jump and a flushed chain are put back by the 1 s check", async () => {
+    const ready = `${lab.dir}/ready-legacy`;
+    const legacyEnv = { ...env(), DOMAINWALL_BACKEND: "iptables-legacy" };
+    const child = lab.spawnDomainwall(["watch", "--hosts", "api.example", "--metrics-addr", METRICS, "--ready-file", ready], {
+      env: legacyEnv,
+    });
+    running.push(child);
+    await until("the ready file", 30, async () => (await Bun.file(ready).exists()) || child.exitCode !== null);
+    expect(await connects(BLOCKED)).toBe(false);
+    const tables = async (tool: string) => (await lab.exec("app", [`${tool}-save`, "-t", "filter"])).stdout;
+    for (const [tool, argv] of [
+      ["iptables-legacy", ["-D", "OUTPUT", "-j", "DOMAINWALL-OUTPUT"]],
+      ["ip6tables-legacy", ["-F", "DOMAINWALL-OUTPUT"]],
+      ["iptables-legacy", ["-F", "DOMAINWALL-OUTPUT"]],
+    ] as const) {
+      const before = await restoredTotal();
+      expect((await lab.exec("app", [tool, ...argv])).code).toBe(0);
+      await until("the restore is counted", DEADLINE_S, async () => (await restoredTotal()) === before + 1);
+      expect(await tables(tool)).toContain("-A OUTPUT -j DOMAINWALL-OUTPUT");
+      expect(await tables(tool)).toContain("-A DOMAINWALL-OUTPUT -j DROP");
+      expect(await connects(BLOCKED)).toBe(false);
+    }
+    expect(await connects(LISTED)).toBe(true);
+    await lab.domainwall(["remove", "--backend", "iptables-legacy"], { env: env() });
+  });
+
   test("/healthz is 503 naming what is missing while the table is gone (the restore held off by the kernel lock), 200 once it is back", async () => {
     const watch = await start(false);
     expect((await fetchIn("/healthz")).status).toBe(200);

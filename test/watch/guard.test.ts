@@ -97,7 +97,7 @@ test("a failing restore is logged at error level each time and retried later and
   const errors = h
     .log()
     .split("\n")
-    .filter((l) => l.includes("restoring domainwall's rules failed"));
+    .filter((l) => l.includes("restoring domainwall's rules (missing: table inet domainwall) failed"));
   expect(errors).toHaveLength(7);
   expect(errors.at(-1)).toContain("trying again in 30s: nft -f failed: Operation not permitted");
 });
@@ -163,4 +163,55 @@ test("the guard's check waits for the loop's load under way and compares with th
   await load;
   expect(await check).toEqual([]);
   expect(compared).toEqual([next]);
+});
+
+test("announcements while a retry is pending do not hurry it; a stream of announcements never postpones a check", async () => {
+  let checks = 0;
+  const h = harness({
+    missing: async () => (checks++, ["table inet domainwall"]),
+    restore: async () => {
+      throw new Error("busy");
+    },
+  });
+  h.announce(["delete table"]);
+  await h.advance(10);
+  expect(checks).toBe(1); // failed: next try in 1 s
+  for (let t = 0; t < 900; t += 100) {
+    h.announce(["delete table"]);
+    await h.advance(100);
+  }
+  expect(checks).toBe(1);
+  await h.advance(200);
+  expect(checks).toBe(2);
+
+  let steady = 0;
+  const s = harness({ missing: async () => (steady++, []), restore: async () => {} });
+  for (let t = 0; t < 100; t += 5) {
+    s.announce(["new rule in chain output"]);
+    await s.advance(5);
+  }
+  expect(steady).toBeGreaterThanOrEqual(5); // every 10 ms at least, though announcements came every 5 ms
+});
+
+test("something that keeps removing the rules: every restore counted, 5 logged per minute, then one line counting the rest", async () => {
+  let present = true;
+  const h = harness({ missing: async () => (present ? [] : ["table inet domainwall"]), restore: async () => void (present = true) });
+  for (let i = 0; i < 20; i++) {
+    present = false;
+    h.announce(["delete table"]);
+    await h.advance(1000);
+  }
+  expect(h.guard.stats().restored).toBe(20);
+  const changed = () =>
+    h
+      .log()
+      .split("\n")
+      .filter((l) => l.includes("changed from outside")).length;
+  expect(changed()).toBe(5);
+  await h.advance(60_000);
+  present = false;
+  h.announce(["delete table"]);
+  await h.advance(1000);
+  expect(h.log()).toContain("15 more restores of domainwall's rules in the last 60s were not logged one by one");
+  expect(changed()).toBe(6);
 });
