@@ -2,11 +2,12 @@
 // guard costs an idle watch. Root only; one network namespace of its own, removed at the end.
 // Usage:
 //   bun run build && bun bench/restore-latency.ts [--bin dist/domainwall] [--deletes 20]
-//     [--old-bin PATH] [--idle-seconds 60] [--idle-runs 2] [--proxy]
+//     [--old-bin PATH] [--idle-seconds 60] [--idle-runs 2] [--proxy] [--backend nft|iptables-legacy]
+// iptables-legacy announces no changes (watch checks it every second): only its idle CPU is measured.
 // Latency: bench/table-events-probe.ts in the namespace timestamps each `delete table inet
 // domainwall` the kernel announces and the first `add table` of the restore that follows (one
 // reader of the netlink group, one clock).
-// Idle CPU: user+system seconds of watch over --idle-seconds, with --bin and (when given) a binary
+// Idle CPU: user+system seconds of watch and the tools it ran, over --idle-seconds, with --bin and (when given) a binary
 // without the guard (--old-bin, e.g. built from ab1c703), runs alternating. (A watch of addresses
 // only is not used: at ab1c703, with no name and no --metrics-addr, it spins a core.)
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -21,6 +22,7 @@ const { values } = parseArgs({
     "idle-seconds": { type: "string", default: "60" },
     "idle-runs": { type: "string", default: "2" },
     proxy: { type: "boolean", default: false },
+    backend: { type: "string", default: "nft" },
   },
 });
 const CLK_TCK = 100;
@@ -51,7 +53,7 @@ async function startWatch(bin: string): Promise<Bun.Subprocess<"ignore", "ignore
   const args = ["watch", "--hosts", "api.bench.example,2001:db8:ff::10", "--ready-file", ready];
   if (values.proxy) args.push("--dns-proxy", "--dns-servers", "198.51.100.2");
   const child = Bun.spawn(inNs([bin, ...args]), {
-    env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin", DOMAINWALL_RUN_DIR: `${dir}/run` },
+    env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin", DOMAINWALL_RUN_DIR: `${dir}/run`, DOMAINWALL_BACKEND: values.backend },
     stdin: "ignore",
     stdout: "ignore",
     stderr: "pipe",
@@ -67,30 +69,21 @@ async function startWatch(bin: string): Promise<Bun.Subprocess<"ignore", "ignore
 async function stopWatch(child: Bun.Subprocess): Promise<void> {
   child.kill("SIGTERM");
   await child.exited;
-  Bun.spawnSync(inNs(["nft", "delete", "table", "inet", "domainwall"]), { stderr: "ignore" });
+  Bun.spawnSync(inNs([values.bin, "remove"]), {
+    stderr: "ignore",
+    env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin", DOMAINWALL_BACKEND: values.backend },
+  });
 }
 
 const cpuSeconds = async (pid: number): Promise<number> => {
   // `ip netns exec` execs the binary: the PID is the watch's own.
   const fields = (await Bun.file(`/proc/${pid}/stat`).text()).split(") ")[1]!.split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  // utime, stime, and the children's it has waited for (the iptables-legacy tools of its checks).
+  return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / CLK_TCK;
 };
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-
-try {
-  sh(["ip", "netns", "add", ns]);
-  sh(inNs(["ip", "link", "set", "lo", "up"]));
-  sh(["mkdir", "-p", `/etc/netns/${ns}`]);
-  writeFileSync(`/etc/netns/${ns}/resolv.conf`, "nameserver 198.51.100.2\n");
-  // `ip netns exec` mounts these over /etc/hosts: the name resolves without a DNS server.
-  writeFileSync(`/etc/netns/${ns}/hosts`, "127.0.0.1 localhost\n203.0.113.10 api.bench.example\n");
-  console.log(`load average at start: ${(await Bun.file("/proc/loadavg").text()).split(" ").slice(0, 3).join(" ")}`);
-
-  // Latency of the restore.
+/** Deletes the table --deletes times and prints the median and worst time until the watch's restore. */
+async function measureLatency(): Promise<void> {
   const watch = await startWatch(values.bin);
   const monitor = Bun.spawn(inNs([process.execPath, `${import.meta.dir}/table-events-probe.ts`]), { stdout: "pipe", stderr: "inherit" });
   children.push(monitor);
@@ -131,6 +124,26 @@ try {
     `restore latency over ${latencies.length} deletes (${values.proxy ? "watch --dns-proxy" : "watch"}): median ${median(latencies).toFixed(1)} ms, worst ${sorted.at(-1)!.toFixed(1)} ms, best ${sorted[0]!.toFixed(1)} ms`,
   );
   await stopWatch(watch);
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+try {
+  sh(["ip", "netns", "add", ns]);
+  sh(inNs(["ip", "link", "set", "lo", "up"]));
+  sh(["mkdir", "-p", `/etc/netns/${ns}`]);
+  writeFileSync(`/etc/netns/${ns}/resolv.conf`, "nameserver 198.51.100.2\n");
+  // `ip netns exec` mounts these over /etc/hosts: the name resolves without a DNS server.
+  writeFileSync(`/etc/netns/${ns}/hosts`, "127.0.0.1 localhost\n203.0.113.10 api.bench.example\n");
+  console.log(`load average at start: ${(await Bun.file("/proc/loadavg").text()).split(" ").slice(0, 3).join(" ")}`);
+
+  // Latency of the restore.
+  if (values.backend === "nft") await measureLatency();
+
+  // Idle CPU with and without the guard.
 
   // Idle CPU with and without the guard.
   const bins = [values.bin, ...(values["old-bin"] === undefined ? [] : [values["old-bin"]])];

@@ -59,7 +59,7 @@ export function guardBackend(backend: Backend, loaded: Policy): GuardedBackend {
 
 /**
  * The guard of a running watch: nft announces changes to our table, which the guard subscribes
- * to; iptables-legacy announces nothing and is checked every second.
+ * to; for iptables-legacy the filter tables' entry counts are watched every second instead.
  */
 export function startWatchGuard(
   guarded: GuardedBackend,
@@ -67,11 +67,14 @@ export function startWatchGuard(
   log: Logger,
   world: Pick<World, "now" | "setTimer" | "tableEvents">,
 ): RulesetGuard {
-  if (backendName !== "nft") log.info("iptables-legacy announces no changes: domainwall's rules are checked every second instead");
+  if (backendName !== "nft")
+    log.info(
+      "iptables-legacy announces no changes: the filter tables' entry counts are asked every second, and domainwall's rules checked when they move",
+    );
   return startRulesetGuard({
     missing: guarded.missing,
     restore: guarded.restore,
-    ...(backendName === "nft" && { subscribe: world.tableEvents }),
+    subscribe: (listener) => world.tableEvents(backendName, listener),
     log,
     now: world.now,
     setTimer: world.setTimer,

@@ -9,8 +9,8 @@ export interface GuardIo {
   /** Load the whole policy again, in one transaction (with the proxy's admissions carried over). */
   readonly restore: () => Promise<void>;
   /**
-   * Subscribe to changes of our table (nft: backends/nft/events.ts); throws when it cannot. Absent
-   * for a backend without change events (iptables-legacy): the guard then checks every `pollMs`.
+   * Subscribe to changes of our rules (World.tableEvents); throws when it cannot, and the guard
+   * then checks every POLL_MS. Absent: the same.
    */
   readonly subscribe?: (changed: (events: readonly string[]) => void) => { close(): void };
   readonly log: Logger;
@@ -183,7 +183,7 @@ export function startRulesetGuard(io: GuardIo): RulesetGuard {
       source = io.subscribe((events) => schedule(events, SETTLE_MS));
     } catch (error) {
       io.log.warn(
-        `cannot subscribe to the kernel's nftables events (${messageOf(error)}): checking domainwall's rules every ${POLL_MS / 1000}s instead`,
+        `cannot watch the kernel for changes to domainwall's rules (${messageOf(error)}): checking them every ${POLL_MS / 1000}s instead`,
       );
     }
   }

@@ -103,7 +103,10 @@ const directionOf = (counter: string): string => (counter.startsWith("input") ? 
 /** The Prometheus text exposition format (version 0.0.4). Pure: same input, same text. */
 export function renderMetrics({ snapshot, status, process, now, reloads, proxy, guard }: MetricsInput): string {
   const lines = [
-    ...family("domainwall_rules_loaded", "gauge", "1 once domainwall's rules are loaded.", [{ value: snapshot === undefined ? 0 : 1 }]),
+    // The kernel's answer at this scrape when there is one: a table deleted from outside is 0 until restored.
+    ...family("domainwall_rules_loaded", "gauge", "1 once domainwall's rules are loaded.", [
+      { value: snapshot === undefined || status?.loaded === false ? 0 : 1 },
+    ]),
   ];
   if (snapshot !== undefined) {
     const names = [...snapshot.state];

@@ -138,9 +138,11 @@ describeNetns("a running watch keeps its rules in the kernel", () => {
     await removeFromOutside("delete table inet domainwall");
     const health = await fetchIn("/healthz");
     expect(health).toEqual({ status: 503, body: "domainwall's rules are not all loaded: missing table inet domainwall\n\n" });
+    expect((await fetchIn("/metrics")).body).toContain("\ndomainwall_rules_loaded 0\n"); // the kernel's answer at the scrape
     holder.kill("SIGKILL");
     await holder.exited;
     await until("healthz is 200 again", 30, async () => (await fetchIn("/healthz")).status === 200);
+    expect((await fetchIn("/metrics")).body).toContain("\ndomainwall_rules_loaded 1\n");
     expect(await restoredTotal()).toBe(1);
     // The restore waited for the lock (up to 10 s) and went through once the holder was gone.
     expect(watch.stderr()).toContain("missing: table inet domainwall; loading the whole policy again");

@@ -118,7 +118,7 @@ test("without events (the socket refused), a warning says so and the rules are c
     setTimer: (ms, fire) => (timers.push({ at: clock + ms, fire }), () => {}),
   });
   expect(logged).toContain(
-    "cannot subscribe to the kernel's nftables events (bind to NFNLGRP_NFTABLES failed: EPERM): checking domainwall's rules every 1s instead",
+    "cannot watch the kernel for changes to domainwall's rules (bind to NFNLGRP_NFTABLES failed: EPERM): checking them every 1s instead",
   );
   for (let i = 0; i < 3; i++) {
     const next = timers.shift()!;
@@ -214,4 +214,39 @@ test("something that keeps removing the rules: every restore counted, 5 logged p
   await h.advance(1000);
   expect(h.log()).toContain("15 more restores of domainwall's rules in the last 60s were not logged one by one");
   expect(changed()).toBe(6);
+});
+
+test("metrics: the restores and failures are counted", async () => {
+  const { renderMetrics } = await import("../../src/watch/metrics.ts");
+  const process = { residentBytes: 1, cpuSeconds: 1, startTimeSeconds: 1 };
+  const text = renderMetrics({ snapshot: undefined, status: { loaded: false }, process, now: 0, guard: { restored: 3, failed: 1 } });
+  expect(text).toContain("domainwall_ruleset_restored_total 3\n");
+  expect(text).toContain("domainwall_ruleset_restore_failures_total 1\n");
+});
+
+test("iptables-legacy: a moved entry count of either family's filter table is announced; steady counts are not", async () => {
+  const { legacyTableChanges } = await import("../../src/backends/iptables/changes.ts");
+  const entries = { 4: 10, 6: 20 };
+  const timers: (() => void)[] = [];
+  const told: string[][] = [];
+  const source = legacyTableChanges(
+    (family) => ({ validHooks: 0b1110, entries: entries[family] }),
+    (_ms, fire) => (timers.push(fire), () => {}),
+    (events) => told.push([...events]),
+  );
+  timers.shift()!();
+  expect(told).toEqual([]);
+  entries[6] = 12;
+  timers.shift()!();
+  expect(told).toEqual([["filter table entries 10/20 -> 10/12 (IPv4/IPv6)"]]);
+  timers.shift()!();
+  expect(told).toHaveLength(1);
+  source.close();
+  expect(() =>
+    legacyTableChanges(
+      () => undefined,
+      () => () => {},
+      () => {},
+    ),
+  ).toThrow("cannot be asked");
 });
