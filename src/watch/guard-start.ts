@@ -28,19 +28,35 @@ export interface GuardedBackend {
 
 export function guardBackend(backend: Backend, loaded: Policy): GuardedBackend {
   let current = loaded;
+  /** Each chain's rules as read right after our last load: a rule replaced since then is a change too. */
+  let baseline: ReadonlyMap<string, string> | undefined;
   let queue: Promise<unknown> = Promise.resolve();
   const queued = <T>(fn: () => Promise<T>): Promise<T> => {
     const run = queue.then(fn);
     queue = run.catch(() => undefined);
     return run;
   };
+  const loadedNow = async (policy: Policy): Promise<void> => {
+    current = policy;
+    baseline = await backend.rules().catch(() => undefined);
+  };
+  const missing = async (): Promise<readonly string[]> => {
+    const parts = await backend.missing(current);
+    if (parts.length > 0 || baseline === undefined) return parts;
+    const now = await backend.rules();
+    return [...baseline].flatMap(([chain, text]) =>
+      now?.get(chain) === text ? [] : [`rules of chain ${chain} as loaded (one was replaced)`],
+    );
+  };
+  const first = queued(() => loadedNow(loaded));
+  void first;
   return {
     backend: {
       ...backend,
       apply: (policy, carryOver) =>
         queued(async () => {
           const times = await backend.apply(policy, carryOver);
-          current = policy;
+          await loadedNow(policy);
           return times;
         }),
       updateSets: (policy) =>
@@ -51,9 +67,13 @@ export function guardBackend(backend: Backend, loaded: Policy): GuardedBackend {
       remove: () => queued(() => backend.remove()),
       restore: (snapshot) => queued(() => backend.restore(snapshot)),
     },
-    missing: () => queued(() => backend.missing(current)),
-    missingNow: () => backend.missing(current),
-    restore: () => queued(async () => void (await backend.apply(current))),
+    missing: () => queued(missing),
+    missingNow: missing,
+    restore: () =>
+      queued(async () => {
+        await backend.apply(current);
+        await loadedNow(current);
+      }),
   };
 }
 

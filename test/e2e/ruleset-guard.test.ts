@@ -99,6 +99,18 @@ describeNetns("a running watch keeps its rules in the kernel", () => {
     }
   }
 
+  test("watch: the output chain's final drop replaced by an accept (same number of rules) is put back", async () => {
+    const watch = await start(false);
+    const chain = (await lab.nft(["-a", "list", "chain", "inet", "domainwall", "output"])).stdout;
+    const handle = [...chain.matchAll(/ # handle (\d+)$/gm)].at(-1)?.[1];
+    expect(chain).toMatch(/counter name "output_dropped" drop # handle \d+\n\s*}/);
+    await removeFromOutside(`replace rule inet domainwall output handle ${handle} accept`);
+    await until("the blocked destination is closed again", DEADLINE_S, async () => !(await connects(BLOCKED)));
+    await until("the restore is counted", DEADLINE_S, async () => (await restoredTotal()) === 1);
+    expect(watch.stderr()).toContain("missing: rules of chain output as loaded (one was replaced)");
+    expect(await lab.table()).toContain('counter name "output_dropped" drop\n');
+  });
+
   test("watch with iptables-legacy (no change events): a deleted jump and a flushed chain are put back by the 1 s check", async () => {
     const ready = `${lab.dir}/ready-legacy`;
     const legacyEnv = { ...env(), DOMAINWALL_BACKEND: "iptables-legacy" };

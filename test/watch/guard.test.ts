@@ -144,20 +144,23 @@ test("the guard's check waits for the loop's load under way and compares with th
   const [old, next] = [{ id: "old" }, { id: "next" }] as unknown as [Policy, Policy];
   let kernel: Policy = old;
   let finishLoad: () => void = () => {};
+  let loading = false;
   const compared: Policy[] = [];
   const backend = {
     name: "nft",
     apply: async (policy: Policy) => {
+      loading = true;
       await new Promise<void>((resolve) => (finishLoad = resolve));
       kernel = policy;
       return { renderMs: 0, loadMs: 0 };
     },
     missing: async (policy: Policy) => (compared.push(policy), policy === kernel ? [] : ["rules of chain output"]),
+    rules: async () => new Map([["output", "accept"]]),
   } as unknown as Backend;
   const guarded = guardBackend(backend, old);
   const load = guarded.backend.apply(next);
   const check = guarded.missing();
-  await Promise.resolve();
+  while (!loading) await Promise.resolve();
   expect(compared).toEqual([]); // not during the load
   finishLoad();
   await load;
@@ -249,4 +252,20 @@ test("iptables-legacy: a moved entry count of either family's filter table is an
       () => {},
     ),
   ).toThrow("cannot be asked");
+});
+
+test("a rule replaced since our last load (same counts) is a change: the rules are compared with the reading right after the load", async () => {
+  let held = new Map([["output", "drop-rule"]]);
+  const backend = {
+    name: "nft",
+    apply: async () => ((held = new Map([["output", "drop-rule"]])), { renderMs: 0, loadMs: 0 }),
+    missing: async () => [],
+    rules: async () => held,
+  } as unknown as Backend;
+  const guarded = guardBackend(backend, {} as Policy);
+  expect(await guarded.missing()).toEqual([]);
+  held = new Map([["output", "accept-rule"]]);
+  expect(await guarded.missing()).toEqual(["rules of chain output as loaded (one was replaced)"]);
+  await guarded.restore();
+  expect(await guarded.missing()).toEqual([]);
 });

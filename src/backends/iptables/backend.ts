@@ -17,6 +17,7 @@ import {
   OUTPUT_CHAIN,
   familyProblems,
   missingRules,
+  ruleTexts,
   ourPart,
   parseIptablesState,
 } from "./save.ts";
@@ -186,6 +187,14 @@ export function createIptablesBackend(
     async missing(policy) {
       const saved = (await filterEmpty()) ? { 4: "", 6: "" } : await saveBoth();
       return FAMILIES.flatMap((family) => missingRules(renderIptables(checkSize(policy), family), saved[family], TOOLS[family].label));
+    },
+    async rules() {
+      if (await filterEmpty()) return undefined;
+      const saved = await saveBoth();
+      if (!FAMILIES.some((family) => parseIptablesState(saved[family]).outputChain)) return undefined;
+      return new Map(
+        FAMILIES.flatMap((family) => [...ruleTexts(saved[family])].map(([chain, text]) => [`${TOOLS[family].label} ${chain}`, text])),
+      );
     },
     async snapshot() {
       if (await filterEmpty()) return undefined;

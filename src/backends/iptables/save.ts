@@ -212,3 +212,15 @@ export function familyProblems(savedV4: string, savedV6: string): string[] {
     `IPv4 and IPv6 policies differ (IPv4: ${describe(v4)}, IPv6: ${describe(v6)}): an apply was interrupted between the two families' commits; run apply again`,
   ];
 }
+
+/** Our chains' rules (and the built-in chains' jumps into them) as saved, without counters, by chain. */
+export function ruleTexts(saved: string): Map<string, string> {
+  const texts = new Map<string, string>();
+  for (const line of saved.split("\n")) {
+    const { rule } = split(line);
+    const chain = /^-A (\S+) /.exec(rule)?.[1];
+    if (chain === undefined || !(OUR_CHAINS.includes(chain as (typeof OUR_CHAINS)[number]) || isJump(rule))) continue;
+    texts.set(chain, `${texts.get(chain) ?? ""}${rule}\n`);
+  }
+  return texts;
+}

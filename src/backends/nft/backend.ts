@@ -4,7 +4,7 @@ import type { Backend } from "../backend.ts";
 import type { NftExecutor } from "./executor.ts";
 import { NFT_FAMILY, NFT_TABLE, renderNft, renderNftRemove, renderNftSetUpdate } from "./render.ts";
 import { parseNftStatus } from "./state.ts";
-import { expectedNftParts, heldNftParts, missingNftParts, missingWithoutPolicy, type NftParts } from "./parts.ts";
+import { expectedNftParts, heldNftParts, missingNftParts, missingWithoutPolicy, nftRuleTexts, type NftParts } from "./parts.ts";
 import type { Policy } from "../../policy/policy.ts";
 
 /** Problems state.ts reports itself (the output chain, the base chains' hooks): not listed twice. */
@@ -70,6 +70,14 @@ export function createNftBackend(executor: NftExecutor, now: () => number = () =
       }
     },
     missing: async (policy) => missingNftParts(partsOf(policy), await held()),
+    async rules() {
+      const listed = await list(true, true);
+      try {
+        return listed === undefined ? undefined : nftRuleTexts(listed);
+      } catch (error) {
+        throw runtimeError(messageOf(error));
+      }
+    },
     async snapshot() {
       const table = await list(false);
       return table === undefined ? undefined : { backend: "nft", table };

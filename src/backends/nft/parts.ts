@@ -52,15 +52,14 @@ const HeldSchema = v.object({
   nftables: v.array(
     v.looseObject({
       chain: v.optional(v.looseObject({ name: v.string(), hook: v.optional(v.string()), policy: v.optional(v.string()) })),
-      rule: v.optional(v.looseObject({ chain: v.string() })),
+      rule: v.optional(v.looseObject({ chain: v.string(), expr: v.optional(v.array(v.unknown())) })),
       set: v.optional(v.looseObject({ name: v.string() })),
       counter: v.optional(v.looseObject({ name: v.string() })),
     }),
   ),
 });
 
-/** The parts the kernel holds, from `nft -j [-t] list table inet domainwall`; throws when the output is not that. */
-export function heldNftParts(json: string): NftParts {
+const parseHeld = (json: string) => {
   let data: unknown;
   try {
     data = JSON.parse(json);
@@ -69,6 +68,24 @@ export function heldNftParts(json: string): NftParts {
   }
   const parsed = v.safeParse(HeldSchema, data);
   if (!parsed.success) throw new Error(`nft -j printed an unexpected table: ${v.summarize(parsed.issues).replace(/\n/g, "; ")}`);
+  return parsed;
+};
+
+/**
+ * Each chain's rules as the kernel holds them (their expressions, without handles), by chain: what
+ * a watch compares with the same reading taken right after its own load, to see a rule replaced by
+ * another (`nft replace rule`), which the counts of `missingNftParts` do not.
+ */
+export function nftRuleTexts(json: string): Map<string, string> {
+  const texts = new Map<string, string>();
+  for (const o of parseHeld(json).output.nftables)
+    if (o.rule) texts.set(o.rule.chain, `${texts.get(o.rule.chain) ?? ""}${JSON.stringify(o.rule.expr ?? [])}\n`);
+  return texts;
+}
+
+/** The parts the kernel holds, from `nft -j [-t] list table inet domainwall`; throws when the output is not that. */
+export function heldNftParts(json: string): NftParts {
+  const parsed = parseHeld(json);
   const chains = new Map<string, { hook: string; policy: string; rules: number }>();
   const sets = new Set<string>();
   const counters = new Set<string>();
