@@ -2,15 +2,16 @@ import { dlopen, FFIType } from "bun:ffi";
 
 /**
  * The few libc calls domainwall makes through bun:ffi (libnftables' memfd and netlink probe, the
- * iptables-legacy kernel question, the DNS proxy's sockets, receive buffers and worker), opened once on first use. glibc, as the binary itself.
+ * iptables-legacy kernel question, the DNS proxy's sockets, receive buffers and worker, watch's
+ * nftables event socket), opened once on first use. glibc, as the binary itself.
  */
 const symbols = {
   memfd_create: { args: [FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
   malloc_trim: { args: [FFIType.u64], returns: FFIType.i32 },
   socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-  getsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
-  setsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
   bind: { args: [FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+  setsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+  getsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   listen: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
   getsockname: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   close: { args: [FFIType.i32], returns: FFIType.i32 },

@@ -15,6 +15,8 @@ import type { NftExecutor } from "./backends/nft/executor.ts";
 import { switchGroup, type GroupSwitch } from "./proxy/identity.ts";
 import { supervise, type SuperviseOptions } from "./proxy/supervisor.ts";
 import { realSetTimer, type SetTimer } from "./timer.ts";
+import { openTableEvents, type TableEventListener, type TableEventSource } from "./backends/nft/events.ts";
+import { legacyTableChanges } from "./backends/iptables/changes.ts";
 
 /** Everything the program touches in the world, injected so tests can replace any of it. */
 export interface World {
@@ -115,6 +117,12 @@ export interface World {
    * (src/backends/iptables/kernel.ts): nothing of ours is there. False when it cannot tell.
    */
   readonly legacyFilterEmpty: () => Promise<boolean>;
+  /**
+   * `watch`: changes to our rules as the kernel tells them: nft announces them (backends/nft/events.ts);
+   * for iptables-legacy the filter tables' entry counts are asked every second (iptables/changes.ts).
+   * Throws when neither can be done.
+   */
+  readonly tableEvents: (backend: "nft" | "iptables-legacy", listener: TableEventListener) => TableEventSource;
   /**
    * Give JavaScriptCore its normal tier-up policy. The compiled binary starts with a reluctant one
    * (scripts/build.ts) that suits one-shot commands; `watch --dns-proxy` runs on, so main calls this
@@ -344,6 +352,8 @@ export function realWorld(): World {
       acquireLock(name, { pid: process.pid, command }, { waitMs, now: () => performance.now(), sleep: (ms) => Bun.sleep(ms) }),
     lockHolder: (name) => holderOf(name),
     legacyFilterEmpty: () => legacyFilterEmpty({ readFile: world.readFile, filterInfo }),
+    tableEvents: (backend, listener) =>
+      backend === "nft" ? openTableEvents(listener) : legacyTableChanges(filterInfo, realSetTimer, listener),
     normalJit: () => Bun.unsafe.setJITPolicy(1),
     superviseProxy: supervise,
   };

@@ -150,6 +150,16 @@ export interface Backend {
   /** Delete everything domainwall loaded; succeeds when nothing is loaded. */
   remove(): Promise<void>;
   status(): Promise<Status>;
+  /**
+   * What of `policy`'s rules the kernel does not hold now (read when asked, never cached): one
+   * phrase per part (`table inet domainwall`, `chain dns_redirect`); empty when all is loaded.
+   */
+  missing(policy: Policy): Promise<readonly string[]>;
+  /**
+   * Each chain of ours with its rules' text as the kernel holds them now (no counters, no handles);
+   * undefined when nothing is loaded. A watch compares it with the reading right after its own load.
+   */
+  rules(): Promise<ReadonlyMap<string, string> | undefined>;
   /** What is loaded now, in a form `restore` takes back; undefined when nothing is loaded. */
   snapshot(): Promise<Snapshot | undefined>;
   /** Put a snapshot back exactly, in one transaction (undefined: remove everything). */

@@ -137,6 +137,9 @@ export async function statusCommand(ctx: Context, config: ConfigOf<"status">): P
     const shownAll = loaded.length > 0 ? loaded : [shown];
     await world.stdout(two + shownAll.map((s) => renderStatus(s.status, s.name, known, world.epochNow())).join(""));
   }
+  if (loaded.length === 0) {
+    throw notEnforcingError(`nothing of domainwall's is loaded here (exit 3): table inet domainwall and our iptables chains are missing`);
+  }
   if (loaded.some((s) => s.status.loaded && s.status.problems !== undefined)) {
     throw notEnforcingError(
       "domainwall's rules are loaded but not enforced (exit 3): run apply again, which restores the hooks and puts its jumps first",

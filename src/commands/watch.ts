@@ -20,6 +20,8 @@ import { dnsProxyMode } from "./watch/proxy-mode.ts";
 import { resolveMode } from "./watch/resolve-mode.ts";
 import { deniedReader } from "../backends/nft/denied.ts";
 import { logDenial, startDenialStream, type DenialStream } from "../watch/denial-stream.ts";
+import { guardBackend, startWatchGuard, stateOnStop, type GuardedBackend } from "../watch/guard-start.ts";
+import type { RulesetGuard } from "../watch/guard.ts";
 
 /**
  * `watch`: apply as `apply` does, then keep the policy true to DNS until SIGTERM or SIGINT, in one
@@ -46,6 +48,8 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
   let removeOnExit = options.removeOnExit;
   let stateTimer: Timer | undefined;
   let denials: DenialStream | undefined;
+  let guard: RulesetGuard | undefined;
+  let guarded: GuardedBackend | undefined;
   try {
     stop = world.untilStopped();
     const resolvers = await mode.check();
@@ -66,6 +70,8 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
         lateMs,
         reloads: () => reloader?.stats(),
         proxy: () => mode.report(),
+        missing: async () => (guarded === undefined ? [] : guarded.missingNow()),
+        guard: () => guard?.stats(),
       });
       try {
         server = world.serve(options.metricsAddr, handle);
@@ -83,7 +89,10 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
       }
     }
     chosen = await ctx.backend();
-    const backend = await mode.start(built, chosen);
+    // The guard puts the rules back when they are removed from outside, through the same queue as the loop's loads.
+    guarded = guardBackend(await mode.start(built, chosen), built.policy);
+    const { backend } = guarded;
+    guard = startWatchGuard(guarded, backend.name, log, world);
     const saveState = stateSaver(world, log, backend.name, () => mode.report());
     watcher = createWatcher(
       {
@@ -132,6 +141,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     log.info(mode.describe());
     await watcher.run(stop.stopped);
     const signal = await stop.stopped;
+    guard.stop();
     clearInterval(stateTimer);
     await denials?.stop();
     // What the rules hold now, named, for status after this process has gone.
@@ -140,6 +150,8 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     await reloader?.stop();
     if (!removeOnExit) {
       const said = mode.stop(signal, false);
+      const missing = await stateOnStop(guarded);
+      if (missing !== undefined) return log.error(`${signal}: stopped; domainwall's rules are NOT loaded as they should be: ${missing}`);
       if (said !== undefined) log.warn(said);
       return log.success(`${signal}: stopped; the rules stay loaded`);
     }
@@ -148,6 +160,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     if (options.readyFile !== undefined) await world.removeFile(options.readyFile);
     log.success(`${signal}: stopped and removed domainwall's rules (--remove-on-exit)${said === undefined ? "" : `; ${said}`}`);
   } finally {
+    guard?.stop();
     await denials?.stop();
     await reloader?.stop();
     clearInterval(stateTimer);

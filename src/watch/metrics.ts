@@ -2,6 +2,8 @@ import type { Status } from "../backends/backend.ts";
 import type { ProxyReport } from "./dns-proxy.ts";
 import { ADMISSION_BUCKETS } from "../proxy/stats.ts";
 import type { WatchSnapshot } from "./watcher.ts";
+import type { GuardStats } from "./guard.ts";
+import { messageOf } from "../messages.ts";
 
 /** The process's own numbers, as Prometheus client libraries export them. */
 export interface ProcessStats {
@@ -29,6 +31,8 @@ export interface MetricsInput {
   readonly reloads?: ReloadStats;
   /** `--dns-proxy`: the proxy's counts; undefined without it. */
   readonly proxy?: ProxyReport | undefined;
+  /** The guard that puts the rules back when they are removed from outside (guard.ts). */
+  readonly guard?: GuardStats | undefined;
 }
 
 interface Sample {
@@ -103,9 +107,12 @@ function proxyFamilies(proxy: ProxyReport): string[] {
 const directionOf = (counter: string): string => (counter.startsWith("input") ? "in" : "out");
 
 /** The Prometheus text exposition format (version 0.0.4). Pure: same input, same text. */
-export function renderMetrics({ snapshot, status, process, now, reloads, proxy }: MetricsInput): string {
+export function renderMetrics({ snapshot, status, process, now, reloads, proxy, guard }: MetricsInput): string {
   const lines = [
-    ...family("domainwall_rules_loaded", "gauge", "1 once domainwall's rules are loaded.", [{ value: snapshot === undefined ? 0 : 1 }]),
+    // The kernel's answer at this scrape when there is one: a table deleted from outside is 0 until restored.
+    ...family("domainwall_rules_loaded", "gauge", "1 once domainwall's rules are loaded.", [
+      { value: snapshot === undefined || status?.loaded === false ? 0 : 1 },
+    ]),
   ];
   if (snapshot !== undefined) {
     const names = [...snapshot.state];
@@ -214,6 +221,19 @@ export function renderMetrics({ snapshot, status, process, now, reloads, proxy }
     }
   }
   if (proxy !== undefined) lines.push(...proxyFamilies(proxy));
+  if (guard !== undefined) {
+    lines.push(
+      ...family(
+        "domainwall_ruleset_restored_total",
+        "counter",
+        "Times the whole policy was loaded again because a part of it was removed or changed from outside.",
+        [{ value: guard.restored }],
+      ),
+      ...family("domainwall_ruleset_restore_failures_total", "counter", "Checks or restores of the rules that failed (each is retried).", [
+        { value: guard.failed },
+      ]),
+    );
+  }
   lines.push(
     ...family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", [{ value: process.residentBytes }]),
     ...family("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.", [{ value: process.cpuSeconds }]),
@@ -249,6 +269,9 @@ export interface MetricsSource {
   /** How far behind schedule the loop may be before /healthz fails. */
   readonly lateMs: number;
   readonly proxy?: () => ProxyReport | undefined;
+  /** What of the loaded policy the kernel does not hold, read at each /healthz request (Backend.missing). */
+  readonly missing?: () => Promise<readonly string[]>;
+  readonly guard?: () => GuardStats | undefined;
 }
 
 const PLAIN = "text/plain; charset=utf-8";
@@ -271,7 +294,12 @@ export function metricsHandler(source: MetricsSource): (request: Request) => Pro
     if (request.method !== "GET" && request.method !== "HEAD") return reply("method not allowed\n", 405);
     if (path === "/healthz") {
       const health = healthOf(source.snapshot(), source.now(), source.lateMs);
-      return reply(`${health.reason}\n`, health.ok ? 200 : 503);
+      if (!health.ok || source.missing === undefined) return reply(`${health.reason}\n`, health.ok ? 200 : 503);
+      const missing = await source.missing().then(
+        (parts) => (parts.length === 0 ? undefined : `domainwall's rules are not all loaded: missing ${parts.join(", ")}`),
+        (error: unknown) => `cannot read domainwall's rules from the kernel: ${messageOf(error)}`,
+      );
+      return missing === undefined ? reply(`${health.reason}\n`) : reply(`${missing}\n`, 503);
     }
     if (path === "/metrics") {
       const status = await Promise.resolve()
@@ -285,6 +313,7 @@ export function metricsHandler(source: MetricsSource): (request: Request) => Pro
           process: source.process(),
           now: source.now(),
           proxy: source.proxy?.(),
+          guard: source.guard?.(),
           ...(reloads !== undefined && { reloads }),
         }),
         200,

@@ -7,6 +7,7 @@ describe("status, through main", () => {
     nftables: [
       { table: { family: "inet", name: "domainwall" } },
       { chain: { family: "inet", table: "domainwall", name: "output", hook: "output" } },
+      { rule: { family: "inet", table: "domainwall", chain: "output", expr: [] } },
       { counter: { name: "output_dropped", packets: 7, bytes: 420 } },
       { set: { name: "allow_v4", elem: ["203.0.113.10"] } },
       {

@@ -95,6 +95,7 @@ export async function runMain(argv: string[], options: RunOptions = {}) {
     inProcessNft: () => undefined,
     // The iptables-legacy tools decide, as where the kernel cannot be asked (kernel.ts has its own tests).
     legacyFilterEmpty: async () => false,
+    tableEvents: () => ({ close: () => {} }),
     normalJit: () => {},
     pid: 4242,
     processAlive: (pid) => pid === 4242, // this process; any other PID has gone

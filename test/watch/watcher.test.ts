@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { isTerseListing, terseListingOf } from "../support/fake-nft-table.ts";
 import { Writable } from "node:stream";
 import type { Backend } from "../../src/backends/backend.ts";
 import { parseConfig } from "../support/config.ts";
@@ -419,12 +420,19 @@ async function runWatch(
   const writes: { path: string; text: string; at: number }[] = [];
   const locks = fakeLocks(4242, options.held);
   const jit: { events: number; locks: number }[] = [];
+  let loadedTable: string | undefined;
   const { run, calls: allCalls } = fakeRun((call) => {
     if (isBackendProbe(call)) {
       // nft works here; selection has its own tests
       return options.beforeProbe && served.handle ? options.beforeProbe(served.handle).then(() => ({})) : {};
     }
     if (/ip6?tables-legacy/.test(call.command)) return {}; // the other backend: nothing of ours loaded there
+    // The guard's and SIGTERM's reads of the table's shape: answered from the last full load, as a kernel would.
+    if (isTerseListing(call))
+      return loadedTable === undefined ? { code: 1, stderr: "Error: No such file or directory" } : { stdout: terseListingOf(loadedTable) };
+    if (call.stdin?.includes("table inet domainwall {")) loadedTable = call.stdin;
+    if (call.stdin?.startsWith("table inet domainwall\ndelete table inet domainwall\n") && !call.stdin.includes("{"))
+      loadedTable = undefined;
     events.push(`nft ${call.args.join(" ")}`);
     return options.nft?.(call) ?? {};
   });
@@ -433,6 +441,7 @@ async function runWatch(
   const world: World = {
     // The iptables-legacy tools decide, as where the kernel cannot be asked.
     legacyFilterEmpty: async () => false,
+    tableEvents: () => ({ close: () => {} }),
     // When it was called: how many events and locks had happened by then.
     normalJit: () => void jit.push({ events: events.length, locks: locks.taken.length }),
     argv,
@@ -489,8 +498,10 @@ async function runWatch(
   const code = await main(world);
   return {
     code,
-    // The denial stream's reads of the denied sets (watch/denial-stream.ts) change nothing: not counted.
-    calls: allCalls.filter((call) => !isBackendProbe(call) && !/ip6?tables-legacy/.test(call.command) && !isDeniedRead(call)),
+    // The denial stream's reads of the denied sets (watch/denial-stream.ts) and the guard's table reads change nothing: not counted.
+    calls: allCalls.filter(
+      (call) => !isBackendProbe(call) && !isTerseListing(call) && !/ip6?tables-legacy/.test(call.command) && !isDeniedRead(call),
+    ),
     files,
     events,
     writes,

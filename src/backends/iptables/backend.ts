@@ -16,6 +16,9 @@ import {
   FORWARD_CHAIN,
   INPUT_CHAIN,
   OUTPUT_CHAIN,
+  familyProblems,
+  missingRules,
+  ruleTexts,
   ourPart,
   parseIptablesState,
 } from "./save.ts";
@@ -177,8 +180,23 @@ export function createIptablesBackend(
         dns: dns.some((d) => d === "any") ? "any" : dns.flatMap((d) => (d === "any" ? [] : d)),
         acceptsLoopback: FAMILIES.every((family) => acceptsLoopback(saved[family])),
         // No `denied`: iptables-legacy has no dynamic sets (without ipset) to record destinations in.
-        ...notEnforcing(FAMILIES.flatMap((family) => enforcementProblems(saved[family], TOOLS[family].label))),
+        ...notEnforcing([
+          ...familyProblems(saved[4], saved[6]),
+          ...FAMILIES.flatMap((family) => enforcementProblems(saved[family], TOOLS[family].label)),
+        ]),
       };
+    },
+    async missing(policy) {
+      const saved = (await filterEmpty()) ? { 4: "", 6: "" } : await saveBoth();
+      return FAMILIES.flatMap((family) => missingRules(renderIptables(checkSize(policy), family), saved[family], TOOLS[family].label));
+    },
+    async rules() {
+      if (await filterEmpty()) return undefined;
+      const saved = await saveBoth();
+      if (!FAMILIES.some((family) => parseIptablesState(saved[family]).outputChain)) return undefined;
+      return new Map(
+        FAMILIES.flatMap((family) => [...ruleTexts(saved[family])].map(([chain, text]) => [`${TOOLS[family].label} ${chain}`, text])),
+      );
     },
     async snapshot() {
       if (await filterEmpty()) return undefined;

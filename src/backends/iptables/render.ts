@@ -89,6 +89,22 @@ function jump(builtin: string, chain: string, present: number, wanted: boolean, 
   return Array.from({ length: present - target }, () => `-D ${builtin} -j ${chain}`);
 }
 
+/** The comment of the last rule of our output chain, before the policy's mark. */
+export const POLICY_MARK_PREFIX = "domainwall policy ";
+
+/**
+ * What names a policy in both families: the first 16 hex digits of the SHA-256 of its rules for a
+ * fresh namespace, both families. The two families are two commits (IPv4, then IPv6): an apply
+ * killed between them leaves marks that differ, which `status` reports (the backend cannot be
+ * atomic across families).
+ */
+export function policyMark(policy: Policy): string {
+  const rules = chainsOf(policy).flatMap((chain) =>
+    chain.rules.flatMap((rule) => [4, 6].flatMap((f) => ruleLines(rule, chain.hook, f as Family))),
+  );
+  return new Bun.CryptoHasher("sha256").update(rules.join("\n")).digest("hex").slice(0, 16);
+}
+
 /**
  * The `iptables-legacy-restore --noflush` (or ip6tables) input for one family: the same policy as
  * the nft ruleset, rule for rule. `:CHAIN - [0:0]` creates or flushes only our chain; everything is
@@ -114,6 +130,8 @@ export function renderIptables(policy: Policy, family: Family, state: IptablesSt
     ...chains.flatMap((chain) => {
       return chain.rules.flatMap((rule) => ruleLines(rule, chain.hook, family));
     }),
+    // After the verdict, so never evaluated: it names the policy, the same in both families (policyMark).
+    `-A ${OUTPUT_CHAIN} -m comment --comment "${POLICY_MARK_PREFIX}${policyMark(policy)}"`,
     ...jump("OUTPUT", OUTPUT_CHAIN, state.outputJumps, true, state.behind?.includes(OUTPUT_CHAIN)),
     ...jump("INPUT", INPUT_CHAIN, state.inputJumps, inbound, state.behind?.includes(INPUT_CHAIN)),
     ...jump("FORWARD", FORWARD_CHAIN, state.forwardJumps ?? 0, forward, state.behind?.includes(FORWARD_CHAIN)),

@@ -170,3 +170,61 @@ export function dnsDestinations(saved: string): "any" | string[] {
   if (rules.some((r) => !r.rule.includes(" -d "))) return "any";
   return [...new Set(rules.flatMap((r) => / -d (\S+)/.exec(r.rule)?.[1] ?? []).map((cidr) => cidr.replace(/\/(32|128)$/, "")))];
 }
+
+/**
+ * What of a family's rendered restore input (`renderIptables`) its saved table lacks: each chain of
+ * ours, its number of rules and the jump into it. Rule text is not compared (`*-save` writes rules
+ * in its own normal form), so a rule swapped for another of the same count goes unseen.
+ */
+export function missingRules(rendered: string, saved: string, label: string): string[] {
+  const savedRules = saved.split("\n").map((line) => split(line).rule);
+  const renderedLines = rendered.split("\n");
+  return OUR_CHAINS.flatMap((chain) => {
+    const wanted = renderedLines.filter((l) => l.startsWith(`-A ${chain} `)).length;
+    if (!renderedLines.includes(`:${chain} - [0:0]`) || wanted === 0) return [];
+    if (!savedRules.some((l) => l.startsWith(`:${chain} `))) return [`${label}: chain ${chain}`];
+    const held = savedRules.filter((l) => l.startsWith(`-A ${chain} `)).length;
+    const rules = held === wanted ? [] : [`${label}: rules of chain ${chain} (${held} held of ${wanted})`];
+    return savedRules.includes(`-A ${ENTRY[chain]} -j ${chain}`)
+      ? rules
+      : [...rules, `${label}: the jump from ${ENTRY[chain]} to ${chain}`];
+  });
+}
+
+const MARK = /^-A DOMAINWALL-OUTPUT -m comment --comment "?domainwall policy ([0-9a-f]+)"?$/;
+
+/**
+ * The policy mark of a family's saved table (render.ts `policyMark`): undefined when our output
+ * chain is not there, "" when it is but carries no mark (loaded by a domainwall before the marks).
+ */
+export function policyMarkOf(saved: string): string | undefined {
+  const rules = saved.split("\n").map((line) => split(line).rule);
+  if (!rules.some((l) => l.startsWith(`:${OUTPUT_CHAIN} `))) return undefined;
+  for (const rule of rules) {
+    const mark = MARK.exec(rule);
+    if (mark !== null) return mark[1]!;
+  }
+  return "";
+}
+
+/** Why the two families' policies are not the same one (an apply interrupted between their commits); empty when they are. */
+export function familyProblems(savedV4: string, savedV6: string): string[] {
+  const [v4, v6] = [policyMarkOf(savedV4), policyMarkOf(savedV6)];
+  if (v4 === v6) return [];
+  const describe = (mark: string | undefined) => (mark === undefined ? "none loaded" : mark === "" ? "unmarked" : mark);
+  return [
+    `IPv4 and IPv6 policies differ (IPv4: ${describe(v4)}, IPv6: ${describe(v6)}): an apply was interrupted between the two families' commits; run apply again`,
+  ];
+}
+
+/** Our chains' rules (and the built-in chains' jumps into them) as saved, without counters, by chain. */
+export function ruleTexts(saved: string): Map<string, string> {
+  const texts = new Map<string, string>();
+  for (const line of saved.split("\n")) {
+    const { rule } = split(line);
+    const chain = /^-A (\S+) /.exec(rule)?.[1];
+    if (chain === undefined || !(OUR_CHAINS.includes(chain as (typeof OUR_CHAINS)[number]) || isJump(rule))) continue;
+    texts.set(chain, `${texts.get(chain) ?? ""}${rule}\n`);
+  }
+  return texts;
+}

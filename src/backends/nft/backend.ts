@@ -4,6 +4,11 @@ import type { Backend } from "../backend.ts";
 import type { NftExecutor } from "./executor.ts";
 import { NFT_FAMILY, NFT_TABLE, renderNft, renderNftRemove, renderNftSetUpdate } from "./render.ts";
 import { parseNftStatus } from "./state.ts";
+import { expectedNftParts, heldNftParts, missingNftParts, missingWithoutPolicy, nftRuleTexts, type NftParts } from "./parts.ts";
+import type { Policy } from "../../policy/policy.ts";
+
+/** Problems state.ts reports itself (the output chain, the base chains' hooks): not listed twice. */
+const REPORTED = /^chain output$|^chain (output|input)'s hook$/;
 
 const failed = (what: string, stderr: string) =>
   lacksPrivilege(stderr)
@@ -18,11 +23,26 @@ export function createNftBackend(executor: NftExecutor, now: () => number = () =
   };
   const LIST = `list table ${NFT_FAMILY} ${NFT_TABLE}`;
   /** `nft list table` of our table only; undefined when it does not exist. */
-  const list = async (json: boolean): Promise<string | undefined> => {
-    const result = await executor.run(LIST, { json });
+  const list = async (json: boolean, terse = false): Promise<string | undefined> => {
+    const result = await executor.run(LIST, { json, terse });
     if (result.code === 0) return result.stdout;
     if (/No such file or directory/.test(result.stderr)) return undefined;
     throw failed("list table", result.stderr);
+  };
+  /** A policy's parts, rendered once per policy (a watch asks again for the same one on every check). */
+  const expected = new WeakMap<Policy, NftParts>();
+  const partsOf = (policy: Policy): NftParts => {
+    let parts = expected.get(policy);
+    if (parts === undefined) expected.set(policy, (parts = expectedNftParts(renderNft(policy))));
+    return parts;
+  };
+  const held = async (): Promise<NftParts | undefined> => {
+    const listed = await list(true, true);
+    try {
+      return listed === undefined ? undefined : heldNftParts(listed);
+    } catch (error) {
+      throw runtimeError(messageOf(error));
+    }
   };
   return {
     name: "nft",
@@ -41,7 +61,22 @@ export function createNftBackend(executor: NftExecutor, now: () => number = () =
       const listed = await list(true);
       if (listed === undefined) return { loaded: false };
       try {
-        return parseNftStatus(listed);
+        const status = parseNftStatus(listed);
+        const missing = missingWithoutPolicy(heldNftParts(listed)).filter((m) => !REPORTED.test(m));
+        if (missing.length === 0) return status;
+        return {
+          ...status,
+          problems: [...(status.problems ?? []), `nft: missing from table ${NFT_FAMILY} ${NFT_TABLE}: ${missing.join(", ")}`],
+        };
+      } catch (error) {
+        throw runtimeError(messageOf(error));
+      }
+    },
+    missing: async (policy) => missingNftParts(partsOf(policy), await held()),
+    async rules() {
+      const listed = await list(true, true);
+      try {
+        return listed === undefined ? undefined : nftRuleTexts(listed);
       } catch (error) {
         throw runtimeError(messageOf(error));
       }

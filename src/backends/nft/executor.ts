@@ -11,7 +11,14 @@ export interface NftResult {
  * implementations: libnftables in this process (libnftables.ts) and the `nft` binary
  * (process-executor.ts).
  */
+/** `terse`: list sets without their elements (`nft -t`), to read a table's shape cheaply. */
+export interface NftRunOptions {
+  readonly check?: boolean;
+  readonly json?: boolean;
+  readonly terse?: boolean;
+}
+
 export interface NftExecutor {
   readonly name: "libnftables" | "nft";
-  run(script: string, options?: { readonly check?: boolean; readonly json?: boolean }): Promise<NftResult>;
+  run(script: string, options?: NftRunOptions): Promise<NftResult>;
 }

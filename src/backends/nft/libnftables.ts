@@ -2,7 +2,7 @@ import { CString, dlopen, FFIType, type Pointer, read } from "bun:ffi";
 import { closeSync, writeSync } from "node:fs";
 import { constants } from "node:os";
 import { openLibc, SOCK_CLOEXEC, SOCK_RAW, type Libc } from "../../libc.ts";
-import type { NftExecutor, NftResult } from "./executor.ts";
+import type { NftExecutor, NftResult, NftRunOptions } from "./executor.ts";
 
 /** The library the `nft` binary itself is built on (Debian's `libnftables1`, in the `nftables` package). */
 export const LIBNFTABLES = "libnftables.so.1";
@@ -10,6 +10,8 @@ export const LIBNFTABLES = "libnftables.so.1";
 /** nftables/libnftables.h: NFT_CTX_DEFAULT opens the netlink socket; NFT_CTX_OUTPUT_JSON is `nft -j`. */
 const NFT_CTX_DEFAULT = 0;
 const NFT_CTX_OUTPUT_JSON = 1 << 4;
+/** `nft -t`: sets listed without their elements. */
+const NFT_CTX_OUTPUT_TERSE = 1 << 11;
 
 const symbols = {
   nft_ctx_new: { args: [FFIType.u32], returns: FFIType.ptr },
@@ -145,10 +147,10 @@ function libnftablesExecutor(lib: Library, libc: Libc, releaseAfterBytes: number
     libc.malloc_trim(0);
   };
 
-  const runNow = (script: string, options: { readonly check?: boolean; readonly json?: boolean }): NftResult => {
+  const runNow = (script: string, options: NftRunOptions): NftResult => {
     const ctx = open();
     let outputBytes = 0;
-    lib.nft_ctx_output_set_flags(ctx, options.json ? NFT_CTX_OUTPUT_JSON : 0);
+    lib.nft_ctx_output_set_flags(ctx, (options.json ? NFT_CTX_OUTPUT_JSON : 0) | (options.terse ? NFT_CTX_OUTPUT_TERSE : 0));
     lib.nft_ctx_set_dry_run(ctx, options.check === true);
     try {
       // JSON reads state with one command, like `nft -j list table ...` on the command line.

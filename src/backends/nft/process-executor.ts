@@ -11,7 +11,7 @@ export function processExecutor(run: Run): NftExecutor {
     name: "nft",
     run: (script, options = {}) =>
       options.json
-        ? run("nft", ["-j", ...(options.check ? ["--check"] : []), ...script.trim().split(/\s+/)])
+        ? run("nft", ["-j", ...(options.terse ? ["-t"] : []), ...(options.check ? ["--check"] : []), ...script.trim().split(/\s+/)])
         : run("nft", [...(options.check ? ["--check"] : []), "-f", "-"], script),
   };
 }

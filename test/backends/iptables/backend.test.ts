@@ -14,6 +14,10 @@ const EMPTY_SAVE = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT
 const LOADED_SAVE =
   "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:DOMAINWALL-OUTPUT - [0:0]\n[9:540] -A OUTPUT -j DOMAINWALL-OUTPUT\n[0:0] -A DOMAINWALL-OUTPUT -m conntrack --ctstate INVALID -j DROP\n[0:0] -A DOMAINWALL-OUTPUT -d 203.0.113.10/32 -j ACCEPT\n[0:0] -A DOMAINWALL-OUTPUT -d 198.51.100.2/32 -p udp -m udp --dport 53 -j ACCEPT\n[4:240] -A DOMAINWALL-OUTPUT -j DROP\nCOMMIT\n";
 
+/** IPv6's part of the same (unmarked) policy: our chain, its jump and drop, nothing allowed. */
+const LOADED_SAVE_V6 =
+  "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:DOMAINWALL-OUTPUT - [0:0]\n[0:0] -A OUTPUT -j DOMAINWALL-OUTPUT\n[0:0] -A DOMAINWALL-OUTPUT -j DROP\nCOMMIT\n";
+
 const saves = (v4: string, v6: string) => (call: RunCall) =>
   call.command === "iptables-legacy-save" ? { stdout: v4 } : call.command === "ip6tables-legacy-save" ? { stdout: v6 } : {};
 
@@ -164,7 +168,7 @@ describe("iptables-legacy backend", () => {
   });
 
   test("status counts allow rules and drops per family, and reads the allowed networks and DNS; no denied destinations", async () => {
-    const { run } = fakeRun(saves(LOADED_SAVE, EMPTY_SAVE));
+    const { run } = fakeRun(saves(LOADED_SAVE, LOADED_SAVE_V6));
     expect(await createIptablesBackend(run).status()).toEqual({
       loaded: true,
       enforcing: true,
@@ -187,7 +191,7 @@ describe("iptables-legacy backend", () => {
 
   test("status in audit mode: not enforcing, the final ACCEPT's counts as output_audited", async () => {
     const audit = LOADED_SAVE.replace("[4:240] -A DOMAINWALL-OUTPUT -j DROP", "[6:360] -A DOMAINWALL-OUTPUT -j ACCEPT");
-    const status = await createIptablesBackend(fakeRun(saves(audit, EMPTY_SAVE)).run).status();
+    const status = await createIptablesBackend(fakeRun(saves(audit, LOADED_SAVE_V6)).run).status();
     expect(status.loaded && status.enforcing).toBe(false);
     expect(status.loaded && status.counters).toEqual([
       { name: "output_audited_v4", packets: 6, bytes: 360 },

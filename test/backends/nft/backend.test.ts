@@ -237,7 +237,10 @@ describe("nft backend", () => {
     const json = JSON.stringify({
       nftables: [
         { table: { family: "inet", name: "domainwall" } },
-        ...chains.map((chain) => ({ chain: { family: "inet", table: "domainwall", ...chain } })),
+        ...chains.flatMap((chain) => [
+          { chain: { family: "inet", table: "domainwall", ...chain } },
+          { rule: { family: "inet", table: "domainwall", chain: chain.name, expr: [] } },
+        ]),
       ],
     });
     const status = await createNftBackend(fakeRun(() => ({ stdout: json })).run).status();
