@@ -2,8 +2,9 @@ import type { Backend } from "../backends/backend.ts";
 import type { Logger } from "../log.ts";
 import { messageOf } from "../messages.ts";
 import type { Policy } from "../policy/policy.ts";
-import type { World } from "../world.ts";
 import { startRulesetGuard, type RulesetGuard } from "./guard.ts";
+import type { TableEventListener, TableEventSource } from "../backends/nft/events.ts";
+import type { SetTimer } from "../timer.ts";
 
 /**
  * The watch's backend with its loads in one queue, and the policy the kernel was last given. The
@@ -85,7 +86,12 @@ export function startWatchGuard(
   guarded: GuardedBackend,
   backendName: Backend["name"],
   log: Logger,
-  world: Pick<World, "now" | "setTimer" | "tableEvents">,
+  world: {
+    readonly now: () => number;
+    readonly setTimer: SetTimer;
+    /** The kernel's announcements of changes to our table (World.tableEvents). */
+    readonly tableEvents: (backend: "nft" | "iptables-legacy", listener: TableEventListener) => TableEventSource;
+  },
 ): RulesetGuard {
   if (backendName !== "nft")
     log.info(
