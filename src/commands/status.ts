@@ -1,4 +1,4 @@
-import type { AllowedEntry, DeniedDestination, Status } from "../backends/backend.ts";
+import type { AllowedEntry, DeniedDestination, Status } from "../status.ts";
 import { formatPortRange } from "../config/port-spec.ts";
 import { DENIED_RECORD } from "../policy/rules.ts";
 import type { ConfigOf } from "../config/config.ts";

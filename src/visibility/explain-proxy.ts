@@ -1,4 +1,4 @@
-import type { LoadedStatus, ProxySet } from "../backends/backend.ts";
+import type { LoadedStatus, ProxySet } from "../status.ts";
 import type { Destination } from "../config/destination.ts";
 import { formatPortRange, type PortRange } from "../config/port-spec.ts";
 import { compileMatcher } from "../proxy/match.ts";

@@ -1,4 +1,4 @@
-import type { DeniedDestination, LoadedStatus } from "../backends/backend.ts";
+import type { DeniedDestination, LoadedStatus } from "../status.ts";
 import type { Destination } from "../config/destination.ts";
 import { formatEntry, formatPortRange, parsePortRange, type PortRange } from "../config/port-spec.ts";
 import { cidr, compareCidr, contains, formatAddress, parseAddress, parseCidr } from "../net/ip.ts";

@@ -1,4 +1,4 @@
-import type { AllowedEntry, LoadedStatus, ProxyElement } from "../backends/backend.ts";
+import type { AllowedEntry, LoadedStatus, ProxyElement } from "../status.ts";
 import { formatPortRange } from "../config/port-spec.ts";
 import { contains, parseCidr } from "../net/ip.ts";
 import { entryHolds } from "./explain.ts";

@@ -1,4 +1,4 @@
-import type { DeniedDestination } from "../backends/backend.ts";
+import type { DeniedDestination } from "../status.ts";
 import { formatEntry } from "../config/port-spec.ts";
 
 /** One allowlist entry suggested from what was recorded, with what it covers. */

@@ -4,7 +4,7 @@
  * One event when a destination first appears; one summary, at most once a minute per destination,
  * while it keeps being hit; a cap on all lines together, with the count of those held back.
  */
-import type { DeniedDestination } from "../backends/backend.ts";
+import type { DeniedDestination } from "../status.ts";
 import type { Direction } from "../policy/rules.ts";
 
 /** A destination's event: `denied` when it first appears, `still-denied` when it keeps being hit. */

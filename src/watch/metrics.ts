@@ -1,4 +1,4 @@
-import type { Status } from "../backends/backend.ts";
+import type { Status } from "../status.ts";
 import type { ProxyReport } from "./dns-proxy.ts";
 import { ADMISSION_BUCKETS } from "../proxy/stats.ts";
 import type { WatchSnapshot } from "./watcher.ts";

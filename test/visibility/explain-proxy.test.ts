@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import type { LoadedStatus } from "../../src/backends/backend.ts";
+import type { LoadedStatus } from "../../src/status.ts";
 import { parseDestination, type Destination } from "../../src/config/destination.ts";
 import { explain } from "../../src/visibility/explain.ts";
 import { explainProxyName, proxyNamesOf, type ProxyWatchState } from "../../src/visibility/explain-proxy.ts";

@@ -2,7 +2,7 @@
 // what the kernel does with a connect (ports of the set or entry that holds the address, local
 // addresses through lo, IPv4-mapped addresses as IPv4, names compared as DNS does).
 import { describe, expect, test } from "bun:test";
-import type { LoadedStatus, ProxyElement } from "../../src/backends/backend.ts";
+import type { LoadedStatus, ProxyElement } from "../../src/status.ts";
 import { parseDestination, type Destination } from "../../src/config/destination.ts";
 import { explain, type HeldName } from "../../src/visibility/explain.ts";
 import { explainProxyName, proxyNamesOf, type ProxyWatchState } from "../../src/visibility/explain-proxy.ts";

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import type { AllowedEntry, LoadedStatus } from "../../src/backends/backend.ts";
+import type { AllowedEntry, LoadedStatus } from "../../src/status.ts";
 import { allowedJson, dnsProxyJson, portedOnly, proxyLines } from "../../src/visibility/status-view.ts";
 
 const tcp = (first: number) => ({ protocol: "tcp" as const, first, last: first });

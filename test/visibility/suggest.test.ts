@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import type { DeniedDestination } from "../../src/backends/backend.ts";
+import type { DeniedDestination } from "../../src/status.ts";
 import { renderSuggestion, suggestAllowlist } from "../../src/visibility/suggest.ts";
 
 const out = (address: string, protocol: string, port: number, packets: number): DeniedDestination => ({

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import type { DeniedDestination } from "../../src/backends/backend.ts";
+import type { DeniedDestination } from "../../src/status.ts";
 import { createDenialTracker, denialEntry, type DenialEvent } from "../../src/watch/denials.ts";
 import { startDenialStream } from "../../src/watch/denial-stream.ts";
 

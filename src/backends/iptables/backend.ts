@@ -1,4 +1,5 @@
-import { allowedEntriesOf, notEnforcing, type Backend, type LoadTimes, type Status } from "../backend.ts";
+import { type Backend, type LoadTimes } from "../backend.ts";
+import { allowedEntriesOf, notEnforcing, type Status } from "../../status.ts";
 import { runtimeError, usageError } from "../../errors.ts";
 import { messageOf } from "../../messages.ts";
 import type { Family } from "../../net/ip.ts";

@@ -1,6 +1,6 @@
 import { runtimeError } from "../../errors.ts";
 import { messageOf } from "../../messages.ts";
-import type { DeniedDestination } from "../backend.ts";
+import type { DeniedDestination } from "../../status.ts";
 import type { NftExecutor } from "./executor.ts";
 import { deniedSetName, NFT_FAMILY, NFT_TABLE } from "./render.ts";
 import { byPackets, parseNftStatus } from "./state.ts";

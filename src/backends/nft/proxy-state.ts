@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import type { PortRange } from "../../config/port-spec.ts";
-import type { ProxySet } from "../backend.ts";
+import type { ProxySet } from "../../status.ts";
 
 /** A rule of our table as `nft -j` prints it (state.ts validated the outer shape). */
 export interface ListedRule {

@@ -1,7 +1,14 @@
 import * as v from "valibot";
 import { formatAddress, parseAddress } from "../../net/ip.ts";
 import type { Direction } from "../../policy/rules.ts";
-import { allowedEntriesOf, notEnforcing, type DeniedDestination, type LoadedStatus, type ProxyElement, type ProxySet } from "../backend.ts";
+import {
+  allowedEntriesOf,
+  notEnforcing,
+  type DeniedDestination,
+  type LoadedStatus,
+  type ProxyElement,
+  type ProxySet,
+} from "../../status.ts";
 import { acceptsLoopbackOf, proxyRedirectOf, proxySetsOf } from "./proxy-state.ts";
 import type { PortRange } from "../../config/port-spec.ts";
 
