@@ -1,6 +1,6 @@
 // What is loaded, as status, explain, suggest and /healthz read it back from the kernel: the backends
 // produce it, visibility and metrics consume it.
-import type { PortRange } from "./config/port-spec.ts";
+import type { PortRange } from "./net/port-range.ts";
 import type { Direction } from "./policy/rules.ts";
 
 /**

@@ -5,7 +5,7 @@ import type { NameAddresses } from "../policy/policy.ts";
 import { parseWatchState, WATCH_STATE_FILE, type WatchState } from "../watch/state.ts";
 import type { World } from "../world.ts";
 import type { HeldName } from "../visibility/explain.ts";
-import { formatPortRange, type PortRange } from "../config/port-spec.ts";
+import { formatPortRange, type PortRange } from "../net/port-range.ts";
 import { watchStateFile } from "./context.ts";
 
 /**

@@ -1,5 +1,5 @@
 import type { AllowedEntry, DeniedDestination, Status } from "../status.ts";
-import { formatPortRange } from "../config/port-spec.ts";
+import { formatPortRange } from "../net/port-range.ts";
 import { DENIED_RECORD } from "../policy/rules.ts";
 import type { ConfigOf } from "../config/config.ts";
 import { notEnforcingError } from "../errors.ts";

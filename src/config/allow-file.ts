@@ -1,6 +1,6 @@
 import { addCidr, addScanned, cidrAt, cidrColumns, cidrOrder, type CidrColumns } from "../net/cidr-columns.ts";
 import { parseCidr, SCANNED, type Cidr } from "../net/ip.ts";
-import type { PortRange } from "./port-spec.ts";
+import type { PortRange } from "../net/port-range.ts";
 import type { Settings } from "./settings.ts";
 import { parseCidrItem, show } from "./values.ts";
 

@@ -7,7 +7,8 @@ import { mergeByCidr, sortByCidr, type Cidr } from "../net/ip.ts";
 import { allowFileEntries, type AllowEntry } from "./allow-file.ts";
 import { parseDestination, type Destination } from "./destination.ts";
 import { mappedProblems } from "./mapped.ts";
-import { comparePortRange, formatEntry, formatPortRange, type PortRange } from "./port-spec.ts";
+import { formatEntry } from "./port-spec.ts";
+import { comparePortRange, formatPortRange, type PortRange } from "../net/port-range.ts";
 import { show, type DnsServers, type ListenAddress, type LogFormat } from "./values.ts";
 import { webhookConfig, type WebhookConfig } from "./webhook.ts";
 

@@ -1,15 +1,6 @@
 import { show } from "../messages.ts";
 import { parseCidr } from "../net/ip.ts";
-
-export type Protocol = "tcp" | "udp";
-export const PROTOCOLS: readonly Protocol[] = ["tcp", "udp"];
-
-/** Destination ports an entry opens: `first`..`last` (one port when equal) of one protocol. */
-export interface PortRange {
-  readonly protocol: Protocol;
-  readonly first: number;
-  readonly last: number;
-}
+import { formatPortRange, PROTOCOLS, type PortRange, type Protocol } from "../net/port-range.ts";
 
 /**
  * An allow entry split into what it names (a host name, wildcard, address or CIDR, without
@@ -80,15 +71,8 @@ export function splitPortSpec(entry: string): SplitResult {
   return { ok: true, target: entry };
 }
 
-/** `443/tcp`, `8000-8100/udp`: the canonical text of a range (shown in status, render comments). */
-export const formatPortRange = (ports: PortRange): string =>
-  `${ports.first}${ports.last === ports.first ? "" : `-${ports.last}`}/${ports.protocol}`;
-
 /** The entry as a user writes it, brackets around IPv6; `splitPortSpec` reads it back. */
 export const formatEntry = (entry: SplitEntry): string =>
   entry.ports === undefined
     ? entry.target
     : `${entry.target.includes(":") ? `[${entry.target}]` : entry.target}:${formatPortRange(entry.ports)}`;
-
-export const comparePortRange = (a: PortRange, b: PortRange): number =>
-  a.protocol.localeCompare(b.protocol) || a.first - b.first || a.last - b.last;

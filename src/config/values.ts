@@ -2,7 +2,8 @@ import * as v from "valibot";
 import { show } from "../messages.ts";
 import { parseDuration } from "./duration.ts";
 import { parseHost, type HostEntry } from "./hostname.ts";
-import { splitPortSpec, type PortRange } from "./port-spec.ts";
+import { splitPortSpec } from "./port-spec.ts";
+import { type PortRange } from "../net/port-range.ts";
 import { parseAddress, parseCidr, type Cidr } from "../net/ip.ts";
 import { parseProxyGid } from "./proxy-gid.ts";
 

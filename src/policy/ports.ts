@@ -1,4 +1,4 @@
-import { comparePortRange, type PortRange, type Protocol } from "../config/port-spec.ts";
+import { comparePortRange, type PortRange, type Protocol } from "../net/port-range.ts";
 import { compareCidr, contains, type Cidr } from "../net/ip.ts";
 
 /** An element of a port set: a network, one protocol and a range of its ports, with the names or settings it came from. */

@@ -1,4 +1,4 @@
-import { comparePortRange, formatPortRange, type PortRange } from "../config/port-spec.ts";
+import { comparePortRange, formatPortRange, type PortRange } from "../net/port-range.ts";
 
 /** The DNS proxy's sets for the addresses of one family: their names in the table. */
 export interface ProxySetNames {

@@ -1,6 +1,6 @@
 import type { LoadedStatus, ProxySet } from "../status.ts";
 import type { Destination } from "../config/destination.ts";
-import { formatPortRange, type PortRange } from "../config/port-spec.ts";
+import { formatPortRange, type PortRange } from "../net/port-range.ts";
 import { compileMatcher } from "../proxy/match.ts";
 import { describeTarget, explain, type ExplainSources, type Explanation, type ProxyNames } from "./explain.ts";
 

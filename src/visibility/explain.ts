@@ -1,6 +1,7 @@
 import type { DeniedDestination, LoadedStatus } from "../status.ts";
 import type { Destination } from "../config/destination.ts";
-import { formatEntry, formatPortRange, parsePortRange, type PortRange } from "../config/port-spec.ts";
+import { formatEntry, parsePortRange } from "../config/port-spec.ts";
+import { formatPortRange, type PortRange } from "../net/port-range.ts";
 import { cidr, compareCidr, contains, formatAddress, parseAddress, parseCidr } from "../net/ip.ts";
 
 /**

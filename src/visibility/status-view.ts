@@ -1,5 +1,5 @@
 import type { AllowedEntry, LoadedStatus, ProxyElement } from "../status.ts";
-import { formatPortRange } from "../config/port-spec.ts";
+import { formatPortRange } from "../net/port-range.ts";
 import { contains, parseCidr } from "../net/ip.ts";
 import { entryHolds } from "./explain.ts";
 

@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { formatPortRange } from "../config/port-spec.ts";
+import { formatPortRange } from "../net/port-range.ts";
 import { cidr, compareCidr } from "../net/ip.ts";
 import { lastAnswerOf, sameAddresses, type NameState, type RefreshState } from "./refresh.ts";
 import type { WatchSnapshot } from "./watcher.ts";

@@ -3,7 +3,7 @@ import type { Config } from "../config/config.ts";
 import type { Cidr } from "../net/ip.ts";
 import type { Logger } from "../log.ts";
 import { messageOf } from "../messages.ts";
-import { formatPortRange, type PortRange } from "../config/port-spec.ts";
+import { formatPortRange, type PortRange } from "../net/port-range.ts";
 import { buildPolicy, type Policy } from "../policy/policy.ts";
 import {
   addressesByName,

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import type { PortRange } from "../../src/config/port-spec.ts";
+import type { PortRange } from "../../src/net/port-range.ts";
 import { EVERY_PORT_SETS, proxyEntryOf, proxyPortSets } from "../../src/policy/proxy-sets.ts";
 
 const tcp = (first: number, last = first): PortRange => ({ protocol: "tcp", first, last });

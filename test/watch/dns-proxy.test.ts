@@ -8,7 +8,7 @@ import { carryingBackend } from "../../src/backends/nft/carrying-backend.ts";
 import { EVERY_PORT_SETS, proxyPortSets } from "../../src/policy/proxy-sets.ts";
 import { AUDIT_ENTRY } from "../../src/proxy/handler.ts";
 import { PROXY_POLICIES } from "../fixtures/policies.ts";
-import type { PortRange } from "../../src/config/port-spec.ts";
+import type { PortRange } from "../../src/net/port-range.ts";
 import type { Admitter } from "../../src/backends/nft/admitter.ts";
 import { startProxyRuntime } from "../../src/watch/dns-proxy.ts";
 import { buildPolicy } from "../../src/policy/policy.ts";

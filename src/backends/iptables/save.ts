@@ -3,7 +3,7 @@
  * what of ours is loaded, our part of it (for a snapshot), and the numbers `status` shows. Lines
  * may carry `[packets:bytes]` counters.
  */
-import type { PortRange } from "../../config/port-spec.ts";
+import type { PortRange } from "../../net/port-range.ts";
 
 /** domainwall's own chains; the built-in chains only get one jump each, and keep their policies. */
 export const OUTPUT_CHAIN = "DOMAINWALL-OUTPUT";

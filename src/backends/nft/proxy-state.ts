@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import type { PortRange } from "../../config/port-spec.ts";
+import type { PortRange } from "../../net/port-range.ts";
 import type { ProxySet } from "../../status.ts";
 
 /** A rule of our table as `nft -j` prints it (state.ts validated the outer shape). */

@@ -1,7 +1,7 @@
 import type { Cidr } from "../../net/ip.ts";
 import { sourceComment, type Policy, type PortElement, type SetElement } from "../../policy/policy.ts";
 import { chainsOf, DENIED_RECORD, unreachable, type Chain, type Direction, type Rule } from "../../policy/rules.ts";
-import { formatPortRange, PROTOCOLS, type PortRange } from "../../config/port-spec.ts";
+import { formatPortRange, PROTOCOLS, type PortRange } from "../../net/port-range.ts";
 import type { ProxyPortSet } from "../../policy/proxy-sets.ts";
 import type { ProxyCarryOver } from "../backend.ts";
 

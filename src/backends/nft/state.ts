@@ -10,7 +10,7 @@ import {
   type ProxySet,
 } from "../../status.ts";
 import { acceptsLoopbackOf, proxyRedirectOf, proxySetsOf } from "./proxy-state.ts";
-import type { PortRange } from "../../config/port-spec.ts";
+import type { PortRange } from "../../net/port-range.ts";
 
 /** Our base chains, each named after its hook (src/backends/nft/render.ts); input exists only with --ports. */
 const HOOKS = [
