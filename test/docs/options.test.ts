@@ -91,6 +91,9 @@ test("a row with a wrong variable, key, command list or option is caught", () =>
 /** Flags of other tools that the docs name in code of their own (`--test` of iptables-restore). */
 const OTHER_TOOLS = new Set(["dport", "test", "check", "noflush", "counters", "service-cluster-ip-range"]);
 
+/** Words after "domainwall" in domainwall's own output, quoted in the docs: the iptables policy mark, status's "domainwall has no rules here". */
+const OUTPUT_WORDS = new Set(["policy", "has"]);
+
 /** Each `domainwall COMMAND ...` the docs show (in code), with the flags it is given. */
 function invocations(markdown: string): { line: string; command: string; flags: string[] }[] {
   const shell = codeBlocks(markdown)
@@ -112,7 +115,7 @@ describe("every option and command the docs use exists, and the command takes it
       const markdown = read(doc);
       const problems: string[] = [];
       for (const { line, command, flags } of invocations(markdown)) {
-        if (command === "help") continue;
+        if (command === "help" || OUTPUT_WORDS.has(command)) continue;
         if (!(COMMANDS as readonly string[]).includes(command)) {
           if (!command.startsWith("-")) problems.push(`${line}: no command ${command}`);
           continue;
