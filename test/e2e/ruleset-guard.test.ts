@@ -125,11 +125,14 @@ describeNetns("a running watch keeps its rules in the kernel", () => {
       ["iptables-legacy", ["-D", "OUTPUT", "-j", "DOMAINWALL-OUTPUT"]],
       ["ip6tables-legacy", ["-F", "DOMAINWALL-OUTPUT"]],
       ["iptables-legacy", ["-F", "DOMAINWALL-OUTPUT"]],
+      // A rule put before our jump decides first: an ACCEPT there lets everything out.
+      ["iptables-legacy", ["-I", "OUTPUT", "1", "-j", "ACCEPT"]],
     ] as const) {
       const before = await restoredTotal();
       expect((await lab.exec("app", [tool, ...argv])).code).toBe(0);
       await until("the restore is counted", DEADLINE_S, async () => (await restoredTotal()) === before + 1);
       expect(await tables(tool)).toContain("-A OUTPUT -j DOMAINWALL-OUTPUT");
+      expect((await tables(tool)).split("\n").find((line) => line.startsWith("-A OUTPUT "))).toBe("-A OUTPUT -j DOMAINWALL-OUTPUT");
       expect(await tables(tool)).toContain("-A DOMAINWALL-OUTPUT -j DROP");
       expect(await connects(BLOCKED)).toBe(false);
     }

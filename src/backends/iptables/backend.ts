@@ -189,7 +189,11 @@ export function createIptablesBackend(
     },
     async missing(policy) {
       const saved = (await filterEmpty()) ? { 4: "", 6: "" } : await saveBoth();
-      return FAMILIES.flatMap((family) => missingRules(renderIptables(checkSize(policy), family), saved[family], TOOLS[family].label));
+      // A rule put before one of our jumps decides first (an ACCEPT there lets everything out): apply moves the jump back on top.
+      return FAMILIES.flatMap((family) => [
+        ...missingRules(renderIptables(checkSize(policy), family), saved[family], TOOLS[family].label),
+        ...enforcementProblems(saved[family], TOOLS[family].label).filter((problem) => problem.includes("comes before the jump")),
+      ]);
     },
     async rules() {
       if (await filterEmpty()) return undefined;
