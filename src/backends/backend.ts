@@ -1,6 +1,7 @@
 import type { Family } from "../net/ip.ts";
 import type { Policy } from "../policy/policy.ts";
 import type { Direction } from "../policy/rules.ts";
+import type { DeniedSetFill } from "../policy/denied-full.ts";
 import type { PortRange } from "../config/port-spec.ts";
 
 /**
@@ -80,6 +81,8 @@ export interface LoadedStatus {
   readonly acceptsLoopback?: boolean;
   /** Destinations refused, most packets first; undefined when the backend does not record them (iptables-legacy). */
   readonly denied?: readonly DeniedDestination[];
+  /** The denied sets that are full (new destinations go unrecorded); undefined where the backend records none. */
+  readonly deniedFull?: readonly DeniedSetFill[];
   /**
    * Why the loaded rules are not enforced (a hook or jump missing, or a rule decided before ours);
    * absent when they are. `status` exits 3 then.
