@@ -68,8 +68,9 @@ export function renderStatus(status: Status, backend: string, known: KnownNames,
     ...status.counters.map((c) => `  counter ${c.name}: ${c.packets} packets, ${c.bytes} bytes`),
     ...portLines(status.allowed),
     ...proxyLines(status, known.watch?.proxy?.addresses ?? [], DENIED_SHOWN),
-    ...deniedLines(namedDenied(status.denied, known), status.enforcing),
+    // Above the list: what the list cannot show.
     ...(status.deniedFull?.length ? [`WARNING: ${deniedFullMessage(status.deniedFull, { audit: !status.enforcing })}`] : []),
+    ...deniedLines(namedDenied(status.denied, known), status.enforcing),
     ...(known.watch === undefined
       ? ["no domainwall watch is running here: the sets hold what the last apply resolved"]
       : describeWatchState(known.watch, epochNow)),
