@@ -2,6 +2,7 @@
 // produce it, visibility and metrics consume it.
 import type { PortRange } from "./net/port-range.ts";
 import type { Direction } from "./policy/rules.ts";
+import type { DeniedSetFill } from "./policy/denied-full.ts";
 
 /**
  * A destination the loaded rules refused (or, in audit mode, would have refused), as the kernel
@@ -85,6 +86,8 @@ export interface LoadedStatus {
    * absent when they are. `status` exits 3 then.
    */
   readonly problems?: readonly string[];
+  /** The denied sets that are full (new destinations go unrecorded); undefined where the backend records none. */
+  readonly deniedFull?: readonly DeniedSetFill[];
 }
 
 /** What is loaded now, as `status` shows it. */

@@ -2,7 +2,7 @@ import { deniedReader } from "../backends/nft/denied.ts";
 import type { ConfigOf } from "../config/config.ts";
 import { usageError } from "../errors.ts";
 import { startDenialStream } from "../watch/denial-stream.ts";
-import { denialEntry, type DenialEvent } from "../watch/denials.ts";
+import { denialEntry, isDestinationEvent, type DenialEvent } from "../watch/denials.ts";
 import type { Context } from "./context.ts";
 import { knownNames, namesOf } from "./names.ts";
 
@@ -26,7 +26,7 @@ export async function statusFollowCommand({ world, log, backend }: Context, conf
     );
   }
   const print = async (event: DenialEvent, audit: boolean) => {
-    const names = event.kind === "held-back" ? [] : namesOf(await knownNames(world), event.address);
+    const names = isDestinationEvent(event) ? namesOf(await knownNames(world), event.address) : [];
     const { message, ...fields } = denialEntry(event, names, audit);
     const time = new Date(world.epochNow()).toISOString();
     await world.stdout(config.json ? `${JSON.stringify({ time, ...fields, msg: message })}\n` : `${time} ${message}\n`);

@@ -1,6 +1,7 @@
 import type { AllowedEntry, DeniedDestination, Status } from "../status.ts";
 import { formatPortRange } from "../net/port-range.ts";
 import { DENIED_RECORD } from "../policy/rules.ts";
+import { deniedFullMessage } from "../policy/denied-full.ts";
 import type { ConfigOf } from "../config/config.ts";
 import { notEnforcingError } from "../errors.ts";
 import { describeWatchState } from "../watch/state.ts";
@@ -67,6 +68,8 @@ export function renderStatus(status: Status, backend: string, known: KnownNames,
     ...status.counters.map((c) => `  counter ${c.name}: ${c.packets} packets, ${c.bytes} bytes`),
     ...portLines(status.allowed),
     ...proxyLines(status, known.watch?.proxy?.addresses ?? [], DENIED_SHOWN),
+    // Above the list: what the list cannot show.
+    ...(status.deniedFull?.length ? [`WARNING: ${deniedFullMessage(status.deniedFull, { audit: !status.enforcing })}`] : []),
     ...deniedLines(namedDenied(status.denied, known), status.enforcing),
     ...(known.watch === undefined
       ? ["no domainwall watch is running here: the sets hold what the last apply resolved"]
@@ -96,6 +99,8 @@ export function statusJson(status: Status, backend: string, known: KnownNames) {
     allowed: allowedJson(status, known.watch?.proxy?.addresses ?? []),
     dns: status.dns,
     denied: namedDenied(status.denied, known) ?? null,
+    // The denied sets with no room left (later destinations go unrecorded); null where none are recorded.
+    deniedFull: status.deniedFull?.map((s) => s.name) ?? null,
     names: { from: known.from, names: known.names.map((n) => ({ name: n.name, addresses: n.addresses })) },
     watch: known.watch === undefined ? null : { pid: known.watch.pid, writtenAt: known.watch.writtenAt, names: known.watch.names },
     // `watch --dns-proxy`: the names it answered NXDOMAIN for (in audit mode: would have), most asked first; null without it.

@@ -7,7 +7,7 @@ import type { DeniedRecord } from "../backends/nft/denied.ts";
 import { messageOf } from "../messages.ts";
 import type { SetTimer } from "../timer.ts";
 import type { Logger } from "../log.ts";
-import { createDenialTracker, denialEntry, type DenialEvent, type DenialLimits } from "./denials.ts";
+import { createDenialTracker, denialEntry, isDestinationEvent, type DenialEvent, type DenialLimits } from "./denials.ts";
 
 export const DENIAL_POLL_MS = 1000;
 /**
@@ -26,7 +26,7 @@ export interface DenialStreamDeps {
   readonly failed: (message: string) => void;
   readonly now: () => number;
   readonly setTimer: SetTimer;
-  /** Whether the first read only records what is there (`status --follow`). */
+  /** Whether the first read only records what is there (`status --follow`); a full record is still said. */
   readonly baseline?: boolean;
   readonly limits?: DenialLimits;
   readonly intervalMs?: number;
@@ -50,7 +50,7 @@ export function startDenialStream(deps: DenialStreamDeps): DenialStream {
       const record = await deps.read();
       failing = false;
       if (record !== undefined) audit = record.audit;
-      for (const event of tracker.observe(record?.denied ?? [])) await deps.emit(event, audit);
+      for (const event of tracker.observe(record?.denied ?? [], record?.full)) await deps.emit(event, audit);
     } catch (error) {
       if (!failing) deps.failed(messageOf(error));
       failing = true;
@@ -87,7 +87,9 @@ export function startDenialStream(deps: DenialStreamDeps): DenialStream {
 export const logDenial =
   (log: Logger, namesOf: (address: string) => readonly string[]) =>
   (event: DenialEvent, audit: boolean): void => {
-    const entry = denialEntry(event, event.kind === "held-back" ? [] : namesOf(event.address), audit);
-    if (audit || event.kind === "held-back") log.info(entry);
+    const entry = denialEntry(event, isDestinationEvent(event) ? namesOf(event.address) : [], audit);
+    // A full record is a warning in audit mode too: it is the record that audit mode is for.
+    if (event.kind === "record-full") log.warn(entry);
+    else if (audit || event.kind === "held-back") log.info(entry);
     else log.warn(entry);
   };

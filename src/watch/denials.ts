@@ -6,6 +6,7 @@
  */
 import type { DeniedDestination } from "../status.ts";
 import type { Direction } from "../policy/rules.ts";
+import { deniedFullMessage, type DeniedSetFill } from "../policy/denied-full.ts";
 
 /** A destination's event: `denied` when it first appears, `still-denied` when it keeps being hit. */
 export interface DestinationEvent {
@@ -26,7 +27,17 @@ export interface HeldBackEvent {
   readonly lines: number;
 }
 
-export type DenialEvent = DestinationEvent | HeldBackEvent;
+/** The record has no room: later destinations go unrecorded (src/policy/denied-full.ts). */
+export interface RecordFullEvent {
+  readonly kind: "record-full";
+  readonly sets: readonly DeniedSetFill[];
+}
+
+export type DenialEvent = DestinationEvent | HeldBackEvent | RecordFullEvent;
+
+/** Whether the event is about one destination (the others have no address to name). */
+export const isDestinationEvent = (event: DenialEvent): event is DestinationEvent =>
+  event.kind === "denied" || event.kind === "still-denied";
 
 export interface DenialLimits {
   /** A destination that keeps being hit gets a summary at most this often. */
@@ -48,8 +59,8 @@ interface Known {
 }
 
 export interface DenialTracker {
-  /** The events of one read of the kernel's record (everything it holds now). */
-  observe(denied: readonly DeniedDestination[]): DenialEvent[];
+  /** The events of one read of the kernel's record (everything it holds now, and the sets that are full). */
+  observe(denied: readonly DeniedDestination[], full?: readonly DeniedSetFill[]): DenialEvent[];
   /** When the stream stops: a summary of each destination hit since its last line, and what was held back. */
   flush(): DenialEvent[];
 }
@@ -69,6 +80,7 @@ export function createDenialTracker(now: () => number, options: { baseline?: boo
   let windowStart = Number.NEGATIVE_INFINITY;
   let lines = 0;
   let heldBack = 0;
+  let fullSaidAt = Number.NEGATIVE_INFINITY;
 
   /** A destination line if the window has room; otherwise counted as held back. */
   const line = (events: DenialEvent[], event: DestinationEvent): boolean => {
@@ -93,9 +105,14 @@ export function createDenialTracker(now: () => number, options: { baseline?: boo
   const last = new Map<string, DeniedDestination>();
 
   return {
-    observe(denied) {
+    observe(denied, full = []) {
       const t = now();
       const events: DenialEvent[] = [];
+      // Outside the cap and the baseline: it is what says that lines are missing. Once a minute at most.
+      if (full.length > 0 && t - fullSaidAt >= limits.repeatMs) {
+        events.push({ kind: "record-full", sets: full });
+        fullSaidAt = t;
+      }
       if (t - windowStart >= limits.windowMs) {
         report(events);
         [windowStart, lines] = [t, 0];
@@ -150,6 +167,14 @@ export function denialEntry(
   names: readonly string[],
   audit: boolean,
 ): { readonly message: string; readonly [field: string]: unknown } {
+  if (event.kind === "record-full") {
+    return {
+      message: deniedFullMessage(event.sets, { audit }),
+      event: "denied-record-full",
+      sets: event.sets.map((s) => s.name),
+      size: Math.max(...event.sets.map((s) => s.size)),
+    };
+  }
   if (event.kind === "held-back") {
     return {
       message: `${plural(event.lines, "denial line")} held back (at most ${DENIAL_LIMITS.linesPerWindow} a minute); 'domainwall status' lists every denied destination`,

@@ -23,7 +23,13 @@ function tracker(options: Parameters<typeof createDenialTracker>[1] = {}) {
 }
 
 const brief = (events: DenialEvent[]) =>
-  events.map((e) => (e.kind === "held-back" ? `held-back ${e.lines}` : `${e.kind} ${e.address}:${e.port} +${e.packets}=${e.totalPackets}`));
+  events.map((e) =>
+    e.kind === "held-back"
+      ? `held-back ${e.lines}`
+      : e.kind === "record-full"
+        ? "record-full"
+        : `${e.kind} ${e.address}:${e.port} +${e.packets}=${e.totalPackets}`,
+  );
 
 describe("denial tracker", () => {
   test("a new destination is one line; a known one that keeps being hit, one summary a minute with the packets since the last line", () => {

@@ -1,6 +1,7 @@
 import { runtimeError } from "../../errors.ts";
 import { messageOf } from "../../messages.ts";
 import type { DeniedDestination } from "../../status.ts";
+import type { DeniedSetFill } from "../../policy/denied-full.ts";
 import type { NftExecutor } from "./executor.ts";
 import { deniedSetName, NFT_FAMILY, NFT_TABLE } from "./render.ts";
 import { byPackets, parseNftStatus } from "./state.ts";
@@ -9,6 +10,8 @@ import { byPackets, parseNftStatus } from "./state.ts";
 export interface DeniedRecord {
   readonly denied: readonly DeniedDestination[];
   readonly audit: boolean;
+  /** The sets that are full: later destinations go unrecorded until entries expire. */
+  readonly full?: readonly DeniedSetFill[];
 }
 
 const DENIED_SETS = (["out", "in"] as const).flatMap((direction) => [4, 6].map((family) => deniedSetName(direction, family as 4 | 6)));
@@ -32,6 +35,7 @@ export function deniedReader(executor: NftExecutor): () => Promise<DeniedRecord 
   return async () => {
     const recheck = reads++ % RECHECK_EVERY === 0;
     const denied: DeniedDestination[] = [];
+    const full: DeniedSetFill[] = [];
     const nowMissing = new Set<string>();
     for (const set of DENIED_SETS) {
       if (!recheck && missing.has(set)) {
@@ -47,7 +51,9 @@ export function deniedReader(executor: NftExecutor): () => Promise<DeniedRecord 
         throw runtimeError(`nft list set ${set} failed: ${result.stderr.trim() || "no error output"}`);
       }
       try {
-        denied.push(...(parseNftStatus(result.stdout).denied ?? []));
+        const status = parseNftStatus(result.stdout);
+        denied.push(...(status.denied ?? []));
+        full.push(...(status.deniedFull ?? []));
       } catch (error) {
         throw runtimeError(messageOf(error));
       }
@@ -59,6 +65,6 @@ export function deniedReader(executor: NftExecutor): () => Promise<DeniedRecord 
     }
     // Audit mode's rules count what they would refuse in this counter (render.ts); enforcing ones have none.
     if (recheck) audit = (await executor.run(`list counter ${NFT_FAMILY} ${NFT_TABLE} output_audited`)).code === 0;
-    return { denied: denied.sort(byPackets), audit };
+    return { denied: denied.sort(byPackets), audit, full };
   };
 }

@@ -1,6 +1,7 @@
 import * as v from "valibot";
 import { formatAddress, parseAddress } from "../../net/ip.ts";
-import type { Direction } from "../../policy/rules.ts";
+import { DENIED_RECORD, type Direction } from "../../policy/rules.ts";
+import { isDeniedSetFull, type DeniedSetFill } from "../../policy/denied-full.ts";
 import {
   allowedEntriesOf,
   notEnforcing,
@@ -52,7 +53,14 @@ const ProxyElementSchema = v.object({
 const NftListSchema = v.object({
   nftables: v.array(
     v.looseObject({
-      set: v.optional(v.looseObject({ name: v.string(), timeout: v.optional(v.number()), elem: v.optional(v.array(v.unknown())) })),
+      set: v.optional(
+        v.looseObject({
+          name: v.string(),
+          size: v.optional(v.number()),
+          timeout: v.optional(v.number()),
+          elem: v.optional(v.array(v.unknown())),
+        }),
+      ),
       counter: v.optional(v.looseObject({ name: v.string(), packets: v.number(), bytes: v.number() })),
       rule: v.optional(v.looseObject({ chain: v.string(), expr: v.array(v.unknown()) })),
       chain: v.optional(v.looseObject({ name: v.string(), hook: v.optional(v.string()) })),
@@ -144,6 +152,18 @@ function proxyElementOf(element: unknown, set: ProxySet): ProxyElement {
 }
 
 const DENIED_SET = /^denied_(out|in)_v[46]$/;
+
+/** The denied sets at (or within a few elements of) their size: the kernel's size, else the one rendered. */
+const deniedFullOf = (sets: readonly { name: string; size?: number; timeout?: number; elem?: unknown[] }[]): DeniedSetFill[] =>
+  sets
+    .filter((set) => DENIED_SET.test(set.name))
+    .map((set) => ({
+      name: set.name,
+      elements: set.elem?.length ?? 0,
+      size: set.size ?? DENIED_RECORD.size,
+      ...(set.timeout !== undefined && { timeoutSeconds: set.timeout }),
+    }))
+    .filter(isDeniedSetFull);
 const PROXY_SET = /^proxy_v([46])(_[a-z0-9-]+)?$/;
 const ALLOW_SET = /^allow_(addr_)?v[46]$/;
 /** The IPv6 /64 networks' set (render.ts): its elements are the networks' addresses. */
@@ -240,6 +260,7 @@ export function parseNftStatus(json: string): LoadedStatus {
     ...(proxyRedirect !== undefined && { proxyRedirect }),
     acceptsLoopback: acceptsLoopbackOf(rules),
     denied: denied.sort(byPackets),
+    deniedFull: deniedFullOf(sets),
     ...notEnforcing(problems),
   };
 }

@@ -163,6 +163,7 @@ describe("nft backend", () => {
         { address: "203.0.113.20", protocol: "tcp", port: 80, direction: "out", packets: 2, bytes: 120, lastSeenSecondsAgo: 10 },
         { address: "2001:db8::9", protocol: "132", port: 5000, direction: "in", packets: 1, bytes: 60 },
       ],
+      deniedFull: [],
     });
     expect(calls[0]?.args).toEqual(["-j", "list", "table", "inet", "domainwall"]);
   });
