@@ -16,7 +16,7 @@ import { saveNames } from "./names.ts";
 import { preparePolicy } from "./prepare.ts";
 import { reloadOnChange, type Reloader } from "./reload.ts";
 import { inheritedSockets, selfCommand } from "../proxy/supervisor.ts";
-import { dnsProxyMode } from "./watch/proxy-mode.ts";
+import { dnsProxyMode, failsClosed } from "./watch/proxy-mode.ts";
 import { resolveMode } from "./watch/resolve-mode.ts";
 import { deniedReader } from "../backends/nft/denied.ts";
 import { logDenial, startDenialStream, type DenialStream } from "../watch/denial-stream.ts";
@@ -34,7 +34,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
   // With the proxy, a supervisor holds its sockets and runs this command again as the answering worker (proxy/supervisor.ts).
   const inherited = proxySockets(world);
   if (config.policy.dnsProxy !== undefined && inherited === undefined && world.superviseProxy !== undefined)
-    return superviseWatch(ctx, config.policy.dnsProxy);
+    return superviseWatch(ctx, config, config.policy.dnsProxy);
   const marker = await world.lock(WATCH_MARKER, "watch", 0);
   if (!marker.ok)
     throw runtimeError(
@@ -148,7 +148,8 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     await saveNames(world, log, addressesByName(current.snapshot().state), current.snapshot().hostPorts);
     await world.removeFile(watchStateFile(world.env, WATCH_STATE_FILE));
     await reloader?.stop();
-    if (!removeOnExit) {
+    // A supervised worker keeps the rules: it may be replaced in a moment; its supervisor removes them when the whole watch stops.
+    if (!removeOnExit || inherited !== undefined) {
       const said = mode.stop(signal, false);
       const missing = await stateOnStop(guarded);
       if (missing !== undefined) return log.error(`${signal}: stopped; domainwall's rules are NOT loaded as they should be: ${missing}`);
@@ -199,11 +200,30 @@ function denialStream({ world, log }: Context, backend: Backend, namesOf: (addre
 }
 
 /** `watch --dns-proxy`: this process holds the proxy's sockets and runs the watch as a worker on them (proxy/supervisor.ts). */
-async function superviseWatch(ctx: Context, proxy: { readonly port: number; readonly gid: number }): Promise<number> {
+async function superviseWatch(
+  ctx: Context,
+  config: ConfigOf<"watch">,
+  proxy: { readonly port: number; readonly gid: number },
+): Promise<number> {
   const { world, log } = ctx;
   const supervise = world.superviseProxy as NonNullable<World["superviseProxy"]>;
+  const { removeOnExit, readyFile } = config.watch;
+  // Under --remove-on-exit the rules go only here, once the last worker has exited on the stop this process passed on.
+  const stopped = async (signal: string) => {
+    if (!removeOnExit) return log.warn(failsClosed(signal, proxy.port));
+    // The worker's marker, so a watch started meanwhile keeps its rules.
+    const marker = await world.lock(WATCH_MARKER, "watch", 0);
+    if (!marker.ok) return log.warn(`${signal}: the rules stay: another watch runs here now (${describeHolder(marker.holder)})`);
+    try {
+      await (await ctx.backend()).remove();
+    } finally {
+      marker.release();
+    }
+    if (readyFile !== undefined) await world.removeFile(readyFile);
+    log.success(`${signal}: stopped and removed domainwall's rules (--remove-on-exit); DNS goes to the resolvers directly again`);
+  };
   try {
-    return await supervise({ port: proxy.port, gid: proxy.gid, command: selfCommand(), env: world.env, warn: (m) => log.warn(m) });
+    return await supervise({ port: proxy.port, gid: proxy.gid, command: selfCommand(), env: world.env, warn: (m) => log.warn(m), stopped });
   } catch (error) {
     throw runtimeError(
       `--dns-proxy: cannot hold the DNS proxy's sockets on 127.0.0.1 and ::1 port ${proxy.port}: ${messageOf(error)}; nothing was loaded`,

@@ -34,6 +34,12 @@ export interface SuperviseOptions {
   readonly command: readonly string[];
   readonly env: Record<string, string | undefined>;
   readonly warn: (message: string) => void;
+  /**
+   * Called when the whole watch stops (a SIGTERM or SIGINT the supervisor received, passed on),
+   * after the last worker exited. A worker never removes the rules on its own signal: it may be
+   * replaced in a moment, and the rules are what keeps DNS closed meanwhile.
+   */
+  readonly stopped?: (signal: NodeJS.Signals) => Promise<void>;
 }
 
 /**
@@ -99,6 +105,10 @@ export async function supervise(options: SuperviseOptions): Promise<number> {
   const handlers = (["SIGTERM", "SIGINT", "SIGHUP"] as const).map((signal) => [signal, pass(signal)] as const);
   for (const [signal, handler] of handlers) process.on(signal, handler);
   const onReady = () => void (ready = true);
+  const stopWith = async (signal: NodeJS.Signals, code: number) => {
+    await options.stopped?.(signal);
+    return code;
+  };
   process.on(READY_SIGNAL, onReady);
   try {
     let delay = 0;
@@ -111,7 +121,8 @@ export async function supervise(options: SuperviseOptions): Promise<number> {
       const code = await worker.exited;
       const pid = worker.pid;
       const how = worker.signalCode === null ? `exit ${code}` : worker.signalCode;
-      if (stopping !== undefined || !ready) return exitCodeOf(worker);
+      if (stopping !== undefined) return await stopWith(stopping, exitCodeOf(worker));
+      if (!ready) return exitCodeOf(worker);
       delay = performance.now() - started < STEADY_MS ? Math.min(MAX_DELAY_MS, Math.max(100, delay * 2)) : 0;
       // A clean stop of the worker alone is a planned restart, unless our own SIGTERM is on its way (systemd signals the whole group).
       if (code === 0 && worker.signalCode === null) delay = Math.max(delay, CLEAN_STOP_DELAY_MS);
@@ -119,7 +130,7 @@ export async function supervise(options: SuperviseOptions): Promise<number> {
         `the DNS proxy's worker (pid ${pid}) ended (${how}); starting another on the same sockets (port ${port})${delay > 0 ? ` in ${delay} ms` : ""}: queries wait meanwhile`,
       );
       if (delay > 0) await Bun.sleep(delay);
-      if (stopping !== undefined) return exitCodeOf(worker);
+      if (stopping !== undefined) return await stopWith(stopping, exitCodeOf(worker));
     }
   } catch (error) {
     options.warn(`the DNS proxy's supervisor: ${describeError(error)}`);

@@ -47,4 +47,26 @@ describe.if(root)("supervise", () => {
     expect(warnings[0]).toMatch(/^the DNS proxy's worker \(pid \d+\) ended \(exit 1\); starting another on the same sockets/);
     expect(code).toBe(143);
   }, 20_000);
+
+  test("a stop passed on calls `stopped` once, after the worker exited; a worker that ends alone does not", async () => {
+    const log = `${mkdtempSync(`${tmpdir()}/dw-sup-`)}/log`;
+    const calls: string[] = [];
+    const running = supervise({
+      port: 0,
+      gid,
+      command: worker(log, true, 0, 300),
+      env: process.env,
+      warn: () => {},
+      stopped: async (signal) => void calls.push(`${signal} after ${readFileSync(log, "utf8").trim().split("\n").length} starts`),
+    });
+    for (let i = 0; i < 200; i++) {
+      await Bun.sleep(25);
+      if ((readFileSync(log, { encoding: "utf8", flag: "a+" }).match(/\n/g)?.length ?? 0) >= 2) break;
+    }
+    expect(calls).toEqual([]);
+    process.kill(process.pid, "SIGINT");
+    await running;
+    expect(calls.length).toBe(1);
+    expect(calls[0]).toMatch(/^SIGINT after \d+ starts$/);
+  }, 20_000);
 });
