@@ -69,4 +69,26 @@ describe.if(root)("supervise", () => {
     expect(calls.length).toBe(1);
     expect(calls[0]).toMatch(/^SIGINT after \d+ starts$/);
   }, 20_000);
+
+  test("a worker that exits 2 after the first was ready ends the supervisor with 2 (no endless restarts)", async () => {
+    const log = `${mkdtempSync(`${tmpdir()}/dw-sup-`)}/log`;
+    const warnings: string[] = [];
+    // The first start is ready and crashes; each later one exits 2 at once (a configuration it refuses).
+    const command = [
+      process.execPath,
+      "-e",
+      `const fs = require("node:fs");
+       const first = !fs.existsSync(${JSON.stringify(log)});
+       fs.appendFileSync(${JSON.stringify(log)}, process.pid + "\\n");
+       if (first) { process.kill(Number(process.env.DOMAINWALL_PROXY_SUPERVISOR), "SIGUSR2"); setTimeout(() => process.exit(1), 200); }
+       else process.exit(2);`,
+    ];
+    const code = await Promise.race([
+      supervise({ port: 0, gid, command, env: process.env, warn: (m) => warnings.push(m) }),
+      Bun.sleep(10_000).then(() => "still running"),
+    ]);
+    expect(code).toBe(2);
+    expect(readFileSync(log, "utf8").trim().split("\n").length).toBe(2);
+    expect(warnings.at(-1)).toMatch(/ended with a usage error \(exit 2\) before it was ready: the supervisor stops/);
+  }, 20_000);
 });
