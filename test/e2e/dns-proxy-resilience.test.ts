@@ -188,6 +188,15 @@ describeNetns("watch --dns-proxy: clients that leave, TTLs, floods", () => {
     expect((await dig("unlisted.example")).rcode).toBe("NOERROR");
   });
 
+  test("--remove-on-exit and SIGTERM to the whole process group at once (systemd's KillMode=control-group): the rules are removed", async () => {
+    const watch = await start(["--remove-on-exit"]);
+    const { workerPid } = await proxyState();
+    process.kill(workerPid, "SIGTERM");
+    process.kill(watch.child.pid, "SIGTERM");
+    expect(await watch.child.exited).toBe(0);
+    expect(await lab.table()).toBe("");
+  });
+
   test("500 queries a second from sockets closed at once, for 5 s: a well-behaved client beside them loses no answer, the log stays small", async () => {
     const watch = await start();
     const logBefore = watch.stderr().length;

@@ -106,4 +106,24 @@ describeNetns("watch --dns-proxy --config: a reload that would change the declar
     expect(child.exitCode).toBeNull();
     expect(stderr).not.toContain("exit 2");
   });
+
+  test("--remove-on-exit set by an accepted reload (and a worker replaced since): SIGTERM to the supervisor removes the rules", async () => {
+    const config = `${lab.dir}/proxy-remove.toml`;
+    const ready = `${lab.dir}/ready-reload-remove`;
+    writeFileSync(config, 'hosts = ["api.example:80"]\ndns-proxy = true\n');
+    const child = lab.spawnDomainwall(["watch", "--config", config, "--metrics-addr", METRICS, "--ready-file", ready], { env: env() });
+    running.push(child);
+    await until("the ready file", 30, async () => (await Bun.file(ready).exists()) || child.exitCode !== null);
+    expect(child.exitCode).toBeNull();
+    const first = await workerPid();
+    writeFileSync(config, 'hosts = ["api.example:80"]\ndns-proxy = true\nremove-on-exit = true\n');
+    await until("the reload taken", 10, async () => (await metric('domainwall_config_reloads_total{result="ok"}')) === "1");
+    process.kill(first, "SIGKILL");
+    await workerPid(first);
+    await until("the new worker answers", 30, async () => (await rcode("api.example")) === "NOERROR");
+    child.kill("SIGTERM");
+    expect(await child.exited).toBe(0);
+    expect(await lab.table()).toBe("");
+    expect(await Bun.file(ready).exists()).toBe(false);
+  });
 });
