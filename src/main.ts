@@ -2,6 +2,8 @@
 import type { Backend } from "./backends/backend.ts";
 import { otherBackends, selectBackend } from "./backends/select.ts";
 import { loadConfig, readSettings } from "./cli/load.ts";
+import { configTextSources } from "./cli/config-text.ts";
+import { acceptedConfigPath } from "./proxy/supervisor.ts";
 import { helpText } from "./cli/help.ts";
 import { parseCli } from "./cli/parse.ts";
 import { applyCommand } from "./commands/apply.ts";
@@ -15,7 +17,7 @@ import { suggestCommand } from "./commands/suggest.ts";
 import { watchCommand } from "./commands/watch.ts";
 import { webhookCommand } from "./commands/webhook.ts";
 import type { CommandConfig } from "./config/config.ts";
-import { DomainwallError, EXIT, exitCode } from "./errors.ts";
+import { DomainwallError, EXIT, exitCode, runtimeError } from "./errors.ts";
 import { createLogger, stderrSink, type Logger } from "./log.ts";
 import { messageOf } from "./messages.ts";
 import { VERSION } from "./version.ts";
@@ -60,7 +62,10 @@ export async function main(world: World): Promise<number> {
     if (invocation.kind === "help") return (void (await world.stdout(`${helpText(invocation.command)}\n`)), EXIT.ok);
     if (invocation.kind === "usage") return (void world.writeStderr(`no command given\n\n${helpText()}\n`), EXIT.usage);
     const { command, flags } = invocation;
-    const { settings } = await readSettings(world, command, flags);
+    // A DNS proxy worker starts from the last accepted --config text its supervisor keeps, never from a file a reload refused.
+    const accepted = acceptedConfigPath(world.env);
+    const starting = configTextSources(world, flags, accepted === undefined ? undefined : await readAccepted(world, accepted));
+    const { settings } = await readSettings(starting.sources, command, flags);
     // Before anything is logged, locked or opened, and before the allow file is read: backgroundLoop
     // may start this program again, which reads its inputs again, and an allow file that can be read
     // only once (--allow-file /dev/stdin, <(...)) would reach that run empty or gone. The proxy
@@ -80,7 +85,10 @@ export async function main(world: World): Promise<number> {
       logLevel?.kind === "value" && logLevel.text === "debug" ? "debug" : "info",
     );
     const logger = log;
-    const { config, warnings } = await loadConfig(world, command, flags, { problems: invocation.problems, args: invocation.args });
+    const { config, warnings } = await loadConfig(starting.sources, command, flags, {
+      problems: invocation.problems,
+      args: invocation.args,
+    });
     for (const warning of warnings) logger.warn(warning);
     const probe = command !== "render";
     // Read commands print their answer and nothing else: which backend and executor answered is a detail.
@@ -102,7 +110,19 @@ export async function main(world: World): Promise<number> {
       (found ??= backend().then((chosen) =>
         otherBackends(chosen.name, world.run, { inProcessNft: world.inProcessNft, now: world.now, filterEmpty: world.legacyFilterEmpty }),
       ));
-    return (await dispatch({ world, log: logger, backend, others, reread: () => loadConfig(world, command, flags) }, config)) ?? EXIT.ok;
+    return (
+      (await dispatch(
+        {
+          world,
+          log: logger,
+          backend,
+          others,
+          reread: (text) => loadConfig(configTextSources(world, flags, text).sources, command, flags),
+          configText: starting.text(),
+        },
+        config,
+      )) ?? EXIT.ok
+    );
   } catch (error) {
     log ??= createLogger("text", stderrSink(world));
     if (error instanceof DomainwallError && error.detail !== undefined) {
@@ -113,6 +133,13 @@ export async function main(world: World): Promise<number> {
     else log.error(`unexpected failure: ${error instanceof Error ? (error.stack ?? error.message) : messageOf(error)}`);
     return exitCode(error);
   }
+}
+
+/** The accepted --config text a worker starts from; a worker without it cannot start (its supervisor wrote it). */
+async function readAccepted(world: World, path: string): Promise<string> {
+  const text = await world.readFile(path);
+  if (text === undefined) throw runtimeError(`--dns-proxy: the accepted configuration ${path} is gone; nothing was loaded`);
+  return text;
 }
 
 if (import.meta.main) {

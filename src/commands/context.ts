@@ -12,7 +12,9 @@ export interface Context {
   readonly log: Logger;
   readonly backend: () => Promise<Backend>;
   /** Read and validate the command's configuration again, as at the start (`watch` reloading `--config`); throws a usage error. */
-  readonly reread?: () => Promise<ParsedConfig>;
+  readonly reread?: (configText?: string) => Promise<ParsedConfig>;
+  /** The text of `--config` the configuration was parsed from (undefined without one): `configText` to `reread` reads it as that. */
+  readonly configText?: string;
   /** The other backends that work here (after choosing `backend`): where a second policy could be loaded. */
   readonly others: () => Promise<OtherBackends>;
 }

@@ -44,7 +44,8 @@ export function reloadOnChange(
   initial: ConfigOf<"watch">,
   initialText: string | undefined,
   watcher: Pick<Watcher, "reconfigure">,
-  onOptions: (next: ConfigOf<"watch">) => void,
+  /** A reload accepted: its configuration, and the text of the file it was parsed from. */
+  onOptions: (next: ConfigOf<"watch">, text: string | undefined) => void,
 ) {
   const { world, log } = ctx;
   let loaded = initial;
@@ -65,7 +66,8 @@ export function reloadOnChange(
     if (reason === "changed" && hash === lastRead) return;
     lastRead = hash;
     try {
-      const parsed = await ctx.reread!();
+      // The text read above, so what is accepted is exactly what was hashed (and kept for a new DNS proxy worker).
+      const parsed = await ctx.reread!(text);
       const next = parsed.config as ConfigOf<"watch">;
       const refused = refusedChanges(loaded, next);
       if (refused.length > 0)
@@ -81,7 +83,7 @@ export function reloadOnChange(
       watcher.reconfigure({ config: next.policy, schedule: next.watch, resolvers });
       for (const warning of parsed.warnings) log.warn(warning);
       if (next.policy.audit) log.warn(AUDIT_WARNING);
-      onOptions(next);
+      onOptions(next, text);
       loaded = next;
       stats = { ok: stats.ok + 1, failed: stats.failed, lastOk: true, sha256: hash };
       log.info({

@@ -8,6 +8,9 @@ import type { ProxyReport } from "../watch/dns-proxy.ts";
 import { metricsHandler } from "../watch/metrics.ts";
 import { addressesByName } from "../watch/refresh.ts";
 import { stateWriteDue, WATCH_STATE_FILE, watchStateOf } from "../watch/state.ts";
+
+/** In the run directory: the last accepted --config text of a supervised `watch --dns-proxy`. */
+const ACCEPTED_CONFIG_FILE = "proxy-config.accepted";
 import { createWatcher, type Reconfiguration, type Watcher, type WatchSnapshot } from "../watch/watcher.ts";
 import type { World } from "../world.ts";
 import { explainResolveFailure } from "./blocked-lookups.ts";
@@ -15,8 +18,8 @@ import { checkRunDir, watchStateFile, type Context } from "./context.ts";
 import { saveNames } from "./names.ts";
 import { preparePolicy } from "./prepare.ts";
 import { reloadOnChange, type Reloader } from "./reload.ts";
-import { inheritedSockets, selfCommand } from "../proxy/supervisor.ts";
-import { dnsProxyMode } from "./watch/proxy-mode.ts";
+import { ACCEPTED_CONFIG_ENV, acceptedConfigPath, inheritedSockets, selfCommand } from "../proxy/supervisor.ts";
+import { dnsProxyMode, failsClosed } from "./watch/proxy-mode.ts";
 import { resolveMode } from "./watch/resolve-mode.ts";
 import { deniedReader } from "../backends/nft/denied.ts";
 import { logDenial, startDenialStream, type DenialStream } from "../watch/denial-stream.ts";
@@ -34,7 +37,7 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
   // With the proxy, a supervisor holds its sockets and runs this command again as the answering worker (proxy/supervisor.ts).
   const inherited = proxySockets(world);
   if (config.policy.dnsProxy !== undefined && inherited === undefined && world.superviseProxy !== undefined)
-    return superviseWatch(ctx, config.policy.dnsProxy);
+    return superviseWatch(ctx, config, config.policy.dnsProxy);
   const marker = await world.lock(WATCH_MARKER, "watch", 0);
   if (!marker.ok)
     throw runtimeError(
@@ -119,14 +122,22 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     await saveState(current.snapshot());
     if (mode.stateIntervalMs !== undefined) stateTimer = setInterval(() => void saveState(current.snapshot()), mode.stateIntervalMs);
     if (options.configFile !== undefined && ctx.reread !== undefined) {
-      const text = await world.readFile(options.configFile).catch(() => undefined);
+      const text = ctx.configText ?? (await world.readFile(options.configFile).catch(() => undefined));
+      const accepted = acceptedConfigPath(world.env);
       const target = {
         reconfigure(next: Reconfiguration) {
           mode.reconfigure(next);
           current.reconfigure(next);
         },
       };
-      reloader = reloadOnChange(ctx, options.configFile, config, text, target, (next) => void (removeOnExit = next.watch.removeOnExit));
+      reloader = reloadOnChange(ctx, options.configFile, config, text, target, (next, nextText) => {
+        removeOnExit = next.watch.removeOnExit;
+        // The next worker starts from what this one accepted.
+        if (accepted !== undefined && nextText !== undefined)
+          world
+            .writeFile(accepted, nextText)
+            .catch((error: unknown) => log.warn(`cannot keep the accepted configuration: ${messageOf(error)}`));
+      });
     }
     if (options.readyFile !== undefined) await world.writeFile(options.readyFile, "loaded\n");
     mode.ready();
@@ -148,7 +159,8 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     await saveNames(world, log, addressesByName(current.snapshot().state), current.snapshot().hostPorts);
     await world.removeFile(watchStateFile(world.env, WATCH_STATE_FILE));
     await reloader?.stop();
-    if (!removeOnExit) {
+    // A supervised worker keeps the rules: it may be replaced in a moment; its supervisor removes them when the whole watch stops.
+    if (!removeOnExit || inherited !== undefined) {
       const said = mode.stop(signal, false);
       const missing = await stateOnStop(guarded);
       if (missing !== undefined) return log.error(`${signal}: stopped; domainwall's rules are NOT loaded as they should be: ${missing}`);
@@ -199,15 +211,53 @@ function denialStream({ world, log }: Context, backend: Backend, namesOf: (addre
 }
 
 /** `watch --dns-proxy`: this process holds the proxy's sockets and runs the watch as a worker on them (proxy/supervisor.ts). */
-async function superviseWatch(ctx: Context, proxy: { readonly port: number; readonly gid: number }): Promise<number> {
+async function superviseWatch(
+  ctx: Context,
+  config: ConfigOf<"watch">,
+  proxy: { readonly port: number; readonly gid: number },
+): Promise<number> {
   const { world, log } = ctx;
   const supervise = world.superviseProxy as NonNullable<World["superviseProxy"]>;
+  const { readyFile, configFile } = config.watch;
+  // The --config text this process parsed, kept for each new worker (see ACCEPTED_CONFIG_ENV); replaced by a worker's accepted reload.
+  const accepted = configFile === undefined || ctx.configText === undefined ? undefined : watchStateFile(world.env, ACCEPTED_CONFIG_FILE);
+  if (accepted !== undefined) {
+    await world.writeFile(accepted, ctx.configText as string).catch((error: unknown) => {
+      throw runtimeError(`--dns-proxy: cannot keep the configuration in ${accepted}: ${messageOf(error)}; nothing was loaded`);
+    });
+  }
+  // Under --remove-on-exit the rules go only here, once the last worker has exited on the stop this process passed on.
+  const stopped = async (signal: string) => {
+    if (!(await removeOnExitNow(ctx, config, accepted))) return log.warn(failsClosed(signal, proxy.port));
+    // The worker's marker, so a watch started meanwhile keeps its rules.
+    const marker = await world.lock(WATCH_MARKER, "watch", 0);
+    if (!marker.ok) return log.warn(`${signal}: the rules stay: another watch runs here now (${describeHolder(marker.holder)})`);
+    try {
+      await (await ctx.backend()).remove();
+    } finally {
+      marker.release();
+    }
+    if (readyFile !== undefined) await world.removeFile(readyFile);
+    log.success(`${signal}: stopped and removed domainwall's rules (--remove-on-exit); DNS goes to the resolvers directly again`);
+  };
+  const env = accepted === undefined ? world.env : { ...world.env, [ACCEPTED_CONFIG_ENV]: accepted };
   try {
-    return await supervise({ port: proxy.port, gid: proxy.gid, command: selfCommand(), env: world.env, warn: (m) => log.warn(m) });
+    return await supervise({ port: proxy.port, gid: proxy.gid, command: selfCommand(), env, warn: (m) => log.warn(m), stopped });
   } catch (error) {
     throw runtimeError(
       `--dns-proxy: cannot hold the DNS proxy's sockets on 127.0.0.1 and ::1 port ${proxy.port}: ${messageOf(error)}; nothing was loaded`,
     );
+  }
+}
+
+/** --remove-on-exit as the last accepted configuration says (a reload may have changed it); the one at start when that cannot be read. */
+async function removeOnExitNow(ctx: Context, config: ConfigOf<"watch">, accepted: string | undefined): Promise<boolean> {
+  if (accepted === undefined || ctx.reread === undefined) return config.watch.removeOnExit;
+  try {
+    const text = await ctx.world.readFile(accepted);
+    return text === undefined ? config.watch.removeOnExit : ((await ctx.reread(text)).config as ConfigOf<"watch">).watch.removeOnExit;
+  } catch {
+    return config.watch.removeOnExit;
   }
 }
 

@@ -8,9 +8,16 @@ export interface ConnectionLoad {
 }
 
 /**
+ * A connection's claim to be closed when it is not idle: a pipelining client (2 or more pending)
+ * by how many it has pending; then one with nothing pending (it loses no query); last one with a
+ * single query pending (another app's long-lived query must not be reset for a newcomer).
+ */
+const weightOf = (pending: number): number => (pending >= 2 ? pending : pending === 0 ? 1.5 : 1);
+
+/**
  * The one idle longest, if idle for `idleFirstMs` (a client holding a slot with nothing to ask);
- * else the one with the most queries pending (a client pipelining; one just opened counts as one),
- * the first of those in `connections`' order (the oldest). Undefined when there is none.
+ * else the one with the highest weight (above), the last of those in `connections`' order (the
+ * newest: a client opening connections fast loses its own). Undefined when there is none.
  */
 export function evictable<T>(connections: Iterable<T>, load: (c: T) => ConnectionLoad, now: number, idleFirstMs: number): T | undefined {
   let idle: { c: T; lastActive: number } | undefined;
@@ -18,8 +25,8 @@ export function evictable<T>(connections: Iterable<T>, load: (c: T) => Connectio
   for (const c of connections) {
     const { pending, lastActive } = load(c);
     if (pending === 0 && now - lastActive >= idleFirstMs && (idle === undefined || lastActive < idle.lastActive)) idle = { c, lastActive };
-    const weight = Math.max(1, pending);
-    if (busiest === undefined || weight > busiest.weight) busiest = { c, weight };
+    const weight = weightOf(pending);
+    if (busiest === undefined || weight >= busiest.weight) busiest = { c, weight };
   }
   return (idle ?? busiest)?.c;
 }

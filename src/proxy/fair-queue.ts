@@ -3,7 +3,8 @@
  * address and port, a TCP connection) and are taken round-robin across clients, so a client that
  * floods waits behind every other client's next query instead of taking the slots from them. When
  * a queue is full its own oldest query is dropped; when all of them together are, the oldest of the
- * longest queue is: a flood drops its own queries first.
+ * client with the most queued and in flight is (another than the newcomer on a tie): a flood drops
+ * its own queries first.
  */
 
 export interface FairQueueLimits {
@@ -66,6 +67,21 @@ export function createFairQueue<T>(limits: FairQueueLimits, dropped: (item: T) =
     dropped(item);
   };
 
+  /**
+   * Whose oldest goes when the shared queue overflows: the client with the most queued and in flight
+   * (a flood holding slots counts), another than `newcomer` on a tie, so one query from each of
+   * thousands of source ports cannot push out a newcomer's only one.
+   */
+  const heaviest = (newcomer: Client<T>): Client<T> => {
+    let chosen = newcomer;
+    let weight = newcomer.waiting.length + newcomer.inFlight;
+    for (const other of clients.values()) {
+      const w = other.waiting.length + other.inFlight;
+      if (other.waiting.length > 0 && (w > weight || (w === weight && chosen === newcomer))) [chosen, weight] = [other, w];
+    }
+    return chosen;
+  };
+
   return {
     push(key, item) {
       let c = clients.get(key);
@@ -76,11 +92,7 @@ export function createFairQueue<T>(limits: FairQueueLimits, dropped: (item: T) =
       c.waiting.push(item);
       queued++;
       if (c.waiting.length > limits.maxQueuedPerClient) dropOldest(c);
-      if (queued > limits.maxQueued) {
-        let longest = c;
-        for (const other of clients.values()) if (other.waiting.length > longest.waiting.length) longest = other;
-        dropOldest(longest);
-      }
+      if (queued > limits.maxQueued) dropOldest(heaviest(c));
       makeReady(c);
     },
     full(key) {

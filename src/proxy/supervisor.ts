@@ -26,6 +26,7 @@ const READY_SIGNAL = "SIGUSR2";
 const STEADY_MS = 2000;
 const MAX_DELAY_MS = 5000;
 const CLEAN_STOP_DELAY_MS = 100;
+const USAGE_EXIT = 2;
 
 export interface SuperviseOptions {
   readonly port: number;
@@ -34,6 +35,12 @@ export interface SuperviseOptions {
   readonly command: readonly string[];
   readonly env: Record<string, string | undefined>;
   readonly warn: (message: string) => void;
+  /**
+   * Called when the whole watch stops (a SIGTERM or SIGINT the supervisor received, passed on),
+   * after the last worker exited. A worker never removes the rules on its own signal: it may be
+   * replaced in a moment, and the rules are what keeps DNS closed meanwhile.
+   */
+  readonly stopped?: (signal: NodeJS.Signals) => Promise<void>;
 }
 
 /**
@@ -51,6 +58,19 @@ export function inheritedSockets(env: Record<string, string | undefined>): Inher
   openLibc().prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (process.ppid !== supervisor) throw new Error(`its supervisor (pid ${supervisor}) is gone`);
   return sockets;
+}
+
+/**
+ * The worker's environment variable naming the file (in the run directory) that holds the last
+ * accepted text of `--config`: written by the supervisor at start, replaced by a worker on each
+ * reload it accepted, and read by each new worker instead of the file itself.
+ */
+export const ACCEPTED_CONFIG_ENV = "DOMAINWALL_PROXY_CONFIG";
+
+/** In a worker: the file of the last accepted `--config` text; undefined in any other process. */
+export function acceptedConfigPath(env: Record<string, string | undefined>): string | undefined {
+  const path = env[ACCEPTED_CONFIG_ENV];
+  return supervisorPid(env) !== undefined && path !== undefined && path !== "" ? path : undefined;
 }
 
 /** In a worker: its supervisor's PID; undefined when not supervised. */
@@ -80,7 +100,9 @@ const exitCodeOf = (child: Bun.Subprocess): number => child.exitCode ?? 128 + (c
 
 /**
  * Runs the worker until the supervisor is told to stop (SIGTERM, SIGINT: passed on; SIGHUP passed
- * on too) and resolves to the worker's exit code then. A worker that ends before it was ever ready
+ * on too) and resolves to the worker's exit code then. A worker that exits with a usage error (2),
+ * at any time, ends the supervisor with it: starting another would fail the same way, forever,
+ * while DNS got no answer; the kubelet or systemd must see it. A worker that ends before any was ready
  * (a configuration error, a failed first load) ends the supervisor with its exit code.
  */
 export async function supervise(options: SuperviseOptions): Promise<number> {
@@ -91,19 +113,26 @@ export async function supervise(options: SuperviseOptions): Promise<number> {
   const descriptors = sockets.flatMap((s) => [s.udp, s.tcp]);
   let worker: Bun.Subprocess | undefined;
   let stopping: NodeJS.Signals | undefined;
+  /** Whether the current worker, and whether any worker, told it was ready. */
   let ready = false;
+  let everReady = false;
   const pass = (signal: NodeJS.Signals) => () => {
     if (signal !== "SIGHUP") stopping = signal;
     worker?.kill(signal);
   };
   const handlers = (["SIGTERM", "SIGINT", "SIGHUP"] as const).map((signal) => [signal, pass(signal)] as const);
   for (const [signal, handler] of handlers) process.on(signal, handler);
-  const onReady = () => void (ready = true);
+  const onReady = () => void (ready = everReady = true);
+  const stopWith = async (signal: NodeJS.Signals, code: number) => {
+    await options.stopped?.(signal);
+    return code;
+  };
   process.on(READY_SIGNAL, onReady);
   try {
     let delay = 0;
     for (;;) {
       const started = performance.now();
+      ready = false;
       worker = Bun.spawn([...options.command], {
         env,
         stdio: ["inherit", "inherit", "inherit", ...descriptors],
@@ -111,7 +140,14 @@ export async function supervise(options: SuperviseOptions): Promise<number> {
       const code = await worker.exited;
       const pid = worker.pid;
       const how = worker.signalCode === null ? `exit ${code}` : worker.signalCode;
-      if (stopping !== undefined || !ready) return exitCodeOf(worker);
+      if (stopping !== undefined) return await stopWith(stopping, exitCodeOf(worker));
+      if (!everReady) return exitCodeOf(worker);
+      if (code === USAGE_EXIT && worker.signalCode === null) {
+        options.warn(
+          `the DNS proxy's worker (pid ${pid}) ended with a usage error (exit 2)${ready ? "" : " before it was ready"}: the supervisor stops; the rules stay loaded, DNS here fails closed`,
+        );
+        return code;
+      }
       delay = performance.now() - started < STEADY_MS ? Math.min(MAX_DELAY_MS, Math.max(100, delay * 2)) : 0;
       // A clean stop of the worker alone is a planned restart, unless our own SIGTERM is on its way (systemd signals the whole group).
       if (code === 0 && worker.signalCode === null) delay = Math.max(delay, CLEAN_STOP_DELAY_MS);
@@ -119,7 +155,7 @@ export async function supervise(options: SuperviseOptions): Promise<number> {
         `the DNS proxy's worker (pid ${pid}) ended (${how}); starting another on the same sockets (port ${port})${delay > 0 ? ` in ${delay} ms` : ""}: queries wait meanwhile`,
       );
       if (delay > 0) await Bun.sleep(delay);
-      if (stopping !== undefined) return exitCodeOf(worker);
+      if (stopping !== undefined) return await stopWith(stopping, exitCodeOf(worker));
     }
   } catch (error) {
     options.warn(`the DNS proxy's supervisor: ${describeError(error)}`);

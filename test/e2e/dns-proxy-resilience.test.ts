@@ -161,6 +161,42 @@ describeNetns("watch --dns-proxy: clients that leave, TTLs, floods", () => {
     expect(watch.child.exitCode).toBeNull();
   });
 
+  test("--remove-on-exit: SIGTERM to the worker alone never opens the firewall (unlisted names stay NXDOMAIN while it is replaced); SIGTERM to the supervisor removes the rules", async () => {
+    const watch = await start(["--remove-on-exit"]);
+    const { workerPid } = await proxyState();
+    const load = lab.exec("app", [
+      process.execPath,
+      `${import.meta.dir}/../lab/steady-load.ts`,
+      ADDR.dnsV4,
+      "cdn.example",
+      "unlisted.example",
+      "100",
+      "3",
+    ]);
+    await Bun.sleep(1000);
+    process.kill(workerPid, "SIGTERM");
+    const result = JSON.parse((await load).stdout) as { sent: number; answered: number; lost: number; wrong: string[] };
+    console.log(`worker replaced under --remove-on-exit: ${JSON.stringify(result)}`);
+    expect(result.wrong).toEqual([]);
+    expect((await proxyState(workerPid)).supervisorPid).toBe(watch.child.pid);
+    expect(await lab.table()).not.toBe("");
+    expect(watch.stderr()).not.toContain("nothing listens");
+    // The whole watch stopping: the rules go, as --remove-on-exit says.
+    process.kill(watch.child.pid, "SIGTERM");
+    expect(await watch.child.exited).toBe(0);
+    expect(await lab.table()).toBe("");
+    expect((await dig("unlisted.example")).rcode).toBe("NOERROR");
+  });
+
+  test("--remove-on-exit and SIGTERM to the whole process group at once (systemd's KillMode=control-group): the rules are removed", async () => {
+    const watch = await start(["--remove-on-exit"]);
+    const { workerPid } = await proxyState();
+    process.kill(workerPid, "SIGTERM");
+    process.kill(watch.child.pid, "SIGTERM");
+    expect(await watch.child.exited).toBe(0);
+    expect(await lab.table()).toBe("");
+  });
+
   test("500 queries a second from sockets closed at once, for 5 s: a well-behaved client beside them loses no answer, the log stays small", async () => {
     const watch = await start();
     const logBefore = watch.stderr().length;

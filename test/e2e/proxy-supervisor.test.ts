@@ -47,4 +47,48 @@ describe.if(root)("supervise", () => {
     expect(warnings[0]).toMatch(/^the DNS proxy's worker \(pid \d+\) ended \(exit 1\); starting another on the same sockets/);
     expect(code).toBe(143);
   }, 20_000);
+
+  test("a stop passed on calls `stopped` once, after the worker exited; a worker that ends alone does not", async () => {
+    const log = `${mkdtempSync(`${tmpdir()}/dw-sup-`)}/log`;
+    const calls: string[] = [];
+    const running = supervise({
+      port: 0,
+      gid,
+      command: worker(log, true, 0, 300),
+      env: process.env,
+      warn: () => {},
+      stopped: async (signal) => void calls.push(`${signal} after ${readFileSync(log, "utf8").trim().split("\n").length} starts`),
+    });
+    for (let i = 0; i < 200; i++) {
+      await Bun.sleep(25);
+      if ((readFileSync(log, { encoding: "utf8", flag: "a+" }).match(/\n/g)?.length ?? 0) >= 2) break;
+    }
+    expect(calls).toEqual([]);
+    process.kill(process.pid, "SIGINT");
+    await running;
+    expect(calls.length).toBe(1);
+    expect(calls[0]).toMatch(/^SIGINT after \d+ starts$/);
+  }, 20_000);
+
+  test("a worker that exits 2 after the first was ready ends the supervisor with 2 (no endless restarts)", async () => {
+    const log = `${mkdtempSync(`${tmpdir()}/dw-sup-`)}/log`;
+    const warnings: string[] = [];
+    // The first start is ready and crashes; each later one exits 2 at once (a configuration it refuses).
+    const command = [
+      process.execPath,
+      "-e",
+      `const fs = require("node:fs");
+       const first = !fs.existsSync(${JSON.stringify(log)});
+       fs.appendFileSync(${JSON.stringify(log)}, process.pid + "\\n");
+       if (first) { process.kill(Number(process.env.DOMAINWALL_PROXY_SUPERVISOR), "SIGUSR2"); setTimeout(() => process.exit(1), 200); }
+       else process.exit(2);`,
+    ];
+    const code = await Promise.race([
+      supervise({ port: 0, gid, command, env: process.env, warn: (m) => warnings.push(m) }),
+      Bun.sleep(10_000).then(() => "still running"),
+    ]);
+    expect(code).toBe(2);
+    expect(readFileSync(log, "utf8").trim().split("\n").length).toBe(2);
+    expect(warnings.at(-1)).toMatch(/ended with a usage error \(exit 2\) before it was ready: the supervisor stops/);
+  }, 20_000);
 });

@@ -62,4 +62,68 @@ describeNetns("watch --dns-proxy --config: a reload that would change the declar
     await until("the reload taken", 10, async () => (await metric('domainwall_config_reloads_total{result="ok"}')) === "1");
     expect(await rcode("mirror.example")).toBe("NOERROR");
   });
+
+  /** The answering worker's PID from the watch state, once it is not `not`. */
+  const workerPid = async (not?: number): Promise<number> => {
+    let pid: number | undefined;
+    await until("the state file names a new worker", 30, async () => {
+      const text = await Bun.file(`${lab.dir}/run/watch.json`)
+        .text()
+        .catch(() => "{}");
+      pid = (JSON.parse(text) as { proxy?: { workerPid?: number } }).proxy?.workerPid;
+      return pid !== undefined && pid !== not;
+    });
+    return pid as number;
+  };
+
+  test("a new worker starts from the last accepted file: neither a refused port change nor a file that does not parse reaches it", async () => {
+    const config = `${lab.dir}/proxy-restart.toml`;
+    const ready = `${lab.dir}/ready-reload-restart`;
+    writeFileSync(config, 'hosts = ["api.example:80"]\ndns-proxy = true\n');
+    const child = lab.spawnDomainwall(["watch", "--config", config, "--metrics-addr", METRICS, "--ready-file", ready], { env: env() });
+    running.push(child);
+    let stderr = "";
+    void (async () => {
+      for await (const chunk of child.stderr) stderr += new TextDecoder().decode(chunk);
+    })();
+    await until("the ready file", 30, async () => (await Bun.file(ready).exists()) || child.exitCode !== null);
+    expect(child.exitCode).toBeNull();
+    const first = await workerPid();
+
+    writeFileSync(config, 'hosts = ["api.example:8080", "mirror.example"]\ndns-proxy = true\n');
+    await until("the refused reload counted", 10, async () => (await metric('domainwall_config_reloads_total{result="error"}')) === "1");
+    process.kill(first, "SIGKILL");
+    const second = await workerPid(first);
+    await until("the new worker answers", 30, async () => (await rcode("api.example")) === "NOERROR");
+    expect(await rcode("mirror.example")).toBe("NXDOMAIN");
+
+    writeFileSync(config, 'hosts = ["api.example:80"\n');
+    await until("the refused reload counted", 10, async () => (await metric('domainwall_config_reloads_total{result="error"}')) === "1");
+    process.kill(second, "SIGKILL");
+    await workerPid(second);
+    await until("the third worker answers", 30, async () => (await rcode("api.example")) === "NOERROR");
+    expect(await rcode("mirror.example")).toBe("NXDOMAIN");
+    expect(child.exitCode).toBeNull();
+    expect(stderr).not.toContain("exit 2");
+  });
+
+  test("--remove-on-exit set by an accepted reload (and a worker replaced since): SIGTERM to the supervisor removes the rules", async () => {
+    const config = `${lab.dir}/proxy-remove.toml`;
+    const ready = `${lab.dir}/ready-reload-remove`;
+    writeFileSync(config, 'hosts = ["api.example:80"]\ndns-proxy = true\n');
+    const child = lab.spawnDomainwall(["watch", "--config", config, "--metrics-addr", METRICS, "--ready-file", ready], { env: env() });
+    running.push(child);
+    await until("the ready file", 30, async () => (await Bun.file(ready).exists()) || child.exitCode !== null);
+    expect(child.exitCode).toBeNull();
+    const first = await workerPid();
+    writeFileSync(config, 'hosts = ["api.example:80"]\ndns-proxy = true\nremove-on-exit = true\n');
+    await until("the reload taken", 10, async () => (await metric('domainwall_config_reloads_total{result="ok"}')) === "1");
+    process.kill(first, "SIGKILL");
+    await workerPid(first);
+    await until("the new worker answers", 30, async () => (await rcode("api.example")) === "NOERROR");
+    child.kill("SIGTERM");
+    expect(await child.exited).toBe(0);
+    expect(await lab.table()).toBe("");
+    expect(await Bun.file(ready).exists()).toBe(false);
+  });
 });

@@ -23,13 +23,31 @@ test.each<{ name: string; connections: (ConnectionLoad & { id: string })[]; expe
     expected: "pipelining",
   },
   {
-    name: "all alike: the oldest (first)",
+    name: "nothing pending (not yet idle) before another app's long-lived query: connections opened fast do not reset it",
+    connections: [
+      { id: "another app's query", pending: 1, lastActive: NOW - 900 },
+      { id: "fast 1", pending: 0, lastActive: NOW - 30 },
+      { id: "fast 2", pending: 0, lastActive: NOW - 20 },
+      { id: "fast 3", pending: 0, lastActive: NOW - 10 },
+    ],
+    expected: "fast 3",
+  },
+  {
+    name: "all alike: the newest (last), not an older client's",
     connections: [
       { id: "first", pending: 1, lastActive: NOW - 1 },
-      { id: "second", pending: 0, lastActive: NOW - 500 },
+      { id: "second", pending: 1, lastActive: NOW - 500 },
       { id: "third", pending: 1, lastActive: NOW - 900 },
     ],
-    expected: "first",
+    expected: "third",
+  },
+  {
+    name: "a pipelining client (2 pending) before one with nothing pending",
+    connections: [
+      { id: "pipelining", pending: 2, lastActive: NOW - 10 },
+      { id: "nothing pending", pending: 0, lastActive: NOW - 10 },
+    ],
+    expected: "pipelining",
   },
 ])("$name", ({ connections, expected }) => {
   expect(evictable(connections, (c) => c, NOW, 1000)?.id).toBe(expected);

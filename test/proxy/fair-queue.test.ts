@@ -36,6 +36,33 @@ describe("fair queue", () => {
     expect(q.take()?.item).toBe("o1");
   });
 
+  test("the shared queue overflowing on a tie: a newcomer's only query is not the one dropped (one query from each of 4,096 source ports)", () => {
+    const { q, dropped } = queue({ maxInFlight: 4, maxInFlightPerClient: 4, maxQueuedPerClient: 64, maxQueued: 4096 });
+    for (let i = 0; i < 4; i++) q.push("flood:1", `busy${i}`);
+    for (let i = 0; i < 4; i++) q.take();
+    for (let port = 1024; port < 1024 + 4096; port++) q.push(`flood:${port}`, `f${port}`);
+    expect(dropped).toEqual([]);
+    q.push("victim:53000", "victim");
+    expect(dropped).toHaveLength(1);
+    expect(dropped).not.toContain("victim");
+    expect(q.queued).toBe(4096);
+  });
+
+  test("the shared queue overflowing: the client with the most queued and in flight loses its oldest", () => {
+    const { q, dropped } = queue({ maxInFlight: 2, maxInFlightPerClient: 2, maxQueuedPerClient: 64, maxQueued: 4 });
+    q.push("busy", "b0");
+    q.push("busy", "b1");
+    q.take();
+    q.take();
+    q.push("busy", "b2");
+    q.push("a", "a1");
+    q.push("a", "a2");
+    q.push("c", "c1");
+    q.push("d", "d1");
+    // busy: 1 queued + 2 in flight outweighs a's 2 queued.
+    expect(dropped).toEqual(["b2"]);
+  });
+
   test("at most maxInFlightPerClient of one client at once; done frees its slot", () => {
     const { q, takeAll } = queue({ maxInFlightPerClient: 2 });
     for (let i = 1; i <= 4; i++) q.push("a", `a${i}`);

@@ -87,6 +87,22 @@ describe("clampTtls", () => {
     expect(ttlsOf(clampTtls(bytes, 30))).toEqual({ answers: ["A 30"], authorities: [], additionals: [] });
   });
 
+  test("a truncated (TC) answer cut mid-record: the header and question pass on with TC and no records, so the client retries over TCP", () => {
+    const truncated = Uint8Array.from(response);
+    truncated[2] = (truncated[2] as number) | 0x02; // TC
+    for (const cut of [response.length - 3, 40, 34]) {
+      const out = clampTtls(truncated.slice(0, cut), 60);
+      expect(out).toBeDefined();
+      const packet = decode(Buffer.from(out as Uint8Array));
+      expect(packet.flag_tc).toBe(true);
+      expect(packet.id).toBe(1);
+      expect(packet.questions).toEqual([{ name: "api.example.com", type: "A", class: "IN" }]);
+      expect([packet.answers?.length, packet.authorities?.length, packet.additionals?.length]).toEqual([0, 0, 0]);
+    }
+    // Cut inside the question: nothing to pass on.
+    expect(clampTtls(truncated.slice(0, 20), 60)).toBeUndefined();
+  });
+
   test.each([
     { name: "shorter than a header", bytes: new Uint8Array(11) },
     { name: "a record cut short", bytes: response.slice(0, response.length - 3) },
@@ -128,5 +144,40 @@ describe("the proxy's answers", () => {
     const reply = await udpAsk(proxy.port, queryBytes(5, "api.example.com", "A"));
     expect(reply.answers?.map((a) => `${a.type} ${"ttl" in a ? a.ttl : "-"}`)).toEqual(["CNAME 3600", "A 3600"]);
     expect(admitted).toEqual([86_400]);
+  });
+
+  test("a truncated upstream answer cut mid-record reaches the client as TC with no records (not SERVFAIL), admitting nothing", async () => {
+    const upstream = await startFakeDns((query) => {
+      const full = new Uint8Array(
+        encode({
+          type: "response",
+          id: query.id,
+          flags: 0x8380,
+          questions: query.questions,
+          answers: [{ type: "A", name: query.questions?.[0]?.name ?? "", ttl: 60, data: "192.0.2.1" }],
+        }),
+      );
+      return full.slice(0, full.length - 2);
+    });
+    const compiled = compileMatcher(["api.example.com"]);
+    if (!compiled.ok) throw new Error("list");
+    const admitted: string[] = [];
+    const proxy = await startDnsProxy({
+      port: 0,
+      upstreams: [{ address: "127.0.0.1", port: upstream.port }],
+      match: compiled.match,
+      admit: async (a) => void admitted.push(...a.addresses.map((x) => x.address)),
+      log: { info() {}, warn() {}, error() {} },
+      maxAnswerTtlSeconds: 3600,
+    });
+    running.push(
+      () => proxy.stop(),
+      () => upstream.stop(),
+    );
+    const reply = await udpAsk(proxy.port, queryBytes(6, "api.example.com", "A"));
+    expect(reply.rcode).toBe("NOERROR");
+    expect(reply.flag_tc).toBe(true);
+    expect(reply.answers ?? []).toEqual([]);
+    expect(admitted).toEqual([]);
   });
 });

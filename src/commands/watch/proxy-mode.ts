@@ -96,9 +96,15 @@ export function dnsProxyMode(
       const port = proxy?.port ?? proxyConfig.port;
       proxy?.stop();
       proxy = undefined;
-      return removed
-        ? "DNS goes to the resolvers directly again"
-        : `${signal}: the DNS proxy stopped and the rules stay loaded: DNS here now fails closed (queries are redirected to port ${port}, where nothing listens: connection refused) until domainwall watch --dns-proxy runs again or 'domainwall remove'`;
+      if (removed) return "DNS goes to the resolvers directly again";
+      const supervisor = supervisorPid(world.env);
+      if (supervisor !== undefined)
+        return `${signal}: this worker of the DNS proxy stopped and the rules stay loaded: its supervisor (pid ${supervisor}) holds the sockets (port ${port}) and starts another worker, queries waiting meanwhile, unless the whole watch is stopping`;
+      return failsClosed(signal, port);
     },
   };
 }
+
+/** What the rules left loaded mean once nothing answers on the proxy's port. */
+export const failsClosed = (signal: string, port: number): string =>
+  `${signal}: the DNS proxy stopped and the rules stay loaded: DNS here now fails closed (queries are redirected to port ${port}, where nothing listens: connection refused) until domainwall watch --dns-proxy runs again or 'domainwall remove'`;
