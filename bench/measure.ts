@@ -90,8 +90,7 @@ export function applyTimes(stderr: string): ApplyTimes {
     if (!line.startsWith("{")) continue;
     const entry = JSON.parse(line) as { level?: string; summary?: Partial<ApplyTimes> };
     const s = entry.summary;
-    if (entry.level === "success" && s?.resolveMs !== undefined)
-      return { resolveMs: s.resolveMs, renderMs: s.renderMs ?? Number.NaN, loadMs: s.loadMs ?? Number.NaN };
+    if (s?.resolveMs !== undefined) return { resolveMs: s.resolveMs, renderMs: s.renderMs ?? Number.NaN, loadMs: s.loadMs ?? Number.NaN };
   }
   throw new Error(`no apply summary in the log: ${stderr.slice(-2000)}`);
 }
