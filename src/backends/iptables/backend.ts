@@ -11,6 +11,7 @@ import {
   allowedNetworks,
   dnsDestinations,
   enforcementProblems,
+  jumpsBehind,
   portEntries,
   portNetworks,
   verdictCounters,
@@ -192,7 +193,7 @@ export function createIptablesBackend(
       // A rule put before one of our jumps decides first (an ACCEPT there lets everything out): apply moves the jump back on top.
       return FAMILIES.flatMap((family) => [
         ...missingRules(renderIptables(checkSize(policy), family), saved[family], TOOLS[family].label),
-        ...enforcementProblems(saved[family], TOOLS[family].label).filter((problem) => problem.includes("comes before the jump")),
+        ...jumpsBehind(saved[family], TOOLS[family].label),
       ]);
     },
     async rules() {

@@ -100,9 +100,18 @@ export function enforcementProblems(saved: string, label: string): string[] {
   return OUR_CHAINS.flatMap((chain) => {
     if (!present[chain]) return [];
     if (jumps[chain] === 0) return [`${label}: ${ENTRY[chain]} does not jump to ${chain}`];
-    return state.behind?.includes(chain) ? [`${label}: a rule in ${ENTRY[chain]} comes before the jump to ${chain} and decides first`] : [];
+    return jumpBehind(state, chain, label);
   });
 }
+
+/** Our jumps that a rule above them in their built-in chain decides before (an ACCEPT there lets everything out). */
+export function jumpsBehind(saved: string, label: string): string[] {
+  const state = parseIptablesState(saved);
+  return OUR_CHAINS.flatMap((chain) => jumpBehind(state, chain, label));
+}
+
+const jumpBehind = (state: IptablesState, chain: (typeof OUR_CHAINS)[number], label: string): string[] =>
+  state.behind?.includes(chain) ? [`${label}: a rule in ${ENTRY[chain]} comes before the jump to ${chain} and decides first`] : [];
 
 const COUNTED = /^\[(\d+):(\d+)\] (-A \S+ .*)$/;
 

@@ -3,6 +3,7 @@ import {
   acceptsLoopback,
   allowedEntries,
   enforcementProblems,
+  jumpsBehind,
   portEntries,
   verdictCounters,
   INPUT_CHAIN,
@@ -57,6 +58,8 @@ describe("enforcementProblems", () => {
     },
   ])("$name", ({ rules, problems }) => {
     expect(enforcementProblems(`*filter\n${chains}${rules}COMMIT\n`, "IPv4")).toEqual([...problems]);
+    // What the watch's guard puts back on its own: a jump decided before (a missing jump is missingRules').
+    expect(jumpsBehind(`*filter\n${chains}${rules}COMMIT\n`, "IPv4")).toEqual(problems.filter((p) => p.includes("comes before")));
   });
 });
 
