@@ -3,7 +3,7 @@
 // namespaces with the CDN-like DNS server (test/lab/cdn-dns.ts).
 import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
-import { ADDR, createLab, describeNetns, killAndRemove, type Lab, until } from "../lab/lab.ts";
+import { ADDR, createLab, describeNetns, killAndRemove, type Lab, until, spawnUntilReady } from "../lab/lab.ts";
 
 setDefaultTimeout(120_000);
 
@@ -34,18 +34,8 @@ describeNetns("watch --dns-proxy: clients that leave, TTLs, floods", () => {
   const start = async (extra: string[] = []) => {
     const ready = `${lab.dir}/ready-${Math.random().toString(36).slice(2)}`;
     const args = ["watch", "--dns-proxy", "--hosts", HOSTS.join(","), "--metrics-addr", METRICS, "--ready-file", ready, ...extra];
-    const child = lab.spawnDomainwall(args, {
-      env: env(),
-    });
-    running.push(child);
-    let stderr = "";
-    const decoder = new TextDecoder();
-    void (async () => {
-      for await (const chunk of child.stderr) stderr += decoder.decode(chunk);
-    })();
-    await until("the ready file", 30, async () => (await Bun.file(ready).exists()) || child.exitCode !== null);
-    if (child.exitCode !== null) throw new Error(`watch exited ${child.exitCode}: ${stderr}`);
-    return { child, stderr: () => stderr };
+    const { child, stderr } = await spawnUntilReady(lab, running, args, ready, env());
+    return { child, stderr };
   };
   const metric = async (name: string): Promise<number> => {
     const script = `const r = await fetch("http://${METRICS}/metrics"); console.log(await r.text());`;
@@ -274,16 +264,13 @@ describeNetns("watch --dns-proxy under floods (dnsmasq upstream)", () => {
 
   test("200 pipelining TCP connections, then a UDP flood from one socket (20,000 q/s): another client gets every answer over UDP and TCP; PSS stays bounded", async () => {
     const ready = `${lab.dir}/ready-flood`;
-    const child = lab.spawnDomainwall(["watch", "--dns-proxy", "--hosts", "api.example,*.wild.example", "--ready-file", ready], {
-      env: env(),
-    });
-    running.push(child);
-    let stderr = "";
-    void (async () => {
-      for await (const chunk of child.stderr) stderr += new TextDecoder().decode(chunk);
-    })();
-    await until("the ready file", 30, async () => (await Bun.file(ready).exists()) || child.exitCode !== null);
-    if (child.exitCode !== null) throw new Error(`watch exited ${child.exitCode}: ${stderr}`);
+    const { child, stderr } = await spawnUntilReady(
+      lab,
+      running,
+      ["watch", "--dns-proxy", "--hosts", "api.example,*.wild.example", "--ready-file", ready],
+      ready,
+      env(),
+    );
     const idle = pssOf(child.pid);
     let peak = 0;
     const sampler = setInterval(() => (peak = Math.max(peak, pssOf(child.pid))), 100);
@@ -307,7 +294,7 @@ describeNetns("watch --dns-proxy under floods (dnsmasq upstream)", () => {
       flood: { udpSent: number; tcpAnswers: number; tcpClosed: number };
     };
     console.log(
-      `flood: ${JSON.stringify(flood)}, kernel drops ${kernelDrops}, PSS idle ${(idle / 1048576).toFixed(1)} MiB, peak ${(peak / 1048576).toFixed(1)} MiB, log ${stderr.length} bytes`,
+      `flood: ${JSON.stringify(flood)}, kernel drops ${kernelDrops}, PSS idle ${(idle / 1048576).toFixed(1)} MiB, peak ${(peak / 1048576).toFixed(1)} MiB, log ${stderr().length} bytes`,
     );
     expect(flood.flood.udpSent).toBeGreaterThan(FLOOD_RATE > 0 ? FLOOD_RATE * 5 : 10_000);
     expect(flood.flood.tcpAnswers).toBeGreaterThan(1000);

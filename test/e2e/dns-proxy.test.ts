@@ -3,7 +3,7 @@
 // (test/lab/cdn-dns.ts: 2 random addresses out of 100 per query, TTL 30 s, a log of every query).
 import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { writeFileSync } from "node:fs";
-import { ADDR, createLab, describeNetns, killAndRemove, type Lab, until } from "../lab/lab.ts";
+import { ADDR, createLab, describeNetns, killAndRemove, type Lab, until, spawnUntilReady } from "../lab/lab.ts";
 import { POOL_V4 } from "../lab/cdn-dns.ts";
 import { withTimeout } from "../support/dns-client.ts";
 
@@ -53,16 +53,8 @@ describeNetns("watch --dns-proxy, end to end", () => {
   const start = async (extra: string[] = [], hosts: readonly string[] = HOSTS) => {
     const ready = `${lab.dir}/ready-${Math.random().toString(36).slice(2)}`;
     const args = ["watch", "--dns-proxy", "--hosts", hosts.join(","), "--metrics-addr", METRICS, "--ready-file", ready, ...extra];
-    const child = lab.spawnDomainwall(args, { env: env() });
-    running.push(child);
-    let stderr = "";
-    const decoder = new TextDecoder();
-    void (async () => {
-      for await (const chunk of child.stderr) stderr += decoder.decode(chunk);
-    })();
-    await until("the ready file", 30, async () => (await Bun.file(ready).exists()) || child.exitCode !== null);
-    if (child.exitCode !== null) throw new Error(`watch exited ${child.exitCode}: ${stderr}`);
-    return { child, stderr: () => stderr, ready };
+    const { child, stderr } = await spawnUntilReady(lab, running, args, ready, env());
+    return { child, stderr, ready };
   };
   /** A query from the app namespace (as root), to `server` port 53 unless said otherwise. */
   const dig = async (name: string, type = "A", transport: "udp" | "tcp" = "udp", server: string = ADDR.dnsV4, port = 53): Promise<Dig> =>

@@ -4,7 +4,7 @@
 // names between the declared sets is taken live.
 import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { writeFileSync } from "node:fs";
-import { ADDR, createLab, describeNetns, killAndRemove, type Lab, until } from "../lab/lab.ts";
+import { ADDR, createLab, describeNetns, killAndRemove, type Lab, spawnUntilReady, until } from "../lab/lab.ts";
 
 setDefaultTimeout(120_000);
 const METRICS = "127.0.0.1:9464";
@@ -40,20 +40,20 @@ describeNetns("watch --dns-proxy --config: a reload that would change the declar
     const config = `${lab.dir}/proxy.toml`;
     const ready = `${lab.dir}/ready-reload-proxy`;
     writeFileSync(config, 'hosts = ["api.example:80"]\ndns-proxy = true\n');
-    const child = lab.spawnDomainwall(["watch", "--config", config, "--metrics-addr", METRICS, "--ready-file", ready], { env: env() });
-    running.push(child);
-    let stderr = "";
-    void (async () => {
-      for await (const chunk of child.stderr) stderr += new TextDecoder().decode(chunk);
-    })();
-    await until("the ready file", 30, async () => (await Bun.file(ready).exists()) || child.exitCode !== null);
+    const { child, stderr } = await spawnUntilReady(
+      lab,
+      running,
+      ["watch", "--config", config, "--metrics-addr", METRICS, "--ready-file", ready],
+      ready,
+      env(),
+    );
     expect(child.exitCode).toBeNull();
     expect(await rcode("api.example")).toBe("NOERROR");
     expect(await rcode("mirror.example")).toBe("NXDOMAIN");
 
     writeFileSync(config, 'hosts = ["api.example:8080", "mirror.example"]\ndns-proxy = true\n');
     await until("the refused reload counted", 10, async () => (await metric('domainwall_config_reloads_total{result="error"}')) === "1");
-    expect(stderr).toContain("not reloaded; the loaded policy stays: the ports of the DNS proxy's list cannot change while watch runs");
+    expect(stderr()).toContain("not reloaded; the loaded policy stays: the ports of the DNS proxy's list cannot change while watch runs");
     // Nothing of the refused file was taken: the old list answers, the new name does not.
     expect(await rcode("mirror.example")).toBe("NXDOMAIN");
     expect(await rcode("api.example")).toBe("NOERROR");
@@ -80,13 +80,13 @@ describeNetns("watch --dns-proxy --config: a reload that would change the declar
     const config = `${lab.dir}/proxy-restart.toml`;
     const ready = `${lab.dir}/ready-reload-restart`;
     writeFileSync(config, 'hosts = ["api.example:80"]\ndns-proxy = true\n');
-    const child = lab.spawnDomainwall(["watch", "--config", config, "--metrics-addr", METRICS, "--ready-file", ready], { env: env() });
-    running.push(child);
-    let stderr = "";
-    void (async () => {
-      for await (const chunk of child.stderr) stderr += new TextDecoder().decode(chunk);
-    })();
-    await until("the ready file", 30, async () => (await Bun.file(ready).exists()) || child.exitCode !== null);
+    const { child, stderr } = await spawnUntilReady(
+      lab,
+      running,
+      ["watch", "--config", config, "--metrics-addr", METRICS, "--ready-file", ready],
+      ready,
+      env(),
+    );
     expect(child.exitCode).toBeNull();
     const first = await workerPid();
 
@@ -104,7 +104,7 @@ describeNetns("watch --dns-proxy --config: a reload that would change the declar
     await until("the third worker answers", 30, async () => (await rcode("api.example")) === "NOERROR");
     expect(await rcode("mirror.example")).toBe("NXDOMAIN");
     expect(child.exitCode).toBeNull();
-    expect(stderr).not.toContain("exit 2");
+    expect(stderr()).not.toContain("exit 2");
   });
 
   test("--remove-on-exit set by an accepted reload (and a worker replaced since): SIGTERM to the supervisor removes the rules", async () => {

@@ -2,7 +2,7 @@
 // from outside, /healthz and `status` say so while they are gone, and SIGTERM says what is loaded.
 // Against the compiled binary (DOMAINWALL_BIN, else the source), the kernel's netfilter and dnsmasq.
 import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { ADDR, createLab, describeNetns, killAndRemove, type Lab, until } from "../lab/lab.ts";
+import { ADDR, createLab, describeNetns, killAndRemove, type Lab, until, spawnUntilReady } from "../lab/lab.ts";
 
 setDefaultTimeout(120_000);
 
@@ -44,16 +44,8 @@ describeNetns("a running watch keeps its rules in the kernel", () => {
   const start = async (proxy: boolean) => {
     const ready = `${lab.dir}/ready-${Math.random().toString(36).slice(2)}`;
     const args = ["watch", ...(proxy ? ["--dns-proxy"] : []), "--hosts", "api.example", "--metrics-addr", METRICS, "--ready-file", ready];
-    const child = lab.spawnDomainwall(args, { env: env() });
-    running.push(child);
-    let stderr = "";
-    const decoder = new TextDecoder();
-    void (async () => {
-      for await (const chunk of child.stderr) stderr += decoder.decode(chunk);
-    })();
-    await until("the ready file", 30, async () => (await Bun.file(ready).exists()) || child.exitCode !== null);
-    if (child.exitCode !== null) throw new Error(`watch exited ${child.exitCode}: ${stderr}`);
-    return { child, stderr: () => stderr };
+    const { child, stderr } = await spawnUntilReady(lab, running, args, ready, env());
+    return { child, stderr };
   };
   const dig = async (name: string): Promise<Dig> =>
     JSON.parse((await lab.exec("app", [process.execPath, `${import.meta.dir}/../lab/dig.ts`, ADDR.dnsV4, name, "A"])).stdout) as Dig;

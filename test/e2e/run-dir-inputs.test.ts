@@ -4,7 +4,7 @@
 // flood the log.
 import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { chmodSync, lstatSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { createLab, describeNetns, domainwallCommand, killAndRemove, type Lab } from "../lab/lab.ts";
+import { createLab, describeNetns, domainwallCommand, killAndRemove, type Lab, collectStderr } from "../lab/lab.ts";
 import { tempDirs } from "../support/temp-dirs.ts";
 
 setDefaultTimeout(120_000);
@@ -19,16 +19,6 @@ async function within(withinMs: number, check: () => Promise<boolean> | boolean)
     await Bun.sleep(100);
   } while (performance.now() < deadline);
   return false;
-}
-
-/** All a child's stderr so far, read as it comes. */
-function collect(stream: ReadableStream<Uint8Array>): () => string {
-  let text = "";
-  void (async () => {
-    const decoder = new TextDecoder();
-    for await (const chunk of stream) text += decoder.decode(chunk, { stream: true });
-  })();
-  return () => text;
 }
 
 /** A run directory as domainwall would make it (0755, root's), with a victim file beside it. */
@@ -157,7 +147,7 @@ describeNetns("the run directory and inputs, end to end (nft)", () => {
       env: { DOMAINWALL_RUN_DIR: `${dir}/run` },
     });
     running.push(watch);
-    const stderr = collect(watch.stderr);
+    const stderr = collectStderr(watch);
     expect(await within(15_000, () => Bun.file(ready).exists())).toBe(true);
     expect(await lab.canConnect([API, MIRROR], 300)).toEqual([true, false]);
     rmSync(config);

@@ -4,7 +4,7 @@
 // the kernel's netfilter and the lab's CDN-like DNS server (test/lab/cdn-dns.ts).
 import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { writeFileSync } from "node:fs";
-import { ADDR, createLab, describeNetns, killAndRemove, type Lab } from "../lab/lab.ts";
+import { ADDR, createLab, describeNetns, killAndRemove, type Lab, spawnUntilReady } from "../lab/lab.ts";
 
 setDefaultTimeout(120_000);
 
@@ -40,16 +40,8 @@ describeNetns("the DNS proxy's visibility (nft), end to end", () => {
 
   const start = async (args: string[]) => {
     const ready = `${lab.dir}/ready-${Math.random().toString(36).slice(2)}`;
-    const child = lab.spawnDomainwall(["watch", "--ready-file", ready, ...args], { env: env() });
-    running.push(child);
-    let stderr = "";
-    const decoder = new TextDecoder();
-    void (async () => {
-      for await (const chunk of child.stderr) stderr += decoder.decode(chunk);
-    })();
-    expect(await within(30_000, async () => (await Bun.file(ready).exists()) || child.exitCode !== null)).toBe(true);
-    if (child.exitCode !== null) throw new Error(`watch exited ${child.exitCode}: ${stderr}`);
-    return { stderr: () => stderr };
+    const { stderr } = await spawnUntilReady(lab, running, ["watch", "--ready-file", ready, ...args], ready, env());
+    return { stderr };
   };
   const dig = async (name: string, type = "A"): Promise<Dig> =>
     JSON.parse(

@@ -1,7 +1,7 @@
 // End-to-end: `domainwall watch` (DOMAINWALL_BIN, else the source) in the lab's namespaces, against
 // the kernel's netfilter and a real dnsmasq whose answers change while it runs.
 import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { createLab, describeNetns, killAndRemove, type Lab, until } from "../lab/lab.ts";
+import { createLab, describeNetns, killAndRemove, type Lab, until, spawnUntilReady } from "../lab/lab.ts";
 // Namespaces, dnsmasq, real timeouts: far beyond bun's 5 s default, also when run as plain `bun test`.
 setDefaultTimeout(120_000);
 
@@ -67,16 +67,8 @@ for (const backend of ["nft", "iptables-legacy"] as const) {
         ready,
         ...extra,
       ];
-      const child = lab.spawnDomainwall(args, { env: env() });
-      running.push(child);
-      let stderr = "";
-      const decoder = new TextDecoder();
-      void (async () => {
-        for await (const chunk of child.stderr) stderr += decoder.decode(chunk);
-      })();
-      await until("the ready file", 20, async () => (await Bun.file(ready).exists()) || child.exitCode !== null);
-      if (child.exitCode !== null) throw new Error(`watch exited ${child.exitCode}: ${stderr}`);
-      return { child, stderr: () => stderr, ready };
+      const { child, stderr } = await spawnUntilReady(lab, running, args, ready, env(), 20);
+      return { child, stderr, ready };
     };
     const fetchIn = async (path: string) => {
       const script = `const r = await fetch("http://${METRICS}${path}"); console.log(r.status); console.log(await r.text());`;

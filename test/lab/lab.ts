@@ -383,6 +383,36 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
   return lab;
 }
 
+/** All a child's stderr so far, read as it comes. */
+export function collectStderr(child: { readonly stderr: ReadableStream<Uint8Array> }): () => string {
+  let text = "";
+  void (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of child.stderr) text += decoder.decode(chunk, { stream: true });
+  })();
+  return () => text;
+}
+
+/**
+ * Start domainwall in app with `args` (which name `ready` as its --ready-file), keep it in `running`
+ * for killAndRemove, and wait for the ready file; throws with its stderr when it exits first.
+ */
+export async function spawnUntilReady(
+  lab: Lab,
+  running: Bun.Subprocess[],
+  args: string[],
+  ready: string,
+  env: Record<string, string>,
+  deadlineS = 30,
+) {
+  const child = lab.spawnDomainwall(args, { env });
+  running.push(child);
+  const stderr = collectStderr(child);
+  await until("the ready file", deadlineS, async () => (await Bun.file(ready).exists()) || child.exitCode !== null);
+  if (child.exitCode !== null) throw new Error(`watch exited ${child.exitCode}: ${stderr()}`);
+  return { child, stderr };
+}
+
 /** After each test: SIGKILL the domainwall processes it started, wait for them, and lift what they loaded. */
 export async function killAndRemove(lab: Lab, running: Bun.Subprocess[], env: Record<string, string>): Promise<void> {
   for (const child of running.splice(0)) {
