@@ -21,6 +21,7 @@ import { DomainwallError, EXIT, exitCode, runtimeError } from "./errors.ts";
 import { createLogger, stderrSink, type Logger } from "./log.ts";
 import { messageOf } from "./messages.ts";
 import { VERSION } from "./version.ts";
+import type { Runtime } from "./runtime.ts";
 import type { World } from "./world.ts";
 
 /** The commands that only read what is loaded (or remove it): their answer is all they print at the default level. */
@@ -53,7 +54,7 @@ function dispatch(ctx: Context, config: CommandConfig): Promise<number | void> {
 }
 
 /** The whole program: parse, run one command, map the outcome to an exit code. */
-export async function main(world: World): Promise<number> {
+export async function main(world: World, runtime: Runtime): Promise<number> {
   let log: Logger | undefined;
   let jsonLogs = false;
   try {
@@ -64,18 +65,8 @@ export async function main(world: World): Promise<number> {
     const { command, flags } = invocation;
     // A DNS proxy worker starts from the last accepted --config text its supervisor keeps, never from a file a reload refused.
     const accepted = acceptedConfigPath(world.env);
-    const starting = configTextSources(world, flags, accepted === undefined ? undefined : await readAccepted(world, accepted));
+    const starting = configTextSources(world, runtime, flags, accepted === undefined ? undefined : await readAccepted(world, accepted));
     const { settings } = await readSettings(starting.sources, command, flags);
-    // Before anything is logged, locked or opened, and before the allow file is read: backgroundLoop
-    // may start this program again, which reads its inputs again, and an allow file that can be read
-    // only once (--allow-file /dev/stdin, <(...)) would reach that run empty or gone. The proxy
-    // answers queries at the apps' pace, so it gets the JIT as usual (the binary starts with a
-    // reluctant one, for one-shot commands: scripts/build.ts). A --dns-proxy that is not a valid
-    // switch fails the configuration below either way.
-    if (command === "watch") {
-      const proxy = settings.get("dns-proxy");
-      (proxy?.kind === "switch" && proxy.on ? world.normalJit : world.backgroundLoop)();
-    }
     const logFormat = settings.get("log-format");
     const logLevel = settings.get("log-level");
     jsonLogs = logFormat?.kind === "value" && logFormat.text === "json";
@@ -89,6 +80,9 @@ export async function main(world: World): Promise<number> {
       problems: invocation.problems,
       args: invocation.args,
     });
+    // Once the configuration is valid, and before anything is logged, locked or opened: backgroundLoop
+    // may start this program again (which reads its inputs again; the allow file is a regular file).
+    if (config.command === "watch") (config.policy.dnsProxy === undefined ? runtime.backgroundLoop : runtime.normalJit)();
     for (const warning of warnings) logger.warn(warning);
     const probe = command !== "render";
     // Read commands print their answer and nothing else: which backend and executor answered is a detail.
@@ -108,16 +102,17 @@ export async function main(world: World): Promise<number> {
     let found: ReturnType<Context["others"]> | undefined;
     const others = () =>
       (found ??= backend().then((chosen) =>
-        otherBackends(chosen.name, world.run, { inProcessNft: world.inProcessNft, now: world.now, filterEmpty: world.legacyFilterEmpty }),
+        otherBackends(chosen.name, world.run, { nft, now: world.now, filterEmpty: world.legacyFilterEmpty }),
       ));
     return (
       (await dispatch(
         {
           world,
+          runtime,
           log: logger,
           backend,
           others,
-          reread: (text) => loadConfig(configTextSources(world, flags, text).sources, command, flags),
+          reread: (text) => loadConfig(configTextSources(world, runtime, flags, text).sources, command, flags),
           configText: starting.text(),
         },
         config,
@@ -144,5 +139,6 @@ async function readAccepted(world: World, path: string): Promise<string> {
 
 if (import.meta.main) {
   const { realWorld } = await import("./world.ts");
-  process.exit(await main(realWorld()));
+  const { realRuntime } = await import("./runtime.ts");
+  process.exit(await main(realWorld(), realRuntime()));
 }

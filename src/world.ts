@@ -11,14 +11,15 @@ import type { Lookup } from "./dns/resolve.ts";
 import { runProcess, type Run } from "./run.ts";
 import { readRegularFile, runDirProblem, writeReplacing } from "./files.ts";
 import type { ProcessStats } from "./watch/metrics.ts";
-import type { NftExecutor } from "./backends/nft/executor.ts";
-import { switchGroup, type GroupSwitch } from "./proxy/identity.ts";
-import { supervise, type SuperviseOptions } from "./proxy/supervisor.ts";
 import { realSetTimer, type SetTimer } from "./timer.ts";
 import { openTableEvents, type TableEventListener, type TableEventSource } from "./backends/nft/events.ts";
 import { legacyTableChanges } from "./backends/iptables/changes.ts";
 
-/** Everything the program touches in the world, injected so tests can replace any of it. */
+/**
+ * Everything the program touches in the world (process, files, DNS, the kernel's tools, clocks),
+ * injected so tests can replace any of it. How the process runs (JIT, GC, group, supervision) is
+ * the Runtime's (runtime.ts).
+ */
 export interface World {
   readonly argv: readonly string[];
   readonly env: Record<string, string | undefined>;
@@ -89,23 +90,6 @@ export interface World {
   readonly serve: (address: ListenAddress, handle: (request: Request) => Promise<Response>) => { stop: () => void };
   readonly processStats: () => ProcessStats;
   /**
-   * `watch` without the DNS proxy, before it logs, locks or opens anything: set the runtime up for a
-   * loop that wakes about once a second. The compiled binary starts itself again (execve, same PID)
-   * with JavaScriptCore's optimising tiers off (`BUN_JSC_useDFGJIT=0`), which cost such a loop more
-   * memory than they save; from source the tier-up thresholds are raised instead. A full GC runs
-   * every BACKGROUND_GC_INTERVAL_MS. Why, with the figures: docs/watch.md, "The background loop".
-   */
-  readonly backgroundLoop: () => void;
-  /** `watch --dns-proxy`: switch the whole process to this group (see proxy/identity.ts). */
-  readonly switchGroup: (gid: number) => GroupSwitch;
-  /** The nft executor the DNS proxy admits addresses through: `nft()`'s. */
-  readonly nftExecutor: () => NftExecutor;
-  /**
-   * libnftables in this process, when the library loads and this process may open a netfilter
-   * netlink socket; undefined otherwise. Reaches an nft table when the `nft` binary is missing.
-   */
-  readonly inProcessNft: () => NftExecutor | undefined;
-  /**
    * Take a lock scoped to the network namespace (src/backends/lock.ts) as `command`, waiting up to
    * `waitMs` while another process holds it; released by `release` or by this process ending.
    */
@@ -123,18 +107,6 @@ export interface World {
    * Throws when neither can be done.
    */
   readonly tableEvents: (backend: "nft" | "iptables-legacy", listener: TableEventListener) => TableEventSource;
-  /**
-   * Give JavaScriptCore its normal tier-up policy. The compiled binary starts with a reluctant one
-   * (scripts/build.ts) that suits one-shot commands; `watch --dns-proxy` runs on, so main calls this
-   * before anything else (a watch without the proxy calls backgroundLoop instead).
-   */
-  readonly normalJit: () => void;
-  /**
-   * `watch --dns-proxy`: hold the proxy's sockets in this process and run the watch as a worker on
-   * them, started again when it dies (src/proxy/supervisor.ts); resolves to the exit code. Absent
-   * in test worlds: the watch then answers in its own process.
-   */
-  readonly superviseProxy?: (options: SuperviseOptions) => Promise<number>;
 }
 
 /** Keys on the terminal that keep or revert an unconfirmed apply. */
@@ -262,30 +234,6 @@ const writeStderr = stderrWriter(
   () => process.stderr,
 );
 
-/** World.backgroundLoop's JavaScriptCore option, in the environment of the program started again. */
-const NO_DFG = "BUN_JSC_useDFGJIT";
-/** World.backgroundLoop's tier-up threshold scale when it cannot start again: high enough that the loop's code never reaches DFG. */
-const BACKGROUND_JIT_POLICY = 1e6;
-/** World.backgroundLoop: how often a full garbage collection runs. */
-const BACKGROUND_GC_INTERVAL_MS = 10_000;
-
-/** See World.backgroundLoop. */
-function backgroundLoop(): void {
-  // Compiled, the program is embedded at /$bunfs/ and argv[1] names it; the arguments follow.
-  const compiled = import.meta.path.startsWith("/$bunfs/");
-  if (compiled && process.env[NO_DFG] === undefined) {
-    try {
-      process.execve!(process.execPath, [process.execPath, ...process.argv.slice(2)], { ...process.env, [NO_DFG]: "0" });
-    } catch {
-      // execve failed (the binary is gone or not executable): go on in this process.
-    }
-  }
-  // With DFG off, the normal thresholds (the binary starts with reluctant ones, scripts/build.ts): raised
-  // ones would hold the code back from the baseline JIT too (150 s: 1.37 % of a core with them, 1.23 % without).
-  Bun.unsafe.setJITPolicy(process.env[NO_DFG] === "0" ? 1 : BACKGROUND_JIT_POLICY);
-  setInterval(() => Bun.gc(true), BACKGROUND_GC_INTERVAL_MS).unref();
-}
-
 /** The real world: process, files, DNS, child processes. The only module that touches them (main's entry passes it in). */
 export function realWorld(): World {
   let nft: ChosenExecutor | undefined;
@@ -341,21 +289,12 @@ export function realWorld(): World {
     configChanges,
     serve,
     processStats,
-    backgroundLoop,
-    switchGroup: (gid) => switchGroup(gid),
-    nftExecutor: () => nftOnce().executor,
-    inProcessNft: () => {
-      const chosen = nftOnce();
-      return chosen.executor.name === "libnftables" ? chosen.executor : undefined;
-    },
     lock: (name, command, waitMs) =>
       acquireLock(name, { pid: process.pid, command }, { waitMs, now: () => performance.now(), sleep: (ms) => Bun.sleep(ms) }),
     lockHolder: (name) => holderOf(name),
     legacyFilterEmpty: () => legacyFilterEmpty({ readFile: world.readFile, filterInfo }),
     tableEvents: (backend, listener) =>
       backend === "nft" ? openTableEvents(listener) : legacyTableChanges(filterInfo, realSetTimer, listener),
-    normalJit: () => Bun.unsafe.setJITPolicy(1),
-    superviseProxy: supervise,
   };
   return world;
 }

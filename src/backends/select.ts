@@ -110,8 +110,9 @@ export interface OtherBackends {
 /**
  * Every backend besides `chosen` whose tools work in this namespace: `remove` and `status` handle
  * domainwall's rules in each, and `apply` removes the others' after loading its own, so two
- * policies are never left loaded. nft without the `nft` binary is reached through libnftables
- * in process when the library loads (`inProcessNft`), so a table it loaded is still seen.
+ * policies are never left loaded. nft is asked through the `nft` binary first (beside iptables-legacy
+ * this process need not load libnftables), then through this process's one executor (`nft`:
+ * libnftables in process when it loads), so a table is still seen without the binary.
  *
  * Beside nft, when the kernel says iptables-legacy's filter tables are empty or absent
  * (`filterEmpty`, src/backends/iptables/kernel.ts), nothing of ours is there and its tools are not
@@ -121,7 +122,7 @@ export interface OtherBackends {
 export async function otherBackends(
   chosen: Backend["name"],
   run: Run,
-  options: { inProcessNft: () => NftExecutor | undefined; now?: () => number; filterEmpty?: () => Promise<boolean> },
+  options: { nft: () => NftExecutor; now?: () => number; filterEmpty?: () => Promise<boolean> },
 ): Promise<OtherBackends> {
   if (chosen === "nft") {
     const iptables = () => createIptablesBackend(run, options.now, options.filterEmpty);
@@ -129,15 +130,11 @@ export async function otherBackends(
     return (await probeIptables(run)).ok ? { backends: [iptables()] } : { backends: [] };
   }
   const binary = processExecutor(run);
-  const nftProbe = await probeNft(binary);
-  if (nftProbe.ok) return { backends: [createNftBackend(binary, options.now)] };
-  const executor = options.inProcessNft();
-  const checked =
-    executor &&
-    (await executor.run(NFT_PROBE, { check: true }).catch((error: unknown) => ({ code: 1, stdout: "", stderr: messageOf(error) })));
-  if (executor !== undefined && checked?.code === 0) return { backends: [createNftBackend(executor, options.now)] };
-  return {
-    backends: [],
-    unseen: `nft (${nftProbe.why}; ${checked === undefined ? "libnftables does not load here" : `libnftables: ${checked.stderr.trim()}`})`,
-  };
+  const binaryProbe = await probeNft(binary);
+  if (binaryProbe.ok) return { backends: [createNftBackend(binary, options.now)] };
+  const executor = options.nft();
+  if (executor.name === binary.name) return { backends: [], unseen: `nft (${binaryProbe.why})` };
+  const probe = await probeNft(executor);
+  if (probe.ok) return { backends: [createNftBackend(executor, options.now)] };
+  return { backends: [], unseen: `nft (${binaryProbe.why}; ${probe.why})` };
 }

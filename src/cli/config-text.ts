@@ -1,4 +1,5 @@
 import type { Settings } from "../config/settings.ts";
+import type { Runtime } from "../runtime.ts";
 import type { SettingSources } from "./load.ts";
 
 /**
@@ -7,7 +8,8 @@ import type { SettingSources } from "./load.ts";
  * what the configuration was parsed from, to be kept as the accepted one.
  */
 export function configTextSources(
-  world: SettingSources,
+  world: Pick<SettingSources, "env" | "readFile">,
+  runtime: Pick<Runtime, "normalJit">,
   flags: Settings,
   text?: string,
 ): { readonly sources: SettingSources; readonly text: () => string | undefined } {
@@ -16,7 +18,7 @@ export function configTextSources(
   let read = text;
   const sources: SettingSources = {
     env: world.env,
-    ...(world.normalJit !== undefined && { normalJit: world.normalJit }),
+    normalJit: runtime.normalJit,
     async readFile(file, maxBytes) {
       if (file !== path) return world.readFile(file, maxBytes);
       if (text !== undefined) return text;

@@ -11,7 +11,7 @@ export interface SettingSources {
   readonly env: Record<string, string | undefined>;
   /** See World.readFile: throws for anything but a regular file, or one over `maxBytes`. */
   readonly readFile: (path: string, maxBytes?: number) => Promise<string | undefined>;
-  /** The JIT's normal tier-up policy (see `World.normalJit`), for a long allow file. */
+  /** The JIT's normal tier-up policy (see `Runtime.normalJit`), for a long allow file. */
   readonly normalJit?: () => void;
 }
 

@@ -2,13 +2,15 @@ import type { Backend } from "../backends/backend.ts";
 import type { ParsedConfig } from "../config/config.ts";
 import type { OtherBackends } from "../backends/select.ts";
 import type { Logger } from "../log.ts";
+import type { Runtime } from "../runtime.ts";
 import type { World } from "../world.ts";
 import { usageError } from "../errors.ts";
 import { show } from "../messages.ts";
 
-/** What every command runs with: the world, the logger, and the backend (chosen, and probed, on first call). */
+/** What every command runs with: the world, the runtime, the logger, and the backend (chosen, and probed, on first call). */
 export interface Context {
   readonly world: World;
+  readonly runtime: Runtime;
   readonly log: Logger;
   readonly backend: () => Promise<Backend>;
   /** Read and validate the command's configuration again, as at the start (`watch` reloading `--config`); throws a usage error. */

@@ -12,6 +12,7 @@ import { stateWriteDue, WATCH_STATE_FILE, watchStateOf } from "../watch/state.ts
 /** In the run directory: the last accepted --config text of a supervised `watch --dns-proxy`. */
 const ACCEPTED_CONFIG_FILE = "proxy-config.accepted";
 import { createWatcher, type Reconfiguration, type Watcher, type WatchSnapshot } from "../watch/watcher.ts";
+import type { Runtime } from "../runtime.ts";
 import type { World } from "../world.ts";
 import { explainResolveFailure } from "./blocked-lookups.ts";
 import { checkRunDir, watchStateFile, type Context } from "./context.ts";
@@ -36,8 +37,9 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
   await checkRunDir(world);
   // With the proxy, a supervisor holds its sockets and runs this command again as the answering worker (proxy/supervisor.ts).
   const inherited = proxySockets(world);
-  if (config.policy.dnsProxy !== undefined && inherited === undefined && world.superviseProxy !== undefined)
-    return superviseWatch(ctx, config, config.policy.dnsProxy);
+  const supervise = ctx.runtime.superviseProxy;
+  if (config.policy.dnsProxy !== undefined && inherited === undefined && supervise !== undefined)
+    return superviseWatch(ctx, supervise, config, config.policy.dnsProxy);
   const marker = await world.lock(WATCH_MARKER, "watch", 0);
   if (!marker.ok)
     throw runtimeError(
@@ -213,11 +215,11 @@ function denialStream({ world, log }: Context, backend: Backend, namesOf: (addre
 /** `watch --dns-proxy`: this process holds the proxy's sockets and runs the watch as a worker on them (proxy/supervisor.ts). */
 async function superviseWatch(
   ctx: Context,
+  supervise: NonNullable<Runtime["superviseProxy"]>,
   config: ConfigOf<"watch">,
   proxy: { readonly port: number; readonly gid: number },
 ): Promise<number> {
   const { world, log } = ctx;
-  const supervise = world.superviseProxy as NonNullable<World["superviseProxy"]>;
   const { readyFile, configFile } = config.watch;
   // The --config text this process parsed, kept for each new worker (see ACCEPTED_CONFIG_ENV); replaced by a worker's accepted reload.
   const accepted = configFile === undefined || ctx.configText === undefined ? undefined : watchStateFile(world.env, ACCEPTED_CONFIG_FILE);

@@ -143,10 +143,15 @@ test("the choice is validated", () => {
   expect(() => choice("--backend", "ipset")).toThrow('--backend: "ipset" must be one of auto, nft, iptables-legacy');
 });
 
+/** Beside nft, nft's executor is never asked for. */
+const unused = (): never => {
+  throw new Error("nft's executor was asked for beside nft");
+};
+
 test("beside nft, iptables-legacy is listed without running a tool when the kernel says its filter tables are empty; its snapshot asks again", async () => {
   const { run, calls } = fakeRun();
   let empty = true;
-  const other = await otherBackends("nft", run, { inProcessNft: () => undefined, filterEmpty: async () => empty });
+  const other = await otherBackends("nft", run, { nft: unused, filterEmpty: async () => empty });
   expect(other.backends.map((b) => b.name)).toEqual(["iptables-legacy"]);
   expect(await other.backends[0]?.snapshot()).toBeUndefined();
   expect(calls).toEqual([]);
@@ -160,14 +165,12 @@ test.each([
   { name: "not told", filterEmpty: undefined },
 ])("beside nft, with the kernel's filter tables $name, the iptables-legacy tools are probed as before", async ({ filterEmpty }) => {
   const works = fakeRun();
-  const found = await otherBackends("nft", works.run, { inProcessNft: () => undefined, ...(filterEmpty && { filterEmpty }) });
+  const found = await otherBackends("nft", works.run, { nft: unused, ...(filterEmpty && { filterEmpty }) });
   expect(found.backends.map((b) => b.name)).toEqual(["iptables-legacy"]);
   expect(works.calls.map((c) => `${c.command} ${c.args.join(" ")}`)).toEqual([
     "iptables-legacy-save -t filter",
     "ip6tables-legacy-save -t filter",
   ]);
   const missing = fakeRun(machine({ nft: "ok", iptables: "missing" }));
-  expect(
-    (await otherBackends("nft", missing.run, { inProcessNft: () => undefined, ...(filterEmpty && { filterEmpty }) })).backends,
-  ).toEqual([]);
+  expect((await otherBackends("nft", missing.run, { nft: unused, ...(filterEmpty && { filterEmpty }) })).backends).toEqual([]);
 });

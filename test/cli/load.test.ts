@@ -6,8 +6,8 @@ test("a long allow file turns the JIT's normal policy on, a short one does not",
     [LONG_ALLOW_FILE, 1],
     [LONG_ALLOW_FILE - 20, 0],
   ] as const) {
-    const line = "192.0.2.1\n";
-    const text = line.repeat(Math.floor(length / line.length)) + "#".repeat(length % line.length);
+    // One comment line: the length is what counts, and a comment costs the parse nothing.
+    const text = "#".repeat(length);
     let normalJit = 0;
     const world = { env: {}, readFile: async () => text, normalJit: () => void normalJit++ };
     const flags = new Map([["allow-file", { kind: "value", name: "allow-file", from: "--allow-file", text: "/etc/allow.txt" }]]);

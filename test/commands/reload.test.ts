@@ -7,6 +7,7 @@ import { usageError } from "../../src/errors.ts";
 import type { Reconfiguration, Watcher } from "../../src/watch/watcher.ts";
 import type { World } from "../../src/world.ts";
 import { parseConfig } from "../support/config.ts";
+import { fakeRuntime } from "../support/fake-runtime.ts";
 
 const WATCH = { removeOnExit: false };
 const watchConfig = (hosts: string, metrics?: string): ConfigOf<"watch"> => {
@@ -48,7 +49,14 @@ function setup(initial: string, loaded = watchConfig("a.example"), refuse: (next
     configChanges: (_path: string, n: typeof notify) => ((notify = n), { stop: () => {} }),
   } as unknown as World;
   const reloader = reloadOnChange(
-    { world, log: createLogger("text", stream), backend: async () => ({}) as never, others: async () => ({ backends: [] }), reread },
+    {
+      world,
+      runtime: fakeRuntime(),
+      log: createLogger("text", stream),
+      backend: async () => ({}) as never,
+      others: async () => ({ backends: [] }),
+      reread,
+    },
     "/etc/dw/config.toml",
     loaded,
     initial,

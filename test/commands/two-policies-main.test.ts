@@ -1,9 +1,19 @@
 import { describe, expect, test } from "bun:test";
+import type { NftExecutor } from "../../src/backends/nft/executor.ts";
 import { processExecutor } from "../../src/backends/nft/process-executor.ts";
 import type { World } from "../../src/world.ts";
 import type { RunResult } from "../../src/run.ts";
 import { runMain } from "../support/run-main.ts";
 import { type RunCall } from "../support/fake-run.ts";
+
+/** A run without the nft binary: the other tools as the world has them. */
+const noNftBinary =
+  () =>
+  (world: World): World["run"] =>
+  async (command, args, stdin) => {
+    if (command === "nft") throw Object.assign(new Error('Executable not found in $PATH: "nft"'), { code: "ENOENT" });
+    return world.run(command, args, stdin);
+  };
 
 describe("two policies at once: every backend that works here is seen", () => {
   /** iptables-legacy-save output with domainwall's output chain loaded and jumped to. */
@@ -67,43 +77,45 @@ describe("two policies at once: every backend that works here is seen", () => {
     expect(stdout).toContain("TWO domainwall policies are loaded (nft and iptables-legacy)");
   });
 
-  test("with nft missing from PATH: iptables-legacy loads, then the nft table goes through libnftables in process; without the library, a warning says it cannot be checked", async () => {
+  test("iptables-legacy requested, no nft binary, nft's one executor is libnftables in process: the nft table loaded before is seen and removed through it", async () => {
     const k = kernel(false);
+    const run = noNftBinary();
     const inProcess: string[] = [];
-    const noNftBinary = (world: World): Partial<World> => {
-      const run: World["run"] = async (command, args, stdin) => {
-        if (command === "nft") throw Object.assign(new Error('Executable not found in $PATH: "nft"'), { code: "ENOENT" });
-        return world.run(command, args, stdin);
-      };
-      return {
-        run,
-        // The chosen executor is the (missing) binary; the other-backend check finds the library.
-        nft: () => ({ executor: processExecutor(run), reason: "nft transactions run the nft binary: a fake" }),
-        inProcessNft: () => ({
-          name: "libnftables",
-          run: async (script) => (
-            inProcess.push(script.split("\n")[0] ?? ""),
-            script.startsWith("list table")
-              ? { code: 0, stdout: "table inet domainwall {\n}\n", stderr: "" }
-              : { code: 0, stdout: "", stderr: "" }
-          ),
-        }),
-      };
+    const library: NftExecutor = {
+      name: "libnftables",
+      run: async (script) => (
+        inProcess.push(script.split("\n")[0] ?? ""),
+        script.startsWith("list table")
+          ? { code: 0, stdout: "table inet domainwall {\n}\n", stderr: "" }
+          : { code: 0, stdout: "", stderr: "" }
+      ),
     };
-    const { code, stderr } = await runMain(["apply"], { env: { hosts_csv: "api.example" }, overrides: noNftBinary, iptables: k.iptables });
-    expect(code).toBe(0);
-    expect(stderr).toContain("backend iptables-legacy (auto: nft is not usable");
-    expect(k.order).toEqual(["iptables-legacy-restore", "ip6tables-legacy-restore"]);
-    expect(inProcess).toEqual(["table inet domainwall_probe", "list table inet domainwall", "table inet domainwall"]); // probe, snapshot, delete
-    expect(stderr).toContain("removed the nft policy loaded before");
-
-    const blind = await runMain(["apply"], {
+    const { code, stderr, calls } = await runMain(["apply", "--backend", "iptables-legacy", "--log-level", "debug"], {
       env: { hosts_csv: "api.example" },
-      overrides: (world) => ({ ...noNftBinary(world), inProcessNft: () => undefined }),
+      overrides: (world) => ({
+        run: run(world),
+        nft: () => ({ executor: library, reason: "nft transactions run in process through a fake" }),
+      }),
       iptables: k.iptables,
     });
+    expect(code).toBe(0);
+    expect(calls).toEqual([]); // no nft binary ran: it is missing
+    expect(k.order).toEqual(["iptables-legacy-restore", "ip6tables-legacy-restore"]);
+    expect(inProcess).toEqual(["list tables", "list table inet domainwall", "table inet domainwall"]); // probe, snapshot, delete
+    expect(stderr).toContain("removed the nft policy loaded before");
+  });
+
+  test("with nft missing from PATH and no libnftables: auto chooses iptables-legacy, and a warning says nft cannot be checked", async () => {
+    const k = kernel(false);
+    const noNft = (world: World): Partial<World> => {
+      const missing = noNftBinary()(world);
+      return { run: missing, nft: () => ({ executor: processExecutor(missing), reason: "nft transactions run the nft binary: a fake" }) };
+    };
+    const blind = await runMain(["apply"], { env: { hosts_csv: "api.example" }, overrides: noNft, iptables: k.iptables });
     expect(blind.code).toBe(0);
-    expect(blind.stderr).toContain("cannot check nft (");
+    expect(blind.stderr).toContain("backend iptables-legacy (auto: nft is not usable");
+    expect(k.order).toEqual(["iptables-legacy-restore", "ip6tables-legacy-restore"]);
+    expect(blind.stderr).toContain('cannot check nft (Executable not found in $PATH: "nft")');
     expect(blind.stderr).toContain("if one is, it stays loaded beside this one");
   });
 

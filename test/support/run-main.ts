@@ -5,6 +5,8 @@ import { processExecutor } from "../../src/backends/nft/process-executor.ts";
 import type { World } from "../../src/world.ts";
 import type { Holder } from "../../src/backends/lock.ts";
 import { fakeLocks } from "./fake-locks.ts";
+import { fakeRuntime } from "./fake-runtime.ts";
+import type { Runtime } from "../../src/runtime.ts";
 import type { Lookup } from "../../src/dns/resolve.ts";
 import { fakeRun, isBackendProbe, type RunCall } from "./fake-run.ts";
 import type { RunResult } from "../../src/run.ts";
@@ -39,6 +41,8 @@ export interface RunOptions {
   readonly held?: Map<string, Holder>;
   /** The iptables-legacy tools (the other backend, checked by apply, remove and status): empty tables unless told. */
   readonly iptables?: (call: RunCall) => Partial<RunResult>;
+  /** How the process runs (JIT, group switch): a fake that records the calls unless told. */
+  readonly runtime?: Runtime;
 }
 
 /** Run main() against a fake world; returns the exit code, both outputs and the processes it ran. */
@@ -51,6 +55,7 @@ export async function runMain(argv: string[], options: RunOptions = {}) {
     overrides = () => ({}),
     held = new Map<string, Holder>(),
     iptables = () => ({}),
+    runtime = fakeRuntime(),
   } = options;
   let clock = 0;
   const locks = fakeLocks(4242, held);
@@ -88,20 +93,15 @@ export async function runMain(argv: string[], options: RunOptions = {}) {
     configChanges: () => ({ stop: () => {} }),
     serve: () => ({ stop: () => {} }),
     processStats: () => ({ residentBytes: 0, cpuSeconds: 0, startTimeSeconds: 0 }),
-    backgroundLoop: () => {},
     epochNow: () => EPOCH + clock,
-    switchGroup: () => ({ ok: false, reason: "not in unit tests" }),
-    nftExecutor: () => ({ name: "nft", run: async () => ({ code: 1, stdout: "", stderr: "not in unit tests" }) }),
-    inProcessNft: () => undefined,
     // The iptables-legacy tools decide, as where the kernel cannot be asked (kernel.ts has its own tests).
     legacyFilterEmpty: async () => false,
     tableEvents: () => ({ close: () => {} }),
-    normalJit: () => {},
     pid: 4242,
     processAlive: (pid) => pid === 4242, // this process; any other PID has gone
     ...locks,
   };
-  const code = await main({ ...world, ...overrides(world) });
+  const code = await main({ ...world, ...overrides(world) }, runtime);
   const calls = allCalls.filter((call) => !isBackendProbe(call) && !isIptables(call));
   const iptablesCalls = allCalls.filter(isIptables);
   return { code, stdout, stderr, calls, iptablesCalls, files, probes: allCalls.filter(isBackendProbe).length, locks };

@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { fakeRuntime } from "../support/fake-runtime.ts";
 import { isTerseListing, terseListingOf } from "../support/fake-nft-table.ts";
 import { Writable } from "node:stream";
 import type { Backend } from "../../src/backends/backend.ts";
@@ -442,8 +443,6 @@ async function runWatch(
     // The iptables-legacy tools decide, as where the kernel cannot be asked.
     legacyFilterEmpty: async () => false,
     tableEvents: () => ({ close: () => {} }),
-    // When it was called: how many events and locks had happened by then.
-    normalJit: () => void jit.push({ events: events.length, locks: locks.taken.length }),
     argv,
     env: {},
     stdout: async () => {},
@@ -486,16 +485,17 @@ async function runWatch(
       return { stop: () => void (served.stopped = true) };
     },
     processStats: () => ({ residentBytes: 50_000_000, cpuSeconds: 1.5, startTimeSeconds: 1_700_000_000 }),
-    backgroundLoop: () => void events.push("background loop"),
     epochNow: () => EPOCH + clock,
-    switchGroup: () => ({ ok: false, reason: "not in unit tests" }),
-    nftExecutor: () => ({ name: "nft", run: async () => ({ code: 1, stdout: "", stderr: "not in unit tests" }) }),
-    inProcessNft: () => undefined,
     pid: 4242,
     processAlive: (pid) => pid === 4242,
     ...locks,
   };
-  const code = await main(world);
+  const runtime = fakeRuntime({
+    // When it was called: how many events and locks had happened by then.
+    normalJit: () => void jit.push({ events: events.length, locks: locks.taken.length }),
+    backgroundLoop: () => void events.push("background loop"),
+  });
+  const code = await main(world, runtime);
   return {
     code,
     // The denial stream's reads of the denied sets (watch/denial-stream.ts) and the guard's table reads change nothing: not counted.
@@ -589,13 +589,21 @@ describe("domainwall watch", () => {
     expect(log).toContain("SIGTERM: stopped; the rules stay loaded");
   });
 
-  test("without the proxy, the background loop starts before the allow file is read: the compiled binary starts itself again there, and an input that can be read once (--allow-file /dev/stdin, <(...)) must reach the run that goes on", async () => {
-    const { code, events, calls } = await runWatch(["watch", "--hosts", "api.example", "--allow-file", "/dev/stdin"], {
+  test("without the proxy, the background loop starts once the configuration is valid (the allow file read), before anything is locked or loaded; an invalid one never starts it", async () => {
+    const { code, events, calls, locks } = await runWatch(["watch", "--hosts", "api.example", "--allow-file", "/dev/stdin"], {
       files: { "/dev/stdin": "198.51.100.0/24\n" },
     });
     expect(code).toBe(0);
-    expect(events.filter((e) => e === "background loop" || e.startsWith("read "))).toEqual(["background loop", "read /dev/stdin"]);
+    expect(events.slice(0, 2)).toEqual(["read /dev/stdin", "background loop"]);
+    expect(locks.taken.length).toBeGreaterThan(0);
     expect(calls[0]?.stdin).toContain("198.51.100.0/24");
+
+    const invalid = await runWatch(["watch", "--hosts", "api.example", "--allow-file", "/dev/stdin"], {
+      files: { "/dev/stdin": "198.51.100.0/33\n" },
+    });
+    expect(invalid.code).toBe(2);
+    expect(invalid.events).toEqual(["read /dev/stdin"]);
+    expect(invalid.locks.taken).toEqual([]);
   });
 
   test("with --dns-proxy the runtime is not set up as a background loop (the proxy answers queries at the apps' pace)", async () => {
@@ -726,7 +734,7 @@ describe("domainwall watch", () => {
   test("watch --help lists every watch flag", async () => {
     let out = "";
     const world = { stdout: async (text: string) => void (out += text) } as unknown as World;
-    expect(await main({ ...world, argv: ["watch", "--help"] })).toBe(0);
+    expect(await main({ ...world, argv: ["watch", "--help"] }, fakeRuntime())).toBe(0);
     for (const flag of [
       "--min-ttl DURATION",
       "--max-ttl DURATION",

@@ -39,7 +39,7 @@ export function dnsProxyMode(
     looksUpNames: false,
     stateIntervalMs: STATE_INTERVAL_MS,
     async check() {
-      const switched = world.switchGroup(proxyConfig.gid);
+      const switched = ctx.runtime.switchGroup(proxyConfig.gid);
       if (!switched.ok) throw runtimeError(`--dns-proxy: ${switched.reason}; nothing was loaded`);
       const resolvers = await resolversOf(ctx, config.policy);
       upstreams = upstreamsOf(resolvers);
@@ -61,7 +61,7 @@ export function dnsProxyMode(
         graceMs: options.graceMs,
         ...(inherited !== undefined && { inherited }),
         pids: { worker: world.pid, supervisor: supervisorPid(world.env) },
-        executor: world.nftExecutor(),
+        executor: world.nft().executor,
         log,
         now: world.now,
       }).catch((error: unknown) => {
