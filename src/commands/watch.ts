@@ -5,7 +5,7 @@ import { runtimeError, usageError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { messageOf } from "../messages.ts";
 import type { ProxyReport } from "../watch/dns-proxy.ts";
-import { metricsHandler } from "../watch/metrics.ts";
+import { metricsHandler, type MetricsSource } from "../watch/metrics.ts";
 import { addressesByName } from "../watch/refresh.ts";
 import { stateWriteDue, WATCH_STATE_FILE, watchStateOf } from "../watch/state.ts";
 
@@ -64,35 +64,14 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     });
     let watcher: Watcher | undefined;
     let chosen: Backend | undefined;
-    if (options.metricsAddr !== undefined) {
-      const { hostname, port } = options.metricsAddr;
-      const lateMs = config.policy.resolveTimeoutMs + 30_000;
-      const handle = metricsHandler({
-        snapshot: () => watcher?.snapshot(),
-        status: async () => chosen?.status(),
-        process: world.processStats,
-        now: world.now,
-        lateMs,
-        reloads: () => reloader?.stats(),
-        proxy: () => mode.report(),
-        missing: async () => (guarded === undefined ? [] : guarded.missingNow()),
-        guard: () => guard?.stats(),
-      });
-      try {
-        server = world.serve(options.metricsAddr, handle);
-      } catch (error) {
-        throw runtimeError(`--metrics-addr: cannot listen on ${hostname}:${port}: ${messageOf(error)}`);
-      }
-      if (
-        config.policy.ports.length > 0 &&
-        !config.policy.ports.includes(port) &&
-        hostname !== "localhost" &&
-        !hostname.startsWith("127.") &&
-        hostname !== "::1"
-      ) {
-        log.warn(`--ports does not include the --metrics-addr port ${port}: probes and scrapes from outside the pod will be dropped`);
-      }
-    }
+    server = serveMetrics(ctx, config, {
+      snapshot: () => watcher?.snapshot(),
+      status: async () => chosen?.status(),
+      reloads: () => reloader?.stats(),
+      proxy: () => mode.report(),
+      missing: async () => (guarded === undefined ? [] : guarded.missingNow()),
+      guard: () => guard?.stats(),
+    });
     chosen = await ctx.backend();
     // The guard puts the rules back when they are removed from outside, through the same queue as the loop's loads.
     guarded = guardBackend(await mode.start(built, chosen), built.policy);
@@ -124,22 +103,16 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     await saveState(current.snapshot());
     if (mode.stateIntervalMs !== undefined) stateTimer = setInterval(() => void saveState(current.snapshot()), mode.stateIntervalMs);
     if (options.configFile !== undefined && ctx.reread !== undefined) {
-      const text = ctx.configText ?? (await world.readFile(options.configFile).catch(() => undefined));
-      const accepted = acceptedConfigPath(world.env);
-      const target = {
-        reconfigure(next: Reconfiguration) {
+      reloader = await reloadConfigFile(
+        ctx,
+        options.configFile,
+        config,
+        (next) => {
           mode.reconfigure(next);
           current.reconfigure(next);
         },
-      };
-      reloader = reloadOnChange(ctx, options.configFile, config, text, target, (next, nextText) => {
-        removeOnExit = next.watch.removeOnExit;
-        // The next worker starts from what this one accepted.
-        if (accepted !== undefined && nextText !== undefined)
-          world
-            .writeFile(accepted, nextText)
-            .catch((error: unknown) => log.warn(`cannot keep the accepted configuration: ${messageOf(error)}`));
-      });
+        (next) => (removeOnExit = next.watch.removeOnExit),
+      );
     }
     if (options.readyFile !== undefined) await world.writeFile(options.readyFile, "loaded\n");
     mode.ready();
@@ -183,6 +156,55 @@ export async function watchCommand(ctx: Context, config: ConfigOf<"watch">): Pro
     stop?.done();
     marker.release();
   }
+}
+
+/** `--metrics-addr`: serve /healthz and /metrics, read when asked; warns when --ports would drop scrapes from outside. */
+function serveMetrics(
+  { world, log }: Context,
+  config: ConfigOf<"watch">,
+  source: Omit<MetricsSource, "process" | "now" | "lateMs">,
+): { stop: () => void } | undefined {
+  const address = config.watch.metricsAddr;
+  if (address === undefined) return undefined;
+  const { hostname, port } = address;
+  const handle = metricsHandler({
+    ...source,
+    process: world.processStats,
+    now: world.now,
+    lateMs: config.policy.resolveTimeoutMs + 30_000,
+  });
+  let server: { stop: () => void };
+  try {
+    server = world.serve(address, handle);
+  } catch (error) {
+    throw runtimeError(`--metrics-addr: cannot listen on ${hostname}:${port}: ${messageOf(error)}`);
+  }
+  const local = hostname === "localhost" || hostname.startsWith("127.") || hostname === "::1";
+  if (config.policy.ports.length > 0 && !config.policy.ports.includes(port) && !local)
+    log.warn(`--ports does not include the --metrics-addr port ${port}: probes and scrapes from outside the pod will be dropped`);
+  return server;
+}
+
+/**
+ * `--config FILE`: reload on a change or SIGHUP (commands/reload.ts). `reconfigure` takes an
+ * accepted configuration's part; a supervised worker keeps the accepted text for the next one.
+ */
+async function reloadConfigFile(
+  ctx: Context,
+  path: string,
+  config: ConfigOf<"watch">,
+  reconfigure: (next: Reconfiguration) => void,
+  accepted: (next: ConfigOf<"watch">) => void,
+): Promise<Reloader> {
+  const { world, log } = ctx;
+  const text = ctx.configText ?? (await world.readFile(path).catch(() => undefined));
+  const keep = acceptedConfigPath(world.env);
+  return reloadOnChange(ctx, path, config, text, { reconfigure }, (next, nextText) => {
+    accepted(next);
+    // The next worker starts from what this one accepted.
+    if (keep !== undefined && nextText !== undefined)
+      world.writeFile(keep, nextText).catch((error: unknown) => log.warn(`cannot keep the accepted configuration: ${messageOf(error)}`));
+  });
 }
 
 /** A worker's sockets, inherited from its supervisor; undefined in any other process. */
