@@ -1,4 +1,5 @@
-import { dlopen, FFIType } from "bun:ffi";
+import { dlopen, FFIType, ptr, read } from "bun:ffi";
+import { constants } from "node:os";
 
 /**
  * The few libc calls domainwall makes through bun:ffi (libnftables' memfd and netlink probe, the
@@ -16,6 +17,8 @@ const symbols = {
   getsockname: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   close: { args: [FFIType.i32], returns: FFIType.i32 },
   prctl: { args: [FFIType.i32, FFIType.u64], returns: FFIType.i32 },
+  fcntl: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+  execve: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   __errno_location: { args: [], returns: FFIType.ptr },
 } as const;
 
@@ -28,3 +31,36 @@ export const openLibc = (): Libc => (libc ??= dlopen("libc.so.6", symbols).symbo
 /** socket(2) flags. */
 export const SOCK_RAW = 3;
 export const SOCK_CLOEXEC = 0o2000000;
+
+/** errno after a failed libc call, by name (`EPERM`), or `errno N`. */
+export function lastError(lib: Libc): string {
+  const where = lib.__errno_location();
+  const errno = where === null ? -1 : read.i32(where);
+  return Object.entries(constants.errno).find(([, value]) => value === errno)?.[0] ?? `errno ${errno}`;
+}
+
+/**
+ * execve(2) itself: this process becomes `path`, keeping every descriptor not marked close-on-exec.
+ * Bun's process.execve marks all of them close-on-exec first, so sockets meant to be kept go this
+ * way. Returns only on failure, with errno's name.
+ */
+export function execKeeping(
+  path: string,
+  argv: readonly string[],
+  env: Record<string, string | undefined>,
+  lib: Libc = openLibc(),
+): string {
+  const text = (s: string) => Buffer.from(`${s}\0`);
+  const table = (items: Buffer[]) => {
+    const pointers = new BigUint64Array(items.length + 1);
+    items.forEach((item, i) => void (pointers[i] = BigInt(ptr(item))));
+    return pointers;
+  };
+  const file = text(path);
+  const args = argv.map(text);
+  const vars = Object.entries(env).flatMap(([key, value]) => (value === undefined ? [] : [text(`${key}=${value}`)]));
+  const argTable = table(args);
+  const envTable = table(vars);
+  lib.execve(ptr(file), ptr(argTable), ptr(envTable));
+  return lastError(lib);
+}

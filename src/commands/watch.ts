@@ -266,7 +266,15 @@ async function superviseWatch(
   };
   const env = accepted === undefined ? world.env : { ...world.env, [ACCEPTED_CONFIG_ENV]: accepted };
   try {
-    return await supervise({ port: proxy.port, gid: proxy.gid, command: selfCommand(), env, warn: (m) => log.warn(m), stopped });
+    return await supervise({
+      port: proxy.port,
+      gid: proxy.gid,
+      command: selfCommand(),
+      env,
+      warn: (m) => log.warn(m),
+      info: (m) => log.info(m),
+      stopped,
+    });
   } catch (error) {
     throw runtimeError(
       `--dns-proxy: cannot hold the DNS proxy's sockets on 127.0.0.1 and ::1 port ${proxy.port}: ${messageOf(error)}; nothing was loaded`,

@@ -94,6 +94,33 @@ export function openListenSockets(
   return { port, sockets };
 }
 
+const F_SETFD = 2;
+
+/**
+ * Sockets this process was started with, held across an execve (supervisor.ts): each a socket bound
+ * to `port`, or an error naming the descriptor. They are marked close-on-exec again.
+ */
+export function adoptListenSockets(sockets: readonly ListenSockets[], port: number, libc: Libc = openLibc()): ListenSockets[] {
+  for (const { hostname, udp, tcp } of sockets)
+    for (const fd of [udp, tcp]) {
+      const bound = (() => {
+        try {
+          return boundPort(libc, fd);
+        } catch {
+          return undefined;
+        }
+      })();
+      if (bound !== port) throw new Error(`descriptor ${fd} is not the ${hostname} socket on port ${port}`);
+      libc.fcntl(fd, F_SETFD, 1);
+    }
+  return [...sockets];
+}
+
+/** Before an execve that keeps them: clear close-on-exec on these descriptors; false when one cannot be. */
+export function keepAcrossExec(fds: readonly number[], libc: Libc = openLibc()): boolean {
+  return fds.every((fd) => libc.fcntl(fd, F_SETFD, 0) === 0);
+}
+
 /** The descriptors a worker finds its sockets at: 3, 4, ... in the order given (UDP then TCP per address). */
 export function inheritedLayout(sockets: readonly ListenSockets[]): ListenSockets[] {
   return sockets.map((s, i) => ({ hostname: s.hostname, udp: 3 + 2 * i, tcp: 4 + 2 * i }));

@@ -7,13 +7,27 @@
  * Killing the supervisor too closes the sockets: DNS then fails closed, as before.
  */
 import { describeError } from "./socket-errors.ts";
-import { inheritedLayout, openListenSockets, parseInherited, renderInherited } from "./listen-sockets.ts";
+import {
+  adoptListenSockets,
+  inheritedLayout,
+  keepAcrossExec,
+  openListenSockets,
+  parseInherited,
+  renderInherited,
+} from "./listen-sockets.ts";
 import type { InheritedSockets } from "./server.ts";
 import { switchGroup } from "./identity.ts";
-import { openLibc } from "../libc.ts";
+import { execKeeping, openLibc } from "../libc.ts";
 
 /** The worker's environment variable naming its inherited sockets (`127.0.0.1=3/4,::1=5/6`). */
 export const INHERITED_ENV = "DOMAINWALL_PROXY_SOCKETS";
+/**
+ * A supervisor started again in place (SIGUSR1, see supervise): the sockets it holds across the
+ * execve, at their own descriptors (`127.0.0.1=12/13,::1=14/15`).
+ */
+const HELD_ENV = "DOMAINWALL_PROXY_HELD";
+/** Sent to the supervisor: start the binary again in this process (an upgrade), the sockets held across. */
+const UPGRADE_SIGNAL = "SIGUSR1";
 /** The worker's environment variable naming its supervisor's PID. */
 const SUPERVISOR_ENV = "DOMAINWALL_PROXY_SUPERVISOR";
 const PR_SET_PDEATHSIG = 1;
@@ -35,6 +49,7 @@ export interface SuperviseOptions {
   readonly command: readonly string[];
   readonly env: Record<string, string | undefined>;
   readonly warn: (message: string) => void;
+  readonly info?: (message: string) => void;
   /**
    * Called when the whole watch stops (a SIGTERM or SIGINT the supervisor received, passed on),
    * after the last worker exited. A worker never removes the rules on its own signal: it may be
@@ -67,10 +82,23 @@ export function inheritedSockets(env: Record<string, string | undefined>): Inher
  */
 export const ACCEPTED_CONFIG_ENV = "DOMAINWALL_PROXY_CONFIG";
 
-/** In a worker: the file of the last accepted `--config` text; undefined in any other process. */
+/**
+ * In a worker, or a supervisor started again in place: the file of the last accepted `--config`
+ * text; undefined in any other process.
+ */
 export function acceptedConfigPath(env: Record<string, string | undefined>): string | undefined {
   const path = env[ACCEPTED_CONFIG_ENV];
-  return supervisorPid(env) !== undefined && path !== undefined && path !== "" ? path : undefined;
+  const supervised = supervisorPid(env) !== undefined || env[HELD_ENV] !== undefined;
+  return supervised && path !== undefined && path !== "" ? path : undefined;
+}
+
+/** In a supervisor started again in place: the sockets it holds; undefined otherwise; throws when malformed. */
+function heldSockets(env: Record<string, string | undefined>): InheritedSockets[] | undefined {
+  const text = env[HELD_ENV];
+  if (text === undefined) return undefined;
+  const sockets = parseInherited(text);
+  if (sockets === undefined) throw new Error(`${HELD_ENV}=${JSON.stringify(text.slice(0, 100))} does not name sockets`);
+  return sockets;
 }
 
 /** In a worker: its supervisor's PID; undefined when not supervised. */
@@ -104,12 +132,21 @@ const exitCodeOf = (child: Bun.Subprocess): number => child.exitCode ?? 128 + (c
  * at any time, ends the supervisor with it: starting another would fail the same way, forever,
  * while DNS got no answer; the kubelet or systemd must see it. A worker that ends before any was ready
  * (a configuration error, a failed first load) ends the supervisor with its exit code.
+ *
+ * SIGUSR1 is an upgrade in place: the worker stops, then this process starts the binary at its path
+ * again (execve: the same PID, the sockets held across, their queries waiting in the kernel), and
+ * that one runs a new worker, from the last accepted configuration.
  */
 export async function supervise(options: SuperviseOptions): Promise<number> {
   const switched = switchGroup(options.gid);
   if (!switched.ok) throw new Error(switched.reason);
-  const { port, sockets } = openListenSockets(["127.0.0.1", "::1"], options.port);
-  const env = { ...options.env, [INHERITED_ENV]: renderInherited(inheritedLayout(sockets)), [SUPERVISOR_ENV]: String(process.pid) };
+  const held = heldSockets(options.env);
+  const { port, sockets } =
+    held === undefined
+      ? openListenSockets(["127.0.0.1", "::1"], options.port)
+      : { port: options.port, sockets: adoptListenSockets(held, options.port) };
+  const { [HELD_ENV]: _held, ...own } = options.env;
+  const env = { ...own, [INHERITED_ENV]: renderInherited(inheritedLayout(sockets)), [SUPERVISOR_ENV]: String(process.pid) };
   const descriptors = sockets.flatMap((s) => [s.udp, s.tcp]);
   let worker: Bun.Subprocess | undefined;
   let stopping: NodeJS.Signals | undefined;
@@ -120,7 +157,16 @@ export async function supervise(options: SuperviseOptions): Promise<number> {
     if (signal !== "SIGHUP") stopping = signal;
     worker?.kill(signal);
   };
-  const handlers = (["SIGTERM", "SIGINT", "SIGHUP"] as const).map((signal) => [signal, pass(signal)] as const);
+  let upgrade = false;
+  const onUpgrade = () => {
+    if (stopping !== undefined) return;
+    upgrade = true;
+    worker?.kill("SIGTERM");
+  };
+  const handlers = [
+    ...(["SIGTERM", "SIGINT", "SIGHUP"] as const).map((signal) => [signal, pass(signal)] as const),
+    [UPGRADE_SIGNAL, onUpgrade] as const,
+  ];
   for (const [signal, handler] of handlers) process.on(signal, handler);
   const onReady = () => void (ready = everReady = true);
   const stopWith = async (signal: NodeJS.Signals, code: number) => {
@@ -141,6 +187,11 @@ export async function supervise(options: SuperviseOptions): Promise<number> {
       const pid = worker.pid;
       const how = worker.signalCode === null ? `exit ${code}` : worker.signalCode;
       if (stopping !== undefined) return await stopWith(stopping, exitCodeOf(worker));
+      if (upgrade) {
+        upgrade = false;
+        startAgainInPlace(options, own, sockets, port);
+        continue; // execve failed (said): a worker of this binary instead
+      }
       if (!everReady) return exitCodeOf(worker);
       if (code === USAGE_EXIT && worker.signalCode === null) {
         options.warn(
@@ -163,5 +214,28 @@ export async function supervise(options: SuperviseOptions): Promise<number> {
   } finally {
     for (const [signal, handler] of handlers) process.off(signal, handler);
     process.off(READY_SIGNAL, onReady);
+  }
+}
+
+/**
+ * The upgrade: this process becomes the binary at its path again (execve), keeping the listening
+ * sockets (close-on-exec cleared) and naming them in HELD_ENV. Returns only when it cannot; the
+ * sockets are then close-on-exec again and this process goes on.
+ */
+function startAgainInPlace(options: SuperviseOptions, env: Record<string, string | undefined>, sockets: InheritedSockets[], port: number) {
+  const [path = process.execPath] = options.command;
+  const fds = sockets.flatMap((s) => [s.udp, s.tcp]);
+  (options.info ?? options.warn)(
+    `${UPGRADE_SIGNAL}: starting domainwall again in place (pid ${process.pid}) from ${path}; the DNS proxy's sockets (port ${port}) stay open, queries wait meanwhile`,
+  );
+  try {
+    if (!keepAcrossExec(fds)) throw new Error("cannot keep the sockets open across it");
+    const failed = execKeeping(path, options.command, { ...env, [HELD_ENV]: renderInherited(sockets) });
+    throw new Error(`execve: ${failed}`);
+  } catch (error) {
+    adoptListenSockets(sockets, port);
+    options.warn(
+      `${UPGRADE_SIGNAL}: cannot start ${path} again in place: ${describeError(error)}; a new worker of this process answers instead`,
+    );
   }
 }

@@ -108,7 +108,11 @@ export interface Lab {
   exec(ns: "app" | "net", argv: string[], opts?: { env?: Record<string, string>; stdin?: string; timeoutMs?: number }): Promise<Result>;
   domainwall(args: string[], opts?: { env?: Record<string, string>; path?: string; timeoutMs?: number }): Promise<Result>;
   /** Start domainwall in app without waiting (watch, confirm); the caller stops it. */
-  spawnDomainwall(args: string[], opts?: { env?: Record<string, string> }): Bun.Subprocess<"ignore", "pipe", "pipe">;
+  /** `command`: the binary to run instead of domainwallCommand()'s (a copy a test replaces, say). */
+  spawnDomainwall(
+    args: string[],
+    opts?: { env?: Record<string, string>; command?: readonly string[] },
+  ): Bun.Subprocess<"ignore", "pipe", "pipe">;
   probe(targets: readonly Target[], timeoutMs?: number): Promise<Probe[]>;
   /** From app: one UDP datagram to each target, "answered" when its echo came back. */
   probeUdp(targets: readonly Target[], timeoutMs?: number): Promise<string[]>;
@@ -321,7 +325,7 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
         timeoutMs: options.timeoutMs,
       }),
     spawnDomainwall(args, options = {}) {
-      const child = Bun.spawn([...inNs("app"), ...domainwallCommand(), ...args], {
+      const child = Bun.spawn([...inNs("app"), ...(options.command ?? domainwallCommand()), ...args], {
         env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", ...options.env },
         stdin: "ignore",
         stdout: "pipe",

@@ -1,7 +1,6 @@
-import { ptr, read } from "bun:ffi";
+import { ptr } from "bun:ffi";
 import { closeSync, read as readFd } from "node:fs";
-import { constants } from "node:os";
-import { openLibc, SOCK_CLOEXEC, SOCK_RAW } from "../../libc.ts";
+import { lastError, openLibc, SOCK_CLOEXEC, SOCK_RAW } from "../../libc.ts";
 import { NFT_TABLE } from "./render.ts";
 
 /**
@@ -90,12 +89,7 @@ export type TableEventListener = (events: readonly TableEvent[]) => void;
  */
 export function openTableEvents(listener: TableEventListener): TableEventSource {
   const libc = openLibc();
-  const failure = (what: string): Error => {
-    const where = libc.__errno_location();
-    const errno = where === null ? -1 : read.i32(where);
-    const name = Object.entries(constants.errno).find(([, value]) => value === errno)?.[0] ?? `errno ${errno}`;
-    return new Error(`${what} failed: ${name}`);
-  };
+  const failure = (what: string): Error => new Error(`${what} failed: ${lastError(libc)}`);
   const fd = libc.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
   if (fd < 0) throw failure("socket(AF_NETLINK, NETLINK_NETFILTER)");
   const address = new Uint8Array(12); // sockaddr_nl: family, pad, pid 0 (the kernel picks), groups

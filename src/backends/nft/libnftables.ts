@@ -1,7 +1,6 @@
-import { CString, dlopen, FFIType, type Pointer, read } from "bun:ffi";
+import { CString, dlopen, FFIType, type Pointer } from "bun:ffi";
 import { closeSync, writeSync } from "node:fs";
-import { constants } from "node:os";
-import { openLibc, SOCK_CLOEXEC, SOCK_RAW, type Libc } from "../../libc.ts";
+import { lastError, openLibc, SOCK_CLOEXEC, SOCK_RAW, type Libc } from "../../libc.ts";
 import type { NftExecutor, NftResult, NftRunOptions } from "./executor.ts";
 
 /** The library the `nft` binary itself is built on (Debian's `libnftables1`, in the `nftables` package). */
@@ -66,8 +65,6 @@ export function loadLibnftables(
   }
 }
 
-const errnoName = (errno: number): string => Object.entries(constants.errno).find(([, value]) => value === errno)?.[0] ?? `errno ${errno}`;
-
 /**
  * Whether this process can open the netlink socket libnftables needs: socket(AF_NETLINK, SOCK_RAW,
  * NETLINK_NETFILTER), closed at once. libnftables 1.0.6 calls exit() from nft_ctx_new when that
@@ -80,9 +77,7 @@ export function probeNetlink(libc: Libc = openLibc()): string | undefined {
     libc.close(fd);
     return undefined;
   }
-  const where = libc.__errno_location();
-  const errno = where === null ? -1 : read.i32(where);
-  return `cannot open a netfilter netlink socket: ${errnoName(errno)}`;
+  return `cannot open a netfilter netlink socket: ${lastError(libc)}`;
 }
 
 /** A JS string from a C string the library owns; the library reuses that memory on its next call. */
