@@ -18,9 +18,7 @@ export interface SettingSources {
 /**
  * An allow file this long (about 37,000 lines) is parsed, sorted and rendered with the JIT's normal
  * tier-up policy: the reluctant one a one-shot command starts with (scripts/build.ts) leaves those
- * loops over every entry in the slower tiers. Measured (render, median of 11, CPU with the JIT's
- * threads): 100,000 mixed CIDRs 801 -> 717 ms of CPU and 509 -> 464 ms of wall time; 10,000 CIDRs
- * 148 -> 165 ms of CPU, wall time the same: below this size the reluctant policy stays.
+ * loops over every entry in the slower tiers. Below it, the reluctant one costs less (docs/performance.md).
  */
 export const LONG_ALLOW_FILE = 1024 * 1024;
 

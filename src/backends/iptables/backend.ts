@@ -41,9 +41,8 @@ export function renderIptablesBoth(policy: Policy): string {
 
 /**
  * At most this many allowed entries (addresses and CIDRs) per family: each is one rule, matched in
- * order by the first packet of every new connection. Measured with 5,000 IPv6 rules
- * (bench/iptables-vs-ipset.ts): a 14 ms load and ~33 µs per new connection for the last rule; at
- * 20,000, 120 µs. Beyond this the nft backend (sets matched by lookup) is the answer.
+ * order by the first packet of every new connection (the cost: docs/performance.md). Beyond this
+ * the nft backend (sets matched by lookup) is the answer.
  */
 export const IPTABLES_MAX_ENTRIES = 10_000;
 

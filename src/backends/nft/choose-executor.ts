@@ -11,10 +11,8 @@ export const LIBNFTABLES_ENV = "DOMAINWALL_LIBNFTABLES";
 
 /**
  * Scripts of this many characters or more go to the nft binary when it runs (a 100,000-element
- * allow set is about 5 MB). Measured with 100,000 CIDRs: nft's work costs about 12 % more CPU in
- * this process than in the single-threaded nft binary, since glibc's malloc takes its arena locks
- * once a process has threads (Bun always has); and the binary's memory is gone when it exits.
- * Below this, starting a process costs far more than the transaction itself.
+ * allow set is about 5 MB): nft's work costs more CPU in a threaded process, and the binary's memory
+ * is gone when it exits (docs/performance.md). Below this, starting a process costs more than the transaction.
  */
 export const BINARY_FROM_CHARS = 1 << 20;
 
