@@ -27,6 +27,8 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "10" },
     soak: { type: "string", default: "0" },
     "soak-rate": { type: "string", default: "500" },
+    // The slope is judged after this much of the soak: before it, the runtime is still warming up (JIT, caches).
+    "soak-warmup": { type: "string", default: "60" },
   },
 });
 const queries = Number(values.queries);
@@ -34,6 +36,7 @@ const rates = (values.rates ?? "").split(",").filter(Boolean).map(Number);
 const seconds = Number(values.seconds);
 const soakSeconds = Number(values.soak);
 const soakRate = Number(values["soak-rate"]);
+const soakWarmup = Number(values["soak-warmup"]);
 
 const CDN = { names: ["cdn.example", "a.w.example", "b.w.example"] };
 const HOSTS = "cdn.example,*.w.example";
@@ -231,6 +234,7 @@ try {
         endMiB: number;
         peakMiB: number;
         slopeMiBPerMinute: number;
+        warmupSeconds: number;
         perMinute: number[];
         result: RateResult;
       }
@@ -255,7 +259,8 @@ try {
       startMiB,
       endMiB,
       peakMiB: s.peak(),
-      slopeMiBPerMinute: slopePerMinute(s.samples),
+      slopeMiBPerMinute: slopePerMinute(s.samples.filter(([t]) => t >= Math.min(soakWarmup, soakSeconds / 2))),
+      warmupSeconds: Math.min(soakWarmup, soakSeconds / 2),
       perMinute,
       result,
     };
@@ -264,7 +269,7 @@ try {
     );
     console.log(`${result.sent} sent, ${result.lost} lost, ${result.late} late, p50 ${ms(result.p50)}, p99 ${ms(result.p99)}.`);
     console.log(
-      `RSS ${startMiB.toFixed(1)} MiB at start, ${perMinute.map((m, i) => `${m.toFixed(1)} at ${i + 1} min`).join(", ")}${perMinute.length > 0 ? ", " : ""}${endMiB.toFixed(1)} MiB at the end; peak ${soak.peakMiB.toFixed(1)} MiB; slope ${soak.slopeMiBPerMinute.toFixed(3)} MiB/min (${s.samples.length} samples, every 5 s).`,
+      `RSS ${startMiB.toFixed(1)} MiB at start, ${perMinute.map((m, i) => `${m.toFixed(1)} at ${i + 1} min`).join(", ")}${perMinute.length > 0 ? ", " : ""}${endMiB.toFixed(1)} MiB at the end; peak ${soak.peakMiB.toFixed(1)} MiB; slope ${soak.slopeMiBPerMinute.toFixed(3)} MiB/min after the first ${soak.warmupSeconds} s (${s.samples.length} samples, every 5 s).`,
     );
   }
   console.log(
