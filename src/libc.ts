@@ -19,6 +19,7 @@ const symbols = {
   prctl: { args: [FFIType.i32, FFIType.u64], returns: FFIType.i32 },
   fcntl: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
   execve: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+  signal: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.ptr },
   __errno_location: { args: [], returns: FFIType.ptr },
 } as const;
 
@@ -63,4 +64,15 @@ export function execKeeping(
   const envTable = table(vars);
   lib.execve(ptr(file), ptr(argTable), ptr(envTable));
   return lastError(lib);
+}
+
+/** SIG_IGN as a handler pointer. */
+const SIG_IGN = 1;
+
+/**
+ * Ignore `signal` in this process. An ignored signal stays ignored across execve, until the new
+ * image catches it (process.on); the signals that came meanwhile are discarded.
+ */
+export function ignoreSignal(signal: NodeJS.Signals, lib: Libc = openLibc()): void {
+  lib.signal(constants.signals[signal], SIG_IGN as never);
 }

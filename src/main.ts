@@ -3,12 +3,12 @@ import type { Backend } from "./backends/backend.ts";
 import { otherBackends, selectBackend } from "./backends/select.ts";
 import { loadConfig, readSettings } from "./cli/load.ts";
 import { configTextSources } from "./cli/config-text.ts";
-import { acceptedConfigPath } from "./proxy/supervisor.ts";
+import { ACCEPTED_CONFIG_FILE, acceptedConfigPath, catchEarly } from "./proxy/supervisor.ts";
 import { helpText } from "./cli/help.ts";
 import { parseCli } from "./cli/parse.ts";
 import { applyCommand } from "./commands/apply.ts";
 import { confirmCommand } from "./commands/confirm.ts";
-import type { Context } from "./commands/context.ts";
+import { watchStateFile, type Context } from "./commands/context.ts";
 import { removeCommand } from "./commands/remove.ts";
 import { checkCommand, renderCommand } from "./commands/render.ts";
 import { statusCommand } from "./commands/status.ts";
@@ -64,7 +64,7 @@ export async function main(world: World, runtime: Runtime): Promise<number> {
     if (invocation.kind === "usage") return (void world.writeStderr(`no command given\n\n${helpText()}\n`), EXIT.usage);
     const { command, flags } = invocation;
     // A DNS proxy worker starts from the last accepted --config text its supervisor keeps, never from a file a reload refused.
-    const accepted = acceptedConfigPath(world.env);
+    const accepted = command === "watch" ? acceptedConfigPath(world.env, watchStateFile(world.env, ACCEPTED_CONFIG_FILE)) : undefined;
     const starting = configTextSources(world, runtime, flags, accepted === undefined ? undefined : await readAccepted(world, accepted));
     const { settings } = await readSettings(starting.sources, command, flags);
     const logFormat = settings.get("log-format");
@@ -138,6 +138,7 @@ async function readAccepted(world: World, path: string): Promise<string> {
 }
 
 if (import.meta.main) {
+  catchEarly(process.env);
   const { realWorld } = await import("./world.ts");
   const { realRuntime } = await import("./runtime.ts");
   process.exit(await main(realWorld(), realRuntime()));

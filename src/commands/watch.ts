@@ -9,8 +9,6 @@ import { metricsHandler, type MetricsSource } from "../watch/metrics.ts";
 import { addressesByName } from "../watch/refresh.ts";
 import { stateWriteDue, WATCH_STATE_FILE, watchStateOf } from "../watch/state.ts";
 
-/** In the run directory: the last accepted --config text of a supervised `watch --dns-proxy`. */
-const ACCEPTED_CONFIG_FILE = "proxy-config.accepted";
 import { createWatcher, type Reconfiguration, type Watcher, type WatchSnapshot } from "../watch/watcher.ts";
 import type { Runtime } from "../runtime.ts";
 import type { World } from "../world.ts";
@@ -19,7 +17,7 @@ import { checkRunDir, watchStateFile, type Context } from "./context.ts";
 import { saveNames } from "./names.ts";
 import { preparePolicy } from "./prepare.ts";
 import { reloadOnChange, type Reloader } from "./reload.ts";
-import { ACCEPTED_CONFIG_ENV, acceptedConfigPath, inheritedSockets, selfCommand } from "../proxy/supervisor.ts";
+import { ACCEPTED_CONFIG_ENV, ACCEPTED_CONFIG_FILE, acceptedConfigPath, inheritedSockets, selfCommand } from "../proxy/supervisor.ts";
 import { dnsProxyMode, failsClosed } from "./watch/proxy-mode.ts";
 import { resolveMode } from "./watch/resolve-mode.ts";
 import { deniedReader } from "../backends/nft/denied.ts";
@@ -198,7 +196,7 @@ async function reloadConfigFile(
 ): Promise<Reloader> {
   const { world, log } = ctx;
   const text = ctx.configText ?? (await world.readFile(path).catch(() => undefined));
-  const keep = acceptedConfigPath(world.env);
+  const keep = acceptedConfigPath(world.env, watchStateFile(world.env, ACCEPTED_CONFIG_FILE));
   return reloadOnChange(ctx, path, config, text, { reconfigure }, (next, nextText) => {
     accepted(next);
     // The next worker starts from what this one accepted.

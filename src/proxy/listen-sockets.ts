@@ -96,21 +96,43 @@ export function openListenSockets(
 
 const F_SETFD = 2;
 
+const SO_TYPE = 3;
+const SO_ACCEPTCONN = 30;
+
+function getInt(libc: Libc, fd: number, level: number, name: number): number | undefined {
+  const value = new Int32Array(1);
+  const length = new Uint32Array([4]);
+  return libc.getsockopt(fd, level, name, ptr(value), ptr(length)) === 0 ? value[0] : undefined;
+}
+
+/** Whether `fd` is a socket of `type` bound to `hostname` and `port` (and listening, for TCP). */
+function isListenSocket(libc: Libc, fd: number, hostname: LoopbackAddress, type: number, port: number): boolean {
+  const address = new Uint8Array(28);
+  const length = new Uint32Array([28]);
+  if (libc.getsockname(fd, ptr(address), ptr(length)) !== 0) return false;
+  if (getInt(libc, fd, SOL_SOCKET, SO_TYPE) !== type) return false;
+  if (type === SOCK_STREAM && getInt(libc, fd, SOL_SOCKET, SO_ACCEPTCONN) !== 1) return false;
+  const expected = sockaddr(hostname, port);
+  // Family and port, then the address: 127.0.0.1 at bytes 4-7, ::1 at bytes 8-23.
+  const [from, to] = hostname === "::1" ? [8, 24] : [4, 8];
+  return [0, 1, 2, 3].every((i) => address[i] === expected[i]) && address.subarray(from, to).every((b, i) => b === expected[from + i]);
+}
+
 /**
- * Sockets this process was started with, held across an execve (supervisor.ts): each a socket bound
- * to `port`, or an error naming the descriptor. They are marked close-on-exec again.
+ * Sockets this process was started with, held across an execve (supervisor.ts): each must be the
+ * UDP or listening TCP socket bound to its loopback address and `port`, each descriptor once, else
+ * an error naming the descriptor. They are marked close-on-exec again.
  */
 export function adoptListenSockets(sockets: readonly ListenSockets[], port: number, libc: Libc = openLibc()): ListenSockets[] {
+  const seen = new Set<number>();
   for (const { hostname, udp, tcp } of sockets)
-    for (const fd of [udp, tcp]) {
-      const bound = (() => {
-        try {
-          return boundPort(libc, fd);
-        } catch {
-          return undefined;
-        }
-      })();
-      if (bound !== port) throw new Error(`descriptor ${fd} is not the ${hostname} socket on port ${port}`);
+    for (const [fd, type, name] of [
+      [udp, SOCK_DGRAM, "UDP"],
+      [tcp, SOCK_STREAM, "listening TCP"],
+    ] as const) {
+      if (seen.has(fd) || !isListenSocket(libc, fd, hostname, type, port))
+        throw new Error(`descriptor ${fd} is not the ${name} socket on ${hostname} port ${port}`);
+      seen.add(fd);
       libc.fcntl(fd, F_SETFD, 1);
     }
   return [...sockets];

@@ -6,6 +6,7 @@
  * meanwhile queries wait in the kernel's socket buffers and admitted elements stay in the kernel.
  * Killing the supervisor too closes the sockets: DNS then fails closed, as before.
  */
+import { existsSync, readFileSync } from "node:fs";
 import { describeError } from "./socket-errors.ts";
 import {
   adoptListenSockets,
@@ -17,7 +18,8 @@ import {
 } from "./listen-sockets.ts";
 import type { InheritedSockets } from "./server.ts";
 import { switchGroup } from "./identity.ts";
-import { execKeeping, openLibc } from "../libc.ts";
+import { execKeeping, ignoreSignal, openLibc } from "../libc.ts";
+import { VERSION } from "../version.ts";
 
 /** The worker's environment variable naming its inherited sockets (`127.0.0.1=3/4,::1=5/6`). */
 export const INHERITED_ENV = "DOMAINWALL_PROXY_SOCKETS";
@@ -28,6 +30,25 @@ export const INHERITED_ENV = "DOMAINWALL_PROXY_SOCKETS";
 const HELD_ENV = "DOMAINWALL_PROXY_HELD";
 /** Sent to the supervisor: start the binary again in this process (an upgrade), the sockets held across. */
 const UPGRADE_SIGNAL = "SIGUSR1";
+/**
+ * Across the upgrade's execve these are ignored until the new image catches them: another upgrade
+ * (coalesced), a worker's ready signal (no worker runs then), a reload (the new image starts from
+ * the accepted text). A stop is caught early instead (catchEarly).
+ */
+const IGNORED_ACROSS_EXEC: readonly NodeJS.Signals[] = ["SIGUSR1", "SIGUSR2", "SIGHUP"];
+const STOPS: readonly NodeJS.Signals[] = ["SIGTERM", "SIGINT"];
+/** The stops a supervisor started again in place got before supervise() caught them. */
+const early: NodeJS.Signals[] = [];
+const earlyHandlers = STOPS.map((signal) => [signal, () => void early.push(signal)] as const);
+
+/**
+ * In a supervisor started again in place, the first thing its entry does: catch SIGTERM and SIGINT
+ * until supervise() does, so that a stop sent while the new image starts is acted on, not fatal.
+ */
+export function catchEarly(env: Record<string, string | undefined>): void {
+  if (env[HELD_ENV] === undefined) return;
+  for (const [signal, handler] of earlyHandlers) process.on(signal, handler);
+}
 /** The worker's environment variable naming its supervisor's PID. */
 const SUPERVISOR_ENV = "DOMAINWALL_PROXY_SUPERVISOR";
 const PR_SET_PDEATHSIG = 1;
@@ -84,13 +105,16 @@ export const ACCEPTED_CONFIG_ENV = "DOMAINWALL_PROXY_CONFIG";
 
 /**
  * In a worker, or a supervisor started again in place: the file of the last accepted `--config`
- * text; undefined in any other process.
+ * text, when the environment names `expected` (the run directory's ACCEPTED_CONFIG_FILE) and no
+ * other; undefined in any other process.
  */
-export function acceptedConfigPath(env: Record<string, string | undefined>): string | undefined {
-  const path = env[ACCEPTED_CONFIG_ENV];
+export function acceptedConfigPath(env: Record<string, string | undefined>, expected: string): string | undefined {
   const supervised = supervisorPid(env) !== undefined || env[HELD_ENV] !== undefined;
-  return supervised && path !== undefined && path !== "" ? path : undefined;
+  return supervised && env[ACCEPTED_CONFIG_ENV] === expected ? expected : undefined;
 }
+
+/** In the run directory: the last accepted --config text of a supervised `watch --dns-proxy`. */
+export const ACCEPTED_CONFIG_FILE = "proxy-config.accepted";
 
 /** In a supervisor started again in place: the sockets it holds; undefined otherwise; throws when malformed. */
 function heldSockets(env: Record<string, string | undefined>): InheritedSockets[] | undefined {
@@ -121,7 +145,24 @@ export function notifyReady(env: Record<string, string | undefined>): void {
 /** This program's command line, to start it again as the worker (compiled: the program is embedded, argv[1] names it). */
 export function selfCommand(): string[] {
   const compiled = import.meta.path.startsWith("/$bunfs/");
-  return [process.execPath, ...(compiled ? [] : [process.argv[1] ?? ""]), ...process.argv.slice(2)];
+  return compiled ? [invokedPath(), ...process.argv.slice(2)] : [process.execPath, process.argv[1] ?? "", ...process.argv.slice(2)];
+}
+
+/**
+ * The path this binary was started by, as given (through PATH when it names no directory), not
+ * process.execPath, which resolves symlinks: an upgrade that switches a symlink to a new version
+ * starts the new one.
+ */
+function invokedPath(): string {
+  try {
+    const first = readFileSync("/proc/self/cmdline", "utf8").split("\0")[0] ?? "";
+    if (first === "") return process.execPath;
+    if (first.includes("/")) return first;
+    for (const dir of (process.env.PATH ?? "").split(":")) if (dir !== "" && existsSync(`${dir}/${first}`)) return `${dir}/${first}`;
+  } catch {
+    // no /proc: the resolved path
+  }
+  return process.execPath;
 }
 
 const exitCodeOf = (child: Bun.Subprocess): number => child.exitCode ?? 128 + (child.signalCode === "SIGKILL" ? 9 : 15);
@@ -146,6 +187,7 @@ export async function supervise(options: SuperviseOptions): Promise<number> {
       ? openListenSockets(["127.0.0.1", "::1"], options.port)
       : { port: options.port, sockets: adoptListenSockets(held, options.port) };
   const { [HELD_ENV]: _held, ...own } = options.env;
+  delete process.env[HELD_ENV];
   const env = { ...own, [INHERITED_ENV]: renderInherited(inheritedLayout(sockets)), [SUPERVISOR_ENV]: String(process.pid) };
   const descriptors = sockets.flatMap((s) => [s.udp, s.tcp]);
   let worker: Bun.Subprocess | undefined;
@@ -157,26 +199,38 @@ export async function supervise(options: SuperviseOptions): Promise<number> {
     if (signal !== "SIGHUP") stopping = signal;
     worker?.kill(signal);
   };
+  /** An upgrade asked for (SIGUSR1): done once the running worker is ready, so repeated signals coalesce into one. */
   let upgrade = false;
   const onUpgrade = () => {
     if (stopping !== undefined) return;
     upgrade = true;
-    worker?.kill("SIGTERM");
+    if (ready) worker?.kill("SIGTERM");
   };
   const handlers = [
     ...(["SIGTERM", "SIGINT", "SIGHUP"] as const).map((signal) => [signal, pass(signal)] as const),
     [UPGRADE_SIGNAL, onUpgrade] as const,
   ];
   for (const [signal, handler] of handlers) process.on(signal, handler);
-  const onReady = () => void (ready = everReady = true);
+  const onReady = () => {
+    ready = everReady = true;
+    if (upgrade) worker?.kill("SIGTERM");
+  };
   const stopWith = async (signal: NodeJS.Signals, code: number) => {
     await options.stopped?.(signal);
     return code;
   };
   process.on(READY_SIGNAL, onReady);
+  for (const [signal, handler] of earlyHandlers) process.off(signal, handler);
+  if (held !== undefined) {
+    (options.info ?? options.warn)(
+      `domainwall ${VERSION} started again in place (pid ${process.pid}), holding the DNS proxy's sockets (port ${port})`,
+    );
+    for (const signal of early.splice(0)) pass(signal)();
+  }
   try {
     let delay = 0;
     for (;;) {
+      if (stopping !== undefined) return await stopWith(stopping, 0);
       const started = performance.now();
       ready = false;
       worker = Bun.spawn([...options.command], {
@@ -228,11 +282,15 @@ function startAgainInPlace(options: SuperviseOptions, env: Record<string, string
   (options.info ?? options.warn)(
     `${UPGRADE_SIGNAL}: starting domainwall again in place (pid ${process.pid}) from ${path}; the DNS proxy's sockets (port ${port}) stay open, queries wait meanwhile`,
   );
+  for (const signal of IGNORED_ACROSS_EXEC) ignoreSignal(signal);
   try {
     if (!keepAcrossExec(fds)) throw new Error("cannot keep the sockets open across it");
     const failed = execKeeping(path, options.command, { ...env, [HELD_ENV]: renderInherited(sockets) });
     throw new Error(`execve: ${failed}`);
   } catch (error) {
+    // Caught again: each listener registered anew installs the runtime's handler again.
+    for (const signal of IGNORED_ACROSS_EXEC)
+      for (const listener of process.listeners(signal) as (() => void)[]) process.off(signal, listener).on(signal, listener);
     adoptListenSockets(sockets, port);
     options.warn(
       `${UPGRADE_SIGNAL}: cannot start ${path} again in place: ${describeError(error)}; a new worker of this process answers instead`,

@@ -89,7 +89,7 @@ test("a row with a wrong variable, key, command list or option is caught", () =>
 });
 
 /** Flags of other tools that the docs name in code of their own (`--test` of iptables-restore). */
-const OTHER_TOOLS = new Set(["dport", "test", "check", "noflush", "counters", "service-cluster-ip-range"]);
+const OTHER_TOOLS = new Set(["dport", "test", "check", "noflush", "counters", "service-cluster-ip-range", "kill-who"]);
 
 /** Words after "domainwall" in domainwall's own output, quoted in the docs: the iptables policy mark, status's "domainwall has no rules here". */
 const OUTPUT_WORDS = new Set(["policy", "has"]);
