@@ -30,9 +30,9 @@ const USAGE_EXIT = 2;
 
 /**
  * JavaScriptCore options in the worker's environment (read when it starts), so that a flood's
- * garbage does not grow its heap: by default the heap may reach 32 MiB before its first full
- * collection and then 4 times what lived through the last one (machines with 16 GB or more).
- * Here it collects past 1.5 times that, from 2 MiB on. The FTL tier is off: its compiler's code and
+ * garbage does not grow its heap: by default (Bun 1.4.5) the heap may reach 8 MiB before its first
+ * collection and then 2 to 3 times what lived through the last one (3 on machines with 16 GB or
+ * more). Here it collects past 1.5 times that, from 2 MiB on. The FTL tier is off: its compiler's code and
  * memory cost some 4 MiB, and the proxy's work is mostly in native code (docs/dns-proxy.md, limits).
  * A value already in the environment is kept.
  */
