@@ -24,6 +24,8 @@ interface Client<T> {
   inFlight: number;
   /** In the round-robin ring: something waiting and a slot of its own free. */
   ready: boolean;
+  /** Its bucket in `byWeight`: waiting + in flight while something waits, else 0 (in none). */
+  weight: number;
 }
 
 export interface FairQueue<T> {
@@ -44,26 +46,42 @@ export interface FairQueue<T> {
 }
 
 export function createFairQueue<T>(limits: FairQueueLimits, dropped: (item: T) => void): FairQueue<T> {
+  /** Exactly the clients with something waiting or in flight: a flood from many source ports leaves none behind. */
   const clients = new Map<string, Client<T>>();
-  /** Clients in turn; a client is in it exactly when `ready`. */
-  let ring: Client<T>[] = [];
-  let ringHead = 0;
+  /** Clients in turn, in order; a client is in it exactly when `ready`. */
+  const ring = new Set<Client<T>>();
+  /** Clients with something waiting, by weight, each in the order it got that weight: the overflow's victim is found without a scan. */
+  const byWeight: Set<Client<T>>[] = [];
   let inFlight = 0;
   let queued = 0;
 
-  const makeReady = (c: Client<T>) => {
-    if (!c.ready && c.waiting.length > 0 && c.inFlight < limits.maxInFlightPerClient) {
-      c.ready = true;
-      ring.push(c);
-    }
+  /** Puts the client in the ring or takes it out, after a change of its queue or its slots. */
+  const turn = (c: Client<T>) => {
+    const ready = c.waiting.length > 0 && c.inFlight < limits.maxInFlightPerClient;
+    if (ready === c.ready) return;
+    c.ready = ready;
+    if (ready) ring.add(c);
+    else ring.delete(c);
   };
-  const release = (c: Client<T>) => {
-    if (c.waiting.length === 0 && c.inFlight === 0 && !c.ready) clients.delete(c.key);
+  /** Moves the client to the bucket of its weight now. */
+  const reweigh = (c: Client<T>) => {
+    const weight = c.waiting.length > 0 ? c.waiting.length + c.inFlight : 0;
+    if (weight === c.weight) return;
+    if (c.weight > 0) byWeight[c.weight]?.delete(c);
+    if (weight > 0) (byWeight[weight] ??= new Set()).add(c);
+    c.weight = weight;
+  };
+  /** After any change of a client: its turn, its weight, and whether it is remembered at all. */
+  const changed = (c: Client<T>) => {
+    turn(c);
+    reweigh(c);
+    if (c.waiting.length === 0 && c.inFlight === 0) clients.delete(c.key);
   };
   const dropOldest = (c: Client<T>) => {
     const item = c.waiting.shift();
     if (item === undefined) return;
     queued--;
+    changed(c);
     dropped(item);
   };
 
@@ -73,46 +91,43 @@ export function createFairQueue<T>(limits: FairQueueLimits, dropped: (item: T) =
    * thousands of source ports cannot push out a newcomer's only one.
    */
   const heaviest = (newcomer: Client<T>): Client<T> => {
-    let chosen = newcomer;
-    let weight = newcomer.waiting.length + newcomer.inFlight;
-    for (const other of clients.values()) {
-      const w = other.waiting.length + other.inFlight;
-      if (other.waiting.length > 0 && (w > weight || (w === weight && chosen === newcomer))) [chosen, weight] = [other, w];
+    for (let weight = byWeight.length - 1; weight > 0; weight--) {
+      const bucket = byWeight[weight];
+      if (bucket === undefined || bucket.size === 0) continue;
+      for (const c of bucket) if (c !== newcomer) return c;
+      return newcomer;
     }
-    return chosen;
+    return newcomer;
   };
 
   return {
     push(key, item) {
       let c = clients.get(key);
       if (c === undefined) {
-        c = { key, waiting: [], inFlight: 0, ready: false };
+        c = { key, waiting: [], inFlight: 0, ready: false, weight: 0 };
         clients.set(key, c);
       }
       c.waiting.push(item);
       queued++;
+      changed(c);
       if (c.waiting.length > limits.maxQueuedPerClient) dropOldest(c);
       if (queued > limits.maxQueued) dropOldest(heaviest(c));
-      makeReady(c);
     },
     full(key) {
       const c = clients.get(key);
       return c !== undefined && c.inFlight >= limits.maxInFlightPerClient && c.waiting.length >= limits.maxQueuedPerClient;
     },
     take() {
-      while (inFlight < limits.maxInFlight && ringHead < ring.length) {
-        const c = ring[ringHead++] as Client<T>;
-        c.ready = false;
-        if (ringHead > 1024 && ringHead * 2 > ring.length) [ring, ringHead] = [ring.slice(ringHead), 0];
-        const item = c.waiting.shift();
-        if (item === undefined) {
-          release(c);
-          continue;
-        }
+      if (inFlight >= limits.maxInFlight) return undefined;
+      for (const c of ring) {
+        const item = c.waiting.shift() as T; // in the ring: something waits
         queued--;
         c.inFlight++;
         inFlight++;
-        makeReady(c);
+        // To the ring's end: the others' next queries come first.
+        ring.delete(c);
+        c.ready = false;
+        changed(c);
         return { client: c.key, item };
       }
       return undefined;
@@ -122,14 +137,12 @@ export function createFairQueue<T>(limits: FairQueueLimits, dropped: (item: T) =
       if (c === undefined || c.inFlight === 0) return;
       c.inFlight--;
       inFlight--;
-      makeReady(c);
-      release(c);
+      changed(c);
     },
     forget(key) {
       const c = clients.get(key);
       if (c === undefined) return;
       while (c.waiting.length > 0) dropOldest(c);
-      release(c);
     },
     get inFlight() {
       return inFlight;

@@ -61,7 +61,7 @@ export interface ProxyLimits {
 export const DEFAULT_LIMITS: ProxyLimits = {
   upstreamTimeoutMs: 1500,
   attempts: 2,
-  maxInFlight: 1024,
+  maxInFlight: 256,
   maxInFlightPerClient: 32,
   maxQueuedPerClient: 64,
   maxQueued: 4096,

@@ -107,4 +107,18 @@ describe("fair queue", () => {
     expect(q.queued).toBe(0);
     expect(q.clients).toBe(0);
   });
+
+  test("a flood from 10,000 source ports while every slot is taken: only the clients with something queued or in flight are remembered", () => {
+    const { q, dropped } = queue({ maxInFlight: 4, maxInFlightPerClient: 4, maxQueuedPerClient: 64, maxQueued: 64 });
+    for (let i = 0; i < 4; i++) q.push("busy", `b${i}`);
+    for (let i = 0; i < 4; i++) q.take();
+    for (let port = 0; port < 10_000; port++) q.push(`flood:${port}`, `f${port}`);
+    expect(dropped).toHaveLength(10_000 - 64);
+    expect(dropped.slice(0, 2)).toEqual(["f0", "f1"]);
+    expect(q.queued).toBe(64);
+    expect(q.clients).toBe(64 + 1);
+    q.done("busy");
+    // The next taken is the oldest query still waiting: the ring kept no dropped client.
+    expect(q.take()?.item).toBe(`f${10_000 - 64}`);
+  });
 });
