@@ -73,17 +73,15 @@ function readQuestion(bytes: Uint8Array): Question | undefined {
     const end = offset + length;
     if (wire > 255 || end > bytes.length) return undefined;
     if (labels++ > 0) name += ".";
-    // A run of plain bytes at once: a label is almost always nothing else.
-    let run = offset;
+    // Index and one character at a time: faster here than an iterator or a subarray per label.
     for (let at = offset; at < end; at++) {
       const c = bytes[at] as number;
-      if (isPlain(c)) continue;
-      plain = false;
-      if (at > run) name += latin1(bytes, run, at);
-      name += c === 46 || c === 92 ? `\\${String.fromCharCode(c)}` : `\\${String(c).padStart(3, "0")}`;
-      run = at + 1;
+      if (isPlain(c)) name += String.fromCharCode(c);
+      else {
+        plain = false;
+        name += c === 46 || c === 92 ? `\\${String.fromCharCode(c)}` : `\\${String(c).padStart(3, "0")}`;
+      }
     }
-    if (end > run) name += latin1(bytes, run, end);
     offset = end;
   }
   if (offset + 4 > bytes.length) return undefined;
@@ -95,10 +93,6 @@ function readQuestion(bytes: Uint8Array): Question | undefined {
     bytes: bytes.slice(12, offset + 4),
   };
 }
-
-/** Bytes `from`..`to` as text, one character per byte (the caller checked they are plain ASCII). */
-const latin1 = (bytes: Uint8Array, from: number, to: number): string =>
-  String.fromCharCode.apply(null, bytes.subarray(from, to) as unknown as number[]);
 
 /** A client's query that passed every check. */
 export interface Query extends Question {
