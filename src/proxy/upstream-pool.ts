@@ -102,12 +102,16 @@ export function createUpstreamPool(options: PoolOptions): UpstreamPool {
   let unmatched = 0;
   let closed = false;
 
-  const closeSlot = (slot: Slot) => {
+  /** `at once`: now, else after the reply this turn is sending (closing costs syscalls). */
+  const closeSlot = (slot: Slot, atOnce = false) => {
     if (slot.closed) return;
     slot.closed = true;
     clearTimeout(slot.timer);
     draining.delete(slot);
-    slot.socket?.close();
+    const socket = slot.socket;
+    if (socket === undefined) return;
+    if (atOnce) socket.close();
+    else setImmediate(() => socket.close());
   };
 
   const retire = (slot: Slot) => {
@@ -120,7 +124,8 @@ export function createUpstreamPool(options: PoolOptions): UpstreamPool {
     else draining.add(slot);
   };
 
-  const open = (upstream: Upstream, group: Group): Slot => {
+  /** `later`: the socket is opened on the next turn, after the query that asked for it went out on another. */
+  const open = (upstream: Upstream, group: Group, later: boolean): Slot => {
     const pending = new Map<number, Pending>();
     let resolveReady!: (slot: Slot | undefined) => void;
     const slot: Slot = {
@@ -157,20 +162,23 @@ export function createUpstreamPool(options: PoolOptions): UpstreamPool {
         for (const waiting of pending.values()) waiting.lastError = message;
       },
     };
-    options.open(upstream, events).then(
-      (socket) => {
+    const failed = () => {
+      slot.closed = true;
+      retire(slot);
+      resolveReady(undefined);
+    };
+    const start = () => {
+      if (closed) return failed();
+      options.open(upstream, events).then((socket) => {
         slot.socket = socket;
         if (closed || slot.retired) {
-          if (slot.pending.size === 0) closeSlot(slot);
+          if (slot.pending.size === 0) closeSlot(slot, true);
         } else slot.timer = setTimeout(() => retire(slot), limits.lifetimeMs);
         resolveReady(slot.closed ? undefined : slot);
-      },
-      () => {
-        slot.closed = true;
-        retire(slot);
-        resolveReady(undefined);
-      },
-    );
+      }, failed);
+    };
+    if (later) setImmediate(start);
+    else start();
     return slot;
   };
 
@@ -192,7 +200,7 @@ export function createUpstreamPool(options: PoolOptions): UpstreamPool {
     }
     // One more socket per query at most, so a burst does not open the whole pool at once on its path.
     if (group.live.length < limits.sockets) {
-      const added = open(upstream, group);
+      const added = open(upstream, group, ready.length > 0);
       opening ??= added;
     }
     if (ready.length > 0) return ready[random() % ready.length];
@@ -203,8 +211,6 @@ export function createUpstreamPool(options: PoolOptions): UpstreamPool {
     let id = random() & 0xffff;
     // Another draw for an id in flight; after a few, the next free one (the socket has fewer than 65,536 in flight).
     for (let draws = 1; slot.pending.has(id); draws++) id = draws < 8 ? random() & 0xffff : (id + 1) & 0xffff;
-    slot.uses++;
-    if (slot.uses >= limits.usesPerSocket) retire(slot);
     return new Promise((resolve) => {
       const timer = setTimeout(
         () => finish({ ok: false, error: `no answer in ${timeoutMs} ms${waiting.lastError ? ` (${waiting.lastError})` : ""}` }),
@@ -219,6 +225,8 @@ export function createUpstreamPool(options: PoolOptions): UpstreamPool {
       };
       const waiting: Pending = { query, lastError: "", finish };
       slot.pending.set(id, waiting);
+      // Retired only now that this query is in flight on it: closed after its answer, not before.
+      if (++slot.uses >= limits.usesPerSocket) retire(slot);
       const packet = encodeUpstreamQuery(query, id);
       // A send may fail once with an error left on the socket by an earlier datagram's ICMP reply: try again.
       for (let attempt = 0; attempt < 2; attempt++) {
@@ -259,8 +267,8 @@ export function createUpstreamPool(options: PoolOptions): UpstreamPool {
       groups.clear();
       for (const slot of slots) {
         slot.retired = true;
+        closeSlot(slot, true);
         for (const waiting of [...slot.pending.values()]) waiting.finish({ ok: false, error: "the DNS proxy stopped" });
-        closeSlot(slot);
       }
     },
   };

@@ -49,6 +49,7 @@ function fakePool(limits: Partial<PoolLimits> = {}, options: { random?: () => nu
     sockets.push(socket);
     return Promise.resolve({
       send: (packet) => {
+        if (socket.closed) throw new Error("send on a closed socket");
         socket.sent.push(packet);
         return true;
       },
@@ -78,8 +79,8 @@ function fakePool(limits: Partial<PoolLimits> = {}, options: { random?: () => nu
   };
 }
 
-/** Lets the pool's promises (socket opened, query sent) run. */
-const settle = () => Bun.sleep(0);
+/** Lets the pool's promises and deferred work (a socket opened or closed after the query's turn) run. */
+const settle = () => new Promise<void>((resolve) => setImmediate(() => setImmediate(resolve)));
 
 /** The one socket that sent something, and its last packet. */
 function lastSent(sockets: readonly FakeSocket[]): { socket: FakeSocket; packet: Uint8Array } {
@@ -186,10 +187,27 @@ describe("createUpstreamPool", () => {
     expect(old.closed).toBe(false);
     old.events.data(answerTo(old.sent[1] as Uint8Array), false);
     await second;
+    await settle();
     expect(old.closed).toBe(true);
     expect(pool.stats()).toMatchObject({ open: 1, draining: 0 });
     young.events.data(answerTo(young.sent[0] as Uint8Array), false);
     expect((await third).ok).toBe(true);
+    pool.close();
+  });
+
+  test("the query that uses a socket up is answered on it: the socket closes after that answer, not before", async () => {
+    const { pool, sockets } = fakePool({ sockets: 1, usesPerSocket: 2 });
+    for (const name of ["a", "b", "c", "d"]) {
+      const pending = pool.exchange(queryOf(`${name}.example.com`), UPSTREAM, "udp", 1000);
+      await settle();
+      const { socket, packet } = lastSent(sockets.filter((s) => !s.closed));
+      socket.sent.length = 0;
+      expect(socket.closed).toBe(false);
+      socket.events.data(answerTo(packet), false);
+      expect(addresses(await pending)).toEqual(["203.0.113.7"]);
+    }
+    await settle();
+    expect(sockets.map((s) => s.closed)).toEqual([true, true]);
     pool.close();
   });
 
@@ -219,6 +237,20 @@ describe("createUpstreamPool", () => {
       expect((await pending).ok).toBe(true);
     }
     expect(pool.stats()).toMatchObject({ open: 3, opened: 3, fresh: 0 });
+    pool.close();
+  });
+
+  test("a socket is opened off the query's path: a query with a socket ready goes out first, the new socket opens after", async () => {
+    const { pool, sockets } = fakePool({ sockets: 2 });
+    void pool.exchange(queryOf("a.example.com"), UPSTREAM, "udp", 1000);
+    await settle();
+    expect(sockets.length).toBe(1);
+    void pool.exchange(queryOf("b.example.com"), UPSTREAM, "udp", 1000);
+    // Sent at once on the socket there is; the second socket is not opened yet.
+    expect((sockets[0] as FakeSocket).sent.length).toBe(2);
+    expect(sockets.length).toBe(1);
+    await settle();
+    expect(sockets.length).toBe(2);
     pool.close();
   });
 
