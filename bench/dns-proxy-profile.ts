@@ -81,6 +81,8 @@ try {
   await perf.exited;
   const seconds = Number(values.seconds) + 1.1;
   const answered = (await forwarded()) - forwardedBefore;
+  const rss = readFileSync(`/proc/${worker}/status`, "utf8").match(/VmHWM:\s+(\d+) kB/)?.[1];
+  console.log(`worker peak RSS (VmHWM): ${(Number(rss) / 1024).toFixed(1)} MiB`);
   console.log(
     `worker CPU per forwarded query: ${((((after.user - before.user + after.system - before.system) / 100) * 1e6) / answered).toFixed(1)} µs (user ${((((after.user - before.user) / 100) * 1e6) / answered).toFixed(1)} µs) over ${answered} queries`,
   );
