@@ -137,8 +137,7 @@ export async function startDnsProxy(options: ProxyOptions): Promise<DnsProxy> {
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const now = options.now ?? (() => performance.now());
   const stats = createStats(limits.maxRefusedNames);
-  // Opens no socket until its first query: unused when `options.exchange` replaces it.
-  const pool = createUpstreamPool({ open: openUdpSocket, fresh: freshExchange });
+  const pool = createUpstreamPool({ open: openUdpSocket, fresh: freshExchange }); // no socket before its first query
   const handle = createHandler({
     match: options.match,
     admit: options.admit,
@@ -393,12 +392,9 @@ export async function startDnsProxy(options: ProxyOptions): Promise<DnsProxy> {
     }
   }
   const { port, close } = bound;
-  return {
-    port,
-    stats: () => stats.snapshot(),
-    stop() {
-      close();
-      pool.close();
-    },
+  const stop = () => {
+    close();
+    pool.close();
   };
+  return { port, stats: () => stats.snapshot(), stop };
 }
