@@ -61,7 +61,8 @@ const isPlain = (c: number) => (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (
 
 /** The one question at offset 12; undefined if it is cut short, compressed or longer than 255 bytes. */
 function readQuestion(bytes: Uint8Array): Question | undefined {
-  const labels: string[] = [];
+  let name = "";
+  let labels = 0;
   let plain = true;
   let offset = 12;
   for (let wire = 1; ; ) {
@@ -69,27 +70,27 @@ function readQuestion(bytes: Uint8Array): Question | undefined {
     if (length === undefined || length > 63) return undefined;
     if (length === 0) break;
     wire += length + 1;
-    if (wire > 255 || offset + length > bytes.length) return undefined;
-    let label = "";
-    for (const c of bytes.subarray(offset, offset + length)) {
-      if (isPlain(c)) label += String.fromCharCode(c);
+    const end = offset + length;
+    if (wire > 255 || end > bytes.length) return undefined;
+    if (labels++ > 0) name += ".";
+    // Index and one character at a time: faster here than an iterator or a subarray per label.
+    for (let at = offset; at < end; at++) {
+      const c = bytes[at] as number;
+      if (isPlain(c)) name += String.fromCharCode(c);
       else {
         plain = false;
-        label += c === 46 || c === 92 ? `\\${String.fromCharCode(c)}` : `\\${String(c).padStart(3, "0")}`;
+        name += c === 46 || c === 92 ? `\\${String.fromCharCode(c)}` : `\\${String(c).padStart(3, "0")}`;
       }
     }
-    labels.push(label);
-    offset += length;
+    offset = end;
   }
   if (offset + 4 > bytes.length) return undefined;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const name = labels.length === 0 ? "." : labels.join(".");
   return {
-    name,
-    plain: plain && labels.length > 0,
-    type: view.getUint16(offset),
-    class: view.getUint16(offset + 2),
-    bytes: new Uint8Array(bytes.subarray(12, offset + 4)),
+    name: labels === 0 ? "." : name,
+    plain: plain && labels > 0,
+    type: u16(bytes, offset),
+    class: u16(bytes, offset + 2),
+    bytes: bytes.slice(12, offset + 4),
   };
 }
 
@@ -127,11 +128,14 @@ export function readQuery(bytes: Uint8Array): QueryCheck {
   if (u16(bytes, 6) !== 0 || u16(bytes, 8) !== 0) return formerr("answer or authority records in a query");
   const question = readQuestion(bytes);
   if (question === undefined) return formerr("unreadable question");
-  let additionals: readonly Answer[];
-  try {
-    additionals = decode(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).additionals ?? [];
-  } catch (error) {
-    return formerr(`malformed: ${error instanceof Error ? error.message : String(error)}`);
+  let additionals: readonly Answer[] = [];
+  // Most queries carry no additional record: nothing left to decode.
+  if (u16(bytes, 10) !== 0) {
+    try {
+      additionals = decode(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).additionals ?? [];
+    } catch (error) {
+      return formerr(`malformed: ${error instanceof Error ? error.message : String(error)}`);
+    }
   }
   if (additionals.length > 1 || additionals.some((record) => record.type !== "OPT"))
     return formerr("additional records other than one OPT");
@@ -213,9 +217,12 @@ export function encodeReply(
  */
 export function encodeUpstreamQuery(query: Query, id: number): Uint8Array {
   const opt = query.opt;
-  const optBytes =
-    opt === undefined ? new Uint8Array() : encodeOpt(opt.udpPayloadSize >= UDP_PAYLOAD ? UDP_PAYLOAD : 512, 0, opt.flags & DO, []);
-  return Uint8Array.from([...header(id, query.flags & (RD | CD | AD), 1, opt === undefined ? 0 : 1), ...query.bytes, ...optBytes]);
+  const optBytes = opt === undefined ? undefined : encodeOpt(opt.udpPayloadSize >= UDP_PAYLOAD ? UDP_PAYLOAD : 512, 0, opt.flags & DO, []);
+  const out = new Uint8Array(12 + query.bytes.length + (optBytes?.length ?? 0));
+  out.set(header(id, query.flags & (RD | CD | AD), 1, optBytes === undefined ? 0 : 1));
+  out.set(query.bytes, 12);
+  if (optBytes !== undefined) out.set(optBytes, 12 + query.bytes.length);
+  return out;
 }
 
 /** `bytes` with another message id: an upstream answer handed back to the client under its own id. */

@@ -18,7 +18,8 @@ import { createHandler, type Admission, type ProxyLog } from "./handler.ts";
 import { MAX_QUERY_BYTES } from "./message.ts";
 import type { NameMatcher } from "./match.ts";
 import { createStats, rateLimiter, type ProxyStats } from "./stats.ts";
-import { exchange as realExchange, type ExchangeFn, type Transport, type Upstream } from "./upstream.ts";
+import { exchange as freshExchange, openUdpSocket, type ExchangeFn, type Transport, type Upstream } from "./upstream.ts";
+import { createUpstreamPool } from "./upstream-pool.ts";
 import { describeError, errorOf, isClientGone } from "./socket-errors.ts";
 import { createFairQueue } from "./fair-queue.ts";
 import { evictable } from "./eviction.ts";
@@ -62,8 +63,8 @@ export const DEFAULT_LIMITS: ProxyLimits = {
   upstreamTimeoutMs: 1500,
   attempts: 2,
   maxInFlight: 256,
-  maxInFlightPerClient: 32,
-  maxQueuedPerClient: 64,
+  maxInFlightPerClient: 128,
+  maxQueuedPerClient: 256,
   maxQueued: 4096,
   maxPerConnection: 16,
   maxTcpConnections: 64,
@@ -136,10 +137,11 @@ export async function startDnsProxy(options: ProxyOptions): Promise<DnsProxy> {
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const now = options.now ?? (() => performance.now());
   const stats = createStats(limits.maxRefusedNames);
+  const pool = createUpstreamPool({ open: openUdpSocket, fresh: freshExchange }); // no socket before its first query
   const handle = createHandler({
     match: options.match,
     admit: options.admit,
-    exchange: options.exchange ?? realExchange,
+    exchange: options.exchange ?? pool.exchange,
     upstreams: options.upstreams,
     timeoutMs: limits.upstreamTimeoutMs,
     attempts: limits.attempts,
@@ -390,5 +392,9 @@ export async function startDnsProxy(options: ProxyOptions): Promise<DnsProxy> {
     }
   }
   const { port, close } = bound;
-  return { port, stats: () => stats.snapshot(), stop: close };
+  const stop = () => {
+    close();
+    pool.close();
+  };
+  return { port, stats: () => stats.snapshot(), stop };
 }

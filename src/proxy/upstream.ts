@@ -1,6 +1,7 @@
 /**
  * One exchange with an upstream resolver: the query under a fresh random id, from a fresh socket
- * (so a random source port too), the first answer that matches the query, or an error.
+ * (so a random source port too), the first answer that matches the query, or an error. The proxy
+ * sends UDP through a pool of such sockets (upstream-pool.ts); `openUdpSocket` opens them.
  */
 import { describeError, errorOf } from "./socket-errors.ts";
 import { encodeUpstreamQuery, readAnswer, type AnswerCheck, type Query } from "./message.ts";
@@ -19,6 +20,41 @@ export type Exchange =
 
 /** Sends `query` to `upstream` over `transport` (`exchange` is the seam tests and the benchmark may replace). */
 export type ExchangeFn = (query: Query, upstream: Upstream, transport: Transport, timeoutMs: number) => Promise<Exchange>;
+
+/** A UDP socket connected to one upstream (see upstream-pool.ts). */
+export interface PooledSocket {
+  /** Sends one datagram to the upstream; false or a throw: the kernel did not take it. */
+  send(packet: Uint8Array): boolean;
+  close(): void;
+}
+
+export interface SocketEvents {
+  /** A datagram (from the upstream: the socket is connected); `truncated`: cut short by the receive buffer. */
+  data(bytes: Uint8Array, truncated: boolean): void;
+  /** An error on the socket, one line (an ICMP port unreachable from the upstream shows as ECONNREFUSED). */
+  error(message: string): void;
+}
+
+/** Opens a UDP socket connected to `upstream`, on a source port the kernel picks at random. */
+export type OpenSocket = (upstream: Upstream, events: SocketEvents) => Promise<PooledSocket>;
+
+export const openUdpSocket: OpenSocket = async (upstream, events) => {
+  const socket = await Bun.udpSocket({
+    hostname: upstream.address.includes(":") ? "::" : "0.0.0.0",
+    // A connected socket: the kernel passes only datagrams from the upstream's address and port.
+    connect: { hostname: upstream.address, port: upstream.port },
+    socket: {
+      data(_socket, data, _port, _address, flags) {
+        events.data(data, flags.truncated);
+      },
+      // Bun passes the error alone here (not `(socket, error)`).
+      error(...args: unknown[]) {
+        events.error(describeError(errorOf(args)));
+      },
+    },
+  });
+  return { send: (packet) => socket.send(packet), close: () => socket.close() };
+};
 
 const randomId = (): number => crypto.getRandomValues(new Uint16Array(1))[0] ?? 0;
 

@@ -21,34 +21,53 @@ for (const end = performance.now() + Number(watchMs); performance.now() < end; )
   }
   await Bun.sleep(1);
 }
+/** Longer than the proxy keeps an idle upstream socket (DEFAULT_POOL_LIMITS.lifetimeMs). */
+const FREE_WITHIN_MS = 20_000;
+/** Whether `port` can be bound (Bun throws EADDRINUSE at once, not through the promise). */
+async function isFree(port: number): Promise<boolean> {
+  try {
+    (await Bun.udpSocket({ hostname: "0.0.0.0", port })).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
 let answered = 0;
 let tried = 0;
 for (const port of [...ports].slice(0, 10)) {
   tried++;
+  // The proxy keeps an upstream socket for a while (a pool, src/proxy/upstream-pool.ts): wait for it to close.
+  for (const deadline = performance.now() + FREE_WITHIN_MS; !(await isFree(port)) && performance.now() < deadline; ) await Bun.sleep(100);
   const got = await new Promise<boolean>((resolve) => {
     const timer = setTimeout(() => resolve(false), 400);
-    Bun.udpSocket({
-      hostname: "0.0.0.0",
-      port,
-      socket: {
-        data(socket, data) {
-          clearTimeout(timer);
-          socket.close();
-          resolve(data.byteLength > 0);
+    try {
+      Bun.udpSocket({
+        hostname: "0.0.0.0",
+        port,
+        socket: {
+          data(socket, data) {
+            clearTimeout(timer);
+            socket.close();
+            resolve(data.byteLength > 0);
+          },
+          error() {},
         },
-        error() {},
-      },
-    }).then(
-      (socket) => {
-        try {
-          socket.send(encode({ type: "query", id: 4242, flags: 0x0100, questions: [{ type: "A", class: "IN", name }] }), 53, resolver);
-        } catch {}
-      },
-      () => {
-        clearTimeout(timer);
-        resolve(false);
-      },
-    );
+      }).then(
+        (socket) => {
+          try {
+            socket.send(encode({ type: "query", id: 4242, flags: 0x0100, questions: [{ type: "A", class: "IN", name }] }), 53, resolver);
+          } catch {}
+        },
+        () => {
+          clearTimeout(timer);
+          resolve(false);
+        },
+      );
+    } catch {
+      // Bun throws a bind error at once: the port is still taken.
+      clearTimeout(timer);
+      resolve(false);
+    }
   });
   if (got) answered++;
 }

@@ -34,6 +34,8 @@ function ipv6Bytes(address: string): number[] {
   return groups.flatMap((g) => [g >> 8, g & 255]);
 }
 
+/** Longer than the proxy keeps an idle upstream socket (DEFAULT_POOL_LIMITS.lifetimeMs). */
+const FREE_WITHIN_MS = 20_000;
 const remote = procHex(resolver);
 const table = v6 ? "/proc/net/udp6" : "/proc/net/udp";
 const ports = new Set<number>();
@@ -52,10 +54,19 @@ for (const port of [...ports].slice(0, Number(max))) {
     flags: 0x0100,
     questions: [{ type: v6 ? "AAAA" : "A", class: "IN", name }],
   });
-  try {
-    replies.push({ port, rcode: (await udpAsk(53, query, resolver, 2000, port)).rcode });
-  } catch (error) {
-    replies.push({ port, error: error instanceof Error ? error.message : String(error) });
+  // The proxy keeps an upstream socket for a while (a pool, src/proxy/upstream-pool.ts): wait for it to close.
+  for (const deadline = performance.now() + FREE_WITHIN_MS; ; ) {
+    try {
+      replies.push({ port, rcode: (await udpAsk(53, query, resolver, 2000, port)).rcode });
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      if (message.includes("EADDRINUSE") && performance.now() < deadline) {
+        await Bun.sleep(100);
+        continue;
+      }
+      replies.push({ port, error: message });
+    }
+    break;
   }
 }
 console.log(JSON.stringify({ seen: ports.size, replies }));
