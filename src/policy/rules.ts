@@ -79,6 +79,13 @@ export type Rule =
    */
   | { readonly kind: "refuse-new-from-resolvers"; readonly resolvers: Policy["dns"] }
   /**
+   * The DNS proxy (guard chain, input): a packet from port 53 that arrives on `lo` with a source
+   * address not of this host was written below the output hook (an AF_PACKET socket, CAP_NET_RAW):
+   * a forged answer aimed at one of the proxy's upstream sockets, whose ports any process here can
+   * read. Dropped, and counted. A local stub's answers come from a local address.
+   */
+  | { readonly kind: "refuse-forged-on-loopback" }
+  /**
    * The DNS proxy (output filter): the redirected queries. After a redirect the destination is
    * loopback but the filter still sees the original output interface (not `lo`), so they are
    * accepted by loopback destination and the proxy's port.
@@ -177,7 +184,11 @@ export function chainsOf(policy: Policy): Chain[] {
             type: "zone",
             rules: [{ kind: "zone-proxy-queries", gid: proxy.gid, zone: PROXY_ZONE, resolvers: policy.dns }],
           },
-          { hook: "input", type: "guard", rules: [{ kind: "refuse-new-from-resolvers", resolvers: policy.dns }] },
+          {
+            hook: "input",
+            type: "guard",
+            rules: [{ kind: "refuse-forged-on-loopback" }, { kind: "refuse-new-from-resolvers", resolvers: policy.dns }],
+          },
           {
             hook: "output",
             type: "nat",

@@ -19,9 +19,22 @@ export interface PoolLimits {
   readonly lifetimeMs: number;
   /** Queries in flight on one socket (ids taken); beyond, a query waits for no socket: it gets a fresh one of its own. */
   readonly inFlightPerSocket: number;
+  /**
+   * Datagrams matching no query in flight (a wrong id, or the id with another question) one socket
+   * takes; one more and it is abandoned: its queries fail at once (to be asked again on another
+   * socket) and it closes. Whoever learnt its port (any process in the pod can read /proc/net/udp)
+   * gets this many tries, not ten seconds of them.
+   */
+  readonly unwantedPerSocket: number;
 }
 
-export const DEFAULT_POOL_LIMITS: PoolLimits = { sockets: 16, usesPerSocket: 100, lifetimeMs: 10_000, inFlightPerSocket: 64 };
+export const DEFAULT_POOL_LIMITS: PoolLimits = {
+  sockets: 16,
+  usesPerSocket: 100,
+  lifetimeMs: 10_000,
+  inFlightPerSocket: 8,
+  unwantedPerSocket: 8,
+};
 
 export interface PoolStats {
   /** Sockets taking queries or being opened, all upstreams. */
@@ -34,6 +47,8 @@ export interface PoolStats {
   readonly fresh: number;
   /** Datagrams that matched no query in flight (late, or forged with a wrong id). */
   readonly unmatched: number;
+  /** Sockets abandoned after more than unwantedPerSocket such datagrams. */
+  readonly abandoned: number;
 }
 
 export interface UpstreamPool {
@@ -70,6 +85,8 @@ interface Slot {
   uses: number;
   retired: boolean;
   closed: boolean;
+  /** Datagrams on it that matched no query in flight. */
+  unwanted: number;
   timer: Timer | undefined;
 }
 
@@ -100,6 +117,7 @@ export function createUpstreamPool(options: PoolOptions): UpstreamPool {
   let opened = 0;
   let fresh = 0;
   let unmatched = 0;
+  let abandoned = 0;
   let closed = false;
 
   /** `at once`: now, else after the reply this turn is sending (closing costs syscalls). */
@@ -124,6 +142,19 @@ export function createUpstreamPool(options: PoolOptions): UpstreamPool {
     else draining.add(slot);
   };
 
+  /** Too many unwanted datagrams: its queries fail now, to be asked again elsewhere, and the port closes. */
+  const abandon = (slot: Slot) => {
+    if (slot.closed) return;
+    abandoned++;
+    retire(slot);
+    const error = `its socket got ${slot.unwanted} answers that matched no query: abandoned (forged answers?)`;
+    for (const waiting of [...slot.pending.values()]) waiting.finish({ ok: false, error });
+    closeSlot(slot, true);
+  };
+  const unwanted = (slot: Slot) => {
+    if (++slot.unwanted > limits.unwantedPerSocket) abandon(slot);
+  };
+
   /** `later`: the socket is opened on the next turn, after the query that asked for it went out on another. */
   const open = (upstream: Upstream, group: Group, later: boolean): Slot => {
     const pending = new Map<number, Pending>();
@@ -137,6 +168,7 @@ export function createUpstreamPool(options: PoolOptions): UpstreamPool {
       uses: 0,
       retired: false,
       closed: false,
+      unwanted: 0,
       timer: undefined,
     };
     group.live.push(slot);
@@ -147,7 +179,7 @@ export function createUpstreamPool(options: PoolOptions): UpstreamPool {
         const waiting = pending.get(id);
         if (waiting === undefined) {
           unmatched++;
-          return;
+          return unwanted(slot);
         }
         if (truncated) {
           waiting.lastError = "an answer larger than the receive buffer";
@@ -155,8 +187,10 @@ export function createUpstreamPool(options: PoolOptions): UpstreamPool {
         }
         const answer = readAnswer(waiting.query, id, bytes);
         // An answer with the id but another question (forged, or stray) does not settle the query: the real one may follow.
-        if (!answer.ok) waiting.lastError = answer.reason;
-        else waiting.finish({ ok: true, bytes: new Uint8Array(bytes), answer });
+        if (!answer.ok) {
+          waiting.lastError = answer.reason;
+          unwanted(slot);
+        } else waiting.finish({ ok: true, bytes: new Uint8Array(bytes), answer });
       },
       error(message) {
         for (const waiting of pending.values()) waiting.lastError = message;
@@ -171,7 +205,9 @@ export function createUpstreamPool(options: PoolOptions): UpstreamPool {
       if (closed) return failed();
       options.open(upstream, events).then((socket) => {
         slot.socket = socket;
-        if (closed || slot.retired) {
+        // Closed meanwhile (the pool stopped, or abandoned): closeSlot has run without a socket to close.
+        if (slot.closed) socket.close();
+        else if (closed || slot.retired) {
           if (slot.pending.size === 0) closeSlot(slot, true);
         } else slot.timer = setTimeout(() => retire(slot), limits.lifetimeMs);
         resolveReady(slot.closed ? undefined : slot);
@@ -260,6 +296,7 @@ export function createUpstreamPool(options: PoolOptions): UpstreamPool {
       opened,
       fresh,
       unmatched,
+      abandoned,
     }),
     close() {
       closed = true;

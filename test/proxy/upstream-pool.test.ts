@@ -307,4 +307,53 @@ describe("createUpstreamPool", () => {
     await pool.exchange(queryOf("b.example.com"), UPSTREAM, "udp", 1000);
     expect(sockets.length).toBe(count);
   });
+
+  test("a socket that gets more than unwantedPerSocket datagrams matching no query (a forger who knows its port) is abandoned: its queries fail at once, to be asked again on another, and it closes", async () => {
+    const { pool, sockets } = fakePool({ sockets: 1, unwantedPerSocket: 3 });
+    const pending = pool.exchange(queryOf("api.example.com"), UPSTREAM, "udp", 1000);
+    await settle();
+    const { socket, packet } = lastSent(sockets);
+    const id = idOf(packet);
+    let result: Exchange | undefined;
+    void pending.then((r) => (result = r));
+    // Wrong ids, and the right id with another question: each is unwanted.
+    for (const edit of [{ id: (id + 1) & 0xffff }, { id: (id + 2) & 0xffff }, { name: "evil.example" }])
+      socket.events.data(answerTo(packet, edit), false);
+    await settle();
+    expect(result).toBeUndefined();
+    expect(socket.closed).toBe(false);
+    socket.events.data(answerTo(packet, { id: (id + 3) & 0xffff }), false);
+    await settle();
+    expect(result).toEqual({ ok: false, error: "its socket got 4 answers that matched no query: abandoned (forged answers?)" });
+    expect(socket.closed).toBe(true);
+    // The right answer, too late: the port is closed to it.
+    const next = pool.exchange(queryOf("api.example.com"), UPSTREAM, "udp", 1000);
+    await settle();
+    expect(sockets.length).toBe(2);
+    expect((sockets[1] as FakeSocket).sent.length).toBe(1);
+    pool.close();
+    await next;
+  });
+
+  test("close while a socket is being opened: the socket closes once it opens", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const opened: { closed: boolean }[] = [];
+    const pool = createUpstreamPool({
+      open: async () => {
+        await gate;
+        const socket = { closed: false };
+        opened.push(socket);
+        return { send: () => true, close: () => void (socket.closed = true) };
+      },
+      fresh: async () => ({ ok: false, error: "fresh" }),
+      limits: { sockets: 1 },
+    });
+    const pending = pool.exchange(queryOf("a.example.com"), UPSTREAM, "udp", 1000);
+    pool.close();
+    release();
+    await pending;
+    await settle();
+    expect(opened).toEqual([{ closed: true }]);
+  });
 });

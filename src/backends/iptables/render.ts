@@ -67,6 +67,7 @@ function ruleLines(rule: Rule, hook: keyof typeof CHAIN, family: Family): string
     case "proxy-admitted":
     case "zone-proxy-queries":
     case "refuse-new-from-resolvers":
+    case "refuse-forged-on-loopback":
       throw new Error(IPTABLES_NO_PROXY);
     case "verdict":
       if (rule.verdict === "accept") return [`-A ${chain} -j ACCEPT`];

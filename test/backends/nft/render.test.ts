@@ -25,7 +25,7 @@ describe("renderNft", () => {
     expect(renderNft(POLICIES["egress-only"]!, carried)).not.toContain("proxy_v4");
   });
 
-  test("the DNS proxy's zone and guard chains: a family without resolvers has no rule, a stub on loopback is never zoned, the zone is the original direction's only, and without the proxy there are none", () => {
+  test("the DNS proxy's zone and guard chains: forged answers on lo dropped; a family without resolvers has no other rule, a stub on loopback is never zoned, the zone is the original direction's only, and without the proxy there are none", () => {
     const chain = (text: string, name: string) =>
       text
         .slice(text.indexOf(`\tchain ${name} {`), text.indexOf("\t}", text.indexOf(`\tchain ${name} {`)))
@@ -41,13 +41,16 @@ describe("renderNft", () => {
       "type filter hook output priority raw; policy accept;",
       "meta skgid 2000053 meta l4proto { tcp, udp } th dport 53 ip daddr != 127.0.0.0/8 ip daddr { 127.0.0.53, 198.51.100.0/24 } ct original zone set 53",
     ]);
+    const forged = 'iifname "lo" meta l4proto { tcp, udp } th sport 53 fib saddr type != local counter drop';
     expect(chain(v4only, "dns_guard_in")).toEqual([
       "type filter hook input priority filter; policy accept;",
+      forged,
       "meta l4proto { tcp, udp } th sport 53 ip saddr != 127.0.0.0/8 ip saddr { 127.0.0.53, 198.51.100.0/24 } ct state new drop",
     ]);
     const any = renderNft({ ...PROXY_POLICIES["dns-proxy"]!, dns: { kind: "any" } });
     expect(chain(any, "dns_guard_in")).toEqual([
       "type filter hook input priority filter; policy accept;",
+      forged,
       "meta l4proto { tcp, udp } th sport 53 ip saddr != 127.0.0.0/8 ct state new drop",
       "meta l4proto { tcp, udp } th sport 53 ip6 saddr != ::1 ct state new drop",
     ]);
