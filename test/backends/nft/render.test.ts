@@ -41,7 +41,7 @@ describe("renderNft", () => {
       "type filter hook output priority raw; policy accept;",
       "meta skgid 2000053 meta l4proto { tcp, udp } th dport 53 ip daddr != 127.0.0.0/8 ip daddr { 127.0.0.53, 198.51.100.0/24 } ct original zone set 53",
     ]);
-    const forged = 'iifname "lo" meta l4proto { tcp, udp } th sport 53 fib saddr type != local counter drop';
+    const forged = 'iifname "lo" meta l4proto { tcp, udp } th sport 53 fib saddr type != local ct status & dnat == 0 counter drop';
     expect(chain(v4only, "dns_guard_in")).toEqual([
       "type filter hook input priority filter; policy accept;",
       forged,
