@@ -267,6 +267,7 @@ async function watchResources(): Promise<void> {
     "--sample-every",
     quick ? "5" : "30",
     "--aaaa",
+    "--drop-binary-cache",
   ]);
   const summary =
     /RSS ([\d.]+) MiB after start, ([\d.]+) MiB at \d+s, peak ([\d.]+) MiB; CPU ([\d.]+) s over (\d+)s = ([\d.]+)% of one core/.exec(

@@ -2,6 +2,7 @@
 // Root only. Usage:
 //   bun run build && bun bench/watch-resources.ts [--bin dist/domainwall] [--names 300] [--ttl 5]
 //     [--seconds 300] [--rotate-every 30] [--rotate-share 0.1] [--sample-every 10] [--grace 60s] [--aaaa]
+//     [--drop-binary-cache]
 // Prints one line per sample (elapsed, RSS, peak RSS, CPU seconds, CPU share since the last
 // sample) and a summary with the metrics domainwall reports about itself.
 import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -20,6 +21,12 @@ const { values } = parseArgs({
     grace: { type: "string", default: "60s" },
     /** Two AAAA records per name besides the two A records (the issue's steady-state case). */
     aaaa: { type: "boolean", default: false },
+    /**
+     * RSS counts the pages of the binary the process touches, and a file just written (a fresh build)
+     * sits in the page cache in larger pieces than one read back from disk: its text maps about 4 MiB
+     * more. This writes the binary out and drops its cached pages first, so that runs compare alike.
+     */
+    "drop-binary-cache": { type: "boolean", default: false },
   },
 });
 const names = Number(values.names);
@@ -90,6 +97,7 @@ try {
       ip -n ${dns} addr add 192.0.2.2/24 dev ${id}y; ip -n ${dns} link set ${id}y up
       mkdir -p /etc/netns/${app}; echo 'nameserver 192.0.2.2' > /etc/netns/${app}/resolv.conf`);
   writeHosts();
+  if (values["drop-binary-cache"]) sh(`sync "${values.bin}"; dd if="${values.bin}" iflag=nocache count=0 status=none`);
   await Bun.sleep(100);
   const dnsmasq = Bun.spawn(
     [
