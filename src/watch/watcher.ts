@@ -18,7 +18,7 @@ import {
   type Schedule,
 } from "./refresh.ts";
 import { resolveHosts, type HostResolution, type Lookup } from "../dns/resolve.ts";
-import type { SetTimer } from "../timer.ts";
+import { coalescedTimer, type SetTimer } from "../timer.ts";
 
 /** The loop's side of the world; tests pass a fake clock, lookup and backend. */
 export interface WatchIo {
@@ -193,6 +193,8 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
           interrupt = () => resolve(undefined);
           work.then(resolve, reject);
         });
+  /** The lookups' deadlines: a cycle starts its lookups together, and they share one timer. */
+  const deadlines = coalescedTimer(io.setTimer, io.now);
   /** Warnings of the last policy build, so each is logged once rather than every cycle. */
   let warned = new Set<string>();
   /** Names whose last answer was "no such name / no addresses". */
@@ -282,7 +284,7 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
     const due = dueHosts(state, lastCycle);
     if (due.length > 0) {
       const resolutions = await interruptible(
-        resolveHosts(due, { lookup: io.lookup, deadlineMs: config.resolveTimeoutMs, now: io.now, sleep: io.sleep, setTimer: io.setTimer }),
+        resolveHosts(due, { lookup: io.lookup, deadlineMs: config.resolveTimeoutMs, now: io.now, sleep: io.sleep, setTimer: deadlines }),
       );
       if (resolutions === undefined || stopping) return;
       const before = state;
