@@ -1,7 +1,8 @@
 // Memory and CPU of `domainwall watch` over time, in network namespaces with a real dnsmasq.
 // Root only. Usage:
 //   bun run build && bun bench/watch-resources.ts [--bin dist/domainwall] [--names 300] [--ttl 5]
-//     [--seconds 300] [--rotate-every 30] [--rotate-share 0.1] [--sample-every 10] [--grace 60s]
+//     [--seconds 300] [--rotate-every 30] [--rotate-share 0.1] [--sample-every 10] [--grace 60s] [--aaaa]
+//     [--drop-binary-cache]
 // Prints one line per sample (elapsed, RSS, peak RSS, CPU seconds, CPU share since the last
 // sample) and a summary with the metrics domainwall reports about itself.
 import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -18,6 +19,14 @@ const { values } = parseArgs({
     "rotate-share": { type: "string", default: "0.1" },
     "sample-every": { type: "string", default: "10" },
     grace: { type: "string", default: "60s" },
+    /** Two AAAA records per name besides the two A records (the issue's steady-state case). */
+    aaaa: { type: "boolean", default: false },
+    /**
+     * RSS counts the pages of the binary the process touches, and a file just written (a fresh build)
+     * sits in the page cache in larger pieces than one read back from disk: its text maps about 4 MiB
+     * more. This writes the binary out and drops its cached pages first, so that runs compare alike.
+     */
+    "drop-binary-cache": { type: "boolean", default: false },
   },
 });
 const names = Number(values.names);
@@ -40,8 +49,9 @@ const sh = (command: string) => {
 /**
  * Documentation addresses only: name i has one address in 203.0.113.0/24 and one in
  * 198.51.100.0/24; a rotated name trades its 203.0.113.x for a 192.0.2.x that changes with every
- * rotation, so each rotation changes the sets (and the old addresses leave after --grace). IPv4
- * only: Bun's c-ares caches an AAAA "no data" answer without SOA (as dnsmasq sends) for an hour.
+ * rotation, so each rotation changes the sets (and the old addresses leave after --grace). With
+ * --aaaa each name also has two fixed addresses in 2001:db8::/32; without, its AAAA lookups get
+ * "no data" (which Bun's c-ares may cache: an answer without SOA, as dnsmasq sends).
  */
 let generation = 0;
 const rotated = new Set<number>();
@@ -50,6 +60,7 @@ function writeHosts(): void {
   for (let i = 0; i < names; i++) {
     const first = rotated.has(i) ? `192.0.2.${10 + ((i * 13 + generation * 37) % 240)}` : `203.0.113.${(i % 250) + 1}`;
     lines.push(`${first} n${i}.bench.example`, `198.51.100.${((i * 7) % 250) + 1} n${i}.bench.example`);
+    if (values.aaaa) lines.push(`2001:db8::${i.toString(16)}:1 n${i}.bench.example`, `2001:db8::${i.toString(16)}:2 n${i}.bench.example`);
   }
   writeFileSync(hostsFile, `${lines.join("\n")}\n`);
 }
@@ -86,6 +97,7 @@ try {
       ip -n ${dns} addr add 192.0.2.2/24 dev ${id}y; ip -n ${dns} link set ${id}y up
       mkdir -p /etc/netns/${app}; echo 'nameserver 192.0.2.2' > /etc/netns/${app}/resolv.conf`);
   writeHosts();
+  if (values["drop-binary-cache"]) sh(`sync "${values.bin}"; dd if="${values.bin}" iflag=nocache count=0 status=none`);
   await Bun.sleep(100);
   const dnsmasq = Bun.spawn(
     [
@@ -130,7 +142,7 @@ try {
     await Bun.sleep(50);
   }
   console.log(
-    `ready after ${Math.round(performance.now() - started)} ms: ${names} names, TTL ${values.ttl}s, rotating ${values["rotate-share"]} of them every ${rotateEvery}s, grace ${values.grace}`,
+    `ready after ${Math.round(performance.now() - started)} ms: ${names} names (${values.aaaa ? "2 A and 2 AAAA" : "2 A"} each), TTL ${values.ttl}s, rotating ${values["rotate-share"]} of them every ${rotateEvery}s, grace ${values.grace}`,
   );
   // `ip netns exec` execs the program: the PID is domainwall's.
   const pid = watch.pid;

@@ -1,3 +1,4 @@
+import { backgroundExecEnv, NO_DFG } from "./background-env.ts";
 import { switchGroup, type GroupSwitch } from "./proxy/identity.ts";
 import { supervise, type SuperviseOptions } from "./proxy/supervisor.ts";
 
@@ -17,7 +18,7 @@ export interface Runtime {
    * `watch` without the DNS proxy, after its configuration is valid and before it logs, locks or
    * opens anything: set the runtime up for a loop that wakes about once a second. The compiled
    * binary starts itself again (execve, same PID) with JavaScriptCore's optimising tiers off
-   * (`BUN_JSC_useDFGJIT=0`); from source the tier-up thresholds are raised instead. A full GC runs
+   * (`BUN_JSC_useDFGJIT=0`) and mimalloc's hole purging every 5 s (background-env.ts); from source the tier-up thresholds are raised instead. A full GC runs
    * every BACKGROUND_GC_INTERVAL_MS. Why, with the figures: docs/watch.md, "The background loop".
    */
   readonly backgroundLoop: () => void;
@@ -31,8 +32,6 @@ export interface Runtime {
   readonly superviseProxy?: (options: SuperviseOptions) => Promise<number>;
 }
 
-/** backgroundLoop's JavaScriptCore option, in the environment of the program started again. */
-const NO_DFG = "BUN_JSC_useDFGJIT";
 /** backgroundLoop's tier-up threshold scale when it cannot start again: high enough that the loop's code never reaches DFG. */
 const BACKGROUND_JIT_POLICY = 1e6;
 /** backgroundLoop: how often a full garbage collection runs. */
@@ -43,7 +42,7 @@ function backgroundLoop(): void {
   const compiled = import.meta.path.startsWith("/$bunfs/");
   if (compiled && process.env[NO_DFG] === undefined) {
     try {
-      process.execve!(process.execPath, [process.execPath, ...process.argv.slice(2)], { ...process.env, [NO_DFG]: "0" });
+      process.execve!(process.execPath, [process.execPath, ...process.argv.slice(2)], backgroundExecEnv(process.env));
     } catch {
       // execve failed (the binary is gone or not executable): go on in this process.
     }

@@ -1,5 +1,5 @@
 import type { Family } from "../net/ip.ts";
-import { realSetTimer, type SetTimer } from "../timer.ts";
+import { coalescedTimer, realSetTimer, type SetTimer } from "../timer.ts";
 import { withHostsFile } from "./hosts-file.ts";
 import { isTransient, type Lookup } from "./resolve.ts";
 
@@ -50,7 +50,7 @@ export interface GuardOptions {
   readonly slowMs?: number;
   readonly readHosts?: () => Promise<string | undefined>;
   readonly setTimer?: SetTimer;
-  /** The clock the hosts file's reuse runs on. */
+  /** The clock the hosts file's reuse and `setTimer` run on. */
   readonly now?: () => number;
 }
 
@@ -83,6 +83,8 @@ export function guardedLookup({
   now = () => performance.now(),
 }: GuardOptions = {}): Lookup {
   let troubled = false;
+  // One timer for the lookups in flight together (a watch cycle asks for all its due names at once).
+  const slowTimer = coalescedTimer(setTimer, now);
   return withHostsFile(
     readHosts,
     async (host, family) => {
@@ -93,7 +95,7 @@ export function guardedLookup({
           if (isTransient(error)) throw error;
         }
       }
-      const cancelSlow = setTimer(slowMs, () => (troubled = true));
+      const cancelSlow = slowTimer(slowMs, () => (troubled = true));
       try {
         const answers = await primary(host, family);
         troubled = false;

@@ -18,7 +18,7 @@ import {
   type Schedule,
 } from "./refresh.ts";
 import { resolveHosts, type HostResolution, type Lookup } from "../dns/resolve.ts";
-import type { SetTimer } from "../timer.ts";
+import { coalescedTimer, type SetTimer } from "../timer.ts";
 
 /** The loop's side of the world; tests pass a fake clock, lookup and backend. */
 export interface WatchIo {
@@ -93,26 +93,42 @@ const MIN_CYCLE_GAP_MS = 1000;
 /** Added and removed addresses named in one log line; the rest are counted. */
 const LOG_ADDRESSES = 20;
 
+/** `derive` of each policy computed once: the loaded policy is compared with every rebuild, and an update describes the change. */
+const perPolicy = <T>(derive: (policy: Policy) => T): ((policy: Policy) => T) => {
+  const derived = new WeakMap<Policy, T>();
+  return (policy) => {
+    if (!derived.has(policy)) derived.set(policy, derive(policy));
+    return derived.get(policy) as T;
+  };
+};
+
 /** Each element of the allow sets (port sets too) as text: `203.0.113.10`, `203.0.113.10 443/tcp`. */
-const elementsOf = (policy: Policy): Map<string, { address: string; sources: readonly string[] }> =>
-  new Map([
-    ...[...policy.allowV4, ...policy.allowV6].map((e) => [e.cidr.text, { address: e.cidr.text, sources: e.sources }] as const),
-    ...[...(policy.allowPorts?.v4 ?? []), ...(policy.allowPorts?.v6 ?? [])].map(
-      (e) => [`${e.cidr.text} ${formatPortRange(e.ports)}`, { address: e.cidr.text, sources: e.sources }] as const,
-    ),
-  ]);
+const elementsOf = perPolicy((policy): ReadonlyMap<string, { address: string; sources: readonly string[] }> => {
+  const elements = new Map<string, { address: string; sources: readonly string[] }>();
+  for (const e of policy.allowV4) elements.set(e.cidr.text, { address: e.cidr.text, sources: e.sources });
+  for (const e of policy.allowV6) elements.set(e.cidr.text, { address: e.cidr.text, sources: e.sources });
+  for (const e of [...(policy.allowPorts?.v4 ?? []), ...(policy.allowPorts?.v6 ?? [])])
+    elements.set(`${e.cidr.text} ${formatPortRange(e.ports)}`, { address: e.cidr.text, sources: e.sources });
+  return elements;
+});
 /** `3 IPv4 and 1 IPv6 allowed`, and `, 2 with ports` when the port sets hold something. */
 const describeCounts = (policy: Policy): string => {
   const ported = (policy.allowPorts?.v4.length ?? 0) + (policy.allowPorts?.v6.length ?? 0);
   return `${policy.allowV4.length} IPv4 and ${policy.allowV6.length} IPv6 allowed${ported > 0 ? `, ${ported} with ports` : ""}`;
 };
-const setKey = (policy: Policy): string => [...elementsOf(policy).keys()].join(",");
+/** Whether two policies' allow sets hold the same elements (in any order). */
+const sameElements = (a: Policy, b: Policy): boolean => {
+  const [x, y] = [elementsOf(a), elementsOf(b)];
+  if (x.size !== y.size) return false;
+  for (const key of x.keys()) if (!y.has(key)) return false;
+  return true;
+};
 /**
  * Everything of a policy but its allow sets' elements: when it differs, the chains or the set
  * declarations change and the whole table is loaded (port sets appearing or going, --forward, the
  * DNS proxy's port sets).
  */
-const chainKey = (policy: Policy): string =>
+const chainKey = perPolicy((policy): string =>
   JSON.stringify({
     dns: policy.dns,
     inboundPorts: policy.inboundPorts,
@@ -120,7 +136,8 @@ const chainKey = (policy: Policy): string =>
     forward: policy.forward === true,
     ports: policy.allowPorts !== undefined,
     proxy: policy.proxy,
-  });
+  }),
+);
 const seconds = (ms: number): string => `${Math.round(ms / 100) / 10}s`;
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "es"}`;
 
@@ -133,13 +150,14 @@ function listed(items: readonly string[]): string {
 function describeChange(before: Policy, after: Policy, expired: readonly Expired[], now: number) {
   const [old, next] = [elementsOf(before), elementsOf(after)];
   const lastSeen = new Map(expired.map((e) => [e.address, e.lastSeen]));
-  const added = [...next].filter(([key]) => !old.has(key)).map(([key, e]) => `+${key} (${e.sources.join(", ")})`);
-  const removed = [...old]
-    .filter(([key]) => !next.has(key))
-    .map(([key, e]) => {
-      const seen = lastSeen.get(e.address);
-      return `-${key} (${e.sources.join(", ")}${seen === undefined ? "" : `, last seen ${seconds(now - seen)} ago`})`;
-    });
+  const added: string[] = [];
+  const removed: string[] = [];
+  for (const [key, e] of next) if (!old.has(key)) added.push(`+${key} (${e.sources.join(", ")})`);
+  for (const [key, e] of old) {
+    if (next.has(key)) continue;
+    const seen = lastSeen.get(e.address);
+    removed.push(`-${key} (${e.sources.join(", ")}${seen === undefined ? "" : `, last seen ${seconds(now - seen)} ago`})`);
+  }
   return { added, removed };
 }
 
@@ -175,6 +193,8 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
           interrupt = () => resolve(undefined);
           work.then(resolve, reject);
         });
+  /** The lookups' deadlines: a cycle starts its lookups together, and they share one timer. */
+  const deadlines = coalescedTimer(io.setTimer, io.now);
   /** Warnings of the last policy build, so each is logged once rather than every cycle. */
   let warned = new Set<string>();
   /** Names whose last answer was "no such name / no addresses". */
@@ -243,7 +263,7 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
     const built = buildPolicy(config, addressesByName(state), resolvers, start.policy.onLink, start.policy.localNets);
     for (const warning of built.warnings) if (!warned.has(warning)) io.log.warn(warning);
     warned = new Set(built.warnings);
-    if (updateError !== undefined || setKey(built.policy) !== setKey(loaded) || chainKey(built.policy) !== chainKey(loaded))
+    if (updateError !== undefined || !sameElements(built.policy, loaded) || chainKey(built.policy) !== chainKey(loaded))
       await update(built.policy, expired);
   }
 
@@ -264,7 +284,7 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
     const due = dueHosts(state, lastCycle);
     if (due.length > 0) {
       const resolutions = await interruptible(
-        resolveHosts(due, { lookup: io.lookup, deadlineMs: config.resolveTimeoutMs, now: io.now, sleep: io.sleep, setTimer: io.setTimer }),
+        resolveHosts(due, { lookup: io.lookup, deadlineMs: config.resolveTimeoutMs, now: io.now, sleep: io.sleep, setTimer: deadlines }),
       );
       if (resolutions === undefined || stopping) return;
       const before = state;

@@ -79,6 +79,7 @@ describe("guardedLookup (the c-ares spin on a refusing resolver)", () => {
       slowMs: 10,
       readHosts: noHostsFile,
       setTimer: clock.setTimer,
+      now: clock.now,
     });
     const slow = lookup("a", 4);
     await clock.advance(20);
@@ -97,6 +98,7 @@ describe("guardedLookup (the c-ares spin on a refusing resolver)", () => {
       slowMs: 10,
       readHosts: noHostsFile,
       setTimer: clock.setTimer,
+      now: clock.now,
     });
     const first = lookup("a", 4);
     await clock.advance(9);
@@ -120,6 +122,7 @@ describe("guardedLookup (the c-ares spin on a refusing resolver)", () => {
       slowMs: 10,
       readHosts: noHostsFile,
       setTimer: clock.setTimer,
+      now: clock.now,
     });
     expect(await clock.run(lookup("a", 4))).toHaveLength(1);
     expect(clock.pending()).toBe(0);
@@ -127,6 +130,25 @@ describe("guardedLookup (the c-ares spin on a refusing resolver)", () => {
     expect(await clock.run(lookup("b", 4))).toHaveLength(1);
     expect(seen).toEqual(["c-ares a", "c-ares b"]);
   });
+});
+
+test("lookups in flight together share one guard timer", async () => {
+  const clock = fakeClock();
+  let timers = 0;
+  const seen: string[] = [];
+  const lookup = guardedLookup({
+    primary: scripted("c-ares", seen, [], clock.sleep),
+    probe: scripted("libc", seen, []),
+    slowMs: 1000,
+    readHosts: noHostsFile,
+    setTimer: (ms, fire) => (timers++, clock.setTimer(ms, fire)),
+    now: clock.now,
+  });
+  const hosts = Array.from({ length: 20 }, (_, i) => `n${i}`);
+  await clock.run(Promise.all(hosts.map((host) => lookup(host, 4))));
+  expect(seen).toHaveLength(20);
+  expect(timers).toBe(1);
+  expect(clock.pending()).toBe(0);
 });
 
 describe("guardedLookup reads /etc/hosts first", () => {

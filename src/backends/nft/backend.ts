@@ -15,6 +15,16 @@ const failed = (what: string, stderr: string) =>
     ? privilegeError("nft", `nft ${what}: ${stderr.trim()}`)
     : runtimeError(`nft ${what} failed: ${stderr.trim() || "no error output"}`);
 
+/**
+ * The parts a policy needs the kernel to hold (parts.ts), rendered without the allow sets' elements:
+ * they make no part, and they are all that a watch's set update changes (thousands of lines to render
+ * and scan for each update's check otherwise).
+ */
+export const partsOfPolicy = (policy: Policy): NftParts =>
+  expectedNftParts(
+    renderNft({ ...policy, allowV4: [], allowV6: [], ...(policy.allowPorts !== undefined && { allowPorts: { v4: [], v6: [] } }) }),
+  );
+
 /** The nftables backend: one table, replaced with one nft transaction through `executor`. */
 export function createNftBackend(executor: NftExecutor, now: () => number = () => performance.now()): Backend {
   const load = async (what: string, script: string, check = false) => {
@@ -33,7 +43,7 @@ export function createNftBackend(executor: NftExecutor, now: () => number = () =
   const expected = new WeakMap<Policy, NftParts>();
   const partsOf = (policy: Policy): NftParts => {
     let parts = expected.get(policy);
-    if (parts === undefined) expected.set(policy, (parts = expectedNftParts(renderNft(policy))));
+    if (parts === undefined) expected.set(policy, (parts = partsOfPolicy(policy)));
     return parts;
   };
   const held = async (): Promise<NftParts | undefined> => {

@@ -19,6 +19,8 @@ const SO_RCVTIMEO = 20;
 const READ_TIMEOUT_S = 10;
 const NFNL_SUBSYS_NFTABLES = 10;
 const NFPROTO_INET = 1;
+/** recv(2) without blocking. */
+const MSG_DONTWAIT = 0x40;
 const NLMSG_HDRLEN = 16;
 const NFGENMSG_LEN = 4;
 
@@ -74,6 +76,27 @@ export function parseTableEvents(data: Uint8Array, table = NFT_TABLE): TableEven
   return events;
 }
 
+/** Told when the socket's buffer overran: what was lost is unknown. */
+const LOST = "events lost (buffer overrun)";
+/** Datagrams read without waiting after each wait (a set update of N elements announces each one). */
+const DRAIN_MAX = 4096;
+
+/**
+ * The changes to our table in `first` and in the datagrams already queued behind it (`more` reads
+ * one without waiting: undefined when none is, "lost" when the buffer overran), each named once: a
+ * burst is one report, not one wait in the thread pool and one report per datagram.
+ */
+export function drainTableEvents(first: Uint8Array, more: () => Uint8Array | "lost" | undefined, limit = DRAIN_MAX): TableEvent[] {
+  const events = new Set(parseTableEvents(first));
+  for (let i = 0; i < limit; i++) {
+    const next = more();
+    if (next === undefined) break;
+    if (next === "lost") events.add(LOST);
+    else for (const event of parseTableEvents(next)) events.add(event);
+  }
+  return [...events];
+}
+
 export interface TableEventSource {
   close(): void;
 }
@@ -107,14 +130,21 @@ export function openTableEvents(listener: TableEventListener): TableEventSource 
   libc.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, ptr(rcvbuf), 4);
   libc.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, ptr(timeout), 16);
   const buffer = Buffer.alloc(1 << 16);
+  /** One datagram already queued, read at once; the buffer is the blocking read's (parsed before the next). */
+  const more = (): Uint8Array | "lost" | undefined => {
+    const bytes = libc.recv(fd, ptr(buffer), buffer.length, MSG_DONTWAIT);
+    if (bytes > 0) return buffer.subarray(0, bytes);
+    // Nothing queued (EAGAIN), or another error, which the next blocking read reports.
+    return bytes < 0 && lastError(libc) === "ENOBUFS" ? "lost" : undefined;
+  };
   let closed = false;
   const next = (): void => {
     if (closed) return void closeSync(fd);
     readFd(fd, buffer, 0, buffer.length, null, (error, bytes) => {
       if (closed) return void closeSync(fd);
-      if (error?.code === "ENOBUFS") listener(["events lost (buffer overrun)"]);
+      if (error?.code === "ENOBUFS") listener([LOST]);
       else if (error === null && bytes > 0) {
-        const events = parseTableEvents(buffer.subarray(0, bytes));
+        const events = drainTableEvents(buffer.subarray(0, bytes), more);
         if (events.length > 0) listener(events);
       }
       // EAGAIN is the read timeout; anything else unexpected waits a second rather than spin.

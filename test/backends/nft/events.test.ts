@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { parseTableEvents } from "../../../src/backends/nft/events.ts";
+import { drainTableEvents, parseTableEvents } from "../../../src/backends/nft/events.ts";
 
 /** One nfnetlink message of the nftables subsystem: header, nfgenmsg (family), string attributes. */
 function message(type: number, family: number, attrs: readonly [number, string][]): Uint8Array {
@@ -77,4 +77,29 @@ test.each<{ name: string; data: Uint8Array; events: string[] }>([
   { name: "a truncated message is left alone", data: message(2, INET, [[1, "domainwall"]]).subarray(0, 18), events: [] },
 ])("the kernel's announcements about our table: $name", ({ data, events }) => {
   expect(parseTableEvents(data)).toEqual(events);
+});
+
+const deleted = (set: string) =>
+  message(14, INET, [
+    [1, "domainwall"],
+    [2, set],
+  ]);
+
+test("a burst (a set update announces each element): the datagrams queued behind the first are read at once and each change named once", () => {
+  const queued = [deleted("allow_addr_v4"), deleted("allow_addr_v6"), deleted("allow_addr_v4"), message(2, INET, [[1, "other"]])];
+  expect(drainTableEvents(deleted("allow_addr_v4"), () => queued.shift())).toEqual([
+    "delete elements of set allow_addr_v4",
+    "delete elements of set allow_addr_v6",
+  ]);
+  expect(queued).toHaveLength(0);
+});
+
+test("an overrun while draining is reported as lost events; the drain stops after its limit (the next wait reads on)", () => {
+  const queued: (Uint8Array | "lost")[] = ["lost", deleted("allow_v4"), deleted("allow_v6")];
+  expect(drainTableEvents(deleted("allow_addr_v4"), () => queued.shift(), 2)).toEqual([
+    "delete elements of set allow_addr_v4",
+    "events lost (buffer overrun)",
+    "delete elements of set allow_v4",
+  ]);
+  expect(queued).toHaveLength(1);
 });
