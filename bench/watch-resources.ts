@@ -2,12 +2,13 @@
 // Root only. Usage:
 //   bun run build && bun bench/watch-resources.ts [--bin dist/domainwall] [--names 300] [--ttl 5]
 //     [--seconds 300] [--rotate-every 30] [--rotate-share 0.1] [--sample-every 10] [--grace 60s] [--aaaa]
-//     [--drop-binary-cache]
+//     [--drop-binary-cache] [--floor]
 // Prints one line per sample (elapsed, RSS, peak RSS, CPU seconds, CPU share since the last
 // sample) and a summary with the metrics domainwall reports about itself.
 import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { parseArgs } from "node:util";
+import { backgroundExecEnv } from "../src/background-env.ts";
 
 const { values } = parseArgs({
   options: {
@@ -27,6 +28,11 @@ const { values } = parseArgs({
      * more. This writes the binary out and drops its cached pages first, so that runs compare alike.
      */
     "drop-binary-cache": { type: "boolean", default: false },
+    /**
+     * Also run bench/lookup-floor.ts, compiled, beside watch: the same lookups and nothing else, with
+     * the background loop's environment. Its CPU share and RSS are the floor under watch's.
+     */
+    floor: { type: "boolean", default: false },
   },
 });
 const names = Number(values.names);
@@ -63,6 +69,28 @@ function writeHosts(): void {
     if (values.aaaa) lines.push(`2001:db8::${i.toString(16)}:1 n${i}.bench.example`, `2001:db8::${i.toString(16)}:2 n${i}.bench.example`);
   }
   writeFileSync(hostsFile, `${lines.join("\n")}\n`);
+}
+
+/** A process's RSS and peak RSS (MiB) and its CPU (user+system seconds) so far. */
+async function readProc(pid: number): Promise<{ rss: number; hwm: number; cpu: number }> {
+  const status = await Bun.file(`/proc/${pid}/status`).text();
+  const stat = (await Bun.file(`/proc/${pid}/stat`).text()).split(") ")[1]!.split(" ");
+  const kib = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0);
+  return { rss: kib("VmRSS") / 1024, hwm: kib("VmHWM") / 1024, cpu: (Number(stat[11]) + Number(stat[12])) / CLK_TCK };
+}
+
+/** bench/lookup-floor.ts compiled (the runtime watch's binary has) and started in the app's namespace. */
+async function startFloor(): Promise<{ pid: number }> {
+  const floorBin = `${dir}/lookup-floor`;
+  sh(`bun build --compile --minify ${import.meta.dir}/lookup-floor.ts --outfile ${floorBin} >/dev/null`);
+  if (values["drop-binary-cache"]) sh(`sync "${floorBin}"; dd if="${floorBin}" iflag=nocache count=0 status=none`);
+  const floor = Bun.spawn(["ip", "netns", "exec", app, floorBin, "--names", String(names), "--ttl", values.ttl], {
+    env: backgroundExecEnv(process.env) as Record<string, string>,
+    stderr: "inherit",
+  });
+  children.push(floor);
+  await Bun.sleep(1000);
+  return floor;
 }
 
 /** Each thread's CPU (user+system seconds, with its user and system parts), busiest first, by name. */
@@ -146,12 +174,9 @@ try {
   );
   // `ip netns exec` execs the program: the PID is domainwall's.
   const pid = watch.pid;
-  const read = async () => {
-    const status = await Bun.file(`/proc/${pid}/status`).text();
-    const stat = (await Bun.file(`/proc/${pid}/stat`).text()).split(") ")[1]!.split(" ");
-    const kib = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0);
-    return { rss: kib("VmRSS") / 1024, hwm: kib("VmHWM") / 1024, cpu: (Number(stat[11]) + Number(stat[12])) / CLK_TCK };
-  };
+  const floor = values.floor ? await startFloor() : undefined;
+  const floorFirst = floor === undefined ? undefined : { ...(await readProc(floor.pid)), at: performance.now() };
+  const read = () => readProc(pid);
   const first = await read();
   let last = { ...first, at: performance.now() };
   const samples: { t: number; rss: number; cpu: number }[] = [];
@@ -184,6 +209,13 @@ try {
     `summary: RSS ${first.rss.toFixed(1)} MiB after start, ${end.rss.toFixed(1)} MiB at ${end.t}s, peak ${last.hwm.toFixed(1)} MiB;`,
     `CPU ${(end.cpu - first.cpu).toFixed(2)} s over ${end.t}s = ${(((end.cpu - first.cpu) / end.t) * 100).toFixed(2)}% of one core`,
   );
+  if (floor !== undefined && floorFirst !== undefined) {
+    const floorEnd = await readProc(floor.pid);
+    const floorSeconds = (performance.now() - floorFirst.at) / 1000;
+    console.log(
+      `floor (the same lookups alone, bench/lookup-floor.ts compiled): CPU ${(floorEnd.cpu - floorFirst.cpu).toFixed(2)} s over ${floorSeconds.toFixed(0)}s = ${(((floorEnd.cpu - floorFirst.cpu) / floorSeconds) * 100).toFixed(2)}% of one core; RSS ${floorEnd.rss.toFixed(1)} MiB at the end, peak ${floorEnd.hwm.toFixed(1)} MiB`,
+    );
+  }
   console.log(`threads (user+system CPU s since the process started): ${(await threadCpu(pid)).join(", ")}`);
   console.log(pick("domainwall_ruleset_updates_total"));
   console.log(pick("domainwall_ruleset_update_duration_seconds_"));

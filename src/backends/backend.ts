@@ -38,9 +38,10 @@ export interface Backend {
   apply(policy: Policy, carryOver?: ProxyCarryOver): Promise<LoadTimes>;
   /**
    * `watch`: replace only the allow sets of the loaded rules, atomically, leaving everything else
-   * (and established connections) as it is; fails when nothing is loaded.
+   * (and established connections) as it is; fails when nothing is loaded. `loaded`: the policy
+   * whose sets the kernel holds now, when known, so that only what changed is sent.
    */
-  updateSets(policy: Policy): Promise<void>;
+  updateSets(policy: Policy, loaded?: Policy): Promise<void>;
   /** Delete everything domainwall loaded; succeeds when nothing is loaded. */
   remove(): Promise<void>;
   status(): Promise<Status>;

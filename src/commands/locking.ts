@@ -47,7 +47,7 @@ export function lockedBackend(world: World, backend: Backend): Backend {
   return {
     ...backend,
     apply: (policy) => locked(() => backend.apply(policy)),
-    updateSets: (policy) => locked(() => backend.updateSets(policy)),
+    updateSets: (policy, loaded) => locked(() => backend.updateSets(policy, loaded)),
     remove: () => locked(() => backend.remove()),
     restore: (snapshot) => locked(() => backend.restore(snapshot)),
   };

@@ -60,9 +60,9 @@ export function guardBackend(backend: Backend, loaded: Policy): GuardedBackend {
           await loadedNow(policy);
           return times;
         }),
-      updateSets: (policy) =>
+      updateSets: (policy, loaded) =>
         queued(async () => {
-          await backend.updateSets(policy);
+          await backend.updateSets(policy, loaded);
           current = policy;
         }),
       remove: () => queued(() => backend.remove()),

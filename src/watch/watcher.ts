@@ -234,7 +234,7 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
     const full = updateError !== undefined || chainKey(policy) !== chainKey(loaded);
     const started = io.now();
     try {
-      await (full ? io.backend.apply(policy) : io.backend.updateSets(policy));
+      await (full ? io.backend.apply(policy) : io.backend.updateSets(policy, loaded));
     } catch (error) {
       const took = io.now() - started;
       updates = { ...updates, failed: updates.failed + 1, seconds: updates.seconds + took / 1000 };

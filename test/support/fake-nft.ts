@@ -1,5 +1,5 @@
 // A stateful fake of the kernel's nftables for unit tests, like fake-iptables.ts: it takes the
-// scripts domainwall sends (a full table replace, `add element`, `flush set`, `delete table`,
+// scripts domainwall sends (a full table replace, `add element`, `delete element`, `flush set`, `delete table`,
 // `list set` with JSON) as one transaction each, keeps the tables, chains and sets they leave, and
 // lets elements with a timeout expire on the test's clock. Tests then assert what the sets hold,
 // not how a script is spelt (the goldens check the spelling). It refuses, like the kernel, an
@@ -202,6 +202,15 @@ export function fakeNft(now: () => number, table = "inet domainwall") {
       } else if ((m = /^flush set (\w+ \w+) (\S+)$/.exec(line))) {
         setOf(need(m[1]!), m[2]!).elements.clear();
         i += line.length;
+      } else if ((m = /^delete element (\w+ \w+) (\S+) \{/.exec(rest))) {
+        // As the kernel: an element that is not there fails the whole transaction.
+        const { body, end } = braced(text, i + m[0].length - 1);
+        const set = live(setOf(need(m[1]!), m[2]!));
+        for (const e of parseElements(body)) {
+          if (!set.elements.delete(e.key))
+            throw new Error(`Error: Could not process rule: No such file or directory; ${e.key} in set ${m[2]}`);
+        }
+        i = end;
       } else if ((m = /^add element (\w+ \w+) (\S+) \{/.exec(rest))) {
         const { body, end } = braced(text, i + m[0].length - 1);
         const set = setOf(need(m[1]!), m[2]!);

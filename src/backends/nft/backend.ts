@@ -2,7 +2,7 @@ import { lacksPrivilege, privilegeError, runtimeError } from "../../errors.ts";
 import { messageOf } from "../../messages.ts";
 import type { Backend } from "../backend.ts";
 import type { NftExecutor } from "./executor.ts";
-import { NFT_FAMILY, NFT_TABLE, renderNft, renderNftRemove, renderNftSetUpdate } from "./render.ts";
+import { NFT_FAMILY, NFT_TABLE, renderNft, renderNftRemove, renderNftSetDelta, renderNftSetUpdate } from "./render.ts";
 import { parseNftStatus } from "./state.ts";
 import { expectedNftParts, heldNftParts, missingNftParts, missingWithoutPolicy, nftRuleTexts, type NftParts } from "./parts.ts";
 import type { Policy } from "../../policy/policy.ts";
@@ -65,7 +65,11 @@ export function createNftBackend(executor: NftExecutor, now: () => number = () =
       await load("-f", text);
       return { renderMs: rendered - started, loadMs: now() - rendered };
     },
-    updateSets: (policy) => load("-f (allow sets)", renderNftSetUpdate(policy)),
+    async updateSets(policy, loaded) {
+      const delta = loaded === undefined ? renderNftSetUpdate(policy) : renderNftSetDelta(loaded, policy);
+      if (delta === undefined) return;
+      if (loaded === undefined || (await executor.run(delta, {})).code !== 0) await load("-f (allow sets)", renderNftSetUpdate(policy));
+    },
     remove: () => load("delete table", renderNftRemove()),
     async status() {
       const listed = await list(true);

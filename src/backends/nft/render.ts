@@ -96,9 +96,17 @@ const NET64_SUFFIX_LENGTH = `/${NET64}`.length;
  * memory to load than the two interval ends of each element, and a packet's lookup is one hash
  * probe. An element inside a network of another set is in both: the same packets match either way.
  */
-function setsOf(
-  policy: Policy,
-): { name: string; type: string; interval: boolean; merge: boolean; size?: number; lines: (indent: string) => string; empty: boolean }[] {
+function setsOf(policy: Policy): {
+  name: string;
+  type: string;
+  interval: boolean;
+  merge: boolean;
+  size?: number;
+  lines: (indent: string) => string;
+  linesOf: (indent: string, only: ReadonlySet<string>) => string;
+  texts: readonly string[];
+  empty: boolean;
+}[] {
   const set = <E extends Pick<SetElement, "sources">>(
     name: string,
     type: string,
@@ -112,6 +120,16 @@ function setsOf(
     merge,
     ...(!interval && elements.length >= SIZED_FROM && { size: hashSetSize(elements.length) }),
     lines: (indent: string) => elementLines(elements, indent, texts),
+    /** Only the elements whose text is in `only` (the ones a change adds). */
+    linesOf: (indent: string, only: ReadonlySet<string>) => {
+      const picked = texts.flatMap((t, i) => (only.has(t) ? [i] : []));
+      return elementLines(
+        picked.map((i) => elements[i]!),
+        indent,
+        picked.map((i) => texts[i]!),
+      );
+    },
+    texts,
     empty: elements.length === 0,
   });
   const v4 = byKind(policy.allowV4);
@@ -385,6 +403,40 @@ export function renderNftSetUpdate(policy: Policy): string {
     ...sets.flatMap((set) => (set.empty ? [] : [`add element ${TABLE} ${set.name} {`, set.lines("\t"), "}"])),
   ];
   return `${lines.join("\n")}\n`;
+}
+
+/**
+ * `watch`'s usual update, from the sets `before` holds (the loaded policy) to `after`'s, as one
+ * transaction that names only what changed: in the hash sets (single addresses, /64s) the elements
+ * gone are deleted and the new ones added; an interval set that changed is flushed and filled
+ * (auto-merge may hold a merged range where the policy has two, so deleting one is not exact).
+ * The kernel refuses the whole transaction if a deleted element is not there: the caller then
+ * falls back to renderNftSetUpdate. Undefined when the sets are the same. A different set list
+ * (port sets added or gone) is renderNftSetUpdate itself.
+ */
+export function renderNftSetDelta(before: Policy, after: Policy): string | undefined {
+  const old = new Map(setsOf(before).map((set) => [set.name, set]));
+  const sets = setsOf(after);
+  if (sets.length !== old.size || sets.some((set) => old.get(set.name)?.interval !== set.interval)) return renderNftSetUpdate(after);
+  const lines: string[] = [];
+  for (const set of sets) {
+    const was = old.get(set.name)!;
+    const [had, has] = [new Set(was.texts), new Set(set.texts)];
+    const gone = was.texts.filter((t) => !has.has(t));
+    const added = new Set(set.texts.filter((t) => !had.has(t)));
+    if (gone.length === 0 && added.size === 0) continue;
+    if (set.interval) {
+      lines.push(`flush set ${TABLE} ${set.name}`);
+      if (!set.empty) lines.push(`add element ${TABLE} ${set.name} {`, set.lines("\t"), "}");
+      continue;
+    }
+    if (gone.length > 0) lines.push(`delete element ${TABLE} ${set.name} {`, gone.map((t) => `\t${t},`).join("\n"), "}");
+    if (added.size > 0) lines.push(`add element ${TABLE} ${set.name} {`, set.linesOf("\t", added), "}");
+  }
+  if (lines.length === 0) return undefined;
+  return ["#!/usr/sbin/nft -f", "# domainwall: changes to the allow sets, loaded as one transaction. Do not edit.", ...lines, ""].join(
+    "\n",
+  );
 }
 
 /** Deletes the table in one transaction; succeeds whether or not it exists. */
