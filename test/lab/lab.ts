@@ -185,6 +185,8 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
 
   const cdnLogFile = `${dir}/cdn.log`;
   const startDns = async () => {
+    // A start over one still running (a test that restarts DNS) would orphan the first server.
+    if (dns !== undefined) await stopDns();
     if (opts.cdn !== undefined) {
       writeFileSync(`${dir}/cdn.json`, JSON.stringify(opts.cdn));
       dns = Bun.spawn(

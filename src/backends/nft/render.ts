@@ -410,8 +410,9 @@ export function renderNftSetUpdate(policy: Policy): string {
  * transaction that names only what changed: in the hash sets (single addresses, /64s) the elements
  * gone are deleted and the new ones added; an interval set that changed is flushed and filled
  * (auto-merge may hold a merged range where the policy has two, so deleting one is not exact).
- * The kernel refuses the whole transaction if a deleted element is not there: the caller then
- * falls back to renderNftSetUpdate. Undefined when the sets are the same. A different set list
+ * Each hash set also has one element it keeps deleted and added back. The kernel refuses the whole
+ * transaction if a deleted element is not there (a set flushed or changed from outside): the caller
+ * then falls back to renderNftSetUpdate, so the next update refills such a set as before. Undefined when the sets are the same. A different set list
  * (port sets added or gone) is renderNftSetUpdate itself.
  */
 export function renderNftSetDelta(before: Policy, after: Policy): string | undefined {
@@ -419,11 +420,19 @@ export function renderNftSetDelta(before: Policy, after: Policy): string | undef
   const sets = setsOf(after);
   if (sets.length !== old.size || sets.some((set) => old.get(set.name)?.interval !== set.interval)) return renderNftSetUpdate(after);
   const lines: string[] = [];
+  let changed = false;
   for (const set of sets) {
     const was = old.get(set.name)!;
     const [had, has] = [new Set(was.texts), new Set(set.texts)];
     const gone = was.texts.filter((t) => !has.has(t));
     const added = new Set(set.texts.filter((t) => !had.has(t)));
+    if (gone.length > 0 || added.size > 0) changed = true;
+    if (!set.interval) {
+      // One element the set keeps, deleted and added back: if the set was flushed (or lost it) from
+      // outside, the kernel refuses the whole transaction and the caller flushes and refills.
+      const kept = set.texts.find((t) => had.has(t));
+      if (kept !== undefined) gone.push(kept), added.add(kept);
+    }
     if (gone.length === 0 && added.size === 0) continue;
     if (set.interval) {
       lines.push(`flush set ${TABLE} ${set.name}`);
@@ -433,7 +442,7 @@ export function renderNftSetDelta(before: Policy, after: Policy): string | undef
     if (gone.length > 0) lines.push(`delete element ${TABLE} ${set.name} {`, gone.map((t) => `\t${t},`).join("\n"), "}");
     if (added.size > 0) lines.push(`add element ${TABLE} ${set.name} {`, set.linesOf("\t", added), "}");
   }
-  if (lines.length === 0) return undefined;
+  if (!changed) return undefined;
   return ["#!/usr/sbin/nft -f", "# domainwall: changes to the allow sets, loaded as one transaction. Do not edit.", ...lines, ""].join(
     "\n",
   );

@@ -34,7 +34,8 @@ describe("watch's set update: only what changed", () => {
     await backend.apply(before);
     await backend.updateSets(after, before);
     expect(kernel.transactions.length).toBe(2);
-    expect(elementLines(kernel.transactions[1]!)).toBe(20);
+    // The 20 changed, and in each non-empty hash set (v4, v6) one kept element deleted and added back.
+    expect(elementLines(kernel.transactions[1]!)).toBe(20 + 2 * 2);
     expect(kernel.transactions[1]).not.toContain("flush set");
     expect(SETS.map((set) => kernel.held(set))).toEqual(await expectedHeld(after));
   });
@@ -55,7 +56,8 @@ describe("watch's set update: only what changed", () => {
     await backend.apply(before);
     await backend.updateSets(after, before);
     expect(kernel.transactions[1]).toContain("flush set inet domainwall allow_v4");
-    expect(kernel.transactions[1]).not.toContain("allow_addr_v4");
+    // The new network, and the one kept element of each hash set checked (deleted and added back).
+    expect(elementLines(kernel.transactions[1]!)).toBe(1 + 2 * 2);
     expect(SETS.map((set) => kernel.held(set))).toEqual(await expectedHeld(after));
   });
 
@@ -67,6 +69,17 @@ describe("watch's set update: only what changed", () => {
     expect((await kernel.executor.run("delete element inet domainwall allow_addr_v4 { 203.0.113.1 }\n")).code).toBe(0);
     await backend.updateSets(after, before);
     expect(kernel.transactions.at(-1)).toContain("flush set inet domainwall allow_addr_v4");
+    expect(SETS.map((set) => kernel.held(set))).toEqual(await expectedHeld(after));
+  });
+
+  test("a set flushed from outside is refilled by the next update, even one that only adds (each changed set's delta first checks one element it keeps)", async () => {
+    const kernel = fakeNft(() => 0);
+    const backend = createNftBackend(kernel.executor);
+    const before = withAddresses(1, 20);
+    const after: Policy = { ...before, allowV4: [...before.allowV4, el("203.0.113.99", "new.example")] };
+    await backend.apply(before);
+    expect((await kernel.executor.run("flush set inet domainwall allow_addr_v4\n")).code).toBe(0);
+    await backend.updateSets(after, before);
     expect(SETS.map((set) => kernel.held(set))).toEqual(await expectedHeld(after));
   });
 
