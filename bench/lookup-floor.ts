@@ -1,8 +1,8 @@
 // The floor under `watch`'s steady state: the lookups it makes and nothing else. Every --ttl
-// seconds each of --names names n<i>.bench.example is looked up the way watch's real lookup does
-// (src/dns/lookup.ts: Bun's c-ares backend, for the TTLs, and getaddrinfo, for the CNAME chain, for
-// A and for AAAA), at most 64 at once as in src/dns/resolve.ts. No policy, no kernel, no timers
-// beyond the cycle. bench/watch-resources.ts --floor compiles it and runs it beside watch, in the
+// seconds each of --names names n<i>.bench.example is looked up the way watch's lookup does
+// (src/world.ts watchLookup, src/dns/lookup.ts bunLookup: Bun's c-ares backend, which has the TTLs,
+// for A and for AAAA; watch does not add apply's getaddrinfo chain check), at most 64 at once as in
+// src/dns/resolve.ts. No policy, no kernel, no timers beyond the cycle. bench/watch-resources.ts --floor compiles it and runs it beside watch, in the
 // same namespace against the same dnsmasq, with the background loop's environment, and reports its
 // CPU share and RSS the same way: what watch costs above it is domainwall's own.
 import { parseArgs } from "node:util";
@@ -12,12 +12,7 @@ const names = Array.from({ length: Number(values.names) }, (_, i) => `n${i}.benc
 const LIMIT = 64;
 
 async function lookUp(name: string): Promise<void> {
-  await Promise.allSettled(
-    ([4, 6] as const).flatMap((family) => [
-      Bun.dns.lookup(name, { family, backend: "c-ares" }),
-      Bun.dns.lookup(name, { family, backend: "libc" }),
-    ]),
-  );
+  await Promise.allSettled(([4, 6] as const).map((family) => Bun.dns.lookup(name, { family, backend: "c-ares" })));
 }
 
 async function cycle(): Promise<void> {
@@ -25,7 +20,7 @@ async function cycle(): Promise<void> {
   const worker = async () => {
     while (next < names.length) await lookUp(names[next++]!);
   };
-  await Promise.all(Array.from({ length: LIMIT / 2 }, worker));
+  await Promise.all(Array.from({ length: LIMIT / 2 }, worker)); // two lookups each: 64 at once
 }
 
 Bun.unsafe.setJITPolicy(1);
