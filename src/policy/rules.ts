@@ -82,9 +82,14 @@ export type Rule =
    * The DNS proxy (guard chain, input): a packet from port 53 that arrives on `lo` with a source
    * address not of this host was written below the output hook (an AF_PACKET socket, CAP_NET_RAW):
    * a forged answer aimed at one of the proxy's upstream sockets, whose ports any process here can
-   * read. Dropped, and counted. A local stub's answers come from a local address.
+   * read. Dropped, and counted. A local stub's answers come from a local address; the proxy's own
+   * answers to the apps carry the resolver's address too, restored by the redirect, and are spared
+   * by that (conntrack's dnat status). A second rule drops what is written as a redirect's reply
+   * side (from `port`, the proxy's): the real ones already carry the resolver's address and port at
+   * the input hook, so one that still comes from `port` was written below the output hook, and NAT
+   * would hand it to the socket of the flow it copies, a pool socket's port (an attacker's review).
    */
-  | { readonly kind: "refuse-forged-on-loopback" }
+  | { readonly kind: "refuse-forged-on-loopback"; readonly port: number }
   /**
    * The DNS proxy (output filter): the redirected queries. After a redirect the destination is
    * loopback but the filter still sees the original output interface (not `lo`), so they are
@@ -187,7 +192,10 @@ export function chainsOf(policy: Policy): Chain[] {
           {
             hook: "input",
             type: "guard",
-            rules: [{ kind: "refuse-forged-on-loopback" }, { kind: "refuse-new-from-resolvers", resolvers: policy.dns }],
+            rules: [
+              { kind: "refuse-forged-on-loopback", port: proxy.port },
+              { kind: "refuse-new-from-resolvers", resolvers: policy.dns },
+            ],
           },
           {
             hook: "output",

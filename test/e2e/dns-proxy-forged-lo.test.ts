@@ -60,3 +60,58 @@ describeNetns("watch --dns-proxy: answers forged on lo below the output hook", (
     expect(dropped).toBeGreaterThan(65_536);
   });
 });
+
+describeNetns("watch --dns-proxy: an answer written on lo as the redirect's reply side (IPv6)", () => {
+  let lab: Lab;
+  const running: Bun.Subprocess[] = [];
+  const env = () => ({ DOMAINWALL_BACKEND: "nft", DOMAINWALL_RUN_DIR: `${lab.dir}/run` });
+  beforeAll(async () => {
+    lab = await createLab({});
+  });
+  afterEach(async () => {
+    await killAndRemove(lab, running, env());
+    await lab.startDns();
+  });
+  afterAll(() => lab.close());
+
+  // An attacker's review: root with CAP_NET_RAW in the pod copies each upstream socket's flow into
+  // the apps' conntrack zone (a raw datagram from the pool's port, which the redirect sends to the
+  // proxy), then writes that copy's reply side ([::1]:15353 -> the pool's port) below the output
+  // hook on lo. At the input hook it still comes from a local address and port 15353 (the NAT that
+  // would make it the resolver's runs after the filter), so only a rule for that shape drops it.
+  test("every id from [::1]:15353 to every upstream socket whose flow was copied, for 6 s while queries wait: dropped and counted, nothing forged reaches a client or is admitted", async () => {
+    const ready = `${lab.dir}/ready`;
+    await spawnUntilReady(
+      lab,
+      running,
+      ["watch", "--dns-proxy", "--hosts", "*.w.example", "--dns-servers", ADDR.dnsV6, "--ready-file", ready],
+      ready,
+      env(),
+    );
+    const first = await lab.exec("app", [...NOBODY, "dig", "+tries=1", "+time=2", `@${ADDR.dnsV6}`, "first.w.example", "A"]);
+    expect(first.stdout).toContain("status: NXDOMAIN"); // dnsmasq's answer for a name it does not know, through the proxy
+    await lab.stopDns();
+    const clients = lab.exec(
+      "app",
+      [...NOBODY, process.execPath, `${import.meta.dir}/../lab/patient-clients.ts`, ADDR.dnsV6, "victim.w.example", "100", "6", FORGED],
+      { timeoutMs: 60_000 },
+    );
+    await Bun.sleep(300);
+    const spray = await lab.exec(
+      "app",
+      ["python3", `${import.meta.dir}/../lab/lo6-copy-spray.py`, ADDR.dnsV6, ADDR.appV6, "15353", "victim.w.example", FORGED, "6"],
+      { timeoutMs: 60_000 },
+    );
+    const sprayed = JSON.parse(spray.stdout) as { sent: number; copies: number; ports: number };
+    const victims = JSON.parse((await clients).stdout) as { sent: number; got: number; forged: number };
+    console.log(`copied flows, answers on lo: ${JSON.stringify(sprayed)}; clients: ${JSON.stringify(victims)}`);
+    expect(sprayed.ports).toBeGreaterThan(0);
+    expect(sprayed.copies).toBe(sprayed.ports);
+    expect(sprayed.sent).toBeGreaterThan(65_536);
+    expect(victims.forged).toBe(0);
+    expect((await lab.nft(["list", "set", "inet", "domainwall", "proxy_v4"])).stdout).not.toContain(FORGED);
+    const guard = (await lab.nft(["list", "chain", "inet", "domainwall", "dns_guard_in"])).stdout;
+    const dropped = Number(/iifname "lo" ct direction reply .*counter packets (\d+)/.exec(guard)?.[1] ?? 0);
+    expect(dropped).toBeGreaterThan(65_536);
+  });
+});

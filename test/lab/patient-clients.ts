@@ -11,6 +11,7 @@ let got = 0,
   sent = 0;
 const want = address.split(".").map(Number);
 const sock = await Bun.udpSocket({
+  ...(server.includes(":") && { hostname: "::" }),
   socket: {
     data(_s, d) {
       got++;

@@ -76,7 +76,14 @@ describe("chainsOf", () => {
     const resolvers = PROXY_POLICIES["dns-proxy"]!.dns;
     expect(all.slice(0, 2)).toEqual([
       { hook: "output", type: "zone", rules: [{ kind: "zone-proxy-queries", gid: 2000053, zone: PROXY_ZONE, resolvers }] },
-      { hook: "input", type: "guard", rules: [{ kind: "refuse-forged-on-loopback" }, { kind: "refuse-new-from-resolvers", resolvers }] },
+      {
+        hook: "input",
+        type: "guard",
+        rules: [
+          { kind: "refuse-forged-on-loopback", port: 15353 },
+          { kind: "refuse-new-from-resolvers", resolvers },
+        ],
+      },
     ]);
     const chains = all.slice(2);
     expect(chains.map((c) => `${c.type} ${c.hook}: ${c.rules.map((r) => r.kind).join(", ")}`)).toEqual([

@@ -275,7 +275,10 @@ function ruleLines(rule: Rule, hook: Chain["hook"]): string[] {
     case "zone-proxy-queries":
       return resolverRules(rule.resolvers, "daddr", `meta skgid ${rule.gid} ${TCP_UDP} th dport 53`, `ct original zone set ${rule.zone}`);
     case "refuse-forged-on-loopback":
-      return [`iifname "lo" ${TCP_UDP} th sport 53 fib saddr type != local ct status & dnat == 0 counter drop`];
+      return [
+        `iifname "lo" ${TCP_UDP} th sport 53 fib saddr type != local ct status & dnat == 0 counter drop`,
+        `iifname "lo" ct direction reply ct status dnat ${TCP_UDP} th sport ${rule.port} counter drop`,
+      ];
     case "refuse-new-from-resolvers":
       return resolverRules(rule.resolvers, "saddr", `${TCP_UDP} th sport 53`, "ct state new drop");
     case "proxy-port":

@@ -42,15 +42,18 @@ describe("renderNft", () => {
       "meta skgid 2000053 meta l4proto { tcp, udp } th dport 53 ip daddr != 127.0.0.0/8 ip daddr { 127.0.0.53, 198.51.100.0/24 } ct original zone set 53",
     ]);
     const forged = 'iifname "lo" meta l4proto { tcp, udp } th sport 53 fib saddr type != local ct status & dnat == 0 counter drop';
+    const copied = 'iifname "lo" ct direction reply ct status dnat meta l4proto { tcp, udp } th sport 15353 counter drop';
     expect(chain(v4only, "dns_guard_in")).toEqual([
       "type filter hook input priority filter; policy accept;",
       forged,
+      copied,
       "meta l4proto { tcp, udp } th sport 53 ip saddr != 127.0.0.0/8 ip saddr { 127.0.0.53, 198.51.100.0/24 } ct state new drop",
     ]);
     const any = renderNft({ ...PROXY_POLICIES["dns-proxy"]!, dns: { kind: "any" } });
     expect(chain(any, "dns_guard_in")).toEqual([
       "type filter hook input priority filter; policy accept;",
       forged,
+      copied,
       "meta l4proto { tcp, udp } th sport 53 ip saddr != 127.0.0.0/8 ct state new drop",
       "meta l4proto { tcp, udp } th sport 53 ip6 saddr != ::1 ct state new drop",
     ]);
