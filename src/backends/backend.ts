@@ -39,9 +39,10 @@ export interface Backend {
   /**
    * `watch`: replace only the allow sets of the loaded rules, atomically, leaving everything else
    * (and established connections) as it is; fails when nothing is loaded. `loaded`: the policy
-   * whose sets the kernel holds now, when known, so that only what changed is sent.
+   * whose sets the kernel holds now, when known, so that only what changed is sent. Resolves to why
+   * the kernel refused the change alone, when it did and the sets were flushed and refilled instead.
    */
-  updateSets(policy: Policy, loaded?: Policy): Promise<void>;
+  updateSets(policy: Policy, loaded?: Policy): Promise<string | undefined>;
   /** Delete everything domainwall loaded; succeeds when nothing is loaded. */
   remove(): Promise<void>;
   status(): Promise<Status>;

@@ -62,8 +62,9 @@ export function guardBackend(backend: Backend, loaded: Policy): GuardedBackend {
         }),
       updateSets: (policy, loaded) =>
         queued(async () => {
-          await backend.updateSets(policy, loaded);
+          const refused = await backend.updateSets(policy, loaded);
           current = policy;
+          return refused;
         }),
       remove: () => queued(() => backend.remove()),
       restore: (snapshot) => queued(() => backend.restore(snapshot)),

@@ -146,6 +146,12 @@ export function renderMetrics({ snapshot, status, process, now, reloads, proxy, 
           { labels: { result: "error" }, value: snapshot.updates.failed },
         ],
       ),
+      ...family(
+        "domainwall_ruleset_sets_refilled_total",
+        "counter",
+        "Updates the kernel refused as a change alone because a set did not hold what watch loaded (changed from outside); the sets were flushed and refilled.",
+        [{ value: snapshot.updates.refilled }],
+      ),
       ...family("domainwall_ruleset_update_duration_seconds", "summary", "Time spent loading updates of the allowed addresses.", [
         { suffix: "_sum", value: snapshot.updates.seconds },
         { suffix: "_count", value: snapshot.updates.ok + snapshot.updates.failed },

@@ -46,7 +46,13 @@ export interface WatchSnapshot {
   /** When the loop means to run next (a lookup due, an address's grace ending, a retry). */
   readonly nextWake: number;
   /** Updates after the initial load: how many succeeded and failed, and the seconds they took. */
-  readonly updates: { readonly ok: number; readonly failed: number; readonly seconds: number };
+  readonly updates: {
+    readonly ok: number;
+    readonly failed: number;
+    readonly seconds: number;
+    /** Updates the kernel refused as a change alone (a set did not hold what was loaded), done as a flush and refill. */
+    readonly refilled: number;
+  };
   /** Why the last update failed; undefined once one succeeds. */
   readonly updateError: string | undefined;
 }
@@ -90,6 +96,8 @@ export interface WatchStart {
 
 /** Cycles are at least this far apart, so names falling due close together share a lookup round and an update. */
 const MIN_CYCLE_GAP_MS = 1000;
+/** A refused set change (the sets changed from outside) is logged at most once in this long; the metric counts each. */
+const REFILL_LOG_MS = 60_000;
 /** Added and removed addresses named in one log line; the rest are counted. */
 const LOG_ADDRESSES = 20;
 
@@ -175,7 +183,9 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
   let state = recordResolutions(initialState(namesOf(config), start.loadedAt), start.resolutions, start.loadedAt, schedule, io.random);
   let loaded = start.policy;
   let lastGoodRefresh = start.loadedAt;
-  let updates = { ok: 0, failed: 0, seconds: 0 };
+  let updates = { ok: 0, failed: 0, seconds: 0, refilled: 0 };
+  /** When a refused change was last logged: at most one line a minute (REFILL_LOG_MS). */
+  let refillLoggedAt = -Infinity;
   let updateError: string | undefined;
   let retryAt = Infinity;
   let lastCycle = -Infinity;
@@ -233,8 +243,10 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
   async function update(policy: Policy, expired: readonly Expired[]): Promise<void> {
     const full = updateError !== undefined || chainKey(policy) !== chainKey(loaded);
     const started = io.now();
+    let refused: string | undefined;
     try {
-      await (full ? io.backend.apply(policy) : io.backend.updateSets(policy, loaded));
+      if (full) await io.backend.apply(policy);
+      else refused = await io.backend.updateSets(policy, loaded);
     } catch (error) {
       const took = io.now() - started;
       updates = { ...updates, failed: updates.failed + 1, seconds: updates.seconds + took / 1000 };
@@ -247,7 +259,18 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
     }
     const now = io.now();
     const { added, removed } = describeChange(loaded, policy, expired, now);
-    updates = { ok: updates.ok + 1, failed: updates.failed, seconds: updates.seconds + (now - started) / 1000 };
+    updates = {
+      ok: updates.ok + 1,
+      failed: updates.failed,
+      seconds: updates.seconds + (now - started) / 1000,
+      refilled: updates.refilled + (refused === undefined ? 0 : 1),
+    };
+    if (refused !== undefined && now - refillLoggedAt >= REFILL_LOG_MS) {
+      refillLoggedAt = now;
+      io.log.warn(
+        `the allow sets did not hold what watch had loaded (changed from outside?): the kernel refused the change alone (${refused}); they were flushed and refilled (${updates.refilled} so far; domainwall_ruleset_sets_refilled_total)`,
+      );
+    }
     updateError = undefined;
     retryAt = Infinity;
     loaded = policy;

@@ -22,7 +22,7 @@ const snapshot: WatchSnapshot = {
   loaded: POLICIES["egress-only"]!,
   lastGoodRefresh: 1_000,
   nextWake: 5_000,
-  updates: { ok: 3, failed: 1, seconds: 0.0425 },
+  updates: { ok: 3, failed: 1, seconds: 0.0425, refilled: 1 },
   updateError: undefined,
 };
 const process = { residentBytes: 52_428_800, cpuSeconds: 1.25, startTimeSeconds: 1_700_000_000 };
@@ -96,6 +96,9 @@ domainwall_seconds_since_last_successful_refresh 3.5
 # TYPE domainwall_ruleset_updates_total counter
 domainwall_ruleset_updates_total{result="ok"} 3
 domainwall_ruleset_updates_total{result="error"} 1
+# HELP domainwall_ruleset_sets_refilled_total Updates the kernel refused as a change alone because a set did not hold what watch loaded (changed from outside); the sets were flushed and refilled.
+# TYPE domainwall_ruleset_sets_refilled_total counter
+domainwall_ruleset_sets_refilled_total 1
 # HELP domainwall_ruleset_update_duration_seconds Time spent loading updates of the allowed addresses.
 # TYPE domainwall_ruleset_update_duration_seconds summary
 domainwall_ruleset_update_duration_seconds_sum 0.043

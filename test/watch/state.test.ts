@@ -43,7 +43,7 @@ function snapshot(hostPorts: WatchSnapshot["hostPorts"] = new Map()): WatchSnaps
     loaded: empty,
     lastGoodRefresh: 1_000,
     nextWake: 12_000,
-    updates: { ok: 0, failed: 0, seconds: 0 },
+    updates: { ok: 0, failed: 0, seconds: 0, refilled: 0 },
     updateError: undefined,
   };
 }

@@ -190,7 +190,7 @@ describe("the watch loop", () => {
     await w.cycleAt(300_000);
     expect(w.dns.asked).toContain("cdn.example/4");
     expect(w.calls).toEqual([]);
-    expect(w.watcher.snapshot().updates).toEqual({ ok: 0, failed: 0, seconds: 0 });
+    expect(w.watcher.snapshot().updates).toEqual({ ok: 0, failed: 0, seconds: 0, refilled: 0 });
   });
 
   test("a rebuilt policy keeps the on-link prefixes apply read (an address added later needs a restart)", async () => {
@@ -384,6 +384,23 @@ describe("the watch loop", () => {
     expect(w.kernel.held("allow_addr_v4")).toEqual(["203.0.113.10", "203.0.113.11"]);
     expect(w.watcher.snapshot()).toMatchObject({ updateError: undefined, updates: { ok: 1, failed: 1 } });
     expect(w.log.text).toContain("allowlist updated (full reload)");
+  });
+
+  test("a set changed from outside: the change alone is refused, the sets are flushed and refilled, counted, and said once a minute", async () => {
+    const w = await startWatcher({ "api.example": { 4: ["203.0.113.10"], ttl: 30 } }, { hosts: "api.example" });
+    expect((await w.kernel.executor.run("flush set inet domainwall allow_addr_v4\n")).code).toBe(0);
+    w.records["api.example"] = { 4: ["203.0.113.10", "203.0.113.11"], ttl: 30 };
+    await w.cycleAt(30_000);
+    expect(w.kernel.held("allow_addr_v4")).toEqual(["203.0.113.10", "203.0.113.11"]);
+    expect(w.watcher.snapshot().updates).toMatchObject({ ok: 1, failed: 0, refilled: 1 });
+    expect(w.log.text.match(/did not hold what watch had loaded/g)).toHaveLength(1);
+    // Again within the minute: counted, not said again.
+    expect((await w.kernel.executor.run("flush set inet domainwall allow_addr_v4\n")).code).toBe(0);
+    w.records["api.example"] = { 4: ["203.0.113.10", "203.0.113.12"], ttl: 30 };
+    await w.cycleAt(60_000);
+    expect(w.kernel.held("allow_addr_v4")).toEqual(["203.0.113.10", "203.0.113.11", "203.0.113.12"]);
+    expect(w.watcher.snapshot().updates).toMatchObject({ ok: 2, refilled: 2 });
+    expect(w.log.text.match(/did not hold what watch had loaded/g)).toHaveLength(1);
   });
 
   test("every backend updates sets in place: one without updateSets is a type error", async () => {

@@ -141,7 +141,10 @@ export function createIptablesBackend(
     },
     apply,
     // One rule per address: the chain rewrite is already the smallest atomic update.
-    updateSets: async (policy) => void (await apply(policy)),
+    updateSets: async (policy) => {
+      await apply(policy);
+      return undefined;
+    },
     remove,
     async status(): Promise<Status> {
       if (await filterEmpty()) return { loaded: false };

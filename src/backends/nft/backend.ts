@@ -66,9 +66,13 @@ export function createNftBackend(executor: NftExecutor, now: () => number = () =
       return { renderMs: rendered - started, loadMs: now() - rendered };
     },
     async updateSets(policy, loaded) {
-      const delta = loaded === undefined ? renderNftSetUpdate(policy) : renderNftSetDelta(loaded, policy);
-      if (delta === undefined) return;
-      if (loaded === undefined || (await executor.run(delta, {})).code !== 0) await load("-f (allow sets)", renderNftSetUpdate(policy));
+      if (loaded === undefined) return void (await load("-f (allow sets)", renderNftSetUpdate(policy)));
+      const delta = renderNftSetDelta(loaded, policy);
+      if (delta === undefined) return undefined;
+      const result = await executor.run(delta, {});
+      if (result.code === 0) return undefined;
+      await load("-f (allow sets)", renderNftSetUpdate(policy));
+      return result.stderr.trim().split("\n")[0] || "no error output";
     },
     remove: () => load("delete table", renderNftRemove()),
     async status() {
