@@ -96,6 +96,12 @@ export interface WatchStart {
 
 /** Cycles are at least this far apart, so names falling due close together share a lookup round and an update. */
 const MIN_CYCLE_GAP_MS = 1000;
+/**
+ * A set update sends only what changed, but at least this long after the last full one it flushes
+ * and refills the sets instead: an element added from outside (which the change alone would keep)
+ * lasts at most this long.
+ */
+const FULL_SET_UPDATE_EVERY_MS = 10 * 60_000;
 /** A refused set change (the sets changed from outside) is logged at most once in this long; the metric counts each. */
 const REFILL_LOG_MS = 60_000;
 /** Added and removed addresses named in one log line; the rest are counted. */
@@ -186,6 +192,8 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
   let updates = { ok: 0, failed: 0, seconds: 0, refilled: 0 };
   /** When a refused change was last logged: at most one line a minute (REFILL_LOG_MS). */
   let refillLoggedAt = -Infinity;
+  /** When the sets were last loaded whole (the first load, a full apply, or a flush and refill). */
+  let wholeSetsAt = start.loadedAt;
   let updateError: string | undefined;
   let retryAt = Infinity;
   let lastCycle = -Infinity;
@@ -246,7 +254,7 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
     let refused: string | undefined;
     try {
       if (full) await io.backend.apply(policy);
-      else refused = await io.backend.updateSets(policy, loaded);
+      else refused = await io.backend.updateSets(policy, started - wholeSetsAt < FULL_SET_UPDATE_EVERY_MS ? loaded : undefined);
     } catch (error) {
       const took = io.now() - started;
       updates = { ...updates, failed: updates.failed + 1, seconds: updates.seconds + took / 1000 };
@@ -265,6 +273,7 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
       seconds: updates.seconds + (now - started) / 1000,
       refilled: updates.refilled + (refused === undefined ? 0 : 1),
     };
+    if (full || refused !== undefined || started - wholeSetsAt >= FULL_SET_UPDATE_EVERY_MS) wholeSetsAt = started;
     if (refused !== undefined && now - refillLoggedAt >= REFILL_LOG_MS) {
       refillLoggedAt = now;
       io.log.warn(

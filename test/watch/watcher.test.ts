@@ -403,6 +403,23 @@ describe("the watch loop", () => {
     expect(w.log.text.match(/did not hold what watch had loaded/g)).toHaveLength(1);
   });
 
+  test("an element added from outside: kept by changes alone, gone at the first update 10 minutes after the last whole load", async () => {
+    const w = await startWatcher({ "api.example": { 4: ["203.0.113.10"], ttl: 30 } }, { hosts: "api.example" });
+    expect((await w.kernel.executor.run("add element inet domainwall allow_addr_v4 { 192.0.2.66 }\n")).code).toBe(0);
+    w.records["api.example"] = { 4: ["203.0.113.10", "203.0.113.11"], ttl: 30 };
+    await w.cycleAt(30_000);
+    expect(w.kernel.held("allow_addr_v4")).toEqual(["192.0.2.66", "203.0.113.10", "203.0.113.11"]);
+    w.records["api.example"] = { 4: ["203.0.113.10", "203.0.113.12"], ttl: 30 };
+    await w.cycleAt(600_000);
+    expect(w.kernel.held("allow_addr_v4")).toEqual(["203.0.113.10", "203.0.113.12"]);
+    expect(w.kernel.transactions.at(-1)).toContain("flush set inet domainwall allow_addr_v4");
+    // The next change is a change alone again.
+    w.records["api.example"] = { 4: ["203.0.113.10", "203.0.113.13"], ttl: 30 };
+    await w.cycleAt(630_000);
+    expect(w.kernel.transactions.at(-1)).not.toContain("flush set");
+    expect(w.kernel.held("allow_addr_v4")).toEqual(["203.0.113.10", "203.0.113.12", "203.0.113.13"]);
+  });
+
   test("every backend updates sets in place: one without updateSets is a type error", async () => {
     // @ts-expect-error updateSets is required (a full apply replaces it only after a failed update)
     const withoutUpdates: (b: Backend) => Backend = ({ updateSets: _, ...rest }) => rest;
