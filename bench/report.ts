@@ -24,6 +24,10 @@ const ms = (value: number | undefined): string =>
   value === undefined || Number.isNaN(value) ? "" : value >= 100 ? value.toFixed(0) : value.toFixed(1);
 const mib = (value: number | undefined): string => (value === undefined || value === 0 ? "" : value.toFixed(0));
 
+/** Under a table with a target not met: where the profile of each is (the issue's "Done when"). */
+export const WHY_NOT =
+  'Where a target is not met, [docs/performance.md, "What limits each figure"](../docs/performance.md#what-limits-each-figure) gives its profile: what the time or memory goes to, measured.';
+
 export function renderReport(m: Machine, command: string, rows: readonly Row[], targets: readonly Target[]): string {
   const lines = [
     `Machine: ${m.cpu}, ${m.cores} cores, Linux ${m.kernel}, Bun ${m.bun}, ${m.nft}, ${m.iptables}; load average at start ${m.loadAtStart} (shared machine: medians of several runs). ${m.date} UTC.`,
@@ -41,6 +45,7 @@ export function renderReport(m: Machine, command: string, rows: readonly Row[], 
     "|---|---|---|",
     ...targets.map((t) => `| ${t.target} | ${t.measured} | ${t.met === undefined ? "not judged (--quick)" : t.met ? "yes" : "**no**"} |`),
     "",
+    ...(targets.some((t) => t.met === false) ? [WHY_NOT, ""] : []),
   ];
   return lines.join("\n");
 }
