@@ -65,7 +65,7 @@ export const DEFAULT_LIMITS: ProxyLimits = {
   maxInFlight: 256,
   maxInFlightPerClient: 128,
   maxQueuedPerClient: 256,
-  maxQueued: 4096,
+  maxQueued: 1024,
   maxPerConnection: 16,
   maxTcpConnections: 64,
   tcpIdleMs: 10_000,

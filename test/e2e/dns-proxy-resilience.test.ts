@@ -265,51 +265,63 @@ describeNetns("watch --dns-proxy under floods (dnsmasq upstream)", () => {
   afterEach(() => killAndRemove(lab, running, env()));
   afterAll(() => lab.close());
 
-  test("200 pipelining TCP connections, then a UDP flood from one socket (20,000 q/s): another client gets every answer over UDP and TCP; PSS stays under 80 MB", async () => {
-    const ready = `${lab.dir}/ready-flood`;
-    const { child, stderr } = await spawnUntilReady(
-      lab,
-      running,
-      ["watch", "--dns-proxy", "--hosts", "api.example,*.wild.example", "--ready-file", ready],
-      ready,
-      env(),
-    );
-    const idle = pssOf(child.pid).pss;
-    let peak = { pss: 0, anon: 0, file: 0 };
-    const sampler = setInterval(() => {
-      const now = pssOf(child.pid);
-      if (now.pss > peak.pss) peak = now;
-    }, 100);
-    const result = await lab.exec("app", [
-      process.execPath,
-      `${import.meta.dir}/../lab/flood.ts`,
-      ADDR.dnsV4,
-      "api.example",
-      "wild.example",
-      "200",
-      "8",
-      String(FLOOD_RATE),
-    ]);
-    clearInterval(sampler);
-    // Datagrams the kernel dropped at the proxy's socket (its receive buffer full): the flood's and the probe's alike.
-    const proxySocket = (await lab.exec("app", ["cat", "/proc/net/udp"])).stdout.split("\n").find((l) => l.includes("0100007F:3BF9 "));
-    const kernelDrops = proxySocket?.trim().split(/\s+/).at(-1);
-    const flood = JSON.parse(result.stdout) as {
-      udp: { asked: number; answered: number; failures: string[] };
-      tcp: { asked: number; answered: number; failures: string[] };
-      flood: { udpSent: number; tcpAnswers: number; tcpClosed: number };
-    };
-    const mib = (bytes: number) => (bytes / 1048576).toFixed(1);
-    console.log(
-      `flood: ${JSON.stringify(flood)}, kernel drops ${kernelDrops}, PSS idle ${mib(idle)} MiB, peak ${mib(peak.pss)} MiB = ${(peak.pss / 1e6).toFixed(1)} MB (anon ${mib(peak.anon)}, file ${mib(peak.file)}), log ${stderr().length} bytes`,
-    );
-    expect(flood.flood.udpSent).toBeGreaterThan(FLOOD_RATE > 0 ? FLOOD_RATE * 5 : 10_000);
-    expect(flood.flood.tcpAnswers).toBeGreaterThan(1000);
-    expect(flood.udp.asked).toBeGreaterThan(30);
-    expect(flood.udp.answered).toBe(flood.udp.asked);
-    expect(flood.tcp.answered).toBe(flood.tcp.asked);
-    expect(peak.pss).toBeGreaterThan(idle);
-    expect(peak.pss).toBeLessThan(PSS_LIMIT);
-    expect(child.exitCode).toBeNull();
-  });
+  // From many source ports a flood is many clients, each with its turn like the probe's: past the
+  // 1,024 queries waiting in all, the oldest of the longest queue goes, which may be the probe's
+  // (docs/dns-proxy.md, limits). Memory stays bounded whatever the number of ports.
+  test.each([
+    { sockets: 1, share: 1 },
+    { sockets: 256, share: 1 },
+    { sockets: 1024, share: 0.9 },
+  ])(
+    "200 pipelining TCP connections, then a UDP flood from $sockets source port(s) (20,000 q/s in all): another client gets at least $share of its answers over UDP and TCP; PSS stays under 80 MB",
+    async ({ sockets, share }) => {
+      const ready = `${lab.dir}/ready-flood-${sockets}`; // one per run: a file left by the run before would say ready at once
+      const { child, stderr } = await spawnUntilReady(
+        lab,
+        running,
+        ["watch", "--dns-proxy", "--hosts", "api.example,*.wild.example", "--ready-file", ready],
+        ready,
+        env(),
+      );
+      const idle = pssOf(child.pid).pss;
+      expect(idle).toBeGreaterThan(0);
+      let peak = { pss: 0, anon: 0, file: 0 };
+      const sampler = setInterval(() => {
+        const now = pssOf(child.pid);
+        if (now.pss > peak.pss) peak = now;
+      }, 100);
+      const result = await lab.exec("app", [
+        process.execPath,
+        `${import.meta.dir}/../lab/flood.ts`,
+        ADDR.dnsV4,
+        "api.example",
+        "wild.example",
+        "200",
+        "8",
+        String(FLOOD_RATE),
+        String(sockets),
+      ]);
+      clearInterval(sampler);
+      // Datagrams the kernel dropped at the proxy's socket (its receive buffer full): the flood's and the probe's alike.
+      const proxySocket = (await lab.exec("app", ["cat", "/proc/net/udp"])).stdout.split("\n").find((l) => l.includes("0100007F:3BF9 "));
+      const kernelDrops = proxySocket?.trim().split(/\s+/).at(-1);
+      const flood = JSON.parse(result.stdout) as {
+        udp: { asked: number; answered: number; failures: string[] };
+        tcp: { asked: number; answered: number; failures: string[] };
+        flood: { udpSent: number; tcpAnswers: number; tcpClosed: number };
+      };
+      const mib = (bytes: number) => (bytes / 1048576).toFixed(1);
+      console.log(
+        `flood: ${JSON.stringify(flood)}, kernel drops ${kernelDrops}, PSS idle ${mib(idle)} MiB, peak ${mib(peak.pss)} MiB = ${(peak.pss / 1e6).toFixed(1)} MB (anon ${mib(peak.anon)}, file ${mib(peak.file)}), log ${stderr().length} bytes`,
+      );
+      expect(flood.flood.udpSent).toBeGreaterThan(FLOOD_RATE > 0 ? FLOOD_RATE * 5 : 10_000);
+      expect(flood.flood.tcpAnswers).toBeGreaterThan(1000);
+      expect(flood.udp.asked).toBeGreaterThan(30);
+      expect(flood.udp.answered).toBeGreaterThanOrEqual(Math.ceil(flood.udp.asked * share));
+      expect(flood.tcp.answered).toBeGreaterThanOrEqual(Math.ceil(flood.tcp.asked * share));
+      expect(peak.pss).toBeGreaterThan(idle);
+      expect(peak.pss).toBeLessThan(PSS_LIMIT);
+      expect(child.exitCode).toBeNull();
+    },
+  );
 });

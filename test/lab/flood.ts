@@ -1,14 +1,14 @@
 // Floods beside a well-behaved client (test/e2e/dns-proxy-resilience.test.ts), all to SERVER port 53
 // (redirected to the proxy): CONNECTIONS TCP connections each pipelining 16 queries for new names
-// under WILD (one more per answer); after 1 s, one UDP socket sending RATE queries a second (0: as
-// fast as it can), also for new names under WILD; meanwhile a probe asks NAME every 100 ms over UDP and over TCP (a fresh
+// under WILD (one more per answer); after 1 s, UDP_SOCKETS sockets (source ports) taking turns sending
+// RATE queries a second in all (0: as fast as it can), also for new names under WILD; meanwhile a probe asks NAME every 100 ms over UDP and over TCP (a fresh
 // socket each, 3 s to answer).
-// Usage: bun flood.ts SERVER NAME WILD CONNECTIONS SECONDS RATE
+// Usage: bun flood.ts SERVER NAME WILD CONNECTIONS SECONDS RATE [UDP_SOCKETS]
 //   → JSON { udp: { asked, answered }, tcp: { asked, answered }, flood: { udpSent, tcpAnswers, tcpClosed } }
 import { encode } from "dns-packet";
 import { tcpAsk, udpAsk } from "../support/dns-client.ts";
 
-const [server = "", name = "", wild = "", connections = "200", seconds = "6", rate = "0"] = process.argv.slice(2);
+const [server = "", name = "", wild = "", connections = "200", seconds = "6", rate = "0", udpSockets = "1"] = process.argv.slice(2);
 const query = (id: number, qname: string) =>
   new Uint8Array(encode({ type: "query", id: id & 0xffff, flags: 0x0100, questions: [{ type: "A", class: "IN", name: qname }] }));
 const framed = (q: Uint8Array) => Uint8Array.from([q.length >> 8, q.length & 255, ...q]);
@@ -43,15 +43,20 @@ async function pipelining(): Promise<void> {
 
 async function udpFlood(): Promise<number> {
   await Bun.sleep(1000);
-  const socket = await Bun.udpSocket({ hostname: "0.0.0.0", connect: { hostname: server, port: 53 }, socket: { data() {}, error() {} } });
+  const sockets = await Promise.all(
+    Array.from({ length: Number(udpSockets) }, () =>
+      Bun.udpSocket({ hostname: "0.0.0.0", connect: { hostname: server, port: 53 }, socket: { data() {}, error() {} } }),
+    ),
+  );
   let sent = 0;
+  let turn = 0;
   const started = performance.now();
   while (performance.now() < end) {
     const due = Number(rate) > 0 ? Math.floor(((performance.now() - started) / 1000) * Number(rate)) - sent : 200;
-    for (let i = 0; i < due; i++) if (socket.send(fresh())) sent++;
+    for (let i = 0; i < due; i++) if (sockets[turn++ % sockets.length]!.send(fresh())) sent++;
     await Bun.sleep(Number(rate) > 0 ? 5 : 0);
   }
-  socket.close();
+  for (const socket of sockets) socket.close();
   return sent;
 }
 
