@@ -251,10 +251,12 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
   async function update(policy: Policy, expired: readonly Expired[]): Promise<void> {
     const full = updateError !== undefined || chainKey(policy) !== chainKey(loaded);
     const started = io.now();
+    // A full apply or a set update without the loaded policy (a flush and refill) loads the sets whole.
+    const whole = full || started - wholeSetsAt >= FULL_SET_UPDATE_EVERY_MS;
     let refused: string | undefined;
     try {
       if (full) await io.backend.apply(policy);
-      else refused = await io.backend.updateSets(policy, started - wholeSetsAt < FULL_SET_UPDATE_EVERY_MS ? loaded : undefined);
+      else refused = await io.backend.updateSets(policy, whole ? undefined : loaded);
     } catch (error) {
       const took = io.now() - started;
       updates = { ...updates, failed: updates.failed + 1, seconds: updates.seconds + took / 1000 };
@@ -273,7 +275,7 @@ export function createWatcher(start: WatchStart, io: WatchIo): Watcher {
       seconds: updates.seconds + (now - started) / 1000,
       refilled: updates.refilled + (refused === undefined ? 0 : 1),
     };
-    if (full || refused !== undefined || started - wholeSetsAt >= FULL_SET_UPDATE_EVERY_MS) wholeSetsAt = started;
+    if (whole || refused !== undefined) wholeSetsAt = started;
     if (refused !== undefined && now - refillLoggedAt >= REFILL_LOG_MS) {
       refillLoggedAt = now;
       io.log.warn(

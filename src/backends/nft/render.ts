@@ -415,8 +415,9 @@ export function renderNftSetUpdate(policy: Policy): string {
  * (auto-merge may hold a merged range where the policy has two, so deleting one is not exact).
  * Each hash set also has one element it keeps deleted and added back. The kernel refuses the whole
  * transaction if a deleted element is not there (a set flushed or changed from outside): the caller
- * then falls back to renderNftSetUpdate, so the next update refills such a set as before. Undefined when the sets are the same. A different set list
- * (port sets added or gone) is renderNftSetUpdate itself.
+ * then falls back to renderNftSetUpdate, so the next update refills such a set as before.
+ * Undefined when the sets are the same. A different set list (port sets added or gone) is
+ * renderNftSetUpdate itself.
  */
 export function renderNftSetDelta(before: Policy, after: Policy): string | undefined {
   const old = new Map(setsOf(before).map((set) => [set.name, set]));
@@ -429,19 +430,17 @@ export function renderNftSetDelta(before: Policy, after: Policy): string | undef
     const [had, has] = [new Set(was.texts), new Set(set.texts)];
     const gone = was.texts.filter((t) => !has.has(t));
     const added = new Set(set.texts.filter((t) => !had.has(t)));
-    if (gone.length > 0 || added.size > 0) changed = true;
-    if (!set.interval) {
-      // One element the set keeps, deleted and added back: if the set was flushed (or lost it) from
-      // outside, the kernel refuses the whole transaction and the caller flushes and refills.
-      const kept = set.texts.find((t) => had.has(t));
-      if (kept !== undefined) gone.push(kept), added.add(kept);
-    }
-    if (gone.length === 0 && added.size === 0) continue;
+    const differs = gone.length > 0 || added.size > 0;
+    changed ||= differs;
     if (set.interval) {
-      lines.push(`flush set ${TABLE} ${set.name}`);
-      if (!set.empty) lines.push(`add element ${TABLE} ${set.name} {`, set.lines("\t"), "}");
+      if (differs)
+        lines.push(`flush set ${TABLE} ${set.name}`, ...(set.empty ? [] : [`add element ${TABLE} ${set.name} {`, set.lines("\t"), "}"]));
       continue;
     }
+    // One element the set keeps, deleted and added back: if the set was flushed (or lost it) from
+    // outside, the kernel refuses the whole transaction and the caller flushes and refills.
+    const kept = set.texts.find((t) => had.has(t));
+    if (kept !== undefined) gone.push(kept), added.add(kept);
     if (gone.length > 0) lines.push(`delete element ${TABLE} ${set.name} {`, gone.map((t) => `\t${t},`).join("\n"), "}");
     if (added.size > 0) lines.push(`add element ${TABLE} ${set.name} {`, set.linesOf("\t", added), "}");
   }
