@@ -3,7 +3,7 @@
 // namespaces with the CDN-like DNS server (test/lab/cdn-dns.ts).
 import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
-import { ADDR, createLab, describeNetns, killAndRemove, type Lab, until, spawnUntilReady } from "../lab/lab.ts";
+import { ADDR, createLab, describeNetns, killAndRemove, type Lab, proxyStateOf, until, spawnUntilReady } from "../lab/lab.ts";
 
 setDefaultTimeout(120_000);
 
@@ -78,18 +78,7 @@ describeNetns("watch --dns-proxy: clients that leave, TTLs, floods", () => {
     for (const a of missing.authorities ?? []) expect(a.ttl).toBeLessThanOrEqual(60);
   });
 
-  /** The watch state file's DNS proxy part, once it names a worker other than `not`. */
-  const proxyState = async (not?: number) => {
-    let state: { workerPid?: number; supervisorPid?: number } | undefined;
-    await until("the state file names the worker", 30, async () => {
-      const text = await Bun.file(`${lab.dir}/run/watch.json`)
-        .text()
-        .catch(() => "{}");
-      state = (JSON.parse(text) as { proxy?: typeof state }).proxy;
-      return state?.workerPid !== undefined && state.workerPid !== not;
-    });
-    return state as { workerPid: number; supervisorPid?: number };
-  };
+  const proxyState = (not?: number) => proxyStateOf(lab, not);
 
   test("SIGKILL of the answering worker during 500 q/s for 6 s: at most 0.5 % lost, every answer domainwall's, admitted addresses stay reachable; killing the supervisor too fails closed", async () => {
     const watch = await start();

@@ -4,7 +4,17 @@
 import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { copyFileSync, mkdirSync, readFileSync, renameSync, statSync, symlinkSync } from "node:fs";
 import { readlink } from "node:fs/promises";
-import { ADDR, collectStderr, createLab, describeNetns, domainwallCommand, killAndRemove, type Lab, until } from "../lab/lab.ts";
+import {
+  ADDR,
+  collectStderr,
+  createLab,
+  describeNetns,
+  domainwallCommand,
+  killAndRemove,
+  type Lab,
+  proxyStateOf,
+  until,
+} from "../lab/lab.ts";
 
 setDefaultTimeout(120_000);
 
@@ -18,18 +28,7 @@ describeNetns("watch --dns-proxy: an upgrade in place", () => {
   afterEach(() => killAndRemove(lab, running, env()));
   afterAll(() => lab.close());
 
-  /** The watch state's proxy part once it names a worker other than `not`. */
-  const proxyState = async (not?: number) => {
-    let state: { workerPid?: number; supervisorPid?: number } | undefined;
-    await until("the state file names a new worker", 30, async () => {
-      const text = await Bun.file(`${lab.dir}/run/watch.json`)
-        .text()
-        .catch(() => "{}");
-      state = (JSON.parse(text) as { proxy?: typeof state }).proxy;
-      return state?.workerPid !== undefined && state.workerPid !== not;
-    });
-    return state as { workerPid: number; supervisorPid: number };
-  };
+  const proxyState = (not?: number) => proxyStateOf(lab, not);
 
   test("SIGUSR1 to the supervisor under 200 q/s, after the binary was replaced: the same PID runs the new binary on the same sockets, at most 0.5 % lost, every answer domainwall's, admissions kept", async () => {
     // A copy this test replaces, as a package upgrade does (a new file renamed over the old).

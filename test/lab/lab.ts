@@ -434,3 +434,16 @@ export async function killAndRemove(lab: Lab, running: Bun.Subprocess[], env: Re
   }
   if (last.code !== 0) throw new Error(`domainwall remove failed after the test: ${last.stderr}`);
 }
+
+/** The DNS proxy part of `watch`'s state file in `lab`'s run directory, once it names a worker other than `not`. */
+export async function proxyStateOf(lab: Lab, not?: number): Promise<{ workerPid: number; supervisorPid?: number }> {
+  let state: { workerPid?: number; supervisorPid?: number } | undefined;
+  await until("the state file names a new worker", 30, async () => {
+    const text = await Bun.file(`${lab.dir}/run/watch.json`)
+      .text()
+      .catch(() => "{}");
+    state = (JSON.parse(text) as { proxy?: typeof state }).proxy;
+    return state?.workerPid !== undefined && state.workerPid !== not;
+  });
+  return state as { workerPid: number; supervisorPid?: number };
+}
